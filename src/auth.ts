@@ -1,0 +1,194 @@
+import { Redis } from 'ioredis';
+import type { Middleware } from 'koa';
+import { AuthConfigError, UnsupportedError } from './errors.js';
+import { type AuthEventListener, type AuthEventName, AuthEvents } from './events.js';
+import { createKeyRing } from './keys/key-ring.js';
+import { createGetData } from './middleware/get-data.js';
+import { createGetToken } from './middleware/get-token.js';
+import { createRequireAuth } from './middleware/require-auth.js';
+import type { AuthenticatedState, AuthMiddlewareOptions, AuthState } from './middleware/state.js';
+import { type AuthOptions, type ResolvedOptions, resolveOptions } from './options.js';
+import { jwtStrategy } from './strategies/jwt.js';
+import { redisStrategy } from './strategies/redis.js';
+import { StrategyRegistry } from './strategies/registry.js';
+import type { IssueOptions, SessionInfo, StrategyContext, TokenStrategy } from './strategies/types.js';
+import { MemoryStore } from './stores/memory-store.js';
+import { type RedisClient, RedisStore } from './stores/redis-store.js';
+import type { SessionStore } from './stores/session-store.js';
+import type { TokenPair, TokenUser } from './tokens/claims.js';
+import { TokenService } from './tokens/token-service.js';
+
+/** Helpers that act on refresh tokens and sessions, per strategy. */
+type Helper = 'checkRefreshToken' | 'refreshTokens' | 'invalidateRefreshToken' | 'revokeAllSessions' | 'listSessions' | 'revokeSession';
+
+let memoryWarned = false;
+
+function isRedisClient(value: unknown): value is RedisClient {
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    typeof (value as RedisClient).defineCommand === 'function' &&
+    typeof (value as RedisClient).zscore === 'function'
+  );
+}
+
+function createStore(redis: AuthOptions['redis'], options: ResolvedOptions): SessionStore {
+  const storeOptions = { keyPrefix: options.keyPrefix, timeout: options.storeTimeout };
+  if (redis === undefined) {
+    if (process.env.NODE_ENV === 'production' && !memoryWarned) {
+      memoryWarned = true;
+      process.emitWarning(
+        'koa-jwt-redis: no `redis` option, so sessions live in process memory: they are lost on restart and not shared between processes. Pass `redis` in production.',
+        { code: 'KOA_JWT_REDIS_MEMORY_STORE' },
+      );
+    }
+    return new MemoryStore();
+  }
+  if (typeof redis === 'string') {
+    let client: Redis;
+    try {
+      client = new Redis(redis, {
+        // Fail fast and bounded: one retry per command, a command timeout, reconnect forever.
+        commandTimeout: options.storeTimeout,
+        maxRetriesPerRequest: 1,
+        enableAutoPipelining: true,
+        retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
+      });
+    } catch (cause) {
+      throw new AuthConfigError('redis', 'is not a valid Redis URL (e.g. redis://127.0.0.1:6379/0)', { cause });
+    }
+    // Errors surface per request as 503s; without a listener ioredis would log each reconnect.
+    client.on('error', () => {});
+    return new RedisStore(client, { ...storeOptions, ownsClient: true });
+  }
+  if (isRedisClient(redis)) return new RedisStore(redis, { ...storeOptions, ownsClient: false });
+  throw new AuthConfigError('redis', 'must be an ioredis Redis or Cluster instance, or a redis:// URL');
+}
+
+/**
+ * One configured authentication setup: keys, session store, strategies, middlewares and helpers.
+ * Create it with {@link createAuth}.
+ */
+export class Auth {
+  readonly strategies: StrategyRegistry;
+  readonly options: Readonly<ResolvedOptions>;
+  private readonly store: SessionStore;
+  private readonly events = new AuthEvents();
+
+  /** @internal use createAuth */
+  constructor(options: AuthOptions) {
+    this.options = Object.freeze(resolveOptions(options));
+    const ring = createKeyRing({ secret: options.secret, keys: options.keys });
+    const tokens = new TokenService({ ring, ...this.options });
+    this.store = createStore(options.redis, this.options);
+    const context: StrategyContext = { tokens, store: this.store, options: this.options, events: this.events };
+    this.strategies = new StrategyRegistry(context);
+    this.strategies.register('redis', redisStrategy).register('jwt', jwtStrategy);
+  }
+
+  private helper<H extends Helper>(name: H, strategyName?: string): NonNullable<TokenStrategy[H]> {
+    const strategyKey = strategyName ?? this.strategies.defaultStrategyName;
+    const strategy = this.strategies.get(strategyKey);
+    const fn = strategy[name];
+    if (typeof fn !== 'function') throw new UnsupportedError(strategyKey, name, 'the strategy does not implement it');
+    return fn.bind(strategy) as NonNullable<TokenStrategy[H]>;
+  }
+
+  /** Subscribes to an audit event (`login`, `refresh`, `logout`, `revoke_all`, `refresh_reused`, `store_unavailable`). */
+  on<E extends AuthEventName>(event: E, listener: AuthEventListener<E>): this {
+    this.events.on(event, listener);
+    return this;
+  }
+
+  off<E extends AuthEventName>(event: E, listener: AuthEventListener<E>): this {
+    this.events.off(event, listener);
+    return this;
+  }
+
+  /**
+   * Logs a user in: starts a session and returns `{ access_token, refresh_token, token_type, expires_in }`.
+   * Pass `{ ctx }` to record the user agent and ip shown by `listSessions`.
+   * @example ctx.body = await auth.generateTokens(user, { ctx });
+   */
+  async generateTokens(user: TokenUser, options?: IssueOptions & { strategy?: string }): Promise<TokenPair> {
+    const strategy = this.strategies.get(options?.strategy ?? this.strategies.defaultStrategyName);
+    if (strategy.generateTokens) return strategy.generateTokens(user, options);
+    // A minimal custom strategy: compose the pair from writeToken.
+    const [access, refresh] = await Promise.all([strategy.writeToken(user, 'access', options), strategy.writeToken(user, 'refresh', options)]);
+    return { access_token: access, refresh_token: refresh, token_type: 'bearer', expires_in: this.options.accessTokenTtl };
+  }
+
+  /** True only when the refresh token is genuine, unexpired, a refresh token, and its UUID is live. */
+  async checkRefreshToken(token: string): Promise<boolean> {
+    return this.helper('checkRefreshToken')(token);
+  }
+
+  /** Rotates a refresh token: the old one stops working and a new pair is returned. */
+  async refreshTokens(token: string, options?: IssueOptions): Promise<TokenPair> {
+    return this.helper('refreshTokens')(token, options);
+  }
+
+  /** Logs out the session the refresh token belongs to. Idempotent. */
+  async invalidateRefreshToken(token: string): Promise<void> {
+    return this.helper('invalidateRefreshToken')(token);
+  }
+
+  /** Ends every session of the user; returns how many were live. */
+  async revokeAllSessions(userId: string | number): Promise<number> {
+    return this.helper('revokeAllSessions')(userId);
+  }
+
+  /** The user's live sessions, oldest first. */
+  async listSessions(userId: string | number): Promise<SessionInfo[]> {
+    return this.helper('listSessions')(userId);
+  }
+
+  /** Ends one session of the user; false when it was not theirs or not live. */
+  async revokeSession(userId: string | number, sessionId: string): Promise<boolean> {
+    return this.helper('revokeSession')(userId, sessionId);
+  }
+
+  /** Puts the request's raw token on `ctx.state.token` when present. Never fails. */
+  getToken(): Middleware<AuthState> {
+    return createGetToken();
+  }
+
+  /** Optional auth: sets `ctx.state.user` for a valid token, else leaves it undefined. Never fails. */
+  getData(options?: AuthMiddlewareOptions): Middleware<AuthState> {
+    return createGetData(this, options);
+  }
+
+  /** 401 unless a valid access token is present; 503 when the session store cannot answer. */
+  requireAuth(options?: AuthMiddlewareOptions): Middleware<AuthenticatedState> {
+    return createRequireAuth(this, options);
+  }
+
+  /** Closes the Redis connection if this instance opened it (from a URL). */
+  async close(): Promise<void> {
+    await this.store.close();
+    if (current === this) current = undefined;
+  }
+}
+
+let current: Auth | undefined;
+
+/**
+ * Creates an Auth instance and makes it the default one that the free functions
+ * (`requireAuth()`, `generateTokens()`, …) use. Every option is checked now: a wrong one throws
+ * an AuthConfigError that says what to change.
+ * @example
+ * const auth = createAuth({ secret: process.env.JWT_SECRET!, redis: new Redis(process.env.REDIS_URL!) });
+ */
+export function createAuth(options: AuthOptions): Auth {
+  const auth = new Auth(options);
+  current = auth;
+  return auth;
+}
+
+/** The instance the free functions use: the one most recently created. */
+export function defaultAuth(): Auth {
+  if (!current) {
+    throw new Error('koa-jwt-redis: call createAuth({ secret, redis }) before using requireAuth(), generateTokens() or the other helpers');
+  }
+  return current;
+}

@@ -1,0 +1,96 @@
+/**
+ * Every failure this library reports at request time is an {@link AuthError} with a stable
+ * `code` that callers can `switch` on; the message is for humans and may change.
+ */
+export type AuthErrorCode =
+  | 'token_missing'
+  | 'token_invalid'
+  | 'token_expired'
+  | 'token_revoked'
+  | 'refresh_reused'
+  | 'refresh_conflict'
+  | 'store_unavailable';
+
+const STATUS: Record<AuthErrorCode, number> = {
+  token_missing: 401,
+  token_invalid: 401,
+  token_expired: 401,
+  token_revoked: 401,
+  refresh_reused: 401,
+  // Only with `refreshGracePeriod`: a concurrent request already rotated this token.
+  refresh_conflict: 409,
+  store_unavailable: 503,
+};
+
+export interface AuthErrorOptions {
+  cause?: unknown;
+  /** Extra response headers; `WWW-Authenticate` is filled in for 401s. */
+  headers?: Record<string, string>;
+}
+
+/**
+ * A request-time authentication failure. `status` and `expose` let Koa's own error handling
+ * render it; `headers` carries `WWW-Authenticate` (RFC 6750) for 401s and `Retry-After` for 503s.
+ */
+export class AuthError extends Error {
+  readonly code: AuthErrorCode;
+  readonly status: number;
+  readonly statusCode: number;
+  readonly expose = true;
+  headers: Record<string, string>;
+
+  constructor(code: AuthErrorCode, message: string, options: AuthErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.status = STATUS[code];
+    this.statusCode = this.status;
+    this.headers = options.headers ?? defaultHeaders(code);
+  }
+
+  /** The JSON body sent to clients. Never contains a token, a secret or a stack. */
+  toJSON(): { error: AuthErrorCode; message: string } {
+    return { error: this.code, message: this.message };
+  }
+}
+
+function defaultHeaders(code: AuthErrorCode): Record<string, string> {
+  if (code === 'store_unavailable') return { 'Retry-After': '1', 'Cache-Control': 'no-store' };
+  if (code === 'refresh_conflict') return { 'Cache-Control': 'no-store' };
+  if (code === 'token_missing') return { 'WWW-Authenticate': 'Bearer', 'Cache-Control': 'no-store' };
+  return {
+    'WWW-Authenticate': 'Bearer error="invalid_token"',
+    'Cache-Control': 'no-store',
+  };
+}
+
+/** Thrown by `createAuth` (at start-up, never per request) when an option is wrong. */
+export class AuthConfigError extends Error {
+  readonly code = 'invalid_option' as const;
+  /** The option that is wrong, e.g. `secret` or `keys[1].publicKey`. */
+  readonly option: string;
+
+  constructor(option: string, message: string, options?: { cause?: unknown }) {
+    super(`koa-jwt-redis: option \`${option}\`: ${message}`, options);
+    this.name = new.target.name;
+    this.option = option;
+  }
+}
+
+/** Wraps anything a session store threw (connection lost, timeout, script error) as a 503. */
+export function storeUnavailable(cause: unknown): AuthError {
+  if (cause instanceof AuthError) return cause;
+  return new AuthError('store_unavailable', 'The session store is unavailable; try again shortly.', {
+    cause,
+  });
+}
+
+/** A helper was called on a strategy that cannot do it (e.g. `listSessions` on the stateless `jwt` strategy). */
+export class UnsupportedError extends Error {
+  readonly code = 'strategy_unsupported' as const;
+
+  constructor(strategy: string, helper: string, why: string) {
+    super(`koa-jwt-redis: the "${strategy}" strategy does not support ${helper}: ${why}`);
+    this.name = new.target.name;
+  }
+}

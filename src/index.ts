@@ -1,0 +1,46 @@
+export { Auth, createAuth } from './auth.js';
+export {
+  checkRefreshToken,
+  generateTokens,
+  getData,
+  getToken,
+  invalidateRefreshToken,
+  listSessions,
+  refreshTokens,
+  requireAuth,
+  revokeAllSessions,
+  revokeSession,
+  strategies,
+} from './default-helpers.js';
+export { AuthConfigError, AuthError, UnsupportedError } from './errors.js';
+export { authErrors } from './middleware/render-error.js';
+export { StrategyRegistry } from './strategies/registry.js';
+export { ALGORITHMS } from './keys/algorithms.js';
+
+export type { AuthErrorCode } from './errors.js';
+export type { AuthEventListener, AuthEventMap, AuthEventName } from './events.js';
+export type { Algorithm } from './keys/algorithms.js';
+export type { KeyConfig, KeyMaterial } from './keys/key-ring.js';
+export type { AuthenticatedState, AuthMiddlewareOptions, AuthState } from './middleware/state.js';
+export type { AuthOptions } from './options.js';
+export type {
+  IssueOptions,
+  ReadOptions,
+  SessionInfo,
+  StrategyContext,
+  StrategyFactory,
+  TokenStrategy,
+  WriteOptions,
+} from './strategies/types.js';
+export type { SessionRecord, SessionStore } from './stores/session-store.js';
+export type { RedisClient } from './stores/redis-store.js';
+export type {
+  AccessTokenPayload,
+  AuthUser,
+  RefreshTokenPayload,
+  TokenKind,
+  TokenPair,
+  TokenUser,
+  UserClaims,
+} from './tokens/claims.js';
+export type { TokenService } from './tokens/token-service.js';

@@ -1,0 +1,194 @@
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  createSecretKey,
+  KeyObject,
+  sign as cryptoSign,
+  verify as cryptoVerify,
+} from 'node:crypto';
+import { AuthConfigError } from '../errors.js';
+import { type Algorithm, isAlgorithm, isSymmetric, keyMismatch } from './algorithms.js';
+
+export type KeyMaterial = string | Buffer | KeyObject;
+
+/** One entry of the `keys` option. */
+export interface KeyConfig {
+  /** Key id put in the token header. @default the RFC 7638 JWK thumbprint of the key */
+  kid?: string;
+  /** The one algorithm this key signs and verifies with. */
+  algorithm: Algorithm;
+  /** HS* only: the shared secret (at least as many bytes as the hash output). */
+  secret?: KeyMaterial;
+  /** RS/PS/ES: the private key (PEM, DER Buffer or KeyObject). Needed by the signing key. */
+  privateKey?: KeyMaterial;
+  /** RS/PS/ES: the public key. @default derived from `privateKey` */
+  publicKey?: KeyMaterial;
+  /** Verify with this key but never sign (the overlap while rotating keys). @default false */
+  verifyOnly?: boolean;
+}
+
+/** A key as the ring holds it: KeyObjects built once at start-up. */
+export interface RingKey {
+  readonly kid: string;
+  readonly algorithm: Algorithm;
+  readonly signingKey: KeyObject | undefined;
+  readonly verifyKey: KeyObject;
+  readonly verifyOnly: boolean;
+}
+
+export interface KeyRing {
+  /** The key new tokens are signed with. */
+  readonly signer: RingKey;
+  readonly keys: readonly RingKey[];
+  /** The key a token header names, or undefined: `kid` is only ever a map lookup. */
+  find(kid: unknown, alg: unknown): RingKey | undefined;
+}
+
+function toKeyObject(
+  option: string,
+  material: KeyMaterial,
+  kind: 'secret' | 'private' | 'public',
+): KeyObject {
+  if (material instanceof KeyObject) return material;
+  if (typeof material !== 'string' && !Buffer.isBuffer(material)) {
+    throw new AuthConfigError(option, 'must be a string, a Buffer or a crypto.KeyObject');
+  }
+  try {
+    if (kind === 'secret') {
+      return createSecretKey(typeof material === 'string' ? Buffer.from(material, 'utf8') : material);
+    }
+    if (kind === 'private') return createPrivateKey(material);
+    return createPublicKey(material);
+  } catch (cause) {
+    throw new AuthConfigError(option, `could not be read as a ${kind} key (PEM or DER expected)`, {
+      cause,
+    });
+  }
+}
+
+/** RFC 7638 thumbprint: SHA-256 over the required JWK members in lexicographic order. */
+export function jwkThumbprint(key: KeyObject): string {
+  const jwk = key.export({ format: 'jwk' }) as Record<string, string>;
+  const members =
+    jwk.kty === 'RSA'
+      ? { e: jwk.e, kty: jwk.kty, n: jwk.n }
+      : jwk.kty === 'EC'
+        ? { crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y }
+        : { k: jwk.k, kty: jwk.kty };
+  return createHash('sha256').update(JSON.stringify(members)).digest('base64url');
+}
+
+/** A sign/verify round trip at start-up catches a private key paired with the wrong public key. */
+function checkPair(option: string, algorithm: Algorithm, priv: KeyObject, pub: KeyObject): void {
+  const data = Buffer.from('koa-jwt-redis key check');
+  const hash = `sha${algorithm.slice(2)}`;
+  const padding = algorithm.startsWith('PS') ? { padding: 6 /* RSA_PKCS1_PSS_PADDING */ } : {};
+  const signature = cryptoSign(hash, data, { key: priv, ...padding });
+  if (!cryptoVerify(hash, data, { key: pub, ...padding }, signature)) {
+    throw new AuthConfigError(option, 'publicKey does not match privateKey');
+  }
+}
+
+/** `at` names the option in errors; `secretAt` lets the `secret` shorthand report itself as `secret`. */
+function buildKey(config: KeyConfig, at: string, secretAt = `${at}.secret`): RingKey {
+  if (config === null || typeof config !== 'object') {
+    throw new AuthConfigError(at, 'must be an object like { algorithm, secret } or { algorithm, privateKey }');
+  }
+  const { algorithm } = config;
+  if (!isAlgorithm(algorithm)) {
+    throw new AuthConfigError(`${at}.algorithm`, `must be one of HS256, HS384, HS512, RS256, RS384, RS512, PS256, ES256, ES384 (got ${JSON.stringify(algorithm)})`);
+  }
+  const verifyOnly = config.verifyOnly === true;
+  let signingKey: KeyObject | undefined;
+  let verifyKey: KeyObject;
+  if (isSymmetric(algorithm)) {
+    if (config.secret === undefined) throw new AuthConfigError(secretAt, `is required for ${algorithm}`);
+    if (config.privateKey !== undefined || config.publicKey !== undefined) {
+      throw new AuthConfigError(at, `${algorithm} takes a secret, not privateKey/publicKey`);
+    }
+    signingKey = verifyKey = toKeyObject(secretAt, config.secret, 'secret');
+    const problem = keyMismatch(algorithm, verifyKey);
+    if (problem) throw new AuthConfigError(secretAt, problem);
+  } else {
+    if (config.secret !== undefined) {
+      throw new AuthConfigError(`${at}.secret`, `${algorithm} takes privateKey/publicKey, not a secret`);
+    }
+    if (config.privateKey !== undefined) {
+      signingKey = toKeyObject(`${at}.privateKey`, config.privateKey, 'private');
+      if (signingKey.type !== 'private') throw new AuthConfigError(`${at}.privateKey`, 'is not a private key');
+      const problem = keyMismatch(algorithm, signingKey);
+      if (problem) throw new AuthConfigError(`${at}.privateKey`, problem);
+    }
+    if (config.publicKey !== undefined) {
+      verifyKey = toKeyObject(`${at}.publicKey`, config.publicKey, 'public');
+      if (verifyKey.type === 'private') verifyKey = createPublicKey(verifyKey);
+    } else if (signingKey) {
+      verifyKey = createPublicKey(signingKey);
+    } else {
+      throw new AuthConfigError(at, `${algorithm} needs a publicKey (or a privateKey to derive it from)`);
+    }
+    const problem = keyMismatch(algorithm, verifyKey);
+    if (problem) throw new AuthConfigError(`${at}.publicKey`, problem);
+    if (signingKey && config.publicKey !== undefined) checkPair(at, algorithm, signingKey, verifyKey);
+  }
+  const kid = config.kid ?? jwkThumbprint(verifyKey);
+  if (typeof kid !== 'string' || kid.length === 0 || kid.length > 256) {
+    throw new AuthConfigError(`${at}.kid`, 'must be a non-empty string of at most 256 characters');
+  }
+  return { kid, algorithm, signingKey: verifyOnly ? undefined : signingKey, verifyKey, verifyOnly };
+}
+
+/** Builds the key ring from `secret` or `keys`, validating everything once. */
+export function createKeyRing(options: { secret?: KeyMaterial; keys?: readonly KeyConfig[] }): KeyRing {
+  const { secret, keys } = options;
+  if (secret !== undefined && keys !== undefined) {
+    throw new AuthConfigError('secret', 'give either `secret` or `keys`, not both');
+  }
+  let configs: readonly KeyConfig[];
+  if (keys !== undefined) {
+    if (!Array.isArray(keys) || keys.length === 0) {
+      throw new AuthConfigError('keys', 'must be a non-empty array of key configurations');
+    }
+    configs = keys;
+  } else if (secret !== undefined && secret !== null && (secret as unknown) !== '') {
+    configs = [{ algorithm: 'HS256', secret }];
+  } else {
+    throw new AuthConfigError(
+      'secret',
+      'is required: pass `secret` (at least 32 random bytes, e.g. process.env.JWT_SECRET) or `keys`',
+    );
+  }
+  const ring =
+    keys === undefined
+      ? [buildKey(configs[0]!, 'secret', 'secret')]
+      : configs.map((config, index) => buildKey(config, `keys[${index}]`));
+  const byKid = new Map<string, RingKey>();
+  for (const key of ring) {
+    if (byKid.has(key.kid)) throw new AuthConfigError('keys', `two keys share the kid ${JSON.stringify(key.kid)}`);
+    byKid.set(key.kid, key);
+  }
+  const signer = ring.find((key) => key.signingKey !== undefined);
+  if (!signer) {
+    throw new AuthConfigError('keys', 'no key can sign: give the first active key a secret or privateKey, and do not mark every key verifyOnly');
+  }
+  return {
+    signer,
+    keys: ring,
+    find(kid, alg) {
+      if (typeof kid === 'string') {
+        const key = byKid.get(kid);
+        return key && key.algorithm === alg ? key : undefined;
+      }
+      if (kid !== undefined) return undefined;
+      // No kid: only a key pinned to the header's algorithm may be tried, and only if it is the sole one.
+      let match: RingKey | undefined;
+      for (const key of ring) {
+        if (key.algorithm !== alg) continue;
+        if (match) return undefined;
+        match = key;
+      }
+      return match;
+    },
+  };
+}

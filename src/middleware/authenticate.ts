@@ -1,0 +1,38 @@
+import type { Context } from 'koa';
+import { AuthError } from '../errors.js';
+import type { ResolvedOptions } from '../options.js';
+import type { StrategyRegistry } from '../strategies/registry.js';
+import type { ReadOptions, TokenStrategy } from '../strategies/types.js';
+import type { AuthUser } from '../tokens/claims.js';
+import { bearerToken } from './get-token.js';
+import type { AuthMiddlewareOptions } from './state.js';
+
+export interface MiddlewareHost {
+  readonly strategies: StrategyRegistry;
+  readonly options: ResolvedOptions;
+}
+
+export type Authenticate = (ctx: Context) => Promise<{ token: string; user: AuthUser }>;
+
+const missing = () => new AuthError('token_missing', 'This resource needs an access token (Authorization: Bearer <token>).');
+
+/**
+ * Builds, once per middleware, the function that finds and reads a request's token. Options are
+ * checked here, at start-up; the returned closure does no option work per request.
+ */
+export function createAuthenticate(host: MiddlewareHost, options: AuthMiddlewareOptions = {}): Authenticate {
+  if (options === null || typeof options !== 'object') throw new TypeError('koa-jwt-redis: middleware options must be an object');
+  const { strategy: name, checkSession = host.options.checkSession } = options;
+  if (typeof checkSession !== 'boolean') throw new TypeError('koa-jwt-redis: `checkSession` must be true or false');
+  const fixed: TokenStrategy | undefined = name === undefined ? undefined : host.strategies.get(name);
+  const read: ReadOptions = { checkSession };
+  const { strategies } = host;
+
+  return async function authenticate(ctx) {
+    const token = bearerToken(ctx);
+    if (token === undefined) throw missing();
+    const strategy = fixed ?? strategies.get(strategies.defaultStrategyName);
+    const user = await strategy.readToken(token, read);
+    return { token, user };
+  };
+}

@@ -1,0 +1,23 @@
+import type { Context, Middleware } from 'koa';
+import type { AuthState } from './state.js';
+
+// RFC 6750 §2.1: "Bearer" (any case) then the token; the token charset is checked by the verifier.
+const BEARER = /^Bearer +(\S+) *$/i;
+
+/** The bearer token of the request, or undefined. Never the query string (RFC 6750 §5.3). */
+export function bearerToken(ctx: Pick<Context, 'headers'>): string | undefined {
+  const header = ctx.headers.authorization;
+  if (header === undefined) return undefined;
+  return BEARER.exec(header)?.[1];
+}
+
+export type GetTokenOptions = Record<string, never>;
+
+/** Puts the raw token on `ctx.state.token` when the request carries one. Never fails. */
+export function createGetToken(): Middleware<AuthState> {
+  return async function getToken(ctx, next) {
+    const token = bearerToken(ctx);
+    if (token !== undefined) ctx.state.token = token;
+    return next();
+  };
+}

@@ -1,0 +1,53 @@
+import type { Context, Middleware } from 'koa';
+import { AuthError } from '../errors.js';
+
+/** Writes an AuthError as Koa's own handler would, but with the JSON body `{ error, message }`. */
+export function writeAuthError(ctx: Context, error: AuthError): void {
+  const body = JSON.stringify(error.toJSON());
+  ctx.set(error.headers);
+  ctx.status = error.status;
+  ctx.type = 'application/json';
+  ctx.length = Buffer.byteLength(body);
+  ctx.body = body;
+}
+
+/**
+ * Installed on a context only when one of our middlewares throws: if no app middleware handles
+ * the AuthError, Koa's final handler calls `ctx.onerror`, and this renders it as JSON. Any other
+ * error goes to the app's own `onerror`, untouched.
+ */
+function onAuthError(this: Context, error: unknown): void {
+  const base = (Object.getPrototypeOf(this) as Context).onerror;
+  if (!(error instanceof AuthError)) return base.call(this, error as Error);
+  this.app.emit('error', error, this);
+  if (this.headerSent || !this.writable) return;
+  for (const name of this.res.getHeaderNames()) this.res.removeHeader(name);
+  writeAuthError(this, error);
+  this.res.end(this.body as string);
+}
+
+/** Throws `error` so that app error middleware can catch it, and Koa renders it as JSON if none does. */
+export function throwAuthError(ctx: Context, error: AuthError, realm: string | undefined): never {
+  if (realm !== undefined && error.headers['WWW-Authenticate']) {
+    const params = error.headers['WWW-Authenticate'].slice('Bearer'.length).replace(/^ /, '');
+    error.headers = { ...error.headers, 'WWW-Authenticate': `Bearer realm="${realm}"${params ? `, ${params}` : ''}` };
+  }
+  ctx.onerror = onAuthError;
+  throw error;
+}
+
+/**
+ * Renders AuthErrors thrown further down (by `refreshTokens`, `invalidateRefreshToken`, … in your
+ * routes) as JSON `{ error, message }` with their status and headers. Other errors pass through.
+ * @example app.use(authErrors());
+ */
+export function authErrors(): Middleware {
+  return async function authErrorsMiddleware(ctx, next) {
+    try {
+      await next();
+    } catch (error) {
+      if (!(error instanceof AuthError)) throw error;
+      writeAuthError(ctx, error);
+    }
+  };
+}

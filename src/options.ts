@@ -1,0 +1,172 @@
+import { AuthConfigError } from './errors.js';
+import type { KeyConfig, KeyMaterial } from './keys/key-ring.js';
+import type { RedisClient } from './stores/redis-store.js';
+import { RESERVED_CLAIMS, type TokenUser } from './tokens/claims.js';
+
+/** Options of {@link createAuth}. Everything is validated once, when the instance is created. */
+export interface AuthOptions {
+  /** HS256 secret, at least 32 bytes. Give this or `keys`. */
+  secret?: KeyMaterial;
+  /** A key ring: the first key that can sign signs; every key verifies. Give this or `secret`. */
+  keys?: KeyConfig[];
+  /**
+   * An ioredis `Redis` or `Cluster` instance, or a Redis URL. Left out: an in-memory store
+   * (one process only; warns once under NODE_ENV=production).
+   */
+  redis?: RedisClient | string;
+  /** Access token lifetime in seconds. @default 900 */
+  accessTokenTtl?: number;
+  /** Refresh token (and session) lifetime in seconds; each refresh starts it anew. @default 2592000 */
+  refreshTokenTtl?: number;
+  /** `iss` claim: set on issued tokens and required on verified ones. */
+  issuer?: string;
+  /** `aud` claim: set on issued tokens; a verified token must name one of them. */
+  audience?: string | string[];
+  /** Clock skew tolerated for `exp`, `nbf` and `iat`, in seconds. @default 5 */
+  leeway?: number;
+  /** User properties copied into the access token at login. @default [] */
+  userFields?: string[];
+  /** Prefix of every Redis key. @default 'auth:' */
+  keyPrefix?: string;
+  /** Whether `requireAuth`/`getData` check that the session is still live. @default true */
+  checkSession?: boolean;
+  /** Longest wait for the session store, in ms; past it the request gets 503. @default 1000 */
+  storeTimeout?: number;
+  /**
+   * Seconds after a rotation during which the previous refresh token gets 409 `refresh_conflict`
+   * instead of revoking the session (two tabs refreshing at once). 0 is strict reuse detection.
+   * @default 0
+   */
+  refreshGracePeriod?: number;
+  /** Live sessions kept per user; a new login past it ends the oldest. 0 for no cap. @default 100 */
+  maxSessionsPerUser?: number;
+  /**
+   * Called on every refresh to reload the user (fresh `userFields`); return null to refuse the
+   * refresh and end the session (deleted or disabled users).
+   */
+  loadUser?: (userId: string) => TokenUser | null | undefined | Promise<TokenUser | null | undefined>;
+  /** `realm` parameter of `WWW-Authenticate`. */
+  realm?: string;
+}
+
+export const DEFAULTS = {
+  accessTokenTtl: 900,
+  refreshTokenTtl: 2_592_000,
+  leeway: 5,
+  userFields: [] as readonly string[],
+  keyPrefix: 'auth:',
+  checkSession: true,
+  storeTimeout: 1000,
+  refreshGracePeriod: 0,
+  maxSessionsPerUser: 100,
+} as const;
+
+export interface ResolvedOptions {
+  accessTokenTtl: number;
+  refreshTokenTtl: number;
+  issuer: string | undefined;
+  audience: string | string[] | undefined;
+  leeway: number;
+  userFields: readonly string[];
+  keyPrefix: string;
+  checkSession: boolean;
+  storeTimeout: number;
+  refreshGracePeriod: number;
+  maxSessionsPerUser: number;
+  loadUser: AuthOptions['loadUser'];
+  realm: string | undefined;
+}
+
+const KNOWN = new Set<string>([
+  'secret',
+  'keys',
+  'redis',
+  'accessTokenTtl',
+  'refreshTokenTtl',
+  'issuer',
+  'audience',
+  'leeway',
+  'userFields',
+  'keyPrefix',
+  'checkSession',
+  'storeTimeout',
+  'refreshGracePeriod',
+  'maxSessionsPerUser',
+  'loadUser',
+  'realm',
+]);
+
+function integer(name: string, value: number, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new AuthConfigError(name, `must be a whole number from ${min} to ${max} (got ${JSON.stringify(value)})`);
+  }
+  return value;
+}
+
+function optionalString(name: string, value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || value.length === 0) throw new AuthConfigError(name, 'must be a non-empty string');
+  return value;
+}
+
+/** Validates every option but the keys and the store (their own modules check those). */
+export function resolveOptions(options: AuthOptions): ResolvedOptions {
+  if (options === null || typeof options !== 'object') {
+    throw new AuthConfigError('options', 'createAuth needs an options object, e.g. createAuth({ secret: process.env.JWT_SECRET })');
+  }
+  for (const name of Object.keys(options)) {
+    if (!KNOWN.has(name)) throw new AuthConfigError(name, `is not an option; known options: ${[...KNOWN].join(', ')}`);
+  }
+  const merged = { ...DEFAULTS, ...stripUndefined(options) };
+  const accessTokenTtl = integer('accessTokenTtl', merged.accessTokenTtl, 1, 86_400);
+  const refreshTokenTtl = integer('refreshTokenTtl', merged.refreshTokenTtl, 1, 31_536_000);
+  if (refreshTokenTtl <= accessTokenTtl) {
+    throw new AuthConfigError('refreshTokenTtl', `must be longer than accessTokenTtl (${accessTokenTtl} s)`);
+  }
+  const audience = merged.audience;
+  if (audience !== undefined) {
+    const list = Array.isArray(audience) ? audience : [audience];
+    if (list.length === 0 || !list.every((a) => typeof a === 'string' && a.length > 0)) {
+      throw new AuthConfigError('audience', 'must be a non-empty string or a non-empty array of them');
+    }
+  }
+  const userFields = merged.userFields;
+  if (!Array.isArray(userFields) || !userFields.every((f) => typeof f === 'string' && f.length > 0)) {
+    throw new AuthConfigError('userFields', 'must be an array of property names, e.g. ["role"]');
+  }
+  for (const field of userFields) {
+    if (RESERVED_CLAIMS.has(field) || field === 'usr' || field === 'id') {
+      throw new AuthConfigError('userFields', `"${field}" is a claim the library sets itself; leave it out`);
+    }
+  }
+  if (typeof merged.keyPrefix !== 'string' || /[{}\s]/.test(merged.keyPrefix)) {
+    throw new AuthConfigError('keyPrefix', 'must be a string without braces or spaces (braces would break Cluster hash tags)');
+  }
+  if (typeof merged.checkSession !== 'boolean') throw new AuthConfigError('checkSession', 'must be true or false');
+  if (merged.loadUser !== undefined && typeof merged.loadUser !== 'function') {
+    throw new AuthConfigError('loadUser', 'must be a function (userId) => user | null');
+  }
+  const realm = optionalString('realm', merged.realm);
+  if (realm !== undefined && /["\\\r\n]/.test(realm)) {
+    throw new AuthConfigError('realm', 'must not contain quotes, backslashes or line breaks');
+  }
+  return {
+    accessTokenTtl,
+    refreshTokenTtl,
+    issuer: optionalString('issuer', merged.issuer),
+    audience,
+    leeway: integer('leeway', merged.leeway, 0, 300),
+    userFields: [...userFields],
+    keyPrefix: merged.keyPrefix,
+    checkSession: merged.checkSession,
+    storeTimeout: integer('storeTimeout', merged.storeTimeout, 10, 60_000),
+    refreshGracePeriod: integer('refreshGracePeriod', merged.refreshGracePeriod, 0, 300),
+    maxSessionsPerUser: integer('maxSessionsPerUser', merged.maxSessionsPerUser, 0, 100_000),
+    loadUser: merged.loadUser,
+    realm,
+  };
+}
+
+function stripUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

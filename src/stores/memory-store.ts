@@ -1,0 +1,115 @@
+import type {
+  NewSession,
+  Rotation,
+  RotationResult,
+  SessionRecord,
+  SessionStore,
+} from './session-store.js';
+
+const SWEEP_INTERVAL_MS = 60_000;
+
+/**
+ * In-process store with the same semantics as the Redis store, for quick starts, development and
+ * tests of apps. Sessions vanish with the process and are not shared between processes.
+ */
+export class MemoryStore implements SessionStore {
+  private readonly users = new Map<string, Map<string, SessionRecord>>();
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor() {
+    // Users who never come back would otherwise keep their expired sessions forever.
+    this.sweeper = setInterval(() => {
+      const now = Date.now();
+      for (const userId of this.users.keys()) this.sessions(userId, now, false);
+    }, SWEEP_INTERVAL_MS);
+    this.sweeper.unref();
+  }
+
+  /** The user's live sessions, pruned of expired ones. */
+  private sessions(userId: string, now: number, create: true): Map<string, SessionRecord>;
+  private sessions(userId: string, now: number, create: false): Map<string, SessionRecord> | undefined;
+  private sessions(userId: string, now: number, create: boolean): Map<string, SessionRecord> | undefined {
+    let map = this.users.get(userId);
+    if (map) {
+      for (const [id, record] of map) if (record.expiresAt <= now) map.delete(id);
+      if (map.size === 0 && !create) {
+        this.users.delete(userId);
+        return undefined;
+      }
+    } else if (create) {
+      map = new Map();
+      this.users.set(userId, map);
+    }
+    return map;
+  }
+
+  async create(userId: string, s: NewSession, maxSessions: number): Promise<void> {
+    const map = this.sessions(userId, s.now, true);
+    map.set(s.sessionId, {
+      sessionId: s.sessionId,
+      jti: s.jti,
+      previousJti: '',
+      rotatedAt: 0,
+      createdAt: s.now,
+      lastUsedAt: s.now,
+      expiresAt: s.expiresAt,
+      ip: s.ip,
+      userAgent: s.userAgent,
+    });
+    if (maxSessions > 0 && map.size > maxSessions) {
+      const byExpiry = [...map.values()].sort((a, b) => a.expiresAt - b.expiresAt);
+      for (const old of byExpiry.slice(0, map.size - maxSessions)) map.delete(old.sessionId);
+    }
+  }
+
+  async rotate(userId: string, r: Rotation): Promise<RotationResult> {
+    const map = this.sessions(userId, r.now, false);
+    const record = map?.get(r.sessionId);
+    if (!map || !record) return 'missing';
+    if (record.jti === r.oldJti) {
+      map.set(r.sessionId, {
+        ...record,
+        jti: r.newJti,
+        previousJti: r.oldJti,
+        rotatedAt: r.now,
+        lastUsedAt: r.now,
+        expiresAt: r.expiresAt,
+      });
+      return 'rotated';
+    }
+    if (r.graceMs > 0 && record.previousJti === r.oldJti && r.now - record.rotatedAt <= r.graceMs) {
+      return 'superseded';
+    }
+    map.delete(r.sessionId);
+    return 'reused';
+  }
+
+  async get(userId: string, sessionId: string, now: number): Promise<SessionRecord | undefined> {
+    return this.sessions(userId, now, false)?.get(sessionId);
+  }
+
+  async isLive(userId: string, sessionId: string, now: number): Promise<boolean> {
+    const record = this.users.get(userId)?.get(sessionId);
+    return record !== undefined && record.expiresAt > now;
+  }
+
+  async revoke(userId: string, sessionId: string): Promise<boolean> {
+    return this.users.get(userId)?.delete(sessionId) ?? false;
+  }
+
+  async revokeAll(userId: string, now: number): Promise<number> {
+    const count = this.sessions(userId, now, false)?.size ?? 0;
+    this.users.delete(userId);
+    return count;
+  }
+
+  async list(userId: string, now: number): Promise<SessionRecord[]> {
+    const map = this.sessions(userId, now, false);
+    return map ? [...map.values()].sort((a, b) => a.createdAt - b.createdAt) : [];
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+    this.users.clear();
+  }
+}

@@ -1,0 +1,52 @@
+import { randomUUID } from 'node:crypto';
+import { appClaims, tokenPair } from '../tokens/issue.js';
+import type { RefreshTokenPayload, TokenPair, TokenUser } from '../tokens/claims.js';
+import type { StrategyContext } from './types.js';
+
+/** A signed pair not yet handed out: session strategies record `jti` before returning `pair`. */
+export interface PendingPair {
+  pair: TokenPair;
+  jti: string;
+  /** The session's expiry in epoch ms: the refresh token's lifetime at ms precision, so logins order by age. */
+  expiresAt: number;
+}
+
+/**
+ * Signs an access + refresh pair for one session family. The app claims ride along in the
+ * refresh token (`usr`, signed) so that a refresh can re-issue them without the user object.
+ */
+export function signPair(
+  context: StrategyContext,
+  sub: string,
+  sessionId: string,
+  claims: Record<string, unknown>,
+  now: number,
+): PendingPair {
+  const jti = randomUUID();
+  const refreshClaims: Record<string, unknown> = { sub, sid: sessionId, jti };
+  if (Object.keys(claims).length > 0) refreshClaims.usr = claims;
+  const refresh = context.tokens.sign('refresh', refreshClaims, now);
+  const access = context.tokens.sign('access', { ...claims, sub, sid: sessionId }, now);
+  return {
+    pair: tokenPair(access.token, refresh.token, context.tokens.accessTokenTtl),
+    jti,
+    expiresAt: now + context.tokens.refreshTokenTtl * 1000,
+  };
+}
+
+/**
+ * The claims a refreshed access token carries: the ones from login, or freshly loaded ones when
+ * `loadUser` is set. Null when `loadUser` says the user is gone.
+ */
+export async function refreshedClaims(
+  context: StrategyContext,
+  payload: RefreshTokenPayload & { usr?: unknown },
+): Promise<Record<string, unknown> | null> {
+  const { loadUser, userFields } = context.options;
+  if (loadUser) {
+    const user: TokenUser | null | undefined = await loadUser(payload.sub);
+    return user ? appClaims(user, userFields, undefined) : null;
+  }
+  const usr = payload.usr;
+  return usr !== null && typeof usr === 'object' && !Array.isArray(usr) ? (usr as Record<string, unknown>) : {};
+}

@@ -1,0 +1,75 @@
+import { AuthError, UnsupportedError } from '../errors.js';
+import { appClaims, newSessionId, userIdOf } from '../tokens/issue.js';
+import type { TokenPair, TokenUser } from '../tokens/claims.js';
+import { refreshedClaims, signPair } from './issuing.js';
+import type { IssueOptions, StrategyContext, TokenStrategy, WriteOptions } from './types.js';
+
+/**
+ * Stateless strategy: refresh tokens are signed JWTs with no server record. Nothing can be
+ * revoked before it expires; logout only asks the client to forget its tokens.
+ */
+export function jwtStrategy(context: StrategyContext): TokenStrategy {
+  const { tokens, options } = context;
+  const unsupported = (helper: string) =>
+    new UnsupportedError('jwt', helper, 'it keeps no server-side sessions; use the "redis" strategy');
+
+  return {
+    readToken(token) {
+      return tokens.verify(token, 'access');
+    },
+
+    writeToken(user: TokenUser, kind, writeOptions?: WriteOptions) {
+      const sub = userIdOf(user);
+      const claims = appClaims(user, options.userFields, writeOptions?.claims);
+      const sid = writeOptions?.sessionId ?? newSessionId();
+      if (kind === 'access') return tokens.sign('access', { ...claims, sub, sid }).token;
+      return signPair(context, sub, sid, claims, Date.now()).pair.refresh_token;
+    },
+
+    async generateTokens(user: TokenUser, issue?: IssueOptions): Promise<TokenPair> {
+      const sub = userIdOf(user);
+      const { pair } = signPair(context, sub, newSessionId(), appClaims(user, options.userFields, issue?.claims), Date.now());
+      context.events.emit('login', { userId: sub });
+      return pair;
+    },
+
+    async checkRefreshToken(token) {
+      try {
+        tokens.verify(token, 'refresh');
+        return true;
+      } catch {
+        return false;
+      }
+    },
+
+    async refreshTokens(token) {
+      const payload = tokens.verify(token, 'refresh');
+      const claims = await refreshedClaims(context, payload);
+      if (claims === null) throw new AuthError('token_revoked', 'The user no longer exists.');
+      context.events.emit('refresh', { userId: payload.sub, sessionId: payload.sid });
+      return signPair(context, payload.sub, payload.sid, claims, Date.now()).pair;
+    },
+
+    async invalidateRefreshToken(token) {
+      // Nothing is recorded, so nothing can be removed: a bad token is still reported as bad.
+      try {
+        tokens.verify(token, 'refresh');
+      } catch (error) {
+        if (error instanceof AuthError && error.code === 'token_expired') return;
+        throw error;
+      }
+    },
+
+    async revokeAllSessions() {
+      throw unsupported('revokeAllSessions');
+    },
+
+    async listSessions() {
+      throw unsupported('listSessions');
+    },
+
+    async revokeSession() {
+      throw unsupported('revokeSession');
+    },
+  };
+}

@@ -1,0 +1,171 @@
+import { AuthError, storeUnavailable } from '../errors.js';
+import type { AuthUser, RefreshTokenPayload, TokenPair, TokenUser } from '../tokens/claims.js';
+import { appClaims, newSessionId, normalizeUserId, sessionMeta, userIdOf } from '../tokens/issue.js';
+import type { SessionRecord } from '../stores/session-store.js';
+import { refreshedClaims, signPair } from './issuing.js';
+import type { IssueOptions, SessionInfo, StrategyContext, TokenStrategy, WriteOptions } from './types.js';
+
+const revoked = () => new AuthError('token_revoked', 'The session has ended; log in again.');
+
+function toSessionInfo(record: SessionRecord): SessionInfo {
+  const info: SessionInfo = {
+    sessionId: record.sessionId,
+    createdAt: new Date(record.createdAt),
+    lastUsedAt: new Date(record.lastUsedAt),
+    expiresAt: new Date(record.expiresAt),
+  };
+  if (record.userAgent) info.userAgent = record.userAgent;
+  if (record.ip) info.ip = record.ip;
+  return info;
+}
+
+/** Meta for audit events: only what is known. */
+function eventMeta(meta: { ip: string; userAgent: string }): { ip?: string; userAgent?: string } {
+  const out: { ip?: string; userAgent?: string } = {};
+  if (meta.ip) out.ip = meta.ip;
+  if (meta.userAgent) out.userAgent = meta.userAgent;
+  return out;
+}
+
+/**
+ * The default strategy: each login is a session family whose one live refresh-token UUID is
+ * recorded in the store (an allowlist). Rotation and reuse detection are atomic in the store;
+ * access tokens carry the family id so `requireAuth` can check the session is still live.
+ */
+export function redisStrategy(context: StrategyContext): TokenStrategy {
+  const { tokens, store, options, events } = context;
+
+  /** Store calls: anything the store throws becomes a 503, and is reported once as an event. */
+  async function stored<T>(operation: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      events.emit('store_unavailable', { operation, error });
+      throw storeUnavailable(error);
+    }
+  }
+
+  async function liveSession(payload: AuthUser): Promise<AuthUser> {
+    const live = await stored('checkSession', () => store.isLive(payload.sub, payload.sid!, Date.now()));
+    if (!live) throw revoked();
+    return payload;
+  }
+
+  async function startSession(user: TokenUser, issue: IssueOptions | undefined): Promise<TokenPair> {
+    const sub = userIdOf(user);
+    const claims = appClaims(user, options.userFields, issue?.claims);
+    const meta = sessionMeta(issue);
+    const now = Date.now();
+    const sessionId = newSessionId();
+    const pending = signPair(context, sub, sessionId, claims, now);
+    // Recorded before it is returned: a token Redis did not store is never handed out.
+    await stored('login', () =>
+      store.create(sub, { sessionId, jti: pending.jti, now, expiresAt: pending.expiresAt, ...meta }, options.maxSessionsPerUser),
+    );
+    events.emit('login', { userId: sub, sessionId, ...eventMeta(meta) });
+    return pending.pair;
+  }
+
+  function verifyRefresh(token: string): RefreshTokenPayload {
+    return tokens.verify(token, 'refresh');
+  }
+
+  return {
+    readToken(token, read) {
+      const payload = tokens.verify(token, 'access');
+      if (!read.checkSession) return payload;
+      // A token without a session id cannot be checked, so it is refused (fail closed).
+      if (payload.sid === undefined) throw revoked();
+      return liveSession(payload);
+    },
+
+    async writeToken(user: TokenUser, kind, write?: WriteOptions) {
+      if (kind === 'refresh') return (await startSession(user, write)).refresh_token;
+      const claims = appClaims(user, options.userFields, write?.claims);
+      const sid = write?.sessionId;
+      return tokens.sign('access', sid === undefined ? { ...claims, sub: userIdOf(user) } : { ...claims, sub: userIdOf(user), sid }).token;
+    },
+
+    generateTokens: startSession,
+
+    async checkRefreshToken(token) {
+      let payload: RefreshTokenPayload;
+      try {
+        payload = verifyRefresh(token);
+      } catch {
+        return false;
+      }
+      const record = await stored('checkRefreshToken', () => store.get(payload.sub, payload.sid, Date.now()));
+      return record !== undefined && record.jti === payload.jti;
+    },
+
+    async refreshTokens(token, issue?: IssueOptions) {
+      const payload = verifyRefresh(token);
+      const claims = await refreshedClaims(context, payload);
+      if (claims === null) {
+        await stored('refresh', () => store.revoke(payload.sub, payload.sid));
+        throw revoked();
+      }
+      const now = Date.now();
+      const pending = signPair(context, payload.sub, payload.sid, claims, now);
+      const result = await stored('refresh', () =>
+        store.rotate(payload.sub, {
+          sessionId: payload.sid,
+          oldJti: payload.jti,
+          newJti: pending.jti,
+          now,
+          expiresAt: pending.expiresAt,
+          graceMs: options.refreshGracePeriod * 1000,
+        }),
+      );
+      const meta = eventMeta(sessionMeta(issue));
+      switch (result) {
+        case 'rotated':
+          events.emit('refresh', { userId: payload.sub, sessionId: payload.sid, ...meta });
+          return pending.pair;
+        case 'superseded':
+          throw new AuthError('refresh_conflict', 'This refresh token was just rotated by a concurrent request; use the tokens that request received.');
+        case 'reused':
+          events.emit('refresh_reused', { userId: payload.sub, sessionId: payload.sid, ...meta });
+          throw new AuthError('refresh_reused', 'This refresh token was already used; the session has been revoked.');
+        default:
+          throw revoked();
+      }
+    },
+
+    async invalidateRefreshToken(token) {
+      let payload: RefreshTokenPayload;
+      try {
+        payload = verifyRefresh(token);
+      } catch (error) {
+        // An expired token's session has expired with it: logging it out is already done.
+        if (error instanceof AuthError && error.code === 'token_expired') return;
+        throw error;
+      }
+      if (await stored('logout', () => store.revoke(payload.sub, payload.sid))) {
+        events.emit('logout', { userId: payload.sub, sessionId: payload.sid });
+      }
+    },
+
+    async revokeAllSessions(userId) {
+      const id = normalizeUserId(userId);
+      const count = await stored('revokeAllSessions', () => store.revokeAll(id, Date.now()));
+      events.emit('revoke_all', { userId: id, count });
+      return count;
+    },
+
+    async listSessions(userId) {
+      const id = normalizeUserId(userId);
+      const records = await stored('listSessions', () => store.list(id, Date.now()));
+      return records.map(toSessionInfo);
+    },
+
+    async revokeSession(userId, sessionId) {
+      const id = normalizeUserId(userId);
+      if (typeof sessionId !== 'string' || sessionId.length === 0 || sessionId.length > 64) return false;
+      const removed = await stored('revokeSession', () => store.revoke(id, sessionId));
+      if (removed) events.emit('logout', { userId: id, sessionId });
+      return removed;
+    },
+  };
+}

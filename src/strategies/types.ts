@@ -1,0 +1,63 @@
+import type { AuthEvents } from '../events.js';
+import type { AuthUser, TokenKind, TokenPair, TokenUser } from '../tokens/claims.js';
+import type { TokenService } from '../tokens/token-service.js';
+import type { SessionStore } from '../stores/session-store.js';
+import type { ResolvedOptions } from '../options.js';
+
+export interface ReadOptions {
+  /** Also check that the token's session is still live in the store. */
+  checkSession: boolean;
+}
+
+/** Where login metadata comes from: give `ctx` and the user agent and ip are read from it. */
+export interface IssueOptions {
+  /** Extra claims for the access token (not `sub`, `exp`, … which the library owns). */
+  claims?: Record<string, unknown>;
+  userAgent?: string;
+  ip?: string;
+  /** A Koa context to read `User-Agent` and `ctx.ip` from. */
+  ctx?: { ip?: string; get(field: string): string };
+}
+
+export interface WriteOptions extends IssueOptions {
+  /** For access tokens: the session family they belong to. */
+  sessionId?: string;
+}
+
+/** One live session, as `listSessions` reports it. */
+export interface SessionInfo {
+  sessionId: string;
+  createdAt: Date;
+  lastUsedAt: Date;
+  expiresAt: Date;
+  userAgent?: string;
+  ip?: string;
+}
+
+/**
+ * A way of reading and writing tokens. The middlewares need `readToken`; `generateTokens` falls
+ * back to `writeToken`; the other helpers are optional and report `strategy_unsupported` when absent.
+ */
+export interface TokenStrategy {
+  /** Verifies an access token and returns its payload; rejects only with AuthError. */
+  readToken(token: string, options: ReadOptions): AuthUser | Promise<AuthUser>;
+  /** Signs (and, for session strategies, records) one token of `kind` for `user`. */
+  writeToken(user: TokenUser, kind: TokenKind, options?: WriteOptions): string | Promise<string>;
+  generateTokens?(user: TokenUser, options?: IssueOptions): Promise<TokenPair>;
+  checkRefreshToken?(token: string): Promise<boolean>;
+  refreshTokens?(token: string, options?: IssueOptions): Promise<TokenPair>;
+  invalidateRefreshToken?(token: string): Promise<void>;
+  revokeAllSessions?(userId: string | number): Promise<number>;
+  listSessions?(userId: string | number): Promise<SessionInfo[]>;
+  revokeSession?(userId: string | number, sessionId: string): Promise<boolean>;
+}
+
+/** What a strategy factory receives: the instance's keys, store and options, all built once. */
+export interface StrategyContext {
+  readonly tokens: TokenService;
+  readonly store: SessionStore;
+  readonly options: ResolvedOptions;
+  readonly events: AuthEvents;
+}
+
+export type StrategyFactory = (context: StrategyContext) => TokenStrategy;

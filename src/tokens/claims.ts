@@ -1,0 +1,74 @@
+/** The two kinds of token; each has its own header `typ` and `token_use` claim. */
+export type TokenKind = 'access' | 'refresh';
+
+/** Header `typ` per kind: RFC 9068 for access tokens, a private type for refresh tokens. */
+export const TOKEN_TYP: Record<TokenKind, string> = { access: 'at+jwt', refresh: 'rt+jwt' };
+
+/** Claims every verified access token carries. */
+export interface AccessTokenPayload {
+  /** The user id (`user.id` at login), always a string. */
+  sub: string;
+  /** The session family id; present on tokens of session-backed strategies. */
+  sid?: string;
+  token_use: 'access';
+  iat: number;
+  exp: number;
+  iss?: string;
+  aud?: string | string[];
+}
+
+/**
+ * Claims your app adds to access tokens (through `userFields` or `generateTokens(user, { claims })`).
+ * Declare them once and `ctx.state.user` is typed everywhere:
+ * @example
+ * declare module 'koa-jwt-redis' {
+ *   interface UserClaims { role: 'admin' | 'member' }
+ * }
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface UserClaims {}
+
+/** What `ctx.state.user` holds after `getData` or `requireAuth`. */
+export type AuthUser = AccessTokenPayload & UserClaims;
+
+/** Claims of a refresh token. */
+export interface RefreshTokenPayload {
+  sub: string;
+  /** Session family: every token rotated from one login shares it. */
+  sid: string;
+  /** The UUID recorded in the session store; one live UUID per family. */
+  jti: string;
+  token_use: 'refresh';
+  iat: number;
+  exp: number;
+  iss?: string;
+  aud?: string | string[];
+}
+
+/** What a login or a refresh returns (RFC 6749 §5.1 field names). */
+export interface TokenPair {
+  access_token: string;
+  refresh_token: string;
+  token_type: 'bearer';
+  /** Seconds until the access token expires. */
+  expires_in: number;
+}
+
+/** The user a token is issued for: `id` becomes `sub`; other fields are copied per `userFields`. */
+export interface TokenUser {
+  id: string | number;
+  [field: string]: unknown;
+}
+
+/** Claims the library owns; app claims may not override them. */
+export const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
+  'sub',
+  'sid',
+  'jti',
+  'token_use',
+  'iat',
+  'exp',
+  'nbf',
+  'iss',
+  'aud',
+]);

@@ -1,0 +1,56 @@
+import { randomBytes } from 'node:crypto';
+import type { IssueOptions } from '../strategies/types.js';
+import { cleanMeta } from '../stores/session-store.js';
+import { RESERVED_CLAIMS, type TokenPair, type TokenUser } from './claims.js';
+
+const MAX_USER_ID_LENGTH = 256;
+
+/** `user.id` as the `sub` string; a clear TypeError for app bugs like a missing id. */
+export function userIdOf(user: unknown): string {
+  if (user === null || typeof user !== 'object') {
+    throw new TypeError('koa-jwt-redis: generateTokens(user) needs a user object with an `id`');
+  }
+  return normalizeUserId((user as { id?: unknown }).id);
+}
+
+export function normalizeUserId(id: unknown): string {
+  if (typeof id === 'number' && Number.isSafeInteger(id)) return String(id);
+  if (typeof id === 'string' && id.length > 0 && id.length <= MAX_USER_ID_LENGTH) return id;
+  throw new TypeError(`koa-jwt-redis: a user id must be a non-empty string of at most ${MAX_USER_ID_LENGTH} characters or a safe integer`);
+}
+
+/** Session ids: 128 random bits, URL-safe, shorter than a UUID to keep per-session memory small. */
+export function newSessionId(): string {
+  return randomBytes(16).toString('base64url');
+}
+
+/** The app's claims for the access token: `userFields` copied from the user, then explicit claims. */
+export function appClaims(user: TokenUser, userFields: readonly string[], extra: Record<string, unknown> | undefined): Record<string, unknown> {
+  const claims: Record<string, unknown> = {};
+  for (const field of userFields) {
+    if (user[field] !== undefined) claims[field] = user[field];
+  }
+  if (extra !== undefined) {
+    if (extra === null || typeof extra !== 'object') throw new TypeError('koa-jwt-redis: `claims` must be an object');
+    for (const [name, value] of Object.entries(extra)) {
+      if (RESERVED_CLAIMS.has(name) || name === 'usr') {
+        throw new TypeError(`koa-jwt-redis: the claim "${name}" is set by the library and cannot be given in \`claims\``);
+      }
+      claims[name] = value;
+    }
+  }
+  return claims;
+}
+
+/** User agent and ip for the session list, bounded in size. */
+export function sessionMeta(options: IssueOptions | undefined): { ip: string; userAgent: string } {
+  const ctx = options?.ctx;
+  return {
+    ip: cleanMeta(options?.ip ?? ctx?.ip, 64, false),
+    userAgent: cleanMeta(options?.userAgent ?? ctx?.get('user-agent'), 256, true),
+  };
+}
+
+export function tokenPair(access: string, refresh: string, expiresIn: number): TokenPair {
+  return { access_token: access, refresh_token: refresh, token_type: 'bearer', expires_in: expiresIn };
+}

@@ -1,0 +1,139 @@
+import jwt from 'jsonwebtoken';
+import { AuthError } from '../errors.js';
+import type { KeyRing } from '../keys/key-ring.js';
+import {
+  type AccessTokenPayload,
+  type RefreshTokenPayload,
+  TOKEN_TYP,
+  type TokenKind,
+} from './claims.js';
+
+/** Longer than any token this library issues; anything bigger is rejected before parsing. */
+export const MAX_TOKEN_LENGTH = 8192;
+
+const JWS_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+/** Header parameters that point elsewhere for keys or demand extensions: never honoured. */
+const FORBIDDEN_HEADERS = ['jku', 'x5u', 'jwk', 'x5c', 'crit'] as const;
+
+export interface TokenServiceOptions {
+  ring: KeyRing;
+  accessTokenTtl: number;
+  refreshTokenTtl: number;
+  issuer: string | undefined;
+  audience: string | string[] | undefined;
+  leeway: number;
+}
+
+type Payload<K extends TokenKind> = K extends 'access' ? AccessTokenPayload : RefreshTokenPayload;
+
+const invalid = (message: string, cause?: unknown) => new AuthError('token_invalid', message, { cause });
+
+function parseHeader(segment: string): Record<string, unknown> {
+  let header: unknown;
+  try {
+    header = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
+  } catch (cause) {
+    throw invalid('The token header is not valid JSON.', cause);
+  }
+  if (header === null || typeof header !== 'object' || Array.isArray(header)) {
+    throw invalid('The token header is not a JSON object.');
+  }
+  return header as Record<string, unknown>;
+}
+
+/**
+ * Signs and verifies access and refresh tokens. Keys are KeyObjects built once by the key ring,
+ * so jsonwebtoken never re-parses a secret per call; every verification pins the algorithm to
+ * the key the header names.
+ */
+export class TokenService {
+  readonly accessTokenTtl: number;
+  readonly refreshTokenTtl: number;
+  private readonly ring: KeyRing;
+  private readonly issuer: string | undefined;
+  private readonly audience: string | string[] | undefined;
+  private readonly leeway: number;
+  private readonly verifyOptions: Map<string, jwt.VerifyOptions & { complete: true }>;
+
+  constructor(options: TokenServiceOptions) {
+    this.ring = options.ring;
+    this.accessTokenTtl = options.accessTokenTtl;
+    this.refreshTokenTtl = options.refreshTokenTtl;
+    this.issuer = options.issuer;
+    this.audience = options.audience;
+    this.leeway = options.leeway;
+    // One frozen options object per key, built once: nothing option-related happens per request.
+    this.verifyOptions = new Map(
+      options.ring.keys.map((key) => [
+        key.kid,
+        {
+          algorithms: [key.algorithm],
+          complete: true as const,
+          clockTolerance: options.leeway,
+          ...(options.issuer === undefined ? {} : { issuer: options.issuer }),
+          ...(options.audience === undefined
+            ? {}
+            : { audience: options.audience as string | [string, ...string[]] }),
+        },
+      ]),
+    );
+  }
+
+  /** Signs a token of `kind` with the ring's signing key; `exp` and `iat` are set here. */
+  sign(kind: TokenKind, claims: Record<string, unknown>, now = Date.now()): { token: string; exp: number } {
+    const iat = Math.floor(now / 1000);
+    const exp = iat + (kind === 'access' ? this.accessTokenTtl : this.refreshTokenTtl);
+    const payload: Record<string, unknown> = { ...claims, token_use: kind, iat, exp };
+    if (this.issuer !== undefined) payload.iss = this.issuer;
+    if (this.audience !== undefined) payload.aud = this.audience;
+    const { signer } = this.ring;
+    const token = jwt.sign(payload, signer.signingKey!, {
+      algorithm: signer.algorithm,
+      header: { alg: signer.algorithm, typ: TOKEN_TYP[kind], kid: signer.kid },
+    });
+    return { token, exp };
+  }
+
+  /**
+   * Verifies a token of the expected kind. Order matters: shape, then the key the header names,
+   * then signature (jsonwebtoken), then claims and kind. Throws only AuthError.
+   */
+  verify<K extends TokenKind>(token: unknown, kind: K): Payload<K> {
+    if (typeof token !== 'string' || token.length === 0) throw invalid('The token is not a string.');
+    if (token.length > MAX_TOKEN_LENGTH) throw invalid('The token is too long.');
+    if (!JWS_SHAPE.test(token)) throw invalid('The token is not a signed JWT (three base64url segments).');
+    const header = parseHeader(token.slice(0, token.indexOf('.')));
+    for (const name of FORBIDDEN_HEADERS) {
+      if (header[name] !== undefined) throw invalid(`The token header carries "${name}", which is not accepted.`);
+    }
+    const key = this.ring.find(header.kid, header.alg);
+    if (!key) throw invalid('The token was not signed by a known key with its algorithm.');
+
+    let payload: unknown;
+    try {
+      payload = (jwt.verify(token, key.verifyKey, this.verifyOptions.get(key.kid)!) as jwt.Jwt).payload;
+    } catch (cause) {
+      if (cause instanceof jwt.TokenExpiredError) throw new AuthError('token_expired', 'The token has expired.', { cause });
+      if (cause instanceof jwt.NotBeforeError) throw invalid('The token is not valid yet.', cause);
+      throw invalid('The token signature or claims are invalid.', cause);
+    }
+    if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) {
+      throw invalid('The token payload is not a JSON object.');
+    }
+    const claims = payload as Record<string, unknown>;
+    if (header.typ !== TOKEN_TYP[kind] || claims.token_use !== kind) {
+      throw invalid(`This is not ${kind === 'access' ? 'an access' : 'a refresh'} token.`);
+    }
+    if (typeof claims.exp !== 'number' || !Number.isFinite(claims.exp)) throw invalid('The token has no expiry.');
+    if (typeof claims.iat === 'number' && claims.iat > Date.now() / 1000 + this.leeway) {
+      throw invalid('The token was issued in the future.');
+    }
+    if (typeof claims.sub !== 'string' || claims.sub.length === 0) throw invalid('The token has no subject.');
+    if (claims.sid !== undefined && typeof claims.sid !== 'string') throw invalid('The token has a malformed session id.');
+    if (kind === 'refresh' && (typeof claims.sid !== 'string' || typeof claims.jti !== 'string')) {
+      throw invalid('The refresh token lacks its session id.');
+    }
+    return claims as unknown as Payload<K>;
+  }
+}

@@ -1,0 +1,249 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../examples/basic/app.js';
+import type { Auth } from '../../src/index.js';
+import { uniquePrefix, redisClient, testAuth, keysWithTtl } from '../helpers/auth.js';
+import { call, type Reply, serve, type Served } from '../helpers/http.js';
+
+const alice = { username: 'alice', password: 'wonderland' };
+
+let client: Redis;
+let auth: Auth;
+let server: Served;
+let prefix: string;
+
+async function start(options: Parameters<typeof testAuth>[0] = {}): Promise<void> {
+  prefix = uniquePrefix();
+  auth = testAuth({ keyPrefix: prefix, userFields: ['name', 'role'], ...options });
+  server = await serve(createApp(auth));
+}
+
+const login = async (headers: Record<string, string> = {}): Promise<Reply> => call(server.url, '/login', { body: alice, headers });
+const refresh = (token: string) => call(server.url, '/refresh', { body: { refresh_token: token } });
+const me = (token: string) => call(server.url, '/me', { token });
+
+beforeAll(() => {
+  client = redisClient();
+});
+afterAll(async () => {
+  await client.quit();
+});
+afterEach(async () => {
+  await server?.close();
+  await auth?.close();
+});
+
+describe('login, refresh, logout over HTTP', () => {
+  it('logs in and reaches a protected route with the access token', async () => {
+    await start();
+    const res = await login();
+    expect(res.status).toBe(200);
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    expect(res.body).toMatchObject({ token_type: 'bearer', expires_in: 900 });
+    const user = await me(res.body.access_token);
+    expect(user.status).toBe(200);
+    expect(user.body).toMatchObject({ sub: '1', name: 'alice', role: 'admin', token_use: 'access' });
+  });
+
+  it('rotates: the old refresh token is then rejected and its family revoked, while another login lives on', async () => {
+    await start();
+    const first = (await login()).body;
+    const other = (await login()).body;
+    const second = await refresh(first.refresh_token);
+    expect(second.status).toBe(200);
+    expect(second.body.refresh_token).not.toBe(first.refresh_token);
+    expect((await me(second.body.access_token)).status).toBe(200);
+
+    const replay = await refresh(first.refresh_token);
+    expect(replay.status).toBe(401);
+    expect(replay.body.error).toBe('refresh_reused');
+    // The whole family is gone: the newest refresh token and its access token too.
+    expect((await refresh(second.body.refresh_token)).body.error).toBe('token_revoked');
+    const revoked = await me(second.body.access_token);
+    expect(revoked.status).toBe(401);
+    expect(revoked.body.error).toBe('token_revoked');
+    // The user's other login is untouched.
+    expect((await me(other.access_token)).status).toBe(200);
+    expect((await refresh(other.refresh_token)).status).toBe(200);
+  });
+
+  it('lets exactly one of 50 concurrent refreshes of one token succeed', async () => {
+    await start();
+    const { refresh_token } = (await login()).body;
+    const replies = await Promise.all(Array.from({ length: 50 }, () => refresh(refresh_token)));
+    const ok = replies.filter((r) => r.status === 200);
+    expect(ok).toHaveLength(1);
+    for (const r of replies) expect([200, 401]).toContain(r.status);
+  });
+
+  it('answers a concurrent refresh within refreshGracePeriod with 409 and keeps the session', async () => {
+    await start({ refreshGracePeriod: 10 });
+    const { refresh_token } = (await login()).body;
+    const winner = await refresh(refresh_token);
+    const loser = await refresh(refresh_token);
+    expect(loser.status).toBe(409);
+    expect(loser.body.error).toBe('refresh_conflict');
+    expect((await refresh(winner.body.refresh_token)).status).toBe(200);
+  });
+
+  it('logs out one session, idempotently', async () => {
+    await start();
+    const a = (await login()).body;
+    const b = (await login()).body;
+    const out = await call(server.url, '/logout', { body: { refresh_token: a.refresh_token } });
+    expect(out.status).toBe(204);
+    expect((await call(server.url, '/logout', { body: { refresh_token: a.refresh_token } })).status).toBe(204);
+    expect((await refresh(a.refresh_token)).body.error).toBe('token_revoked');
+    expect((await me(a.access_token)).body.error).toBe('token_revoked');
+    expect((await me(b.access_token)).status).toBe(200);
+  });
+
+  it('revokes all sessions of a user and lists sessions with their metadata', async () => {
+    await start();
+    const a = (await login({ 'user-agent': 'phone-app/1.0' })).body;
+    await login({ 'user-agent': 'laptop' });
+    const list = await call(server.url, '/sessions', { token: a.access_token });
+    expect(list.status).toBe(200);
+    expect(list.body).toHaveLength(2);
+    expect(list.body.map((s: { userAgent: string }) => s.userAgent).sort()).toEqual(['laptop', 'phone-app/1.0']);
+    expect(list.body[0]).toMatchObject({ ip: '127.0.0.1' });
+    for (const s of list.body) expect(Date.parse(s.expiresAt)).toBeGreaterThan(Date.now());
+    const all = await call(server.url, '/logout-all', { method: 'POST', token: a.access_token });
+    expect(all.body).toEqual({ revoked: 2 });
+    expect((await me(a.access_token)).status).toBe(401);
+    expect(await auth.listSessions(1)).toEqual([]);
+  });
+
+  it('with checkSession: false, access tokens outlive logout until they expire', async () => {
+    await start({ checkSession: false });
+    const a = (await login()).body;
+    await call(server.url, '/logout', { body: { refresh_token: a.refresh_token } });
+    expect((await me(a.access_token)).status).toBe(200);
+    expect((await refresh(a.refresh_token)).status).toBe(401);
+  });
+});
+
+describe('refusals over HTTP', () => {
+  it('answers 401 with WWW-Authenticate, a JSON body and no-store', async () => {
+    await start({ realm: 'api' });
+    const none = await call(server.url, '/me');
+    expect(none.status).toBe(401);
+    expect(none.headers.get('www-authenticate')).toBe('Bearer realm="api"');
+    expect(none.headers.get('content-type')).toMatch(/application\/json/);
+    expect(none.body).toEqual({ error: 'token_missing', message: expect.any(String) });
+    const bad = await me('abc.def.ghi');
+    expect(bad.headers.get('www-authenticate')).toBe('Bearer realm="api", error="invalid_token"');
+    expect(bad.body.error).toBe('token_invalid');
+    expect(bad.headers.get('cache-control')).toBe('no-store');
+  });
+
+  it('never reads a token from the query string', async () => {
+    await start();
+    const { access_token } = (await login()).body;
+    for (const q of ['access_token', 'token', 'jwt']) {
+      const res = await call(server.url, `/me?${q}=${access_token}`);
+      expect(res.status).toBe(401);
+      expect(res.body.error).toBe('token_missing');
+    }
+  });
+
+  it('refuses a refresh token used as a bearer token', async () => {
+    await start();
+    const { refresh_token } = (await login()).body;
+    const res = await me(refresh_token);
+    expect(res.status).toBe(401);
+    expect(res.body.error).toBe('token_invalid');
+  });
+
+  it('refuses an access token sent to refresh, and changes nothing in Redis', async () => {
+    await start();
+    const { access_token } = (await login()).body;
+    const keys = await client.keys(`${prefix}*`);
+    const before = await Promise.all(keys.map((k) => client.dump(k)));
+    const res = await refresh(access_token);
+    expect(res.status).toBe(401);
+    expect(res.body.error).toBe('token_invalid');
+    expect(await Promise.all(keys.map((k) => client.dump(k)))).toEqual(before);
+    expect(await client.keys(`${prefix}*`)).toHaveLength(keys.length);
+  });
+
+  it('answers garbage with 401 or 400, never 500 or a stack trace', async () => {
+    await start();
+    const bodies: unknown[] = [{}, { refresh_token: 42 }, { refresh_token: 'x'.repeat(100_000) }, { refresh_token: 'a.b.c' }, '{"refresh_token":', '[]', 'null'];
+    for (const body of bodies) {
+      for (const path of ['/refresh', '/logout']) {
+        const res = await call(server.url, path, { body });
+        expect([400, 401]).toContain(res.status);
+        expect(res.text).not.toMatch(/\bat .*\.(ts|js):\d+/);
+      }
+    }
+    for (const header of ['Bearer', 'Bearer ', 'Basic abc', 'Bearer a b', `Bearer ${'x'.repeat(9000)}`, 'Bearer ....']) {
+      const res = await call(server.url, '/me', { headers: { authorization: header } });
+      expect(res.status).toBe(401);
+    }
+  });
+
+  it('getData leaves the user undefined for a bad token and sets it for a good one', async () => {
+    await start();
+    expect((await call(server.url, '/public')).body).toEqual({ hello: 'stranger' });
+    expect((await call(server.url, '/public', { token: 'a.b.c' })).body).toEqual({ hello: 'stranger' });
+    const { access_token } = (await login()).body;
+    expect((await call(server.url, '/public', { token: access_token })).body).toEqual({ hello: '1' });
+  });
+});
+
+describe('the Redis data model', () => {
+  it('gives every key a TTL and keeps one user’s keys under one hash tag', async () => {
+    await start();
+    await login();
+    await login();
+    const keys = await keysWithTtl(client, prefix);
+    expect([...keys.keys()].sort()).toEqual([`${prefix}{u:1}:e`, `${prefix}{u:1}:s`]);
+    for (const ttl of keys.values()) {
+      expect(ttl).toBeGreaterThan(2_500_000_000);
+      expect(ttl).toBeLessThanOrEqual(2_592_000_000);
+    }
+  });
+
+  it('keeps hostile user ids inside their hash tag', async () => {
+    await start();
+    for (const id of ['a}b{c', '{u:1}', 'x:y']) await auth.generateTokens({ id });
+    for (const key of await client.keys(`${prefix}*`)) {
+      expect(key.match(/\{/g)).toHaveLength(1);
+      expect(key.match(/\}/g)).toHaveLength(1);
+    }
+  });
+
+  it('prunes expired sessions and lets keys expire with the last one', async () => {
+    await start({ accessTokenTtl: 1, refreshTokenTtl: 2 });
+    await auth.generateTokens({ id: 'short' });
+    await sleep(2100);
+    await auth.generateTokens({ id: 'short' });
+    expect(await client.hlen(`${prefix}{u:short}:s`)).toBe(1);
+    expect(await client.zcard(`${prefix}{u:short}:e`)).toBe(1);
+    await sleep(2100);
+    expect(await client.keys(`${prefix}*`)).toEqual([]);
+  });
+
+  it('caps live sessions per user, ending the oldest', async () => {
+    await start({ maxSessionsPerUser: 3 });
+    const pairs = [];
+    for (let i = 0; i < 5; i++) {
+      pairs.push(await auth.generateTokens({ id: 7 }, { userAgent: `device ${i}` }));
+      await sleep(3);
+    }
+    const sessions = await auth.listSessions(7);
+    expect(sessions.map((s) => s.userAgent)).toEqual(['device 2', 'device 3', 'device 4']);
+    expect(await auth.checkRefreshToken(pairs[0]!.refresh_token)).toBe(false);
+    expect(await auth.checkRefreshToken(pairs[4]!.refresh_token)).toBe(true);
+  });
+
+  it('bounds stored metadata: a huge user agent is truncated', async () => {
+    await start();
+    await auth.generateTokens({ id: 8 }, { userAgent: 'u|a'.repeat(10_000), ip: '1.2.3.4|evil' });
+    const [session] = await auth.listSessions(8);
+    expect(session!.userAgent!.length).toBe(256);
+    expect(session!.ip).toBe('1.2.3.4evil');
+  });
+});

@@ -1,0 +1,200 @@
+import Router from '@koa/router';
+import Koa from 'koa';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import {
+  type Auth,
+  AuthError,
+  type TokenStrategy,
+  UnsupportedError,
+} from '../../src/index.js';
+import { testAuth } from '../helpers/auth.js';
+import { SECRET } from '../helpers/forge.js';
+import { call, serve, type Served } from '../helpers/http.js';
+
+let auth: Auth;
+let server: Served | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+  await auth?.close();
+});
+
+/** A protected app whose /me uses the given middleware. */
+async function protectedApp(middleware: Koa.Middleware): Promise<Served> {
+  const app = new Koa();
+  const router = new Router();
+  router.get('/me', middleware, (ctx) => {
+    ctx.body = { user: ctx.state.user ?? null, error: ctx.state.authError?.code ?? null };
+  });
+  app.use(router.routes());
+  return serve(app);
+}
+
+describe('the strategy registry', () => {
+  it('has redis (default) and jwt built in; a taken name throws', () => {
+    auth = testAuth();
+    expect(auth.strategies.names()).toEqual(['redis', 'jwt']);
+    expect(auth.strategies.defaultStrategyName).toBe('redis');
+    expect(() => auth.strategies.register('jwt', { readToken: () => ({}) as never, writeToken: () => '' })).toThrow(/already registered/);
+    expect(() => auth.strategies.get('nope')).toThrow(/no strategy named "nope"/);
+    expect(() => auth.strategies.register('bad', {} as TokenStrategy)).toThrow(/readToken/);
+    expect(() => auth.strategies.setDefault('nope')).toThrow(/no strategy/);
+  });
+
+  it('runs a custom strategy through every middleware and the generateTokens fallback', async () => {
+    auth = testAuth();
+    // API keys: opaque tokens looked up in a table; a factory gets the instance context.
+    const keys = new Map([['key-123', { sub: 'svc-1', scope: 'read' }]]);
+    auth.strategies.register('apikey', (context) => {
+      expect(context.options.keyPrefix).toMatch(/^t/);
+      return {
+        readToken(token) {
+          const found = keys.get(token);
+          if (!found) throw new AuthError('token_invalid', 'Unknown API key.');
+          return { ...found, token_use: 'access', iat: 0, exp: 0 };
+        },
+        writeToken(user, kind) {
+          const token = `key-${kind}-${user.id}`;
+          keys.set(token, { sub: String(user.id), scope: 'read' });
+          return token;
+        },
+      };
+    });
+    server = await protectedApp(auth.requireAuth({ strategy: 'apikey' }));
+    expect((await call(server.url, '/me', { token: 'key-123' })).body.user).toMatchObject({ sub: 'svc-1', scope: 'read' });
+    expect((await call(server.url, '/me', { token: 'nope' })).status).toBe(401);
+    const pair = await auth.generateTokens({ id: 5 }, { strategy: 'apikey' });
+    expect(pair).toMatchObject({ access_token: 'key-access-5', refresh_token: 'key-refresh-5', token_type: 'bearer' });
+    expect((await call(server.url, '/me', { token: pair.access_token })).body.user.sub).toBe('5');
+    await server.close();
+
+    auth.strategies.setDefault('apikey');
+    server = await protectedApp(auth.getData());
+    expect((await call(server.url, '/me', { token: 'key-123' })).body.user.sub).toBe('svc-1');
+    expect((await call(server.url, '/me', { token: 'bad' })).body).toEqual({ user: null, error: 'token_invalid' });
+    await expect(auth.listSessions(5)).rejects.toBeInstanceOf(UnsupportedError);
+  });
+
+  it('jwt strategy: stateless tokens; logout only forgets; session helpers are unsupported', async () => {
+    auth = testAuth();
+    auth.strategies.setDefault('jwt');
+    const pair = await auth.generateTokens({ id: 3 });
+    expect(await auth.checkRefreshToken(pair.refresh_token)).toBe(true);
+    const next = await auth.refreshTokens(pair.refresh_token);
+    // No server record: the old refresh token still works until it expires (documented).
+    expect(await auth.checkRefreshToken(pair.refresh_token)).toBe(true);
+    await auth.invalidateRefreshToken(next.refresh_token);
+    await expect(auth.invalidateRefreshToken('a.b.c')).rejects.toMatchObject({ code: 'token_invalid' });
+    await expect(auth.revokeAllSessions(3)).rejects.toMatchObject({ code: 'strategy_unsupported' });
+    server = await protectedApp(auth.requireAuth());
+    expect((await call(server.url, '/me', { token: next.access_token })).body.user.sub).toBe('3');
+    expect((await call(server.url, '/me', { token: pair.refresh_token })).status).toBe(401);
+  });
+
+  it('redis strategy refuses a stateless access token when it checks sessions', async () => {
+    auth = testAuth();
+    const stateless = auth.strategies.get('jwt').writeToken({ id: 1 }, 'access');
+    const token = await stateless;
+    await expect(Promise.resolve(auth.strategies.get('redis').readToken(token, { checkSession: true }))).rejects.toMatchObject({ code: 'token_revoked' });
+    const user = await auth.strategies.get('redis').readToken(token, { checkSession: false });
+    expect(user.sub).toBe('1');
+  });
+});
+
+describe('helpers', () => {
+  it('copies userFields and extra claims, but never lets claims override library claims', async () => {
+    auth = testAuth({ userFields: ['role'] });
+    const pair = await auth.generateTokens({ id: 'u1', role: 'admin', password: 'never-copied' }, { claims: { tenant: 't1' } });
+    const payload = await auth.strategies.get('redis').readToken(pair.access_token, { checkSession: true });
+    expect(payload).toMatchObject({ sub: 'u1', role: 'admin', tenant: 't1' });
+    expect(payload).not.toHaveProperty('password');
+    await expect(auth.generateTokens({ id: 'u1' }, { claims: { sub: 'admin' } })).rejects.toThrow(/"sub" is set by the library/);
+    // Claims survive a refresh.
+    const next = await auth.refreshTokens(pair.refresh_token);
+    expect(await auth.strategies.get('redis').readToken(next.access_token, { checkSession: true })).toMatchObject({ role: 'admin', tenant: 't1' });
+  });
+
+  it('reloads the user on refresh with loadUser, ending the session when it returns null', async () => {
+    let role: string | null = 'member';
+    auth = testAuth({ userFields: ['role'], loadUser: (id) => (role ? { id, role } : null) });
+    const pair = await auth.generateTokens({ id: 9, role: 'member' });
+    role = 'admin';
+    const next = await auth.refreshTokens(pair.refresh_token);
+    expect(await auth.strategies.get('redis').readToken(next.access_token, { checkSession: false })).toMatchObject({ role: 'admin' });
+    role = null;
+    await expect(auth.refreshTokens(next.refresh_token)).rejects.toMatchObject({ code: 'token_revoked' });
+    expect(await auth.listSessions(9)).toEqual([]);
+  });
+
+  it('rejects bad users with a clear TypeError', async () => {
+    auth = testAuth();
+    for (const user of [null, {}, { id: '' }, { id: 1.5 }, { id: {} }, { id: 'x'.repeat(300) }]) {
+      await expect(auth.generateTokens(user as never)).rejects.toBeInstanceOf(TypeError);
+    }
+  });
+
+  it('checkRefreshToken is false for any bad token and true for a live one', async () => {
+    auth = testAuth();
+    const pair = await auth.generateTokens({ id: 2 });
+    for (const bad of ['', 'a.b.c', pair.access_token, `${pair.refresh_token}x`, 42 as never, null as never]) {
+      expect(await auth.checkRefreshToken(bad)).toBe(false);
+    }
+    expect(await auth.checkRefreshToken(pair.refresh_token)).toBe(true);
+  });
+
+  it('emits audit events, and a throwing listener never breaks the request', async () => {
+    auth = testAuth();
+    const seen: string[] = [];
+    auth.on('login', () => {
+      throw new Error('listener bug');
+    });
+    for (const event of ['login', 'refresh', 'logout', 'revoke_all', 'refresh_reused'] as const) auth.on(event, () => seen.push(event));
+    const warning = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
+    try {
+      const pair = await auth.generateTokens({ id: 4 });
+      const next = await auth.refreshTokens(pair.refresh_token);
+      await expect(auth.refreshTokens(pair.refresh_token)).rejects.toMatchObject({ code: 'refresh_reused' });
+      const other = await auth.generateTokens({ id: 4 });
+      await auth.invalidateRefreshToken(other.refresh_token);
+      await auth.revokeAllSessions(4);
+      expect(next.token_type).toBe('bearer');
+      expect(seen).toEqual(['login', 'refresh', 'refresh_reused', 'login', 'logout', 'revoke_all']);
+      expect(warning).toHaveBeenCalled();
+    } finally {
+      warning.mockRestore();
+    }
+  });
+});
+
+describe('the default instance', () => {
+  it('free functions throw a clear error before any createAuth', async () => {
+    vi.resetModules();
+    const fresh = await import('../../src/index.js');
+    expect(() => fresh.requireAuth()).toThrow(/call createAuth/);
+    await expect(async () => fresh.generateTokens({ id: 1 })).rejects.toThrow(/call createAuth/);
+    expect(() => fresh.strategies.names()).toThrow(/call createAuth/);
+  });
+
+  it('free functions use the instance createAuth made last', async () => {
+    vi.resetModules();
+    const fresh = await import('../../src/index.js');
+    const first = fresh.createAuth({ secret: SECRET });
+    const second = fresh.createAuth({ secret: 'another-secret-of-at-least-32-bytes!' });
+    const pair = await fresh.generateTokens({ id: 1 });
+    expect(await second.checkRefreshToken(pair.refresh_token)).toBe(true);
+    expect(await first.checkRefreshToken(pair.refresh_token)).toBe(false);
+    expect(fresh.strategies.names()).toEqual(['redis', 'jwt']);
+    const app = new Koa();
+    app.use(fresh.requireAuth());
+    app.use((ctx) => {
+      ctx.body = ctx.state.user.sub;
+    });
+    server = await serve(app);
+    expect((await call(server.url, '/', { token: pair.access_token })).text).toBe('1');
+    const none = await call(server.url, '/');
+    expect(none.status).toBe(401);
+    expect(none.body.error).toBe('token_missing');
+    await first.close();
+    await second.close();
+  });
+});

@@ -1,0 +1,89 @@
+import { createSecretKey, generateKeyPairSync } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { AuthConfigError } from '../../../src/errors.js';
+import { createKeyRing, jwkThumbprint } from '../../../src/keys/key-ring.js';
+import { ecKeys, rsaKeys, SECRET } from '../../helpers/forge.js';
+
+function configError(fn: () => unknown): AuthConfigError {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(AuthConfigError);
+    return error as AuthConfigError;
+  }
+  throw new Error('expected an AuthConfigError');
+}
+
+describe('key ring', () => {
+  it('refuses HS secrets shorter than 32 bytes, in every form, naming the option', () => {
+    for (const secret of ['short', 'x'.repeat(31), Buffer.alloc(31), createSecretKey(Buffer.alloc(16))]) {
+      const error = configError(() => createKeyRing({ secret }));
+      expect(error.option).toBe('secret');
+      expect(error.message).toMatch(/at least 32 bytes/);
+    }
+  });
+
+  it('never puts the secret into its error message', () => {
+    const secret = 'hunter2-hunter2';
+    expect(configError(() => createKeyRing({ secret })).message).not.toContain(secret);
+  });
+
+  it('requires a secret or keys, and not both', () => {
+    expect(configError(() => createKeyRing({})).option).toBe('secret');
+    expect(configError(() => createKeyRing({ secret: '' })).option).toBe('secret');
+    expect(configError(() => createKeyRing({ secret: SECRET, keys: [{ algorithm: 'HS256', secret: SECRET }] })).option).toBe('secret');
+  });
+
+  it('requires hash-sized secrets for HS384 and HS512', () => {
+    expect(configError(() => createKeyRing({ keys: [{ algorithm: 'HS384', secret: 'x'.repeat(40) }] })).message).toMatch(/48 bytes/);
+    expect(configError(() => createKeyRing({ keys: [{ algorithm: 'HS512', secret: 'x'.repeat(63) }] })).message).toMatch(/64 bytes/);
+    expect(createKeyRing({ keys: [{ algorithm: 'HS512', secret: 'x'.repeat(64) }] }).signer.algorithm).toBe('HS512');
+  });
+
+  it('refuses RSA keys under 2048 bits', () => {
+    const { privateKey } = rsaKeys(1024);
+    expect(configError(() => createKeyRing({ keys: [{ algorithm: 'RS256', privateKey }] })).message).toMatch(/2048 bits/);
+  });
+
+  it('pins each key to a matching key type and curve', () => {
+    const rsa = rsaKeys();
+    const p256 = ecKeys('prime256v1');
+    expect(configError(() => createKeyRing({ keys: [{ algorithm: 'ES256', privateKey: rsa.privateKey }] })).message).toMatch(/EC key/);
+    expect(configError(() => createKeyRing({ keys: [{ algorithm: 'ES384', privateKey: p256.privateKey }] })).message).toMatch(/secp384r1/);
+    expect(configError(() => createKeyRing({ keys: [{ algorithm: 'RS256', privateKey: p256.privateKey }] })).message).toMatch(/RSA key/);
+    expect(configError(() => createKeyRing({ keys: [{ algorithm: 'HS256', privateKey: rsa.privateKey } as never] })).option).toMatch(/keys\[0\]/);
+    expect(configError(() => createKeyRing({ keys: [{ algorithm: 'none' as never, secret: SECRET }] })).option).toBe('keys[0].algorithm');
+  });
+
+  it('detects a public key that does not belong to the private key', () => {
+    const a = rsaKeys();
+    const b = rsaKeys();
+    expect(configError(() => createKeyRing({ keys: [{ algorithm: 'RS256', privateKey: a.privateKey, publicKey: b.publicKey }] })).message).toMatch(/does not match/);
+  });
+
+  it('reads PEM strings and derives a thumbprint kid (RFC 7638)', () => {
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const pem = privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+    const ring = createKeyRing({ keys: [{ algorithm: 'ES256', privateKey: pem }] });
+    expect(ring.signer.kid).toBe(jwkThumbprint(publicKey));
+    expect(ring.signer.kid).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  });
+
+  it('signs with the first key that can sign; verify-only keys still verify', () => {
+    const old = { algorithm: 'HS256' as const, secret: 'o'.repeat(32), kid: 'old', verifyOnly: true };
+    const next = { algorithm: 'HS256' as const, secret: 'n'.repeat(32), kid: 'new' };
+    const ring = createKeyRing({ keys: [old, next] });
+    expect(ring.signer.kid).toBe('new');
+    expect(ring.find('old', 'HS256')?.kid).toBe('old');
+    expect(configError(() => createKeyRing({ keys: [old] })).message).toMatch(/no key can sign/);
+  });
+
+  it('looks kids up only in the ring, and only with the key’s own algorithm', () => {
+    const ring = createKeyRing({ keys: [{ algorithm: 'HS256', secret: SECRET, kid: 'a' }] });
+    expect(ring.find('a', 'HS256')).toBeDefined();
+    expect(ring.find('a', 'HS512')).toBeUndefined();
+    expect(ring.find('../../etc/passwd', 'HS256')).toBeUndefined();
+    expect(ring.find({ toString: () => 'a' }, 'HS256')).toBeUndefined();
+    expect(configError(() => createKeyRing({ keys: [{ algorithm: 'HS256', secret: SECRET, kid: 'a' }, { algorithm: 'HS256', secret: 'y'.repeat(32), kid: 'a' }] })).message).toMatch(/share the kid/);
+  });
+});

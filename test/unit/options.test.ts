@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { AuthConfigError, createAuth } from '../../src/index.js';
+import { SECRET } from '../helpers/forge.js';
+
+function optionError(options: Record<string, unknown>): AuthConfigError {
+  try {
+    createAuth(options as never);
+  } catch (error) {
+    expect(error).toBeInstanceOf(AuthConfigError);
+    expect((error as AuthConfigError).code).toBe('invalid_option');
+    return error as AuthConfigError;
+  }
+  throw new Error('expected createAuth to throw');
+}
+
+describe('createAuth options', () => {
+  it('validates every option at start-up, naming the one to change', () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ secret: SECRET, accessTokenTtl: 0 }, 'accessTokenTtl'],
+      [{ secret: SECRET, accessTokenTtl: 1.5 }, 'accessTokenTtl'],
+      [{ secret: SECRET, refreshTokenTtl: Infinity }, 'refreshTokenTtl'],
+      [{ secret: SECRET, accessTokenTtl: 600, refreshTokenTtl: 600 }, 'refreshTokenTtl'],
+      [{ secret: SECRET, audience: [] }, 'audience'],
+      [{ secret: SECRET, issuer: '' }, 'issuer'],
+      [{ secret: SECRET, leeway: -1 }, 'leeway'],
+      [{ secret: SECRET, userFields: 'role' }, 'userFields'],
+      [{ secret: SECRET, userFields: ['exp'] }, 'userFields'],
+      [{ secret: SECRET, keyPrefix: 'a{b}' }, 'keyPrefix'],
+      [{ secret: SECRET, checkSession: 'yes' }, 'checkSession'],
+      [{ secret: SECRET, storeTimeout: 0 }, 'storeTimeout'],
+      [{ secret: SECRET, redis: 42 }, 'redis'],
+      [{ secret: SECRET, redis: {} }, 'redis'],
+      [{ secret: SECRET, realm: 'a"b' }, 'realm'],
+      [{ secret: SECRET, loadUser: 'x' }, 'loadUser'],
+      [{ secret: SECRET, secrte: 'typo' }, 'secrte'],
+      [{ secret: 'too-short' }, 'secret'],
+      [{}, 'secret'],
+    ];
+    for (const [options, option] of cases) {
+      const error = optionError(options);
+      expect(error.option, JSON.stringify(options)).toBe(option);
+      expect(error.message).not.toContain(SECRET);
+    }
+  });
+
+  it('accepts a minimal config with the in-memory store', async () => {
+    const auth = createAuth({ secret: SECRET });
+    expect(auth.options).toMatchObject({ accessTokenTtl: 900, refreshTokenTtl: 2_592_000, keyPrefix: 'auth:', checkSession: true });
+    const pair = await auth.generateTokens({ id: 1 });
+    expect(await auth.checkRefreshToken(pair.refresh_token)).toBe(true);
+    await auth.close();
+  });
+});

@@ -1,0 +1,202 @@
+import { createPublicKey } from 'node:crypto';
+import jwt from 'jsonwebtoken';
+import { describe, expect, it, vi } from 'vitest';
+import { AuthError } from '../../../src/errors.js';
+import { createKeyRing, type KeyConfig } from '../../../src/keys/key-ring.js';
+import { TokenService } from '../../../src/tokens/token-service.js';
+import { decodeSegment, forgeAsymmetric, forgeHmac, rsaKeys, SECRET, withSegment } from '../../helpers/forge.js';
+
+const rsa = rsaKeys();
+
+function service(keys: KeyConfig[], extra: Partial<ConstructorParameters<typeof TokenService>[0]> = {}): TokenService {
+  return new TokenService({
+    ring: createKeyRing({ keys }),
+    accessTokenTtl: 900,
+    refreshTokenTtl: 3600,
+    issuer: undefined,
+    audience: undefined,
+    leeway: 5,
+    ...extra,
+  });
+}
+
+const hs = () => service([{ algorithm: 'HS256', secret: SECRET, kid: 'k1' }]);
+const rs = () => service([{ algorithm: 'RS256', privateKey: rsa.privateKey, kid: 'r1' }]);
+const now = () => Math.floor(Date.now() / 1000);
+const accessClaims = (extra: object = {}) => ({ sub: '1', sid: 's', token_use: 'access', iat: now(), exp: now() + 60, ...extra });
+
+function rejects(tokens: TokenService, token: unknown, kind: 'access' | 'refresh' = 'access'): AuthError {
+  try {
+    tokens.verify(token, kind);
+  } catch (error) {
+    expect(error).toBeInstanceOf(AuthError);
+    return error as AuthError;
+  }
+  throw new Error('expected the token to be rejected');
+}
+
+describe('algorithm allowlist per key', () => {
+  it('rejects alg "none" in any spelling', () => {
+    const tokens = hs();
+    for (const alg of ['none', 'None', 'NONE', 'nOnE']) {
+      const token = `${Buffer.from(JSON.stringify({ alg, typ: 'at+jwt', kid: 'k1' })).toString('base64url')}.${Buffer.from(JSON.stringify(accessClaims())).toString('base64url')}.`;
+      expect(rejects(tokens, token).code).toBe('token_invalid');
+      expect(rejects(tokens, `${token}AAAA`).code).toBe('token_invalid');
+    }
+  });
+
+  it('rejects HS256 tokens signed with the RSA public key, in every encoding', () => {
+    const tokens = rs();
+    const pub = createPublicKey(rsa.privateKey);
+    const spki = pub.export({ format: 'pem', type: 'spki' }).toString();
+    const pkcs1 = pub.export({ format: 'pem', type: 'pkcs1' }).toString();
+    const jwk = JSON.stringify(pub.export({ format: 'jwk' }));
+    for (const secret of [spki, pkcs1, `junk before\n${spki}`, jwk, spki.trim()]) {
+      for (const header of [{ alg: 'HS256', typ: 'at+jwt', kid: 'r1' }, { alg: 'HS256', typ: 'at+jwt' }]) {
+        expect(rejects(tokens, forgeHmac(header, accessClaims(), secret)).code).toBe('token_invalid');
+      }
+    }
+  });
+
+  it('rejects algorithm swaps: HS256 to HS512 and RS256 to PS256', () => {
+    expect(rejects(hs(), forgeHmac({ alg: 'HS512', typ: 'at+jwt', kid: 'k1' }, accessClaims(), SECRET, 'sha512')).code).toBe('token_invalid');
+    const pss = forgeAsymmetric({ alg: 'PS256', typ: 'at+jwt', kid: 'r1' }, accessClaims(), rsa.privateKey, 'sha256', true);
+    expect(rejects(rs(), pss).code).toBe('token_invalid');
+  });
+
+  it('accepts its own tokens for every algorithm pinned in the ring', () => {
+    const tokens = rs();
+    const { token } = tokens.sign('access', { sub: '1', sid: 's' });
+    expect(decodeSegment(token, 0)).toMatchObject({ alg: 'RS256', typ: 'at+jwt', kid: 'r1' });
+    expect(tokens.verify(token, 'access').sub).toBe('1');
+  });
+});
+
+describe('kinds cannot be confused', () => {
+  it('differ in header typ and in the token_use claim', () => {
+    const tokens = hs();
+    const access = tokens.sign('access', { sub: '1', sid: 's' }).token;
+    const refresh = tokens.sign('refresh', { sub: '1', sid: 's', jti: 'j' }).token;
+    expect(decodeSegment(access, 0).typ).toBe('at+jwt');
+    expect(decodeSegment(refresh, 0).typ).toBe('rt+jwt');
+    expect(decodeSegment(access, 1).token_use).toBe('access');
+    expect(decodeSegment(refresh, 1).token_use).toBe('refresh');
+    expect(rejects(tokens, refresh, 'access').code).toBe('token_invalid');
+    expect(rejects(tokens, access, 'refresh').code).toBe('token_invalid');
+  });
+
+  it('checks typ itself: a matching claim with the wrong header typ is refused, and vice versa', () => {
+    const tokens = hs();
+    expect(rejects(tokens, forgeHmac({ alg: 'HS256', typ: 'rt+jwt', kid: 'k1' }, accessClaims(), SECRET)).code).toBe('token_invalid');
+    expect(rejects(tokens, forgeHmac({ alg: 'HS256', typ: 'JWT', kid: 'k1' }, accessClaims(), SECRET)).code).toBe('token_invalid');
+    expect(rejects(tokens, forgeHmac({ alg: 'HS256', typ: 'at+jwt', kid: 'k1' }, accessClaims({ token_use: 'refresh' }), SECRET)).code).toBe('token_invalid');
+    expect(tokens.verify(forgeHmac({ alg: 'HS256', typ: 'at+jwt', kid: 'k1' }, accessClaims(), SECRET), 'access').sub).toBe('1');
+  });
+});
+
+describe('claims', () => {
+  const sign = (claims: object) => forgeHmac({ alg: 'HS256', typ: 'at+jwt', kid: 'k1' }, claims, SECRET);
+
+  it('requires exp', () => {
+    const { exp: _exp, ...noExp } = accessClaims();
+    expect(rejects(hs(), sign(noExp)).code).toBe('token_invalid');
+    expect(rejects(hs(), sign(accessClaims({ exp: 'soon' }))).code).toBe('token_invalid');
+  });
+
+  it('reports expiry as token_expired, honouring the leeway', () => {
+    expect(rejects(hs(), sign(accessClaims({ exp: now() - 10 }))).code).toBe('token_expired');
+    expect(hs().verify(sign(accessClaims({ exp: now() - 2 })), 'access').sub).toBe('1');
+    expect(rejects(service([{ algorithm: 'HS256', secret: SECRET, kid: 'k1' }], { leeway: 0 }), sign(accessClaims({ exp: now() - 2 }))).code).toBe('token_expired');
+  });
+
+  it('honours nbf and iat with the leeway', () => {
+    expect(rejects(hs(), sign(accessClaims({ nbf: now() + 60 }))).code).toBe('token_invalid');
+    expect(hs().verify(sign(accessClaims({ nbf: now() + 2 })), 'access').sub).toBe('1');
+    expect(rejects(hs(), sign(accessClaims({ iat: now() + 60 }))).code).toBe('token_invalid');
+    expect(hs().verify(sign(accessClaims({ iat: now() + 2 })), 'access').sub).toBe('1');
+  });
+
+  it('validates iss and aud when configured, arrays too', () => {
+    const tokens = service([{ algorithm: 'HS256', secret: SECRET, kid: 'k1' }], { issuer: 'me', audience: ['api', 'web'] });
+    expect(tokens.verify(sign(accessClaims({ iss: 'me', aud: 'web' })), 'access').sub).toBe('1');
+    expect(tokens.verify(sign(accessClaims({ iss: 'me', aud: ['x', 'api'] })), 'access').sub).toBe('1');
+    expect(rejects(tokens, sign(accessClaims({ iss: 'evil', aud: 'api' }))).code).toBe('token_invalid');
+    expect(rejects(tokens, sign(accessClaims({ iss: 'me', aud: 'other' }))).code).toBe('token_invalid');
+    expect(rejects(tokens, sign(accessClaims({ aud: 'api' }))).code).toBe('token_invalid');
+    const issued = tokens.sign('access', { sub: '1', sid: 's' }).token;
+    expect(decodeSegment(issued, 1)).toMatchObject({ iss: 'me', aud: ['api', 'web'] });
+  });
+
+  it('checks the signature before claims: an expired token with a bad signature is invalid, not expired', () => {
+    const token = forgeHmac({ alg: 'HS256', typ: 'at+jwt', kid: 'k1' }, accessClaims({ exp: now() - 100 }), 'another-secret-of-32-bytes-length!');
+    expect(rejects(hs(), token).code).toBe('token_invalid');
+  });
+});
+
+describe('untrusted headers', () => {
+  it('uses kid only as a lookup key', () => {
+    for (const kid of ['../../../dev/null', "' OR 1=1 --", 'http://127.0.0.1/key', 42, null, { $ne: 1 }]) {
+      expect(rejects(hs(), forgeHmac({ alg: 'HS256', typ: 'at+jwt', kid }, accessClaims(), SECRET)).code).toBe('token_invalid');
+    }
+  });
+
+  it('never follows jku, x5u, an embedded jwk, x5c, or crit', () => {
+    const pub = createPublicKey(rsa.privateKey).export({ format: 'jwk' });
+    const base = { alg: 'HS256', typ: 'at+jwt', kid: 'k1' };
+    for (const extra of [{ jku: 'http://127.0.0.1:1/jwks' }, { x5u: 'http://127.0.0.1:1/cert' }, { jwk: pub }, { x5c: ['AAAA'] }, { crit: ['exp'] }]) {
+      // Even correctly signed, such a token is refused.
+      expect(rejects(hs(), forgeHmac({ ...base, ...extra }, accessClaims(), SECRET)).code).toBe('token_invalid');
+    }
+  });
+});
+
+describe('malformed input', () => {
+  const sign = (payload: unknown) => forgeHmac({ alg: 'HS256', typ: 'at+jwt', kid: 'k1' }, payload, SECRET);
+
+  it('rejects wrong segment counts, bad characters, bad JSON and non-object payloads', () => {
+    const good = hs().sign('access', { sub: '1', sid: 's' }).token;
+    const cases: unknown[] = [
+      '', 'abc', 'a.b', 'a.b.c.d', good.split('.').slice(0, 2).join('.'), `${good}.x`,
+      withSegment(good, 1, 'eyJ+/='), withSegment(good, 0, '!!!'), ` ${good}`, `${good}\n`,
+      withSegment(good, 0, Buffer.from('{not json').toString('base64url')),
+      withSegment(good, 0, Buffer.from('null').toString('base64url')),
+      withSegment(good, 0, Buffer.from('[1]').toString('base64url')),
+      sign('null'), sign('[]'), sign('42'), sign('"str"'), sign('{bad json'), sign(null), sign([1, 2]), sign(7),
+      null, undefined, 42, {}, ['a', 'b'],
+    ];
+    for (const token of cases) expect(rejects(hs(), token).code).toBe('token_invalid');
+  });
+
+  it('rejects huge tokens before parsing or verifying them', () => {
+    const header = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'at+jwt', kid: 'k1' })).toString('base64url');
+    const huge = `${header}.${'b'.repeat(2_000_000)}.c`;
+    const verify = vi.spyOn(jwt, 'verify');
+    const parse = vi.spyOn(JSON, 'parse');
+    try {
+      expect(rejects(hs(), huge).code).toBe('token_invalid');
+      expect(verify).not.toHaveBeenCalled();
+      expect(parse).not.toHaveBeenCalled();
+    } finally {
+      verify.mockRestore();
+      parse.mockRestore();
+    }
+  });
+
+  it('never puts the token or the secret into an error message', () => {
+    const good = hs().sign('access', { sub: '1', sid: 's' }).token;
+    const forged = forgeHmac({ alg: 'HS256', typ: 'at+jwt', kid: 'k1' }, accessClaims(), 'wrong-secret-that-is-32-bytes-long');
+    for (const token of [forged, withSegment(good, 2, 'AAAA'), `${good}x`]) {
+      const error = rejects(hs(), token);
+      expect(error.message).not.toContain(token);
+      expect(error.message).not.toContain(token.split('.')[1]);
+      expect(error.message).not.toContain(SECRET);
+      expect(JSON.stringify(error)).not.toContain(token.split('.')[1]);
+    }
+  });
+
+  it('matches jsonwebtoken on a token it signs with the same KeyObject', () => {
+    const ring = createKeyRing({ keys: [{ algorithm: 'HS256', secret: SECRET, kid: 'k1' }] });
+    const token = jwt.sign(accessClaims(), ring.signer.signingKey!, { algorithm: 'HS256', header: { alg: 'HS256', typ: 'at+jwt', kid: 'k1' } });
+    expect(hs().verify(token, 'access').sid).toBe('s');
+  });
+});
