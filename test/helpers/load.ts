@@ -22,7 +22,10 @@ export function idApp(auth: Auth): Koa {
   app.use(authErrors());
   router.post('/login', json, async (ctx) => {
     const id = (ctx.request.body as { id?: unknown } | undefined)?.id;
-    if (typeof id !== 'string' && typeof id !== 'number') ctx.throw(400, 'Send { "id": … }.');
+    if (typeof id !== 'string' && typeof id !== 'number') {
+      ctx.throw(400, 'Send { "id": … }.');
+      return;
+    }
     ctx.set('Cache-Control', 'no-store');
     ctx.body = await auth.generateTokens({ id }, { ctx });
   });
