@@ -1,7 +1,7 @@
 import { AuthConfigError } from './errors.js';
 import type { KeyConfig, KeyMaterial } from './keys/key-ring.js';
 import type { RedisClient } from './stores/redis-store.js';
-import { RESERVED_CLAIMS, type TokenUser } from './tokens/claims.js';
+import { isPrototypeKey, RESERVED_CLAIMS, type TokenUser } from './tokens/claims.js';
 
 /** Options of {@link createAuth}. Everything is validated once, when the instance is created. */
 export interface AuthOptions {
@@ -138,6 +138,7 @@ export function resolveOptions(options: AuthOptions): ResolvedOptions {
     if (RESERVED_CLAIMS.has(field) || field === 'usr' || field === 'id') {
       throw new AuthConfigError('userFields', `"${field}" is a claim the library sets itself; leave it out`);
     }
+    if (isPrototypeKey(field)) throw new AuthConfigError('userFields', `"${field}" cannot be a claim name (jsonwebtoken cannot sign it)`);
   }
   if (typeof merged.keyPrefix !== 'string' || /[{}\s]/.test(merged.keyPrefix)) {
     throw new AuthConfigError('keyPrefix', 'must be a string without braces or spaces (braces would break Cluster hash tags)');
