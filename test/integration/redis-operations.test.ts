@@ -4,7 +4,7 @@ import { type Auth, createAuth, type TokenPair } from '../../src/index.js';
 import { SECRET } from '../helpers/forge.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
-/* What the README's eviction advice claims, on a small redis-server this file owns. */
+/* What the README's Operations section claims, on small redis-servers this file owns. */
 
 let redis: RedisServer;
 let admin: Redis;
@@ -88,4 +88,33 @@ describe('Redis memory policies', () => {
       for (const key of await admin.keys('auth:*')) expect(await admin.pttl(key)).toBeGreaterThan(0);
     });
   }
+});
+
+describe('Redis persistence', () => {
+  it('an empty restart logs everyone out; restoring an older snapshot rolls sessions back, logouts included (why the README says not to restore session keys)', async () => {
+    redis = await RedisServer.start();
+    admin = new Redis(redis.url);
+    auth = createAuth({ secret: SECRET, redis: redis.url });
+    const kept = await auth.generateTokens({ id: 1 });
+    const loggedOut = await auth.generateTokens({ id: 1 });
+    await admin.save(); // an RDB snapshot in the server's directory, loaded by the next start
+    await auth.invalidateRefreshToken(loggedOut.refresh_token);
+    expect(await auth.checkRefreshToken(loggedOut.refresh_token)).toBe(false);
+    admin.disconnect();
+    await redis.restart();
+    admin = new Redis(redis.url);
+    // The snapshot predates the logout: that session is alive again.
+    const revived = async () => auth.checkRefreshToken(loggedOut.refresh_token).catch(() => undefined);
+    let state = await revived();
+    for (let i = 0; i < 40 && state === undefined; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      state = await revived();
+    }
+    expect(state).toBe(true);
+    expect(await auth.checkRefreshToken(kept.refresh_token)).toBe(true);
+    // The remedy: drop the session keys (here the whole database) and everyone logs in again.
+    await admin.flushdb();
+    expect(await auth.checkRefreshToken(loggedOut.refresh_token)).toBe(false);
+    expect(await auth.checkRefreshToken(kept.refresh_token)).toBe(false);
+  });
 });
