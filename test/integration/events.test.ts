@@ -107,7 +107,7 @@ describe('audit events', () => {
 
   it('store_unavailable: from login, refresh, logout and the middlewares’ session checks, with the operation and the error', async () => {
     redis = await RedisServer.start();
-    const url = await start(createAuth({ secret: SECRET, redis: redis.url }));
+    const url = await start(createAuth({ secret: SECRET, redis: redis.url, storeTimeout: 250 }));
     const pair = await loginPair(url, 'u-down');
     const seen = record(['store_unavailable']);
     await redis.kill();
