@@ -8,7 +8,7 @@ const PUBLIC = ['createAuth', 'requireAuth', 'getData', 'getToken', 'generateTok
 
 /** Runs a snippet in a child Node as a user would, resolving the package by its name. */
 function node(args: string[]): string {
-  return execFileSync(process.execPath, args, { cwd: root, encoding: 'utf8' });
+  return execFileSync(process.execPath, args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 describe('the built package (npm test builds it first)', () => {
