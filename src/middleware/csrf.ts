@@ -8,9 +8,13 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 /** Methods that may change state and so need CSRF proof when cookies authenticate them. */
 export const isUnsafeMethod = (method: string): boolean => !SAFE_METHODS.has(method.toUpperCase());
 
-function ownOrigin(ctx: Pick<Context, 'origin'>): string | undefined {
+/**
+ * The origin this request was sent to. Built from protocol and host, not `ctx.origin`: Koa 3
+ * returns the request's `Origin` header there, which would make every origin its own.
+ */
+function ownOrigin(ctx: Pick<Context, 'protocol' | 'host'>): string | undefined {
   try {
-    return new URL(ctx.origin).origin;
+    return new URL(`${ctx.protocol}://${ctx.host}`).origin;
   } catch {
     return undefined;
   }
