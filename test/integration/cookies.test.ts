@@ -144,7 +144,8 @@ describe('CSRF protection for cookie-authenticated requests', () => {
   it('refuses a foreign Origin, a foreign Referer and Origin: null with 403 origin_forbidden even with the right header', async () => {
     await start();
     await login();
-    for (const headers of [{ origin: 'http://evil.test' }, { origin: 'null' }, { origin: '', referer: 'http://evil.test/page' }]) {
+    const cases: Record<string, string>[] = [{ origin: 'http://evil.test' }, { origin: 'null' }, { origin: '', referer: 'http://evil.test/page' }];
+    for (const headers of cases) {
       const res = await browser('/notes', { method: 'POST', csrf: true, headers });
       expect([res.status, res.body.error]).toEqual([403, 'origin_forbidden']);
     }
