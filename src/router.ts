@@ -90,12 +90,14 @@ export function createAuthRouter(auth: Auth, options: RoutesOptions): Router {
   const authenticated = auth.requireAuth({ csrf: true });
 
   /**
-   * CSRF for routes that do not go through requireAuth. Bearer-header requests are exempt: a
-   * cross-site page cannot make the browser add that header.
+   * CSRF for routes that do not go through requireAuth. A cookie credential always needs the
+   * double-submit proof. Without one (login, a token in the body), a bearer header is proof
+   * enough: a cross-site page cannot make the browser add it.
    */
   function guard(ctx: Context, usesCookie: boolean): void {
-    if (!cookieMode || hasBearerHeader(ctx)) return;
-    checkCsrf(ctx, web, usesCookie ? 'session' : 'pre-session');
+    if (!cookieMode) return;
+    if (usesCookie) checkCsrf(ctx, web, 'session');
+    else if (!hasBearerHeader(ctx)) checkCsrf(ctx, web, 'pre-session');
   }
 
   function deliver(ctx: Context, pair: TokenPair, rotateCsrf: boolean): void {

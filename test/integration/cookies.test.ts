@@ -169,6 +169,24 @@ describe('CSRF protection for cookie-authenticated requests', () => {
     expect((await call(server.url, '/auth/logout-all', { method: 'POST', token: access_token, headers: { origin: 'http://evil.test' } })).status).toBe(200);
   });
 
+  it('does not let a bearer header excuse a cookie credential', async () => {
+    await start();
+    await login();
+    const headers = { authorization: 'Bearer junk', origin: 'http://evil.test' };
+    const refresh = await browser('/auth/refresh', { method: 'POST', headers });
+    expect([refresh.status, refresh.body.error]).toEqual([403, 'origin_forbidden']);
+    // (This jar sends the refresh cookie everywhere, so logout would use it.)
+    const logout = await browser('/auth/logout', { method: 'POST', headers: { authorization: 'Bearer junk' } });
+    expect([logout.status, logout.body.error]).toEqual([403, 'csrf_failed']);
+    expect(await auth.listSessions(1)).toHaveLength(1);
+  });
+
+  it('leaves app routes outside the auth router alone', async () => {
+    await start();
+    const res = await browser('/auth/somewhere-else', { method: 'POST', headers: { origin: 'http://evil.test' } });
+    expect(res.status).toBe(404);
+  });
+
   it('is configurable for requireAuth: per middleware and per instance', async () => {
     await start();
     await login();
@@ -224,6 +242,16 @@ describe('CSRF protection of the auth routes', () => {
     const res = await browser('/auth/refresh', { method: 'POST', csrf: true });
     expect([res.status, res.body.error]).toEqual([401, 'token_revoked']);
     expect([...jar.values.keys()]).toEqual([]);
+  });
+
+  it("in 'both' delivery a refresh token in the body needs the header present (no cookie to match yet)", async () => {
+    await start({ tokenDelivery: 'both' });
+    const { refresh_token } = (await login()).body;
+    const bare = await call(server.url, '/auth/refresh', { body: { refresh_token } });
+    expect([bare.status, bare.body.error]).toEqual([403, 'csrf_failed']);
+    const ok = await call(server.url, '/auth/refresh', { body: { refresh_token }, headers: { 'x-csrf-token': '1' } });
+    expect(ok.status).toBe(200);
+    expect(ok.body.token_type).toBe('bearer');
   });
 
   it('refresh with no cookie at all is 401 token_missing', async () => {
