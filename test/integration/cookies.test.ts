@@ -154,6 +154,15 @@ describe('CSRF protection for cookie-authenticated requests', () => {
     expect((await browser('/notes', { method: 'POST', csrf: true, headers: { origin: sibling } })).status).toBe(403);
   });
 
+  it('uses a configured CSRF header name', async () => {
+    await start({ csrf: { header: 'X-XSRF-Token' } });
+    expect((await login()).status).toBe(403);
+    await browser('/auth/login', { body: { username: 'alice', password: 'wonderland' }, headers: { 'x-xsrf-token': '1' } });
+    const csrf = jar.values.get(CSRF)!;
+    expect((await browser('/notes', { method: 'POST', csrf: true })).status).toBe(403);
+    expect((await browser('/notes', { method: 'POST', headers: { 'x-xsrf-token': csrf } })).status).toBe(200);
+  });
+
   it('accepts an origin from csrf.allowedOrigins', async () => {
     await start({ csrf: { allowedOrigins: ['https://app.example.com'] } });
     await login();

@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { setImmediate as tick } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AuthConfigError, createAuth } from '../../../src/index.js';
+import { readCookie } from '../../../src/middleware/cookies.js';
 import { SECRET } from '../../helpers/forge.js';
 
 function optionError(options: Record<string, unknown>): AuthConfigError {
@@ -73,5 +74,21 @@ describe('insecure cookie settings in production', () => {
     } finally {
       process.off('warning', listener);
     }
+  });
+});
+
+describe('readCookie', () => {
+  const ctx = (cookie: string) => ({ get: (name: string) => (name === 'cookie' ? cookie : '') });
+
+  it('finds a cookie among others, unquotes it, and takes the first of duplicates', () => {
+    expect(readCookie(ctx('a=1; __Host-at=tok; b=2'), '__Host-at')).toBe('tok');
+    expect(readCookie(ctx('at="quoted"'), 'at')).toBe('quoted');
+    expect(readCookie(ctx('at=first;at=second'), 'at')).toBe('first');
+  });
+
+  it('gives undefined for absent, empty or prefix-only matches', () => {
+    expect(readCookie(ctx(''), 'at')).toBeUndefined();
+    expect(readCookie(ctx('at='), 'at')).toBeUndefined();
+    expect(readCookie(ctx('xat=1; at2=2'), 'at')).toBeUndefined();
   });
 });
