@@ -8,6 +8,7 @@ import { createGetToken } from './middleware/get-token.js';
 import { createRequireAuth } from './middleware/require-auth.js';
 import type { AuthenticatedState, AuthMiddlewareOptions, AuthState } from './middleware/state.js';
 import { type AuthOptions, type ResolvedOptions, resolveOptions } from './options.js';
+import { createAuthRouter, type RoutesOptions } from './router.js';
 import { jwtStrategy } from './strategies/jwt.js';
 import { redisStrategy } from './strategies/redis.js';
 import { StrategyRegistry } from './strategies/registry.js';
@@ -150,7 +151,7 @@ export class Auth {
 
   /** Puts the request's raw token on `ctx.state.token` when present. Never fails. */
   getToken(): Middleware<AuthState> {
-    return createGetToken();
+    return createGetToken(this.options.web);
   }
 
   /** Optional auth: sets `ctx.state.user` for a valid token, else leaves it undefined. Never fails. */
@@ -161,6 +162,16 @@ export class Auth {
   /** 401 unless a valid access token is present; 503 when the session store cannot answer. */
   requireAuth(options?: AuthMiddlewareOptions): Middleware<AuthenticatedState> {
     return createRequireAuth(this, options);
+  }
+
+  /**
+   * A ready-made @koa/router router: `POST /login` (your `login(ctx)` checks the credentials),
+   * `POST /refresh`, `POST /logout`, `POST /logout-all`, `GET /sessions`, `DELETE /sessions/:id`,
+   * under `prefix` (default `/auth`). Tokens go out as the instance's `tokenDelivery` says.
+   * @example app.use(auth.routes({ login: (ctx) => checkPassword(ctx.request.body) }).routes());
+   */
+  routes(options: RoutesOptions): ReturnType<typeof createAuthRouter> {
+    return createAuthRouter(this, options);
   }
 
   /** Closes the Redis connection if this instance opened it (from a URL). */

@@ -23,6 +23,8 @@ export type { Algorithm } from './keys/algorithms.js';
 export type { KeyConfig, KeyMaterial } from './keys/key-ring.js';
 export type { AuthenticatedState, AuthMiddlewareOptions, AuthState } from './middleware/state.js';
 export type { AuthOptions } from './options.js';
+export type { CookieOptions, CsrfOptions, TokenDelivery, TokenSource } from './middleware/cookies.js';
+export type { LoginRateLimiter, RoutesOptions } from './router.js';
 export type {
   IssueOptions,
   ReadOptions,
