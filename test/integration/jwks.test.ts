@@ -1,11 +1,10 @@
-import { generateKeyPairSync } from 'node:crypto';
 import { calculateJwkThumbprint, createRemoteJWKSet, errors as joseErrors, jwtVerify } from 'jose';
 import Koa from 'koa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createApp } from '../../examples/basic/app.js';
 import { type Algorithm, type Auth, type AuthOptions, createAuth, type KeyConfig } from '../../src/index.js';
 import { harnessRedisUrl, uniquePrefix } from '../helpers/auth.js';
-import { decodeSegment } from '../helpers/forge.js';
+import { decodeSegment, pssKeys } from '../helpers/forge.js';
 import { call, serve, type Served } from '../helpers/http.js';
 import { keyFor, verifyOnly } from '../helpers/keys.js';
 
@@ -36,7 +35,7 @@ describe('auth.jwks()', () => {
   it('publishes the public keys only, field by field: no secret, no private part, HS keys never', async () => {
     const secret = keyFor('HS512', { kid: 'hs', verifyOnly: true });
     // An RSA-PSS-typed key, which Node cannot export as JWK directly.
-    const pss = generateKeyPairSync('rsa-pss', { modulusLength: 2048 });
+    const pss = pssKeys();
     const keys: KeyConfig[] = [
       keyFor('ES256'),
       verifyOnly(keyFor('RS256', { kid: 'rsa-old' })),
