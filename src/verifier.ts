@@ -89,7 +89,7 @@ function jwksUrl(value: unknown): URL {
  * refresh or revoke; those helpers throw `strategy_unsupported`. Create it with {@link createVerifier}.
  */
 export class Verifier {
-  readonly options: Readonly<ResolvedOptions>;
+  private readonly options: Readonly<ResolvedOptions>;
   private readonly remote: RemoteKeySet;
   private readonly host: MiddlewareHost;
   private tokens: TokenService;

@@ -128,9 +128,16 @@ export class RemoteKeySet {
       this.loadedAt = Date.now();
       return true;
     } catch (cause) {
-      const reason = cause instanceof Error && cause.name === 'TimeoutError' ? `no answer within ${this.options.timeout} ms` : cause instanceof Error ? cause.message : String(cause);
-      this.options.onError(new Error(`koa-jwt-redis: could not load the JWKS from ${this.options.uri.origin}${this.options.uri.pathname}: ${reason}; keeping the last good keys`, { cause }));
+      this.options.onError(new Error(`koa-jwt-redis: could not load the JWKS from ${this.options.uri.origin}${this.options.uri.pathname}: ${this.describe(cause)}; keeping the last good keys`, { cause }));
       return false;
     }
+  }
+
+  private describe(cause: unknown): string {
+    if (!(cause instanceof Error)) return String(cause);
+    if (cause.name === 'TimeoutError') return `no answer within ${this.options.timeout} ms`;
+    // fetch() reports network failures as "fetch failed" with the system error as its cause.
+    const code = (cause.cause as { code?: unknown } | undefined)?.code;
+    return typeof code === 'string' ? `${cause.message} (${code})` : cause.message;
   }
 }

@@ -1,3 +1,4 @@
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createApp } from '../../examples/basic/app.js';
 import { ALGORITHMS, type Auth, type AuthOptions, createAuth, type KeyConfig } from '../../src/index.js';
@@ -94,7 +95,9 @@ describe('key rotation', () => {
 
     // Step 2: the new key signs; the old one verifies. Instances of step 1 still running (a rolling
     // deploy) accept the new tokens, because they already know the new key.
-    const v2 = await deploy([next, verifyOnly(old)], { keyPrefix });
+    // The old key verifies from its public key alone: the private key can be destroyed now.
+    const oldPublic = { kid: 'old', algorithm: 'RS256' as const, publicKey: createPublicKey(old.privateKey as KeyObject), verifyOnly: true };
+    const v2 = await deploy([next, oldPublic], { keyPrefix });
     expect((await me(v2, a1.access_token)).status).toBe(200);
     const a2 = (await refresh(v2, a1.refresh_token)).body;
     expect(kidOf(a2.access_token)).toBe('new');
