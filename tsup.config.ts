@@ -5,7 +5,8 @@ export default defineConfig([
     entry: ['src/index.ts'],
     format: ['esm', 'cjs'],
     dts: true,
-    clean: true,
+    // Both builds run at once: spare the CLI's output from this one's clean.
+    clean: ['!cli.js'],
     sourcemap: true,
     target: 'node20',
     platform: 'node',
