@@ -110,3 +110,13 @@ export class UnsupportedError extends Error {
     this.name = new.target.name;
   }
 }
+
+/**
+ * `token_invalid` because the header names no key of the ring. Internal: lets a verifier that
+ * loads keys from a JWKS tell "maybe a new key" apart from every other bad token.
+ */
+export class UnknownKeyError extends AuthError {
+  constructor() {
+    super('token_invalid', 'The token was not signed by a known key with its algorithm.');
+  }
+}

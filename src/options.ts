@@ -133,6 +133,9 @@ export function resolveOptions(options: AuthOptions): ResolvedOptions {
     throw new AuthConfigError('options', 'createAuth needs an options object, e.g. createAuth({ secret: process.env.JWT_SECRET })');
   }
   for (const name of Object.keys(options)) {
+    if (name === 'jwksUri') {
+      throw new AuthConfigError(name, 'belongs to createVerifier({ jwksUri, issuer, audience }), which verifies tokens from another service’s JWKS; createAuth issues tokens with its own keys');
+    }
     if (!KNOWN.has(name)) throw new AuthConfigError(name, `is not an option; known options: ${[...KNOWN].join(', ')}`);
   }
   const merged = { ...DEFAULTS, ...stripUndefined(options) };
