@@ -2,12 +2,15 @@ import { Redis } from 'ioredis';
 import type { Middleware } from 'koa';
 import { AuthConfigError, UnsupportedError } from './errors.js';
 import { type AuthEventListener, type AuthEventName, AuthEvents } from './events.js';
-import { createKeyRing } from './keys/key-ring.js';
+import type { PublicJwk } from './keys/jwk.js';
+import { createKeyRing, publicJwks } from './keys/key-ring.js';
 import { createGetData } from './middleware/get-data.js';
 import { createGetToken } from './middleware/get-token.js';
+import { createJwksMiddleware, type JwksOptions } from './middleware/jwks.js';
 import { createRequireAuth } from './middleware/require-auth.js';
 import type { AuthenticatedState, AuthMiddlewareOptions, AuthState } from './middleware/state.js';
 import { type AuthOptions, type ResolvedOptions, resolveOptions } from './options.js';
+import { createAuthRouter, type RoutesOptions } from './router.js';
 import { jwtStrategy } from './strategies/jwt.js';
 import { redisStrategy } from './strategies/redis.js';
 import { StrategyRegistry } from './strategies/registry.js';
@@ -74,12 +77,15 @@ export class Auth {
   readonly options: Readonly<ResolvedOptions>;
   private readonly store: SessionStore;
   private readonly events = new AuthEvents();
+  /** The public keys, built once at creation (asymmetric keys only, never a private part). */
+  private readonly publicKeys: { keys: PublicJwk[] };
 
   /** @internal use createAuth */
   constructor(options: AuthOptions) {
     this.options = Object.freeze(resolveOptions(options));
     const ring = createKeyRing({ secret: options.secret, keys: options.keys });
     const tokens = new TokenService({ ring, ...this.options });
+    this.publicKeys = publicJwks(ring);
     this.store = createStore(options.redis, this.options);
     const context: StrategyContext = { tokens, store: this.store, options: this.options, events: this.events };
     this.strategies = new StrategyRegistry(context);
@@ -150,7 +156,7 @@ export class Auth {
 
   /** Puts the request's raw token on `ctx.state.token` when present. Never fails. */
   getToken(): Middleware<AuthState> {
-    return createGetToken();
+    return createGetToken(this.options.web);
   }
 
   /** Optional auth: sets `ctx.state.user` for a valid token, else leaves it undefined. Never fails. */
@@ -161,6 +167,26 @@ export class Auth {
   /** 401 unless a valid access token is present; 503 when the session store cannot answer. */
   requireAuth(options?: AuthMiddlewareOptions): Middleware<AuthenticatedState> {
     return createRequireAuth(this, options);
+  }
+
+  /**
+   * A ready-made @koa/router router: `POST /login` (your `login(ctx)` checks the credentials),
+   * `POST /refresh`, `POST /logout`, `POST /logout-all`, `GET /sessions`, `DELETE /sessions/:id`,
+   * under `prefix` (default `/auth`). Tokens go out as the instance's `tokenDelivery` says.
+   * @example app.use(auth.routes({ login: (ctx) => checkPassword(ctx.request.body) }).routes());
+   */
+  routes(options: RoutesOptions): ReturnType<typeof createAuthRouter> {
+    return createAuthRouter(this, options);
+  }
+
+  /**
+   * Serves the public keys as a JWK Set (RFC 7517) on `GET /.well-known/jwks.json`, for verifiers
+   * (`createVerifier`, jose, jwks-rsa): RS/PS/ES keys only, verify-only ones included, each with
+   * `kid`, `alg` and `use: 'sig'`; `Cache-Control: public, max-age=300` and an ETag.
+   * @example app.use(auth.jwks());
+   */
+  jwks(options?: JwksOptions): Middleware {
+    return createJwksMiddleware(this.publicKeys, options);
   }
 
   /** Closes the Redis connection if this instance opened it (from a URL). */

@@ -9,7 +9,13 @@ export type AuthErrorCode =
   | 'token_revoked'
   | 'refresh_reused'
   | 'refresh_conflict'
-  | 'store_unavailable';
+  | 'store_unavailable'
+  | 'invalid_request'
+  | 'invalid_credentials'
+  | 'csrf_failed'
+  | 'origin_forbidden'
+  | 'session_not_found'
+  | 'rate_limited';
 
 const STATUS: Record<AuthErrorCode, number> = {
   token_missing: 401,
@@ -20,6 +26,13 @@ const STATUS: Record<AuthErrorCode, number> = {
   // Only with `refreshGracePeriod`: a concurrent request already rotated this token.
   refresh_conflict: 409,
   store_unavailable: 503,
+  // Web apps (cookie delivery and the auth router).
+  invalid_request: 400,
+  invalid_credentials: 401,
+  csrf_failed: 403,
+  origin_forbidden: 403,
+  session_not_found: 404,
+  rate_limited: 429,
 };
 
 export interface AuthErrorOptions {
@@ -57,6 +70,9 @@ export class AuthError extends Error {
 function defaultHeaders(code: AuthErrorCode): Record<string, string> {
   if (code === 'store_unavailable') return { 'Retry-After': '1', 'Cache-Control': 'no-store' };
   if (code === 'refresh_conflict') return { 'Cache-Control': 'no-store' };
+  // 401 needs a challenge; a wrong password is not an invalid token.
+  if (code === 'invalid_credentials') return { 'WWW-Authenticate': 'Bearer', 'Cache-Control': 'no-store' };
+  if (STATUS[code] !== 401) return { 'Cache-Control': 'no-store' };
   if (code === 'token_missing') return { 'WWW-Authenticate': 'Bearer', 'Cache-Control': 'no-store' };
   return {
     'WWW-Authenticate': 'Bearer error="invalid_token"',
@@ -92,5 +108,15 @@ export class UnsupportedError extends Error {
   constructor(strategy: string, helper: string, why: string) {
     super(`koa-jwt-redis: the "${strategy}" strategy does not support ${helper}: ${why}`);
     this.name = new.target.name;
+  }
+}
+
+/**
+ * `token_invalid` because the header names no key of the ring. Internal: lets a verifier that
+ * loads keys from a JWKS tell "maybe a new key" apart from every other bad token.
+ */
+export class UnknownKeyError extends AuthError {
+  constructor() {
+    super('token_invalid', 'The token was not signed by a known key with its algorithm.');
   }
 }

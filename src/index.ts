@@ -16,13 +16,20 @@ export { AuthConfigError, AuthError, UnsupportedError } from './errors.js';
 export { authErrors } from './middleware/render-error.js';
 export { StrategyRegistry } from './strategies/registry.js';
 export { ALGORITHMS } from './keys/algorithms.js';
+export { createVerifier, Verifier } from './verifier.js';
 
 export type { AuthErrorCode } from './errors.js';
 export type { AuthEventListener, AuthEventMap, AuthEventName } from './events.js';
 export type { Algorithm } from './keys/algorithms.js';
 export type { KeyConfig, KeyMaterial } from './keys/key-ring.js';
+export type { PublicJwk } from './keys/jwk.js';
+export type { JwksRefresh } from './keys/remote-jwks.js';
+export type { JwksOptions } from './middleware/jwks.js';
+export type { VerifierEventMap, VerifierEventName, VerifierOptions } from './verifier.js';
 export type { AuthenticatedState, AuthMiddlewareOptions, AuthState } from './middleware/state.js';
 export type { AuthOptions } from './options.js';
+export type { CookieOptions, CsrfOptions, TokenDelivery, TokenSource } from './middleware/cookies.js';
+export type { LoginRateLimiter, RoutesOptions } from './router.js';
 export type {
   IssueOptions,
   ReadOptions,

@@ -1,5 +1,6 @@
 import { AuthConfigError } from './errors.js';
 import type { KeyConfig, KeyMaterial } from './keys/key-ring.js';
+import { type CookieOptions, type CsrfOptions, type TokenDelivery, type TokenSource, type WebOptions, resolveWebOptions } from './middleware/cookies.js';
 import type { RedisClient } from './stores/redis-store.js';
 import { isPrototypeKey, RESERVED_CLAIMS, type TokenUser } from './tokens/claims.js';
 
@@ -47,6 +48,17 @@ export interface AuthOptions {
   loadUser?: (userId: string) => TokenUser | null | undefined | Promise<TokenUser | null | undefined>;
   /** `realm` parameter of `WWW-Authenticate`. */
   realm?: string;
+  /**
+   * How `auth.routes()` hands out tokens: `'json'` (the pair in the body), `'cookie'` (HttpOnly
+   * cookies, with CSRF protection) or `'both'`. @default 'json'
+   */
+  tokenDelivery?: TokenDelivery;
+  /** Where the middlewares look for the access token, in order. @default ['header'] in json mode, ['header', 'cookie'] otherwise */
+  tokenSources?: TokenSource[];
+  /** Cookie attributes and names for cookie delivery. @default { secure: true, sameSite: 'lax', prefix: true } */
+  cookies?: CookieOptions;
+  /** CSRF protection for cookie delivery. @default { header: 'x-csrf-token', allowedOrigins: [], requireAuth: true } */
+  csrf?: CsrfOptions;
 }
 
 export const DEFAULTS = {
@@ -75,6 +87,8 @@ export interface ResolvedOptions {
   maxSessionsPerUser: number;
   loadUser: AuthOptions['loadUser'];
   realm: string | undefined;
+  /** Cookie delivery and CSRF settings. */
+  web: WebOptions;
 }
 
 const KNOWN = new Set<string>([
@@ -94,6 +108,10 @@ const KNOWN = new Set<string>([
   'maxSessionsPerUser',
   'loadUser',
   'realm',
+  'tokenDelivery',
+  'tokenSources',
+  'cookies',
+  'csrf',
 ]);
 
 function integer(name: string, value: number, min: number, max: number): number {
@@ -115,6 +133,9 @@ export function resolveOptions(options: AuthOptions): ResolvedOptions {
     throw new AuthConfigError('options', 'createAuth needs an options object, e.g. createAuth({ secret: process.env.JWT_SECRET })');
   }
   for (const name of Object.keys(options)) {
+    if (name === 'jwksUri') {
+      throw new AuthConfigError(name, 'belongs to createVerifier({ jwksUri, issuer, audience }), which verifies tokens from another service’s JWKS; createAuth issues tokens with its own keys');
+    }
     if (!KNOWN.has(name)) throw new AuthConfigError(name, `is not an option; known options: ${[...KNOWN].join(', ')}`);
   }
   const merged = { ...DEFAULTS, ...stripUndefined(options) };
@@ -165,6 +186,7 @@ export function resolveOptions(options: AuthOptions): ResolvedOptions {
     maxSessionsPerUser: integer('maxSessionsPerUser', merged.maxSessionsPerUser, 0, 100_000),
     loadUser: merged.loadUser,
     realm,
+    web: resolveWebOptions(merged),
   };
 }
 

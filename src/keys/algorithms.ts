@@ -61,6 +61,13 @@ export function keyMismatch(algorithm: Algorithm, key: KeyObject): string | unde
     if (!type || !allowed.includes(type)) return `${algorithm} needs an RSA key, not ${type}`;
     const bits = details.modulusLength ?? 0;
     if (bits < RSA_MIN_BITS) return `RSA keys must be at least ${RSA_MIN_BITS} bits (this one has ${bits})`;
+    if (type === 'rsa-pss') {
+      // jsonwebtoken refuses RSA-PSS-typed keys whose parameters do not match the algorithm; refuse them here, at start-up.
+      const hash = `sha${algorithm.slice(2)}`;
+      if (details.hashAlgorithm !== hash || details.mgf1HashAlgorithm !== hash || (details.saltLength ?? 0) > Number(algorithm.slice(2)) / 8) {
+        return `an RSA-PSS-typed key for ${algorithm} must be restricted to ${hash}, MGF1 ${hash} and a salt of at most ${Number(algorithm.slice(2)) / 8} bytes; or use a plain RSA key`;
+      }
+    }
     return undefined;
   }
   if (type !== 'ec') return `${algorithm} needs an EC key, not ${type}`;

@@ -9,6 +9,7 @@ import {
 } from 'node:crypto';
 import { AuthConfigError } from '../errors.js';
 import { type Algorithm, isAlgorithm, isSymmetric, keyMismatch } from './algorithms.js';
+import { type PublicJwk, publicMembers, toPublicJwk } from './jwk.js';
 
 export type KeyMaterial = string | Buffer | KeyObject;
 
@@ -69,7 +70,7 @@ function toKeyObject(
 
 /** RFC 7638 thumbprint: SHA-256 over the required JWK members in lexicographic order. */
 export function jwkThumbprint(key: KeyObject): string {
-  const jwk = key.export({ format: 'jwk' }) as Record<string, string>;
+  const jwk = (key.type === 'secret' ? key.export({ format: 'jwk' }) : publicMembers(key)) as Record<string, string>;
   const members =
     jwk.kty === 'RSA'
       ? { e: jwk.e, kty: jwk.kty, n: jwk.n }
@@ -163,17 +164,33 @@ export function createKeyRing(options: { secret?: KeyMaterial; keys?: readonly K
     keys === undefined
       ? [buildKey(configs[0]!, 'secret', 'secret')]
       : configs.map((config, index) => buildKey(config, `keys[${index}]`));
+  const signer = ring.find((key) => key.signingKey !== undefined);
+  if (!signer) {
+    throw new AuthConfigError('keys', 'no key can sign: give the first active key a secret or privateKey, and do not mark every key verifyOnly');
+  }
+  return ringOf(ring, () => signer);
+}
+
+/**
+ * A ring that only verifies, e.g. built from a remote JWKS. Asking it for a signer is a bug in
+ * the caller, reported as such.
+ */
+export function createVerifyRing(keys: readonly RingKey[]): KeyRing {
+  return ringOf(keys, () => {
+    throw new Error('koa-jwt-redis: this key ring only verifies; it has no signing key');
+  });
+}
+
+function ringOf(ring: readonly RingKey[], signer: () => RingKey): KeyRing {
   const byKid = new Map<string, RingKey>();
   for (const key of ring) {
     if (byKid.has(key.kid)) throw new AuthConfigError('keys', `two keys share the kid ${JSON.stringify(key.kid)}`);
     byKid.set(key.kid, key);
   }
-  const signer = ring.find((key) => key.signingKey !== undefined);
-  if (!signer) {
-    throw new AuthConfigError('keys', 'no key can sign: give the first active key a secret or privateKey, and do not mark every key verifyOnly');
-  }
   return {
-    signer,
+    get signer() {
+      return signer();
+    },
     keys: ring,
     find(kid, alg) {
       if (typeof kid === 'string') {
@@ -190,5 +207,15 @@ export function createKeyRing(options: { secret?: KeyMaterial; keys?: readonly K
       }
       return match;
     },
+  };
+}
+
+/**
+ * The ring's public keys as a JWK Set: asymmetric keys only (HS secrets are never published),
+ * verify-only keys included (verifiers need them during a rotation), private parts never.
+ */
+export function publicJwks(ring: KeyRing): { keys: PublicJwk[] } {
+  return {
+    keys: ring.keys.filter((key) => !isSymmetric(key.algorithm)).map((key) => toPublicJwk(key.kid, key.algorithm, key.verifyKey)),
   };
 }

@@ -1,4 +1,5 @@
 import type { Context, Middleware } from 'koa';
+import { findAccessToken, type WebOptions } from './cookies.js';
 import type { AuthState } from './state.js';
 
 // RFC 6750 §2.1: "Bearer" (any case) then the token; the token charset is checked by the verifier.
@@ -13,11 +14,14 @@ export function bearerToken(ctx: Pick<Context, 'headers'>): string | undefined {
 
 export type GetTokenOptions = Record<string, never>;
 
-/** Puts the raw token on `ctx.state.token` when the request carries one. Never fails. */
-export function createGetToken(): Middleware<AuthState> {
+/**
+ * Puts the raw token on `ctx.state.token` when the request carries one, looking in the
+ * instance's `tokenSources` order (the Authorization header, then the cookie). Never fails.
+ */
+export function createGetToken(web?: WebOptions): Middleware<AuthState> {
   return async function getToken(ctx, next) {
-    const token = bearerToken(ctx);
-    if (token !== undefined) ctx.state.token = token;
+    const found = web === undefined ? bearerToken(ctx) : findAccessToken(ctx, web)?.token;
+    if (found !== undefined) ctx.state.token = found;
     return next();
   };
 }

@@ -20,4 +20,9 @@ export interface AuthMiddlewareOptions {
   strategy?: string;
   /** Check the session is still live in the store (session strategies). @default the instance's `checkSession` */
   checkSession?: boolean;
+  /**
+   * With cookie delivery: demand CSRF proof on unsafe methods when the token came from the cookie.
+   * @default the instance's `csrf.requireAuth` (true)
+   */
+  csrf?: boolean;
 }

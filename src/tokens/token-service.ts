@@ -1,5 +1,5 @@
 import jwt from 'jsonwebtoken';
-import { AuthError } from '../errors.js';
+import { AuthError, UnknownKeyError } from '../errors.js';
 import type { KeyRing } from '../keys/key-ring.js';
 import {
   isWellFormed,
@@ -109,7 +109,7 @@ export class TokenService {
       if (header[name] !== undefined) throw invalid(`The token header carries "${name}", which is not accepted.`);
     }
     const key = this.ring.find(header.kid, header.alg);
-    if (!key) throw invalid('The token was not signed by a known key with its algorithm.');
+    if (!key) throw new UnknownKeyError();
 
     let payload: unknown;
     try {

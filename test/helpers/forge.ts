@@ -29,3 +29,6 @@ export const rsaKeys = (bits = 2048) => generateKeyPairSync('rsa', { modulusLeng
 export const ecKeys = (curve: string) => generateKeyPairSync('ec', { namedCurve: curve });
 
 export const SECRET = 'test-secret-that-is-32-bytes-long!!';
+/** An RSA-PSS-typed key pair restricted to PS256's parameters (@types/node mistypes saltLength as a string). */
+export const pssKeys = () =>
+  generateKeyPairSync('rsa-pss', { modulusLength: 2048, hashAlgorithm: 'sha256', mgf1HashAlgorithm: 'sha256', saltLength: 32 as unknown as string });

@@ -4,11 +4,11 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const PUBLIC = ['createAuth', 'requireAuth', 'getData', 'getToken', 'generateTokens', 'checkRefreshToken', 'refreshTokens', 'invalidateRefreshToken', 'revokeAllSessions', 'listSessions', 'strategies', 'AuthError', 'authErrors'];
+const PUBLIC = ['createAuth', 'requireAuth', 'getData', 'getToken', 'generateTokens', 'checkRefreshToken', 'refreshTokens', 'invalidateRefreshToken', 'revokeAllSessions', 'listSessions', 'strategies', 'AuthError', 'authErrors', 'createVerifier'];
 
 /** Runs a snippet in a child Node as a user would, resolving the package by its name. */
 function node(args: string[]): string {
-  return execFileSync(process.execPath, args, { cwd: root, encoding: 'utf8' });
+  return execFileSync(process.execPath, args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 describe('the built package (npm test builds it first)', () => {

@@ -1,7 +1,7 @@
 import { createPublicKey } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { describe, expect, it, vi } from 'vitest';
-import { AuthError } from '../../../src/errors.js';
+import { AuthError, UnknownKeyError } from '../../../src/errors.js';
 import { createKeyRing, type KeyConfig } from '../../../src/keys/key-ring.js';
 import { TokenService } from '../../../src/tokens/token-service.js';
 import { decodeSegment, forgeAsymmetric, forgeHmac, rsaKeys, SECRET, withSegment } from '../../helpers/forge.js';
@@ -138,6 +138,20 @@ describe('untrusted headers', () => {
     for (const kid of ['../../../dev/null', "' OR 1=1 --", 'http://127.0.0.1/key', 42, null, { $ne: 1 }]) {
       expect(rejects(hs(), forgeHmac({ alg: 'HS256', typ: 'at+jwt', kid }, accessClaims(), SECRET)).code).toBe('token_invalid');
     }
+  });
+
+  it('marks only "no such key" as an unknown key (what makes a JWKS verifier refetch), never a bad signature or a bad token', () => {
+    const tokens = service([{ algorithm: 'HS256', secret: SECRET, kid: 'k1' }, { algorithm: 'RS256', privateKey: rsa.privateKey, kid: 'old', verifyOnly: true }]);
+    expect(rejects(tokens, forgeHmac({ alg: 'HS256', typ: 'at+jwt', kid: 'k2' }, accessClaims(), SECRET))).toBeInstanceOf(UnknownKeyError);
+    expect(rejects(tokens, forgeHmac({ alg: 'HS512', typ: 'at+jwt', kid: 'k1' }, accessClaims(), SECRET, 'sha512'))).toBeInstanceOf(UnknownKeyError);
+    for (const token of [forgeHmac({ alg: 'HS256', typ: 'at+jwt', kid: 'k1' }, accessClaims(), 'w'.repeat(32)), 'a.b.c', 'x'.repeat(9000)]) {
+      const error = rejects(tokens, token);
+      expect(error.code).toBe('token_invalid');
+      expect(error).not.toBeInstanceOf(UnknownKeyError);
+    }
+    // A verify-only key verifies a token it signed before it was demoted.
+    const before = service([{ algorithm: 'RS256', privateKey: rsa.privateKey, kid: 'old' }]).sign('access', { sub: '1' }).token;
+    expect(tokens.verify(before, 'access').sub).toBe('1');
   });
 
   it('never follows jku, x5u, an embedded jwk, x5c, or crit', () => {

@@ -1,0 +1,48 @@
+import { createHash } from 'node:crypto';
+import type { Middleware } from 'koa';
+import type { PublicJwk } from '../keys/jwk.js';
+
+export interface JwksOptions {
+  /** Where the set is served. @default '/.well-known/jwks.json' */
+  path?: string;
+  /**
+   * `max-age` of `Cache-Control: public`, in seconds. Verifiers and caches may hold the set this
+   * long, so wait at least this long between publishing a new key and signing with it.
+   * @default 300
+   */
+  maxAge?: number;
+}
+
+export const JWKS_DEFAULTS = { path: '/.well-known/jwks.json', maxAge: 300 } as const;
+
+/**
+ * Serves a JWK Set on GET and HEAD of one path; every other request passes through. The body,
+ * its ETag and the headers are computed here, once: a request only compares and sends them.
+ */
+export function createJwksMiddleware(set: { keys: PublicJwk[] }, options: JwksOptions = {}): Middleware {
+  if (options === null || typeof options !== 'object') throw new TypeError('koa-jwt-redis: jwks() options must be an object');
+  const { path = JWKS_DEFAULTS.path, maxAge = JWKS_DEFAULTS.maxAge } = options;
+  if (typeof path !== 'string' || !path.startsWith('/')) throw new TypeError('koa-jwt-redis: jwks() `path` must start with "/"');
+  if (typeof maxAge !== 'number' || !Number.isInteger(maxAge) || maxAge < 0 || maxAge > 86_400) {
+    throw new TypeError('koa-jwt-redis: jwks() `maxAge` must be a whole number of seconds from 0 to 86400');
+  }
+  if (set.keys.length === 0) {
+    throw new Error('koa-jwt-redis: jwks() has nothing to publish: the key ring holds only HS secrets, which are never published. Add an RS*, PS256 or ES* key.');
+  }
+  const body = JSON.stringify(set);
+  const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;
+  const cacheControl = `public, max-age=${maxAge}`;
+
+  return async function jwks(ctx, next) {
+    if (ctx.path !== path || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) return next();
+    ctx.set('Cache-Control', cacheControl);
+    ctx.etag = etag;
+    ctx.type = 'application/json';
+    ctx.status = 200;
+    if (ctx.fresh) {
+      ctx.status = 304;
+      return;
+    }
+    ctx.body = body;
+  };
+}

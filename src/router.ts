@@ -1,0 +1,214 @@
+import Router from '@koa/router';
+import type { Context, Middleware } from 'koa';
+import { koaBody } from 'koa-body';
+import type { Auth } from './auth.js';
+import { AuthError } from './errors.js';
+import { TokenCookies, findAccessToken, hasBearerHeader, readCookie } from './middleware/cookies.js';
+import { checkCsrf, checkOrigin, isUnsafeMethod } from './middleware/csrf.js';
+import { writeAuthError } from './middleware/render-error.js';
+import type { AuthenticatedState } from './middleware/state.js';
+import type { TokenPair, TokenUser } from './tokens/claims.js';
+
+/**
+ * A hook to slow down password guessing on `POST /login`. Keep the counters where you like
+ * (Redis, memory); the router only asks and reports.
+ */
+export interface LoginRateLimiter {
+  /**
+   * Called before the credentials are checked. Return a number of seconds to refuse the attempt
+   * with 429 `rate_limited` and that `Retry-After`; return 0 or nothing to let it through.
+   */
+  check(ctx: Context): number | void | Promise<number | void>;
+  /** Called after each checked attempt with its outcome, e.g. to count failures per ip and username. */
+  record?(ctx: Context, outcome: 'success' | 'failure'): void | Promise<void>;
+}
+
+/** Options of {@link Auth.routes}. */
+export interface RoutesOptions {
+  /**
+   * Checks the credentials in `ctx.request.body` (parsed JSON) and returns the user (with an `id`),
+   * or null/undefined when they are wrong. Never say which part was wrong: the router answers 401
+   * `invalid_credentials` either way.
+   */
+  login: (ctx: Context) => TokenUser | null | undefined | Promise<TokenUser | null | undefined>;
+  /** Path prefix of every route. @default '/auth' */
+  prefix?: string;
+  /** Login attempt rate limiting. */
+  rateLimit?: LoginRateLimiter;
+}
+
+const PREFIX = /^(\/[A-Za-z0-9._~-]+)*$/;
+
+const jsonBody = koaBody({
+  json: true,
+  urlencoded: false,
+  multipart: false,
+  text: false,
+  jsonLimit: '16kb',
+  onError: () => {
+    throw new AuthError('invalid_request', 'The request body is not valid JSON (or is over 16 KiB).');
+  },
+});
+
+/** `refresh_token` from the JSON body: undefined when absent, 400 when present but not a string. */
+function bodyRefreshToken(ctx: Context): string | undefined {
+  const body = ctx.request.body as unknown;
+  if (body === null || typeof body !== 'object') return undefined;
+  const token = (body as { refresh_token?: unknown }).refresh_token;
+  if (token === undefined) return undefined;
+  if (typeof token !== 'string' || token.length === 0) throw new AuthError('invalid_request', '`refresh_token` must be a string.');
+  return token;
+}
+
+function noStore(ctx: Context): void {
+  ctx.set('Cache-Control', 'no-store');
+  ctx.set('Pragma', 'no-cache');
+}
+
+/**
+ * Builds the router behind `auth.routes()`: POST login, refresh, logout, logout-all; GET and
+ * DELETE sessions. Options are checked here, once.
+ */
+export function createAuthRouter(auth: Auth, options: RoutesOptions): Router {
+  if (options === null || typeof options !== 'object' || typeof options.login !== 'function') {
+    throw new TypeError('koa-jwt-redis: auth.routes({ login }) needs `login: (ctx) => user | null`, your credential check');
+  }
+  const prefix = options.prefix ?? '/auth';
+  if (typeof prefix !== 'string' || !PREFIX.test(prefix)) {
+    throw new TypeError('koa-jwt-redis: auth.routes `prefix` must be a path like "/auth" (or "" for the root), without a trailing slash');
+  }
+  const { rateLimit } = options;
+  if (rateLimit !== undefined && (rateLimit === null || typeof rateLimit.check !== 'function')) {
+    throw new TypeError('koa-jwt-redis: auth.routes `rateLimit` must be an object with check(ctx) (and optionally record(ctx, outcome))');
+  }
+
+  const { web } = auth.options;
+  const cookieMode = web.tokenDelivery !== 'json';
+  const refreshPath = `${prefix}/refresh`;
+  const cookies = new TokenCookies(web, auth.options.refreshTokenTtl);
+  // State-changing routes below always demand CSRF proof for cookie-authenticated requests.
+  const authenticated = auth.requireAuth({ csrf: true });
+
+  /**
+   * CSRF for routes that do not go through requireAuth. A cookie credential always needs the
+   * double-submit proof. Without one (login, a token in the body), a bearer header is proof
+   * enough: a cross-site page cannot make the browser add it.
+   */
+  function guard(ctx: Context, usesCookie: boolean): void {
+    if (!cookieMode) return;
+    if (usesCookie) checkCsrf(ctx, web, 'session');
+    else if (!hasBearerHeader(ctx)) checkCsrf(ctx, web, 'pre-session');
+  }
+
+  function deliver(ctx: Context, pair: TokenPair, rotateCsrf: boolean): void {
+    noStore(ctx);
+    if (cookieMode) cookies.set(ctx, pair, refreshPath, rotateCsrf);
+    ctx.body = web.tokenDelivery === 'cookie' ? { token_type: 'cookie', expires_in: pair.expires_in } : pair;
+  }
+
+  const router = new Router<AuthenticatedState>({ prefix });
+
+  const renderErrors: Middleware = async (ctx, next) => {
+    try {
+      // A foreign Origin is refused before anything else, whatever credentials it carries.
+      if (cookieMode && isUnsafeMethod(ctx.method) && !hasBearerHeader(ctx)) checkOrigin(ctx, web);
+      await next();
+    } catch (error) {
+      if (!(error instanceof AuthError)) throw error;
+      writeAuthError(ctx, error);
+    }
+  };
+  router.use(renderErrors);
+
+  router.post('/login', jsonBody, async (ctx) => {
+    guard(ctx, false);
+    if (rateLimit) {
+      const wait = await rateLimit.check(ctx);
+      if (typeof wait === 'number' && wait > 0) {
+        throw new AuthError('rate_limited', 'Too many login attempts; try again later.', {
+          headers: { 'Retry-After': String(Math.ceil(wait)), 'Cache-Control': 'no-store' },
+        });
+      }
+    }
+    const user = await options.login(ctx);
+    await rateLimit?.record?.(ctx, user ? 'success' : 'failure');
+    if (!user) throw new AuthError('invalid_credentials', 'The credentials are not valid.');
+    deliver(ctx, await auth.generateTokens(user, { ctx }), true);
+  });
+
+  router.post('/refresh', jsonBody, async (ctx) => {
+    let token = bodyRefreshToken(ctx);
+    const fromCookie = token === undefined && cookieMode;
+    if (fromCookie) token = readCookie(ctx, web.cookies.names.refresh);
+    if (token === undefined) {
+      throw new AuthError('token_missing', cookieMode ? 'No refresh cookie: log in again.' : 'Send { "refresh_token": "…" }.');
+    }
+    guard(ctx, fromCookie);
+    let pair: TokenPair;
+    try {
+      pair = await auth.refreshTokens(token, { ctx });
+    } catch (error) {
+      // A dead refresh cookie is useless to the browser: drop the cookies so the page shows the login.
+      if (fromCookie && error instanceof AuthError && error.status === 401) cookies.clear(ctx, refreshPath);
+      throw error;
+    }
+    deliver(ctx, pair, false);
+  });
+
+  router.post('/logout', jsonBody, async (ctx) => {
+    const bodyToken = bodyRefreshToken(ctx);
+    const cookieToken = cookieMode && bodyToken === undefined ? readCookie(ctx, web.cookies.names.refresh) : undefined;
+    if (bodyToken !== undefined || cookieToken !== undefined) {
+      guard(ctx, cookieToken !== undefined);
+      await auth.invalidateRefreshToken((bodyToken ?? cookieToken)!);
+    } else {
+      // The refresh cookie is scoped to the refresh route, so a browser logs out with its access token.
+      const found = findAccessToken(ctx, web);
+      if (found === undefined) throw new AuthError('token_missing', 'Send { "refresh_token": "…" } or an access token.');
+      if (found.source === 'cookie') guard(ctx, true);
+      const strategy = auth.strategies.get(auth.strategies.defaultStrategyName);
+      // An already-revoked session is already logged out: verify the token, not the session.
+      const user = await strategy.readToken(found.token, { checkSession: false });
+      if (user.sid !== undefined && strategy.revokeSession) await auth.revokeSession(user.sub, user.sid);
+    }
+    if (cookieMode) cookies.clear(ctx, refreshPath);
+    noStore(ctx);
+    ctx.status = 204;
+  });
+
+  router.post('/logout-all', jsonBody, authenticated, async (ctx) => {
+    const keepCurrent = (ctx.request.body as { keep_current?: unknown } | undefined)?.keep_current === true;
+    const { sub, sid } = ctx.state.user;
+    let revoked: number;
+    if (keepCurrent && sid !== undefined) {
+      // "Log out other devices": every session but the caller's.
+      const others = (await auth.listSessions(sub)).filter((s) => s.sessionId !== sid);
+      const results = await Promise.all(others.map((s) => auth.revokeSession(sub, s.sessionId)));
+      revoked = results.filter(Boolean).length;
+    } else {
+      revoked = await auth.revokeAllSessions(sub);
+      if (cookieMode) cookies.clear(ctx, refreshPath);
+    }
+    noStore(ctx);
+    ctx.body = { revoked };
+  });
+
+  router.get('/sessions', authenticated, async (ctx) => {
+    const { sub, sid } = ctx.state.user;
+    const sessions = await auth.listSessions(sub);
+    noStore(ctx);
+    ctx.body = sessions.map((s) => ({ ...s, current: s.sessionId === sid }));
+  });
+
+  router.delete('/sessions/:id', authenticated, async (ctx) => {
+    const { sub, sid } = ctx.state.user;
+    const id = ctx.params.id ?? '';
+    // Another user's session id finds nothing under the caller's own key: 404, never a hint it exists.
+    if (!(await auth.revokeSession(sub, id))) throw new AuthError('session_not_found', 'No such session.');
+    if (cookieMode && id === sid) cookies.clear(ctx, refreshPath);
+    noStore(ctx);
+    ctx.status = 204;
+  });
+
+  return router;
+}

@@ -1,0 +1,226 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Auth, LoginRateLimiter } from '../../src/index.js';
+import { testAuth } from '../helpers/auth.js';
+import { call, type Reply, serve, type Served } from '../helpers/http.js';
+import { webApp } from '../helpers/web.js';
+
+/** auth.routes() in the default json delivery, against the harness Redis. */
+
+let auth: Auth;
+let server: Served;
+
+async function start(options: Parameters<typeof webApp>[1] = {}, authOptions: Parameters<typeof testAuth>[0] = {}): Promise<void> {
+  auth = testAuth({ userFields: ['name'], ...authOptions });
+  server = await serve(webApp(auth, options));
+}
+
+afterEach(async () => {
+  await server?.close();
+  await auth?.close();
+});
+
+const login = (username = 'alice', password = 'wonderland', headers: Record<string, string> = {}): Promise<Reply> =>
+  call(server.url, '/auth/login', { body: { username, password }, headers });
+const post = (path: string, options: Parameters<typeof call>[2] = {}) => call(server.url, path, { method: 'POST', ...options });
+
+describe('POST /auth/login', () => {
+  it('returns the token pair with Cache-Control: no-store and sets no cookie', async () => {
+    await start();
+    const res = await login();
+    expect(res.status).toBe(200);
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    expect(res.headers.getSetCookie()).toEqual([]);
+    expect(res.body).toMatchObject({ token_type: 'bearer', expires_in: 900 });
+    expect((await call(server.url, '/me', { token: res.body.access_token })).body).toMatchObject({ sub: '1', name: 'alice' });
+  });
+
+  it('answers a wrong password and an unknown user with the same 401 invalid_credentials', async () => {
+    await start();
+    const wrongPassword = await login('alice', 'nope');
+    const unknownUser = await login('mallory', 'wonderland');
+    for (const res of [wrongPassword, unknownUser]) {
+      expect(res.status).toBe(401);
+      expect(res.headers.get('www-authenticate')).toBe('Bearer');
+      expect(res.body.error).toBe('invalid_credentials');
+    }
+    expect(wrongPassword.body).toEqual(unknownUser.body);
+    expect(await auth.listSessions(1)).toEqual([]);
+  });
+
+  it('answers malformed JSON and an oversized body with 400 invalid_request, not 500', async () => {
+    await start();
+    const bad = await call(server.url, '/auth/login', { body: '{"username":', headers: { 'content-type': 'application/json' } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toBe('invalid_request');
+    const huge = await call(server.url, '/auth/login', { body: { username: 'x'.repeat(20_000) } });
+    expect(huge.status).toBe(400);
+    expect(huge.body.error).toBe('invalid_request');
+  });
+
+  it('lets the rateLimit hook refuse attempts with 429 and Retry-After, and reports outcomes', async () => {
+    const failures = new Map<string, number>();
+    const outcomes: string[] = [];
+    const limiter: LoginRateLimiter = {
+      check: (ctx) => ((failures.get(ctx.ip) ?? 0) >= 3 ? 60 : 0),
+      record: (ctx, outcome) => {
+        outcomes.push(outcome);
+        if (outcome === 'failure') failures.set(ctx.ip, (failures.get(ctx.ip) ?? 0) + 1);
+      },
+    };
+    await start({ rateLimit: limiter });
+    expect((await login()).status).toBe(200);
+    for (let i = 0; i < 3; i++) expect((await login('alice', 'guess')).status).toBe(401);
+    const limited = await login();
+    expect(limited.status).toBe(429);
+    expect(limited.body.error).toBe('rate_limited');
+    expect(limited.headers.get('retry-after')).toBe('60');
+    expect(outcomes).toEqual(['success', 'failure', 'failure', 'failure']);
+  });
+
+  it('uses the configured prefix', async () => {
+    await start({ prefix: '/api/v1/session' });
+    expect((await call(server.url, '/api/v1/session/login', { body: { username: 'alice', password: 'wonderland' } })).status).toBe(200);
+    expect((await login()).status).toBe(404);
+  });
+
+  it('refuses bad routes() options at start-up', async () => {
+    auth = testAuth();
+    expect(() => auth.routes({} as never)).toThrow(/login/);
+    expect(() => auth.routes({ login: () => null, prefix: 'auth/' })).toThrow(/prefix/);
+    expect(() => auth.routes({ login: () => null, rateLimit: {} as never })).toThrow(/rateLimit/);
+  });
+});
+
+describe('POST /auth/refresh', () => {
+  it('rotates the pair; the old refresh token is then refused as reused', async () => {
+    await start();
+    const first = (await login()).body;
+    const second = await post('/auth/refresh', { body: { refresh_token: first.refresh_token } });
+    expect(second.status).toBe(200);
+    expect(second.headers.get('cache-control')).toBe('no-store');
+    expect(second.body.refresh_token).not.toBe(first.refresh_token);
+    const replay = await post('/auth/refresh', { body: { refresh_token: first.refresh_token } });
+    expect(replay.status).toBe(401);
+    expect(replay.body.error).toBe('refresh_reused');
+  });
+
+  it('refuses a missing, non-string, garbage or access token', async () => {
+    await start();
+    const { access_token } = (await login()).body;
+    const missing = await post('/auth/refresh', { body: {} });
+    expect([missing.status, missing.body.error]).toEqual([401, 'token_missing']);
+    const number = await post('/auth/refresh', { body: { refresh_token: 42 } });
+    expect([number.status, number.body.error]).toEqual([400, 'invalid_request']);
+    const garbage = await post('/auth/refresh', { body: { refresh_token: 'not.a.token' } });
+    expect([garbage.status, garbage.body.error]).toEqual([401, 'token_invalid']);
+    const access = await post('/auth/refresh', { body: { refresh_token: access_token } });
+    expect([access.status, access.body.error]).toEqual([401, 'token_invalid']);
+  });
+});
+
+describe('POST /auth/logout', () => {
+  it('ends the session of a refresh token in the body, idempotently', async () => {
+    await start();
+    const pair = (await login()).body;
+    expect((await post('/auth/logout', { body: { refresh_token: pair.refresh_token } })).status).toBe(204);
+    expect((await call(server.url, '/me', { token: pair.access_token })).body.error).toBe('token_revoked');
+    expect((await post('/auth/logout', { body: { refresh_token: pair.refresh_token } })).status).toBe(204);
+  });
+
+  it('ends the session of a bearer access token', async () => {
+    await start();
+    const pair = (await login()).body;
+    expect((await post('/auth/logout', { token: pair.access_token })).status).toBe(204);
+    expect((await post('/auth/refresh', { body: { refresh_token: pair.refresh_token } })).body.error).toBe('token_revoked');
+  });
+
+  it('answers no token with 401 token_missing and a bad one with 401 token_invalid', async () => {
+    await start();
+    const none = await post('/auth/logout');
+    expect([none.status, none.body.error]).toEqual([401, 'token_missing']);
+    const bad = await post('/auth/logout', { body: { refresh_token: 'abc' } });
+    expect([bad.status, bad.body.error]).toEqual([401, 'token_invalid']);
+  });
+});
+
+describe('POST /auth/logout-all', () => {
+  it('ends every session of the caller and none of another user', async () => {
+    await start();
+    const a1 = (await login()).body;
+    const a2 = (await login()).body;
+    const b = (await login('bob', 'builder')).body;
+    const res = await post('/auth/logout-all', { token: a1.access_token });
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ revoked: 2 });
+    expect((await call(server.url, '/me', { token: a2.access_token })).status).toBe(401);
+    expect((await call(server.url, '/me', { token: b.access_token })).status).toBe(200);
+  });
+
+  it('with keep_current ends only the other sessions', async () => {
+    await start();
+    const a1 = (await login()).body;
+    const a2 = (await login()).body;
+    const res = await post('/auth/logout-all', { token: a1.access_token, body: { keep_current: true } });
+    expect(res.body).toEqual({ revoked: 1 });
+    expect((await call(server.url, '/me', { token: a1.access_token })).status).toBe(200);
+    expect((await call(server.url, '/me', { token: a2.access_token })).status).toBe(401);
+  });
+
+  it('needs a valid access token', async () => {
+    await start();
+    const res = await post('/auth/logout-all');
+    expect([res.status, res.body.error]).toEqual([401, 'token_missing']);
+    expect(res.headers.get('www-authenticate')).toBe('Bearer');
+    const refresh = (await login()).body.refresh_token;
+    expect((await post('/auth/logout-all', { token: refresh })).body.error).toBe('token_invalid');
+  });
+});
+
+describe('GET /auth/sessions and DELETE /auth/sessions/:id', () => {
+  it("lists the caller's sessions with the current one marked", async () => {
+    await start();
+    const first = (await login('alice', 'wonderland', { 'user-agent': 'first-agent' })).body;
+    await login('alice', 'wonderland', { 'user-agent': 'second-agent' });
+    await login('bob', 'builder');
+    const res = await call(server.url, '/auth/sessions', { token: first.access_token });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    expect(res.body).toHaveLength(2);
+    expect(res.body.map((s: { userAgent: string; current: boolean }) => [s.userAgent, s.current])).toEqual([
+      ['first-agent', true],
+      ['second-agent', false],
+    ]);
+    expect((await call(server.url, '/auth/sessions')).status).toBe(401);
+  });
+
+  it('revokes one of the caller\'s sessions; an unknown or another user\'s id is 404', async () => {
+    await start();
+    const a1 = (await login()).body;
+    const a2 = (await login()).body;
+    const b = (await login('bob', 'builder')).body;
+    const [, other] = (await call(server.url, '/auth/sessions', { token: a1.access_token })).body as { sessionId: string }[];
+    const bobs = (await call(server.url, '/auth/sessions', { token: b.access_token })).body[0].sessionId as string;
+
+    const foreign = await call(server.url, `/auth/sessions/${bobs}`, { method: 'DELETE', token: a1.access_token });
+    expect([foreign.status, foreign.body.error]).toEqual([404, 'session_not_found']);
+    expect((await call(server.url, '/me', { token: b.access_token })).status).toBe(200);
+    const unknown = await call(server.url, '/auth/sessions/nope', { method: 'DELETE', token: a1.access_token });
+    expect(unknown.status).toBe(404);
+
+    const done = await call(server.url, `/auth/sessions/${other!.sessionId}`, { method: 'DELETE', token: a1.access_token });
+    expect(done.status).toBe(204);
+    expect((await call(server.url, '/me', { token: a2.access_token })).status).toBe(401);
+    expect((await call(server.url, '/me', { token: a1.access_token })).status).toBe(200);
+    const again = await call(server.url, `/auth/sessions/${other!.sessionId}`, { method: 'DELETE', token: a1.access_token });
+    expect(again.status).toBe(404);
+    expect((await call(server.url, `/auth/sessions/${other!.sessionId}`, { method: 'DELETE' })).status).toBe(401);
+  });
+});
+
+describe('routes when Redis is down', () => {
+  it('answer 503 store_unavailable, never 401 or 500', async () => {
+    await start({}, { redis: 'redis://127.0.0.1:1', storeTimeout: 200 });
+    const res = await login();
+    expect([res.status, res.body.error]).toEqual([503, 'store_unavailable']);
+  });
+});
