@@ -7,6 +7,7 @@ import { type Auth, AuthError, type TokenPair, type TokenStrategy } from '../../
 import { testAuth } from '../helpers/auth.js';
 import { decodeSegment, forgeHmac, SECRET } from '../helpers/forge.js';
 import { serve, type Served } from '../helpers/http.js';
+import { webApp } from '../helpers/web.js';
 
 /*
  * Property-based fuzzing of every place a token comes in: random strings, real tokens mutated
@@ -318,5 +319,43 @@ describe('fuzzing over HTTP: never a 500, and only AuthErrors leave the middlewa
       }),
       settings(6, HTTP_RUNS),
     );
+  });
+
+  it('in cookie delivery: fuzzed access and refresh cookies and CSRF headers get 200/204/401/403, never 500', async () => {
+    // Same keys, claims and sessions as the json instance, so mutated real tokens stay meaningful.
+    const cookieAuth = testAuth({ issuer: 'https://issuer.test', audience: ['api', 'web'], userFields: ['role'], keyPrefix: auth.options.keyPrefix, tokenDelivery: 'cookie' });
+    const app = webApp(cookieAuth);
+    const thrown: unknown[] = [];
+    // Koa reports every error that reaches its own handler: none may be anything but an AuthError.
+    app.on('error', (error: unknown) => {
+      if (!(error instanceof AuthError)) thrown.push(error);
+    });
+    const web = await serve(app);
+    // Cookie-safe characters, and at most 4 KiB a cookie as browsers send (Node answers 431 past 16 KiB of headers).
+    const cookieSafe = headerSafe.map((t) => t.replace(/[;,"\\]/g, '').slice(0, 4096)).filter((t) => t.length > 0);
+    try {
+      await fc.assert(
+        fc.asyncProperty(cookieSafe, cookieSafe, fc.boolean(), async (token, csrf, matching) => {
+          thrown.length = 0;
+          const me = await fetch(`${web.url}/me`, { headers: { cookie: `__Host-access_token=${token}` } });
+          expect([200, 401]).toContain(me.status);
+          await me.text();
+          const unsafe = { origin: web.url, 'x-csrf-token': matching ? csrf : `${csrf}x`, 'content-type': 'application/json' };
+          const whoami = await fetch(`${web.url}/whoami`, { method: 'POST', headers: { ...unsafe, cookie: `__Host-access_token=${token}; __Host-csrf_token=${csrf}` }, body: '{}' });
+          expect(whoami.status).toBe(200);
+          await whoami.text();
+          for (const path of ['/auth/refresh', '/auth/logout']) {
+            const reply = await fetch(`${web.url}${path}`, { method: 'POST', headers: { ...unsafe, cookie: `__Secure-refresh_token=${token}; __Host-csrf_token=${csrf}` }, body: '{}' });
+            expect([200, 204, 401, 403], path).toContain(reply.status);
+            expect(await reply.text()).not.toMatch(/\bat .*\.(ts|js):\d+/);
+          }
+          expect(thrown).toEqual([]);
+        }),
+        settings(7, Math.ceil(HTTP_RUNS / 2)),
+      );
+    } finally {
+      await web.close();
+      await cookieAuth.close();
+    }
   });
 });
