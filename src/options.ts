@@ -2,7 +2,7 @@ import { AuthConfigError } from './errors.js';
 import type { KeyConfig, KeyMaterial } from './keys/key-ring.js';
 import { type CookieOptions, type CsrfOptions, type TokenDelivery, type TokenSource, type WebOptions, resolveWebOptions } from './middleware/cookies.js';
 import type { RedisClient } from './stores/redis-store.js';
-import { RESERVED_CLAIMS, type TokenUser } from './tokens/claims.js';
+import { isPrototypeKey, RESERVED_CLAIMS, type TokenUser } from './tokens/claims.js';
 
 /** Options of {@link createAuth}. Everything is validated once, when the instance is created. */
 export interface AuthOptions {
@@ -159,6 +159,7 @@ export function resolveOptions(options: AuthOptions): ResolvedOptions {
     if (RESERVED_CLAIMS.has(field) || field === 'usr' || field === 'id') {
       throw new AuthConfigError('userFields', `"${field}" is a claim the library sets itself; leave it out`);
     }
+    if (isPrototypeKey(field)) throw new AuthConfigError('userFields', `"${field}" cannot be a claim name (jsonwebtoken cannot sign it)`);
   }
   if (typeof merged.keyPrefix !== 'string' || /[{}\s]/.test(merged.keyPrefix)) {
     throw new AuthConfigError('keyPrefix', 'must be a string without braces or spaces (braces would break Cluster hash tags)');

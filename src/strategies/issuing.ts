@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { appClaims, tokenPair } from '../tokens/issue.js';
-import type { RefreshTokenPayload, TokenPair, TokenUser } from '../tokens/claims.js';
+import { isPrototypeKey, RESERVED_CLAIMS, type RefreshTokenPayload, type TokenPair, type TokenUser } from '../tokens/claims.js';
 import type { StrategyContext } from './types.js';
 
 /** A signed pair not yet handed out: session strategies record `jti` before returning `pair`. */
@@ -48,5 +48,12 @@ export async function refreshedClaims(
     return user ? appClaims(user, userFields, undefined) : null;
   }
   const usr = payload.usr;
-  return usr !== null && typeof usr === 'object' && !Array.isArray(usr) ? (usr as Record<string, unknown>) : {};
+  if (usr === null || typeof usr !== 'object' || Array.isArray(usr)) return {};
+  // Only app claims were put in `usr` at login; anything else (a library claim, `constructor`, …) is
+  // dropped rather than handed to jwt.sign, which would override ours or throw.
+  const claims: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(usr)) {
+    if (!RESERVED_CLAIMS.has(name) && name !== 'usr' && !isPrototypeKey(name)) claims[name] = value;
+  }
+  return claims;
 }

@@ -72,3 +72,16 @@ export const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
   'iss',
   'aud',
 ]);
+
+/**
+ * Names jsonwebtoken cannot sign as claims: it looks each payload key up in a plain object, so a
+ * key such as `constructor` or `__proto__` makes `jwt.sign` throw a TypeError.
+ */
+export function isPrototypeKey(name: string): boolean {
+  return Object.prototype.hasOwnProperty.call(Object.prototype, name);
+}
+
+/** Lone UTF-16 surrogates: such a string has no UTF-8 form, so it cannot name a user or a Redis key. */
+export function isWellFormed(value: string): boolean {
+  return !/[\uD800-\uDFFF]/u.test(value);
+}

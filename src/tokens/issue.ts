@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IssueOptions } from '../strategies/types.js';
 import { cleanMeta } from '../stores/session-store.js';
-import { RESERVED_CLAIMS, type TokenPair, type TokenUser } from './claims.js';
+import { isPrototypeKey, isWellFormed, RESERVED_CLAIMS, type TokenPair, type TokenUser } from './claims.js';
 
 const MAX_USER_ID_LENGTH = 256;
 
@@ -15,8 +15,9 @@ export function userIdOf(user: unknown): string {
 
 export function normalizeUserId(id: unknown): string {
   if (typeof id === 'number' && Number.isSafeInteger(id)) return String(id);
-  if (typeof id === 'string' && id.length > 0 && id.length <= MAX_USER_ID_LENGTH) return id;
-  throw new TypeError(`koa-jwt-redis: a user id must be a non-empty string of at most ${MAX_USER_ID_LENGTH} characters or a safe integer`);
+  // A lone surrogate has no UTF-8 form: it would fail when the Redis key is built, and two such ids could collide.
+  if (typeof id === 'string' && id.length > 0 && id.length <= MAX_USER_ID_LENGTH && isWellFormed(id)) return id;
+  throw new TypeError(`koa-jwt-redis: a user id must be a non-empty, well-formed string of at most ${MAX_USER_ID_LENGTH} characters or a safe integer`);
 }
 
 /** Session ids: 128 random bits, URL-safe, shorter than a UUID to keep per-session memory small. */
@@ -36,6 +37,7 @@ export function appClaims(user: TokenUser, userFields: readonly string[], extra:
       if (RESERVED_CLAIMS.has(name) || name === 'usr') {
         throw new TypeError(`koa-jwt-redis: the claim "${name}" is set by the library and cannot be given in \`claims\``);
       }
+      if (isPrototypeKey(name)) throw new TypeError(`koa-jwt-redis: "${name}" cannot be a claim name (jsonwebtoken cannot sign it)`);
       claims[name] = value;
     }
   }

@@ -2,6 +2,7 @@ import jwt from 'jsonwebtoken';
 import { AuthError, UnknownKeyError } from '../errors.js';
 import type { KeyRing } from '../keys/key-ring.js';
 import {
+  isWellFormed,
   type AccessTokenPayload,
   type RefreshTokenPayload,
   TOKEN_TYP,
@@ -129,8 +130,8 @@ export class TokenService {
     if (typeof claims.iat === 'number' && claims.iat > Date.now() / 1000 + this.leeway) {
       throw invalid('The token was issued in the future.');
     }
-    if (typeof claims.sub !== 'string' || claims.sub.length === 0) throw invalid('The token has no subject.');
-    if (claims.sid !== undefined && typeof claims.sid !== 'string') throw invalid('The token has a malformed session id.');
+    if (typeof claims.sub !== 'string' || claims.sub.length === 0 || !isWellFormed(claims.sub)) throw invalid('The token has no subject.');
+    if (claims.sid !== undefined && (typeof claims.sid !== 'string' || !isWellFormed(claims.sid))) throw invalid('The token has a malformed session id.');
     if (kind === 'refresh' && (typeof claims.sid !== 'string' || typeof claims.jti !== 'string')) {
       throw invalid('The refresh token lacks its session id.');
     }
