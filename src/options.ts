@@ -47,6 +47,13 @@ export interface AuthOptions {
   loadUser?: (userId: string) => TokenUser | null | undefined | Promise<TokenUser | null | undefined>;
   /** `realm` parameter of `WWW-Authenticate`. */
   realm?: string;
+  /**
+   * Access tokens remembered after a successful verification (least recently used go first), so
+   * a token seen again skips the signature and claims checks; each entry is dropped at the
+   * token's `exp`. The session check still runs on every request. 0 turns the cache off.
+   * @default 10000
+   */
+  verifyCacheSize?: number;
 }
 
 export const DEFAULTS = {
@@ -59,6 +66,7 @@ export const DEFAULTS = {
   storeTimeout: 1000,
   refreshGracePeriod: 0,
   maxSessionsPerUser: 100,
+  verifyCacheSize: 10_000,
 } as const;
 
 export interface ResolvedOptions {
@@ -75,6 +83,7 @@ export interface ResolvedOptions {
   maxSessionsPerUser: number;
   loadUser: AuthOptions['loadUser'];
   realm: string | undefined;
+  verifyCacheSize: number;
 }
 
 const KNOWN = new Set<string>([
@@ -94,6 +103,7 @@ const KNOWN = new Set<string>([
   'maxSessionsPerUser',
   'loadUser',
   'realm',
+  'verifyCacheSize',
 ]);
 
 function integer(name: string, value: number, min: number, max: number): number {
@@ -164,6 +174,7 @@ export function resolveOptions(options: AuthOptions): ResolvedOptions {
     maxSessionsPerUser: integer('maxSessionsPerUser', merged.maxSessionsPerUser, 0, 100_000),
     loadUser: merged.loadUser,
     realm,
+    verifyCacheSize: integer('verifyCacheSize', merged.verifyCacheSize, 0, 1_000_000),
   };
 }
 
