@@ -1,0 +1,177 @@
+/**
+ * `npm run bench`: every target in its own server process, driven by autocannon in another
+ * process, in several rounds of alternating order; then Redis memory per session and the expiry
+ * check. Prints a table and writes bench/RESULTS.md. Loopback only; every run is bounded in time.
+ *
+ * Environment: BENCH_ROUNDS (3), BENCH_SECONDS (5), BENCH_CONNECTIONS (50), BENCH_SESSIONS (10000),
+ * BENCH_PROFILE=1 (servers run with --cpu-prof into bench/.tmp/profiles).
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { RedisServer } from '../test/helpers/redis-server.js';
+import type { LoadJob, LoadResult } from './load.js';
+import { BROWSER_META, expiry, type MemoryResult, NO_META, perSession } from './memory.js';
+import { type Target, TARGET_NAMES, TARGETS } from './targets.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
+const ROUNDS = env('BENCH_ROUNDS', 3);
+const SECONDS = env('BENCH_SECONDS', 5);
+const CONNECTIONS = env('BENCH_CONNECTIONS', 50);
+const SESSIONS = env('BENCH_SESSIONS', 10_000);
+const PROFILE = process.env.BENCH_PROFILE === '1';
+const ONLY = process.env.BENCH_ONLY?.split(',') as Target[] | undefined;
+const targets = ONLY ?? TARGET_NAMES;
+const MEMORY = process.env.BENCH_MEMORY !== '0';
+
+// With two cores or more, the servers get one core and the load generator another.
+const pinned = cpus().length >= 2 && spawnSync('taskset', ['--version']).status === 0;
+const onCore = (core: number, command: string[]) => (pinned ? ['taskset', '-c', String(core), ...command] : command);
+const tsx = [process.execPath, '--import', 'tsx'];
+
+interface Running {
+  child: ChildProcess;
+  port: number;
+  control: number;
+}
+
+function startServer(target: Target, redisUrl: string): Promise<Running> {
+  const profile = PROFILE ? ['--cpu-prof', '--cpu-prof-dir', `${root}bench/.tmp/profiles`, `--cpu-prof-name=${target}.cpuprofile`] : [];
+  const [command, ...args] = onCore(0, [process.execPath, ...profile, '--import', 'tsx', 'bench/server.ts', target, redisUrl]);
+  const child = spawn(command!, args, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_ENV: 'production' } });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${target} server did not start in 20 s`)), 20_000);
+    child.once('exit', (code) => reject(new Error(`${target} server exited with ${code}`)));
+    child.stdout!.once('data', (line: Buffer) => {
+      clearTimeout(timer);
+      const { port, control } = JSON.parse(line.toString()) as { port: number; control: number };
+      resolve({ child, port, control });
+    });
+  });
+}
+
+async function tokens(server: Running, path: string, n: number): Promise<string[]> {
+  const res = await fetch(`http://127.0.0.1:${server.control}${path}?n=${n}`);
+  if (!res.ok) throw new Error(`control ${path}: ${res.status} ${await res.text()}`);
+  return (await res.json()) as string[];
+}
+
+async function drive(target: Target, server: Running): Promise<LoadResult> {
+  const kind = TARGETS[target].kind;
+  const pool = (path: string, n: number) => (kind === 'me' ? tokens(server, '/access', 100) : kind === 'refresh' ? tokens(server, path, n) : Promise.resolve([]));
+  const job: LoadJob = {
+    url: `http://127.0.0.1:${server.port}`,
+    kind,
+    connections: CONNECTIONS,
+    seconds: SECONDS,
+    warmupSeconds: 1,
+    tokens: await pool('/refresh', CONNECTIONS * 4),
+    warmupTokens: kind === 'me' ? [] : await pool('/refresh', CONNECTIONS * 4),
+  };
+  if (kind === 'me') job.warmupTokens = job.tokens;
+  const [command, ...args] = onCore(1, [...tsx, 'bench/load.ts', '-']);
+  const result = spawnSync(command!, args, { cwd: root, input: JSON.stringify(job), encoding: 'utf8', timeout: (SECONDS + 30) * 1000 });
+  if (result.status !== 0) throw new Error(`load generator failed for ${target}: ${result.error ?? result.stderr}`);
+  return JSON.parse(result.stdout.trim().split('\n').pop()!) as LoadResult;
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+
+function table(rows: string[][]): string {
+  const [head, ...body] = rows;
+  return [`| ${head!.join(' | ')} |`, `|${head!.map(() => '---').join('|')}|`, ...body.map((row) => `| ${row.join(' | ')} |`)].join('\n');
+}
+
+async function main(): Promise<void> {
+  const started = new Date();
+  const redis = await RedisServer.start(['--maxmemory-policy', 'noeviction']);
+  const servers = new Map<Target, Running>();
+  const results = new Map<Target, LoadResult[]>();
+  try {
+    // Memory first, on an empty database of its own (db 1), so nothing else is counted.
+    const memUrl = `${redis.url}/1`;
+    if (MEMORY) process.stderr.write('memory per session…\n');
+    const memory: MemoryResult[] = !MEMORY ? [] : [
+      await perSession(memUrl, 'N users, 1 session each, browser ip + user agent', SESSIONS, SESSIONS, BROWSER_META),
+      await perSession(memUrl, 'N users, 1 session each, no ip / user agent', SESSIONS, SESSIONS, NO_META),
+      await perSession(memUrl, 'N sessions over N/10 users, browser ip + user agent', SESSIONS, SESSIONS / 10, BROWSER_META),
+      await perSession(memUrl, 'N users, 1 session each, rotated once, browser meta', SESSIONS, SESSIONS, BROWSER_META, true),
+    ];
+    const expired = MEMORY ? await expiry(memUrl, Math.min(SESSIONS, 2000)) : undefined;
+
+    for (const target of targets) servers.set(target, await startServer(target, redis.url));
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = round % 2 === 0 ? targets : [...targets].reverse();
+      for (const target of order) {
+        process.stderr.write(`round ${round + 1}/${ROUNDS}: ${target}… `);
+        const result = await drive(target, servers.get(target)!);
+        process.stderr.write(`${Math.round(result.rps)} req/s, p99 ${result.p99} ms${result.non2xx ? `, ${result.non2xx} non-2xx` : ''}\n`);
+        results.set(target, [...(results.get(target) ?? []), result]);
+      }
+    }
+
+    const rps = (target: Target) => median((results.get(target) ?? []).map((r) => r.rps));
+    const bare = rps('bare');
+    const koaJwt = rps('koa-jwt');
+    const speed = [
+      ['target', 'req/s (median)', 'p99 ms (median)', '× bare Koa', '× koa-jwt', 'non-2xx'],
+      ...targets.map((target) => {
+        const runs = results.get(target)!;
+        return [
+          TARGETS[target].label,
+          String(Math.round(rps(target))),
+          String(median(runs.map((r) => r.p99))),
+          bare ? (rps(target) / bare).toFixed(2) : '–',
+          koaJwt ? (rps(target) / koaJwt).toFixed(1) : '–',
+          String(runs.reduce((sum, r) => sum + r.non2xx + r.errors, 0)),
+        ];
+      }),
+    ];
+    const mem = [
+      ['sessions', 'users', 'keys', 'bytes per session (MEMORY USAGE)'],
+      ...memory.map((m) => [m.label.replace('N', String(m.sessions)), String(m.users), String(m.keys), String(m.bytesPerSession)]),
+    ];
+    const cpu = cpus()[0]?.model ?? 'unknown CPU';
+    const redisVersion = spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout.trim().split(' ')[2] ?? '';
+    const report = `# Benchmark results
+
+Written by \`npm run bench\` on ${started.toISOString()}.
+
+- Machine: ${cpus().length} × ${cpu}, Node ${process.version}, Redis ${redisVersion.replace('v=', '')}
+- Load: autocannon, ${CONNECTIONS} connections, ${SECONDS} s per run after 1 s of warm-up, ${ROUNDS} rounds in alternating order;
+  ${pinned ? 'servers pinned to CPU 0 and the load generator to CPU 1 (taskset); redis-server unpinned' : 'no CPU pinning'}.
+- Each \`/me\` run cycles through 100 access tokens of 100 users; login cycles 1000 user ids; each refresh
+  sends a refresh token never used before (every answer's new token goes back into the pool).
+
+## Requests per second
+
+${table(speed)}
+
+## Redis memory per live session
+
+${table(mem)}
+
+## Expiry
+
+${!expired ? '(skipped: BENCH_MEMORY=0)' : `${expired.sessions} sessions with a ${expired.refreshTokenTtl} s refresh TTL: ${expired.keysWhileLive} keys while live,
+**${expired.keysLeft} keys left** ${expired.secondsToEmpty.toFixed(1)} s after the last expiry. Redis used_memory:
+baseline ${expired.usedMemoryBaseline} B, live ${expired.usedMemoryLive} B, after expiry ${expired.usedMemoryAfter} B
+(${expired.usedMemoryAfter - expired.usedMemoryBaseline >= 0 ? '+' : ''}${expired.usedMemoryAfter - expired.usedMemoryBaseline} B vs baseline).`}
+`;
+    process.stdout.write(`\n${report}`);
+    writeFileSync(`${root}bench/RESULTS.md`, report);
+    if (PROFILE) mkdirSync(`${root}bench/.tmp/profiles`, { recursive: true });
+  } finally {
+    for (const { child } of servers.values()) child.kill('SIGTERM');
+    await Promise.all([...servers.values()].map(({ child }) => new Promise((resolve) => (child.exitCode === null ? child.once('exit', resolve) : resolve(null)))));
+    await redis.stop();
+  }
+}
+
+await main();
