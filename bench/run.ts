@@ -7,7 +7,7 @@
  * BENCH_PROFILE=1 (servers run with --cpu-prof into bench/.tmp/profiles).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { RedisServer } from '../test/helpers/redis-server.js';
@@ -38,7 +38,8 @@ interface Running {
 }
 
 function startServer(target: Target, redisUrl: string): Promise<Running> {
-  const profile = PROFILE ? ['--cpu-prof', '--cpu-prof-dir', `${root}bench/.tmp/profiles`, `--cpu-prof-name=${target}.cpuprofile`] : [];
+  // tsx's loader thread writes a profile too: one folder per target, the busiest file is the server's.
+  const profile = PROFILE ? ['--cpu-prof', '--cpu-prof-dir', `${root}bench/.tmp/profiles/${target}`] : [];
   const [command, ...args] = onCore(0, [process.execPath, ...profile, '--import', 'tsx', 'bench/server.ts', target, redisUrl]);
   const child = spawn(command!, args, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_ENV: 'production' } });
   return new Promise((resolve, reject) => {
@@ -166,7 +167,6 @@ baseline ${expired.usedMemoryBaseline} B, live ${expired.usedMemoryLive} B, afte
 `;
     process.stdout.write(`\n${report}`);
     writeFileSync(`${root}bench/RESULTS.md`, report);
-    if (PROFILE) mkdirSync(`${root}bench/.tmp/profiles`, { recursive: true });
   } finally {
     for (const { child } of servers.values()) child.kill('SIGTERM');
     await Promise.all([...servers.values()].map(({ child }) => new Promise((resolve) => (child.exitCode === null ? child.once('exit', resolve) : resolve(null)))));

@@ -52,6 +52,7 @@ class StoreTimeoutError extends Error {
  */
 export class RedisStore implements SessionStore {
   private readonly client: RedisClient & ScriptedClient;
+  private readonly clientTimesOut: boolean;
 
   constructor(
     client: RedisClient,
@@ -66,6 +67,8 @@ export class RedisStore implements SessionStore {
       client.defineCommand(name, { numberOfKeys: 1, lua });
     }
     this.client = client as RedisClient & ScriptedClient;
+    const commandTimeout = client.isCluster ? undefined : (client as Redis).options.commandTimeout;
+    this.clientTimesOut = typeof commandTimeout === 'number' && commandTimeout <= options.timeout;
   }
 
   private key(userId: string): string {
@@ -73,8 +76,14 @@ export class RedisStore implements SessionStore {
     return `${this.options.keyPrefix}{u:${encodeURIComponent(userId)}}`;
   }
 
-  /** Races the command against a timer so that a hung or offline Redis answers in bounded time. */
+  /**
+   * Bounds a command in time. A single-node client whose own `commandTimeout` is no longer than
+   * ours already does (ioredis arms it before the command is written or queued offline), so its
+   * commands pass through untouched: no second timer per request. Otherwise (a Cluster, or a
+   * client without commandTimeout) the command races a timer of ours.
+   */
   private bounded<T>(command: Promise<T>): Promise<T> {
+    if (this.clientTimesOut) return command;
     const ms = this.options.timeout;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
