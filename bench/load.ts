@@ -6,6 +6,8 @@ import autocannon from 'autocannon';
 
 export interface LoadJob {
   url: string;
+  /** The target's control server, asked for its CPU time before and after the measured run. */
+  controlUrl: string;
   /** GET /me with these bearer tokens in turn, or POST /login, or POST /refresh with these refresh tokens. */
   kind: 'me' | 'login' | 'refresh';
   tokens: string[];
@@ -24,6 +26,12 @@ export interface LoadResult {
   p99: number;
   non2xx: number;
   errors: number;
+  /** Server CPU time (user + system) per answered request, in µs. */
+  cpuPerRequest: number;
+}
+
+async function serverCpu(job: LoadJob): Promise<number> {
+  return (await (await fetch(`${job.controlUrl}/cpu`)).json()) as number;
 }
 
 type Request = NonNullable<autocannon.Options['requests']>[number];
@@ -62,6 +70,7 @@ export async function load(job: LoadJob): Promise<LoadResult> {
   if (job.warmupSeconds > 0) {
     await autocannon({ url: job.url, connections: job.connections, duration: job.warmupSeconds, timeout: 10, requests: requests({ ...job, tokens: job.warmupTokens }) });
   }
+  const cpuBefore = await serverCpu(job);
   const result = await autocannon({
     url: job.url,
     connections: job.connections,
@@ -70,7 +79,9 @@ export async function load(job: LoadJob): Promise<LoadResult> {
     timeout: 10,
     requests: requests(job),
   });
+  const cpu = (await serverCpu(job)) - cpuBefore;
   return {
+    cpuPerRequest: cpu / Math.max(1, result.requests.total),
     requests: result.requests.total,
     rps: result.requests.average,
     p50: result.latency.p50,

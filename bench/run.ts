@@ -64,6 +64,7 @@ async function drive(target: Target, server: Running): Promise<LoadResult> {
   const pool = (path: string, n: number) => (kind === 'me' ? tokens(server, '/access', 100) : kind === 'refresh' ? tokens(server, path, n) : Promise.resolve([]));
   const job: LoadJob = {
     url: `http://127.0.0.1:${server.port}`,
+    controlUrl: `http://127.0.0.1:${server.control}`,
     kind,
     connections: CONNECTIONS,
     seconds: SECONDS,
@@ -112,24 +113,27 @@ async function main(): Promise<void> {
       for (const target of order) {
         process.stderr.write(`round ${round + 1}/${ROUNDS}: ${target}… `);
         const result = await drive(target, servers.get(target)!);
-        process.stderr.write(`${Math.round(result.rps)} req/s, p99 ${result.p99} ms${result.non2xx ? `, ${result.non2xx} non-2xx` : ''}\n`);
+        process.stderr.write(`${Math.round(result.rps)} req/s, p99 ${result.p99} ms, ${result.cpuPerRequest.toFixed(0)} µs CPU/req${result.non2xx ? `, ${result.non2xx} non-2xx` : ''}\n`);
         results.set(target, [...(results.get(target) ?? []), result]);
       }
     }
 
     const rps = (target: Target) => median((results.get(target) ?? []).map((r) => r.rps));
-    const bare = rps('bare');
-    const koaJwt = rps('koa-jwt');
+    const cpu = (target: Target) => median((results.get(target) ?? []).map((r) => r.cpuPerRequest));
+    const ratio = (value: number, base: number, digits: number) => (base && value ? (value / base).toFixed(digits) : '–');
     const speed = [
-      ['target', 'req/s (median)', 'p99 ms (median)', '× bare Koa', '× koa-jwt', 'non-2xx'],
+      ['target', 'req/s (median)', 'p99 ms (median)', '× bare Koa', '× koa-jwt', 'server CPU µs/req (median)', '× bare Koa by CPU', '× koa-jwt by CPU', 'non-2xx'],
       ...targets.map((target) => {
         const runs = results.get(target)!;
         return [
           TARGETS[target].label,
           String(Math.round(rps(target))),
           String(median(runs.map((r) => r.p99))),
-          bare ? (rps(target) / bare).toFixed(2) : '–',
-          koaJwt ? (rps(target) / koaJwt).toFixed(1) : '–',
+          ratio(rps(target), rps('bare'), 2),
+          ratio(rps(target), rps('koa-jwt'), 1),
+          cpu(target).toFixed(0),
+          ratio(cpu('bare'), cpu(target), 2),
+          ratio(cpu('koa-jwt'), cpu(target), 1),
           String(runs.reduce((sum, r) => sum + r.non2xx + r.errors, 0)),
         ];
       }),
@@ -138,13 +142,13 @@ async function main(): Promise<void> {
       ['sessions', 'users', 'keys', 'bytes per session (MEMORY USAGE)'],
       ...memory.map((m) => [m.label.replace('N', String(m.sessions)), String(m.users), String(m.keys), String(m.bytesPerSession)]),
     ];
-    const cpu = cpus()[0]?.model ?? 'unknown CPU';
+    const cpuModel = cpus()[0]?.model ?? 'unknown CPU';
     const redisVersion = spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout.trim().split(' ')[2] ?? '';
     const report = `# Benchmark results
 
 Written by \`npm run bench\` on ${started.toISOString()}.
 
-- Machine: ${cpus().length} × ${cpu}, Node ${process.version}, Redis ${redisVersion.replace('v=', '')}
+- Machine: ${cpus().length} × ${cpuModel}, Node ${process.version}, Redis ${redisVersion.replace('v=', '')}
 - Load: autocannon, ${CONNECTIONS} connections, ${SECONDS} s per run after 1 s of warm-up, ${ROUNDS} rounds in alternating order;
   ${pinned ? 'servers pinned to CPU 0 and the load generator to CPU 1 (taskset); redis-server unpinned' : 'no CPU pinning'}.
 - Each \`/me\` run cycles through 100 access tokens of 100 users; login cycles 1000 user ids; each refresh
@@ -153,6 +157,10 @@ Written by \`npm run bench\` on ${started.toISOString()}.
 ## Requests per second
 
 ${table(speed)}
+
+"× by CPU" divides bare Koa's (or koa-jwt's) server CPU time per request by the target's: where the
+server process is the bottleneck it predicts the req/s ratio, and it stays steady when other work
+shares the machine, which req/s does not.
 
 ## Redis memory per live session
 
