@@ -14,6 +14,7 @@ import { RedisServer } from '../test/helpers/redis-server.js';
 import type { LoadJob, LoadResult } from './load.js';
 import { BROWSER_META, expiry, type MemoryResult, NO_META, perSession } from './memory.js';
 import { type Target, TARGET_NAMES, TARGETS } from './targets.js';
+import { verifyBench } from './verify.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
@@ -107,6 +108,13 @@ async function main(): Promise<void> {
     ];
     const expired = MEMORY ? await expiry(memUrl, Math.min(SESSIONS, 2000)) : undefined;
 
+    process.stderr.write('token verification alone…\n');
+    const verify = verifyBench();
+    const verifyTable = [
+      ['verification of one access token (100 distinct tokens in turn)', 'ns per token', '× koa-jwt'],
+      ...verify.map((v) => [v.label, v.nsPerOp.toFixed(0), (verify[0]!.nsPerOp / v.nsPerOp).toFixed(1)]),
+    ];
+
     for (const target of targets) servers.set(target, await startServer(target, redis.url));
     for (let round = 0; round < ROUNDS; round++) {
       const order = round % 2 === 0 ? targets : [...targets].reverse();
@@ -161,6 +169,10 @@ ${table(speed)}
 "× by CPU" divides bare Koa's (or koa-jwt's) server CPU time per request by the target's: where the
 server process is the bottleneck it predicts the req/s ratio, and it stays steady when other work
 shares the machine, which req/s does not.
+
+## Token verification alone (one process, no HTTP)
+
+${table(verifyTable)}
 
 ## Redis memory per live session
 
