@@ -10,6 +10,11 @@ import { SECRET } from './secret.js';
 /** What a browser login records: an ip and a typical user agent (70 characters). */
 export const BROWSER_META = { ip: '203.0.113.7', userAgent: 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0' };
 export const NO_META = { ip: '', userAgent: '' };
+/** A longer, Chrome-like user agent (111 characters): one more metadata chunk. */
+export const CHROME_META = {
+  ip: '203.0.113.7',
+  userAgent: 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36',
+};
 
 export interface MemoryResult {
   label: string;

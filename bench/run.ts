@@ -8,11 +8,11 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { RedisServer } from '../test/helpers/redis-server.js';
 import type { LoadJob, LoadResult } from './load.js';
-import { BROWSER_META, expiry, type MemoryResult, NO_META, perSession } from './memory.js';
+import { BROWSER_META, CHROME_META, expiry, type MemoryResult, NO_META, perSession } from './memory.js';
 import { type Target, TARGET_NAMES, TARGETS } from './targets.js';
 import { verifyBench } from './verify.js';
 
@@ -54,8 +54,14 @@ function startServer(target: Target, redisUrl: string): Promise<Running> {
   });
 }
 
-async function tokens(server: Running, path: string, n: number): Promise<string[]> {
-  const res = await fetch(`http://127.0.0.1:${server.control}${path}?n=${n}`);
+async function tokens(server: Running, path: string, n: number, attempt = 1): Promise<string[]> {
+  let res: Response;
+  try {
+    res = await fetch(`http://127.0.0.1:${server.control}${path}?n=${n}`);
+  } catch (error) {
+    if (attempt >= 3) throw error;
+    return tokens(server, path, n, attempt + 1);
+  }
   if (!res.ok) throw new Error(`control ${path}: ${res.status} ${await res.text()}`);
   return (await res.json()) as string[];
 }
@@ -93,6 +99,7 @@ function table(rows: string[][]): string {
 
 async function main(): Promise<void> {
   const started = new Date();
+  const loadBefore = loadavg()[0]!;
   const redis = await RedisServer.start(['--maxmemory-policy', 'noeviction']);
   const servers = new Map<Target, Running>();
   const results = new Map<Target, LoadResult[]>();
@@ -100,11 +107,13 @@ async function main(): Promise<void> {
     // Memory first, on an empty database of its own (db 1), so nothing else is counted.
     const memUrl = `${redis.url}/1`;
     if (MEMORY) process.stderr.write('memory per session…\n');
+    const n = SESSIONS;
     const memory: MemoryResult[] = !MEMORY ? [] : [
-      await perSession(memUrl, 'N users, 1 session each, browser ip + user agent', SESSIONS, SESSIONS, BROWSER_META),
-      await perSession(memUrl, 'N users, 1 session each, no ip / user agent', SESSIONS, SESSIONS, NO_META),
-      await perSession(memUrl, 'N sessions over N/10 users, browser ip + user agent', SESSIONS, SESSIONS / 10, BROWSER_META),
-      await perSession(memUrl, 'N users, 1 session each, rotated once, browser meta', SESSIONS, SESSIONS, BROWSER_META, true),
+      await perSession(memUrl, `${n} users, 1 session each, ip + Firefox user agent (70 chars)`, n, n, BROWSER_META),
+      await perSession(memUrl, `${n} users, 1 session each, ip + Chrome user agent (111 chars)`, n, n, CHROME_META),
+      await perSession(memUrl, `${n} users, 1 session each, no ip / user agent`, n, n, NO_META),
+      await perSession(memUrl, `${n} sessions over ${n / 10} users, ip + Firefox user agent`, n, n / 10, BROWSER_META),
+      await perSession(memUrl, `${n} users, 1 session each, rotated once, ip + Firefox user agent`, n, n, BROWSER_META, true),
     ];
     const expired = MEMORY ? await expiry(memUrl, Math.min(SESSIONS, 2000)) : undefined;
 
@@ -148,19 +157,44 @@ async function main(): Promise<void> {
     ];
     const mem = [
       ['sessions', 'users', 'keys', 'bytes per session (MEMORY USAGE)'],
-      ...memory.map((m) => [m.label.replace('N', String(m.sessions)), String(m.users), String(m.keys), String(m.bytesPerSession)]),
+      ...memory.map((m) => [m.label, String(m.users), String(m.keys), String(m.bytesPerSession)]),
     ];
+    const has = (target: Target) => results.has(target) && results.has('bare') && results.has('koa-jwt');
+    const check = (ok: boolean) => (ok ? 'met' : '**not met**');
+    const both = (target: Target) =>
+      `${(rps(target) / rps('bare')).toFixed(2)} by req/s, ${(cpu('bare') / cpu(target)).toFixed(2)} by CPU`;
+    const vsJwt = (target: Target) =>
+      `${(rps(target) / rps('koa-jwt')).toFixed(1)} by req/s, ${(cpu('koa-jwt') / cpu(target)).toFixed(1)} by CPU`;
+    const goals: string[][] = [['target', 'measured', '']];
+    if (has('requireAuth-stateless')) {
+      goals.push(['requireAuth({ checkSession: false }) >= 0.85 × bare Koa', both('requireAuth-stateless'), check(rps('requireAuth-stateless') / rps('bare') >= 0.85)]);
+      goals.push(['requireAuth({ checkSession: false }) >= 10 × koa-jwt', vsJwt('requireAuth-stateless'), check(rps('requireAuth-stateless') / rps('koa-jwt') >= 10)]);
+    }
+    if (has('requireAuth-redis')) {
+      goals.push(['requireAuth() >= 0.6 × bare Koa', both('requireAuth-redis'), check(rps('requireAuth-redis') / rps('bare') >= 0.6)]);
+      goals.push(['requireAuth() >= 10 × koa-jwt', vsJwt('requireAuth-redis'), check(rps('requireAuth-redis') / rps('koa-jwt') >= 10)]);
+    }
+    if (memory.length > 0) {
+      const worst = Math.max(...memory.map((m) => m.bytesPerSession));
+      goals.push(['Redis memory per live session <= 300 B', `${Math.min(...memory.map((m) => m.bytesPerSession))}–${worst} B`, check(worst <= 300)]);
+    }
+    if (expired) goals.push(['zero keys left after expiry', `${expired.keysLeft} keys`, check(expired.keysLeft === 0)]);
     const cpuModel = cpus()[0]?.model ?? 'unknown CPU';
     const redisVersion = spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout.trim().split(' ')[2] ?? '';
     const report = `# Benchmark results
 
 Written by \`npm run bench\` on ${started.toISOString()}.
 
-- Machine: ${cpus().length} × ${cpuModel}, Node ${process.version}, Redis ${redisVersion.replace('v=', '')}
+- Machine: ${cpus().length} × ${cpuModel}, Node ${process.version}, Redis ${redisVersion.replace('v=', '')};
+  1-minute load average ${loadBefore.toFixed(1)} before the run, ${loadavg()[0]!.toFixed(1)} after (above 0 means other work shared the machine)
 - Load: autocannon, ${CONNECTIONS} connections, ${SECONDS} s per run after 1 s of warm-up, ${ROUNDS} rounds in alternating order;
   ${pinned ? 'servers pinned to CPU 0 and the load generator to CPU 1 (taskset); redis-server unpinned' : 'no CPU pinning'}.
 - Each \`/me\` run cycles through 100 access tokens of 100 users; login cycles 1000 user ids; each refresh
   sends a refresh token never used before (every answer's new token goes back into the pool).
+
+## Targets (issue 5), from this run
+
+${table(goals)}
 
 ## Requests per second
 

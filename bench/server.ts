@@ -96,7 +96,10 @@ async function control(req: IncomingMessage, res: ServerResponse): Promise<void>
 const server = app.listen(0, '127.0.0.1', () => {
   const controlServer = createServer((req, res) => {
     control(req, res).catch((error: unknown) => res.writeHead(500).end(String(error)));
-  }).listen(0, '127.0.0.1', () => {
+  });
+  // Longer than a run: a kept-alive control connection must not be closed just as it is reused.
+  controlServer.keepAliveTimeout = 120_000;
+  controlServer.listen(0, '127.0.0.1', () => {
     const port = (server.address() as AddressInfo).port;
     const controlPort = (controlServer.address() as AddressInfo).port;
     process.stdout.write(`${JSON.stringify({ port, control: controlPort })}\n`);
