@@ -174,6 +174,13 @@ async function main(): Promise<void> {
       goals.push(['requireAuth() >= 0.6 × bare Koa', both('requireAuth-redis'), check(rps('requireAuth-redis') / rps('bare') >= 0.6)]);
       goals.push(['requireAuth() >= 10 × koa-jwt', vsJwt('requireAuth-redis'), check(rps('requireAuth-redis') / rps('koa-jwt') >= 10)]);
     }
+    if (has('bare')) {
+      goals.push([
+        'ceiling for the two "× koa-jwt" rows: bare Koa itself',
+        `${(rps('bare') / rps('koa-jwt')).toFixed(1)} by req/s, ${(cpu('koa-jwt') / cpu('bare')).toFixed(1)} by CPU`,
+        'no middleware can beat this',
+      ]);
+    }
     if (memory.length > 0) {
       const worst = Math.max(...memory.map((m) => m.bytesPerSession));
       goals.push(['Redis memory per live session <= 300 B', `${Math.min(...memory.map((m) => m.bytesPerSession))}–${worst} B`, check(worst <= 300)]);
