@@ -68,7 +68,8 @@ export async function perSession(
   rotateOnce = false,
 ): Promise<MemoryResult> {
   const client = new Redis(redisUrl);
-  const keyPrefix = `mem${Math.random().toString(36).slice(2, 8)}:`;
+  // The default key prefix, as most apps have it: this database holds nothing else.
+  const keyPrefix = 'auth:';
   const auth = createAuth({ secret: SECRET, redis: redisUrl, keyPrefix, maxSessionsPerUser: 0, verifyCacheSize: 0 });
   try {
     const tokens = await login(auth, sessions, users, meta);
