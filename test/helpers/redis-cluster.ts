@@ -1,6 +1,27 @@
 import { spawnSync } from 'node:child_process';
+import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { RedisServer } from './redis-server.js';
+import { freePort, RedisServer } from './redis-server.js';
+
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A free port whose cluster bus port (port + 10000, as every Redis version derives it) is free
+ * too and still a valid port: kernel-chosen ports go up to 60999, buses only up to 65535.
+ */
+async function clusterNodePort(): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = await freePort();
+    if (port + 10_000 <= 65_535 && (await isFree(port + 10_000))) return port;
+  }
+  throw new Error('no free port pair (port, port + 10000) for a Redis Cluster node');
+}
 
 function cli(port: number, ...args: string[]): string {
   const result = spawnSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' });
@@ -20,11 +41,10 @@ export class RedisCluster {
     try {
       for (let i = 0; i < masters; i++) {
         nodes.push(
-          await RedisServer.start([
-            '--cluster-enabled', 'yes',
-            '--cluster-config-file', 'nodes.conf',
-            '--cluster-node-timeout', '5000',
-          ]),
+          await RedisServer.start(
+            ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '5000'],
+            await clusterNodePort(),
+          ),
         );
       }
       const cluster = new RedisCluster(nodes);
