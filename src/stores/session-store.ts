@@ -1,9 +1,9 @@
 /** One login's session family as the store records it. Times are epoch milliseconds. */
 export interface SessionRecord {
   sessionId: string;
-  /** The one live refresh-token UUID of this family. */
+  /** The one live refresh-token id (`jti`) of this family. */
   jti: string;
-  /** The UUID it replaced, kept only to recognise a concurrent refresh within the grace window. */
+  /** The `jti` it replaced, kept only (and only with a grace period) to recognise a concurrent refresh within the grace window. */
   previousJti: string;
   rotatedAt: number;
   createdAt: number;
@@ -28,19 +28,19 @@ export interface Rotation {
   newJti: string;
   now: number;
   expiresAt: number;
-  /** How long after a rotation the previous UUID is answered with `superseded`, not treated as theft. */
+  /** How long after a rotation the previous `jti` is answered with `superseded`, not treated as theft. */
   graceMs: number;
 }
 
 /**
- * `rotated`: the UUID was live and is replaced. `missing`: no such live family (logged out,
- * expired, flushed). `superseded`: the UUID was rotated within the grace window. `reused`: an old
- * UUID of a live family, so the family has been revoked.
+ * `rotated`: the `jti` was live and is replaced. `missing`: no such live family (logged out,
+ * expired, flushed). `superseded`: the `jti` was rotated within the grace window. `reused`: an old
+ * `jti` of a live family, so the family has been revoked.
  */
 export type RotationResult = 'rotated' | 'missing' | 'superseded' | 'reused';
 
 /**
- * Where refresh-token UUIDs live. Implementations must make `create` and `rotate` atomic per
+ * Where refresh-token ids live. Implementations must make `create` and `rotate` atomic per
  * user, bound memory (every entry expires), and reject with the underlying error when they
  * cannot answer; the strategy turns that into a 503.
  */
