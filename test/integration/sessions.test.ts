@@ -209,6 +209,16 @@ describe('the Redis data model', () => {
     }
   });
 
+  it('stays in the compact listpack encoding with a browser user agent, a grace period and rotations', async () => {
+    await start({ refreshGracePeriod: 10 });
+    const userAgent = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36';
+    let pair = await auth.generateTokens({ id: 'ua' }, { ip: '2001:db8:85a3::8a2e:370:7334', userAgent });
+    for (let i = 0; i < 3; i++) pair = await auth.refreshTokens(pair.refresh_token);
+    expect(await client.object('ENCODING', `${prefix}{u:ua}`)).toBe('listpack');
+    const [session] = await auth.listSessions('ua');
+    expect(session).toMatchObject({ userAgent, ip: '2001:db8:85a3::8a2e:370:7334' });
+  });
+
   it('keeps hostile user ids inside their hash tag', async () => {
     await start();
     for (const id of ['a}b{c', '{u:1}', 'x:y']) await auth.generateTokens({ id });
