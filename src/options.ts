@@ -59,6 +59,13 @@ export interface AuthOptions {
   cookies?: CookieOptions;
   /** CSRF protection for cookie delivery. @default { header: 'x-csrf-token', allowedOrigins: [], requireAuth: true } */
   csrf?: CsrfOptions;
+  /**
+   * Access tokens remembered after a successful verification (least recently used go first), so
+   * a token seen again skips the signature and claims checks; each entry is dropped at the
+   * token's `exp`. The session check still runs on every request. 0 turns the cache off.
+   * @default 10000
+   */
+  verifyCacheSize?: number;
 }
 
 export const DEFAULTS = {
@@ -71,6 +78,7 @@ export const DEFAULTS = {
   storeTimeout: 1000,
   refreshGracePeriod: 0,
   maxSessionsPerUser: 100,
+  verifyCacheSize: 10_000,
 } as const;
 
 export interface ResolvedOptions {
@@ -89,6 +97,7 @@ export interface ResolvedOptions {
   realm: string | undefined;
   /** Cookie delivery and CSRF settings. */
   web: WebOptions;
+  verifyCacheSize: number;
 }
 
 const KNOWN = new Set<string>([
@@ -112,6 +121,7 @@ const KNOWN = new Set<string>([
   'tokenSources',
   'cookies',
   'csrf',
+  'verifyCacheSize',
 ]);
 
 function integer(name: string, value: number, min: number, max: number): number {
@@ -187,6 +197,7 @@ export function resolveOptions(options: AuthOptions): ResolvedOptions {
     loadUser: merged.loadUser,
     realm,
     web: resolveWebOptions(merged),
+    verifyCacheSize: integer('verifyCacheSize', merged.verifyCacheSize, 0, 1_000_000),
   };
 }
 

@@ -93,7 +93,7 @@ export class Verifier {
   private readonly remote: RemoteKeySet;
   private readonly host: MiddlewareHost;
   private tokens: TokenService;
-  private readonly serviceOptions: { issuer: string | undefined; audience: string | string[] | undefined; leeway: number };
+  private readonly serviceOptions: { issuer: string | undefined; audience: string | string[] | undefined; leeway: number; verifyCacheSize: number };
   private readonly listeners = new Map<VerifierEventName, Set<(payload: never) => void>>();
   private readonly firstLoad: Promise<boolean>;
 
@@ -118,7 +118,7 @@ export class Verifier {
     const cacheMaxAge = wholeNumber('cacheMaxAge', options.cacheMaxAge ?? VERIFIER_DEFAULTS.cacheMaxAge, 1, 86_400);
     const cooldown = wholeNumber('cooldown', options.cooldown ?? VERIFIER_DEFAULTS.cooldown, 1, 3600);
     const timeout = wholeNumber('timeout', options.timeout ?? VERIFIER_DEFAULTS.timeout, 10, 60_000);
-    this.serviceOptions = { issuer: this.options.issuer, audience: this.options.audience, leeway: this.options.leeway };
+    this.serviceOptions = { issuer: this.options.issuer, audience: this.options.audience, leeway: this.options.leeway, verifyCacheSize: this.options.verifyCacheSize };
     this.tokens = this.service(createVerifyRing([]));
     this.remote = new RemoteKeySet({
       uri,

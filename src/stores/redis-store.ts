@@ -1,8 +1,11 @@
 import type { Cluster, Redis } from 'ioredis';
 import { CREATE_SESSION, REVOKE_ALL, REVOKE_SESSION, ROTATE_SESSION } from './lua.js';
 import {
+  coreExpiresAt,
+  META_CHUNKS,
   type NewSession,
-  packSession,
+  packCore,
+  packMeta,
   type Rotation,
   type RotationResult,
   type SessionRecord,
@@ -14,11 +17,15 @@ export type RedisClient = Redis | Cluster;
 
 /** The commands `defineCommand` adds; prefixed so they cannot clash with the app's own. */
 interface ScriptedClient {
-  kjrCreateSession(h: string, z: string, ...argv: (string | number)[]): Promise<number>;
-  kjrRotateSession(h: string, z: string, ...argv: (string | number)[]): Promise<number>;
-  kjrRevokeSession(h: string, z: string, sessionId: string): Promise<number>;
-  kjrRevokeAll(h: string, z: string, now: number): Promise<number>;
+  kjrCreateSession(h: string, ...argv: (string | number)[]): Promise<number>;
+  kjrRotateSession(h: string, ...argv: (string | number)[]): Promise<number>;
+  kjrRevokeSession(h: string, sessionId: string, now: number): Promise<number>;
+  kjrRevokeAll(h: string, now: number): Promise<number>;
 }
+
+/** Session ids this library issues are base64url; anything else cannot name a family (nor its `:n` fields). */
+const SESSION_ID = /^[A-Za-z0-9_-]{1,64}$/;
+const META_FIELDS = Array.from({ length: META_CHUNKS }, (_, i) => `:${i}`);
 
 const ROTATION: Record<number, RotationResult> = { 0: 'missing', 1: 'rotated', 2: 'superseded', 3: 'reused' };
 
@@ -38,12 +45,14 @@ class StoreTimeoutError extends Error {
 }
 
 /**
- * Redis store. Data model, per user (one hash tag, so one Cluster slot):
- * - `<prefix>{u:<id>}:s` hash: session id -> packed record (current UUID, previous UUID, times, ip, UA)
- * - `<prefix>{u:<id>}:e` sorted set: session id -> expiresAt (ms), for pruning and TTLs
+ * Redis store. Data model: one hash per user, `<prefix>{u:<id>}` (one hash tag, so one Cluster slot):
+ * - field `<sid>`: "jti|previous jti|rotatedAt|createdAt|expiresAt" (base-36 ms), at most 64 bytes
+ * - fields `<sid>:0` … `<sid>:5`: "ip|user agent" in 64-character chunks, only when known
+ * The key expires with the user's last session; scripts prune expired families on every write.
  */
 export class RedisStore implements SessionStore {
   private readonly client: RedisClient & ScriptedClient;
+  private readonly clientTimesOut: boolean;
 
   constructor(
     client: RedisClient,
@@ -55,19 +64,26 @@ export class RedisStore implements SessionStore {
       ['kjrRevokeSession', REVOKE_SESSION],
       ['kjrRevokeAll', REVOKE_ALL],
     ] as const) {
-      client.defineCommand(name, { numberOfKeys: 2, lua });
+      client.defineCommand(name, { numberOfKeys: 1, lua });
     }
     this.client = client as RedisClient & ScriptedClient;
+    const commandTimeout = client.isCluster ? undefined : (client as Redis).options.commandTimeout;
+    this.clientTimesOut = typeof commandTimeout === 'number' && commandTimeout <= options.timeout;
   }
 
-  private keys(userId: string): [string, string] {
+  private key(userId: string): string {
     // encodeURIComponent escapes { and }, so a user id can never break out of its hash tag.
-    const base = `${this.options.keyPrefix}{u:${encodeURIComponent(userId)}}:`;
-    return [`${base}s`, `${base}e`];
+    return `${this.options.keyPrefix}{u:${encodeURIComponent(userId)}}`;
   }
 
-  /** Races the command against a timer so that a hung or offline Redis answers in bounded time. */
+  /**
+   * Bounds a command in time. A single-node client whose own `commandTimeout` is no longer than
+   * ours already does (ioredis arms it before the command is written or queued offline), so its
+   * commands pass through untouched: no second timer per request. Otherwise (a Cluster, or a
+   * client without commandTimeout) the command races a timer of ours.
+   */
   private bounded<T>(command: Promise<T>): Promise<T> {
+    if (this.clientTimesOut) return command;
     const ms = this.options.timeout;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -79,48 +95,56 @@ export class RedisStore implements SessionStore {
   }
 
   async create(userId: string, s: NewSession, maxSessions: number): Promise<void> {
-    const [h, z] = this.keys(userId);
-    const packed = packSession({ ...s, previousJti: '', rotatedAt: 0, createdAt: s.now, lastUsedAt: s.now });
-    await this.bounded(this.client.kjrCreateSession(h, z, s.sessionId, packed, s.expiresAt, s.now, maxSessions));
+    const core = packCore({ jti: s.jti, previousJti: '', rotatedAt: 0, createdAt: s.now, expiresAt: s.expiresAt });
+    await this.bounded(this.client.kjrCreateSession(this.key(userId), s.sessionId, core, s.expiresAt, s.now, maxSessions, ...packMeta(s)));
   }
 
   async rotate(userId: string, r: Rotation): Promise<RotationResult> {
-    const [h, z] = this.keys(userId);
+    if (!SESSION_ID.test(r.sessionId)) return 'missing';
     const code = await this.bounded(
-      this.client.kjrRotateSession(h, z, r.sessionId, r.oldJti, r.newJti, r.now, r.expiresAt, r.graceMs),
+      this.client.kjrRotateSession(
+        this.key(userId),
+        r.sessionId,
+        r.oldJti,
+        r.newJti,
+        r.now,
+        r.expiresAt,
+        r.graceMs,
+        r.now.toString(36),
+        r.expiresAt.toString(36),
+      ),
     );
     return ROTATION[code] ?? 'missing';
   }
 
   async get(userId: string, sessionId: string, now: number): Promise<SessionRecord | undefined> {
-    const [h] = this.keys(userId);
-    const packed = await this.bounded(this.client.hget(h, sessionId));
-    const record = packed === null ? undefined : unpackSession(sessionId, packed);
+    if (!SESSION_ID.test(sessionId)) return undefined;
+    const [core, ...meta] = await this.bounded(this.client.hmget(this.key(userId), sessionId, ...META_FIELDS.map((n) => `${sessionId}${n}`)));
+    const record = core ? unpackSession(sessionId, core, meta.join('')) : undefined;
     return record && record.expiresAt > now ? record : undefined;
   }
 
   async isLive(userId: string, sessionId: string, now: number): Promise<boolean> {
-    const [, z] = this.keys(userId);
-    const score = await this.bounded(this.client.zscore(z, sessionId));
-    return score !== null && Number(score) > now;
+    if (!SESSION_ID.test(sessionId)) return false;
+    const core = await this.bounded(this.client.hget(this.key(userId), sessionId));
+    return core !== null && coreExpiresAt(core) > now;
   }
 
   async revoke(userId: string, sessionId: string): Promise<boolean> {
-    const [h, z] = this.keys(userId);
-    return (await this.bounded(this.client.kjrRevokeSession(h, z, sessionId))) > 0;
+    if (!SESSION_ID.test(sessionId)) return false;
+    return (await this.bounded(this.client.kjrRevokeSession(this.key(userId), sessionId, Date.now()))) > 0;
   }
 
   async revokeAll(userId: string, now: number): Promise<number> {
-    const [h, z] = this.keys(userId);
-    return this.bounded(this.client.kjrRevokeAll(h, z, now));
+    return this.bounded(this.client.kjrRevokeAll(this.key(userId), now));
   }
 
   async list(userId: string, now: number): Promise<SessionRecord[]> {
-    const [h] = this.keys(userId);
-    const all = await this.bounded(this.client.hgetall(h));
+    const all = await this.bounded(this.client.hgetall(this.key(userId)));
     const sessions: SessionRecord[] = [];
-    for (const [sessionId, packed] of Object.entries(all)) {
-      const record = unpackSession(sessionId, packed);
+    for (const [field, core] of Object.entries(all)) {
+      if (field.includes(':')) continue;
+      const record = unpackSession(field, core, META_FIELDS.map((n) => all[`${field}${n}`] ?? '').join(''));
       if (record && record.expiresAt > now) sessions.push(record);
     }
     return sessions.sort((a, b) => a.createdAt - b.createdAt);

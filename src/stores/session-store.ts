@@ -1,9 +1,9 @@
 /** One login's session family as the store records it. Times are epoch milliseconds. */
 export interface SessionRecord {
   sessionId: string;
-  /** The one live refresh-token UUID of this family. */
+  /** The one live refresh-token id (`jti`) of this family. */
   jti: string;
-  /** The UUID it replaced, kept only to recognise a concurrent refresh within the grace window. */
+  /** The `jti` it replaced, kept only (and only with a grace period) to recognise a concurrent refresh within the grace window. */
   previousJti: string;
   rotatedAt: number;
   createdAt: number;
@@ -28,19 +28,19 @@ export interface Rotation {
   newJti: string;
   now: number;
   expiresAt: number;
-  /** How long after a rotation the previous UUID is answered with `superseded`, not treated as theft. */
+  /** How long after a rotation the previous `jti` is answered with `superseded`, not treated as theft. */
   graceMs: number;
 }
 
 /**
- * `rotated`: the UUID was live and is replaced. `missing`: no such live family (logged out,
- * expired, flushed). `superseded`: the UUID was rotated within the grace window. `reused`: an old
- * UUID of a live family, so the family has been revoked.
+ * `rotated`: the `jti` was live and is replaced. `missing`: no such live family (logged out,
+ * expired, flushed). `superseded`: the `jti` was rotated within the grace window. `reused`: an old
+ * `jti` of a live family, so the family has been revoked.
  */
 export type RotationResult = 'rotated' | 'missing' | 'superseded' | 'reused';
 
 /**
- * Where refresh-token UUIDs live. Implementations must make `create` and `rotate` atomic per
+ * Where refresh-token ids live. Implementations must make `create` and `rotate` atomic per
  * user, bound memory (every entry expires), and reject with the underlying error when they
  * cannot answer; the strategy turns that into a 503.
  */
@@ -61,26 +61,52 @@ export interface SessionStore {
 
 const SEP = '|';
 
-/** Fields are packed into one string per family to keep Redis memory per session small. */
-export function packSession(s: Omit<SessionRecord, 'sessionId'>): string {
-  return [s.jti, s.previousJti, s.rotatedAt, s.createdAt, s.lastUsedAt, s.expiresAt, s.ip, s.userAgent].join(SEP);
+/**
+ * A family as the Redis store packs it: a core record of at most 64 bytes, so a user's hash
+ * stays in Redis's compact listpack encoding (hash-max-listpack-value), and the metadata apart.
+ * Times are base-36 milliseconds (8 characters); lastUsedAt is the last rotation, else creation.
+ */
+export function packCore(s: Pick<SessionRecord, 'jti' | 'previousJti' | 'rotatedAt' | 'createdAt' | 'expiresAt'>): string {
+  const rotated = s.rotatedAt > 0 ? s.rotatedAt.toString(36) : '';
+  return `${s.jti}${SEP}${s.previousJti}${SEP}${rotated}${SEP}${s.createdAt.toString(36)}${SEP}${s.expiresAt.toString(36)}`;
 }
 
-export function unpackSession(sessionId: string, packed: string): SessionRecord | undefined {
-  const parts = packed.split(SEP);
-  if (parts.length < 8) return undefined;
-  const [jti, previousJti, rotatedAt, createdAt, lastUsedAt, expiresAt, ip] = parts as [string, string, string, string, string, string, string];
+/** Metadata chunks stored per family: "ip|user agent" (at most 64 + 1 + 256 characters) in 64s. */
+export const META_CHUNK = 64;
+export const META_CHUNKS = 6;
+
+/** "ip|user agent" cut in chunks of 64 characters, or none when neither is known. */
+export function packMeta(s: Pick<SessionRecord, 'ip' | 'userAgent'>): string[] {
+  if (s.ip === '' && s.userAgent === '') return [];
+  const meta = `${s.ip}${SEP}${s.userAgent}`;
+  const chunks: string[] = [];
+  for (let i = 0; i < meta.length && chunks.length < META_CHUNKS; i += META_CHUNK) chunks.push(meta.slice(i, i + META_CHUNK));
+  return chunks;
+}
+
+/** The expiry (epoch ms) of a packed core record: its last field. */
+export function coreExpiresAt(core: string): number {
+  return parseInt(core.slice(core.lastIndexOf(SEP) + 1), 36);
+}
+
+export function unpackSession(sessionId: string, core: string, meta: string): SessionRecord | undefined {
+  const parts = core.split(SEP);
+  if (parts.length !== 5) return undefined;
+  const [jti, previousJti, rotated, created, expires] = parts as [string, string, string, string, string];
+  const rotatedAt = rotated === '' ? 0 : parseInt(rotated, 36);
+  const createdAt = parseInt(created, 36);
+  // The ip has no separator in it; the user agent may.
+  const cut = meta.indexOf(SEP);
   return {
     sessionId,
     jti,
     previousJti,
-    rotatedAt: Number(rotatedAt),
-    createdAt: Number(createdAt),
-    lastUsedAt: Number(lastUsedAt),
-    expiresAt: Number(expiresAt),
-    ip,
-    // The user agent is last and may itself contain the separator.
-    userAgent: parts.slice(7).join(SEP),
+    rotatedAt,
+    createdAt,
+    lastUsedAt: rotatedAt || createdAt,
+    expiresAt: parseInt(expires, 36),
+    ip: cut < 0 ? '' : meta.slice(0, cut),
+    userAgent: cut < 0 ? '' : meta.slice(cut + 1),
   };
 }
 

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { appClaims, tokenPair } from '../tokens/issue.js';
 import { isPrototypeKey, RESERVED_CLAIMS, type RefreshTokenPayload, type TokenPair, type TokenUser } from '../tokens/claims.js';
 import type { StrategyContext } from './types.js';
@@ -22,7 +22,8 @@ export function signPair(
   claims: Record<string, unknown>,
   now: number,
 ): PendingPair {
-  const jti = randomUUID();
+  // 96 random bits: unique within the family, and short enough that Redis keeps the record compact.
+  const jti = randomBytes(12).toString('base64url');
   const refreshClaims: Record<string, unknown> = { sub, sid: sessionId, jti };
   if (Object.keys(claims).length > 0) refreshClaims.usr = claims;
   const refresh = context.tokens.sign('refresh', refreshClaims, now);

@@ -45,8 +45,15 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
     }
   }
 
+  // On every request: written out rather than through stored(), so no closure is allocated per call.
   async function liveSession(payload: AuthUser): Promise<AuthUser> {
-    const live = await stored('checkSession', () => store.isLive(payload.sub, payload.sid!, Date.now()));
+    let live: boolean;
+    try {
+      live = await store.isLive(payload.sub, payload.sid!, Date.now());
+    } catch (error) {
+      events.emit('store_unavailable', { operation: 'checkSession', error });
+      throw storeUnavailable(error);
+    }
     if (!live) throw revoked();
     return payload;
   }

@@ -20,9 +20,9 @@ export function normalizeUserId(id: unknown): string {
   throw new TypeError(`koa-jwt-redis: a user id must be a non-empty, well-formed string of at most ${MAX_USER_ID_LENGTH} characters or a safe integer`);
 }
 
-/** Session ids: 128 random bits, URL-safe, shorter than a UUID to keep per-session memory small. */
+/** Session ids: 96 random bits (16 URL-safe characters): unguessable, and short because each is a field name in Redis (up to three per session). */
 export function newSessionId(): string {
-  return randomBytes(16).toString('base64url');
+  return randomBytes(12).toString('base64url');
 }
 
 /** The app's claims for the access token: `userFields` copied from the user, then explicit claims. */

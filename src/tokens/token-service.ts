@@ -8,6 +8,7 @@ import {
   TOKEN_TYP,
   type TokenKind,
 } from './claims.js';
+import { VerifyCache } from './verify-cache.js';
 
 /** Longer than any token this library issues; anything bigger is rejected before parsing. */
 export const MAX_TOKEN_LENGTH = 8192;
@@ -24,6 +25,8 @@ export interface TokenServiceOptions {
   issuer: string | undefined;
   audience: string | string[] | undefined;
   leeway: number;
+  /** Verified access tokens kept to skip re-verifying them; 0 disables the cache. */
+  verifyCacheSize: number;
 }
 
 type Payload<K extends TokenKind> = K extends 'access' ? AccessTokenPayload : RefreshTokenPayload;
@@ -56,6 +59,8 @@ export class TokenService {
   private readonly audience: string | string[] | undefined;
   private readonly leeway: number;
   private readonly verifyOptions: Map<string, jwt.VerifyOptions & { complete: true }>;
+  private readonly accessCache: VerifyCache<AccessTokenPayload> | undefined;
+  private readonly findKey: KeyRing['find'];
 
   constructor(options: TokenServiceOptions) {
     this.ring = options.ring;
@@ -64,6 +69,8 @@ export class TokenService {
     this.issuer = options.issuer;
     this.audience = options.audience;
     this.leeway = options.leeway;
+    this.accessCache = options.verifyCacheSize > 0 ? new VerifyCache(options.verifyCacheSize) : undefined;
+    this.findKey = (kid, alg) => this.ring.find(kid, alg);
     // One frozen options object per key, built once: nothing option-related happens per request.
     this.verifyOptions = new Map(
       options.ring.keys.map((key) => [
@@ -102,6 +109,12 @@ export class TokenService {
    */
   verify<K extends TokenKind>(token: unknown, kind: K): Payload<K> {
     if (typeof token !== 'string' || token.length === 0) throw invalid('The token is not a string.');
+    // Only access tokens are cached: they are the ones read on every request.
+    const cache = kind === 'access' ? this.accessCache : undefined;
+    if (cache !== undefined) {
+      const hit = cache.get(token, Date.now(), this.findKey);
+      if (hit !== undefined) return hit as Payload<K>;
+    }
     if (token.length > MAX_TOKEN_LENGTH) throw invalid('The token is too long.');
     if (!JWS_SHAPE.test(token)) throw invalid('The token is not a signed JWT (three base64url segments).');
     const header = parseHeader(token.slice(0, token.indexOf('.')));
@@ -134,6 +147,11 @@ export class TokenService {
     if (claims.sid !== undefined && (typeof claims.sid !== 'string' || !isWellFormed(claims.sid))) throw invalid('The token has a malformed session id.');
     if (kind === 'refresh' && (typeof claims.sid !== 'string' || typeof claims.jti !== 'string')) {
       throw invalid('The refresh token lacks its session id.');
+    }
+    if (cache !== undefined) {
+      const payload = claims as unknown as AccessTokenPayload;
+      cache.set(token, payload, claims.exp, key, header.kid, header.alg);
+      return { ...payload } as Payload<K>;
     }
     return claims as unknown as Payload<K>;
   }

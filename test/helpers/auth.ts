@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { inject } from 'vitest';
 import { type Auth, type AuthOptions, createAuth } from '../../src/index.js';
 import { SECRET } from './forge.js';
@@ -9,21 +9,68 @@ export const uniquePrefix = (): string => `t${randomUUID().slice(0, 8)}:`;
 
 export const harnessRedisUrl = (): string => inject('redisUrl');
 
-/** The client settings the README recommends for an injected ioredis client. */
-export function redisClient(url = harnessRedisUrl()): Redis {
-  const client = new Redis(url, { maxRetriesPerRequest: 1, commandTimeout: 1000, retryStrategy: (n) => Math.min(n * 100, 1000) });
+/** Whether this run's integration tests go to a Redis Cluster (the `cluster` vitest project). */
+export const onCluster = (): boolean => inject('redisBackend') === 'cluster';
+
+export type TestRedis = Redis | Cluster;
+
+const CLIENT_OPTIONS = { maxRetriesPerRequest: 1, commandTimeout: 1000, retryStrategy: (n: number) => Math.min(n * 100, 1000) };
+
+/** An ioredis Cluster client for the harness cluster, with the settings the README recommends. */
+export function clusterClient(ports: number[] = inject('clusterPorts')): Cluster {
+  const client = new Cluster(
+    ports.map((port) => ({ host: '127.0.0.1', port })),
+    { redisOptions: CLIENT_OPTIONS, enableAutoPipelining: true, clusterRetryStrategy: (n) => Math.min(n * 100, 1000) },
+  );
   client.on('error', () => {});
   return client;
 }
 
-/** An Auth on the harness Redis (a URL, so the instance owns and closes its client). */
+/** The client settings the README recommends for an injected ioredis client (a Cluster on the cluster backend). */
+export function redisClient(url?: string): TestRedis {
+  if (url === undefined && onCluster()) return clusterClient();
+  const client = new Redis(url ?? harnessRedisUrl(), CLIENT_OPTIONS);
+  client.on('error', () => {});
+  return client;
+}
+
+/**
+ * An Auth on the harness Redis: from a URL (the instance owns and closes its client), or on the
+ * cluster backend an injected Cluster client that `close()` also disconnects.
+ */
 export function testAuth(options: Partial<AuthOptions> = {}): Auth {
-  return createAuth({ secret: SECRET, redis: harnessRedisUrl(), keyPrefix: uniquePrefix(), ...options });
+  if (!onCluster()) return createAuth({ secret: SECRET, redis: harnessRedisUrl(), keyPrefix: uniquePrefix(), ...options });
+  const client = clusterClient();
+  const auth = createAuth({ secret: SECRET, redis: client, keyPrefix: uniquePrefix(), ...options });
+  const close = auth.close.bind(auth);
+  auth.close = async () => {
+    await close();
+    await client.quit().catch(() => client.disconnect());
+  };
+  return auth;
+}
+
+/**
+ * Every key matching `pattern`: KEYS on a single Redis; on a Cluster, SCAN on every master,
+ * since KEYS would only ask the one node it happens to be routed to.
+ */
+export async function allKeys(client: TestRedis, pattern: string): Promise<string[]> {
+  if (!(client instanceof Cluster)) return client.keys(pattern);
+  const found: string[] = [];
+  for (const node of client.nodes('master')) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      found.push(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  }
+  return found;
 }
 
 /** All keys under a prefix, with their TTLs in ms. */
-export async function keysWithTtl(client: Redis, prefix: string): Promise<Map<string, number>> {
-  const keys = await client.keys(`${prefix}*`);
+export async function keysWithTtl(client: TestRedis, prefix: string): Promise<Map<string, number>> {
+  const keys = await allKeys(client, `${prefix}*`);
   const out = new Map<string, number>();
   for (const key of keys) out.set(key, await client.pttl(key));
   return out;

@@ -1,5 +1,6 @@
+import { coreExpiresAt } from '../../src/stores/session-store.js';
+import { allKeys, type TestRedis } from './auth.js';
 import Router from '@koa/router';
-import type { Redis } from 'ioredis';
 import Koa from 'koa';
 import { koaBody } from 'koa-body';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -188,38 +189,33 @@ export class Load {
 }
 
 /** The family's live refresh-token UUID, read from Redis directly (undefined when the family is gone). */
-export async function liveJti(client: Redis, prefix: string, sub: string, sid: string): Promise<string | undefined> {
-  const packed = await client.hget(`${prefix}{u:${encodeURIComponent(sub)}}:s`, sid);
-  return packed === null ? undefined : packed.split('|')[0];
+export async function liveJti(client: TestRedis, prefix: string, sub: string, sid: string): Promise<string | undefined> {
+  const core = await client.hget(`${prefix}{u:${encodeURIComponent(sub)}}`, sid);
+  return core === null ? undefined : core.split('|')[0];
 }
 
 /**
- * Store invariants, read from Redis directly: every key under the prefix expires (PTTL > 0), each
- * user's hash and expiry index hold the same families, and every indexed family is unexpired.
+ * Store invariants, read from Redis directly: every key under the prefix is a user's session hash
+ * and expires (PTTL > 0); every family's record is unexpired and its metadata chunks
+ * (`<sid>:<n>`) never outlive it.
  */
-export async function storeViolations(client: Redis, prefix: string): Promise<string[]> {
+export async function storeViolations(client: TestRedis, prefix: string): Promise<string[]> {
   const problems: string[] = [];
-  const keys = await client.keys(`${prefix}*`);
-  const users = new Set<string>();
-  for (const key of keys) {
+  const now = Date.now();
+  for (const key of await allKeys(client, `${prefix}*`)) {
     const ttl = await client.pttl(key);
     if (!(ttl > 0)) problems.push(`${key} has PTTL ${ttl}`);
-    const match = /^(.*):([se])$/.exec(key);
-    if (!match) problems.push(`${key} is not a session key`);
-    else users.add(match[1]!);
-  }
-  const now = Date.now();
-  for (const user of users) {
-    const fields = (await client.hkeys(`${user}:s`)).sort();
-    const indexed = await client.zrange(`${user}:e`, 0, -1, 'WITHSCORES');
-    const members: string[] = [];
-    for (let i = 0; i < indexed.length; i += 2) {
-      members.push(indexed[i]!);
-      if (Number(indexed[i + 1]) <= now) problems.push(`${user}: family ${indexed[i]} is indexed but expired`);
-    }
-    members.sort();
-    if (JSON.stringify(fields) !== JSON.stringify(members)) {
-      problems.push(`${user}: hash has [${fields.join(',')}] but the index has [${members.join(',')}]`);
+    if (!key.startsWith(`${prefix}{u:`) || !key.endsWith('}') || key.split('{').length !== 2) problems.push(`${key} is not a session key`);
+    const record = await client.hgetall(key);
+    for (const [field, value] of Object.entries(record)) {
+      const chunk = /^(.*):\d$/.exec(field);
+      if (chunk) {
+        if (record[chunk[1]!] === undefined) problems.push(`${key}: metadata ${field} outlived its family`);
+        continue;
+      }
+      const expiresAt = coreExpiresAt(value);
+      if (!(expiresAt > now)) problems.push(`${key}: family ${field} is stored but expired`);
+      if (!(expiresAt <= now + ttl + 1000)) problems.push(`${key}: family ${field} outlives its key`);
     }
   }
   return problems;

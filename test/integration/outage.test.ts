@@ -55,6 +55,8 @@ describe('a Redis this test owns', () => {
   for (const [name, option] of [
     ['a URL (the library’s own client)', () => redis.url],
     ['an injected ioredis client with default options', () => (injected = new Redis(redis.url).on('error', () => {}))],
+    // Its own commandTimeout bounds it, so the store arms no timer of its own.
+    ['an injected client with the recommended options', () => (injected = new Redis(redis.url, { maxRetriesPerRequest: 1, commandTimeout: 1000 }).on('error', () => {}))],
   ] as const) {
     it(`stopped: 503 within 2 s, never 401; recovers after a restart without restarting the app — ${name}`, async () => {
       await startApp(option());

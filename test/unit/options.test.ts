@@ -32,6 +32,8 @@ describe('createAuth options', () => {
       [{ secret: SECRET, redis: {} }, 'redis'],
       [{ secret: SECRET, realm: 'a"b' }, 'realm'],
       [{ secret: SECRET, loadUser: 'x' }, 'loadUser'],
+      [{ secret: SECRET, verifyCacheSize: -1 }, 'verifyCacheSize'],
+      [{ secret: SECRET, verifyCacheSize: 1.5 }, 'verifyCacheSize'],
       [{ secret: SECRET, secrte: 'typo' }, 'secrte'],
       [{ secret: 'too-short' }, 'secret'],
       [{}, 'secret'],

@@ -34,7 +34,7 @@ describe('publicJwks', () => {
     expect(Object.keys(jwk!).sort()).toEqual(['alg', 'e', 'kid', 'kty', 'n', 'use']);
     expect(jwk!.kid).toBe(jwkThumbprint(publicKey));
     // A PS256 token signed with the PSS key verifies with the published JWK in jose.
-    const tokens = new TokenService({ ring, accessTokenTtl: 60, refreshTokenTtl: 120, issuer: undefined, audience: undefined, leeway: 5 });
+    const tokens = new TokenService({ ring, accessTokenTtl: 60, refreshTokenTtl: 120, issuer: undefined, audience: undefined, leeway: 5, verifyCacheSize: 0 });
     const { token } = tokens.sign('access', { sub: '1' });
     expect(tokens.verify(token, 'access').sub).toBe('1');
     const key = await importJWK(jwk!, 'PS256');

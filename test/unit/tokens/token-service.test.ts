@@ -16,6 +16,8 @@ function service(keys: KeyConfig[], extra: Partial<ConstructorParameters<typeof 
     issuer: undefined,
     audience: undefined,
     leeway: 5,
+    // On, as by default: every refusal below must also hold with the cache in front.
+    verifyCacheSize: 100,
     ...extra,
   });
 }

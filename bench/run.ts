@@ -1,0 +1,238 @@
+/**
+ * `npm run bench`: every target in its own server process, driven by autocannon in another
+ * process, in several rounds of alternating order; then Redis memory per session and the expiry
+ * check. Prints a table and writes bench/RESULTS.md. Loopback only; every run is bounded in time.
+ *
+ * Environment: BENCH_ROUNDS (3), BENCH_SECONDS (5), BENCH_CONNECTIONS (50), BENCH_SESSIONS (10000),
+ * BENCH_PROFILE=1 (servers run with --cpu-prof into bench/.tmp/profiles).
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { RedisServer } from '../test/helpers/redis-server.js';
+import type { LoadJob, LoadResult } from './load.js';
+import { BROWSER_META, CHROME_META, expiry, type MemoryResult, NO_META, perSession } from './memory.js';
+import { type Target, TARGET_NAMES, TARGETS } from './targets.js';
+import { verifyBench } from './verify.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
+const ROUNDS = env('BENCH_ROUNDS', 3);
+const SECONDS = env('BENCH_SECONDS', 5);
+const CONNECTIONS = env('BENCH_CONNECTIONS', 50);
+const SESSIONS = env('BENCH_SESSIONS', 10_000);
+const PROFILE = process.env.BENCH_PROFILE === '1';
+const ONLY = process.env.BENCH_ONLY?.split(',') as Target[] | undefined;
+const targets = ONLY ?? TARGET_NAMES;
+const MEMORY = process.env.BENCH_MEMORY !== '0';
+
+// With two cores or more, the servers get one core and the load generator another.
+const pinned = cpus().length >= 2 && spawnSync('taskset', ['--version']).status === 0;
+const onCore = (core: number, command: string[]) => (pinned ? ['taskset', '-c', String(core), ...command] : command);
+const tsx = [process.execPath, '--import', 'tsx'];
+
+interface Running {
+  child: ChildProcess;
+  port: number;
+  control: number;
+}
+
+function startServer(target: Target, redisUrl: string): Promise<Running> {
+  // tsx's loader thread writes a profile too: one folder per target, the busiest file is the server's.
+  const profile = PROFILE ? ['--cpu-prof', '--cpu-prof-dir', `${root}bench/.tmp/profiles/${target}`] : [];
+  const [command, ...args] = onCore(0, [process.execPath, ...profile, '--import', 'tsx', 'bench/server.ts', target, redisUrl]);
+  const child = spawn(command!, args, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_ENV: 'production' } });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${target} server did not start in 20 s`)), 20_000);
+    child.once('exit', (code) => reject(new Error(`${target} server exited with ${code}`)));
+    child.stdout!.once('data', (line: Buffer) => {
+      clearTimeout(timer);
+      const { port, control } = JSON.parse(line.toString()) as { port: number; control: number };
+      resolve({ child, port, control });
+    });
+  });
+}
+
+async function tokens(server: Running, path: string, n: number, attempt = 1): Promise<string[]> {
+  let res: Response;
+  try {
+    res = await fetch(`http://127.0.0.1:${server.control}${path}?n=${n}`);
+  } catch (error) {
+    if (attempt >= 3) throw error;
+    return tokens(server, path, n, attempt + 1);
+  }
+  if (!res.ok) throw new Error(`control ${path}: ${res.status} ${await res.text()}`);
+  return (await res.json()) as string[];
+}
+
+async function drive(target: Target, server: Running): Promise<LoadResult> {
+  const kind = TARGETS[target].kind;
+  const pool = (path: string, n: number) => (kind === 'me' ? tokens(server, '/access', 100) : kind === 'refresh' ? tokens(server, path, n) : Promise.resolve([]));
+  const job: LoadJob = {
+    url: `http://127.0.0.1:${server.port}`,
+    controlUrl: `http://127.0.0.1:${server.control}`,
+    kind,
+    connections: CONNECTIONS,
+    seconds: SECONDS,
+    warmupSeconds: 1,
+    tokens: await pool('/refresh', CONNECTIONS * 4),
+    warmupTokens: kind === 'me' ? [] : await pool('/refresh', CONNECTIONS * 4),
+  };
+  if (kind === 'me') job.warmupTokens = job.tokens;
+  const [command, ...args] = onCore(1, [...tsx, 'bench/load.ts', '-']);
+  const result = spawnSync(command!, args, { cwd: root, input: JSON.stringify(job), encoding: 'utf8', timeout: (SECONDS + 30) * 1000 });
+  if (result.status !== 0) throw new Error(`load generator failed for ${target}: ${result.error ?? result.stderr}`);
+  return JSON.parse(result.stdout.trim().split('\n').pop()!) as LoadResult;
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+
+function table(rows: string[][]): string {
+  const [head, ...body] = rows;
+  return [`| ${head!.join(' | ')} |`, `|${head!.map(() => '---').join('|')}|`, ...body.map((row) => `| ${row.join(' | ')} |`)].join('\n');
+}
+
+async function main(): Promise<void> {
+  const started = new Date();
+  const loadBefore = loadavg()[0]!;
+  const redis = await RedisServer.start(['--maxmemory-policy', 'noeviction']);
+  const servers = new Map<Target, Running>();
+  const results = new Map<Target, LoadResult[]>();
+  try {
+    // Memory first, on an empty database of its own (db 1), so nothing else is counted.
+    const memUrl = `${redis.url}/1`;
+    if (MEMORY) process.stderr.write('memory per session…\n');
+    const n = SESSIONS;
+    const memory: MemoryResult[] = !MEMORY ? [] : [
+      await perSession(memUrl, `${n} users, 1 session each, ip + Firefox user agent (70 chars)`, n, n, BROWSER_META),
+      await perSession(memUrl, `${n} users, 1 session each, ip + Chrome user agent (111 chars)`, n, n, CHROME_META),
+      await perSession(memUrl, `${n} users, 1 session each, no ip / user agent`, n, n, NO_META),
+      await perSession(memUrl, `${n} sessions over ${n / 10} users, ip + Firefox user agent`, n, n / 10, BROWSER_META),
+      await perSession(memUrl, `${n} users, 1 session each, rotated once, ip + Firefox user agent`, n, n, BROWSER_META, true),
+    ];
+    const expired = MEMORY ? await expiry(memUrl, Math.min(SESSIONS, 2000)) : undefined;
+
+    process.stderr.write('token verification alone…\n');
+    const verify = verifyBench();
+    const verifyTable = [
+      ['verification of one access token (100 distinct tokens in turn)', 'ns per token', '× koa-jwt'],
+      ...verify.map((v) => [v.label, v.nsPerOp.toFixed(0), (verify[0]!.nsPerOp / v.nsPerOp).toFixed(1)]),
+    ];
+
+    for (const target of targets) servers.set(target, await startServer(target, redis.url));
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = round % 2 === 0 ? targets : [...targets].reverse();
+      for (const target of order) {
+        process.stderr.write(`round ${round + 1}/${ROUNDS}: ${target}… `);
+        const result = await drive(target, servers.get(target)!);
+        process.stderr.write(`${Math.round(result.rps)} req/s, p99 ${result.p99} ms, ${result.cpuPerRequest.toFixed(0)} µs CPU/req${result.non2xx ? `, ${result.non2xx} non-2xx` : ''}\n`);
+        results.set(target, [...(results.get(target) ?? []), result]);
+      }
+    }
+
+    const rps = (target: Target) => median((results.get(target) ?? []).map((r) => r.rps));
+    const cpu = (target: Target) => median((results.get(target) ?? []).map((r) => r.cpuPerRequest));
+    const ratio = (value: number, base: number, digits: number) => (base && value ? (value / base).toFixed(digits) : '–');
+    const speed = [
+      ['target', 'req/s (median)', 'p99 ms (median)', '× bare Koa', '× koa-jwt', 'server CPU µs/req (median)', '× bare Koa by CPU', '× koa-jwt by CPU', 'non-2xx'],
+      ...targets.map((target) => {
+        const runs = results.get(target)!;
+        return [
+          TARGETS[target].label,
+          String(Math.round(rps(target))),
+          String(median(runs.map((r) => r.p99))),
+          ratio(rps(target), rps('bare'), 2),
+          ratio(rps(target), rps('koa-jwt'), 1),
+          cpu(target).toFixed(0),
+          ratio(cpu('bare'), cpu(target), 2),
+          ratio(cpu('koa-jwt'), cpu(target), 1),
+          String(runs.reduce((sum, r) => sum + r.non2xx + r.errors, 0)),
+        ];
+      }),
+    ];
+    const mem = [
+      ['sessions', 'users', 'keys', 'bytes per session (MEMORY USAGE)'],
+      ...memory.map((m) => [m.label, String(m.users), String(m.keys), String(m.bytesPerSession)]),
+    ];
+    const has = (target: Target) => results.has(target) && results.has('bare') && results.has('koa-jwt');
+    const check = (ok: boolean) => (ok ? 'met' : '**not met**');
+    const both = (target: Target) =>
+      `${(rps(target) / rps('bare')).toFixed(2)} by req/s, ${(cpu('bare') / cpu(target)).toFixed(2)} by CPU`;
+    const vsJwt = (target: Target) =>
+      `${(rps(target) / rps('koa-jwt')).toFixed(1)} by req/s, ${(cpu('koa-jwt') / cpu(target)).toFixed(1)} by CPU`;
+    const goals: string[][] = [['target', 'measured', '']];
+    if (has('requireAuth-stateless')) {
+      goals.push(['requireAuth({ checkSession: false }) >= 0.85 × bare Koa', both('requireAuth-stateless'), check(rps('requireAuth-stateless') / rps('bare') >= 0.85)]);
+      goals.push(['requireAuth({ checkSession: false }) >= 10 × koa-jwt', vsJwt('requireAuth-stateless'), check(rps('requireAuth-stateless') / rps('koa-jwt') >= 10)]);
+    }
+    if (has('requireAuth-redis')) {
+      goals.push(['requireAuth() >= 0.6 × bare Koa', both('requireAuth-redis'), check(rps('requireAuth-redis') / rps('bare') >= 0.6)]);
+      goals.push(['requireAuth() >= 10 × koa-jwt', vsJwt('requireAuth-redis'), check(rps('requireAuth-redis') / rps('koa-jwt') >= 10)]);
+    }
+    if (has('bare')) {
+      goals.push([
+        'ceiling for the two "× koa-jwt" rows: bare Koa itself',
+        `${(rps('bare') / rps('koa-jwt')).toFixed(1)} by req/s, ${(cpu('koa-jwt') / cpu('bare')).toFixed(1)} by CPU`,
+        'no middleware can beat this',
+      ]);
+    }
+    if (memory.length > 0) {
+      const worst = Math.max(...memory.map((m) => m.bytesPerSession));
+      goals.push(['Redis memory per live session <= 300 B', `${Math.min(...memory.map((m) => m.bytesPerSession))}–${worst} B`, check(worst <= 300)]);
+    }
+    if (expired) goals.push(['zero keys left after expiry', `${expired.keysLeft} keys`, check(expired.keysLeft === 0)]);
+    const cpuModel = cpus()[0]?.model ?? 'unknown CPU';
+    const redisVersion = spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout.trim().split(' ')[2] ?? '';
+    const report = `# Benchmark results
+
+Written by \`npm run bench\` on ${started.toISOString()}.
+
+- Machine: ${cpus().length} × ${cpuModel}, Node ${process.version}, Redis ${redisVersion.replace('v=', '')};
+  1-minute load average ${loadBefore.toFixed(1)} before the run, ${loadavg()[0]!.toFixed(1)} after (above 0 means other work shared the machine)
+- Load: autocannon, ${CONNECTIONS} connections, ${SECONDS} s per run after 1 s of warm-up, ${ROUNDS} rounds in alternating order;
+  ${pinned ? 'servers pinned to CPU 0 and the load generator to CPU 1 (taskset); redis-server unpinned' : 'no CPU pinning'}.
+- Each \`/me\` run cycles through 100 access tokens of 100 users; login cycles 1000 user ids; each refresh
+  sends a refresh token never used before (every answer's new token goes back into the pool).
+
+## Targets (issue 5), from this run
+
+${table(goals)}
+
+## Requests per second
+
+${table(speed)}
+
+"× by CPU" divides bare Koa's (or koa-jwt's) server CPU time per request by the target's: where the
+server process is the bottleneck it predicts the req/s ratio, and it stays steady when other work
+shares the machine, which req/s does not.
+
+## Token verification alone (one process, no HTTP)
+
+${table(verifyTable)}
+
+## Redis memory per live session
+
+${table(mem)}
+
+## Expiry
+
+${!expired ? '(skipped: BENCH_MEMORY=0)' : `${expired.sessions} sessions with a ${expired.refreshTokenTtl} s refresh TTL: ${expired.keysWhileLive} keys while live,
+**${expired.keysLeft} keys left** ${expired.secondsToEmpty.toFixed(1)} s after the last expiry. Redis used_memory:
+baseline ${expired.usedMemoryBaseline} B, live ${expired.usedMemoryLive} B, after expiry ${expired.usedMemoryAfter} B
+(${expired.usedMemoryAfter - expired.usedMemoryBaseline >= 0 ? '+' : ''}${expired.usedMemoryAfter - expired.usedMemoryBaseline} B vs baseline).`}
+`;
+    process.stdout.write(`\n${report}`);
+    writeFileSync(`${root}bench/RESULTS.md`, report);
+  } finally {
+    for (const { child } of servers.values()) child.kill('SIGTERM');
+    await Promise.all([...servers.values()].map(({ child }) => new Promise((resolve) => (child.exitCode === null ? child.once('exit', resolve) : resolve(null)))));
+    await redis.stop();
+  }
+}
+
+await main();

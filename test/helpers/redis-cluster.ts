@@ -1,0 +1,85 @@
+import { spawnSync } from 'node:child_process';
+import { createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort, RedisServer } from './redis-server.js';
+
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A free port whose cluster bus port (port + 10000, as every Redis version derives it) is free
+ * too and still a valid port: kernel-chosen ports go up to 60999, buses only up to 65535.
+ */
+async function clusterNodePort(): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = await freePort();
+    if (port + 10_000 <= 65_535 && (await isFree(port + 10_000))) return port;
+  }
+  throw new Error('no free port pair (port, port + 10000) for a Redis Cluster node');
+}
+
+function cli(port: number, ...args: string[]): string {
+  const result = spawnSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' });
+  return `${result.stdout}${result.stderr}`;
+}
+
+/**
+ * A Redis Cluster this test run owns: `masters` redis-servers with cluster mode on, each on a free
+ * port with its own directory (so its nodes.conf), joined by `redis-cli --cluster create`.
+ * No replicas: the harness needs slots spread over several nodes, not failover.
+ */
+export class RedisCluster {
+  private constructor(readonly nodes: RedisServer[]) {}
+
+  static async start(masters = 3): Promise<RedisCluster> {
+    const nodes: RedisServer[] = [];
+    try {
+      for (let i = 0; i < masters; i++) {
+        nodes.push(
+          await RedisServer.start(
+            ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '5000'],
+            await clusterNodePort(),
+          ),
+        );
+      }
+      const cluster = new RedisCluster(nodes);
+      await cluster.create();
+      return cluster;
+    } catch (error) {
+      await Promise.all(nodes.map((node) => node.stop()));
+      throw error;
+    }
+  }
+
+  get ports(): number[] {
+    return this.nodes.map((node) => node.port);
+  }
+
+  private async create(): Promise<void> {
+    const addresses = this.ports.map((port) => `127.0.0.1:${port}`);
+    const result = spawnSync('redis-cli', ['--cluster', 'create', ...addresses, '--cluster-replicas', '0', '--cluster-yes'], {
+      encoding: 'utf8',
+    });
+    if (result.status !== 0) throw new Error(`redis-cli --cluster create failed: ${result.stdout}${result.stderr}`);
+    // Slots are assigned at once, but nodes learn of each other by gossip: wait until every node agrees.
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline) {
+      const ready = this.ports.every((port) => {
+        const info = cli(port, 'cluster', 'info');
+        return /cluster_state:ok/.test(info) && info.includes(`cluster_known_nodes:${this.ports.length}`) && /cluster_slots_ok:16384/.test(info);
+      });
+      if (ready) return;
+      await sleep(100);
+    }
+    throw new Error(`the Redis Cluster on ports ${this.ports.join(', ')} did not reach cluster_state:ok in 20 s`);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.map((node) => node.stop()));
+  }
+}

@@ -1,0 +1,88 @@
+import type { Cluster } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../examples/basic/app.js';
+import { type Auth, createAuth } from '../../src/index.js';
+import { allKeys, clusterClient, uniquePrefix } from '../helpers/auth.js';
+import { SECRET } from '../helpers/forge.js';
+import { call, serve, type Served } from '../helpers/http.js';
+import { RedisCluster } from '../helpers/redis-cluster.js';
+
+/**
+ * Cluster-specific behaviour on a private 3-master cluster (the shared suite also runs on the
+ * harness cluster, in the `cluster` vitest project): users spread over the masters, every
+ * feature works across them, and a hung cluster answers 503 in bounded time.
+ */
+let cluster: RedisCluster;
+let client: Cluster;
+let auth: Auth;
+let server: Served;
+let prefix: string;
+
+beforeAll(async () => {
+  cluster = await RedisCluster.start(3);
+  client = clusterClient(cluster.ports);
+  prefix = uniquePrefix();
+  auth = createAuth({ secret: SECRET, redis: client, keyPrefix: prefix });
+  server = await serve(createApp(auth));
+});
+afterAll(async () => {
+  await server?.close();
+  await auth?.close();
+  client?.disconnect();
+  await cluster?.stop();
+});
+
+describe('on a Redis Cluster', () => {
+  it('spreads users over every master, and every helper works on each of them', async () => {
+    const users = Array.from({ length: 24 }, (_, i) => `user-${i}`);
+    const pairs = await Promise.all(users.map((id) => auth.generateTokens({ id })));
+    // One key per user, and users land on all three masters.
+    const holders = new Set<string>();
+    for (const node of client.nodes('master')) {
+      if ((await node.keys(`${prefix}*`)).length > 0) holders.add(`${node.options.port}`);
+    }
+    expect(holders.size).toBe(3);
+    expect(await allKeys(client, `${prefix}*`)).toHaveLength(users.length);
+
+    const rotated = await Promise.all(pairs.map((pair) => auth.refreshTokens(pair.refresh_token)));
+    for (const [i, pair] of pairs.entries()) {
+      await expect(auth.refreshTokens(pair.refresh_token)).rejects.toMatchObject({ code: 'refresh_reused' });
+      expect(await auth.checkRefreshToken(rotated[i]!.refresh_token)).toBe(false);
+    }
+    const again = await Promise.all(users.map((id) => auth.generateTokens({ id })));
+    for (const [i, id] of users.entries()) {
+      expect(await auth.listSessions(id)).toHaveLength(1);
+      expect((await call(server.url, '/me', { token: again[i]!.access_token })).status).toBe(200);
+    }
+    await auth.invalidateRefreshToken(again[0]!.refresh_token);
+    expect((await call(server.url, '/me', { token: again[0]!.access_token })).body.error).toBe('token_revoked');
+    for (const id of users.slice(1)) expect(await auth.revokeAllSessions(id)).toBe(1);
+    expect(await allKeys(client, `${prefix}*`)).toEqual([]);
+  });
+
+  it('paused masters (SIGSTOP): 503 within 2 s, then recovers when they resume', async () => {
+    const { access_token, refresh_token } = await auth.generateTokens({ id: 'paused' });
+    for (const node of cluster.nodes) node.pause();
+    try {
+      for (const [path, options] of [
+        ['/me', { token: access_token }],
+        ['/refresh', { body: { refresh_token } }],
+        ['/login', { body: { username: 'alice', password: 'wonderland' } }],
+      ] as const) {
+        const started = Date.now();
+        const reply = await call(server.url, path, options);
+        expect(reply.status, path).toBe(503);
+        expect(reply.body.error).toBe('store_unavailable');
+        expect(Date.now() - started, path).toBeLessThan(2000);
+      }
+    } finally {
+      for (const node of cluster.nodes) node.resume();
+    }
+    let me = await call(server.url, '/me', { token: access_token });
+    for (let i = 0; i < 50 && me.status !== 200; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      me = await call(server.url, '/me', { token: access_token });
+    }
+    expect(me.status).toBe(200);
+  });
+});
