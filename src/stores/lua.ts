@@ -1,6 +1,7 @@
 /*
  * Lua scripts of the Redis store. Each takes KEYS[1] = the user's one hash: field <sid> holds the
- * family's core record "jti|previous jti|rotatedAt|createdAt|expiresAt" (times in base-36 ms), and
+ * family's core record "jti|previous jti|rotatedAt|createdAt|expiresAt" (the jti is a UUID in 22
+ * base64url characters, the previous one cut to 14; times in base-36 ms), and
  * fields <sid>:0 … <sid>:5 its "ip|user agent" in chunks, when known. No value exceeds 64 bytes,
  * so Redis keeps the hash in its compact listpack encoding (hash-max-listpack-value). One key per user carries the {u:<id>} hash tag, so every script runs on one Redis
  * Cluster slot. Every write prunes expired families and re-arms the key's TTL to the latest
@@ -88,15 +89,16 @@ if not v then return 0 end
 local jti, prev, rotated, created = string.match(v, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|')
 local grace = tonumber(ARGV[6])
 if jti == ARGV[2] then
-  -- The previous UUID only matters within a grace window; without one it is not kept.
-  local keep = grace > 0 and ARGV[2] or ''
+  -- The previous UUID only matters within a grace window; without one it is not kept, and with
+  -- one only its first 14 characters are (PREVIOUS_UUID_CHARS), so the record stays in 64 bytes.
+  local keep = grace > 0 and string.sub(ARGV[2], 1, 14) or ''
   redis.call('HSET', h, ARGV[1], ARGV[3] .. '|' .. keep .. '|' .. ARGV[7] .. '|' .. created .. '|' .. ARGV[8])
   alive = without(alive, ARGV[1])
   alive[#alive + 1] = { ARGV[1], tonumber(ARGV[5]) }
   rearm(alive)
   return 1
 end
-if grace > 0 and prev == ARGV[2] and now - (tonumber(rotated, 36) or 0) <= grace then
+if grace > 0 and prev ~= '' and prev == string.sub(ARGV[2], 1, 14) and now - (tonumber(rotated, 36) or 0) <= grace then
   return 2
 end
 drop(ARGV[1])

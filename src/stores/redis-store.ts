@@ -1,7 +1,9 @@
 import type { Cluster, Redis } from 'ioredis';
 import { CREATE_SESSION, REVOKE_ALL, REVOKE_SESSION, ROTATE_SESSION } from './lua.js';
 import {
+  compactUuid,
   coreExpiresAt,
+  expandUuid,
   META_CHUNKS,
   type NewSession,
   packCore,
@@ -95,7 +97,7 @@ export class RedisStore implements SessionStore {
   }
 
   async create(userId: string, s: NewSession, maxSessions: number): Promise<void> {
-    const core = packCore({ jti: s.jti, previousJti: '', rotatedAt: 0, createdAt: s.now, expiresAt: s.expiresAt });
+    const core = packCore({ jti: compactUuid(s.jti), previousJti: '', rotatedAt: 0, createdAt: s.now, expiresAt: s.expiresAt });
     await this.bounded(this.client.kjrCreateSession(this.key(userId), s.sessionId, core, s.expiresAt, s.now, maxSessions, ...packMeta(s)));
   }
 
@@ -105,8 +107,8 @@ export class RedisStore implements SessionStore {
       this.client.kjrRotateSession(
         this.key(userId),
         r.sessionId,
-        r.oldJti,
-        r.newJti,
+        compactUuid(r.oldJti),
+        compactUuid(r.newJti),
         r.now,
         r.expiresAt,
         r.graceMs,
@@ -121,7 +123,7 @@ export class RedisStore implements SessionStore {
     if (!SESSION_ID.test(sessionId)) return undefined;
     const [core, ...meta] = await this.bounded(this.client.hmget(this.key(userId), sessionId, ...META_FIELDS.map((n) => `${sessionId}${n}`)));
     const record = core ? unpackSession(sessionId, core, meta.join('')) : undefined;
-    return record && record.expiresAt > now ? record : undefined;
+    return record && record.expiresAt > now ? { ...record, jti: expandUuid(record.jti) } : undefined;
   }
 
   async isLive(userId: string, sessionId: string, now: number): Promise<boolean> {
@@ -145,7 +147,7 @@ export class RedisStore implements SessionStore {
     for (const [field, core] of Object.entries(all)) {
       if (field.includes(':')) continue;
       const record = unpackSession(field, core, META_FIELDS.map((n) => all[`${field}${n}`] ?? '').join(''));
-      if (record && record.expiresAt > now) sessions.push(record);
+      if (record && record.expiresAt > now) sessions.push({ ...record, jti: expandUuid(record.jti) });
     }
     return sessions.sort((a, b) => a.createdAt - b.createdAt);
   }

@@ -71,6 +71,33 @@ export function packCore(s: Pick<SessionRecord, 'jti' | 'previousJti' | 'rotated
   return `${s.jti}${SEP}${s.previousJti}${SEP}${rotated}${SEP}${s.createdAt.toString(36)}${SEP}${s.expiresAt.toString(36)}`;
 }
 
+const UUID = /^([0-9a-f]{8})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{12})$/i;
+const COMPACT_UUID = /^[A-Za-z0-9_-]{22}$/;
+
+/**
+ * A refresh token's UUID as the Redis store keeps it: its 128 bits in 22 base64url characters
+ * instead of 36, so that a core record with the previous UUID still fits in 64 bytes. Anything
+ * that is not a UUID is left as it is (it can then never match a stored UUID).
+ */
+export function compactUuid(uuid: string): string {
+  const parts = UUID.exec(uuid);
+  return parts ? Buffer.from(parts.slice(1).join(''), 'hex').toString('base64url') : uuid;
+}
+
+/** The inverse of {@link compactUuid}. */
+export function expandUuid(compact: string): string {
+  if (!COMPACT_UUID.test(compact)) return compact;
+  const hex = Buffer.from(compact, 'base64url').toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/**
+ * How much of the previous UUID a record keeps (for `refreshGracePeriod` only): 14 characters,
+ * 84 bits, so that the record stays within 64 bytes. A false match would need a genuinely
+ * signed token of the same family and would only turn a reuse revocation into a 409.
+ */
+export const PREVIOUS_UUID_CHARS = 14;
+
 /** Metadata chunks stored per family: "ip|user agent" (at most 64 + 1 + 256 characters) in 64s. */
 export const META_CHUNK = 64;
 export const META_CHUNKS = 6;

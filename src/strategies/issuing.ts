@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { appClaims, tokenPair } from '../tokens/issue.js';
 import { isPrototypeKey, RESERVED_CLAIMS, type RefreshTokenPayload, type TokenPair, type TokenUser } from '../tokens/claims.js';
 import type { StrategyContext } from './types.js';
@@ -22,8 +22,8 @@ export function signPair(
   claims: Record<string, unknown>,
   now: number,
 ): PendingPair {
-  // 96 random bits: unique within the family, and short enough that Redis keeps the record compact.
-  const jti = randomBytes(12).toString('base64url');
+  // A random UUID (122 bits); the Redis store keeps it in 22 characters (compactUuid).
+  const jti = randomUUID();
   const refreshClaims: Record<string, unknown> = { sub, sid: sessionId, jti };
   if (Object.keys(claims).length > 0) refreshClaims.usr = claims;
   const refresh = context.tokens.sign('refresh', refreshClaims, now);

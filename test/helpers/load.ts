@@ -1,4 +1,4 @@
-import { coreExpiresAt } from '../../src/stores/session-store.js';
+import { coreExpiresAt, expandUuid } from '../../src/stores/session-store.js';
 import { allKeys, type TestRedis } from './auth.js';
 import Router from '@koa/router';
 import Koa from 'koa';
@@ -191,7 +191,7 @@ export class Load {
 /** The family's live refresh-token UUID, read from Redis directly (undefined when the family is gone). */
 export async function liveJti(client: TestRedis, prefix: string, sub: string, sid: string): Promise<string | undefined> {
   const core = await client.hget(`${prefix}{u:${encodeURIComponent(sub)}}`, sid);
-  return core === null ? undefined : core.split('|')[0];
+  return core === null ? undefined : expandUuid(core.split('|')[0]!);
 }
 
 /**
