@@ -104,6 +104,9 @@ export function storeUnavailable(cause: unknown): AuthError {
 /** A helper was called on a strategy that cannot do it (e.g. `listSessions` on the stateless `jwt` strategy). */
 export class UnsupportedError extends Error {
   readonly code = 'strategy_unsupported' as const;
+  /** A route that reaches it (e.g. `GET /auth/sessions` on the stateless strategy) answers 501, not 500. */
+  readonly status = 501;
+  readonly expose = true;
 
   constructor(strategy: string, helper: string, why: string) {
     super(`koa-jwt-redis: the "${strategy}" strategy does not support ${helper}: ${why}`);

@@ -91,6 +91,19 @@ describe('the strategy registry', () => {
     expect((await call(server.url, '/me', { token: pair.refresh_token })).status).toBe(401);
   });
 
+  it('a route that needs sessions answers 501, not 500, on the stateless strategy', async () => {
+    auth = testAuth();
+    auth.strategies.setDefault('jwt');
+    const app = new Koa();
+    app.use(async (ctx) => {
+      ctx.body = await auth.listSessions('1');
+    });
+    server = await serve(app);
+    const res = await call(server.url, '/');
+    expect(res.status).toBe(501);
+    expect(res.text).toMatch(/does not support listSessions/);
+  });
+
   it('redis strategy refuses a stateless access token when it checks sessions', async () => {
     auth = testAuth();
     const stateless = auth.strategies.get('jwt').writeToken({ id: 1 }, 'access');
