@@ -13,7 +13,13 @@ export interface MiddlewareHost {
   readonly options: ResolvedOptions;
 }
 
-export type Authenticate = (ctx: Context) => Promise<{ token: string; user: AuthUser }>;
+export interface Authenticated {
+  token: string;
+  user: AuthUser;
+}
+
+/** Synchronous when the strategy answers synchronously (no session check): no promise per request then. */
+export type Authenticate = (ctx: Context) => Authenticated | Promise<Authenticated>;
 
 const missing = () => new AuthError('token_missing', 'This resource needs an access token (Authorization: Bearer <token>).');
 
@@ -31,14 +37,14 @@ export function createAuthenticate(host: MiddlewareHost, options: AuthMiddleware
   const read: ReadOptions = { checkSession };
   const { strategies } = host;
 
-  return async function authenticate(ctx) {
+  return function authenticate(ctx) {
     const found = findAccessToken(ctx, web);
     if (found === undefined) throw missing();
     // A cookie is an ambient credential: any site can make the browser send it, so prove intent.
     if (found.source === 'cookie' && csrf && isUnsafeMethod(ctx.method)) checkCsrf(ctx, web, 'session');
     const { token } = found;
     const strategy = fixed ?? strategies.get(strategies.defaultStrategyName);
-    const user = await strategy.readToken(token, read);
-    return { token, user };
+    const user = strategy.readToken(token, read);
+    return user instanceof Promise ? user.then((resolved) => ({ token, user: resolved })) : { token, user };
   };
 }

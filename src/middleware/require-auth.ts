@@ -1,6 +1,6 @@
-import type { Middleware } from 'koa';
+import type { Middleware, Next } from 'koa';
 import { AuthError } from '../errors.js';
-import { type MiddlewareHost, createAuthenticate } from './authenticate.js';
+import { type Authenticated, type MiddlewareHost, createAuthenticate } from './authenticate.js';
 import { throwAuthError } from './render-error.js';
 import type { AuthenticatedState, AuthMiddlewareOptions } from './state.js';
 
@@ -8,16 +8,24 @@ import type { AuthenticatedState, AuthMiddlewareOptions } from './state.js';
 export function createRequireAuth(host: MiddlewareHost, options?: AuthMiddlewareOptions): Middleware<AuthenticatedState> {
   const authenticate = createAuthenticate(host, options);
   const { realm } = host.options;
-  return async function requireAuth(ctx, next) {
-    let result;
-    try {
-      result = await authenticate(ctx);
-    } catch (error) {
-      if (error instanceof AuthError) throwAuthError(ctx, error, realm);
-      throw error;
-    }
+  function fail(ctx: Parameters<Middleware>[0], error: unknown): never {
+    if (error instanceof AuthError) throwAuthError(ctx, error, realm);
+    throw error;
+  }
+  function accept(ctx: Parameters<Middleware<AuthenticatedState>>[0], result: Authenticated, next: Next): Promise<unknown> {
     ctx.state.token = result.token;
     ctx.state.user = result.user;
     return next();
+  }
+  // Not async: a synchronous answer (no session check) goes straight on, with no promise of its own.
+  return function requireAuth(ctx, next) {
+    let result: Authenticated | Promise<Authenticated>;
+    try {
+      result = authenticate(ctx);
+    } catch (error) {
+      return fail(ctx, error);
+    }
+    if (result instanceof Promise) return result.then((done) => accept(ctx, done, next), (error: unknown) => fail(ctx, error));
+    return accept(ctx, result, next);
   };
 }
