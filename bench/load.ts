@@ -1,8 +1,18 @@
 /**
  * The load generator, in its own process: `tsx bench/load.ts -` with a JSON job on stdin. Drives one target
- * with autocannon for a bounded time and prints one JSON line with the result.
+ * for a bounded time and prints one JSON line with the result. GET /me runs use wrk when it is installed
+ * (a C load generator: autocannon, in JavaScript, saturates its own core before a bare Koa server
+ * does, which caps every ratio); login and refresh, whose bodies change per request, use autocannon.
  */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import autocannon from 'autocannon';
+
+/** Which generator drives GET /me: wrk when on PATH, unless BENCH_LOADER=autocannon. */
+export const meLoader: 'wrk' | 'autocannon' =
+  process.env.BENCH_LOADER !== 'autocannon' && spawnSync('wrk', ['--version']).error === undefined ? 'wrk' : 'autocannon';
 
 export interface LoadJob {
   url: string;
@@ -66,7 +76,71 @@ function requests(job: LoadJob): Request[] {
   }
 }
 
+/** wrk's Lua script: the requests are formatted once, then sent in turn. */
+function wrkScript(tokens: string[]): string {
+  const list = tokens.map((t) => JSON.stringify(`Bearer ${t}`)).join(',\n');
+  return `local auth = {\n${list}\n}
+local requests, i = {}, 0
+init = function()
+  for k, v in ipairs(auth) do requests[k] = wrk.format('GET', '/me', { ['Authorization'] = v }) end
+end
+request = function()
+  i = i % #requests + 1
+  return requests[i]
+end
+`;
+}
+
+/** Runs wrk for `seconds` and returns its report; bounded by wrk's own duration plus a margin. */
+function runWrk(url: string, script: string, connections: number, seconds: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '--timeout', '10s', '-s', script, `${url}/me`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), (seconds + 15) * 1000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(out);
+      else reject(new Error(`wrk exited with ${code}: ${out}`));
+    });
+  });
+}
+
+/** wrk latencies like "1.23ms", "850.00us", "1.02s" in ms. */
+function wrkMs(text: string | undefined): number {
+  const m = /([\d.]+)(us|ms|s)/.exec(text ?? '');
+  if (!m) return NaN;
+  const value = Number(m[1]);
+  return m[2] === 'us' ? value / 1000 : m[2] === 's' ? value * 1000 : value;
+}
+
+async function loadWithWrk(job: LoadJob): Promise<LoadResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'kjr-wrk-'));
+  const script = join(dir, 'me.lua');
+  writeFileSync(script, wrkScript(job.tokens));
+  try {
+    if (job.warmupSeconds > 0) await runWrk(job.url, script, job.connections, job.warmupSeconds);
+    const cpuBefore = await serverCpu(job);
+    const out = await runWrk(job.url, script, job.connections, job.seconds);
+    const cpu = (await serverCpu(job)) - cpuBefore;
+    const total = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
+    const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+    return {
+      cpuPerRequest: cpu / Math.max(1, total),
+      requests: total,
+      rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0),
+      p50: wrkMs(/^\s+50%\s+(\S+)/m.exec(out)?.[1]),
+      p99: wrkMs(/^\s+99%\s+(\S+)/m.exec(out)?.[1]),
+      non2xx: Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0),
+      errors: socketErrors ? socketErrors.slice(1).reduce((sum, n) => sum + Number(n), 0) : 0,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export async function load(job: LoadJob): Promise<LoadResult> {
+  if (job.kind === 'me' && meLoader === 'wrk') return loadWithWrk(job);
   if (job.warmupSeconds > 0) {
     await autocannon({ url: job.url, connections: job.connections, duration: job.warmupSeconds, timeout: 10, requests: requests({ ...job, tokens: job.warmupTokens }) });
   }

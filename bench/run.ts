@@ -11,7 +11,7 @@ import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { RedisServer } from '../test/helpers/redis-server.js';
-import type { LoadJob, LoadResult } from './load.js';
+import { type LoadJob, type LoadResult, meLoader } from './load.js';
 import { BROWSER_META, CHROME_META, expiry, type MemoryResult, NO_META, perSession } from './memory.js';
 import { type Target, TARGET_NAMES, TARGETS } from './targets.js';
 import { verifyBench } from './verify.js';
@@ -194,7 +194,7 @@ Written by \`npm run bench\` on ${started.toISOString()}.
 
 - Machine: ${cpus().length} × ${cpuModel}, Node ${process.version}, Redis ${redisVersion.replace('v=', '')};
   1-minute load average ${loadBefore.toFixed(1)} before the run, ${loadavg()[0]!.toFixed(1)} after (above 0 means other work shared the machine)
-- Load: autocannon, ${CONNECTIONS} connections, ${SECONDS} s per run after 1 s of warm-up, ${ROUNDS} rounds in alternating order;
+- Load: ${meLoader === 'wrk' ? 'wrk (1 thread) for the GET /me targets, autocannon for login and refresh' : 'autocannon'}, ${CONNECTIONS} connections, ${SECONDS} s per run after 1 s of warm-up, ${ROUNDS} rounds in alternating order;
   ${pinned ? 'servers pinned to CPU 0 and the load generator to CPU 1 (taskset); redis-server unpinned' : 'no CPU pinning'}.
 - Each \`/me\` run cycles through 100 access tokens of 100 users; login cycles 1000 user ids; each refresh
   sends a refresh token never used before (every answer's new token goes back into the pool).
