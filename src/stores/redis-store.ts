@@ -3,7 +3,6 @@ import { CREATE_SESSION, REVOKE_ALL, REVOKE_SESSION, ROTATE_SESSION } from './lu
 import {
   compactUuid,
   coreExpiresAt,
-  expandUuid,
   META_CHUNKS,
   type NewSession,
   packCore,
@@ -97,7 +96,7 @@ export class RedisStore implements SessionStore {
   }
 
   async create(userId: string, s: NewSession, maxSessions: number): Promise<void> {
-    const core = packCore({ jti: compactUuid(s.jti), previousJti: '', rotatedAt: 0, createdAt: s.now, expiresAt: s.expiresAt });
+    const core = packCore({ jti: s.jti, previousJti: '', rotatedAt: 0, createdAt: s.now, expiresAt: s.expiresAt });
     await this.bounded(this.client.kjrCreateSession(this.key(userId), s.sessionId, core, s.expiresAt, s.now, maxSessions, ...packMeta(s)));
   }
 
@@ -123,7 +122,7 @@ export class RedisStore implements SessionStore {
     if (!SESSION_ID.test(sessionId)) return undefined;
     const [core, ...meta] = await this.bounded(this.client.hmget(this.key(userId), sessionId, ...META_FIELDS.map((n) => `${sessionId}${n}`)));
     const record = core ? unpackSession(sessionId, core, meta.join('')) : undefined;
-    return record && record.expiresAt > now ? { ...record, jti: expandUuid(record.jti) } : undefined;
+    return record && record.expiresAt > now ? record : undefined;
   }
 
   async isLive(userId: string, sessionId: string, now: number): Promise<boolean> {
@@ -147,7 +146,7 @@ export class RedisStore implements SessionStore {
     for (const [field, core] of Object.entries(all)) {
       if (field.includes(':')) continue;
       const record = unpackSession(field, core, META_FIELDS.map((n) => all[`${field}${n}`] ?? '').join(''));
-      if (record && record.expiresAt > now) sessions.push({ ...record, jti: expandUuid(record.jti) });
+      if (record && record.expiresAt > now) sessions.push(record);
     }
     return sessions.sort((a, b) => a.createdAt - b.createdAt);
   }

@@ -64,11 +64,13 @@ const SEP = '|';
 /**
  * A family as the Redis store packs it: a core record of at most 64 bytes, so a user's hash
  * stays in Redis's compact listpack encoding (hash-max-listpack-value), and the metadata apart.
- * Times are base-36 milliseconds (8 characters); lastUsedAt is the last rotation, else creation.
+ * The jti is kept in its compact form (compactUuid) and unpacked back to the UUID; the previous
+ * one is stored as given. Times are base-36 milliseconds (8 characters); lastUsedAt is the last
+ * rotation, else creation.
  */
 export function packCore(s: Pick<SessionRecord, 'jti' | 'previousJti' | 'rotatedAt' | 'createdAt' | 'expiresAt'>): string {
   const rotated = s.rotatedAt > 0 ? s.rotatedAt.toString(36) : '';
-  return `${s.jti}${SEP}${s.previousJti}${SEP}${rotated}${SEP}${s.createdAt.toString(36)}${SEP}${s.expiresAt.toString(36)}`;
+  return `${compactUuid(s.jti)}${SEP}${s.previousJti}${SEP}${rotated}${SEP}${s.createdAt.toString(36)}${SEP}${s.expiresAt.toString(36)}`;
 }
 
 const UUID = /^([0-9a-f]{8})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{12})$/i;
@@ -126,7 +128,7 @@ export function unpackSession(sessionId: string, core: string, meta: string): Se
   const cut = meta.indexOf(SEP);
   return {
     sessionId,
-    jti,
+    jti: expandUuid(jti),
     previousJti,
     rotatedAt,
     createdAt,
