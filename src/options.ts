@@ -166,7 +166,7 @@ export function resolveOptions(options: AuthOptions): ResolvedOptions {
     throw new AuthConfigError('userFields', 'must be an array of property names, e.g. ["role"]');
   }
   for (const field of userFields) {
-    if (RESERVED_CLAIMS.has(field) || field === 'usr' || field === 'id') {
+    if (RESERVED_CLAIMS.has(field) || field === 'id') {
       throw new AuthConfigError('userFields', `"${field}" is a claim the library sets itself; leave it out`);
     }
     if (isPrototypeKey(field)) throw new AuthConfigError('userFields', `"${field}" cannot be a claim name (jsonwebtoken cannot sign it)`);

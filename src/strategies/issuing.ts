@@ -54,7 +54,7 @@ export async function refreshedClaims(
   // dropped rather than handed to jwt.sign, which would override ours or throw.
   const claims: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(usr)) {
-    if (!RESERVED_CLAIMS.has(name) && name !== 'usr' && !isPrototypeKey(name)) claims[name] = value;
+    if (!RESERVED_CLAIMS.has(name) && !isPrototypeKey(name)) claims[name] = value;
   }
   return claims;
 }

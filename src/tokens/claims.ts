@@ -71,6 +71,8 @@ export const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
   'nbf',
   'iss',
   'aud',
+  // The app claims a refresh token carries, to re-issue them on refresh.
+  'usr',
 ]);
 
 /**

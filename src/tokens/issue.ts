@@ -34,7 +34,7 @@ export function appClaims(user: TokenUser, userFields: readonly string[], extra:
   if (extra !== undefined) {
     if (extra === null || typeof extra !== 'object') throw new TypeError('koa-jwt-redis: `claims` must be an object');
     for (const [name, value] of Object.entries(extra)) {
-      if (RESERVED_CLAIMS.has(name) || name === 'usr') {
+      if (RESERVED_CLAIMS.has(name)) {
         throw new TypeError(`koa-jwt-redis: the claim "${name}" is set by the library and cannot be given in \`claims\``);
       }
       if (isPrototypeKey(name)) throw new TypeError(`koa-jwt-redis: "${name}" cannot be a claim name (jsonwebtoken cannot sign it)`);
