@@ -93,7 +93,6 @@ export class Verifier {
   private readonly remote: RemoteKeySet;
   private readonly host: MiddlewareHost;
   private tokens: TokenService;
-  private readonly serviceOptions: { issuer: string | undefined; audience: string | string[] | undefined; leeway: number; verifyCacheSize: number };
   private readonly listeners = new Map<VerifierEventName, Set<(payload: never) => void>>();
   private readonly firstLoad: Promise<boolean>;
 
@@ -118,7 +117,6 @@ export class Verifier {
     const cacheMaxAge = wholeNumber('cacheMaxAge', options.cacheMaxAge ?? VERIFIER_DEFAULTS.cacheMaxAge, 1, 86_400);
     const cooldown = wholeNumber('cooldown', options.cooldown ?? VERIFIER_DEFAULTS.cooldown, 1, 3600);
     const timeout = wholeNumber('timeout', options.timeout ?? VERIFIER_DEFAULTS.timeout, 10, 60_000);
-    this.serviceOptions = { issuer: this.options.issuer, audience: this.options.audience, leeway: this.options.leeway, verifyCacheSize: this.options.verifyCacheSize };
     this.tokens = this.service(createVerifyRing([]));
     this.remote = new RemoteKeySet({
       uri,
@@ -148,7 +146,7 @@ export class Verifier {
 
   private service(ring: KeyRing): TokenService {
     // TTLs only matter for signing, which a verifier never does.
-    return new TokenService({ ring, accessTokenTtl: 1, refreshTokenTtl: 2, ...this.serviceOptions });
+    return new TokenService({ ...this.options, ring, accessTokenTtl: 1, refreshTokenTtl: 2 });
   }
 
   /**
@@ -206,7 +204,8 @@ export class Verifier {
 
   /** Puts the request's raw token on `ctx.state.token` when present. Never fails. */
   getToken(): Middleware<AuthState> {
-    return createGetToken();
+    // A verifier's options are createAuth's defaults: the Authorization header only.
+    return createGetToken(this.options.web);
   }
 
   /** Optional auth: sets `ctx.state.user` for a valid access token, else leaves it undefined. Never fails. */

@@ -12,15 +12,13 @@ export function bearerToken(ctx: Pick<Context, 'headers'>): string | undefined {
   return BEARER.exec(header)?.[1];
 }
 
-export type GetTokenOptions = Record<string, never>;
-
 /**
  * Puts the raw token on `ctx.state.token` when the request carries one, looking in the
  * instance's `tokenSources` order (the Authorization header, then the cookie). Never fails.
  */
-export function createGetToken(web?: WebOptions): Middleware<AuthState> {
+export function createGetToken(web: WebOptions): Middleware<AuthState> {
   return async function getToken(ctx, next) {
-    const found = web === undefined ? bearerToken(ctx) : findAccessToken(ctx, web)?.token;
+    const found = findAccessToken(ctx, web)?.token;
     if (found !== undefined) ctx.state.token = found;
     return next();
   };
