@@ -12,7 +12,9 @@ import autocannon from 'autocannon';
 
 /** Which generator drives GET /me: wrk when on PATH, unless BENCH_LOADER=autocannon. */
 export const meLoader: 'wrk' | 'autocannon' =
-  process.env.BENCH_LOADER !== 'autocannon' && spawnSync('wrk', ['--version']).error === undefined ? 'wrk' : 'autocannon';
+  process.env.BENCH_LOADER !== 'autocannon' && spawnSync('wrk', ['--version']).error === undefined
+    ? 'wrk'
+    : 'autocannon';
 
 export interface LoadJob {
   url: string;
@@ -50,7 +52,11 @@ function requests(job: LoadJob): Request[] {
   switch (job.kind) {
     case 'me':
       // Static requests: autocannon builds each buffer once, so the generator spends no time per request on them.
-      return job.tokens.map((token) => ({ method: 'GET', path: '/me', headers: { authorization: `Bearer ${token}` } }));
+      return job.tokens.map((token) => ({
+        method: 'GET',
+        path: '/me',
+        headers: { authorization: `Bearer ${token}` },
+      }));
     case 'login':
       return Array.from({ length: 1000 }, (_, i) => ({
         method: 'POST',
@@ -66,9 +72,13 @@ function requests(job: LoadJob): Request[] {
           method: 'POST',
           path: '/refresh',
           headers: { 'content-type': 'application/json' },
-          setupRequest: (req) => ({ ...req, body: JSON.stringify({ refresh_token: pool.shift() ?? 'pool-empty' }) }),
+          setupRequest: (req) => ({
+            ...req,
+            body: JSON.stringify({ refresh_token: pool.shift() ?? 'pool-empty' }),
+          }),
           onResponse: (status, body) => {
-            if (status === 200) pool.push((JSON.parse(body) as { refresh_token: string }).refresh_token);
+            if (status === 200)
+              pool.push((JSON.parse(body) as { refresh_token: string }).refresh_token);
           },
         },
       ];
@@ -92,9 +102,28 @@ end
 }
 
 /** Runs wrk for `seconds` and returns its report; bounded by wrk's own duration plus a margin. */
-function runWrk(url: string, script: string, connections: number, seconds: number): Promise<string> {
+function runWrk(
+  url: string,
+  script: string,
+  connections: number,
+  seconds: number,
+): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '--timeout', '10s', '-s', script, `${url}/me`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(
+      'wrk',
+      [
+        '-t1',
+        `-c${connections}`,
+        `-d${seconds}s`,
+        '--latency',
+        '--timeout',
+        '10s',
+        '-s',
+        script,
+        `${url}/me`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), (seconds + 15) * 1000);
@@ -124,7 +153,8 @@ async function loadWithWrk(job: LoadJob): Promise<LoadResult> {
     const out = await runWrk(job.url, script, job.connections, job.seconds);
     const cpu = (await serverCpu(job)) - cpuBefore;
     const total = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
-    const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+    const socketErrors =
+      /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
     return {
       cpuPerRequest: cpu / Math.max(1, total),
       requests: total,
@@ -142,7 +172,13 @@ async function loadWithWrk(job: LoadJob): Promise<LoadResult> {
 export async function load(job: LoadJob): Promise<LoadResult> {
   if (job.kind === 'me' && meLoader === 'wrk') return loadWithWrk(job);
   if (job.warmupSeconds > 0) {
-    await autocannon({ url: job.url, connections: job.connections, duration: job.warmupSeconds, timeout: 10, requests: requests({ ...job, tokens: job.warmupTokens }) });
+    await autocannon({
+      url: job.url,
+      connections: job.connections,
+      duration: job.warmupSeconds,
+      timeout: 10,
+      requests: requests({ ...job, tokens: job.warmupTokens }),
+    });
   }
   const cpuBefore = await serverCpu(job);
   const result = await autocannon({

@@ -8,12 +8,16 @@ import { createAuth } from 'koa-jwt-redis';
 import { SECRET } from './secret.js';
 
 /** What a browser login records: an ip and a typical user agent (70 characters). */
-export const BROWSER_META = { ip: '203.0.113.7', userAgent: 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0' };
+export const BROWSER_META = {
+  ip: '203.0.113.7',
+  userAgent: 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0',
+};
 export const NO_META = { ip: '', userAgent: '' };
 /** A longer, Chrome-like user agent (111 characters): one more metadata chunk. */
 export const CHROME_META = {
   ip: '203.0.113.7',
-  userAgent: 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36',
+  userAgent:
+    'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36',
 };
 
 export interface MemoryResult {
@@ -40,7 +44,8 @@ async function usage(client: Redis, keys: string[]): Promise<number> {
   let total = 0;
   for (let i = 0; i < keys.length; i += 1000) {
     const pipeline = client.pipeline();
-    for (const key of keys.slice(i, i + 1000)) pipeline.call('MEMORY', 'USAGE', key, 'SAMPLES', '0');
+    for (const key of keys.slice(i, i + 1000))
+      pipeline.call('MEMORY', 'USAGE', key, 'SAMPLES', '0');
     for (const [error, bytes] of (await pipeline.exec()) ?? []) {
       if (error) throw error;
       total += Number(bytes);
@@ -49,10 +54,17 @@ async function usage(client: Redis, keys: string[]): Promise<number> {
   return total;
 }
 
-async function login(auth: ReturnType<typeof createAuth>, sessions: number, users: number, meta: typeof BROWSER_META) {
+async function login(
+  auth: ReturnType<typeof createAuth>,
+  sessions: number,
+  users: number,
+  meta: typeof BROWSER_META,
+) {
   const tokens: string[] = [];
   for (let i = 0; i < sessions; i += 500) {
-    const batch = Array.from({ length: Math.min(500, sessions - i) }, (_, j) => auth.generateTokens({ id: `user-${(i + j) % users}` }, meta));
+    const batch = Array.from({ length: Math.min(500, sessions - i) }, (_, j) =>
+      auth.generateTokens({ id: `user-${(i + j) % users}` }, meta),
+    );
     for (const pair of await Promise.all(batch)) tokens.push(pair.refresh_token);
   }
   return tokens;
@@ -70,7 +82,13 @@ export async function perSession(
   const client = new Redis(redisUrl);
   // The default key prefix, as most apps have it: this database holds nothing else.
   const keyPrefix = 'auth:';
-  const auth = createAuth({ secret: SECRET, redis: redisUrl, keyPrefix, maxSessionsPerUser: 0, verifyCacheSize: 0 });
+  const auth = createAuth({
+    secret: SECRET,
+    redis: redisUrl,
+    keyPrefix,
+    maxSessionsPerUser: 0,
+    verifyCacheSize: 0,
+  });
   try {
     const tokens = await login(auth, sessions, users, meta);
     if (rotateOnce) {
@@ -81,7 +99,13 @@ export async function perSession(
     const keys = await keysUnder(client, keyPrefix);
     const bytes = await usage(client, keys);
     await client.unlink(...keys);
-    return { label, sessions, users, keys: keys.length, bytesPerSession: Math.round(bytes / sessions) };
+    return {
+      label,
+      sessions,
+      users,
+      keys: keys.length,
+      bytesPerSession: Math.round(bytes / sessions),
+    };
   } finally {
     await auth.close();
     client.disconnect();
@@ -105,7 +129,14 @@ export async function expiry(redisUrl: string, sessions: number): Promise<Expiry
   const client = new Redis(redisUrl);
   const keyPrefix = `exp${Math.random().toString(36).slice(2, 8)}:`;
   const refreshTokenTtl = 2;
-  const auth = createAuth({ secret: SECRET, redis: redisUrl, keyPrefix, accessTokenTtl: 1, refreshTokenTtl, verifyCacheSize: 0 });
+  const auth = createAuth({
+    secret: SECRET,
+    redis: redisUrl,
+    keyPrefix,
+    accessTokenTtl: 1,
+    refreshTokenTtl,
+    verifyCacheSize: 0,
+  });
   const usedMemory = async () => Number(/used_memory:(\d+)/.exec(await client.info('memory'))![1]);
   try {
     await client.call('MEMORY', 'PURGE').catch(() => {});

@@ -27,23 +27,44 @@ export function summarize(file: string, top = 15): string {
     const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
     // Time waiting between runs says nothing about the request path.
     if (functionName === '(idle)') return;
-    const where = url.replace(/^file:\/\//, '').replace(/.*node_modules\//, '').replace(/.*\/(src|bench)\//, '$1/');
-    const name = `${functionName || '(anonymous)'} ${where ? `${where}:${lineNumber + 1}` : ''}`.trim();
+    const where = url
+      .replace(/^file:\/\//, '')
+      .replace(/.*node_modules\//, '')
+      .replace(/.*\/(src|bench)\//, '$1/');
+    const name =
+      `${functionName || '(anonymous)'} ${where ? `${where}:${lineNumber + 1}` : ''}`.trim();
     self.set(name, (self.get(name) ?? 0) + dt);
-    const pkg = !url ? functionName : url.startsWith('node:') ? 'node internals' : /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)?.[1] ?? where.split('/')[0]!;
+    const pkg = !url
+      ? functionName
+      : url.startsWith('node:')
+        ? 'node internals'
+        : (/node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)?.[1] ?? where.split('/')[0]!);
     packages.set(pkg, (packages.get(pkg) ?? 0) + dt);
     total += dt;
   });
   const pct = (t: number) => `${((100 * t) / total).toFixed(1).padStart(5)} %`;
-  const rows = (map: Map<string, number>) => [...map].sort((a, b) => b[1] - a[1]).slice(0, top).map(([name, t]) => `${pct(t)}  ${name}`);
-  return [`self time by package (${(total / 1e6).toFixed(1)} s busy):`, ...rows(packages), '', 'self time by function:', ...rows(self)].join('\n');
+  const rows = (map: Map<string, number>) =>
+    [...map]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([name, t]) => `${pct(t)}  ${name}`);
+  return [
+    `self time by package (${(total / 1e6).toFixed(1)} s busy):`,
+    ...rows(packages),
+    '',
+    'self time by function:',
+    ...rows(self),
+  ].join('\n');
 }
 
 /** The busiest profile in a folder (the server's main thread, not tsx's loader thread). */
 function busiest(path: string): string {
   if (!statSync(path).isDirectory()) return path;
-  const files = readdirSync(path).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(path, f));
+  const files = readdirSync(path)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .map((f) => join(path, f));
   return files.sort((a, b) => statSync(b).size - statSync(a).size)[0]!;
 }
 
-if (process.argv[2]) process.stdout.write(`${summarize(busiest(process.argv[2]), Number(process.argv[3] ?? 15))}\n`);
+if (process.argv[2])
+  process.stdout.write(`${summarize(busiest(process.argv[2]), Number(process.argv[3] ?? 15))}\n`);

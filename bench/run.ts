@@ -12,7 +12,14 @@ import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { RedisServer } from '../test/helpers/redis-server.js';
 import { type LoadJob, type LoadResult, meLoader } from './load.js';
-import { BROWSER_META, CHROME_META, expiry, type MemoryResult, NO_META, perSession } from './memory.js';
+import {
+  BROWSER_META,
+  CHROME_META,
+  expiry,
+  type MemoryResult,
+  NO_META,
+  perSession,
+} from './memory.js';
 import { type Target, TARGET_NAMES, TARGETS } from './targets.js';
 import { verifyBench } from './verify.js';
 
@@ -29,7 +36,8 @@ const MEMORY = process.env.BENCH_MEMORY !== '0';
 
 // With two cores or more, the servers get one core and the load generator another.
 const pinned = cpus().length >= 2 && spawnSync('taskset', ['--version']).status === 0;
-const onCore = (core: number, command: string[]) => (pinned ? ['taskset', '-c', String(core), ...command] : command);
+const onCore = (core: number, command: string[]) =>
+  pinned ? ['taskset', '-c', String(core), ...command] : command;
 const tsx = [process.execPath, '--import', 'tsx'];
 
 interface Running {
@@ -40,11 +48,28 @@ interface Running {
 
 function startServer(target: Target, redisUrl: string): Promise<Running> {
   // tsx's loader thread writes a profile too: one folder per target, the busiest file is the server's.
-  const profile = PROFILE ? ['--cpu-prof', '--cpu-prof-dir', `${root}bench/.tmp/profiles/${target}`] : [];
-  const [command, ...args] = onCore(0, [process.execPath, ...profile, '--import', 'tsx', 'bench/server.ts', target, redisUrl]);
-  const child = spawn(command!, args, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_ENV: 'production' } });
+  const profile = PROFILE
+    ? ['--cpu-prof', '--cpu-prof-dir', `${root}bench/.tmp/profiles/${target}`]
+    : [];
+  const [command, ...args] = onCore(0, [
+    process.execPath,
+    ...profile,
+    '--import',
+    'tsx',
+    'bench/server.ts',
+    target,
+    redisUrl,
+  ]);
+  const child = spawn(command!, args, {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, NODE_ENV: 'production' },
+  });
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${target} server did not start in 20 s`)), 20_000);
+    const timer = setTimeout(
+      () => reject(new Error(`${target} server did not start in 20 s`)),
+      20_000,
+    );
     child.once('exit', (code) => reject(new Error(`${target} server exited with ${code}`)));
     child.stdout!.once('data', (line: Buffer) => {
       clearTimeout(timer);
@@ -68,7 +93,12 @@ async function tokens(server: Running, path: string, n: number, attempt = 1): Pr
 
 async function drive(target: Target, server: Running): Promise<LoadResult> {
   const kind = TARGETS[target].kind;
-  const pool = (path: string, n: number) => (kind === 'me' ? tokens(server, '/access', 100) : kind === 'refresh' ? tokens(server, path, n) : Promise.resolve([]));
+  const pool = (path: string, n: number) =>
+    kind === 'me'
+      ? tokens(server, '/access', 100)
+      : kind === 'refresh'
+        ? tokens(server, path, n)
+        : Promise.resolve([]);
   const job: LoadJob = {
     url: `http://127.0.0.1:${server.port}`,
     controlUrl: `http://127.0.0.1:${server.control}`,
@@ -81,8 +111,14 @@ async function drive(target: Target, server: Running): Promise<LoadResult> {
   };
   if (kind === 'me') job.warmupTokens = job.tokens;
   const [command, ...args] = onCore(1, [...tsx, 'bench/load.ts', '-']);
-  const result = spawnSync(command!, args, { cwd: root, input: JSON.stringify(job), encoding: 'utf8', timeout: (SECONDS + 30) * 1000 });
-  if (result.status !== 0) throw new Error(`load generator failed for ${target}: ${result.error ?? result.stderr}`);
+  const result = spawnSync(command!, args, {
+    cwd: root,
+    input: JSON.stringify(job),
+    encoding: 'utf8',
+    timeout: (SECONDS + 30) * 1000,
+  });
+  if (result.status !== 0)
+    throw new Error(`load generator failed for ${target}: ${result.error ?? result.stderr}`);
   return JSON.parse(result.stdout.trim().split('\n').pop()!) as LoadResult;
 }
 
@@ -94,7 +130,11 @@ const median = (values: number[]) => {
 
 function table(rows: string[][]): string {
   const [head, ...body] = rows;
-  return [`| ${head!.join(' | ')} |`, `|${head!.map(() => '---').join('|')}|`, ...body.map((row) => `| ${row.join(' | ')} |`)].join('\n');
+  return [
+    `| ${head!.join(' | ')} |`,
+    `|${head!.map(() => '---').join('|')}|`,
+    ...body.map((row) => `| ${row.join(' | ')} |`),
+  ].join('\n');
 }
 
 async function main(): Promise<void> {
@@ -108,20 +148,55 @@ async function main(): Promise<void> {
     const memUrl = `${redis.url}/1`;
     if (MEMORY) process.stderr.write('memory per session…\n');
     const n = SESSIONS;
-    const memory: MemoryResult[] = !MEMORY ? [] : [
-      await perSession(memUrl, `${n} users, 1 session each, ip + Firefox user agent (70 chars)`, n, n, BROWSER_META),
-      await perSession(memUrl, `${n} users, 1 session each, ip + Chrome user agent (111 chars)`, n, n, CHROME_META),
-      await perSession(memUrl, `${n} users, 1 session each, no ip / user agent`, n, n, NO_META),
-      await perSession(memUrl, `${n} sessions over ${n / 10} users, ip + Firefox user agent`, n, n / 10, BROWSER_META),
-      await perSession(memUrl, `${n} users, 1 session each, rotated once, ip + Firefox user agent`, n, n, BROWSER_META, true),
-    ];
+    const memory: MemoryResult[] = !MEMORY
+      ? []
+      : [
+          await perSession(
+            memUrl,
+            `${n} users, 1 session each, ip + Firefox user agent (70 chars)`,
+            n,
+            n,
+            BROWSER_META,
+          ),
+          await perSession(
+            memUrl,
+            `${n} users, 1 session each, ip + Chrome user agent (111 chars)`,
+            n,
+            n,
+            CHROME_META,
+          ),
+          await perSession(memUrl, `${n} users, 1 session each, no ip / user agent`, n, n, NO_META),
+          await perSession(
+            memUrl,
+            `${n} sessions over ${n / 10} users, ip + Firefox user agent`,
+            n,
+            n / 10,
+            BROWSER_META,
+          ),
+          await perSession(
+            memUrl,
+            `${n} users, 1 session each, rotated once, ip + Firefox user agent`,
+            n,
+            n,
+            BROWSER_META,
+            true,
+          ),
+        ];
     const expired = MEMORY ? await expiry(memUrl, Math.min(SESSIONS, 2000)) : undefined;
 
     process.stderr.write('token verification alone…\n');
     const verify = verifyBench();
     const verifyTable = [
-      ['verification of one access token (100 distinct tokens in turn)', 'ns per token', '× koa-jwt'],
-      ...verify.map((v) => [v.label, v.nsPerOp.toFixed(0), (verify[0]!.nsPerOp / v.nsPerOp).toFixed(1)]),
+      [
+        'verification of one access token (100 distinct tokens in turn)',
+        'ns per token',
+        '× koa-jwt',
+      ],
+      ...verify.map((v) => [
+        v.label,
+        v.nsPerOp.toFixed(0),
+        (verify[0]!.nsPerOp / v.nsPerOp).toFixed(1),
+      ]),
     ];
 
     for (const target of targets) servers.set(target, await startServer(target, redis.url));
@@ -130,16 +205,29 @@ async function main(): Promise<void> {
       for (const target of order) {
         process.stderr.write(`round ${round + 1}/${ROUNDS}: ${target}… `);
         const result = await drive(target, servers.get(target)!);
-        process.stderr.write(`${Math.round(result.rps)} req/s, p99 ${result.p99} ms, ${result.cpuPerRequest.toFixed(0)} µs CPU/req${result.non2xx ? `, ${result.non2xx} non-2xx` : ''}\n`);
+        process.stderr.write(
+          `${Math.round(result.rps)} req/s, p99 ${result.p99} ms, ${result.cpuPerRequest.toFixed(0)} µs CPU/req${result.non2xx ? `, ${result.non2xx} non-2xx` : ''}\n`,
+        );
         results.set(target, [...(results.get(target) ?? []), result]);
       }
     }
 
     const rps = (target: Target) => median((results.get(target) ?? []).map((r) => r.rps));
     const cpu = (target: Target) => median((results.get(target) ?? []).map((r) => r.cpuPerRequest));
-    const ratio = (value: number, base: number, digits: number) => (base && value ? (value / base).toFixed(digits) : '–');
+    const ratio = (value: number, base: number, digits: number) =>
+      base && value ? (value / base).toFixed(digits) : '–';
     const speed = [
-      ['target', 'req/s (median)', 'p99 ms (median)', '× bare Koa', '× koa-jwt', 'server CPU µs/req (median)', '× bare Koa by CPU', '× koa-jwt by CPU', 'non-2xx'],
+      [
+        'target',
+        'req/s (median)',
+        'p99 ms (median)',
+        '× bare Koa',
+        '× koa-jwt',
+        'server CPU µs/req (median)',
+        '× bare Koa by CPU',
+        '× koa-jwt by CPU',
+        'non-2xx',
+      ],
       ...targets.map((target) => {
         const runs = results.get(target)!;
         return [
@@ -159,7 +247,8 @@ async function main(): Promise<void> {
       ['sessions', 'users', 'keys', 'bytes per session (MEMORY USAGE)'],
       ...memory.map((m) => [m.label, String(m.users), String(m.keys), String(m.bytesPerSession)]),
     ];
-    const has = (target: Target) => results.has(target) && results.has('bare') && results.has('koa-jwt');
+    const has = (target: Target) =>
+      results.has(target) && results.has('bare') && results.has('koa-jwt');
     const check = (ok: boolean) => (ok ? 'met' : '**not met**');
     const both = (target: Target) =>
       `${(rps(target) / rps('bare')).toFixed(2)} by req/s, ${(cpu('bare') / cpu(target)).toFixed(2)} by CPU`;
@@ -167,12 +256,28 @@ async function main(): Promise<void> {
       `${(rps(target) / rps('koa-jwt')).toFixed(1)} by req/s, ${(cpu('koa-jwt') / cpu(target)).toFixed(1)} by CPU`;
     const goals: string[][] = [['target', 'measured', '']];
     if (has('requireAuth-stateless')) {
-      goals.push(['requireAuth({ checkSession: false }) >= 0.85 × bare Koa', both('requireAuth-stateless'), check(rps('requireAuth-stateless') / rps('bare') >= 0.85)]);
-      goals.push(['requireAuth({ checkSession: false }) >= 10 × koa-jwt', vsJwt('requireAuth-stateless'), check(rps('requireAuth-stateless') / rps('koa-jwt') >= 10)]);
+      goals.push([
+        'requireAuth({ checkSession: false }) >= 0.85 × bare Koa',
+        both('requireAuth-stateless'),
+        check(rps('requireAuth-stateless') / rps('bare') >= 0.85),
+      ]);
+      goals.push([
+        'requireAuth({ checkSession: false }) >= 10 × koa-jwt',
+        vsJwt('requireAuth-stateless'),
+        check(rps('requireAuth-stateless') / rps('koa-jwt') >= 10),
+      ]);
     }
     if (has('requireAuth-redis')) {
-      goals.push(['requireAuth() >= 0.6 × bare Koa', both('requireAuth-redis'), check(rps('requireAuth-redis') / rps('bare') >= 0.6)]);
-      goals.push(['requireAuth() >= 10 × koa-jwt', vsJwt('requireAuth-redis'), check(rps('requireAuth-redis') / rps('koa-jwt') >= 10)]);
+      goals.push([
+        'requireAuth() >= 0.6 × bare Koa',
+        both('requireAuth-redis'),
+        check(rps('requireAuth-redis') / rps('bare') >= 0.6),
+      ]);
+      goals.push([
+        'requireAuth() >= 10 × koa-jwt',
+        vsJwt('requireAuth-redis'),
+        check(rps('requireAuth-redis') / rps('koa-jwt') >= 10),
+      ]);
     }
     if (has('bare')) {
       goals.push([
@@ -183,11 +288,22 @@ async function main(): Promise<void> {
     }
     if (memory.length > 0) {
       const worst = Math.max(...memory.map((m) => m.bytesPerSession));
-      goals.push(['Redis memory per live session <= 300 B', `${Math.min(...memory.map((m) => m.bytesPerSession))}–${worst} B`, check(worst <= 300)]);
+      goals.push([
+        'Redis memory per live session <= 300 B',
+        `${Math.min(...memory.map((m) => m.bytesPerSession))}–${worst} B`,
+        check(worst <= 300),
+      ]);
     }
-    if (expired) goals.push(['zero keys left after expiry', `${expired.keysLeft} keys`, check(expired.keysLeft === 0)]);
+    if (expired)
+      goals.push([
+        'zero keys left after expiry',
+        `${expired.keysLeft} keys`,
+        check(expired.keysLeft === 0),
+      ]);
     const cpuModel = cpus()[0]?.model ?? 'unknown CPU';
-    const redisVersion = spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout.trim().split(' ')[2] ?? '';
+    const redisVersion =
+      spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout.trim().split(' ')[2] ??
+      '';
     const report = `# Benchmark results
 
 Written by \`npm run bench\` on ${started.toISOString()}.
@@ -221,16 +337,27 @@ ${table(mem)}
 
 ## Expiry
 
-${!expired ? '(skipped: BENCH_MEMORY=0)' : `${expired.sessions} sessions with a ${expired.refreshTokenTtl} s refresh TTL: ${expired.keysWhileLive} keys while live,
+${
+  !expired
+    ? '(skipped: BENCH_MEMORY=0)'
+    : `${expired.sessions} sessions with a ${expired.refreshTokenTtl} s refresh TTL: ${expired.keysWhileLive} keys while live,
 **${expired.keysLeft} keys left** ${expired.secondsToEmpty.toFixed(1)} s after the last expiry. Redis used_memory:
 baseline ${expired.usedMemoryBaseline} B, live ${expired.usedMemoryLive} B, after expiry ${expired.usedMemoryAfter} B
-(${expired.usedMemoryAfter - expired.usedMemoryBaseline >= 0 ? '+' : ''}${expired.usedMemoryAfter - expired.usedMemoryBaseline} B vs baseline).`}
+(${expired.usedMemoryAfter - expired.usedMemoryBaseline >= 0 ? '+' : ''}${expired.usedMemoryAfter - expired.usedMemoryBaseline} B vs baseline).`
+}
 `;
     process.stdout.write(`\n${report}`);
     writeFileSync(`${root}bench/RESULTS.md`, report);
   } finally {
     for (const { child } of servers.values()) child.kill('SIGTERM');
-    await Promise.all([...servers.values()].map(({ child }) => new Promise((resolve) => (child.exitCode === null ? child.once('exit', resolve) : resolve(null)))));
+    await Promise.all(
+      [...servers.values()].map(
+        ({ child }) =>
+          new Promise((resolve) =>
+            child.exitCode === null ? child.once('exit', resolve) : resolve(null),
+          ),
+      ),
+    );
     await redis.stop();
   }
 }

@@ -14,24 +14,26 @@ import { SECRET } from './secret.js';
 import { type Target, TARGET_NAMES } from './targets.js';
 
 const [target, redisUrl] = process.argv.slice(2) as [Target, string];
-if (!TARGET_NAMES.includes(target) || !redisUrl) throw new Error(`usage: server.ts <${TARGET_NAMES.join('|')}> <redisUrl>`);
+if (!TARGET_NAMES.includes(target) || !redisUrl)
+  throw new Error(`usage: server.ts <${TARGET_NAMES.join('|')}> <redisUrl>`);
 
 const app = new Koa();
 const ok = (ctx: Koa.Context) => {
   ctx.body = { ok: true };
 };
 const withCache = !target.endsWith('-nocache');
-const auth = target === 'bare' || target === 'koa-jwt'
-  ? undefined
-  : createAuth({
-      secret: SECRET,
-      redis: redisUrl,
-      keyPrefix: `bench:${target}:`,
-      // Login and refresh sessions expire soon after the run; access tokens outlive the whole run.
-      accessTokenTtl: 900,
-      refreshTokenTtl: target === 'login' || target === 'refresh' ? 1200 : 3600,
-      verifyCacheSize: withCache ? 10_000 : 0,
-    });
+const auth =
+  target === 'bare' || target === 'koa-jwt'
+    ? undefined
+    : createAuth({
+        secret: SECRET,
+        redis: redisUrl,
+        keyPrefix: `bench:${target}:`,
+        // Login and refresh sessions expire soon after the run; access tokens outlive the whole run.
+        accessTokenTtl: 900,
+        refreshTokenTtl: target === 'login' || target === 'refresh' ? 1200 : 3600,
+        verifyCacheSize: withCache ? 10_000 : 0,
+      });
 
 switch (target) {
   case 'bare':
@@ -55,14 +57,20 @@ switch (target) {
     app.use(koaBody());
     app.use(async (ctx) => {
       ctx.set('Cache-Control', 'no-store');
-      ctx.body = await auth!.generateTokens({ id: (ctx.request.body as { id: string }).id }, { ctx });
+      ctx.body = await auth!.generateTokens(
+        { id: (ctx.request.body as { id: string }).id },
+        { ctx },
+      );
     });
     break;
   case 'refresh':
     app.use(koaBody());
     app.use(async (ctx) => {
       ctx.set('Cache-Control', 'no-store');
-      ctx.body = await auth!.refreshTokens((ctx.request.body as { refresh_token: string }).refresh_token, { ctx });
+      ctx.body = await auth!.refreshTokens(
+        (ctx.request.body as { refresh_token: string }).refresh_token,
+        { ctx },
+      );
     });
     break;
 }
@@ -84,8 +92,12 @@ async function control(req: IncomingMessage, res: ServerResponse): Promise<void>
   if (url.pathname === '/access' && !auth) {
     tokens = users.map((sub) => jsonwebtoken.sign({ sub }, SECRET, { expiresIn: 900 }));
   } else if (url.pathname === '/access' || url.pathname === '/refresh') {
-    const pairs = await Promise.all(users.map((id) => auth!.generateTokens({ id }, { ip: '127.0.0.1', userAgent: 'autocannon' })));
-    tokens = pairs.map((pair) => (url.pathname === '/access' ? pair.access_token : pair.refresh_token));
+    const pairs = await Promise.all(
+      users.map((id) => auth!.generateTokens({ id }, { ip: '127.0.0.1', userAgent: 'autocannon' })),
+    );
+    tokens = pairs.map((pair) =>
+      url.pathname === '/access' ? pair.access_token : pair.refresh_token,
+    );
   } else {
     res.writeHead(404).end();
     return;

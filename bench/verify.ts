@@ -40,18 +40,28 @@ export function verifyBench(ms = 1000): VerifyResult[] {
   const cached = service(10_000);
   const uncached = service(0);
   // 100 distinct tokens in turn, as the HTTP runs send; fresh strings each time, as from a request.
-  const tokens = Array.from({ length: 100 }, (_, i) => cached.sign('access', { sub: `user-${i}`, sid: `s${i}` }).token);
+  const tokens = Array.from(
+    { length: 100 },
+    (_, i) => cached.sign('access', { sub: `user-${i}`, sid: `s${i}` }).token,
+  );
   const fresh = (i: number) => (tokens[i % 100]! + ' ').slice(0, -1);
-  const plain = Array.from({ length: 100 }, (_, i) => jsonwebtoken.sign({ sub: `user-${i}` }, SECRET, { expiresIn: 900 }));
+  const plain = Array.from({ length: 100 }, (_, i) =>
+    jsonwebtoken.sign({ sub: `user-${i}` }, SECRET, { expiresIn: 900 }),
+  );
   const key = createSecretKey(Buffer.from(SECRET));
   return [
-    time('jsonwebtoken.verify, string secret (koa-jwt)', ms, (i) => jsonwebtoken.verify(plain[i % 100]!, SECRET)),
-    time('jsonwebtoken.verify, KeyObject', ms, (i) => jsonwebtoken.verify(plain[i % 100]!, key, { algorithms: ['HS256'] })),
+    time('jsonwebtoken.verify, string secret (koa-jwt)', ms, (i) =>
+      jsonwebtoken.verify(plain[i % 100]!, SECRET),
+    ),
+    time('jsonwebtoken.verify, KeyObject', ms, (i) =>
+      jsonwebtoken.verify(plain[i % 100]!, key, { algorithms: ['HS256'] }),
+    ),
     time('TokenService.verify, verifyCacheSize: 0', ms, (i) => uncached.verify(fresh(i), 'access')),
     time('TokenService.verify, cached', ms, (i) => cached.verify(fresh(i), 'access')),
   ];
 }
 
 if (process.argv[1]?.endsWith('verify.ts')) {
-  for (const r of verifyBench()) process.stdout.write(`${r.nsPerOp.toFixed(0).padStart(8)} ns/op  ${r.label}\n`);
+  for (const r of verifyBench())
+    process.stdout.write(`${r.nsPerOp.toFixed(0).padStart(8)} ns/op  ${r.label}\n`);
 }

@@ -14,7 +14,12 @@ import { createAuthRouter, type RoutesOptions } from './router.js';
 import { jwtStrategy } from './strategies/jwt.js';
 import { redisStrategy } from './strategies/redis.js';
 import { StrategyRegistry } from './strategies/registry.js';
-import type { IssueOptions, SessionInfo, StrategyContext, TokenStrategy } from './strategies/types.js';
+import type {
+  IssueOptions,
+  SessionInfo,
+  StrategyContext,
+  TokenStrategy,
+} from './strategies/types.js';
 import { MemoryStore } from './stores/memory-store.js';
 import { type RedisClient, RedisStore } from './stores/redis-store.js';
 import type { SessionStore } from './stores/session-store.js';
@@ -22,7 +27,13 @@ import type { TokenPair, TokenUser } from './tokens/claims.js';
 import { TokenService } from './tokens/token-service.js';
 
 /** Helpers that act on refresh tokens and sessions, per strategy. */
-type Helper = 'checkRefreshToken' | 'refreshTokens' | 'invalidateRefreshToken' | 'revokeAllSessions' | 'listSessions' | 'revokeSession';
+type Helper =
+  | 'checkRefreshToken'
+  | 'refreshTokens'
+  | 'invalidateRefreshToken'
+  | 'revokeAllSessions'
+  | 'listSessions'
+  | 'revokeSession';
 
 let memoryWarned = false;
 
@@ -58,14 +69,21 @@ function createStore(redis: AuthOptions['redis'], options: ResolvedOptions): Ses
         retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
       });
     } catch (cause) {
-      throw new AuthConfigError('redis', 'is not a valid Redis URL (e.g. redis://127.0.0.1:6379/0)', { cause });
+      throw new AuthConfigError(
+        'redis',
+        'is not a valid Redis URL (e.g. redis://127.0.0.1:6379/0)',
+        { cause },
+      );
     }
     // Errors surface per request as 503s; without a listener ioredis would log each reconnect.
     client.on('error', () => {});
     return new RedisStore(client, { ...storeOptions, ownsClient: true });
   }
   if (isRedisClient(redis)) return new RedisStore(redis, { ...storeOptions, ownsClient: false });
-  throw new AuthConfigError('redis', 'must be an ioredis Redis or Cluster instance, or a redis:// URL');
+  throw new AuthConfigError(
+    'redis',
+    'must be an ioredis Redis or Cluster instance, or a redis:// URL',
+  );
 }
 
 /**
@@ -87,7 +105,12 @@ export class Auth {
     const tokens = new TokenService({ ring, ...this.options });
     this.publicKeys = publicJwks(ring);
     this.store = createStore(options.redis, this.options);
-    const context: StrategyContext = { tokens, store: this.store, options: this.options, events: this.events };
+    const context: StrategyContext = {
+      tokens,
+      store: this.store,
+      options: this.options,
+      events: this.events,
+    };
     this.strategies = new StrategyRegistry(context);
     this.strategies.register('redis', redisStrategy).register('jwt', jwtStrategy);
   }
@@ -96,7 +119,8 @@ export class Auth {
     const strategyKey = strategyName ?? this.strategies.defaultStrategyName;
     const strategy = this.strategies.get(strategyKey);
     const fn = strategy[name];
-    if (typeof fn !== 'function') throw new UnsupportedError(strategyKey, name, 'the strategy does not implement it');
+    if (typeof fn !== 'function')
+      throw new UnsupportedError(strategyKey, name, 'the strategy does not implement it');
     return fn.bind(strategy) as NonNullable<TokenStrategy[H]>;
   }
 
@@ -116,12 +140,23 @@ export class Auth {
    * Pass `{ ctx }` to record the user agent and ip shown by `listSessions`.
    * @example ctx.body = await auth.generateTokens(user, { ctx });
    */
-  async generateTokens(user: TokenUser, options?: IssueOptions & { strategy?: string }): Promise<TokenPair> {
+  async generateTokens(
+    user: TokenUser,
+    options?: IssueOptions & { strategy?: string },
+  ): Promise<TokenPair> {
     const strategy = this.strategies.get(options?.strategy ?? this.strategies.defaultStrategyName);
     if (strategy.generateTokens) return strategy.generateTokens(user, options);
     // A minimal custom strategy: compose the pair from writeToken.
-    const [access, refresh] = await Promise.all([strategy.writeToken(user, 'access', options), strategy.writeToken(user, 'refresh', options)]);
-    return { access_token: access, refresh_token: refresh, token_type: 'bearer', expires_in: this.options.accessTokenTtl };
+    const [access, refresh] = await Promise.all([
+      strategy.writeToken(user, 'access', options),
+      strategy.writeToken(user, 'refresh', options),
+    ]);
+    return {
+      access_token: access,
+      refresh_token: refresh,
+      token_type: 'bearer',
+      expires_in: this.options.accessTokenTtl,
+    };
   }
 
   /** True only when the refresh token is genuine, unexpired, a refresh token, and its UUID is live. */
@@ -214,7 +249,9 @@ export function createAuth(options: AuthOptions): Auth {
 /** The instance the free functions use: the one most recently created. */
 export function defaultAuth(): Auth {
   if (!current) {
-    throw new Error('koa-jwt-redis: call createAuth({ secret, redis }) before using requireAuth(), generateTokens() or the other helpers');
+    throw new Error(
+      'koa-jwt-redis: call createAuth({ secret, redis }) before using requireAuth(), generateTokens() or the other helpers',
+    );
   }
   return current;
 }

@@ -1,6 +1,12 @@
 #!/usr/bin/env node
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { type Algorithm, HMAC_MIN_BYTES, isAlgorithm, isSymmetric, RSA_MIN_BITS } from './keys/algorithms.js';
+import {
+  type Algorithm,
+  HMAC_MIN_BYTES,
+  isAlgorithm,
+  isSymmetric,
+  RSA_MIN_BITS,
+} from './keys/algorithms.js';
 import { toPublicJwk } from './keys/jwk.js';
 import { createKeyRing, jwkThumbprint } from './keys/key-ring.js';
 
@@ -36,17 +42,24 @@ function parse(argv: string[]): Args | 'help' {
   if (argv.length === 0) throw new UsageError('a command is needed: keygen --alg <algorithm>');
   if (argv.includes('-h') || argv.includes('--help') || argv[0] === 'help') return 'help';
   const [command, ...rest] = argv;
-  if (command !== 'keygen') throw new UsageError(`unknown command ${JSON.stringify(command)}; the only command is "keygen"`);
+  if (command !== 'keygen')
+    throw new UsageError(
+      `unknown command ${JSON.stringify(command)}; the only command is "keygen"`,
+    );
   let alg: string | undefined;
   let bits: string | undefined;
   let kid: string | undefined;
   let json = false;
   for (let i = 0; i < rest.length; i++) {
     const arg = rest[i]!;
-    const [name, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    const [name, inline] =
+      arg.startsWith('--') && arg.includes('=')
+        ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)]
+        : [arg, undefined];
     const value = (): string => {
       const next = inline ?? rest[++i];
-      if (next === undefined || (inline === undefined && next.startsWith('--'))) throw new UsageError(`${name} needs a value`);
+      if (next === undefined || (inline === undefined && next.startsWith('--')))
+        throw new UsageError(`${name} needs a value`);
       return next;
     };
     if (name === '--alg') alg = value();
@@ -57,16 +70,23 @@ function parse(argv: string[]): Args | 'help' {
   }
   if (alg === undefined) throw new UsageError('--alg is required, e.g. --alg ES256');
   const upper = alg.toUpperCase();
-  if (!isAlgorithm(upper)) throw new UsageError(`--alg must be one of HS256, HS384, HS512, RS256, RS384, RS512, PS256, ES256, ES384 (got ${JSON.stringify(alg)})`);
+  if (!isAlgorithm(upper))
+    throw new UsageError(
+      `--alg must be one of HS256, HS384, HS512, RS256, RS384, RS512, PS256, ES256, ES384 (got ${JSON.stringify(alg)})`,
+    );
   let size: number | undefined;
   if (bits !== undefined) {
-    if (!upper.startsWith('RS') && !upper.startsWith('PS')) throw new UsageError('--bits applies to RSA keys (RS256, RS384, RS512, PS256) only');
+    if (!upper.startsWith('RS') && !upper.startsWith('PS'))
+      throw new UsageError('--bits applies to RSA keys (RS256, RS384, RS512, PS256) only');
     size = Number(bits);
     if (!/^\d+$/.test(bits) || size < RSA_MIN_BITS || size > 16_384 || size % 8 !== 0) {
-      throw new UsageError(`--bits must be a multiple of 8 from ${RSA_MIN_BITS} to 16384 (got ${JSON.stringify(bits)})`);
+      throw new UsageError(
+        `--bits must be a multiple of 8 from ${RSA_MIN_BITS} to 16384 (got ${JSON.stringify(bits)})`,
+      );
     }
   }
-  if (kid !== undefined && (kid.length === 0 || kid.length > 256)) throw new UsageError('--kid must be 1 to 256 characters');
+  if (kid !== undefined && (kid.length === 0 || kid.length > 256))
+    throw new UsageError('--kid must be 1 to 256 characters');
   return { alg: upper, bits: size, kid, json };
 }
 
@@ -74,7 +94,9 @@ function keygen({ alg, bits, kid, json }: Args): string {
   if (isSymmetric(alg)) {
     const secret = randomBytes(HMAC_MIN_BYTES[alg] ?? 32).toString('base64url');
     // Check it the way createAuth will read it: as the string's UTF-8 bytes.
-    const ring = createKeyRing({ keys: [{ algorithm: alg, secret, ...(kid === undefined ? {} : { kid }) }] });
+    const ring = createKeyRing({
+      keys: [{ algorithm: alg, secret, ...(kid === undefined ? {} : { kid }) }],
+    });
     if (json) return `${JSON.stringify({ alg, kid: ring.signer.kid, secret })}\n`;
     return [
       `# ${alg} secret (kid ${ring.signer.kid}). Keep it secret: anyone holding it can sign tokens.`,
@@ -112,7 +134,9 @@ function main(argv: string[]): number {
     args = parse(argv);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
-    process.stderr.write(`koa-jwt-redis: ${error.message}\nRun \`koa-jwt-redis --help\` for usage.\n`);
+    process.stderr.write(
+      `koa-jwt-redis: ${error.message}\nRun \`koa-jwt-redis --help\` for usage.\n`,
+    );
     return 2;
   }
   if (args === 'help') {

@@ -2,24 +2,36 @@ import type { Middleware } from 'koa';
 import { defaultAuth } from './auth.js';
 import type { AuthenticatedState, AuthMiddlewareOptions, AuthState } from './middleware/state.js';
 import type { StrategyRegistry } from './strategies/registry.js';
-import type { IssueOptions, SessionInfo, StrategyFactory, TokenStrategy } from './strategies/types.js';
+import type {
+  IssueOptions,
+  SessionInfo,
+  StrategyFactory,
+  TokenStrategy,
+} from './strategies/types.js';
 import type { TokenPair, TokenUser } from './tokens/claims.js';
 
 /* The helpers as free functions bound to the default instance (the last one createAuth made). */
 
-export const generateTokens = (user: TokenUser, options?: IssueOptions & { strategy?: string }): Promise<TokenPair> =>
-  defaultAuth().generateTokens(user, options);
-export const checkRefreshToken = (token: string): Promise<boolean> => defaultAuth().checkRefreshToken(token);
+export const generateTokens = (
+  user: TokenUser,
+  options?: IssueOptions & { strategy?: string },
+): Promise<TokenPair> => defaultAuth().generateTokens(user, options);
+export const checkRefreshToken = (token: string): Promise<boolean> =>
+  defaultAuth().checkRefreshToken(token);
 export const refreshTokens = (token: string, options?: IssueOptions): Promise<TokenPair> =>
   defaultAuth().refreshTokens(token, options);
-export const invalidateRefreshToken = (token: string): Promise<void> => defaultAuth().invalidateRefreshToken(token);
-export const revokeAllSessions = (userId: string | number): Promise<number> => defaultAuth().revokeAllSessions(userId);
-export const listSessions = (userId: string | number): Promise<SessionInfo[]> => defaultAuth().listSessions(userId);
+export const invalidateRefreshToken = (token: string): Promise<void> =>
+  defaultAuth().invalidateRefreshToken(token);
+export const revokeAllSessions = (userId: string | number): Promise<number> =>
+  defaultAuth().revokeAllSessions(userId);
+export const listSessions = (userId: string | number): Promise<SessionInfo[]> =>
+  defaultAuth().listSessions(userId);
 export const revokeSession = (userId: string | number, sessionId: string): Promise<boolean> =>
   defaultAuth().revokeSession(userId, sessionId);
 
 export const getToken = (): Middleware<AuthState> => defaultAuth().getToken();
-export const getData = (options?: AuthMiddlewareOptions): Middleware<AuthState> => defaultAuth().getData(options);
+export const getData = (options?: AuthMiddlewareOptions): Middleware<AuthState> =>
+  defaultAuth().getData(options);
 export const requireAuth = (options?: AuthMiddlewareOptions): Middleware<AuthenticatedState> =>
   defaultAuth().requireAuth(options);
 

@@ -71,9 +71,11 @@ function defaultHeaders(code: AuthErrorCode): Record<string, string> {
   if (code === 'store_unavailable') return { 'Retry-After': '1', 'Cache-Control': 'no-store' };
   if (code === 'refresh_conflict') return { 'Cache-Control': 'no-store' };
   // 401 needs a challenge; a wrong password is not an invalid token.
-  if (code === 'invalid_credentials') return { 'WWW-Authenticate': 'Bearer', 'Cache-Control': 'no-store' };
+  if (code === 'invalid_credentials')
+    return { 'WWW-Authenticate': 'Bearer', 'Cache-Control': 'no-store' };
   if (STATUS[code] !== 401) return { 'Cache-Control': 'no-store' };
-  if (code === 'token_missing') return { 'WWW-Authenticate': 'Bearer', 'Cache-Control': 'no-store' };
+  if (code === 'token_missing')
+    return { 'WWW-Authenticate': 'Bearer', 'Cache-Control': 'no-store' };
   return {
     'WWW-Authenticate': 'Bearer error="invalid_token"',
     'Cache-Control': 'no-store',
@@ -96,9 +98,13 @@ export class AuthConfigError extends Error {
 /** Wraps anything a session store threw (connection lost, timeout, script error) as a 503. */
 export function storeUnavailable(cause: unknown): AuthError {
   if (cause instanceof AuthError) return cause;
-  return new AuthError('store_unavailable', 'The session store is unavailable; try again shortly.', {
-    cause,
-  });
+  return new AuthError(
+    'store_unavailable',
+    'The session store is unavailable; try again shortly.',
+    {
+      cause,
+    },
+  );
 }
 
 /** A helper was called on a strategy that cannot do it (e.g. `listSessions` on the stateless `jwt` strategy). */

@@ -46,7 +46,10 @@ export class AuthEvents {
 }
 
 function warnListener(event: string, error: unknown): void {
-  process.emitWarning(`a "${event}" listener threw: ${error instanceof Error ? error.message : String(error)}`, {
-    code: 'KOA_JWT_REDIS_LISTENER',
-  });
+  process.emitWarning(
+    `a "${event}" listener threw: ${error instanceof Error ? error.message : String(error)}`,
+    {
+      code: 'KOA_JWT_REDIS_LISTENER',
+    },
+  );
 }

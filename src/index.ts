@@ -28,7 +28,12 @@ export type { JwksOptions } from './middleware/jwks.js';
 export type { VerifierEventMap, VerifierEventName, VerifierOptions } from './verifier.js';
 export type { AuthenticatedState, AuthMiddlewareOptions, AuthState } from './middleware/state.js';
 export type { AuthOptions } from './options.js';
-export type { CookieOptions, CsrfOptions, TokenDelivery, TokenSource } from './middleware/cookies.js';
+export type {
+  CookieOptions,
+  CsrfOptions,
+  TokenDelivery,
+  TokenSource,
+} from './middleware/cookies.js';
 export type { LoginRateLimiter, RoutesOptions } from './router.js';
 export type {
   IssueOptions,

@@ -1,6 +1,13 @@
 import { AuthConfigError } from './errors.js';
 import type { KeyConfig, KeyMaterial } from './keys/key-ring.js';
-import { type CookieOptions, type CsrfOptions, type TokenDelivery, type TokenSource, type WebOptions, resolveWebOptions } from './middleware/cookies.js';
+import {
+  type CookieOptions,
+  type CsrfOptions,
+  type TokenDelivery,
+  type TokenSource,
+  type WebOptions,
+  resolveWebOptions,
+} from './middleware/cookies.js';
 import type { RedisClient } from './stores/redis-store.js';
 import { isPrototypeKey, RESERVED_CLAIMS, type TokenUser } from './tokens/claims.js';
 
@@ -45,7 +52,9 @@ export interface AuthOptions {
    * Called on every refresh to reload the user (fresh `userFields`); return null to refuse the
    * refresh and end the session (deleted or disabled users).
    */
-  loadUser?: (userId: string) => TokenUser | null | undefined | Promise<TokenUser | null | undefined>;
+  loadUser?: (
+    userId: string,
+  ) => TokenUser | null | undefined | Promise<TokenUser | null | undefined>;
   /** `realm` parameter of `WWW-Authenticate`. */
   realm?: string;
   /**
@@ -126,55 +135,86 @@ const KNOWN = new Set<string>([
 
 function integer(name: string, value: number, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new AuthConfigError(name, `must be a whole number from ${min} to ${max} (got ${JSON.stringify(value)})`);
+    throw new AuthConfigError(
+      name,
+      `must be a whole number from ${min} to ${max} (got ${JSON.stringify(value)})`,
+    );
   }
   return value;
 }
 
 function optionalString(name: string, value: unknown): string | undefined {
   if (value === undefined) return undefined;
-  if (typeof value !== 'string' || value.length === 0) throw new AuthConfigError(name, 'must be a non-empty string');
+  if (typeof value !== 'string' || value.length === 0)
+    throw new AuthConfigError(name, 'must be a non-empty string');
   return value;
 }
 
 /** Validates every option but the keys and the store (their own modules check those). */
 export function resolveOptions(options: AuthOptions): ResolvedOptions {
   if (options === null || typeof options !== 'object') {
-    throw new AuthConfigError('options', 'createAuth needs an options object, e.g. createAuth({ secret: process.env.JWT_SECRET })');
+    throw new AuthConfigError(
+      'options',
+      'createAuth needs an options object, e.g. createAuth({ secret: process.env.JWT_SECRET })',
+    );
   }
   for (const name of Object.keys(options)) {
     if (name === 'jwksUri') {
-      throw new AuthConfigError(name, 'belongs to createVerifier({ jwksUri, issuer, audience }), which verifies tokens from another service’s JWKS; createAuth issues tokens with its own keys');
+      throw new AuthConfigError(
+        name,
+        'belongs to createVerifier({ jwksUri, issuer, audience }), which verifies tokens from another service’s JWKS; createAuth issues tokens with its own keys',
+      );
     }
-    if (!KNOWN.has(name)) throw new AuthConfigError(name, `is not an option; known options: ${[...KNOWN].join(', ')}`);
+    if (!KNOWN.has(name))
+      throw new AuthConfigError(name, `is not an option; known options: ${[...KNOWN].join(', ')}`);
   }
   const merged = { ...DEFAULTS, ...stripUndefined(options) };
   const accessTokenTtl = integer('accessTokenTtl', merged.accessTokenTtl, 1, 86_400);
   const refreshTokenTtl = integer('refreshTokenTtl', merged.refreshTokenTtl, 1, 31_536_000);
   if (refreshTokenTtl <= accessTokenTtl) {
-    throw new AuthConfigError('refreshTokenTtl', `must be longer than accessTokenTtl (${accessTokenTtl} s)`);
+    throw new AuthConfigError(
+      'refreshTokenTtl',
+      `must be longer than accessTokenTtl (${accessTokenTtl} s)`,
+    );
   }
   const audience = merged.audience;
   if (audience !== undefined) {
     const list = Array.isArray(audience) ? audience : [audience];
     if (list.length === 0 || !list.every((a) => typeof a === 'string' && a.length > 0)) {
-      throw new AuthConfigError('audience', 'must be a non-empty string or a non-empty array of them');
+      throw new AuthConfigError(
+        'audience',
+        'must be a non-empty string or a non-empty array of them',
+      );
     }
   }
   const userFields = merged.userFields;
-  if (!Array.isArray(userFields) || !userFields.every((f) => typeof f === 'string' && f.length > 0)) {
+  if (
+    !Array.isArray(userFields) ||
+    !userFields.every((f) => typeof f === 'string' && f.length > 0)
+  ) {
     throw new AuthConfigError('userFields', 'must be an array of property names, e.g. ["role"]');
   }
   for (const field of userFields) {
     if (RESERVED_CLAIMS.has(field) || field === 'id') {
-      throw new AuthConfigError('userFields', `"${field}" is a claim the library sets itself; leave it out`);
+      throw new AuthConfigError(
+        'userFields',
+        `"${field}" is a claim the library sets itself; leave it out`,
+      );
     }
-    if (isPrototypeKey(field)) throw new AuthConfigError('userFields', `"${field}" cannot be a claim name (jsonwebtoken cannot sign it)`);
+    if (isPrototypeKey(field))
+      throw new AuthConfigError(
+        'userFields',
+        `"${field}" cannot be a claim name (jsonwebtoken cannot sign it)`,
+      );
   }
   if (typeof merged.keyPrefix !== 'string' || /[{}\s]/.test(merged.keyPrefix)) {
-    throw new AuthConfigError('keyPrefix', 'must be a string without braces or spaces (braces would break Cluster hash tags)');
+    throw new AuthConfigError(
+      'keyPrefix',
+      'must be a string without braces or spaces (braces would break Cluster hash tags)',
+    );
   }
-  if (typeof merged.checkSession !== 'boolean') throw new AuthConfigError('checkSession', 'must be true or false');
+  if (typeof merged.checkSession !== 'boolean')
+    throw new AuthConfigError('checkSession', 'must be true or false');
   if (merged.loadUser !== undefined && typeof merged.loadUser !== 'function') {
     throw new AuthConfigError('loadUser', 'must be a function (userId) => user | null');
   }

@@ -3,7 +3,12 @@ import type { Context, Middleware } from 'koa';
 import { koaBody } from 'koa-body';
 import type { Auth } from './auth.js';
 import { AuthError } from './errors.js';
-import { TokenCookies, findAccessToken, hasBearerHeader, readCookie } from './middleware/cookies.js';
+import {
+  TokenCookies,
+  findAccessToken,
+  hasBearerHeader,
+  readCookie,
+} from './middleware/cookies.js';
 import { checkCsrf, checkOrigin, isUnsafeMethod } from './middleware/csrf.js';
 import { writeAuthError } from './middleware/render-error.js';
 import type { AuthenticatedState } from './middleware/state.js';
@@ -46,7 +51,10 @@ const jsonBody = koaBody({
   text: false,
   jsonLimit: '16kb',
   onError: () => {
-    throw new AuthError('invalid_request', 'The request body is not valid JSON (or is over 16 KiB).');
+    throw new AuthError(
+      'invalid_request',
+      'The request body is not valid JSON (or is over 16 KiB).',
+    );
   },
 });
 
@@ -56,7 +64,8 @@ function bodyRefreshToken(ctx: Context): string | undefined {
   if (body === null || typeof body !== 'object') return undefined;
   const token = (body as { refresh_token?: unknown }).refresh_token;
   if (token === undefined) return undefined;
-  if (typeof token !== 'string' || token.length === 0) throw new AuthError('invalid_request', '`refresh_token` must be a string.');
+  if (typeof token !== 'string' || token.length === 0)
+    throw new AuthError('invalid_request', '`refresh_token` must be a string.');
   return token;
 }
 
@@ -71,15 +80,21 @@ function noStore(ctx: Context): void {
  */
 export function createAuthRouter(auth: Auth, options: RoutesOptions): Router {
   if (options === null || typeof options !== 'object' || typeof options.login !== 'function') {
-    throw new TypeError('koa-jwt-redis: auth.routes({ login }) needs `login: (ctx) => user | null`, your credential check');
+    throw new TypeError(
+      'koa-jwt-redis: auth.routes({ login }) needs `login: (ctx) => user | null`, your credential check',
+    );
   }
   const prefix = options.prefix ?? '/auth';
   if (typeof prefix !== 'string' || !PREFIX.test(prefix)) {
-    throw new TypeError('koa-jwt-redis: auth.routes `prefix` must be a path like "/auth" (or "" for the root), without a trailing slash');
+    throw new TypeError(
+      'koa-jwt-redis: auth.routes `prefix` must be a path like "/auth" (or "" for the root), without a trailing slash',
+    );
   }
   const { rateLimit } = options;
   if (rateLimit !== undefined && (rateLimit === null || typeof rateLimit.check !== 'function')) {
-    throw new TypeError('koa-jwt-redis: auth.routes `rateLimit` must be an object with check(ctx) (and optionally record(ctx, outcome))');
+    throw new TypeError(
+      'koa-jwt-redis: auth.routes `rateLimit` must be an object with check(ctx) (and optionally record(ctx, outcome))',
+    );
   }
 
   const { web } = auth.options;
@@ -103,7 +118,8 @@ export function createAuthRouter(auth: Auth, options: RoutesOptions): Router {
   function deliver(ctx: Context, pair: TokenPair, rotateCsrf: boolean): void {
     noStore(ctx);
     if (cookieMode) cookies.set(ctx, pair, refreshPath, rotateCsrf);
-    ctx.body = web.tokenDelivery === 'cookie' ? { token_type: 'cookie', expires_in: pair.expires_in } : pair;
+    ctx.body =
+      web.tokenDelivery === 'cookie' ? { token_type: 'cookie', expires_in: pair.expires_in } : pair;
   }
 
   const router = new Router<AuthenticatedState>({ prefix });
@@ -141,7 +157,10 @@ export function createAuthRouter(auth: Auth, options: RoutesOptions): Router {
     const fromCookie = token === undefined && cookieMode;
     if (fromCookie) token = readCookie(ctx, web.cookies.names.refresh);
     if (token === undefined) {
-      throw new AuthError('token_missing', cookieMode ? 'No refresh cookie: log in again.' : 'Send { "refresh_token": "…" }.');
+      throw new AuthError(
+        'token_missing',
+        cookieMode ? 'No refresh cookie: log in again.' : 'Send { "refresh_token": "…" }.',
+      );
     }
     guard(ctx, fromCookie);
     let pair: TokenPair;
@@ -149,7 +168,8 @@ export function createAuthRouter(auth: Auth, options: RoutesOptions): Router {
       pair = await auth.refreshTokens(token, { ctx });
     } catch (error) {
       // A dead refresh cookie is useless to the browser: drop the cookies so the page shows the login.
-      if (fromCookie && error instanceof AuthError && error.status === 401) cookies.clear(ctx, refreshPath);
+      if (fromCookie && error instanceof AuthError && error.status === 401)
+        cookies.clear(ctx, refreshPath);
       throw error;
     }
     deliver(ctx, pair, false);
@@ -157,19 +177,24 @@ export function createAuthRouter(auth: Auth, options: RoutesOptions): Router {
 
   router.post('/logout', jsonBody, async (ctx) => {
     const bodyToken = bodyRefreshToken(ctx);
-    const cookieToken = cookieMode && bodyToken === undefined ? readCookie(ctx, web.cookies.names.refresh) : undefined;
+    const cookieToken =
+      cookieMode && bodyToken === undefined
+        ? readCookie(ctx, web.cookies.names.refresh)
+        : undefined;
     if (bodyToken !== undefined || cookieToken !== undefined) {
       guard(ctx, cookieToken !== undefined);
       await auth.invalidateRefreshToken((bodyToken ?? cookieToken)!);
     } else {
       // The refresh cookie is scoped to the refresh route, so a browser logs out with its access token.
       const found = findAccessToken(ctx, web);
-      if (found === undefined) throw new AuthError('token_missing', 'Send { "refresh_token": "…" } or an access token.');
+      if (found === undefined)
+        throw new AuthError('token_missing', 'Send { "refresh_token": "…" } or an access token.');
       if (found.source === 'cookie') guard(ctx, true);
       const strategy = auth.strategies.get(auth.strategies.defaultStrategyName);
       // An already-revoked session is already logged out: verify the token, not the session.
       const user = await strategy.readToken(found.token, { checkSession: false });
-      if (user.sid !== undefined && strategy.revokeSession) await auth.revokeSession(user.sub, user.sid);
+      if (user.sid !== undefined && strategy.revokeSession)
+        await auth.revokeSession(user.sub, user.sid);
     }
     if (cookieMode) cookies.clear(ctx, refreshPath);
     noStore(ctx);
@@ -177,7 +202,8 @@ export function createAuthRouter(auth: Auth, options: RoutesOptions): Router {
   });
 
   router.post('/logout-all', jsonBody, authenticated, async (ctx) => {
-    const keepCurrent = (ctx.request.body as { keep_current?: unknown } | undefined)?.keep_current === true;
+    const keepCurrent =
+      (ctx.request.body as { keep_current?: unknown } | undefined)?.keep_current === true;
     const { sub, sid } = ctx.state.user;
     let revoked: number;
     if (keepCurrent && sid !== undefined) {
@@ -204,7 +230,8 @@ export function createAuthRouter(auth: Auth, options: RoutesOptions): Router {
     const { sub, sid } = ctx.state.user;
     const id = ctx.params.id ?? '';
     // Another user's session id finds nothing under the caller's own key: 404, never a hint it exists.
-    if (!(await auth.revokeSession(sub, id))) throw new AuthError('session_not_found', 'No such session.');
+    if (!(await auth.revokeSession(sub, id)))
+      throw new AuthError('session_not_found', 'No such session.');
     if (cookieMode && id === sid) cookies.clear(ctx, refreshPath);
     noStore(ctx);
     ctx.status = 204;

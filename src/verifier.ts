@@ -53,13 +53,26 @@ export interface VerifierEventMap {
 }
 export type VerifierEventName = keyof VerifierEventMap;
 
-const KNOWN = new Set(['jwksUri', 'issuer', 'audience', 'leeway', 'algorithms', 'cacheMaxAge', 'cooldown', 'timeout', 'realm']);
+const KNOWN = new Set([
+  'jwksUri',
+  'issuer',
+  'audience',
+  'leeway',
+  'algorithms',
+  'cacheMaxAge',
+  'cooldown',
+  'timeout',
+  'realm',
+]);
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
 let insecureWarned = false;
 
 function wholeNumber(name: string, value: unknown, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new AuthConfigError(name, `must be a whole number from ${min} to ${max} (got ${JSON.stringify(value)})`);
+    throw new AuthConfigError(
+      name,
+      `must be a whole number from ${min} to ${max} (got ${JSON.stringify(value)})`,
+    );
   }
   return value;
 }
@@ -69,10 +82,15 @@ function jwksUrl(value: unknown): URL {
   try {
     url = new URL(value as string);
   } catch {
-    throw new AuthConfigError('jwksUri', 'must be an absolute http(s) URL, e.g. https://auth.example.com/.well-known/jwks.json');
+    throw new AuthConfigError(
+      'jwksUri',
+      'must be an absolute http(s) URL, e.g. https://auth.example.com/.well-known/jwks.json',
+    );
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new AuthConfigError('jwksUri', 'must be an http: or https: URL');
-  if (url.username || url.password) throw new AuthConfigError('jwksUri', 'must not carry credentials');
+  if (url.protocol !== 'https:' && url.protocol !== 'http:')
+    throw new AuthConfigError('jwksUri', 'must be an http: or https: URL');
+  if (url.username || url.password)
+    throw new AuthConfigError('jwksUri', 'must not carry credentials');
   if (url.protocol === 'http:' && !LOOPBACK.has(url.hostname) && !insecureWarned) {
     insecureWarned = true;
     process.emitWarning(
@@ -99,24 +117,60 @@ export class Verifier {
   /** @internal use createVerifier */
   constructor(options: VerifierOptions) {
     if (options === null || typeof options !== 'object') {
-      throw new AuthConfigError('options', 'createVerifier needs an options object, e.g. createVerifier({ jwksUri, issuer })');
+      throw new AuthConfigError(
+        'options',
+        'createVerifier needs an options object, e.g. createVerifier({ jwksUri, issuer })',
+      );
     }
     for (const name of Object.keys(options)) {
-      if (!KNOWN.has(name)) throw new AuthConfigError(name, `is not a verifier option; known options: ${[...KNOWN].join(', ')}`);
+      if (!KNOWN.has(name))
+        throw new AuthConfigError(
+          name,
+          `is not a verifier option; known options: ${[...KNOWN].join(', ')}`,
+        );
     }
-    if (options.jwksUri === undefined) throw new AuthConfigError('jwksUri', 'is required: the URL of the auth service’s JWKS');
+    if (options.jwksUri === undefined)
+      throw new AuthConfigError('jwksUri', 'is required: the URL of the auth service’s JWKS');
     const uri = jwksUrl(options.jwksUri);
     // The shared options (issuer, audience, leeway, realm) get the very checks createAuth gives them.
     this.options = Object.freeze(
-      resolveOptions({ issuer: options.issuer, audience: options.audience, leeway: options.leeway, realm: options.realm, checkSession: false }),
+      resolveOptions({
+        issuer: options.issuer,
+        audience: options.audience,
+        leeway: options.leeway,
+        realm: options.realm,
+        checkSession: false,
+      }),
     );
     const algorithms = options.algorithms ?? ALGORITHMS.filter((alg) => !isSymmetric(alg));
-    if (!Array.isArray(algorithms) || algorithms.length === 0 || !algorithms.every((alg) => isAlgorithm(alg) && !isSymmetric(alg))) {
-      throw new AuthConfigError('algorithms', 'must be a non-empty array of RS256, RS384, RS512, PS256, ES256, ES384 (HS keys are never published)');
+    if (
+      !Array.isArray(algorithms) ||
+      algorithms.length === 0 ||
+      !algorithms.every((alg) => isAlgorithm(alg) && !isSymmetric(alg))
+    ) {
+      throw new AuthConfigError(
+        'algorithms',
+        'must be a non-empty array of RS256, RS384, RS512, PS256, ES256, ES384 (HS keys are never published)',
+      );
     }
-    const cacheMaxAge = wholeNumber('cacheMaxAge', options.cacheMaxAge ?? VERIFIER_DEFAULTS.cacheMaxAge, 1, 86_400);
-    const cooldown = wholeNumber('cooldown', options.cooldown ?? VERIFIER_DEFAULTS.cooldown, 1, 3600);
-    const timeout = wholeNumber('timeout', options.timeout ?? VERIFIER_DEFAULTS.timeout, 10, 60_000);
+    const cacheMaxAge = wholeNumber(
+      'cacheMaxAge',
+      options.cacheMaxAge ?? VERIFIER_DEFAULTS.cacheMaxAge,
+      1,
+      86_400,
+    );
+    const cooldown = wholeNumber(
+      'cooldown',
+      options.cooldown ?? VERIFIER_DEFAULTS.cooldown,
+      1,
+      3600,
+    );
+    const timeout = wholeNumber(
+      'timeout',
+      options.timeout ?? VERIFIER_DEFAULTS.timeout,
+      10,
+      60_000,
+    );
     this.tokens = this.service(createVerifyRing([]));
     this.remote = new RemoteKeySet({
       uri,
@@ -172,7 +226,8 @@ export class Verifier {
    */
   async ready(): Promise<void> {
     if (await this.firstLoad) return;
-    if (this.remote.stale) throw new Error('koa-jwt-redis: the JWKS could not be loaded; see the jwks_error event');
+    if (this.remote.stale)
+      throw new Error('koa-jwt-redis: the JWKS could not be loaded; see the jwks_error event');
   }
 
   /** How many JWKS fetches this verifier started. */
@@ -180,14 +235,20 @@ export class Verifier {
     return this.remote.fetches;
   }
 
-  on<E extends VerifierEventName>(event: E, listener: (payload: VerifierEventMap[E]) => void): this {
+  on<E extends VerifierEventName>(
+    event: E,
+    listener: (payload: VerifierEventMap[E]) => void,
+  ): this {
     let set = this.listeners.get(event);
     if (!set) this.listeners.set(event, (set = new Set()));
     set.add(listener as (payload: never) => void);
     return this;
   }
 
-  off<E extends VerifierEventName>(event: E, listener: (payload: VerifierEventMap[E]) => void): this {
+  off<E extends VerifierEventName>(
+    event: E,
+    listener: (payload: VerifierEventMap[E]) => void,
+  ): this {
     this.listeners.get(event)?.delete(listener as (payload: never) => void);
     return this;
   }
@@ -220,7 +281,11 @@ export class Verifier {
 
   /* Helpers of the auth service: a verifier holds no private key and no sessions. */
   private unsupported(helper: string): UnsupportedError {
-    return new UnsupportedError('jwks', helper, 'a verifier only checks access tokens against the JWKS; call it on the auth service');
+    return new UnsupportedError(
+      'jwks',
+      helper,
+      'a verifier only checks access tokens against the JWKS; call it on the auth service',
+    );
   }
 
   /** Unsupported: rejects with `strategy_unsupported` (log users in on the auth service). */

@@ -21,7 +21,9 @@ declare module 'vitest' {
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   if (!process.env.REDIS_URL && !hasRedisServer()) {
-    throw new Error('The integration tests need Redis: install redis-server (apt-get install redis-server) or set REDIS_URL.');
+    throw new Error(
+      'The integration tests need Redis: install redis-server (apt-get install redis-server) or set REDIS_URL.',
+    );
   }
   if (project.name === 'cluster') {
     const cluster = await RedisCluster.start(3);

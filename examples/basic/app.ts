@@ -16,7 +16,8 @@ const jsonBody = koaBody({
 
 function refreshTokenOf(body: unknown): string {
   const token = (body as { refresh_token?: unknown } | undefined)?.refresh_token;
-  if (typeof token !== 'string') throw new AuthError('token_missing', 'Send { "refresh_token": "…" }.');
+  if (typeof token !== 'string')
+    throw new AuthError('token_missing', 'Send { "refresh_token": "…" }.');
   return token;
 }
 
@@ -29,7 +30,10 @@ export function createApp(auth: Auth): Koa {
   app.use(authErrors());
 
   router.post('/login', jsonBody, async (ctx) => {
-    const { username, password } = (ctx.request.body ?? {}) as { username?: unknown; password?: unknown };
+    const { username, password } = (ctx.request.body ?? {}) as {
+      username?: unknown;
+      password?: unknown;
+    };
     const user = typeof username === 'string' ? USERS.get(username) : undefined;
     if (!user || user.password !== password) {
       ctx.status = 401;

@@ -10,6 +10,10 @@ const auth = createAuth({ secret, redis, userFields: ['name', 'role'] });
 const port = Number(process.env.PORT ?? 3000);
 
 createApp(auth).listen(port, '127.0.0.1', () => {
-  console.log(`koa-jwt-redis example on http://127.0.0.1:${port} (sessions in ${redis ? 'Redis' : 'memory'})`);
-  console.log(`try: curl -s -XPOST localhost:${port}/login -H 'content-type: application/json' -d '{"username":"alice","password":"wonderland"}'`);
+  console.log(
+    `koa-jwt-redis example on http://127.0.0.1:${port} (sessions in ${redis ? 'Redis' : 'memory'})`,
+  );
+  console.log(
+    `try: curl -s -XPOST localhost:${port}/login -H 'content-type: application/json' -d '{"username":"alice","password":"wonderland"}'`,
+  );
 });

@@ -25,13 +25,19 @@ export function createWebApp(auth: Auth): Koa {
   const app = new Koa();
   const { names } = auth.options.web.cookies;
   // The page learns the CSRF cookie and header names from the server (they depend on `secure`).
-  const page = PAGE.replace('{{CSRF_COOKIE}}', names.csrf).replace('{{CSRF_HEADER}}', auth.options.web.csrf.header);
+  const page = PAGE.replace('{{CSRF_COOKIE}}', names.csrf).replace(
+    '{{CSRF_HEADER}}',
+    auth.options.web.csrf.header,
+  );
 
   const authRoutes = auth.routes({ login: (ctx) => checkPassword(ctx.request.body) });
   const pages = new Router();
   pages.get('/', (ctx) => {
     ctx.type = 'html';
-    ctx.set('Content-Security-Policy', "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; frame-ancestors 'none'");
+    ctx.set(
+      'Content-Security-Policy',
+      "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+    );
     ctx.body = page;
   });
   pages.get('/me', auth.requireAuth(), (ctx) => {

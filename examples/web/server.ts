@@ -23,5 +23,7 @@ const auth = createAuth({
 const port = Number(process.env.PORT ?? 3000);
 
 createWebApp(auth).listen(port, '127.0.0.1', () => {
-  console.log(`koa-jwt-redis web example on http://127.0.0.1:${port} (alice / wonderland, bob / builder; sessions in ${redis ? 'Redis' : 'memory'})`);
+  console.log(
+    `koa-jwt-redis web example on http://127.0.0.1:${port} (alice / wonderland, bob / builder; sessions in ${redis ? 'Redis' : 'memory'})`,
+  );
 });

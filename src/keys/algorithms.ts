@@ -2,15 +2,7 @@ import type { KeyObject } from 'node:crypto';
 
 /** The JWS algorithms a key ring accepts. `none` is never among them. */
 export type Algorithm =
-  | 'HS256'
-  | 'HS384'
-  | 'HS512'
-  | 'RS256'
-  | 'RS384'
-  | 'RS512'
-  | 'PS256'
-  | 'ES256'
-  | 'ES384';
+  'HS256' | 'HS384' | 'HS512' | 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'ES256' | 'ES384';
 
 export const ALGORITHMS: readonly Algorithm[] = [
   'HS256',
@@ -60,11 +52,16 @@ export function keyMismatch(algorithm: Algorithm, key: KeyObject): string | unde
     const allowed = algorithm.startsWith('PS') ? ['rsa', 'rsa-pss'] : ['rsa'];
     if (!type || !allowed.includes(type)) return `${algorithm} needs an RSA key, not ${type}`;
     const bits = details.modulusLength ?? 0;
-    if (bits < RSA_MIN_BITS) return `RSA keys must be at least ${RSA_MIN_BITS} bits (this one has ${bits})`;
+    if (bits < RSA_MIN_BITS)
+      return `RSA keys must be at least ${RSA_MIN_BITS} bits (this one has ${bits})`;
     if (type === 'rsa-pss') {
       // jsonwebtoken refuses RSA-PSS-typed keys whose parameters do not match the algorithm; refuse them here, at start-up.
       const hash = `sha${algorithm.slice(2)}`;
-      if (details.hashAlgorithm !== hash || details.mgf1HashAlgorithm !== hash || (details.saltLength ?? 0) > Number(algorithm.slice(2)) / 8) {
+      if (
+        details.hashAlgorithm !== hash ||
+        details.mgf1HashAlgorithm !== hash ||
+        (details.saltLength ?? 0) > Number(algorithm.slice(2)) / 8
+      ) {
         return `an RSA-PSS-typed key for ${algorithm} must be restricted to ${hash}, MGF1 ${hash} and a salt of at most ${Number(algorithm.slice(2)) / 8} bytes; or use a plain RSA key`;
       }
     }

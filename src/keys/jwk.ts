@@ -53,7 +53,9 @@ function asPlainRsa(key: KeyObject): KeyObject {
  * The public members of an asymmetric key, copied one by one from Node's export — never a spread,
  * so a private member can never slip into a published key.
  */
-export function publicMembers(key: KeyObject): Pick<PublicJwk, 'kty' | 'n' | 'e' | 'crv' | 'x' | 'y'> {
+export function publicMembers(
+  key: KeyObject,
+): Pick<PublicJwk, 'kty' | 'n' | 'e' | 'crv' | 'x' | 'y'> {
   const publicKey = key.type === 'private' ? createPublicKey(key) : key;
   const jwk = asPlainRsa(publicKey).export({ format: 'jwk' }) as Record<string, string>;
   if (jwk.kty === 'RSA') return { kty: 'RSA', n: jwk.n!, e: jwk.e! };
@@ -75,14 +77,22 @@ export function toPublicJwk(kid: string, algorithm: Algorithm, key: KeyObject): 
 export function importPublicJwk(
   jwk: unknown,
   allowed: ReadonlySet<Algorithm>,
-): { kid: string | undefined; algorithm: Algorithm; key: KeyObject } | { skip: string } | { error: string } {
-  if (jwk === null || typeof jwk !== 'object' || Array.isArray(jwk)) return { error: 'is not a JSON object' };
+):
+  | { kid: string | undefined; algorithm: Algorithm; key: KeyObject }
+  | { skip: string }
+  | { error: string } {
+  if (jwk === null || typeof jwk !== 'object' || Array.isArray(jwk))
+    return { error: 'is not a JSON object' };
   const entry = jwk as Record<string, unknown>;
   for (const member of PRIVATE_JWK_MEMBERS) {
     if (member in entry) return { error: `carries private or secret key material ("${member}")` };
   }
-  if (entry.use !== undefined && entry.use !== 'sig') return { skip: `is for "${String(entry.use)}", not signatures` };
-  if (entry.key_ops !== undefined && !(Array.isArray(entry.key_ops) && entry.key_ops.includes('verify'))) {
+  if (entry.use !== undefined && entry.use !== 'sig')
+    return { skip: `is for "${String(entry.use)}", not signatures` };
+  if (
+    entry.key_ops !== undefined &&
+    !(Array.isArray(entry.key_ops) && entry.key_ops.includes('verify'))
+  ) {
     return { skip: 'its key_ops do not include "verify"' };
   }
   const kid = entry.kid;
@@ -90,8 +100,10 @@ export function importPublicJwk(
     return { error: 'has a kid that is not a string of 1 to 256 characters' };
   }
   const alg = entry.alg;
-  if (alg === undefined) return { error: 'has no "alg"; every key must be pinned to one algorithm' };
-  if (!isAlgorithm(alg) || isSymmetric(alg) || !allowed.has(alg)) return { error: `has an algorithm that is not accepted (${JSON.stringify(alg)})` };
+  if (alg === undefined)
+    return { error: 'has no "alg"; every key must be pinned to one algorithm' };
+  if (!isAlgorithm(alg) || isSymmetric(alg) || !allowed.has(alg))
+    return { error: `has an algorithm that is not accepted (${JSON.stringify(alg)})` };
   let members: Record<string, unknown>;
   if (entry.kty === 'RSA') members = { kty: 'RSA', n: entry.n, e: entry.e };
   else if (entry.kty === 'EC') members = { kty: 'EC', crv: entry.crv, x: entry.x, y: entry.y };

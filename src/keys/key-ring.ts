@@ -57,7 +57,9 @@ function toKeyObject(
   }
   try {
     if (kind === 'secret') {
-      return createSecretKey(typeof material === 'string' ? Buffer.from(material, 'utf8') : material);
+      return createSecretKey(
+        typeof material === 'string' ? Buffer.from(material, 'utf8') : material,
+      );
     }
     if (kind === 'private') return createPrivateKey(material);
     return createPublicKey(material);
@@ -70,7 +72,9 @@ function toKeyObject(
 
 /** RFC 7638 thumbprint: SHA-256 over the required JWK members in lexicographic order. */
 export function jwkThumbprint(key: KeyObject): string {
-  const jwk = (key.type === 'secret' ? key.export({ format: 'jwk' }) : publicMembers(key)) as Record<string, string>;
+  const jwk = (
+    key.type === 'secret' ? key.export({ format: 'jwk' }) : publicMembers(key)
+  ) as Record<string, string>;
   const members =
     jwk.kty === 'RSA'
       ? { e: jwk.e, kty: jwk.kty, n: jwk.n }
@@ -94,17 +98,24 @@ function checkPair(option: string, algorithm: Algorithm, priv: KeyObject, pub: K
 /** `at` names the option in errors; `secretAt` lets the `secret` shorthand report itself as `secret`. */
 function buildKey(config: KeyConfig, at: string, secretAt = `${at}.secret`): RingKey {
   if (config === null || typeof config !== 'object') {
-    throw new AuthConfigError(at, 'must be an object like { algorithm, secret } or { algorithm, privateKey }');
+    throw new AuthConfigError(
+      at,
+      'must be an object like { algorithm, secret } or { algorithm, privateKey }',
+    );
   }
   const { algorithm } = config;
   if (!isAlgorithm(algorithm)) {
-    throw new AuthConfigError(`${at}.algorithm`, `must be one of HS256, HS384, HS512, RS256, RS384, RS512, PS256, ES256, ES384 (got ${JSON.stringify(algorithm)})`);
+    throw new AuthConfigError(
+      `${at}.algorithm`,
+      `must be one of HS256, HS384, HS512, RS256, RS384, RS512, PS256, ES256, ES384 (got ${JSON.stringify(algorithm)})`,
+    );
   }
   const verifyOnly = config.verifyOnly === true;
   let signingKey: KeyObject | undefined;
   let verifyKey: KeyObject;
   if (isSymmetric(algorithm)) {
-    if (config.secret === undefined) throw new AuthConfigError(secretAt, `is required for ${algorithm}`);
+    if (config.secret === undefined)
+      throw new AuthConfigError(secretAt, `is required for ${algorithm}`);
     if (config.privateKey !== undefined || config.publicKey !== undefined) {
       throw new AuthConfigError(at, `${algorithm} takes a secret, not privateKey/publicKey`);
     }
@@ -113,11 +124,15 @@ function buildKey(config: KeyConfig, at: string, secretAt = `${at}.secret`): Rin
     if (problem) throw new AuthConfigError(secretAt, problem);
   } else {
     if (config.secret !== undefined) {
-      throw new AuthConfigError(`${at}.secret`, `${algorithm} takes privateKey/publicKey, not a secret`);
+      throw new AuthConfigError(
+        `${at}.secret`,
+        `${algorithm} takes privateKey/publicKey, not a secret`,
+      );
     }
     if (config.privateKey !== undefined) {
       signingKey = toKeyObject(`${at}.privateKey`, config.privateKey, 'private');
-      if (signingKey.type !== 'private') throw new AuthConfigError(`${at}.privateKey`, 'is not a private key');
+      if (signingKey.type !== 'private')
+        throw new AuthConfigError(`${at}.privateKey`, 'is not a private key');
       const problem = keyMismatch(algorithm, signingKey);
       if (problem) throw new AuthConfigError(`${at}.privateKey`, problem);
     }
@@ -127,11 +142,15 @@ function buildKey(config: KeyConfig, at: string, secretAt = `${at}.secret`): Rin
     } else if (signingKey) {
       verifyKey = createPublicKey(signingKey);
     } else {
-      throw new AuthConfigError(at, `${algorithm} needs a publicKey (or a privateKey to derive it from)`);
+      throw new AuthConfigError(
+        at,
+        `${algorithm} needs a publicKey (or a privateKey to derive it from)`,
+      );
     }
     const problem = keyMismatch(algorithm, verifyKey);
     if (problem) throw new AuthConfigError(`${at}.publicKey`, problem);
-    if (signingKey && config.publicKey !== undefined) checkPair(at, algorithm, signingKey, verifyKey);
+    if (signingKey && config.publicKey !== undefined)
+      checkPair(at, algorithm, signingKey, verifyKey);
   }
   const kid = config.kid ?? jwkThumbprint(verifyKey);
   if (typeof kid !== 'string' || kid.length === 0 || kid.length > 256) {
@@ -141,7 +160,10 @@ function buildKey(config: KeyConfig, at: string, secretAt = `${at}.secret`): Rin
 }
 
 /** Builds the key ring from `secret` or `keys`, validating everything once. */
-export function createKeyRing(options: { secret?: KeyMaterial; keys?: readonly KeyConfig[] }): KeyRing {
+export function createKeyRing(options: {
+  secret?: KeyMaterial;
+  keys?: readonly KeyConfig[];
+}): KeyRing {
   const { secret, keys } = options;
   if (secret !== undefined && keys !== undefined) {
     throw new AuthConfigError('secret', 'give either `secret` or `keys`, not both');
@@ -166,7 +188,10 @@ export function createKeyRing(options: { secret?: KeyMaterial; keys?: readonly K
       : configs.map((config, index) => buildKey(config, `keys[${index}]`));
   const signer = ring.find((key) => key.signingKey !== undefined);
   if (!signer) {
-    throw new AuthConfigError('keys', 'no key can sign: give the first active key a secret or privateKey, and do not mark every key verifyOnly');
+    throw new AuthConfigError(
+      'keys',
+      'no key can sign: give the first active key a secret or privateKey, and do not mark every key verifyOnly',
+    );
   }
   return ringOf(ring, () => signer);
 }
@@ -184,7 +209,8 @@ export function createVerifyRing(keys: readonly RingKey[]): KeyRing {
 function ringOf(ring: readonly RingKey[], signer: () => RingKey): KeyRing {
   const byKid = new Map<string, RingKey>();
   for (const key of ring) {
-    if (byKid.has(key.kid)) throw new AuthConfigError('keys', `two keys share the kid ${JSON.stringify(key.kid)}`);
+    if (byKid.has(key.kid))
+      throw new AuthConfigError('keys', `two keys share the kid ${JSON.stringify(key.kid)}`);
     byKid.set(key.kid, key);
   }
   return {
@@ -216,6 +242,8 @@ function ringOf(ring: readonly RingKey[], signer: () => RingKey): KeyRing {
  */
 export function publicJwks(ring: KeyRing): { keys: PublicJwk[] } {
   return {
-    keys: ring.keys.filter((key) => !isSymmetric(key.algorithm)).map((key) => toPublicJwk(key.kid, key.algorithm, key.verifyKey)),
+    keys: ring.keys
+      .filter((key) => !isSymmetric(key.algorithm))
+      .map((key) => toPublicJwk(key.kid, key.algorithm, key.verifyKey)),
   };
 }

@@ -43,7 +43,10 @@ async function readLimited(response: Response, limit: number): Promise<string> {
 }
 
 /** Parses and validates a JWKS body into ring keys; throws when nothing usable is in it. */
-export function parseJwks(text: string, algorithms: ReadonlySet<Algorithm>): { keys: RingKey[]; report: JwksRefresh } {
+export function parseJwks(
+  text: string,
+  algorithms: ReadonlySet<Algorithm>,
+): { keys: RingKey[]; report: JwksRefresh } {
   let body: unknown;
   try {
     body = JSON.parse(text);
@@ -71,10 +74,19 @@ export function parseJwks(text: string, algorithms: ReadonlySet<Algorithm>): { k
       continue;
     }
     seen.add(kid);
-    keys.push({ kid, algorithm: result.algorithm, signingKey: undefined, verifyKey: result.key, verifyOnly: true });
+    keys.push({
+      kid,
+      algorithm: result.algorithm,
+      signingKey: undefined,
+      verifyKey: result.key,
+      verifyOnly: true,
+    });
     report.kids.push(kid);
   }
-  if (keys.length === 0) throw new Error(`the JWKS has no usable signing key${report.rejected.length ? ` (${report.rejected.map((r) => r.reason).join('; ')})` : ''}`);
+  if (keys.length === 0)
+    throw new Error(
+      `the JWKS has no usable signing key${report.rejected.length ? ` (${report.rejected.map((r) => r.reason).join('; ')})` : ''}`,
+    );
   return { keys, report };
 }
 
@@ -123,12 +135,20 @@ export class RemoteKeySet {
         await response.body?.cancel();
         throw new Error(`the JWKS answered HTTP ${response.status}`);
       }
-      const { keys, report } = parseJwks(await readLimited(response, MAX_JWKS_BYTES), this.options.algorithms);
+      const { keys, report } = parseJwks(
+        await readLimited(response, MAX_JWKS_BYTES),
+        this.options.algorithms,
+      );
       this.options.onKeys(createVerifyRing(keys), report);
       this.loadedAt = Date.now();
       return true;
     } catch (cause) {
-      this.options.onError(new Error(`koa-jwt-redis: could not load the JWKS from ${this.options.uri.origin}${this.options.uri.pathname}: ${this.describe(cause)}; keeping the last good keys`, { cause }));
+      this.options.onError(
+        new Error(
+          `koa-jwt-redis: could not load the JWKS from ${this.options.uri.origin}${this.options.uri.pathname}: ${this.describe(cause)}; keeping the last good keys`,
+          { cause },
+        ),
+      );
       return false;
     }
   }

@@ -61,13 +61,15 @@ let insecureWarned = false;
 
 function plainObject(name: string, value: unknown): Record<string, unknown> {
   if (value === undefined) return {};
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new AuthConfigError(name, 'must be an object');
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new AuthConfigError(name, 'must be an object');
   return value as Record<string, unknown>;
 }
 
 function only(name: string, value: Record<string, unknown>, known: string[]): void {
   for (const key of Object.keys(value)) {
-    if (!known.includes(key)) throw new AuthConfigError(`${name}.${key}`, `is not an option; known: ${known.join(', ')}`);
+    if (!known.includes(key))
+      throw new AuthConfigError(`${name}.${key}`, `is not an option; known: ${known.join(', ')}`);
   }
 }
 
@@ -80,7 +82,10 @@ function bool(name: string, value: unknown, fallback: boolean): boolean {
 function cookieName(name: string, value: unknown, fallback: string): string {
   if (value === undefined) return fallback;
   if (typeof value !== 'string' || !COOKIE_NAME.test(value) || /^__(host|secure)-/i.test(value)) {
-    throw new AuthConfigError(name, 'must be a cookie name (letters, digits, -, _, …) without a __Host-/__Secure- prefix (added when `secure`)');
+    throw new AuthConfigError(
+      name,
+      'must be a cookie name (letters, digits, -, _, …) without a __Host-/__Secure- prefix (added when `secure`)',
+    );
   }
   return value;
 }
@@ -92,8 +97,15 @@ function origin(name: string, value: unknown): string {
   } catch {
     parsed = undefined;
   }
-  if (!parsed || (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') || parsed.origin !== String(value).replace(/\/$/, '').toLowerCase()) {
-    throw new AuthConfigError(name, `must be an origin like "https://app.example.com" (scheme, host, optional port; got ${JSON.stringify(value)})`);
+  if (
+    !parsed ||
+    (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') ||
+    parsed.origin !== String(value).replace(/\/$/, '').toLowerCase()
+  ) {
+    throw new AuthConfigError(
+      name,
+      `must be an origin like "https://app.example.com" (scheme, host, optional port; got ${JSON.stringify(value)})`,
+    );
   }
   return parsed.origin;
 }
@@ -102,7 +114,10 @@ function origin(name: string, value: unknown): string {
 export function resolveWebOptions(input: WebOptionsInput): WebOptions {
   const tokenDelivery = input.tokenDelivery ?? 'json';
   if (tokenDelivery !== 'json' && tokenDelivery !== 'cookie' && tokenDelivery !== 'both') {
-    throw new AuthConfigError('tokenDelivery', `must be 'json', 'cookie' or 'both' (got ${JSON.stringify(tokenDelivery)})`);
+    throw new AuthConfigError(
+      'tokenDelivery',
+      `must be 'json', 'cookie' or 'both' (got ${JSON.stringify(tokenDelivery)})`,
+    );
   }
   const cookieMode = tokenDelivery !== 'json';
   const tokenSources = input.tokenSources ?? (cookieMode ? ['header', 'cookie'] : ['header']);
@@ -112,10 +127,16 @@ export function resolveWebOptions(input: WebOptionsInput): WebOptions {
     new Set(tokenSources).size !== tokenSources.length ||
     !tokenSources.every((s) => s === 'header' || s === 'cookie')
   ) {
-    throw new AuthConfigError('tokenSources', "must list 'header' and/or 'cookie' once each, in the order to look, e.g. ['header', 'cookie']");
+    throw new AuthConfigError(
+      'tokenSources',
+      "must list 'header' and/or 'cookie' once each, in the order to look, e.g. ['header', 'cookie']",
+    );
   }
   if (tokenSources.includes('cookie') && !cookieMode) {
-    throw new AuthConfigError('tokenSources', "reading the cookie needs tokenDelivery 'cookie' or 'both' (which also turns on CSRF protection)");
+    throw new AuthConfigError(
+      'tokenSources',
+      "reading the cookie needs tokenDelivery 'cookie' or 'both' (which also turns on CSRF protection)",
+    );
   }
 
   const cookies = plainObject('cookies', input.cookies);
@@ -126,7 +147,11 @@ export function resolveWebOptions(input: WebOptionsInput): WebOptions {
     throw new AuthConfigError('cookies.sameSite', "must be 'lax', 'strict' or 'none'");
   }
   const sameSite = SAME_SITE[sameSiteInput as keyof typeof SAME_SITE];
-  if (sameSite === 'None' && !secure) throw new AuthConfigError('cookies.sameSite', "'none' needs `secure: true` (browsers drop such cookies)");
+  if (sameSite === 'None' && !secure)
+    throw new AuthConfigError(
+      'cookies.sameSite',
+      "'none' needs `secure: true` (browsers drop such cookies)",
+    );
   const prefixed = bool('cookies.prefix', cookies.prefix, true) && secure;
   const names = plainObject('cookies.names', cookies.names);
   only('cookies.names', names, ['access', 'refresh', 'csrf']);
@@ -135,18 +160,29 @@ export function resolveWebOptions(input: WebOptionsInput): WebOptions {
     refresh: cookieName('cookies.names.refresh', names.refresh, 'refresh_token'),
     csrf: cookieName('cookies.names.csrf', names.csrf, 'csrf_token'),
   };
-  if (new Set(Object.values(base)).size !== 3) throw new AuthConfigError('cookies.names', 'must be three different names');
+  if (new Set(Object.values(base)).size !== 3)
+    throw new AuthConfigError('cookies.names', 'must be three different names');
 
   const csrf = plainObject('csrf', input.csrf);
   only('csrf', csrf, ['header', 'allowedOrigins', 'requireAuth']);
   const header = csrf.header ?? 'x-csrf-token';
-  if (typeof header !== 'string' || !HEADER_NAME.test(header) || ['authorization', 'cookie', 'origin', 'referer'].includes(header.toLowerCase())) {
+  if (
+    typeof header !== 'string' ||
+    !HEADER_NAME.test(header) ||
+    ['authorization', 'cookie', 'origin', 'referer'].includes(header.toLowerCase())
+  ) {
     throw new AuthConfigError('csrf.header', 'must be a custom header name such as "x-csrf-token"');
   }
   const allowed = csrf.allowedOrigins ?? [];
-  if (!Array.isArray(allowed)) throw new AuthConfigError('csrf.allowedOrigins', 'must be an array of origins');
+  if (!Array.isArray(allowed))
+    throw new AuthConfigError('csrf.allowedOrigins', 'must be an array of origins');
 
-  if (cookieMode && process.env.NODE_ENV === 'production' && (!secure || sameSite === 'None') && !insecureWarned) {
+  if (
+    cookieMode &&
+    process.env.NODE_ENV === 'production' &&
+    (!secure || sameSite === 'None') &&
+    !insecureWarned
+  ) {
     insecureWarned = true;
     process.emitWarning(
       `koa-jwt-redis: token cookies are ${!secure ? 'not Secure (sent over plain http)' : 'SameSite=None (sent on cross-site requests)'}; use the defaults (secure: true, sameSite: 'lax') in production.`,
@@ -183,16 +219,21 @@ export function readCookie(ctx: Pick<Context, 'get'>, name: string): string | un
     const eq = part.indexOf('=');
     if (eq < 0 || part.slice(0, eq).trim() !== name) continue;
     let value = part.slice(eq + 1).trim();
-    if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
+    if (value.length >= 2 && value.startsWith('"') && value.endsWith('"'))
+      value = value.slice(1, -1);
     return value.length > 0 ? value : undefined;
   }
   return undefined;
 }
 
 /** The request's access token and where it was found, looking in `tokenSources` order. */
-export function findAccessToken(ctx: Pick<Context, 'get' | 'headers'>, web: WebOptions): { token: string; source: TokenSource } | undefined {
+export function findAccessToken(
+  ctx: Pick<Context, 'get' | 'headers'>,
+  web: WebOptions,
+): { token: string; source: TokenSource } | undefined {
   for (const source of web.tokenSources) {
-    const token = source === 'header' ? bearerToken(ctx) : readCookie(ctx, web.cookies.names.access);
+    const token =
+      source === 'header' ? bearerToken(ctx) : readCookie(ctx, web.cookies.names.access);
     if (token !== undefined) return { token, source };
   }
   return undefined;
@@ -209,7 +250,14 @@ export class TokenCookies {
     private readonly refreshTokenTtl: number,
   ) {}
 
-  private write(ctx: Context, name: string, value: string, path: string, maxAge: number, httpOnly: boolean): void {
+  private write(
+    ctx: Context,
+    name: string,
+    value: string,
+    path: string,
+    maxAge: number,
+    httpOnly: boolean,
+  ): void {
     const { secure, sameSite } = this.web.cookies;
     const parts = [`${name}=${value}`, `Path=${path}`, `Max-Age=${maxAge}`];
     if (maxAge === 0) parts.push('Expires=Thu, 01 Jan 1970 00:00:00 GMT');
@@ -226,7 +274,10 @@ export class TokenCookies {
     this.write(ctx, names.refresh, pair.refresh_token, refreshPath, this.refreshTokenTtl, true);
     // The double-submit token: readable by the page's script, which echoes it in a header.
     const current = readCookie(ctx, names.csrf);
-    const csrf = !rotateCsrf && current !== undefined && /^[A-Za-z0-9_-]{22,64}$/.test(current) ? current : randomBytes(24).toString('base64url');
+    const csrf =
+      !rotateCsrf && current !== undefined && /^[A-Za-z0-9_-]{22,64}$/.test(current)
+        ? current
+        : randomBytes(24).toString('base64url');
     this.write(ctx, names.csrf, csrf, '/', this.refreshTokenTtl, false);
   }
 
@@ -239,4 +290,5 @@ export class TokenCookies {
 }
 
 /** True when the request carries an Authorization bearer header (not an ambient credential). */
-export const hasBearerHeader = (ctx: Pick<Context, 'headers'>): boolean => bearerToken(ctx) !== undefined;
+export const hasBearerHeader = (ctx: Pick<Context, 'headers'>): boolean =>
+  bearerToken(ctx) !== undefined;

@@ -35,8 +35,12 @@ export function checkOrigin(ctx: Context, web: WebOptions): void {
       source = 'null';
     }
   }
-  if (source !== 'null' && (source === ownOrigin(ctx) || web.csrf.allowedOrigins.has(source))) return;
-  throw new AuthError('origin_forbidden', 'Requests from this origin may not use the session cookies.');
+  if (source !== 'null' && (source === ownOrigin(ctx) || web.csrf.allowedOrigins.has(source)))
+    return;
+  throw new AuthError(
+    'origin_forbidden',
+    'Requests from this origin may not use the session cookies.',
+  );
 }
 
 function sameSecret(a: string, b: string): boolean {
@@ -56,10 +60,17 @@ export type CsrfProof = 'session' | 'pre-session';
 export function checkCsrf(ctx: Context, web: WebOptions, proof: CsrfProof): void {
   checkOrigin(ctx, web);
   const sent = ctx.get(web.csrf.header);
-  if (!sent) throw new AuthError('csrf_failed', `Send the ${web.csrf.header} header with this request (the value of the ${web.cookies.names.csrf} cookie).`);
+  if (!sent)
+    throw new AuthError(
+      'csrf_failed',
+      `Send the ${web.csrf.header} header with this request (the value of the ${web.cookies.names.csrf} cookie).`,
+    );
   if (proof === 'pre-session') return;
   const expected = readCookie(ctx, web.cookies.names.csrf);
   if (expected === undefined || !sameSecret(sent, expected)) {
-    throw new AuthError('csrf_failed', `The ${web.csrf.header} header does not match the ${web.cookies.names.csrf} cookie.`);
+    throw new AuthError(
+      'csrf_failed',
+      `The ${web.csrf.header} header does not match the ${web.cookies.names.csrf} cookie.`,
+    );
   }
 }

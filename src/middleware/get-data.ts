@@ -7,7 +7,10 @@ import type { AuthMiddlewareOptions, AuthState } from './state.js';
  * Optional authentication: a valid token sets `ctx.state.user`; none or a bad one leaves it
  * undefined (the reason on `ctx.state.authError`). Never fails the request.
  */
-export function createGetData(host: MiddlewareHost, options?: AuthMiddlewareOptions): Middleware<AuthState> {
+export function createGetData(
+  host: MiddlewareHost,
+  options?: AuthMiddlewareOptions,
+): Middleware<AuthState> {
   const authenticate = createAuthenticate(host, options);
   return async function getData(ctx, next) {
     try {

@@ -19,15 +19,24 @@ export const JWKS_DEFAULTS = { path: '/.well-known/jwks.json', maxAge: 300 } as 
  * Serves a JWK Set on GET and HEAD of one path; every other request passes through. The body,
  * its ETag and the headers are computed here, once: a request only compares and sends them.
  */
-export function createJwksMiddleware(set: { keys: PublicJwk[] }, options: JwksOptions = {}): Middleware {
-  if (options === null || typeof options !== 'object') throw new TypeError('koa-jwt-redis: jwks() options must be an object');
+export function createJwksMiddleware(
+  set: { keys: PublicJwk[] },
+  options: JwksOptions = {},
+): Middleware {
+  if (options === null || typeof options !== 'object')
+    throw new TypeError('koa-jwt-redis: jwks() options must be an object');
   const { path = JWKS_DEFAULTS.path, maxAge = JWKS_DEFAULTS.maxAge } = options;
-  if (typeof path !== 'string' || !path.startsWith('/')) throw new TypeError('koa-jwt-redis: jwks() `path` must start with "/"');
+  if (typeof path !== 'string' || !path.startsWith('/'))
+    throw new TypeError('koa-jwt-redis: jwks() `path` must start with "/"');
   if (typeof maxAge !== 'number' || !Number.isInteger(maxAge) || maxAge < 0 || maxAge > 86_400) {
-    throw new TypeError('koa-jwt-redis: jwks() `maxAge` must be a whole number of seconds from 0 to 86400');
+    throw new TypeError(
+      'koa-jwt-redis: jwks() `maxAge` must be a whole number of seconds from 0 to 86400',
+    );
   }
   if (set.keys.length === 0) {
-    throw new Error('koa-jwt-redis: jwks() has nothing to publish: the key ring holds only HS secrets, which are never published. Add an RS*, PS256 or ES* key.');
+    throw new Error(
+      'koa-jwt-redis: jwks() has nothing to publish: the key ring holds only HS secrets, which are never published. Add an RS*, PS256 or ES* key.',
+    );
   }
   const body = JSON.stringify(set);
   const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;

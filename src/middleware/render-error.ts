@@ -30,7 +30,10 @@ function onAuthError(this: Context, error: unknown): void {
 export function throwAuthError(ctx: Context, error: AuthError, realm: string | undefined): never {
   if (realm !== undefined && error.headers['WWW-Authenticate']) {
     const params = error.headers['WWW-Authenticate'].slice('Bearer'.length).replace(/^ /, '');
-    error.headers = { ...error.headers, 'WWW-Authenticate': `Bearer realm="${realm}"${params ? `, ${params}` : ''}` };
+    error.headers = {
+      ...error.headers,
+      'WWW-Authenticate': `Bearer realm="${realm}"${params ? `, ${params}` : ''}`,
+    };
   }
   ctx.onerror = onAuthError;
   throw error;

@@ -5,14 +5,21 @@ import { throwAuthError } from './render-error.js';
 import type { AuthenticatedState, AuthMiddlewareOptions } from './state.js';
 
 /** 401 (or 503 when the store cannot answer) unless the request carries a valid access token. */
-export function createRequireAuth(host: MiddlewareHost, options?: AuthMiddlewareOptions): Middleware<AuthenticatedState> {
+export function createRequireAuth(
+  host: MiddlewareHost,
+  options?: AuthMiddlewareOptions,
+): Middleware<AuthenticatedState> {
   const authenticate = createAuthenticate(host, options);
   const { realm } = host.options;
   function fail(ctx: Parameters<Middleware>[0], error: unknown): never {
     if (error instanceof AuthError) throwAuthError(ctx, error, realm);
     throw error;
   }
-  function accept(ctx: Parameters<Middleware<AuthenticatedState>>[0], result: Authenticated, next: Next): Promise<unknown> {
+  function accept(
+    ctx: Parameters<Middleware<AuthenticatedState>>[0],
+    result: Authenticated,
+    next: Next,
+  ): Promise<unknown> {
     ctx.state.token = result.token;
     ctx.state.user = result.user;
     return next();
@@ -25,7 +32,11 @@ export function createRequireAuth(host: MiddlewareHost, options?: AuthMiddleware
     } catch (error) {
       return fail(ctx, error);
     }
-    if (result instanceof Promise) return result.then((done) => accept(ctx, done, next), (error: unknown) => fail(ctx, error));
+    if (result instanceof Promise)
+      return result.then(
+        (done) => accept(ctx, done, next),
+        (error: unknown) => fail(ctx, error),
+      );
     return accept(ctx, result, next);
   };
 }

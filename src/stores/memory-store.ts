@@ -27,8 +27,16 @@ export class MemoryStore implements SessionStore {
 
   /** The user's live sessions, pruned of expired ones. */
   private sessions(userId: string, now: number, create: true): Map<string, SessionRecord>;
-  private sessions(userId: string, now: number, create: false): Map<string, SessionRecord> | undefined;
-  private sessions(userId: string, now: number, create: boolean): Map<string, SessionRecord> | undefined {
+  private sessions(
+    userId: string,
+    now: number,
+    create: false,
+  ): Map<string, SessionRecord> | undefined;
+  private sessions(
+    userId: string,
+    now: number,
+    create: boolean,
+  ): Map<string, SessionRecord> | undefined {
     let map = this.users.get(userId);
     if (map) {
       for (const [id, record] of map) if (record.expiresAt <= now) map.delete(id);

@@ -28,7 +28,12 @@ interface ScriptedClient {
 const SESSION_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const META_FIELDS = Array.from({ length: META_CHUNKS }, (_, i) => `:${i}`);
 
-const ROTATION: Record<number, RotationResult> = { 0: 'missing', 1: 'rotated', 2: 'superseded', 3: 'reused' };
+const ROTATION: Record<number, RotationResult> = {
+  0: 'missing',
+  1: 'rotated',
+  2: 'superseded',
+  3: 'reused',
+};
 
 export interface RedisStoreOptions {
   keyPrefix: string;
@@ -96,8 +101,24 @@ export class RedisStore implements SessionStore {
   }
 
   async create(userId: string, s: NewSession, maxSessions: number): Promise<void> {
-    const core = packCore({ jti: s.jti, previousJti: '', rotatedAt: 0, createdAt: s.now, expiresAt: s.expiresAt });
-    await this.bounded(this.client.kjrCreateSession(this.key(userId), s.sessionId, core, s.expiresAt, s.now, maxSessions, ...packMeta(s)));
+    const core = packCore({
+      jti: s.jti,
+      previousJti: '',
+      rotatedAt: 0,
+      createdAt: s.now,
+      expiresAt: s.expiresAt,
+    });
+    await this.bounded(
+      this.client.kjrCreateSession(
+        this.key(userId),
+        s.sessionId,
+        core,
+        s.expiresAt,
+        s.now,
+        maxSessions,
+        ...packMeta(s),
+      ),
+    );
   }
 
   async rotate(userId: string, r: Rotation): Promise<RotationResult> {
@@ -120,7 +141,9 @@ export class RedisStore implements SessionStore {
 
   async get(userId: string, sessionId: string, now: number): Promise<SessionRecord | undefined> {
     if (!SESSION_ID.test(sessionId)) return undefined;
-    const [core, ...meta] = await this.bounded(this.client.hmget(this.key(userId), sessionId, ...META_FIELDS.map((n) => `${sessionId}${n}`)));
+    const [core, ...meta] = await this.bounded(
+      this.client.hmget(this.key(userId), sessionId, ...META_FIELDS.map((n) => `${sessionId}${n}`)),
+    );
     const record = core ? unpackSession(sessionId, core, meta.join('')) : undefined;
     return record && record.expiresAt > now ? record : undefined;
   }
@@ -133,7 +156,10 @@ export class RedisStore implements SessionStore {
 
   async revoke(userId: string, sessionId: string): Promise<boolean> {
     if (!SESSION_ID.test(sessionId)) return false;
-    return (await this.bounded(this.client.kjrRevokeSession(this.key(userId), sessionId, Date.now()))) > 0;
+    return (
+      (await this.bounded(this.client.kjrRevokeSession(this.key(userId), sessionId, Date.now()))) >
+      0
+    );
   }
 
   async revokeAll(userId: string, now: number): Promise<number> {
@@ -145,7 +171,11 @@ export class RedisStore implements SessionStore {
     const sessions: SessionRecord[] = [];
     for (const [field, core] of Object.entries(all)) {
       if (field.includes(':')) continue;
-      const record = unpackSession(field, core, META_FIELDS.map((n) => all[`${field}${n}`] ?? '').join(''));
+      const record = unpackSession(
+        field,
+        core,
+        META_FIELDS.map((n) => all[`${field}${n}`] ?? '').join(''),
+      );
       if (record && record.expiresAt > now) sessions.push(record);
     }
     return sessions.sort((a, b) => a.createdAt - b.createdAt);

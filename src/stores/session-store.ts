@@ -68,7 +68,9 @@ const SEP = '|';
  * one is stored as given. Times are base-36 milliseconds (8 characters); lastUsedAt is the last
  * rotation, else creation.
  */
-export function packCore(s: Pick<SessionRecord, 'jti' | 'previousJti' | 'rotatedAt' | 'createdAt' | 'expiresAt'>): string {
+export function packCore(
+  s: Pick<SessionRecord, 'jti' | 'previousJti' | 'rotatedAt' | 'createdAt' | 'expiresAt'>,
+): string {
   const rotated = s.rotatedAt > 0 ? s.rotatedAt.toString(36) : '';
   return `${compactUuid(s.jti)}${SEP}${s.previousJti}${SEP}${rotated}${SEP}${s.createdAt.toString(36)}${SEP}${s.expiresAt.toString(36)}`;
 }
@@ -109,7 +111,8 @@ export function packMeta(s: Pick<SessionRecord, 'ip' | 'userAgent'>): string[] {
   if (s.ip === '' && s.userAgent === '') return [];
   const meta = `${s.ip}${SEP}${s.userAgent}`;
   const chunks: string[] = [];
-  for (let i = 0; i < meta.length && chunks.length < META_CHUNKS; i += META_CHUNK) chunks.push(meta.slice(i, i + META_CHUNK));
+  for (let i = 0; i < meta.length && chunks.length < META_CHUNKS; i += META_CHUNK)
+    chunks.push(meta.slice(i, i + META_CHUNK));
   return chunks;
 }
 
@@ -118,10 +121,20 @@ export function coreExpiresAt(core: string): number {
   return parseInt(core.slice(core.lastIndexOf(SEP) + 1), 36);
 }
 
-export function unpackSession(sessionId: string, core: string, meta: string): SessionRecord | undefined {
+export function unpackSession(
+  sessionId: string,
+  core: string,
+  meta: string,
+): SessionRecord | undefined {
   const parts = core.split(SEP);
   if (parts.length !== 5) return undefined;
-  const [jti, previousJti, rotated, created, expires] = parts as [string, string, string, string, string];
+  const [jti, previousJti, rotated, created, expires] = parts as [
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
   const rotatedAt = rotated === '' ? 0 : parseInt(rotated, 36);
   const createdAt = parseInt(created, 36);
   // The ip has no separator in it; the user agent may.

@@ -1,6 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { appClaims, tokenPair } from '../tokens/issue.js';
-import { isPrototypeKey, RESERVED_CLAIMS, type RefreshTokenPayload, type TokenPair, type TokenUser } from '../tokens/claims.js';
+import {
+  isPrototypeKey,
+  RESERVED_CLAIMS,
+  type RefreshTokenPayload,
+  type TokenPair,
+  type TokenUser,
+} from '../tokens/claims.js';
 import type { StrategyContext } from './types.js';
 
 /** A signed pair not yet handed out: session strategies record `jti` before returning `pair`. */

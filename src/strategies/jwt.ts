@@ -11,7 +11,11 @@ import type { IssueOptions, StrategyContext, TokenStrategy, WriteOptions } from 
 export function jwtStrategy(context: StrategyContext): TokenStrategy {
   const { tokens, options } = context;
   const unsupported = (helper: string) =>
-    new UnsupportedError('jwt', helper, 'it keeps no server-side sessions; use the "redis" strategy');
+    new UnsupportedError(
+      'jwt',
+      helper,
+      'it keeps no server-side sessions; use the "redis" strategy',
+    );
 
   return {
     readToken(token) {
@@ -28,7 +32,13 @@ export function jwtStrategy(context: StrategyContext): TokenStrategy {
 
     async generateTokens(user: TokenUser, issue?: IssueOptions): Promise<TokenPair> {
       const sub = userIdOf(user);
-      const { pair } = signPair(context, sub, newSessionId(), appClaims(user, options.userFields, issue?.claims), Date.now());
+      const { pair } = signPair(
+        context,
+        sub,
+        newSessionId(),
+        appClaims(user, options.userFields, issue?.claims),
+        Date.now(),
+      );
       context.events.emit('login', { userId: sub });
       return pair;
     },

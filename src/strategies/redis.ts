@@ -1,9 +1,21 @@
 import { AuthError, storeUnavailable } from '../errors.js';
 import type { AuthUser, RefreshTokenPayload, TokenPair, TokenUser } from '../tokens/claims.js';
-import { appClaims, newSessionId, normalizeUserId, sessionMeta, userIdOf } from '../tokens/issue.js';
+import {
+  appClaims,
+  newSessionId,
+  normalizeUserId,
+  sessionMeta,
+  userIdOf,
+} from '../tokens/issue.js';
 import type { SessionRecord } from '../stores/session-store.js';
 import { refreshedClaims, signPair } from './issuing.js';
-import type { IssueOptions, SessionInfo, StrategyContext, TokenStrategy, WriteOptions } from './types.js';
+import type {
+  IssueOptions,
+  SessionInfo,
+  StrategyContext,
+  TokenStrategy,
+  WriteOptions,
+} from './types.js';
 
 const revoked = () => new AuthError('token_revoked', 'The session has ended; log in again.');
 
@@ -58,7 +70,10 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
     return payload;
   }
 
-  async function startSession(user: TokenUser, issue: IssueOptions | undefined): Promise<TokenPair> {
+  async function startSession(
+    user: TokenUser,
+    issue: IssueOptions | undefined,
+  ): Promise<TokenPair> {
     const sub = userIdOf(user);
     const claims = appClaims(user, options.userFields, issue?.claims);
     const meta = sessionMeta(issue);
@@ -67,7 +82,11 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
     const pending = signPair(context, sub, sessionId, claims, now);
     // Recorded before it is returned: a token Redis did not store is never handed out.
     await stored('login', () =>
-      store.create(sub, { sessionId, jti: pending.jti, now, expiresAt: pending.expiresAt, ...meta }, options.maxSessionsPerUser),
+      store.create(
+        sub,
+        { sessionId, jti: pending.jti, now, expiresAt: pending.expiresAt, ...meta },
+        options.maxSessionsPerUser,
+      ),
     );
     events.emit('login', { userId: sub, sessionId, ...eventMeta(meta) });
     return pending.pair;
@@ -90,7 +109,12 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
       if (kind === 'refresh') return (await startSession(user, write)).refresh_token;
       const claims = appClaims(user, options.userFields, write?.claims);
       const sid = write?.sessionId;
-      return tokens.sign('access', sid === undefined ? { ...claims, sub: userIdOf(user) } : { ...claims, sub: userIdOf(user), sid }).token;
+      return tokens.sign(
+        'access',
+        sid === undefined
+          ? { ...claims, sub: userIdOf(user) }
+          : { ...claims, sub: userIdOf(user), sid },
+      ).token;
     },
 
     generateTokens: startSession,
@@ -102,7 +126,9 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
       } catch {
         return false;
       }
-      const record = await stored('checkRefreshToken', () => store.get(payload.sub, payload.sid, Date.now()));
+      const record = await stored('checkRefreshToken', () =>
+        store.get(payload.sub, payload.sid, Date.now()),
+      );
       return record !== undefined && record.jti === payload.jti;
     },
 
@@ -131,10 +157,16 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
           events.emit('refresh', { userId: payload.sub, sessionId: payload.sid, ...meta });
           return pending.pair;
         case 'superseded':
-          throw new AuthError('refresh_conflict', 'This refresh token was just rotated by a concurrent request; use the tokens that request received.');
+          throw new AuthError(
+            'refresh_conflict',
+            'This refresh token was just rotated by a concurrent request; use the tokens that request received.',
+          );
         case 'reused':
           events.emit('refresh_reused', { userId: payload.sub, sessionId: payload.sid, ...meta });
-          throw new AuthError('refresh_reused', 'This refresh token was already used; the session has been revoked.');
+          throw new AuthError(
+            'refresh_reused',
+            'This refresh token was already used; the session has been revoked.',
+          );
         default:
           throw revoked();
       }
@@ -169,7 +201,8 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
 
     async revokeSession(userId, sessionId) {
       const id = normalizeUserId(userId);
-      if (typeof sessionId !== 'string' || sessionId.length === 0 || sessionId.length > 64) return false;
+      if (typeof sessionId !== 'string' || sessionId.length === 0 || sessionId.length > 64)
+        return false;
       const removed = await stored('revokeSession', () => store.revoke(id, sessionId));
       if (removed) events.emit('logout', { userId: id, sessionId });
       return removed;

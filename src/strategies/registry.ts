@@ -16,14 +16,20 @@ export class StrategyRegistry {
   /** Adds a strategy (an object, or a factory given the instance's keys and store). A taken name throws. */
   register(name: string, strategy: TokenStrategy | StrategyFactory): this {
     if (typeof name !== 'string' || !NAME.test(name)) {
-      throw new TypeError(`koa-jwt-redis: a strategy name must be 1-64 letters, digits, "_", "." or "-" (got ${JSON.stringify(name)})`);
+      throw new TypeError(
+        `koa-jwt-redis: a strategy name must be 1-64 letters, digits, "_", "." or "-" (got ${JSON.stringify(name)})`,
+      );
     }
     if (this.strategies.has(name)) {
-      throw new Error(`koa-jwt-redis: a strategy named "${name}" is already registered; pick another name`);
+      throw new Error(
+        `koa-jwt-redis: a strategy named "${name}" is already registered; pick another name`,
+      );
     }
     const built = typeof strategy === 'function' ? strategy(this.context) : strategy;
     if (!built || typeof built.readToken !== 'function' || typeof built.writeToken !== 'function') {
-      throw new TypeError(`koa-jwt-redis: strategy "${name}" must implement readToken(token, options) and writeToken(user, kind)`);
+      throw new TypeError(
+        `koa-jwt-redis: strategy "${name}" must implement readToken(token, options) and writeToken(user, kind)`,
+      );
     }
     this.strategies.set(name, built);
     if (!this.defaultName) this.defaultName = name;
@@ -34,7 +40,9 @@ export class StrategyRegistry {
   get(name: string): TokenStrategy {
     const strategy = this.strategies.get(name);
     if (!strategy) {
-      throw new Error(`koa-jwt-redis: no strategy named "${name}"; registered: ${this.names().join(', ')}`);
+      throw new Error(
+        `koa-jwt-redis: no strategy named "${name}"; registered: ${this.names().join(', ')}`,
+      );
     }
     return strategy;
   }

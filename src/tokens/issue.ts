@@ -1,7 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import type { IssueOptions } from '../strategies/types.js';
 import { cleanMeta } from '../stores/session-store.js';
-import { isPrototypeKey, isWellFormed, RESERVED_CLAIMS, type TokenPair, type TokenUser } from './claims.js';
+import {
+  isPrototypeKey,
+  isWellFormed,
+  RESERVED_CLAIMS,
+  type TokenPair,
+  type TokenUser,
+} from './claims.js';
 
 const MAX_USER_ID_LENGTH = 256;
 
@@ -16,8 +22,16 @@ export function userIdOf(user: unknown): string {
 export function normalizeUserId(id: unknown): string {
   if (typeof id === 'number' && Number.isSafeInteger(id)) return String(id);
   // A lone surrogate has no UTF-8 form: it would fail when the Redis key is built, and two such ids could collide.
-  if (typeof id === 'string' && id.length > 0 && id.length <= MAX_USER_ID_LENGTH && isWellFormed(id)) return id;
-  throw new TypeError(`koa-jwt-redis: a user id must be a non-empty, well-formed string of at most ${MAX_USER_ID_LENGTH} characters or a safe integer`);
+  if (
+    typeof id === 'string' &&
+    id.length > 0 &&
+    id.length <= MAX_USER_ID_LENGTH &&
+    isWellFormed(id)
+  )
+    return id;
+  throw new TypeError(
+    `koa-jwt-redis: a user id must be a non-empty, well-formed string of at most ${MAX_USER_ID_LENGTH} characters or a safe integer`,
+  );
 }
 
 /** Session ids: 96 random bits (16 URL-safe characters): unguessable, and short because each is a field name in Redis (up to three per session). */
@@ -26,18 +40,28 @@ export function newSessionId(): string {
 }
 
 /** The app's claims for the access token: `userFields` copied from the user, then explicit claims. */
-export function appClaims(user: TokenUser, userFields: readonly string[], extra: Record<string, unknown> | undefined): Record<string, unknown> {
+export function appClaims(
+  user: TokenUser,
+  userFields: readonly string[],
+  extra: Record<string, unknown> | undefined,
+): Record<string, unknown> {
   const claims: Record<string, unknown> = {};
   for (const field of userFields) {
     if (user[field] !== undefined) claims[field] = user[field];
   }
   if (extra !== undefined) {
-    if (extra === null || typeof extra !== 'object') throw new TypeError('koa-jwt-redis: `claims` must be an object');
+    if (extra === null || typeof extra !== 'object')
+      throw new TypeError('koa-jwt-redis: `claims` must be an object');
     for (const [name, value] of Object.entries(extra)) {
       if (RESERVED_CLAIMS.has(name)) {
-        throw new TypeError(`koa-jwt-redis: the claim "${name}" is set by the library and cannot be given in \`claims\``);
+        throw new TypeError(
+          `koa-jwt-redis: the claim "${name}" is set by the library and cannot be given in \`claims\``,
+        );
       }
-      if (isPrototypeKey(name)) throw new TypeError(`koa-jwt-redis: "${name}" cannot be a claim name (jsonwebtoken cannot sign it)`);
+      if (isPrototypeKey(name))
+        throw new TypeError(
+          `koa-jwt-redis: "${name}" cannot be a claim name (jsonwebtoken cannot sign it)`,
+        );
       claims[name] = value;
     }
   }
@@ -54,5 +78,10 @@ export function sessionMeta(options: IssueOptions | undefined): { ip: string; us
 }
 
 export function tokenPair(access: string, refresh: string, expiresIn: number): TokenPair {
-  return { access_token: access, refresh_token: refresh, token_type: 'bearer', expires_in: expiresIn };
+  return {
+    access_token: access,
+    refresh_token: refresh,
+    token_type: 'bearer',
+    expires_in: expiresIn,
+  };
 }

@@ -31,7 +31,8 @@ export interface TokenServiceOptions {
 
 type Payload<K extends TokenKind> = K extends 'access' ? AccessTokenPayload : RefreshTokenPayload;
 
-const invalid = (message: string, cause?: unknown) => new AuthError('token_invalid', message, { cause });
+const invalid = (message: string, cause?: unknown) =>
+  new AuthError('token_invalid', message, { cause });
 
 function parseHeader(segment: string): Record<string, unknown> {
   let header: unknown;
@@ -69,7 +70,8 @@ export class TokenService {
     this.issuer = options.issuer;
     this.audience = options.audience;
     this.leeway = options.leeway;
-    this.accessCache = options.verifyCacheSize > 0 ? new VerifyCache(options.verifyCacheSize) : undefined;
+    this.accessCache =
+      options.verifyCacheSize > 0 ? new VerifyCache(options.verifyCacheSize) : undefined;
     this.findKey = (kid, alg) => this.ring.find(kid, alg);
     // One frozen options object per key, built once: nothing option-related happens per request.
     this.verifyOptions = new Map(
@@ -89,7 +91,11 @@ export class TokenService {
   }
 
   /** Signs a token of `kind` with the ring's signing key; `exp` and `iat` are set here. */
-  sign(kind: TokenKind, claims: Record<string, unknown>, now = Date.now()): { token: string; exp: number } {
+  sign(
+    kind: TokenKind,
+    claims: Record<string, unknown>,
+    now = Date.now(),
+  ): { token: string; exp: number } {
     const iat = Math.floor(now / 1000);
     const exp = iat + (kind === 'access' ? this.accessTokenTtl : this.refreshTokenTtl);
     const payload: Record<string, unknown> = { ...claims, token_use: kind, iat, exp };
@@ -108,7 +114,8 @@ export class TokenService {
    * then signature (jsonwebtoken), then claims and kind. Throws only AuthError.
    */
   verify<K extends TokenKind>(token: unknown, kind: K): Payload<K> {
-    if (typeof token !== 'string' || token.length === 0) throw invalid('The token is not a string.');
+    if (typeof token !== 'string' || token.length === 0)
+      throw invalid('The token is not a string.');
     // Only access tokens are cached: they are the ones read on every request.
     const cache = kind === 'access' ? this.accessCache : undefined;
     if (cache !== undefined) {
@@ -116,19 +123,23 @@ export class TokenService {
       if (hit !== undefined) return hit as Payload<K>;
     }
     if (token.length > MAX_TOKEN_LENGTH) throw invalid('The token is too long.');
-    if (!JWS_SHAPE.test(token)) throw invalid('The token is not a signed JWT (three base64url segments).');
+    if (!JWS_SHAPE.test(token))
+      throw invalid('The token is not a signed JWT (three base64url segments).');
     const header = parseHeader(token.slice(0, token.indexOf('.')));
     for (const name of FORBIDDEN_HEADERS) {
-      if (header[name] !== undefined) throw invalid(`The token header carries "${name}", which is not accepted.`);
+      if (header[name] !== undefined)
+        throw invalid(`The token header carries "${name}", which is not accepted.`);
     }
     const key = this.ring.find(header.kid, header.alg);
     if (!key) throw new UnknownKeyError();
 
     let payload: unknown;
     try {
-      payload = (jwt.verify(token, key.verifyKey, this.verifyOptions.get(key.kid)!) as jwt.Jwt).payload;
+      payload = (jwt.verify(token, key.verifyKey, this.verifyOptions.get(key.kid)!) as jwt.Jwt)
+        .payload;
     } catch (cause) {
-      if (cause instanceof jwt.TokenExpiredError) throw new AuthError('token_expired', 'The token has expired.', { cause });
+      if (cause instanceof jwt.TokenExpiredError)
+        throw new AuthError('token_expired', 'The token has expired.', { cause });
       if (cause instanceof jwt.NotBeforeError) throw invalid('The token is not valid yet.', cause);
       throw invalid('The token signature or claims are invalid.', cause);
     }
@@ -139,12 +150,15 @@ export class TokenService {
     if (header.typ !== TOKEN_TYP[kind] || claims.token_use !== kind) {
       throw invalid(`This is not ${kind === 'access' ? 'an access' : 'a refresh'} token.`);
     }
-    if (typeof claims.exp !== 'number' || !Number.isFinite(claims.exp)) throw invalid('The token has no expiry.');
+    if (typeof claims.exp !== 'number' || !Number.isFinite(claims.exp))
+      throw invalid('The token has no expiry.');
     if (typeof claims.iat === 'number' && claims.iat > Date.now() / 1000 + this.leeway) {
       throw invalid('The token was issued in the future.');
     }
-    if (typeof claims.sub !== 'string' || claims.sub.length === 0 || !isWellFormed(claims.sub)) throw invalid('The token has no subject.');
-    if (claims.sid !== undefined && (typeof claims.sid !== 'string' || !isWellFormed(claims.sid))) throw invalid('The token has a malformed session id.');
+    if (typeof claims.sub !== 'string' || claims.sub.length === 0 || !isWellFormed(claims.sub))
+      throw invalid('The token has no subject.');
+    if (claims.sid !== undefined && (typeof claims.sid !== 'string' || !isWellFormed(claims.sid)))
+      throw invalid('The token has a malformed session id.');
     if (kind === 'refresh' && (typeof claims.sid !== 'string' || typeof claims.jti !== 'string')) {
       throw invalid('The refresh token lacks its session id.');
     }

@@ -36,7 +36,11 @@ export class VerifyCache<P extends object> {
    * without another request seeing it. `findKey` re-checks that the verifying key is still in the
    * key ring, so a key removed from the ring stops its tokens at once.
    */
-  get(token: string, now: number, findKey: (kid: unknown, alg: unknown) => RingKey | undefined): P | undefined {
+  get(
+    token: string,
+    now: number,
+    findKey: (kid: unknown, alg: unknown) => RingKey | undefined,
+  ): P | undefined {
     const entry = this.entries.get(token);
     if (entry === undefined) return undefined;
     if (now >= entry.expiresAt || findKey(entry.kid, entry.alg) !== entry.key) {
@@ -56,7 +60,14 @@ export class VerifyCache<P extends object> {
     if (this.entries.size >= this.maxEntries) {
       this.entries.delete(this.entries.keys().next().value!);
     }
-    this.entries.set(token, { payload: deepFreeze(payload), expiresAt: exp * 1000, key, kid, alg, tick: ++this.tick });
+    this.entries.set(token, {
+      payload: deepFreeze(payload),
+      expiresAt: exp * 1000,
+      key,
+      kid,
+      alg,
+      tick: ++this.tick,
+    });
   }
 
   get size(): number {
@@ -71,7 +82,8 @@ export class VerifyCache<P extends object> {
 /** Nested claim objects are shared by every hit, so they are frozen rather than copied per request. */
 function deepFreeze<T extends object>(value: T): T {
   for (const inner of Object.values(value)) {
-    if (inner !== null && typeof inner === 'object' && !Object.isFrozen(inner)) deepFreeze(inner as object);
+    if (inner !== null && typeof inner === 'object' && !Object.isFrozen(inner))
+      deepFreeze(inner as object);
   }
   return Object.freeze(value);
 }

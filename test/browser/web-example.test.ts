@@ -53,7 +53,12 @@ async function meName(page: Page): Promise<string> {
 describe('web example in Chromium', () => {
   beforeAll(async () => {
     if (!hasChromium) return;
-    auth = testAuth({ tokenDelivery: 'cookie', accessTokenTtl: ACCESS_TTL, userFields: ['name'], refreshGracePeriod: 10 });
+    auth = testAuth({
+      tokenDelivery: 'cookie',
+      accessTokenTtl: ACCESS_TTL,
+      userFields: ['name'],
+      refreshGracePeriod: 10,
+    });
     app = await serve(createWebApp(auth));
     attacker = await attackerSite(app.url);
     profile = mkdtempSync(join(tmpdir(), 'kjr-chromium-'));
@@ -61,7 +66,16 @@ describe('web example in Chromium', () => {
       executablePath: CHROMIUM,
       headless: true,
       viewport: { width: 800, height: 600 },
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
   }, 120_000);
 
@@ -93,7 +107,12 @@ describe('web example in Chromium', () => {
       const access = cookieNamed(cookies, '__Host-access_token');
       const refresh = cookies.find((c) => c.name === '__Secure-refresh_token');
       expect(access).toMatchObject({ httpOnly: true, secure: true, sameSite: 'Lax', path: '/' });
-      expect(refresh).toMatchObject({ httpOnly: true, secure: true, sameSite: 'Lax', path: '/auth/refresh' });
+      expect(refresh).toMatchObject({
+        httpOnly: true,
+        secure: true,
+        sameSite: 'Lax',
+        path: '/auth/refresh',
+      });
       // `document` is the page's, not Node's: the function runs in the browser.
       const visible = await page.evaluate('document.cookie');
       expect(String(visible)).not.toContain('access_token');
@@ -106,7 +125,12 @@ describe('web example in Chromium', () => {
 
       // Once the access token (and its cookie, Max-Age = TTL) expires, the next call refreshes silently.
       const before = cookieNamed(await context.cookies(app.url), '__Host-access_token')?.value;
-      await expect.poll(async () => cookieNamed(await context.cookies(app.url), '__Host-access_token'), { timeout: 15_000, interval: 250 }).toBeUndefined();
+      await expect
+        .poll(async () => cookieNamed(await context.cookies(app.url), '__Host-access_token'), {
+          timeout: 15_000,
+          interval: 250,
+        })
+        .toBeUndefined();
       const refreshed = page.waitForResponse((r) => r.url().endsWith('/auth/refresh'));
       await page.click('#check');
       expect((await refreshed).status()).toBe(200);
@@ -126,14 +150,20 @@ describe('web example in Chromium', () => {
       await expect.poll(() => page.locator('#sessions tr').count()).toBe(2);
       // The README's screenshot. Rewritten only when missing or asked for (UPDATE_SCREENSHOT=1), so
       // that a test run does not leave the committed PNG modified (its clock times differ each run).
-      const shot = !existsSync(SCREENSHOT) || process.env.UPDATE_SCREENSHOT === '1' ? SCREENSHOT : join(profile, 'web-example.png');
+      const shot =
+        !existsSync(SCREENSHOT) || process.env.UPDATE_SCREENSHOT === '1'
+          ? SCREENSHOT
+          : join(profile, 'web-example.png');
       mkdirSync(join(shot, '..'), { recursive: true });
       await page.screenshot({ path: shot, type: 'png' });
       expect(statSync(shot).size).toBeLessThan(150_000);
 
       // Cross-site (localhost vs 127.0.0.1: SameSite=Lax keeps the cookies home) and same-site but
       // cross-origin (another port: the cookies are sent): both form POSTs are refused with 403.
-      for (const origin of [`http://localhost:${attacker.port}`, `http://127.0.0.1:${attacker.port}`]) {
+      for (const origin of [
+        `http://localhost:${attacker.port}`,
+        `http://127.0.0.1:${attacker.port}`,
+      ]) {
         const evil = await context.newPage();
         const answer = evil.waitForResponse((r) => r.url() === `${app.url}/auth/logout`);
         await evil.goto(origin);

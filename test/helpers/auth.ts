@@ -14,13 +14,21 @@ export const onCluster = (): boolean => inject('redisBackend') === 'cluster';
 
 export type TestRedis = Redis | Cluster;
 
-const CLIENT_OPTIONS = { maxRetriesPerRequest: 1, commandTimeout: 1000, retryStrategy: (n: number) => Math.min(n * 100, 1000) };
+const CLIENT_OPTIONS = {
+  maxRetriesPerRequest: 1,
+  commandTimeout: 1000,
+  retryStrategy: (n: number) => Math.min(n * 100, 1000),
+};
 
 /** An ioredis Cluster client for the harness cluster, with the settings the README recommends. */
 export function clusterClient(ports: number[] = inject('clusterPorts')): Cluster {
   const client = new Cluster(
     ports.map((port) => ({ host: '127.0.0.1', port })),
-    { redisOptions: CLIENT_OPTIONS, enableAutoPipelining: true, clusterRetryStrategy: (n) => Math.min(n * 100, 1000) },
+    {
+      redisOptions: CLIENT_OPTIONS,
+      enableAutoPipelining: true,
+      clusterRetryStrategy: (n) => Math.min(n * 100, 1000),
+    },
   );
   client.on('error', () => {});
   return client;
@@ -39,7 +47,13 @@ export function redisClient(url?: string): TestRedis {
  * cluster backend an injected Cluster client that `close()` also disconnects.
  */
 export function testAuth(options: Partial<AuthOptions> = {}): Auth {
-  if (!onCluster()) return createAuth({ secret: SECRET, redis: harnessRedisUrl(), keyPrefix: uniquePrefix(), ...options });
+  if (!onCluster())
+    return createAuth({
+      secret: SECRET,
+      redis: harnessRedisUrl(),
+      keyPrefix: uniquePrefix(),
+      ...options,
+    });
   const client = clusterClient();
   const auth = createAuth({ secret: SECRET, redis: client, keyPrefix: uniquePrefix(), ...options });
   const close = auth.close.bind(auth);

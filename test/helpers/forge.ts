@@ -1,15 +1,27 @@
 import { createHmac, generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
 
-const b64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
+const b64 = (value: unknown) =>
+  Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
 
 /** A JWS with any header and payload, HMAC-signed with `secret` (attackers' tokens). */
-export function forgeHmac(header: object, payload: unknown, secret: string | Buffer, hash = 'sha256'): string {
+export function forgeHmac(
+  header: object,
+  payload: unknown,
+  secret: string | Buffer,
+  hash = 'sha256',
+): string {
   const input = `${b64(header)}.${b64(payload)}`;
   return `${input}.${createHmac(hash, secret).update(input).digest('base64url')}`;
 }
 
 /** A JWS signed with an asymmetric key using Node's crypto directly. */
-export function forgeAsymmetric(header: object, payload: unknown, key: KeyObject, hash: string, pss = false): string {
+export function forgeAsymmetric(
+  header: object,
+  payload: unknown,
+  key: KeyObject,
+  hash: string,
+  pss = false,
+): string {
   const input = `${b64(header)}.${b64(payload)}`;
   const signature = sign(hash, Buffer.from(input), pss ? { key, padding: 6, saltLength: 32 } : key);
   return `${input}.${signature.toString('base64url')}`;
@@ -23,7 +35,10 @@ export function withSegment(token: string, index: number, value: string): string
 }
 
 export const decodeSegment = (token: string, index: number): Record<string, unknown> =>
-  JSON.parse(Buffer.from(token.split('.')[index]!, 'base64url').toString('utf8')) as Record<string, unknown>;
+  JSON.parse(Buffer.from(token.split('.')[index]!, 'base64url').toString('utf8')) as Record<
+    string,
+    unknown
+  >;
 
 export const rsaKeys = (bits = 2048) => generateKeyPairSync('rsa', { modulusLength: bits });
 export const ecKeys = (curve: string) => generateKeyPairSync('ec', { namedCurve: curve });
@@ -31,4 +46,9 @@ export const ecKeys = (curve: string) => generateKeyPairSync('ec', { namedCurve:
 export const SECRET = 'test-secret-that-is-32-bytes-long!!';
 /** An RSA-PSS-typed key pair restricted to PS256's parameters (@types/node mistypes saltLength as a string). */
 export const pssKeys = () =>
-  generateKeyPairSync('rsa-pss', { modulusLength: 2048, hashAlgorithm: 'sha256', mgf1HashAlgorithm: 'sha256', saltLength: 32 as unknown as string });
+  generateKeyPairSync('rsa-pss', {
+    modulusLength: 2048,
+    hashAlgorithm: 'sha256',
+    mgf1HashAlgorithm: 'sha256',
+    saltLength: 32 as unknown as string,
+  });

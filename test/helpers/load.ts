@@ -14,10 +14,13 @@ import { decodeSegment } from './forge.js';
 export function idApp(auth: Auth): Koa {
   const app = new Koa();
   const router = new Router();
-  const json = koaBody({ onError: (_error, ctx) => ctx.throw(400, 'The request body is not valid JSON.') });
+  const json = koaBody({
+    onError: (_error, ctx) => ctx.throw(400, 'The request body is not valid JSON.'),
+  });
   const refreshTokenOf = (body: unknown): string => {
     const token = (body as { refresh_token?: unknown } | undefined)?.refresh_token;
-    if (typeof token !== 'string') throw new AuthError('token_missing', 'Send { "refresh_token": "…" }.');
+    if (typeof token !== 'string')
+      throw new AuthError('token_missing', 'Send { "refresh_token": "…" }.');
     return token;
   };
   app.use(authErrors());
@@ -59,7 +62,12 @@ export interface Sent {
 }
 
 /** One HTTP request that must answer within `boundMs`: past it, it is aborted and reported as a hang. */
-export async function send(base: string, path: string, options: { body?: unknown; token?: string }, boundMs: number): Promise<Sent> {
+export async function send(
+  base: string,
+  path: string,
+  options: { body?: unknown; token?: string },
+  boundMs: number,
+): Promise<Sent> {
   const headers: Record<string, string> = {};
   if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
   if (options.body !== undefined) headers['content-type'] = 'application/json';
@@ -80,7 +88,14 @@ export async function send(base: string, path: string, options: { body?: unknown
     }
     return { path, status: response.status, sentAt, ms: Date.now() - sentAt, body };
   } catch (error) {
-    return { path, status: 0, failure: error instanceof Error ? `${error.name}: ${error.message}` : String(error), sentAt, ms: Date.now() - sentAt, body: undefined };
+    return {
+      path,
+      status: 0,
+      failure: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+      sentAt,
+      ms: Date.now() - sentAt,
+      body: undefined,
+    };
   }
 }
 
@@ -98,9 +113,23 @@ export interface Issued {
   presented: boolean;
 }
 
-export function issuedFrom(token: string, client: number, sentAt: number, receivedAt: number): Issued {
+export function issuedFrom(
+  token: string,
+  client: number,
+  sentAt: number,
+  receivedAt: number,
+): Issued {
   const claims = decodeSegment(token, 1) as { sub: string; sid: string; jti: string };
-  return { token, client, sub: claims.sub, sid: claims.sid, jti: claims.jti, sentAt, receivedAt, presented: false };
+  return {
+    token,
+    client,
+    sub: claims.sub,
+    sid: claims.sid,
+    jti: claims.jti,
+    sentAt,
+    receivedAt,
+    presented: false,
+  };
 }
 
 export interface LoadOptions {
@@ -137,7 +166,11 @@ export class Load {
   }
 
   private get done(): boolean {
-    return this.stopped || this.replies.length >= this.options.maxRequests || Date.now() - this.started > this.options.maxMs;
+    return (
+      this.stopped ||
+      this.replies.length >= this.options.maxRequests ||
+      Date.now() - this.started > this.options.maxMs
+    );
   }
 
   private async client(i: number): Promise<void> {
@@ -148,18 +181,33 @@ export class Load {
       const op = held === undefined || dice < 0.15 ? 'login' : dice < 0.55 ? 'me' : 'refresh';
       let reply: Sent;
       if (op === 'login') {
-        reply = await send(this.base, '/login', { body: { id: this.userOf(i) } }, this.options.boundMs);
+        reply = await send(
+          this.base,
+          '/login',
+          { body: { id: this.userOf(i) } },
+          this.options.boundMs,
+        );
       } else if (op === 'me') {
         reply = await send(this.base, '/me', { token: held!.access }, this.options.boundMs);
       } else {
         held!.refresh.presented = true;
-        reply = await send(this.base, '/refresh', { body: { refresh_token: held!.refresh.token } }, this.options.boundMs);
+        reply = await send(
+          this.base,
+          '/refresh',
+          { body: { refresh_token: held!.refresh.token } },
+          this.options.boundMs,
+        );
       }
       this.replies.push(reply);
       if (reply.status === 200) {
         this.lastOkSentAt[i] = reply.sentAt;
         if (op !== 'me') {
-          const issued = issuedFrom(reply.body.refresh_token, i, reply.sentAt, reply.sentAt + reply.ms);
+          const issued = issuedFrom(
+            reply.body.refresh_token,
+            i,
+            reply.sentAt,
+            reply.sentAt + reply.ms,
+          );
           this.issued.push(issued);
           held = { access: reply.body.access_token, refresh: issued };
         }
@@ -189,7 +237,12 @@ export class Load {
 }
 
 /** The family's live refresh-token UUID, read from Redis directly (undefined when the family is gone). */
-export async function liveJti(client: TestRedis, prefix: string, sub: string, sid: string): Promise<string | undefined> {
+export async function liveJti(
+  client: TestRedis,
+  prefix: string,
+  sub: string,
+  sid: string,
+): Promise<string | undefined> {
   const core = await client.hget(`${prefix}{u:${encodeURIComponent(sub)}}`, sid);
   return core === null ? undefined : expandUuid(core.split('|')[0]!);
 }
@@ -205,17 +258,20 @@ export async function storeViolations(client: TestRedis, prefix: string): Promis
   for (const key of await allKeys(client, `${prefix}*`)) {
     const ttl = await client.pttl(key);
     if (!(ttl > 0)) problems.push(`${key} has PTTL ${ttl}`);
-    if (!key.startsWith(`${prefix}{u:`) || !key.endsWith('}') || key.split('{').length !== 2) problems.push(`${key} is not a session key`);
+    if (!key.startsWith(`${prefix}{u:`) || !key.endsWith('}') || key.split('{').length !== 2)
+      problems.push(`${key} is not a session key`);
     const record = await client.hgetall(key);
     for (const [field, value] of Object.entries(record)) {
       const chunk = /^(.*):\d$/.exec(field);
       if (chunk) {
-        if (record[chunk[1]!] === undefined) problems.push(`${key}: metadata ${field} outlived its family`);
+        if (record[chunk[1]!] === undefined)
+          problems.push(`${key}: metadata ${field} outlived its family`);
         continue;
       }
       const expiresAt = coreExpiresAt(value);
       if (!(expiresAt > now)) problems.push(`${key}: family ${field} is stored but expired`);
-      if (!(expiresAt <= now + ttl + 1000)) problems.push(`${key}: family ${field} outlives its key`);
+      if (!(expiresAt <= now + ttl + 1000))
+        problems.push(`${key}: family ${field} outlives its key`);
     }
   }
   return problems;

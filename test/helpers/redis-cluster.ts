@@ -42,7 +42,14 @@ export class RedisCluster {
       for (let i = 0; i < masters; i++) {
         nodes.push(
           await RedisServer.start(
-            ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '5000'],
+            [
+              '--cluster-enabled',
+              'yes',
+              '--cluster-config-file',
+              'nodes.conf',
+              '--cluster-node-timeout',
+              '5000',
+            ],
             await clusterNodePort(),
           ),
         );
@@ -62,21 +69,32 @@ export class RedisCluster {
 
   private async create(): Promise<void> {
     const addresses = this.ports.map((port) => `127.0.0.1:${port}`);
-    const result = spawnSync('redis-cli', ['--cluster', 'create', ...addresses, '--cluster-replicas', '0', '--cluster-yes'], {
-      encoding: 'utf8',
-    });
-    if (result.status !== 0) throw new Error(`redis-cli --cluster create failed: ${result.stdout}${result.stderr}`);
+    const result = spawnSync(
+      'redis-cli',
+      ['--cluster', 'create', ...addresses, '--cluster-replicas', '0', '--cluster-yes'],
+      {
+        encoding: 'utf8',
+      },
+    );
+    if (result.status !== 0)
+      throw new Error(`redis-cli --cluster create failed: ${result.stdout}${result.stderr}`);
     // Slots are assigned at once, but nodes learn of each other by gossip: wait until every node agrees.
     const deadline = Date.now() + 20_000;
     while (Date.now() < deadline) {
       const ready = this.ports.every((port) => {
         const info = cli(port, 'cluster', 'info');
-        return /cluster_state:ok/.test(info) && info.includes(`cluster_known_nodes:${this.ports.length}`) && /cluster_slots_ok:16384/.test(info);
+        return (
+          /cluster_state:ok/.test(info) &&
+          info.includes(`cluster_known_nodes:${this.ports.length}`) &&
+          /cluster_slots_ok:16384/.test(info)
+        );
       });
       if (ready) return;
       await sleep(100);
     }
-    throw new Error(`the Redis Cluster on ports ${this.ports.join(', ')} did not reach cluster_state:ok in 20 s`);
+    throw new Error(
+      `the Redis Cluster on ports ${this.ports.join(', ')} did not reach cluster_state:ok in 20 s`,
+    );
   }
 
   async stop(): Promise<void> {

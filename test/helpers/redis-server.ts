@@ -24,7 +24,9 @@ export function freePort(): Promise<number> {
 async function waitForPort(port: number, up: boolean, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
-    const open = spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' }).stdout.trim() === 'PONG';
+    const open =
+      spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' }).stdout.trim() ===
+      'PONG';
     if (open === up) return;
     await sleep(50);
   }
@@ -55,7 +57,19 @@ export class RedisServer {
   }
 
   private async startProcess(): Promise<void> {
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir, ...this.extraArgs];
+    const args = [
+      '--port',
+      String(this.port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      this.dir,
+      ...this.extraArgs,
+    ];
     const child = spawn('redis-server', args, { stdio: 'ignore' });
     this.child = child;
     child.once('exit', () => {

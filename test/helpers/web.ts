@@ -37,7 +37,9 @@ export function webApp(auth: Auth, options: Partial<RoutesOptions> = {}): Koa {
 }
 
 /** Set-Cookie lines of a reply, by cookie name. */
-export function setCookies(headers: Headers): Map<string, { value: string; attributes: string[]; raw: string }> {
+export function setCookies(
+  headers: Headers,
+): Map<string, { value: string; attributes: string[]; raw: string }> {
   const out = new Map<string, { value: string; attributes: string[]; raw: string }>();
   for (const raw of headers.getSetCookie()) {
     const [pair, ...attributes] = raw.split(';').map((s) => s.trim());

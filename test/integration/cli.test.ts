@@ -18,12 +18,23 @@ function run(...args: string[]): { status: number | null; stdout: string; stderr
 }
 
 /** The keys printed for `alg`, loaded into createAuth: a login's token verifies and names the printed kid. */
-async function usable(alg: Algorithm, material: { secret?: string; privateKey?: string; kid: string }) {
-  const auth = createAuth({ keys: [material.secret !== undefined ? { algorithm: alg, secret: material.secret } : { algorithm: alg, privateKey: material.privateKey }] });
+async function usable(
+  alg: Algorithm,
+  material: { secret?: string; privateKey?: string; kid: string },
+) {
+  const auth = createAuth({
+    keys: [
+      material.secret !== undefined
+        ? { algorithm: alg, secret: material.secret }
+        : { algorithm: alg, privateKey: material.privateKey },
+    ],
+  });
   try {
     const { access_token } = await auth.generateTokens({ id: 'u1' });
     expect(decodeSegment(access_token, 0)).toMatchObject({ alg, kid: material.kid });
-    expect(await auth.strategies.get('redis').readToken(access_token, { checkSession: true })).toMatchObject({ sub: 'u1' });
+    expect(
+      await auth.strategies.get('redis').readToken(access_token, { checkSession: true }),
+    ).toMatchObject({ sub: 'u1' });
     return auth;
   } catch (error) {
     await auth.close();
@@ -33,52 +44,80 @@ async function usable(alg: Algorithm, material: { secret?: string; privateKey?: 
 
 describe.runIf(built)('the keygen CLI (npm test builds dist/cli.js first)', () => {
   it('is the package bin, with a shebang, executable', () => {
-    const pkg = JSON.parse(readFileSync(`${root}/package.json`, 'utf8')) as { bin: Record<string, string> };
+    const pkg = JSON.parse(readFileSync(`${root}/package.json`, 'utf8')) as {
+      bin: Record<string, string>;
+    };
     expect(pkg.bin['koa-jwt-redis']).toBe('./dist/cli.js');
     expect(readFileSync(cli, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
     expect(() => accessSync(cli, constants.X_OK)).not.toThrow();
   });
 
-  it.each(['ES256', 'ES384', 'RS256', 'PS256'] as Algorithm[])('%s: prints PEMs and the public JWK; they work in createAuth and match auth.jwks()', async (alg) => {
-    const out = run('keygen', '--alg', alg, '--json');
-    expect(out.status).toBe(0);
-    const printed = JSON.parse(out.stdout) as { alg: string; kid: string; privateKey: string; publicKey: string; jwk: Record<string, unknown> };
-    expect(printed.alg).toBe(alg);
-    expect(printed.privateKey).toMatch(/^-----BEGIN PRIVATE KEY-----\n[\s\S]+\n-----END PRIVATE KEY-----\n$/);
-    expect(printed.publicKey).toMatch(/^-----BEGIN PUBLIC KEY-----\n/);
-    expect(printed.jwk).toMatchObject({ kid: printed.kid, alg, use: 'sig' });
-    for (const member of ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k', 'oth']) expect(printed.jwk).not.toHaveProperty(member);
+  it.each(['ES256', 'ES384', 'RS256', 'PS256'] as Algorithm[])(
+    '%s: prints PEMs and the public JWK; they work in createAuth and match auth.jwks()',
+    async (alg) => {
+      const out = run('keygen', '--alg', alg, '--json');
+      expect(out.status).toBe(0);
+      const printed = JSON.parse(out.stdout) as {
+        alg: string;
+        kid: string;
+        privateKey: string;
+        publicKey: string;
+        jwk: Record<string, unknown>;
+      };
+      expect(printed.alg).toBe(alg);
+      expect(printed.privateKey).toMatch(
+        /^-----BEGIN PRIVATE KEY-----\n[\s\S]+\n-----END PRIVATE KEY-----\n$/,
+      );
+      expect(printed.publicKey).toMatch(/^-----BEGIN PUBLIC KEY-----\n/);
+      expect(printed.jwk).toMatchObject({ kid: printed.kid, alg, use: 'sig' });
+      for (const member of ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k', 'oth'])
+        expect(printed.jwk).not.toHaveProperty(member);
 
-    const auth = await usable(alg, printed);
-    const app = new Koa();
-    app.use(auth.jwks());
-    const server = await serve(app);
-    try {
-      expect((await call(server.url, '/.well-known/jwks.json')).body).toEqual({ keys: [printed.jwk] });
-    } finally {
-      await server.close();
-      await auth.close();
-    }
-  });
+      const auth = await usable(alg, printed);
+      const app = new Koa();
+      app.use(auth.jwks());
+      const server = await serve(app);
+      try {
+        expect((await call(server.url, '/.well-known/jwks.json')).body).toEqual({
+          keys: [printed.jwk],
+        });
+      } finally {
+        await server.close();
+        await auth.close();
+      }
+    },
+  );
 
   it('prints text by default: both PEM blocks, the JWK and the kid', async () => {
     const out = run('keygen', '--alg', 'es256');
     expect(out.status).toBe(0);
-    const privateKey = /-----BEGIN PRIVATE KEY-----[\s\S]+?-----END PRIVATE KEY-----/.exec(out.stdout)?.[0];
+    const privateKey = /-----BEGIN PRIVATE KEY-----[\s\S]+?-----END PRIVATE KEY-----/.exec(
+      out.stdout,
+    )?.[0];
     expect(out.stdout).toMatch(/-----BEGIN PUBLIC KEY-----[\s\S]+?-----END PUBLIC KEY-----/);
-    const jwk = JSON.parse(out.stdout.split('\n').find((line) => line.startsWith('{'))!) as { kid: string };
+    const jwk = JSON.parse(out.stdout.split('\n').find((line) => line.startsWith('{'))!) as {
+      kid: string;
+    };
     expect(out.stdout).toContain(`kid ${jwk.kid}`);
     await (await usable('ES256', { privateKey: `${privateKey}\n`, kid: jwk.kid })).close();
   });
 
   it('HS256/HS512 print a random base64url secret of the right size; RSA takes --bits; --kid is kept', async () => {
-    for (const [alg, bytes] of [['HS256', 32], ['HS512', 64]] as const) {
-      const printed = JSON.parse(run('keygen', '--alg', alg, '--json').stdout) as { secret: string; kid: string };
+    for (const [alg, bytes] of [
+      ['HS256', 32],
+      ['HS512', 64],
+    ] as const) {
+      const printed = JSON.parse(run('keygen', '--alg', alg, '--json').stdout) as {
+        secret: string;
+        kid: string;
+      };
       expect(Buffer.from(printed.secret, 'base64url')).toHaveLength(bytes);
       expect(printed).not.toHaveProperty('jwk');
       await (await usable(alg, printed)).close();
     }
-    const rsa = JSON.parse(run('keygen', '--alg', 'RS384', '--bits', '3072', '--kid', '2026-11', '--json').stdout) as { jwk: { n: string; kid: string } };
+    const rsa = JSON.parse(
+      run('keygen', '--alg', 'RS384', '--bits', '3072', '--kid', '2026-11', '--json').stdout,
+    ) as { jwk: { n: string; kid: string } };
     expect(Buffer.from(rsa.jwk.n, 'base64url')).toHaveLength(384);
     expect(rsa.jwk.kid).toBe('2026-11');
   });

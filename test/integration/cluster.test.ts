@@ -46,7 +46,9 @@ describe('on a Redis Cluster', () => {
 
     const rotated = await Promise.all(pairs.map((pair) => auth.refreshTokens(pair.refresh_token)));
     for (const [i, pair] of pairs.entries()) {
-      await expect(auth.refreshTokens(pair.refresh_token)).rejects.toMatchObject({ code: 'refresh_reused' });
+      await expect(auth.refreshTokens(pair.refresh_token)).rejects.toMatchObject({
+        code: 'refresh_reused',
+      });
       expect(await auth.checkRefreshToken(rotated[i]!.refresh_token)).toBe(false);
     }
     const again = await Promise.all(users.map((id) => auth.generateTokens({ id })));
@@ -55,7 +57,9 @@ describe('on a Redis Cluster', () => {
       expect((await call(server.url, '/me', { token: again[i]!.access_token })).status).toBe(200);
     }
     await auth.invalidateRefreshToken(again[0]!.refresh_token);
-    expect((await call(server.url, '/me', { token: again[0]!.access_token })).body.error).toBe('token_revoked');
+    expect((await call(server.url, '/me', { token: again[0]!.access_token })).body.error).toBe(
+      'token_revoked',
+    );
     for (const id of users.slice(1)) expect(await auth.revokeAllSessions(id)).toBe(1);
     expect(await allKeys(client, `${prefix}*`)).toEqual([]);
   });

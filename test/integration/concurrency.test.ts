@@ -36,8 +36,10 @@ async function start(options: Parameters<typeof testAuth>[0] = {}): Promise<void
 }
 
 const login = (id: string) => send(server.url, '/login', { body: { id } }, BOUND_MS);
-const refresh = (token: string) => send(server.url, '/refresh', { body: { refresh_token: token } }, BOUND_MS);
-const logout = (token: string) => send(server.url, '/logout', { body: { refresh_token: token } }, BOUND_MS);
+const refresh = (token: string) =>
+  send(server.url, '/refresh', { body: { refresh_token: token } }, BOUND_MS);
+const logout = (token: string) =>
+  send(server.url, '/logout', { body: { refresh_token: token } }, BOUND_MS);
 const me = (token: string) => send(server.url, '/me', { token }, BOUND_MS);
 
 interface Family {
@@ -88,8 +90,14 @@ describe('concurrency', () => {
     await start();
     const families = await loginFamilies(10, 3);
     const racers = 6;
-    const jobs = shuffle(families.flatMap((family) => Array.from({ length: racers }, () => ({ family, reply: undefined as Sent | undefined }))));
-    await Promise.all(jobs.map(async (job) => (job.reply = await refresh(job.family.pairs[0]!.refresh_token))));
+    const jobs = shuffle(
+      families.flatMap((family) =>
+        Array.from({ length: racers }, () => ({ family, reply: undefined as Sent | undefined })),
+      ),
+    );
+    await Promise.all(
+      jobs.map(async (job) => (job.reply = await refresh(job.family.pairs[0]!.refresh_token))),
+    );
     for (const family of families) {
       const replies = jobs.filter((j) => j.family === family).map((j) => j.reply!);
       const won = replies.filter((r) => r.status === 200);
@@ -109,9 +117,15 @@ describe('concurrency', () => {
     await start({ refreshGracePeriod: 30 });
     const families = await loginFamilies(8, 3);
     for (let round = 0; round < 4; round++) {
-      const jobs = shuffle(families.flatMap((family) => Array.from({ length: 5 }, () => ({ family, reply: undefined as Sent | undefined }))));
+      const jobs = shuffle(
+        families.flatMap((family) =>
+          Array.from({ length: 5 }, () => ({ family, reply: undefined as Sent | undefined })),
+        ),
+      );
       const current = new Map(families.map((f) => [f, f.pairs.at(-1)!.refresh_token]));
-      await Promise.all(jobs.map(async (job) => (job.reply = await refresh(current.get(job.family)!))));
+      await Promise.all(
+        jobs.map(async (job) => (job.reply = await refresh(current.get(job.family)!))),
+      );
       for (const family of families) {
         const replies = jobs.filter((j) => j.family === family).map((j) => j.reply!);
         expect(replies.filter((r) => r.status === 200)).toHaveLength(1);
@@ -146,7 +160,8 @@ describe('concurrency', () => {
     for (const job of jobs) {
       if (job.kind === 'logout') expect(job.reply!.status).toBe(204);
       else expect([200, 401]).toContain(job.reply!.status);
-      if (job.kind === 'refresh' && job.reply!.status === 200) job.family.pairs.push(job.reply!.body as TokenPair);
+      if (job.kind === 'refresh' && job.reply!.status === 200)
+        job.family.pairs.push(job.reply!.body as TokenPair);
     }
     for (const family of families) await expectRevoked(family);
     expect(await storeViolations(client, prefix)).toEqual([]);

@@ -15,7 +15,10 @@ let auth: Auth;
 let server: Served;
 let jar: Jar;
 
-async function start(authOptions: Parameters<typeof testAuth>[0] = {}, routeOptions: Parameters<typeof webApp>[1] = {}): Promise<void> {
+async function start(
+  authOptions: Parameters<typeof testAuth>[0] = {},
+  routeOptions: Parameters<typeof webApp>[1] = {},
+): Promise<void> {
   auth = testAuth({ tokenDelivery: 'cookie', ...authOptions });
   server = await serve(webApp(auth, routeOptions));
   jar = new Jar();
@@ -27,7 +30,10 @@ afterEach(async () => {
 });
 
 /** A request as the browser would send it: the jar's cookies, and the page's own Origin. */
-async function browser(path: string, options: Parameters<typeof call>[2] & { csrf?: boolean } = {}): Promise<Reply> {
+async function browser(
+  path: string,
+  options: Parameters<typeof call>[2] & { csrf?: boolean } = {},
+): Promise<Reply> {
   const headers: Record<string, string> = { origin: server.url, ...options.headers };
   const cookie = jar.header();
   if (cookie) headers.cookie = cookie;
@@ -37,7 +43,8 @@ async function browser(path: string, options: Parameters<typeof call>[2] & { csr
   return res;
 }
 
-const login = () => browser('/auth/login', { body: { username: 'alice', password: 'wonderland' }, csrf: true });
+const login = () =>
+  browser('/auth/login', { body: { username: 'alice', password: 'wonderland' }, csrf: true });
 
 describe('cookie delivery', () => {
   it('sets HttpOnly, Secure, SameSite=Lax cookies without Domain, the refresh cookie scoped to the refresh route', async () => {
@@ -49,11 +56,28 @@ describe('cookie delivery', () => {
     const cookies = setCookies(res.headers);
     expect([...cookies.keys()].sort()).toEqual([ACCESS, CSRF, REFRESH].sort());
     const access = cookies.get(ACCESS)!;
-    expect(access.attributes).toEqual(['Path=/', 'Max-Age=900', 'HttpOnly', 'Secure', 'SameSite=Lax']);
+    expect(access.attributes).toEqual([
+      'Path=/',
+      'Max-Age=900',
+      'HttpOnly',
+      'Secure',
+      'SameSite=Lax',
+    ]);
     const refresh = cookies.get(REFRESH)!;
-    expect(refresh.attributes).toEqual(['Path=/auth/refresh', 'Max-Age=2592000', 'HttpOnly', 'Secure', 'SameSite=Lax']);
+    expect(refresh.attributes).toEqual([
+      'Path=/auth/refresh',
+      'Max-Age=2592000',
+      'HttpOnly',
+      'Secure',
+      'SameSite=Lax',
+    ]);
     // The CSRF cookie is the one the page's script must read.
-    expect(cookies.get(CSRF)!.attributes).toEqual(['Path=/', 'Max-Age=2592000', 'Secure', 'SameSite=Lax']);
+    expect(cookies.get(CSRF)!.attributes).toEqual([
+      'Path=/',
+      'Max-Age=2592000',
+      'Secure',
+      'SameSite=Lax',
+    ]);
     for (const { raw } of cookies.values()) expect(raw.toLowerCase()).not.toContain('domain=');
   });
 
@@ -70,10 +94,27 @@ describe('cookie delivery', () => {
   });
 
   it('scopes the refresh cookie to a custom prefix, and drops prefixes and Secure only when told', async () => {
-    await start({ cookies: { secure: false, sameSite: 'strict', names: { access: 'at', refresh: 'rt', csrf: 'xsrf' } } }, { prefix: '/api/auth' });
-    const res = await browser('/api/auth/login', { body: { username: 'alice', password: 'wonderland' }, headers: { 'x-csrf-token': '1' } });
+    await start(
+      {
+        cookies: {
+          secure: false,
+          sameSite: 'strict',
+          names: { access: 'at', refresh: 'rt', csrf: 'xsrf' },
+        },
+      },
+      { prefix: '/api/auth' },
+    );
+    const res = await browser('/api/auth/login', {
+      body: { username: 'alice', password: 'wonderland' },
+      headers: { 'x-csrf-token': '1' },
+    });
     const cookies = setCookies(res.headers);
-    expect(cookies.get('at')!.attributes).toEqual(['Path=/', 'Max-Age=900', 'HttpOnly', 'SameSite=Strict']);
+    expect(cookies.get('at')!.attributes).toEqual([
+      'Path=/',
+      'Max-Age=900',
+      'HttpOnly',
+      'SameSite=Strict',
+    ]);
     expect(cookies.get('rt')!.attributes).toContain('Path=/api/auth/refresh');
     expect(cookies.has('xsrf')).toBe(true);
   });
@@ -106,7 +147,9 @@ describe('where the access token is read from', () => {
   it('follows a configured order: the cookie first', async () => {
     await start({ tokenSources: ['cookie', 'header'] });
     await login();
-    expect((await browser('/me', { headers: { authorization: 'Bearer not.a.token' } })).status).toBe(200);
+    expect(
+      (await browser('/me', { headers: { authorization: 'Bearer not.a.token' } })).status,
+    ).toBe(200);
   });
 
   it('never reads the query string', async () => {
@@ -122,8 +165,12 @@ describe('where the access token is read from', () => {
 
   it('ignores cookies entirely in json delivery', async () => {
     await start({ tokenDelivery: 'json' });
-    const pair = (await call(server.url, '/auth/login', { body: { username: 'alice', password: 'wonderland' } })).body;
-    const res = await call(server.url, '/me', { headers: { cookie: `${ACCESS}=${pair.access_token}; access_token=${pair.access_token}` } });
+    const pair = (
+      await call(server.url, '/auth/login', { body: { username: 'alice', password: 'wonderland' } })
+    ).body;
+    const res = await call(server.url, '/me', {
+      headers: { cookie: `${ACCESS}=${pair.access_token}; access_token=${pair.access_token}` },
+    });
     expect([res.status, res.body.error]).toEqual([401, 'token_missing']);
   });
 });
@@ -144,38 +191,66 @@ describe('CSRF protection for cookie-authenticated requests', () => {
   it('refuses a foreign Origin, a foreign Referer and Origin: null with 403 origin_forbidden even with the right header', async () => {
     await start();
     await login();
-    const cases: Record<string, string>[] = [{ origin: 'http://evil.test' }, { origin: 'null' }, { origin: '', referer: 'http://evil.test/page' }];
+    const cases: Record<string, string>[] = [
+      { origin: 'http://evil.test' },
+      { origin: 'null' },
+      { origin: '', referer: 'http://evil.test/page' },
+    ];
     for (const headers of cases) {
       const res = await browser('/notes', { method: 'POST', csrf: true, headers });
       expect([res.status, res.body.error]).toEqual([403, 'origin_forbidden']);
     }
     // Same host, other port: same site, but another origin.
     const sibling = server.url.replace(/:\d+$/, ':1');
-    expect((await browser('/notes', { method: 'POST', csrf: true, headers: { origin: sibling } })).status).toBe(403);
+    expect(
+      (await browser('/notes', { method: 'POST', csrf: true, headers: { origin: sibling } }))
+        .status,
+    ).toBe(403);
   });
 
   it('uses a configured CSRF header name', async () => {
     await start({ csrf: { header: 'X-XSRF-Token' } });
     expect((await login()).status).toBe(403);
-    await browser('/auth/login', { body: { username: 'alice', password: 'wonderland' }, headers: { 'x-xsrf-token': '1' } });
+    await browser('/auth/login', {
+      body: { username: 'alice', password: 'wonderland' },
+      headers: { 'x-xsrf-token': '1' },
+    });
     const csrf = jar.values.get(CSRF)!;
     expect((await browser('/notes', { method: 'POST', csrf: true })).status).toBe(403);
-    expect((await browser('/notes', { method: 'POST', headers: { 'x-xsrf-token': csrf } })).status).toBe(200);
+    expect(
+      (await browser('/notes', { method: 'POST', headers: { 'x-xsrf-token': csrf } })).status,
+    ).toBe(200);
   });
 
   it('accepts an origin from csrf.allowedOrigins', async () => {
     await start({ csrf: { allowedOrigins: ['https://app.example.com'] } });
     await login();
-    const res = await browser('/notes', { method: 'POST', csrf: true, headers: { origin: 'https://app.example.com' } });
+    const res = await browser('/notes', {
+      method: 'POST',
+      csrf: true,
+      headers: { origin: 'https://app.example.com' },
+    });
     expect(res.status).toBe(200);
   });
 
   it('exempts bearer-header requests (not an ambient credential)', async () => {
     await start({ tokenDelivery: 'both' });
     const { access_token } = (await login()).body;
-    const res = await call(server.url, '/notes', { method: 'POST', token: access_token, headers: { origin: 'http://evil.test' } });
+    const res = await call(server.url, '/notes', {
+      method: 'POST',
+      token: access_token,
+      headers: { origin: 'http://evil.test' },
+    });
     expect(res.status).toBe(200);
-    expect((await call(server.url, '/auth/logout-all', { method: 'POST', token: access_token, headers: { origin: 'http://evil.test' } })).status).toBe(200);
+    expect(
+      (
+        await call(server.url, '/auth/logout-all', {
+          method: 'POST',
+          token: access_token,
+          headers: { origin: 'http://evil.test' },
+        })
+      ).status,
+    ).toBe(200);
   });
 
   it('does not let a bearer header excuse a cookie credential', async () => {
@@ -185,14 +260,20 @@ describe('CSRF protection for cookie-authenticated requests', () => {
     const refresh = await browser('/auth/refresh', { method: 'POST', headers });
     expect([refresh.status, refresh.body.error]).toEqual([403, 'origin_forbidden']);
     // (This jar sends the refresh cookie everywhere, so logout would use it.)
-    const logout = await browser('/auth/logout', { method: 'POST', headers: { authorization: 'Bearer junk' } });
+    const logout = await browser('/auth/logout', {
+      method: 'POST',
+      headers: { authorization: 'Bearer junk' },
+    });
     expect([logout.status, logout.body.error]).toEqual([403, 'csrf_failed']);
     expect(await auth.listSessions(1)).toHaveLength(1);
   });
 
   it('leaves app routes outside the auth router alone', async () => {
     await start();
-    const res = await browser('/auth/somewhere-else', { method: 'POST', headers: { origin: 'http://evil.test' } });
+    const res = await browser('/auth/somewhere-else', {
+      method: 'POST',
+      headers: { origin: 'http://evil.test' },
+    });
     expect(res.status).toBe(404);
   });
 
@@ -210,8 +291,14 @@ describe('CSRF protection for cookie-authenticated requests', () => {
   it('makes getData treat an unproven cookie request as anonymous', async () => {
     await start();
     await login();
-    expect((await browser('/whoami', { method: 'POST' })).body).toEqual({ user: null, error: 'csrf_failed' });
-    expect((await browser('/whoami', { method: 'POST', csrf: true })).body).toEqual({ user: '1', error: null });
+    expect((await browser('/whoami', { method: 'POST' })).body).toEqual({
+      user: null,
+      error: 'csrf_failed',
+    });
+    expect((await browser('/whoami', { method: 'POST', csrf: true })).body).toEqual({
+      user: '1',
+      error: null,
+    });
   });
 });
 
@@ -222,7 +309,10 @@ describe('CSRF protection of the auth routes', () => {
     const bare = await browser('/auth/login', { body });
     expect([bare.status, bare.body.error]).toEqual([403, 'csrf_failed']);
     expect(bare.headers.getSetCookie()).toEqual([]);
-    const foreign = await browser('/auth/login', { body, headers: { origin: 'http://evil.test', 'x-csrf-token': '1' } });
+    const foreign = await browser('/auth/login', {
+      body,
+      headers: { origin: 'http://evil.test', 'x-csrf-token': '1' },
+    });
     expect([foreign.status, foreign.body.error]).toEqual([403, 'origin_forbidden']);
     expect(await auth.listSessions(1)).toEqual([]);
   });
@@ -234,7 +324,11 @@ describe('CSRF protection of the auth routes', () => {
     const oldRefresh = jar.values.get(REFRESH);
     const bare = await browser('/auth/refresh', { method: 'POST' });
     expect([bare.status, bare.body.error]).toEqual([403, 'csrf_failed']);
-    const foreign = await browser('/auth/refresh', { method: 'POST', csrf: true, headers: { origin: 'http://evil.test' } });
+    const foreign = await browser('/auth/refresh', {
+      method: 'POST',
+      csrf: true,
+      headers: { origin: 'http://evil.test' },
+    });
     expect([foreign.status, foreign.body.error]).toEqual([403, 'origin_forbidden']);
     const ok = await browser('/auth/refresh', { method: 'POST', csrf: true });
     expect(ok.status).toBe(200);
@@ -258,14 +352,20 @@ describe('CSRF protection of the auth routes', () => {
     const { refresh_token } = (await login()).body;
     const bare = await call(server.url, '/auth/refresh', { body: { refresh_token } });
     expect([bare.status, bare.body.error]).toEqual([403, 'csrf_failed']);
-    const ok = await call(server.url, '/auth/refresh', { body: { refresh_token }, headers: { 'x-csrf-token': '1' } });
+    const ok = await call(server.url, '/auth/refresh', {
+      body: { refresh_token },
+      headers: { 'x-csrf-token': '1' },
+    });
     expect(ok.status).toBe(200);
     expect(ok.body.token_type).toBe('bearer');
   });
 
   it('refresh with no cookie at all is 401 token_missing', async () => {
     await start();
-    const res = await browser('/auth/refresh', { method: 'POST', headers: { 'x-csrf-token': '1' } });
+    const res = await browser('/auth/refresh', {
+      method: 'POST',
+      headers: { 'x-csrf-token': '1' },
+    });
     expect([res.status, res.body.error]).toEqual([401, 'token_missing']);
   });
 
@@ -274,14 +374,18 @@ describe('CSRF protection of the auth routes', () => {
     await login();
     const bare = await browser('/auth/logout', { method: 'POST' });
     expect([bare.status, bare.body.error]).toEqual([403, 'csrf_failed']);
-    const foreign = await browser('/auth/logout', { method: 'POST', headers: { origin: 'http://evil.test' } });
+    const foreign = await browser('/auth/logout', {
+      method: 'POST',
+      headers: { origin: 'http://evil.test' },
+    });
     expect([foreign.status, foreign.body.error]).toEqual([403, 'origin_forbidden']);
     expect((await browser('/me')).status).toBe(200);
 
     const access = jar.values.get(ACCESS)!;
     const res = await browser('/auth/logout', { method: 'POST', csrf: true });
     expect(res.status).toBe(204);
-    for (const { attributes } of setCookies(res.headers).values()) expect(attributes).toContain('Max-Age=0');
+    for (const { attributes } of setCookies(res.headers).values())
+      expect(attributes).toContain('Max-Age=0');
     expect([...jar.values.keys()]).toEqual([]);
     expect(await auth.listSessions(1)).toEqual([]);
     expect((await call(server.url, '/me', { token: access })).body.error).toBe('token_revoked');
@@ -290,17 +394,27 @@ describe('CSRF protection of the auth routes', () => {
   it('logout-all and DELETE /sessions/:id need proof with cookies', async () => {
     await start();
     await login();
-    const other = (await call(server.url, '/auth/login', { body: { username: 'alice', password: 'wonderland' }, headers: { 'x-csrf-token': '1' } }));
+    const other = await call(server.url, '/auth/login', {
+      body: { username: 'alice', password: 'wonderland' },
+      headers: { 'x-csrf-token': '1' },
+    });
     expect(other.status).toBe(200);
-    const sessions = (await browser('/auth/sessions')).body as { sessionId: string; current: boolean }[];
+    const sessions = (await browser('/auth/sessions')).body as {
+      sessionId: string;
+      current: boolean;
+    }[];
     expect(sessions.map((s) => s.current)).toEqual([true, false]);
     const target = sessions[1]!.sessionId;
 
-    expect((await browser(`/auth/sessions/${target}`, { method: 'DELETE' })).body.error).toBe('csrf_failed');
+    expect((await browser(`/auth/sessions/${target}`, { method: 'DELETE' })).body.error).toBe(
+      'csrf_failed',
+    );
     expect((await browser('/auth/logout-all', { method: 'POST' })).body.error).toBe('csrf_failed');
     expect(await auth.listSessions(1)).toHaveLength(2);
 
-    expect((await browser(`/auth/sessions/${target}`, { method: 'DELETE', csrf: true })).status).toBe(204);
+    expect(
+      (await browser(`/auth/sessions/${target}`, { method: 'DELETE', csrf: true })).status,
+    ).toBe(204);
     const all = await browser('/auth/logout-all', { method: 'POST', csrf: true });
     expect(all.body).toEqual({ revoked: 1 });
     expect([...jar.values.keys()]).toEqual([]);
@@ -310,7 +424,10 @@ describe('CSRF protection of the auth routes', () => {
     await start();
     await login();
     const [current] = (await browser('/auth/sessions')).body as { sessionId: string }[];
-    expect((await browser(`/auth/sessions/${current!.sessionId}`, { method: 'DELETE', csrf: true })).status).toBe(204);
+    expect(
+      (await browser(`/auth/sessions/${current!.sessionId}`, { method: 'DELETE', csrf: true }))
+        .status,
+    ).toBe(204);
     expect([...jar.values.keys()]).toEqual([]);
   });
 });

@@ -35,8 +35,17 @@ async function start(a: Auth): Promise<string> {
 }
 
 const post = (url: string, path: string, body: unknown) =>
-  fetch(url + path, { method: 'POST', headers: { 'content-type': 'application/json', 'user-agent': UA }, body: JSON.stringify(body), signal: AbortSignal.timeout(BOUND_MS) });
-const loginPair = async (url: string, id: string) => (await (await post(url, '/login', { id })).json()) as { access_token: string; refresh_token: string };
+  fetch(url + path, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'user-agent': UA },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(BOUND_MS),
+  });
+const loginPair = async (url: string, id: string) =>
+  (await (await post(url, '/login', { id })).json()) as {
+    access_token: string;
+    refresh_token: string;
+  };
 const sidOf = (token: string) => decodeSegment(token, 1).sid as string;
 
 describe('audit events', () => {
@@ -44,7 +53,17 @@ describe('audit events', () => {
     const url = await start(testAuth());
     const seen = record(['login']);
     const pair = await loginPair(url, 'u-login');
-    expect(seen).toEqual([{ name: 'login', payload: { userId: 'u-login', sessionId: sidOf(pair.refresh_token), ip: '127.0.0.1', userAgent: UA } }]);
+    expect(seen).toEqual([
+      {
+        name: 'login',
+        payload: {
+          userId: 'u-login',
+          sessionId: sidOf(pair.refresh_token),
+          ip: '127.0.0.1',
+          userAgent: UA,
+        },
+      },
+    ]);
     await auth.generateTokens({ id: 42 });
     expect(seen[1]!.payload).toEqual({ userId: '42', sessionId: expect.any(String) });
     await auth.generateTokens({ id: 43 }, { strategy: 'jwt' });
@@ -56,7 +75,17 @@ describe('audit events', () => {
     const pair = await loginPair(url, 'u-refresh');
     const seen = record(['refresh']);
     expect((await post(url, '/refresh', { refresh_token: pair.refresh_token })).status).toBe(200);
-    expect(seen).toEqual([{ name: 'refresh', payload: { userId: 'u-refresh', sessionId: sidOf(pair.refresh_token), ip: '127.0.0.1', userAgent: UA } }]);
+    expect(seen).toEqual([
+      {
+        name: 'refresh',
+        payload: {
+          userId: 'u-refresh',
+          sessionId: sidOf(pair.refresh_token),
+          ip: '127.0.0.1',
+          userAgent: UA,
+        },
+      },
+    ]);
     expect((await post(url, '/refresh', { refresh_token: 'a.b.c' })).status).toBe(401);
     expect(seen).toHaveLength(1);
   });
@@ -97,11 +126,23 @@ describe('audit events', () => {
     const replay = await post(url, '/refresh', { refresh_token: pair.refresh_token });
     expect(replay.status).toBe(401);
     expect(((await replay.json()) as { error: string }).error).toBe('refresh_reused');
-    expect(seen).toEqual([{ name: 'refresh_reused', payload: { userId: 'u-reuse', sessionId: sidOf(pair.refresh_token), ip: '127.0.0.1', userAgent: UA } }]);
+    expect(seen).toEqual([
+      {
+        name: 'refresh_reused',
+        payload: {
+          userId: 'u-reuse',
+          sessionId: sidOf(pair.refresh_token),
+          ip: '127.0.0.1',
+          userAgent: UA,
+        },
+      },
+    ]);
 
     const direct = await auth.generateTokens({ id: 'u-reuse' });
     await auth.refreshTokens(direct.refresh_token);
-    await expect(auth.refreshTokens(direct.refresh_token)).rejects.toMatchObject({ code: 'refresh_reused' });
+    await expect(auth.refreshTokens(direct.refresh_token)).rejects.toMatchObject({
+      code: 'refresh_reused',
+    });
     expect(seen[1]!.payload).toEqual({ userId: 'u-reuse', sessionId: sidOf(direct.refresh_token) });
   });
 
@@ -114,11 +155,29 @@ describe('audit events', () => {
     expect((await send(url, '/me', { token: pair.access_token }, BOUND_MS)).status).toBe(503);
     expect((await send(url, '/public', { token: pair.access_token }, BOUND_MS)).status).toBe(200);
     expect((await send(url, '/login', { body: { id: 'u-down' } }, BOUND_MS)).status).toBe(503);
-    expect((await send(url, '/refresh', { body: { refresh_token: pair.refresh_token } }, BOUND_MS)).status).toBe(503);
-    expect((await send(url, '/logout', { body: { refresh_token: pair.refresh_token } }, BOUND_MS)).status).toBe(503);
-    await expect(auth.revokeAllSessions('u-down')).rejects.toMatchObject({ code: 'store_unavailable' });
-    await expect(auth.checkRefreshToken(pair.refresh_token)).rejects.toMatchObject({ code: 'store_unavailable' });
-    expect(seen.map((e) => e.payload.operation)).toEqual(['checkSession', 'checkSession', 'login', 'refresh', 'logout', 'revokeAllSessions', 'checkRefreshToken']);
+    expect(
+      (await send(url, '/refresh', { body: { refresh_token: pair.refresh_token } }, BOUND_MS))
+        .status,
+    ).toBe(503);
+    expect(
+      (await send(url, '/logout', { body: { refresh_token: pair.refresh_token } }, BOUND_MS))
+        .status,
+    ).toBe(503);
+    await expect(auth.revokeAllSessions('u-down')).rejects.toMatchObject({
+      code: 'store_unavailable',
+    });
+    await expect(auth.checkRefreshToken(pair.refresh_token)).rejects.toMatchObject({
+      code: 'store_unavailable',
+    });
+    expect(seen.map((e) => e.payload.operation)).toEqual([
+      'checkSession',
+      'checkSession',
+      'login',
+      'refresh',
+      'logout',
+      'revokeAllSessions',
+      'checkRefreshToken',
+    ]);
     for (const { payload } of seen) {
       expect(Object.keys(payload).sort()).toEqual(['error', 'operation']);
       expect(payload.error).toBeInstanceOf(Error);
@@ -129,7 +188,8 @@ describe('audit events', () => {
     const url = await start(testAuth());
     const warnings: Error[] = [];
     const onWarning = (warning: Error) => {
-      if ((warning as Error & { code?: string }).code === 'KOA_JWT_REDIS_LISTENER') warnings.push(warning);
+      if ((warning as Error & { code?: string }).code === 'KOA_JWT_REDIS_LISTENER')
+        warnings.push(warning);
     };
     process.on('warning', onWarning);
     try {
@@ -151,7 +211,8 @@ describe('audit events', () => {
       expect((await post(url, '/refresh', { refresh_token: pair.refresh_token })).status).toBe(200);
       expect(later).toEqual(['login']);
       // Warnings are delivered on a later tick.
-      for (let i = 0; i < 50 && warnings.length < 3; i++) await new Promise((r) => setTimeout(r, 10));
+      for (let i = 0; i < 50 && warnings.length < 3; i++)
+        await new Promise((r) => setTimeout(r, 10));
       expect(warnings.map((w) => w.message).sort()).toEqual([
         'a "login" listener threw: async listener bug',
         'a "login" listener threw: sync listener bug',

@@ -5,7 +5,16 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type Auth, createAuth } from '../../src/index.js';
 import { SECRET } from '../helpers/forge.js';
 import { serve, type Served } from '../helpers/http.js';
-import { idApp, type Issued, Load, type LoadOptions, liveJti, send, statusCounts, storeViolations } from '../helpers/load.js';
+import {
+  idApp,
+  type Issued,
+  Load,
+  type LoadOptions,
+  liveJti,
+  send,
+  statusCounts,
+  storeViolations,
+} from '../helpers/load.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 /*
@@ -33,7 +42,10 @@ afterEach(async () => {
   await redis.stop();
 });
 
-async function start(redisOption: () => string | Redis, extraArgs: string[] = []): Promise<{ load: Load; unavailable: string[] }> {
+async function start(
+  redisOption: () => string | Redis,
+  extraArgs: string[] = [],
+): Promise<{ load: Load; unavailable: string[] }> {
   redis = await RedisServer.start(extraArgs);
   admin = new Redis(redis.url, { lazyConnect: true }).on('error', () => {});
   auth = createAuth({ secret: SECRET, redis: redisOption(), keyPrefix: PREFIX });
@@ -43,27 +55,37 @@ async function start(redisOption: () => string | Redis, extraArgs: string[] = []
   // Warm up (connection, script cache, JIT) so that the load measures faults, not a cold start.
   const warm = await send(server.url, '/login', { body: { id: 'warm-up' } }, LOAD.boundMs);
   expect(warm.status).toBe(200);
-  expect((await send(server.url, '/me', { token: warm.body.access_token }, LOAD.boundMs)).status).toBe(200);
+  expect(
+    (await send(server.url, '/me', { token: warm.body.access_token }, LOAD.boundMs)).status,
+  ).toBe(200);
   const load = new Load(server.url, (i) => `user-${i}`, LOAD);
   return { load, unavailable };
 }
 
 /** Redis 7 disables DEBUG unless told otherwise; older servers allow it and know no such option. */
 function debugCommandArgs(): string[] {
-  const version = /v=(\d+)/.exec(spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout)?.[1];
+  const version = /v=(\d+)/.exec(
+    spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout,
+  )?.[1];
   return Number(version) >= 7 ? ['--enable-debug-command', 'yes'] : [];
 }
 
 /** Only 200/401/503, nothing hung or failed at the socket, and every answer within the bound. */
 function expectBoundedAnswers(load: Load, name: string): void {
   const counts = statusCounts(load.replies);
-  console.info(`${name}: ${load.replies.length} requests, slowest ${Math.max(...load.replies.map((r) => r.ms))} ms ${JSON.stringify(counts)}`);
-  const bad = load.replies.filter((r) => r.failure !== undefined || ![200, 401, 503].includes(r.status));
+  console.info(
+    `${name}: ${load.replies.length} requests, slowest ${Math.max(...load.replies.map((r) => r.ms))} ms ${JSON.stringify(counts)}`,
+  );
+  const bad = load.replies.filter(
+    (r) => r.failure !== undefined || ![200, 401, 503].includes(r.status),
+  );
   expect(bad, JSON.stringify(counts)).toEqual([]);
   const slowest = Math.max(...load.replies.map((r) => r.ms));
   expect(slowest, `slowest answer ${slowest} ms; ${JSON.stringify(counts)}`).toBeLessThan(BOUND_MS);
-  for (const r of load.replies.filter((x) => x.status === 503)) expect(r.body?.error).toBe('store_unavailable');
-  for (const r of load.replies.filter((x) => x.status === 401)) expect(r.body?.error).toMatch(/^(token_revoked|refresh_reused)$/);
+  for (const r of load.replies.filter((x) => x.status === 503))
+    expect(r.body?.error).toBe('store_unavailable');
+  for (const r of load.replies.filter((x) => x.status === 401))
+    expect(r.body?.error).toMatch(/^(token_revoked|refresh_reused)$/);
 }
 
 /**
@@ -74,7 +96,8 @@ async function expectRecorded(tokens: Issued[]): Promise<void> {
   const missing: string[] = [];
   for (const t of tokens) {
     if (t.presented) continue;
-    if ((await liveJti(admin!, PREFIX, t.sub, t.sid)) !== t.jti) missing.push(`client ${t.client} family ${t.sid}`);
+    if ((await liveJti(admin!, PREFIX, t.sub, t.sid)) !== t.jti)
+      missing.push(`client ${t.client} family ${t.sid}`);
   }
   expect(missing).toEqual([]);
 }
@@ -91,7 +114,10 @@ async function expectOneLivePerFamily(tokens: Issued[]): Promise<void> {
 describe('faults under load (a redis-server this file owns)', () => {
   for (const [name, option] of [
     ['the library’s own client (URL)', (url: string) => url],
-    ['an injected ioredis client with default options', (url: string) => (injected = new Redis(url).on('error', () => {}))],
+    [
+      'an injected ioredis client with default options',
+      (url: string) => (injected = new Redis(url).on('error', () => {})),
+    ],
   ] as const) {
     it(`SIGKILL under load, then an empty restart: bounded answers, recovery, old tokens dead — ${name}`, async () => {
       const { load, unavailable } = await start(() => option(redis.url));
@@ -109,7 +135,9 @@ describe('faults under load (a redis-server this file owns)', () => {
       expect(recovered, JSON.stringify(statusCounts(load.replies))).toBe(true);
       expectBoundedAnswers(load, `kill, ${name}`);
       // Answers given while Redis was down (past the few ms in which the crash is noticed) are all 503.
-      const during = load.replies.filter((r) => r.sentAt + r.ms > killedAt + 200 && r.sentAt + r.ms < restartingAt);
+      const during = load.replies.filter(
+        (r) => r.sentAt + r.ms > killedAt + 200 && r.sentAt + r.ms < restartingAt,
+      );
       expect(during.length).toBeGreaterThan(0);
       expect(during.every((r) => r.status === 503)).toBe(true);
       expect(unavailable.length).toBeGreaterThan(0);
@@ -120,7 +148,12 @@ describe('faults under load (a redis-server this file owns)', () => {
       for (const t of before) expect(await auth!.checkRefreshToken(t.token)).toBe(false);
       const lastBefore = new Map(before.map((t) => [t.client, t]));
       for (const t of lastBefore.values()) {
-        const reply = await send(server!.url, '/refresh', { body: { refresh_token: t.token } }, BOUND_MS);
+        const reply = await send(
+          server!.url,
+          '/refresh',
+          { body: { refresh_token: t.token } },
+          BOUND_MS,
+        );
         expect(reply.status).toBe(401);
       }
       // Everything handed out by requests sent after the restart was recorded.
@@ -153,8 +186,12 @@ describe('faults under load (a redis-server this file owns)', () => {
     expect(recovered, JSON.stringify(statusCounts(load.replies))).toBe(true);
     expectBoundedAnswers(load, 'pause');
     // Both pauses were felt: 503s during the SIGSTOP and during DEBUG SLEEP.
-    expect(load.replies.filter((r) => r.status === 503 && r.sentAt < sleepingAt).length).toBeGreaterThan(0);
-    expect(load.replies.filter((r) => r.status === 503 && r.sentAt >= sleepingAt).length).toBeGreaterThan(0);
+    expect(
+      load.replies.filter((r) => r.status === 503 && r.sentAt < sleepingAt).length,
+    ).toBeGreaterThan(0);
+    expect(
+      load.replies.filter((r) => r.status === 503 && r.sentAt >= sleepingAt).length,
+    ).toBeGreaterThan(0);
     // No data was lost, so every token any 200 handed out is live, unless its client sent it back.
     await expectRecorded(load.issued);
     await expectOneLivePerFamily(load.issued);
@@ -163,7 +200,12 @@ describe('faults under load (a redis-server this file owns)', () => {
     // (harmless, it expires; documented under Operations). Reported, not asserted.
     const handedOut = new Set(load.issued.map((t) => t.sid));
     let unheld = 0;
-    for (const key of await admin!.keys(`${PREFIX}*`)) unheld += (await admin!.hkeys(key)).filter((sid) => !sid.includes(':') && !handedOut.has(sid)).length;
-    console.info(`pause: ${unheld} recorded sessions were never handed out (logins answered 503 before Redis ran them)`);
+    for (const key of await admin!.keys(`${PREFIX}*`))
+      unheld += (await admin!.hkeys(key)).filter(
+        (sid) => !sid.includes(':') && !handedOut.has(sid),
+      ).length;
+    console.info(
+      `pause: ${unheld} recorded sessions were never handed out (logins answered 503 before Redis ran them)`,
+    );
   });
 });

@@ -18,7 +18,10 @@ import { webApp } from '../helpers/web.js';
 const SEED = process.env.FC_SEED === undefined ? 20_261_122 : Number(process.env.FC_SEED);
 const RUNS = Number(process.env.FC_RUNS ?? 2000);
 const HTTP_RUNS = Math.max(1, Math.floor(RUNS / 4));
-const settings = (offset: number, numRuns = RUNS): fc.Parameters<unknown> => ({ seed: SEED + offset, numRuns });
+const settings = (offset: number, numRuns = RUNS): fc.Parameters<unknown> => ({
+  seed: SEED + offset,
+  numRuns,
+});
 
 const HASH: Record<string, string> = { HS384: 'sha384', HS512: 'sha512' };
 const FORBIDDEN = ['jku', 'x5u', 'jwk', 'x5c', 'crit'];
@@ -30,13 +33,20 @@ let pairs: TokenPair[];
 let kid: string;
 
 beforeAll(async () => {
-  console.info(`fast-check seed ${SEED}, ${RUNS} runs per property (override with FC_SEED / FC_RUNS)`);
+  console.info(
+    `fast-check seed ${SEED}, ${RUNS} runs per property (override with FC_SEED / FC_RUNS)`,
+  );
   // Issuer and audience configured, so their checks run on fuzzed claims too.
-  auth = testAuth({ issuer: 'https://issuer.test', audience: ['api', 'web'], userFields: ['role'] });
+  auth = testAuth({
+    issuer: 'https://issuer.test',
+    audience: ['api', 'web'],
+    userFields: ['role'],
+  });
   redisStrategy = auth.strategies.get('redis');
   jwtStrategy = auth.strategies.get('jwt');
   pairs = [];
-  for (const id of ['alice', 7, 'bob']) pairs.push(await auth.generateTokens({ id, role: 'member' }));
+  for (const id of ['alice', 7, 'bob'])
+    pairs.push(await auth.generateTokens({ id, role: 'member' }));
   kid = decodeSegment(pairs[0]!.access_token, 0).kid as string;
 });
 afterAll(async () => {
@@ -49,15 +59,28 @@ const realTokens = () => pairs.flatMap((p) => [p.access_token, p.refresh_token])
 
 const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 const segment = fc.string({ unit: fc.constantFrom(...B64URL), maxLength: 60 });
-const b64json = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
+const b64json = (value: unknown) =>
+  Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
 
 const randomStrings = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 200 }),
   fc.string({ unit: 'grapheme-ascii', maxLength: 200 }),
   fc.tuple(segment, segment, segment).map((s) => s.join('.')),
   fc.array(segment, { maxLength: 6 }).map((s) => s.join('.')),
-  fc.tuple(fc.jsonValue(), fc.jsonValue(), segment).map(([h, p, s]) => `${b64json(h)}.${b64json(p)}.${s}`),
-  fc.constantFrom('', '.', '..', '...', 'null', 'Bearer', 'e30.e30.', 'e30.e30.e30', `${'a'.repeat(9000)}.b.c`),
+  fc
+    .tuple(fc.jsonValue(), fc.jsonValue(), segment)
+    .map(([h, p, s]) => `${b64json(h)}.${b64json(p)}.${s}`),
+  fc.constantFrom(
+    '',
+    '.',
+    '..',
+    '...',
+    'null',
+    'Bearer',
+    'e30.e30.',
+    'e30.e30.e30',
+    `${'a'.repeat(9000)}.b.c`,
+  ),
 );
 
 /** Real tokens, spliced and corrupted without re-signing. */
@@ -72,13 +95,20 @@ const mutatedTokens = fc.oneof(
     }),
   // Characters replaced, inserted or removed.
   fc
-    .tuple(fc.nat(), fc.array(fc.tuple(fc.nat(), fc.constantFrom(...`${B64URL}.=+/ \u0000é\u{1F600}`), fc.nat(2)), { minLength: 1, maxLength: 5 }))
+    .tuple(
+      fc.nat(),
+      fc.array(
+        fc.tuple(fc.nat(), fc.constantFrom(...`${B64URL}.=+/ \u0000é\u{1F600}`), fc.nat(2)),
+        { minLength: 1, maxLength: 5 },
+      ),
+    )
     .map(([n, edits]) => {
       const tokens = realTokens();
       let token = tokens[n % tokens.length]!;
       for (const [position, char, mode] of edits) {
         const at = position % (token.length + 1);
-        token = token.slice(0, at) + (mode === 2 ? '' : char) + token.slice(mode === 1 ? at : at + 1);
+        token =
+          token.slice(0, at) + (mode === 2 ? '' : char) + token.slice(mode === 1 ? at : at + 1);
       }
       return token;
     }),
@@ -92,15 +122,44 @@ const mutatedTokens = fc.oneof(
 
 const KEEP = Symbol('keep');
 const DROP = Symbol('drop');
-const edit = <T>(values: fc.Arbitrary<T>) => fc.oneof({ arbitrary: fc.constant(KEEP), weight: 4 }, fc.constant(DROP), values);
+const edit = <T>(values: fc.Arbitrary<T>) =>
+  fc.oneof({ arbitrary: fc.constant(KEEP), weight: 4 }, fc.constant(DROP), values);
 
 /** A real token whose header is edited, then signed with the real secret (with the hash its alg names). */
 const headerEdited = fc
   .record({
     n: fc.nat(),
-    alg: edit(fc.oneof(fc.constantFrom('HS256', 'HS384', 'HS512', 'RS256', 'PS256', 'ES256', 'none', 'None', 'hs256', 'HS256 ', ''), fc.jsonValue())),
-    typ: edit(fc.oneof(fc.constantFrom('at+jwt', 'rt+jwt', 'JWT', 'AT+JWT', 'at+JWT', 'application/at+jwt', ''), fc.jsonValue())),
-    kid: edit(fc.oneof(fc.constant('REAL'), fc.constantFrom('', '../../etc/passwd', "' OR 1=1 --", 'http://127.0.0.1:1/key'), fc.jsonValue())),
+    alg: edit(
+      fc.oneof(
+        fc.constantFrom(
+          'HS256',
+          'HS384',
+          'HS512',
+          'RS256',
+          'PS256',
+          'ES256',
+          'none',
+          'None',
+          'hs256',
+          'HS256 ',
+          '',
+        ),
+        fc.jsonValue(),
+      ),
+    ),
+    typ: edit(
+      fc.oneof(
+        fc.constantFrom('at+jwt', 'rt+jwt', 'JWT', 'AT+JWT', 'at+JWT', 'application/at+jwt', ''),
+        fc.jsonValue(),
+      ),
+    ),
+    kid: edit(
+      fc.oneof(
+        fc.constant('REAL'),
+        fc.constantFrom('', '../../etc/passwd', "' OR 1=1 --", 'http://127.0.0.1:1/key'),
+        fc.jsonValue(),
+      ),
+    ),
     crit: edit(fc.oneof(fc.array(fc.string()), fc.jsonValue())),
     jku: edit(fc.constantFrom('http://127.0.0.1:1/jwks.json', '', 'file:///etc/passwd')),
     x5u: edit(fc.constant('http://127.0.0.1:1/cert.pem')),
@@ -117,13 +176,31 @@ const headerEdited = fc
     }
     const payload = decodeSegment(original, 1);
     const hash = typeof header.alg === 'string' ? (HASH[header.alg] ?? 'sha256') : 'sha256';
-    return { token: forgeHmac(header, payload, SECRET, hash), header, kind: payload.token_use as 'access' | 'refresh' };
+    return {
+      token: forgeHmac(header, payload, SECRET, hash),
+      header,
+      kind: payload.token_use as 'access' | 'refresh',
+    };
   });
 
 const weird = fc.oneof(
   fc.jsonValue(),
   fc.string({ unit: 'binary', maxLength: 40 }),
-  fc.constantFrom(null, '', '\uD800', 'a\uDC00b', '{u:1}', '|', 0, -1, 1e308, 2 ** 53, true, [], {}),
+  fc.constantFrom(
+    null,
+    '',
+    '\uD800',
+    'a\uDC00b',
+    '{u:1}',
+    '|',
+    0,
+    -1,
+    1e308,
+    2 ** 53,
+    true,
+    [],
+    {},
+  ),
 );
 const time = fc.oneof(
   fc.integer({ min: -10_000, max: 10_000 }).map((d) => Math.floor(Date.now() / 1000) + d),
@@ -132,35 +209,69 @@ const time = fc.oneof(
 );
 
 /** Payloads signed with the real key: random JSON, or real claims with fields replaced or removed. */
-const resignedPayloads = fc.oneof(
-  fc.tuple(fc.constantFrom('access', 'refresh'), fc.oneof(fc.jsonValue(), fc.string({ unit: 'binary', maxLength: 80 }))).map(([kind, payload]) => ({ kind, payload })),
-  fc
-    .record({
-      n: fc.nat(),
-      kind: fc.constantFrom('access', 'refresh'),
-      sub: edit(weird),
-      sid: edit(weird),
-      jti: edit(weird),
-      token_use: edit(fc.oneof(fc.constantFrom('access', 'refresh'), weird)),
-      exp: edit(time),
-      iat: edit(time),
-      nbf: edit(time),
-      iss: edit(fc.oneof(fc.constant('https://issuer.test'), weird)),
-      aud: edit(fc.oneof(fc.constantFrom('api', 'web', ['x', 'web']), weird)),
-      usr: edit(fc.oneof(fc.dictionary(fc.constantFrom('role', 'nbf', 'exp', 'iat', 'sub', 'aud', '__proto__', 'constructor'), weird), weird)),
-    })
-    .map(({ n, kind, ...edits }) => {
-      const pair = pairs[n % pairs.length]!;
-      const payload: Record<string, unknown> = decodeSegment(kind === 'access' ? pair.access_token : pair.refresh_token, 1);
-      for (const [name, value] of Object.entries(edits)) {
-        if (value === DROP) delete payload[name];
-        else if (value !== KEEP) payload[name] = value;
-      }
-      return { kind, payload };
-    }),
-).map(({ kind, payload }) => forgeHmac({ alg: 'HS256', typ: kind === 'access' ? 'at+jwt' : 'rt+jwt', kid }, payload, SECRET));
+const resignedPayloads = fc
+  .oneof(
+    fc
+      .tuple(
+        fc.constantFrom('access', 'refresh'),
+        fc.oneof(fc.jsonValue(), fc.string({ unit: 'binary', maxLength: 80 })),
+      )
+      .map(([kind, payload]) => ({ kind, payload })),
+    fc
+      .record({
+        n: fc.nat(),
+        kind: fc.constantFrom('access', 'refresh'),
+        sub: edit(weird),
+        sid: edit(weird),
+        jti: edit(weird),
+        token_use: edit(fc.oneof(fc.constantFrom('access', 'refresh'), weird)),
+        exp: edit(time),
+        iat: edit(time),
+        nbf: edit(time),
+        iss: edit(fc.oneof(fc.constant('https://issuer.test'), weird)),
+        aud: edit(fc.oneof(fc.constantFrom('api', 'web', ['x', 'web']), weird)),
+        usr: edit(
+          fc.oneof(
+            fc.dictionary(
+              fc.constantFrom(
+                'role',
+                'nbf',
+                'exp',
+                'iat',
+                'sub',
+                'aud',
+                '__proto__',
+                'constructor',
+              ),
+              weird,
+            ),
+            weird,
+          ),
+        ),
+      })
+      .map(({ n, kind, ...edits }) => {
+        const pair = pairs[n % pairs.length]!;
+        const payload: Record<string, unknown> = decodeSegment(
+          kind === 'access' ? pair.access_token : pair.refresh_token,
+          1,
+        );
+        for (const [name, value] of Object.entries(edits)) {
+          if (value === DROP) delete payload[name];
+          else if (value !== KEEP) payload[name] = value;
+        }
+        return { kind, payload };
+      }),
+  )
+  .map(({ kind, payload }) =>
+    forgeHmac({ alg: 'HS256', typ: kind === 'access' ? 'at+jwt' : 'rt+jwt', kid }, payload, SECRET),
+  );
 
-const anyToken = fc.oneof(randomStrings, mutatedTokens, headerEdited.map((h) => h.token), resignedPayloads);
+const anyToken = fc.oneof(
+  randomStrings,
+  mutatedTokens,
+  headerEdited.map((h) => h.token),
+  resignedPayloads,
+);
 
 // ---------------------------------------------------------------- the checks
 
@@ -169,8 +280,10 @@ async function onlyAuthErrors(call: () => unknown): Promise<void> {
   try {
     await call();
   } catch (error) {
-    if (!(error instanceof AuthError)) throw new Error(`threw a non-AuthError: ${String(error)}`, { cause: error });
-    if (error.code === 'store_unavailable') throw new Error(`bad input was reported as a store outage: ${String(error.cause)}`);
+    if (!(error instanceof AuthError))
+      throw new Error(`threw a non-AuthError: ${String(error)}`, { cause: error });
+    if (error.code === 'store_unavailable')
+      throw new Error(`bad input was reported as a store outage: ${String(error.cause)}`);
   }
 }
 
@@ -190,7 +303,10 @@ describe('fuzzing token input (fast-check)', () => {
   });
 
   it('any JavaScript value where a token is expected: only AuthErrors', async () => {
-    await fc.assert(fc.asyncProperty(fc.anything(), everyEntryPoint), settings(2, Math.ceil(RUNS / 3)));
+    await fc.assert(
+      fc.asyncProperty(fc.anything(), everyEntryPoint),
+      settings(2, Math.ceil(RUNS / 3)),
+    );
   });
 
   it('mutated real tokens (segments swapped, characters flipped, truncated): only AuthErrors', async () => {
@@ -232,7 +348,8 @@ describe('fuzzing token input (fast-check)', () => {
 
 describe('what the fuzzer found (kept as plain regression tests)', () => {
   const refreshOf = (pair: TokenPair) => decodeSegment(pair.refresh_token, 1);
-  const resign = (payload: Record<string, unknown>) => forgeHmac({ alg: 'HS256', typ: 'rt+jwt', kid }, payload, SECRET);
+  const resign = (payload: Record<string, unknown>) =>
+    forgeHmac({ alg: 'HS256', typ: 'rt+jwt', kid }, payload, SECRET);
 
   it('a subject with a lone surrogate is an invalid token, not a 503 (it used to break the Redis key)', async () => {
     const token = resign({ ...refreshOf(pairs[1]!), sub: '\uD800' });
@@ -244,10 +361,14 @@ describe('what the fuzzer found (kept as plain regression tests)', () => {
   });
 
   it('claim names jsonwebtoken cannot sign (constructor, __proto__, …) are refused at login and dropped on refresh', async () => {
-    await expect(auth.generateTokens({ id: 1 }, { claims: { constructor: 'x' } })).rejects.toThrow(/cannot be a claim name/);
+    await expect(auth.generateTokens({ id: 1 }, { claims: { constructor: 'x' } })).rejects.toThrow(
+      /cannot be a claim name/,
+    );
     expect(() => testAuth({ userFields: ['toString'] })).toThrow(/cannot be a claim name/);
     const pair = await auth.generateTokens({ id: 'proto', role: 'member' });
-    const usr = JSON.parse('{"role":"admin","constructor":1,"__proto__":{"polluted":true},"exp":1}') as unknown;
+    const usr = JSON.parse(
+      '{"role":"admin","constructor":1,"__proto__":{"polluted":true},"exp":1}',
+    ) as unknown;
     const next = await auth.refreshTokens(resign({ ...refreshOf(pair), usr }));
     const claims = decodeSegment(next.access_token, 1);
     expect(claims.role).toBe('admin');
@@ -282,7 +403,10 @@ describe('fuzzing over HTTP: never a 500, and only AuthErrors leave the middlewa
       ctx.body = { sub: ctx.state.user?.sub ?? null };
     });
     router.post('/refresh', koaBody(), async (ctx) => {
-      ctx.body = await auth.refreshTokens((ctx.request.body as { refresh_token?: string }).refresh_token as string, { ctx });
+      ctx.body = await auth.refreshTokens(
+        (ctx.request.body as { refresh_token?: string }).refresh_token as string,
+        { ctx },
+      );
     });
     app.use(router.routes());
     server = await serve(app);
@@ -292,38 +416,55 @@ describe('fuzzing over HTTP: never a 500, and only AuthErrors leave the middlewa
   });
 
   // What can travel in a header value: visible ASCII and spaces.
-  const headerSafe = anyToken.map((t) => t.replace(/[^\x20-\x7e]/g, '').trim()).filter((t) => t.length > 0);
+  const headerSafe = anyToken
+    .map((t) => t.replace(/[^\x20-\x7e]/g, '').trim())
+    .filter((t) => t.length > 0);
 
   it('requireAuth, getData and refresh answer 200/401, never 500, a stack trace or the token itself', async () => {
     await fc.assert(
-      fc.asyncProperty(headerSafe, fc.oneof(anyToken, fc.jsonValue()), async (token, refreshInput) => {
-        foreign.length = 0;
-        const headers = { authorization: `Bearer ${token}` };
-        const required = await fetch(`${server.url}/required`, { headers });
-        expect([200, 401]).toContain(required.status);
-        const optional = await fetch(`${server.url}/optional`, { headers });
-        expect(optional.status).toBe(200);
-        await optional.text();
-        const refreshed = await fetch(`${server.url}/refresh`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ refresh_token: refreshInput }),
-        });
-        expect([200, 401]).toContain(refreshed.status);
-        const texts = [await required.text(), await refreshed.text()];
-        for (const text of texts) expect(text).not.toMatch(/\bat .*\.(ts|js):\d+/);
-        // Error bodies never echo the token back.
-        if (required.status === 401 && token.length >= 16) expect(texts[0]).not.toContain(token);
-        if (refreshed.status === 401 && typeof refreshInput === 'string' && refreshInput.length >= 16) expect(texts[1]).not.toContain(refreshInput);
-        expect(foreign).toEqual([]);
-      }),
+      fc.asyncProperty(
+        headerSafe,
+        fc.oneof(anyToken, fc.jsonValue()),
+        async (token, refreshInput) => {
+          foreign.length = 0;
+          const headers = { authorization: `Bearer ${token}` };
+          const required = await fetch(`${server.url}/required`, { headers });
+          expect([200, 401]).toContain(required.status);
+          const optional = await fetch(`${server.url}/optional`, { headers });
+          expect(optional.status).toBe(200);
+          await optional.text();
+          const refreshed = await fetch(`${server.url}/refresh`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ refresh_token: refreshInput }),
+          });
+          expect([200, 401]).toContain(refreshed.status);
+          const texts = [await required.text(), await refreshed.text()];
+          for (const text of texts) expect(text).not.toMatch(/\bat .*\.(ts|js):\d+/);
+          // Error bodies never echo the token back.
+          if (required.status === 401 && token.length >= 16) expect(texts[0]).not.toContain(token);
+          if (
+            refreshed.status === 401 &&
+            typeof refreshInput === 'string' &&
+            refreshInput.length >= 16
+          )
+            expect(texts[1]).not.toContain(refreshInput);
+          expect(foreign).toEqual([]);
+        },
+      ),
       settings(6, HTTP_RUNS),
     );
   });
 
   it('in cookie delivery: fuzzed access and refresh cookies and CSRF headers get 200/204/401/403, never 500', async () => {
     // Same keys, claims and sessions as the json instance, so mutated real tokens stay meaningful.
-    const cookieAuth = testAuth({ issuer: 'https://issuer.test', audience: ['api', 'web'], userFields: ['role'], keyPrefix: auth.options.keyPrefix, tokenDelivery: 'cookie' });
+    const cookieAuth = testAuth({
+      issuer: 'https://issuer.test',
+      audience: ['api', 'web'],
+      userFields: ['role'],
+      keyPrefix: auth.options.keyPrefix,
+      tokenDelivery: 'cookie',
+    });
     const app = webApp(cookieAuth);
     const thrown: unknown[] = [];
     // Koa reports every error that reaches its own handler: none may be anything but an AuthError.
@@ -332,20 +473,42 @@ describe('fuzzing over HTTP: never a 500, and only AuthErrors leave the middlewa
     });
     const web = await serve(app);
     // Cookie-safe characters, and at most 4 KiB a cookie as browsers send (Node answers 431 past 16 KiB of headers).
-    const cookieSafe = headerSafe.map((t) => t.replace(/[;,"\\]/g, '').slice(0, 4096)).filter((t) => t.length > 0);
+    const cookieSafe = headerSafe
+      .map((t) => t.replace(/[;,"\\]/g, '').slice(0, 4096))
+      .filter((t) => t.length > 0);
     try {
       await fc.assert(
         fc.asyncProperty(cookieSafe, cookieSafe, fc.boolean(), async (token, csrf, matching) => {
           thrown.length = 0;
-          const me = await fetch(`${web.url}/me`, { headers: { cookie: `__Host-access_token=${token}` } });
+          const me = await fetch(`${web.url}/me`, {
+            headers: { cookie: `__Host-access_token=${token}` },
+          });
           expect([200, 401]).toContain(me.status);
           await me.text();
-          const unsafe = { origin: web.url, 'x-csrf-token': matching ? csrf : `${csrf}x`, 'content-type': 'application/json' };
-          const whoami = await fetch(`${web.url}/whoami`, { method: 'POST', headers: { ...unsafe, cookie: `__Host-access_token=${token}; __Host-csrf_token=${csrf}` }, body: '{}' });
+          const unsafe = {
+            origin: web.url,
+            'x-csrf-token': matching ? csrf : `${csrf}x`,
+            'content-type': 'application/json',
+          };
+          const whoami = await fetch(`${web.url}/whoami`, {
+            method: 'POST',
+            headers: {
+              ...unsafe,
+              cookie: `__Host-access_token=${token}; __Host-csrf_token=${csrf}`,
+            },
+            body: '{}',
+          });
           expect(whoami.status).toBe(200);
           await whoami.text();
           for (const path of ['/auth/refresh', '/auth/logout']) {
-            const reply = await fetch(`${web.url}${path}`, { method: 'POST', headers: { ...unsafe, cookie: `__Secure-refresh_token=${token}; __Host-csrf_token=${csrf}` }, body: '{}' });
+            const reply = await fetch(`${web.url}${path}`, {
+              method: 'POST',
+              headers: {
+                ...unsafe,
+                cookie: `__Secure-refresh_token=${token}; __Host-csrf_token=${csrf}`,
+              },
+              body: '{}',
+            });
             expect([200, 204, 401, 403], path).toContain(reply.status);
             expect(await reply.text()).not.toMatch(/\bat .*\.(ts|js):\d+/);
           }

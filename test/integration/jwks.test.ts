@@ -2,7 +2,13 @@ import { calculateJwkThumbprint, createRemoteJWKSet, errors as joseErrors, jwtVe
 import Koa from 'koa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createApp } from '../../examples/basic/app.js';
-import { type Algorithm, type Auth, type AuthOptions, createAuth, type KeyConfig } from '../../src/index.js';
+import {
+  type Algorithm,
+  type Auth,
+  type AuthOptions,
+  createAuth,
+  type KeyConfig,
+} from '../../src/index.js';
 import { harnessRedisUrl, uniquePrefix } from '../helpers/auth.js';
 import { decodeSegment, pssKeys } from '../helpers/forge.js';
 import { call, serve, type Served } from '../helpers/http.js';
@@ -18,8 +24,17 @@ afterEach(async () => {
 });
 
 /** The example app with `auth.jwks()` in front of it, on a free port. */
-async function authService(keys: KeyConfig[], options: Partial<AuthOptions> = {}, jwksOptions?: Parameters<Auth['jwks']>[0]): Promise<{ auth: Auth; server: Served }> {
-  const auth = createAuth({ keys, redis: harnessRedisUrl(), keyPrefix: uniquePrefix(), ...options });
+async function authService(
+  keys: KeyConfig[],
+  options: Partial<AuthOptions> = {},
+  jwksOptions?: Parameters<Auth['jwks']>[0],
+): Promise<{ auth: Auth; server: Served }> {
+  const auth = createAuth({
+    keys,
+    redis: harnessRedisUrl(),
+    keyPrefix: uniquePrefix(),
+    ...options,
+  });
   const app = new Koa();
   app.use(auth.jwks(jwksOptions));
   for (const middleware of createApp(auth).middleware) app.use(middleware);
@@ -56,10 +71,12 @@ describe('auth.jwks()', () => {
     expect(published.map((k) => k.alg)).toEqual(['ES256', 'RS256', 'PS256', 'ES384', 'RS512']);
     for (const jwk of published) {
       for (const member of PRIVATE_MEMBERS) expect(jwk).not.toHaveProperty(member);
-      for (const member of Object.keys(jwk)) expect(PUBLIC_MEMBERS.has(member), `unexpected member ${member}`).toBe(true);
+      for (const member of Object.keys(jwk))
+        expect(PUBLIC_MEMBERS.has(member), `unexpected member ${member}`).toBe(true);
       expect(jwk.use).toBe('sig');
       expect(typeof jwk.kid).toBe('string');
-      if (jwk.kty === 'RSA') expect(Object.keys(jwk).sort()).toEqual(['alg', 'e', 'kid', 'kty', 'n', 'use']);
+      if (jwk.kty === 'RSA')
+        expect(Object.keys(jwk).sort()).toEqual(['alg', 'e', 'kid', 'kty', 'n', 'use']);
       else expect(Object.keys(jwk).sort()).toEqual(['alg', 'crv', 'kid', 'kty', 'use', 'x', 'y']);
       // kid defaults to the RFC 7638 thumbprint, as an independent implementation computes it.
       if (jwk.kid !== 'rsa-old') expect(jwk.kid).toBe(await calculateJwkThumbprint(jwk as never));
@@ -76,15 +93,24 @@ describe('auth.jwks()', () => {
     expect(head.status).toBe(200);
     expect(head.text).toBe('');
     // fetch() would add `Cache-Control: no-cache` to a conditional request, which forbids a 304.
-    const conditional = { 'if-none-match': first.headers.get('etag')!, 'cache-control': 'max-age=0' };
+    const conditional = {
+      'if-none-match': first.headers.get('etag')!,
+      'cache-control': 'max-age=0',
+    };
     const again = await call(server.url, '/.well-known/jwks.json', { headers: conditional });
     expect(again.status).toBe(304);
-    expect((await call(server.url, '/.well-known/jwks.json', { method: 'POST', body: {} })).status).toBe(404);
+    expect(
+      (await call(server.url, '/.well-known/jwks.json', { method: 'POST', body: {} })).status,
+    ).toBe(404);
     expect((await call(server.url, '/login', { body: alice })).status).toBe(200);
   });
 
   it('takes another path and max-age, and refuses nonsense options and a ring with nothing to publish', async () => {
-    const { auth, server } = await authService([keyFor('RS256')], {}, { path: '/keys', maxAge: 60 });
+    const { auth, server } = await authService(
+      [keyFor('RS256')],
+      {},
+      { path: '/keys', maxAge: 60 },
+    );
     const res = await call(server.url, '/keys');
     expect(res.status).toBe(200);
     expect(res.headers.get('cache-control')).toBe('public, max-age=60');
@@ -102,15 +128,35 @@ describe('an independent verifier (jose) accepts our access tokens through our J
   const audience = 'api';
 
   it.each(['RS256', 'ES256', 'PS256', 'ES384', 'RS512'] as Algorithm[])('%s', async (algorithm) => {
-    const { server } = await authService([keyFor(algorithm)], { issuer, audience, userFields: ['role'] });
+    const { server } = await authService([keyFor(algorithm)], {
+      issuer,
+      audience,
+      userFields: ['role'],
+    });
     const JWKS = createRemoteJWKSet(new URL(`${server.url}/.well-known/jwks.json`));
     const pair = (await call(server.url, '/login', { body: alice })).body;
 
-    const { payload, protectedHeader } = await jwtVerify(pair.access_token, JWKS, { issuer, audience, typ: 'at+jwt', algorithms: [algorithm] });
-    expect(payload).toMatchObject({ sub: '1', role: 'admin', token_use: 'access', iss: issuer, aud: audience });
-    expect(protectedHeader).toMatchObject({ alg: algorithm, kid: decodeSegment(pair.access_token, 0).kid });
+    const { payload, protectedHeader } = await jwtVerify(pair.access_token, JWKS, {
+      issuer,
+      audience,
+      typ: 'at+jwt',
+      algorithms: [algorithm],
+    });
+    expect(payload).toMatchObject({
+      sub: '1',
+      role: 'admin',
+      token_use: 'access',
+      iss: issuer,
+      aud: audience,
+    });
+    expect(protectedHeader).toMatchObject({
+      alg: algorithm,
+      kid: decodeSegment(pair.access_token, 0).kid,
+    });
     // jose sees the kind split too: a refresh token is not an access token.
-    await expect(jwtVerify(pair.refresh_token, JWKS, { issuer, audience, typ: 'at+jwt' })).rejects.toBeInstanceOf(joseErrors.JWTClaimValidationFailed);
+    await expect(
+      jwtVerify(pair.refresh_token, JWKS, { issuer, audience, typ: 'at+jwt' }),
+    ).rejects.toBeInstanceOf(joseErrors.JWTClaimValidationFailed);
   });
 
   it('finds the right key by kid during a rotation overlap', async () => {

@@ -1,7 +1,13 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createApp } from '../../examples/basic/app.js';
-import { ALGORITHMS, type Auth, type AuthOptions, createAuth, type KeyConfig } from '../../src/index.js';
+import {
+  ALGORITHMS,
+  type Auth,
+  type AuthOptions,
+  createAuth,
+  type KeyConfig,
+} from '../../src/index.js';
 import { harnessRedisUrl, uniquePrefix } from '../helpers/auth.js';
 import { decodeSegment } from '../helpers/forge.js';
 import { call, serve, type Served } from '../helpers/http.js';
@@ -17,7 +23,13 @@ interface Deploy {
 const running: Deploy[] = [];
 
 async function deploy(keys: KeyConfig[], options: Partial<AuthOptions> = {}): Promise<Deploy> {
-  const auth = createAuth({ keys, redis: harnessRedisUrl(), keyPrefix: uniquePrefix(), userFields: ['role'], ...options });
+  const auth = createAuth({
+    keys,
+    redis: harnessRedisUrl(),
+    keyPrefix: uniquePrefix(),
+    userFields: ['role'],
+    ...options,
+  });
   const server = await serve(createApp(auth));
   const d = { auth, server };
   running.push(d);
@@ -32,32 +44,48 @@ afterEach(async () => {
 });
 
 const login = (d: Deploy) => call(d.server.url, '/login', { body: alice });
-const refresh = (d: Deploy, token: string) => call(d.server.url, '/refresh', { body: { refresh_token: token } });
+const refresh = (d: Deploy, token: string) =>
+  call(d.server.url, '/refresh', { body: { refresh_token: token } });
 const me = (d: Deploy, token: string) => call(d.server.url, '/me', { token });
 const kidOf = (token: string) => decodeSegment(token, 0).kid;
 
 describe('every supported algorithm through the full stack', () => {
-  it.each(ALGORITHMS)('%s: login, requireAuth over HTTP, refresh, and the stateless strategy', async (algorithm) => {
-    const key = keyFor(algorithm, { kid: `k-${algorithm}` });
-    const d = await deploy([key]);
-    const pair = await login(d);
-    expect(pair.status).toBe(200);
-    expect(decodeSegment(pair.body.access_token, 0)).toMatchObject({ alg: algorithm, kid: `k-${algorithm}`, typ: 'at+jwt' });
-    expect(decodeSegment(pair.body.refresh_token, 0)).toMatchObject({ alg: algorithm, kid: `k-${algorithm}`, typ: 'rt+jwt' });
+  it.each(ALGORITHMS)(
+    '%s: login, requireAuth over HTTP, refresh, and the stateless strategy',
+    async (algorithm) => {
+      const key = keyFor(algorithm, { kid: `k-${algorithm}` });
+      const d = await deploy([key]);
+      const pair = await login(d);
+      expect(pair.status).toBe(200);
+      expect(decodeSegment(pair.body.access_token, 0)).toMatchObject({
+        alg: algorithm,
+        kid: `k-${algorithm}`,
+        typ: 'at+jwt',
+      });
+      expect(decodeSegment(pair.body.refresh_token, 0)).toMatchObject({
+        alg: algorithm,
+        kid: `k-${algorithm}`,
+        typ: 'rt+jwt',
+      });
 
-    const user = await me(d, pair.body.access_token);
-    expect(user.status).toBe(200);
-    expect(user.body).toMatchObject({ sub: '1', role: 'admin', token_use: 'access' });
+      const user = await me(d, pair.body.access_token);
+      expect(user.status).toBe(200);
+      expect(user.body).toMatchObject({ sub: '1', role: 'admin', token_use: 'access' });
 
-    const next = await refresh(d, pair.body.refresh_token);
-    expect(next.status).toBe(200);
-    expect((await me(d, next.body.access_token)).status).toBe(200);
-    // The refresh token is not a bearer token, whatever the algorithm.
-    expect((await me(d, next.body.refresh_token)).status).toBe(401);
+      const next = await refresh(d, pair.body.refresh_token);
+      expect(next.status).toBe(200);
+      expect((await me(d, next.body.access_token)).status).toBe(200);
+      // The refresh token is not a bearer token, whatever the algorithm.
+      expect((await me(d, next.body.refresh_token)).status).toBe(401);
 
-    const stateless = await d.auth.generateTokens({ id: 7 }, { strategy: 'jwt' });
-    expect(await d.auth.strategies.get('jwt').readToken(stateless.access_token, { checkSession: false })).toMatchObject({ sub: '7' });
-  });
+      const stateless = await d.auth.generateTokens({ id: 7 }, { strategy: 'jwt' });
+      expect(
+        await d.auth.strategies
+          .get('jwt')
+          .readToken(stateless.access_token, { checkSession: false }),
+      ).toMatchObject({ sub: '7' });
+    },
+  );
 });
 
 describe('key rotation', () => {
@@ -96,7 +124,12 @@ describe('key rotation', () => {
     // Step 2: the new key signs; the old one verifies. Instances of step 1 still running (a rolling
     // deploy) accept the new tokens, because they already know the new key.
     // The old key verifies from its public key alone: the private key can be destroyed now.
-    const oldPublic = { kid: 'old', algorithm: 'RS256' as const, publicKey: createPublicKey(old.privateKey as KeyObject), verifyOnly: true };
+    const oldPublic = {
+      kid: 'old',
+      algorithm: 'RS256' as const,
+      publicKey: createPublicKey(old.privateKey as KeyObject),
+      verifyOnly: true,
+    };
     const v2 = await deploy([next, oldPublic], { keyPrefix });
     expect((await me(v2, a1.access_token)).status).toBe(200);
     const a2 = (await refresh(v2, a1.refresh_token)).body;

@@ -44,7 +44,9 @@ describe('a Redis this test owns', () => {
     const admin = new Redis(redis.url);
     await admin.flushdb();
     admin.disconnect();
-    const refreshed = await call(server.url, '/refresh', { body: { refresh_token: tokens.refresh_token } });
+    const refreshed = await call(server.url, '/refresh', {
+      body: { refresh_token: tokens.refresh_token },
+    });
     expect(refreshed.status).toBe(401);
     expect(refreshed.body.error).toBe('token_revoked');
     const me = await call(server.url, '/me', { token: tokens.access_token });
@@ -54,9 +56,19 @@ describe('a Redis this test owns', () => {
 
   for (const [name, option] of [
     ['a URL (the library’s own client)', () => redis.url],
-    ['an injected ioredis client with default options', () => (injected = new Redis(redis.url).on('error', () => {}))],
+    [
+      'an injected ioredis client with default options',
+      () => (injected = new Redis(redis.url).on('error', () => {})),
+    ],
     // Its own commandTimeout bounds it, so the store arms no timer of its own.
-    ['an injected client with the recommended options', () => (injected = new Redis(redis.url, { maxRetriesPerRequest: 1, commandTimeout: 1000 }).on('error', () => {}))],
+    [
+      'an injected client with the recommended options',
+      () =>
+        (injected = new Redis(redis.url, { maxRetriesPerRequest: 1, commandTimeout: 1000 }).on(
+          'error',
+          () => {},
+        )),
+    ],
   ] as const) {
     it(`stopped: 503 within 2 s, never 401; recovers after a restart without restarting the app — ${name}`, async () => {
       await startApp(option());
@@ -76,7 +88,9 @@ describe('a Redis this test owns', () => {
         expect(reply.ms, path).toBeLessThan(2000);
       }
       // Optional auth degrades to anonymous rather than failing.
-      expect((await timed('/public', { token: tokens.access_token })).body).toEqual({ hello: 'stranger' });
+      expect((await timed('/public', { token: tokens.access_token })).body).toEqual({
+        hello: 'stranger',
+      });
 
       await redis.restart();
       // Reconnection is the client's job; give it its retry interval.
@@ -88,7 +102,10 @@ describe('a Redis this test owns', () => {
       expect(again.status).toBe(200);
       expect((await call(server.url, '/me', { token: again.body.access_token })).status).toBe(200);
       // The restart was empty: the session from before is gone, and stays gone.
-      expect((await call(server.url, '/refresh', { body: { refresh_token: tokens.refresh_token } })).status).toBe(401);
+      expect(
+        (await call(server.url, '/refresh', { body: { refresh_token: tokens.refresh_token } }))
+          .status,
+      ).toBe(401);
     });
   }
 
@@ -117,7 +134,10 @@ describe('a Redis this test owns', () => {
   it('issues no token while Redis cannot record it', async () => {
     await startApp(redis.url);
     await redis.kill();
-    await expect(auth.generateTokens({ id: 1 })).rejects.toMatchObject({ code: 'store_unavailable', status: 503 });
+    await expect(auth.generateTokens({ id: 1 })).rejects.toMatchObject({
+      code: 'store_unavailable',
+      status: 503,
+    });
     await expect(auth.checkRefreshToken('a.b.c')).resolves.toBe(false);
   });
 });

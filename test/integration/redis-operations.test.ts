@@ -47,7 +47,8 @@ async function fillToTheBrim(): Promise<void> {
   throw new Error('Redis never reached maxmemory');
 }
 
-const liveCheck = (pair: TokenPair) => auth.strategies.get('redis').readToken(pair.access_token, { checkSession: true });
+const liveCheck = (pair: TokenPair) =>
+  auth.strategies.get('redis').readToken(pair.access_token, { checkSession: true });
 
 describe('Redis memory policies', () => {
   it('noeviction at maxmemory: logins and refreshes answer 503 and change nothing; session checks and logouts still work', async () => {
@@ -55,12 +56,18 @@ describe('Redis memory policies', () => {
     const pair = await auth.generateTokens({ id: 1 });
     const other = await auth.generateTokens({ id: 1 });
     await fillToTheBrim();
-    await expect(auth.generateTokens({ id: 2 })).rejects.toMatchObject({ code: 'store_unavailable' });
-    await expect(auth.refreshTokens(pair.refresh_token)).rejects.toMatchObject({ code: 'store_unavailable' });
+    await expect(auth.generateTokens({ id: 2 })).rejects.toMatchObject({
+      code: 'store_unavailable',
+    });
+    await expect(auth.refreshTokens(pair.refresh_token)).rejects.toMatchObject({
+      code: 'store_unavailable',
+    });
     expect((await liveCheck(pair)).sub).toBe('1');
     // Logout only deletes, which Redis allows at maxmemory.
     await auth.invalidateRefreshToken(other.refresh_token);
-    await expect(Promise.resolve(liveCheck(other))).rejects.toMatchObject({ code: 'token_revoked' });
+    await expect(Promise.resolve(liveCheck(other))).rejects.toMatchObject({
+      code: 'token_revoked',
+    });
     // The refused rotation left nothing half-done: once memory is freed the same token rotates.
     const junk = (await admin.keys('*')).filter((key) => !key.startsWith('auth:'));
     for (let i = 0; i < junk.length; i += 500) await admin.unlink(...junk.slice(i, i + 500));
@@ -80,12 +87,15 @@ describe('Redis memory policies', () => {
         const live = await auth.checkRefreshToken(pair.refresh_token);
         if (!live) {
           evicted++;
-          await expect(auth.refreshTokens(pair.refresh_token)).rejects.toMatchObject({ status: 401 });
+          await expect(auth.refreshTokens(pair.refresh_token)).rejects.toMatchObject({
+            status: 401,
+          });
         }
       }
       expect(evicted).toBeGreaterThan(0);
       // Every key left still expires.
-      for (const key of await admin.keys('auth:*')) expect(await admin.pttl(key)).toBeGreaterThan(0);
+      for (const key of await admin.keys('auth:*'))
+        expect(await admin.pttl(key)).toBeGreaterThan(0);
     });
   }
 });
@@ -104,7 +114,8 @@ describe('Redis persistence', () => {
     await redis.restart();
     admin = new Redis(redis.url);
     // The snapshot predates the logout: that session is alive again.
-    const revived = async () => auth.checkRefreshToken(loggedOut.refresh_token).catch(() => undefined);
+    const revived = async () =>
+      auth.checkRefreshToken(loggedOut.refresh_token).catch(() => undefined);
     let state = await revived();
     for (let i = 0; i < 40 && state === undefined; i++) {
       await new Promise((r) => setTimeout(r, 100));

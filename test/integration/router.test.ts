@@ -9,7 +9,10 @@ import { webApp } from '../helpers/web.js';
 let auth: Auth;
 let server: Served;
 
-async function start(options: Parameters<typeof webApp>[1] = {}, authOptions: Parameters<typeof testAuth>[0] = {}): Promise<void> {
+async function start(
+  options: Parameters<typeof webApp>[1] = {},
+  authOptions: Parameters<typeof testAuth>[0] = {},
+): Promise<void> {
   auth = testAuth({ userFields: ['name'], ...authOptions });
   server = await serve(webApp(auth, options));
 }
@@ -19,9 +22,13 @@ afterEach(async () => {
   await auth?.close();
 });
 
-const login = (username = 'alice', password = 'wonderland', headers: Record<string, string> = {}): Promise<Reply> =>
-  call(server.url, '/auth/login', { body: { username, password }, headers });
-const post = (path: string, options: Parameters<typeof call>[2] = {}) => call(server.url, path, { method: 'POST', ...options });
+const login = (
+  username = 'alice',
+  password = 'wonderland',
+  headers: Record<string, string> = {},
+): Promise<Reply> => call(server.url, '/auth/login', { body: { username, password }, headers });
+const post = (path: string, options: Parameters<typeof call>[2] = {}) =>
+  call(server.url, path, { method: 'POST', ...options });
 
 describe('POST /auth/login', () => {
   it('returns the token pair with Cache-Control: no-store and sets no cookie', async () => {
@@ -31,7 +38,10 @@ describe('POST /auth/login', () => {
     expect(res.headers.get('cache-control')).toBe('no-store');
     expect(res.headers.getSetCookie()).toEqual([]);
     expect(res.body).toMatchObject({ token_type: 'bearer', expires_in: 900 });
-    expect((await call(server.url, '/me', { token: res.body.access_token })).body).toMatchObject({ sub: '1', name: 'alice' });
+    expect((await call(server.url, '/me', { token: res.body.access_token })).body).toMatchObject({
+      sub: '1',
+      name: 'alice',
+    });
   });
 
   it('answers a wrong password and an unknown user with the same 401 invalid_credentials', async () => {
@@ -49,7 +59,10 @@ describe('POST /auth/login', () => {
 
   it('answers malformed JSON and an oversized body with 400 invalid_request, not 500', async () => {
     await start();
-    const bad = await call(server.url, '/auth/login', { body: '{"username":', headers: { 'content-type': 'application/json' } });
+    const bad = await call(server.url, '/auth/login', {
+      body: '{"username":',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(bad.status).toBe(400);
     expect(bad.body.error).toBe('invalid_request');
     const huge = await call(server.url, '/auth/login', { body: { username: 'x'.repeat(20_000) } });
@@ -79,7 +92,13 @@ describe('POST /auth/login', () => {
 
   it('uses the configured prefix', async () => {
     await start({ prefix: '/api/v1/session' });
-    expect((await call(server.url, '/api/v1/session/login', { body: { username: 'alice', password: 'wonderland' } })).status).toBe(200);
+    expect(
+      (
+        await call(server.url, '/api/v1/session/login', {
+          body: { username: 'alice', password: 'wonderland' },
+        })
+      ).status,
+    ).toBe(200);
     expect((await login()).status).toBe(404);
   });
 
@@ -122,16 +141,24 @@ describe('POST /auth/logout', () => {
   it('ends the session of a refresh token in the body, idempotently', async () => {
     await start();
     const pair = (await login()).body;
-    expect((await post('/auth/logout', { body: { refresh_token: pair.refresh_token } })).status).toBe(204);
-    expect((await call(server.url, '/me', { token: pair.access_token })).body.error).toBe('token_revoked');
-    expect((await post('/auth/logout', { body: { refresh_token: pair.refresh_token } })).status).toBe(204);
+    expect(
+      (await post('/auth/logout', { body: { refresh_token: pair.refresh_token } })).status,
+    ).toBe(204);
+    expect((await call(server.url, '/me', { token: pair.access_token })).body.error).toBe(
+      'token_revoked',
+    );
+    expect(
+      (await post('/auth/logout', { body: { refresh_token: pair.refresh_token } })).status,
+    ).toBe(204);
   });
 
   it('ends the session of a bearer access token', async () => {
     await start();
     const pair = (await login()).body;
     expect((await post('/auth/logout', { token: pair.access_token })).status).toBe(204);
-    expect((await post('/auth/refresh', { body: { refresh_token: pair.refresh_token } })).body.error).toBe('token_revoked');
+    expect(
+      (await post('/auth/refresh', { body: { refresh_token: pair.refresh_token } })).body.error,
+    ).toBe('token_revoked');
   });
 
   it('answers no token with 401 token_missing and a bad one with 401 token_invalid', async () => {
@@ -160,7 +187,10 @@ describe('POST /auth/logout-all', () => {
     await start();
     const a1 = (await login()).body;
     const a2 = (await login()).body;
-    const res = await post('/auth/logout-all', { token: a1.access_token, body: { keep_current: true } });
+    const res = await post('/auth/logout-all', {
+      token: a1.access_token,
+      body: { keep_current: true },
+    });
     expect(res.body).toEqual({ revoked: 1 });
     expect((await call(server.url, '/me', { token: a1.access_token })).status).toBe(200);
     expect((await call(server.url, '/me', { token: a2.access_token })).status).toBe(401);
@@ -186,34 +216,52 @@ describe('GET /auth/sessions and DELETE /auth/sessions/:id', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('cache-control')).toBe('no-store');
     expect(res.body).toHaveLength(2);
-    expect(res.body.map((s: { userAgent: string; current: boolean }) => [s.userAgent, s.current])).toEqual([
+    expect(
+      res.body.map((s: { userAgent: string; current: boolean }) => [s.userAgent, s.current]),
+    ).toEqual([
       ['first-agent', true],
       ['second-agent', false],
     ]);
     expect((await call(server.url, '/auth/sessions')).status).toBe(401);
   });
 
-  it('revokes one of the caller\'s sessions; an unknown or another user\'s id is 404', async () => {
+  it("revokes one of the caller's sessions; an unknown or another user's id is 404", async () => {
     await start();
     const a1 = (await login()).body;
     const a2 = (await login()).body;
     const b = (await login('bob', 'builder')).body;
-    const [, other] = (await call(server.url, '/auth/sessions', { token: a1.access_token })).body as { sessionId: string }[];
-    const bobs = (await call(server.url, '/auth/sessions', { token: b.access_token })).body[0].sessionId as string;
+    const [, other] = (await call(server.url, '/auth/sessions', { token: a1.access_token }))
+      .body as { sessionId: string }[];
+    const bobs = (await call(server.url, '/auth/sessions', { token: b.access_token })).body[0]
+      .sessionId as string;
 
-    const foreign = await call(server.url, `/auth/sessions/${bobs}`, { method: 'DELETE', token: a1.access_token });
+    const foreign = await call(server.url, `/auth/sessions/${bobs}`, {
+      method: 'DELETE',
+      token: a1.access_token,
+    });
     expect([foreign.status, foreign.body.error]).toEqual([404, 'session_not_found']);
     expect((await call(server.url, '/me', { token: b.access_token })).status).toBe(200);
-    const unknown = await call(server.url, '/auth/sessions/nope', { method: 'DELETE', token: a1.access_token });
+    const unknown = await call(server.url, '/auth/sessions/nope', {
+      method: 'DELETE',
+      token: a1.access_token,
+    });
     expect(unknown.status).toBe(404);
 
-    const done = await call(server.url, `/auth/sessions/${other!.sessionId}`, { method: 'DELETE', token: a1.access_token });
+    const done = await call(server.url, `/auth/sessions/${other!.sessionId}`, {
+      method: 'DELETE',
+      token: a1.access_token,
+    });
     expect(done.status).toBe(204);
     expect((await call(server.url, '/me', { token: a2.access_token })).status).toBe(401);
     expect((await call(server.url, '/me', { token: a1.access_token })).status).toBe(200);
-    const again = await call(server.url, `/auth/sessions/${other!.sessionId}`, { method: 'DELETE', token: a1.access_token });
+    const again = await call(server.url, `/auth/sessions/${other!.sessionId}`, {
+      method: 'DELETE',
+      token: a1.access_token,
+    });
     expect(again.status).toBe(404);
-    expect((await call(server.url, `/auth/sessions/${other!.sessionId}`, { method: 'DELETE' })).status).toBe(401);
+    expect(
+      (await call(server.url, `/auth/sessions/${other!.sessionId}`, { method: 'DELETE' })).status,
+    ).toBe(401);
   });
 });
 

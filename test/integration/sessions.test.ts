@@ -2,7 +2,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../examples/basic/app.js';
 import type { Auth } from '../../src/index.js';
-import { allKeys, keysWithTtl, redisClient, type TestRedis, testAuth, uniquePrefix } from '../helpers/auth.js';
+import {
+  allKeys,
+  keysWithTtl,
+  redisClient,
+  type TestRedis,
+  testAuth,
+  uniquePrefix,
+} from '../helpers/auth.js';
 import { call, type Reply, serve, type Served } from '../helpers/http.js';
 
 const alice = { username: 'alice', password: 'wonderland' };
@@ -18,7 +25,8 @@ async function start(options: Parameters<typeof testAuth>[0] = {}): Promise<void
   server = await serve(createApp(auth));
 }
 
-const login = async (headers: Record<string, string> = {}): Promise<Reply> => call(server.url, '/login', { body: alice, headers });
+const login = async (headers: Record<string, string> = {}): Promise<Reply> =>
+  call(server.url, '/login', { body: alice, headers });
 const refresh = (token: string) => call(server.url, '/refresh', { body: { refresh_token: token } });
 const me = (token: string) => call(server.url, '/me', { token });
 
@@ -42,7 +50,12 @@ describe('login, refresh, logout over HTTP', () => {
     expect(res.body).toMatchObject({ token_type: 'bearer', expires_in: 900 });
     const user = await me(res.body.access_token);
     expect(user.status).toBe(200);
-    expect(user.body).toMatchObject({ sub: '1', name: 'alice', role: 'admin', token_use: 'access' });
+    expect(user.body).toMatchObject({
+      sub: '1',
+      name: 'alice',
+      role: 'admin',
+      token_use: 'access',
+    });
   });
 
   it('rotates: the old refresh token is then rejected and its family revoked, while another login lives on', async () => {
@@ -92,7 +105,9 @@ describe('login, refresh, logout over HTTP', () => {
     const b = (await login()).body;
     const out = await call(server.url, '/logout', { body: { refresh_token: a.refresh_token } });
     expect(out.status).toBe(204);
-    expect((await call(server.url, '/logout', { body: { refresh_token: a.refresh_token } })).status).toBe(204);
+    expect(
+      (await call(server.url, '/logout', { body: { refresh_token: a.refresh_token } })).status,
+    ).toBe(204);
     expect((await refresh(a.refresh_token)).body.error).toBe('token_revoked');
     expect((await me(a.access_token)).body.error).toBe('token_revoked');
     expect((await me(b.access_token)).status).toBe(200);
@@ -105,7 +120,10 @@ describe('login, refresh, logout over HTTP', () => {
     const list = await call(server.url, '/sessions', { token: a.access_token });
     expect(list.status).toBe(200);
     expect(list.body).toHaveLength(2);
-    expect(list.body.map((s: { userAgent: string }) => s.userAgent).sort()).toEqual(['laptop', 'phone-app/1.0']);
+    expect(list.body.map((s: { userAgent: string }) => s.userAgent).sort()).toEqual([
+      'laptop',
+      'phone-app/1.0',
+    ]);
     expect(list.body[0]).toMatchObject({ ip: '127.0.0.1' });
     for (const s of list.body) expect(Date.parse(s.expiresAt)).toBeGreaterThan(Date.now());
     const all = await call(server.url, '/logout-all', { method: 'POST', token: a.access_token });
@@ -169,7 +187,15 @@ describe('refusals over HTTP', () => {
 
   it('answers garbage with 401 or 400, never 500 or a stack trace', async () => {
     await start();
-    const bodies: unknown[] = [{}, { refresh_token: 42 }, { refresh_token: 'x'.repeat(100_000) }, { refresh_token: 'a.b.c' }, '{"refresh_token":', '[]', 'null'];
+    const bodies: unknown[] = [
+      {},
+      { refresh_token: 42 },
+      { refresh_token: 'x'.repeat(100_000) },
+      { refresh_token: 'a.b.c' },
+      '{"refresh_token":',
+      '[]',
+      'null',
+    ];
     for (const body of bodies) {
       for (const path of ['/refresh', '/logout']) {
         const res = await call(server.url, path, { body });
@@ -177,7 +203,14 @@ describe('refusals over HTTP', () => {
         expect(res.text).not.toMatch(/\bat .*\.(ts|js):\d+/);
       }
     }
-    for (const header of ['Bearer', 'Bearer ', 'Basic abc', 'Bearer a b', `Bearer ${'x'.repeat(9000)}`, 'Bearer ....']) {
+    for (const header of [
+      'Bearer',
+      'Bearer ',
+      'Basic abc',
+      'Bearer a b',
+      `Bearer ${'x'.repeat(9000)}`,
+      'Bearer ....',
+    ]) {
       const res = await call(server.url, '/me', { headers: { authorization: header } });
       expect(res.status).toBe(401);
     }
@@ -186,9 +219,13 @@ describe('refusals over HTTP', () => {
   it('getData leaves the user undefined for a bad token and sets it for a good one', async () => {
     await start();
     expect((await call(server.url, '/public')).body).toEqual({ hello: 'stranger' });
-    expect((await call(server.url, '/public', { token: 'a.b.c' })).body).toEqual({ hello: 'stranger' });
+    expect((await call(server.url, '/public', { token: 'a.b.c' })).body).toEqual({
+      hello: 'stranger',
+    });
     const { access_token } = (await login()).body;
-    expect((await call(server.url, '/public', { token: access_token })).body).toEqual({ hello: '1' });
+    expect((await call(server.url, '/public', { token: access_token })).body).toEqual({
+      hello: '1',
+    });
   });
 });
 
@@ -211,8 +248,12 @@ describe('the Redis data model', () => {
 
   it('stays in the compact listpack encoding with a browser user agent, a grace period and rotations', async () => {
     await start({ refreshGracePeriod: 10 });
-    const userAgent = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36';
-    let pair = await auth.generateTokens({ id: 'ua' }, { ip: '2001:db8:85a3::8a2e:370:7334', userAgent });
+    const userAgent =
+      'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36';
+    let pair = await auth.generateTokens(
+      { id: 'ua' },
+      { ip: '2001:db8:85a3::8a2e:370:7334', userAgent },
+    );
     for (let i = 0; i < 3; i++) pair = await auth.refreshTokens(pair.refresh_token);
     expect(await client.object('ENCODING', `${prefix}{u:ua}`)).toBe('listpack');
     const [session] = await auth.listSessions('ua');

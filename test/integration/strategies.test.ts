@@ -1,12 +1,7 @@
 import Router from '@koa/router';
 import Koa from 'koa';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import {
-  type Auth,
-  AuthError,
-  type TokenStrategy,
-  UnsupportedError,
-} from '../../src/index.js';
+import { type Auth, AuthError, type TokenStrategy, UnsupportedError } from '../../src/index.js';
 import { testAuth } from '../helpers/auth.js';
 import { SECRET } from '../helpers/forge.js';
 import { call, serve, type Served } from '../helpers/http.js';
@@ -35,7 +30,9 @@ describe('the strategy registry', () => {
     auth = testAuth();
     expect(auth.strategies.names()).toEqual(['redis', 'jwt']);
     expect(auth.strategies.defaultStrategyName).toBe('redis');
-    expect(() => auth.strategies.register('jwt', { readToken: () => ({}) as never, writeToken: () => '' })).toThrow(/already registered/);
+    expect(() =>
+      auth.strategies.register('jwt', { readToken: () => ({}) as never, writeToken: () => '' }),
+    ).toThrow(/already registered/);
     expect(() => auth.strategies.get('nope')).toThrow(/no strategy named "nope"/);
     expect(() => auth.strategies.register('bad', {} as TokenStrategy)).toThrow(/readToken/);
     expect(() => auth.strategies.setDefault('nope')).toThrow(/no strategy/);
@@ -61,17 +58,27 @@ describe('the strategy registry', () => {
       };
     });
     server = await protectedApp(auth.requireAuth({ strategy: 'apikey' }));
-    expect((await call(server.url, '/me', { token: 'key-123' })).body.user).toMatchObject({ sub: 'svc-1', scope: 'read' });
+    expect((await call(server.url, '/me', { token: 'key-123' })).body.user).toMatchObject({
+      sub: 'svc-1',
+      scope: 'read',
+    });
     expect((await call(server.url, '/me', { token: 'nope' })).status).toBe(401);
     const pair = await auth.generateTokens({ id: 5 }, { strategy: 'apikey' });
-    expect(pair).toMatchObject({ access_token: 'key-access-5', refresh_token: 'key-refresh-5', token_type: 'bearer' });
+    expect(pair).toMatchObject({
+      access_token: 'key-access-5',
+      refresh_token: 'key-refresh-5',
+      token_type: 'bearer',
+    });
     expect((await call(server.url, '/me', { token: pair.access_token })).body.user.sub).toBe('5');
     await server.close();
 
     auth.strategies.setDefault('apikey');
     server = await protectedApp(auth.getData());
     expect((await call(server.url, '/me', { token: 'key-123' })).body.user.sub).toBe('svc-1');
-    expect((await call(server.url, '/me', { token: 'bad' })).body).toEqual({ user: null, error: 'token_invalid' });
+    expect((await call(server.url, '/me', { token: 'bad' })).body).toEqual({
+      user: null,
+      error: 'token_invalid',
+    });
     await expect(auth.listSessions(5)).rejects.toBeInstanceOf(UnsupportedError);
   });
 
@@ -84,7 +91,9 @@ describe('the strategy registry', () => {
     // No server record: the old refresh token still works until it expires (documented).
     expect(await auth.checkRefreshToken(pair.refresh_token)).toBe(true);
     await auth.invalidateRefreshToken(next.refresh_token);
-    await expect(auth.invalidateRefreshToken('a.b.c')).rejects.toMatchObject({ code: 'token_invalid' });
+    await expect(auth.invalidateRefreshToken('a.b.c')).rejects.toMatchObject({
+      code: 'token_invalid',
+    });
     await expect(auth.revokeAllSessions(3)).rejects.toMatchObject({ code: 'strategy_unsupported' });
     server = await protectedApp(auth.requireAuth());
     expect((await call(server.url, '/me', { token: next.access_token })).body.user.sub).toBe('3');
@@ -108,7 +117,9 @@ describe('the strategy registry', () => {
     auth = testAuth();
     const stateless = auth.strategies.get('jwt').writeToken({ id: 1 }, 'access');
     const token = await stateless;
-    await expect(Promise.resolve(auth.strategies.get('redis').readToken(token, { checkSession: true }))).rejects.toMatchObject({ code: 'token_revoked' });
+    await expect(
+      Promise.resolve(auth.strategies.get('redis').readToken(token, { checkSession: true })),
+    ).rejects.toMatchObject({ code: 'token_revoked' });
     const user = await auth.strategies.get('redis').readToken(token, { checkSession: false });
     expect(user.sub).toBe('1');
   });
@@ -117,14 +128,23 @@ describe('the strategy registry', () => {
 describe('helpers', () => {
   it('copies userFields and extra claims, but never lets claims override library claims', async () => {
     auth = testAuth({ userFields: ['role'] });
-    const pair = await auth.generateTokens({ id: 'u1', role: 'admin', password: 'never-copied' }, { claims: { tenant: 't1' } });
-    const payload = await auth.strategies.get('redis').readToken(pair.access_token, { checkSession: true });
+    const pair = await auth.generateTokens(
+      { id: 'u1', role: 'admin', password: 'never-copied' },
+      { claims: { tenant: 't1' } },
+    );
+    const payload = await auth.strategies
+      .get('redis')
+      .readToken(pair.access_token, { checkSession: true });
     expect(payload).toMatchObject({ sub: 'u1', role: 'admin', tenant: 't1' });
     expect(payload).not.toHaveProperty('password');
-    await expect(auth.generateTokens({ id: 'u1' }, { claims: { sub: 'admin' } })).rejects.toThrow(/"sub" is set by the library/);
+    await expect(auth.generateTokens({ id: 'u1' }, { claims: { sub: 'admin' } })).rejects.toThrow(
+      /"sub" is set by the library/,
+    );
     // Claims survive a refresh.
     const next = await auth.refreshTokens(pair.refresh_token);
-    expect(await auth.strategies.get('redis').readToken(next.access_token, { checkSession: true })).toMatchObject({ role: 'admin', tenant: 't1' });
+    expect(
+      await auth.strategies.get('redis').readToken(next.access_token, { checkSession: true }),
+    ).toMatchObject({ role: 'admin', tenant: 't1' });
   });
 
   it('reloads the user on refresh with loadUser, ending the session when it returns null', async () => {
@@ -133,9 +153,13 @@ describe('helpers', () => {
     const pair = await auth.generateTokens({ id: 9, role: 'member' });
     role = 'admin';
     const next = await auth.refreshTokens(pair.refresh_token);
-    expect(await auth.strategies.get('redis').readToken(next.access_token, { checkSession: false })).toMatchObject({ role: 'admin' });
+    expect(
+      await auth.strategies.get('redis').readToken(next.access_token, { checkSession: false }),
+    ).toMatchObject({ role: 'admin' });
     role = null;
-    await expect(auth.refreshTokens(next.refresh_token)).rejects.toMatchObject({ code: 'token_revoked' });
+    await expect(auth.refreshTokens(next.refresh_token)).rejects.toMatchObject({
+      code: 'token_revoked',
+    });
     expect(await auth.listSessions(9)).toEqual([]);
   });
 
@@ -149,7 +173,14 @@ describe('helpers', () => {
   it('checkRefreshToken is false for any bad token and true for a live one', async () => {
     auth = testAuth();
     const pair = await auth.generateTokens({ id: 2 });
-    for (const bad of ['', 'a.b.c', pair.access_token, `${pair.refresh_token}x`, 42 as never, null as never]) {
+    for (const bad of [
+      '',
+      'a.b.c',
+      pair.access_token,
+      `${pair.refresh_token}x`,
+      42 as never,
+      null as never,
+    ]) {
       expect(await auth.checkRefreshToken(bad)).toBe(false);
     }
     expect(await auth.checkRefreshToken(pair.refresh_token)).toBe(true);
@@ -161,12 +192,15 @@ describe('helpers', () => {
     auth.on('login', () => {
       throw new Error('listener bug');
     });
-    for (const event of ['login', 'refresh', 'logout', 'revoke_all', 'refresh_reused'] as const) auth.on(event, () => seen.push(event));
+    for (const event of ['login', 'refresh', 'logout', 'revoke_all', 'refresh_reused'] as const)
+      auth.on(event, () => seen.push(event));
     const warning = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
     try {
       const pair = await auth.generateTokens({ id: 4 });
       const next = await auth.refreshTokens(pair.refresh_token);
-      await expect(auth.refreshTokens(pair.refresh_token)).rejects.toMatchObject({ code: 'refresh_reused' });
+      await expect(auth.refreshTokens(pair.refresh_token)).rejects.toMatchObject({
+        code: 'refresh_reused',
+      });
       const other = await auth.generateTokens({ id: 4 });
       await auth.invalidateRefreshToken(other.refresh_token);
       await auth.revokeAllSessions(4);

@@ -13,7 +13,12 @@ import { idApp } from '../helpers/load.js';
  */
 
 const attacker = rsaKeys();
-const attackerJwk = { ...createPublicKey(attacker.privateKey).export({ format: 'jwk' }), kid: 'evil', alg: 'RS256', use: 'sig' };
+const attackerJwk = {
+  ...createPublicKey(attacker.privateKey).export({ format: 'jwk' }),
+  kid: 'evil',
+  alg: 'RS256',
+  use: 'sig',
+};
 const now = () => Math.floor(Date.now() / 1000);
 
 let keyServer: Server;
@@ -42,7 +47,9 @@ afterAll(async () => {
 describe('untrusted headers are never followed', () => {
   it('jku, x5u, an embedded jwk, x5c and crit: 401 over HTTP, and the key server never hears from us', async () => {
     const login = await call(app.url, '/login', { body: { id: 1 } });
-    const { sid } = JSON.parse(Buffer.from(login.body.access_token.split('.')[1], 'base64url').toString()) as { sid: string };
+    const { sid } = JSON.parse(
+      Buffer.from(login.body.access_token.split('.')[1], 'base64url').toString(),
+    ) as { sid: string };
     const claims = { sub: '1', sid, token_use: 'access', iat: now(), exp: now() + 600 };
     const headers = [
       { alg: 'RS256', typ: 'at+jwt', kid: 'evil', jku: `${keyServerUrl}/jwks.json` },
@@ -59,12 +66,29 @@ describe('untrusted headers are never followed', () => {
       expect(reply.text).not.toContain(token);
     }
     // The real key and a correct header, plus a URL or crit the library would have to honour: refused too.
-    const realKid = JSON.parse(Buffer.from(login.body.access_token.split('.')[0], 'base64url').toString()).kid as string;
-    for (const extra of [{ jku: `${keyServerUrl}/jwks.json` }, { x5u: `${keyServerUrl}/c` }, { crit: ['exp'] }, { crit: ['b64'], b64: false }]) {
-      const token = forgeHmac({ alg: 'HS256', typ: 'at+jwt', kid: realKid, ...extra }, claims, SECRET);
+    const realKid = JSON.parse(
+      Buffer.from(login.body.access_token.split('.')[0], 'base64url').toString(),
+    ).kid as string;
+    for (const extra of [
+      { jku: `${keyServerUrl}/jwks.json` },
+      { x5u: `${keyServerUrl}/c` },
+      { crit: ['exp'] },
+      { crit: ['b64'], b64: false },
+    ]) {
+      const token = forgeHmac(
+        { alg: 'HS256', typ: 'at+jwt', kid: realKid, ...extra },
+        claims,
+        SECRET,
+      );
       expect((await call(app.url, '/me', { token })).status).toBe(401);
     }
-    expect((await call(app.url, '/me', { token: forgeHmac({ alg: 'HS256', typ: 'at+jwt', kid: realKid }, claims, SECRET) })).status).toBe(200);
+    expect(
+      (
+        await call(app.url, '/me', {
+          token: forgeHmac({ alg: 'HS256', typ: 'at+jwt', kid: realKid }, claims, SECRET),
+        })
+      ).status,
+    ).toBe(200);
     expect(fetched).toBe(0);
   });
 });

@@ -4,7 +4,16 @@ import { createServer, type Socket } from 'node:net';
 import Koa from 'koa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createApp } from '../../examples/basic/app.js';
-import { type Auth, AuthConfigError, type AuthOptions, createAuth, createVerifier, type KeyConfig, type Verifier, type VerifierOptions } from '../../src/index.js';
+import {
+  type Auth,
+  AuthConfigError,
+  type AuthOptions,
+  createAuth,
+  createVerifier,
+  type KeyConfig,
+  type Verifier,
+  type VerifierOptions,
+} from '../../src/index.js';
 import { harnessRedisUrl, uniquePrefix } from '../helpers/auth.js';
 import { decodeSegment, ecKeys, forgeAsymmetric, rsaKeys } from '../helpers/forge.js';
 import { call, serve } from '../helpers/http.js';
@@ -32,10 +41,21 @@ interface AuthService {
   close(): Promise<void>;
 }
 
-async function authService(keys: KeyConfig[], options: Partial<AuthOptions> = {}): Promise<AuthService> {
+async function authService(
+  keys: KeyConfig[],
+  options: Partial<AuthOptions> = {},
+): Promise<AuthService> {
   const keyPrefix = uniquePrefix();
   const make = (ring: KeyConfig[]) => {
-    const auth = createAuth({ keys: ring, redis: harnessRedisUrl(), keyPrefix, issuer, audience, userFields: ['role'], ...options });
+    const auth = createAuth({
+      keys: ring,
+      redis: harnessRedisUrl(),
+      keyPrefix,
+      issuer,
+      audience,
+      userFields: ['role'],
+      ...options,
+    });
     const app = new Koa();
     app.use(auth.jwks());
     for (const middleware of createApp(auth).middleware) app.use(middleware);
@@ -75,7 +95,9 @@ async function authService(keys: KeyConfig[], options: Partial<AuthOptions> = {}
 }
 
 /** A resource service that trusts the auth service through its JWKS. */
-async function resourceService(options: VerifierOptions): Promise<{ verifier: Verifier; url: string }> {
+async function resourceService(
+  options: VerifierOptions,
+): Promise<{ verifier: Verifier; url: string }> {
   const verifier = createVerifier({ issuer, audience, ...options });
   const app = new Koa();
   app.use(async (ctx, next) => {
@@ -96,13 +118,19 @@ async function resourceService(options: VerifierOptions): Promise<{ verifier: Ve
   return { verifier, url: server.url };
 }
 
-const login = async (service: AuthService) => (await call(service.url, '/login', { body: alice })).body;
+const login = async (service: AuthService) =>
+  (await call(service.url, '/login', { body: alice })).body;
 
 /** A well-formed ES256 access token signed by a stranger's key, naming any kid. */
 const strangerKey = ecKeys('prime256v1').privateKey;
 function foreignToken(kid: string): string {
   const now = Math.floor(Date.now() / 1000);
-  return forgeAsymmetric({ alg: 'ES256', typ: 'at+jwt', kid }, { sub: 'mallory', token_use: 'access', iat: now, exp: now + 60, iss: issuer, aud: audience }, strangerKey, 'sha256');
+  return forgeAsymmetric(
+    { alg: 'ES256', typ: 'at+jwt', kid },
+    { sub: 'mallory', token_use: 'access', iat: now, exp: now + 60, iss: issuer, aud: audience },
+    strangerKey,
+    'sha256',
+  );
 }
 
 /** The next `jwks_refresh` (or `jwks_error`) of a verifier. */
@@ -119,7 +147,10 @@ describe('createVerifier: access tokens checked against a remote JWKS', () => {
     await verifier.ready();
     const rs = await login(auth);
     expect(decodeSegment(rs.access_token, 0).alg).toBe('RS256');
-    expect((await call(url, '/orders', { token: rs.access_token })).body).toEqual({ sub: '1', role: 'admin' });
+    expect((await call(url, '/orders', { token: rs.access_token })).body).toEqual({
+      sub: '1',
+      role: 'admin',
+    });
 
     const other = createAuth({ keys: [keyFor('ES256')], issuer, audience });
     cleanup.push(() => other.close());
@@ -146,8 +177,14 @@ describe('createVerifier: access tokens checked against a remote JWKS', () => {
 
   it('checks issuer and audience', async () => {
     const auth = await authService([keyFor('ES256')]);
-    const { url: wrongAudience, verifier: a } = await resourceService({ jwksUri: auth.jwksUri, audience: 'billing' });
-    const { url: wrongIssuer, verifier: b } = await resourceService({ jwksUri: auth.jwksUri, issuer: 'https://evil.test' });
+    const { url: wrongAudience, verifier: a } = await resourceService({
+      jwksUri: auth.jwksUri,
+      audience: 'billing',
+    });
+    const { url: wrongIssuer, verifier: b } = await resourceService({
+      jwksUri: auth.jwksUri,
+      issuer: 'https://evil.test',
+    });
     await Promise.all([a.ready(), b.ready()]);
     const { access_token } = await login(auth);
     expect((await call(wrongAudience, '/x', { token: access_token })).status).toBe(401);
@@ -167,7 +204,10 @@ describe('createVerifier: access tokens checked against a remote JWKS', () => {
       verifier.listSessions(1),
       verifier.revokeSession(1, 'x'),
     ]) {
-      await expect(attempt).rejects.toMatchObject({ code: 'strategy_unsupported', message: /verifier only checks access tokens/ });
+      await expect(attempt).rejects.toMatchObject({
+        code: 'strategy_unsupported',
+        message: /verifier only checks access tokens/,
+      });
     }
     await verifier.ready();
   });
@@ -194,7 +234,9 @@ describe('createVerifier: access tokens checked against a remote JWKS', () => {
       expect(error, JSON.stringify(options)).toBeInstanceOf(AuthConfigError);
       expect((error as AuthConfigError).option).toBe(option);
     }
-    expect(() => createAuth({ jwksUri: 'https://auth.test/jwks' } as never)).toThrow(/createVerifier/);
+    expect(() => createAuth({ jwksUri: 'https://auth.test/jwks' } as never)).toThrow(
+      /createVerifier/,
+    );
   });
 
   it('refuses JWKS keys with private parts, without alg, with an alg that does not fit, or RSA under 2048 bits', async () => {
@@ -204,7 +246,9 @@ describe('createVerifier: access tokens checked against a remote JWKS', () => {
     const p384 = ecKeys('secp384r1');
     const jwk = (key: { export(o: { format: 'jwk' }): object }) => key.export({ format: 'jwk' });
     const auth = await authService([good]);
-    const served = JSON.parse((await call(auth.url, '/.well-known/jwks.json')).text) as { keys: object[] };
+    const served = JSON.parse((await call(auth.url, '/.well-known/jwks.json')).text) as {
+      keys: object[];
+    };
     const set = {
       keys: [
         { ...jwk(leaked.privateKey), kid: 'leaked', alg: 'ES256', use: 'sig' },
@@ -224,7 +268,10 @@ describe('createVerifier: access tokens checked against a remote JWKS', () => {
     const jwksServer = await serve(app);
     cleanup.push(() => jwksServer.close());
     const verifier = createVerifier({ jwksUri: `${jwksServer.url}/jwks.json`, issuer, audience });
-    const report = await new Promise<{ kids: string[]; rejected: { kid?: string; reason: string }[] }>((resolve) => verifier.on('jwks_refresh', resolve));
+    const report = await new Promise<{
+      kids: string[];
+      rejected: { kid?: string; reason: string }[];
+    }>((resolve) => verifier.on('jwks_refresh', resolve));
     expect(report.kids).toEqual(['good']);
     expect(Object.fromEntries(report.rejected.map((r) => [r.kid, r.reason]))).toMatchObject({
       leaked: expect.stringMatching(/private/),
@@ -236,7 +283,12 @@ describe('createVerifier: access tokens checked against a remote JWKS', () => {
     });
     // Even a token genuinely signed by the leaked key's pair is refused: that key was never loaded.
     const now = Math.floor(Date.now() / 1000);
-    const signedByLeaked = forgeAsymmetric({ alg: 'ES256', typ: 'at+jwt', kid: 'leaked' }, { sub: '1', token_use: 'access', iat: now, exp: now + 60, iss: issuer, aud: audience }, leaked.privateKey, 'sha256');
+    const signedByLeaked = forgeAsymmetric(
+      { alg: 'ES256', typ: 'at+jwt', kid: 'leaked' },
+      { sub: '1', token_use: 'access', iat: now, exp: now + 60, iss: issuer, aud: audience },
+      leaked.privateKey,
+      'sha256',
+    );
     await expect(verifier.verify(signedByLeaked)).rejects.toMatchObject({ code: 'token_invalid' });
     expect((await verifier.verify((await login(auth)).access_token)).sub).toBe('1');
   });
@@ -247,7 +299,11 @@ describe('createVerifier when keys change or the JWKS host fails', () => {
     const old = keyFor('ES256', { kid: 'old' });
     const next = keyFor('RS256', { kid: 'new' });
     const auth = await authService([old]);
-    const { url, verifier } = await resourceService({ jwksUri: auth.jwksUri, cooldown: 1, cacheMaxAge: 1 });
+    const { url, verifier } = await resourceService({
+      jwksUri: auth.jwksUri,
+      cooldown: 1,
+      cacheMaxAge: 1,
+    });
     await verifier.ready();
     const before = await login(auth);
 
@@ -270,7 +326,11 @@ describe('createVerifier when keys change or the JWKS host fails', () => {
 
   it('survives the JWKS host going down: cached keys verify, an unknown kid is a quick 401', async () => {
     const auth = await authService([keyFor('ES256')]);
-    const { url, verifier } = await resourceService({ jwksUri: auth.jwksUri, cooldown: 1, cacheMaxAge: 1 });
+    const { url, verifier } = await resourceService({
+      jwksUri: auth.jwksUri,
+      cooldown: 1,
+      cacheMaxAge: 1,
+    });
     await verifier.ready();
     const { access_token } = await login(auth);
     const errors: Error[] = [];
@@ -304,10 +364,17 @@ describe('createVerifier when keys change or the JWKS host fails', () => {
         }),
     );
     const { port } = silent.address() as { port: number };
-    const verifier = createVerifier({ jwksUri: `http://127.0.0.1:${port}/jwks.json`, timeout: 200, cooldown: 1 });
+    const verifier = createVerifier({
+      jwksUri: `http://127.0.0.1:${port}/jwks.json`,
+      timeout: 200,
+      cooldown: 1,
+    });
     await expect(verifier.ready()).rejects.toThrow(/JWKS could not be loaded/);
     // No keys were ever loaded: every token is refused with a 401-class error, none hangs.
-    await expect(verifier.verify(foreignToken('any'))).rejects.toMatchObject({ code: 'token_invalid', status: 401 });
+    await expect(verifier.verify(foreignToken('any'))).rejects.toMatchObject({
+      code: 'token_invalid',
+      status: 401,
+    });
   });
 
   it('starts while the JWKS host is down and recovers when it comes up', async () => {
@@ -332,30 +399,41 @@ describe('createVerifier when keys change or the JWKS host fails', () => {
   });
 
   // 30 s: the default, no refetch fits in the test; 1 s: refetches happen, one per second at most.
-  it.each([30, 1])('1000 requests with random kids cause a bounded number of JWKS fetches while valid tokens keep working (cooldown %i s)', async (cooldown) => {
-    const auth = await authService([keyFor('ES256')]);
-    const { url, verifier } = await resourceService({ jwksUri: auth.jwksUri, cooldown });
-    await verifier.ready();
-    const { access_token } = await login(auth);
-    const started = Date.now();
-    const statuses = { valid: [] as number[], random: [] as number[] };
-    const jobs = Array.from({ length: 1100 }, (_, i) => i);
-    const worker = async () => {
-      for (let i = jobs.shift(); i !== undefined; i = jobs.shift()) {
-        if (i % 11 === 0) statuses.valid.push((await call(url, '/x', { token: access_token })).status);
-        else statuses.random.push((await call(url, '/x', { token: foreignToken(randomBytes(12).toString('base64url')) })).status);
-      }
-    };
-    await Promise.all(Array.from({ length: 20 }, worker));
-    const elapsed = (Date.now() - started) / 1000;
+  it.each([30, 1])(
+    '1000 requests with random kids cause a bounded number of JWKS fetches while valid tokens keep working (cooldown %i s)',
+    async (cooldown) => {
+      const auth = await authService([keyFor('ES256')]);
+      const { url, verifier } = await resourceService({ jwksUri: auth.jwksUri, cooldown });
+      await verifier.ready();
+      const { access_token } = await login(auth);
+      const started = Date.now();
+      const statuses = { valid: [] as number[], random: [] as number[] };
+      const jobs = Array.from({ length: 1100 }, (_, i) => i);
+      const worker = async () => {
+        for (let i = jobs.shift(); i !== undefined; i = jobs.shift()) {
+          if (i % 11 === 0)
+            statuses.valid.push((await call(url, '/x', { token: access_token })).status);
+          else
+            statuses.random.push(
+              (
+                await call(url, '/x', {
+                  token: foreignToken(randomBytes(12).toString('base64url')),
+                })
+              ).status,
+            );
+        }
+      };
+      await Promise.all(Array.from({ length: 20 }, worker));
+      const elapsed = (Date.now() - started) / 1000;
 
-    expect(statuses.random).toHaveLength(1000);
-    expect(statuses.random.every((s) => s === 401)).toBe(true);
-    expect(statuses.valid).toHaveLength(100);
-    expect(statuses.valid.every((s) => s === 200)).toBe(true);
-    // One fetch at start-up, then at most one per cooldown however many unknown kids arrive.
-    const bound = 2 + Math.floor(elapsed / cooldown);
-    expect(auth.jwksRequests).toBeLessThanOrEqual(bound);
-    expect(verifier.jwksFetches).toBe(auth.jwksRequests);
-  });
+      expect(statuses.random).toHaveLength(1000);
+      expect(statuses.random.every((s) => s === 401)).toBe(true);
+      expect(statuses.valid).toHaveLength(100);
+      expect(statuses.valid.every((s) => s === 200)).toBe(true);
+      // One fetch at start-up, then at most one per cooldown however many unknown kids arrive.
+      const bound = 2 + Math.floor(elapsed / cooldown);
+      expect(auth.jwksRequests).toBeLessThanOrEqual(bound);
+      expect(verifier.jwksFetches).toBe(auth.jwksRequests);
+    },
+  );
 });

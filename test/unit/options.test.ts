@@ -47,7 +47,12 @@ describe('createAuth options', () => {
 
   it('accepts a minimal config with the in-memory store', async () => {
     const auth = createAuth({ secret: SECRET });
-    expect(auth.options).toMatchObject({ accessTokenTtl: 900, refreshTokenTtl: 2_592_000, keyPrefix: 'auth:', checkSession: true });
+    expect(auth.options).toMatchObject({
+      accessTokenTtl: 900,
+      refreshTokenTtl: 2_592_000,
+      keyPrefix: 'auth:',
+      checkSession: true,
+    });
     const pair = await auth.generateTokens({ id: 1 });
     expect(await auth.checkRefreshToken(pair.refresh_token)).toBe(true);
     await auth.close();

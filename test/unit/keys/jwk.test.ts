@@ -3,18 +3,26 @@ import { exportJWK, importJWK, jwtVerify } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { ALGORITHMS, type Algorithm } from '../../../src/keys/algorithms.js';
 import { importPublicJwk, PRIVATE_JWK_MEMBERS } from '../../../src/keys/jwk.js';
-import { createKeyRing, createVerifyRing, jwkThumbprint, publicJwks } from '../../../src/keys/key-ring.js';
+import {
+  createKeyRing,
+  createVerifyRing,
+  jwkThumbprint,
+  publicJwks,
+} from '../../../src/keys/key-ring.js';
 import { MAX_JWKS_KEYS, parseJwks } from '../../../src/keys/remote-jwks.js';
 import { TokenService } from '../../../src/tokens/token-service.js';
 import { ecKeys, pssKeys, rsaKeys } from '../../helpers/forge.js';
 import { keyFor } from '../../helpers/keys.js';
 
 const ASYMMETRIC = new Set(ALGORITHMS.filter((alg) => !alg.startsWith('HS')));
-const jwkOf = (key: { export(o: { format: 'jwk' }): object }) => key.export({ format: 'jwk' }) as Record<string, string>;
+const jwkOf = (key: { export(o: { format: 'jwk' }): object }) =>
+  key.export({ format: 'jwk' }) as Record<string, string>;
 
 describe('publicJwks', () => {
   it('publishes every asymmetric key of the ring with public members only, and no HS key', () => {
-    const ring = createKeyRing({ keys: ALGORITHMS.map((alg, i) => keyFor(alg, { verifyOnly: i > 0 })) });
+    const ring = createKeyRing({
+      keys: ALGORITHMS.map((alg, i) => keyFor(alg, { verifyOnly: i > 0 })),
+    });
     const { keys } = publicJwks(ring);
     expect(keys.map((k) => k.alg)).toEqual(['RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384']);
     for (const jwk of keys) {
@@ -27,14 +35,24 @@ describe('publicJwks', () => {
   it('handles RSA-PSS-typed keys (which Node cannot export as JWK): same n and e, same thumbprint as a JWK library', async () => {
     // An unrestricted RSA-PSS key would fail inside jsonwebtoken at the first login; it is refused at start-up.
     const loose = generateKeyPairSync('rsa-pss', { modulusLength: 2048 });
-    expect(() => createKeyRing({ keys: [{ algorithm: 'PS256', privateKey: loose.privateKey }] })).toThrow(/must be restricted to sha256/);
+    expect(() =>
+      createKeyRing({ keys: [{ algorithm: 'PS256', privateKey: loose.privateKey }] }),
+    ).toThrow(/must be restricted to sha256/);
     const { privateKey, publicKey } = pssKeys();
     const ring = createKeyRing({ keys: [{ algorithm: 'PS256', privateKey }] });
     const [jwk] = publicJwks(ring).keys;
     expect(Object.keys(jwk!).sort()).toEqual(['alg', 'e', 'kid', 'kty', 'n', 'use']);
     expect(jwk!.kid).toBe(jwkThumbprint(publicKey));
     // A PS256 token signed with the PSS key verifies with the published JWK in jose.
-    const tokens = new TokenService({ ring, accessTokenTtl: 60, refreshTokenTtl: 120, issuer: undefined, audience: undefined, leeway: 5, verifyCacheSize: 0 });
+    const tokens = new TokenService({
+      ring,
+      accessTokenTtl: 60,
+      refreshTokenTtl: 120,
+      issuer: undefined,
+      audience: undefined,
+      leeway: 5,
+      verifyCacheSize: 0,
+    });
     const { token } = tokens.sign('access', { sub: '1' });
     expect(tokens.verify(token, 'access').sub).toBe('1');
     const key = await importJWK(jwk!, 'PS256');
@@ -46,17 +64,27 @@ describe('importPublicJwk (keys read from a remote JWKS)', () => {
   const ec = ecKeys('prime256v1');
 
   it('accepts a public key with a fitting alg', async () => {
-    const result = importPublicJwk({ ...jwkOf(ec.publicKey), alg: 'ES256', kid: 'a', use: 'sig' }, ASYMMETRIC);
+    const result = importPublicJwk(
+      { ...jwkOf(ec.publicKey), alg: 'ES256', kid: 'a', use: 'sig' },
+      ASYMMETRIC,
+    );
     expect(result).toMatchObject({ kid: 'a', algorithm: 'ES256' });
-    expect(importPublicJwk({ ...(await exportJWK(rsaKeys().publicKey)), alg: 'PS256' }, ASYMMETRIC)).toMatchObject({ kid: undefined, algorithm: 'PS256' });
+    expect(
+      importPublicJwk({ ...(await exportJWK(rsaKeys().publicKey)), alg: 'PS256' }, ASYMMETRIC),
+    ).toMatchObject({ kid: undefined, algorithm: 'PS256' });
   });
 
   it('refuses any JWK carrying a private or secret member, one by one', () => {
     for (const member of PRIVATE_JWK_MEMBERS) {
-      const result = importPublicJwk({ ...jwkOf(ec.publicKey), alg: 'ES256', [member]: 'AAAA' }, ASYMMETRIC);
+      const result = importPublicJwk(
+        { ...jwkOf(ec.publicKey), alg: 'ES256', [member]: 'AAAA' },
+        ASYMMETRIC,
+      );
       expect(result).toEqual({ error: `carries private or secret key material ("${member}")` });
     }
-    expect(importPublicJwk({ ...jwkOf(rsaKeys().privateKey), alg: 'RS256' }, ASYMMETRIC)).toHaveProperty('error');
+    expect(
+      importPublicJwk({ ...jwkOf(rsaKeys().privateKey), alg: 'RS256' }, ASYMMETRIC),
+    ).toHaveProperty('error');
   });
 
   it('pins the algorithm: alg required, asymmetric, allowed, and fitting the key type, curve and size', () => {
@@ -78,12 +106,18 @@ describe('importPublicJwk (keys read from a remote JWKS)', () => {
       const result = importPublicJwk(jwk, ASYMMETRIC);
       expect('error' in result && result.error, JSON.stringify(jwk).slice(0, 80)).toMatch(reason);
     }
-    expect(importPublicJwk({ ...rsa, alg: 'RS384' }, new Set<Algorithm>(['RS256']))).toHaveProperty('error');
+    expect(importPublicJwk({ ...rsa, alg: 'RS384' }, new Set<Algorithm>(['RS256']))).toHaveProperty(
+      'error',
+    );
   });
 
   it('skips keys that are not for signatures', () => {
-    expect(importPublicJwk({ ...jwkOf(ec.publicKey), alg: 'ES256', use: 'enc' }, ASYMMETRIC)).toHaveProperty('skip');
-    expect(importPublicJwk({ ...jwkOf(ec.publicKey), alg: 'ES256', key_ops: ['encrypt'] }, ASYMMETRIC)).toHaveProperty('skip');
+    expect(
+      importPublicJwk({ ...jwkOf(ec.publicKey), alg: 'ES256', use: 'enc' }, ASYMMETRIC),
+    ).toHaveProperty('skip');
+    expect(
+      importPublicJwk({ ...jwkOf(ec.publicKey), alg: 'ES256', key_ops: ['encrypt'] }, ASYMMETRIC),
+    ).toHaveProperty('skip');
   });
 });
 
@@ -91,7 +125,10 @@ describe('parseJwks', () => {
   const good = { ...jwkOf(ecKeys('prime256v1').publicKey), alg: 'ES256', kid: 'good' };
 
   it('keeps the usable keys and reports the others', () => {
-    const { keys, report } = parseJwks(JSON.stringify({ keys: [good, { ...good, alg: 'RS256', kid: 'bad' }, { ...good }] }), ASYMMETRIC);
+    const { keys, report } = parseJwks(
+      JSON.stringify({ keys: [good, { ...good, alg: 'RS256', kid: 'bad' }, { ...good }] }),
+      ASYMMETRIC,
+    );
     expect(keys.map((k) => k.kid)).toEqual(['good']);
     expect(keys[0]!.signingKey).toBeUndefined();
     expect(report.rejected.map((r) => r.kid)).toEqual(['bad', 'good']);
@@ -104,7 +141,18 @@ describe('parseJwks', () => {
   });
 
   it('throws (so the last good keys stay) on a body that is not a usable JWKS', () => {
-    for (const body of ['', 'nope', 'null', '[]', '{"keys":{}}', '{"keys":[]}', JSON.stringify({ keys: [{ kty: 'oct', k: randomBytes(32).toString('base64url'), alg: 'HS256' }] }), JSON.stringify({ keys: Array(MAX_JWKS_KEYS + 1).fill(good) })]) {
+    for (const body of [
+      '',
+      'nope',
+      'null',
+      '[]',
+      '{"keys":{}}',
+      '{"keys":[]}',
+      JSON.stringify({
+        keys: [{ kty: 'oct', k: randomBytes(32).toString('base64url'), alg: 'HS256' }],
+      }),
+      JSON.stringify({ keys: Array(MAX_JWKS_KEYS + 1).fill(good) }),
+    ]) {
       expect(() => parseJwks(body, ASYMMETRIC), body.slice(0, 40)).toThrow(/JWKS/);
     }
   });

@@ -16,7 +16,12 @@ function configError(fn: () => unknown): AuthConfigError {
 
 describe('key ring', () => {
   it('refuses HS secrets shorter than 32 bytes, in every form, naming the option', () => {
-    for (const secret of ['short', 'x'.repeat(31), Buffer.alloc(31), createSecretKey(Buffer.alloc(16))]) {
+    for (const secret of [
+      'short',
+      'x'.repeat(31),
+      Buffer.alloc(31),
+      createSecretKey(Buffer.alloc(16)),
+    ]) {
       const error = configError(() => createKeyRing({ secret }));
       expect(error.option).toBe('secret');
       expect(error.message).toMatch(/at least 32 bytes/);
@@ -31,34 +36,73 @@ describe('key ring', () => {
   it('requires a secret or keys, and not both', () => {
     expect(configError(() => createKeyRing({})).option).toBe('secret');
     expect(configError(() => createKeyRing({ secret: '' })).option).toBe('secret');
-    expect(configError(() => createKeyRing({ secret: SECRET, keys: [{ algorithm: 'HS256', secret: SECRET }] })).option).toBe('secret');
+    expect(
+      configError(() =>
+        createKeyRing({ secret: SECRET, keys: [{ algorithm: 'HS256', secret: SECRET }] }),
+      ).option,
+    ).toBe('secret');
   });
 
   it('requires hash-sized secrets for HS384 and HS512', () => {
-    expect(configError(() => createKeyRing({ keys: [{ algorithm: 'HS384', secret: 'x'.repeat(40) }] })).message).toMatch(/48 bytes/);
-    expect(configError(() => createKeyRing({ keys: [{ algorithm: 'HS512', secret: 'x'.repeat(63) }] })).message).toMatch(/64 bytes/);
-    expect(createKeyRing({ keys: [{ algorithm: 'HS512', secret: 'x'.repeat(64) }] }).signer.algorithm).toBe('HS512');
+    expect(
+      configError(() => createKeyRing({ keys: [{ algorithm: 'HS384', secret: 'x'.repeat(40) }] }))
+        .message,
+    ).toMatch(/48 bytes/);
+    expect(
+      configError(() => createKeyRing({ keys: [{ algorithm: 'HS512', secret: 'x'.repeat(63) }] }))
+        .message,
+    ).toMatch(/64 bytes/);
+    expect(
+      createKeyRing({ keys: [{ algorithm: 'HS512', secret: 'x'.repeat(64) }] }).signer.algorithm,
+    ).toBe('HS512');
   });
 
   it('refuses RSA keys under 2048 bits', () => {
     const { privateKey } = rsaKeys(1024);
-    expect(configError(() => createKeyRing({ keys: [{ algorithm: 'RS256', privateKey }] })).message).toMatch(/2048 bits/);
+    expect(
+      configError(() => createKeyRing({ keys: [{ algorithm: 'RS256', privateKey }] })).message,
+    ).toMatch(/2048 bits/);
   });
 
   it('pins each key to a matching key type and curve', () => {
     const rsa = rsaKeys();
     const p256 = ecKeys('prime256v1');
-    expect(configError(() => createKeyRing({ keys: [{ algorithm: 'ES256', privateKey: rsa.privateKey }] })).message).toMatch(/EC key/);
-    expect(configError(() => createKeyRing({ keys: [{ algorithm: 'ES384', privateKey: p256.privateKey }] })).message).toMatch(/secp384r1/);
-    expect(configError(() => createKeyRing({ keys: [{ algorithm: 'RS256', privateKey: p256.privateKey }] })).message).toMatch(/RSA key/);
-    expect(configError(() => createKeyRing({ keys: [{ algorithm: 'HS256', privateKey: rsa.privateKey } as never] })).option).toMatch(/keys\[0\]/);
-    expect(configError(() => createKeyRing({ keys: [{ algorithm: 'none' as never, secret: SECRET }] })).option).toBe('keys[0].algorithm');
+    expect(
+      configError(() =>
+        createKeyRing({ keys: [{ algorithm: 'ES256', privateKey: rsa.privateKey }] }),
+      ).message,
+    ).toMatch(/EC key/);
+    expect(
+      configError(() =>
+        createKeyRing({ keys: [{ algorithm: 'ES384', privateKey: p256.privateKey }] }),
+      ).message,
+    ).toMatch(/secp384r1/);
+    expect(
+      configError(() =>
+        createKeyRing({ keys: [{ algorithm: 'RS256', privateKey: p256.privateKey }] }),
+      ).message,
+    ).toMatch(/RSA key/);
+    expect(
+      configError(() =>
+        createKeyRing({ keys: [{ algorithm: 'HS256', privateKey: rsa.privateKey } as never] }),
+      ).option,
+    ).toMatch(/keys\[0\]/);
+    expect(
+      configError(() => createKeyRing({ keys: [{ algorithm: 'none' as never, secret: SECRET }] }))
+        .option,
+    ).toBe('keys[0].algorithm');
   });
 
   it('detects a public key that does not belong to the private key', () => {
     const a = rsaKeys();
     const b = rsaKeys();
-    expect(configError(() => createKeyRing({ keys: [{ algorithm: 'RS256', privateKey: a.privateKey, publicKey: b.publicKey }] })).message).toMatch(/does not match/);
+    expect(
+      configError(() =>
+        createKeyRing({
+          keys: [{ algorithm: 'RS256', privateKey: a.privateKey, publicKey: b.publicKey }],
+        }),
+      ).message,
+    ).toMatch(/does not match/);
   });
 
   it('reads PEM strings and derives a thumbprint kid (RFC 7638)', () => {
@@ -70,7 +114,12 @@ describe('key ring', () => {
   });
 
   it('signs with the first key that can sign; verify-only keys still verify', () => {
-    const old = { algorithm: 'HS256' as const, secret: 'o'.repeat(32), kid: 'old', verifyOnly: true };
+    const old = {
+      algorithm: 'HS256' as const,
+      secret: 'o'.repeat(32),
+      kid: 'old',
+      verifyOnly: true,
+    };
     const next = { algorithm: 'HS256' as const, secret: 'n'.repeat(32), kid: 'new' };
     const ring = createKeyRing({ keys: [old, next] });
     expect(ring.signer.kid).toBe('new');
@@ -84,6 +133,15 @@ describe('key ring', () => {
     expect(ring.find('a', 'HS512')).toBeUndefined();
     expect(ring.find('../../etc/passwd', 'HS256')).toBeUndefined();
     expect(ring.find({ toString: () => 'a' }, 'HS256')).toBeUndefined();
-    expect(configError(() => createKeyRing({ keys: [{ algorithm: 'HS256', secret: SECRET, kid: 'a' }, { algorithm: 'HS256', secret: 'y'.repeat(32), kid: 'a' }] })).message).toMatch(/share the kid/);
+    expect(
+      configError(() =>
+        createKeyRing({
+          keys: [
+            { algorithm: 'HS256', secret: SECRET, kid: 'a' },
+            { algorithm: 'HS256', secret: 'y'.repeat(32), kid: 'a' },
+          ],
+        }),
+      ).message,
+    ).toMatch(/share the kid/);
   });
 });

@@ -25,17 +25,33 @@ describe('web options', () => {
       [{ tokenDelivery: 'cookie', tokenSources: [] }, 'tokenSources'],
       [{ tokenDelivery: 'cookie', cookies: { secure: 'yes' } }, 'cookies.secure'],
       [{ tokenDelivery: 'cookie', cookies: { sameSite: 'relaxed' } }, 'cookies.sameSite'],
-      [{ tokenDelivery: 'cookie', cookies: { sameSite: 'none', secure: false } }, 'cookies.sameSite'],
+      [
+        { tokenDelivery: 'cookie', cookies: { sameSite: 'none', secure: false } },
+        'cookies.sameSite',
+      ],
       [{ tokenDelivery: 'cookie', cookies: { domain: 'example.com' } }, 'cookies.domain'],
-      [{ tokenDelivery: 'cookie', cookies: { names: { access: '__Host-at' } } }, 'cookies.names.access'],
-      [{ tokenDelivery: 'cookie', cookies: { names: { refresh: 'a b' } } }, 'cookies.names.refresh'],
-      [{ tokenDelivery: 'cookie', cookies: { names: { access: 'same', csrf: 'same' } } }, 'cookies.names'],
+      [
+        { tokenDelivery: 'cookie', cookies: { names: { access: '__Host-at' } } },
+        'cookies.names.access',
+      ],
+      [
+        { tokenDelivery: 'cookie', cookies: { names: { refresh: 'a b' } } },
+        'cookies.names.refresh',
+      ],
+      [
+        { tokenDelivery: 'cookie', cookies: { names: { access: 'same', csrf: 'same' } } },
+        'cookies.names',
+      ],
       [{ tokenDelivery: 'cookie', csrf: { header: 'cookie' } }, 'csrf.header'],
-      [{ tokenDelivery: 'cookie', csrf: { allowedOrigins: ['https://app.example.com/path'] } }, 'csrf.allowedOrigins[0]'],
+      [
+        { tokenDelivery: 'cookie', csrf: { allowedOrigins: ['https://app.example.com/path'] } },
+        'csrf.allowedOrigins[0]',
+      ],
       [{ tokenDelivery: 'cookie', csrf: { allowedOrigins: ['*'] } }, 'csrf.allowedOrigins[0]'],
       [{ tokenDelivery: 'cookie', csrf: { requireAuth: 1 } }, 'csrf.requireAuth'],
     ];
-    for (const [options, option] of cases) expect(optionError(options).option, JSON.stringify(options)).toBe(option);
+    for (const [options, option] of cases)
+      expect(optionError(options).option, JSON.stringify(options)).toBe(option);
   });
 
   it('default to json delivery with the header as the only token source', () => {
@@ -45,7 +61,11 @@ describe('web options', () => {
     expect(web.cookies).toMatchObject({ secure: true, sameSite: 'Lax' });
     const cookie = createAuth({ secret: SECRET, tokenDelivery: 'cookie' }).options.web;
     expect(cookie.tokenSources).toEqual(['header', 'cookie']);
-    expect(cookie.cookies.names).toEqual({ access: '__Host-access_token', refresh: '__Secure-refresh_token', csrf: '__Host-csrf_token' });
+    expect(cookie.cookies.names).toEqual({
+      access: '__Host-access_token',
+      refresh: '__Secure-refresh_token',
+      csrf: '__Host-csrf_token',
+    });
   });
 });
 
@@ -61,14 +81,30 @@ describe('insecure cookie settings in production', () => {
     const listener = (warning: Error) => seen.push(warning);
     process.on('warning', listener);
     try {
-      await createAuth({ secret: SECRET, redis: 'redis://127.0.0.1:1', tokenDelivery: 'cookie' }).close();
-      const first = createAuth({ secret: SECRET, redis: 'redis://127.0.0.1:1', tokenDelivery: 'cookie', cookies: { secure: false } });
-      const second = createAuth({ secret: SECRET, redis: 'redis://127.0.0.1:1', tokenDelivery: 'both', cookies: { sameSite: 'none' } });
+      await createAuth({
+        secret: SECRET,
+        redis: 'redis://127.0.0.1:1',
+        tokenDelivery: 'cookie',
+      }).close();
+      const first = createAuth({
+        secret: SECRET,
+        redis: 'redis://127.0.0.1:1',
+        tokenDelivery: 'cookie',
+        cookies: { secure: false },
+      });
+      const second = createAuth({
+        secret: SECRET,
+        redis: 'redis://127.0.0.1:1',
+        tokenDelivery: 'both',
+        cookies: { sameSite: 'none' },
+      });
       await once(process, 'warning');
       await tick(); // a second warning would be emitted on the same tick queue
       await first.close();
       await second.close();
-      const ours = seen.filter((w) => (w as Error & { code?: string }).code === 'KOA_JWT_REDIS_INSECURE_COOKIE');
+      const ours = seen.filter(
+        (w) => (w as Error & { code?: string }).code === 'KOA_JWT_REDIS_INSECURE_COOKIE',
+      );
       expect(ours).toHaveLength(1);
       expect(ours[0]!.message).toMatch(/not Secure/);
     } finally {

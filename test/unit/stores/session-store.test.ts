@@ -1,6 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { compactUuid, expandUuid, packCore, PREVIOUS_UUID_CHARS } from '../../../src/stores/session-store.js';
+import {
+  compactUuid,
+  expandUuid,
+  packCore,
+  PREVIOUS_UUID_CHARS,
+} from '../../../src/stores/session-store.js';
 
 describe('the Redis record packing', () => {
   it('keeps a refresh token UUID in 22 characters and gives it back exactly', () => {

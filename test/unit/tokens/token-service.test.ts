@@ -4,11 +4,21 @@ import { describe, expect, it, vi } from 'vitest';
 import { AuthError, UnknownKeyError } from '../../../src/errors.js';
 import { createKeyRing, type KeyConfig } from '../../../src/keys/key-ring.js';
 import { TokenService } from '../../../src/tokens/token-service.js';
-import { decodeSegment, forgeAsymmetric, forgeHmac, rsaKeys, SECRET, withSegment } from '../../helpers/forge.js';
+import {
+  decodeSegment,
+  forgeAsymmetric,
+  forgeHmac,
+  rsaKeys,
+  SECRET,
+  withSegment,
+} from '../../helpers/forge.js';
 
 const rsa = rsaKeys();
 
-function service(keys: KeyConfig[], extra: Partial<ConstructorParameters<typeof TokenService>[0]> = {}): TokenService {
+function service(
+  keys: KeyConfig[],
+  extra: Partial<ConstructorParameters<typeof TokenService>[0]> = {},
+): TokenService {
   return new TokenService({
     ring: createKeyRing({ keys }),
     accessTokenTtl: 900,
@@ -25,9 +35,20 @@ function service(keys: KeyConfig[], extra: Partial<ConstructorParameters<typeof 
 const hs = () => service([{ algorithm: 'HS256', secret: SECRET, kid: 'k1' }]);
 const rs = () => service([{ algorithm: 'RS256', privateKey: rsa.privateKey, kid: 'r1' }]);
 const now = () => Math.floor(Date.now() / 1000);
-const accessClaims = (extra: object = {}) => ({ sub: '1', sid: 's', token_use: 'access', iat: now(), exp: now() + 60, ...extra });
+const accessClaims = (extra: object = {}) => ({
+  sub: '1',
+  sid: 's',
+  token_use: 'access',
+  iat: now(),
+  exp: now() + 60,
+  ...extra,
+});
 
-function rejects(tokens: TokenService, token: unknown, kind: 'access' | 'refresh' = 'access'): AuthError {
+function rejects(
+  tokens: TokenService,
+  token: unknown,
+  kind: 'access' | 'refresh' = 'access',
+): AuthError {
   try {
     tokens.verify(token, kind);
   } catch (error) {
@@ -54,15 +75,31 @@ describe('algorithm allowlist per key', () => {
     const pkcs1 = pub.export({ format: 'pem', type: 'pkcs1' }).toString();
     const jwk = JSON.stringify(pub.export({ format: 'jwk' }));
     for (const secret of [spki, pkcs1, `junk before\n${spki}`, jwk, spki.trim()]) {
-      for (const header of [{ alg: 'HS256', typ: 'at+jwt', kid: 'r1' }, { alg: 'HS256', typ: 'at+jwt' }]) {
-        expect(rejects(tokens, forgeHmac(header, accessClaims(), secret)).code).toBe('token_invalid');
+      for (const header of [
+        { alg: 'HS256', typ: 'at+jwt', kid: 'r1' },
+        { alg: 'HS256', typ: 'at+jwt' },
+      ]) {
+        expect(rejects(tokens, forgeHmac(header, accessClaims(), secret)).code).toBe(
+          'token_invalid',
+        );
       }
     }
   });
 
   it('rejects algorithm swaps: HS256 to HS512 and RS256 to PS256', () => {
-    expect(rejects(hs(), forgeHmac({ alg: 'HS512', typ: 'at+jwt', kid: 'k1' }, accessClaims(), SECRET, 'sha512')).code).toBe('token_invalid');
-    const pss = forgeAsymmetric({ alg: 'PS256', typ: 'at+jwt', kid: 'r1' }, accessClaims(), rsa.privateKey, 'sha256', true);
+    expect(
+      rejects(
+        hs(),
+        forgeHmac({ alg: 'HS512', typ: 'at+jwt', kid: 'k1' }, accessClaims(), SECRET, 'sha512'),
+      ).code,
+    ).toBe('token_invalid');
+    const pss = forgeAsymmetric(
+      { alg: 'PS256', typ: 'at+jwt', kid: 'r1' },
+      accessClaims(),
+      rsa.privateKey,
+      'sha256',
+      true,
+    );
     expect(rejects(rs(), pss).code).toBe('token_invalid');
   });
 
@@ -89,15 +126,36 @@ describe('kinds cannot be confused', () => {
 
   it('checks typ itself: a matching claim with the wrong header typ is refused, and vice versa', () => {
     const tokens = hs();
-    expect(rejects(tokens, forgeHmac({ alg: 'HS256', typ: 'rt+jwt', kid: 'k1' }, accessClaims(), SECRET)).code).toBe('token_invalid');
-    expect(rejects(tokens, forgeHmac({ alg: 'HS256', typ: 'JWT', kid: 'k1' }, accessClaims(), SECRET)).code).toBe('token_invalid');
-    expect(rejects(tokens, forgeHmac({ alg: 'HS256', typ: 'at+jwt', kid: 'k1' }, accessClaims({ token_use: 'refresh' }), SECRET)).code).toBe('token_invalid');
-    expect(tokens.verify(forgeHmac({ alg: 'HS256', typ: 'at+jwt', kid: 'k1' }, accessClaims(), SECRET), 'access').sub).toBe('1');
+    expect(
+      rejects(tokens, forgeHmac({ alg: 'HS256', typ: 'rt+jwt', kid: 'k1' }, accessClaims(), SECRET))
+        .code,
+    ).toBe('token_invalid');
+    expect(
+      rejects(tokens, forgeHmac({ alg: 'HS256', typ: 'JWT', kid: 'k1' }, accessClaims(), SECRET))
+        .code,
+    ).toBe('token_invalid');
+    expect(
+      rejects(
+        tokens,
+        forgeHmac(
+          { alg: 'HS256', typ: 'at+jwt', kid: 'k1' },
+          accessClaims({ token_use: 'refresh' }),
+          SECRET,
+        ),
+      ).code,
+    ).toBe('token_invalid');
+    expect(
+      tokens.verify(
+        forgeHmac({ alg: 'HS256', typ: 'at+jwt', kid: 'k1' }, accessClaims(), SECRET),
+        'access',
+      ).sub,
+    ).toBe('1');
   });
 });
 
 describe('claims', () => {
-  const sign = (claims: object) => forgeHmac({ alg: 'HS256', typ: 'at+jwt', kid: 'k1' }, claims, SECRET);
+  const sign = (claims: object) =>
+    forgeHmac({ alg: 'HS256', typ: 'at+jwt', kid: 'k1' }, claims, SECRET);
 
   it('requires exp', () => {
     const { exp: _exp, ...noExp } = accessClaims();
@@ -108,7 +166,12 @@ describe('claims', () => {
   it('reports expiry as token_expired, honouring the leeway', () => {
     expect(rejects(hs(), sign(accessClaims({ exp: now() - 10 }))).code).toBe('token_expired');
     expect(hs().verify(sign(accessClaims({ exp: now() - 2 })), 'access').sub).toBe('1');
-    expect(rejects(service([{ algorithm: 'HS256', secret: SECRET, kid: 'k1' }], { leeway: 0 }), sign(accessClaims({ exp: now() - 2 }))).code).toBe('token_expired');
+    expect(
+      rejects(
+        service([{ algorithm: 'HS256', secret: SECRET, kid: 'k1' }], { leeway: 0 }),
+        sign(accessClaims({ exp: now() - 2 })),
+      ).code,
+    ).toBe('token_expired');
   });
 
   it('honours nbf and iat with the leeway', () => {
@@ -119,72 +182,144 @@ describe('claims', () => {
   });
 
   it('validates iss and aud when configured, arrays too', () => {
-    const tokens = service([{ algorithm: 'HS256', secret: SECRET, kid: 'k1' }], { issuer: 'me', audience: ['api', 'web'] });
+    const tokens = service([{ algorithm: 'HS256', secret: SECRET, kid: 'k1' }], {
+      issuer: 'me',
+      audience: ['api', 'web'],
+    });
     expect(tokens.verify(sign(accessClaims({ iss: 'me', aud: 'web' })), 'access').sub).toBe('1');
-    expect(tokens.verify(sign(accessClaims({ iss: 'me', aud: ['x', 'api'] })), 'access').sub).toBe('1');
-    expect(rejects(tokens, sign(accessClaims({ iss: 'evil', aud: 'api' }))).code).toBe('token_invalid');
-    expect(rejects(tokens, sign(accessClaims({ iss: 'me', aud: 'other' }))).code).toBe('token_invalid');
+    expect(tokens.verify(sign(accessClaims({ iss: 'me', aud: ['x', 'api'] })), 'access').sub).toBe(
+      '1',
+    );
+    expect(rejects(tokens, sign(accessClaims({ iss: 'evil', aud: 'api' }))).code).toBe(
+      'token_invalid',
+    );
+    expect(rejects(tokens, sign(accessClaims({ iss: 'me', aud: 'other' }))).code).toBe(
+      'token_invalid',
+    );
     expect(rejects(tokens, sign(accessClaims({ aud: 'api' }))).code).toBe('token_invalid');
     const issued = tokens.sign('access', { sub: '1', sid: 's' }).token;
     expect(decodeSegment(issued, 1)).toMatchObject({ iss: 'me', aud: ['api', 'web'] });
   });
 
   it('checks the signature before claims: an expired token with a bad signature is invalid, not expired', () => {
-    const token = forgeHmac({ alg: 'HS256', typ: 'at+jwt', kid: 'k1' }, accessClaims({ exp: now() - 100 }), 'another-secret-of-32-bytes-length!');
+    const token = forgeHmac(
+      { alg: 'HS256', typ: 'at+jwt', kid: 'k1' },
+      accessClaims({ exp: now() - 100 }),
+      'another-secret-of-32-bytes-length!',
+    );
     expect(rejects(hs(), token).code).toBe('token_invalid');
   });
 });
 
 describe('untrusted headers', () => {
   it('uses kid only as a lookup key', () => {
-    for (const kid of ['../../../dev/null', "' OR 1=1 --", 'http://127.0.0.1/key', 42, null, { $ne: 1 }]) {
-      expect(rejects(hs(), forgeHmac({ alg: 'HS256', typ: 'at+jwt', kid }, accessClaims(), SECRET)).code).toBe('token_invalid');
+    for (const kid of [
+      '../../../dev/null',
+      "' OR 1=1 --",
+      'http://127.0.0.1/key',
+      42,
+      null,
+      { $ne: 1 },
+    ]) {
+      expect(
+        rejects(hs(), forgeHmac({ alg: 'HS256', typ: 'at+jwt', kid }, accessClaims(), SECRET)).code,
+      ).toBe('token_invalid');
     }
   });
 
   it('marks only "no such key" as an unknown key (what makes a JWKS verifier refetch), never a bad signature or a bad token', () => {
-    const tokens = service([{ algorithm: 'HS256', secret: SECRET, kid: 'k1' }, { algorithm: 'RS256', privateKey: rsa.privateKey, kid: 'old', verifyOnly: true }]);
-    expect(rejects(tokens, forgeHmac({ alg: 'HS256', typ: 'at+jwt', kid: 'k2' }, accessClaims(), SECRET))).toBeInstanceOf(UnknownKeyError);
-    expect(rejects(tokens, forgeHmac({ alg: 'HS512', typ: 'at+jwt', kid: 'k1' }, accessClaims(), SECRET, 'sha512'))).toBeInstanceOf(UnknownKeyError);
-    for (const token of [forgeHmac({ alg: 'HS256', typ: 'at+jwt', kid: 'k1' }, accessClaims(), 'w'.repeat(32)), 'a.b.c', 'x'.repeat(9000)]) {
+    const tokens = service([
+      { algorithm: 'HS256', secret: SECRET, kid: 'k1' },
+      { algorithm: 'RS256', privateKey: rsa.privateKey, kid: 'old', verifyOnly: true },
+    ]);
+    expect(
+      rejects(
+        tokens,
+        forgeHmac({ alg: 'HS256', typ: 'at+jwt', kid: 'k2' }, accessClaims(), SECRET),
+      ),
+    ).toBeInstanceOf(UnknownKeyError);
+    expect(
+      rejects(
+        tokens,
+        forgeHmac({ alg: 'HS512', typ: 'at+jwt', kid: 'k1' }, accessClaims(), SECRET, 'sha512'),
+      ),
+    ).toBeInstanceOf(UnknownKeyError);
+    for (const token of [
+      forgeHmac({ alg: 'HS256', typ: 'at+jwt', kid: 'k1' }, accessClaims(), 'w'.repeat(32)),
+      'a.b.c',
+      'x'.repeat(9000),
+    ]) {
       const error = rejects(tokens, token);
       expect(error.code).toBe('token_invalid');
       expect(error).not.toBeInstanceOf(UnknownKeyError);
     }
     // A verify-only key verifies a token it signed before it was demoted.
-    const before = service([{ algorithm: 'RS256', privateKey: rsa.privateKey, kid: 'old' }]).sign('access', { sub: '1' }).token;
+    const before = service([{ algorithm: 'RS256', privateKey: rsa.privateKey, kid: 'old' }]).sign(
+      'access',
+      { sub: '1' },
+    ).token;
     expect(tokens.verify(before, 'access').sub).toBe('1');
   });
 
   it('never follows jku, x5u, an embedded jwk, x5c, or crit', () => {
     const pub = createPublicKey(rsa.privateKey).export({ format: 'jwk' });
     const base = { alg: 'HS256', typ: 'at+jwt', kid: 'k1' };
-    for (const extra of [{ jku: 'http://127.0.0.1:1/jwks' }, { x5u: 'http://127.0.0.1:1/cert' }, { jwk: pub }, { x5c: ['AAAA'] }, { crit: ['exp'] }]) {
+    for (const extra of [
+      { jku: 'http://127.0.0.1:1/jwks' },
+      { x5u: 'http://127.0.0.1:1/cert' },
+      { jwk: pub },
+      { x5c: ['AAAA'] },
+      { crit: ['exp'] },
+    ]) {
       // Even correctly signed, such a token is refused.
-      expect(rejects(hs(), forgeHmac({ ...base, ...extra }, accessClaims(), SECRET)).code).toBe('token_invalid');
+      expect(rejects(hs(), forgeHmac({ ...base, ...extra }, accessClaims(), SECRET)).code).toBe(
+        'token_invalid',
+      );
     }
   });
 });
 
 describe('malformed input', () => {
-  const sign = (payload: unknown) => forgeHmac({ alg: 'HS256', typ: 'at+jwt', kid: 'k1' }, payload, SECRET);
+  const sign = (payload: unknown) =>
+    forgeHmac({ alg: 'HS256', typ: 'at+jwt', kid: 'k1' }, payload, SECRET);
 
   it('rejects wrong segment counts, bad characters, bad JSON and non-object payloads', () => {
     const good = hs().sign('access', { sub: '1', sid: 's' }).token;
     const cases: unknown[] = [
-      '', 'abc', 'a.b', 'a.b.c.d', good.split('.').slice(0, 2).join('.'), `${good}.x`,
-      withSegment(good, 1, 'eyJ+/='), withSegment(good, 0, '!!!'), ` ${good}`, `${good}\n`,
+      '',
+      'abc',
+      'a.b',
+      'a.b.c.d',
+      good.split('.').slice(0, 2).join('.'),
+      `${good}.x`,
+      withSegment(good, 1, 'eyJ+/='),
+      withSegment(good, 0, '!!!'),
+      ` ${good}`,
+      `${good}\n`,
       withSegment(good, 0, Buffer.from('{not json').toString('base64url')),
       withSegment(good, 0, Buffer.from('null').toString('base64url')),
       withSegment(good, 0, Buffer.from('[1]').toString('base64url')),
-      sign('null'), sign('[]'), sign('42'), sign('"str"'), sign('{bad json'), sign(null), sign([1, 2]), sign(7),
-      null, undefined, 42, {}, ['a', 'b'],
+      sign('null'),
+      sign('[]'),
+      sign('42'),
+      sign('"str"'),
+      sign('{bad json'),
+      sign(null),
+      sign([1, 2]),
+      sign(7),
+      null,
+      undefined,
+      42,
+      {},
+      ['a', 'b'],
     ];
     for (const token of cases) expect(rejects(hs(), token).code).toBe('token_invalid');
   });
 
   it('rejects huge tokens before parsing or verifying them', () => {
-    const header = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'at+jwt', kid: 'k1' })).toString('base64url');
+    const header = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'at+jwt', kid: 'k1' })).toString(
+      'base64url',
+    );
     const huge = `${header}.${'b'.repeat(2_000_000)}.c`;
     const verify = vi.spyOn(jwt, 'verify');
     const parse = vi.spyOn(JSON, 'parse');
@@ -200,7 +335,11 @@ describe('malformed input', () => {
 
   it('never puts the token or the secret into an error message', () => {
     const good = hs().sign('access', { sub: '1', sid: 's' }).token;
-    const forged = forgeHmac({ alg: 'HS256', typ: 'at+jwt', kid: 'k1' }, accessClaims(), 'wrong-secret-that-is-32-bytes-long');
+    const forged = forgeHmac(
+      { alg: 'HS256', typ: 'at+jwt', kid: 'k1' },
+      accessClaims(),
+      'wrong-secret-that-is-32-bytes-long',
+    );
     for (const token of [forged, withSegment(good, 2, 'AAAA'), `${good}x`]) {
       const error = rejects(hs(), token);
       expect(error.message).not.toContain(token);
@@ -212,7 +351,10 @@ describe('malformed input', () => {
 
   it('matches jsonwebtoken on a token it signs with the same KeyObject', () => {
     const ring = createKeyRing({ keys: [{ algorithm: 'HS256', secret: SECRET, kid: 'k1' }] });
-    const token = jwt.sign(accessClaims(), ring.signer.signingKey!, { algorithm: 'HS256', header: { alg: 'HS256', typ: 'at+jwt', kid: 'k1' } });
+    const token = jwt.sign(accessClaims(), ring.signer.signingKey!, {
+      algorithm: 'HS256',
+      header: { alg: 'HS256', typ: 'at+jwt', kid: 'k1' },
+    });
     expect(hs().verify(token, 'access').sid).toBe('s');
   });
 });

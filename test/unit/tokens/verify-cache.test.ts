@@ -17,7 +17,8 @@ function service(verifyCacheSize: number, leeway = 0): TokenService {
 }
 
 /** The service's cache, to observe what it holds (private in the type, plain at run time). */
-const cacheOf = (tokens: TokenService) => (tokens as unknown as { accessCache: VerifyCache<object> | undefined }).accessCache;
+const cacheOf = (tokens: TokenService) =>
+  (tokens as unknown as { accessCache: VerifyCache<object> | undefined }).accessCache;
 
 afterEach(() => {
   vi.useRealTimers();
@@ -48,7 +49,9 @@ describe('the verified-token cache', () => {
     vi.setSystemTime(exp * 1000 - 1);
     expect(tokens.verify(token, 'access').sub).toBe('1');
     vi.setSystemTime(exp * 1000);
-    expect(() => tokens.verify(token, 'access')).toThrow(expect.objectContaining({ code: 'token_expired' }));
+    expect(() => tokens.verify(token, 'access')).toThrow(
+      expect.objectContaining({ code: 'token_expired' }),
+    );
     expect(cacheOf(tokens)!.size).toBe(0);
   });
 
@@ -62,12 +65,17 @@ describe('the verified-token cache', () => {
     expect(cacheOf(tokens)!.size).toBe(0);
     // A cached access token is still refused where a refresh token is expected.
     tokens.verify(access, 'access');
-    expect(() => tokens.verify(access, 'refresh')).toThrow(expect.objectContaining({ code: 'token_invalid' }));
+    expect(() => tokens.verify(access, 'refresh')).toThrow(
+      expect.objectContaining({ code: 'token_invalid' }),
+    );
   });
 
   it('is bounded, dropping the least recently used token first', () => {
     const tokens = service(3);
-    const signed = Array.from({ length: 4 }, (_, i) => tokens.sign('access', { sub: String(i), sid: 's' }).token);
+    const signed = Array.from(
+      { length: 4 },
+      (_, i) => tokens.sign('access', { sub: String(i), sid: 's' }).token,
+    );
     for (const token of signed.slice(0, 3)) tokens.verify(token, 'access');
     tokens.verify(signed[0]!, 'access'); // 0 is now the most recently used; 1 the least
     tokens.verify(signed[3]!, 'access');
@@ -97,10 +105,17 @@ describe('the verified-token cache', () => {
     const a = service(10);
     const b = new TokenService({
       ring: createKeyRing({ secret: 'another-secret-of-at-least-32-bytes!' }),
-      accessTokenTtl: 60, refreshTokenTtl: 3600, issuer: undefined, audience: undefined, leeway: 0, verifyCacheSize: 10,
+      accessTokenTtl: 60,
+      refreshTokenTtl: 3600,
+      issuer: undefined,
+      audience: undefined,
+      leeway: 0,
+      verifyCacheSize: 10,
     });
     const { token } = a.sign('access', { sub: '1', sid: 's' });
     a.verify(token, 'access');
-    expect(() => b.verify(token, 'access')).toThrow(expect.objectContaining({ code: 'token_invalid' }));
+    expect(() => b.verify(token, 'access')).toThrow(
+      expect.objectContaining({ code: 'token_invalid' }),
+    );
   });
 });
