@@ -42,7 +42,7 @@ function isRedisClient(value: unknown): value is RedisClient {
     value !== null &&
     typeof value === 'object' &&
     typeof (value as RedisClient).defineCommand === 'function' &&
-    typeof (value as RedisClient).zscore === 'function'
+    typeof (value as RedisClient).hmget === 'function'
   );
 }
 

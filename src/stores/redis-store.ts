@@ -1,4 +1,3 @@
-import type { Cluster, Redis } from 'ioredis';
 import { CREATE_SESSION, REVOKE_ALL, REVOKE_SESSION, ROTATE_SESSION } from './lua.js';
 import {
   compactUuid,
@@ -14,7 +13,26 @@ import {
   unpackSession,
 } from './session-store.js';
 
-export type RedisClient = Redis | Cluster;
+/**
+ * The part of an ioredis client the library uses: a `Redis` or `Cluster` of ioredis 5 or 6 fits
+ * (with either `replyMapping`). Structural on purpose: ioredis classes have private members, so
+ * naming ioredis's own types here would tie users to the one copy this package was compiled
+ * against, and a client from another major (or another copy) would not compile (TS2322).
+ */
+export interface RedisClient {
+  defineCommand(
+    name: string,
+    definition: { lua: string; numberOfKeys?: number; readOnly?: boolean },
+  ): void;
+  hget(key: string, field: string): Promise<string | null>;
+  hmget(key: string, ...fields: string[]): Promise<(string | null)[]>;
+  hgetall(key: string): Promise<Record<string, string>>;
+  quit(): Promise<unknown>;
+  disconnect(): void;
+  readonly isCluster: boolean;
+  /** A `Redis`'s options (read for `commandTimeout`); a `Cluster`'s have none of that name. */
+  readonly options: object;
+}
 
 /** The commands `defineCommand` adds; prefixed so they cannot clash with the app's own. */
 interface ScriptedClient {
@@ -73,7 +91,9 @@ export class RedisStore implements SessionStore {
       client.defineCommand(name, { numberOfKeys: 1, lua });
     }
     this.client = client as RedisClient & ScriptedClient;
-    const commandTimeout = client.isCluster ? undefined : (client as Redis).options.commandTimeout;
+    const commandTimeout = client.isCluster
+      ? undefined
+      : (client.options as { commandTimeout?: unknown }).commandTimeout;
     this.clientTimesOut = typeof commandTimeout === 'number' && commandTimeout <= options.timeout;
   }
 
