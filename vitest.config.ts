@@ -10,6 +10,8 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     reporters: ['default', './test/summary-reporter.ts'],
+    // The majors the `redis` and `cluster` projects run on: what `npm install` gives a user today.
+    provide: { majors: { ioredis: 6, koa: 3 } },
     projects: [
       // Everything, against one redis-server.
       { extends: true, test: { name: 'redis', include: ['test/**/*.test.ts'] } },
@@ -28,6 +30,26 @@ export default defineConfig({
             'test/integration/events.test.ts',
             'test/integration/router.test.ts',
             'test/integration/cookies.test.ts',
+          ],
+        },
+      },
+      // The other supported majors, ioredis 5 and Koa 2 (the floor of the peer range), from dev
+      // dependency aliases: every `ioredis`/`koa` import in src, tests and helpers loads them, and
+      // majors.test.ts proves it. Runs the suites that drive the client and Koa hardest.
+      {
+        extends: true,
+        resolve: { alias: { ioredis: 'ioredis5', koa: 'koa2' } },
+        test: {
+          name: 'ioredis5-koa2',
+          provide: { majors: { ioredis: 5, koa: 2 } },
+          include: [
+            'test/integration/majors.test.ts',
+            'test/integration/sessions.test.ts',
+            'test/integration/strategies.test.ts',
+            'test/integration/router.test.ts',
+            'test/integration/cookies.test.ts',
+            'test/integration/outage.test.ts',
+            'test/integration/cluster.test.ts',
           ],
         },
       },

@@ -1,0 +1,64 @@
+import { readFileSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import Koa from 'koa';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { createAuth } from '../../src/index.js';
+import { SECRET } from '../helpers/forge.js';
+import { harnessRedisUrl, uniquePrefix } from '../helpers/auth.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** The ioredis and Koa majors this vitest project runs on (vitest.config.ts). */
+    majors: { ioredis: number; koa: number };
+  }
+}
+
+const version = (name: string): string =>
+  (
+    JSON.parse(
+      readFileSync(new URL(`../../node_modules/${name}/package.json`, import.meta.url), 'utf8'),
+    ) as { version: string }
+  ).version;
+const major = (v: string): number => Number(v.split('.')[0]);
+
+/*
+ * The `ioredis5-koa2` project maps `ioredis` and `koa` to dev dependency aliases. This proves the
+ * mapping reaches the code under test, not only this file: the client src/auth.ts creates from a
+ * URL is the ioredis this project names (ioredis 6 speaks RESP3, 5 speaks RESP2, as Redis itself
+ * reports), and the Koa the tests' servers run on is the aliased one.
+ */
+describe('the ioredis and Koa majors this project runs on', () => {
+  const majors = inject('majors');
+  const admin = new Redis(harnessRedisUrl(), { lazyConnect: true }).on('error', () => {});
+  afterAll(() => admin.disconnect());
+
+  it(`Koa ${majors.koa} serves the tests' apps`, async () => {
+    // @ts-expect-error the koa2 alias has no types of its own (@types/koa describes `koa`)
+    const koa2: unknown = (await import('koa2')).default;
+    const loaded = (Koa as unknown) === koa2 ? version('koa2') : version('koa');
+    expect(major(loaded)).toBe(majors.koa);
+  });
+
+  it(`ioredis ${majors.ioredis} is the client src creates and the tests inject`, async () => {
+    const ioredis5: unknown = (await import('ioredis5')).Redis;
+    const loaded = (Redis as unknown) === ioredis5 ? version('ioredis5') : version('ioredis');
+    expect(major(loaded)).toBe(majors.ioredis);
+
+    const name = `majors-${uniquePrefix().slice(0, -1)}`;
+    const auth = createAuth({
+      secret: SECRET,
+      redis: `${harnessRedisUrl()}?connectionName=${name}`,
+      keyPrefix: uniquePrefix(),
+    });
+    try {
+      const pair = await auth.generateTokens({ id: 'u1' });
+      expect(await auth.checkRefreshToken(pair.refresh_token)).toBe(true);
+      const clients = (await admin.client('LIST')) as string;
+      const line = clients.split('\n').find((l) => l.includes(` name=${name} `));
+      expect(line, clients).toBeDefined();
+      expect(/ resp=(\d)/.exec(line!)?.[1]).toBe(majors.ioredis >= 6 ? '3' : '2');
+    } finally {
+      await auth.close();
+    }
+  });
+});
