@@ -75,13 +75,38 @@ const jsonBody = koaBody({
   multipart: false,
   text: false,
   jsonLimit: '16kb',
-  onError: () => {
-    throw new AuthError(
-      'invalid_request',
-      'The request body is not valid JSON (or is over 16 KiB).',
-    );
+  onError: (error) => {
+    if ((error as { status?: unknown }).status === 413)
+      throw new AuthError('body_too_large', 'The request body is over 16 KiB.');
+    throw new AuthError('invalid_request', 'The request body is not valid JSON.');
   },
 });
+
+/**
+ * The routes read JSON only: a form, text or a body without a content type is refused with 415
+ * instead of reaching `login` as an empty object (which would look like wrong credentials). Not
+ * parsing forms also keeps the one request a cross-site page can post without a preflight out.
+ */
+const hasBody = (ctx: Context): boolean =>
+  ctx.get('transfer-encoding') !== '' || Number(ctx.get('content-length')) > 0;
+
+const jsonOnly: Middleware = (ctx, next) => {
+  if (hasBody(ctx) && !ctx.is('application/json')) {
+    throw new AuthError(
+      'unsupported_media_type',
+      'Send the body as JSON with `Content-Type: application/json`.',
+      { headers: { Accept: 'application/json', 'Cache-Control': 'no-store' } },
+    );
+  }
+  return next();
+};
+
+/** The login body: a JSON object (the router cannot know the fields; your `login` checks them). */
+function requireLoginBody(ctx: Context): void {
+  const body = ctx.request.body as unknown;
+  if (!hasBody(ctx) || body === null || typeof body !== 'object' || Array.isArray(body))
+    throw new AuthError('invalid_request', 'Send the credentials as a JSON object.');
+}
 
 /** `refresh_token` from the JSON body: undefined when absent, 400 when present but not a string. */
 function bodyRefreshToken(ctx: Context): string | undefined {
@@ -176,8 +201,9 @@ export function createAuthRouter(auth: Auth, options: RoutesOptions): Router {
   // On each route rather than router.use(): a router-level middleware breaks @koa/router's
   // nesting under a parent prefix with parameters ('/tenants/:tenant').
 
-  router.post('/login', renderErrors, jsonBody, async (ctx) => {
+  router.post('/login', renderErrors, jsonOnly, jsonBody, async (ctx) => {
     guard(ctx, false);
+    requireLoginBody(ctx);
     if (rateLimit) {
       const wait = await rateLimit.check(ctx);
       if (typeof wait === 'number' && wait > 0) {
@@ -192,7 +218,7 @@ export function createAuthRouter(auth: Auth, options: RoutesOptions): Router {
     deliver(ctx, await auth.generateTokens(user, { ctx }), true);
   });
 
-  router.post('/refresh', renderErrors, jsonBody, async (ctx) => {
+  router.post('/refresh', renderErrors, jsonOnly, jsonBody, async (ctx) => {
     let token = bodyRefreshToken(ctx);
     const fromCookie = token === undefined && cookieMode;
     if (fromCookie) token = readCookie(ctx, web.cookies.names.refresh);
@@ -215,7 +241,7 @@ export function createAuthRouter(auth: Auth, options: RoutesOptions): Router {
     deliver(ctx, pair, false);
   });
 
-  router.post('/logout', renderErrors, jsonBody, async (ctx) => {
+  router.post('/logout', renderErrors, jsonOnly, jsonBody, async (ctx) => {
     const bodyToken = bodyRefreshToken(ctx);
     const cookieToken =
       cookieMode && bodyToken === undefined
@@ -241,7 +267,7 @@ export function createAuthRouter(auth: Auth, options: RoutesOptions): Router {
     ctx.status = 204;
   });
 
-  router.post('/logout-all', renderErrors, jsonBody, authenticated, async (ctx) => {
+  router.post('/logout-all', renderErrors, jsonOnly, jsonBody, authenticated, async (ctx) => {
     const keepCurrent =
       (ctx.request.body as { keep_current?: unknown } | undefined)?.keep_current === true;
     const { sub, sid } = ctx.state.user;
