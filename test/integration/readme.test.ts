@@ -1,0 +1,280 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { harnessRedisUrl } from '../helpers/auth.js';
+import { call } from '../helpers/http.js';
+import {
+  CONTEXT,
+  importedPackages,
+  installLines,
+  readme,
+  type ReadmeBlock,
+  readmeBlocks,
+} from '../helpers/readme.js';
+import { freePort } from '../helpers/redis-server.js';
+
+/*
+ * The README as a new user meets it: `npm pack` of this project, installed into a fresh directory
+ * with the README's own install lines (from the npm registry), with the latest ioredis 6 and then
+ * ioredis 5. Every ```ts block of the README and every file of examples/ must compile under
+ * `strict` against what got installed, and the "Use it in your app" block runs against the test
+ * Redis, driven over real HTTP. Conventions for blocks: test/helpers/readme.ts.
+ */
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const markdown = readme(root);
+const blocks = readmeBlocks(markdown);
+const compiled = blocks.filter((b) => b.directive?.kind !== 'skip');
+const runnable = blocks.filter((b) => b.directive?.kind === 'run');
+const fileOf = (b: ReadmeBlock) => `readme/block-line-${b.line}.ts`;
+
+/** A clean environment: none of the `npm test` run's own npm_* settings leak into the user's npm. */
+const env = Object.fromEntries(
+  Object.entries(process.env).filter(([k]) => !k.toLowerCase().startsWith('npm_')),
+);
+
+function exec(
+  command: string,
+  args: string[],
+  cwd: string,
+): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, output }));
+  });
+}
+
+async function npm(cwd: string, ...args: string[]): Promise<void> {
+  const { code, output } = await exec('npm', [...args, '--no-audit', '--no-fund'], cwd);
+  expect(code, `npm ${args.join(' ')}\n${output}`).toBe(0);
+}
+
+/** A package that ships no types of its own needs @types/<name>, as a TypeScript user would add. */
+function needsTypes(dir: string, name: string): boolean {
+  const pkgDir = join(dir, 'node_modules', name);
+  const pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as Record<
+    string,
+    unknown
+  >;
+  return !(
+    pkg.types ||
+    pkg.typings ||
+    JSON.stringify(pkg.exports ?? '').includes('"types"') ||
+    existsSync(join(pkgDir, 'index.d.ts'))
+  );
+}
+
+const typesName = (name: string) => `@types/${name.replace(/^@/, '').replace('/', '__')}`;
+
+describe('the README, installed as a consumer installs it', () => {
+  let dir: string;
+  let app: string;
+  let tarball: string;
+
+  beforeAll(async () => {
+    expect(existsSync(join(root, 'dist/index.js')), 'npm test builds dist/ first').toBe(true);
+    dir = mkdtempSync(join(tmpdir(), 'kjr-readme-'));
+    // --ignore-scripts: dist/ is already built, and rebuilding it would pull it from under the
+    // other test files that load it.
+    const packed = await exec(
+      'npm',
+      ['pack', '--ignore-scripts', '--silent', '--pack-destination', dir],
+      root,
+    );
+    expect(packed.code, packed.output).toBe(0);
+    tarball = join(dir, packed.output.trim().split('\n').pop()!);
+    app = join(dir, 'app');
+    mkdirSync(join(app, 'readme'), { recursive: true });
+    writeFileSync(
+      join(app, 'package.json'),
+      JSON.stringify({ name: 'readme-consumer', private: true, type: 'module' }),
+    );
+    writeFileSync(join(app, 'readme-context.d.ts'), CONTEXT);
+    for (const block of compiled)
+      writeFileSync(join(app, fileOf(block)), `${block.code}\nexport {};\n`);
+    cpSync(join(root, 'examples'), join(app, 'examples'), {
+      recursive: true,
+      filter: (src) => !src.endsWith('.html') && !src.endsWith('.png'),
+    });
+    const compilerOptions = {
+      target: 'es2022',
+      module: 'nodenext',
+      moduleResolution: 'nodenext',
+      strict: true,
+      lib: ['es2023', 'dom'],
+      types: ['node'],
+      // As `tsc --init` sets it: third-party declarations (e.g. koa-body's and @types/express's
+      // views of IncomingMessage#body) do not agree with each other under a full check.
+      skipLibCheck: true,
+      outDir: 'out',
+      rootDir: '.',
+    };
+    // A block that augments a module (declare module 'koa-jwt-redis') changes the types of every
+    // file in its program, so each such block is a program of its own.
+    const augmenting = compiled.filter((b) => /^declare module /m.test(b.code));
+    const rest = compiled.filter((b) => !augmenting.includes(b));
+    writeFileSync(
+      join(app, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions,
+        files: ['readme-context.d.ts', ...rest.map(fileOf)],
+        include: ['examples/**/*.ts'],
+      }),
+    );
+    augmenting.forEach((block, i) =>
+      writeFileSync(
+        join(app, `tsconfig.augment-${i}.json`),
+        JSON.stringify({
+          compilerOptions: { ...compilerOptions, noEmit: true },
+          files: ['readme-context.d.ts', fileOf(block)],
+        }),
+      ),
+    );
+  }, 120_000);
+
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('has blocks to check, and one "Use it in your app" block to run', () => {
+    expect(compiled.length).toBeGreaterThan(5);
+    expect(runnable).toHaveLength(1);
+    const heading = markdown.lastIndexOf(
+      '\n## ',
+      markdown.split('\n', runnable[0]!.line).join('\n').length,
+    );
+    expect(markdown.slice(heading + 4, markdown.indexOf('\n', heading + 1))).toBe(
+      'Use it in your app',
+    );
+  });
+
+  async function compile(): Promise<void> {
+    const configs = ['tsconfig.json'];
+    for (let i = 0; existsSync(join(app, `tsconfig.augment-${i}.json`)); i++)
+      configs.push(`tsconfig.augment-${i}.json`);
+    for (const config of configs) {
+      const { code, output } = await exec(join(app, 'node_modules/.bin/tsc'), ['-p', config], app);
+      // Errors name the block's file, readme/block-line-<N>.ts: N is the line of its fence in README.md.
+      expect(output, `tsc -p ${config}`).toBe('');
+      expect(code).toBe(0);
+    }
+  }
+
+  async function runUseItInYourApp(): Promise<void> {
+    const port = await freePort();
+    writeFileSync(
+      join(app, 'find-user.mjs'),
+      // The app's own password check, which the snippet leaves to you.
+      `globalThis.findUser = async (body) =>
+        body?.username === 'alice' && body?.password === 'wonderland' ? { id: 'readme-alice', role: 'admin' } : null;\n`,
+    );
+    const out = join('out', fileOf(runnable[0]!).replace(/\.ts$/, '.js'));
+    let log = '';
+    const child: ChildProcess = spawn(process.execPath, ['--import', './find-user.mjs', out], {
+      cwd: app,
+      env: {
+        ...env,
+        JWT_SECRET: 'readme-test-secret-of-more-than-32-bytes',
+        REDIS_URL: harnessRedisUrl(),
+        PORT: String(port),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout!.on('data', (d: Buffer) => (log += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    try {
+      const url = `http://127.0.0.1:${port}`;
+      for (let i = 0; ; i++) {
+        const up = await call(url, '/me').then(
+          (r) => r.status === 401,
+          () => false,
+        );
+        if (up) break;
+        expect(i < 100 && child.exitCode === null, `the snippet did not start:\n${log}`).toBe(true);
+        await sleep(100);
+      }
+      const credentials = { username: 'alice', password: 'wonderland' };
+      expect((await call(url, '/login', { body: { ...credentials, password: 'x' } })).status).toBe(
+        401,
+      );
+      const login = await call(url, '/login', { body: credentials });
+      expect(login.status, login.text).toBe(200);
+      expect(login.headers.get('cache-control')).toBe('no-store');
+      expect(login.body).toMatchObject({ token_type: 'bearer', expires_in: 900 });
+      const me = await call(url, '/me', { token: login.body.access_token });
+      expect(me.status, me.text).toBe(200);
+      expect(me.body).toMatchObject({ sub: 'readme-alice', role: 'admin' });
+      const refreshed = await call(url, '/refresh', {
+        body: { refresh_token: login.body.refresh_token },
+      });
+      expect(refreshed.status, refreshed.text).toBe(200);
+      const logout = await call(url, '/logout', {
+        body: { refresh_token: refreshed.body.refresh_token },
+      });
+      expect(logout.status).toBe(204);
+      const after = await call(url, '/refresh', {
+        body: { refresh_token: refreshed.body.refresh_token },
+      });
+      expect(after.status).toBe(401);
+      expect(after.body).toMatchObject({ error: 'token_revoked' });
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+    }
+  }
+
+  it('ioredis 6: the README install lines, every block and examples/ compile under strict, and the app runs', async () => {
+    const { packages, typescript } = installLines(markdown);
+    expect(packages).toContain('koa-jwt-redis');
+    expect(packages).toContain('ioredis');
+    await npm(
+      app,
+      'install',
+      ...packages.map((p) =>
+        p === 'koa-jwt-redis' ? tarball : p === 'ioredis' ? 'ioredis@^6' : p,
+      ),
+    );
+    await npm(app, 'install', '-D', ...typescript);
+    // Packages other blocks import (a logger, a database driver), as their readers would add them.
+    const installed = JSON.parse(readFileSync(join(app, 'package.json'), 'utf8')) as {
+      dependencies: Record<string, string>;
+    };
+    const extra = [...new Set(compiled.flatMap((b) => importedPackages(b.code)))].filter(
+      (name) => !(name in installed.dependencies),
+    );
+    if (extra.length > 0) await npm(app, 'install', ...extra);
+    const types = extra.filter((name) => needsTypes(app, name)).map(typesName);
+    if (types.length > 0) await npm(app, 'install', '-D', ...types);
+    await compile();
+    await runUseItInYourApp();
+  }, 300_000);
+
+  it('ioredis 5: the same, after `npm install ioredis@5`', async () => {
+    await npm(app, 'install', 'ioredis@^5');
+    const version = (
+      JSON.parse(readFileSync(join(app, 'node_modules/ioredis/package.json'), 'utf8')) as {
+        version: string;
+      }
+    ).version;
+    expect(version.startsWith('5.')).toBe(true);
+    await compile();
+    await runUseItInYourApp();
+  }, 300_000);
+});
