@@ -1,8 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import type { Context } from 'koa';
 import { AuthConfigError } from '../errors.js';
-import type { TokenPair } from '../tokens/claims.js';
-import { bearerToken } from './get-token.js';
+import { bool, onlyKnown, plainObject, warnOnce } from './validate.js';
 
 /** Where login and refresh put the tokens: the JSON body, HttpOnly cookies, or both. */
 export type TokenDelivery = 'json' | 'cookie' | 'both';
@@ -56,28 +53,6 @@ export interface WebOptionsInput {
 const COOKIE_NAME = /^[A-Za-z0-9!#$%&'*+\-.^_`|~]{1,64}$/;
 const HEADER_NAME = /^[A-Za-z0-9-]{1,64}$/;
 const SAME_SITE = { lax: 'Lax', strict: 'Strict', none: 'None' } as const;
-
-let insecureWarned = false;
-
-function plainObject(name: string, value: unknown): Record<string, unknown> {
-  if (value === undefined) return {};
-  if (value === null || typeof value !== 'object' || Array.isArray(value))
-    throw new AuthConfigError(name, 'must be an object');
-  return value as Record<string, unknown>;
-}
-
-function only(name: string, value: Record<string, unknown>, known: string[]): void {
-  for (const key of Object.keys(value)) {
-    if (!known.includes(key))
-      throw new AuthConfigError(`${name}.${key}`, `is not an option; known: ${known.join(', ')}`);
-  }
-}
-
-function bool(name: string, value: unknown, fallback: boolean): boolean {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'boolean') throw new AuthConfigError(name, 'must be true or false');
-  return value;
-}
 
 function cookieName(name: string, value: unknown, fallback: string): string {
   if (value === undefined) return fallback;
@@ -140,7 +115,7 @@ export function resolveWebOptions(input: WebOptionsInput): WebOptions {
   }
 
   const cookies = plainObject('cookies', input.cookies);
-  only('cookies', cookies, ['secure', 'sameSite', 'prefix', 'names']);
+  onlyKnown('cookies', cookies, ['secure', 'sameSite', 'prefix', 'names']);
   const secure = bool('cookies.secure', cookies.secure, true);
   const sameSiteInput = cookies.sameSite ?? 'lax';
   if (typeof sameSiteInput !== 'string' || !(sameSiteInput in SAME_SITE)) {
@@ -154,7 +129,7 @@ export function resolveWebOptions(input: WebOptionsInput): WebOptions {
     );
   const prefixed = bool('cookies.prefix', cookies.prefix, true) && secure;
   const names = plainObject('cookies.names', cookies.names);
-  only('cookies.names', names, ['access', 'refresh', 'csrf']);
+  onlyKnown('cookies.names', names, ['access', 'refresh', 'csrf']);
   const base = {
     access: cookieName('cookies.names.access', names.access, 'access_token'),
     refresh: cookieName('cookies.names.refresh', names.refresh, 'refresh_token'),
@@ -164,7 +139,7 @@ export function resolveWebOptions(input: WebOptionsInput): WebOptions {
     throw new AuthConfigError('cookies.names', 'must be three different names');
 
   const csrf = plainObject('csrf', input.csrf);
-  only('csrf', csrf, ['header', 'allowedOrigins', 'requireAuth']);
+  onlyKnown('csrf', csrf, ['header', 'allowedOrigins', 'requireAuth']);
   const header = csrf.header ?? 'x-csrf-token';
   if (
     typeof header !== 'string' ||
@@ -177,16 +152,10 @@ export function resolveWebOptions(input: WebOptionsInput): WebOptions {
   if (!Array.isArray(allowed))
     throw new AuthConfigError('csrf.allowedOrigins', 'must be an array of origins');
 
-  if (
-    cookieMode &&
-    process.env.NODE_ENV === 'production' &&
-    (!secure || sameSite === 'None') &&
-    !insecureWarned
-  ) {
-    insecureWarned = true;
-    process.emitWarning(
+  if (cookieMode && process.env.NODE_ENV === 'production' && (!secure || sameSite === 'None')) {
+    warnOnce(
+      'KOA_JWT_REDIS_INSECURE_COOKIE',
       `koa-jwt-redis: token cookies are ${!secure ? 'not Secure (sent over plain http)' : 'SameSite=None (sent on cross-site requests)'}; use the defaults (secure: true, sameSite: 'lax') in production.`,
-      { code: 'KOA_JWT_REDIS_INSECURE_COOKIE' },
     );
   }
 
@@ -210,85 +179,3 @@ export function resolveWebOptions(input: WebOptionsInput): WebOptions {
     },
   };
 }
-
-/** The value of a request cookie, or undefined. The first one wins (the most specific Path). */
-export function readCookie(ctx: Pick<Context, 'get'>, name: string): string | undefined {
-  const header = ctx.get('cookie');
-  if (!header) return undefined;
-  for (const part of header.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq < 0 || part.slice(0, eq).trim() !== name) continue;
-    let value = part.slice(eq + 1).trim();
-    if (value.length >= 2 && value.startsWith('"') && value.endsWith('"'))
-      value = value.slice(1, -1);
-    return value.length > 0 ? value : undefined;
-  }
-  return undefined;
-}
-
-/** The request's access token and where it was found, looking in `tokenSources` order. */
-export function findAccessToken(
-  ctx: Pick<Context, 'get' | 'headers'>,
-  web: WebOptions,
-): { token: string; source: TokenSource } | undefined {
-  for (const source of web.tokenSources) {
-    const token =
-      source === 'header' ? bearerToken(ctx) : readCookie(ctx, web.cookies.names.access);
-    if (token !== undefined) return { token, source };
-  }
-  return undefined;
-}
-
-/**
- * Writes the auth cookies. Set-Cookie is written by hand rather than through `ctx.cookies`,
- * which refuses `Secure` cookies on plain-http connections, although browsers accept them from
- * http://localhost during development.
- */
-export class TokenCookies {
-  constructor(
-    private readonly web: WebOptions,
-    private readonly refreshTokenTtl: number,
-  ) {}
-
-  private write(
-    ctx: Context,
-    name: string,
-    value: string,
-    path: string,
-    maxAge: number,
-    httpOnly: boolean,
-  ): void {
-    const { secure, sameSite } = this.web.cookies;
-    const parts = [`${name}=${value}`, `Path=${path}`, `Max-Age=${maxAge}`];
-    if (maxAge === 0) parts.push('Expires=Thu, 01 Jan 1970 00:00:00 GMT');
-    if (httpOnly) parts.push('HttpOnly');
-    if (secure) parts.push('Secure');
-    parts.push(`SameSite=${sameSite}`);
-    ctx.append('Set-Cookie', parts.join('; '));
-  }
-
-  /** Sets the access, refresh and CSRF cookies for a freshly issued pair. */
-  set(ctx: Context, pair: TokenPair, refreshPath: string, rotateCsrf: boolean): void {
-    const { names } = this.web.cookies;
-    this.write(ctx, names.access, pair.access_token, '/', pair.expires_in, true);
-    this.write(ctx, names.refresh, pair.refresh_token, refreshPath, this.refreshTokenTtl, true);
-    // The double-submit token: readable by the page's script, which echoes it in a header.
-    const current = readCookie(ctx, names.csrf);
-    const csrf =
-      !rotateCsrf && current !== undefined && /^[A-Za-z0-9_-]{22,64}$/.test(current)
-        ? current
-        : randomBytes(24).toString('base64url');
-    this.write(ctx, names.csrf, csrf, '/', this.refreshTokenTtl, false);
-  }
-
-  clear(ctx: Context, refreshPath: string): void {
-    const { names } = this.web.cookies;
-    this.write(ctx, names.access, '', '/', 0, true);
-    this.write(ctx, names.refresh, '', refreshPath, 0, true);
-    this.write(ctx, names.csrf, '', '/', 0, false);
-  }
-}
-
-/** True when the request carries an Authorization bearer header (not an ambient credential). */
-export const hasBearerHeader = (ctx: Pick<Context, 'headers'>): boolean =>
-  bearerToken(ctx) !== undefined;

@@ -4,14 +4,16 @@ import {
   compactUuid,
   coreExpiresAt,
   META_CHUNKS,
-  type NewSession,
   packCore,
   packMeta,
-  type Rotation,
-  type RotationResult,
-  type SessionRecord,
-  type SessionStore,
   unpackSession,
+} from './record-codec.js';
+import type {
+  NewSession,
+  Rotation,
+  RotationResult,
+  SessionRecord,
+  SessionStore,
 } from './session-store.js';
 
 export type RedisClient = Redis | Cluster;

@@ -1,0 +1,55 @@
+import { randomBytes } from 'node:crypto';
+import type { Context } from 'koa';
+import type { WebOptions } from '../config/web.js';
+import type { TokenPair } from '../tokens/claims.js';
+import { readCookie } from './credentials.js';
+
+/**
+ * Writes the auth cookies. Set-Cookie is written by hand rather than through `ctx.cookies`,
+ * which refuses `Secure` cookies on plain-http connections, although browsers accept them from
+ * http://localhost during development.
+ */
+export class TokenCookies {
+  constructor(
+    private readonly web: WebOptions,
+    private readonly refreshTokenTtl: number,
+  ) {}
+
+  private write(
+    ctx: Context,
+    name: string,
+    value: string,
+    path: string,
+    maxAge: number,
+    httpOnly: boolean,
+  ): void {
+    const { secure, sameSite } = this.web.cookies;
+    const parts = [`${name}=${value}`, `Path=${path}`, `Max-Age=${maxAge}`];
+    if (maxAge === 0) parts.push('Expires=Thu, 01 Jan 1970 00:00:00 GMT');
+    if (httpOnly) parts.push('HttpOnly');
+    if (secure) parts.push('Secure');
+    parts.push(`SameSite=${sameSite}`);
+    ctx.append('Set-Cookie', parts.join('; '));
+  }
+
+  /** Sets the access, refresh and CSRF cookies for a freshly issued pair. */
+  set(ctx: Context, pair: TokenPair, refreshPath: string, rotateCsrf: boolean): void {
+    const { names } = this.web.cookies;
+    this.write(ctx, names.access, pair.access_token, '/', pair.expires_in, true);
+    this.write(ctx, names.refresh, pair.refresh_token, refreshPath, this.refreshTokenTtl, true);
+    // The double-submit token: readable by the page's script, which echoes it in a header.
+    const current = readCookie(ctx, names.csrf);
+    const csrf =
+      !rotateCsrf && current !== undefined && /^[A-Za-z0-9_-]{22,64}$/.test(current)
+        ? current
+        : randomBytes(24).toString('base64url');
+    this.write(ctx, names.csrf, csrf, '/', this.refreshTokenTtl, false);
+  }
+
+  clear(ctx: Context, refreshPath: string): void {
+    const { names } = this.web.cookies;
+    this.write(ctx, names.access, '', '/', 0, true);
+    this.write(ctx, names.refresh, '', refreshPath, 0, true);
+    this.write(ctx, names.csrf, '', '/', 0, false);
+  }
+}
