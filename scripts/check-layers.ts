@@ -12,8 +12,9 @@ import ts from 'typescript';
 
 /**
  * Layers from the top (may import anything below) to the bottom (imports nothing of ours). An
- * entry is a file (`auth.ts`) or a folder (`keys/`), relative to src/. Entries of one layer may
- * import each other, as long as no cycle forms.
+ * entry is a file (`auth.ts`) or a folder (`keys/`), relative to src/; a file named on its own
+ * (`config/validate.ts`) is in its own layer, not its folder's. Entries of one layer may import
+ * each other, as long as no cycle forms.
  */
 export const LAYERS: readonly (readonly string[])[] = [
   ['index.ts', 'cli.ts'], // the public barrel and the keygen command
@@ -25,7 +26,9 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['config/'], // option types, defaults, the validator kit; checked once at start-up
   ['tokens/'], // claims, signing and verifying, the verify cache
   ['stores/', 'keys/'], // session stores and their record codec; key ring, algorithm table, JWKs
-  ['errors.ts', 'events.ts'], // error classes and codes; the one event emitter
+  // error classes and codes; the one event emitter; the validator kit every factory checks its
+  // options with (store factories included, so it sits below stores/)
+  ['errors.ts', 'events.ts', 'config/validate.ts'],
 ];
 
 export interface Problem {
@@ -43,12 +46,16 @@ function sourceFiles(dir: string): string[] {
   return files.sort();
 }
 
-/** The layer index of a file (0 = top), or undefined when no entry names it. */
+/** The layer index of a file (0 = top), or undefined when no entry names it. The most specific entry wins. */
 function layerOf(file: string, layers: readonly (readonly string[])[]): number | undefined {
-  const index = layers.findIndex((layer) =>
-    layer.some((entry) => (entry.endsWith('/') ? file.startsWith(entry) : file === entry)),
-  );
-  return index < 0 ? undefined : index;
+  let best: { index: number; length: number } | undefined;
+  layers.forEach((layer, index) => {
+    for (const entry of layer) {
+      const matches = entry.endsWith('/') ? file.startsWith(entry) : file === entry;
+      if (matches && (!best || entry.length > best.length)) best = { index, length: entry.length };
+    }
+  });
+  return best?.index;
 }
 
 /** Every module specifier of a file: imports (type-only too), re-exports, import() and require(). */

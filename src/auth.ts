@@ -55,7 +55,7 @@ export class Auth {
     const ring = createKeyRing({ secret: options.secret, keys: options.keys });
     const tokens = new TokenService({ ring, ...this.options });
     this.publicKeys = publicJwks(ring);
-    this.store = createStore(options.redis, this.options);
+    this.store = createStore(options, this.options);
     const context: StrategyContext = {
       tokens,
       store: this.store,

@@ -11,6 +11,7 @@ import {
   type WebOptions,
   resolveWebOptions,
 } from './web.js';
+import type { SessionStore } from '../stores/session-store.js';
 
 /** Options of {@link createAuth}. Everything is validated once, when the instance is created. */
 export interface AuthOptions {
@@ -23,6 +24,11 @@ export interface AuthOptions {
    * (one process only; warns once under NODE_ENV=production).
    */
   redis?: RedisClient | string;
+  /**
+   * The session store, any implementation of {@link SessionStore}: `redisStore(…)`,
+   * `postgresStore(…)`, `memoryStore()` or your own. Give this or `redis`, not both.
+   */
+  store?: SessionStore;
   /** Access token lifetime in seconds. @default 900 */
   accessTokenTtl?: number;
   /** Refresh token (and session) lifetime in seconds; each refresh starts it anew. @default 2592000 */
@@ -118,6 +124,7 @@ const KNOWN = {
   secret: true,
   keys: true,
   redis: true,
+  store: true,
   accessTokenTtl: true,
   refreshTokenTtl: true,
   issuer: true,

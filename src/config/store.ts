@@ -1,59 +1,58 @@
-import { Redis } from 'ioredis';
 import { AuthConfigError } from '../errors.js';
 import { MemoryStore } from '../stores/memory-store.js';
-import { type RedisClient, RedisStore } from '../stores/redis-store.js';
+import { redisStore } from '../stores/redis-store.js';
 import type { SessionStore } from '../stores/session-store.js';
 import type { AuthOptions, ResolvedOptions } from './options.js';
 import { warnOnce } from './validate.js';
 
-function isRedisClient(value: unknown): value is RedisClient {
+const STORE_METHODS = ['create', 'rotate', 'get', 'isLive', 'revoke', 'revokeAll', 'list', 'close'];
+
+function isSessionStore(value: unknown): value is SessionStore {
   return (
     value !== null &&
     typeof value === 'object' &&
-    typeof (value as RedisClient).defineCommand === 'function' &&
-    typeof (value as RedisClient).zscore === 'function'
+    STORE_METHODS.every((m) => typeof (value as Record<string, unknown>)[m] === 'function')
   );
 }
 
+function warnMemory(): void {
+  if (process.env.NODE_ENV === 'production') {
+    warnOnce(
+      'KOA_JWT_REDIS_MEMORY_STORE',
+      'koa-jwt-redis: sessions live in process memory: they are lost on restart and not shared between processes. Pass `redis` or `store` in production.',
+    );
+  }
+}
+
 /**
- * The `redis` option, checked and turned into the instance's session store once, at start-up:
- * an injected ioredis client, a client of our own from a URL, or (left out) the memory store.
+ * The `store` and `redis` options, checked and turned into the instance's session store once, at
+ * start-up: the given store, a Redis store (an injected client or one of our own from a URL), or
+ * (neither given) the memory store.
  */
-export function createStore(redis: AuthOptions['redis'], options: ResolvedOptions): SessionStore {
-  const storeOptions = { keyPrefix: options.keyPrefix, timeout: options.storeTimeout };
-  if (redis === undefined) {
-    if (process.env.NODE_ENV === 'production') {
-      warnOnce(
-        'KOA_JWT_REDIS_MEMORY_STORE',
-        'koa-jwt-redis: no `redis` option, so sessions live in process memory: they are lost on restart and not shared between processes. Pass `redis` in production.',
+export function createStore(given: AuthOptions, options: ResolvedOptions): SessionStore {
+  if (given.store !== undefined) {
+    if (given.redis !== undefined)
+      throw new AuthConfigError('store', 'give `store` or `redis`, not both');
+    for (const name of ['keyPrefix', 'storeTimeout'] as const) {
+      if (given[name] !== undefined) {
+        throw new AuthConfigError(
+          name,
+          'configures the store `redis` creates; with `store`, give it to the store factory instead (e.g. redisStore(client, { keyPrefix, timeout }))',
+        );
+      }
+    }
+    if (!isSessionStore(given.store)) {
+      throw new AuthConfigError(
+        'store',
+        `must implement the SessionStore interface (${STORE_METHODS.join(', ')}), e.g. redisStore(client), postgresStore(pool) or memoryStore()`,
       );
     }
+    if (given.store instanceof MemoryStore) warnMemory();
+    return given.store;
+  }
+  if (given.redis === undefined) {
+    warnMemory();
     return new MemoryStore();
   }
-  if (typeof redis === 'string') {
-    let client: Redis;
-    try {
-      client = new Redis(redis, {
-        // Fail fast and bounded: one retry per command, a command timeout, reconnect forever.
-        commandTimeout: options.storeTimeout,
-        maxRetriesPerRequest: 1,
-        enableAutoPipelining: true,
-        retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
-      });
-    } catch (cause) {
-      throw new AuthConfigError(
-        'redis',
-        'is not a valid Redis URL (e.g. redis://127.0.0.1:6379/0)',
-        { cause },
-      );
-    }
-    // Errors surface per request as 503s; without a listener ioredis would log each reconnect.
-    client.on('error', () => {});
-    return new RedisStore(client, { ...storeOptions, ownsClient: true });
-  }
-  if (isRedisClient(redis)) return new RedisStore(redis, { ...storeOptions, ownsClient: false });
-  throw new AuthConfigError(
-    'redis',
-    'must be an ioredis Redis or Cluster instance, or a redis:// URL',
-  );
+  return redisStore(given.redis, { keyPrefix: options.keyPrefix, timeout: options.storeTimeout });
 }
