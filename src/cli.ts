@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   type Algorithm,
   HMAC_MIN_BYTES,
@@ -11,8 +13,9 @@ import { toPublicJwk } from './keys/jwk.js';
 import { createKeyRing, jwkThumbprint } from './keys/key-ring.js';
 
 const HELP = `Usage: koa-jwt-redis keygen --alg <algorithm> [--bits <n>] [--kid <kid>] [--json]
+                             [--out <dir> [--force]]
 
-Prints a new signing key for the \`keys\` option of createAuth:
+Prints (or, with --out, writes) a new signing key for the \`keys\` option of createAuth:
   HS256, HS384, HS512   a random secret (base64url; 32, 48 or 64 bytes) — never publish it
   RS256, RS384, RS512,  an RSA key pair (2048 bits, or --bits 3072/4096) as PEM,
   PS256                 plus the public JWK
@@ -23,24 +26,43 @@ Options:
   --bits <n>            RSA modulus size, ${RSA_MIN_BITS} or more (RS*/PS256 only)
   --kid <kid>           key id to print and put in the JWK (default: the RFC 7638 thumbprint)
   --json                one JSON object instead of text: { alg, kid, secret | privateKey, publicKey, jwk }
+  --out <dir>           write files into <dir> (created if missing) instead of printing the key:
+                        secret (HS*), or private.pem, public.pem and jwk.json; secrets and private
+                        keys get mode 600. Prints what it wrote where.
+  --force               with --out, overwrite existing files (otherwise it refuses, exit code 1)
   -h, --help            this help
+  -v, --version         the version of koa-jwt-redis
 
-Example:
+Examples:
   npx koa-jwt-redis keygen --alg ES256
+  npx koa-jwt-redis keygen --alg ES256 --kid 2026-12 --out keys/2026-12
 `;
 
+/** package.json sits next to dist/ (and src/) in the installed package. */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
 class UsageError extends Error {}
+/** A refusal that is not a usage mistake (exit code 1): e.g. a key file that already exists. */
+class RefusedError extends Error {}
 
 interface Args {
   alg: Algorithm;
   bits: number | undefined;
   kid: string | undefined;
   json: boolean;
+  out: string | undefined;
+  force: boolean;
 }
 
-function parse(argv: string[]): Args | 'help' {
+function parse(argv: string[]): Args | 'help' | 'version' {
   if (argv.length === 0) throw new UsageError('a command is needed: keygen --alg <algorithm>');
   if (argv.includes('-h') || argv.includes('--help') || argv[0] === 'help') return 'help';
+  if (argv.includes('-v') || argv.includes('--version')) return 'version';
   const [command, ...rest] = argv;
   if (command !== 'keygen')
     throw new UsageError(
@@ -50,6 +72,8 @@ function parse(argv: string[]): Args | 'help' {
   let bits: string | undefined;
   let kid: string | undefined;
   let json = false;
+  let out: string | undefined;
+  let force = false;
   for (let i = 0; i < rest.length; i++) {
     const arg = rest[i]!;
     const [name, inline] =
@@ -66,6 +90,8 @@ function parse(argv: string[]): Args | 'help' {
     else if (name === '--bits') bits = value();
     else if (name === '--kid') kid = value();
     else if (name === '--json' && inline === undefined) json = true;
+    else if (name === '--out') out = value();
+    else if (name === '--force' && inline === undefined) force = true;
     else throw new UsageError(`unknown option ${JSON.stringify(arg)}`);
   }
   if (alg === undefined) throw new UsageError('--alg is required, e.g. --alg ES256');
@@ -87,23 +113,30 @@ function parse(argv: string[]): Args | 'help' {
   }
   if (kid !== undefined && (kid.length === 0 || kid.length > 256))
     throw new UsageError('--kid must be 1 to 256 characters');
-  return { alg: upper, bits: size, kid, json };
+  if (force && out === undefined)
+    throw new UsageError('--force only applies with --out (nothing is written without it)');
+  return { alg: upper, bits: size, kid, json, out, force };
 }
 
-function keygen({ alg, bits, kid, json }: Args): string {
+/** What keygen made: a secret, or a key pair with its public JWK. */
+type Generated =
+  | { alg: Algorithm; kid: string; secret: string }
+  | {
+      alg: Algorithm;
+      kid: string;
+      privateKey: string;
+      publicKey: string;
+      jwk: ReturnType<typeof toPublicJwk>;
+    };
+
+function generate({ alg, bits, kid }: Args): Generated {
   if (isSymmetric(alg)) {
     const secret = randomBytes(HMAC_MIN_BYTES[alg] ?? 32).toString('base64url');
     // Check it the way createAuth will read it: as the string's UTF-8 bytes.
     const ring = createKeyRing({
       keys: [{ algorithm: alg, secret, ...(kid === undefined ? {} : { kid }) }],
     });
-    if (json) return `${JSON.stringify({ alg, kid: ring.signer.kid, secret })}\n`;
-    return [
-      `# ${alg} secret (kid ${ring.signer.kid}). Keep it secret: anyone holding it can sign tokens.`,
-      `# keys: [{ algorithm: '${alg}', kid: '${ring.signer.kid}', secret: process.env.JWT_SECRET }]`,
-      secret,
-      '',
-    ].join('\n');
+    return { alg, kid: ring.signer.kid, secret };
   }
   const pair = alg.startsWith('ES')
     ? generateKeyPairSync('ec', { namedCurve: alg === 'ES256' ? 'prime256v1' : 'secp384r1' })
@@ -114,22 +147,92 @@ function keygen({ alg, bits, kid, json }: Args): string {
   // Same checks as createAuth (size, curve, pairing), so what is printed is known to load.
   createKeyRing({ keys: [{ algorithm: alg, kid: keyId, privateKey, publicKey }] });
   const jwk = toPublicJwk(keyId, alg, pair.publicKey);
-  if (json) return `${JSON.stringify({ alg, kid: keyId, privateKey, publicKey, jwk })}\n`;
+  return { alg, kid: keyId, privateKey, publicKey, jwk };
+}
+
+function printed(key: Generated, json: boolean): string {
+  if (json) return `${JSON.stringify(key)}\n`;
+  if ('secret' in key) {
+    return [
+      `# ${key.alg} secret (kid ${key.kid}). Keep it secret: anyone holding it can sign tokens.`,
+      `# keys: [{ algorithm: '${key.alg}', kid: '${key.kid}', secret: process.env.JWT_SECRET }]`,
+      key.secret,
+      '',
+    ].join('\n');
+  }
   return [
-    `# ${alg} key pair, kid ${keyId}`,
-    `# keys: [{ algorithm: '${alg}', kid: '${keyId}', privateKey: process.env.JWT_PRIVATE_KEY }]`,
+    `# ${key.alg} key pair, kid ${key.kid}`,
+    `# keys: [{ algorithm: '${key.alg}', kid: '${key.kid}', privateKey: process.env.JWT_PRIVATE_KEY }]`,
     '# Private key (keep it secret):',
-    privateKey.trimEnd(),
+    key.privateKey.trimEnd(),
     '# Public key:',
-    publicKey.trimEnd(),
+    key.publicKey.trimEnd(),
     '# Public JWK (what auth.jwks() publishes for it):',
-    JSON.stringify(jwk),
+    JSON.stringify(key.jwk),
+    '',
+  ].join('\n');
+}
+
+/**
+ * Writes the key into `dir`, secrets and private keys readable by the owner only. Nothing is
+ * written unless every file can be: an existing one is refused without --force.
+ */
+function written(key: Generated, dir: string, force: boolean, json: boolean): string {
+  const files: { name: string; content: string; mode: number; what: string }[] =
+    'secret' in key
+      ? [
+          {
+            name: 'secret',
+            content: `${key.secret}\n`,
+            mode: 0o600,
+            what: 'secret (keep it secret)',
+          },
+        ]
+      : [
+          {
+            name: 'private.pem',
+            content: key.privateKey,
+            mode: 0o600,
+            what: 'private key, PKCS#8 PEM (keep it secret)',
+          },
+          { name: 'public.pem', content: key.publicKey, mode: 0o644, what: 'public key, SPKI PEM' },
+          {
+            name: 'jwk.json',
+            content: `${JSON.stringify(key.jwk)}\n`,
+            mode: 0o644,
+            what: 'public JWK (what auth.jwks() publishes)',
+          },
+        ];
+  const paths = files.map((f) => join(dir, f.name));
+  const existing = paths.filter((path) => existsSync(path));
+  if (existing.length > 0 && !force)
+    throw new RefusedError(
+      `${existing.join(', ')} already exist${existing.length === 1 ? 's' : ''}; nothing was written. Pass --force to overwrite, or choose another --out.`,
+    );
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  files.forEach((file, i) => {
+    writeFileSync(paths[i]!, file.content, { mode: file.mode, flag: force ? 'w' : 'wx' });
+    // A file that existed keeps its old mode through writeFileSync: set it.
+    chmodSync(paths[i]!, file.mode);
+  });
+  if (json)
+    return `${JSON.stringify({ alg: key.alg, kid: key.kid, files: Object.fromEntries(files.map((f, i) => [f.name, paths[i]])) })}\n`;
+  const material =
+    'secret' in key
+      ? `secret: readFileSync('${paths[0]}', 'utf8').trim()`
+      : `privateKey: readFileSync('${paths[0]}')`;
+  return [
+    `Wrote the ${key.alg} ${'secret' in key ? 'secret' : 'key pair'} (kid ${key.kid}) to ${dir}:`,
+    ...files.map(
+      (f, i) => `  ${paths[i]!.padEnd(Math.max(...paths.map((p) => p.length)))}  ${f.what}`,
+    ),
+    `Use it: keys: [{ algorithm: '${key.alg}', kid: '${key.kid}', ${material} }]`,
     '',
   ].join('\n');
 }
 
 function main(argv: string[]): number {
-  let args: Args | 'help';
+  let args: Args | 'help' | 'version';
   try {
     args = parse(argv);
   } catch (error) {
@@ -143,8 +246,27 @@ function main(argv: string[]): number {
     process.stdout.write(HELP);
     return 0;
   }
-  process.stdout.write(keygen(args));
-  return 0;
+  if (args === 'version') {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  const key = generate(args);
+  if (args.out === undefined) {
+    process.stdout.write(printed(key, args.json));
+    return 0;
+  }
+  try {
+    process.stdout.write(written(key, args.out, args.force, args.json));
+    return 0;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (!(error instanceof RefusedError) && code === undefined) throw error;
+    // A refusal, or the file system saying no (EACCES, ENOTDIR, EEXIST from a race): one line, no stack.
+    process.stderr.write(
+      `koa-jwt-redis: ${error instanceof Error ? error.message : String(error)}\n`,
+    );
+    return 1;
+  }
 }
 
 process.exitCode = main(process.argv.slice(2));

@@ -1,8 +1,18 @@
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Koa from 'koa';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { type Algorithm, createAuth } from '../../src/index.js';
 import { decodeSegment } from '../helpers/forge.js';
 import { call, serve } from '../helpers/http.js';
@@ -135,7 +145,9 @@ describe.runIf(built)('the keygen CLI (npm test builds dist/cli.js first)', () =
       [['keygen', '--alg', 'RS256', '--bits', '1024'], /--bits must be/],
       [['keygen', '--alg', 'RS256', '--bits', 'lots'], /--bits must be/],
       [['keygen', '--alg', 'ES256', '--bits', '4096'], /RSA keys .* only/],
-      [['keygen', '--alg', 'ES256', '--force'], /unknown option/],
+      [['keygen', '--alg', 'ES256', '--force'], /--force only applies with --out/],
+      [['keygen', '--alg', 'ES256', '--out'], /--out needs a value/],
+      [['keygen', '--alg', 'ES256', '--overwrite'], /unknown option/],
     ];
     for (const [args, message] of bad) {
       const out = run(...args);
@@ -144,5 +156,83 @@ describe.runIf(built)('the keygen CLI (npm test builds dist/cli.js first)', () =
       expect(out.stderr).not.toMatch(/at .*\.js:\d+/); // no stack trace
       expect(out.stdout).toBe('');
     }
+  });
+
+  it('--version prints the package version; --help lists every option', () => {
+    const { version } = JSON.parse(readFileSync(`${root}/package.json`, 'utf8')) as {
+      version: string;
+    };
+    for (const flag of ['--version', '-v']) {
+      const out = run(flag);
+      expect(out.status).toBe(0);
+      expect(out.stdout).toBe(`${version}\n`);
+    }
+    const help = run('keygen', '--help').stdout;
+    for (const option of ['--alg', '--bits', '--kid', '--json', '--out', '--force', '--version'])
+      expect(help).toContain(option);
+  });
+
+  describe('--out <dir>', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kjr-cli-'));
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+    const mode = (path: string) => statSync(path).mode & 0o777;
+
+    it('writes the key pair into files, private ones mode 600, and says what it wrote where', async () => {
+      const out = join(dir, 'es', 'new');
+      const result = run('keygen', '--alg', 'ES256', '--out', out);
+      expect(result.status, result.stderr).toBe(0);
+      const files = ['private.pem', 'public.pem', 'jwk.json'].map((name) => join(out, name));
+      const jwk = JSON.parse(readFileSync(files[2]!, 'utf8')) as { kid: string };
+      expect(result.stdout).toContain(`Wrote the ES256 key pair (kid ${jwk.kid}) to ${out}:`);
+      for (const file of files) expect(result.stdout).toContain(file);
+      // The key itself never goes to the terminal when it goes to a file.
+      expect(result.stdout).not.toContain('BEGIN PRIVATE KEY');
+      expect(mode(files[0]!)).toBe(0o600);
+      expect(mode(files[1]!)).toBe(0o644);
+      const privateKey = readFileSync(files[0]!, 'utf8');
+      expect(jwk).toMatchObject({ alg: 'ES256', use: 'sig' });
+      await (await usable('ES256', { privateKey, kid: jwk.kid })).close();
+    });
+
+    it('writes an HS secret to a mode-600 file; --json reports the paths', async () => {
+      const out = join(dir, 'hs');
+      const result = run('keygen', '--alg', 'HS384', '--out', out, '--json');
+      expect(result.status, result.stderr).toBe(0);
+      const report = JSON.parse(result.stdout) as { kid: string; files: { secret: string } };
+      expect(report.files.secret).toBe(join(out, 'secret'));
+      expect(mode(report.files.secret)).toBe(0o600);
+      const secret = readFileSync(report.files.secret, 'utf8').trim();
+      expect(Buffer.from(secret, 'base64url')).toHaveLength(48);
+      await (await usable('HS384', { secret, kid: report.kid })).close();
+    });
+
+    it('refuses to overwrite an existing key file without --force (exit 1, nothing written)', () => {
+      const out = join(dir, 'again');
+      expect(run('keygen', '--alg', 'ES256', '--out', out).status).toBe(0);
+      const before = readFileSync(join(out, 'private.pem'), 'utf8');
+      const refused = run('keygen', '--alg', 'ES384', '--out', out);
+      expect(refused.status).toBe(1);
+      expect(refused.stderr).toContain(join(out, 'private.pem'));
+      expect(refused.stderr).toMatch(/--force/);
+      expect(refused.stderr).not.toMatch(/at .*\.js:\d+/);
+      expect(refused.stdout).toBe('');
+      expect(readFileSync(join(out, 'private.pem'), 'utf8')).toBe(before);
+      const forced = run('keygen', '--alg', 'ES384', '--out', out, '--force');
+      expect(forced.status, forced.stderr).toBe(0);
+      expect(readFileSync(join(out, 'private.pem'), 'utf8')).not.toBe(before);
+      expect(mode(join(out, 'private.pem'))).toBe(0o600);
+      expect(JSON.parse(readFileSync(join(out, 'jwk.json'), 'utf8'))).toMatchObject({
+        alg: 'ES384',
+      });
+    });
+
+    it('a directory it cannot write into: one line and exit 1, no stack trace', () => {
+      expect(run('keygen', '--alg', 'HS256', '--out', join(dir, 'hs2')).status).toBe(0);
+      const result = run('keygen', '--alg', 'HS256', '--out', join(dir, 'hs2', 'secret', 'x'));
+      expect(result.status).toBe(1);
+      // …/hs2/secret is a file, so it cannot be a directory.
+      expect(result.stderr.trim().split('\n')).toHaveLength(1);
+      expect(result.stderr).toMatch(/^koa-jwt-redis: /);
+    });
   });
 });
