@@ -8,6 +8,8 @@ export default defineConfig([
     // Both builds run at once: spare the CLI's output from this one's clean.
     clean: ['!cli.js'],
     sourcemap: true,
+    // import.meta.url in the CommonJS build (json-body.ts requires koa-body relative to itself).
+    shims: true,
     target: 'node20',
     platform: 'node',
   },

@@ -1,11 +1,11 @@
 import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
-import { koaBody } from 'koa-body';
 import type { ResolvedOptions } from './config/options.js';
 import { AuthError } from './errors.js';
 import { TokenCookies } from './middleware/cookies.js';
 import { findAccessToken, hasBearerHeader, readCookie } from './middleware/credentials.js';
 import { checkCsrf, checkOrigin, isUnsafeMethod } from './middleware/csrf.js';
+import { loadKoaBody } from './middleware/json-body.js';
 import { writeAuthError } from './middleware/render-error.js';
 import type { AuthenticatedState, AuthMiddlewareOptions } from './middleware/state.js';
 import type { StrategyRegistry } from './strategies/registry.js';
@@ -81,18 +81,22 @@ function mountedBase(ctx: Context, depth: number): string | undefined {
   return base === '' || COOKIE_PATH.test(base) ? base : undefined;
 }
 
-const jsonBody = koaBody({
-  json: true,
-  urlencoded: false,
-  multipart: false,
-  text: false,
-  jsonLimit: '16kb',
-  onError: (error) => {
-    if ((error as { status?: unknown }).status === 413)
-      throw new AuthError('body_too_large', 'The request body is over 16 KiB.');
-    throw new AuthError('invalid_request', 'The request body is not valid JSON.');
-  },
-});
+let sharedJsonBody: Middleware | undefined;
+
+/** The JSON body parser of every router, built on the first `auth.routes()` call. */
+const jsonBodyParser = (): Middleware =>
+  (sharedJsonBody ??= loadKoaBody()({
+    json: true,
+    urlencoded: false,
+    multipart: false,
+    text: false,
+    jsonLimit: '16kb',
+    onError: (error) => {
+      if ((error as { status?: unknown }).status === 413)
+        throw new AuthError('body_too_large', 'The request body is over 16 KiB.');
+      throw new AuthError('invalid_request', 'The request body is not valid JSON.');
+    },
+  }));
 
 /**
  * The routes read JSON only: a form, text or a body without a content type is refused with 415
@@ -198,6 +202,7 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
       web.tokenDelivery === 'cookie' ? { token_type: 'cookie', expires_in: pair.expires_in } : pair;
   }
 
+  const jsonBody = jsonBodyParser();
   const router = new Router<AuthenticatedState>({ prefix });
 
   const renderErrors: Middleware = async (ctx, next) => {

@@ -1,0 +1,171 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { publint } from 'publint';
+import { formatMessage } from 'publint/utils';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+/*
+ * What npm would publish, checked offline by the two linters package consumers trust: publint
+ * (package.json fields against the files) and Are the Types Wrong (types under every module
+ * resolution: node10, node16 from CJS and from ESM, bundler).
+ */
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const bin = (name: string) => join(root, 'node_modules/.bin', name);
+
+describe('the packed package', () => {
+  let dir: string;
+  let tarball: string;
+
+  beforeAll(() => {
+    expect(existsSync(join(root, 'dist/index.js')), 'npm test builds dist/ first').toBe(true);
+    dir = mkdtempSync(join(tmpdir(), 'kjr-publish-'));
+    // --ignore-scripts: dist/ is built already; rebuilding would race the tests that load it.
+    const name = execFileSync(
+      'npm',
+      ['pack', '--ignore-scripts', '--silent', '--pack-destination', dir],
+      { cwd: root, encoding: 'utf8' },
+    )
+      .trim()
+      .split('\n')
+      .pop()!;
+    tarball = join(dir, name);
+    execFileSync('tar', ['xzf', tarball, '-C', dir]);
+  });
+
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('publint reports nothing, suggestions included', async () => {
+    const { messages, pkg } = await publint({
+      pkgDir: join(dir, 'package'),
+      pack: false,
+      level: 'suggestion',
+    });
+    expect(messages.map((m) => `${m.type}: ${formatMessage(m, pkg) ?? m.code}`)).toEqual([]);
+  });
+
+  it('attw finds no problem under any module resolution', () => {
+    const result = spawnSync(bin('attw'), [tarball, '--format', 'json'], { encoding: 'utf8' });
+    const report = JSON.parse(result.stdout) as {
+      analysis: { problems: unknown[]; entrypoints: Record<string, unknown> };
+    };
+    expect(report.analysis.problems).toEqual([]);
+    expect(Object.keys(report.analysis.entrypoints)).toContain('.');
+    expect(result.status).toBe(0);
+  });
+
+  it('has the metadata a registry page shows, and no file it should not ship', () => {
+    const pkg = JSON.parse(readFileSync(join(dir, 'package/package.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
+    expect(pkg).toMatchObject({
+      repository: { type: 'git', url: expect.stringMatching(/^git\+https:\/\//) },
+      homepage: expect.stringMatching(/^https:\/\//),
+      bugs: { url: expect.stringMatching(/^https:\/\//) },
+      sideEffects: false,
+    });
+    const files = execFileSync('tar', ['tzf', tarball], { encoding: 'utf8' }).split('\n');
+    expect(
+      files.filter((f) => /^package\/(src|test|bench|examples|node_modules)\//.test(f)),
+    ).toEqual([]);
+  });
+
+  it('sideEffects: false holds — importing the package changes no global state', () => {
+    // Dependencies load too; whatever they do counts, since a bundler would drop them with us.
+    const out = execFileSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `
+        const snapshot = () => JSON.stringify({
+          globals: Object.getOwnPropertyNames(globalThis).sort(),
+          listeners: process.eventNames().map((n) => [String(n), process.listenerCount(n)]),
+          env: Object.keys(process.env).sort(),
+          exitCode: process.exitCode ?? null,
+        });
+        const before = snapshot();
+        const m = await import('koa-jwt-redis');
+        console.log(JSON.stringify({ same: before === snapshot(), before, after: snapshot(), exports: Object.keys(m).length }));`,
+      ],
+      { cwd: root, encoding: 'utf8' },
+    );
+    const result = JSON.parse(out) as {
+      same: boolean;
+      before: string;
+      after: string;
+      exports: number;
+    };
+    expect(result.exports).toBeGreaterThan(10);
+    expect(result.after).toBe(result.before);
+  });
+
+  /** Runs an ES module snippet in a child Node that resolves `koa-jwt-redis` to the built package. */
+  const esm = (code: string, preload: string[] = []): string =>
+    execFileSync(process.execPath, [...preload, '--input-type=module', '-e', code], {
+      cwd: root,
+      encoding: 'utf8',
+    });
+
+  it('koa-body (an optional peer) loads on the first auth.routes(), not on import', () => {
+    const out = esm(`
+      import { createRequire } from 'node:module';
+      const loaded = () => Object.keys(createRequire(import.meta.url).cache).some((f) => f.includes('/node_modules/koa-body/'));
+      const { createAuth } = await import('koa-jwt-redis');
+      const auth = createAuth({ secret: 'x'.repeat(32) });
+      const before = loaded();
+      auth.requireAuth(); auth.getData();
+      const afterMiddlewares = loaded();
+      auth.routes({ login: () => null });
+      console.log(JSON.stringify([before, afterMiddlewares, loaded()]));
+      await auth.close();`);
+    expect(JSON.parse(out)).toEqual([false, false, true]);
+  });
+
+  it('without koa-body installed: the package works, and auth.routes() says what to install', () => {
+    // A preload that makes koa-body unresolvable, as in an app that never installed it.
+    const hide = join(dir, 'hide-koa-body.cjs');
+    writeFileSync(
+      hide,
+      `const Module = require('node:module');
+      const resolve = Module._resolveFilename;
+      Module._resolveFilename = function (request, ...rest) {
+        if (request === 'koa-body' || request.startsWith('koa-body/')) {
+          const error = new Error("Cannot find module 'koa-body'");
+          error.code = 'MODULE_NOT_FOUND';
+          throw error;
+        }
+        return resolve.call(this, request, ...rest);
+      };`,
+    );
+    const out = esm(
+      `
+      const { createAuth, AuthConfigError } = await import('koa-jwt-redis');
+      const auth = createAuth({ secret: 'x'.repeat(32) });
+      const pair = await auth.generateTokens({ id: 'u1' });
+      const refreshed = await auth.refreshTokens(pair.refresh_token);
+      let error;
+      try { auth.routes({ login: () => null }); } catch (e) { error = e; }
+      console.log(JSON.stringify({
+        refreshed: refreshed.token_type,
+        configError: error instanceof AuthConfigError,
+        option: error?.option,
+        message: error?.message,
+      }));
+      await auth.close();`,
+      ['--require', hide],
+    );
+    expect(JSON.parse(out)).toEqual({
+      refreshed: 'bearer',
+      configError: true,
+      option: 'routes',
+      message: expect.stringContaining('npm install koa-body'),
+    });
+  });
+});
