@@ -211,7 +211,7 @@ export function createKeyRing(options: {
  */
 export function createVerifyRing(keys: readonly RingKey[]): KeyRing {
   return ringOf(keys, () => {
-    throw new Error('koa-jwt-redis: this key ring only verifies; it has no signing key');
+    throw new TypeError('koa-jwt-redis: this key ring only verifies; it has no signing key');
   });
 }
 
