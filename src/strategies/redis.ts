@@ -4,6 +4,7 @@ import { checkSignOverrides, type SignOverrides } from '../tokens/token-service.
 import type { AuthUser, RefreshTokenPayload, TokenPair, TokenUser } from '../tokens/claims.js';
 import {
   appClaims,
+  type IssueOptions,
   newSessionId,
   normalizeUserId,
   sessionMeta,
@@ -11,13 +12,7 @@ import {
 } from '../tokens/issue.js';
 import type { SessionRecord } from '../stores/session-store.js';
 import { refreshedClaims, signPair } from './issuing.js';
-import type {
-  IssueOptions,
-  SessionInfo,
-  StrategyContext,
-  TokenStrategy,
-  WriteOptions,
-} from './types.js';
+import type { SessionInfo, StrategyContext, TokenStrategy, WriteOptions } from './types.js';
 
 const revoked = () => new AuthError('token_revoked', 'The session has ended; log in again.');
 

@@ -8,10 +8,11 @@ import {
   sessionMeta,
   tokenPair,
   userIdOf,
+  type IssueOptions,
 } from '../tokens/issue.js';
 import { MAX_TOKEN_LENGTH } from '../tokens/token-service.js';
 import { redisStrategy } from './redis.js';
-import type { IssueOptions, StrategyContext, TokenStrategy, WriteOptions } from './types.js';
+import type { StrategyContext, TokenStrategy, WriteOptions } from './types.js';
 
 /** 256 bits from the CSPRNG: the part of a session token that proves possession. */
 const SECRET_BYTES = 32;
