@@ -4,6 +4,7 @@ import { AuthConfigError, UnsupportedError } from './errors.js';
 import { type AuthEventListener, type AuthEventName, AuthEvents } from './events.js';
 import type { PublicJwk } from './keys/jwk.js';
 import { createKeyRing, publicJwks } from './keys/key-ring.js';
+import { type AuthorizeRule, createAuthorize } from './middleware/authorization.js';
 import { createGetData } from './middleware/get-data.js';
 import { createGetToken } from './middleware/get-token.js';
 import { createJwksMiddleware, type JwksOptions } from './middleware/jwks.js';
@@ -202,6 +203,16 @@ export class Auth {
   /** 401 unless a valid access token is present; 503 when the session store cannot answer. */
   requireAuth(options?: AuthMiddlewareOptions): Middleware<AuthenticatedState> {
     return createRequireAuth(this, options);
+  }
+
+  /**
+   * 403 `insufficient_scope` (with an RFC 6750 `WWW-Authenticate` challenge) unless the user that
+   * `requireAuth()` put on `ctx.state.user` has the scopes, a role, the claims, or passes the
+   * predicate the rule names.
+   * @example router.delete('/notes/:id', auth.requireAuth(), auth.authorize({ scope: 'notes:write' }), remove);
+   */
+  authorize(rule: AuthorizeRule): Middleware<AuthState> {
+    return createAuthorize(rule, this.options.realm);
   }
 
   /**

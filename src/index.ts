@@ -1,5 +1,6 @@
 export { Auth, createAuth } from './auth.js';
 export {
+  authorize,
   checkRefreshToken,
   generateTokens,
   getData,
@@ -27,6 +28,12 @@ export type { JwksRefresh } from './keys/remote-jwks.js';
 export type { JwksOptions } from './middleware/jwks.js';
 export type { VerifierEventMap, VerifierEventName, VerifierOptions } from './verifier.js';
 export type { AuthenticatedState, AuthMiddlewareOptions, AuthState } from './middleware/state.js';
+export type {
+  AuthorizePredicate,
+  AuthorizeRequirements,
+  AuthorizeRule,
+  ClaimRequirements,
+} from './middleware/authorization.js';
 export type { AuthOptions } from './options.js';
 export type {
   CookieOptions,
