@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import type { Middleware } from 'koa';
-import { AuthConfigError, UnsupportedError } from './errors.js';
+import { AuthConfigError, storeUnavailable, UnsupportedError } from './errors.js';
 import { type AuthEventListener, type AuthEventName, AuthEvents } from './events.js';
 import type { PublicJwk } from './keys/jwk.js';
 import { createKeyRing, publicJwks } from './keys/key-ring.js';
@@ -233,6 +233,19 @@ export class Auth {
    */
   jwks(options?: JwksOptions): Middleware {
     return createJwksMiddleware(this.publicKeys, options);
+  }
+
+  /**
+   * For readiness probes: resolves when the session store answers (every master of a Cluster),
+   * rejects with AuthError `store_unavailable` when it does not within `storeTimeout`.
+   * @example router.get('/ready', async (ctx) => { await auth.ping(); ctx.body = 'ok'; });
+   */
+  async ping(): Promise<void> {
+    try {
+      await this.store.ping?.();
+    } catch (error) {
+      throw storeUnavailable(error);
+    }
   }
 
   /** Closes the Redis connection if this instance opened it (from a URL). */

@@ -116,6 +116,8 @@ export class MemoryStore implements SessionStore {
     return map ? [...map.values()].sort((a, b) => a.createdAt - b.createdAt) : [];
   }
 
+  async ping(): Promise<void> {}
+
   async close(): Promise<void> {
     clearInterval(this.sweeper);
     this.users.clear();

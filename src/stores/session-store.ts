@@ -56,6 +56,11 @@ export interface SessionStore {
   /** Removes every family of the user; returns how many were live. */
   revokeAll(userId: string, now: number): Promise<number>;
   list(userId: string, now: number): Promise<SessionRecord[]>;
+  /**
+   * Resolves when the store answers (every node of a cluster), rejects otherwise; backs
+   * `auth.ping()`. A store without it is taken to be always up.
+   */
+  ping?(): Promise<void>;
   close(): Promise<void>;
 }
 
