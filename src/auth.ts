@@ -11,6 +11,7 @@ import { createJwksMiddleware, type JwksOptions } from './middleware/jwks.js';
 import { createRequireAuth } from './middleware/require-auth.js';
 import type { AuthenticatedState, AuthMiddlewareOptions, AuthState } from './middleware/state.js';
 import { type AuthOptions, type ResolvedOptions, resolveOptions } from './options.js';
+import { createOpenApiDocument, type OpenApiDocument, type OpenApiOptions } from './openapi.js';
 import { createAuthRouter, type RoutesOptions } from './router.js';
 import { jwtStrategy } from './strategies/jwt.js';
 import { redisStrategy } from './strategies/redis.js';
@@ -223,6 +224,16 @@ export class Auth {
    */
   routes(options: RoutesOptions): ReturnType<typeof createAuthRouter> {
     return createAuthRouter(this, options);
+  }
+
+  /**
+   * An OpenAPI 3.1 document describing `auth.routes()` for this instance's token delivery (the
+   * bearer pair, or cookies with their names and the CSRF header). Give it the same `prefix`.
+   * @example router.get('/openapi.json', (ctx) => { ctx.body = auth.openapi({ prefix: '/auth' }); });
+   */
+  openapi(options?: OpenApiOptions): OpenApiDocument {
+    const { web, accessTokenTtl } = this.options;
+    return createOpenApiDocument({ web, accessTokenTtl }, options);
   }
 
   /**

@@ -42,6 +42,7 @@ export type {
   TokenSource,
 } from './middleware/cookies.js';
 export type { LoginRateLimiter, RoutesOptions } from './router.js';
+export type { JsonValue, OpenApiDocument, OpenApiOptions } from './openapi.js';
 export type {
   IssueOptions,
   ReadOptions,
