@@ -1,92 +1,41 @@
-import { Redis } from 'ioredis';
 import type { Middleware } from 'koa';
-import { AuthConfigError, storeUnavailable, UnsupportedError } from './errors.js';
-import { type AuthEventListener, type AuthEventName, AuthEvents } from './events.js';
+import { type AuthOptions, type ResolvedOptions, resolveOptions } from './config/options.js';
+import { createStore } from './config/store.js';
+import { storeUnavailable, UnsupportedError } from './errors.js';
+import {
+  type AuthEventListener,
+  type AuthEventMap,
+  type AuthEventName,
+  Emitter,
+} from './events.js';
 import type { PublicJwk } from './keys/jwk.js';
 import { createKeyRing, publicJwks } from './keys/key-ring.js';
+import type { MiddlewareHost } from './middleware/authenticate.js';
 import { type AuthorizeRule, createAuthorize } from './middleware/authorization.js';
 import { createGetData } from './middleware/get-data.js';
 import { createGetToken } from './middleware/get-token.js';
 import { createJwksMiddleware, type JwksOptions } from './middleware/jwks.js';
 import { createRequireAuth } from './middleware/require-auth.js';
 import type { AuthenticatedState, AuthMiddlewareOptions, AuthState } from './middleware/state.js';
-import { type AuthOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { createOpenApiDocument, type OpenApiDocument, type OpenApiOptions } from './openapi.js';
 import { createAuthRouter, type RoutesOptions } from './router.js';
 import { jwtStrategy } from './strategies/jwt.js';
 import { redisStrategy } from './strategies/redis.js';
 import { StrategyRegistry } from './strategies/registry.js';
 import type {
-  IssueOptions,
   SessionInfo,
   StrategyContext,
+  StrategyHelper,
+  TokenReader,
   TokenStrategy,
 } from './strategies/types.js';
-import { MemoryStore } from './stores/memory-store.js';
-import { type RedisClient, RedisStore } from './stores/redis-store.js';
 import type { SessionStore } from './stores/session-store.js';
 import type { TokenPair, TokenUser } from './tokens/claims.js';
+import type { IssueOptions } from './tokens/issue.js';
 import { TokenService } from './tokens/token-service.js';
 
-/** Helpers that act on refresh tokens and sessions, per strategy. */
-type Helper =
-  | 'checkRefreshToken'
-  | 'refreshTokens'
-  | 'invalidateRefreshToken'
-  | 'revokeAllSessions'
-  | 'listSessions'
-  | 'revokeSession';
-
-let memoryWarned = false;
-
-function isRedisClient(value: unknown): value is RedisClient {
-  return (
-    value !== null &&
-    typeof value === 'object' &&
-    typeof (value as RedisClient).defineCommand === 'function' &&
-    typeof (value as RedisClient).zscore === 'function'
-  );
-}
-
-function createStore(redis: AuthOptions['redis'], options: ResolvedOptions): SessionStore {
-  const storeOptions = { keyPrefix: options.keyPrefix, timeout: options.storeTimeout };
-  if (redis === undefined) {
-    if (process.env.NODE_ENV === 'production' && !memoryWarned) {
-      memoryWarned = true;
-      process.emitWarning(
-        'koa-jwt-redis: no `redis` option, so sessions live in process memory: they are lost on restart and not shared between processes. Pass `redis` in production.',
-        { code: 'KOA_JWT_REDIS_MEMORY_STORE' },
-      );
-    }
-    return new MemoryStore();
-  }
-  if (typeof redis === 'string') {
-    let client: Redis;
-    try {
-      client = new Redis(redis, {
-        // Fail fast and bounded: one retry per command, a command timeout, reconnect forever.
-        commandTimeout: options.storeTimeout,
-        maxRetriesPerRequest: 1,
-        enableAutoPipelining: true,
-        retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
-      });
-    } catch (cause) {
-      throw new AuthConfigError(
-        'redis',
-        'is not a valid Redis URL (e.g. redis://127.0.0.1:6379/0)',
-        { cause },
-      );
-    }
-    // Errors surface per request as 503s; without a listener ioredis would log each reconnect.
-    client.on('error', () => {});
-    return new RedisStore(client, { ...storeOptions, ownsClient: true });
-  }
-  if (isRedisClient(redis)) return new RedisStore(redis, { ...storeOptions, ownsClient: false });
-  throw new AuthConfigError(
-    'redis',
-    'must be an ioredis Redis or Cluster instance, or a redis:// URL',
-  );
-}
+/** Helpers that act on refresh tokens and sessions, per strategy (generateTokens has a fallback). */
+type Helper = Exclude<StrategyHelper, 'generateTokens'>;
 
 /**
  * One configured authentication setup: keys, session store, strategies, middlewares and helpers.
@@ -96,9 +45,11 @@ export class Auth {
   readonly strategies: StrategyRegistry;
   readonly options: Readonly<ResolvedOptions>;
   private readonly store: SessionStore;
-  private readonly events = new AuthEvents();
+  private readonly events = new Emitter<AuthEventMap>();
   /** The public keys, built once at creation (asymmetric keys only, never a private part). */
   private readonly publicKeys: { keys: PublicJwk[] };
+  /** What the middlewares read tokens through. */
+  private readonly host: MiddlewareHost;
 
   /** @internal use createAuth */
   constructor(options: AuthOptions) {
@@ -106,7 +57,7 @@ export class Auth {
     const ring = createKeyRing({ secret: options.secret, keys: options.keys });
     const tokens = new TokenService({ ring, ...this.options });
     this.publicKeys = publicJwks(ring);
-    this.store = createStore(options.redis, this.options);
+    this.store = createStore(options, this.options);
     const context: StrategyContext = {
       tokens,
       store: this.store,
@@ -115,6 +66,16 @@ export class Auth {
     };
     this.strategies = new StrategyRegistry(context);
     this.strategies.register('redis', redisStrategy).register('jwt', jwtStrategy);
+    const { strategies } = this;
+    // The default strategy may change after a middleware is made, so it is looked up per request.
+    const defaultReader: TokenReader = {
+      readToken: (token, read) =>
+        strategies.get(strategies.defaultStrategyName).readToken(token, read),
+    };
+    this.host = {
+      options: this.options,
+      tokenReader: (name) => (name === undefined ? defaultReader : strategies.get(name)),
+    };
   }
 
   private helper<H extends Helper>(name: H, strategyName?: string): NonNullable<TokenStrategy[H]> {
@@ -198,12 +159,12 @@ export class Auth {
 
   /** Optional auth: sets `ctx.state.user` for a valid token, else leaves it undefined. Never fails. */
   getData(options?: AuthMiddlewareOptions): Middleware<AuthState> {
-    return createGetData(this, options);
+    return createGetData(this.host, options);
   }
 
   /** 401 unless a valid access token is present; 503 when the session store cannot answer. */
   requireAuth(options?: AuthMiddlewareOptions): Middleware<AuthenticatedState> {
-    return createRequireAuth(this, options);
+    return createRequireAuth(this.host, options);
   }
 
   /**

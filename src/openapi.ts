@@ -1,5 +1,5 @@
 import type { AuthErrorCode } from './errors.js';
-import type { WebOptions } from './middleware/cookies.js';
+import type { WebOptions } from './config/web.js';
 
 /** A JSON value, as an OpenAPI document is made of. */
 export type JsonValue =
