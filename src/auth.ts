@@ -1,6 +1,7 @@
 import type { Middleware } from 'koa';
 import { type AuthOptions, type ResolvedOptions, resolveOptions } from './config/options.js';
 import { createStore } from './config/store.js';
+import { debug, describeError } from './debug.js';
 import { storeUnavailable, UnsupportedError } from './errors.js';
 import {
   type AuthEventListener,
@@ -64,6 +65,7 @@ export class Auth {
       options: this.options,
       events: this.events,
     };
+    this.logSetup(ring.keys);
     this.strategies = new StrategyRegistry(context);
     this.strategies.register('redis', redisStrategy).register('jwt', jwtStrategy);
     const { strategies } = this;
@@ -76,6 +78,34 @@ export class Auth {
       options: this.options,
       tokenReader: (name) => (name === undefined ? defaultReader : strategies.get(name)),
     };
+  }
+
+  /** Debug output of the setup, and of every audit event: ids and codes, never a token or a key. */
+  private logSetup(keys: readonly { kid: string; algorithm: string; verifyOnly: boolean }[]): void {
+    const { web } = this.options;
+    debug.config(
+      'created: store %s, delivery %s, access %ds, refresh %ds, keys %s',
+      this.store.constructor.name,
+      web.tokenDelivery,
+      this.options.accessTokenTtl,
+      this.options.refreshTokenTtl,
+      keys.map((k) => `${k.kid} (${k.algorithm}${k.verifyOnly ? ', verify only' : ''})`).join(', '),
+    );
+    const events = this.events;
+    events.on('login', (e) => debug.events('login: user %s, session %s', e.userId, e.sessionId));
+    events.on('refresh', (e) =>
+      debug.events('refresh: user %s, session %s', e.userId, e.sessionId),
+    );
+    events.on('logout', (e) => debug.events('logout: user %s, session %s', e.userId, e.sessionId));
+    events.on('revoke_all', (e) =>
+      debug.events('revoke_all: user %s, %d sessions', e.userId, e.count),
+    );
+    events.on('refresh_reused', (e) =>
+      debug.events('refresh_reused: user %s, session %s revoked', e.userId, e.sessionId),
+    );
+    events.on('store_unavailable', (e) =>
+      debug.store('%s failed: %s', e.operation, describeError(e.error)),
+    );
   }
 
   private helper<H extends Helper>(name: H, strategyName?: string): NonNullable<TokenStrategy[H]> {
@@ -216,6 +246,7 @@ export class Auth {
     try {
       await this.store.ping?.();
     } catch (error) {
+      debug.store('ping failed: %s', describeError(error));
       throw storeUnavailable(error);
     }
   }
