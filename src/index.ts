@@ -2,6 +2,8 @@ export { Auth, createAuth } from './auth.js';
 export {
   authorize,
   checkRefreshToken,
+  createAccessToken,
+  createRefreshToken,
   generateTokens,
   getData,
   getToken,

@@ -123,10 +123,10 @@ describe('debug logging', () => {
     const log = lines.join('\n');
     // It says what happened…
     expect(log).toContain('koa-jwt-redis:config');
-    expect(log).toMatch(/login: user 1, session \w+/);
-    expect(log).toMatch(/refresh: user 1, session \w+/);
-    expect(log).toMatch(/refresh_reused: user 1, session \w+ revoked/);
-    expect(log).toMatch(/logout: user 2, session \w+/);
+    expect(log).toMatch(/login: user 1, session [\w-]+/);
+    expect(log).toMatch(/refresh: user 1, session [\w-]+/);
+    expect(log).toMatch(/refresh_reused: user 1, session [\w-]+ revoked/);
+    expect(log).toMatch(/logout: user 2, session [\w-]+/);
     expect(log).toMatch(/GET \/me refused: 401 token_invalid/);
     expect(log).toMatch(/POST \/auth\/login → 401 invalid_credentials/);
     expect(log).toMatch(/POST \/whoami anonymous: token_revoked/);
