@@ -2,6 +2,7 @@ import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { koaBody } from 'koa-body';
 import type { ResolvedOptions } from './config/options.js';
+import { debug, describeError } from './debug.js';
 import { AuthConfigError, AuthError } from './errors.js';
 import { TokenCookies } from './middleware/cookies.js';
 import {
@@ -214,8 +215,10 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
       // A foreign Origin is refused before anything else, whatever credentials it carries.
       if (cookieMode && isUnsafeMethod(ctx.method) && !hasBearerHeader(ctx)) checkOrigin(ctx, web);
       await next();
+      debug.routes('%s %s → %d', ctx.method, ctx.path, ctx.status);
     } catch (error) {
       if (!(error instanceof AuthError)) throw error;
+      debug.routes('%s %s → %d %s', ctx.method, ctx.path, error.status, describeError(error));
       writeAuthError(ctx, error);
     }
   };

@@ -191,6 +191,13 @@ export class RedisStore implements SessionStore {
     return sessions.sort((a, b) => a.createdAt - b.createdAt);
   }
 
+  async ping(): Promise<void> {
+    // Any user's key may live on any master, so a cluster is ready only when every master answers.
+    const nodes = this.client.isCluster ? (this.client as Cluster).nodes('master') : [this.client];
+    if (nodes.length === 0) throw new Error('the cluster client knows no master node yet');
+    await Promise.all(nodes.map((node) => this.bounded(node.ping())));
+  }
+
   async close(): Promise<void> {
     if (!this.options.ownsClient) return;
     try {

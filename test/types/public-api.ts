@@ -138,9 +138,12 @@ expectTypeOf(verifier.requireAuth()).toEqualTypeOf<Middleware<AuthenticatedState
 expectTypeOf(verifier.listSessions).returns.toEqualTypeOf<Promise<never>>();
 verifier.on('jwks_refresh', (report) => expectTypeOf(report.kids).toEqualTypeOf<string[]>());
 
-// A store is the SessionStore interface: its method names are part of the API.
-expectTypeOf<keyof SessionStore>().toEqualTypeOf<
-  'create' | 'rotate' | 'get' | 'isLive' | 'revoke' | 'revokeAll' | 'list' | 'prune' | 'close'
+// A store is the SessionStore interface: its method names are part of the API (optional ones may be added).
+expectTypeOf<
+  'create' | 'rotate' | 'get' | 'isLive' | 'revoke' | 'revokeAll' | 'list' | 'close'
+>().toMatchTypeOf<keyof SessionStore>();
+expectTypeOf<SessionStore['isLive']>().toEqualTypeOf<
+  (userId: string, sessionId: string, now: number) => Promise<boolean>
 >();
 
 // Audit events carry typed payloads.
