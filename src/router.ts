@@ -1,9 +1,15 @@
 import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import type { ResolvedOptions } from './config/options.js';
-import { AuthError } from './errors.js';
+import { debug, describeError } from './debug.js';
+import { AuthConfigError, AuthError } from './errors.js';
 import { TokenCookies } from './middleware/cookies.js';
-import { findAccessToken, hasBearerHeader, readCookie } from './middleware/credentials.js';
+import {
+  bearerToken,
+  findAccessToken,
+  hasBearerHeader,
+  readCookie,
+} from './middleware/credentials.js';
 import { checkCsrf, checkOrigin, isUnsafeMethod } from './middleware/csrf.js';
 import { loadKoaBody } from './middleware/json-body.js';
 import { writeAuthError } from './middleware/render-error.js';
@@ -146,20 +152,23 @@ function noStore(ctx: Context): void {
  */
 export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Router {
   if (options === null || typeof options !== 'object' || typeof options.login !== 'function') {
-    throw new TypeError(
-      'koa-jwt-redis: auth.routes({ login }) needs `login: (ctx) => user | null`, your credential check',
+    throw new AuthConfigError(
+      'routes.login',
+      'auth.routes({ login }) needs `login: (ctx) => user | null`, your credential check',
     );
   }
   const prefix = options.prefix ?? '/auth';
   if (typeof prefix !== 'string' || !PREFIX.test(prefix)) {
-    throw new TypeError(
-      'koa-jwt-redis: auth.routes `prefix` must be a path like "/auth" (or "" for the root), without a trailing slash',
+    throw new AuthConfigError(
+      'routes.prefix',
+      'must be a path like "/auth" (or "" for the root), without a trailing slash',
     );
   }
   const { rateLimit } = options;
   if (rateLimit !== undefined && (rateLimit === null || typeof rateLimit.check !== 'function')) {
-    throw new TypeError(
-      'koa-jwt-redis: auth.routes `rateLimit` must be an object with check(ctx) (and optionally record(ctx, outcome))',
+    throw new AuthConfigError(
+      'routes.rateLimit',
+      'must be an object with check(ctx) (and optionally record(ctx, outcome))',
     );
   }
 
@@ -170,8 +179,9 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
     configuredPath !== undefined &&
     (typeof configuredPath !== 'string' || !COOKIE_PATH.test(configuredPath))
   ) {
-    throw new TypeError(
-      'koa-jwt-redis: auth.routes `refreshCookiePath` must be a URL path like "/api/auth/refresh" (no `;`, spaces or query)',
+    throw new AuthConfigError(
+      'routes.refreshCookiePath',
+      'must be a URL path like "/api/auth/refresh" (no `;`, spaces or query)',
     );
   }
   /** Where the browser will post to refresh: derived from this request's URL unless configured. */
@@ -210,8 +220,10 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
       // A foreign Origin is refused before anything else, whatever credentials it carries.
       if (cookieMode && isUnsafeMethod(ctx.method) && !hasBearerHeader(ctx)) checkOrigin(ctx, web);
       await next();
+      debug.routes('%s %s → %d', ctx.method, ctx.path, ctx.status);
     } catch (error) {
       if (!(error instanceof AuthError)) throw error;
+      debug.routes('%s %s → %d %s', ctx.method, ctx.path, error.status, describeError(error));
       writeAuthError(ctx, error);
     }
   };
@@ -237,12 +249,20 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
 
   router.post('/refresh', renderErrors, jsonOnly, jsonBody, async (ctx) => {
     let token = bodyRefreshToken(ctx);
-    const fromCookie = token === undefined && cookieMode;
-    if (fromCookie) token = readCookie(ctx, web.cookies.names.refresh);
+    let fromCookie = false;
+    if (token === undefined && cookieMode) {
+      token = readCookie(ctx, web.cookies.names.refresh);
+      fromCookie = token !== undefined;
+    }
+    // `Authorization: Bearer <refresh_token>`, as FastAuth's refresh route takes it; after the
+    // cookie, so a browser that sends its access token in the header still refreshes by cookie.
+    token ??= bearerToken(ctx);
     if (token === undefined) {
       throw new AuthError(
         'token_missing',
-        cookieMode ? 'No refresh cookie: log in again.' : 'Send { "refresh_token": "…" }.',
+        cookieMode
+          ? 'No refresh cookie: log in again.'
+          : 'Send { "refresh_token": "…" } or Authorization: Bearer <refresh_token>.',
       );
     }
     guard(ctx, fromCookie);
@@ -275,8 +295,14 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
       if (found.source === 'cookie') guard(ctx, true);
       const strategy = auth.strategies.get(auth.strategies.defaultStrategyName);
       // An already-revoked session is already logged out: verify the token, not the session.
-      const user = await strategy.readToken(found.token, { checkSession: false });
-      if (user.sid !== undefined && strategy.revokeSession)
+      // (An opaque session token cannot be verified without its session: gone means logged out.)
+      const user = await Promise.resolve(
+        strategy.readToken(found.token, { checkSession: false }),
+      ).catch((error: unknown) => {
+        if (error instanceof AuthError && error.code === 'token_revoked') return undefined;
+        throw error;
+      });
+      if (user?.sid !== undefined && strategy.revokeSession)
         await auth.revokeSession(user.sub, user.sid);
     }
     if (cookieMode) cookies.clear(ctx, refreshPathOf(ctx, 1));

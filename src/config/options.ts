@@ -29,6 +29,18 @@ export interface AuthOptions {
    * `postgresStore(…)`, `memoryStore()` or your own. Give this or `redis`, not both.
    */
   store?: SessionStore;
+  /**
+   * The strategy the middlewares and helpers use when none is named: `'redis'` (JWT access
+   * tokens, refresh tokens recorded in the store), `'jwt'` (stateless) or `'session'` (opaque
+   * session tokens checked in the store on every request). @default 'redis'
+   */
+  strategy?: 'redis' | 'jwt' | 'session';
+  /**
+   * `session` strategy: seconds a session may sit unused before it ends. Use slides it (at most
+   * one store write per session per `min(sessionIdleTtl / 10, 60 s)`), up to `refreshTokenTtl`
+   * after login, the absolute cap. @default 86400
+   */
+  sessionIdleTtl?: number;
   /** Access token lifetime in seconds. @default 900 */
   accessTokenTtl?: number;
   /** Refresh token (and session) lifetime in seconds; each refresh starts it anew. @default 2592000 */
@@ -85,6 +97,8 @@ export interface AuthOptions {
 }
 
 export const DEFAULTS = {
+  strategy: 'redis',
+  sessionIdleTtl: 86_400,
   accessTokenTtl: 900,
   refreshTokenTtl: 2_592_000,
   leeway: 5,
@@ -98,6 +112,8 @@ export const DEFAULTS = {
 } as const;
 
 export interface ResolvedOptions {
+  strategy: 'redis' | 'jwt' | 'session';
+  sessionIdleTtl: number;
   accessTokenTtl: number;
   refreshTokenTtl: number;
   issuer: string | undefined;
@@ -125,6 +141,8 @@ const KNOWN = {
   keys: true,
   redis: true,
   store: true,
+  strategy: true,
+  sessionIdleTtl: true,
   accessTokenTtl: true,
   refreshTokenTtl: true,
   issuer: true,
@@ -214,7 +232,17 @@ export function resolveOptions(options: AuthOptions): ResolvedOptions {
   if (realm !== undefined && /["\\\r\n]/.test(realm)) {
     throw new AuthConfigError('realm', 'must not contain quotes, backslashes or line breaks');
   }
+  const strategy = merged.strategy;
+  if (strategy !== 'redis' && strategy !== 'jwt' && strategy !== 'session') {
+    throw new AuthConfigError(
+      'strategy',
+      `must be 'redis', 'jwt' or 'session' (got ${JSON.stringify(strategy)}); register your own with auth.strategies.register(name, strategy).setDefault(name)`,
+    );
+  }
+  const sessionIdleTtl = wholeNumber('sessionIdleTtl', merged.sessionIdleTtl, 1, 31_536_000);
   return {
+    strategy,
+    sessionIdleTtl,
     accessTokenTtl,
     refreshTokenTtl,
     issuer: optionalString('issuer', merged.issuer),
