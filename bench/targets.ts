@@ -8,6 +8,10 @@ export const TARGETS = {
   'hand-me': { label: 'hand-written /me (stateless jsonwebtoken.verify)', kind: 'me' },
   'requireAuth-stateless': { label: 'requireAuth({ checkSession: false })', kind: 'me' },
   'requireAuth-redis': { label: 'requireAuth() (session check on Redis)', kind: 'me' },
+  'requireAuth-cached': {
+    label: 'requireAuth() with sessionCache: true, verifyCacheSize: 50000',
+    kind: 'me',
+  },
   'hand-login': { label: 'hand-written login (sign 2 tokens, SADD)', kind: 'login' },
   login: { label: 'login (generateTokens)', kind: 'login' },
   'hand-refresh': { label: 'hand-written refresh (verify, SREM, sign 2, SADD)', kind: 'refresh' },

@@ -50,7 +50,7 @@ function createStore(given: AuthOptions, options: ResolvedOptions): SessionStore
   if (given.store !== undefined) {
     if (given.redis !== undefined)
       throw new AuthConfigError('store', 'give `store` or `redis`, not both');
-    for (const name of ['keyPrefix', 'storeTimeout'] as const) {
+    for (const name of ['keyPrefix', 'storeTimeout', 'sessionCache'] as const) {
       if (given[name] !== undefined) {
         throw new AuthConfigError(
           name,
@@ -68,10 +68,16 @@ function createStore(given: AuthOptions, options: ResolvedOptions): SessionStore
     return given.store;
   }
   if (given.redis === undefined) {
+    if (given.sessionCache !== undefined && given.sessionCache !== false)
+      throw new AuthConfigError('sessionCache', 'needs the Redis store: give `redis` too');
     warnMemory();
     return new MemoryStore();
   }
-  return redisStore(given.redis, { keyPrefix: options.keyPrefix, timeout: options.storeTimeout });
+  return redisStore(given.redis, {
+    keyPrefix: options.keyPrefix,
+    timeout: options.storeTimeout,
+    sessionCache: given.sessionCache,
+  });
 }
 
 function warnMemory(): void {

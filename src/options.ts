@@ -9,6 +9,7 @@ import {
   resolveWebOptions,
 } from './middleware/cookies.js';
 import type { RedisClient } from './stores/redis-store.js';
+import type { SessionCacheOptions } from './stores/session-cache.js';
 import type { SessionStore } from './stores/session-store.js';
 import { isPrototypeKey, RESERVED_CLAIMS, type TokenUser } from './tokens/claims.js';
 
@@ -46,6 +47,13 @@ export interface AuthOptions {
   checkSession?: boolean;
   /** Longest wait for the session store, in ms; past it the request gets 503. @default 1000 */
   storeTimeout?: number;
+  /**
+   * Opt-in, with `redis`: session liveness kept in process and kept coherent by Redis, so the
+   * session check of `requireAuth()` needs no round trip for a session seen before, yet a
+   * revocation on any instance is seen by all within milliseconds. See `redisStore`'s option.
+   * @default false
+   */
+  sessionCache?: boolean | SessionCacheOptions;
   /**
    * Seconds after a rotation during which the previous refresh token gets 409 `refresh_conflict`
    * instead of revoking the session (two tabs refreshing at once). 0 is strict reuse detection.
@@ -129,6 +137,7 @@ const KNOWN = new Set<string>([
   'keyPrefix',
   'checkSession',
   'storeTimeout',
+  'sessionCache',
   'refreshGracePeriod',
   'maxSessionsPerUser',
   'loadUser',
