@@ -1,94 +1,44 @@
 import type { Middleware } from 'koa';
-import { AuthConfigError, UnsupportedError } from './errors.js';
-import { type AuthEventListener, type AuthEventName, AuthEvents } from './events.js';
+import { type AuthOptions, type ResolvedOptions, resolveOptions } from './config/options.js';
+import { createStore } from './config/store.js';
+import { debug, describeError } from './debug.js';
+import { storeUnavailable, UnsupportedError } from './errors.js';
+import {
+  type AuthEventListener,
+  type AuthEventMap,
+  type AuthEventName,
+  Emitter,
+} from './events.js';
 import type { PublicJwk } from './keys/jwk.js';
 import { createKeyRing, publicJwks } from './keys/key-ring.js';
+import type { MiddlewareHost } from './middleware/authenticate.js';
+import { type AuthorizeRule, createAuthorize } from './middleware/authorization.js';
 import { createGetData } from './middleware/get-data.js';
 import { createGetToken } from './middleware/get-token.js';
 import { createJwksMiddleware, type JwksOptions } from './middleware/jwks.js';
 import { createRequireAuth } from './middleware/require-auth.js';
 import type { AuthenticatedState, AuthMiddlewareOptions, AuthState } from './middleware/state.js';
-import { type AuthOptions, type ResolvedOptions, resolveOptions } from './options.js';
+import { createOpenApiDocument, type OpenApiDocument, type OpenApiOptions } from './openapi.js';
 import { createAuthRouter, type RoutesOptions } from './router.js';
 import { jwtStrategy } from './strategies/jwt.js';
 import { redisStrategy } from './strategies/redis.js';
+import { sessionStrategy } from './strategies/session.js';
 import { StrategyRegistry } from './strategies/registry.js';
 import type {
-  IssueOptions,
   SessionInfo,
   StrategyContext,
+  StrategyHelper,
+  TokenReader,
   TokenStrategy,
+  WriteOptions,
 } from './strategies/types.js';
-import { MemoryStore } from './stores/memory-store.js';
-import { redisStore } from './stores/redis-store.js';
 import type { SessionStore } from './stores/session-store.js';
-import type { TokenPair, TokenUser } from './tokens/claims.js';
+import type { AuthUser, TokenPair, TokenUser } from './tokens/claims.js';
+import type { IssueOptions } from './tokens/issue.js';
 import { TokenService } from './tokens/token-service.js';
 
-/** Helpers that act on refresh tokens and sessions, per strategy. */
-type Helper =
-  | 'checkRefreshToken'
-  | 'refreshTokens'
-  | 'invalidateRefreshToken'
-  | 'revokeAllSessions'
-  | 'listSessions'
-  | 'revokeSession';
-
-let memoryWarned = false;
-
-const STORE_METHODS = ['create', 'rotate', 'get', 'isLive', 'revoke', 'revokeAll', 'list', 'close'];
-
-function isSessionStore(value: unknown): value is SessionStore {
-  return (
-    value !== null &&
-    typeof value === 'object' &&
-    STORE_METHODS.every((m) => typeof (value as Record<string, unknown>)[m] === 'function')
-  );
-}
-
-function createStore(given: AuthOptions, options: ResolvedOptions): SessionStore {
-  if (given.store !== undefined) {
-    if (given.redis !== undefined)
-      throw new AuthConfigError('store', 'give `store` or `redis`, not both');
-    for (const name of ['keyPrefix', 'storeTimeout', 'sessionCache'] as const) {
-      if (given[name] !== undefined) {
-        throw new AuthConfigError(
-          name,
-          'configures the store `redis` creates; with `store`, give it to the store factory instead (e.g. redisStore(client, { keyPrefix, timeout }))',
-        );
-      }
-    }
-    if (!isSessionStore(given.store)) {
-      throw new AuthConfigError(
-        'store',
-        `must implement the SessionStore interface (${STORE_METHODS.join(', ')}), e.g. redisStore(client), postgresStore(pool) or memoryStore()`,
-      );
-    }
-    if (given.store instanceof MemoryStore) warnMemory();
-    return given.store;
-  }
-  if (given.redis === undefined) {
-    if (given.sessionCache !== undefined && given.sessionCache !== false)
-      throw new AuthConfigError('sessionCache', 'needs the Redis store: give `redis` too');
-    warnMemory();
-    return new MemoryStore();
-  }
-  return redisStore(given.redis, {
-    keyPrefix: options.keyPrefix,
-    timeout: options.storeTimeout,
-    sessionCache: given.sessionCache,
-  });
-}
-
-function warnMemory(): void {
-  if (process.env.NODE_ENV === 'production' && !memoryWarned) {
-    memoryWarned = true;
-    process.emitWarning(
-      'koa-jwt-redis: sessions live in process memory: they are lost on restart and not shared between processes. Pass `redis` or `store` in production.',
-      { code: 'KOA_JWT_REDIS_MEMORY_STORE' },
-    );
-  }
-}
+/** Helpers that act on refresh tokens and sessions, per strategy (generateTokens has a fallback). */
+type Helper = Exclude<StrategyHelper, 'generateTokens'>;
 
 /**
  * One configured authentication setup: keys, session store, strategies, middlewares and helpers.
@@ -98,9 +48,11 @@ export class Auth {
   readonly strategies: StrategyRegistry;
   readonly options: Readonly<ResolvedOptions>;
   private readonly store: SessionStore;
-  private readonly events = new AuthEvents();
+  private readonly events = new Emitter<AuthEventMap>();
   /** The public keys, built once at creation (asymmetric keys only, never a private part). */
   private readonly publicKeys: { keys: PublicJwk[] };
+  /** What the middlewares read tokens through. */
+  private readonly host: MiddlewareHost;
 
   /** @internal use createAuth */
   constructor(options: AuthOptions) {
@@ -115,8 +67,51 @@ export class Auth {
       options: this.options,
       events: this.events,
     };
+    this.logSetup(ring.keys);
     this.strategies = new StrategyRegistry(context);
-    this.strategies.register('redis', redisStrategy).register('jwt', jwtStrategy);
+    this.strategies
+      .register('redis', redisStrategy)
+      .register('jwt', jwtStrategy)
+      .register('session', sessionStrategy)
+      .setDefault(this.options.strategy);
+    const { strategies } = this;
+    // The default strategy may change after a middleware is made, so it is looked up per request.
+    const defaultReader: TokenReader = {
+      readToken: (token, read) =>
+        strategies.get(strategies.defaultStrategyName).readToken(token, read),
+    };
+    this.host = {
+      options: this.options,
+      tokenReader: (name) => (name === undefined ? defaultReader : strategies.get(name)),
+    };
+  }
+
+  /** Debug output of the setup, and of every audit event: ids and codes, never a token or a key. */
+  private logSetup(keys: readonly { kid: string; algorithm: string; verifyOnly: boolean }[]): void {
+    const { web } = this.options;
+    debug.config(
+      'created: store %s, delivery %s, access %ds, refresh %ds, keys %s',
+      this.store.constructor.name,
+      web.tokenDelivery,
+      this.options.accessTokenTtl,
+      this.options.refreshTokenTtl,
+      keys.map((k) => `${k.kid} (${k.algorithm}${k.verifyOnly ? ', verify only' : ''})`).join(', '),
+    );
+    const events = this.events;
+    events.on('login', (e) => debug.events('login: user %s, session %s', e.userId, e.sessionId));
+    events.on('refresh', (e) =>
+      debug.events('refresh: user %s, session %s', e.userId, e.sessionId),
+    );
+    events.on('logout', (e) => debug.events('logout: user %s, session %s', e.userId, e.sessionId));
+    events.on('revoke_all', (e) =>
+      debug.events('revoke_all: user %s, %d sessions', e.userId, e.count),
+    );
+    events.on('refresh_reused', (e) =>
+      debug.events('refresh_reused: user %s, session %s revoked', e.userId, e.sessionId),
+    );
+    events.on('store_unavailable', (e) =>
+      debug.store('%s failed: %s', e.operation, describeError(e.error)),
+    );
   }
 
   private helper<H extends Helper>(name: H, strategyName?: string): NonNullable<TokenStrategy[H]> {
@@ -198,14 +193,60 @@ export class Auth {
     return createGetToken(this.options.web);
   }
 
-  /** Optional auth: sets `ctx.state.user` for a valid token, else leaves it undefined. Never fails. */
-  getData(options?: AuthMiddlewareOptions): Middleware<AuthState> {
-    return createGetData(this, options);
+  /**
+   * With a token string: resolves to its data after exactly the checks `requireAuth()` makes
+   * (signature, claims, kind, and the session unless `checkSession: false`), or rejects with the
+   * same AuthError — for tokens that arrive outside a Koa request (a WebSocket, a job).
+   * Without one, or with middleware options: optional auth middleware that sets `ctx.state.user`
+   * for a valid token, else leaves it undefined. Never fails.
+   * @example const user = await auth.getData(token);
+   */
+  getData(token: string): Promise<AuthUser>;
+  getData(options?: AuthMiddlewareOptions): Middleware<AuthState>;
+  getData(arg?: string | AuthMiddlewareOptions): Promise<AuthUser> | Middleware<AuthState> {
+    if (typeof arg === 'string') return this.readData(arg);
+    return createGetData(this.host, arg);
+  }
+
+  private async readData(token: string): Promise<AuthUser> {
+    const strategy = this.strategies.get(this.strategies.defaultStrategyName);
+    return strategy.readToken(token, { checkSession: this.options.checkSession });
+  }
+
+  /**
+   * An access token for `user`, accepted by `requireAuth()` with default options. With the
+   * default strategy it is bound to a session of its own that ends when the token expires (or
+   * with `revokeAllSessions`); it comes without a refresh token.
+   * @example const token = await auth.createAccessToken({ id: 5, role: 'admin' }, { lifetime: 300 });
+   */
+  async createAccessToken(user: TokenUser, options?: WriteOptions): Promise<string> {
+    const strategy = this.strategies.get(this.strategies.defaultStrategyName);
+    return strategy.writeToken(user, 'access', options);
+  }
+
+  /**
+   * A refresh token for `user`: starts a session (recorded before it is returned), which
+   * `refreshTokens` turns into a pair and `invalidateRefreshToken` ends.
+   * @example const refresh = await auth.createRefreshToken({ id: 5 });
+   */
+  async createRefreshToken(user: TokenUser, options?: WriteOptions): Promise<string> {
+    const strategy = this.strategies.get(this.strategies.defaultStrategyName);
+    return strategy.writeToken(user, 'refresh', options);
   }
 
   /** 401 unless a valid access token is present; 503 when the session store cannot answer. */
   requireAuth(options?: AuthMiddlewareOptions): Middleware<AuthenticatedState> {
-    return createRequireAuth(this, options);
+    return createRequireAuth(this.host, options);
+  }
+
+  /**
+   * 403 `insufficient_scope` (with an RFC 6750 `WWW-Authenticate` challenge) unless the user that
+   * `requireAuth()` put on `ctx.state.user` has the scopes, a role, the claims, or passes the
+   * predicate the rule names.
+   * @example router.delete('/notes/:id', auth.requireAuth(), auth.authorize({ scope: 'notes:write' }), remove);
+   */
+  authorize(rule: AuthorizeRule): Middleware<AuthState> {
+    return createAuthorize(rule, this.options.realm);
   }
 
   /**
@@ -219,6 +260,16 @@ export class Auth {
   }
 
   /**
+   * An OpenAPI 3.1 document describing `auth.routes()` for this instance's token delivery (the
+   * bearer pair, or cookies with their names and the CSRF header). Give it the same `prefix`.
+   * @example router.get('/openapi.json', (ctx) => { ctx.body = auth.openapi({ prefix: '/auth' }); });
+   */
+  openapi(options?: OpenApiOptions): OpenApiDocument {
+    const { web, accessTokenTtl } = this.options;
+    return createOpenApiDocument({ web, accessTokenTtl }, options);
+  }
+
+  /**
    * Serves the public keys as a JWK Set (RFC 7517) on `GET /.well-known/jwks.json`, for verifiers
    * (`createVerifier`, jose, jwks-rsa): RS/PS/ES keys only, verify-only ones included, each with
    * `kid`, `alg` and `use: 'sig'`; `Cache-Control: public, max-age=300` and an ETag.
@@ -226,6 +277,20 @@ export class Auth {
    */
   jwks(options?: JwksOptions): Middleware {
     return createJwksMiddleware(this.publicKeys, options);
+  }
+
+  /**
+   * For readiness probes: resolves when the session store answers (every master of a Cluster),
+   * rejects with AuthError `store_unavailable` when it does not within `storeTimeout`.
+   * @example router.get('/ready', async (ctx) => { await auth.ping(); ctx.body = 'ok'; });
+   */
+  async ping(): Promise<void> {
+    try {
+      await this.store.ping?.();
+    } catch (error) {
+      debug.store('ping failed: %s', describeError(error));
+      throw storeUnavailable(error);
+    }
   }
 
   /** Closes the Redis connection if this instance opened it (from a URL). */

@@ -1,18 +1,36 @@
 import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { koaBody } from 'koa-body';
-import type { Auth } from './auth.js';
+import type { ResolvedOptions } from './config/options.js';
+import { debug, describeError } from './debug.js';
 import { AuthError } from './errors.js';
+import { TokenCookies } from './middleware/cookies.js';
 import {
-  TokenCookies,
+  bearerToken,
   findAccessToken,
   hasBearerHeader,
   readCookie,
-} from './middleware/cookies.js';
+} from './middleware/credentials.js';
 import { checkCsrf, checkOrigin, isUnsafeMethod } from './middleware/csrf.js';
 import { writeAuthError } from './middleware/render-error.js';
-import type { AuthenticatedState } from './middleware/state.js';
+import type { AuthenticatedState, AuthMiddlewareOptions } from './middleware/state.js';
+import type { StrategyRegistry } from './strategies/registry.js';
+import type { SessionInfo } from './strategies/types.js';
 import type { TokenPair, TokenUser } from './tokens/claims.js';
+import type { IssueOptions } from './tokens/issue.js';
+
+/** What the routes need from an Auth instance: its options, strategies, helpers and requireAuth. */
+export interface RouterHost {
+  readonly options: ResolvedOptions;
+  readonly strategies: StrategyRegistry;
+  requireAuth(options?: AuthMiddlewareOptions): Middleware<AuthenticatedState>;
+  generateTokens(user: TokenUser, options?: IssueOptions): Promise<TokenPair>;
+  refreshTokens(token: string, options?: IssueOptions): Promise<TokenPair>;
+  invalidateRefreshToken(token: string): Promise<void>;
+  revokeAllSessions(userId: string | number): Promise<number>;
+  listSessions(userId: string | number): Promise<SessionInfo[]>;
+  revokeSession(userId: string | number, sessionId: string): Promise<boolean>;
+}
 
 /**
  * A hook to slow down password guessing on `POST /login`. Keep the counters where you like
@@ -128,7 +146,7 @@ function noStore(ctx: Context): void {
  * Builds the router behind `auth.routes()`: POST login, refresh, logout, logout-all; GET and
  * DELETE sessions. Options are checked here, once.
  */
-export function createAuthRouter(auth: Auth, options: RoutesOptions): Router {
+export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Router {
   if (options === null || typeof options !== 'object' || typeof options.login !== 'function') {
     throw new TypeError(
       'koa-jwt-redis: auth.routes({ login }) needs `login: (ctx) => user | null`, your credential check',
@@ -193,8 +211,10 @@ export function createAuthRouter(auth: Auth, options: RoutesOptions): Router {
       // A foreign Origin is refused before anything else, whatever credentials it carries.
       if (cookieMode && isUnsafeMethod(ctx.method) && !hasBearerHeader(ctx)) checkOrigin(ctx, web);
       await next();
+      debug.routes('%s %s → %d', ctx.method, ctx.path, ctx.status);
     } catch (error) {
       if (!(error instanceof AuthError)) throw error;
+      debug.routes('%s %s → %d %s', ctx.method, ctx.path, error.status, describeError(error));
       writeAuthError(ctx, error);
     }
   };
@@ -220,12 +240,20 @@ export function createAuthRouter(auth: Auth, options: RoutesOptions): Router {
 
   router.post('/refresh', renderErrors, jsonOnly, jsonBody, async (ctx) => {
     let token = bodyRefreshToken(ctx);
-    const fromCookie = token === undefined && cookieMode;
-    if (fromCookie) token = readCookie(ctx, web.cookies.names.refresh);
+    let fromCookie = false;
+    if (token === undefined && cookieMode) {
+      token = readCookie(ctx, web.cookies.names.refresh);
+      fromCookie = token !== undefined;
+    }
+    // `Authorization: Bearer <refresh_token>`, as FastAuth's refresh route takes it; after the
+    // cookie, so a browser that sends its access token in the header still refreshes by cookie.
+    token ??= bearerToken(ctx);
     if (token === undefined) {
       throw new AuthError(
         'token_missing',
-        cookieMode ? 'No refresh cookie: log in again.' : 'Send { "refresh_token": "…" }.',
+        cookieMode
+          ? 'No refresh cookie: log in again.'
+          : 'Send { "refresh_token": "…" } or Authorization: Bearer <refresh_token>.',
       );
     }
     guard(ctx, fromCookie);
@@ -258,8 +286,14 @@ export function createAuthRouter(auth: Auth, options: RoutesOptions): Router {
       if (found.source === 'cookie') guard(ctx, true);
       const strategy = auth.strategies.get(auth.strategies.defaultStrategyName);
       // An already-revoked session is already logged out: verify the token, not the session.
-      const user = await strategy.readToken(found.token, { checkSession: false });
-      if (user.sid !== undefined && strategy.revokeSession)
+      // (An opaque session token cannot be verified without its session: gone means logged out.)
+      const user = await Promise.resolve(
+        strategy.readToken(found.token, { checkSession: false }),
+      ).catch((error: unknown) => {
+        if (error instanceof AuthError && error.code === 'token_revoked') return undefined;
+        throw error;
+      });
+      if (user?.sid !== undefined && strategy.revokeSession)
         await auth.revokeSession(user.sub, user.sid);
     }
     if (cookieMode) cookies.clear(ctx, refreshPathOf(ctx, 1));

@@ -1,6 +1,7 @@
 import { type Cluster, Redis } from 'ioredis';
 import { AuthConfigError } from '../errors.js';
-import { bounded, checkInteger } from './bounded.js';
+import { wholeNumber } from '../config/validate.js';
+import { bounded } from './bounded.js';
 import { CREATE_SESSION, REVOKE_ALL, REVOKE_SESSION, ROTATE_SESSION } from './lua.js';
 import {
   type ResolvedSessionCache,
@@ -11,14 +12,16 @@ import {
   compactUuid,
   coreExpiresAt,
   META_CHUNKS,
-  type NewSession,
   packCore,
   packMeta,
-  type Rotation,
-  type RotationResult,
-  type SessionRecord,
-  type SessionStore,
   unpackSession,
+} from './record-codec.js';
+import type {
+  NewSession,
+  Rotation,
+  RotationResult,
+  SessionRecord,
+  SessionStore,
 } from './session-store.js';
 
 export type RedisClient = Redis | Cluster;
@@ -222,6 +225,13 @@ export class RedisStore implements SessionStore {
     return sessions.sort((a, b) => a.createdAt - b.createdAt);
   }
 
+  async ping(): Promise<void> {
+    // Any user's key may live on any master, so a cluster is ready only when every master answers.
+    const nodes = this.client.isCluster ? (this.client as Cluster).nodes('master') : [this.client];
+    if (nodes.length === 0) throw new Error('the cluster client knows no master node yet');
+    await Promise.all(nodes.map((node) => this.bounded(node.ping())));
+  }
+
   async close(): Promise<void> {
     this.cache?.close();
     if (!this.options.ownsClient) return;
@@ -250,34 +260,25 @@ export interface RedisStoreConfig {
 }
 
 /** `sessionCache` as given to `redisStore`/`createAuth`, checked. */
-export function resolveSessionCache(
-  value: unknown,
-  fail: (option: string, message: string) => Error,
-): ResolvedSessionCache | undefined {
+export function resolveSessionCache(value: unknown): ResolvedSessionCache | undefined {
   if (value === undefined || value === false) return undefined;
   if (value === true) return { maxEntries: 100_000, maxStaleness: 1000 };
   if (value === null || typeof value !== 'object')
-    throw fail('sessionCache', 'must be true, false or { maxEntries, maxStaleness }');
+    throw new AuthConfigError(
+      'sessionCache',
+      'must be true, false or { maxEntries, maxStaleness }',
+    );
   const given = value as Record<string, unknown>;
   for (const name of Object.keys(given)) {
     if (name !== 'maxEntries' && name !== 'maxStaleness')
-      throw fail(`sessionCache.${name}`, 'is not an option; known: maxEntries, maxStaleness');
+      throw new AuthConfigError(
+        `sessionCache.${name}`,
+        'is not an option; known: maxEntries, maxStaleness',
+      );
   }
   return {
-    maxEntries: checkInteger(
-      'sessionCache.maxEntries',
-      given.maxEntries ?? 100_000,
-      1,
-      10_000_000,
-      fail,
-    ),
-    maxStaleness: checkInteger(
-      'sessionCache.maxStaleness',
-      given.maxStaleness ?? 1000,
-      10,
-      60_000,
-      fail,
-    ),
+    maxEntries: wholeNumber('sessionCache.maxEntries', given.maxEntries ?? 100_000, 1, 10_000_000),
+    maxStaleness: wholeNumber('sessionCache.maxStaleness', given.maxStaleness ?? 1000, 10, 60_000),
   };
 }
 
@@ -312,8 +313,8 @@ export function redisStore(
       'must be a string without braces or spaces (braces would break Cluster hash tags)',
     );
   }
-  const timeout = checkInteger('timeout', config.timeout ?? 1000, 10, 60_000, fail);
-  const sessionCache = resolveSessionCache(config.sessionCache, fail);
+  const timeout = wholeNumber('timeout', config.timeout ?? 1000, 10, 60_000);
+  const sessionCache = resolveSessionCache(config.sessionCache);
   if (typeof redis === 'string') {
     let client: Redis;
     try {

@@ -30,6 +30,63 @@ export interface TokenServiceOptions {
   verifyCacheSize: number;
 }
 
+/** Per-token settings of `writeToken(user, kind, options)`, checked by {@link checkSignOverrides}. */
+export interface SignOverrides {
+  lifetime?: number;
+  audience?: string | string[];
+  headers?: Record<string, unknown>;
+}
+
+/** Header parameters a caller may not set: the library's own, and those verifiers refuse. */
+const RESERVED_HEADERS = new Set<string>(['alg', 'typ', 'kid', 'cty', 'b64', ...FORBIDDEN_HEADERS]);
+
+/**
+ * Validates per-token options (a wrong one is a TypeError naming it: an app bug, not a request
+ * error) and returns only what was given.
+ */
+export function checkSignOverrides(options: {
+  lifetime?: unknown;
+  audience?: unknown;
+  headers?: unknown;
+}): SignOverrides | undefined {
+  const { lifetime, audience, headers } = options;
+  if (lifetime === undefined && audience === undefined && headers === undefined) return undefined;
+  const out: SignOverrides = {};
+  if (lifetime !== undefined) {
+    if (
+      typeof lifetime !== 'number' ||
+      !Number.isInteger(lifetime) ||
+      lifetime < 1 ||
+      lifetime > 31_536_000
+    )
+      throw new TypeError(
+        'koa-jwt-redis: `lifetime` must be a whole number of seconds from 1 to 31536000',
+      );
+    out.lifetime = lifetime;
+  }
+  if (audience !== undefined) {
+    const list = Array.isArray(audience) ? audience : [audience];
+    if (list.length === 0 || !list.every((a) => typeof a === 'string' && a.length > 0))
+      throw new TypeError('koa-jwt-redis: `audience` must be a non-empty string or array of them');
+    out.audience = audience as string | string[];
+  }
+  if (headers !== undefined) {
+    if (headers === null || typeof headers !== 'object' || Array.isArray(headers))
+      throw new TypeError('koa-jwt-redis: `headers` must be an object of JWS header parameters');
+    for (const name of Object.keys(headers)) {
+      if (
+        RESERVED_HEADERS.has(name) ||
+        Object.prototype.hasOwnProperty.call(Object.prototype, name)
+      )
+        throw new TypeError(
+          `koa-jwt-redis: the header "${name}" is set by the library or refused by verifiers; leave it out`,
+        );
+    }
+    out.headers = { ...(headers as Record<string, unknown>) };
+  }
+  return out;
+}
+
 type Payload<K extends TokenKind> = K extends 'access' ? AccessTokenPayload : RefreshTokenPayload;
 
 const invalid = (message: string, cause?: unknown) =>
@@ -83,9 +140,12 @@ export class TokenService {
         : Array.isArray(options.audience)
           ? options.audience
           : [options.audience];
-    const { signer } = options.ring;
+    // A verify-only ring (a verifier's, loaded from a JWKS) has no signer to ask for.
+    const signer = options.ring.keys.some((key) => key.signingKey !== undefined)
+      ? options.ring.signer
+      : undefined;
     this.hmacHeaders =
-      signer.signingKey !== undefined && isHmac(signer.algorithm)
+      signer?.signingKey !== undefined && isHmac(signer.algorithm)
         ? {
             access: encodedHeader(signer.algorithm, TOKEN_TYP.access, signer.kid),
             refresh: encodedHeader(signer.algorithm, TOKEN_TYP.refresh, signer.kid),
@@ -113,20 +173,30 @@ export class TokenService {
     kind: TokenKind,
     claims: Record<string, unknown>,
     now = Date.now(),
+    overrides?: SignOverrides,
   ): { token: string; exp: number } {
     const iat = Math.floor(now / 1000);
-    const exp = iat + (kind === 'access' ? this.accessTokenTtl : this.refreshTokenTtl);
+    const exp =
+      iat +
+      (overrides?.lifetime ?? (kind === 'access' ? this.accessTokenTtl : this.refreshTokenTtl));
     const payload: Record<string, unknown> = { ...claims, token_use: kind, iat, exp };
     if (this.issuer !== undefined) payload.iss = this.issuer;
-    if (this.audience !== undefined) payload.aud = this.audience;
+    const audience = overrides?.audience ?? this.audience;
+    if (audience !== undefined) payload.aud = audience;
     const { signer } = this.ring;
-    if (this.hmacHeaders !== undefined) {
+    // The precomputed HMAC header serves every token but one with extra header parameters.
+    if (this.hmacHeaders !== undefined && overrides?.headers === undefined) {
       const token = hmacSign(signer.algorithm, signer.signingKey!, this.hmacHeaders[kind], payload);
       return { token, exp };
     }
     const token = jwt.sign(payload, signer.signingKey!, {
       algorithm: signer.algorithm,
-      header: { alg: signer.algorithm, typ: TOKEN_TYP[kind], kid: signer.kid },
+      header: {
+        ...overrides?.headers,
+        alg: signer.algorithm,
+        typ: TOKEN_TYP[kind],
+        kid: signer.kid,
+      },
     });
     return { token, exp };
   }
