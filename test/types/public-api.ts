@@ -18,13 +18,19 @@ import {
   type AuthState,
   type AuthUser,
   checkRefreshToken,
+  createAccessToken,
   createAuth,
+  createRefreshToken,
   createVerifier,
   generateTokens,
   getData,
   getToken,
   invalidateRefreshToken,
   listSessions,
+  memoryStore,
+  type PostgresSessionStore,
+  postgresStore,
+  redisStore,
   refreshTokens,
   requireAuth,
   revokeAllSessions,
@@ -35,6 +41,7 @@ import {
   type TokenReader,
   type TokenStrategy,
   type Verifier,
+  type WriteOptions,
 } from 'koa-jwt-redis';
 
 // A user's own claims, declared once, as the README shows.
@@ -145,6 +152,39 @@ expectTypeOf<
 expectTypeOf<SessionStore['isLive']>().toEqualTypeOf<
   (userId: string, sessionId: string, now: number) => Promise<boolean>
 >();
+
+// Built-in stores and the store option; the PostgreSQL store adds its schema management.
+expectTypeOf(memoryStore()).toEqualTypeOf<SessionStore>();
+expectTypeOf(
+  redisStore('redis://127.0.0.1:6379', { keyPrefix: 'a:', timeout: 500 }),
+).toEqualTypeOf<SessionStore>();
+const pgStore = postgresStore('postgres://postgres@127.0.0.1/test', { schema: 's', table: 't' });
+expectTypeOf(pgStore).toEqualTypeOf<PostgresSessionStore>();
+expectTypeOf(pgStore.migrate()).toEqualTypeOf<Promise<void>>();
+expectTypeOf(pgStore.migrationSql()).toEqualTypeOf<string>();
+expectTypeOf(pgStore).toMatchTypeOf<SessionStore>();
+createAuth({ secret: 'x'.repeat(32), store: pgStore, strategy: 'session', sessionIdleTtl: 3600 });
+// @ts-expect-error not a built-in strategy
+createAuth({ secret: 'x'.repeat(32), strategy: 'database' });
+// @ts-expect-error a store is a SessionStore
+createAuth({ secret: 'x'.repeat(32), store: 'redis://127.0.0.1' });
+
+// The reference designs' helpers: create…Token, getData(token) beside getData() the middleware.
+expectTypeOf(createAccessToken(user)).toEqualTypeOf<Promise<string>>();
+expectTypeOf(auth.createAccessToken(user, { lifetime: 60, audience: 'a' })).toEqualTypeOf<
+  Promise<string>
+>();
+expectTypeOf(createRefreshToken(user, { headers: { 'x-k': 1 } })).toEqualTypeOf<Promise<string>>();
+expectTypeOf(getData('token')).toEqualTypeOf<Promise<AuthUser>>();
+expectTypeOf(auth.getData('token')).toEqualTypeOf<Promise<AuthUser>>();
+expectTypeOf(auth.getData({ checkSession: false })).toEqualTypeOf<Middleware<AuthState>>();
+expectTypeOf<WriteOptions['lifetime']>().toEqualTypeOf<number | undefined>();
+expectTypeOf<WriteOptions['audience']>().toEqualTypeOf<string | string[] | undefined>();
+expectTypeOf(
+  auth.strategies.get('redis').writeToken(user, 'access', { claims: { a: 1 } }),
+).toEqualTypeOf<string | Promise<string>>();
+// @ts-expect-error a lifetime is a number of seconds
+void createAccessToken(user, { lifetime: '5m' });
 
 // Audit events carry typed payloads.
 auth.on('refresh_reused', (event) => {
