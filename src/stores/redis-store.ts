@@ -56,8 +56,8 @@ export interface RedisClient {
   /** A `Cluster`'s nodes (the readiness check pings every master). */
   nodes?(role: 'master'): { ping(): Promise<unknown> }[];
   readonly isCluster: boolean;
-  /** A `Redis`'s options (read for `commandTimeout`); a `Cluster`'s have none of that name. */
-  readonly options: object;
+  /** Read for `keyPrefix`, and a `Redis`'s for `commandTimeout` (a `Cluster`'s have none). */
+  readonly options: { readonly keyPrefix?: string | undefined };
 }
 
 /** The commands `defineCommand` adds; prefixed so they cannot clash with the app's own. */
@@ -118,7 +118,12 @@ export class RedisStore implements SessionStore {
     this.cache =
       options.sessionCache === undefined
         ? undefined
-        : new SessionCache(client, this.clientPrefix + options.keyPrefix, options.sessionCache);
+        : new SessionCache(
+            // Whichever ioredis major the app uses: the cache only calls what both have.
+            client as unknown as ConstructorParameters<typeof SessionCache>[0],
+            this.clientPrefix + options.keyPrefix,
+            options.sessionCache,
+          );
   }
 
   /** The key as Redis names it, which is how invalidations name it. */

@@ -304,4 +304,8 @@ const FEED_CONNECTION = {
   maxRetriesPerRequest: 1,
   keyPrefix: '',
   retryStrategy: (attempt: number) => Math.min(attempt * 50, 500),
+  // The feeds rely on RESP2 invalidation messages on __redis__:invalidate (REDIRECT to a
+  // subscriber). ioredis 6 speaks RESP3 by default, where they arrive as push frames instead;
+  // ioredis 5 ignores the option.
+  protocol: 2,
 } as const;

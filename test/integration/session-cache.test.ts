@@ -183,9 +183,9 @@ describe('session cache when the invalidation connection is cut', () => {
             .filter((line) => / flags=\S*t/.test(line))
             .map((line) => /id=(\d+)/.exec(line)![1]!);
           expect(ids.length).toBe(2);
-          for (const id of ids) await admin.client('KILL', 'ID', id);
+          for (const id of ids) await admin.call('CLIENT', 'KILL', 'ID', id);
         } else {
-          expect(await admin.client('KILL', 'TYPE', 'pubsub')).toBe(2);
+          expect(await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub')).toBe(2);
         }
         // Revoked right after the cut: no invalidation can reach b for these.
         await Promise.all(
