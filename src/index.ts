@@ -79,3 +79,4 @@ export type {
   UserClaims,
 } from './tokens/claims.js';
 export type { TokenService } from './tokens/token-service.js';
+export type { DeviceInfo, DeviceType } from './tokens/device.js';

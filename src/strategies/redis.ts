@@ -7,10 +7,12 @@ import {
   type IssueOptions,
   newSessionId,
   normalizeUserId,
+  requestMeta,
   sessionMeta,
   userIdOf,
 } from '../tokens/issue.js';
 import type { SessionRecord } from '../stores/session-store.js';
+import { describeDevice } from '../tokens/device.js';
 import { refreshedClaims, signPair } from './issuing.js';
 import type { SessionInfo, StrategyContext, TokenStrategy, WriteOptions } from './types.js';
 
@@ -23,7 +25,12 @@ function toSessionInfo(record: SessionRecord): SessionInfo {
     lastUsedAt: new Date(record.lastUsedAt),
     expiresAt: new Date(record.expiresAt),
   };
-  if (record.userAgent) info.userAgent = record.userAgent;
+  const device = describeDevice(record.userAgent);
+  if (device) {
+    info.device = device;
+    // What apps showed as "the user agent" is now the short label: the raw one is not stored.
+    info.userAgent = device.label;
+  }
   if (record.ip) info.ip = record.ip;
   return info;
 }
@@ -86,7 +93,7 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
         options.maxSessionsPerUser,
       ),
     );
-    events.emit('login', { userId: sub, sessionId, ...eventMeta(meta) });
+    events.emit('login', { userId: sub, sessionId, ...eventMeta(requestMeta(issue)) });
     return pending.pair;
   }
 
@@ -124,7 +131,7 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
             options.maxSessionsPerUser,
           ),
         );
-        events.emit('login', { userId: sub, sessionId, ...eventMeta(meta) });
+        events.emit('login', { userId: sub, sessionId, ...eventMeta(requestMeta(write)) });
       }
       return tokens.sign('access', { ...claims, sub, sid }, now, overrides).token;
     },
@@ -163,7 +170,7 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
           graceMs: options.refreshGracePeriod * 1000,
         }),
       );
-      const meta = eventMeta(sessionMeta(issue));
+      const meta = eventMeta(requestMeta(issue));
       switch (result) {
         case 'rotated':
           events.emit('refresh', { userId: payload.sub, sessionId: payload.sid, ...meta });

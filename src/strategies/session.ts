@@ -5,6 +5,7 @@ import type { AuthUser, TokenUser } from '../tokens/claims.js';
 import {
   newSessionId,
   normalizeUserId,
+  requestMeta,
   sessionMeta,
   tokenPair,
   userIdOf,
@@ -154,8 +155,9 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
       userId: sub,
       sessionId,
     };
-    if (meta.ip) event.ip = meta.ip;
-    if (meta.userAgent) event.userAgent = meta.userAgent;
+    const seen = requestMeta(issue);
+    if (seen.ip) event.ip = seen.ip;
+    if (seen.userAgent) event.userAgent = seen.userAgent;
     events.emit('login', event);
     return token;
   }

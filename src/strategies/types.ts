@@ -2,6 +2,7 @@ import type { ResolvedOptions } from '../config/options.js';
 import type { AuthEvents } from '../events.js';
 import type { SessionStore } from '../stores/session-store.js';
 import type { AuthUser, TokenKind, TokenPair, TokenUser } from '../tokens/claims.js';
+import type { DeviceInfo } from '../tokens/device.js';
 import type { IssueOptions } from '../tokens/issue.js';
 import type { TokenService } from '../tokens/token-service.js';
 
@@ -27,7 +28,13 @@ export interface SessionInfo {
   createdAt: Date;
   lastUsedAt: Date;
   expiresAt: Date;
+  /**
+   * The device's short label ("Firefox on Linux"), the same as `device.label`. Since 0.2 the
+   * session store keeps only the parsed device, not the raw user agent.
+   */
   userAgent?: string;
+  /** The device the session was started from, parsed from its user agent at login. */
+  device?: DeviceInfo;
   ip?: string;
 }
 

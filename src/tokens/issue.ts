@@ -7,6 +7,7 @@ import {
   type TokenPair,
   type TokenUser,
 } from './claims.js';
+import { deviceCode } from './device.js';
 
 const MAX_USER_ID_LENGTH = 256;
 
@@ -95,13 +96,23 @@ export function appClaims(
   return claims;
 }
 
-/** User agent and ip for the session list, bounded in size. */
-export function sessionMeta(options: IssueOptions | undefined): { ip: string; userAgent: string } {
+/** User agent and ip of the request, bounded in size: what audit events report. */
+export function requestMeta(options: IssueOptions | undefined): { ip: string; userAgent: string } {
   const ctx = options?.ctx;
   return {
     ip: cleanMeta(options?.ip ?? ctx?.ip, 64, false),
     userAgent: cleanMeta(options?.userAgent ?? ctx?.get('user-agent'), 256, true),
   };
+}
+
+/**
+ * Ip and device for the session list, as the store records them: the user agent is kept only as
+ * its short device form ("Firefox|Linux|desktop"), which is all the list shows and a third of
+ * the bytes.
+ */
+export function sessionMeta(options: IssueOptions | undefined): { ip: string; userAgent: string } {
+  const { ip, userAgent } = requestMeta(options);
+  return { ip, userAgent: deviceCode(userAgent) };
 }
 
 export function tokenPair(access: string, refresh: string, expiresIn: number): TokenPair {
