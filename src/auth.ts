@@ -318,7 +318,7 @@ export function createAuth(options: AuthOptions): Auth {
 /** The instance the free functions use: the one most recently created. */
 export function defaultAuth(): Auth {
   if (!current) {
-    throw new Error(
+    throw new TypeError(
       'koa-jwt-redis: call createAuth({ secret, redis }) before using requireAuth(), generateTokens() or the other helpers',
     );
   }

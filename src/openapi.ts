@@ -181,8 +181,10 @@ export function createOpenApiDocument(
         operationId: 'refresh',
         summary: 'Rotate the refresh token and receive a new pair',
         tags: ['auth'],
+        description:
+          'The refresh token may also come as `Authorization: Bearer <refresh_token>` (after the body and the cookie).',
         parameters: [...unsafeParameters, ...refreshCookie],
-        requestBody: refreshBody(!cookieMode, 'Refresh'),
+        requestBody: refreshBody(false, 'Refresh'),
         responses: {
           '200': tokens('Rotated: the old refresh token no longer works'),
           ...bodyErrors,

@@ -3,7 +3,7 @@ import type { Context, Middleware } from 'koa';
 import { koaBody } from 'koa-body';
 import type { ResolvedOptions } from './config/options.js';
 import { debug, describeError } from './debug.js';
-import { AuthError } from './errors.js';
+import { AuthConfigError, AuthError } from './errors.js';
 import { TokenCookies } from './middleware/cookies.js';
 import {
   bearerToken,
@@ -148,20 +148,23 @@ function noStore(ctx: Context): void {
  */
 export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Router {
   if (options === null || typeof options !== 'object' || typeof options.login !== 'function') {
-    throw new TypeError(
-      'koa-jwt-redis: auth.routes({ login }) needs `login: (ctx) => user | null`, your credential check',
+    throw new AuthConfigError(
+      'routes.login',
+      'auth.routes({ login }) needs `login: (ctx) => user | null`, your credential check',
     );
   }
   const prefix = options.prefix ?? '/auth';
   if (typeof prefix !== 'string' || !PREFIX.test(prefix)) {
-    throw new TypeError(
-      'koa-jwt-redis: auth.routes `prefix` must be a path like "/auth" (or "" for the root), without a trailing slash',
+    throw new AuthConfigError(
+      'routes.prefix',
+      'must be a path like "/auth" (or "" for the root), without a trailing slash',
     );
   }
   const { rateLimit } = options;
   if (rateLimit !== undefined && (rateLimit === null || typeof rateLimit.check !== 'function')) {
-    throw new TypeError(
-      'koa-jwt-redis: auth.routes `rateLimit` must be an object with check(ctx) (and optionally record(ctx, outcome))',
+    throw new AuthConfigError(
+      'routes.rateLimit',
+      'must be an object with check(ctx) (and optionally record(ctx, outcome))',
     );
   }
 
@@ -172,8 +175,9 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
     configuredPath !== undefined &&
     (typeof configuredPath !== 'string' || !COOKIE_PATH.test(configuredPath))
   ) {
-    throw new TypeError(
-      'koa-jwt-redis: auth.routes `refreshCookiePath` must be a URL path like "/api/auth/refresh" (no `;`, spaces or query)',
+    throw new AuthConfigError(
+      'routes.refreshCookiePath',
+      'must be a URL path like "/api/auth/refresh" (no `;`, spaces or query)',
     );
   }
   /** Where the browser will post to refresh: derived from this request's URL unless configured. */

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Middleware } from 'koa';
+import { plainObject, wholeNumber } from '../config/validate.js';
+import { AuthConfigError } from '../errors.js';
 import type { PublicJwk } from '../keys/jwk.js';
 
 export interface JwksOptions {
@@ -23,19 +25,15 @@ export function createJwksMiddleware(
   set: { keys: PublicJwk[] },
   options: JwksOptions = {},
 ): Middleware {
-  if (options === null || typeof options !== 'object')
-    throw new TypeError('koa-jwt-redis: jwks() options must be an object');
-  const { path = JWKS_DEFAULTS.path, maxAge = JWKS_DEFAULTS.maxAge } = options;
+  const given = plainObject('jwks', options);
+  const { path = JWKS_DEFAULTS.path, maxAge = JWKS_DEFAULTS.maxAge } = given;
   if (typeof path !== 'string' || !path.startsWith('/'))
-    throw new TypeError('koa-jwt-redis: jwks() `path` must start with "/"');
-  if (typeof maxAge !== 'number' || !Number.isInteger(maxAge) || maxAge < 0 || maxAge > 86_400) {
-    throw new TypeError(
-      'koa-jwt-redis: jwks() `maxAge` must be a whole number of seconds from 0 to 86400',
-    );
-  }
+    throw new AuthConfigError('jwks.path', 'must start with "/"');
+  wholeNumber('jwks.maxAge', maxAge, 0, 86_400);
   if (set.keys.length === 0) {
-    throw new Error(
-      'koa-jwt-redis: jwks() has nothing to publish: the key ring holds only HS secrets, which are never published. Add an RS*, PS256 or ES* key.',
+    throw new AuthConfigError(
+      'keys',
+      'jwks() has nothing to publish: the key ring holds only HS secrets, which are never published. Add an RS*, PS256 or ES* key.',
     );
   }
   const body = JSON.stringify(set);
