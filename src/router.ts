@@ -2,6 +2,7 @@ import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { koaBody } from 'koa-body';
 import type { ResolvedOptions } from './config/options.js';
+import { onlyKnown } from './config/validate.js';
 import { debug, describeError } from './debug.js';
 import { AuthConfigError, AuthError } from './errors.js';
 import { TokenCookies } from './middleware/cookies.js';
@@ -146,7 +147,17 @@ function noStore(ctx: Context): void {
  * Builds the router behind `auth.routes()`: POST login, refresh, logout, logout-all; GET and
  * DELETE sessions. Options are checked here, once.
  */
+/** Every option of auth.routes(); `satisfies` keeps this list complete. */
+const ROUTES_OPTIONS = {
+  login: true,
+  prefix: true,
+  rateLimit: true,
+  refreshCookiePath: true,
+} as const satisfies Record<keyof RoutesOptions, true>;
+
 export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Router {
+  if (options !== null && typeof options === 'object')
+    onlyKnown('routes', options, Object.keys(ROUTES_OPTIONS));
   if (options === null || typeof options !== 'object' || typeof options.login !== 'function') {
     throw new AuthConfigError(
       'routes.login',

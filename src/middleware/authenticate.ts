@@ -1,7 +1,7 @@
 import type { Context } from 'koa';
 import { AuthError } from '../errors.js';
 import type { ResolvedOptions } from '../config/options.js';
-import { bool, plainObject } from '../config/validate.js';
+import { bool, onlyKnown, plainObject } from '../config/validate.js';
 import type { ReadOptions, TokenReader } from '../strategies/types.js';
 import type { AuthUser } from '../tokens/claims.js';
 import { findAccessToken } from './credentials.js';
@@ -26,6 +26,13 @@ export interface Authenticated {
 /** Synchronous when the strategy answers synchronously (no session check): no promise per request then. */
 export type Authenticate = (ctx: Context) => Authenticated | Promise<Authenticated>;
 
+/** Every option of requireAuth() and getData(); `satisfies` keeps this list complete. */
+const MIDDLEWARE_OPTIONS = {
+  strategy: true,
+  checkSession: true,
+  csrf: true,
+} as const satisfies Record<keyof AuthMiddlewareOptions, true>;
+
 const missing = () =>
   new AuthError(
     'token_missing',
@@ -41,6 +48,7 @@ export function createAuthenticate(
   options: AuthMiddlewareOptions = {},
 ): Authenticate {
   const given = plainObject('middleware options', options) as AuthMiddlewareOptions;
+  onlyKnown('middleware options', given, Object.keys(MIDDLEWARE_OPTIONS));
   const name = given.strategy;
   const checkSession = bool(
     'middleware checkSession',

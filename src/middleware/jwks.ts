@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Middleware } from 'koa';
-import { plainObject, wholeNumber } from '../config/validate.js';
+import { onlyKnown, plainObject, wholeNumber } from '../config/validate.js';
 import { AuthConfigError } from '../errors.js';
 import type { PublicJwk } from '../keys/jwk.js';
 
@@ -17,6 +17,12 @@ export interface JwksOptions {
 
 export const JWKS_DEFAULTS = { path: '/.well-known/jwks.json', maxAge: 300 } as const;
 
+/** Every option of auth.jwks(); `satisfies` keeps this list complete. */
+const JWKS_OPTIONS = { path: true, maxAge: true } as const satisfies Record<
+  keyof JwksOptions,
+  true
+>;
+
 /**
  * Serves a JWK Set on GET and HEAD of one path; every other request passes through. The body,
  * its ETag and the headers are computed here, once: a request only compares and sends them.
@@ -26,6 +32,7 @@ export function createJwksMiddleware(
   options: JwksOptions = {},
 ): Middleware {
   const given = plainObject('jwks', options);
+  onlyKnown('jwks', given, Object.keys(JWKS_OPTIONS));
   const { path = JWKS_DEFAULTS.path, maxAge = JWKS_DEFAULTS.maxAge } = given;
   if (typeof path !== 'string' || !path.startsWith('/'))
     throw new AuthConfigError('jwks.path', 'must start with "/"');
