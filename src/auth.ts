@@ -1,4 +1,3 @@
-import { Redis } from 'ioredis';
 import type { Middleware } from 'koa';
 import { AuthConfigError, UnsupportedError } from './errors.js';
 import { type AuthEventListener, type AuthEventName, AuthEvents } from './events.js';
@@ -21,7 +20,8 @@ import type {
   TokenStrategy,
 } from './strategies/types.js';
 import { MemoryStore } from './stores/memory-store.js';
-import { type RedisClient, RedisStore } from './stores/redis-store.js';
+import { connectRedis } from './stores/redis-connection.js';
+import { RedisStore } from './stores/redis-store.js';
 import type { SessionStore } from './stores/session-store.js';
 import type { TokenPair, TokenUser } from './tokens/claims.js';
 import { TokenService } from './tokens/token-service.js';
@@ -37,18 +37,13 @@ type Helper =
 
 let memoryWarned = false;
 
-function isRedisClient(value: unknown): value is RedisClient {
-  return (
-    value !== null &&
-    typeof value === 'object' &&
-    typeof (value as RedisClient).defineCommand === 'function' &&
-    typeof (value as RedisClient).zscore === 'function'
-  );
-}
-
 function createStore(redis: AuthOptions['redis'], options: ResolvedOptions): SessionStore {
-  const storeOptions = { keyPrefix: options.keyPrefix, timeout: options.storeTimeout };
   if (redis === undefined) {
+    if (options.waitForReplicas !== undefined && options.waitForReplicas > 0)
+      throw new AuthConfigError(
+        'waitForReplicas',
+        'confirms writes to Redis replicas, so it needs the `redis` option',
+      );
     if (process.env.NODE_ENV === 'production' && !memoryWarned) {
       memoryWarned = true;
       process.emitWarning(
@@ -58,32 +53,14 @@ function createStore(redis: AuthOptions['redis'], options: ResolvedOptions): Ses
     }
     return new MemoryStore();
   }
-  if (typeof redis === 'string') {
-    let client: Redis;
-    try {
-      client = new Redis(redis, {
-        // Fail fast and bounded: one retry per command, a command timeout, reconnect forever.
-        commandTimeout: options.storeTimeout,
-        maxRetriesPerRequest: 1,
-        enableAutoPipelining: true,
-        retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
-      });
-    } catch (cause) {
-      throw new AuthConfigError(
-        'redis',
-        'is not a valid Redis URL (e.g. redis://127.0.0.1:6379/0)',
-        { cause },
-      );
-    }
-    // Errors surface per request as 503s; without a listener ioredis would log each reconnect.
-    client.on('error', () => {});
-    return new RedisStore(client, { ...storeOptions, ownsClient: true });
-  }
-  if (isRedisClient(redis)) return new RedisStore(redis, { ...storeOptions, ownsClient: false });
-  throw new AuthConfigError(
-    'redis',
-    'must be an ioredis Redis or Cluster instance, or a redis:// URL',
-  );
+  const { client, owned, topology } = connectRedis(redis, options.storeTimeout);
+  return new RedisStore(client, {
+    keyPrefix: options.keyPrefix,
+    timeout: options.storeTimeout,
+    ownsClient: owned,
+    // Sentinel promotes a replica on failover: only writes a replica has are safe from it.
+    waitForReplicas: options.waitForReplicas ?? (topology === 'sentinel' ? 1 : 0),
+  });
 }
 
 /**

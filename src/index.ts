@@ -47,6 +47,11 @@ export type {
 export type { SessionRecord, SessionStore } from './stores/session-store.js';
 export type { RedisClient } from './stores/redis-store.js';
 export type {
+  ClusterConnectionOptions,
+  RedisConnectionOptions,
+  RedisOption,
+} from './stores/redis-connection.js';
+export type {
   AccessTokenPayload,
   AuthUser,
   RefreshTokenPayload,

@@ -8,7 +8,7 @@ import {
   type WebOptions,
   resolveWebOptions,
 } from './middleware/cookies.js';
-import type { RedisClient } from './stores/redis-store.js';
+import type { RedisOption } from './stores/redis-connection.js';
 import { isPrototypeKey, RESERVED_CLAIMS, type TokenUser } from './tokens/claims.js';
 
 /** Options of {@link createAuth}. Everything is validated once, when the instance is created. */
@@ -18,10 +18,20 @@ export interface AuthOptions {
   /** A key ring: the first key that can sign signs; every key verifies. Give this or `secret`. */
   keys?: KeyConfig[];
   /**
-   * An ioredis `Redis` or `Cluster` instance, or a Redis URL. Left out: an in-memory store
-   * (one process only; warns once under NODE_ENV=production).
+   * Where sessions live: a `redis://`/`rediss://` URL, connection options (ioredis options for
+   * one node, e.g. `{ host, port, tls }`; `{ sentinels, name }` for Sentinel; `{ cluster: [nodes],
+   * ...clusterOptions }` for a Cluster), from which the library creates and owns a client set up
+   * for failovers; or your own ioredis `Redis` or `Cluster` instance. Left out: an in-memory
+   * store (one process only; warns once under NODE_ENV=production).
    */
-  redis?: RedisClient | string;
+  redis?: RedisOption;
+  /**
+   * Replicas that must confirm (Redis `WAIT`, within `storeTimeout`) every write that starts,
+   * rotates or ends a session before it counts; unconfirmed, the request answers 503, so a
+   * failover can never undo a logout, rotation or revocation that was answered as done.
+   * @default 1 with Sentinel, 0 otherwise
+   */
+  waitForReplicas?: number;
   /** Access token lifetime in seconds. @default 900 */
   accessTokenTtl?: number;
   /** Refresh token (and session) lifetime in seconds; each refresh starts it anew. @default 2592000 */
@@ -102,6 +112,8 @@ export interface ResolvedOptions {
   storeTimeout: number;
   refreshGracePeriod: number;
   maxSessionsPerUser: number;
+  /** Undefined: the store decides by topology (1 with Sentinel, else 0). */
+  waitForReplicas: number | undefined;
   loadUser: AuthOptions['loadUser'];
   realm: string | undefined;
   /** Cookie delivery and CSRF settings. */
@@ -113,6 +125,7 @@ const KNOWN = new Set<string>([
   'secret',
   'keys',
   'redis',
+  'waitForReplicas',
   'accessTokenTtl',
   'refreshTokenTtl',
   'issuer',
@@ -234,6 +247,10 @@ export function resolveOptions(options: AuthOptions): ResolvedOptions {
     storeTimeout: integer('storeTimeout', merged.storeTimeout, 10, 60_000),
     refreshGracePeriod: integer('refreshGracePeriod', merged.refreshGracePeriod, 0, 300),
     maxSessionsPerUser: integer('maxSessionsPerUser', merged.maxSessionsPerUser, 0, 100_000),
+    waitForReplicas:
+      merged.waitForReplicas === undefined
+        ? undefined
+        : integer('waitForReplicas', merged.waitForReplicas, 0, 16),
     loadUser: merged.loadUser,
     realm,
     web: resolveWebOptions(merged),

@@ -1,4 +1,5 @@
-import type { Cluster, Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
+import type { RedisClient } from './redis-connection.js';
 import { CREATE_SESSION, REVOKE_ALL, REVOKE_SESSION, ROTATE_SESSION } from './lua.js';
 import {
   compactUuid,
@@ -14,15 +15,21 @@ import {
   unpackSession,
 } from './session-store.js';
 
-export type RedisClient = Redis | Cluster;
+export type { RedisClient } from './redis-connection.js';
 
-/** The commands `defineCommand` adds; prefixed so they cannot clash with the app's own. */
-interface ScriptedClient {
-  kjrCreateSession(h: string, ...argv: (string | number)[]): Promise<number>;
-  kjrRotateSession(h: string, ...argv: (string | number)[]): Promise<number>;
-  kjrRevokeSession(h: string, sessionId: string, now: number): Promise<number>;
-  kjrRevokeAll(h: string, now: number): Promise<number>;
-}
+const SCRIPTS = {
+  kjrCreateSession: CREATE_SESSION,
+  kjrRotateSession: ROTATE_SESSION,
+  kjrRevokeSession: REVOKE_SESSION,
+  kjrRevokeAll: REVOKE_ALL,
+} as const;
+type ScriptName = keyof typeof SCRIPTS;
+type ScriptArgs = (string | number)[];
+
+/** The commands `defineCommand` adds (prefixed so they cannot clash with the app's own); each returns a number. */
+type ScriptedClient = Record<ScriptName, (key: string, ...argv: ScriptArgs) => Promise<number>>;
+type ScriptedPipeline = ChainableCommander &
+  Record<ScriptName, (key: string, ...argv: ScriptArgs) => ChainableCommander>;
 
 /** Session ids this library issues are base64url; anything else cannot name a family (nor its `:n` fields). */
 const SESSION_ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -41,12 +48,25 @@ export interface RedisStoreOptions {
   timeout: number;
   /** Quit the client on close (only when this library created it). */
   ownsClient: boolean;
+  /**
+   * Replicas that must have a write (Redis `WAIT`) before it counts as done; 0 answers as soon as
+   * the master has it.
+   */
+  waitForReplicas: number;
 }
 
 class StoreTimeoutError extends Error {
   constructor(ms: number) {
     super(`Redis did not answer within ${ms} ms`);
     this.name = 'StoreTimeoutError';
+  }
+}
+
+/** A write the master took but too few replicas confirmed in time: a failover could undo it. */
+export class ReplicationError extends Error {
+  constructor(wanted: number, got: number, ms: number) {
+    super(`the write reached ${got} of the ${wanted} replicas required within ${ms} ms`);
+    this.name = 'ReplicationError';
   }
 }
 
@@ -58,23 +78,35 @@ class StoreTimeoutError extends Error {
  */
 export class RedisStore implements SessionStore {
   private readonly client: RedisClient & ScriptedClient;
-  private readonly clientTimesOut: boolean;
+  /**
+   * Where confirmed writes go: a connection of their own, because `WAIT` blocks the connection it
+   * runs on, and session checks must not queue behind it.
+   */
+  private readonly writer: RedisClient | undefined;
+  /** Reads may skip our own timer: see {@link readBounded}. */
+  private readonly readsTimeOut: boolean;
 
   constructor(
     client: RedisClient,
     private readonly options: RedisStoreOptions,
   ) {
-    for (const [name, lua] of [
-      ['kjrCreateSession', CREATE_SESSION],
-      ['kjrRotateSession', ROTATE_SESSION],
-      ['kjrRevokeSession', REVOKE_SESSION],
-      ['kjrRevokeAll', REVOKE_ALL],
-    ] as const) {
-      client.defineCommand(name, { numberOfKeys: 1, lua });
-    }
+    const define = (c: RedisClient): void => {
+      for (const [name, lua] of Object.entries(SCRIPTS))
+        c.defineCommand(name, { numberOfKeys: 1, lua });
+    };
+    define(client);
     this.client = client as RedisClient & ScriptedClient;
-    const commandTimeout = client.isCluster ? undefined : (client as Redis).options.commandTimeout;
-    this.clientTimesOut = typeof commandTimeout === 'number' && commandTimeout <= options.timeout;
+    if (options.waitForReplicas > 0) {
+      this.writer = client.duplicate();
+      this.writer.on('error', () => {});
+      define(this.writer);
+    }
+    const nodeOptions = client.isCluster ? undefined : (client as Redis).options;
+    this.readsTimeOut =
+      nodeOptions !== undefined &&
+      !nodeOptions.enableAutoPipelining &&
+      typeof nodeOptions.commandTimeout === 'number' &&
+      nodeOptions.commandTimeout <= options.timeout;
   }
 
   private key(userId: string): string {
@@ -83,13 +115,18 @@ export class RedisStore implements SessionStore {
   }
 
   /**
-   * Bounds a command in time. A single-node client whose own `commandTimeout` is no longer than
-   * ours already does (ioredis arms it before the command is written or queued offline), so its
-   * commands pass through untouched: no second timer per request. Otherwise (a Cluster, or a
-   * client without commandTimeout) the command races a timer of ours.
+   * A read, bounded in time. A single-node client without auto-pipelining whose own
+   * `commandTimeout` is no longer than ours already bounds a plain command (ioredis arms it
+   * before the command is written or queued offline), so it passes through untouched: no second
+   * timer per session check. An auto-pipelined command can wait for its batch first, and a
+   * Cluster command can be redirected and retried, so those race a timer of ours.
    */
+  private readBounded<T>(command: Promise<T>): Promise<T> {
+    return this.readsTimeOut ? command : this.bounded(command);
+  }
+
+  /** Races the command against `timeout`: the bound holds whatever the client does. */
   private bounded<T>(command: Promise<T>): Promise<T> {
-    if (this.clientTimesOut) return command;
     const ms = this.options.timeout;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -100,6 +137,27 @@ export class RedisStore implements SessionStore {
     return Promise.race([command, timeout]).finally(() => clearTimeout(timer));
   }
 
+  /**
+   * Runs a write script. With `waitForReplicas`, a `WAIT` follows it in the same round trip, on
+   * the same connection (so, on a Cluster, on the node that ran the script): the write only
+   * counts once that many replicas have it, and a failover cannot undo it.
+   */
+  private async write(name: ScriptName, key: string, ...args: ScriptArgs): Promise<number> {
+    const wanted = this.options.waitForReplicas;
+    if (this.writer === undefined) return this.bounded(this.client[name](key, ...args));
+    const ms = this.options.timeout;
+    const pipeline = this.writer.pipeline() as ScriptedPipeline;
+    pipeline[name](key, ...args).wait(wanted, ms);
+    const results = await this.bounded(pipeline.exec());
+    const [script, wait] = results ?? [];
+    if (!script || !wait) throw new Error('the write pipeline returned no results');
+    if (script[0]) throw script[0];
+    if (wait[0]) throw wait[0];
+    const got = Number(wait[1]);
+    if (!(got >= wanted)) throw new ReplicationError(wanted, got, ms);
+    return Number(script[1]);
+  }
+
   async create(userId: string, s: NewSession, maxSessions: number): Promise<void> {
     const core = packCore({
       jti: s.jti,
@@ -108,40 +166,38 @@ export class RedisStore implements SessionStore {
       createdAt: s.now,
       expiresAt: s.expiresAt,
     });
-    await this.bounded(
-      this.client.kjrCreateSession(
-        this.key(userId),
-        s.sessionId,
-        core,
-        s.expiresAt,
-        s.now,
-        maxSessions,
-        ...packMeta(s),
-      ),
+    await this.write(
+      'kjrCreateSession',
+      this.key(userId),
+      s.sessionId,
+      core,
+      s.expiresAt,
+      s.now,
+      maxSessions,
+      ...packMeta(s),
     );
   }
 
   async rotate(userId: string, r: Rotation): Promise<RotationResult> {
     if (!SESSION_ID.test(r.sessionId)) return 'missing';
-    const code = await this.bounded(
-      this.client.kjrRotateSession(
-        this.key(userId),
-        r.sessionId,
-        compactUuid(r.oldJti),
-        compactUuid(r.newJti),
-        r.now,
-        r.expiresAt,
-        r.graceMs,
-        r.now.toString(36),
-        r.expiresAt.toString(36),
-      ),
+    const code = await this.write(
+      'kjrRotateSession',
+      this.key(userId),
+      r.sessionId,
+      compactUuid(r.oldJti),
+      compactUuid(r.newJti),
+      r.now,
+      r.expiresAt,
+      r.graceMs,
+      r.now.toString(36),
+      r.expiresAt.toString(36),
     );
     return ROTATION[code] ?? 'missing';
   }
 
   async get(userId: string, sessionId: string, now: number): Promise<SessionRecord | undefined> {
     if (!SESSION_ID.test(sessionId)) return undefined;
-    const [core, ...meta] = await this.bounded(
+    const [core, ...meta] = await this.readBounded(
       this.client.hmget(this.key(userId), sessionId, ...META_FIELDS.map((n) => `${sessionId}${n}`)),
     );
     const record = core ? unpackSession(sessionId, core, meta.join('')) : undefined;
@@ -150,24 +206,21 @@ export class RedisStore implements SessionStore {
 
   async isLive(userId: string, sessionId: string, now: number): Promise<boolean> {
     if (!SESSION_ID.test(sessionId)) return false;
-    const core = await this.bounded(this.client.hget(this.key(userId), sessionId));
+    const core = await this.readBounded(this.client.hget(this.key(userId), sessionId));
     return core !== null && coreExpiresAt(core) > now;
   }
 
   async revoke(userId: string, sessionId: string): Promise<boolean> {
     if (!SESSION_ID.test(sessionId)) return false;
-    return (
-      (await this.bounded(this.client.kjrRevokeSession(this.key(userId), sessionId, Date.now()))) >
-      0
-    );
+    return (await this.write('kjrRevokeSession', this.key(userId), sessionId, Date.now())) > 0;
   }
 
   async revokeAll(userId: string, now: number): Promise<number> {
-    return this.bounded(this.client.kjrRevokeAll(this.key(userId), now));
+    return this.write('kjrRevokeAll', this.key(userId), now);
   }
 
   async list(userId: string, now: number): Promise<SessionRecord[]> {
-    const all = await this.bounded(this.client.hgetall(this.key(userId)));
+    const all = await this.readBounded(this.client.hgetall(this.key(userId)));
     const sessions: SessionRecord[] = [];
     for (const [field, core] of Object.entries(all)) {
       if (field.includes(':')) continue;
@@ -182,11 +235,16 @@ export class RedisStore implements SessionStore {
   }
 
   async close(): Promise<void> {
-    if (!this.options.ownsClient) return;
-    try {
-      await this.client.quit();
-    } catch {
-      this.client.disconnect();
-    }
+    const owned: RedisClient[] = this.options.ownsClient ? [this.client] : [];
+    if (this.writer) owned.push(this.writer);
+    await Promise.all(
+      owned.map(async (client) => {
+        try {
+          await client.quit();
+        } catch {
+          client.disconnect();
+        }
+      }),
+    );
   }
 }
