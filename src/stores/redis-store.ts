@@ -35,6 +35,9 @@ type ScriptedPipeline = ChainableCommander &
 const SESSION_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const META_FIELDS = Array.from({ length: META_CHUNKS }, (_, i) => `:${i}`);
 
+/** Connections for confirmed writes (see `writers`), besides the one for reads. */
+const WRITER_CONNECTIONS = 4;
+
 const ROTATION: Record<number, RotationResult> = {
   0: 'missing',
   1: 'rotated',
@@ -79,10 +82,11 @@ export class ReplicationError extends Error {
 export class RedisStore implements SessionStore {
   private readonly client: RedisClient & ScriptedClient;
   /**
-   * Where confirmed writes go: a connection of their own, because `WAIT` blocks the connection it
-   * runs on, and session checks must not queue behind it.
+   * Where confirmed writes go: connections of their own, because `WAIT` blocks the connection it
+   * runs on until the replicas answer. Session checks must not queue behind it, and with several
+   * connections one write's confirmation does not hold up the next one's.
    */
-  private readonly writer: RedisClient | undefined;
+  private readonly writers: { client: RedisClient; busy: number }[] = [];
   /** Reads may skip our own timer: see {@link readBounded}. */
   private readonly readsTimeOut: boolean;
 
@@ -96,10 +100,11 @@ export class RedisStore implements SessionStore {
     };
     define(client);
     this.client = client as RedisClient & ScriptedClient;
-    if (options.waitForReplicas > 0) {
-      this.writer = client.duplicate();
-      this.writer.on('error', () => {});
-      define(this.writer);
+    for (let i = 0; options.waitForReplicas > 0 && i < WRITER_CONNECTIONS; i++) {
+      const writer = client.duplicate();
+      writer.on('error', () => {});
+      define(writer);
+      this.writers.push({ client: writer, busy: 0 });
     }
     const nodeOptions = client.isCluster ? undefined : (client as Redis).options;
     this.readsTimeOut =
@@ -144,11 +149,19 @@ export class RedisStore implements SessionStore {
    */
   private async write(name: ScriptName, key: string, ...args: ScriptArgs): Promise<number> {
     const wanted = this.options.waitForReplicas;
-    if (this.writer === undefined) return this.bounded(this.client[name](key, ...args));
+    if (this.writers.length === 0) return this.bounded(this.client[name](key, ...args));
     const ms = this.options.timeout;
-    const pipeline = this.writer.pipeline() as ScriptedPipeline;
+    const writer = this.writers.reduce((a, b) => (b.busy < a.busy ? b : a));
+    const pipeline = writer.client.pipeline() as ScriptedPipeline;
     pipeline[name](key, ...args).wait(wanted, ms);
-    const results = await this.bounded(pipeline.exec());
+    // Busy until Redis answers, even past our timeout: the connection is blocked until then.
+    writer.busy++;
+    const exec = pipeline.exec();
+    exec.then(
+      () => writer.busy--,
+      () => writer.busy--,
+    );
+    const results = await this.bounded(exec);
     const [script, wait] = results ?? [];
     if (!script || !wait) throw new Error('the write pipeline returned no results');
     if (script[0]) throw script[0];
@@ -236,7 +249,7 @@ export class RedisStore implements SessionStore {
 
   async close(): Promise<void> {
     const owned: RedisClient[] = this.options.ownsClient ? [this.client] : [];
-    if (this.writer) owned.push(this.writer);
+    for (const writer of this.writers) owned.push(writer.client);
     await Promise.all(
       owned.map(async (client) => {
         try {
