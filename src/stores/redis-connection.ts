@@ -212,7 +212,7 @@ export function instanceProblems(client: RedisClient): string[] {
     return problems;
   }
   const options = (client as Redis).options as RedisOptions;
-  if (options.sentinels) {
+  if (Array.isArray(options.sentinels)) {
     if (!options.failoverDetector)
       problems.push(
         'failoverDetector is off, so the client keeps writing to a demoted master until it errors: set failoverDetector: true',
@@ -241,7 +241,8 @@ export function connectRedis(option: unknown, storeTimeout: number): RedisConnec
         { code: 'KOA_JWT_REDIS_CLIENT_SETTINGS' },
       );
     }
-    const sentinel = !option.isCluster && (option as Redis).options.sentinels !== undefined;
+    // ioredis's defaults have `sentinels: null`.
+    const sentinel = !option.isCluster && Array.isArray((option as Redis).options.sentinels);
     return {
       client: option,
       owned: false,

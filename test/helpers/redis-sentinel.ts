@@ -43,7 +43,7 @@ class SentinelProcess {
 
   private constructor(readonly port: number) {}
 
-  static async start(masterPort: number): Promise<SentinelProcess> {
+  static async start(masterPort: number, downAfterMs: number): Promise<SentinelProcess> {
     const sentinel = new SentinelProcess(await freePort());
     const config = join(sentinel.dir, 'sentinel.conf');
     writeFileSync(
@@ -53,8 +53,8 @@ class SentinelProcess {
         'bind 127.0.0.1',
         `dir ${sentinel.dir}`,
         `sentinel monitor ${MASTER_NAME} 127.0.0.1 ${masterPort} 2`,
-        // A master that does not answer for 1 s is down; failovers may follow each other quickly.
-        `sentinel down-after-milliseconds ${MASTER_NAME} 1000`,
+        // A master that does not answer for this long is down; failovers may follow each other quickly.
+        `sentinel down-after-milliseconds ${MASTER_NAME} ${downAfterMs}`,
         `sentinel failover-timeout ${MASTER_NAME} 5000`,
         `sentinel parallel-syncs ${MASTER_NAME} 1`,
         '',
@@ -94,7 +94,9 @@ export class SentinelSetup {
 
   private constructor() {}
 
-  static async start(options: { replicationDelayMs?: number } = {}): Promise<SentinelSetup> {
+  static async start(
+    options: { replicationDelayMs?: number; downAfterMs?: number } = {},
+  ): Promise<SentinelSetup> {
     const setup = new SentinelSetup();
     try {
       const master = await setup.server([]);
@@ -108,7 +110,9 @@ export class SentinelSetup {
         /master_link_status:up/.test(await cli(replica.port, 'info', 'replication')),
       );
       for (let i = 0; i < 3; i++)
-        setup.sentinelProcesses.push(await SentinelProcess.start(master.port));
+        setup.sentinelProcesses.push(
+          await SentinelProcess.start(master.port, options.downAfterMs ?? 1000),
+        );
       // Sentinels find the replica from the master's INFO and each other by hello messages.
       await until('the sentinels to know the replica and each other', 30_000, () =>
         every(setup.sentinelProcesses, async (s) => {

@@ -142,3 +142,21 @@ describe('the redis option', () => {
     );
   });
 });
+
+describe('the topology of a user’s own client', () => {
+  it('is Sentinel only when the client has sentinels (ioredis defaults them to null)', () => {
+    const plain = new Redis({ lazyConnect: true });
+    const sentinel = new Redis({
+      sentinels: [{ host: '127.0.0.1', port: 1 }],
+      name: 'mymaster',
+      lazyConnect: true,
+    });
+    try {
+      expect(connectRedis(plain, 1000)).toMatchObject({ owned: false, topology: 'single' });
+      expect(connectRedis(sentinel, 1000)).toMatchObject({ owned: false, topology: 'sentinel' });
+    } finally {
+      plain.disconnect();
+      sentinel.disconnect();
+    }
+  });
+});
