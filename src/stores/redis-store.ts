@@ -100,10 +100,12 @@ export class RedisStore implements SessionStore {
     };
     define(client);
     this.client = client as RedisClient & ScriptedClient;
+    if (options.ownsClient) this.keepConnecting(client);
     for (let i = 0; options.waitForReplicas > 0 && i < WRITER_CONNECTIONS; i++) {
       const writer = client.duplicate();
       writer.on('error', () => {});
       define(writer);
+      this.keepConnecting(writer);
       this.writers.push({ client: writer, busy: 0 });
     }
     const nodeOptions = client.isCluster ? undefined : (client as Redis).options;
@@ -113,6 +115,23 @@ export class RedisStore implements SessionStore {
       typeof nodeOptions.commandTimeout === 'number' &&
       nodeOptions.commandTimeout <= options.timeout;
   }
+
+  /**
+   * Reconnects a client of ours that gave up. ioredis ends a Sentinel client for good when a
+   * failover interrupts its reconnection (the sentinels' `+switch-master`, or a `READONLY`,
+   * arriving while it is still connecting): every later command would fail with "Connection is
+   * closed". A session store must come back by itself.
+   */
+  private keepConnecting(client: RedisClient): void {
+    client.on('end', () => {
+      if (this.closing) return;
+      setTimeout(() => {
+        if (!this.closing && client.status === 'end') client.connect().catch(() => {});
+      }, 100).unref();
+    });
+  }
+
+  private closing = false;
 
   private key(userId: string): string {
     // encodeURIComponent escapes { and }, so a user id can never break out of its hash tag.
@@ -248,6 +267,7 @@ export class RedisStore implements SessionStore {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     const owned: RedisClient[] = this.options.ownsClient ? [this.client] : [];
     for (const writer of this.writers) owned.push(writer.client);
     await Promise.all(
