@@ -1,67 +1,41 @@
 import type { Middleware } from 'koa';
-import { AuthConfigError, UnsupportedError } from './errors.js';
-import { type AuthEventListener, type AuthEventName, AuthEvents } from './events.js';
+import { type AuthOptions, type ResolvedOptions, resolveOptions } from './config/options.js';
+import { createStore } from './config/store.js';
+import { UnsupportedError } from './errors.js';
+import {
+  type AuthEventListener,
+  type AuthEventMap,
+  type AuthEventName,
+  Emitter,
+} from './events.js';
 import type { PublicJwk } from './keys/jwk.js';
 import { createKeyRing, publicJwks } from './keys/key-ring.js';
+import type { MiddlewareHost } from './middleware/authenticate.js';
 import { createGetData } from './middleware/get-data.js';
 import { createGetToken } from './middleware/get-token.js';
 import { createJwksMiddleware, type JwksOptions } from './middleware/jwks.js';
 import { createRequireAuth } from './middleware/require-auth.js';
 import type { AuthenticatedState, AuthMiddlewareOptions, AuthState } from './middleware/state.js';
-import { type AuthOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { createAuthRouter, type RoutesOptions } from './router.js';
 import { jwtStrategy } from './strategies/jwt.js';
 import { redisStrategy } from './strategies/redis.js';
+import { sessionStrategy } from './strategies/session.js';
 import { StrategyRegistry } from './strategies/registry.js';
 import type {
-  IssueOptions,
   SessionInfo,
   StrategyContext,
+  StrategyHelper,
+  TokenReader,
   TokenStrategy,
+  WriteOptions,
 } from './strategies/types.js';
-import { MemoryStore } from './stores/memory-store.js';
-import { connectRedis } from './stores/redis-connection.js';
-import { RedisStore } from './stores/redis-store.js';
 import type { SessionStore } from './stores/session-store.js';
-import type { TokenPair, TokenUser } from './tokens/claims.js';
+import type { AuthUser, TokenPair, TokenUser } from './tokens/claims.js';
+import type { IssueOptions } from './tokens/issue.js';
 import { TokenService } from './tokens/token-service.js';
 
-/** Helpers that act on refresh tokens and sessions, per strategy. */
-type Helper =
-  | 'checkRefreshToken'
-  | 'refreshTokens'
-  | 'invalidateRefreshToken'
-  | 'revokeAllSessions'
-  | 'listSessions'
-  | 'revokeSession';
-
-let memoryWarned = false;
-
-function createStore(redis: AuthOptions['redis'], options: ResolvedOptions): SessionStore {
-  if (redis === undefined) {
-    if (options.waitForReplicas !== undefined && options.waitForReplicas > 0)
-      throw new AuthConfigError(
-        'waitForReplicas',
-        'confirms writes to Redis replicas, so it needs the `redis` option',
-      );
-    if (process.env.NODE_ENV === 'production' && !memoryWarned) {
-      memoryWarned = true;
-      process.emitWarning(
-        'koa-jwt-redis: no `redis` option, so sessions live in process memory: they are lost on restart and not shared between processes. Pass `redis` in production.',
-        { code: 'KOA_JWT_REDIS_MEMORY_STORE' },
-      );
-    }
-    return new MemoryStore();
-  }
-  const { client, owned, topology } = connectRedis(redis, options.storeTimeout);
-  return new RedisStore(client, {
-    keyPrefix: options.keyPrefix,
-    timeout: options.storeTimeout,
-    ownsClient: owned,
-    // Sentinel promotes a replica on failover: only writes a replica has are safe from it.
-    waitForReplicas: options.waitForReplicas ?? (topology === 'sentinel' ? 1 : 0),
-  });
-}
+/** Helpers that act on refresh tokens and sessions, per strategy (generateTokens has a fallback). */
+type Helper = Exclude<StrategyHelper, 'generateTokens'>;
 
 /**
  * One configured authentication setup: keys, session store, strategies, middlewares and helpers.
@@ -71,9 +45,11 @@ export class Auth {
   readonly strategies: StrategyRegistry;
   readonly options: Readonly<ResolvedOptions>;
   private readonly store: SessionStore;
-  private readonly events = new AuthEvents();
+  private readonly events = new Emitter<AuthEventMap>();
   /** The public keys, built once at creation (asymmetric keys only, never a private part). */
   private readonly publicKeys: { keys: PublicJwk[] };
+  /** What the middlewares read tokens through. */
+  private readonly host: MiddlewareHost;
 
   /** @internal use createAuth */
   constructor(options: AuthOptions) {
@@ -81,7 +57,7 @@ export class Auth {
     const ring = createKeyRing({ secret: options.secret, keys: options.keys });
     const tokens = new TokenService({ ring, ...this.options });
     this.publicKeys = publicJwks(ring);
-    this.store = createStore(options.redis, this.options);
+    this.store = createStore(options, this.options);
     const context: StrategyContext = {
       tokens,
       store: this.store,
@@ -89,7 +65,21 @@ export class Auth {
       events: this.events,
     };
     this.strategies = new StrategyRegistry(context);
-    this.strategies.register('redis', redisStrategy).register('jwt', jwtStrategy);
+    this.strategies
+      .register('redis', redisStrategy)
+      .register('jwt', jwtStrategy)
+      .register('session', sessionStrategy)
+      .setDefault(this.options.strategy);
+    const { strategies } = this;
+    // The default strategy may change after a middleware is made, so it is looked up per request.
+    const defaultReader: TokenReader = {
+      readToken: (token, read) =>
+        strategies.get(strategies.defaultStrategyName).readToken(token, read),
+    };
+    this.host = {
+      options: this.options,
+      tokenReader: (name) => (name === undefined ? defaultReader : strategies.get(name)),
+    };
   }
 
   private helper<H extends Helper>(name: H, strategyName?: string): NonNullable<TokenStrategy[H]> {
@@ -171,14 +161,50 @@ export class Auth {
     return createGetToken(this.options.web);
   }
 
-  /** Optional auth: sets `ctx.state.user` for a valid token, else leaves it undefined. Never fails. */
-  getData(options?: AuthMiddlewareOptions): Middleware<AuthState> {
-    return createGetData(this, options);
+  /**
+   * With a token string: resolves to its data after exactly the checks `requireAuth()` makes
+   * (signature, claims, kind, and the session unless `checkSession: false`), or rejects with the
+   * same AuthError — for tokens that arrive outside a Koa request (a WebSocket, a job).
+   * Without one, or with middleware options: optional auth middleware that sets `ctx.state.user`
+   * for a valid token, else leaves it undefined. Never fails.
+   * @example const user = await auth.getData(token);
+   */
+  getData(token: string): Promise<AuthUser>;
+  getData(options?: AuthMiddlewareOptions): Middleware<AuthState>;
+  getData(arg?: string | AuthMiddlewareOptions): Promise<AuthUser> | Middleware<AuthState> {
+    if (typeof arg === 'string') return this.readData(arg);
+    return createGetData(this.host, arg);
+  }
+
+  private async readData(token: string): Promise<AuthUser> {
+    const strategy = this.strategies.get(this.strategies.defaultStrategyName);
+    return strategy.readToken(token, { checkSession: this.options.checkSession });
+  }
+
+  /**
+   * An access token for `user`, accepted by `requireAuth()` with default options. With the
+   * default strategy it is bound to a session of its own that ends when the token expires (or
+   * with `revokeAllSessions`); it comes without a refresh token.
+   * @example const token = await auth.createAccessToken({ id: 5, role: 'admin' }, { lifetime: 300 });
+   */
+  async createAccessToken(user: TokenUser, options?: WriteOptions): Promise<string> {
+    const strategy = this.strategies.get(this.strategies.defaultStrategyName);
+    return strategy.writeToken(user, 'access', options);
+  }
+
+  /**
+   * A refresh token for `user`: starts a session (recorded before it is returned), which
+   * `refreshTokens` turns into a pair and `invalidateRefreshToken` ends.
+   * @example const refresh = await auth.createRefreshToken({ id: 5 });
+   */
+  async createRefreshToken(user: TokenUser, options?: WriteOptions): Promise<string> {
+    const strategy = this.strategies.get(this.strategies.defaultStrategyName);
+    return strategy.writeToken(user, 'refresh', options);
   }
 
   /** 401 unless a valid access token is present; 503 when the session store cannot answer. */
   requireAuth(options?: AuthMiddlewareOptions): Middleware<AuthenticatedState> {
-    return createRequireAuth(this, options);
+    return createRequireAuth(this.host, options);
   }
 
   /**

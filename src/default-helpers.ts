@@ -3,12 +3,13 @@ import { defaultAuth } from './auth.js';
 import type { AuthenticatedState, AuthMiddlewareOptions, AuthState } from './middleware/state.js';
 import type { StrategyRegistry } from './strategies/registry.js';
 import type {
-  IssueOptions,
   SessionInfo,
   StrategyFactory,
   TokenStrategy,
+  WriteOptions,
 } from './strategies/types.js';
-import type { TokenPair, TokenUser } from './tokens/claims.js';
+import type { AuthUser, TokenPair, TokenUser } from './tokens/claims.js';
+import type { IssueOptions } from './tokens/issue.js';
 
 /* The helpers as free functions bound to the default instance (the last one createAuth made). */
 
@@ -30,8 +31,18 @@ export const revokeSession = (userId: string | number, sessionId: string): Promi
   defaultAuth().revokeSession(userId, sessionId);
 
 export const getToken = (): Middleware<AuthState> => defaultAuth().getToken();
-export const getData = (options?: AuthMiddlewareOptions): Middleware<AuthState> =>
-  defaultAuth().getData(options);
+/** `getData(token)`: the token's data after requireAuth's checks; `getData(options?)`: the middleware. */
+export function getData(token: string): Promise<AuthUser>;
+export function getData(options?: AuthMiddlewareOptions): Middleware<AuthState>;
+export function getData(
+  arg?: string | AuthMiddlewareOptions,
+): Promise<AuthUser> | Middleware<AuthState> {
+  return typeof arg === 'string' ? defaultAuth().getData(arg) : defaultAuth().getData(arg);
+}
+export const createAccessToken = (user: TokenUser, options?: WriteOptions): Promise<string> =>
+  defaultAuth().createAccessToken(user, options);
+export const createRefreshToken = (user: TokenUser, options?: WriteOptions): Promise<string> =>
+  defaultAuth().createRefreshToken(user, options);
 export const requireAuth = (options?: AuthMiddlewareOptions): Middleware<AuthenticatedState> =>
   defaultAuth().requireAuth(options);
 

@@ -1,6 +1,8 @@
 export { Auth, createAuth } from './auth.js';
 export {
   checkRefreshToken,
+  createAccessToken,
+  createRefreshToken,
   generateTokens,
   getData,
   getToken,
@@ -17,6 +19,9 @@ export { authErrors } from './middleware/render-error.js';
 export { StrategyRegistry } from './strategies/registry.js';
 export { ALGORITHMS } from './keys/algorithms.js';
 export { createVerifier, Verifier } from './verifier.js';
+export { memoryStore } from './stores/memory-store.js';
+export { redisStore } from './stores/redis-store.js';
+export { postgresMigrationSql, postgresStore } from './stores/postgres-store.js';
 
 export type { AuthErrorCode } from './errors.js';
 export type { AuthEventListener, AuthEventMap, AuthEventName } from './events.js';
@@ -25,27 +30,35 @@ export type { KeyConfig, KeyMaterial } from './keys/key-ring.js';
 export type { PublicJwk } from './keys/jwk.js';
 export type { JwksRefresh } from './keys/remote-jwks.js';
 export type { JwksOptions } from './middleware/jwks.js';
-export type { VerifierEventMap, VerifierEventName, VerifierOptions } from './verifier.js';
+export type { VerifierEventMap, VerifierEventName } from './verifier.js';
+export type { VerifierOptions } from './config/verifier.js';
 export type { AuthenticatedState, AuthMiddlewareOptions, AuthState } from './middleware/state.js';
-export type { AuthOptions } from './options.js';
-export type {
-  CookieOptions,
-  CsrfOptions,
-  TokenDelivery,
-  TokenSource,
-} from './middleware/cookies.js';
+export type { AuthOptions } from './config/options.js';
+export type { CookieOptions, CsrfOptions, TokenDelivery, TokenSource } from './config/web.js';
 export type { LoginRateLimiter, RoutesOptions } from './router.js';
 export type {
-  IssueOptions,
   ReadOptions,
   SessionInfo,
   StrategyContext,
   StrategyFactory,
+  TokenReader,
   TokenStrategy,
   WriteOptions,
 } from './strategies/types.js';
-export type { SessionRecord, SessionStore } from './stores/session-store.js';
-export type { RedisClient } from './stores/redis-store.js';
+export type { IssueOptions } from './tokens/issue.js';
+export type {
+  NewSession,
+  Rotation,
+  RotationResult,
+  SessionRecord,
+  SessionStore,
+} from './stores/session-store.js';
+export type { RedisClient, RedisStoreConfig } from './stores/redis-store.js';
+export type {
+  PostgresConnection,
+  PostgresSessionStore,
+  PostgresStoreOptions,
+} from './stores/postgres-store.js';
 export type {
   ClusterConnectionOptions,
   RedisConnectionOptions,

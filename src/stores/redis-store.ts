@@ -1,21 +1,26 @@
 import type { ChainableCommander, Redis } from 'ioredis';
-import type { RedisClient } from './redis-connection.js';
+import { AuthConfigError } from '../errors.js';
+import { wholeNumber } from '../config/validate.js';
+import { bounded } from './bounded.js';
 import { CREATE_SESSION, REVOKE_ALL, REVOKE_SESSION, ROTATE_SESSION } from './lua.js';
+import { connectRedis, type RedisClient, type RedisOption } from './redis-connection.js';
 import {
   compactUuid,
   coreExpiresAt,
   META_CHUNKS,
-  type NewSession,
   packCore,
   packMeta,
-  type Rotation,
-  type RotationResult,
-  type SessionRecord,
-  type SessionStore,
   unpackSession,
+} from './record-codec.js';
+import type {
+  NewSession,
+  Rotation,
+  RotationResult,
+  SessionRecord,
+  SessionStore,
 } from './session-store.js';
 
-export type { RedisClient } from './redis-connection.js';
+export { isRedisClient, type RedisClient } from './redis-connection.js';
 
 const SCRIPTS = {
   kjrCreateSession: CREATE_SESSION,
@@ -56,13 +61,6 @@ export interface RedisStoreOptions {
    * the master has it.
    */
   waitForReplicas: number;
-}
-
-class StoreTimeoutError extends Error {
-  constructor(ms: number) {
-    super(`Redis did not answer within ${ms} ms`);
-    this.name = 'StoreTimeoutError';
-  }
 }
 
 /** A write the master took but too few replicas confirmed in time: a failover could undo it. */
@@ -151,14 +149,7 @@ export class RedisStore implements SessionStore {
 
   /** Races the command against `timeout`: the bound holds whatever the client does. */
   private bounded<T>(command: Promise<T>): Promise<T> {
-    const ms = this.options.timeout;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new StoreTimeoutError(ms)), ms);
-    });
-    // A command that settles after its timeout must not become an unhandled rejection.
-    command.catch(() => {});
-    return Promise.race([command, timeout]).finally(() => clearTimeout(timer));
+    return bounded(command, this.options.timeout, 'Redis');
   }
 
   /**
@@ -280,4 +271,52 @@ export class RedisStore implements SessionStore {
       }),
     );
   }
+}
+
+/** Options of {@link redisStore}. */
+export interface RedisStoreConfig {
+  /** Prefix of every key the store writes. @default 'auth:' */
+  keyPrefix?: string;
+  /** Longest wait for Redis, in ms; past it the request gets 503 `store_unavailable`. @default 1000 */
+  timeout?: number;
+  /**
+   * Replicas that must confirm (Redis `WAIT`, within `timeout`) each write that starts, rotates
+   * or ends a session; unconfirmed, the request answers 503. @default 1 with Sentinel, else 0
+   */
+  waitForReplicas?: number;
+}
+
+/**
+ * The Redis session store: one hash per user, atomic Lua scripts, keys that expire with their
+ * last session. Give an ioredis `Redis` or `Cluster` (yours: the store never closes it), a
+ * redis:// or rediss:// URL, or connection options (`{ host, port, tls }`, `{ sentinels, name }`,
+ * `{ cluster: [nodes] }`): then the store opens a client set up for failovers and `auth.close()`
+ * quits it. `createAuth({ redis })` is the short form of `createAuth({ store: redisStore(redis) })`.
+ * @example
+ * const auth = createAuth({ secret, store: redisStore(new Redis(process.env.REDIS_URL!), { keyPrefix: 'myapp:' }) });
+ */
+export function redisStore(redis: RedisOption, config: RedisStoreConfig = {}): SessionStore {
+  const fail = (option: string, message: string) => new AuthConfigError(option, message);
+  if (config === null || typeof config !== 'object')
+    throw fail('redisStore options', 'must be an object like { keyPrefix, timeout }');
+  const keyPrefix = config.keyPrefix ?? 'auth:';
+  if (typeof keyPrefix !== 'string' || /[{}\s]/.test(keyPrefix)) {
+    throw fail(
+      'keyPrefix',
+      'must be a string without braces or spaces (braces would break Cluster hash tags)',
+    );
+  }
+  const timeout = wholeNumber('timeout', config.timeout ?? 1000, 10, 60_000);
+  const wanted =
+    config.waitForReplicas === undefined
+      ? undefined
+      : wholeNumber('waitForReplicas', config.waitForReplicas, 0, 16);
+  const { client, owned, topology } = connectRedis(redis, timeout);
+  return new RedisStore(client, {
+    keyPrefix,
+    timeout,
+    ownsClient: owned,
+    // Sentinel promotes a replica on failover: only writes a replica has are safe from it.
+    waitForReplicas: wanted ?? (topology === 'sentinel' ? 1 : 0),
+  });
 }

@@ -7,6 +7,7 @@ import {
   type TokenPair,
   type TokenUser,
 } from '../tokens/claims.js';
+import type { SignOverrides } from '../tokens/token-service.js';
 import type { StrategyContext } from './types.js';
 
 /** A signed pair not yet handed out: session strategies record `jti` before returning `pair`. */
@@ -27,17 +28,19 @@ export function signPair(
   sessionId: string,
   claims: Record<string, unknown>,
   now: number,
+  refreshOverrides?: SignOverrides,
 ): PendingPair {
   // A random UUID (122 bits); the Redis store keeps it in 22 characters (compactUuid).
   const jti = randomUUID();
   const refreshClaims: Record<string, unknown> = { sub, sid: sessionId, jti };
   if (Object.keys(claims).length > 0) refreshClaims.usr = claims;
-  const refresh = context.tokens.sign('refresh', refreshClaims, now);
+  const refresh = context.tokens.sign('refresh', refreshClaims, now, refreshOverrides);
   const access = context.tokens.sign('access', { ...claims, sub, sid: sessionId }, now);
+  const lifetime = refreshOverrides?.lifetime ?? context.tokens.refreshTokenTtl;
   return {
     pair: tokenPair(access.token, refresh.token, context.tokens.accessTokenTtl),
     jti,
-    expiresAt: now + context.tokens.refreshTokenTtl * 1000,
+    expiresAt: now + lifetime * 1000,
   };
 }
 

@@ -1,8 +1,9 @@
 import { AuthError, UnsupportedError } from '../errors.js';
-import { appClaims, newSessionId, userIdOf } from '../tokens/issue.js';
+import { appClaims, type IssueOptions, newSessionId, userIdOf } from '../tokens/issue.js';
 import type { TokenPair, TokenUser } from '../tokens/claims.js';
+import { checkSignOverrides } from '../tokens/token-service.js';
 import { refreshedClaims, signPair } from './issuing.js';
-import type { IssueOptions, StrategyContext, TokenStrategy, WriteOptions } from './types.js';
+import type { StrategyContext, TokenStrategy, WriteOptions } from './types.js';
 
 /**
  * Stateless strategy: refresh tokens are signed JWTs with no server record. Nothing can be
@@ -23,11 +24,13 @@ export function jwtStrategy(context: StrategyContext): TokenStrategy {
     },
 
     writeToken(user: TokenUser, kind, writeOptions?: WriteOptions) {
+      const overrides = checkSignOverrides(writeOptions ?? {});
       const sub = userIdOf(user);
       const claims = appClaims(user, options.userFields, writeOptions?.claims);
       const sid = writeOptions?.sessionId ?? newSessionId();
-      if (kind === 'access') return tokens.sign('access', { ...claims, sub, sid }).token;
-      return signPair(context, sub, sid, claims, Date.now()).pair.refresh_token;
+      if (kind === 'access')
+        return tokens.sign('access', { ...claims, sub, sid }, Date.now(), overrides).token;
+      return signPair(context, sub, sid, claims, Date.now(), overrides).pair.refresh_token;
     },
 
     async generateTokens(user: TokenUser, issue?: IssueOptions): Promise<TokenPair> {

@@ -1,7 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import { AuthError, storeUnavailable } from '../errors.js';
+import { checkSignOverrides, type SignOverrides } from '../tokens/token-service.js';
 import type { AuthUser, RefreshTokenPayload, TokenPair, TokenUser } from '../tokens/claims.js';
 import {
   appClaims,
+  type IssueOptions,
   newSessionId,
   normalizeUserId,
   sessionMeta,
@@ -9,13 +12,7 @@ import {
 } from '../tokens/issue.js';
 import type { SessionRecord } from '../stores/session-store.js';
 import { refreshedClaims, signPair } from './issuing.js';
-import type {
-  IssueOptions,
-  SessionInfo,
-  StrategyContext,
-  TokenStrategy,
-  WriteOptions,
-} from './types.js';
+import type { SessionInfo, StrategyContext, TokenStrategy, WriteOptions } from './types.js';
 
 const revoked = () => new AuthError('token_revoked', 'The session has ended; log in again.');
 
@@ -73,13 +70,14 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
   async function startSession(
     user: TokenUser,
     issue: IssueOptions | undefined,
+    refreshOverrides?: SignOverrides,
   ): Promise<TokenPair> {
     const sub = userIdOf(user);
     const claims = appClaims(user, options.userFields, issue?.claims);
     const meta = sessionMeta(issue);
     const now = Date.now();
     const sessionId = newSessionId();
-    const pending = signPair(context, sub, sessionId, claims, now);
+    const pending = signPair(context, sub, sessionId, claims, now, refreshOverrides);
     // Recorded before it is returned: a token Redis did not store is never handed out.
     await stored('login', () =>
       store.create(
@@ -106,15 +104,29 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
     },
 
     async writeToken(user: TokenUser, kind, write?: WriteOptions) {
-      if (kind === 'refresh') return (await startSession(user, write)).refresh_token;
+      const overrides = checkSignOverrides(write ?? {});
+      if (kind === 'refresh') return (await startSession(user, write, overrides)).refresh_token;
+      const sub = userIdOf(user);
       const claims = appClaims(user, options.userFields, write?.claims);
-      const sid = write?.sessionId;
-      return tokens.sign(
-        'access',
-        sid === undefined
-          ? { ...claims, sub: userIdOf(user) }
-          : { ...claims, sub: userIdOf(user), sid },
-      ).token;
+      const now = Date.now();
+      let sid = write?.sessionId;
+      if (sid === undefined) {
+        // A lone access token gets a session of its own that ends with it, so requireAuth
+        // accepts it and revokeAllSessions ends it. Its jti is never handed out: no refresh.
+        const sessionId = newSessionId();
+        sid = sessionId;
+        const meta = sessionMeta(write);
+        const lifetime = overrides?.lifetime ?? options.accessTokenTtl;
+        await stored('login', () =>
+          store.create(
+            sub,
+            { sessionId, jti: randomUUID(), now, expiresAt: now + lifetime * 1000, ...meta },
+            options.maxSessionsPerUser,
+          ),
+        );
+        events.emit('login', { userId: sub, sessionId, ...eventMeta(meta) });
+      }
+      return tokens.sign('access', { ...claims, sub, sid }, now, overrides).token;
     },
 
     generateTokens: startSession,

@@ -1,6 +1,6 @@
 import jwt from 'jsonwebtoken';
 import { AuthError, UnknownKeyError } from '../errors.js';
-import type { KeyRing } from '../keys/key-ring.js';
+import type { KeyRing, RingKey } from '../keys/key-ring.js';
 import {
   isWellFormed,
   type AccessTokenPayload,
@@ -8,6 +8,7 @@ import {
   TOKEN_TYP,
   type TokenKind,
 } from './claims.js';
+import { claimsError, encodedHeader, hmacSign, hmacVerify, isHmac } from './hmac-jws.js';
 import { VerifyCache } from './verify-cache.js';
 
 /** Longer than any token this library issues; anything bigger is rejected before parsing. */
@@ -27,6 +28,63 @@ export interface TokenServiceOptions {
   leeway: number;
   /** Verified access tokens kept to skip re-verifying them; 0 disables the cache. */
   verifyCacheSize: number;
+}
+
+/** Per-token settings of `writeToken(user, kind, options)`, checked by {@link checkSignOverrides}. */
+export interface SignOverrides {
+  lifetime?: number;
+  audience?: string | string[];
+  headers?: Record<string, unknown>;
+}
+
+/** Header parameters a caller may not set: the library's own, and those verifiers refuse. */
+const RESERVED_HEADERS = new Set<string>(['alg', 'typ', 'kid', 'cty', 'b64', ...FORBIDDEN_HEADERS]);
+
+/**
+ * Validates per-token options (a wrong one is a TypeError naming it: an app bug, not a request
+ * error) and returns only what was given.
+ */
+export function checkSignOverrides(options: {
+  lifetime?: unknown;
+  audience?: unknown;
+  headers?: unknown;
+}): SignOverrides | undefined {
+  const { lifetime, audience, headers } = options;
+  if (lifetime === undefined && audience === undefined && headers === undefined) return undefined;
+  const out: SignOverrides = {};
+  if (lifetime !== undefined) {
+    if (
+      typeof lifetime !== 'number' ||
+      !Number.isInteger(lifetime) ||
+      lifetime < 1 ||
+      lifetime > 31_536_000
+    )
+      throw new TypeError(
+        'koa-jwt-redis: `lifetime` must be a whole number of seconds from 1 to 31536000',
+      );
+    out.lifetime = lifetime;
+  }
+  if (audience !== undefined) {
+    const list = Array.isArray(audience) ? audience : [audience];
+    if (list.length === 0 || !list.every((a) => typeof a === 'string' && a.length > 0))
+      throw new TypeError('koa-jwt-redis: `audience` must be a non-empty string or array of them');
+    out.audience = audience as string | string[];
+  }
+  if (headers !== undefined) {
+    if (headers === null || typeof headers !== 'object' || Array.isArray(headers))
+      throw new TypeError('koa-jwt-redis: `headers` must be an object of JWS header parameters');
+    for (const name of Object.keys(headers)) {
+      if (
+        RESERVED_HEADERS.has(name) ||
+        Object.prototype.hasOwnProperty.call(Object.prototype, name)
+      )
+        throw new TypeError(
+          `koa-jwt-redis: the header "${name}" is set by the library or refused by verifiers; leave it out`,
+        );
+    }
+    out.headers = { ...(headers as Record<string, unknown>) };
+  }
+  return out;
 }
 
 type Payload<K extends TokenKind> = K extends 'access' ? AccessTokenPayload : RefreshTokenPayload;
@@ -62,6 +120,9 @@ export class TokenService {
   private readonly verifyOptions: Map<string, jwt.VerifyOptions & { complete: true }>;
   private readonly accessCache: VerifyCache<AccessTokenPayload> | undefined;
   private readonly findKey: KeyRing['find'];
+  /** The signer's encoded headers per kind, when it is an HMAC key (signed without jsonwebtoken). */
+  private readonly hmacHeaders: Record<TokenKind, string> | undefined;
+  private readonly audiences: readonly string[] | undefined;
 
   constructor(options: TokenServiceOptions) {
     this.ring = options.ring;
@@ -73,6 +134,23 @@ export class TokenService {
     this.accessCache =
       options.verifyCacheSize > 0 ? new VerifyCache(options.verifyCacheSize) : undefined;
     this.findKey = (kid, alg) => this.ring.find(kid, alg);
+    this.audiences =
+      options.audience === undefined
+        ? undefined
+        : Array.isArray(options.audience)
+          ? options.audience
+          : [options.audience];
+    // A verify-only ring (a verifier's, loaded from a JWKS) has no signer to ask for.
+    const signer = options.ring.keys.some((key) => key.signingKey !== undefined)
+      ? options.ring.signer
+      : undefined;
+    this.hmacHeaders =
+      signer?.signingKey !== undefined && isHmac(signer.algorithm)
+        ? {
+            access: encodedHeader(signer.algorithm, TOKEN_TYP.access, signer.kid),
+            refresh: encodedHeader(signer.algorithm, TOKEN_TYP.refresh, signer.kid),
+          }
+        : undefined;
     // One frozen options object per key, built once: nothing option-related happens per request.
     this.verifyOptions = new Map(
       options.ring.keys.map((key) => [
@@ -95,18 +173,63 @@ export class TokenService {
     kind: TokenKind,
     claims: Record<string, unknown>,
     now = Date.now(),
+    overrides?: SignOverrides,
   ): { token: string; exp: number } {
     const iat = Math.floor(now / 1000);
-    const exp = iat + (kind === 'access' ? this.accessTokenTtl : this.refreshTokenTtl);
+    const exp =
+      iat +
+      (overrides?.lifetime ?? (kind === 'access' ? this.accessTokenTtl : this.refreshTokenTtl));
     const payload: Record<string, unknown> = { ...claims, token_use: kind, iat, exp };
     if (this.issuer !== undefined) payload.iss = this.issuer;
-    if (this.audience !== undefined) payload.aud = this.audience;
+    const audience = overrides?.audience ?? this.audience;
+    if (audience !== undefined) payload.aud = audience;
     const { signer } = this.ring;
+    // The precomputed HMAC header serves every token but one with extra header parameters.
+    if (this.hmacHeaders !== undefined && overrides?.headers === undefined) {
+      const token = hmacSign(signer.algorithm, signer.signingKey!, this.hmacHeaders[kind], payload);
+      return { token, exp };
+    }
     const token = jwt.sign(payload, signer.signingKey!, {
       algorithm: signer.algorithm,
-      header: { alg: signer.algorithm, typ: TOKEN_TYP[kind], kid: signer.kid },
+      header: {
+        ...overrides?.headers,
+        alg: signer.algorithm,
+        typ: TOKEN_TYP[kind],
+        kid: signer.kid,
+      },
     });
     return { token, exp };
+  }
+
+  /**
+   * Signature, then registered claims, of a token whose header names an HMAC key: what
+   * jsonwebtoken checks with `algorithms: [key.algorithm]`, without its per-call option work.
+   * Returns the decoded payload (not necessarily an object: the caller checks).
+   */
+  private verifyHmac(token: string, key: RingKey): unknown {
+    if (!hmacVerify(key.algorithm, key.verifyKey, token))
+      throw invalid('The token signature or claims are invalid.');
+    let payload: unknown;
+    try {
+      const start = token.indexOf('.') + 1;
+      payload = JSON.parse(
+        Buffer.from(token.slice(start, token.indexOf('.', start)), 'base64url').toString('utf8'),
+      );
+    } catch {
+      return undefined;
+    }
+    if (payload === null || typeof payload !== 'object') return payload;
+    const error = claimsError(
+      payload as Record<string, unknown>,
+      Math.floor(Date.now() / 1000),
+      this.leeway,
+      this.issuer,
+      this.audiences,
+    );
+    if (error === 'expired') throw new AuthError('token_expired', 'The token has expired.');
+    if (error === 'not_before') throw invalid('The token is not valid yet.');
+    if (error !== undefined) throw invalid('The token signature or claims are invalid.');
+    return payload;
   }
 
   /**
@@ -134,15 +257,18 @@ export class TokenService {
     if (!key) throw new UnknownKeyError();
 
     let payload: unknown;
-    try {
-      payload = (jwt.verify(token, key.verifyKey, this.verifyOptions.get(key.kid)!) as jwt.Jwt)
-        .payload;
-    } catch (cause) {
-      if (cause instanceof jwt.TokenExpiredError)
-        throw new AuthError('token_expired', 'The token has expired.', { cause });
-      if (cause instanceof jwt.NotBeforeError) throw invalid('The token is not valid yet.', cause);
-      throw invalid('The token signature or claims are invalid.', cause);
-    }
+    if (isHmac(key.algorithm)) payload = this.verifyHmac(token, key);
+    else
+      try {
+        payload = (jwt.verify(token, key.verifyKey, this.verifyOptions.get(key.kid)!) as jwt.Jwt)
+          .payload;
+      } catch (cause) {
+        if (cause instanceof jwt.TokenExpiredError)
+          throw new AuthError('token_expired', 'The token has expired.', { cause });
+        if (cause instanceof jwt.NotBeforeError)
+          throw invalid('The token is not valid yet.', cause);
+        throw invalid('The token signature or claims are invalid.', cause);
+      }
     if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) {
       throw invalid('The token payload is not a JSON object.');
     }

@@ -1,5 +1,7 @@
-import { AuthConfigError } from './errors.js';
-import type { KeyConfig, KeyMaterial } from './keys/key-ring.js';
+import { AuthConfigError } from '../errors.js';
+import type { KeyConfig, KeyMaterial } from '../keys/key-ring.js';
+import { isPrototypeKey, RESERVED_CLAIMS, type TokenUser } from '../tokens/claims.js';
+import { onlyKnown, optionalString, stripUndefined, wholeNumber } from './validate.js';
 import {
   type CookieOptions,
   type CsrfOptions,
@@ -7,9 +9,9 @@ import {
   type TokenSource,
   type WebOptions,
   resolveWebOptions,
-} from './middleware/cookies.js';
-import type { RedisOption } from './stores/redis-connection.js';
-import { isPrototypeKey, RESERVED_CLAIMS, type TokenUser } from './tokens/claims.js';
+} from './web.js';
+import type { RedisOption } from '../stores/redis-connection.js';
+import type { SessionStore } from '../stores/session-store.js';
 
 /** Options of {@link createAuth}. Everything is validated once, when the instance is created. */
 export interface AuthOptions {
@@ -21,8 +23,8 @@ export interface AuthOptions {
    * Where sessions live: a `redis://`/`rediss://` URL, connection options (ioredis options for
    * one node, e.g. `{ host, port, tls }`; `{ sentinels, name }` for Sentinel; `{ cluster: [nodes],
    * ...clusterOptions }` for a Cluster), from which the library creates and owns a client set up
-   * for failovers; or your own ioredis `Redis` or `Cluster` instance. Left out: an in-memory
-   * store (one process only; warns once under NODE_ENV=production).
+   * for failovers; or your own ioredis `Redis` or `Cluster` instance. Left out (and no `store`):
+   * an in-memory store (one process only; warns once under NODE_ENV=production).
    */
   redis?: RedisOption;
   /**
@@ -32,6 +34,23 @@ export interface AuthOptions {
    * @default 1 with Sentinel, 0 otherwise
    */
   waitForReplicas?: number;
+  /**
+   * The session store, any implementation of {@link SessionStore}: `redisStore(…)`,
+   * `postgresStore(…)`, `memoryStore()` or your own. Give this or `redis`, not both.
+   */
+  store?: SessionStore;
+  /**
+   * The strategy the middlewares and helpers use when none is named: `'redis'` (JWT access
+   * tokens, refresh tokens recorded in the store), `'jwt'` (stateless) or `'session'` (opaque
+   * session tokens checked in the store on every request). @default 'redis'
+   */
+  strategy?: 'redis' | 'jwt' | 'session';
+  /**
+   * `session` strategy: seconds a session may sit unused before it ends. Use slides it (at most
+   * one store write per session per `min(sessionIdleTtl / 10, 60 s)`), up to `refreshTokenTtl`
+   * after login, the absolute cap. @default 86400
+   */
+  sessionIdleTtl?: number;
   /** Access token lifetime in seconds. @default 900 */
   accessTokenTtl?: number;
   /** Refresh token (and session) lifetime in seconds; each refresh starts it anew. @default 2592000 */
@@ -88,6 +107,8 @@ export interface AuthOptions {
 }
 
 export const DEFAULTS = {
+  strategy: 'redis',
+  sessionIdleTtl: 86_400,
   accessTokenTtl: 900,
   refreshTokenTtl: 2_592_000,
   leeway: 5,
@@ -101,6 +122,8 @@ export const DEFAULTS = {
 } as const;
 
 export interface ResolvedOptions {
+  strategy: 'redis' | 'jwt' | 'session';
+  sessionIdleTtl: number;
   accessTokenTtl: number;
   refreshTokenTtl: number;
   issuer: string | undefined;
@@ -112,7 +135,7 @@ export interface ResolvedOptions {
   storeTimeout: number;
   refreshGracePeriod: number;
   maxSessionsPerUser: number;
-  /** Undefined: the store decides by topology (1 with Sentinel, else 0). */
+  /** Undefined: the Redis store decides by topology (1 with Sentinel, else 0). */
   waitForReplicas: number | undefined;
   loadUser: AuthOptions['loadUser'];
   realm: string | undefined;
@@ -121,47 +144,37 @@ export interface ResolvedOptions {
   verifyCacheSize: number;
 }
 
-const KNOWN = new Set<string>([
-  'secret',
-  'keys',
-  'redis',
-  'waitForReplicas',
-  'accessTokenTtl',
-  'refreshTokenTtl',
-  'issuer',
-  'audience',
-  'leeway',
-  'userFields',
-  'keyPrefix',
-  'checkSession',
-  'storeTimeout',
-  'refreshGracePeriod',
-  'maxSessionsPerUser',
-  'loadUser',
-  'realm',
-  'tokenDelivery',
-  'tokenSources',
-  'cookies',
-  'csrf',
-  'verifyCacheSize',
-]);
-
-function integer(name: string, value: number, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new AuthConfigError(
-      name,
-      `must be a whole number from ${min} to ${max} (got ${JSON.stringify(value)})`,
-    );
-  }
-  return value;
-}
-
-function optionalString(name: string, value: unknown): string | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'string' || value.length === 0)
-    throw new AuthConfigError(name, 'must be a non-empty string');
-  return value;
-}
+/**
+ * Every option of createAuth, each marked true: `satisfies` makes the compiler refuse this list
+ * when an option is added to AuthOptions and not here, so no option escapes validation.
+ */
+const KNOWN = {
+  secret: true,
+  keys: true,
+  redis: true,
+  waitForReplicas: true,
+  store: true,
+  strategy: true,
+  sessionIdleTtl: true,
+  accessTokenTtl: true,
+  refreshTokenTtl: true,
+  issuer: true,
+  audience: true,
+  leeway: true,
+  userFields: true,
+  keyPrefix: true,
+  checkSession: true,
+  storeTimeout: true,
+  refreshGracePeriod: true,
+  maxSessionsPerUser: true,
+  loadUser: true,
+  realm: true,
+  tokenDelivery: true,
+  tokenSources: true,
+  cookies: true,
+  csrf: true,
+  verifyCacheSize: true,
+} as const satisfies Record<keyof AuthOptions, true>;
 
 /** Validates every option but the keys and the store (their own modules check those). */
 export function resolveOptions(options: AuthOptions): ResolvedOptions {
@@ -171,19 +184,16 @@ export function resolveOptions(options: AuthOptions): ResolvedOptions {
       'createAuth needs an options object, e.g. createAuth({ secret: process.env.JWT_SECRET })',
     );
   }
-  for (const name of Object.keys(options)) {
-    if (name === 'jwksUri') {
-      throw new AuthConfigError(
-        name,
-        'belongs to createVerifier({ jwksUri, issuer, audience }), which verifies tokens from another service’s JWKS; createAuth issues tokens with its own keys',
-      );
-    }
-    if (!KNOWN.has(name))
-      throw new AuthConfigError(name, `is not an option; known options: ${[...KNOWN].join(', ')}`);
+  if (Object.hasOwn(options, 'jwksUri')) {
+    throw new AuthConfigError(
+      'jwksUri',
+      'belongs to createVerifier({ jwksUri, issuer, audience }), which verifies tokens from another service’s JWKS; createAuth issues tokens with its own keys',
+    );
   }
+  onlyKnown('', options, Object.keys(KNOWN));
   const merged = { ...DEFAULTS, ...stripUndefined(options) };
-  const accessTokenTtl = integer('accessTokenTtl', merged.accessTokenTtl, 1, 86_400);
-  const refreshTokenTtl = integer('refreshTokenTtl', merged.refreshTokenTtl, 1, 31_536_000);
+  const accessTokenTtl = wholeNumber('accessTokenTtl', merged.accessTokenTtl, 1, 86_400);
+  const refreshTokenTtl = wholeNumber('refreshTokenTtl', merged.refreshTokenTtl, 1, 31_536_000);
   if (refreshTokenTtl <= accessTokenTtl) {
     throw new AuthConfigError(
       'refreshTokenTtl',
@@ -235,29 +245,35 @@ export function resolveOptions(options: AuthOptions): ResolvedOptions {
   if (realm !== undefined && /["\\\r\n]/.test(realm)) {
     throw new AuthConfigError('realm', 'must not contain quotes, backslashes or line breaks');
   }
+  const strategy = merged.strategy;
+  if (strategy !== 'redis' && strategy !== 'jwt' && strategy !== 'session') {
+    throw new AuthConfigError(
+      'strategy',
+      `must be 'redis', 'jwt' or 'session' (got ${JSON.stringify(strategy)}); register your own with auth.strategies.register(name, strategy).setDefault(name)`,
+    );
+  }
+  const sessionIdleTtl = wholeNumber('sessionIdleTtl', merged.sessionIdleTtl, 1, 31_536_000);
   return {
+    strategy,
+    sessionIdleTtl,
     accessTokenTtl,
     refreshTokenTtl,
     issuer: optionalString('issuer', merged.issuer),
     audience,
-    leeway: integer('leeway', merged.leeway, 0, 300),
+    leeway: wholeNumber('leeway', merged.leeway, 0, 300),
     userFields: [...userFields],
     keyPrefix: merged.keyPrefix,
     checkSession: merged.checkSession,
-    storeTimeout: integer('storeTimeout', merged.storeTimeout, 10, 60_000),
-    refreshGracePeriod: integer('refreshGracePeriod', merged.refreshGracePeriod, 0, 300),
-    maxSessionsPerUser: integer('maxSessionsPerUser', merged.maxSessionsPerUser, 0, 100_000),
+    storeTimeout: wholeNumber('storeTimeout', merged.storeTimeout, 10, 60_000),
+    refreshGracePeriod: wholeNumber('refreshGracePeriod', merged.refreshGracePeriod, 0, 300),
+    maxSessionsPerUser: wholeNumber('maxSessionsPerUser', merged.maxSessionsPerUser, 0, 100_000),
     waitForReplicas:
       merged.waitForReplicas === undefined
         ? undefined
-        : integer('waitForReplicas', merged.waitForReplicas, 0, 16),
+        : wholeNumber('waitForReplicas', merged.waitForReplicas, 0, 16),
     loadUser: merged.loadUser,
     realm,
     web: resolveWebOptions(merged),
-    verifyCacheSize: integer('verifyCacheSize', merged.verifyCacheSize, 0, 1_000_000),
+    verifyCacheSize: wholeNumber('verifyCacheSize', merged.verifyCacheSize, 0, 1_000_000),
   };
-}
-
-function stripUndefined<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
