@@ -2,7 +2,9 @@ import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { koaBody } from 'koa-body';
 import type { ResolvedOptions } from './config/options.js';
-import { AuthError } from './errors.js';
+import { onlyKnown } from './config/validate.js';
+import { debug, describeError } from './debug.js';
+import { AuthConfigError, AuthError } from './errors.js';
 import { TokenCookies } from './middleware/cookies.js';
 import {
   bearerToken,
@@ -145,22 +147,35 @@ function noStore(ctx: Context): void {
  * Builds the router behind `auth.routes()`: POST login, refresh, logout, logout-all; GET and
  * DELETE sessions. Options are checked here, once.
  */
+/** Every option of auth.routes(); `satisfies` keeps this list complete. */
+const ROUTES_OPTIONS = {
+  login: true,
+  prefix: true,
+  rateLimit: true,
+  refreshCookiePath: true,
+} as const satisfies Record<keyof RoutesOptions, true>;
+
 export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Router {
+  if (options !== null && typeof options === 'object')
+    onlyKnown('routes', options, Object.keys(ROUTES_OPTIONS));
   if (options === null || typeof options !== 'object' || typeof options.login !== 'function') {
-    throw new TypeError(
-      'koa-jwt-redis: auth.routes({ login }) needs `login: (ctx) => user | null`, your credential check',
+    throw new AuthConfigError(
+      'routes.login',
+      'auth.routes({ login }) needs `login: (ctx) => user | null`, your credential check',
     );
   }
   const prefix = options.prefix ?? '/auth';
   if (typeof prefix !== 'string' || !PREFIX.test(prefix)) {
-    throw new TypeError(
-      'koa-jwt-redis: auth.routes `prefix` must be a path like "/auth" (or "" for the root), without a trailing slash',
+    throw new AuthConfigError(
+      'routes.prefix',
+      'must be a path like "/auth" (or "" for the root), without a trailing slash',
     );
   }
   const { rateLimit } = options;
   if (rateLimit !== undefined && (rateLimit === null || typeof rateLimit.check !== 'function')) {
-    throw new TypeError(
-      'koa-jwt-redis: auth.routes `rateLimit` must be an object with check(ctx) (and optionally record(ctx, outcome))',
+    throw new AuthConfigError(
+      'routes.rateLimit',
+      'must be an object with check(ctx) (and optionally record(ctx, outcome))',
     );
   }
 
@@ -171,8 +186,9 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
     configuredPath !== undefined &&
     (typeof configuredPath !== 'string' || !COOKIE_PATH.test(configuredPath))
   ) {
-    throw new TypeError(
-      'koa-jwt-redis: auth.routes `refreshCookiePath` must be a URL path like "/api/auth/refresh" (no `;`, spaces or query)',
+    throw new AuthConfigError(
+      'routes.refreshCookiePath',
+      'must be a URL path like "/api/auth/refresh" (no `;`, spaces or query)',
     );
   }
   /** Where the browser will post to refresh: derived from this request's URL unless configured. */
@@ -210,8 +226,10 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
       // A foreign Origin is refused before anything else, whatever credentials it carries.
       if (cookieMode && isUnsafeMethod(ctx.method) && !hasBearerHeader(ctx)) checkOrigin(ctx, web);
       await next();
+      debug.routes('%s %s → %d', ctx.method, ctx.path, ctx.status);
     } catch (error) {
       if (!(error instanceof AuthError)) throw error;
+      debug.routes('%s %s → %d %s', ctx.method, ctx.path, error.status, describeError(error));
       writeAuthError(ctx, error);
     }
   };

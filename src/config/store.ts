@@ -33,7 +33,7 @@ export function createStore(given: AuthOptions, options: ResolvedOptions): Sessi
   if (given.store !== undefined) {
     if (given.redis !== undefined)
       throw new AuthConfigError('store', 'give `store` or `redis`, not both');
-    for (const name of ['keyPrefix', 'storeTimeout', 'waitForReplicas'] as const) {
+    for (const name of ['keyPrefix', 'storeTimeout', 'waitForReplicas', 'sessionCache'] as const) {
       if (given[name] !== undefined) {
         throw new AuthConfigError(
           name,
@@ -56,6 +56,8 @@ export function createStore(given: AuthOptions, options: ResolvedOptions): Sessi
         'waitForReplicas',
         'confirms writes to Redis replicas, so it needs the `redis` option',
       );
+    if (given.sessionCache !== undefined && given.sessionCache !== false)
+      throw new AuthConfigError('sessionCache', 'needs the Redis store: give `redis` too');
     warnMemory();
     return new MemoryStore();
   }
@@ -63,5 +65,6 @@ export function createStore(given: AuthOptions, options: ResolvedOptions): Sessi
     keyPrefix: options.keyPrefix,
     timeout: options.storeTimeout,
     waitForReplicas: options.waitForReplicas,
+    sessionCache: given.sessionCache,
   });
 }

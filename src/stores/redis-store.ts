@@ -1,13 +1,30 @@
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { ChainableCommander, Cluster, Redis } from 'ioredis';
 import { AuthConfigError } from '../errors.js';
 import { wholeNumber } from '../config/validate.js';
 import { bounded } from './bounded.js';
-import { CREATE_SESSION, REVOKE_ALL, REVOKE_SESSION, ROTATE_SESSION } from './lua.js';
 import { connectRedis, type RedisClient, type RedisOption } from './redis-connection.js';
+import {
+  CREATE_ARGS,
+  CREATE_SESSION,
+  REVOKE_ALL,
+  REVOKE_ALL_ARGS,
+  REVOKE_SESSION,
+  REVOKE_SESSION_ARGS,
+  ROTATE_ARGS,
+  ROTATE_RESULTS,
+  ROTATE_SESSION,
+  scriptArgs,
+} from './lua.js';
+import {
+  type ResolvedSessionCache,
+  SessionCache,
+  type SessionCacheOptions,
+} from './session-cache.js';
 import {
   compactUuid,
   coreExpiresAt,
-  META_CHUNKS,
+  isMetaField,
+  metaFields,
   packCore,
   packMeta,
   unpackSession,
@@ -36,19 +53,14 @@ type ScriptedClient = Record<ScriptName, (key: string, ...argv: ScriptArgs) => P
 type ScriptedPipeline = ChainableCommander &
   Record<ScriptName, (key: string, ...argv: ScriptArgs) => ChainableCommander>;
 
-/** Session ids this library issues are base64url; anything else cannot name a family (nor its `:n` fields). */
-const SESSION_ID = /^[A-Za-z0-9_-]{1,64}$/;
-const META_FIELDS = Array.from({ length: META_CHUNKS }, (_, i) => `:${i}`);
-
 /** Connections for confirmed writes (see `writers`), besides the one for reads. */
 const WRITER_CONNECTIONS = 4;
 
-const ROTATION: Record<number, RotationResult> = {
-  0: 'missing',
-  1: 'rotated',
-  2: 'superseded',
-  3: 'reused',
-};
+/** Session ids this library issues are base64url; anything else cannot name a family (nor its `:n` fields). */
+const SESSION_ID = /^[A-Za-z0-9_-]{1,64}$/;
+const ROTATION = new Map<number, RotationResult>(
+  Object.entries(ROTATE_RESULTS).map(([result, code]) => [code, result as RotationResult]),
+);
 
 export interface RedisStoreOptions {
   keyPrefix: string;
@@ -56,6 +68,8 @@ export interface RedisStoreOptions {
   timeout: number;
   /** Quit the client on close (only when this library created it). */
   ownsClient: boolean;
+  /** Keep session liveness in process, kept coherent by Redis (off when undefined). */
+  sessionCache?: ResolvedSessionCache | undefined;
   /**
    * Replicas that must have a write (Redis `WAIT`) before it counts as done; 0 answers as soon as
    * the master has it.
@@ -87,6 +101,10 @@ export class RedisStore implements SessionStore {
   private readonly writers: { client: RedisClient; busy: number }[] = [];
   /** Reads may skip our own timer: see {@link readBounded}. */
   private readonly readsTimeOut: boolean;
+  private closing = false;
+  private readonly cache: SessionCache | undefined;
+  /** The client's own `keyPrefix`, which Redis sees in front of ours (in invalidations too). */
+  private readonly clientPrefix: string;
 
   constructor(
     client: RedisClient,
@@ -112,6 +130,29 @@ export class RedisStore implements SessionStore {
       !nodeOptions.enableAutoPipelining &&
       typeof nodeOptions.commandTimeout === 'number' &&
       nodeOptions.commandTimeout <= options.timeout;
+    this.clientPrefix = client.options.keyPrefix ?? '';
+    this.cache =
+      options.sessionCache === undefined
+        ? undefined
+        : new SessionCache(client, this.clientPrefix + options.keyPrefix, options.sessionCache);
+  }
+
+  /** The key as Redis names it, which is how invalidations name it. */
+  private cacheKey(userId: string): string {
+    return this.clientPrefix + this.key(userId);
+  }
+
+  /** A write: once it settles, this instance forgets the user's cached sessions at once. */
+  private written<T>(userId: string, write: Promise<T>): Promise<T> {
+    const cache = this.cache;
+    if (cache === undefined) return write;
+    const key = this.cacheKey(userId);
+    return write.finally(() => cache.forget(key));
+  }
+
+  private key(userId: string): string {
+    // encodeURIComponent escapes { and }, so a user id can never break out of its hash tag.
+    return `${this.options.keyPrefix}{u:${encodeURIComponent(userId)}}`;
   }
 
   /**
@@ -127,13 +168,6 @@ export class RedisStore implements SessionStore {
         if (!this.closing && client.status === 'end') client.connect().catch(() => {});
       }, 100).unref();
     });
-  }
-
-  private closing = false;
-
-  private key(userId: string): string {
-    // encodeURIComponent escapes { and }, so a user id can never break out of its hash tag.
-    return `${this.options.keyPrefix}{u:${encodeURIComponent(userId)}}`;
   }
 
   /**
@@ -153,9 +187,9 @@ export class RedisStore implements SessionStore {
   }
 
   /**
-   * Runs a write script. With `waitForReplicas`, a `WAIT` follows it in the same round trip, on
-   * the same connection (so, on a Cluster, on the node that ran the script): the write only
-   * counts once that many replicas have it, and a failover cannot undo it.
+   * Runs a write script, bounded in time. With `waitForReplicas`, a `WAIT` follows it in the same
+   * round trip, on the same connection (so, on a Cluster, on the node that ran the script): the
+   * write only counts once that many replicas have it, and a failover cannot undo it.
    */
   private async write(name: ScriptName, key: string, ...args: ScriptArgs): Promise<number> {
     const wanted = this.options.waitForReplicas;
@@ -189,39 +223,49 @@ export class RedisStore implements SessionStore {
       createdAt: s.now,
       expiresAt: s.expiresAt,
     });
-    await this.write(
-      'kjrCreateSession',
-      this.key(userId),
-      s.sessionId,
-      core,
-      s.expiresAt,
-      s.now,
-      maxSessions,
-      ...packMeta(s),
+    await this.written(
+      userId,
+      this.write(
+        'kjrCreateSession',
+        this.key(userId),
+        ...scriptArgs(CREATE_ARGS, {
+          sessionId: s.sessionId,
+          core,
+          expiresAt: s.expiresAt,
+          now: s.now,
+          maxSessions,
+        }),
+        ...packMeta(s),
+      ),
     );
   }
 
   async rotate(userId: string, r: Rotation): Promise<RotationResult> {
     if (!SESSION_ID.test(r.sessionId)) return 'missing';
-    const code = await this.write(
-      'kjrRotateSession',
-      this.key(userId),
-      r.sessionId,
-      compactUuid(r.oldJti),
-      compactUuid(r.newJti),
-      r.now,
-      r.expiresAt,
-      r.graceMs,
-      r.now.toString(36),
-      r.expiresAt.toString(36),
+    const code = await this.written(
+      userId,
+      this.write(
+        'kjrRotateSession',
+        this.key(userId),
+        ...scriptArgs(ROTATE_ARGS, {
+          sessionId: r.sessionId,
+          oldJti: compactUuid(r.oldJti),
+          newJti: compactUuid(r.newJti),
+          now: r.now,
+          expiresAt: r.expiresAt,
+          graceMs: r.graceMs,
+          now36: r.now.toString(36),
+          expiresAt36: r.expiresAt.toString(36),
+        }),
+      ),
     );
-    return ROTATION[code] ?? 'missing';
+    return ROTATION.get(code) ?? 'missing';
   }
 
   async get(userId: string, sessionId: string, now: number): Promise<SessionRecord | undefined> {
     if (!SESSION_ID.test(sessionId)) return undefined;
     const [core, ...meta] = await this.readBounded(
-      this.client.hmget(this.key(userId), sessionId, ...META_FIELDS.map((n) => `${sessionId}${n}`)),
+      this.client.hmget(this.key(userId), sessionId, ...metaFields(sessionId)),
     );
     const record = core ? unpackSession(sessionId, core, meta.join('')) : undefined;
     return record && record.expiresAt > now ? record : undefined;
@@ -229,36 +273,77 @@ export class RedisStore implements SessionStore {
 
   async isLive(userId: string, sessionId: string, now: number): Promise<boolean> {
     if (!SESSION_ID.test(sessionId)) return false;
-    const core = await this.readBounded(this.client.hget(this.key(userId), sessionId));
-    return core !== null && coreExpiresAt(core) > now;
+    const cache = this.cache;
+    if (cache === undefined) {
+      const core = await this.readBounded(this.client.hget(this.key(userId), sessionId));
+      return core !== null && coreExpiresAt(core) > now;
+    }
+    const key = this.cacheKey(userId);
+    const known = cache.get(key, sessionId, now);
+    if (known !== undefined) return known > now;
+    const ticket = cache.begin(key, now);
+    let expiresAt: number | undefined;
+    try {
+      const core = await this.readBounded(this.client.hget(this.key(userId), sessionId));
+      expiresAt = core === null ? 0 : coreExpiresAt(core);
+      return expiresAt > now;
+    } finally {
+      if (ticket !== undefined) cache.finish(ticket, sessionId, expiresAt);
+    }
+  }
+
+  /** The cached answer of `isLive`, when the session cache has one it can trust; else undefined. */
+  cachedLiveness(userId: string, sessionId: string, now: number): boolean | undefined {
+    const known = this.cache?.get(this.cacheKey(userId), sessionId, now);
+    return known === undefined ? undefined : known > now;
   }
 
   async revoke(userId: string, sessionId: string): Promise<boolean> {
     if (!SESSION_ID.test(sessionId)) return false;
-    return (await this.write('kjrRevokeSession', this.key(userId), sessionId, Date.now())) > 0;
+    const write = this.write(
+      'kjrRevokeSession',
+      this.key(userId),
+      ...scriptArgs(REVOKE_SESSION_ARGS, { sessionId, now: Date.now() }),
+    );
+    return (await this.written(userId, write)) > 0;
   }
 
   async revokeAll(userId: string, now: number): Promise<number> {
-    return this.write('kjrRevokeAll', this.key(userId), now);
+    const write = this.write(
+      'kjrRevokeAll',
+      this.key(userId),
+      ...scriptArgs(REVOKE_ALL_ARGS, { now }),
+    );
+    return this.written(userId, write);
   }
 
   async list(userId: string, now: number): Promise<SessionRecord[]> {
     const all = await this.readBounded(this.client.hgetall(this.key(userId)));
     const sessions: SessionRecord[] = [];
     for (const [field, core] of Object.entries(all)) {
-      if (field.includes(':')) continue;
+      if (isMetaField(field)) continue;
       const record = unpackSession(
         field,
         core,
-        META_FIELDS.map((n) => all[`${field}${n}`] ?? '').join(''),
+        metaFields(field)
+          .map((name) => all[name] ?? '')
+          .join(''),
       );
       if (record && record.expiresAt > now) sessions.push(record);
     }
     return sessions.sort((a, b) => a.createdAt - b.createdAt);
   }
 
+  async ping(): Promise<void> {
+    // Any user's key may live on any master, so a cluster is ready only when every master answers.
+    const nodes = this.client.isCluster ? (this.client as Cluster).nodes('master') : [this.client];
+    if (nodes.length === 0) throw new Error('the cluster client knows no master node yet');
+    await Promise.all(nodes.map((node) => this.bounded(node.ping())));
+  }
+
   async close(): Promise<void> {
     this.closing = true;
+    this.cache?.close();
     const owned: RedisClient[] = this.options.ownsClient ? [this.client] : [];
     for (const writer of this.writers) owned.push(writer.client);
     await Promise.all(
@@ -284,6 +369,37 @@ export interface RedisStoreConfig {
    * or ends a session; unconfirmed, the request answers 503. @default 1 with Sentinel, else 0
    */
   waitForReplicas?: number;
+  /**
+   * Opt-in: remember session liveness in this process, so `requireAuth()` answers repeat
+   * requests without a round trip, while Redis itself tells every process of each change
+   * (`CLIENT TRACKING … BCAST`, Redis 6 or later): a revocation anywhere is seen everywhere
+   * within milliseconds, and a lost invalidation connection drops the cache. `true` for the
+   * defaults. @default false
+   */
+  sessionCache?: boolean | SessionCacheOptions;
+}
+
+/** `sessionCache` as given to `redisStore`/`createAuth`, checked. */
+export function resolveSessionCache(value: unknown): ResolvedSessionCache | undefined {
+  if (value === undefined || value === false) return undefined;
+  if (value === true) return { maxEntries: 100_000, maxStaleness: 1000 };
+  if (value === null || typeof value !== 'object')
+    throw new AuthConfigError(
+      'sessionCache',
+      'must be true, false or { maxEntries, maxStaleness }',
+    );
+  const given = value as Record<string, unknown>;
+  for (const name of Object.keys(given)) {
+    if (name !== 'maxEntries' && name !== 'maxStaleness')
+      throw new AuthConfigError(
+        `sessionCache.${name}`,
+        'is not an option; known: maxEntries, maxStaleness',
+      );
+  }
+  return {
+    maxEntries: wholeNumber('sessionCache.maxEntries', given.maxEntries ?? 100_000, 1, 10_000_000),
+    maxStaleness: wholeNumber('sessionCache.maxStaleness', given.maxStaleness ?? 1000, 10, 60_000),
+  };
 }
 
 /**
@@ -307,6 +423,7 @@ export function redisStore(redis: RedisOption, config: RedisStoreConfig = {}): S
     );
   }
   const timeout = wholeNumber('timeout', config.timeout ?? 1000, 10, 60_000);
+  const sessionCache = resolveSessionCache(config.sessionCache);
   const wanted =
     config.waitForReplicas === undefined
       ? undefined
@@ -316,6 +433,7 @@ export function redisStore(redis: RedisOption, config: RedisStoreConfig = {}): S
     keyPrefix,
     timeout,
     ownsClient: owned,
+    sessionCache,
     // Sentinel promotes a replica on failover: only writes a replica has are safe from it.
     waitForReplicas: wanted ?? (topology === 'sentinel' ? 1 : 0),
   });

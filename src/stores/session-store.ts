@@ -69,6 +69,11 @@ export interface SessionStore {
   get(userId: string, sessionId: string, now: number): Promise<SessionRecord | undefined>;
   /** Whether the session is live: the cheap check run on every authenticated request. */
   isLive(userId: string, sessionId: string, now: number): Promise<boolean>;
+  /**
+   * Optional: `isLive`'s answer without waiting, when the store holds one it can trust (a
+   * coherent local cache); undefined sends the check to `isLive`.
+   */
+  cachedLiveness?(userId: string, sessionId: string, now: number): boolean | undefined;
   /** Ends one session; true when it existed. */
   revoke(userId: string, sessionId: string): Promise<boolean>;
   /** Ends every session of the user; returns how many were live. */
@@ -80,6 +85,11 @@ export interface SessionStore {
    * expires by itself (Redis key TTLs) need none.
    */
   prune?(now: number): Promise<number>;
+  /**
+   * Resolves when the store answers (every node of a cluster), rejects otherwise; backs
+   * `auth.ping()`. Optional: a store without it is taken to be always up.
+   */
+  ping?(): Promise<void>;
   /** Releases what the store opened (connections it created, timers). */
   close(): Promise<void>;
 }
