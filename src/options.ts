@@ -24,8 +24,13 @@ export interface AuthOptions {
   redis?: RedisClient | string;
   /** Access token lifetime in seconds. @default 900 */
   accessTokenTtl?: number;
-  /** Refresh token (and session) lifetime in seconds; each refresh starts it anew. @default 2592000 */
+  /** Refresh token lifetime in seconds: the session's idle timeout; each refresh starts it anew. @default 2592000 */
   refreshTokenTtl?: number;
+  /**
+   * Absolute session lifetime in seconds, counted from the login (`auth_time`): no refresh
+   * extends a session past it, whatever `refreshTokenTtl` says. @default 2592000 (30 days)
+   */
+  absoluteSessionTtl?: number;
   /** `iss` claim: set on issued tokens and required on verified ones. */
   issuer?: string;
   /** `aud` claim: set on issued tokens; a verified token must name one of them. */
@@ -41,9 +46,11 @@ export interface AuthOptions {
   /** Longest wait for the session store, in ms; past it the request gets 503. @default 1000 */
   storeTimeout?: number;
   /**
-   * Seconds after a rotation during which the previous refresh token gets 409 `refresh_conflict`
-   * instead of revoking the session (two tabs refreshing at once). 0 is strict reuse detection.
-   * @default 0
+   * Seconds after a rotation during which the previous refresh token is answered with working
+   * tokens of the same session (the live refresh-token id, a fresh access token) instead of
+   * revoking the session: two tabs refreshing at once. Past it, the previous token is reuse and
+   * ends the session. 0 is strict reuse detection.
+   * @default 10
    */
   refreshGracePeriod?: number;
   /** Live sessions kept per user; a new login past it ends the oldest. 0 for no cap. @default 100 */
@@ -80,12 +87,13 @@ export interface AuthOptions {
 export const DEFAULTS = {
   accessTokenTtl: 900,
   refreshTokenTtl: 2_592_000,
+  absoluteSessionTtl: 2_592_000,
   leeway: 5,
   userFields: [] as readonly string[],
   keyPrefix: 'auth:',
   checkSession: true,
   storeTimeout: 1000,
-  refreshGracePeriod: 0,
+  refreshGracePeriod: 10,
   maxSessionsPerUser: 100,
   verifyCacheSize: 10_000,
 } as const;
@@ -93,6 +101,7 @@ export const DEFAULTS = {
 export interface ResolvedOptions {
   accessTokenTtl: number;
   refreshTokenTtl: number;
+  absoluteSessionTtl: number;
   issuer: string | undefined;
   audience: string | string[] | undefined;
   leeway: number;
@@ -115,6 +124,7 @@ const KNOWN = new Set<string>([
   'redis',
   'accessTokenTtl',
   'refreshTokenTtl',
+  'absoluteSessionTtl',
   'issuer',
   'audience',
   'leeway',
@@ -177,6 +187,18 @@ export function resolveOptions(options: AuthOptions): ResolvedOptions {
       `must be longer than accessTokenTtl (${accessTokenTtl} s)`,
     );
   }
+  const absoluteSessionTtl = integer(
+    'absoluteSessionTtl',
+    merged.absoluteSessionTtl,
+    1,
+    31_536_000,
+  );
+  if (absoluteSessionTtl <= accessTokenTtl) {
+    throw new AuthConfigError(
+      'absoluteSessionTtl',
+      `must be longer than accessTokenTtl (${accessTokenTtl} s)`,
+    );
+  }
   const audience = merged.audience;
   if (audience !== undefined) {
     const list = Array.isArray(audience) ? audience : [audience];
@@ -225,6 +247,7 @@ export function resolveOptions(options: AuthOptions): ResolvedOptions {
   return {
     accessTokenTtl,
     refreshTokenTtl,
+    absoluteSessionTtl,
     issuer: optionalString('issuer', merged.issuer),
     audience,
     leeway: integer('leeway', merged.leeway, 0, 300),

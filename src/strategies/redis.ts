@@ -5,10 +5,11 @@ import {
   newSessionId,
   normalizeUserId,
   sessionMeta,
+  successorJti,
   userIdOf,
 } from '../tokens/issue.js';
 import type { SessionRecord } from '../stores/session-store.js';
-import { refreshedClaims, signPair } from './issuing.js';
+import { authTimeOf, refreshedClaims, signPair } from './issuing.js';
 import type {
   IssueOptions,
   SessionInfo,
@@ -79,7 +80,9 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
     const meta = sessionMeta(issue);
     const now = Date.now();
     const sessionId = newSessionId();
-    const pending = signPair(context, sub, sessionId, claims, now);
+    const pending = signPair(context, sub, sessionId, claims, now, {
+      authTime: Math.floor(now / 1000),
+    });
     // Recorded before it is returned: a token Redis did not store is never handed out.
     await stored('login', () =>
       store.create(
@@ -108,12 +111,21 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
     async writeToken(user: TokenUser, kind, write?: WriteOptions) {
       if (kind === 'refresh') return (await startSession(user, write)).refresh_token;
       const claims = appClaims(user, options.userFields, write?.claims);
+      const sub = userIdOf(user);
       const sid = write?.sessionId;
+      const now = Date.now();
+      if (sid === undefined)
+        return tokens.sign('access', { ...claims, sub, auth_time: Math.floor(now / 1000) }, now)
+          .token;
+      // An access token for an existing session: its login time, and no life past the session's.
+      const record = await stored('writeToken', () => store.get(sub, sid, now));
+      if (record === undefined) throw revoked();
+      const authTime = Math.floor(record.createdAt / 1000);
       return tokens.sign(
         'access',
-        sid === undefined
-          ? { ...claims, sub: userIdOf(user) }
-          : { ...claims, sub: userIdOf(user), sid },
+        { ...claims, sub, sid, auth_time: authTime },
+        now,
+        Math.min(Math.floor(record.expiresAt / 1000), authTime + options.absoluteSessionTtl),
       ).token;
     },
 
@@ -140,7 +152,11 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
         throw revoked();
       }
       const now = Date.now();
-      const pending = signPair(context, payload.sub, payload.sid, claims, now);
+      const authTime = authTimeOf(payload);
+      const pending = signPair(context, payload.sub, payload.sid, claims, now, {
+        authTime,
+        jti: successorJti(payload.sid, payload.jti),
+      });
       const result = await stored('refresh', () =>
         store.rotate(payload.sub, {
           sessionId: payload.sid,
@@ -156,11 +172,18 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
         case 'rotated':
           events.emit('refresh', { userId: payload.sub, sessionId: payload.sid, ...meta });
           return pending.pair;
-        case 'superseded':
-          throw new AuthError(
-            'refresh_conflict',
-            'This refresh token was just rotated by a concurrent request; use the tokens that request received.',
-          );
+        case 'superseded': {
+          // A concurrent request (another tab, or a retry after a timeout) rotated this token
+          // moments ago, to the same derived successor id: this pair carries it too, so both
+          // clients end up on the one live chain and neither sees an error.
+          events.emit('refresh', {
+            userId: payload.sub,
+            sessionId: payload.sid,
+            concurrent: true,
+            ...meta,
+          });
+          return pending.pair;
+        }
         case 'reused':
           events.emit('refresh_reused', { userId: payload.sub, sessionId: payload.sid, ...meta });
           throw new AuthError(
