@@ -17,6 +17,7 @@ import { StrategyRegistry } from './strategies/registry.js';
 import type {
   IssueOptions,
   SessionInfo,
+  StrategyChoice,
   StrategyContext,
   TokenStrategy,
 } from './strategies/types.js';
@@ -94,7 +95,8 @@ export class Auth {
   readonly strategies: StrategyRegistry;
   readonly options: Readonly<ResolvedOptions>;
   private readonly store: SessionStore;
-  private readonly events = new AuthEvents();
+  /** @internal the router emits `login_failed` through it */
+  readonly events = new AuthEvents();
   /** The public keys, built once at creation (asymmetric keys only, never a private part). */
   private readonly publicKeys: { keys: PublicJwk[] };
 
@@ -124,7 +126,7 @@ export class Auth {
     return fn.bind(strategy) as NonNullable<TokenStrategy[H]>;
   }
 
-  /** Subscribes to an audit event (`login`, `refresh`, `logout`, `revoke_all`, `refresh_reused`, `store_unavailable`). */
+  /** Subscribes to an audit event (`login`, `login_failed`, `refresh`, `logout`, `revoke_all`, `refresh_reused`, `store_unavailable`). */
   on<E extends AuthEventName>(event: E, listener: AuthEventListener<E>): this {
     this.events.on(event, listener);
     return this;
@@ -142,7 +144,7 @@ export class Auth {
    */
   async generateTokens(
     user: TokenUser,
-    options?: IssueOptions & { strategy?: string },
+    options?: IssueOptions & StrategyChoice,
   ): Promise<TokenPair> {
     const strategy = this.strategies.get(options?.strategy ?? this.strategies.defaultStrategyName);
     if (strategy.generateTokens) return strategy.generateTokens(user, options);
@@ -159,34 +161,44 @@ export class Auth {
     };
   }
 
-  /** True only when the refresh token is genuine, unexpired, a refresh token, and its UUID is live. */
-  async checkRefreshToken(token: string): Promise<boolean> {
-    return this.helper('checkRefreshToken')(token);
+  /**
+   * True only when the refresh token is genuine, unexpired, a refresh token of the strategy
+   * (`options.strategy`, else the default one), and its UUID is live.
+   */
+  async checkRefreshToken(token: string, options?: StrategyChoice): Promise<boolean> {
+    return this.helper('checkRefreshToken', options?.strategy)(token);
   }
 
-  /** Rotates a refresh token: the old one stops working and a new pair is returned. */
-  async refreshTokens(token: string, options?: IssueOptions): Promise<TokenPair> {
-    return this.helper('refreshTokens')(token, options);
+  /**
+   * Rotates a refresh token: the old one stops working and a new pair of the same strategy is
+   * returned. A token of another strategy than `options.strategy` (else the default) is refused.
+   */
+  async refreshTokens(token: string, options?: IssueOptions & StrategyChoice): Promise<TokenPair> {
+    return this.helper('refreshTokens', options?.strategy)(token, options);
   }
 
   /** Logs out the session the refresh token belongs to. Idempotent. */
-  async invalidateRefreshToken(token: string): Promise<void> {
-    return this.helper('invalidateRefreshToken')(token);
+  async invalidateRefreshToken(token: string, options?: StrategyChoice): Promise<void> {
+    return this.helper('invalidateRefreshToken', options?.strategy)(token);
   }
 
   /** Ends every session of the user; returns how many were live. */
-  async revokeAllSessions(userId: string | number): Promise<number> {
-    return this.helper('revokeAllSessions')(userId);
+  async revokeAllSessions(userId: string | number, options?: StrategyChoice): Promise<number> {
+    return this.helper('revokeAllSessions', options?.strategy)(userId);
   }
 
   /** The user's live sessions, oldest first. */
-  async listSessions(userId: string | number): Promise<SessionInfo[]> {
-    return this.helper('listSessions')(userId);
+  async listSessions(userId: string | number, options?: StrategyChoice): Promise<SessionInfo[]> {
+    return this.helper('listSessions', options?.strategy)(userId);
   }
 
   /** Ends one session of the user; false when it was not theirs or not live. */
-  async revokeSession(userId: string | number, sessionId: string): Promise<boolean> {
-    return this.helper('revokeSession')(userId, sessionId);
+  async revokeSession(
+    userId: string | number,
+    sessionId: string,
+    options?: StrategyChoice,
+  ): Promise<boolean> {
+    return this.helper('revokeSession', options?.strategy)(userId, sessionId);
   }
 
   /** Puts the request's raw token on `ctx.state.token` when present. Never fails. */

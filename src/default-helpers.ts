@@ -5,6 +5,7 @@ import type { StrategyRegistry } from './strategies/registry.js';
 import type {
   IssueOptions,
   SessionInfo,
+  StrategyChoice,
   StrategyFactory,
   TokenStrategy,
 } from './strategies/types.js';
@@ -14,20 +15,29 @@ import type { TokenPair, TokenUser } from './tokens/claims.js';
 
 export const generateTokens = (
   user: TokenUser,
-  options?: IssueOptions & { strategy?: string },
+  options?: IssueOptions & StrategyChoice,
 ): Promise<TokenPair> => defaultAuth().generateTokens(user, options);
-export const checkRefreshToken = (token: string): Promise<boolean> =>
-  defaultAuth().checkRefreshToken(token);
-export const refreshTokens = (token: string, options?: IssueOptions): Promise<TokenPair> =>
-  defaultAuth().refreshTokens(token, options);
-export const invalidateRefreshToken = (token: string): Promise<void> =>
-  defaultAuth().invalidateRefreshToken(token);
-export const revokeAllSessions = (userId: string | number): Promise<number> =>
-  defaultAuth().revokeAllSessions(userId);
-export const listSessions = (userId: string | number): Promise<SessionInfo[]> =>
-  defaultAuth().listSessions(userId);
-export const revokeSession = (userId: string | number, sessionId: string): Promise<boolean> =>
-  defaultAuth().revokeSession(userId, sessionId);
+export const checkRefreshToken = (token: string, options?: StrategyChoice): Promise<boolean> =>
+  defaultAuth().checkRefreshToken(token, options);
+export const refreshTokens = (
+  token: string,
+  options?: IssueOptions & StrategyChoice,
+): Promise<TokenPair> => defaultAuth().refreshTokens(token, options);
+export const invalidateRefreshToken = (token: string, options?: StrategyChoice): Promise<void> =>
+  defaultAuth().invalidateRefreshToken(token, options);
+export const revokeAllSessions = (
+  userId: string | number,
+  options?: StrategyChoice,
+): Promise<number> => defaultAuth().revokeAllSessions(userId, options);
+export const listSessions = (
+  userId: string | number,
+  options?: StrategyChoice,
+): Promise<SessionInfo[]> => defaultAuth().listSessions(userId, options);
+export const revokeSession = (
+  userId: string | number,
+  sessionId: string,
+  options?: StrategyChoice,
+): Promise<boolean> => defaultAuth().revokeSession(userId, sessionId, options);
 
 export const getToken = (): Middleware<AuthState> => defaultAuth().getToken();
 export const getData = (options?: AuthMiddlewareOptions): Middleware<AuthState> =>

@@ -39,6 +39,7 @@ export type {
   IssueOptions,
   ReadOptions,
   SessionInfo,
+  StrategyChoice,
   StrategyContext,
   StrategyFactory,
   TokenStrategy,

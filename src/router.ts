@@ -12,7 +12,9 @@ import {
 import { checkCsrf, checkOrigin, isUnsafeMethod } from './middleware/csrf.js';
 import { writeAuthError } from './middleware/render-error.js';
 import type { AuthenticatedState } from './middleware/state.js';
+import { cleanMeta } from './stores/session-store.js';
 import type { TokenPair, TokenUser } from './tokens/claims.js';
+import { sessionMeta } from './tokens/issue.js';
 
 /**
  * A hook to slow down password guessing on `POST /login`. Keep the counters where you like
@@ -40,6 +42,27 @@ export interface RoutesOptions {
   prefix?: string;
   /** Login attempt rate limiting. */
   rateLimit?: LoginRateLimiter;
+  /**
+   * The strategy every route issues, refreshes, reads and revokes with; tokens of any other
+   * strategy are refused. @default the instance's default strategy
+   */
+  strategy?: string;
+  /**
+   * The user id or name a login attempt tried, for the `login_failed` event.
+   * @default the body's `username`, `email`, `login` or `id`, whichever comes first
+   */
+  loginName?: (ctx: Context) => string | number | undefined;
+}
+
+/** The user name, email or id a login body carries, as the `login_failed` event reports it. */
+function defaultLoginName(ctx: Context): string | number | undefined {
+  const body = ctx.request.body as Record<string, unknown> | undefined;
+  if (body === null || typeof body !== 'object') return undefined;
+  for (const field of ['username', 'email', 'login', 'id']) {
+    const value = body[field];
+    if (typeof value === 'string' || typeof value === 'number') return value;
+  }
+  return undefined;
 }
 
 const PREFIX = /^(\/[A-Za-z0-9._~-]+)*$/;
@@ -97,12 +120,37 @@ export function createAuthRouter(auth: Auth, options: RoutesOptions): Router {
     );
   }
 
+  const strategyName = options.strategy ?? auth.strategies.defaultStrategyName;
+  // Throws now, at start-up, for a name that is not registered.
+  const strategy = auth.strategies.get(strategyName);
+  const chosen = { strategy: strategyName };
+  const loginName = options.loginName ?? defaultLoginName;
+  if (typeof loginName !== 'function')
+    throw new TypeError('koa-jwt-redis: auth.routes `loginName` must be a function (ctx) => name');
+
+  /** Reports a refused login: who was tried, from where, and why (brute force shows up here). */
+  function loginFailed(ctx: Context, reason: 'invalid_credentials' | 'rate_limited'): void {
+    const meta = sessionMeta({ ctx });
+    let name: unknown;
+    try {
+      name = loginName(ctx);
+    } catch {
+      name = undefined;
+    }
+    auth.events.emit('login_failed', {
+      reason,
+      ...(name === undefined ? {} : { name: cleanMeta(String(name), 256, true) }),
+      ...(meta.ip ? { ip: meta.ip } : {}),
+      ...(meta.userAgent ? { userAgent: meta.userAgent } : {}),
+    });
+  }
+
   const { web } = auth.options;
   const cookieMode = web.tokenDelivery !== 'json';
   const refreshPath = `${prefix}/refresh`;
   const cookies = new TokenCookies(web, auth.options.refreshTokenTtl);
   // State-changing routes below always demand CSRF proof for cookie-authenticated requests.
-  const authenticated = auth.requireAuth({ csrf: true });
+  const authenticated = auth.requireAuth({ csrf: true, strategy: strategyName });
 
   /**
    * CSRF for routes that do not go through requireAuth. A cookie credential always needs the
@@ -141,6 +189,7 @@ export function createAuthRouter(auth: Auth, options: RoutesOptions): Router {
     if (rateLimit) {
       const wait = await rateLimit.check(ctx);
       if (typeof wait === 'number' && wait > 0) {
+        loginFailed(ctx, 'rate_limited');
         throw new AuthError('rate_limited', 'Too many login attempts; try again later.', {
           headers: { 'Retry-After': String(Math.ceil(wait)), 'Cache-Control': 'no-store' },
         });
@@ -148,8 +197,11 @@ export function createAuthRouter(auth: Auth, options: RoutesOptions): Router {
     }
     const user = await options.login(ctx);
     await rateLimit?.record?.(ctx, user ? 'success' : 'failure');
-    if (!user) throw new AuthError('invalid_credentials', 'The credentials are not valid.');
-    deliver(ctx, await auth.generateTokens(user, { ctx }), true);
+    if (!user) {
+      loginFailed(ctx, 'invalid_credentials');
+      throw new AuthError('invalid_credentials', 'The credentials are not valid.');
+    }
+    deliver(ctx, await auth.generateTokens(user, { ctx, ...chosen }), true);
   });
 
   router.post('/refresh', jsonBody, async (ctx) => {
@@ -165,7 +217,7 @@ export function createAuthRouter(auth: Auth, options: RoutesOptions): Router {
     guard(ctx, fromCookie);
     let pair: TokenPair;
     try {
-      pair = await auth.refreshTokens(token, { ctx });
+      pair = await auth.refreshTokens(token, { ctx, ...chosen });
     } catch (error) {
       // A dead refresh cookie is useless to the browser: drop the cookies so the page shows the login.
       if (fromCookie && error instanceof AuthError && error.status === 401)
@@ -183,18 +235,17 @@ export function createAuthRouter(auth: Auth, options: RoutesOptions): Router {
         : undefined;
     if (bodyToken !== undefined || cookieToken !== undefined) {
       guard(ctx, cookieToken !== undefined);
-      await auth.invalidateRefreshToken((bodyToken ?? cookieToken)!);
+      await auth.invalidateRefreshToken((bodyToken ?? cookieToken)!, chosen);
     } else {
       // The refresh cookie is scoped to the refresh route, so a browser logs out with its access token.
       const found = findAccessToken(ctx, web);
       if (found === undefined)
         throw new AuthError('token_missing', 'Send { "refresh_token": "…" } or an access token.');
       if (found.source === 'cookie') guard(ctx, true);
-      const strategy = auth.strategies.get(auth.strategies.defaultStrategyName);
       // An already-revoked session is already logged out: verify the token, not the session.
       const user = await strategy.readToken(found.token, { checkSession: false });
       if (user.sid !== undefined && strategy.revokeSession)
-        await auth.revokeSession(user.sub, user.sid);
+        await auth.revokeSession(user.sub, user.sid, chosen);
     }
     if (cookieMode) cookies.clear(ctx, refreshPath);
     noStore(ctx);
@@ -208,11 +259,13 @@ export function createAuthRouter(auth: Auth, options: RoutesOptions): Router {
     let revoked: number;
     if (keepCurrent && sid !== undefined) {
       // "Log out other devices": every session but the caller's.
-      const others = (await auth.listSessions(sub)).filter((s) => s.sessionId !== sid);
-      const results = await Promise.all(others.map((s) => auth.revokeSession(sub, s.sessionId)));
+      const others = (await auth.listSessions(sub, chosen)).filter((s) => s.sessionId !== sid);
+      const results = await Promise.all(
+        others.map((s) => auth.revokeSession(sub, s.sessionId, chosen)),
+      );
       revoked = results.filter(Boolean).length;
     } else {
-      revoked = await auth.revokeAllSessions(sub);
+      revoked = await auth.revokeAllSessions(sub, chosen);
       if (cookieMode) cookies.clear(ctx, refreshPath);
     }
     noStore(ctx);
@@ -221,7 +274,7 @@ export function createAuthRouter(auth: Auth, options: RoutesOptions): Router {
 
   router.get('/sessions', authenticated, async (ctx) => {
     const { sub, sid } = ctx.state.user;
-    const sessions = await auth.listSessions(sub);
+    const sessions = await auth.listSessions(sub, chosen);
     noStore(ctx);
     ctx.body = sessions.map((s) => ({ ...s, current: s.sessionId === sid }));
   });
@@ -230,7 +283,7 @@ export function createAuthRouter(auth: Auth, options: RoutesOptions): Router {
     const { sub, sid } = ctx.state.user;
     const id = ctx.params.id ?? '';
     // Another user's session id finds nothing under the caller's own key: 404, never a hint it exists.
-    if (!(await auth.revokeSession(sub, id)))
+    if (!(await auth.revokeSession(sub, id, chosen)))
       throw new AuthError('session_not_found', 'No such session.');
     if (cookieMode && id === sid) cookies.clear(ctx, refreshPath);
     noStore(ctx);
