@@ -29,7 +29,13 @@ export interface LoadJob {
   warmupSeconds: number;
   /** Fresh refresh tokens for the warm-up run (refresh tokens work once). */
   warmupTokens: string[];
+  /** Login: how many distinct user ids the requests cycle through, from a random offset. */
+  users: number;
 }
+
+/** What a browser sends on login and refresh; the library records it, the hand-written server ignores it. */
+const USER_AGENT =
+  'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36';
 
 export interface LoadResult {
   requests: number;
@@ -57,13 +63,21 @@ function requests(job: LoadJob): Request[] {
         path: '/me',
         headers: { authorization: `Bearer ${token}` },
       }));
-    case 'login':
-      return Array.from({ length: 1000 }, (_, i) => ({
-        method: 'POST',
-        path: '/login',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ id: `user-${i}` }),
-      }));
+    case 'login': {
+      // One counter for every connection, so that concurrent logins are of different users.
+      let next = Math.floor(Math.random() * job.users);
+      return [
+        {
+          method: 'POST',
+          path: '/login',
+          headers: { 'content-type': 'application/json', 'user-agent': USER_AGENT },
+          setupRequest: (req) => ({
+            ...req,
+            body: JSON.stringify({ id: `user-${next++ % job.users}` }),
+          }),
+        },
+      ];
+    }
     case 'refresh': {
       // Each refresh token works once: every answer's new refresh token goes back into the pool.
       const pool = [...job.tokens];
@@ -71,7 +85,7 @@ function requests(job: LoadJob): Request[] {
         {
           method: 'POST',
           path: '/refresh',
-          headers: { 'content-type': 'application/json' },
+          headers: { 'content-type': 'application/json', 'user-agent': USER_AGENT },
           setupRequest: (req) => ({
             ...req,
             body: JSON.stringify({ refresh_token: pool.shift() ?? 'pool-empty' }),

@@ -10,6 +10,7 @@ import Koa from 'koa';
 import { koaBody } from 'koa-body';
 import koaJwt from 'koa-jwt';
 import { createAuth } from 'koa-jwt-redis';
+import { handWritten } from './hand-written.js';
 import { SECRET } from './secret.js';
 import { type Target, TARGET_NAMES } from './targets.js';
 
@@ -21,9 +22,9 @@ const app = new Koa();
 const ok = (ctx: Koa.Context) => {
   ctx.body = { ok: true };
 };
-const withCache = !target.endsWith('-nocache');
+const hand = target.startsWith('hand-') ? handWritten(redisUrl, `bench:${target}:`) : undefined;
 const auth =
-  target === 'bare' || target === 'koa-jwt'
+  target === 'bare' || target === 'koa-jwt' || hand
     ? undefined
     : createAuth({
         secret: SECRET,
@@ -32,7 +33,6 @@ const auth =
         // Login and refresh sessions expire soon after the run; access tokens outlive the whole run.
         accessTokenTtl: 900,
         refreshTokenTtl: target === 'login' || target === 'refresh' ? 1200 : 3600,
-        verifyCacheSize: withCache ? 10_000 : 0,
       });
 
 switch (target) {
@@ -44,14 +44,39 @@ switch (target) {
     app.use(ok);
     break;
   case 'requireAuth-stateless':
-  case 'requireAuth-stateless-nocache':
     app.use(auth!.requireAuth({ checkSession: false }));
     app.use(ok);
     break;
   case 'requireAuth-redis':
-  case 'requireAuth-redis-nocache':
     app.use(auth!.requireAuth());
     app.use(ok);
+    break;
+  case 'hand-me':
+    app.use((ctx) => {
+      const header = ctx.get('authorization');
+      const user = header.startsWith('Bearer ') ? hand!.me(header.slice(7)) : undefined;
+      if (!user) ctx.throw(401);
+      ctx.state.user = user;
+      ok(ctx);
+    });
+    break;
+  case 'hand-login':
+    app.use(koaBody());
+    app.use(async (ctx) => {
+      ctx.set('Cache-Control', 'no-store');
+      ctx.body = await hand!.login((ctx.request.body as { id: string }).id);
+    });
+    break;
+  case 'hand-refresh':
+    app.use(koaBody());
+    app.use(async (ctx) => {
+      ctx.set('Cache-Control', 'no-store');
+      const pair = await hand!.refresh(
+        (ctx.request.body as { refresh_token: string }).refresh_token,
+      );
+      if (!pair) ctx.throw(401);
+      ctx.body = pair;
+    });
     break;
   case 'login':
     app.use(koaBody());
@@ -77,6 +102,28 @@ switch (target) {
 // The load generator counts non-2xx answers; keep Koa from logging each to stderr.
 app.silent = true;
 
+let accessTokens: Promise<string[]> | undefined;
+let issued = 0;
+
+/** Pairs for n distinct users (fresh user ids on each call), in batches so Redis is never flooded. */
+async function issue(n: number, kind: 'access' | 'refresh'): Promise<string[]> {
+  const tokens: string[] = [];
+  for (let i = 0; i < n; i += 1000) {
+    const ids = Array.from({ length: Math.min(1000, n - i) }, () => `user-${issued++}`);
+    const pairs = await Promise.all(
+      ids.map(async (id) => {
+        if (hand) return hand.login(id);
+        if (auth) return auth.generateTokens({ id }, { ip: '127.0.0.1', userAgent: 'bench' });
+        const access_token = jsonwebtoken.sign({ sub: id }, SECRET, { expiresIn: 900 });
+        return { access_token, refresh_token: '' };
+      }),
+    );
+    for (const pair of pairs)
+      tokens.push(kind === 'access' ? pair.access_token : pair.refresh_token);
+  }
+  return tokens;
+}
+
 /** Control endpoints: GET /access?n= (access tokens for n users), GET /refresh?n= (fresh refresh tokens), GET /cpu. */
 async function control(req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://127.0.0.1');
@@ -86,18 +133,14 @@ async function control(req: IncomingMessage, res: ServerResponse): Promise<void>
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(user + system));
     return;
   }
-  const n = Math.min(Number(url.searchParams.get('n') ?? 100), 10_000);
-  const users = Array.from({ length: n }, (_, i) => `user-${i}`);
+  const n = Math.min(Number(url.searchParams.get('n') ?? 100), 100_000);
   let tokens: string[];
-  if (url.pathname === '/access' && !auth) {
-    tokens = users.map((sub) => jsonwebtoken.sign({ sub }, SECRET, { expiresIn: 900 }));
-  } else if (url.pathname === '/access' || url.pathname === '/refresh') {
-    const pairs = await Promise.all(
-      users.map((id) => auth!.generateTokens({ id }, { ip: '127.0.0.1', userAgent: 'autocannon' })),
-    );
-    tokens = pairs.map((pair) =>
-      url.pathname === '/access' ? pair.access_token : pair.refresh_token,
-    );
+  if (url.pathname === '/access') {
+    // The same access tokens for every round: issued once per process.
+    accessTokens ??= issue(n, 'access');
+    tokens = await accessTokens;
+  } else if (url.pathname === '/refresh') {
+    tokens = await issue(n, 'refresh');
   } else {
     res.writeHead(404).end();
     return;
@@ -121,8 +164,7 @@ const server = app.listen(0, '127.0.0.1', () => {
 // A clean exit lets --cpu-prof write its profile.
 const stop = () => {
   server.closeAllConnections();
-  void auth?.close().finally(() => process.exit(0));
-  if (!auth) process.exit(0);
+  void Promise.all([auth?.close(), hand?.close()]).finally(() => process.exit(0));
 };
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);

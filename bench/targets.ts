@@ -1,15 +1,16 @@
-/** What the benchmark measures, one server process each, and what the load generator sends to it. */
+/**
+ * What the benchmark measures, one server process each, and what the load generator sends to it.
+ * `group` pairs each target with the rows it is compared to in the report.
+ */
 export const TARGETS = {
   bare: { label: 'bare Koa', kind: 'me' },
   'koa-jwt': { label: 'koa-jwt (string secret, as its README)', kind: 'me' },
+  'hand-me': { label: 'hand-written /me (stateless jsonwebtoken.verify)', kind: 'me' },
   'requireAuth-stateless': { label: 'requireAuth({ checkSession: false })', kind: 'me' },
   'requireAuth-redis': { label: 'requireAuth() (session check on Redis)', kind: 'me' },
-  'requireAuth-stateless-nocache': {
-    label: 'requireAuth({ checkSession: false }), verifyCacheSize: 0',
-    kind: 'me',
-  },
-  'requireAuth-redis-nocache': { label: 'requireAuth(), verifyCacheSize: 0', kind: 'me' },
+  'hand-login': { label: 'hand-written login (sign 2 tokens, SADD)', kind: 'login' },
   login: { label: 'login (generateTokens)', kind: 'login' },
+  'hand-refresh': { label: 'hand-written refresh (verify, SREM, sign 2, SADD)', kind: 'refresh' },
   refresh: { label: 'refresh (refreshTokens)', kind: 'refresh' },
 } as const;
 

@@ -1,4 +1,3 @@
-import { Redis } from 'ioredis';
 import type { Middleware } from 'koa';
 import { AuthConfigError, UnsupportedError } from './errors.js';
 import { type AuthEventListener, type AuthEventName, AuthEvents } from './events.js';
@@ -22,7 +21,7 @@ import type {
   TokenStrategy,
 } from './strategies/types.js';
 import { MemoryStore } from './stores/memory-store.js';
-import { type RedisClient, RedisStore } from './stores/redis-store.js';
+import { redisStore } from './stores/redis-store.js';
 import type { SessionStore } from './stores/session-store.js';
 import type { TokenPair, TokenUser } from './tokens/claims.js';
 import { TokenService } from './tokens/token-service.js';
@@ -38,53 +37,52 @@ type Helper =
 
 let memoryWarned = false;
 
-function isRedisClient(value: unknown): value is RedisClient {
+const STORE_METHODS = ['create', 'rotate', 'get', 'isLive', 'revoke', 'revokeAll', 'list', 'close'];
+
+function isSessionStore(value: unknown): value is SessionStore {
   return (
     value !== null &&
     typeof value === 'object' &&
-    typeof (value as RedisClient).defineCommand === 'function' &&
-    typeof (value as RedisClient).zscore === 'function'
+    STORE_METHODS.every((m) => typeof (value as Record<string, unknown>)[m] === 'function')
   );
 }
 
-function createStore(redis: AuthOptions['redis'], options: ResolvedOptions): SessionStore {
-  const storeOptions = { keyPrefix: options.keyPrefix, timeout: options.storeTimeout };
-  if (redis === undefined) {
-    if (process.env.NODE_ENV === 'production' && !memoryWarned) {
-      memoryWarned = true;
-      process.emitWarning(
-        'koa-jwt-redis: no `redis` option, so sessions live in process memory: they are lost on restart and not shared between processes. Pass `redis` in production.',
-        { code: 'KOA_JWT_REDIS_MEMORY_STORE' },
+function createStore(given: AuthOptions, options: ResolvedOptions): SessionStore {
+  if (given.store !== undefined) {
+    if (given.redis !== undefined)
+      throw new AuthConfigError('store', 'give `store` or `redis`, not both');
+    for (const name of ['keyPrefix', 'storeTimeout'] as const) {
+      if (given[name] !== undefined) {
+        throw new AuthConfigError(
+          name,
+          'configures the store `redis` creates; with `store`, give it to the store factory instead (e.g. redisStore(client, { keyPrefix, timeout }))',
+        );
+      }
+    }
+    if (!isSessionStore(given.store)) {
+      throw new AuthConfigError(
+        'store',
+        `must implement the SessionStore interface (${STORE_METHODS.join(', ')}), e.g. redisStore(client), postgresStore(pool) or memoryStore()`,
       );
     }
+    if (given.store instanceof MemoryStore) warnMemory();
+    return given.store;
+  }
+  if (given.redis === undefined) {
+    warnMemory();
     return new MemoryStore();
   }
-  if (typeof redis === 'string') {
-    let client: Redis;
-    try {
-      client = new Redis(redis, {
-        // Fail fast and bounded: one retry per command, a command timeout, reconnect forever.
-        commandTimeout: options.storeTimeout,
-        maxRetriesPerRequest: 1,
-        enableAutoPipelining: true,
-        retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
-      });
-    } catch (cause) {
-      throw new AuthConfigError(
-        'redis',
-        'is not a valid Redis URL (e.g. redis://127.0.0.1:6379/0)',
-        { cause },
-      );
-    }
-    // Errors surface per request as 503s; without a listener ioredis would log each reconnect.
-    client.on('error', () => {});
-    return new RedisStore(client, { ...storeOptions, ownsClient: true });
+  return redisStore(given.redis, { keyPrefix: options.keyPrefix, timeout: options.storeTimeout });
+}
+
+function warnMemory(): void {
+  if (process.env.NODE_ENV === 'production' && !memoryWarned) {
+    memoryWarned = true;
+    process.emitWarning(
+      'koa-jwt-redis: sessions live in process memory: they are lost on restart and not shared between processes. Pass `redis` or `store` in production.',
+      { code: 'KOA_JWT_REDIS_MEMORY_STORE' },
+    );
   }
-  if (isRedisClient(redis)) return new RedisStore(redis, { ...storeOptions, ownsClient: false });
-  throw new AuthConfigError(
-    'redis',
-    'must be an ioredis Redis or Cluster instance, or a redis:// URL',
-  );
 }
 
 /**
@@ -106,7 +104,7 @@ export class Auth {
     const ring = createKeyRing({ secret: options.secret, keys: options.keys });
     const tokens = new TokenService({ ring, ...this.options });
     this.publicKeys = publicJwks(ring);
-    this.store = createStore(options.redis, this.options);
+    this.store = createStore(options, this.options);
     const context: StrategyContext = {
       tokens,
       store: this.store,

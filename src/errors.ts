@@ -11,6 +11,8 @@ export type AuthErrorCode =
   | 'refresh_conflict'
   | 'store_unavailable'
   | 'invalid_request'
+  | 'unsupported_media_type'
+  | 'body_too_large'
   | 'invalid_credentials'
   | 'csrf_failed'
   | 'origin_forbidden'
@@ -28,6 +30,8 @@ const STATUS: Record<AuthErrorCode, number> = {
   store_unavailable: 503,
   // Web apps (cookie delivery and the auth router).
   invalid_request: 400,
+  unsupported_media_type: 415,
+  body_too_large: 413,
   invalid_credentials: 401,
   csrf_failed: 403,
   origin_forbidden: 403,

@@ -17,6 +17,9 @@ export { authErrors } from './middleware/render-error.js';
 export { StrategyRegistry } from './strategies/registry.js';
 export { ALGORITHMS } from './keys/algorithms.js';
 export { createVerifier, Verifier } from './verifier.js';
+export { memoryStore } from './stores/memory-store.js';
+export { redisStore } from './stores/redis-store.js';
+export { postgresMigrationSql, postgresStore } from './stores/postgres-store.js';
 
 export type { AuthErrorCode } from './errors.js';
 export type { AuthEventListener, AuthEventMap, AuthEventName } from './events.js';
@@ -45,8 +48,19 @@ export type {
   TokenStrategy,
   WriteOptions,
 } from './strategies/types.js';
-export type { SessionRecord, SessionStore } from './stores/session-store.js';
-export type { RedisClient } from './stores/redis-store.js';
+export type {
+  NewSession,
+  Rotation,
+  RotationResult,
+  SessionRecord,
+  SessionStore,
+} from './stores/session-store.js';
+export type { RedisClient, RedisStoreConfig } from './stores/redis-store.js';
+export type {
+  PostgresConnection,
+  PostgresSessionStore,
+  PostgresStoreOptions,
+} from './stores/postgres-store.js';
 export type {
   AccessTokenPayload,
   AuthUser,

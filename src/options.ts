@@ -9,6 +9,7 @@ import {
   resolveWebOptions,
 } from './middleware/cookies.js';
 import type { RedisClient } from './stores/redis-store.js';
+import type { SessionStore } from './stores/session-store.js';
 import { isPrototypeKey, RESERVED_CLAIMS, type TokenUser } from './tokens/claims.js';
 
 /** Options of {@link createAuth}. Everything is validated once, when the instance is created. */
@@ -22,6 +23,11 @@ export interface AuthOptions {
    * (one process only; warns once under NODE_ENV=production).
    */
   redis?: RedisClient | string;
+  /**
+   * The session store, any implementation of {@link SessionStore}: `redisStore(…)`,
+   * `postgresStore(…)`, `memoryStore()` or your own. Give this or `redis`, not both.
+   */
+  store?: SessionStore;
   /** Access token lifetime in seconds. @default 900 */
   accessTokenTtl?: number;
   /** Refresh token lifetime in seconds: the session's idle timeout; each refresh starts it anew. @default 2592000 */
@@ -122,6 +128,7 @@ const KNOWN = new Set<string>([
   'secret',
   'keys',
   'redis',
+  'store',
   'accessTokenTtl',
   'refreshTokenTtl',
   'absoluteSessionTtl',

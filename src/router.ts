@@ -43,6 +43,14 @@ export interface RoutesOptions {
   /** Login attempt rate limiting. */
   rateLimit?: LoginRateLimiter;
   /**
+   * The `Path` of the refresh cookie, as the browser sees the refresh route. By default it is
+   * derived per request from the URL the route was reached at, so it stays right when the router
+   * is mounted under a parent router's prefix or koa-mount. Set it when a reverse proxy rewrites
+   * the path before Koa sees it (e.g. strips `/api`): `refreshCookiePath: '/api/auth/refresh'`.
+   * @default derived from the request URL
+   */
+  refreshCookiePath?: string;
+  /**
    * The strategy every route issues, refreshes, reads and revokes with; tokens of any other
    * strategy are refused. @default the instance's default strategy
    */
@@ -66,6 +74,23 @@ function defaultLoginName(ctx: Context): string | number | undefined {
 }
 
 const PREFIX = /^(\/[A-Za-z0-9._~-]+)*$/;
+// Path characters safe inside a Set-Cookie attribute: no `;`, no spaces, no control characters.
+const COOKIE_PATH = /^\/[A-Za-z0-9._~!$&'()*+,=:@%/-]*$/;
+
+/**
+ * The URL path this router's routes live under for this request, from the raw request URL (which
+ * koa-mount and parent routers leave intact): the request path minus the route's own `depth`
+ * segments (`/login` is 1, `/sessions/:id` is 2). Undefined when it is not usable as a cookie Path.
+ */
+function mountedBase(ctx: Context, depth: number): string | undefined {
+  const raw = ctx.originalUrl ?? ctx.url;
+  let path = raw.split('?', 1)[0]!.split('#', 1)[0]!;
+  if (path.length > 1 && path.endsWith('/')) path = path.slice(0, -1);
+  const segments = path.split('/');
+  if (segments.length - 1 < depth) return undefined;
+  const base = segments.slice(0, segments.length - depth).join('/');
+  return base === '' || COOKIE_PATH.test(base) ? base : undefined;
+}
 
 const jsonBody = koaBody({
   json: true,
@@ -73,13 +98,38 @@ const jsonBody = koaBody({
   multipart: false,
   text: false,
   jsonLimit: '16kb',
-  onError: () => {
-    throw new AuthError(
-      'invalid_request',
-      'The request body is not valid JSON (or is over 16 KiB).',
-    );
+  onError: (error) => {
+    if ((error as { status?: unknown }).status === 413)
+      throw new AuthError('body_too_large', 'The request body is over 16 KiB.');
+    throw new AuthError('invalid_request', 'The request body is not valid JSON.');
   },
 });
+
+/**
+ * The routes read JSON only: a form, text or a body without a content type is refused with 415
+ * instead of reaching `login` as an empty object (which would look like wrong credentials). Not
+ * parsing forms also keeps the one request a cross-site page can post without a preflight out.
+ */
+const hasBody = (ctx: Context): boolean =>
+  ctx.get('transfer-encoding') !== '' || Number(ctx.get('content-length')) > 0;
+
+const jsonOnly: Middleware = (ctx, next) => {
+  if (hasBody(ctx) && !ctx.is('application/json')) {
+    throw new AuthError(
+      'unsupported_media_type',
+      'Send the body as JSON with `Content-Type: application/json`.',
+      { headers: { Accept: 'application/json', 'Cache-Control': 'no-store' } },
+    );
+  }
+  return next();
+};
+
+/** The login body: a JSON object (the router cannot know the fields; your `login` checks them). */
+function requireLoginBody(ctx: Context): void {
+  const body = ctx.request.body as unknown;
+  if (!hasBody(ctx) || body === null || typeof body !== 'object' || Array.isArray(body))
+    throw new AuthError('invalid_request', 'Send the credentials as a JSON object.');
+}
 
 /** `refresh_token` from the JSON body: undefined when absent, 400 when present but not a string. */
 function bodyRefreshToken(ctx: Context): string | undefined {
@@ -147,7 +197,21 @@ export function createAuthRouter(auth: Auth, options: RoutesOptions): Router {
 
   const { web } = auth.options;
   const cookieMode = web.tokenDelivery !== 'json';
-  const refreshPath = `${prefix}/refresh`;
+  const configuredPath = options.refreshCookiePath;
+  if (
+    configuredPath !== undefined &&
+    (typeof configuredPath !== 'string' || !COOKIE_PATH.test(configuredPath))
+  ) {
+    throw new TypeError(
+      'koa-jwt-redis: auth.routes `refreshCookiePath` must be a URL path like "/api/auth/refresh" (no `;`, spaces or query)',
+    );
+  }
+  /** Where the browser will post to refresh: derived from this request's URL unless configured. */
+  const refreshPathOf = (ctx: Context, depth: number): string => {
+    if (configuredPath !== undefined) return configuredPath;
+    const base = mountedBase(ctx, depth);
+    return base === undefined ? `${prefix}/refresh` : `${base}/refresh`;
+  };
   const cookies = new TokenCookies(web, auth.options.refreshTokenTtl);
   // State-changing routes below always demand CSRF proof for cookie-authenticated requests.
   const authenticated = auth.requireAuth({ csrf: true, strategy: strategyName });
@@ -165,7 +229,7 @@ export function createAuthRouter(auth: Auth, options: RoutesOptions): Router {
 
   function deliver(ctx: Context, pair: TokenPair, rotateCsrf: boolean): void {
     noStore(ctx);
-    if (cookieMode) cookies.set(ctx, pair, refreshPath, rotateCsrf);
+    if (cookieMode) cookies.set(ctx, pair, refreshPathOf(ctx, 1), rotateCsrf);
     ctx.body =
       web.tokenDelivery === 'cookie' ? { token_type: 'cookie', expires_in: pair.expires_in } : pair;
   }
@@ -182,10 +246,12 @@ export function createAuthRouter(auth: Auth, options: RoutesOptions): Router {
       writeAuthError(ctx, error);
     }
   };
-  router.use(renderErrors);
+  // On each route rather than router.use(): a router-level middleware breaks @koa/router's
+  // nesting under a parent prefix with parameters ('/tenants/:tenant').
 
-  router.post('/login', jsonBody, async (ctx) => {
+  router.post('/login', renderErrors, jsonOnly, jsonBody, async (ctx) => {
     guard(ctx, false);
+    requireLoginBody(ctx);
     if (rateLimit) {
       const wait = await rateLimit.check(ctx);
       if (typeof wait === 'number' && wait > 0) {
@@ -204,7 +270,7 @@ export function createAuthRouter(auth: Auth, options: RoutesOptions): Router {
     deliver(ctx, await auth.generateTokens(user, { ctx, ...chosen }), true);
   });
 
-  router.post('/refresh', jsonBody, async (ctx) => {
+  router.post('/refresh', renderErrors, jsonOnly, jsonBody, async (ctx) => {
     let token = bodyRefreshToken(ctx);
     const fromCookie = token === undefined && cookieMode;
     if (fromCookie) token = readCookie(ctx, web.cookies.names.refresh);
@@ -221,13 +287,13 @@ export function createAuthRouter(auth: Auth, options: RoutesOptions): Router {
     } catch (error) {
       // A dead refresh cookie is useless to the browser: drop the cookies so the page shows the login.
       if (fromCookie && error instanceof AuthError && error.status === 401)
-        cookies.clear(ctx, refreshPath);
+        cookies.clear(ctx, refreshPathOf(ctx, 1));
       throw error;
     }
     deliver(ctx, pair, false);
   });
 
-  router.post('/logout', jsonBody, async (ctx) => {
+  router.post('/logout', renderErrors, jsonOnly, jsonBody, async (ctx) => {
     const bodyToken = bodyRefreshToken(ctx);
     const cookieToken =
       cookieMode && bodyToken === undefined
@@ -247,12 +313,12 @@ export function createAuthRouter(auth: Auth, options: RoutesOptions): Router {
       if (user.sid !== undefined && strategy.revokeSession)
         await auth.revokeSession(user.sub, user.sid, chosen);
     }
-    if (cookieMode) cookies.clear(ctx, refreshPath);
+    if (cookieMode) cookies.clear(ctx, refreshPathOf(ctx, 1));
     noStore(ctx);
     ctx.status = 204;
   });
 
-  router.post('/logout-all', jsonBody, authenticated, async (ctx) => {
+  router.post('/logout-all', renderErrors, jsonOnly, jsonBody, authenticated, async (ctx) => {
     const keepCurrent =
       (ctx.request.body as { keep_current?: unknown } | undefined)?.keep_current === true;
     const { sub, sid } = ctx.state.user;
@@ -266,26 +332,26 @@ export function createAuthRouter(auth: Auth, options: RoutesOptions): Router {
       revoked = results.filter(Boolean).length;
     } else {
       revoked = await auth.revokeAllSessions(sub, chosen);
-      if (cookieMode) cookies.clear(ctx, refreshPath);
+      if (cookieMode) cookies.clear(ctx, refreshPathOf(ctx, 1));
     }
     noStore(ctx);
     ctx.body = { revoked };
   });
 
-  router.get('/sessions', authenticated, async (ctx) => {
+  router.get('/sessions', renderErrors, authenticated, async (ctx) => {
     const { sub, sid } = ctx.state.user;
     const sessions = await auth.listSessions(sub, chosen);
     noStore(ctx);
     ctx.body = sessions.map((s) => ({ ...s, current: s.sessionId === sid }));
   });
 
-  router.delete('/sessions/:id', authenticated, async (ctx) => {
+  router.delete('/sessions/:id', renderErrors, authenticated, async (ctx) => {
     const { sub, sid } = ctx.state.user;
     const id = ctx.params.id ?? '';
     // Another user's session id finds nothing under the caller's own key: 404, never a hint it exists.
     if (!(await auth.revokeSession(sub, id, chosen)))
       throw new AuthError('session_not_found', 'No such session.');
-    if (cookieMode && id === sid) cookies.clear(ctx, refreshPath);
+    if (cookieMode && id === sid) cookies.clear(ctx, refreshPathOf(ctx, 2));
     noStore(ctx);
     ctx.status = 204;
   });

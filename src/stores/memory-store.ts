@@ -116,8 +116,30 @@ export class MemoryStore implements SessionStore {
     return map ? [...map.values()].sort((a, b) => a.createdAt - b.createdAt) : [];
   }
 
+  async prune(now: number): Promise<number> {
+    let removed = 0;
+    for (const [userId, map] of this.users) {
+      for (const [id, record] of map) {
+        if (record.expiresAt <= now) {
+          map.delete(id);
+          removed++;
+        }
+      }
+      if (map.size === 0) this.users.delete(userId);
+    }
+    return removed;
+  }
+
   async close(): Promise<void> {
     clearInterval(this.sweeper);
     this.users.clear();
   }
+}
+
+/**
+ * The in-process store: for development, tests and single-process tools. Sessions are lost on
+ * restart and not shared between processes (createAuth warns once under NODE_ENV=production).
+ */
+export function memoryStore(): SessionStore {
+  return new MemoryStore();
 }

@@ -1,4 +1,6 @@
-import type { Cluster, Redis } from 'ioredis';
+import { type Cluster, Redis } from 'ioredis';
+import { AuthConfigError } from '../errors.js';
+import { bounded, checkInteger } from './bounded.js';
 import { CREATE_SESSION, REVOKE_ALL, REVOKE_SESSION, ROTATE_SESSION } from './lua.js';
 import {
   compactUuid,
@@ -43,13 +45,6 @@ export interface RedisStoreOptions {
   ownsClient: boolean;
 }
 
-class StoreTimeoutError extends Error {
-  constructor(ms: number) {
-    super(`Redis did not answer within ${ms} ms`);
-    this.name = 'StoreTimeoutError';
-  }
-}
-
 /**
  * Redis store. Data model: one hash per user, `<prefix>{u:<id>}` (one hash tag, so one Cluster slot):
  * - field `<sid>`: "jti|previous jti|rotatedAt|createdAt|expiresAt" (base-36 ms), at most 64 bytes
@@ -90,14 +85,7 @@ export class RedisStore implements SessionStore {
    */
   private bounded<T>(command: Promise<T>): Promise<T> {
     if (this.clientTimesOut) return command;
-    const ms = this.options.timeout;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new StoreTimeoutError(ms)), ms);
-    });
-    // A command that settles after its timeout must not become an unhandled rejection.
-    command.catch(() => {});
-    return Promise.race([command, timeout]).finally(() => clearTimeout(timer));
+    return bounded(command, this.options.timeout, 'Redis');
   }
 
   async create(userId: string, s: NewSession, maxSessions: number): Promise<void> {
@@ -189,4 +177,69 @@ export class RedisStore implements SessionStore {
       this.client.disconnect();
     }
   }
+}
+
+/** Options of {@link redisStore}. */
+export interface RedisStoreConfig {
+  /** Prefix of every key the store writes. @default 'auth:' */
+  keyPrefix?: string;
+  /** Longest wait for Redis, in ms; past it the request gets 503 `store_unavailable`. @default 1000 */
+  timeout?: number;
+}
+
+export function isRedisClient(value: unknown): value is RedisClient {
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    typeof (value as RedisClient).defineCommand === 'function' &&
+    typeof (value as RedisClient).zscore === 'function'
+  );
+}
+
+/**
+ * The Redis session store: one hash per user, atomic Lua scripts, keys that expire with their
+ * last session. Give an ioredis `Redis` or `Cluster` (yours: the store never closes it) or a
+ * redis:// URL (the store opens the client and `auth.close()` quits it).
+ * `createAuth({ redis })` is the short form of `createAuth({ store: redisStore(redis) })`.
+ * @example
+ * const auth = createAuth({ secret, store: redisStore(new Redis(process.env.REDIS_URL!), { keyPrefix: 'myapp:' }) });
+ */
+export function redisStore(
+  redis: RedisClient | string,
+  config: RedisStoreConfig = {},
+): SessionStore {
+  const fail = (option: string, message: string) => new AuthConfigError(option, message);
+  if (config === null || typeof config !== 'object')
+    throw fail('redisStore options', 'must be an object like { keyPrefix, timeout }');
+  const keyPrefix = config.keyPrefix ?? 'auth:';
+  if (typeof keyPrefix !== 'string' || /[{}\s]/.test(keyPrefix)) {
+    throw fail(
+      'keyPrefix',
+      'must be a string without braces or spaces (braces would break Cluster hash tags)',
+    );
+  }
+  const timeout = checkInteger('timeout', config.timeout ?? 1000, 10, 60_000, fail);
+  if (typeof redis === 'string') {
+    let client: Redis;
+    try {
+      client = new Redis(redis, {
+        // Fail fast and bounded: one retry per command, a command timeout, reconnect forever.
+        commandTimeout: timeout,
+        maxRetriesPerRequest: 1,
+        enableAutoPipelining: true,
+        retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
+      });
+    } catch (cause) {
+      throw new AuthConfigError(
+        'redis',
+        'is not a valid Redis URL (e.g. redis://127.0.0.1:6379/0)',
+        { cause },
+      );
+    }
+    // Errors surface per request as 503s; without a listener ioredis would log each reconnect.
+    client.on('error', () => {});
+    return new RedisStore(client, { keyPrefix, timeout, ownsClient: true });
+  }
+  if (isRedisClient(redis)) return new RedisStore(redis, { keyPrefix, timeout, ownsClient: false });
+  throw fail('redis', 'must be an ioredis Redis or Cluster instance, or a redis:// URL');
 }

@@ -40,22 +40,47 @@ export interface Rotation {
 export type RotationResult = 'rotated' | 'missing' | 'superseded' | 'reused';
 
 /**
- * Where refresh-token ids live. Implementations must make `create` and `rotate` atomic per
- * user, bound memory (every entry expires), and reject with the underlying error when they
- * cannot answer; the strategy turns that into a 503.
+ * Where sessions live: every session operation of the library goes through these methods, so any
+ * backend that implements them (and passes the contract suite in test/contract/) can be plugged
+ * in with `createAuth({ store })`. Built in: {@link memoryStore}, {@link redisStore} and
+ * {@link postgresStore}.
+ *
+ * The contract:
+ * - A session (one login, a "family") is keyed by `(userId, sessionId)` and holds one live
+ *   `jti`: a refresh token's id, or for the opaque `session` strategy a hash of the token.
+ * - `create` and `rotate` are atomic per user. `create` enforces `maxSessions` (0: no cap) by
+ *   ending the sessions that expire first.
+ * - `rotate` replaces the live `jti` only when `oldJti` is it (exactly one of any number of
+ *   concurrent rotations of one `jti` wins). A stale `jti` within `graceMs` of its rotation is
+ *   `superseded`; any other stale `jti` of a live session is `reused`, and the session is ended in
+ *   the same atomic step. `rotate` with `newJti === oldJti` only moves `expiresAt` and `lastUsedAt`:
+ *   that is how sliding sessions are extended.
+ * - Nothing is answered for a session whose `expiresAt` has passed; expired sessions are removed
+ *   by the store (on writes, by key expiry, or by `prune`), so storage stays bounded.
+ * - When the backend cannot answer, a method rejects (with the backend's error) within the
+ *   store's timeout; the library turns that into a 503 `store_unavailable`.
  */
 export interface SessionStore {
+  /** Records a new session; resolves only once it is stored. */
   create(userId: string, session: NewSession, maxSessions: number): Promise<void>;
+  /** Replaces the session's live `jti`, atomically, with reuse detection (see above). */
   rotate(userId: string, rotation: Rotation): Promise<RotationResult>;
-  /** The family's record when it is live, else undefined. */
+  /** The session's record when it is live, else undefined. */
   get(userId: string, sessionId: string, now: number): Promise<SessionRecord | undefined>;
-  /** Whether the family is live: the cheap check run on every authenticated request. */
+  /** Whether the session is live: the cheap check run on every authenticated request. */
   isLive(userId: string, sessionId: string, now: number): Promise<boolean>;
-  /** Removes one family; true when it existed. */
+  /** Ends one session; true when it existed. */
   revoke(userId: string, sessionId: string): Promise<boolean>;
-  /** Removes every family of the user; returns how many were live. */
+  /** Ends every session of the user; returns how many were live. */
   revokeAll(userId: string, now: number): Promise<number>;
+  /** The user's live sessions, oldest first. */
   list(userId: string, now: number): Promise<SessionRecord[]>;
+  /**
+   * Deletes sessions that expired before `now`; returns how many. Optional: stores whose data
+   * expires by itself (Redis key TTLs) need none.
+   */
+  prune?(now: number): Promise<number>;
+  /** Releases what the store opened (connections it created, timers). */
   close(): Promise<void>;
 }
 

@@ -1,6 +1,6 @@
 import jwt from 'jsonwebtoken';
 import { AuthError, UnknownKeyError } from '../errors.js';
-import type { KeyRing } from '../keys/key-ring.js';
+import type { KeyRing, RingKey } from '../keys/key-ring.js';
 import {
   isWellFormed,
   type AccessTokenPayload,
@@ -8,6 +8,7 @@ import {
   TOKEN_TYP,
   type TokenKind,
 } from './claims.js';
+import { claimsError, encodedHeader, hmacSign, hmacVerify, isHmac } from './hmac-jws.js';
 import { VerifyCache } from './verify-cache.js';
 
 /** Longer than any token this library issues; anything bigger is rejected before parsing. */
@@ -76,6 +77,9 @@ export class TokenService {
   /** @internal shared by the strategy-bound views */
   readonly accessCache: VerifyCache<AccessTokenPayload> | undefined;
   private readonly findKey: KeyRing['find'];
+  /** The signer's encoded headers per kind, when it is an HMAC key (signed without jsonwebtoken). */
+  private readonly hmacHeaders: Record<TokenKind, string> | undefined;
+  private readonly audiences: readonly string[] | undefined;
 
   constructor(
     private readonly options: TokenServiceOptions,
@@ -90,6 +94,20 @@ export class TokenService {
     this.audience = options.audience;
     this.leeway = options.leeway;
     this.findKey = (kid, alg) => this.ring.find(kid, alg);
+    this.audiences =
+      options.audience === undefined
+        ? undefined
+        : Array.isArray(options.audience)
+          ? options.audience
+          : [options.audience];
+    const { signer } = options.ring;
+    this.hmacHeaders =
+      signer.signingKey !== undefined && isHmac(signer.algorithm)
+        ? {
+            access: encodedHeader(signer.algorithm, TOKEN_TYP.access, signer.kid),
+            refresh: encodedHeader(signer.algorithm, TOKEN_TYP.refresh, signer.kid),
+          }
+        : undefined;
     if (shared !== undefined) {
       this.accessCache = shared.accessCache;
       this.verifyOptions = shared.verifyOptions;
@@ -145,11 +163,46 @@ export class TokenService {
     if (this.issuer !== undefined) payload.iss = this.issuer;
     if (this.audience !== undefined) payload.aud = this.audience;
     const { signer } = this.ring;
+    if (this.hmacHeaders !== undefined) {
+      const token = hmacSign(signer.algorithm, signer.signingKey!, this.hmacHeaders[kind], payload);
+      return { token, exp };
+    }
     const token = jwt.sign(payload, signer.signingKey!, {
       algorithm: signer.algorithm,
       header: { alg: signer.algorithm, typ: TOKEN_TYP[kind], kid: signer.kid },
     });
     return { token, exp };
+  }
+
+  /**
+   * Signature, then registered claims, of a token whose header names an HMAC key: what
+   * jsonwebtoken checks with `algorithms: [key.algorithm]`, without its per-call option work.
+   * Returns the decoded payload (not necessarily an object: the caller checks).
+   */
+  private verifyHmac(token: string, key: RingKey): unknown {
+    if (!hmacVerify(key.algorithm, key.verifyKey, token))
+      throw invalid('The token signature or claims are invalid.');
+    let payload: unknown;
+    try {
+      const start = token.indexOf('.') + 1;
+      payload = JSON.parse(
+        Buffer.from(token.slice(start, token.indexOf('.', start)), 'base64url').toString('utf8'),
+      );
+    } catch {
+      return undefined;
+    }
+    if (payload === null || typeof payload !== 'object') return payload;
+    const error = claimsError(
+      payload as Record<string, unknown>,
+      Math.floor(Date.now() / 1000),
+      this.leeway,
+      this.issuer,
+      this.audiences,
+    );
+    if (error === 'expired') throw new AuthError('token_expired', 'The token has expired.');
+    if (error === 'not_before') throw invalid('The token is not valid yet.');
+    if (error !== undefined) throw invalid('The token signature or claims are invalid.');
+    return payload;
   }
 
   /**
@@ -180,15 +233,18 @@ export class TokenService {
     if (!key) throw new UnknownKeyError();
 
     let payload: unknown;
-    try {
-      payload = (jwt.verify(token, key.verifyKey, this.verifyOptions.get(key.kid)!) as jwt.Jwt)
-        .payload;
-    } catch (cause) {
-      if (cause instanceof jwt.TokenExpiredError)
-        throw new AuthError('token_expired', 'The token has expired.', { cause });
-      if (cause instanceof jwt.NotBeforeError) throw invalid('The token is not valid yet.', cause);
-      throw invalid('The token signature or claims are invalid.', cause);
-    }
+    if (isHmac(key.algorithm)) payload = this.verifyHmac(token, key);
+    else
+      try {
+        payload = (jwt.verify(token, key.verifyKey, this.verifyOptions.get(key.kid)!) as jwt.Jwt)
+          .payload;
+      } catch (cause) {
+        if (cause instanceof jwt.TokenExpiredError)
+          throw new AuthError('token_expired', 'The token has expired.', { cause });
+        if (cause instanceof jwt.NotBeforeError)
+          throw invalid('The token is not valid yet.', cause);
+        throw invalid('The token signature or claims are invalid.', cause);
+      }
     if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) {
       throw invalid('The token payload is not a JSON object.');
     }

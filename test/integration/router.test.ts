@@ -57,7 +57,7 @@ describe('POST /auth/login', () => {
     expect(await auth.listSessions(1)).toEqual([]);
   });
 
-  it('answers malformed JSON and an oversized body with 400 invalid_request, not 500', async () => {
+  it('answers malformed JSON with 400 invalid_request and an oversized body with 413 body_too_large, not 500', async () => {
     await start();
     const bad = await call(server.url, '/auth/login', {
       body: '{"username":',
@@ -66,8 +66,8 @@ describe('POST /auth/login', () => {
     expect(bad.status).toBe(400);
     expect(bad.body.error).toBe('invalid_request');
     const huge = await call(server.url, '/auth/login', { body: { username: 'x'.repeat(20_000) } });
-    expect(huge.status).toBe(400);
-    expect(huge.body.error).toBe('invalid_request');
+    expect(huge.status).toBe(413);
+    expect(huge.body.error).toBe('body_too_large');
   });
 
   it('lets the rateLimit hook refuse attempts with 429 and Retry-After, and reports outcomes', async () => {

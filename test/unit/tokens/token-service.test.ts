@@ -394,4 +394,31 @@ describe('malformed input', () => {
     });
     expect(hs().verify(token, 'access').sid).toBe('s');
   });
+
+  it('signs HMAC tokens byte for byte as jsonwebtoken does, and jsonwebtoken accepts them', () => {
+    for (const algorithm of ['HS256', 'HS384', 'HS512'] as const) {
+      const secret = SECRET.repeat(2);
+      const tokens = service([{ algorithm, secret, kid: 'k1' }]);
+      const now = Date.now();
+      const { token } = tokens.sign('refresh', { sub: 'ü 1', sid: 's', jti: 'j', n: [1] }, now);
+      const payload = decodeSegment(token, 1) as Record<string, unknown>;
+      const key = createKeyRing({ keys: [{ algorithm, secret, kid: 'k1' }] }).signer.signingKey!;
+      expect(token).toBe(
+        jwt.sign(payload, key, { algorithm, header: { alg: algorithm, typ: 'rt+jwt', kid: 'k1' } }),
+      );
+      expect(jwt.verify(token, key, { algorithms: [algorithm] })).toEqual(payload);
+      expect(tokens.verify(token, 'refresh').jti).toBe('j');
+    }
+  });
+
+  it('refuses a second base64url spelling of a valid HMAC signature', () => {
+    const good = hs().sign('access', { sub: '1', sid: 's' }).token;
+    const signature = good.split('.')[2]!;
+    // 32 bytes are 43 characters: the last one carries 2 unused bits, so 4 spellings decode alike.
+    const last = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const index = last.indexOf(signature.at(-1)!);
+    const twin = `${signature.slice(0, -1)}${last[index ^ 1]}`;
+    expect(Buffer.from(twin, 'base64url')).toEqual(Buffer.from(signature, 'base64url'));
+    expect(rejects(hs(), withSegment(good, 2, twin)).code).toBe('token_invalid');
+  });
 });

@@ -1,0 +1,409 @@
+import pg from 'pg';
+import { AuthConfigError } from '../errors.js';
+import { bounded, checkInteger } from './bounded.js';
+import type {
+  NewSession,
+  Rotation,
+  RotationResult,
+  SessionRecord,
+  SessionStore,
+} from './session-store.js';
+
+/** Options of {@link postgresStore}. */
+export interface PostgresStoreOptions {
+  /** Schema of the sessions table. @default 'public' */
+  schema?: string;
+  /** Name of the sessions table. @default 'auth_sessions' */
+  table?: string;
+  /**
+   * Longest wait for PostgreSQL per call, in ms (connection, query and a timer of the store's
+   * own); past it the request gets 503 `store_unavailable`. @default 1000
+   */
+  timeout?: number;
+  /**
+   * Seconds between two sweeps that delete expired sessions of all users (`store.prune()`); 0
+   * turns the sweep off (then call `prune()` yourself, e.g. from a cron job). A user's own
+   * expired sessions are also deleted whenever they log in. @default 600
+   */
+  pruneInterval?: number;
+}
+
+/** A node-postgres Pool, a connection string, or Pool options. */
+export type PostgresConnection = pg.Pool | string | pg.PoolConfig;
+
+/** What {@link postgresStore} returns: a SessionStore plus its schema management. */
+export interface PostgresSessionStore extends SessionStore {
+  /**
+   * Creates the table and its indexes when they do not exist (`CREATE … IF NOT EXISTS`, in one
+   * transaction); safe to run at every start. Nothing is created unless you call it.
+   */
+  migrate(): Promise<void>;
+  /** The SQL `migrate()` runs, to apply with your own migration tool instead. */
+  migrationSql(): string;
+  prune(now?: number): Promise<number>;
+}
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+/** Rows deleted per statement by a sweep, so a backlog never holds locks for long. */
+const PRUNE_BATCH = 1000;
+/** Namespace of the per-user advisory locks (first key of pg_advisory_xact_lock(int, int)). */
+const LOCK_NAMESPACE = 0x6b6a72;
+
+const ignore = (): void => {};
+
+const quote = (name: string): string => `"${name}"`;
+
+interface Row {
+  session_id: string;
+  jti: string;
+  previous_jti: string;
+  rotated_at: string;
+  created_at: string;
+  last_used_at: string;
+  expires_at: string;
+  ip: string;
+  user_agent: string;
+}
+
+function toRecord(row: Row): SessionRecord {
+  return {
+    sessionId: row.session_id,
+    jti: row.jti,
+    previousJti: row.previous_jti,
+    rotatedAt: Number(row.rotated_at),
+    createdAt: Number(row.created_at),
+    lastUsedAt: Number(row.last_used_at),
+    expiresAt: Number(row.expires_at),
+    ip: row.ip,
+    userAgent: row.user_agent,
+  };
+}
+
+const COLUMNS =
+  'session_id, jti, previous_jti, rotated_at, created_at, last_used_at, expires_at, ip, user_agent';
+
+/** The schema: one table, keyed by (user, session); times are epoch milliseconds. */
+export function postgresMigrationSql(schema = 'public', table = 'auth_sessions'): string {
+  const t = `${quote(schema)}.${quote(table)}`;
+  return `CREATE SCHEMA IF NOT EXISTS ${quote(schema)};
+CREATE TABLE IF NOT EXISTS ${t} (
+  user_id      text   NOT NULL,
+  session_id   text   NOT NULL,
+  jti          text   NOT NULL,
+  previous_jti text   NOT NULL DEFAULT '',
+  rotated_at   bigint NOT NULL DEFAULT 0,
+  created_at   bigint NOT NULL,
+  last_used_at bigint NOT NULL,
+  expires_at   bigint NOT NULL,
+  ip           text   NOT NULL DEFAULT '',
+  user_agent   text   NOT NULL DEFAULT '',
+  PRIMARY KEY (user_id, session_id)
+);
+CREATE INDEX IF NOT EXISTS ${quote(`${table}_expires_at_idx`)} ON ${t} (expires_at);
+`;
+}
+
+/**
+ * PostgreSQL store. Every per-request query hits the primary key (user_id, session_id); listing
+ * and revoking all use its user_id prefix; the sweep uses the expires_at index. Rotation is one
+ * `UPDATE … WHERE jti = old RETURNING`, so of any number of concurrent rotations exactly one
+ * matches; a login takes a per-user advisory lock so the session cap holds under concurrency.
+ */
+class PostgresStore implements PostgresSessionStore {
+  private readonly table: string;
+  private readonly sweeper: NodeJS.Timeout | undefined;
+  private missingTableWarned = false;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly ownsPool: boolean,
+    private readonly schema: string,
+    private readonly tableName: string,
+    private readonly timeout: number,
+    pruneInterval: number,
+  ) {
+    this.table = `${quote(schema)}.${quote(tableName)}`;
+    if (pruneInterval > 0) {
+      this.sweeper = setInterval(() => {
+        this.prune().catch(() => {});
+      }, pruneInterval * 1000);
+      this.sweeper.unref();
+    }
+  }
+
+  migrationSql(): string {
+    return postgresMigrationSql(this.schema, this.tableName);
+  }
+
+  async migrate(): Promise<void> {
+    const client = await this.pool.connect();
+    client.on('error', ignore);
+    try {
+      await client.query('BEGIN');
+      // Two processes migrating at once would race on CREATE … IF NOT EXISTS.
+      await client.query('SELECT pg_advisory_xact_lock($1, 0)', [LOCK_NAMESPACE]);
+      await client.query(this.migrationSql());
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw error;
+    } finally {
+      client.off('error', ignore);
+      client.release();
+    }
+  }
+
+  /** One statement, bounded; a missing table is reported once with the fix. */
+  private query<R extends pg.QueryResultRow>(
+    text: string,
+    values: unknown[],
+  ): Promise<pg.QueryResult<R>> {
+    return this.bounded(
+      this.pool.query<R>({ text, values, query_timeout: this.timeout } as pg.QueryConfig),
+    );
+  }
+
+  private bounded<T>(call: Promise<T>): Promise<T> {
+    return bounded(
+      call.catch((error: unknown) => {
+        this.checkMissingTable(error);
+        throw error;
+      }),
+      this.timeout,
+      'PostgreSQL',
+    );
+  }
+
+  private checkMissingTable(error: unknown): void {
+    if ((error as { code?: unknown }).code === '42P01' && !this.missingTableWarned) {
+      this.missingTableWarned = true;
+      process.emitWarning(
+        `koa-jwt-redis: the sessions table ${this.table} does not exist; run \`await store.migrate()\` once (or apply store.migrationSql() with your migration tool).`,
+        { code: 'KOA_JWT_REDIS_PG_NO_TABLE' },
+      );
+    }
+  }
+
+  async create(userId: string, s: NewSession, maxSessions: number): Promise<void> {
+    await this.bounded(this.createInTransaction(userId, s, maxSessions));
+  }
+
+  private async createInTransaction(
+    userId: string,
+    s: NewSession,
+    maxSessions: number,
+  ): Promise<void> {
+    const client = await this.pool.connect();
+    // A connection that dies between two statements of the transaction emits 'error' on the
+    // checked-out client; the failing statement reports it, so the event itself is ignored.
+    client.on('error', ignore);
+    let failed: unknown;
+    try {
+      const run = (text: string, values?: unknown[]) =>
+        client.query({ text, values, query_timeout: this.timeout } as pg.QueryConfig);
+      await run('BEGIN');
+      // Serialises this user's logins, so concurrent ones cannot each keep `maxSessions` others.
+      await run('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_NAMESPACE, userId]);
+      await run(
+        `INSERT INTO ${this.table} (user_id, ${COLUMNS})
+         VALUES ($1, $2, $3, '', 0, $4, $4, $5, $6, $7)`,
+        [userId, s.sessionId, s.jti, s.now, s.expiresAt, s.ip, s.userAgent],
+      );
+      // The user's expired sessions go, then any beyond the cap (the ones that expire first).
+      await run(
+        `DELETE FROM ${this.table} WHERE user_id = $1 AND (expires_at <= $2 OR ($3::int > 0 AND session_id IN (
+           SELECT session_id FROM ${this.table} WHERE user_id = $1 AND expires_at > $2
+           ORDER BY expires_at DESC, created_at DESC OFFSET $3)))`,
+        [userId, s.now, maxSessions],
+      );
+      await run('COMMIT');
+    } catch (error) {
+      failed = error;
+      await client.query('ROLLBACK').catch(() => {});
+      throw error;
+    } finally {
+      client.off('error', ignore);
+      // A connection that failed mid-transaction is not handed to the next caller.
+      client.release(failed instanceof Error ? failed : undefined);
+    }
+  }
+
+  async rotate(userId: string, r: Rotation): Promise<RotationResult> {
+    // The one atomic step: of any number of concurrent rotations of oldJti, one row update wins.
+    const updated = await this.query(
+      `UPDATE ${this.table}
+       SET jti = $3, previous_jti = $4, rotated_at = $5, last_used_at = $5, expires_at = $6
+       WHERE user_id = $1 AND session_id = $2 AND jti = $7 AND expires_at > $5
+       RETURNING 1`,
+      [
+        userId,
+        r.sessionId,
+        r.newJti,
+        r.graceMs > 0 && r.newJti !== r.oldJti ? r.oldJti : '',
+        r.now,
+        r.expiresAt,
+        r.oldJti,
+      ],
+    );
+    if (updated.rowCount === 1) return 'rotated';
+    // A stale jti: within the grace window it is answered, otherwise the session is ended, in one
+    // statement that only deletes a live session whose current jti is not the one presented.
+    const outcome = await this.query<{ superseded: boolean }>(
+      `WITH current AS (
+         SELECT previous_jti = $3 AND $5::bigint > 0 AND $4::bigint - rotated_at <= $5::bigint AS superseded
+         FROM ${this.table}
+         WHERE user_id = $1 AND session_id = $2 AND expires_at > $4 AND jti <> $3
+       ), ended AS (
+         DELETE FROM ${this.table}
+         WHERE user_id = $1 AND session_id = $2 AND jti <> $3
+           AND NOT EXISTS (SELECT 1 FROM current WHERE superseded)
+           AND EXISTS (SELECT 1 FROM current)
+         RETURNING 1
+       )
+       SELECT superseded FROM current`,
+      [userId, r.sessionId, r.oldJti, r.now, r.graceMs],
+    );
+    const row = outcome.rows[0];
+    if (!row) return 'missing';
+    return row.superseded ? 'superseded' : 'reused';
+  }
+
+  async get(userId: string, sessionId: string, now: number): Promise<SessionRecord | undefined> {
+    const result = await this.query<Row>(
+      `SELECT ${COLUMNS} FROM ${this.table}
+       WHERE user_id = $1 AND session_id = $2 AND expires_at > $3`,
+      [userId, sessionId, now],
+    );
+    const row = result.rows[0];
+    return row ? toRecord(row) : undefined;
+  }
+
+  async isLive(userId: string, sessionId: string, now: number): Promise<boolean> {
+    const result = await this.query(
+      `SELECT 1 FROM ${this.table} WHERE user_id = $1 AND session_id = $2 AND expires_at > $3`,
+      [userId, sessionId, now],
+    );
+    return result.rowCount === 1;
+  }
+
+  async revoke(userId: string, sessionId: string): Promise<boolean> {
+    const result = await this.query(
+      `DELETE FROM ${this.table} WHERE user_id = $1 AND session_id = $2`,
+      [userId, sessionId],
+    );
+    return result.rowCount === 1;
+  }
+
+  async revokeAll(userId: string, now: number): Promise<number> {
+    const result = await this.query<{ live: string }>(
+      `WITH ended AS (DELETE FROM ${this.table} WHERE user_id = $1 RETURNING expires_at)
+       SELECT count(*) FILTER (WHERE expires_at > $2) AS live FROM ended`,
+      [userId, now],
+    );
+    return Number(result.rows[0]?.live ?? 0);
+  }
+
+  async list(userId: string, now: number): Promise<SessionRecord[]> {
+    const result = await this.query<Row>(
+      `SELECT ${COLUMNS} FROM ${this.table} WHERE user_id = $1 AND expires_at > $2
+       ORDER BY created_at, session_id`,
+      [userId, now],
+    );
+    return result.rows.map(toRecord);
+  }
+
+  async prune(now = Date.now()): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const result = await this.query(
+        `DELETE FROM ${this.table} WHERE ctid IN (
+           SELECT ctid FROM ${this.table} WHERE expires_at <= $1 LIMIT ${PRUNE_BATCH})`,
+        [now],
+      );
+      total += result.rowCount ?? 0;
+      if ((result.rowCount ?? 0) < PRUNE_BATCH) return total;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.sweeper) clearInterval(this.sweeper);
+    if (this.ownsPool) await this.pool.end();
+  }
+}
+
+function isPool(value: unknown): value is pg.Pool {
+  return (
+    value instanceof pg.Pool ||
+    (value !== null &&
+      typeof value === 'object' &&
+      typeof (value as pg.Pool).query === 'function' &&
+      typeof (value as pg.Pool).connect === 'function')
+  );
+}
+
+/**
+ * The PostgreSQL session store (node-postgres). Give a `pg.Pool` (yours: the store never ends
+ * it), a connection string or Pool options (the store opens a pool and `auth.close()` ends it).
+ * Create the table once with `await store.migrate()` or apply `store.migrationSql()` yourself:
+ * the store never creates anything on its own.
+ * @example
+ * const store = postgresStore(process.env.DATABASE_URL!);
+ * await store.migrate();
+ * const auth = createAuth({ secret, store });
+ */
+export function postgresStore(
+  connection: PostgresConnection,
+  options: PostgresStoreOptions = {},
+): PostgresSessionStore {
+  const fail = (option: string, message: string) =>
+    new AuthConfigError(`postgresStore ${option}`, message);
+  if (options === null || typeof options !== 'object')
+    throw fail('options', 'must be an object like { schema, table, timeout }');
+  const schema = options.schema ?? 'public';
+  const table = options.table ?? 'auth_sessions';
+  for (const [name, value] of [
+    ['schema', schema],
+    ['table', table],
+  ] as const) {
+    if (typeof value !== 'string' || !IDENTIFIER.test(value))
+      throw fail(
+        name,
+        'must be a plain SQL identifier: a letter or _, then letters, digits or _ (at most 63)',
+      );
+  }
+  const timeout = checkInteger('timeout', options.timeout ?? 1000, 10, 60_000, fail);
+  const pruneInterval = checkInteger(
+    'pruneInterval',
+    options.pruneInterval ?? 600,
+    0,
+    86_400,
+    fail,
+  );
+  let pool: pg.Pool;
+  let owns = true;
+  if (isPool(connection)) {
+    pool = connection;
+    owns = false;
+  } else if (
+    typeof connection === 'string' ||
+    (connection !== null && typeof connection === 'object')
+  ) {
+    if (typeof connection === 'string' && !/^postgres(ql)?:\/\//.test(connection))
+      throw fail('connection', 'must be a postgres:// URL, a pg.Pool or pg Pool options');
+    const config: pg.PoolConfig =
+      typeof connection === 'string' ? { connectionString: connection } : { ...connection };
+    pool = new pg.Pool({
+      // Bounded at every step: getting a connection, a query on the wire, and the server's own work.
+      connectionTimeoutMillis: timeout,
+      query_timeout: timeout,
+      statement_timeout: timeout,
+      ...config,
+    });
+    // An idle connection that dies (a restart) is replaced on the next call; without a listener
+    // the pool's 'error' event would crash the process.
+    pool.on('error', () => {});
+  } else {
+    throw fail('connection', 'must be a pg.Pool, a postgres:// URL or pg Pool options');
+  }
+  return new PostgresStore(pool, owns, schema, table, timeout, pruneInterval);
+}

@@ -1,0 +1,566 @@
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Auth, AuthOptions, SessionStore } from '../../src/index.js';
+
+/**
+ * The SessionStore contract, as one suite every store runs (built in or your own): give it a
+ * factory of stores over one backend and an Auth factory on such a store. Every test uses user
+ * ids of its own, so stores may share a backend with other tests.
+ */
+export interface ContractBackend {
+  name: string;
+  /** A store on the backend; closing it must leave the backend usable by the next one. */
+  open(): SessionStore;
+  /** Whether expired sessions are removed by `prune` (stores whose data expires by itself need none). */
+  prunes: boolean;
+}
+
+const HOUR = 3_600_000;
+
+/** A JWT's payload, unverified (for reading the claims the library set). */
+const payloadOf = (token: string): Record<string, unknown> =>
+  JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as Record<
+    string,
+    unknown
+  >;
+const user = () => `u-${randomUUID()}`;
+const sid = () => randomUUID().replaceAll('-', '').slice(0, 16);
+const jti = () => randomUUID();
+
+function session(now: number, ttl = HOUR, extra: Partial<{ ip: string; userAgent: string }> = {}) {
+  return {
+    sessionId: sid(),
+    jti: jti(),
+    now,
+    expiresAt: now + ttl,
+    ip: extra.ip ?? '',
+    userAgent: extra.userAgent ?? '',
+  };
+}
+
+export function storeContract(backend: ContractBackend): void {
+  describe(`SessionStore contract: ${backend.name}`, () => {
+    const withStore = (test: (store: SessionStore) => Promise<void>) => async () => {
+      const store = backend.open();
+      try {
+        await test(store);
+      } finally {
+        await store.close();
+      }
+    };
+
+    it(
+      'create records a session that get, isLive and list return',
+      withStore(async (store) => {
+        const u = user();
+        const now = Date.now();
+        const s = session(now, HOUR, { ip: '203.0.113.9', userAgent: 'Agent|with pipe/1.0' });
+        await store.create(u, s, 10);
+        const record = await store.get(u, s.sessionId, now);
+        expect(record).toEqual({
+          sessionId: s.sessionId,
+          jti: s.jti,
+          previousJti: '',
+          rotatedAt: 0,
+          createdAt: now,
+          lastUsedAt: now,
+          expiresAt: s.expiresAt,
+          ip: '203.0.113.9',
+          userAgent: 'Agent|with pipe/1.0',
+        });
+        expect(await store.isLive(u, s.sessionId, now)).toBe(true);
+        expect(await store.list(u, now)).toEqual([record]);
+        expect(await store.get(u, 'nosuchsession', now)).toBeUndefined();
+        expect(await store.isLive(u, 'nosuchsession', now)).toBe(false);
+      }),
+    );
+
+    it(
+      'metadata round-trips byte for byte, any Unicode, wherever a character falls',
+      withStore(async (store) => {
+        const u = user();
+        const now = Date.now();
+        // Emoji (surrogate pairs, 4 UTF-8 bytes), a ZWJ sequence, CJK, combining marks and a
+        // pipe, shifted across every offset around the 64-byte and 64-character boundaries.
+        const samples: string[] = [];
+        for (let offset = 40; offset < 72; offset++) {
+          samples.push(`${'a'.repeat(offset)}😀 👩‍💻 中文 é|x ${'b'.repeat(20)}`);
+        }
+        samples.push('😀'.repeat(40), '中'.repeat(60), 'Mozilla/5.0 (Ξ; Ωmega) 🦊🦊🦊');
+        const ip = '2001:db8::1';
+        const sessions = samples.map((userAgent) => session(now, HOUR, { ip, userAgent }));
+        for (const s of sessions) await store.create(u, s, 0);
+        const listed = new Map((await store.list(u, now)).map((r) => [r.sessionId, r]));
+        for (const s of sessions) {
+          expect(listed.get(s.sessionId)?.userAgent).toBe(s.userAgent);
+          expect(listed.get(s.sessionId)?.ip).toBe(ip);
+          expect((await store.get(u, s.sessionId, now))?.userAgent).toBe(s.userAgent);
+        }
+      }),
+    );
+
+    it(
+      'a session is answered for by no other user',
+      withStore(async (store) => {
+        const [a, b] = [user(), user()];
+        const now = Date.now();
+        const s = session(now);
+        await store.create(a, s, 10);
+        expect(await store.get(b, s.sessionId, now)).toBeUndefined();
+        expect(await store.isLive(b, s.sessionId, now)).toBe(false);
+        expect(await store.revoke(b, s.sessionId)).toBe(false);
+        expect(
+          await store.rotate(b, {
+            sessionId: s.sessionId,
+            oldJti: s.jti,
+            newJti: jti(),
+            now,
+            expiresAt: now + HOUR,
+            graceMs: 0,
+          }),
+        ).toBe('missing');
+        expect(await store.isLive(a, s.sessionId, now)).toBe(true);
+      }),
+    );
+
+    it(
+      'nothing is answered for an expired session',
+      withStore(async (store) => {
+        const u = user();
+        const now = Date.now();
+        const s = session(now, 1000);
+        await store.create(u, s, 10);
+        const later = now + 1000;
+        expect(await store.get(u, s.sessionId, later)).toBeUndefined();
+        expect(await store.isLive(u, s.sessionId, later)).toBe(false);
+        expect(await store.list(u, later)).toEqual([]);
+        expect(
+          await store.rotate(u, {
+            sessionId: s.sessionId,
+            oldJti: s.jti,
+            newJti: jti(),
+            now: later,
+            expiresAt: later + HOUR,
+            graceMs: 0,
+          }),
+        ).toBe('missing');
+      }),
+    );
+
+    it(
+      'rotate replaces the jti and keeps createdAt; the old jti then ends the session (reuse)',
+      withStore(async (store) => {
+        const u = user();
+        const now = Date.now();
+        const s = session(now);
+        await store.create(u, s, 10);
+        const next = jti();
+        const rotation = { sessionId: s.sessionId, now: now + 10, expiresAt: now + 2 * HOUR };
+        expect(
+          await store.rotate(u, { ...rotation, oldJti: s.jti, newJti: next, graceMs: 0 }),
+        ).toBe('rotated');
+        const record = await store.get(u, s.sessionId, now + 10);
+        expect(record).toMatchObject({
+          jti: next,
+          createdAt: now,
+          lastUsedAt: now + 10,
+          expiresAt: now + 2 * HOUR,
+        });
+        expect(
+          await store.rotate(u, {
+            ...rotation,
+            now: now + 20,
+            oldJti: s.jti,
+            newJti: jti(),
+            graceMs: 0,
+          }),
+        ).toBe('reused');
+        expect(await store.isLive(u, s.sessionId, now + 20)).toBe(false);
+        expect(
+          await store.rotate(u, {
+            ...rotation,
+            now: now + 30,
+            oldJti: next,
+            newJti: jti(),
+            graceMs: 0,
+          }),
+        ).toBe('missing');
+      }),
+    );
+
+    it(
+      'within the grace period the previous jti is superseded, after it reused',
+      withStore(async (store) => {
+        const u = user();
+        const now = Date.now();
+        const s = session(now);
+        await store.create(u, s, 10);
+        const next = jti();
+        const base = { sessionId: s.sessionId, expiresAt: now + HOUR, graceMs: 5000 };
+        expect(await store.rotate(u, { ...base, now, oldJti: s.jti, newJti: next })).toBe(
+          'rotated',
+        );
+        expect(
+          await store.rotate(u, { ...base, now: now + 4000, oldJti: s.jti, newJti: jti() }),
+        ).toBe('superseded');
+        expect((await store.get(u, s.sessionId, now + 4000))?.jti).toBe(next);
+        expect(
+          await store.rotate(u, { ...base, now: now + 6000, oldJti: s.jti, newJti: jti() }),
+        ).toBe('reused');
+        expect(await store.isLive(u, s.sessionId, now + 6000)).toBe(false);
+      }),
+    );
+
+    it(
+      'rotate with newJti === oldJti slides the expiry (a touch) and keeps the jti',
+      withStore(async (store) => {
+        const u = user();
+        const now = Date.now();
+        const s = session(now, 1000);
+        await store.create(u, s, 10);
+        expect(
+          await store.rotate(u, {
+            sessionId: s.sessionId,
+            oldJti: s.jti,
+            newJti: s.jti,
+            now: now + 900,
+            expiresAt: now + 1900,
+            graceMs: 0,
+          }),
+        ).toBe('rotated');
+        const record = await store.get(u, s.sessionId, now + 1500);
+        expect(record).toMatchObject({
+          jti: s.jti,
+          createdAt: now,
+          lastUsedAt: now + 900,
+          expiresAt: now + 1900,
+        });
+      }),
+    );
+
+    it(
+      'of 50 concurrent rotations of one jti exactly one wins; without grace the rest end the session',
+      withStore(async (store) => {
+        const u = user();
+        const now = Date.now();
+        const s = session(now);
+        await store.create(u, s, 10);
+        const results = await Promise.all(
+          Array.from({ length: 50 }, () =>
+            store.rotate(u, {
+              sessionId: s.sessionId,
+              oldJti: s.jti,
+              newJti: jti(),
+              now,
+              expiresAt: now + HOUR,
+              graceMs: 0,
+            }),
+          ),
+        );
+        expect(results.filter((r) => r === 'rotated')).toHaveLength(1);
+        expect(
+          results.filter((r) => r === 'rotated' || r === 'reused' || r === 'missing'),
+        ).toHaveLength(50);
+        expect(await store.isLive(u, s.sessionId, now)).toBe(false);
+      }),
+    );
+
+    it(
+      'of 50 concurrent rotations within a grace period one wins and the rest are superseded',
+      withStore(async (store) => {
+        const u = user();
+        const now = Date.now();
+        const s = session(now);
+        await store.create(u, s, 10);
+        const news = Array.from({ length: 50 }, () => jti());
+        const results = await Promise.all(
+          news.map((newJti) =>
+            store.rotate(u, {
+              sessionId: s.sessionId,
+              oldJti: s.jti,
+              newJti,
+              now,
+              expiresAt: now + HOUR,
+              graceMs: 10_000,
+            }),
+          ),
+        );
+        expect(results.filter((r) => r === 'rotated')).toHaveLength(1);
+        expect(results.filter((r) => r === 'superseded')).toHaveLength(49);
+        const winner = news[results.indexOf('rotated')];
+        expect((await store.get(u, s.sessionId, now))?.jti).toBe(winner);
+      }),
+    );
+
+    it(
+      'a logout racing a refresh leaves the session ended, whichever runs first',
+      withStore(async (store) => {
+        for (let round = 0; round < 10; round++) {
+          const u = user();
+          const now = Date.now();
+          const s = session(now);
+          await store.create(u, s, 10);
+          const [rotated] = await Promise.all([
+            store.rotate(u, {
+              sessionId: s.sessionId,
+              oldJti: s.jti,
+              newJti: jti(),
+              now,
+              expiresAt: now + HOUR,
+              graceMs: 0,
+            }),
+            store.revoke(u, s.sessionId),
+          ]);
+          expect(['rotated', 'missing']).toContain(rotated);
+          expect(await store.isLive(u, s.sessionId, now)).toBe(false);
+          expect(await store.list(u, now)).toEqual([]);
+        }
+      }),
+    );
+
+    it(
+      'the per-user cap ends the sessions that expire first',
+      withStore(async (store) => {
+        const u = user();
+        const now = Date.now();
+        const made = [];
+        for (let i = 0; i < 5; i++) {
+          const s = session(now + i, HOUR);
+          made.push(s);
+          await store.create(u, s, 3);
+        }
+        const live = (await store.list(u, now + 10)).map((r) => r.sessionId).sort();
+        expect(live).toEqual(
+          made
+            .slice(2)
+            .map((s) => s.sessionId)
+            .sort(),
+        );
+      }),
+    );
+
+    it(
+      'the cap holds under 20 concurrent logins of one user',
+      withStore(async (store) => {
+        const u = user();
+        const now = Date.now();
+        await Promise.all(
+          Array.from({ length: 20 }, (_, i) => store.create(u, session(now + i, HOUR), 5)),
+        );
+        expect(await store.list(u, now + 100)).toHaveLength(5);
+      }),
+    );
+
+    it(
+      'with a cap of 0 nothing is ended; list is oldest first',
+      withStore(async (store) => {
+        const u = user();
+        const now = Date.now();
+        const made = [];
+        for (let i = 0; i < 4; i++) {
+          const s = session(now + i);
+          made.push(s.sessionId);
+          await store.create(u, s, 0);
+        }
+        expect((await store.list(u, now + 10)).map((r) => r.sessionId)).toEqual(made);
+      }),
+    );
+
+    it(
+      'revoke ends one session (true once); revokeAll ends the rest and counts the live ones',
+      withStore(async (store) => {
+        const u = user();
+        const now = Date.now();
+        const [a, b, c] = [session(now), session(now + 1), session(now + 2, 5)];
+        for (const s of [a, b, c]) await store.create(u, s, 10);
+        expect(await store.revoke(u, a.sessionId)).toBe(true);
+        expect(await store.revoke(u, a.sessionId)).toBe(false);
+        expect(await store.isLive(u, b.sessionId, now + 10)).toBe(true);
+        // c has expired by now + 10: it is not counted.
+        expect(await store.revokeAll(u, now + 10)).toBe(1);
+        expect(await store.list(u, now)).toEqual([]);
+        expect(await store.revokeAll(u, now)).toBe(0);
+      }),
+    );
+
+    if (backend.prunes) {
+      it(
+        'prune deletes expired sessions of every user and keeps live ones',
+        withStore(async (store) => {
+          const [a, b] = [user(), user()];
+          const now = Date.now();
+          const dead = session(now, 10);
+          const live = session(now, HOUR);
+          await store.create(a, dead, 10);
+          await store.create(b, live, 10);
+          expect(await store.prune!(now + 20)).toBeGreaterThanOrEqual(1);
+          expect(await store.list(a, now)).toEqual([]);
+          expect(await store.isLive(b, live.sessionId, now + 20)).toBe(true);
+        }),
+      );
+    }
+  });
+}
+
+/** The library's own races and theft detection, through `createAuth({ store })`. */
+/**
+ * The Auth-level contract: rotation, reuse, grace and lifetimes through a real Auth on the store.
+ * `makeAuth` builds one on the backend with strict reuse detection (`refreshGracePeriod: 0`)
+ * unless `options` say otherwise.
+ */
+export function authOnStoreContract(
+  name: string,
+  makeAuth: (options?: Partial<AuthOptions>) => Auth,
+): void {
+  describe(`refresh rotation on ${name}`, () => {
+    it('50 concurrent refreshes of one token: one pair, the family revoked', async () => {
+      const auth = makeAuth();
+      try {
+        const pair = await auth.generateTokens({ id: user() });
+        const outcomes = await Promise.allSettled(
+          Array.from({ length: 50 }, () => auth.refreshTokens(pair.refresh_token)),
+        );
+        const won = outcomes.filter((o) => o.status === 'fulfilled');
+        expect(won).toHaveLength(1);
+        for (const o of outcomes) {
+          if (o.status === 'rejected')
+            expect(['refresh_reused', 'token_revoked']).toContain(
+              (o.reason as { code: string }).code,
+            );
+        }
+        const winner = (won[0] as PromiseFulfilledResult<{ refresh_token: string }>).value;
+        expect(await auth.checkRefreshToken(winner.refresh_token)).toBe(false);
+      } finally {
+        await auth.close();
+      }
+    });
+
+    it('50 concurrent refreshes within a grace period: all get working tokens of one live chain', async () => {
+      const auth = makeAuth({ refreshGracePeriod: 10 });
+      try {
+        const u = user();
+        const pair = await auth.generateTokens({ id: u });
+        const pairs = await Promise.all(
+          Array.from({ length: 50 }, () => auth.refreshTokens(pair.refresh_token)),
+        );
+        const jtis = new Set(pairs.map((p) => payloadOf(p.refresh_token).jti));
+        expect(jtis.size).toBe(1);
+        const strategy = auth.strategies.get(auth.strategies.defaultStrategyName);
+        for (const p of pairs) {
+          expect(await auth.checkRefreshToken(p.refresh_token)).toBe(true);
+          await strategy.readToken(p.access_token, { checkSession: true });
+        }
+        expect(await auth.listSessions(u)).toHaveLength(1);
+        // The chain goes on from any of them; then all the others are its previous id.
+        const next = await auth.refreshTokens(pairs[7]!.refresh_token);
+        expect(await auth.checkRefreshToken(next.refresh_token)).toBe(true);
+        expect(await auth.checkRefreshToken(pairs[0]!.refresh_token)).toBe(false);
+      } finally {
+        await auth.close();
+      }
+    });
+
+    it('no refresh extends a session past absoluteSessionTtl; listSessions shows the earlier end', async () => {
+      const auth = makeAuth({
+        accessTokenTtl: 1,
+        refreshTokenTtl: 2,
+        absoluteSessionTtl: 3,
+        leeway: 0,
+      });
+      try {
+        const u = user();
+        let pair = await auth.generateTokens({ id: u });
+        const authTime = payloadOf(pair.access_token).auth_time as number;
+        const absoluteEnd = (authTime + 3) * 1000;
+        // Right after login the idle timeout is the earlier end.
+        const [first] = await auth.listSessions(u);
+        expect(first!.expiresAt.getTime()).toBe(first!.createdAt.getTime() + 2000);
+        let failure: { code?: string } | undefined;
+        let lastEnd = 0;
+        while (failure === undefined && Date.now() < absoluteEnd + 3000) {
+          await sleep(300);
+          try {
+            pair = await auth.refreshTokens(pair.refresh_token);
+          } catch (error) {
+            failure = error as { code?: string };
+            break;
+          }
+          for (const token of [pair.access_token, pair.refresh_token]) {
+            const claims = payloadOf(token);
+            expect(claims.auth_time).toBe(authTime);
+            expect(claims.exp as number).toBeLessThanOrEqual(authTime + 3);
+          }
+          const [listed] = await auth.listSessions(u);
+          if (listed) {
+            lastEnd = listed.expiresAt.getTime();
+            expect(lastEnd).toBeLessThanOrEqual(absoluteEnd);
+          }
+        }
+        // Late refreshes hit the absolute end exactly; then the session is over, on every store.
+        expect(lastEnd).toBe(absoluteEnd);
+        expect(['token_expired', 'token_revoked']).toContain(failure?.code);
+        expect(Date.now()).toBeLessThan(absoluteEnd + 1500);
+        expect(await auth.listSessions(u)).toEqual([]);
+        expect(await auth.checkRefreshToken(pair.refresh_token)).toBe(false);
+      } finally {
+        await auth.close();
+      }
+    });
+
+    it('reusing a rotated refresh token revokes the family', async () => {
+      const auth = makeAuth();
+      try {
+        const first = await auth.generateTokens({ id: user() });
+        const second = await auth.refreshTokens(first.refresh_token);
+        await expect(auth.refreshTokens(first.refresh_token)).rejects.toMatchObject({
+          code: 'refresh_reused',
+        });
+        expect(await auth.checkRefreshToken(second.refresh_token)).toBe(false);
+        await expect(auth.refreshTokens(second.refresh_token)).rejects.toMatchObject({
+          code: 'token_revoked',
+        });
+        const strategy = auth.strategies.get(auth.strategies.defaultStrategyName);
+        await expect(
+          Promise.resolve().then(() =>
+            strategy.readToken(second.access_token, { checkSession: true }),
+          ),
+        ).rejects.toMatchObject({ code: 'token_revoked' });
+      } finally {
+        await auth.close();
+      }
+    });
+
+    it('a logout racing a refresh: no token of the family works afterwards', async () => {
+      const auth = makeAuth();
+      try {
+        for (let round = 0; round < 10; round++) {
+          const pair = await auth.generateTokens({ id: user() });
+          const [refreshed] = await Promise.allSettled([
+            auth.refreshTokens(pair.refresh_token),
+            auth.invalidateRefreshToken(pair.refresh_token),
+          ]);
+          expect(await auth.checkRefreshToken(pair.refresh_token)).toBe(false);
+          if (refreshed.status === 'fulfilled')
+            expect(await auth.checkRefreshToken(refreshed.value.refresh_token)).toBe(false);
+        }
+      } finally {
+        await auth.close();
+      }
+    });
+
+    it('revokeAllSessions ends every login and lists none', async () => {
+      const auth = makeAuth();
+      try {
+        const u = { id: user() };
+        const pairs = await Promise.all([1, 2, 3].map(() => auth.generateTokens(u)));
+        expect(await auth.listSessions(u.id)).toHaveLength(3);
+        expect(await auth.revokeAllSessions(u.id)).toBe(3);
+        for (const p of pairs) expect(await auth.checkRefreshToken(p.refresh_token)).toBe(false);
+        expect(await auth.listSessions(u.id)).toEqual([]);
+      } finally {
+        await auth.close();
+      }
+    });
+  });
+}

@@ -1,0 +1,174 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Auth } from '../../src/index.js';
+import { testAuth } from '../helpers/auth.js';
+import { call, type Reply, serve, type Served } from '../helpers/http.js';
+import { webApp } from '../helpers/web.js';
+
+/**
+ * What the auth routes do with bodies that are not the JSON they expect: 415 for another media
+ * type, 400 for malformed JSON or a login that is not an object, 413 when too large — never a
+ * 401 that would look like wrong credentials, never a 500.
+ */
+
+let auth: Auth;
+let server: Served;
+let logins: number;
+
+async function start(tokenDelivery: 'json' | 'cookie' = 'json'): Promise<void> {
+  auth = testAuth({ tokenDelivery });
+  logins = 0;
+  server = await serve(
+    webApp(auth, {
+      login: (ctx) => {
+        logins++;
+        const { username, password } = ctx.request.body as Record<string, unknown>;
+        return username === 'alice' && password === 'wonderland' ? { id: 1 } : null;
+      },
+    }),
+  );
+}
+
+afterEach(async () => {
+  await server?.close();
+  await auth?.close();
+});
+
+/** A raw POST: `body` sent as is, with exactly the headers given. */
+async function post(path: string, body: string | undefined, headers: Record<string, string>) {
+  const response = await fetch(server.url + path, { method: 'POST', body, headers });
+  const text = await response.text();
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: text ? (JSON.parse(text) as { error: string; message: string }) : undefined,
+  };
+}
+
+function expectError(res: { status: number; body?: unknown }, status: number, error: string) {
+  expect(res.status).toBe(status);
+  expect(res.body).toEqual({ error, message: expect.any(String) });
+}
+
+const form = 'username=alice&password=wonderland';
+const json = JSON.stringify({ username: 'alice', password: 'wonderland' });
+
+describe('login bodies', () => {
+  it('refuses a form post with 415 unsupported_media_type and Accept: application/json, without calling login', async () => {
+    await start();
+    const res = await post('/auth/login', form, {
+      'content-type': 'application/x-www-form-urlencoded',
+    });
+    expectError(res, 415, 'unsupported_media_type');
+    expect(res.headers.get('accept')).toBe('application/json');
+    expect(res.headers.get('www-authenticate')).toBeNull();
+    expect(logins).toBe(0);
+  });
+
+  it('refuses text/plain, multipart and a body with no content type at all with 415', async () => {
+    await start();
+    expectError(
+      await post('/auth/login', json, { 'content-type': 'text/plain' }),
+      415,
+      'unsupported_media_type',
+    );
+    const multipart = new FormData();
+    multipart.set('username', 'alice');
+    const res = await fetch(`${server.url}/auth/login`, { method: 'POST', body: multipart });
+    expectError({ status: res.status, body: await res.json() }, 415, 'unsupported_media_type');
+    // fetch adds a content type for a string body; a Blob without a type sends none.
+    const untyped = await fetch(`${server.url}/auth/login`, {
+      method: 'POST',
+      body: new Blob([json]),
+    });
+    expectError(
+      { status: untyped.status, body: await untyped.json() },
+      415,
+      'unsupported_media_type',
+    );
+    expect(logins).toBe(0);
+  });
+
+  it('accepts application/json with a charset parameter', async () => {
+    await start();
+    const res = await post('/auth/login', json, {
+      'content-type': 'application/json; charset=utf-8',
+    });
+    expect(res.status).toBe(200);
+  });
+
+  it('answers malformed JSON, a JSON array or scalar and an empty body with 400 invalid_request', async () => {
+    await start();
+    const type = { 'content-type': 'application/json' };
+    expectError(await post('/auth/login', '{"username": "alice",', type), 400, 'invalid_request');
+    expectError(await post('/auth/login', '["alice", "wonderland"]', type), 400, 'invalid_request');
+    expectError(await post('/auth/login', '"alice"', type), 400, 'invalid_request');
+    expectError(await post('/auth/login', undefined, type), 400, 'invalid_request');
+    expectError(await post('/auth/login', undefined, {}), 400, 'invalid_request');
+    expect(logins).toBe(0);
+  });
+
+  it('answers a body over 16 KiB with 413 body_too_large', async () => {
+    await start();
+    const big = JSON.stringify({ username: 'alice', password: 'x'.repeat(17 * 1024) });
+    expectError(
+      await post('/auth/login', big, { 'content-type': 'application/json' }),
+      413,
+      'body_too_large',
+    );
+  });
+
+  it('keeps 401 invalid_credentials for a well-formed login with wrong credentials', async () => {
+    await start();
+    const res: Reply = await call(server.url, '/auth/login', {
+      body: { username: 'alice', password: 'nope' },
+    });
+    expectError(res, 401, 'invalid_credentials');
+    expect(logins).toBe(1);
+  });
+});
+
+describe('refresh and logout bodies', () => {
+  it('refuses a form-encoded refresh token with 415, and malformed JSON with 400', async () => {
+    await start();
+    const pair = (await call(server.url, '/auth/login', { body: JSON.parse(json) as object })).body;
+    const token = pair.refresh_token as string;
+    for (const path of ['/auth/refresh', '/auth/logout']) {
+      expectError(
+        await post(path, `refresh_token=${token}`, {
+          'content-type': 'application/x-www-form-urlencoded',
+        }),
+        415,
+        'unsupported_media_type',
+      );
+      expectError(
+        await post(path, '{"refresh_token":', { 'content-type': 'application/json' }),
+        400,
+        'invalid_request',
+      );
+    }
+    // The refused requests changed nothing: the token still refreshes.
+    expect(
+      (await call(server.url, '/auth/refresh', { body: { refresh_token: token } })).status,
+    ).toBe(200);
+  });
+
+  it('in cookie delivery still refreshes with an empty body and no content type', async () => {
+    await start('cookie');
+    const login = await call(server.url, '/auth/login', {
+      body: JSON.parse(json) as object,
+      headers: { origin: server.url, 'x-csrf-token': '1' },
+    });
+    expect(login.status).toBe(200);
+    const cookies = login.headers
+      .getSetCookie()
+      .map((c) => c.split(';', 1)[0]!)
+      .join('; ');
+    const csrf = /__Host-csrf_token=([^;]+)/.exec(cookies)![1]!;
+    const res = await post('/auth/refresh', undefined, {
+      cookie: cookies,
+      origin: server.url,
+      'x-csrf-token': csrf,
+    });
+    expect(res.status).toBe(200);
+  });
+});

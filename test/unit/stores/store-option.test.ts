@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+import {
+  AuthConfigError,
+  createAuth,
+  memoryStore,
+  redisStore,
+  type SessionStore,
+} from '../../../src/index.js';
+import { SECRET } from '../../helpers/forge.js';
+
+const option = (f: () => unknown): string | undefined => {
+  try {
+    f();
+  } catch (error) {
+    if (error instanceof AuthConfigError) return error.option;
+    throw error;
+  }
+  return undefined;
+};
+
+describe('createAuth({ store })', () => {
+  it('takes any SessionStore and closes it with the instance', async () => {
+    let closed = false;
+    const inner = memoryStore();
+    const store: SessionStore = { ...bind(inner), close: async () => void (closed = true) };
+    const auth = createAuth({ secret: SECRET, store });
+    const pair = await auth.generateTokens({ id: 7 });
+    expect(await auth.checkRefreshToken(pair.refresh_token)).toBe(true);
+    await auth.close();
+    expect(closed).toBe(true);
+  });
+
+  it('refuses a store that is not one, a store with `redis`, and the Redis-only options beside it', () => {
+    expect(option(() => createAuth({ secret: SECRET, store: {} as SessionStore }))).toBe('store');
+    expect(
+      option(() => createAuth({ secret: SECRET, store: memoryStore(), redis: 'redis://x' })),
+    ).toBe('store');
+    expect(
+      option(() => createAuth({ secret: SECRET, store: memoryStore(), keyPrefix: 'a:' })),
+    ).toBe('keyPrefix');
+    expect(
+      option(() => createAuth({ secret: SECRET, store: memoryStore(), storeTimeout: 500 })),
+    ).toBe('storeTimeout');
+  });
+
+  it('redisStore checks its options at once', () => {
+    expect(option(() => redisStore(42 as unknown as string))).toBe('redis');
+    expect(option(() => redisStore('redis://127.0.0.1:1', { keyPrefix: 'a{b' }))).toBe('keyPrefix');
+    expect(option(() => redisStore('redis://127.0.0.1:1', { timeout: 5 }))).toBe('timeout');
+  });
+});
+
+function bind(store: SessionStore): SessionStore {
+  return {
+    create: store.create.bind(store),
+    rotate: store.rotate.bind(store),
+    get: store.get.bind(store),
+    isLive: store.isLive.bind(store),
+    revoke: store.revoke.bind(store),
+    revokeAll: store.revokeAll.bind(store),
+    list: store.list.bind(store),
+    close: store.close.bind(store),
+  };
+}
