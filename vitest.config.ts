@@ -29,6 +29,7 @@ export default defineConfig({
             'test/integration/router.test.ts',
             'test/integration/cookies.test.ts',
             'test/contract/session-store.test.ts',
+            'test/integration/lifecycle.test.ts',
           ],
         },
       },
