@@ -1,89 +1,40 @@
 import type { Middleware } from 'koa';
-import { AuthConfigError, UnsupportedError } from './errors.js';
-import { type AuthEventListener, type AuthEventName, AuthEvents } from './events.js';
+import { type AuthOptions, type ResolvedOptions, resolveOptions } from './config/options.js';
+import { createStore } from './config/store.js';
+import { UnsupportedError } from './errors.js';
+import {
+  type AuthEventListener,
+  type AuthEventMap,
+  type AuthEventName,
+  Emitter,
+} from './events.js';
 import type { PublicJwk } from './keys/jwk.js';
 import { createKeyRing, publicJwks } from './keys/key-ring.js';
+import type { MiddlewareHost } from './middleware/authenticate.js';
 import { createGetData } from './middleware/get-data.js';
 import { createGetToken } from './middleware/get-token.js';
 import { createJwksMiddleware, type JwksOptions } from './middleware/jwks.js';
 import { createRequireAuth } from './middleware/require-auth.js';
 import type { AuthenticatedState, AuthMiddlewareOptions, AuthState } from './middleware/state.js';
-import { type AuthOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { createAuthRouter, type RoutesOptions } from './router.js';
 import { jwtStrategy } from './strategies/jwt.js';
 import { redisStrategy } from './strategies/redis.js';
 import { StrategyRegistry } from './strategies/registry.js';
 import type {
-  IssueOptions,
   SessionInfo,
   StrategyChoice,
   StrategyContext,
+  StrategyHelper,
+  TokenReader,
   TokenStrategy,
 } from './strategies/types.js';
-import { MemoryStore } from './stores/memory-store.js';
-import { redisStore } from './stores/redis-store.js';
 import type { SessionStore } from './stores/session-store.js';
 import type { TokenPair, TokenUser } from './tokens/claims.js';
+import type { IssueOptions } from './tokens/issue.js';
 import { TokenService } from './tokens/token-service.js';
 
-/** Helpers that act on refresh tokens and sessions, per strategy. */
-type Helper =
-  | 'checkRefreshToken'
-  | 'refreshTokens'
-  | 'invalidateRefreshToken'
-  | 'revokeAllSessions'
-  | 'listSessions'
-  | 'revokeSession';
-
-let memoryWarned = false;
-
-const STORE_METHODS = ['create', 'rotate', 'get', 'isLive', 'revoke', 'revokeAll', 'list', 'close'];
-
-function isSessionStore(value: unknown): value is SessionStore {
-  return (
-    value !== null &&
-    typeof value === 'object' &&
-    STORE_METHODS.every((m) => typeof (value as Record<string, unknown>)[m] === 'function')
-  );
-}
-
-function createStore(given: AuthOptions, options: ResolvedOptions): SessionStore {
-  if (given.store !== undefined) {
-    if (given.redis !== undefined)
-      throw new AuthConfigError('store', 'give `store` or `redis`, not both');
-    for (const name of ['keyPrefix', 'storeTimeout'] as const) {
-      if (given[name] !== undefined) {
-        throw new AuthConfigError(
-          name,
-          'configures the store `redis` creates; with `store`, give it to the store factory instead (e.g. redisStore(client, { keyPrefix, timeout }))',
-        );
-      }
-    }
-    if (!isSessionStore(given.store)) {
-      throw new AuthConfigError(
-        'store',
-        `must implement the SessionStore interface (${STORE_METHODS.join(', ')}), e.g. redisStore(client), postgresStore(pool) or memoryStore()`,
-      );
-    }
-    if (given.store instanceof MemoryStore) warnMemory();
-    return given.store;
-  }
-  if (given.redis === undefined) {
-    warnMemory();
-    return new MemoryStore();
-  }
-  return redisStore(given.redis, { keyPrefix: options.keyPrefix, timeout: options.storeTimeout });
-}
-
-function warnMemory(): void {
-  if (process.env.NODE_ENV === 'production' && !memoryWarned) {
-    memoryWarned = true;
-    process.emitWarning(
-      'koa-jwt-redis: sessions live in process memory: they are lost on restart and not shared between processes. Pass `redis` or `store` in production.',
-      { code: 'KOA_JWT_REDIS_MEMORY_STORE' },
-    );
-  }
-}
+/** Helpers that act on refresh tokens and sessions, per strategy (generateTokens has a fallback). */
+type Helper = Exclude<StrategyHelper, 'generateTokens'>;
 
 /**
  * One configured authentication setup: keys, session store, strategies, middlewares and helpers.
@@ -94,9 +45,11 @@ export class Auth {
   readonly options: Readonly<ResolvedOptions>;
   private readonly store: SessionStore;
   /** @internal the router emits `login_failed` through it */
-  readonly events = new AuthEvents();
+  readonly events = new Emitter<AuthEventMap>();
   /** The public keys, built once at creation (asymmetric keys only, never a private part). */
   private readonly publicKeys: { keys: PublicJwk[] };
+  /** What the middlewares read tokens through. */
+  private readonly host: MiddlewareHost;
 
   /** @internal use createAuth */
   constructor(options: AuthOptions) {
@@ -113,6 +66,16 @@ export class Auth {
     };
     this.strategies = new StrategyRegistry(context);
     this.strategies.register('redis', redisStrategy).register('jwt', jwtStrategy);
+    const { strategies } = this;
+    // The default strategy may change after a middleware is made, so it is looked up per request.
+    const defaultReader: TokenReader = {
+      readToken: (token, read) =>
+        strategies.get(strategies.defaultStrategyName).readToken(token, read),
+    };
+    this.host = {
+      options: this.options,
+      tokenReader: (name) => (name === undefined ? defaultReader : strategies.get(name)),
+    };
   }
 
   private helper<H extends Helper>(name: H, strategyName?: string): NonNullable<TokenStrategy[H]> {
@@ -206,12 +169,12 @@ export class Auth {
 
   /** Optional auth: sets `ctx.state.user` for a valid token, else leaves it undefined. Never fails. */
   getData(options?: AuthMiddlewareOptions): Middleware<AuthState> {
-    return createGetData(this, options);
+    return createGetData(this.host, options);
   }
 
   /** 401 unless a valid access token is present; 503 when the session store cannot answer. */
   requireAuth(options?: AuthMiddlewareOptions): Middleware<AuthenticatedState> {
-    return createRequireAuth(this, options);
+    return createRequireAuth(this.host, options);
   }
 
   /**

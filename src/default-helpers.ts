@@ -3,13 +3,13 @@ import { defaultAuth } from './auth.js';
 import type { AuthenticatedState, AuthMiddlewareOptions, AuthState } from './middleware/state.js';
 import type { StrategyRegistry } from './strategies/registry.js';
 import type {
-  IssueOptions,
   SessionInfo,
   StrategyChoice,
   StrategyFactory,
   TokenStrategy,
 } from './strategies/types.js';
 import type { TokenPair, TokenUser } from './tokens/claims.js';
+import type { IssueOptions } from './tokens/issue.js';
 
 /* The helpers as free functions bound to the default instance (the last one createAuth made). */
 

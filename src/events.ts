@@ -29,44 +29,49 @@ export interface AuthEventMap {
 export type AuthEventName = keyof AuthEventMap;
 export type AuthEventListener<E extends AuthEventName> = (payload: AuthEventMap[E]) => void;
 
-/**
- * A tiny typed emitter. A listener that throws (or rejects) never breaks the request that
- * emitted: its error becomes a process warning.
- */
-export class AuthEvents {
-  private readonly listeners = new Map<AuthEventName, Set<(payload: never) => void>>();
+type Listener = (payload: never) => unknown;
 
-  on<E extends AuthEventName>(event: E, listener: AuthEventListener<E>): this {
+/**
+ * The one typed event emitter of the library, for an instance's audit events and a verifier's
+ * JWKS events alike. A listener that throws (or rejects) never breaks the request that emitted:
+ * its error becomes a process warning.
+ */
+export class Emitter<M extends object> {
+  private readonly listeners = new Map<keyof M, Set<Listener>>();
+
+  on<E extends keyof M>(event: E, listener: (payload: M[E]) => void): this {
     let set = this.listeners.get(event);
     if (!set) this.listeners.set(event, (set = new Set()));
-    set.add(listener as (payload: never) => void);
+    set.add(listener as Listener);
     return this;
   }
 
-  off<E extends AuthEventName>(event: E, listener: AuthEventListener<E>): this {
-    this.listeners.get(event)?.delete(listener as (payload: never) => void);
+  off<E extends keyof M>(event: E, listener: (payload: M[E]) => void): this {
+    this.listeners.get(event)?.delete(listener as Listener);
     return this;
   }
 
-  emit<E extends AuthEventName>(event: E, payload: AuthEventMap[E]): void {
+  emit<E extends keyof M>(event: E, payload: M[E]): void {
     const set = this.listeners.get(event);
     if (!set) return;
     for (const listener of set) {
       try {
-        const result: unknown = (listener as AuthEventListener<E>)(payload);
-        if (result instanceof Promise) result.catch((error: unknown) => warnListener(event, error));
+        const result = (listener as (payload: M[E]) => unknown)(payload);
+        if (result instanceof Promise)
+          result.catch((error: unknown) => warnListener(String(event), error));
       } catch (error) {
-        warnListener(event, error);
+        warnListener(String(event), error);
       }
     }
   }
 }
 
+/** The emitter of an Auth instance's audit events. */
+export type AuthEvents = Emitter<AuthEventMap>;
+
 function warnListener(event: string, error: unknown): void {
   process.emitWarning(
     `a "${event}" listener threw: ${error instanceof Error ? error.message : String(error)}`,
-    {
-      code: 'KOA_JWT_REDIS_LISTENER',
-    },
+    { code: 'KOA_JWT_REDIS_LISTENER' },
   );
 }

@@ -28,26 +28,23 @@ export type { KeyConfig, KeyMaterial } from './keys/key-ring.js';
 export type { PublicJwk } from './keys/jwk.js';
 export type { JwksRefresh } from './keys/remote-jwks.js';
 export type { JwksOptions } from './middleware/jwks.js';
-export type { VerifierEventMap, VerifierEventName, VerifierOptions } from './verifier.js';
+export type { VerifierEventMap, VerifierEventName } from './verifier.js';
+export type { VerifierOptions } from './config/verifier.js';
 export type { AuthenticatedState, AuthMiddlewareOptions, AuthState } from './middleware/state.js';
-export type { AuthOptions } from './options.js';
-export type {
-  CookieOptions,
-  CsrfOptions,
-  TokenDelivery,
-  TokenSource,
-} from './middleware/cookies.js';
+export type { AuthOptions } from './config/options.js';
+export type { CookieOptions, CsrfOptions, TokenDelivery, TokenSource } from './config/web.js';
 export type { LoginRateLimiter, RoutesOptions } from './router.js';
 export type {
-  IssueOptions,
   ReadOptions,
   SessionInfo,
   StrategyChoice,
   StrategyContext,
   StrategyFactory,
+  TokenReader,
   TokenStrategy,
   WriteOptions,
 } from './strategies/types.js';
+export type { IssueOptions } from './tokens/issue.js';
 export type {
   NewSession,
   Rotation,

@@ -1,20 +1,38 @@
 import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { koaBody } from 'koa-body';
-import type { Auth } from './auth.js';
+import type { ResolvedOptions } from './config/options.js';
 import { AuthError } from './errors.js';
-import {
-  TokenCookies,
-  findAccessToken,
-  hasBearerHeader,
-  readCookie,
-} from './middleware/cookies.js';
+import type { AuthEvents } from './events.js';
+import { TokenCookies } from './middleware/cookies.js';
+import { findAccessToken, hasBearerHeader, readCookie } from './middleware/credentials.js';
 import { checkCsrf, checkOrigin, isUnsafeMethod } from './middleware/csrf.js';
 import { writeAuthError } from './middleware/render-error.js';
-import type { AuthenticatedState } from './middleware/state.js';
-import { cleanMeta } from './stores/session-store.js';
+import type { AuthenticatedState, AuthMiddlewareOptions } from './middleware/state.js';
+import type { StrategyRegistry } from './strategies/registry.js';
+import type { SessionInfo, StrategyChoice } from './strategies/types.js';
+import { cleanMeta } from './stores/record-codec.js';
 import type { TokenPair, TokenUser } from './tokens/claims.js';
-import { sessionMeta } from './tokens/issue.js';
+import { type IssueOptions, sessionMeta } from './tokens/issue.js';
+
+/** What the routes need from an Auth instance: its options, strategies, helpers and requireAuth. */
+export interface RouterHost {
+  readonly options: ResolvedOptions;
+  readonly strategies: StrategyRegistry;
+  /** The instance's audit events: the router emits `login_failed`. */
+  readonly events: AuthEvents;
+  requireAuth(options?: AuthMiddlewareOptions): Middleware<AuthenticatedState>;
+  generateTokens(user: TokenUser, options?: IssueOptions & StrategyChoice): Promise<TokenPair>;
+  refreshTokens(token: string, options?: IssueOptions & StrategyChoice): Promise<TokenPair>;
+  invalidateRefreshToken(token: string, options?: StrategyChoice): Promise<void>;
+  revokeAllSessions(userId: string | number, options?: StrategyChoice): Promise<number>;
+  listSessions(userId: string | number, options?: StrategyChoice): Promise<SessionInfo[]>;
+  revokeSession(
+    userId: string | number,
+    sessionId: string,
+    options?: StrategyChoice,
+  ): Promise<boolean>;
+}
 
 /**
  * A hook to slow down password guessing on `POST /login`. Keep the counters where you like
@@ -151,7 +169,7 @@ function noStore(ctx: Context): void {
  * Builds the router behind `auth.routes()`: POST login, refresh, logout, logout-all; GET and
  * DELETE sessions. Options are checked here, once.
  */
-export function createAuthRouter(auth: Auth, options: RoutesOptions): Router {
+export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Router {
   if (options === null || typeof options !== 'object' || typeof options.login !== 'function') {
     throw new TypeError(
       'koa-jwt-redis: auth.routes({ login }) needs `login: (ctx) => user | null`, your credential check',

@@ -1,16 +1,20 @@
 import type { Context } from 'koa';
 import { AuthError } from '../errors.js';
-import type { ResolvedOptions } from '../options.js';
-import type { StrategyRegistry } from '../strategies/registry.js';
-import type { ReadOptions, TokenStrategy } from '../strategies/types.js';
+import type { ResolvedOptions } from '../config/options.js';
+import type { ReadOptions, TokenReader } from '../strategies/types.js';
 import type { AuthUser } from '../tokens/claims.js';
-import { findAccessToken } from './cookies.js';
+import { findAccessToken } from './credentials.js';
 import { checkCsrf, isUnsafeMethod } from './csrf.js';
 import type { AuthMiddlewareOptions } from './state.js';
 
+/** What the middlewares need from an Auth instance or a verifier. */
 export interface MiddlewareHost {
-  readonly strategies: StrategyRegistry;
-  readonly options: ResolvedOptions;
+  readonly options: Pick<ResolvedOptions, 'checkSession' | 'realm' | 'web'>;
+  /**
+   * The reader for a middleware's `strategy` option, looked up once when the middleware is
+   * created; undefined asks for the instance's default strategy, whichever it is at each request.
+   */
+  tokenReader(strategy: string | undefined): TokenReader;
 }
 
 export interface Authenticated {
@@ -46,10 +50,8 @@ export function createAuthenticate(
     throw new TypeError('koa-jwt-redis: `checkSession` must be true or false');
   if (typeof csrf !== 'boolean') throw new TypeError('koa-jwt-redis: `csrf` must be true or false');
   const { web } = host.options;
-  const fixed: TokenStrategy | undefined =
-    name === undefined ? undefined : host.strategies.get(name);
+  const reader = host.tokenReader(name);
   const read: ReadOptions = { checkSession };
-  const { strategies } = host;
 
   return function authenticate(ctx) {
     const found = findAccessToken(ctx, web);
@@ -58,8 +60,7 @@ export function createAuthenticate(
     if (found.source === 'cookie' && csrf && isUnsafeMethod(ctx.method))
       checkCsrf(ctx, web, 'session');
     const { token } = found;
-    const strategy = fixed ?? strategies.get(strategies.defaultStrategyName);
-    const user = strategy.readToken(token, read);
+    const user = reader.readToken(token, read);
     return user instanceof Promise
       ? user.then((resolved) => ({ token, user: resolved }))
       : { token, user };

@@ -1,7 +1,8 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { Context } from 'koa';
 import { AuthError } from '../errors.js';
-import { readCookie, type WebOptions } from './cookies.js';
+import type { WebOptions } from '../config/web.js';
+import { readCookie } from './credentials.js';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 

@@ -18,16 +18,3 @@ export function bounded<T>(call: Promise<T>, ms: number, backend: string): Promi
   call.catch(() => {});
   return Promise.race([call, timeout]).finally(() => clearTimeout(timer));
 }
-
-/** A whole number in range, for store factory options; names the option when it is not. */
-export function checkInteger(
-  name: string,
-  value: unknown,
-  min: number,
-  max: number,
-  fail: (option: string, message: string) => Error,
-): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max)
-    throw fail(name, `must be a whole number from ${min} to ${max} (got ${JSON.stringify(value)})`);
-  return value;
-}

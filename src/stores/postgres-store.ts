@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { AuthConfigError } from '../errors.js';
-import { bounded, checkInteger } from './bounded.js';
+import { wholeNumber } from '../config/validate.js';
+import { bounded } from './bounded.js';
 import type {
   NewSession,
   Rotation,
@@ -371,13 +372,12 @@ export function postgresStore(
         'must be a plain SQL identifier: a letter or _, then letters, digits or _ (at most 63)',
       );
   }
-  const timeout = checkInteger('timeout', options.timeout ?? 1000, 10, 60_000, fail);
-  const pruneInterval = checkInteger(
-    'pruneInterval',
+  const timeout = wholeNumber('postgresStore timeout', options.timeout ?? 1000, 10, 60_000);
+  const pruneInterval = wholeNumber(
+    'postgresStore pruneInterval',
     options.pruneInterval ?? 600,
     0,
     86_400,
-    fail,
   );
   let pool: pg.Pool;
   let owns = true;

@@ -1,19 +1,22 @@
 import { type Cluster, Redis } from 'ioredis';
 import { AuthConfigError } from '../errors.js';
-import { bounded, checkInteger } from './bounded.js';
+import { wholeNumber } from '../config/validate.js';
+import { bounded } from './bounded.js';
 import { CREATE_SESSION, REVOKE_ALL, REVOKE_SESSION, ROTATE_SESSION } from './lua.js';
 import {
   compactUuid,
   coreExpiresAt,
   META_CHUNKS,
-  type NewSession,
   packCore,
   packMeta,
-  type Rotation,
-  type RotationResult,
-  type SessionRecord,
-  type SessionStore,
   unpackSession,
+} from './record-codec.js';
+import type {
+  NewSession,
+  Rotation,
+  RotationResult,
+  SessionRecord,
+  SessionStore,
 } from './session-store.js';
 
 export type RedisClient = Redis | Cluster;
@@ -218,7 +221,7 @@ export function redisStore(
       'must be a string without braces or spaces (braces would break Cluster hash tags)',
     );
   }
-  const timeout = checkInteger('timeout', config.timeout ?? 1000, 10, 60_000, fail);
+  const timeout = wholeNumber('timeout', config.timeout ?? 1000, 10, 60_000);
   if (typeof redis === 'string') {
     let client: Redis;
     try {

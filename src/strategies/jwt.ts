@@ -1,8 +1,8 @@
 import { AuthError, UnsupportedError } from '../errors.js';
-import { appClaims, newSessionId, userIdOf } from '../tokens/issue.js';
+import { appClaims, type IssueOptions, newSessionId, userIdOf } from '../tokens/issue.js';
 import type { TokenPair, TokenUser } from '../tokens/claims.js';
 import { authTimeOf, refreshedClaims, signPair } from './issuing.js';
-import type { IssueOptions, StrategyContext, TokenStrategy, WriteOptions } from './types.js';
+import type { StrategyContext, TokenStrategy, WriteOptions } from './types.js';
 
 /**
  * Stateless strategy: refresh tokens are signed JWTs with no server record. Nothing can be

@@ -2,6 +2,7 @@ import { AuthError, storeUnavailable } from '../errors.js';
 import type { AuthUser, RefreshTokenPayload, TokenPair, TokenUser } from '../tokens/claims.js';
 import {
   appClaims,
+  type IssueOptions,
   newSessionId,
   normalizeUserId,
   sessionMeta,
@@ -10,13 +11,7 @@ import {
 } from '../tokens/issue.js';
 import type { SessionRecord } from '../stores/session-store.js';
 import { authTimeOf, refreshedClaims, signPair } from './issuing.js';
-import type {
-  IssueOptions,
-  SessionInfo,
-  StrategyContext,
-  TokenStrategy,
-  WriteOptions,
-} from './types.js';
+import type { SessionInfo, StrategyContext, TokenStrategy, WriteOptions } from './types.js';
 
 const revoked = () => new AuthError('token_revoked', 'The session has ended; log in again.');
 

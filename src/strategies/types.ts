@@ -1,22 +1,13 @@
+import type { ResolvedOptions } from '../config/options.js';
 import type { AuthEvents } from '../events.js';
-import type { AuthUser, TokenKind, TokenPair, TokenUser } from '../tokens/claims.js';
-import type { TokenService } from '../tokens/token-service.js';
 import type { SessionStore } from '../stores/session-store.js';
-import type { ResolvedOptions } from '../options.js';
+import type { AuthUser, TokenKind, TokenPair, TokenUser } from '../tokens/claims.js';
+import type { IssueOptions } from '../tokens/issue.js';
+import type { TokenService } from '../tokens/token-service.js';
 
 export interface ReadOptions {
   /** Also check that the token's session is still live in the store. */
   checkSession: boolean;
-}
-
-/** Where login metadata comes from: give `ctx` and the user agent and ip are read from it. */
-export interface IssueOptions {
-  /** Extra claims for the access token (not `sub`, `exp`, … which the library owns). */
-  claims?: Record<string, unknown>;
-  userAgent?: string;
-  ip?: string;
-  /** A Koa context to read `User-Agent` and `ctx.ip` from. */
-  ctx?: { ip?: string; get(field: string): string };
 }
 
 export interface WriteOptions extends IssueOptions {
@@ -43,12 +34,20 @@ export interface SessionInfo {
 }
 
 /**
+ * What the middlewares need from whoever checks tokens: read an access token into its claims,
+ * checking the session when asked. Strategies implement it, and so does a verifier, which holds
+ * only public keys from a JWKS.
+ */
+export interface TokenReader {
+  /** Verifies an access token and returns its payload; rejects only with AuthError. */
+  readToken(token: string, options: ReadOptions): AuthUser | Promise<AuthUser>;
+}
+
+/**
  * A way of reading and writing tokens. The middlewares need `readToken`; `generateTokens` falls
  * back to `writeToken`; the other helpers are optional and report `strategy_unsupported` when absent.
  */
-export interface TokenStrategy {
-  /** Verifies an access token and returns its payload; rejects only with AuthError. */
-  readToken(token: string, options: ReadOptions): AuthUser | Promise<AuthUser>;
+export interface TokenStrategy extends TokenReader {
   /** Signs (and, for session strategies, records) one token of `kind` for `user`. */
   writeToken(user: TokenUser, kind: TokenKind, options?: WriteOptions): string | Promise<string>;
   generateTokens?(user: TokenUser, options?: IssueOptions): Promise<TokenPair>;
@@ -69,3 +68,16 @@ export interface StrategyContext {
 }
 
 export type StrategyFactory = (context: StrategyContext) => TokenStrategy;
+
+/** The helpers a strategy may implement beyond reading and writing tokens, as Auth exposes them. */
+export const STRATEGY_HELPERS = [
+  'generateTokens',
+  'checkRefreshToken',
+  'refreshTokens',
+  'invalidateRefreshToken',
+  'revokeAllSessions',
+  'listSessions',
+  'revokeSession',
+] as const satisfies readonly (keyof TokenStrategy)[];
+
+export type StrategyHelper = (typeof STRATEGY_HELPERS)[number];

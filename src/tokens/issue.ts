@@ -1,6 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { IssueOptions } from '../strategies/types.js';
-import { cleanMeta } from '../stores/session-store.js';
+import { cleanMeta } from '../stores/record-codec.js';
 import {
   isPrototypeKey,
   isWellFormed,
@@ -10,6 +9,16 @@ import {
 } from './claims.js';
 
 const MAX_USER_ID_LENGTH = 256;
+
+/** Where login metadata comes from: give `ctx` and the user agent and ip are read from it. */
+export interface IssueOptions {
+  /** Extra claims for the access token (not `sub`, `exp`, … which the library owns). */
+  claims?: Record<string, unknown>;
+  userAgent?: string;
+  ip?: string;
+  /** A Koa context to read `User-Agent` and `ctx.ip` from. */
+  ctx?: { ip?: string; get(field: string): string };
+}
 
 /** `user.id` as the `sub` string; a clear TypeError for app bugs like a missing id. */
 export function userIdOf(user: unknown): string {

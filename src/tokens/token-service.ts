@@ -100,9 +100,12 @@ export class TokenService {
         : Array.isArray(options.audience)
           ? options.audience
           : [options.audience];
-    const { signer } = options.ring;
+    // A verify-only ring (a verifier's, loaded from a JWKS) has no signer to ask for.
+    const signer = options.ring.keys.some((key) => key.signingKey !== undefined)
+      ? options.ring.signer
+      : undefined;
     this.hmacHeaders =
-      signer.signingKey !== undefined && isHmac(signer.algorithm)
+      signer?.signingKey !== undefined && isHmac(signer.algorithm)
         ? {
             access: encodedHeader(signer.algorithm, TOKEN_TYP.access, signer.kid),
             refresh: encodedHeader(signer.algorithm, TOKEN_TYP.refresh, signer.kid),

@@ -1,4 +1,4 @@
-import { coreExpiresAt, expandUuid } from '../../src/stores/session-store.js';
+import { coreExpiresAt, expandUuid } from '../../src/stores/record-codec.js';
 import { allKeys, type TestRedis } from './auth.js';
 import Router from '@koa/router';
 import Koa from 'koa';

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { setImmediate as tick } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AuthConfigError, createAuth } from '../../../src/index.js';
-import { readCookie } from '../../../src/middleware/cookies.js';
+import { readCookie } from '../../../src/middleware/credentials.js';
 import { SECRET } from '../../helpers/forge.js';
 
 function optionError(options: Record<string, unknown>): AuthConfigError {

@@ -5,7 +5,7 @@ import {
   expandUuid,
   packCore,
   PREVIOUS_UUID_CHARS,
-} from '../../../src/stores/session-store.js';
+} from '../../../src/stores/record-codec.js';
 
 describe('the Redis record packing', () => {
   it('keeps a refresh token UUID in 22 characters and gives it back exactly', () => {

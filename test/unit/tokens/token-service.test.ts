@@ -400,7 +400,11 @@ describe('malformed input', () => {
       const secret = SECRET.repeat(2);
       const tokens = service([{ algorithm, secret, kid: 'k1' }]);
       const now = Date.now();
-      const { token } = tokens.sign('refresh', { sub: 'ü 1', sid: 's', jti: 'j', n: [1] }, now);
+      const { token } = tokens.sign(
+        'refresh',
+        { sub: 'ü 1', sid: 's', jti: 'j', auth_time: 1, n: [1] },
+        now,
+      );
       const payload = decodeSegment(token, 1) as Record<string, unknown>;
       const key = createKeyRing({ keys: [{ algorithm, secret, kid: 'k1' }] }).signer.signingKey!;
       expect(token).toBe(

@@ -1,5 +1,8 @@
-import { AuthConfigError } from './errors.js';
-import type { KeyConfig, KeyMaterial } from './keys/key-ring.js';
+import { AuthConfigError } from '../errors.js';
+import type { KeyConfig, KeyMaterial } from '../keys/key-ring.js';
+import type { RedisClient } from '../stores/redis-store.js';
+import { isPrototypeKey, RESERVED_CLAIMS, type TokenUser } from '../tokens/claims.js';
+import { onlyKnown, optionalString, stripUndefined, wholeNumber } from './validate.js';
 import {
   type CookieOptions,
   type CsrfOptions,
@@ -7,10 +10,8 @@ import {
   type TokenSource,
   type WebOptions,
   resolveWebOptions,
-} from './middleware/cookies.js';
-import type { RedisClient } from './stores/redis-store.js';
-import type { SessionStore } from './stores/session-store.js';
-import { isPrototypeKey, RESERVED_CLAIMS, type TokenUser } from './tokens/claims.js';
+} from './web.js';
+import type { SessionStore } from '../stores/session-store.js';
 
 /** Options of {@link createAuth}. Everything is validated once, when the instance is created. */
 export interface AuthOptions {
@@ -124,48 +125,35 @@ export interface ResolvedOptions {
   verifyCacheSize: number;
 }
 
-const KNOWN = new Set<string>([
-  'secret',
-  'keys',
-  'redis',
-  'store',
-  'accessTokenTtl',
-  'refreshTokenTtl',
-  'absoluteSessionTtl',
-  'issuer',
-  'audience',
-  'leeway',
-  'userFields',
-  'keyPrefix',
-  'checkSession',
-  'storeTimeout',
-  'refreshGracePeriod',
-  'maxSessionsPerUser',
-  'loadUser',
-  'realm',
-  'tokenDelivery',
-  'tokenSources',
-  'cookies',
-  'csrf',
-  'verifyCacheSize',
-]);
-
-function integer(name: string, value: number, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new AuthConfigError(
-      name,
-      `must be a whole number from ${min} to ${max} (got ${JSON.stringify(value)})`,
-    );
-  }
-  return value;
-}
-
-function optionalString(name: string, value: unknown): string | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'string' || value.length === 0)
-    throw new AuthConfigError(name, 'must be a non-empty string');
-  return value;
-}
+/**
+ * Every option of createAuth, each marked true: `satisfies` makes the compiler refuse this list
+ * when an option is added to AuthOptions and not here, so no option escapes validation.
+ */
+const KNOWN = {
+  secret: true,
+  keys: true,
+  redis: true,
+  store: true,
+  accessTokenTtl: true,
+  refreshTokenTtl: true,
+  absoluteSessionTtl: true,
+  issuer: true,
+  audience: true,
+  leeway: true,
+  userFields: true,
+  keyPrefix: true,
+  checkSession: true,
+  storeTimeout: true,
+  refreshGracePeriod: true,
+  maxSessionsPerUser: true,
+  loadUser: true,
+  realm: true,
+  tokenDelivery: true,
+  tokenSources: true,
+  cookies: true,
+  csrf: true,
+  verifyCacheSize: true,
+} as const satisfies Record<keyof AuthOptions, true>;
 
 /** Validates every option but the keys and the store (their own modules check those). */
 export function resolveOptions(options: AuthOptions): ResolvedOptions {
@@ -175,26 +163,23 @@ export function resolveOptions(options: AuthOptions): ResolvedOptions {
       'createAuth needs an options object, e.g. createAuth({ secret: process.env.JWT_SECRET })',
     );
   }
-  for (const name of Object.keys(options)) {
-    if (name === 'jwksUri') {
-      throw new AuthConfigError(
-        name,
-        'belongs to createVerifier({ jwksUri, issuer, audience }), which verifies tokens from another service’s JWKS; createAuth issues tokens with its own keys',
-      );
-    }
-    if (!KNOWN.has(name))
-      throw new AuthConfigError(name, `is not an option; known options: ${[...KNOWN].join(', ')}`);
+  if (Object.hasOwn(options, 'jwksUri')) {
+    throw new AuthConfigError(
+      'jwksUri',
+      'belongs to createVerifier({ jwksUri, issuer, audience }), which verifies tokens from another service’s JWKS; createAuth issues tokens with its own keys',
+    );
   }
+  onlyKnown('', options, Object.keys(KNOWN));
   const merged = { ...DEFAULTS, ...stripUndefined(options) };
-  const accessTokenTtl = integer('accessTokenTtl', merged.accessTokenTtl, 1, 86_400);
-  const refreshTokenTtl = integer('refreshTokenTtl', merged.refreshTokenTtl, 1, 31_536_000);
+  const accessTokenTtl = wholeNumber('accessTokenTtl', merged.accessTokenTtl, 1, 86_400);
+  const refreshTokenTtl = wholeNumber('refreshTokenTtl', merged.refreshTokenTtl, 1, 31_536_000);
   if (refreshTokenTtl <= accessTokenTtl) {
     throw new AuthConfigError(
       'refreshTokenTtl',
       `must be longer than accessTokenTtl (${accessTokenTtl} s)`,
     );
   }
-  const absoluteSessionTtl = integer(
+  const absoluteSessionTtl = wholeNumber(
     'absoluteSessionTtl',
     merged.absoluteSessionTtl,
     1,
@@ -257,20 +242,16 @@ export function resolveOptions(options: AuthOptions): ResolvedOptions {
     absoluteSessionTtl,
     issuer: optionalString('issuer', merged.issuer),
     audience,
-    leeway: integer('leeway', merged.leeway, 0, 300),
+    leeway: wholeNumber('leeway', merged.leeway, 0, 300),
     userFields: [...userFields],
     keyPrefix: merged.keyPrefix,
     checkSession: merged.checkSession,
-    storeTimeout: integer('storeTimeout', merged.storeTimeout, 10, 60_000),
-    refreshGracePeriod: integer('refreshGracePeriod', merged.refreshGracePeriod, 0, 300),
-    maxSessionsPerUser: integer('maxSessionsPerUser', merged.maxSessionsPerUser, 0, 100_000),
+    storeTimeout: wholeNumber('storeTimeout', merged.storeTimeout, 10, 60_000),
+    refreshGracePeriod: wholeNumber('refreshGracePeriod', merged.refreshGracePeriod, 0, 300),
+    maxSessionsPerUser: wholeNumber('maxSessionsPerUser', merged.maxSessionsPerUser, 0, 100_000),
     loadUser: merged.loadUser,
     realm,
     web: resolveWebOptions(merged),
-    verifyCacheSize: integer('verifyCacheSize', merged.verifyCacheSize, 0, 1_000_000),
+    verifyCacheSize: wholeNumber('verifyCacheSize', merged.verifyCacheSize, 0, 1_000_000),
   };
-}
-
-function stripUndefined<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

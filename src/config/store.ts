@@ -1,0 +1,58 @@
+import { AuthConfigError } from '../errors.js';
+import { MemoryStore } from '../stores/memory-store.js';
+import { redisStore } from '../stores/redis-store.js';
+import type { SessionStore } from '../stores/session-store.js';
+import type { AuthOptions, ResolvedOptions } from './options.js';
+import { warnOnce } from './validate.js';
+
+const STORE_METHODS = ['create', 'rotate', 'get', 'isLive', 'revoke', 'revokeAll', 'list', 'close'];
+
+function isSessionStore(value: unknown): value is SessionStore {
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    STORE_METHODS.every((m) => typeof (value as Record<string, unknown>)[m] === 'function')
+  );
+}
+
+function warnMemory(): void {
+  if (process.env.NODE_ENV === 'production') {
+    warnOnce(
+      'KOA_JWT_REDIS_MEMORY_STORE',
+      'koa-jwt-redis: sessions live in process memory: they are lost on restart and not shared between processes. Pass `redis` or `store` in production.',
+    );
+  }
+}
+
+/**
+ * The `store` and `redis` options, checked and turned into the instance's session store once, at
+ * start-up: the given store, a Redis store (an injected client or one of our own from a URL), or
+ * (neither given) the memory store.
+ */
+export function createStore(given: AuthOptions, options: ResolvedOptions): SessionStore {
+  if (given.store !== undefined) {
+    if (given.redis !== undefined)
+      throw new AuthConfigError('store', 'give `store` or `redis`, not both');
+    for (const name of ['keyPrefix', 'storeTimeout'] as const) {
+      if (given[name] !== undefined) {
+        throw new AuthConfigError(
+          name,
+          'configures the store `redis` creates; with `store`, give it to the store factory instead (e.g. redisStore(client, { keyPrefix, timeout }))',
+        );
+      }
+    }
+    if (!isSessionStore(given.store)) {
+      throw new AuthConfigError(
+        'store',
+        `must implement the SessionStore interface (${STORE_METHODS.join(', ')}), e.g. redisStore(client), postgresStore(pool) or memoryStore()`,
+      );
+    }
+    if (given.store instanceof MemoryStore) warnMemory();
+    return given.store;
+  }
+  if (given.redis === undefined) {
+    warnMemory();
+    return new MemoryStore();
+  }
+  return redisStore(given.redis, { keyPrefix: options.keyPrefix, timeout: options.storeTimeout });
+}

@@ -1,0 +1,77 @@
+import { AuthConfigError } from '../errors.js';
+
+/*
+ * The one validator kit for options. Every factory (createAuth, createVerifier, auth.routes,
+ * auth.jwks, the middlewares) checks its options with these, once, at start-up: a wrong value
+ * throws an AuthConfigError that names the option and says what to change.
+ */
+
+/** A whole number within [min, max]. */
+export function wholeNumber(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new AuthConfigError(
+      name,
+      `must be a whole number from ${min} to ${max} (got ${JSON.stringify(value)})`,
+    );
+  }
+  return value;
+}
+
+/** A non-empty string, or undefined when left out. */
+export function optionalString(name: string, value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || value.length === 0)
+    throw new AuthConfigError(name, 'must be a non-empty string');
+  return value;
+}
+
+/** true or false; `fallback` when left out. */
+export function bool(name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw new AuthConfigError(name, 'must be true or false');
+  return value;
+}
+
+/** An options object (not null, not an array); `{}` when left out. */
+export function plainObject(name: string, value: unknown): Record<string, unknown> {
+  if (value === undefined) return {};
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new AuthConfigError(name, 'must be an object');
+  return value as Record<string, unknown>;
+}
+
+/** Refuses keys of `value` that are not in `known` (a typo is an error, not a silent default). */
+export function onlyKnown(
+  name: string,
+  value: object,
+  known: Iterable<string>,
+  what = 'an option',
+): void {
+  const list = [...known];
+  for (const key of Object.keys(value)) {
+    if (!list.includes(key)) {
+      throw new AuthConfigError(
+        name === '' ? key : `${name}.${key}`,
+        `is not ${what}; known: ${list.join(', ')}`,
+      );
+    }
+  }
+}
+
+/** The keys of `value` whose value is not undefined: an option given as undefined is left out. */
+export function stripUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+const warned = new Set<string>();
+
+/**
+ * Emits a process warning once per process and `code`: loud about an insecure or fragile setup
+ * (plain-http JWKS, insecure cookies, the memory store in production), without flooding the log
+ * when many instances are created.
+ */
+export function warnOnce(code: string, message: string): void {
+  if (warned.has(code)) return;
+  warned.add(code);
+  process.emitWarning(message, { code });
+}

@@ -1,0 +1,129 @@
+import { AuthConfigError } from '../errors.js';
+import { ALGORITHMS, type Algorithm, isAlgorithm, isSymmetric } from '../keys/algorithms.js';
+import { type ResolvedOptions, resolveOptions } from './options.js';
+import { onlyKnown, warnOnce, wholeNumber } from './validate.js';
+
+/** Options of {@link createVerifier}. Everything is validated once, when the verifier is created. */
+export interface VerifierOptions {
+  /** Where the auth service publishes its keys, e.g. `https://auth.example.com/.well-known/jwks.json`. */
+  jwksUri: string | URL;
+  /** `iss` every token must carry (the auth service's `issuer`). */
+  issuer?: string;
+  /** `aud` a token must name (one of the auth service's `audience`). */
+  audience?: string | string[];
+  /** Clock skew tolerated for `exp`, `nbf` and `iat`, in seconds. @default 5 */
+  leeway?: number;
+  /** Algorithms accepted from the JWKS; keys with any other `alg` are ignored. @default every asymmetric one */
+  algorithms?: Algorithm[];
+  /** Seconds after which known keys are refreshed in the background (retired keys disappear). @default 600 */
+  cacheMaxAge?: number;
+  /**
+   * Least seconds between two JWKS fetches, whatever triggers them (an unknown `kid`, stale keys).
+   * This is what keeps a flood of made-up `kid`s from hammering the auth service. @default 30
+   */
+  cooldown?: number;
+  /** Longest wait for one JWKS fetch, in ms; on timeout the last good keys stay. @default 2000 */
+  timeout?: number;
+  /** `realm` parameter of `WWW-Authenticate`. */
+  realm?: string;
+}
+
+export const VERIFIER_DEFAULTS = {
+  leeway: 5,
+  cacheMaxAge: 600,
+  cooldown: 30,
+  timeout: 2000,
+} as const;
+
+/** The verifier options as validated once by createVerifier; durations in ms. */
+export interface ResolvedVerifierOptions {
+  uri: URL;
+  algorithms: ReadonlySet<Algorithm>;
+  cacheMaxAgeMs: number;
+  cooldownMs: number;
+  timeoutMs: number;
+  /** issuer, audience, leeway and realm, checked exactly as createAuth checks them. */
+  shared: ResolvedOptions;
+}
+
+/** Every option of createVerifier; `satisfies` keeps this list complete. */
+const KNOWN = {
+  jwksUri: true,
+  issuer: true,
+  audience: true,
+  leeway: true,
+  algorithms: true,
+  cacheMaxAge: true,
+  cooldown: true,
+  timeout: true,
+  realm: true,
+} as const satisfies Record<keyof VerifierOptions, true>;
+
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+function jwksUrl(value: unknown): URL {
+  let url: URL;
+  try {
+    url = new URL(value as string);
+  } catch {
+    throw new AuthConfigError(
+      'jwksUri',
+      'must be an absolute http(s) URL, e.g. https://auth.example.com/.well-known/jwks.json',
+    );
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:')
+    throw new AuthConfigError('jwksUri', 'must be an http: or https: URL');
+  if (url.username || url.password)
+    throw new AuthConfigError('jwksUri', 'must not carry credentials');
+  if (url.protocol === 'http:' && !LOOPBACK.has(url.hostname)) {
+    warnOnce(
+      'KOA_JWT_REDIS_INSECURE_JWKS',
+      'koa-jwt-redis: `jwksUri` is plain http: anyone on the network path can substitute keys and forge tokens. Use https.',
+    );
+  }
+  return url;
+}
+
+/** Validates every option of createVerifier; called once, by the constructor. */
+export function resolveVerifierOptions(options: VerifierOptions): ResolvedVerifierOptions {
+  if (options === null || typeof options !== 'object') {
+    throw new AuthConfigError(
+      'options',
+      'createVerifier needs an options object, e.g. createVerifier({ jwksUri, issuer })',
+    );
+  }
+  onlyKnown('', options, Object.keys(KNOWN), 'a verifier option');
+  if (options.jwksUri === undefined)
+    throw new AuthConfigError('jwksUri', 'is required: the URL of the auth service’s JWKS');
+  const uri = jwksUrl(options.jwksUri);
+  // The shared options (issuer, audience, leeway, realm) get the very checks createAuth gives them.
+  const shared = resolveOptions({
+    issuer: options.issuer,
+    audience: options.audience,
+    leeway: options.leeway,
+    realm: options.realm,
+    checkSession: false,
+  });
+  const asymmetric = ALGORITHMS.filter((alg) => !isSymmetric(alg));
+  const algorithms = options.algorithms ?? asymmetric;
+  if (
+    !Array.isArray(algorithms) ||
+    algorithms.length === 0 ||
+    !algorithms.every((alg) => isAlgorithm(alg) && !isSymmetric(alg))
+  ) {
+    throw new AuthConfigError(
+      'algorithms',
+      `must be a non-empty array of ${asymmetric.join(', ')} (HS keys are never published)`,
+    );
+  }
+  const seconds = (name: 'cacheMaxAge' | 'cooldown', max: number) =>
+    wholeNumber(name, options[name] ?? VERIFIER_DEFAULTS[name], 1, max) * 1000;
+  return {
+    uri,
+    algorithms: new Set(algorithms),
+    cacheMaxAgeMs: seconds('cacheMaxAge', 86_400),
+    cooldownMs: seconds('cooldown', 3600),
+    timeoutMs: wholeNumber('timeout', options.timeout ?? VERIFIER_DEFAULTS.timeout, 10, 60_000),
+    shared,
+  };
+}
