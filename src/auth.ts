@@ -19,6 +19,7 @@ import type { AuthenticatedState, AuthMiddlewareOptions, AuthState } from './mid
 import { createAuthRouter, type RoutesOptions } from './router.js';
 import { jwtStrategy } from './strategies/jwt.js';
 import { redisStrategy } from './strategies/redis.js';
+import { sessionStrategy } from './strategies/session.js';
 import { StrategyRegistry } from './strategies/registry.js';
 import type {
   SessionInfo,
@@ -27,9 +28,10 @@ import type {
   StrategyHelper,
   TokenReader,
   TokenStrategy,
+  WriteOptions,
 } from './strategies/types.js';
 import type { SessionStore } from './stores/session-store.js';
-import type { TokenPair, TokenUser } from './tokens/claims.js';
+import type { AuthUser, TokenPair, TokenUser } from './tokens/claims.js';
 import type { IssueOptions } from './tokens/issue.js';
 import { TokenService } from './tokens/token-service.js';
 
@@ -65,7 +67,11 @@ export class Auth {
       events: this.events,
     };
     this.strategies = new StrategyRegistry(context);
-    this.strategies.register('redis', redisStrategy).register('jwt', jwtStrategy);
+    this.strategies
+      .register('redis', redisStrategy)
+      .register('jwt', jwtStrategy)
+      .register('session', sessionStrategy)
+      .setDefault(this.options.strategy);
     const { strategies } = this;
     // The default strategy may change after a middleware is made, so it is looked up per request.
     const defaultReader: TokenReader = {
@@ -167,9 +173,54 @@ export class Auth {
     return createGetToken(this.options.web);
   }
 
-  /** Optional auth: sets `ctx.state.user` for a valid token, else leaves it undefined. Never fails. */
-  getData(options?: AuthMiddlewareOptions): Middleware<AuthState> {
-    return createGetData(this.host, options);
+  /**
+   * With a token string: resolves to its data after exactly the checks `requireAuth()` makes
+   * (signature, claims, kind, and the session unless `checkSession: false`), or rejects with the
+   * same AuthError — for tokens that arrive outside a Koa request (a WebSocket, a job).
+   * Without one, or with middleware options: optional auth middleware that sets `ctx.state.user`
+   * for a valid token, else leaves it undefined. Never fails.
+   * @example const user = await auth.getData(token);
+   */
+  getData(token: string, options?: StrategyChoice): Promise<AuthUser>;
+  getData(options?: AuthMiddlewareOptions): Middleware<AuthState>;
+  getData(
+    arg?: string | AuthMiddlewareOptions,
+    choice?: StrategyChoice,
+  ): Promise<AuthUser> | Middleware<AuthState> {
+    if (typeof arg === 'string') return this.readData(arg, choice?.strategy);
+    return createGetData(this.host, arg);
+  }
+
+  private async readData(token: string, strategyName?: string): Promise<AuthUser> {
+    const strategy = this.strategies.get(strategyName ?? this.strategies.defaultStrategyName);
+    return strategy.readToken(token, { checkSession: this.options.checkSession });
+  }
+
+  /**
+   * An access token for `user`, accepted by `requireAuth()` with default options. With the
+   * default strategy it is bound to a session of its own that ends when the token expires (or
+   * with `revokeAllSessions`); it comes without a refresh token.
+   * @example const token = await auth.createAccessToken({ id: 5, role: 'admin' }, { lifetime: 300 });
+   */
+  async createAccessToken(
+    user: TokenUser,
+    options?: WriteOptions & StrategyChoice,
+  ): Promise<string> {
+    const strategy = this.strategies.get(options?.strategy ?? this.strategies.defaultStrategyName);
+    return strategy.writeToken(user, 'access', options);
+  }
+
+  /**
+   * A refresh token for `user`: starts a session (recorded before it is returned), which
+   * `refreshTokens` turns into a pair and `invalidateRefreshToken` ends.
+   * @example const refresh = await auth.createRefreshToken({ id: 5 });
+   */
+  async createRefreshToken(
+    user: TokenUser,
+    options?: WriteOptions & StrategyChoice,
+  ): Promise<string> {
+    const strategy = this.strategies.get(options?.strategy ?? this.strategies.defaultStrategyName);
+    return strategy.writeToken(user, 'refresh', options);
   }
 
   /** 401 unless a valid access token is present; 503 when the session store cannot answer. */

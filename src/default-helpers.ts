@@ -7,8 +7,9 @@ import type {
   StrategyChoice,
   StrategyFactory,
   TokenStrategy,
+  WriteOptions,
 } from './strategies/types.js';
-import type { TokenPair, TokenUser } from './tokens/claims.js';
+import type { AuthUser, TokenPair, TokenUser } from './tokens/claims.js';
 import type { IssueOptions } from './tokens/issue.js';
 
 /* The helpers as free functions bound to the default instance (the last one createAuth made). */
@@ -40,8 +41,23 @@ export const revokeSession = (
 ): Promise<boolean> => defaultAuth().revokeSession(userId, sessionId, options);
 
 export const getToken = (): Middleware<AuthState> => defaultAuth().getToken();
-export const getData = (options?: AuthMiddlewareOptions): Middleware<AuthState> =>
-  defaultAuth().getData(options);
+/** `getData(token)`: the token's data after requireAuth's checks; `getData(options?)`: the middleware. */
+export function getData(token: string, options?: StrategyChoice): Promise<AuthUser>;
+export function getData(options?: AuthMiddlewareOptions): Middleware<AuthState>;
+export function getData(
+  arg?: string | AuthMiddlewareOptions,
+  choice?: StrategyChoice,
+): Promise<AuthUser> | Middleware<AuthState> {
+  return typeof arg === 'string' ? defaultAuth().getData(arg, choice) : defaultAuth().getData(arg);
+}
+export const createAccessToken = (
+  user: TokenUser,
+  options?: WriteOptions & StrategyChoice,
+): Promise<string> => defaultAuth().createAccessToken(user, options);
+export const createRefreshToken = (
+  user: TokenUser,
+  options?: WriteOptions & StrategyChoice,
+): Promise<string> => defaultAuth().createRefreshToken(user, options);
 export const requireAuth = (options?: AuthMiddlewareOptions): Middleware<AuthenticatedState> =>
   defaultAuth().requireAuth(options);
 

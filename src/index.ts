@@ -1,6 +1,8 @@
 export { Auth, createAuth } from './auth.js';
 export {
   checkRefreshToken,
+  createAccessToken,
+  createRefreshToken,
   generateTokens,
   getData,
   getToken,

@@ -5,7 +5,12 @@ import type { ResolvedOptions } from './config/options.js';
 import { AuthError } from './errors.js';
 import type { AuthEvents } from './events.js';
 import { TokenCookies } from './middleware/cookies.js';
-import { findAccessToken, hasBearerHeader, readCookie } from './middleware/credentials.js';
+import {
+  bearerToken,
+  findAccessToken,
+  hasBearerHeader,
+  readCookie,
+} from './middleware/credentials.js';
 import { checkCsrf, checkOrigin, isUnsafeMethod } from './middleware/csrf.js';
 import { writeAuthError } from './middleware/render-error.js';
 import type { AuthenticatedState, AuthMiddlewareOptions } from './middleware/state.js';
@@ -290,12 +295,20 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
 
   router.post('/refresh', renderErrors, jsonOnly, jsonBody, async (ctx) => {
     let token = bodyRefreshToken(ctx);
-    const fromCookie = token === undefined && cookieMode;
-    if (fromCookie) token = readCookie(ctx, web.cookies.names.refresh);
+    let fromCookie = false;
+    if (token === undefined && cookieMode) {
+      token = readCookie(ctx, web.cookies.names.refresh);
+      fromCookie = token !== undefined;
+    }
+    // `Authorization: Bearer <refresh_token>`, as FastAuth's refresh route takes it; after the
+    // cookie, so a browser that sends its access token in the header still refreshes by cookie.
+    token ??= bearerToken(ctx);
     if (token === undefined) {
       throw new AuthError(
         'token_missing',
-        cookieMode ? 'No refresh cookie: log in again.' : 'Send { "refresh_token": "…" }.',
+        cookieMode
+          ? 'No refresh cookie: log in again.'
+          : 'Send { "refresh_token": "…" } or Authorization: Bearer <refresh_token>.',
       );
     }
     guard(ctx, fromCookie);
@@ -327,8 +340,14 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
         throw new AuthError('token_missing', 'Send { "refresh_token": "…" } or an access token.');
       if (found.source === 'cookie') guard(ctx, true);
       // An already-revoked session is already logged out: verify the token, not the session.
-      const user = await strategy.readToken(found.token, { checkSession: false });
-      if (user.sid !== undefined && strategy.revokeSession)
+      // (An opaque session token cannot be verified without its session: gone means logged out.)
+      const user = await Promise.resolve(
+        strategy.readToken(found.token, { checkSession: false }),
+      ).catch((error: unknown) => {
+        if (error instanceof AuthError && error.code === 'token_revoked') return undefined;
+        throw error;
+      });
+      if (user?.sid !== undefined && strategy.revokeSession)
         await auth.revokeSession(user.sub, user.sid, chosen);
     }
     if (cookieMode) cookies.clear(ctx, refreshPathOf(ctx, 1));

@@ -29,6 +29,18 @@ export interface AuthOptions {
    * `postgresStore(…)`, `memoryStore()` or your own. Give this or `redis`, not both.
    */
   store?: SessionStore;
+  /**
+   * The strategy the middlewares and helpers use when none is named: `'redis'` (JWT access
+   * tokens, refresh tokens recorded in the store), `'jwt'` (stateless) or `'session'` (opaque
+   * session tokens checked in the store on every request). @default 'redis'
+   */
+  strategy?: 'redis' | 'jwt' | 'session';
+  /**
+   * `session` strategy: seconds a session may sit unused before it ends. Use slides it (at most
+   * one store write per session per `min(sessionIdleTtl / 10, 60 s)`), up to `refreshTokenTtl`
+   * after login, the absolute cap. @default 86400
+   */
+  sessionIdleTtl?: number;
   /** Access token lifetime in seconds. @default 900 */
   accessTokenTtl?: number;
   /** Refresh token lifetime in seconds: the session's idle timeout; each refresh starts it anew. @default 2592000 */
@@ -92,6 +104,8 @@ export interface AuthOptions {
 }
 
 export const DEFAULTS = {
+  strategy: 'redis',
+  sessionIdleTtl: 86_400,
   accessTokenTtl: 900,
   refreshTokenTtl: 2_592_000,
   absoluteSessionTtl: 2_592_000,
@@ -106,6 +120,8 @@ export const DEFAULTS = {
 } as const;
 
 export interface ResolvedOptions {
+  strategy: 'redis' | 'jwt' | 'session';
+  sessionIdleTtl: number;
   accessTokenTtl: number;
   refreshTokenTtl: number;
   absoluteSessionTtl: number;
@@ -134,6 +150,8 @@ const KNOWN = {
   keys: true,
   redis: true,
   store: true,
+  strategy: true,
+  sessionIdleTtl: true,
   accessTokenTtl: true,
   refreshTokenTtl: true,
   absoluteSessionTtl: true,
@@ -236,7 +254,17 @@ export function resolveOptions(options: AuthOptions): ResolvedOptions {
   if (realm !== undefined && /["\\\r\n]/.test(realm)) {
     throw new AuthConfigError('realm', 'must not contain quotes, backslashes or line breaks');
   }
+  const strategy = merged.strategy;
+  if (strategy !== 'redis' && strategy !== 'jwt' && strategy !== 'session') {
+    throw new AuthConfigError(
+      'strategy',
+      `must be 'redis', 'jwt' or 'session' (got ${JSON.stringify(strategy)}); register your own with auth.strategies.register(name, strategy).setDefault(name)`,
+    );
+  }
+  const sessionIdleTtl = wholeNumber('sessionIdleTtl', merged.sessionIdleTtl, 1, 31_536_000);
   return {
+    strategy,
+    sessionIdleTtl,
     accessTokenTtl,
     refreshTokenTtl,
     absoluteSessionTtl,

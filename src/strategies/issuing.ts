@@ -8,6 +8,7 @@ import {
   type TokenPair,
   type TokenUser,
 } from '../tokens/claims.js';
+import type { SignOverrides } from '../tokens/token-service.js';
 import type { StrategyContext } from './types.js';
 
 /** A signed pair not yet handed out: session strategies record `jti` before returning `pair`. */
@@ -35,7 +36,8 @@ const sessionOver = () =>
 /**
  * Signs an access + refresh pair for one session family. The app claims ride along in the
  * refresh token (`usr`, signed) so that a refresh can re-issue them without the user object.
- * The session ends at the earlier of the idle timeout (`refreshTokenTtl` from now) and the
+ * The session ends at the earlier of the idle timeout (`refreshTokenTtl`, or the refresh
+ * token's own `lifetime`, from now) and the
  * absolute one (`absoluteSessionTtl` from `auth_time`); no token of the pair outlives it.
  */
 export function signPair(
@@ -45,11 +47,14 @@ export function signPair(
   claims: Record<string, unknown>,
   now: number,
   session: SessionTimes,
+  refreshOverrides?: SignOverrides,
 ): PendingPair {
   const { tokens, options } = context;
   const { authTime } = session;
+  // writeToken may give the refresh token its own lifetime: the idle timeout of that session.
+  const idle = refreshOverrides?.lifetime ?? tokens.refreshTokenTtl;
   const expiresAt = Math.min(
-    now + tokens.refreshTokenTtl * 1000,
+    now + idle * 1000,
     (authTime + options.absoluteSessionTtl) * 1000,
     session.notAfter ?? Infinity,
   );
@@ -60,11 +65,12 @@ export function signPair(
   const jti = session.jti ?? randomUUID();
   const refreshClaims: Record<string, unknown> = { sub, sid: sessionId, jti, auth_time: authTime };
   if (Object.keys(claims).length > 0) refreshClaims.usr = claims;
-  const refresh = tokens.sign('refresh', refreshClaims, now, notAfter);
+  const refresh = tokens.sign('refresh', refreshClaims, now, refreshOverrides, notAfter);
   const access = tokens.sign(
     'access',
     { ...claims, sub, sid: sessionId, auth_time: authTime },
     now,
+    undefined,
     notAfter,
   );
   return { pair: tokenPair(access.token, refresh.token, access.exp - iat), jti, expiresAt };

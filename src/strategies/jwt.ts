@@ -1,6 +1,7 @@
 import { AuthError, UnsupportedError } from '../errors.js';
 import { appClaims, type IssueOptions, newSessionId, userIdOf } from '../tokens/issue.js';
 import type { TokenPair, TokenUser } from '../tokens/claims.js';
+import { checkSignOverrides } from '../tokens/token-service.js';
 import { authTimeOf, refreshedClaims, signPair } from './issuing.js';
 import type { StrategyContext, TokenStrategy, WriteOptions } from './types.js';
 
@@ -23,14 +24,16 @@ export function jwtStrategy(context: StrategyContext): TokenStrategy {
     },
 
     writeToken(user: TokenUser, kind, writeOptions?: WriteOptions) {
+      const overrides = checkSignOverrides(writeOptions ?? {});
       const sub = userIdOf(user);
       const claims = appClaims(user, options.userFields, writeOptions?.claims);
       const sid = writeOptions?.sessionId ?? newSessionId();
       const now = Date.now();
       const authTime = Math.floor(now / 1000);
       if (kind === 'access')
-        return tokens.sign('access', { ...claims, sub, sid, auth_time: authTime }, now).token;
-      return signPair(context, sub, sid, claims, now, { authTime }).pair.refresh_token;
+        return tokens.sign('access', { ...claims, sub, sid, auth_time: authTime }, now, overrides)
+          .token;
+      return signPair(context, sub, sid, claims, now, { authTime }, overrides).pair.refresh_token;
     },
 
     async generateTokens(user: TokenUser, issue?: IssueOptions): Promise<TokenPair> {

@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import { AuthError, storeUnavailable } from '../errors.js';
+import { checkSignOverrides, type SignOverrides } from '../tokens/token-service.js';
 import type { AuthUser, RefreshTokenPayload, TokenPair, TokenUser } from '../tokens/claims.js';
 import {
   appClaims,
@@ -69,15 +71,22 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
   async function startSession(
     user: TokenUser,
     issue: IssueOptions | undefined,
+    refreshOverrides?: SignOverrides,
   ): Promise<TokenPair> {
     const sub = userIdOf(user);
     const claims = appClaims(user, options.userFields, issue?.claims);
     const meta = sessionMeta(issue);
     const now = Date.now();
     const sessionId = newSessionId();
-    const pending = signPair(context, sub, sessionId, claims, now, {
-      authTime: Math.floor(now / 1000),
-    });
+    const pending = signPair(
+      context,
+      sub,
+      sessionId,
+      claims,
+      now,
+      { authTime: Math.floor(now / 1000) },
+      refreshOverrides,
+    );
     // Recorded before it is returned: a token Redis did not store is never handed out.
     await stored('login', () =>
       store.create(
@@ -104,14 +113,39 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
     },
 
     async writeToken(user: TokenUser, kind, write?: WriteOptions) {
-      if (kind === 'refresh') return (await startSession(user, write)).refresh_token;
-      const claims = appClaims(user, options.userFields, write?.claims);
+      const overrides = checkSignOverrides(write ?? {});
+      if (kind === 'refresh') return (await startSession(user, write, overrides)).refresh_token;
       const sub = userIdOf(user);
-      const sid = write?.sessionId;
+      const claims = appClaims(user, options.userFields, write?.claims);
       const now = Date.now();
-      if (sid === undefined)
-        return tokens.sign('access', { ...claims, sub, auth_time: Math.floor(now / 1000) }, now)
-          .token;
+      const sid = write?.sessionId;
+      if (sid === undefined) {
+        // A lone access token gets a session of its own that ends with it, so requireAuth
+        // accepts it and revokeAllSessions ends it. Its jti is never handed out: no refresh.
+        const sessionId = newSessionId();
+        const meta = sessionMeta(write);
+        const authTime = Math.floor(now / 1000);
+        const lifetime = overrides?.lifetime ?? options.accessTokenTtl;
+        const expiresAt = Math.min(
+          now + lifetime * 1000,
+          (authTime + options.absoluteSessionTtl) * 1000,
+        );
+        await stored('login', () =>
+          store.create(
+            sub,
+            { sessionId, jti: randomUUID(), now, expiresAt, ...meta },
+            options.maxSessionsPerUser,
+          ),
+        );
+        events.emit('login', { userId: sub, sessionId, ...eventMeta(meta) });
+        return tokens.sign(
+          'access',
+          { ...claims, sub, sid: sessionId, auth_time: authTime },
+          now,
+          overrides,
+          Math.floor(expiresAt / 1000),
+        ).token;
+      }
       // An access token for an existing session: its login time, and no life past the session's.
       const record = await stored('writeToken', () => store.get(sub, sid, now));
       if (record === undefined) throw revoked();
@@ -120,6 +154,7 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
         'access',
         { ...claims, sub, sid, auth_time: authTime },
         now,
+        overrides,
         Math.min(Math.floor(record.expiresAt / 1000), authTime + options.absoluteSessionTtl),
       ).token;
     },

@@ -13,6 +13,12 @@ export interface ReadOptions {
 export interface WriteOptions extends IssueOptions {
   /** For access tokens: the session family they belong to. */
   sessionId?: string;
+  /** This token's lifetime in seconds, instead of `accessTokenTtl` / `refreshTokenTtl`. */
+  lifetime?: number;
+  /** This token's `aud`, instead of the instance's `audience`. */
+  audience?: string | string[];
+  /** Extra JWS header parameters; `alg`, `typ`, `kid` and key-locating ones are refused. */
+  headers?: Record<string, unknown>;
 }
 
 /**

@@ -35,6 +35,62 @@ const TIME_CLAIMS = ['exp', 'nbf', 'iat', 'auth_time'] as const;
 
 const otherStrategy = () =>
   new AuthError('token_invalid', 'This token was issued for another strategy.');
+/** Per-token settings of `writeToken(user, kind, options)`, checked by {@link checkSignOverrides}. */
+export interface SignOverrides {
+  lifetime?: number;
+  audience?: string | string[];
+  headers?: Record<string, unknown>;
+}
+
+/** Header parameters a caller may not set: the library's own, and those verifiers refuse. */
+const RESERVED_HEADERS = new Set<string>(['alg', 'typ', 'kid', 'cty', 'b64', ...FORBIDDEN_HEADERS]);
+
+/**
+ * Validates per-token options (a wrong one is a TypeError naming it: an app bug, not a request
+ * error) and returns only what was given.
+ */
+export function checkSignOverrides(options: {
+  lifetime?: unknown;
+  audience?: unknown;
+  headers?: unknown;
+}): SignOverrides | undefined {
+  const { lifetime, audience, headers } = options;
+  if (lifetime === undefined && audience === undefined && headers === undefined) return undefined;
+  const out: SignOverrides = {};
+  if (lifetime !== undefined) {
+    if (
+      typeof lifetime !== 'number' ||
+      !Number.isInteger(lifetime) ||
+      lifetime < 1 ||
+      lifetime > 31_536_000
+    )
+      throw new TypeError(
+        'koa-jwt-redis: `lifetime` must be a whole number of seconds from 1 to 31536000',
+      );
+    out.lifetime = lifetime;
+  }
+  if (audience !== undefined) {
+    const list = Array.isArray(audience) ? audience : [audience];
+    if (list.length === 0 || !list.every((a) => typeof a === 'string' && a.length > 0))
+      throw new TypeError('koa-jwt-redis: `audience` must be a non-empty string or array of them');
+    out.audience = audience as string | string[];
+  }
+  if (headers !== undefined) {
+    if (headers === null || typeof headers !== 'object' || Array.isArray(headers))
+      throw new TypeError('koa-jwt-redis: `headers` must be an object of JWS header parameters');
+    for (const name of Object.keys(headers)) {
+      if (
+        RESERVED_HEADERS.has(name) ||
+        Object.prototype.hasOwnProperty.call(Object.prototype, name)
+      )
+        throw new TypeError(
+          `koa-jwt-redis: the header "${name}" is set by the library or refused by verifiers; leave it out`,
+        );
+    }
+    out.headers = { ...(headers as Record<string, unknown>) };
+  }
+  return out;
+}
 
 type Payload<K extends TokenKind> = K extends 'access' ? AccessTokenPayload : RefreshTokenPayload;
 
@@ -154,25 +210,34 @@ export class TokenService {
     kind: TokenKind,
     claims: Record<string, unknown>,
     now = Date.now(),
+    overrides?: SignOverrides,
     notAfter = Infinity,
   ): { token: string; exp: number } {
     const iat = Math.floor(now / 1000);
     const exp = Math.min(
-      iat + (kind === 'access' ? this.accessTokenTtl : this.refreshTokenTtl),
+      iat +
+        (overrides?.lifetime ?? (kind === 'access' ? this.accessTokenTtl : this.refreshTokenTtl)),
       notAfter,
     );
     const payload: Record<string, unknown> = { ...claims, token_use: kind, iat, exp };
     if (this.strategy !== undefined) payload.stg = this.strategy;
     if (this.issuer !== undefined) payload.iss = this.issuer;
-    if (this.audience !== undefined) payload.aud = this.audience;
+    const audience = overrides?.audience ?? this.audience;
+    if (audience !== undefined) payload.aud = audience;
     const { signer } = this.ring;
-    if (this.hmacHeaders !== undefined) {
+    // The precomputed HMAC header serves every token but one with extra header parameters.
+    if (this.hmacHeaders !== undefined && overrides?.headers === undefined) {
       const token = hmacSign(signer.algorithm, signer.signingKey!, this.hmacHeaders[kind], payload);
       return { token, exp };
     }
     const token = jwt.sign(payload, signer.signingKey!, {
       algorithm: signer.algorithm,
-      header: { alg: signer.algorithm, typ: TOKEN_TYP[kind], kid: signer.kid },
+      header: {
+        ...overrides?.headers,
+        alg: signer.algorithm,
+        typ: TOKEN_TYP[kind],
+        kid: signer.kid,
+      },
     });
     return { token, exp };
   }

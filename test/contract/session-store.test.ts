@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { afterAll, beforeAll } from 'vitest';
 import {
+  type AuthOptions,
   createAuth,
   memoryStore,
   postgresStore,
@@ -17,6 +18,7 @@ import {
 import { SECRET } from '../helpers/forge.js';
 import { dropSchema, testPool, uniqueSchema } from '../helpers/postgres.js';
 import { authOnStoreContract, type ContractBackend, storeContract } from './store-contract.js';
+import { sessionStrategyContract } from './session-strategy-contract.js';
 
 /*
  * One contract, every store: memory, Redis and PostgreSQL in the `redis` project, the Redis
@@ -30,6 +32,15 @@ afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
 });
 
+/** Every suite for one backend: the store contract, and the library's strategies on that store. */
+function register(name: string, open: () => SessionStore, prunes: boolean): void {
+  backends.push({ name, open, prunes });
+  const make = (options: Partial<AuthOptions> = {}) =>
+    createAuth({ secret: SECRET, store: open(), ...options });
+  authOnStoreContract(name, (options = {}) => make({ refreshGracePeriod: 0, ...options }));
+  sessionStrategyContract(name, make, open);
+}
+
 function onRedis(name: string, makeClient: () => Client): void {
   let client: Client;
   beforeAll(() => {
@@ -37,20 +48,16 @@ function onRedis(name: string, makeClient: () => Client): void {
     cleanups.push(() => client.quit().catch(() => client.disconnect()));
   });
   const prefix = uniquePrefix();
-  const open = (): SessionStore => redisStore(client, { keyPrefix: prefix });
-  backends.push({ name, open, prunes: false });
-  authOnStoreContract(name, (options = {}) =>
-    createAuth({ secret: SECRET, store: open(), refreshGracePeriod: 0, ...options }),
-  );
+  register(name, () => redisStore(client, { keyPrefix: prefix }), false);
 }
 
 if (onCluster()) {
   onRedis('Redis Cluster', () => clusterClient());
 } else {
-  backends.push({ name: 'memory', open: memoryStore, prunes: true });
-  authOnStoreContract('memory', (options = {}) =>
-    createAuth({ secret: SECRET, store: memoryStore(), refreshGracePeriod: 0, ...options }),
-  );
+  // One memory store shared by every auth of this file, so the suite can read what the strategy wrote.
+  const shared = memoryStore();
+  cleanups.push(() => shared.close());
+  register('memory', () => ({ ...bindStore(shared), close: async () => {} }), true);
   onRedis('Redis', () => redisClient(harnessRedisUrl()));
 
   let pool: pg.Pool;
@@ -63,11 +70,21 @@ if (onCluster()) {
     });
     await postgresStore(pool, { schema, pruneInterval: 0 }).migrate();
   });
-  const open = (): SessionStore => postgresStore(pool, { schema, pruneInterval: 0 });
-  backends.push({ name: 'PostgreSQL', open, prunes: true });
-  authOnStoreContract('PostgreSQL', (options = {}) =>
-    createAuth({ secret: SECRET, store: open(), refreshGracePeriod: 0, ...options }),
-  );
+  register('PostgreSQL', () => postgresStore(pool, { schema, pruneInterval: 0 }), true);
 }
 
 for (const backend of backends) storeContract(backend);
+
+function bindStore(store: SessionStore): SessionStore {
+  return {
+    create: store.create.bind(store),
+    rotate: store.rotate.bind(store),
+    get: store.get.bind(store),
+    isLive: store.isLive.bind(store),
+    revoke: store.revoke.bind(store),
+    revokeAll: store.revokeAll.bind(store),
+    list: store.list.bind(store),
+    prune: store.prune!.bind(store),
+    close: store.close.bind(store),
+  };
+}

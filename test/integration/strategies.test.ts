@@ -26,9 +26,9 @@ async function protectedApp(middleware: Koa.Middleware): Promise<Served> {
 }
 
 describe('the strategy registry', () => {
-  it('has redis (default) and jwt built in; a taken name throws', () => {
+  it('has redis (default), jwt and session built in; a taken name throws', () => {
     auth = testAuth();
-    expect(auth.strategies.names()).toEqual(['redis', 'jwt']);
+    expect(auth.strategies.names()).toEqual(['redis', 'jwt', 'session']);
     expect(auth.strategies.defaultStrategyName).toBe('redis');
     expect(() =>
       auth.strategies.register('jwt', { readToken: () => ({}) as never, writeToken: () => '' }),
@@ -235,7 +235,7 @@ describe('the default instance', () => {
     const pair = await fresh.generateTokens({ id: 1 });
     expect(await second.checkRefreshToken(pair.refresh_token)).toBe(true);
     expect(await first.checkRefreshToken(pair.refresh_token)).toBe(false);
-    expect(fresh.strategies.names()).toEqual(['redis', 'jwt']);
+    expect(fresh.strategies.names()).toEqual(['redis', 'jwt', 'session']);
     const app = new Koa();
     app.use(fresh.requireAuth());
     app.use((ctx) => {

@@ -43,6 +43,16 @@ describe('createAuth({ store })', () => {
     ).toBe('storeTimeout');
   });
 
+  it('strategy and sessionIdleTtl are checked at start-up', () => {
+    expect(
+      option(() => createAuth({ secret: SECRET, strategy: 'database' as unknown as 'session' })),
+    ).toBe('strategy');
+    expect(option(() => createAuth({ secret: SECRET, sessionIdleTtl: 0 }))).toBe('sessionIdleTtl');
+    const auth = createAuth({ secret: SECRET, strategy: 'session' });
+    expect(auth.strategies.defaultStrategyName).toBe('session');
+    return auth.close();
+  });
+
   it('redisStore checks its options at once', () => {
     expect(option(() => redisStore(42 as unknown as string))).toBe('redis');
     expect(option(() => redisStore('redis://127.0.0.1:1', { keyPrefix: 'a{b' }))).toBe('keyPrefix');

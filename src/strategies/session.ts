@@ -1,0 +1,223 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { AuthError, storeUnavailable } from '../errors.js';
+import type { SessionRecord } from '../stores/session-store.js';
+import type { AuthUser, TokenUser } from '../tokens/claims.js';
+import {
+  newSessionId,
+  normalizeUserId,
+  sessionMeta,
+  tokenPair,
+  userIdOf,
+  type IssueOptions,
+} from '../tokens/issue.js';
+import { MAX_TOKEN_LENGTH } from '../tokens/token-service.js';
+import { redisStrategy } from './redis.js';
+import type { StrategyContext, TokenStrategy, WriteOptions } from './types.js';
+
+/** 256 bits from the CSPRNG: the part of a session token that proves possession. */
+const SECRET_BYTES = 32;
+const SESSION_ID = /^[A-Za-z0-9_-]{16}$/;
+const SECRET = /^[A-Za-z0-9_-]{43}$/;
+const USER = /^[A-Za-z0-9_-]+$/;
+/** At most one sliding write per session per this long (or a tenth of the idle lifetime, if shorter). */
+const MAX_TOUCH_INTERVAL_MS = 60_000;
+
+const invalid = () => new AuthError('token_invalid', 'The session token is malformed or unknown.');
+const revoked = () => new AuthError('token_revoked', 'The session has ended; log in again.');
+
+interface ParsedToken {
+  sub: string;
+  sid: string;
+  /** What the store keeps instead of the token: a hash of its secret. */
+  digest: string;
+}
+
+/**
+ * The hash the store keeps: the first 128 bits of SHA-256 of the secret, written like a UUID so
+ * every store keeps it as compactly as a refresh-token id. A dump of the store therefore holds
+ * nothing that authenticates: the secret has 256 bits and is never stored.
+ */
+function digestOf(secret: string): string {
+  const hex = createHash('sha256').update(secret).digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+}
+
+/** `<user id, base64url>.<session id>.<secret>`: the user and session name the record, the secret proves possession. */
+function parse(token: unknown): ParsedToken {
+  if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH)
+    throw invalid();
+  const parts = token.split('.');
+  if (parts.length !== 3) throw invalid();
+  const [user, sid, secret] = parts as [string, string, string];
+  if (!USER.test(user) || !SESSION_ID.test(sid) || !SECRET.test(secret)) throw invalid();
+  const sub = Buffer.from(user, 'base64url').toString('utf8');
+  // One spelling per token: a re-encoding must give back exactly what was sent.
+  if (Buffer.from(sub, 'utf8').toString('base64url') !== user) throw invalid();
+  try {
+    normalizeUserId(sub);
+  } catch {
+    throw invalid();
+  }
+  return { sub, sid, digest: digestOf(secret) };
+}
+
+function matches(record: SessionRecord | undefined, digest: string): record is SessionRecord {
+  if (record === undefined || record.jti.length !== digest.length) return false;
+  return timingSafeEqual(Buffer.from(record.jti), Buffer.from(digest));
+}
+
+/**
+ * Opaque server-side sessions: login returns a random token (not a JWT), the store keeps only a
+ * hash of it, and every `requireAuth` looks the session up (one store read), so logout, a ban
+ * (`revokeAllSessions`) or a deleted session takes effect on the next request. The session ends
+ * after `sessionIdleTtl` seconds unused, and at the latest `absoluteSessionTtl` (or
+ * `refreshTokenTtl`, if shorter) after login. The
+ * token is both `access_token` and `refresh_token`: `refreshTokens` slides the session and
+ * returns the same token.
+ */
+export function sessionStrategy(context: StrategyContext): TokenStrategy {
+  const { store, options, events } = context;
+  const shared = redisStrategy(context);
+  const idleMs = options.sessionIdleTtl * 1000;
+  // The absolute end: absoluteSessionTtl after login (and never past refreshTokenTtl, this
+  // strategy's own cap), whatever the sliding does.
+  const absoluteMs = Math.min(options.refreshTokenTtl, options.absoluteSessionTtl) * 1000;
+  const touchEveryMs = Math.min(idleMs / 10, MAX_TOUCH_INTERVAL_MS);
+
+  async function stored<T>(operation: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      events.emit('store_unavailable', { operation, error });
+      throw storeUnavailable(error);
+    }
+  }
+
+  /** The live record the token proves, or undefined. One store read. */
+  async function find(parsed: ParsedToken, operation: string, now: number) {
+    const record = await stored(operation, () => store.get(parsed.sub, parsed.sid, now));
+    return matches(record, parsed.digest) ? record : undefined;
+  }
+
+  /** Slides the idle expiry; `force` skips the throttle. Never extends past the absolute cap. */
+  function slide(parsed: ParsedToken, record: SessionRecord, now: number, force: boolean) {
+    if (!force && now - record.lastUsedAt < touchEveryMs) return undefined;
+    const expiresAt = Math.min(now + idleMs, record.createdAt + absoluteMs);
+    if (expiresAt <= record.expiresAt) return undefined;
+    return store.rotate(parsed.sub, {
+      sessionId: parsed.sid,
+      oldJti: parsed.digest,
+      newJti: parsed.digest,
+      now,
+      expiresAt,
+      graceMs: 0,
+    });
+  }
+
+  function userOf(parsed: ParsedToken, record: SessionRecord): AuthUser {
+    return {
+      sub: parsed.sub,
+      sid: parsed.sid,
+      token_use: 'access',
+      auth_time: Math.floor(record.createdAt / 1000),
+      iat: Math.floor(record.createdAt / 1000),
+      exp: Math.floor(record.expiresAt / 1000),
+    } as AuthUser;
+  }
+
+  async function start(user: TokenUser, issue: WriteOptions | undefined): Promise<string> {
+    const sub = userIdOf(user);
+    for (const name of ['claims', 'audience', 'headers', 'lifetime'] as const) {
+      const value = issue?.[name];
+      if (value !== undefined && !(name === 'claims' && Object.keys(value).length === 0)) {
+        throw new TypeError(
+          `koa-jwt-redis: the "session" strategy issues opaque tokens, which carry no ${name}; keep such data with your user and load it by ctx.state.user.sub`,
+        );
+      }
+    }
+    const meta = sessionMeta(issue);
+    const now = Date.now();
+    const sessionId = newSessionId();
+    const secret = randomBytes(SECRET_BYTES).toString('base64url');
+    const token = `${Buffer.from(sub, 'utf8').toString('base64url')}.${sessionId}.${secret}`;
+    // Recorded before it is returned: a token the store did not keep is never handed out.
+    await stored('login', () =>
+      store.create(
+        sub,
+        {
+          sessionId,
+          jti: digestOf(secret),
+          now,
+          expiresAt: now + Math.min(idleMs, absoluteMs),
+          ...meta,
+        },
+        options.maxSessionsPerUser,
+      ),
+    );
+    const event: { userId: string; sessionId: string; ip?: string; userAgent?: string } = {
+      userId: sub,
+      sessionId,
+    };
+    if (meta.ip) event.ip = meta.ip;
+    if (meta.userAgent) event.userAgent = meta.userAgent;
+    events.emit('login', event);
+    return token;
+  }
+
+  return {
+    // An opaque token means nothing without its record: the store is asked even when the caller
+    // says checkSession: false.
+    async readToken(token) {
+      const parsed = parse(token);
+      const now = Date.now();
+      const record = await find(parsed, 'checkSession', now);
+      if (!record) throw revoked();
+      // The sliding write is not awaited: a request costs one store read; a failed write is retried by a later one.
+      slide(parsed, record, now, false)?.catch(() => {});
+      return userOf(parsed, record);
+    },
+
+    writeToken(user, _kind, write?: WriteOptions) {
+      return start(user, write);
+    },
+
+    async generateTokens(user: TokenUser, issue?: IssueOptions) {
+      const token = await start(user, issue);
+      return tokenPair(token, token, options.sessionIdleTtl);
+    },
+
+    async checkRefreshToken(token) {
+      let parsed: ParsedToken;
+      try {
+        parsed = parse(token);
+      } catch {
+        return false;
+      }
+      return (await find(parsed, 'checkRefreshToken', Date.now())) !== undefined;
+    },
+
+    async refreshTokens(token) {
+      const parsed = parse(token);
+      const now = Date.now();
+      const record = await find(parsed, 'refresh', now);
+      if (!record) throw revoked();
+      const slid = slide(parsed, record, now, true);
+      if (slid !== undefined && (await stored('refresh', () => slid)) !== 'rotated')
+        throw revoked();
+      events.emit('refresh', { userId: parsed.sub, sessionId: parsed.sid });
+      return tokenPair(token as string, token as string, options.sessionIdleTtl);
+    },
+
+    async invalidateRefreshToken(token) {
+      const parsed = parse(token);
+      // Only the token's holder may end its session: the secret must match.
+      if (!(await find(parsed, 'logout', Date.now()))) return;
+      if (await stored('logout', () => store.revoke(parsed.sub, parsed.sid)))
+        events.emit('logout', { userId: parsed.sub, sessionId: parsed.sid });
+    },
+
+    revokeAllSessions: shared.revokeAllSessions!,
+    listSessions: shared.listSessions!,
+    revokeSession: shared.revokeSession!,
+  };
+}

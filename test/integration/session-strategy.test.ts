@@ -1,0 +1,88 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Auth } from '../../src/index.js';
+import { testAuth } from '../helpers/auth.js';
+import { call, type Reply, serve, type Served } from '../helpers/http.js';
+import { Jar, webApp } from '../helpers/web.js';
+
+/** The opaque `session` strategy through auth.routes(), JSON and cookie delivery, over HTTP. */
+
+let auth: Auth;
+let server: Served;
+
+afterEach(async () => {
+  await server?.close();
+  await auth?.close();
+});
+
+const credentials = { username: 'alice', password: 'wonderland' };
+
+describe('session strategy over HTTP', () => {
+  it('JSON delivery: login, requireAuth, sessions, refresh by bearer, logout', async () => {
+    auth = testAuth({ strategy: 'session' });
+    server = await serve(webApp(auth));
+    const login = await call(server.url, '/auth/login', { body: credentials });
+    expect(login.status).toBe(200);
+    const token = login.body.access_token as string;
+    expect(token.split('.')).toHaveLength(3);
+    expect(login.body).toMatchObject({ refresh_token: token, token_type: 'bearer' });
+
+    const me = await call(server.url, '/me', { token });
+    expect(me.status).toBe(200);
+    expect(me.body).toMatchObject({ sub: '1', token_use: 'access' });
+
+    const sessions = await call(server.url, '/auth/sessions', { token });
+    expect(sessions.status).toBe(200);
+    expect(sessions.body).toHaveLength(1);
+    expect(sessions.body[0]).toMatchObject({ sessionId: me.body.sid, current: true });
+
+    const refreshed = await call(server.url, '/auth/refresh', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(refreshed.status).toBe(200);
+    expect(refreshed.body.access_token).toBe(token);
+
+    expect((await call(server.url, '/auth/logout', { method: 'POST', token })).status).toBe(204);
+    const after = await call(server.url, '/me', { token });
+    expect(after.status).toBe(401);
+    expect(after.body.error).toBe('token_revoked');
+    // Logging out an ended session again is not an error.
+    expect((await call(server.url, '/auth/logout', { method: 'POST', token })).status).toBe(204);
+  });
+
+  it('cookie delivery with CSRF: the session token rides in the cookies, logout-all ends it', async () => {
+    auth = testAuth({ strategy: 'session', tokenDelivery: 'cookie' });
+    server = await serve(webApp(auth));
+    const jar = new Jar();
+    const browser = async (
+      path: string,
+      options: Parameters<typeof call>[2] & { csrf?: boolean } = {},
+    ): Promise<Reply> => {
+      const headers: Record<string, string> = { origin: server.url, ...options.headers };
+      const cookie = jar.header();
+      if (cookie) headers.cookie = cookie;
+      if (options.csrf) headers['x-csrf-token'] = jar.values.get('__Host-csrf_token') ?? '1';
+      const res = await call(server.url, path, { ...options, headers });
+      jar.take(res.headers);
+      return res;
+    };
+    const login = await browser('/auth/login', { body: credentials, csrf: true });
+    expect(login.status).toBe(200);
+    expect(login.body).toEqual({ token_type: 'cookie', expires_in: 86_400 });
+    const token = jar.values.get('__Host-access_token')!;
+    expect(token).toMatch(/^[\w-]+\.[\w-]{16}\.[\w-]{43}$/);
+
+    expect((await browser('/me')).status).toBe(200);
+    const noProof = await browser('/notes', { method: 'POST' });
+    expect(noProof.status).toBe(403);
+    expect((await browser('/notes', { method: 'POST', csrf: true })).status).toBe(200);
+
+    const all = await browser('/auth/logout-all', { method: 'POST', body: {}, csrf: true });
+    expect(all.status).toBe(200);
+    expect(all.body).toEqual({ revoked: 1 });
+    const me = await call(server.url, '/me', {
+      headers: { cookie: `__Host-access_token=${token}` },
+    });
+    expect(me.status).toBe(401);
+  });
+});

@@ -1,0 +1,191 @@
+import Koa from 'koa';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  type Auth,
+  AuthError,
+  createAccessToken,
+  createRefreshToken,
+  getData,
+} from '../../src/index.js';
+import { testAuth } from '../helpers/auth.js';
+import { decodeSegment, SECRET } from '../helpers/forge.js';
+import { call, serve, type Served } from '../helpers/http.js';
+import { webApp } from '../helpers/web.js';
+import jwt from 'jsonwebtoken';
+
+/** The reference designs' helpers: createAccessToken, createRefreshToken, getData(token), bearer refresh, writeToken options. */
+
+let auth: Auth;
+let server: Served | undefined;
+
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+  await auth?.close();
+});
+
+const codeOf = async (p: Promise<unknown>): Promise<string> => {
+  try {
+    await p;
+  } catch (error) {
+    if (error instanceof AuthError) return error.code;
+    throw error;
+  }
+  return 'resolved';
+};
+
+describe('createAccessToken / createRefreshToken', () => {
+  it('an access token made alone passes requireAuth, lives in a session of its own, and revokeAllSessions ends it', async () => {
+    auth = testAuth();
+    server = await serve(webApp(auth));
+    const token = await createAccessToken({ id: 5, role: 'admin' }, { claims: { plan: 'pro' } });
+    const me = await call(server.url, '/me', { token });
+    expect(me.status).toBe(200);
+    expect(me.body).toMatchObject({ sub: '5', plan: 'pro' });
+    const [session] = await auth.listSessions(5);
+    expect(session!.sessionId).toBe(me.body.sid);
+    // The session ends with the token (900 s), not 30 days later.
+    expect(session!.expiresAt.getTime() - Date.now()).toBeLessThanOrEqual(900_000);
+    expect(await auth.revokeAllSessions(5)).toBe(1);
+    expect((await call(server.url, '/me', { token })).status).toBe(401);
+  });
+
+  it('a refresh token made alone is recorded and refreshes into a pair', async () => {
+    auth = testAuth();
+    const refresh = await createRefreshToken({ id: 'r1' });
+    expect(await auth.checkRefreshToken(refresh)).toBe(true);
+    const pair = await auth.refreshTokens(refresh);
+    expect((await auth.getData(pair.access_token)).sub).toBe('r1');
+    expect(await auth.checkRefreshToken(refresh)).toBe(false);
+  });
+
+  it('the session strategy makes session tokens', async () => {
+    auth = testAuth({ strategy: 'session' });
+    const token = await auth.createAccessToken({ id: 9 });
+    expect((await auth.getData(token)).sub).toBe('9');
+  });
+});
+
+describe('getData(token)', () => {
+  it('resolves with the data requireAuth sets, and rejects with requireAuth’s error code', async () => {
+    auth = testAuth({ userFields: ['role'] });
+    const app = new Koa();
+    app.use(auth.requireAuth());
+    app.use((ctx) => {
+      ctx.body = ctx.state.user;
+    });
+    server = await serve(app);
+    const pair = await auth.generateTokens({ id: 1, role: 'admin' });
+    const viaMiddleware = (await call(server.url, '/', { token: pair.access_token })).body;
+    expect(await getData(pair.access_token)).toEqual(viaMiddleware);
+    expect(await auth.getData(pair.access_token)).toEqual(viaMiddleware);
+
+    const expired = jwt.sign(
+      { sub: '1', sid: 'x', token_use: 'access', exp: Math.floor(Date.now() / 1000) - 60 },
+      SECRET,
+      { header: { alg: 'HS256', typ: 'at+jwt' } },
+    );
+    const cases = [
+      'not-a-token',
+      `${pair.access_token}x`,
+      pair.refresh_token,
+      expired,
+      pair.access_token,
+    ];
+    await auth.invalidateRefreshToken(pair.refresh_token);
+    for (const token of cases) {
+      const viaHttp = await call(server.url, '/', { token });
+      expect(viaHttp.status).toBe(401);
+      expect(await codeOf(auth.getData(token))).toBe(viaHttp.body.error);
+    }
+    expect(await codeOf(auth.getData(pair.access_token))).toBe('token_revoked');
+  });
+
+  it('getData() and getData({ … }) are still the middleware', () => {
+    auth = testAuth();
+    expect(typeof getData()).toBe('function');
+    expect(typeof auth.getData({ checkSession: false })).toBe('function');
+  });
+});
+
+describe('POST /auth/refresh with Authorization: Bearer <refresh_token>', () => {
+  it('rotates like a body token; an access token in the header is refused', async () => {
+    auth = testAuth();
+    server = await serve(webApp(auth));
+    const pair = await auth.generateTokens({ id: 1 });
+    const res = await call(server.url, '/auth/refresh', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${pair.refresh_token}` },
+    });
+    expect(res.status).toBe(200);
+    expect(await auth.checkRefreshToken(res.body.refresh_token)).toBe(true);
+    const wrong = await call(server.url, '/auth/refresh', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${res.body.access_token}` },
+    });
+    expect(wrong.status).toBe(401);
+    expect(wrong.body.error).toBe('token_invalid');
+    const none = await call(server.url, '/auth/refresh', { method: 'POST' });
+    expect(none.status).toBe(401);
+    expect(none.body.error).toBe('token_missing');
+  });
+});
+
+describe("a strategy's writeToken(user, kind, options)", () => {
+  it('takes a lifetime, an audience, extra headers and claims; its tokens pass requireAuth', async () => {
+    auth = testAuth();
+    server = await serve(webApp(auth));
+    for (const name of ['redis', 'jwt']) {
+      const token = await auth.strategies.get(name).writeToken({ id: 3 }, 'access', {
+        lifetime: 60,
+        audience: 'reports',
+        headers: { 'x-env': 'test' },
+        claims: { scope: 'read' },
+      });
+      const header = decodeSegment(token, 0) as Record<string, unknown>;
+      const payload = decodeSegment(token, 1) as Record<string, number | string>;
+      expect(header['x-env']).toBe('test');
+      expect(payload.exp! as number).toBe((payload.iat as number) + 60);
+      expect(payload).toMatchObject({ aud: 'reports', scope: 'read' });
+      if (name === 'redis') {
+        const me = await call(server.url, '/me', { token });
+        expect(me.status).toBe(200);
+      }
+      const refresh = await auth.strategies
+        .get(name)
+        .writeToken({ id: 3 }, 'refresh', { lifetime: 120 });
+      const claims = decodeSegment(refresh, 1) as { exp: number; iat: number };
+      expect(claims.exp - claims.iat).toBe(120);
+      expect(await auth.strategies.get(name).checkRefreshToken!(refresh)).toBe(true);
+    }
+  });
+
+  it('a token for another audience than the instance requires is refused by requireAuth', async () => {
+    auth = testAuth({ audience: 'api' });
+    server = await serve(webApp(auth));
+    const redis = auth.strategies.get('redis');
+    const ok = await redis.writeToken({ id: 1 }, 'access', { audience: 'api' });
+    const other = await redis.writeToken({ id: 1 }, 'access', { audience: 'reports' });
+    expect((await call(server.url, '/me', { token: ok })).status).toBe(200);
+    expect((await call(server.url, '/me', { token: other })).status).toBe(401);
+  });
+
+  it('refuses reserved claims and headers and a bad lifetime', async () => {
+    auth = testAuth();
+    const redis = auth.strategies.get('redis');
+    for (const options of [
+      { claims: { sub: 'other' } },
+      { claims: { exp: 1 } },
+      { headers: { alg: 'none' } },
+      { headers: { kid: 'x' } },
+      { headers: { jku: 'https://evil' } },
+      { lifetime: 0 },
+      { lifetime: 1.5 },
+      { audience: '' },
+    ]) {
+      await expect(
+        Promise.resolve().then(() => redis.writeToken({ id: 1 }, 'access', options)),
+      ).rejects.toThrow(TypeError);
+    }
+  });
+});
