@@ -20,7 +20,7 @@ import {
   NO_META,
   perSession,
 } from './memory.js';
-import { type Target, TARGET_NAMES, TARGETS } from './targets.js';
+import { onPostgres, type Target, TARGET_NAMES, TARGETS } from './targets.js';
 import { verifyBench } from './verify.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -33,7 +33,10 @@ const SESSIONS = env('BENCH_SESSIONS', 10_000);
 const USERS = env('BENCH_USERS', 20_000);
 const PROFILE = process.env.BENCH_PROFILE === '1';
 const ONLY = process.env.BENCH_ONLY?.split(',') as Target[] | undefined;
-const targets = ONLY ?? TARGET_NAMES;
+const postgresUp =
+  spawnSync('pg_isready', ['-q', '-d', process.env.PG_URL ?? 'postgres://127.0.0.1:5432/test'])
+    .status === 0;
+const targets = (ONLY ?? TARGET_NAMES).filter((t) => postgresUp || !onPostgres(t));
 const MEMORY = process.env.BENCH_MEMORY !== '0';
 
 // With two cores or more, the servers get one core and the load generator another.

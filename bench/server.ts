@@ -9,10 +9,11 @@ import jsonwebtoken from 'jsonwebtoken';
 import Koa from 'koa';
 import { koaBody } from 'koa-body';
 import koaJwt from 'koa-jwt';
-import { createAuth } from 'koa-jwt-redis';
+import { createAuth, postgresStore } from 'koa-jwt-redis';
+import pg from 'pg';
 import { handWritten } from './hand-written.js';
 import { SECRET } from './secret.js';
-import { type Target, TARGET_NAMES } from './targets.js';
+import { onPostgres, type Target, TARGET_NAMES } from './targets.js';
 
 const [target, redisUrl] = process.argv.slice(2) as [Target, string];
 if (!TARGET_NAMES.includes(target) || !redisUrl)
@@ -23,16 +24,30 @@ const ok = (ctx: Koa.Context) => {
   ctx.body = { ok: true };
 };
 const hand = target.startsWith('hand-') ? handWritten(redisUrl, `bench:${target}:`) : undefined;
+// PostgreSQL targets work in a schema of their own, created here and dropped on exit.
+const pgSchema = onPostgres(target) ? `bench_${process.pid}` : undefined;
+const pgStore =
+  pgSchema === undefined
+    ? undefined
+    : postgresStore(
+        {
+          connectionString: process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+          max: 20,
+        },
+        // Token issuing floods the pool with 1000 logins at a time: let them queue.
+        { schema: pgSchema, pruneInterval: 0, timeout: 10_000 },
+      );
+await pgStore?.migrate();
 const auth =
   target === 'bare' || target === 'koa-jwt' || hand
     ? undefined
     : createAuth({
         secret: SECRET,
-        redis: redisUrl,
-        keyPrefix: `bench:${target}:`,
+        ...(pgStore ? { store: pgStore } : { redis: redisUrl, keyPrefix: `bench:${target}:` }),
+        strategy: target.startsWith('requireAuth-session') ? 'session' : 'redis',
         // Login and refresh sessions expire soon after the run; access tokens outlive the whole run.
         accessTokenTtl: 900,
-        refreshTokenTtl: target === 'login' || target === 'refresh' ? 1200 : 3600,
+        refreshTokenTtl: /^(login|refresh)/.test(target) ? 1200 : 3600,
       });
 
 switch (target) {
@@ -48,6 +63,9 @@ switch (target) {
     app.use(ok);
     break;
   case 'requireAuth-redis':
+  case 'requireAuth-session':
+  case 'requireAuth-pg':
+  case 'requireAuth-session-pg':
     app.use(auth!.requireAuth());
     app.use(ok);
     break;
@@ -79,6 +97,7 @@ switch (target) {
     });
     break;
   case 'login':
+  case 'login-pg':
     app.use(koaBody());
     app.use(async (ctx) => {
       ctx.set('Cache-Control', 'no-store');
@@ -89,6 +108,7 @@ switch (target) {
     });
     break;
   case 'refresh':
+  case 'refresh-pg':
     app.use(koaBody());
     app.use(async (ctx) => {
       ctx.set('Cache-Control', 'no-store');
@@ -164,7 +184,17 @@ const server = app.listen(0, '127.0.0.1', () => {
 // A clean exit lets --cpu-prof write its profile.
 const stop = () => {
   server.closeAllConnections();
-  void Promise.all([auth?.close(), hand?.close()]).finally(() => process.exit(0));
+  const dropSchema = async () => {
+    if (pgSchema === undefined) return;
+    const client = new pg.Client({
+      connectionString: process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+    });
+    await client.connect();
+    await client.query(`DROP SCHEMA IF EXISTS "${pgSchema}" CASCADE`).finally(() => client.end());
+  };
+  void Promise.all([auth?.close(), hand?.close()])
+    .then(dropSchema)
+    .finally(() => process.exit(0));
 };
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);

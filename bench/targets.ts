@@ -8,11 +8,25 @@ export const TARGETS = {
   'hand-me': { label: 'hand-written /me (stateless jsonwebtoken.verify)', kind: 'me' },
   'requireAuth-stateless': { label: 'requireAuth({ checkSession: false })', kind: 'me' },
   'requireAuth-redis': { label: 'requireAuth() (session check on Redis)', kind: 'me' },
+  'requireAuth-session': {
+    label: "requireAuth() with strategy: 'session' (opaque token, on Redis)",
+    kind: 'me',
+  },
+  'requireAuth-pg': { label: 'requireAuth() (session check on PostgreSQL)', kind: 'me' },
+  'requireAuth-session-pg': {
+    label: "requireAuth() with strategy: 'session' on PostgreSQL",
+    kind: 'me',
+  },
   'hand-login': { label: 'hand-written login (sign 2 tokens, SADD)', kind: 'login' },
   login: { label: 'login (generateTokens)', kind: 'login' },
   'hand-refresh': { label: 'hand-written refresh (verify, SREM, sign 2, SADD)', kind: 'refresh' },
   refresh: { label: 'refresh (refreshTokens)', kind: 'refresh' },
+  'login-pg': { label: 'login (generateTokens) on PostgreSQL', kind: 'login' },
+  'refresh-pg': { label: 'refresh (refreshTokens) on PostgreSQL', kind: 'refresh' },
 } as const;
 
 export type Target = keyof typeof TARGETS;
+
+/** Targets on PostgreSQL (PG_URL, else 127.0.0.1:5432 database `test`): skipped when none answers. */
+export const onPostgres = (target: Target): boolean => target.endsWith('-pg');
 export const TARGET_NAMES = Object.keys(TARGETS) as Target[];

@@ -20,15 +20,15 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['index.ts', 'cli.ts'], // the public barrel and the keygen command
   ['default-helpers.ts'], // free functions bound to the default instance
   ['auth.ts', 'verifier.ts'], // wiring: createAuth, createVerifier
-  ['router.ts'], // the ready-made routes (given a host, never auth.ts itself)
+  ['router.ts', 'openapi.ts'], // the ready-made routes (given a host, never auth.ts) and their OpenAPI description
   ['middleware/'], // credentials, getToken, getData, requireAuth, CSRF, error rendering
   ['strategies/'], // TokenReader / TokenStrategy, the registry, jwt and redis strategies
   ['config/'], // option types, defaults, the validator kit; checked once at start-up
   ['tokens/'], // claims, signing and verifying, the verify cache
   ['stores/', 'keys/'], // session stores and their record codec; key ring, algorithm table, JWKs
-  // error classes and codes; the one event emitter; the validator kit every factory checks its
-  // options with (store factories included, so it sits below stores/)
-  ['errors.ts', 'events.ts', 'config/validate.ts'],
+  // error classes and codes; the one event emitter; debug logging; the validator kit every
+  // factory checks its options with (store factories included, so it sits below stores/)
+  ['errors.ts', 'events.ts', 'debug.ts', 'config/validate.ts'],
 ];
 
 export interface Problem {

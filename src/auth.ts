@@ -1,7 +1,8 @@
 import type { Middleware } from 'koa';
 import { type AuthOptions, type ResolvedOptions, resolveOptions } from './config/options.js';
 import { createStore } from './config/store.js';
-import { UnsupportedError } from './errors.js';
+import { debug, describeError } from './debug.js';
+import { storeUnavailable, UnsupportedError } from './errors.js';
 import {
   type AuthEventListener,
   type AuthEventMap,
@@ -11,11 +12,13 @@ import {
 import type { PublicJwk } from './keys/jwk.js';
 import { createKeyRing, publicJwks } from './keys/key-ring.js';
 import type { MiddlewareHost } from './middleware/authenticate.js';
+import { type AuthorizeRule, createAuthorize } from './middleware/authorization.js';
 import { createGetData } from './middleware/get-data.js';
 import { createGetToken } from './middleware/get-token.js';
 import { createJwksMiddleware, type JwksOptions } from './middleware/jwks.js';
 import { createRequireAuth } from './middleware/require-auth.js';
 import type { AuthenticatedState, AuthMiddlewareOptions, AuthState } from './middleware/state.js';
+import { createOpenApiDocument, type OpenApiDocument, type OpenApiOptions } from './openapi.js';
 import { createAuthRouter, type RoutesOptions } from './router.js';
 import { jwtStrategy } from './strategies/jwt.js';
 import { redisStrategy } from './strategies/redis.js';
@@ -66,6 +69,7 @@ export class Auth {
       options: this.options,
       events: this.events,
     };
+    this.logSetup(ring.keys);
     this.strategies = new StrategyRegistry(context);
     this.strategies
       .register('redis', redisStrategy)
@@ -82,6 +86,34 @@ export class Auth {
       options: this.options,
       tokenReader: (name) => (name === undefined ? defaultReader : strategies.get(name)),
     };
+  }
+
+  /** Debug output of the setup, and of every audit event: ids and codes, never a token or a key. */
+  private logSetup(keys: readonly { kid: string; algorithm: string; verifyOnly: boolean }[]): void {
+    const { web } = this.options;
+    debug.config(
+      'created: store %s, delivery %s, access %ds, refresh %ds, keys %s',
+      this.store.constructor.name,
+      web.tokenDelivery,
+      this.options.accessTokenTtl,
+      this.options.refreshTokenTtl,
+      keys.map((k) => `${k.kid} (${k.algorithm}${k.verifyOnly ? ', verify only' : ''})`).join(', '),
+    );
+    const events = this.events;
+    events.on('login', (e) => debug.events('login: user %s, session %s', e.userId, e.sessionId));
+    events.on('refresh', (e) =>
+      debug.events('refresh: user %s, session %s', e.userId, e.sessionId),
+    );
+    events.on('logout', (e) => debug.events('logout: user %s, session %s', e.userId, e.sessionId));
+    events.on('revoke_all', (e) =>
+      debug.events('revoke_all: user %s, %d sessions', e.userId, e.count),
+    );
+    events.on('refresh_reused', (e) =>
+      debug.events('refresh_reused: user %s, session %s revoked', e.userId, e.sessionId),
+    );
+    events.on('store_unavailable', (e) =>
+      debug.store('%s failed: %s', e.operation, describeError(e.error)),
+    );
   }
 
   private helper<H extends Helper>(name: H, strategyName?: string): NonNullable<TokenStrategy[H]> {
@@ -229,6 +261,16 @@ export class Auth {
   }
 
   /**
+   * 403 `insufficient_scope` (with an RFC 6750 `WWW-Authenticate` challenge) unless the user that
+   * `requireAuth()` put on `ctx.state.user` has the scopes, a role, the claims, or passes the
+   * predicate the rule names.
+   * @example router.delete('/notes/:id', auth.requireAuth(), auth.authorize({ scope: 'notes:write' }), remove);
+   */
+  authorize(rule: AuthorizeRule): Middleware<AuthState> {
+    return createAuthorize(rule, this.options.realm);
+  }
+
+  /**
    * A ready-made @koa/router router: `POST /login` (your `login(ctx)` checks the credentials),
    * `POST /refresh`, `POST /logout`, `POST /logout-all`, `GET /sessions`, `DELETE /sessions/:id`,
    * under `prefix` (default `/auth`). Tokens go out as the instance's `tokenDelivery` says.
@@ -239,6 +281,16 @@ export class Auth {
   }
 
   /**
+   * An OpenAPI 3.1 document describing `auth.routes()` for this instance's token delivery (the
+   * bearer pair, or cookies with their names and the CSRF header). Give it the same `prefix`.
+   * @example router.get('/openapi.json', (ctx) => { ctx.body = auth.openapi({ prefix: '/auth' }); });
+   */
+  openapi(options?: OpenApiOptions): OpenApiDocument {
+    const { web, accessTokenTtl } = this.options;
+    return createOpenApiDocument({ web, accessTokenTtl }, options);
+  }
+
+  /**
    * Serves the public keys as a JWK Set (RFC 7517) on `GET /.well-known/jwks.json`, for verifiers
    * (`createVerifier`, jose, jwks-rsa): RS/PS/ES keys only, verify-only ones included, each with
    * `kid`, `alg` and `use: 'sig'`; `Cache-Control: public, max-age=300` and an ETag.
@@ -246,6 +298,20 @@ export class Auth {
    */
   jwks(options?: JwksOptions): Middleware {
     return createJwksMiddleware(this.publicKeys, options);
+  }
+
+  /**
+   * For readiness probes: resolves when the session store answers (every master of a Cluster),
+   * rejects with AuthError `store_unavailable` when it does not within `storeTimeout`.
+   * @example router.get('/ready', async (ctx) => { await auth.ping(); ctx.body = 'ok'; });
+   */
+  async ping(): Promise<void> {
+    try {
+      await this.store.ping?.();
+    } catch (error) {
+      debug.store('ping failed: %s', describeError(error));
+      throw storeUnavailable(error);
+    }
   }
 
   /** Closes the Redis connection if this instance opened it (from a URL). */
@@ -273,7 +339,7 @@ export function createAuth(options: AuthOptions): Auth {
 /** The instance the free functions use: the one most recently created. */
 export function defaultAuth(): Auth {
   if (!current) {
-    throw new Error(
+    throw new TypeError(
       'koa-jwt-redis: call createAuth({ secret, redis }) before using requireAuth(), generateTokens() or the other helpers',
     );
   }

@@ -2,25 +2,33 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import {
   type Algorithm,
-  HMAC_MIN_BYTES,
+  ALGORITHMS,
+  algorithmSpec,
   isAlgorithm,
+  isRsa,
   isSymmetric,
+  minSecretBytes,
   RSA_MIN_BITS,
 } from './keys/algorithms.js';
 import { toPublicJwk } from './keys/jwk.js';
 import { createKeyRing, jwkThumbprint } from './keys/key-ring.js';
 
+const HMAC = ALGORITHMS.filter(isSymmetric);
+const RSA = ALGORITHMS.filter(isRsa);
+const EC = ALGORITHMS.filter((alg) => algorithmSpec(alg).family === 'EC');
+const WIDTH = Math.max(...[HMAC, RSA, EC].map((algs) => algs.join(', ').length)) + 1;
+const column = (algs: Algorithm[]) => algs.join(', ').padEnd(WIDTH);
+
 const HELP = `Usage: koa-jwt-redis keygen --alg <algorithm> [--bits <n>] [--kid <kid>] [--json]
 
 Prints a new signing key for the \`keys\` option of createAuth:
-  HS256, HS384, HS512   a random secret (base64url; 32, 48 or 64 bytes) — never publish it
-  RS256, RS384, RS512,  an RSA key pair (2048 bits, or --bits 3072/4096) as PEM,
-  PS256                 plus the public JWK
-  ES256, ES384          an EC key pair (P-256, P-384) as PEM, plus the public JWK
+  ${column(HMAC)} a random secret (base64url; ${HMAC.map(minSecretBytes).join(', ')} bytes) — never publish it
+  ${column(RSA)} an RSA key pair (${RSA_MIN_BITS} bits, or --bits 3072/4096) as PEM, plus the public JWK
+  ${column(EC)} an EC key pair (${EC.map((alg) => algorithmSpec(alg).curve?.jwk).join(', ')}) as PEM, plus the public JWK
 
 Options:
   --alg <algorithm>     required
-  --bits <n>            RSA modulus size, ${RSA_MIN_BITS} or more (RS*/PS256 only)
+  --bits <n>            RSA modulus size, ${RSA_MIN_BITS} or more (${RSA.join(', ')} only)
   --kid <kid>           key id to print and put in the JWK (default: the RFC 7638 thumbprint)
   --json                one JSON object instead of text: { alg, kid, secret | privateKey, publicKey, jwk }
   -h, --help            this help
@@ -72,12 +80,11 @@ function parse(argv: string[]): Args | 'help' {
   const upper = alg.toUpperCase();
   if (!isAlgorithm(upper))
     throw new UsageError(
-      `--alg must be one of HS256, HS384, HS512, RS256, RS384, RS512, PS256, ES256, ES384 (got ${JSON.stringify(alg)})`,
+      `--alg must be one of ${ALGORITHMS.join(', ')} (got ${JSON.stringify(alg)})`,
     );
   let size: number | undefined;
   if (bits !== undefined) {
-    if (!upper.startsWith('RS') && !upper.startsWith('PS'))
-      throw new UsageError('--bits applies to RSA keys (RS256, RS384, RS512, PS256) only');
+    if (!isRsa(upper)) throw new UsageError(`--bits applies to RSA keys (${RSA.join(', ')}) only`);
     size = Number(bits);
     if (!/^\d+$/.test(bits) || size < RSA_MIN_BITS || size > 16_384 || size % 8 !== 0) {
       throw new UsageError(
@@ -92,7 +99,7 @@ function parse(argv: string[]): Args | 'help' {
 
 function keygen({ alg, bits, kid, json }: Args): string {
   if (isSymmetric(alg)) {
-    const secret = randomBytes(HMAC_MIN_BYTES[alg] ?? 32).toString('base64url');
+    const secret = randomBytes(minSecretBytes(alg)).toString('base64url');
     // Check it the way createAuth will read it: as the string's UTF-8 bytes.
     const ring = createKeyRing({
       keys: [{ algorithm: alg, secret, ...(kid === undefined ? {} : { kid }) }],
@@ -105,8 +112,9 @@ function keygen({ alg, bits, kid, json }: Args): string {
       '',
     ].join('\n');
   }
-  const pair = alg.startsWith('ES')
-    ? generateKeyPairSync('ec', { namedCurve: alg === 'ES256' ? 'prime256v1' : 'secp384r1' })
+  const { curve } = algorithmSpec(alg);
+  const pair = curve
+    ? generateKeyPairSync('ec', { namedCurve: curve.node })
     : generateKeyPairSync('rsa', { modulusLength: bits ?? RSA_MIN_BITS });
   const privateKey = pair.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
   const publicKey = pair.publicKey.export({ format: 'pem', type: 'spki' }).toString();

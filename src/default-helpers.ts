@@ -1,5 +1,6 @@
 import type { Middleware } from 'koa';
 import { defaultAuth } from './auth.js';
+import type { AuthorizeRule } from './middleware/authorization.js';
 import type { AuthenticatedState, AuthMiddlewareOptions, AuthState } from './middleware/state.js';
 import type { StrategyRegistry } from './strategies/registry.js';
 import type {
@@ -60,6 +61,8 @@ export const createRefreshToken = (
 ): Promise<string> => defaultAuth().createRefreshToken(user, options);
 export const requireAuth = (options?: AuthMiddlewareOptions): Middleware<AuthenticatedState> =>
   defaultAuth().requireAuth(options);
+export const authorize = (rule: AuthorizeRule): Middleware<AuthState> =>
+  defaultAuth().authorize(rule);
 
 /** The default instance's strategy registry. */
 export const strategies: Pick<StrategyRegistry, 'register' | 'get' | 'setDefault' | 'names'> = {

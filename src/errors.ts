@@ -15,6 +15,7 @@ export type AuthErrorCode =
   | 'body_too_large'
   | 'invalid_credentials'
   | 'csrf_failed'
+  | 'insufficient_scope'
   | 'origin_forbidden'
   | 'session_not_found'
   | 'rate_limited';
@@ -34,6 +35,8 @@ const STATUS: Record<AuthErrorCode, number> = {
   body_too_large: 413,
   invalid_credentials: 401,
   csrf_failed: 403,
+  // authorize(): a valid token without the scope, role or claim the route needs (RFC 6750 §3.1).
+  insufficient_scope: 403,
   origin_forbidden: 403,
   session_not_found: 404,
   rate_limited: 429,

@@ -1,5 +1,6 @@
 export { Auth, createAuth } from './auth.js';
 export {
+  authorize,
   checkRefreshToken,
   createAccessToken,
   createRefreshToken,
@@ -33,9 +34,16 @@ export type { JwksOptions } from './middleware/jwks.js';
 export type { VerifierEventMap, VerifierEventName } from './verifier.js';
 export type { VerifierOptions } from './config/verifier.js';
 export type { AuthenticatedState, AuthMiddlewareOptions, AuthState } from './middleware/state.js';
+export type {
+  AuthorizePredicate,
+  AuthorizeRequirements,
+  AuthorizeRule,
+  ClaimRequirements,
+} from './middleware/authorization.js';
 export type { AuthOptions } from './config/options.js';
 export type { CookieOptions, CsrfOptions, TokenDelivery, TokenSource } from './config/web.js';
 export type { LoginRateLimiter, RoutesOptions } from './router.js';
+export type { JsonValue, OpenApiDocument, OpenApiOptions } from './openapi.js';
 export type {
   ReadOptions,
   SessionInfo,

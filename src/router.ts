@@ -2,7 +2,9 @@ import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { koaBody } from 'koa-body';
 import type { ResolvedOptions } from './config/options.js';
-import { AuthError } from './errors.js';
+import { onlyKnown } from './config/validate.js';
+import { debug, describeError } from './debug.js';
+import { AuthConfigError, AuthError } from './errors.js';
 import type { AuthEvents } from './events.js';
 import { TokenCookies } from './middleware/cookies.js';
 import {
@@ -174,32 +176,55 @@ function noStore(ctx: Context): void {
  * Builds the router behind `auth.routes()`: POST login, refresh, logout, logout-all; GET and
  * DELETE sessions. Options are checked here, once.
  */
+/** Every option of auth.routes(); `satisfies` keeps this list complete. */
+const ROUTES_OPTIONS = {
+  login: true,
+  prefix: true,
+  rateLimit: true,
+  refreshCookiePath: true,
+  strategy: true,
+  loginName: true,
+} as const satisfies Record<keyof RoutesOptions, true>;
+
 export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Router {
+  if (options !== null && typeof options === 'object')
+    onlyKnown('routes', options, Object.keys(ROUTES_OPTIONS));
   if (options === null || typeof options !== 'object' || typeof options.login !== 'function') {
-    throw new TypeError(
-      'koa-jwt-redis: auth.routes({ login }) needs `login: (ctx) => user | null`, your credential check',
+    throw new AuthConfigError(
+      'routes.login',
+      'auth.routes({ login }) needs `login: (ctx) => user | null`, your credential check',
     );
   }
   const prefix = options.prefix ?? '/auth';
   if (typeof prefix !== 'string' || !PREFIX.test(prefix)) {
-    throw new TypeError(
-      'koa-jwt-redis: auth.routes `prefix` must be a path like "/auth" (or "" for the root), without a trailing slash',
+    throw new AuthConfigError(
+      'routes.prefix',
+      'must be a path like "/auth" (or "" for the root), without a trailing slash',
     );
   }
   const { rateLimit } = options;
   if (rateLimit !== undefined && (rateLimit === null || typeof rateLimit.check !== 'function')) {
-    throw new TypeError(
-      'koa-jwt-redis: auth.routes `rateLimit` must be an object with check(ctx) (and optionally record(ctx, outcome))',
+    throw new AuthConfigError(
+      'routes.rateLimit',
+      'must be an object with check(ctx) (and optionally record(ctx, outcome))',
     );
   }
 
   const strategyName = options.strategy ?? auth.strategies.defaultStrategyName;
-  // Throws now, at start-up, for a name that is not registered.
+  if (!auth.strategies.names().includes(strategyName)) {
+    throw new AuthConfigError(
+      'routes.strategy',
+      `must name a registered strategy: ${auth.strategies.names().join(', ')}`,
+    );
+  }
   const strategy = auth.strategies.get(strategyName);
   const chosen = { strategy: strategyName };
   const loginName = options.loginName ?? defaultLoginName;
   if (typeof loginName !== 'function')
-    throw new TypeError('koa-jwt-redis: auth.routes `loginName` must be a function (ctx) => name');
+    throw new AuthConfigError(
+      'routes.loginName',
+      'must be a function (ctx) => the id or name tried',
+    );
 
   /** Reports a refused login: who was tried, from where, and why (brute force shows up here). */
   function loginFailed(ctx: Context, reason: 'invalid_credentials' | 'rate_limited'): void {
@@ -225,8 +250,9 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
     configuredPath !== undefined &&
     (typeof configuredPath !== 'string' || !COOKIE_PATH.test(configuredPath))
   ) {
-    throw new TypeError(
-      'koa-jwt-redis: auth.routes `refreshCookiePath` must be a URL path like "/api/auth/refresh" (no `;`, spaces or query)',
+    throw new AuthConfigError(
+      'routes.refreshCookiePath',
+      'must be a URL path like "/api/auth/refresh" (no `;`, spaces or query)',
     );
   }
   /** Where the browser will post to refresh: derived from this request's URL unless configured. */
@@ -264,8 +290,10 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
       // A foreign Origin is refused before anything else, whatever credentials it carries.
       if (cookieMode && isUnsafeMethod(ctx.method) && !hasBearerHeader(ctx)) checkOrigin(ctx, web);
       await next();
+      debug.routes('%s %s → %d', ctx.method, ctx.path, ctx.status);
     } catch (error) {
       if (!(error instanceof AuthError)) throw error;
+      debug.routes('%s %s → %d %s', ctx.method, ctx.path, error.status, describeError(error));
       writeAuthError(ctx, error);
     }
   };

@@ -4,7 +4,7 @@ import {
   resolveVerifierOptions,
   type VerifierOptions,
 } from './config/verifier.js';
-import { UnknownKeyError, UnsupportedError } from './errors.js';
+import { AuthConfigError, UnknownKeyError, UnsupportedError } from './errors.js';
 import { Emitter } from './events.js';
 import { createVerifyRing, type KeyRing } from './keys/key-ring.js';
 import { type JwksRefresh, RemoteKeySet } from './keys/remote-jwks.js';
@@ -120,8 +120,12 @@ export class Verifier extends refusingHelpers() implements TokenReader {
    */
   async ready(): Promise<void> {
     if (await this.firstLoad) return;
-    if (this.remote.stale)
-      throw new Error('koa-jwt-redis: the JWKS could not be loaded; see the jwks_error event');
+    if (this.remote.stale) {
+      throw new AuthConfigError(
+        'jwksUri',
+        'the JWKS could not be loaded; see the jwks_error event (the verifier keeps trying on later requests)',
+      );
+    }
   }
 
   /** How many JWKS fetches this verifier started. */

@@ -54,6 +54,24 @@ const COOKIE_NAME = /^[A-Za-z0-9!#$%&'*+\-.^_`|~]{1,64}$/;
 const HEADER_NAME = /^[A-Za-z0-9-]{1,64}$/;
 const SAME_SITE = { lax: 'Lax', strict: 'Strict', none: 'None' } as const;
 
+// The known keys of each nested option; `satisfies` keeps each list complete.
+const COOKIE_OPTIONS = {
+  secure: true,
+  sameSite: true,
+  prefix: true,
+  names: true,
+} as const satisfies Record<keyof CookieOptions, true>;
+const COOKIE_NAMES = {
+  access: true,
+  refresh: true,
+  csrf: true,
+} as const satisfies Record<keyof NonNullable<CookieOptions['names']>, true>;
+const CSRF_OPTIONS = {
+  header: true,
+  allowedOrigins: true,
+  requireAuth: true,
+} as const satisfies Record<keyof CsrfOptions, true>;
+
 function cookieName(name: string, value: unknown, fallback: string): string {
   if (value === undefined) return fallback;
   if (typeof value !== 'string' || !COOKIE_NAME.test(value) || /^__(host|secure)-/i.test(value)) {
@@ -115,7 +133,7 @@ export function resolveWebOptions(input: WebOptionsInput): WebOptions {
   }
 
   const cookies = plainObject('cookies', input.cookies);
-  onlyKnown('cookies', cookies, ['secure', 'sameSite', 'prefix', 'names']);
+  onlyKnown('cookies', cookies, Object.keys(COOKIE_OPTIONS));
   const secure = bool('cookies.secure', cookies.secure, true);
   const sameSiteInput = cookies.sameSite ?? 'lax';
   if (typeof sameSiteInput !== 'string' || !(sameSiteInput in SAME_SITE)) {
@@ -129,7 +147,7 @@ export function resolveWebOptions(input: WebOptionsInput): WebOptions {
     );
   const prefixed = bool('cookies.prefix', cookies.prefix, true) && secure;
   const names = plainObject('cookies.names', cookies.names);
-  onlyKnown('cookies.names', names, ['access', 'refresh', 'csrf']);
+  onlyKnown('cookies.names', names, Object.keys(COOKIE_NAMES));
   const base = {
     access: cookieName('cookies.names.access', names.access, 'access_token'),
     refresh: cookieName('cookies.names.refresh', names.refresh, 'refresh_token'),
@@ -139,7 +157,7 @@ export function resolveWebOptions(input: WebOptionsInput): WebOptions {
     throw new AuthConfigError('cookies.names', 'must be three different names');
 
   const csrf = plainObject('csrf', input.csrf);
-  onlyKnown('csrf', csrf, ['header', 'allowedOrigins', 'requireAuth']);
+  onlyKnown('csrf', csrf, Object.keys(CSRF_OPTIONS));
   const header = csrf.header ?? 'x-csrf-token';
   if (
     typeof header !== 'string' ||

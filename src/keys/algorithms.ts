@@ -1,44 +1,101 @@
 import type { KeyObject } from 'node:crypto';
 
-/** The JWS algorithms a key ring accepts. `none` is never among them. */
-export type Algorithm =
-  'HS256' | 'HS384' | 'HS512' | 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'ES256' | 'ES384';
+/**
+ * JWK members per key type: the public ones a JWKS carries (RFC 7518 §6), which are also the
+ * members an RFC 7638 thumbprint hashes (with `kty`, in lexicographic order).
+ */
+export const JWK_KEY_TYPES = {
+  oct: { members: ['k'] },
+  RSA: { members: ['e', 'n'] },
+  EC: { members: ['crv', 'x', 'y'] },
+} as const;
 
-export const ALGORITHMS: readonly Algorithm[] = [
-  'HS256',
-  'HS384',
-  'HS512',
-  'RS256',
-  'RS384',
-  'RS512',
-  'PS256',
-  'ES256',
-  'ES384',
-];
+export type JwkKeyType = keyof typeof JWK_KEY_TYPES;
+
+interface AlgorithmSpec {
+  /** HMAC takes a secret; RSA (RS*) and RSA-PSS (PS*) an RSA key; EC (ES*) a key on `curve`. */
+  family: 'HMAC' | 'RSA' | 'RSA-PSS' | 'EC';
+  /** The digest, as node:crypto names it. */
+  hash: 'sha256' | 'sha384' | 'sha512';
+  /** The JWK key type of its keys. */
+  kty: JwkKeyType;
+  /** HMAC: the least secret length in bytes, the hash output size (RFC 7518 §3.2). */
+  minSecretBytes?: number;
+  /** EC: the curve as node:crypto names it, and as a JWK names it (`crv`). */
+  curve?: { node: string; jwk: string };
+}
+
+/**
+ * The one table of algorithms: every key ring, JWK import and export, the verifier's
+ * `algorithms` option and the keygen command read it. `none` is never among them.
+ */
+export const ALGORITHM_TABLE = {
+  HS256: { family: 'HMAC', hash: 'sha256', kty: 'oct', minSecretBytes: 32 },
+  HS384: { family: 'HMAC', hash: 'sha384', kty: 'oct', minSecretBytes: 48 },
+  HS512: { family: 'HMAC', hash: 'sha512', kty: 'oct', minSecretBytes: 64 },
+  RS256: { family: 'RSA', hash: 'sha256', kty: 'RSA' },
+  RS384: { family: 'RSA', hash: 'sha384', kty: 'RSA' },
+  RS512: { family: 'RSA', hash: 'sha512', kty: 'RSA' },
+  PS256: { family: 'RSA-PSS', hash: 'sha256', kty: 'RSA' },
+  ES256: {
+    family: 'EC',
+    hash: 'sha256',
+    kty: 'EC',
+    curve: { node: 'prime256v1', jwk: 'P-256' },
+  },
+  ES384: {
+    family: 'EC',
+    hash: 'sha384',
+    kty: 'EC',
+    curve: { node: 'secp384r1', jwk: 'P-384' },
+  },
+} as const satisfies Record<string, AlgorithmSpec>;
+
+/** The JWS algorithms a key ring accepts. */
+export type Algorithm = keyof typeof ALGORITHM_TABLE;
+
+export const ALGORITHMS: readonly Algorithm[] = Object.keys(ALGORITHM_TABLE) as Algorithm[];
+
+/** The table's entry for one algorithm. */
+export function algorithmSpec(algorithm: Algorithm): AlgorithmSpec {
+  return ALGORITHM_TABLE[algorithm];
+}
 
 export function isAlgorithm(value: unknown): value is Algorithm {
-  return typeof value === 'string' && (ALGORITHMS as readonly string[]).includes(value);
+  return typeof value === 'string' && Object.hasOwn(ALGORITHM_TABLE, value);
 }
 
 export function isSymmetric(algorithm: Algorithm): boolean {
-  return algorithm.startsWith('HS');
+  return ALGORITHM_TABLE[algorithm].family === 'HMAC';
 }
 
-/** RFC 7518 §3.2: an HMAC key at least as long as the hash output. */
-export const HMAC_MIN_BYTES: Record<string, number> = { HS256: 32, HS384: 48, HS512: 64 };
+/** Whether the algorithm takes an RSA key (RS* and PS*). */
+export function isRsa(algorithm: Algorithm): boolean {
+  const { family } = ALGORITHM_TABLE[algorithm];
+  return family === 'RSA' || family === 'RSA-PSS';
+}
+
+/** The least HMAC secret length of an algorithm, in bytes (RFC 7518 §3.2). */
+export function minSecretBytes(algorithm: Algorithm): number {
+  return algorithmSpec(algorithm).minSecretBytes ?? 32;
+}
 
 export const RSA_MIN_BITS = 2048;
 
-const EC_CURVES: Record<string, string> = { ES256: 'prime256v1', ES384: 'secp384r1' };
+/** Signature options for node:crypto sign/verify: PS* need PSS padding (RSA_PKCS1_PSS_PADDING). */
+export function signatureOptions(algorithm: Algorithm): { padding?: number } {
+  return ALGORITHM_TABLE[algorithm].family === 'RSA-PSS' ? { padding: 6 } : {};
+}
 
 /**
  * Why `key` cannot serve `algorithm`, or undefined when it can. Pinning each key to one algorithm
  * is what makes HS/RS confusion and algorithm swaps impossible.
  */
 export function keyMismatch(algorithm: Algorithm, key: KeyObject): string | undefined {
-  if (isSymmetric(algorithm)) {
+  const spec = algorithmSpec(algorithm);
+  if (spec.family === 'HMAC') {
     if (key.type !== 'secret') return `${algorithm} needs a secret, not a ${key.type} key`;
-    const min = HMAC_MIN_BYTES[algorithm] ?? 32;
+    const min = minSecretBytes(algorithm);
     const size = key.symmetricKeySize ?? 0;
     if (size < min) {
       return `an ${algorithm} secret must be at least ${min} bytes (this one has ${size}); generate one with \`node -e "console.log(require('crypto').randomBytes(${min}).toString('base64url'))"\``;
@@ -48,27 +105,28 @@ export function keyMismatch(algorithm: Algorithm, key: KeyObject): string | unde
   if (key.type === 'secret') return `${algorithm} needs an asymmetric key, not a secret`;
   const type = key.asymmetricKeyType;
   const details = key.asymmetricKeyDetails ?? {};
-  if (algorithm.startsWith('RS') || algorithm.startsWith('PS')) {
-    const allowed = algorithm.startsWith('PS') ? ['rsa', 'rsa-pss'] : ['rsa'];
+  if (spec.family === 'RSA' || spec.family === 'RSA-PSS') {
+    const allowed = spec.family === 'RSA-PSS' ? ['rsa', 'rsa-pss'] : ['rsa'];
     if (!type || !allowed.includes(type)) return `${algorithm} needs an RSA key, not ${type}`;
     const bits = details.modulusLength ?? 0;
     if (bits < RSA_MIN_BITS)
       return `RSA keys must be at least ${RSA_MIN_BITS} bits (this one has ${bits})`;
     if (type === 'rsa-pss') {
       // jsonwebtoken refuses RSA-PSS-typed keys whose parameters do not match the algorithm; refuse them here, at start-up.
-      const hash = `sha${algorithm.slice(2)}`;
+      const { hash } = spec;
+      const hashBytes = Number(hash.slice(3)) / 8;
       if (
         details.hashAlgorithm !== hash ||
         details.mgf1HashAlgorithm !== hash ||
-        (details.saltLength ?? 0) > Number(algorithm.slice(2)) / 8
+        (details.saltLength ?? 0) > hashBytes
       ) {
-        return `an RSA-PSS-typed key for ${algorithm} must be restricted to ${hash}, MGF1 ${hash} and a salt of at most ${Number(algorithm.slice(2)) / 8} bytes; or use a plain RSA key`;
+        return `an RSA-PSS-typed key for ${algorithm} must be restricted to ${hash}, MGF1 ${hash} and a salt of at most ${hashBytes} bytes; or use a plain RSA key`;
       }
     }
     return undefined;
   }
   if (type !== 'ec') return `${algorithm} needs an EC key, not ${type}`;
-  const curve = EC_CURVES[algorithm];
+  const curve = spec.curve?.node;
   if (details.namedCurve !== curve) {
     return `${algorithm} needs an EC key on ${curve}, not ${details.namedCurve ?? 'an unknown curve'}`;
   }

@@ -1,5 +1,11 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { type Algorithm, isAlgorithm, isSymmetric, keyMismatch } from './algorithms.js';
+import {
+  type Algorithm,
+  isAlgorithm,
+  isSymmetric,
+  JWK_KEY_TYPES,
+  keyMismatch,
+} from './algorithms.js';
 
 /** A public signing key as published in a JWKS (RFC 7517): only public members, always kid, alg, use. */
 export interface PublicJwk {
@@ -58,9 +64,12 @@ export function publicMembers(
 ): Pick<PublicJwk, 'kty' | 'n' | 'e' | 'crv' | 'x' | 'y'> {
   const publicKey = key.type === 'private' ? createPublicKey(key) : key;
   const jwk = asPlainRsa(publicKey).export({ format: 'jwk' }) as Record<string, string>;
-  if (jwk.kty === 'RSA') return { kty: 'RSA', n: jwk.n!, e: jwk.e! };
-  if (jwk.kty === 'EC') return { kty: 'EC', crv: jwk.crv!, x: jwk.x!, y: jwk.y! };
-  throw new TypeError(`koa-jwt-redis: cannot publish a ${String(jwk.kty)} key`);
+  const { kty } = jwk;
+  if (kty !== 'RSA' && kty !== 'EC')
+    throw new TypeError(`koa-jwt-redis: cannot publish a ${String(kty)} key`);
+  const members: Record<string, string> = { kty };
+  for (const name of JWK_KEY_TYPES[kty].members) members[name] = jwk[name]!;
+  return members as Pick<PublicJwk, 'kty' | 'n' | 'e' | 'crv' | 'x' | 'y'>;
 }
 
 /** The JWK a verifier needs for one asymmetric ring key. */
@@ -104,10 +113,11 @@ export function importPublicJwk(
     return { error: 'has no "alg"; every key must be pinned to one algorithm' };
   if (!isAlgorithm(alg) || isSymmetric(alg) || !allowed.has(alg))
     return { error: `has an algorithm that is not accepted (${JSON.stringify(alg)})` };
-  let members: Record<string, unknown>;
-  if (entry.kty === 'RSA') members = { kty: 'RSA', n: entry.n, e: entry.e };
-  else if (entry.kty === 'EC') members = { kty: 'EC', crv: entry.crv, x: entry.x, y: entry.y };
-  else return { error: `has a key type that is not accepted (${JSON.stringify(entry.kty)})` };
+  const { kty } = entry;
+  if (kty !== 'RSA' && kty !== 'EC')
+    return { error: `has a key type that is not accepted (${JSON.stringify(kty)})` };
+  const members: Record<string, unknown> = { kty };
+  for (const name of JWK_KEY_TYPES[kty].members) members[name] = entry[name];
   if (!Object.values(members).every((value) => typeof value === 'string' && value.length > 0)) {
     return { error: `lacks the public members of an ${String(entry.kty)} key` };
   }

@@ -9,7 +9,17 @@ import {
   verify as cryptoVerify,
 } from 'node:crypto';
 import { AuthConfigError } from '../errors.js';
-import { type Algorithm, isAlgorithm, isSymmetric, keyMismatch } from './algorithms.js';
+import {
+  type Algorithm,
+  ALGORITHMS,
+  algorithmSpec,
+  isAlgorithm,
+  isSymmetric,
+  JWK_KEY_TYPES,
+  type JwkKeyType,
+  keyMismatch,
+  signatureOptions,
+} from './algorithms.js';
 import { type PublicJwk, publicMembers, toPublicJwk } from './jwk.js';
 
 export type KeyMaterial = string | Buffer | KeyObject;
@@ -79,12 +89,11 @@ export function jwkThumbprint(key: KeyObject): string {
   const jwk = (
     key.type === 'secret' ? key.export({ format: 'jwk' }) : publicMembers(key)
   ) as Record<string, string>;
-  const members =
-    jwk.kty === 'RSA'
-      ? { e: jwk.e, kty: jwk.kty, n: jwk.n }
-      : jwk.kty === 'EC'
-        ? { crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y }
-        : { k: jwk.k, kty: jwk.kty };
+  const kty = jwk.kty as JwkKeyType;
+  // The required members and kty, in lexicographic order (every member name sorts as listed).
+  const members = Object.fromEntries(
+    [...JWK_KEY_TYPES[kty].members, 'kty'].sort().map((name) => [name, jwk[name]]),
+  );
   return createHash('sha256').update(JSON.stringify(members)).digest('base64url');
 }
 
@@ -125,8 +134,8 @@ export function weakSecret(secret: Buffer): string | undefined {
 /** A sign/verify round trip at start-up catches a private key paired with the wrong public key. */
 function checkPair(option: string, algorithm: Algorithm, priv: KeyObject, pub: KeyObject): void {
   const data = Buffer.from('koa-jwt-redis key check');
-  const hash = `sha${algorithm.slice(2)}`;
-  const padding = algorithm.startsWith('PS') ? { padding: 6 /* RSA_PKCS1_PSS_PADDING */ } : {};
+  const { hash } = algorithmSpec(algorithm);
+  const padding = signatureOptions(algorithm);
   const signature = cryptoSign(hash, data, { key: priv, ...padding });
   if (!cryptoVerify(hash, data, { key: pub, ...padding }, signature)) {
     throw new AuthConfigError(option, 'publicKey does not match privateKey');
@@ -145,7 +154,7 @@ function buildKey(config: KeyConfig, at: string, secretAt = `${at}.secret`): Rin
   if (!isAlgorithm(algorithm)) {
     throw new AuthConfigError(
       `${at}.algorithm`,
-      `must be one of HS256, HS384, HS512, RS256, RS384, RS512, PS256, ES256, ES384 (got ${JSON.stringify(algorithm)})`,
+      `must be one of ${ALGORITHMS.join(', ')} (got ${JSON.stringify(algorithm)})`,
     );
   }
   const verifyOnly = config.verifyOnly === true;
@@ -242,7 +251,7 @@ export function createKeyRing(options: {
  */
 export function createVerifyRing(keys: readonly RingKey[]): KeyRing {
   return ringOf(keys, () => {
-    throw new Error('koa-jwt-redis: this key ring only verifies; it has no signing key');
+    throw new TypeError('koa-jwt-redis: this key ring only verifies; it has no signing key');
   });
 }
 

@@ -1,6 +1,7 @@
 import type { Context } from 'koa';
 import { AuthError } from '../errors.js';
 import type { ResolvedOptions } from '../config/options.js';
+import { bool, onlyKnown, plainObject } from '../config/validate.js';
 import type { ReadOptions, TokenReader } from '../strategies/types.js';
 import type { AuthUser } from '../tokens/claims.js';
 import { findAccessToken } from './credentials.js';
@@ -25,6 +26,13 @@ export interface Authenticated {
 /** Synchronous when the strategy answers synchronously (no session check): no promise per request then. */
 export type Authenticate = (ctx: Context) => Authenticated | Promise<Authenticated>;
 
+/** Every option of requireAuth() and getData(); `satisfies` keeps this list complete. */
+const MIDDLEWARE_OPTIONS = {
+  strategy: true,
+  checkSession: true,
+  csrf: true,
+} as const satisfies Record<keyof AuthMiddlewareOptions, true>;
+
 const missing = () =>
   new AuthError(
     'token_missing',
@@ -39,16 +47,15 @@ export function createAuthenticate(
   host: MiddlewareHost,
   options: AuthMiddlewareOptions = {},
 ): Authenticate {
-  if (options === null || typeof options !== 'object')
-    throw new TypeError('koa-jwt-redis: middleware options must be an object');
-  const {
-    strategy: name,
-    checkSession = host.options.checkSession,
-    csrf = host.options.web.csrf.requireAuth,
-  } = options;
-  if (typeof checkSession !== 'boolean')
-    throw new TypeError('koa-jwt-redis: `checkSession` must be true or false');
-  if (typeof csrf !== 'boolean') throw new TypeError('koa-jwt-redis: `csrf` must be true or false');
+  const given = plainObject('middleware options', options) as AuthMiddlewareOptions;
+  onlyKnown('middleware options', given, Object.keys(MIDDLEWARE_OPTIONS));
+  const name = given.strategy;
+  const checkSession = bool(
+    'middleware checkSession',
+    given.checkSession,
+    host.options.checkSession,
+  );
+  const csrf = bool('middleware csrf', given.csrf, host.options.web.csrf.requireAuth);
   const { web } = host.options;
   const reader = host.tokenReader(name);
   const read: ReadOptions = { checkSession };

@@ -1,4 +1,5 @@
 import type { Middleware } from 'koa';
+import { debug, describeError } from '../debug.js';
 import { AuthError } from '../errors.js';
 import { type MiddlewareHost, createAuthenticate } from './authenticate.js';
 import type { AuthMiddlewareOptions, AuthState } from './state.js';
@@ -19,7 +20,10 @@ export function createGetData(
       ctx.state.user = user;
     } catch (error) {
       if (!(error instanceof AuthError)) throw error;
-      if (error.code !== 'token_missing') ctx.state.authError = error;
+      if (error.code !== 'token_missing') {
+        ctx.state.authError = error;
+        debug.auth('%s %s anonymous: %s', ctx.method, ctx.path, describeError(error));
+      }
     }
     return next();
   };

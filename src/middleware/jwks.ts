@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Middleware } from 'koa';
+import { onlyKnown, plainObject, wholeNumber } from '../config/validate.js';
+import { AuthConfigError } from '../errors.js';
 import type { PublicJwk } from '../keys/jwk.js';
 
 export interface JwksOptions {
@@ -15,6 +17,12 @@ export interface JwksOptions {
 
 export const JWKS_DEFAULTS = { path: '/.well-known/jwks.json', maxAge: 300 } as const;
 
+/** Every option of auth.jwks(); `satisfies` keeps this list complete. */
+const JWKS_OPTIONS = { path: true, maxAge: true } as const satisfies Record<
+  keyof JwksOptions,
+  true
+>;
+
 /**
  * Serves a JWK Set on GET and HEAD of one path; every other request passes through. The body,
  * its ETag and the headers are computed here, once: a request only compares and sends them.
@@ -23,19 +31,16 @@ export function createJwksMiddleware(
   set: { keys: PublicJwk[] },
   options: JwksOptions = {},
 ): Middleware {
-  if (options === null || typeof options !== 'object')
-    throw new TypeError('koa-jwt-redis: jwks() options must be an object');
-  const { path = JWKS_DEFAULTS.path, maxAge = JWKS_DEFAULTS.maxAge } = options;
+  const given = plainObject('jwks', options);
+  onlyKnown('jwks', given, Object.keys(JWKS_OPTIONS));
+  const { path = JWKS_DEFAULTS.path, maxAge = JWKS_DEFAULTS.maxAge } = given;
   if (typeof path !== 'string' || !path.startsWith('/'))
-    throw new TypeError('koa-jwt-redis: jwks() `path` must start with "/"');
-  if (typeof maxAge !== 'number' || !Number.isInteger(maxAge) || maxAge < 0 || maxAge > 86_400) {
-    throw new TypeError(
-      'koa-jwt-redis: jwks() `maxAge` must be a whole number of seconds from 0 to 86400',
-    );
-  }
+    throw new AuthConfigError('jwks.path', 'must start with "/"');
+  wholeNumber('jwks.maxAge', maxAge, 0, 86_400);
   if (set.keys.length === 0) {
-    throw new Error(
-      'koa-jwt-redis: jwks() has nothing to publish: the key ring holds only HS secrets, which are never published. Add an RS*, PS256 or ES* key.',
+    throw new AuthConfigError(
+      'keys',
+      'jwks() has nothing to publish: the key ring holds only HS secrets, which are never published. Add an RS*, PS256 or ES* key.',
     );
   }
   const body = JSON.stringify(set);

@@ -1,4 +1,5 @@
 import type { Context, Middleware } from 'koa';
+import { debug, describeError } from '../debug.js';
 import { AuthError } from '../errors.js';
 
 /** Writes an AuthError as Koa's own handler would, but with the JSON body `{ error, message }`. */
@@ -28,6 +29,7 @@ function onAuthError(this: Context, error: unknown): void {
 
 /** Throws `error` so that app error middleware can catch it, and Koa renders it as JSON if none does. */
 export function throwAuthError(ctx: Context, error: AuthError, realm: string | undefined): never {
+  debug.auth('%s %s refused: %d %s', ctx.method, ctx.path, error.status, describeError(error));
   if (realm !== undefined && error.headers['WWW-Authenticate']) {
     const params = error.headers['WWW-Authenticate'].slice('Bearer'.length).replace(/^ /, '');
     error.headers = {
@@ -50,6 +52,7 @@ export function authErrors(): Middleware {
       await next();
     } catch (error) {
       if (!(error instanceof AuthError)) throw error;
+      debug.auth('%s %s → %d %s', ctx.method, ctx.path, error.status, describeError(error));
       writeAuthError(ctx, error);
     }
   };

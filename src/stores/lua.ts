@@ -1,17 +1,89 @@
+import {
+  CORE_FIELDS,
+  META_CHUNK,
+  META_CHUNKS,
+  META_MARK,
+  PREVIOUS_UUID_CHARS,
+  SEP,
+} from './record-codec.js';
+import type { RotationResult } from './session-store.js';
+
 /*
- * Lua scripts of the Redis store. Each takes KEYS[1] = the user's one hash: field <sid> holds the
- * family's core record "jti|previous jti|rotatedAt|createdAt|expiresAt" (the jti is a UUID in 22
- * base64url characters, the previous one cut to 14; times in base-36 ms), and
- * fields <sid>:0 … <sid>:5 its "ip|user agent" in chunks, when known. No value exceeds 64 bytes,
- * so Redis keeps the hash in its compact listpack encoding (hash-max-listpack-value). One key per user carries the {u:<id>} hash tag, so every script runs on one Redis
- * Cluster slot. Every write prunes expired families and re-arms the key's TTL to the latest
- * expiry, so memory is bounded and nothing outlives its last session.
+ * Lua scripts of the Redis store, generated from the record codec (record-codec.ts): the field
+ * order of a core record, its separator, the metadata field names and chunk count, the kept length
+ * of the previous jti, all come from there, so the scripts hard-code no position. Each script
+ * takes KEYS[1] = the user's one hash (field <sid>: the core record; fields <sid>:0 … : metadata
+ * chunks). No value exceeds 64 bytes, so Redis keeps the hash in its compact listpack encoding
+ * (hash-max-listpack-value). One key per user carries the {u:<id>} hash tag, so every script runs
+ * on one Redis Cluster slot. Every write prunes expired families and re-arms the key's TTL to the
+ * latest expiry, so memory is bounded and nothing outlives its last session.
+ *
+ * Each script's ARGV is a named list below; `scriptArgs` puts the values in that order, and the
+ * script reads them by name (`A.sessionId`), so the two sides cannot disagree on positions.
  */
+
+/** A Lua string literal of a plain ASCII value. */
+const luaString = (value: string): string => `'${value.replace(/[\\']/g, '\\$&')}'`;
+/** A Lua pattern matching `value` literally. */
+const luaPattern = (value: string): string => value.replace(/[\^$()%.[\]*+\-?]/g, '%$&');
+
+/** ARGV of CREATE_SESSION, in order; up to META_CHUNKS metadata chunks follow them. */
+export const CREATE_ARGS = ['sessionId', 'core', 'expiresAt', 'now', 'maxSessions'] as const;
+/** ARGV of ROTATE_SESSION; the base-36 forms are what the core record stores. */
+export const ROTATE_ARGS = [
+  'sessionId',
+  'oldJti',
+  'newJti',
+  'now',
+  'expiresAt',
+  'graceMs',
+  'now36',
+  'expiresAt36',
+] as const;
+export const REVOKE_SESSION_ARGS = ['sessionId', 'now'] as const;
+export const REVOKE_ALL_ARGS = ['now'] as const;
+
+/** What ROTATE_SESSION returns, per outcome. */
+export const ROTATE_RESULTS = {
+  missing: 0,
+  rotated: 1,
+  superseded: 2,
+  reused: 3,
+} as const satisfies Record<RotationResult, number>;
+
+/** A script's ARGV: `values` in the order of `names`. */
+export function scriptArgs<N extends readonly string[]>(
+  names: N,
+  values: Record<N[number], string | number>,
+): (string | number)[] {
+  return names.map((name: N[number]) => values[name]);
+}
+
+/** `local A = { name = ARGV[1], … }`: a script reads its arguments by name. */
+function argTable(names: readonly string[]): string {
+  const entries = names.map((name, i) => `${name} = ARGV[${i + 1}]`).join(', ');
+  return `local A = { ${entries} }\nlocal NARGS = ${names.length}`;
+}
 
 const COMMON = `
 local h = KEYS[1]
+local SEP = ${luaString(SEP)}
+local META_MARK = ${luaString(META_MARK)}
+local META_CHUNKS = ${META_CHUNKS}
+local PREVIOUS_UUID_CHARS = ${PREVIOUS_UUID_CHARS}
+local F = { ${CORE_FIELDS.map((field, i) => `${field} = ${i + 1}`).join(', ')} }
+-- The fields of a core record, by position (F.<name>).
+local function fields(v)
+  local f = {}
+  for part in string.gmatch(v .. SEP, ${luaString(`([^${luaPattern(SEP)}]*)${luaPattern(SEP)}`)}) do
+    f[#f + 1] = part
+  end
+  return f
+end
 local function drop(sid)
-  return redis.call('HDEL', h, sid, sid .. ':0', sid .. ':1', sid .. ':2', sid .. ':3', sid .. ':4', sid .. ':5')
+  local names = { sid }
+  for i = 0, META_CHUNKS - 1 do names[#names + 1] = sid .. META_MARK .. i end
+  return redis.call('HDEL', h, unpack(names))
 end
 -- Deletes expired families; returns the live ones as {sid, expiresAt} pairs.
 local function live(now)
@@ -19,8 +91,8 @@ local function live(now)
   local alive, dead = {}, {}
   for i = 1, #all, 2 do
     local f = all[i]
-    if not string.find(f, ':', 1, true) then
-      local exp = tonumber(string.match(all[i + 1], '([^|]*)$'), 36) or 0
+    if not string.find(f, META_MARK, 1, true) then
+      local exp = tonumber(fields(all[i + 1])[F.expiresAt], 36) or 0
       if exp <= now then
         dead[#dead + 1] = f
       else
@@ -51,15 +123,17 @@ local function without(alive, sid)
 end
 `;
 
-/** ARGV: sessionId, core record, expiresAt, now, maxSessions (0 = no cap), then up to 6 metadata chunks. */
+/** maxSessions 0 means no cap. Returns 1. Metadata chunks are at most META_CHUNK characters each. */
 export const CREATE_SESSION = `${COMMON}
-local alive = live(tonumber(ARGV[4]))
-redis.call('HSET', h, ARGV[1], ARGV[2])
-for i = 6, math.min(#ARGV, 11) do
-  redis.call('HSET', h, ARGV[1] .. ':' .. (i - 6), ARGV[i])
+${argTable(CREATE_ARGS)}
+-- Metadata chunks of at most ${META_CHUNK} characters follow the named arguments.
+local alive = live(tonumber(A.now))
+redis.call('HSET', h, A.sessionId, A.core)
+for i = 1, math.min(#ARGV - NARGS, META_CHUNKS) do
+  redis.call('HSET', h, A.sessionId .. META_MARK .. (i - 1), ARGV[NARGS + i])
 end
-alive[#alive + 1] = { ARGV[1], tonumber(ARGV[3]) }
-local max = tonumber(ARGV[5])
+alive[#alive + 1] = { A.sessionId, tonumber(A.expiresAt) }
+local max = tonumber(A.maxSessions)
 if max > 0 and #alive > max then
   table.sort(alive, function(a, b) return a[2] < b[2] end)
   local extra = #alive - max
@@ -77,46 +151,51 @@ rearm(alive)
 return 1
 `;
 
-/**
- * ARGV: sessionId, oldJti, newJti, now, newExpiresAt, graceMs, now (base 36), newExpiresAt (base 36).
- * Returns 1 rotated, 0 missing, 2 superseded (within grace), 3 reused (family revoked).
- */
+/** Returns one of ROTATE_RESULTS; `reused` has revoked the family. */
 export const ROTATE_SESSION = `${COMMON}
-local now = tonumber(ARGV[4])
+${argTable(ROTATE_ARGS)}
+local now = tonumber(A.now)
 local alive = live(now)
-local v = redis.call('HGET', h, ARGV[1])
-if not v then return 0 end
-local jti, prev, rotated, created = string.match(v, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|')
-local grace = tonumber(ARGV[6])
-if jti == ARGV[2] then
-  -- The previous UUID only matters within a grace window; without one it is not kept, and with
-  -- one only its first 14 characters are (PREVIOUS_UUID_CHARS), so the record stays in 64 bytes.
-  local keep = grace > 0 and string.sub(ARGV[2], 1, 14) or ''
-  redis.call('HSET', h, ARGV[1], ARGV[3] .. '|' .. keep .. '|' .. ARGV[7] .. '|' .. created .. '|' .. ARGV[8])
-  alive = without(alive, ARGV[1])
-  alive[#alive + 1] = { ARGV[1], tonumber(ARGV[5]) }
+local v = redis.call('HGET', h, A.sessionId)
+if not v then return ${ROTATE_RESULTS.missing} end
+local f = fields(v)
+local grace = tonumber(A.graceMs)
+if f[F.jti] == A.oldJti then
+  -- The previous jti only matters within a grace window; without one it is not kept, and with
+  -- one only its first PREVIOUS_UUID_CHARS characters are, so the record stays in 64 bytes.
+  f[F.previousJti] = grace > 0 and string.sub(A.oldJti, 1, PREVIOUS_UUID_CHARS) or ''
+  f[F.jti] = A.newJti
+  f[F.rotatedAt] = A.now36
+  f[F.expiresAt] = A.expiresAt36
+  redis.call('HSET', h, A.sessionId, table.concat(f, SEP))
+  alive = without(alive, A.sessionId)
+  alive[#alive + 1] = { A.sessionId, tonumber(A.expiresAt) }
   rearm(alive)
-  return 1
+  return ${ROTATE_RESULTS.rotated}
 end
-if grace > 0 and prev ~= '' and prev == string.sub(ARGV[2], 1, 14) and now - (tonumber(rotated, 36) or 0) <= grace then
-  return 2
+local prev = f[F.previousJti] or ''
+if grace > 0 and prev ~= '' and prev == string.sub(A.oldJti, 1, PREVIOUS_UUID_CHARS)
+  and now - (tonumber(f[F.rotatedAt], 36) or 0) <= grace then
+  return ${ROTATE_RESULTS.superseded}
 end
-drop(ARGV[1])
-rearm(without(alive, ARGV[1]))
-return 3
+drop(A.sessionId)
+rearm(without(alive, A.sessionId))
+return ${ROTATE_RESULTS.reused}
 `;
 
-/** ARGV: sessionId, now. Returns 1 when the family existed. */
+/** Returns 1 when the family existed. */
 export const REVOKE_SESSION = `${COMMON}
-local n = redis.call('HEXISTS', h, ARGV[1])
-drop(ARGV[1])
-rearm(live(tonumber(ARGV[2])))
+${argTable(REVOKE_SESSION_ARGS)}
+local n = redis.call('HEXISTS', h, A.sessionId)
+drop(A.sessionId)
+rearm(live(tonumber(A.now)))
 return n
 `;
 
-/** ARGV: now. Returns how many live families were removed. */
+/** Returns how many live families were removed. */
 export const REVOKE_ALL = `${COMMON}
-local n = #live(tonumber(ARGV[1]))
+${argTable(REVOKE_ALL_ARGS)}
+local n = #live(tonumber(A.now))
 redis.call('DEL', h)
 return n
 `;

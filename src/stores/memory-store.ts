@@ -116,6 +116,8 @@ export class MemoryStore implements SessionStore {
     return map ? [...map.values()].sort((a, b) => a.createdAt - b.createdAt) : [];
   }
 
+  async ping(): Promise<void> {}
+
   async prune(now: number): Promise<number> {
     let removed = 0;
     for (const [userId, map] of this.users) {

@@ -326,6 +326,11 @@ class PostgresStore implements PostgresSessionStore {
     }
   }
 
+  async ping(): Promise<void> {
+    // Ready means the table is there too, not only the server.
+    await this.query(`SELECT 1 FROM ${this.table} LIMIT 1`, []);
+  }
+
   async close(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
     if (this.ownsPool) await this.pool.end();

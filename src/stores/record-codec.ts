@@ -1,25 +1,50 @@
 import type { SessionRecord } from './session-store.js';
 
 /*
- * The record codec: how the Redis store lays out one session family. Field names, order and
- * sizes are declared here once; the TypeScript side packs and unpacks with them, and the Lua
- * scripts (lua.ts) are built from the same constants.
+ * The record codec: how the Redis store lays out one session family in the user's hash. Field
+ * names, order, separators and sizes are declared here once; the TypeScript side packs and
+ * unpacks with them, and the Lua scripts (lua.ts) are generated from the same constants, so
+ * neither side hard-codes a position.
+ *
+ * - field `<sid>`: the core record, CORE_FIELDS joined by SEP, at most 64 bytes
+ * - fields `<sid>:0` … `<sid>:<META_CHUNKS - 1>`: "ip|user agent" in META_CHUNK-character chunks
  */
 
-const SEP = '|';
+/** Separates the fields of a core record, and ip from user agent in the metadata. */
+export const SEP = '|';
+
+/** Separates a session id from a metadata chunk number in a field name; never in a session id. */
+export const META_MARK = ':';
+
+/**
+ * The fields of a core record, in their order. The jti is kept in its compact form (compactUuid);
+ * the previous one cut to PREVIOUS_UUID_CHARS; times are base-36 epoch milliseconds, `rotatedAt`
+ * empty until the first rotation.
+ */
+export const CORE_FIELDS = ['jti', 'previousJti', 'rotatedAt', 'createdAt', 'expiresAt'] as const;
+
+export type CoreField = (typeof CORE_FIELDS)[number];
+
+/** A field's position in the core record, from 0. */
+export const corePosition = (field: CoreField): number => CORE_FIELDS.indexOf(field);
+
+type Core = Pick<SessionRecord, CoreField>;
 
 /**
  * A family as the Redis store packs it: a core record of at most 64 bytes, so a user's hash
  * stays in Redis's compact listpack encoding (hash-max-listpack-value), and the metadata apart.
- * The jti is kept in its compact form (compactUuid) and unpacked back to the UUID; the previous
- * one is stored as given. Times are base-36 milliseconds (8 characters); lastUsedAt is the last
- * rotation, else creation.
+ * The jti is unpacked back to the UUID; the previous one is stored as given. lastUsedAt is the
+ * last rotation, else creation.
  */
-export function packCore(
-  s: Pick<SessionRecord, 'jti' | 'previousJti' | 'rotatedAt' | 'createdAt' | 'expiresAt'>,
-): string {
-  const rotated = s.rotatedAt > 0 ? s.rotatedAt.toString(36) : '';
-  return `${compactUuid(s.jti)}${SEP}${s.previousJti}${SEP}${rotated}${SEP}${s.createdAt.toString(36)}${SEP}${s.expiresAt.toString(36)}`;
+export function packCore(s: Core): string {
+  const encoded: Record<CoreField, string> = {
+    jti: compactUuid(s.jti),
+    previousJti: s.previousJti,
+    rotatedAt: s.rotatedAt > 0 ? s.rotatedAt.toString(36) : '',
+    createdAt: s.createdAt.toString(36),
+    expiresAt: s.expiresAt.toString(36),
+  };
+  return CORE_FIELDS.map((field) => encoded[field]).join(SEP);
 }
 
 const UUID = /^([0-9a-f]{8})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{12})$/i;
@@ -56,6 +81,17 @@ export const PREVIOUS_UUID_CHARS = 14;
 export const META_CHUNK = 64;
 export const META_CHUNKS = 6;
 
+/** The field name of a family's metadata chunk `index`. */
+export const metaField = (sessionId: string, index: number): string =>
+  `${sessionId}${META_MARK}${index}`;
+
+/** Whether a field of the user's hash holds metadata (else it is a family's core record). */
+export const isMetaField = (field: string): boolean => field.includes(META_MARK);
+
+/** The field names of every metadata chunk of a family, in order. */
+export const metaFields = (sessionId: string): string[] =>
+  Array.from({ length: META_CHUNKS }, (_, i) => metaField(sessionId, i));
+
 /**
  * "ip|user agent" cut in chunks of at most 64 UTF-8 bytes (Redis counts listpack values in
  * bytes), never inside a character: a chunk ending in half a surrogate pair or half a UTF-8
@@ -81,9 +117,14 @@ export function packMeta(s: Pick<SessionRecord, 'ip' | 'userAgent'>): string[] {
   return chunks;
 }
 
-/** The expiry (epoch ms) of a packed core record: its last field. */
+const EXPIRES_AT = corePosition('expiresAt');
+const EXPIRES_AT_IS_LAST = EXPIRES_AT === CORE_FIELDS.length - 1;
+
+/** The expiry (epoch ms) of a packed core record. */
 export function coreExpiresAt(core: string): number {
-  return parseInt(core.slice(core.lastIndexOf(SEP) + 1), 36);
+  // Read on every authenticated request (isLive): as the last field, one scan from the end, no array.
+  if (EXPIRES_AT_IS_LAST) return parseInt(core.slice(core.lastIndexOf(SEP) + 1), 36);
+  return parseInt(core.split(SEP)[EXPIRES_AT] ?? '', 36);
 }
 
 export function unpackSession(
@@ -92,26 +133,21 @@ export function unpackSession(
   meta: string,
 ): SessionRecord | undefined {
   const parts = core.split(SEP);
-  if (parts.length !== 5) return undefined;
-  const [jti, previousJti, rotated, created, expires] = parts as [
-    string,
-    string,
-    string,
-    string,
-    string,
-  ];
+  if (parts.length !== CORE_FIELDS.length) return undefined;
+  const field = (name: CoreField) => parts[corePosition(name)]!;
+  const rotated = field('rotatedAt');
   const rotatedAt = rotated === '' ? 0 : parseInt(rotated, 36);
-  const createdAt = parseInt(created, 36);
+  const createdAt = parseInt(field('createdAt'), 36);
   // The ip has no separator in it; the user agent may.
   const cut = meta.indexOf(SEP);
   return {
     sessionId,
-    jti: expandUuid(jti),
-    previousJti,
+    jti: expandUuid(field('jti')),
+    previousJti: field('previousJti'),
     rotatedAt,
     createdAt,
     lastUsedAt: rotatedAt || createdAt,
-    expiresAt: parseInt(expires, 36),
+    expiresAt: parseInt(field('expiresAt'), 36),
     ip: cut < 0 ? '' : meta.slice(0, cut),
     userAgent: cut < 0 ? '' : meta.slice(cut + 1),
   };

@@ -2,11 +2,23 @@ import { type Cluster, Redis } from 'ioredis';
 import { AuthConfigError } from '../errors.js';
 import { wholeNumber } from '../config/validate.js';
 import { bounded } from './bounded.js';
-import { CREATE_SESSION, REVOKE_ALL, REVOKE_SESSION, ROTATE_SESSION } from './lua.js';
+import {
+  CREATE_ARGS,
+  CREATE_SESSION,
+  REVOKE_ALL,
+  REVOKE_ALL_ARGS,
+  REVOKE_SESSION,
+  REVOKE_SESSION_ARGS,
+  ROTATE_ARGS,
+  ROTATE_RESULTS,
+  ROTATE_SESSION,
+  scriptArgs,
+} from './lua.js';
 import {
   compactUuid,
   coreExpiresAt,
-  META_CHUNKS,
+  isMetaField,
+  metaFields,
   packCore,
   packMeta,
   unpackSession,
@@ -25,20 +37,15 @@ export type RedisClient = Redis | Cluster;
 interface ScriptedClient {
   kjrCreateSession(h: string, ...argv: (string | number)[]): Promise<number>;
   kjrRotateSession(h: string, ...argv: (string | number)[]): Promise<number>;
-  kjrRevokeSession(h: string, sessionId: string, now: number): Promise<number>;
-  kjrRevokeAll(h: string, now: number): Promise<number>;
+  kjrRevokeSession(h: string, ...argv: (string | number)[]): Promise<number>;
+  kjrRevokeAll(h: string, ...argv: (string | number)[]): Promise<number>;
 }
 
 /** Session ids this library issues are base64url; anything else cannot name a family (nor its `:n` fields). */
 const SESSION_ID = /^[A-Za-z0-9_-]{1,64}$/;
-const META_FIELDS = Array.from({ length: META_CHUNKS }, (_, i) => `:${i}`);
-
-const ROTATION: Record<number, RotationResult> = {
-  0: 'missing',
-  1: 'rotated',
-  2: 'superseded',
-  3: 'reused',
-};
+const ROTATION = new Map<number, RotationResult>(
+  Object.entries(ROTATE_RESULTS).map(([result, code]) => [code, result as RotationResult]),
+);
 
 export interface RedisStoreOptions {
   keyPrefix: string;
@@ -102,11 +109,13 @@ export class RedisStore implements SessionStore {
     await this.bounded(
       this.client.kjrCreateSession(
         this.key(userId),
-        s.sessionId,
-        core,
-        s.expiresAt,
-        s.now,
-        maxSessions,
+        ...scriptArgs(CREATE_ARGS, {
+          sessionId: s.sessionId,
+          core,
+          expiresAt: s.expiresAt,
+          now: s.now,
+          maxSessions,
+        }),
         ...packMeta(s),
       ),
     );
@@ -117,23 +126,25 @@ export class RedisStore implements SessionStore {
     const code = await this.bounded(
       this.client.kjrRotateSession(
         this.key(userId),
-        r.sessionId,
-        compactUuid(r.oldJti),
-        compactUuid(r.newJti),
-        r.now,
-        r.expiresAt,
-        r.graceMs,
-        r.now.toString(36),
-        r.expiresAt.toString(36),
+        ...scriptArgs(ROTATE_ARGS, {
+          sessionId: r.sessionId,
+          oldJti: compactUuid(r.oldJti),
+          newJti: compactUuid(r.newJti),
+          now: r.now,
+          expiresAt: r.expiresAt,
+          graceMs: r.graceMs,
+          now36: r.now.toString(36),
+          expiresAt36: r.expiresAt.toString(36),
+        }),
       ),
     );
-    return ROTATION[code] ?? 'missing';
+    return ROTATION.get(code) ?? 'missing';
   }
 
   async get(userId: string, sessionId: string, now: number): Promise<SessionRecord | undefined> {
     if (!SESSION_ID.test(sessionId)) return undefined;
     const [core, ...meta] = await this.bounded(
-      this.client.hmget(this.key(userId), sessionId, ...META_FIELDS.map((n) => `${sessionId}${n}`)),
+      this.client.hmget(this.key(userId), sessionId, ...metaFields(sessionId)),
     );
     const record = core ? unpackSession(sessionId, core, meta.join('')) : undefined;
     return record && record.expiresAt > now ? record : undefined;
@@ -148,28 +159,43 @@ export class RedisStore implements SessionStore {
   async revoke(userId: string, sessionId: string): Promise<boolean> {
     if (!SESSION_ID.test(sessionId)) return false;
     return (
-      (await this.bounded(this.client.kjrRevokeSession(this.key(userId), sessionId, Date.now()))) >
-      0
+      (await this.bounded(
+        this.client.kjrRevokeSession(
+          this.key(userId),
+          ...scriptArgs(REVOKE_SESSION_ARGS, { sessionId, now: Date.now() }),
+        ),
+      )) > 0
     );
   }
 
   async revokeAll(userId: string, now: number): Promise<number> {
-    return this.bounded(this.client.kjrRevokeAll(this.key(userId), now));
+    return this.bounded(
+      this.client.kjrRevokeAll(this.key(userId), ...scriptArgs(REVOKE_ALL_ARGS, { now })),
+    );
   }
 
   async list(userId: string, now: number): Promise<SessionRecord[]> {
     const all = await this.bounded(this.client.hgetall(this.key(userId)));
     const sessions: SessionRecord[] = [];
     for (const [field, core] of Object.entries(all)) {
-      if (field.includes(':')) continue;
+      if (isMetaField(field)) continue;
       const record = unpackSession(
         field,
         core,
-        META_FIELDS.map((n) => all[`${field}${n}`] ?? '').join(''),
+        metaFields(field)
+          .map((name) => all[name] ?? '')
+          .join(''),
       );
       if (record && record.expiresAt > now) sessions.push(record);
     }
     return sessions.sort((a, b) => a.createdAt - b.createdAt);
+  }
+
+  async ping(): Promise<void> {
+    // Any user's key may live on any master, so a cluster is ready only when every master answers.
+    const nodes = this.client.isCluster ? (this.client as Cluster).nodes('master') : [this.client];
+    if (nodes.length === 0) throw new Error('the cluster client knows no master node yet');
+    await Promise.all(nodes.map((node) => this.bounded(node.ping())));
   }
 
   async close(): Promise<void> {

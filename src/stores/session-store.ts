@@ -80,6 +80,11 @@ export interface SessionStore {
    * expires by itself (Redis key TTLs) need none.
    */
   prune?(now: number): Promise<number>;
+  /**
+   * Resolves when the store answers (every node of a cluster), rejects otherwise; backs
+   * `auth.ping()`. Optional: a store without it is taken to be always up.
+   */
+  ping?(): Promise<void>;
   /** Releases what the store opened (connections it created, timers). */
   close(): Promise<void>;
 }

@@ -21,7 +21,7 @@ export class StrategyRegistry {
       );
     }
     if (this.strategies.has(name)) {
-      throw new Error(
+      throw new TypeError(
         `koa-jwt-redis: a strategy named "${name}" is already registered; pick another name`,
       );
     }
@@ -45,7 +45,7 @@ export class StrategyRegistry {
   get(name: string): TokenStrategy {
     const strategy = this.strategies.get(name);
     if (!strategy) {
-      throw new Error(
+      throw new TypeError(
         `koa-jwt-redis: no strategy named "${name}"; registered: ${this.names().join(', ')}`,
       );
     }

@@ -1,5 +1,5 @@
 import { createHmac, type KeyObject, timingSafeEqual } from 'node:crypto';
-import type { Algorithm } from '../keys/algorithms.js';
+import { type Algorithm, algorithmSpec, isSymmetric } from '../keys/algorithms.js';
 
 /**
  * Compact JWS with HMAC (HS256/384/512), the library's default keys, without jsonwebtoken's
@@ -10,13 +10,7 @@ import type { Algorithm } from '../keys/algorithms.js';
  * Asymmetric keys keep going through jsonwebtoken.
  */
 
-const HASH: Partial<Record<Algorithm, string>> = {
-  HS256: 'sha256',
-  HS384: 'sha384',
-  HS512: 'sha512',
-};
-
-export const isHmac = (algorithm: Algorithm): boolean => HASH[algorithm] !== undefined;
+export const isHmac = isSymmetric;
 
 const encode = (json: string) => Buffer.from(json, 'utf8').toString('base64url');
 
@@ -32,7 +26,7 @@ export function hmacSign(
   payload: Record<string, unknown>,
 ): string {
   const input = `${header}.${encode(JSON.stringify(payload))}`;
-  return `${input}.${createHmac(HASH[algorithm]!, key).update(input).digest('base64url')}`;
+  return `${input}.${createHmac(algorithmSpec(algorithm).hash, key).update(input).digest('base64url')}`;
 }
 
 /**
@@ -42,7 +36,7 @@ export function hmacSign(
  */
 export function hmacVerify(algorithm: Algorithm, key: KeyObject, token: string): boolean {
   const dot = token.lastIndexOf('.');
-  const expected = createHmac(HASH[algorithm]!, key)
+  const expected = createHmac(algorithmSpec(algorithm).hash, key)
     .update(token.slice(0, dot))
     .digest('base64url');
   const given = token.slice(dot + 1);

@@ -51,6 +51,13 @@ export function storeContract(backend: ContractBackend): void {
     };
 
     it(
+      'ping, when the store has it, resolves while the backend answers',
+      withStore(async (store) => {
+        await expect(Promise.resolve(store.ping?.())).resolves.toBeUndefined();
+      }),
+    );
+
+    it(
       'create records a session that get, isLive and list return',
       withStore(async (store) => {
         const u = user();

@@ -1,0 +1,195 @@
+/*
+ * Type tests of the public API, checked by `npm run test:types` (tsc) against the BUILT package
+ * types (dist/index.d.ts), as a user sees them. A change that breaks a user's types fails here.
+ * expectTypeOf is expect-type, as vitest ships it.
+ */
+import Router from '@koa/router';
+import Koa, { type Middleware } from 'koa';
+import { expectTypeOf } from 'vitest';
+import {
+  type AccessTokenPayload,
+  type Algorithm,
+  ALGORITHMS,
+  type Auth,
+  type AuthenticatedState,
+  AuthConfigError,
+  AuthError,
+  type AuthErrorCode,
+  type AuthState,
+  type AuthUser,
+  checkRefreshToken,
+  createAccessToken,
+  createAuth,
+  createRefreshToken,
+  createVerifier,
+  generateTokens,
+  getData,
+  getToken,
+  invalidateRefreshToken,
+  listSessions,
+  memoryStore,
+  type PostgresSessionStore,
+  postgresStore,
+  redisStore,
+  refreshTokens,
+  requireAuth,
+  revokeAllSessions,
+  revokeSession,
+  type SessionInfo,
+  type SessionStore,
+  type TokenPair,
+  type TokenReader,
+  type TokenStrategy,
+  type Verifier,
+  type WriteOptions,
+} from 'koa-jwt-redis';
+
+// A user's own claims, declared once, as the README shows.
+declare module 'koa-jwt-redis' {
+  interface UserClaims {
+    role: 'admin' | 'member';
+  }
+}
+
+const auth = createAuth({ secret: 'x'.repeat(32) });
+expectTypeOf(auth).toEqualTypeOf<Auth>();
+
+// UserClaims augmentation reaches every user-facing type.
+expectTypeOf<AuthUser['role']>().toEqualTypeOf<'admin' | 'member'>();
+expectTypeOf<AuthUser['sub']>().toEqualTypeOf<string>();
+expectTypeOf<AuthUser['sid']>().toEqualTypeOf<string | undefined>();
+expectTypeOf<AuthUser>().toMatchTypeOf<AccessTokenPayload>();
+
+// Helper return types: the free functions and the instance methods agree.
+const user = { id: 1, role: 'admin' as const };
+expectTypeOf(generateTokens(user)).toEqualTypeOf<Promise<TokenPair>>();
+expectTypeOf(
+  auth.generateTokens(user, { ctx: undefined, claims: { role: 'admin' } }),
+).toEqualTypeOf<Promise<TokenPair>>();
+expectTypeOf(refreshTokens('t')).toEqualTypeOf<Promise<TokenPair>>();
+expectTypeOf(auth.refreshTokens('t')).toEqualTypeOf<Promise<TokenPair>>();
+expectTypeOf(checkRefreshToken('t')).toEqualTypeOf<Promise<boolean>>();
+expectTypeOf(invalidateRefreshToken('t')).toEqualTypeOf<Promise<void>>();
+expectTypeOf(revokeAllSessions(1)).toEqualTypeOf<Promise<number>>();
+expectTypeOf(auth.revokeAllSessions('u1')).toEqualTypeOf<Promise<number>>();
+expectTypeOf(listSessions(1)).toEqualTypeOf<Promise<SessionInfo[]>>();
+expectTypeOf(revokeSession(1, 'sid')).toEqualTypeOf<Promise<boolean>>();
+expectTypeOf<TokenPair>().toEqualTypeOf<{
+  access_token: string;
+  refresh_token: string;
+  token_type: 'bearer';
+  expires_in: number;
+}>();
+expectTypeOf<SessionInfo['createdAt']>().toEqualTypeOf<Date>();
+// @ts-expect-error a user needs an id
+void generateTokens({ name: 'no id' });
+// @ts-expect-error user ids are strings or numbers
+void revokeAllSessions({ id: 1 });
+
+// Middleware state types: requireAuth guarantees the user, getData does not.
+expectTypeOf(requireAuth()).toEqualTypeOf<Middleware<AuthenticatedState>>();
+expectTypeOf(auth.requireAuth({ checkSession: false })).toEqualTypeOf<
+  Middleware<AuthenticatedState>
+>();
+expectTypeOf(getData()).toEqualTypeOf<Middleware<AuthState>>();
+expectTypeOf(getToken()).toEqualTypeOf<Middleware<AuthState>>();
+expectTypeOf<AuthenticatedState['user']>().toEqualTypeOf<AuthUser>();
+expectTypeOf<AuthState['user']>().toEqualTypeOf<AuthUser | undefined>();
+expectTypeOf<AuthState['authError']>().toEqualTypeOf<AuthError | undefined>();
+// @ts-expect-error checkSession is a boolean
+void requireAuth({ checkSession: 'yes' });
+
+const router = new Router();
+router.get('/me', auth.requireAuth(), (ctx) => {
+  expectTypeOf(ctx.state.user.role).toEqualTypeOf<'admin' | 'member'>();
+  expectTypeOf(ctx.state.user.sub).toEqualTypeOf<string>();
+  expectTypeOf(ctx.state.token).toEqualTypeOf<string>();
+});
+router.get('/maybe', auth.getData(), (ctx) => {
+  expectTypeOf(ctx.state.user).toEqualTypeOf<AuthUser | undefined>();
+  // @ts-expect-error the user may be missing after getData
+  void ctx.state.user.sub;
+});
+const app = new Koa<AuthenticatedState>();
+app.use(auth.requireAuth());
+app.use(auth.routes({ login: () => null, prefix: '/auth' }).routes());
+app.use(auth.jwks({ maxAge: 60 }));
+
+// Options are typed: a misspelt or mistyped option is a compile error.
+// @ts-expect-error not an option
+createAuth({ secret: 'x'.repeat(32), acessTokenTtl: 60 });
+// @ts-expect-error a number of seconds
+createAuth({ secret: 'x'.repeat(32), accessTokenTtl: '15m' });
+createAuth({ keys: [{ algorithm: 'ES256', privateKey: 'pem' }], tokenDelivery: 'cookie' });
+// @ts-expect-error not a supported algorithm
+createAuth({ keys: [{ algorithm: 'none', secret: 'x' }] });
+
+// Errors: codes are a closed union callers can switch on.
+expectTypeOf<AuthError['code']>().toEqualTypeOf<AuthErrorCode>();
+expectTypeOf<AuthConfigError['option']>().toEqualTypeOf<string>();
+expectTypeOf<'token_expired'>().toMatchTypeOf<AuthErrorCode>();
+expectTypeOf<'no_such_code'>().not.toMatchTypeOf<AuthErrorCode>();
+
+// The algorithm table's names.
+expectTypeOf<Algorithm>().toEqualTypeOf<
+  'HS256' | 'HS384' | 'HS512' | 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'ES256' | 'ES384'
+>();
+expectTypeOf(ALGORITHMS).toEqualTypeOf<readonly Algorithm[]>();
+
+// Token readers: strategies and verifiers serve the middlewares alike.
+expectTypeOf<TokenStrategy>().toMatchTypeOf<TokenReader>();
+expectTypeOf<Verifier>().toMatchTypeOf<TokenReader>();
+const verifier = createVerifier({ jwksUri: 'https://auth.example.com/.well-known/jwks.json' });
+expectTypeOf(verifier.verify('t')).toEqualTypeOf<Promise<AuthUser>>();
+expectTypeOf(verifier.requireAuth()).toEqualTypeOf<Middleware<AuthenticatedState>>();
+expectTypeOf(verifier.listSessions).returns.toEqualTypeOf<Promise<never>>();
+verifier.on('jwks_refresh', (report) => expectTypeOf(report.kids).toEqualTypeOf<string[]>());
+
+// A store is the SessionStore interface: its method names are part of the API (optional ones may be added).
+expectTypeOf<
+  'create' | 'rotate' | 'get' | 'isLive' | 'revoke' | 'revokeAll' | 'list' | 'close'
+>().toMatchTypeOf<keyof SessionStore>();
+expectTypeOf<SessionStore['isLive']>().toEqualTypeOf<
+  (userId: string, sessionId: string, now: number) => Promise<boolean>
+>();
+
+// Built-in stores and the store option; the PostgreSQL store adds its schema management.
+expectTypeOf(memoryStore()).toEqualTypeOf<SessionStore>();
+expectTypeOf(
+  redisStore('redis://127.0.0.1:6379', { keyPrefix: 'a:', timeout: 500 }),
+).toEqualTypeOf<SessionStore>();
+const pgStore = postgresStore('postgres://postgres@127.0.0.1/test', { schema: 's', table: 't' });
+expectTypeOf(pgStore).toEqualTypeOf<PostgresSessionStore>();
+expectTypeOf(pgStore.migrate()).toEqualTypeOf<Promise<void>>();
+expectTypeOf(pgStore.migrationSql()).toEqualTypeOf<string>();
+expectTypeOf(pgStore).toMatchTypeOf<SessionStore>();
+createAuth({ secret: 'x'.repeat(32), store: pgStore, strategy: 'session', sessionIdleTtl: 3600 });
+// @ts-expect-error not a built-in strategy
+createAuth({ secret: 'x'.repeat(32), strategy: 'database' });
+// @ts-expect-error a store is a SessionStore
+createAuth({ secret: 'x'.repeat(32), store: 'redis://127.0.0.1' });
+
+// The reference designs' helpers: create…Token, getData(token) beside getData() the middleware.
+expectTypeOf(createAccessToken(user)).toEqualTypeOf<Promise<string>>();
+expectTypeOf(auth.createAccessToken(user, { lifetime: 60, audience: 'a' })).toEqualTypeOf<
+  Promise<string>
+>();
+expectTypeOf(createRefreshToken(user, { headers: { 'x-k': 1 } })).toEqualTypeOf<Promise<string>>();
+expectTypeOf(getData('token')).toEqualTypeOf<Promise<AuthUser>>();
+expectTypeOf(auth.getData('token')).toEqualTypeOf<Promise<AuthUser>>();
+expectTypeOf(auth.getData({ checkSession: false })).toEqualTypeOf<Middleware<AuthState>>();
+expectTypeOf<WriteOptions['lifetime']>().toEqualTypeOf<number | undefined>();
+expectTypeOf<WriteOptions['audience']>().toEqualTypeOf<string | string[] | undefined>();
+expectTypeOf(
+  auth.strategies.get('redis').writeToken(user, 'access', { claims: { a: 1 } }),
+).toEqualTypeOf<string | Promise<string>>();
+// @ts-expect-error a lifetime is a number of seconds
+void createAccessToken(user, { lifetime: '5m' });
+
+// Audit events carry typed payloads.
+auth.on('refresh_reused', (event) => {
+  expectTypeOf(event.userId).toEqualTypeOf<string>();
+  expectTypeOf(event.sessionId).toEqualTypeOf<string>();
+});
+// @ts-expect-error not an event
+auth.on('logged_in', () => {});

@@ -1,0 +1,36 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { type Auth, AuthConfigError, createAuth } from '../../../src/index.js';
+
+let auth: Auth | undefined;
+afterEach(async () => {
+  await auth?.close();
+  auth = undefined;
+});
+
+describe('every factory refuses options it does not know, naming them', () => {
+  it('createAuth, auth.routes, auth.jwks and the middlewares', () => {
+    auth = createAuth({ secret: 'k'.repeat(32) });
+    const a = auth;
+    const cases: [() => unknown, string][] = [
+      [() => createAuth({ secret: 'k'.repeat(32), acessTokenTtl: 60 } as never), 'acessTokenTtl'],
+      [
+        () => createAuth({ secret: 'k'.repeat(32), cookies: { secur: false } } as never),
+        'cookies.secur',
+      ],
+      [() => a.routes({ login: () => null, prefx: '/x' } as never), 'routes.prefx'],
+      [() => a.jwks({ maxage: 5 } as never), 'jwks.maxage'],
+      [() => a.requireAuth({ checksession: false } as never), 'middleware options.checksession'],
+      [() => a.getData({ scrf: true } as never), 'middleware options.scrf'],
+    ];
+    for (const [make, option] of cases) {
+      let thrown: unknown;
+      try {
+        make();
+      } catch (error) {
+        thrown = error;
+      }
+      expect(thrown, option).toBeInstanceOf(AuthConfigError);
+      expect((thrown as AuthConfigError).option).toBe(option);
+    }
+  });
+});

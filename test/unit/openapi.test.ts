@@ -1,0 +1,162 @@
+import { type SpecData, Validator } from '@seriousme/openapi-schema-validator';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type Auth, createAuth, type OpenApiDocument } from '../../src/index.js';
+import { SECRET } from '../helpers/forge.js';
+
+/** auth.openapi(): a valid OpenAPI 3.1 document that describes exactly the routes auth.routes() serves. */
+
+let auth: Auth | undefined;
+afterEach(async () => {
+  await auth?.close();
+  auth = undefined;
+});
+
+async function expectValid(document: OpenApiDocument): Promise<void> {
+  const validator = new Validator();
+  // A round trip through JSON: what a client downloads.
+  const result = await validator.validate(JSON.parse(JSON.stringify(document)) as SpecData);
+  expect(result.errors ?? []).toEqual([]);
+  expect(result.valid).toBe(true);
+  expect(validator.version).toBe('3.1');
+  // Every $ref points at something.
+  expect(() => validator.resolveRefs()).not.toThrow();
+}
+
+/** `METHOD /path` of every route the router really serves, with :params as {params}. */
+function served(router: ReturnType<Auth['routes']>): string[] {
+  const routes: string[] = [];
+  for (const layer of router.stack) {
+    for (const method of layer.methods) {
+      if (method === 'HEAD') continue;
+      routes.push(`${method} ${String(layer.path).replace(/:([A-Za-z]+)/g, '{$1}')}`);
+    }
+  }
+  return routes.sort();
+}
+
+function documented(document: OpenApiDocument): string[] {
+  return Object.entries(document.paths)
+    .flatMap(([path, item]) => Object.keys(item).map((m) => `${m.toUpperCase()} ${path}`))
+    .sort();
+}
+
+describe('auth.openapi()', () => {
+  for (const tokenDelivery of ['json', 'cookie', 'both'] as const) {
+    it(`is a valid OpenAPI 3.1 document in ${tokenDelivery} delivery, listing exactly the routes served`, async () => {
+      auth = createAuth({ secret: SECRET, tokenDelivery });
+      const document = auth.openapi();
+      expect(document.openapi).toBe('3.1.0');
+      await expectValid(document);
+      expect(documented(document)).toEqual(served(auth.routes({ login: () => null })));
+    });
+  }
+
+  it('is checked by a validator that does refuse a broken document', async () => {
+    auth = createAuth({ secret: SECRET });
+    const broken = JSON.parse(JSON.stringify(auth.openapi())) as {
+      paths: Record<string, Record<string, { responses: Record<string, unknown> }>>;
+    };
+    delete (broken.paths['/auth/login']!.post!.responses['200'] as { description?: string })
+      .description;
+    const result = await new Validator().validate(broken as unknown as SpecData);
+    expect(result.valid).toBe(false);
+  });
+
+  it('follows the prefix, info, servers and login schema given', async () => {
+    auth = createAuth({ secret: SECRET });
+    const document = auth.openapi({
+      prefix: '/api/v1/session',
+      info: { title: 'Acme auth', version: '2.3.0' },
+      servers: [{ url: 'https://api.example.com' }],
+      loginSchema: {
+        type: 'object',
+        properties: { email: { type: 'string', format: 'email' }, code: { type: 'string' } },
+        required: ['email', 'code'],
+      },
+    });
+    await expectValid(document);
+    expect(documented(document)).toEqual(
+      served(auth.routes({ login: () => null, prefix: '/api/v1/session' })),
+    );
+    expect(document.info).toEqual({ title: 'Acme auth', version: '2.3.0' });
+    expect(document.servers).toEqual([{ url: 'https://api.example.com' }]);
+    expect(document.components.schemas!.LoginRequest).toMatchObject({
+      required: ['email', 'code'],
+    });
+    // The root prefix too.
+    expect(Object.keys(auth.openapi({ prefix: '' }).paths)).toContain('/login');
+  });
+
+  it('in json delivery: the bearer pair, no cookies, no CSRF header', () => {
+    auth = createAuth({ secret: SECRET, accessTokenTtl: 300 });
+    const document = auth.openapi();
+    const text = JSON.stringify(document);
+    expect(text).not.toContain('Set-Cookie');
+    expect(text).not.toContain('x-csrf-token');
+    expect(Object.keys(document.components.securitySchemes!)).toEqual(['bearerAuth']);
+    const login = document.paths['/auth/login']!.post as {
+      responses: Record<string, { content: Record<string, { schema: unknown }> }>;
+    };
+    expect(login.responses['200']!.content['application/json']!.schema).toEqual({
+      $ref: '#/components/schemas/TokenPair',
+    });
+    expect(text).toContain('"examples":[300]');
+  });
+
+  it('in cookie delivery: the configured cookie names and CSRF header, cookie auth as an alternative', () => {
+    auth = createAuth({
+      secret: SECRET,
+      tokenDelivery: 'cookie',
+      cookies: { names: { access: 'at', refresh: 'rt', csrf: 'xsrf' } },
+      csrf: { header: 'x-xsrf' },
+    });
+    const document = auth.openapi();
+    expect(document.components.securitySchemes!.accessCookie).toMatchObject({
+      type: 'apiKey',
+      in: 'cookie',
+      name: '__Host-at',
+    });
+    expect(document.components.parameters!.CsrfHeader).toMatchObject({
+      name: 'x-xsrf',
+      in: 'header',
+    });
+    expect(document.components.parameters!.RefreshCookie).toMatchObject({
+      name: '__Secure-rt',
+      in: 'cookie',
+    });
+    const sessions = document.paths['/auth/sessions']!.get as { security: unknown };
+    expect(sessions.security).toEqual([{ bearerAuth: [] }, { accessCookie: [] }]);
+    const login = document.paths['/auth/login']!.post as {
+      responses: Record<
+        string,
+        { headers?: Record<string, unknown>; content: Record<string, { schema: unknown }> }
+      >;
+    };
+    expect(login.responses['200']!.headers).toHaveProperty('Set-Cookie');
+    expect(login.responses['200']!.content['application/json']!.schema).toEqual({
+      $ref: '#/components/schemas/CookieTokens',
+    });
+    expect(login.responses).toHaveProperty('403');
+  });
+
+  it('documents the error codes each route can answer with', () => {
+    auth = createAuth({ secret: SECRET });
+    const text = JSON.stringify(auth.openapi().paths['/auth/login']);
+    for (const code of [
+      'invalid_request',
+      'body_too_large',
+      'unsupported_media_type',
+      'invalid_credentials',
+      'rate_limited',
+    ])
+      expect(text).toContain(code);
+  });
+
+  it('refuses bad options with a sentence naming them', () => {
+    auth = createAuth({ secret: SECRET });
+    expect(() => auth!.openapi({ prefix: 'auth/' })).toThrow(/prefix/);
+    expect(() => auth!.openapi({ info: { title: 1 } as never })).toThrow(/info/);
+    expect(() => auth!.openapi({ servers: [{}] as never })).toThrow(/servers/);
+    expect(() => auth!.openapi({ loginSchema: [] as never })).toThrow(/loginSchema/);
+  });
+});

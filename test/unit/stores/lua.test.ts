@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import {
+  CREATE_ARGS,
+  CREATE_SESSION,
+  REVOKE_ALL,
+  REVOKE_SESSION,
+  ROTATE_ARGS,
+  ROTATE_SESSION,
+  scriptArgs,
+} from '../../../src/stores/lua.js';
+import { CORE_FIELDS, PREVIOUS_UUID_CHARS, SEP } from '../../../src/stores/record-codec.js';
+
+const SCRIPTS = { CREATE_SESSION, ROTATE_SESSION, REVOKE_SESSION, REVOKE_ALL };
+
+describe('the Lua scripts, generated from the record codec', () => {
+  it.each(Object.entries(SCRIPTS))(
+    '%s reads ARGV only through its named table and core fields only by name',
+    (_, lua) => {
+      const positional = lua
+        .split('\n')
+        .filter((line) => !line.startsWith('local A = {'))
+        .filter((line) => /ARGV\[\d/.test(line));
+      expect(positional).toEqual([]);
+      // No core field is picked out by a position or a hand-written pattern of separators.
+      expect(lua).not.toMatch(/string\.match\(/);
+      expect(lua).not.toMatch(/\bf\[\d/);
+    },
+  );
+
+  it('takes field order, separator and the kept jti length from the codec', () => {
+    const fieldTable = CORE_FIELDS.map((field, i) => `${field} = ${i + 1}`).join(', ');
+    expect(ROTATE_SESSION).toContain(`local F = { ${fieldTable} }`);
+    expect(ROTATE_SESSION).toContain(`local SEP = '${SEP}'`);
+    expect(ROTATE_SESSION).toContain(`local PREVIOUS_UUID_CHARS = ${PREVIOUS_UUID_CHARS}`);
+  });
+
+  it('puts arguments in the order the script names them', () => {
+    expect(
+      scriptArgs(CREATE_ARGS, { sessionId: 's', core: 'c', expiresAt: 2, now: 1, maxSessions: 0 }),
+    ).toEqual(['s', 'c', 2, 1, 0]);
+    const rotate = Object.fromEntries(ROTATE_ARGS.map((name) => [name, name]));
+    expect(scriptArgs(ROTATE_ARGS, rotate as Record<(typeof ROTATE_ARGS)[number], string>)).toEqual(
+      [...ROTATE_ARGS],
+    );
+  });
+});
