@@ -6,9 +6,14 @@ import { AuthConfigError } from '../errors.js';
  * throws an AuthConfigError that names the option and says what to change.
  */
 
+/** Whether `value` is a whole number within [min, max]. */
+export function isWholeNumber(value: unknown, min: number, max: number): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max;
+}
+
 /** A whole number within [min, max]. */
 export function wholeNumber(name: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+  if (!isWholeNumber(value, min, max)) {
     throw new AuthConfigError(
       name,
       `must be a whole number from ${min} to ${max} (got ${JSON.stringify(value)})`,

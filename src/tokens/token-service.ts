@@ -1,3 +1,4 @@
+import { isWholeNumber } from '../config/validate.js';
 import jwt from 'jsonwebtoken';
 import { AuthError, UnknownKeyError } from '../errors.js';
 import type { KeyRing, RingKey } from '../keys/key-ring.js';
@@ -58,12 +59,7 @@ export function checkSignOverrides(options: {
   if (lifetime === undefined && audience === undefined && headers === undefined) return undefined;
   const out: SignOverrides = {};
   if (lifetime !== undefined) {
-    if (
-      typeof lifetime !== 'number' ||
-      !Number.isInteger(lifetime) ||
-      lifetime < 1 ||
-      lifetime > 31_536_000
-    )
+    if (!isWholeNumber(lifetime, 1, 31_536_000))
       throw new TypeError(
         'koa-jwt-redis: `lifetime` must be a whole number of seconds from 1 to 31536000',
       );
