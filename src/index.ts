@@ -47,6 +47,7 @@ export type { JsonValue, OpenApiDocument, OpenApiOptions } from './openapi.js';
 export type {
   ReadOptions,
   SessionInfo,
+  StrategyChoice,
   StrategyContext,
   StrategyFactory,
   TokenReader,

@@ -54,8 +54,13 @@ export interface AuthOptions {
   sessionIdleTtl?: number;
   /** Access token lifetime in seconds. @default 900 */
   accessTokenTtl?: number;
-  /** Refresh token (and session) lifetime in seconds; each refresh starts it anew. @default 2592000 */
+  /** Refresh token lifetime in seconds: the session's idle timeout; each refresh starts it anew. @default 2592000 */
   refreshTokenTtl?: number;
+  /**
+   * Absolute session lifetime in seconds, counted from the login (`auth_time`): no refresh
+   * extends a session past it, whatever `refreshTokenTtl` says. @default 2592000 (30 days)
+   */
+  absoluteSessionTtl?: number;
   /** `iss` claim: set on issued tokens and required on verified ones. */
   issuer?: string;
   /** `aud` claim: set on issued tokens; a verified token must name one of them. */
@@ -78,9 +83,11 @@ export interface AuthOptions {
    */
   sessionCache?: boolean | SessionCacheOptions;
   /**
-   * Seconds after a rotation during which the previous refresh token gets 409 `refresh_conflict`
-   * instead of revoking the session (two tabs refreshing at once). 0 is strict reuse detection.
-   * @default 0
+   * Seconds after a rotation during which the previous refresh token is answered with working
+   * tokens of the same session (the live refresh-token id, a fresh access token) instead of
+   * revoking the session: two tabs refreshing at once. Past it, the previous token is reuse and
+   * ends the session. 0 is strict reuse detection.
+   * @default 10
    */
   refreshGracePeriod?: number;
   /** Live sessions kept per user; a new login past it ends the oldest. 0 for no cap. @default 100 */
@@ -119,12 +126,13 @@ export const DEFAULTS = {
   sessionIdleTtl: 86_400,
   accessTokenTtl: 900,
   refreshTokenTtl: 2_592_000,
+  absoluteSessionTtl: 2_592_000,
   leeway: 5,
   userFields: [] as readonly string[],
   keyPrefix: 'auth:',
   checkSession: true,
   storeTimeout: 1000,
-  refreshGracePeriod: 0,
+  refreshGracePeriod: 10,
   maxSessionsPerUser: 100,
   verifyCacheSize: 10_000,
 } as const;
@@ -134,6 +142,7 @@ export interface ResolvedOptions {
   sessionIdleTtl: number;
   accessTokenTtl: number;
   refreshTokenTtl: number;
+  absoluteSessionTtl: number;
   issuer: string | undefined;
   audience: string | string[] | undefined;
   leeway: number;
@@ -166,6 +175,7 @@ const KNOWN = {
   sessionIdleTtl: true,
   accessTokenTtl: true,
   refreshTokenTtl: true,
+  absoluteSessionTtl: true,
   issuer: true,
   audience: true,
   leeway: true,
@@ -206,6 +216,18 @@ export function resolveOptions(options: AuthOptions): ResolvedOptions {
   if (refreshTokenTtl <= accessTokenTtl) {
     throw new AuthConfigError(
       'refreshTokenTtl',
+      `must be longer than accessTokenTtl (${accessTokenTtl} s)`,
+    );
+  }
+  const absoluteSessionTtl = wholeNumber(
+    'absoluteSessionTtl',
+    merged.absoluteSessionTtl,
+    1,
+    31_536_000,
+  );
+  if (absoluteSessionTtl <= accessTokenTtl) {
+    throw new AuthConfigError(
+      'absoluteSessionTtl',
       `must be longer than accessTokenTtl (${accessTokenTtl} s)`,
     );
   }
@@ -267,6 +289,7 @@ export function resolveOptions(options: AuthOptions): ResolvedOptions {
     sessionIdleTtl,
     accessTokenTtl,
     refreshTokenTtl,
+    absoluteSessionTtl,
     issuer: optionalString('issuer', merged.issuer),
     audience,
     leeway: wholeNumber('leeway', merged.leeway, 0, 300),
