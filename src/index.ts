@@ -49,6 +49,7 @@ export type { JsonValue, OpenApiDocument, OpenApiOptions } from './openapi.js';
 export type {
   ReadOptions,
   SessionInfo,
+  StrategyChoice,
   StrategyContext,
   StrategyFactory,
   TokenReader,
@@ -69,6 +70,11 @@ export type {
   PostgresSessionStore,
   PostgresStoreOptions,
 } from './stores/postgres-store.js';
+export type {
+  ClusterConnectionOptions,
+  RedisConnectionOptions,
+  RedisOption,
+} from './stores/redis-connection.js';
 export type {
   AccessTokenPayload,
   AuthUser,

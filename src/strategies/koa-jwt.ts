@@ -45,8 +45,8 @@ export interface KoaJwtStrategyOptions {
   /** koa-jwt's `isRevoked(ctx, payload, token)`, minus ctx: true refuses the token (401 `token_revoked`). */
   isRevoked?: (payload: Record<string, unknown>) => boolean | Promise<boolean>;
   /**
-   * Reads the library's own tokens, tried first. @default the `redis` strategy on the instance's
-   * keys and store
+   * Reads the library's own tokens, tried first; a factory is given the context bound to the
+   * `redis` strategy's tokens. @default the `redis` strategy on the instance's keys and store
    */
   primary?: TokenReader | StrategyFactory;
 }
@@ -152,8 +152,11 @@ export function koaJwtStrategy(options: KoaJwtStrategyOptions): StrategyFactory 
 
   return (context: StrategyContext): TokenStrategy => {
     const primaryOption = options.primary ?? redisStrategy;
+    // Tokens carry the name of the strategy that issued them: read the default `redis` ones.
     const primary: TokenReader =
-      typeof primaryOption === 'function' ? primaryOption(context) : primaryOption;
+      typeof primaryOption === 'function'
+        ? primaryOption({ ...context, tokens: context.tokens.forStrategy('redis') })
+        : primaryOption;
     const refuse = (helper: string) =>
       new UnsupportedError(
         'koa-jwt',

@@ -9,11 +9,12 @@ import {
   normalizeUserId,
   requestMeta,
   sessionMeta,
+  successorJti,
   userIdOf,
 } from '../tokens/issue.js';
 import type { SessionRecord } from '../stores/session-store.js';
 import { describeDevice } from '../tokens/device.js';
-import { refreshedClaims, signPair } from './issuing.js';
+import { authTimeOf, refreshedClaims, signPair } from './issuing.js';
 import type { SessionInfo, StrategyContext, TokenStrategy, WriteOptions } from './types.js';
 
 const revoked = () => new AuthError('token_revoked', 'The session has ended; log in again.');
@@ -84,7 +85,15 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
     const meta = sessionMeta(issue);
     const now = Date.now();
     const sessionId = newSessionId();
-    const pending = signPair(context, sub, sessionId, claims, now, refreshOverrides);
+    const pending = signPair(
+      context,
+      sub,
+      sessionId,
+      claims,
+      now,
+      { authTime: Math.floor(now / 1000) },
+      refreshOverrides,
+    );
     // Recorded before it is returned: a token Redis did not store is never handed out.
     await stored('login', () =>
       store.create(
@@ -120,24 +129,45 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
       const sub = userIdOf(user);
       const claims = appClaims(user, options.userFields, write?.claims);
       const now = Date.now();
-      let sid = write?.sessionId;
+      const sid = write?.sessionId;
       if (sid === undefined) {
         // A lone access token gets a session of its own that ends with it, so requireAuth
         // accepts it and revokeAllSessions ends it. Its jti is never handed out: no refresh.
         const sessionId = newSessionId();
-        sid = sessionId;
         const meta = sessionMeta(write);
+        const authTime = Math.floor(now / 1000);
         const lifetime = overrides?.lifetime ?? options.accessTokenTtl;
+        const expiresAt = Math.min(
+          now + lifetime * 1000,
+          (authTime + options.absoluteSessionTtl) * 1000,
+        );
         await stored('login', () =>
           store.create(
             sub,
-            { sessionId, jti: randomUUID(), now, expiresAt: now + lifetime * 1000, ...meta },
+            { sessionId, jti: randomUUID(), now, expiresAt, ...meta },
             options.maxSessionsPerUser,
           ),
         );
         events.emit('login', { userId: sub, sessionId, ...eventMeta(requestMeta(write)) });
+        return tokens.sign(
+          'access',
+          { ...claims, sub, sid: sessionId, auth_time: authTime },
+          now,
+          overrides,
+          Math.floor(expiresAt / 1000),
+        ).token;
       }
-      return tokens.sign('access', { ...claims, sub, sid }, now, overrides).token;
+      // An access token for an existing session: its login time, and no life past the session's.
+      const record = await stored('writeToken', () => store.get(sub, sid, now));
+      if (record === undefined) throw revoked();
+      const authTime = Math.floor(record.createdAt / 1000);
+      return tokens.sign(
+        'access',
+        { ...claims, sub, sid, auth_time: authTime },
+        now,
+        overrides,
+        Math.min(Math.floor(record.expiresAt / 1000), authTime + options.absoluteSessionTtl),
+      ).token;
     },
 
     generateTokens: startSession,
@@ -163,7 +193,11 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
         throw revoked();
       }
       const now = Date.now();
-      const pending = signPair(context, payload.sub, payload.sid, claims, now);
+      const authTime = authTimeOf(payload);
+      const pending = signPair(context, payload.sub, payload.sid, claims, now, {
+        authTime,
+        jti: successorJti(payload.sid, payload.jti),
+      });
       const result = await stored('refresh', () =>
         store.rotate(payload.sub, {
           sessionId: payload.sid,
@@ -179,11 +213,18 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
         case 'rotated':
           events.emit('refresh', { userId: payload.sub, sessionId: payload.sid, ...meta });
           return pending.pair;
-        case 'superseded':
-          throw new AuthError(
-            'refresh_conflict',
-            'This refresh token was just rotated by a concurrent request; use the tokens that request received.',
-          );
+        case 'superseded': {
+          // A concurrent request (another tab, or a retry after a timeout) rotated this token
+          // moments ago, to the same derived successor id: this pair carries it too, so both
+          // clients end up on the one live chain and neither sees an error.
+          events.emit('refresh', {
+            userId: payload.sub,
+            sessionId: payload.sid,
+            concurrent: true,
+            ...meta,
+          });
+          return pending.pair;
+        }
         case 'reused':
           events.emit('refresh_reused', { userId: payload.sub, sessionId: payload.sid, ...meta });
           throw new AuthError(

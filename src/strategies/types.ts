@@ -22,6 +22,14 @@ export interface WriteOptions extends IssueOptions {
   headers?: Record<string, unknown>;
 }
 
+/**
+ * Which registered strategy a helper uses; the default one when left out. Tokens are bound to
+ * the strategy that issued them, so a helper refuses another strategy's tokens.
+ */
+export interface StrategyChoice {
+  strategy?: string;
+}
+
 /** One live session, as `listSessions` reports it. */
 export interface SessionInfo {
   sessionId: string;

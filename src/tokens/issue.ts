@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { cleanMeta } from '../stores/record-codec.js';
 import {
   isPrototypeKey,
@@ -65,6 +65,21 @@ function randomChunk(size: number): Buffer {
 /** Session ids: 96 random bits (16 URL-safe characters): unguessable, and short because each is a field name in Redis (up to three per session). */
 export function newSessionId(): string {
   return randomChunk(12).toString('base64url');
+}
+
+/**
+ * The refresh-token id that replaces `jti` in session `sessionId`: derived, not drawn, so every
+ * concurrent refresh of one token names the same successor. The one that wins the store's
+ * atomic rotation records it; the others (two tabs, a retry after a timeout) are answered with
+ * tokens carrying it, so the session keeps one live chain and nobody waits for a second store
+ * read. A jti is no secret (it is readable in the token, which only the signing key can mint),
+ * so knowing the next one gives nothing; it is a UUID-shaped 128-bit hash, unique per family.
+ */
+export function successorJti(sessionId: string, jti: string): string {
+  const hex = createHash('sha256')
+    .update(`koa-jwt-redis successor\0${sessionId}\0${jti}`)
+    .digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
 }
 
 /** The app's claims for the access token: `userFields` copied from the user, then explicit claims. */
