@@ -30,6 +30,7 @@ export default defineConfig({
             'test/integration/cookies.test.ts',
             'test/integration/session-cache.test.ts',
             'test/contract/session-store.test.ts',
+            'test/integration/lifecycle.test.ts',
           ],
         },
       },

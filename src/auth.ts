@@ -26,6 +26,7 @@ import { sessionStrategy } from './strategies/session.js';
 import { StrategyRegistry } from './strategies/registry.js';
 import type {
   SessionInfo,
+  StrategyChoice,
   StrategyContext,
   StrategyHelper,
   TokenReader,
@@ -48,7 +49,8 @@ export class Auth {
   readonly strategies: StrategyRegistry;
   readonly options: Readonly<ResolvedOptions>;
   private readonly store: SessionStore;
-  private readonly events = new Emitter<AuthEventMap>();
+  /** @internal the router emits `login_failed` through it */
+  readonly events = new Emitter<AuthEventMap>();
   /** The public keys, built once at creation (asymmetric keys only, never a private part). */
   private readonly publicKeys: { keys: PublicJwk[] };
   /** What the middlewares read tokens through. */
@@ -123,7 +125,7 @@ export class Auth {
     return fn.bind(strategy) as NonNullable<TokenStrategy[H]>;
   }
 
-  /** Subscribes to an audit event (`login`, `refresh`, `logout`, `revoke_all`, `refresh_reused`, `store_unavailable`). */
+  /** Subscribes to an audit event (`login`, `login_failed`, `refresh`, `logout`, `revoke_all`, `refresh_reused`, `store_unavailable`). */
   on<E extends AuthEventName>(event: E, listener: AuthEventListener<E>): this {
     this.events.on(event, listener);
     return this;
@@ -141,7 +143,7 @@ export class Auth {
    */
   async generateTokens(
     user: TokenUser,
-    options?: IssueOptions & { strategy?: string },
+    options?: IssueOptions & StrategyChoice,
   ): Promise<TokenPair> {
     const strategy = this.strategies.get(options?.strategy ?? this.strategies.defaultStrategyName);
     if (strategy.generateTokens) return strategy.generateTokens(user, options);
@@ -158,34 +160,44 @@ export class Auth {
     };
   }
 
-  /** True only when the refresh token is genuine, unexpired, a refresh token, and its UUID is live. */
-  async checkRefreshToken(token: string): Promise<boolean> {
-    return this.helper('checkRefreshToken')(token);
+  /**
+   * True only when the refresh token is genuine, unexpired, a refresh token of the strategy
+   * (`options.strategy`, else the default one), and its UUID is live.
+   */
+  async checkRefreshToken(token: string, options?: StrategyChoice): Promise<boolean> {
+    return this.helper('checkRefreshToken', options?.strategy)(token);
   }
 
-  /** Rotates a refresh token: the old one stops working and a new pair is returned. */
-  async refreshTokens(token: string, options?: IssueOptions): Promise<TokenPair> {
-    return this.helper('refreshTokens')(token, options);
+  /**
+   * Rotates a refresh token: the old one stops working and a new pair of the same strategy is
+   * returned. A token of another strategy than `options.strategy` (else the default) is refused.
+   */
+  async refreshTokens(token: string, options?: IssueOptions & StrategyChoice): Promise<TokenPair> {
+    return this.helper('refreshTokens', options?.strategy)(token, options);
   }
 
   /** Logs out the session the refresh token belongs to. Idempotent. */
-  async invalidateRefreshToken(token: string): Promise<void> {
-    return this.helper('invalidateRefreshToken')(token);
+  async invalidateRefreshToken(token: string, options?: StrategyChoice): Promise<void> {
+    return this.helper('invalidateRefreshToken', options?.strategy)(token);
   }
 
   /** Ends every session of the user; returns how many were live. */
-  async revokeAllSessions(userId: string | number): Promise<number> {
-    return this.helper('revokeAllSessions')(userId);
+  async revokeAllSessions(userId: string | number, options?: StrategyChoice): Promise<number> {
+    return this.helper('revokeAllSessions', options?.strategy)(userId);
   }
 
   /** The user's live sessions, oldest first. */
-  async listSessions(userId: string | number): Promise<SessionInfo[]> {
-    return this.helper('listSessions')(userId);
+  async listSessions(userId: string | number, options?: StrategyChoice): Promise<SessionInfo[]> {
+    return this.helper('listSessions', options?.strategy)(userId);
   }
 
   /** Ends one session of the user; false when it was not theirs or not live. */
-  async revokeSession(userId: string | number, sessionId: string): Promise<boolean> {
-    return this.helper('revokeSession')(userId, sessionId);
+  async revokeSession(
+    userId: string | number,
+    sessionId: string,
+    options?: StrategyChoice,
+  ): Promise<boolean> {
+    return this.helper('revokeSession', options?.strategy)(userId, sessionId);
   }
 
   /** Puts the request's raw token on `ctx.state.token` when present. Never fails. */
@@ -201,15 +213,18 @@ export class Auth {
    * for a valid token, else leaves it undefined. Never fails.
    * @example const user = await auth.getData(token);
    */
-  getData(token: string): Promise<AuthUser>;
+  getData(token: string, options?: StrategyChoice): Promise<AuthUser>;
   getData(options?: AuthMiddlewareOptions): Middleware<AuthState>;
-  getData(arg?: string | AuthMiddlewareOptions): Promise<AuthUser> | Middleware<AuthState> {
-    if (typeof arg === 'string') return this.readData(arg);
+  getData(
+    arg?: string | AuthMiddlewareOptions,
+    choice?: StrategyChoice,
+  ): Promise<AuthUser> | Middleware<AuthState> {
+    if (typeof arg === 'string') return this.readData(arg, choice?.strategy);
     return createGetData(this.host, arg);
   }
 
-  private async readData(token: string): Promise<AuthUser> {
-    const strategy = this.strategies.get(this.strategies.defaultStrategyName);
+  private async readData(token: string, strategyName?: string): Promise<AuthUser> {
+    const strategy = this.strategies.get(strategyName ?? this.strategies.defaultStrategyName);
     return strategy.readToken(token, { checkSession: this.options.checkSession });
   }
 
@@ -219,8 +234,11 @@ export class Auth {
    * with `revokeAllSessions`); it comes without a refresh token.
    * @example const token = await auth.createAccessToken({ id: 5, role: 'admin' }, { lifetime: 300 });
    */
-  async createAccessToken(user: TokenUser, options?: WriteOptions): Promise<string> {
-    const strategy = this.strategies.get(this.strategies.defaultStrategyName);
+  async createAccessToken(
+    user: TokenUser,
+    options?: WriteOptions & StrategyChoice,
+  ): Promise<string> {
+    const strategy = this.strategies.get(options?.strategy ?? this.strategies.defaultStrategyName);
     return strategy.writeToken(user, 'access', options);
   }
 
@@ -229,8 +247,11 @@ export class Auth {
    * `refreshTokens` turns into a pair and `invalidateRefreshToken` ends.
    * @example const refresh = await auth.createRefreshToken({ id: 5 });
    */
-  async createRefreshToken(user: TokenUser, options?: WriteOptions): Promise<string> {
-    const strategy = this.strategies.get(this.strategies.defaultStrategyName);
+  async createRefreshToken(
+    user: TokenUser,
+    options?: WriteOptions & StrategyChoice,
+  ): Promise<string> {
+    const strategy = this.strategies.get(options?.strategy ?? this.strategies.defaultStrategyName);
     return strategy.writeToken(user, 'refresh', options);
   }
 

@@ -5,6 +5,7 @@ import type { AuthenticatedState, AuthMiddlewareOptions, AuthState } from './mid
 import type { StrategyRegistry } from './strategies/registry.js';
 import type {
   SessionInfo,
+  StrategyChoice,
   StrategyFactory,
   TokenStrategy,
   WriteOptions,
@@ -16,34 +17,48 @@ import type { IssueOptions } from './tokens/issue.js';
 
 export const generateTokens = (
   user: TokenUser,
-  options?: IssueOptions & { strategy?: string },
+  options?: IssueOptions & StrategyChoice,
 ): Promise<TokenPair> => defaultAuth().generateTokens(user, options);
-export const checkRefreshToken = (token: string): Promise<boolean> =>
-  defaultAuth().checkRefreshToken(token);
-export const refreshTokens = (token: string, options?: IssueOptions): Promise<TokenPair> =>
-  defaultAuth().refreshTokens(token, options);
-export const invalidateRefreshToken = (token: string): Promise<void> =>
-  defaultAuth().invalidateRefreshToken(token);
-export const revokeAllSessions = (userId: string | number): Promise<number> =>
-  defaultAuth().revokeAllSessions(userId);
-export const listSessions = (userId: string | number): Promise<SessionInfo[]> =>
-  defaultAuth().listSessions(userId);
-export const revokeSession = (userId: string | number, sessionId: string): Promise<boolean> =>
-  defaultAuth().revokeSession(userId, sessionId);
+export const checkRefreshToken = (token: string, options?: StrategyChoice): Promise<boolean> =>
+  defaultAuth().checkRefreshToken(token, options);
+export const refreshTokens = (
+  token: string,
+  options?: IssueOptions & StrategyChoice,
+): Promise<TokenPair> => defaultAuth().refreshTokens(token, options);
+export const invalidateRefreshToken = (token: string, options?: StrategyChoice): Promise<void> =>
+  defaultAuth().invalidateRefreshToken(token, options);
+export const revokeAllSessions = (
+  userId: string | number,
+  options?: StrategyChoice,
+): Promise<number> => defaultAuth().revokeAllSessions(userId, options);
+export const listSessions = (
+  userId: string | number,
+  options?: StrategyChoice,
+): Promise<SessionInfo[]> => defaultAuth().listSessions(userId, options);
+export const revokeSession = (
+  userId: string | number,
+  sessionId: string,
+  options?: StrategyChoice,
+): Promise<boolean> => defaultAuth().revokeSession(userId, sessionId, options);
 
 export const getToken = (): Middleware<AuthState> => defaultAuth().getToken();
 /** `getData(token)`: the token's data after requireAuth's checks; `getData(options?)`: the middleware. */
-export function getData(token: string): Promise<AuthUser>;
+export function getData(token: string, options?: StrategyChoice): Promise<AuthUser>;
 export function getData(options?: AuthMiddlewareOptions): Middleware<AuthState>;
 export function getData(
   arg?: string | AuthMiddlewareOptions,
+  choice?: StrategyChoice,
 ): Promise<AuthUser> | Middleware<AuthState> {
-  return typeof arg === 'string' ? defaultAuth().getData(arg) : defaultAuth().getData(arg);
+  return typeof arg === 'string' ? defaultAuth().getData(arg, choice) : defaultAuth().getData(arg);
 }
-export const createAccessToken = (user: TokenUser, options?: WriteOptions): Promise<string> =>
-  defaultAuth().createAccessToken(user, options);
-export const createRefreshToken = (user: TokenUser, options?: WriteOptions): Promise<string> =>
-  defaultAuth().createRefreshToken(user, options);
+export const createAccessToken = (
+  user: TokenUser,
+  options?: WriteOptions & StrategyChoice,
+): Promise<string> => defaultAuth().createAccessToken(user, options);
+export const createRefreshToken = (
+  user: TokenUser,
+  options?: WriteOptions & StrategyChoice,
+): Promise<string> => defaultAuth().createRefreshToken(user, options);
 export const requireAuth = (options?: AuthMiddlewareOptions): Middleware<AuthenticatedState> =>
   defaultAuth().requireAuth(options);
 export const authorize = (rule: AuthorizeRule): Middleware<AuthState> =>

@@ -1,7 +1,24 @@
 /** Audit events and their payloads. Ids are strings; ip and user agent when the call had a ctx. */
 export interface AuthEventMap {
   login: { userId: string; sessionId?: string; ip?: string; userAgent?: string };
-  refresh: { userId: string; sessionId: string; ip?: string; userAgent?: string };
+  /** `concurrent`: answered within `refreshGracePeriod` with the session's live refresh token. */
+  /**
+   * `auth.routes()` refused a login: wrong credentials, or the rate limiter said wait. `name` is
+   * the user id or name tried (see RoutesOptions.loginName); count these to slow down guessing.
+   */
+  login_failed: {
+    reason: 'invalid_credentials' | 'rate_limited';
+    name?: string;
+    ip?: string;
+    userAgent?: string;
+  };
+  refresh: {
+    userId: string;
+    sessionId: string;
+    concurrent?: true;
+    ip?: string;
+    userAgent?: string;
+  };
   logout: { userId: string; sessionId: string };
   revoke_all: { userId: string; count: number };
   /** A rotated refresh token came back: token theft is suspected and its family was revoked. */

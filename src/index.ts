@@ -18,6 +18,7 @@ export {
 export { AuthConfigError, AuthError, UnsupportedError } from './errors.js';
 export { authErrors } from './middleware/render-error.js';
 export { StrategyRegistry } from './strategies/registry.js';
+export { koaJwtStrategy } from './strategies/koa-jwt.js';
 export { ALGORITHMS } from './keys/algorithms.js';
 export { createVerifier, Verifier } from './verifier.js';
 export { memoryStore } from './stores/memory-store.js';
@@ -43,10 +44,12 @@ export type {
 export type { AuthOptions } from './config/options.js';
 export type { CookieOptions, CsrfOptions, TokenDelivery, TokenSource } from './config/web.js';
 export type { LoginRateLimiter, RoutesOptions } from './router.js';
+export type { KoaJwtStrategyOptions, LegacyAlgorithm } from './strategies/koa-jwt.js';
 export type { JsonValue, OpenApiDocument, OpenApiOptions } from './openapi.js';
 export type {
   ReadOptions,
   SessionInfo,
+  StrategyChoice,
   StrategyContext,
   StrategyFactory,
   TokenReader,
@@ -68,6 +71,11 @@ export type {
   PostgresStoreOptions,
 } from './stores/postgres-store.js';
 export type {
+  ClusterConnectionOptions,
+  RedisConnectionOptions,
+  RedisOption,
+} from './stores/redis-connection.js';
+export type {
   AccessTokenPayload,
   AuthUser,
   RefreshTokenPayload,
@@ -77,3 +85,4 @@ export type {
   UserClaims,
 } from './tokens/claims.js';
 export type { TokenService } from './tokens/token-service.js';
+export type { DeviceInfo, DeviceType } from './tokens/device.js';

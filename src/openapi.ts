@@ -380,7 +380,17 @@ export function createOpenApiDocument(
           createdAt: { type: 'string', format: 'date-time' },
           lastUsedAt: { type: 'string', format: 'date-time' },
           expiresAt: { type: 'string', format: 'date-time' },
-          userAgent: { type: 'string' },
+          userAgent: { type: 'string', description: 'The device label, e.g. "Firefox on Linux"' },
+          device: {
+            type: 'object',
+            properties: {
+              label: { type: 'string' },
+              browser: { type: 'string' },
+              os: { type: 'string' },
+              type: { enum: ['desktop', 'mobile', 'tablet', 'tv', 'bot', 'unknown'] },
+            },
+            required: ['label', 'type'],
+          },
           ip: { type: 'string' },
           current: { type: 'boolean' },
         },

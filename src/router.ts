@@ -5,6 +5,7 @@ import type { ResolvedOptions } from './config/options.js';
 import { onlyKnown } from './config/validate.js';
 import { debug, describeError } from './debug.js';
 import { AuthConfigError, AuthError } from './errors.js';
+import type { AuthEvents } from './events.js';
 import { TokenCookies } from './middleware/cookies.js';
 import {
   bearerToken,
@@ -16,21 +17,28 @@ import { checkCsrf, checkOrigin, isUnsafeMethod } from './middleware/csrf.js';
 import { writeAuthError } from './middleware/render-error.js';
 import type { AuthenticatedState, AuthMiddlewareOptions } from './middleware/state.js';
 import type { StrategyRegistry } from './strategies/registry.js';
-import type { SessionInfo } from './strategies/types.js';
+import type { SessionInfo, StrategyChoice } from './strategies/types.js';
+import { cleanMeta } from './stores/record-codec.js';
 import type { TokenPair, TokenUser } from './tokens/claims.js';
-import type { IssueOptions } from './tokens/issue.js';
+import { type IssueOptions, sessionMeta } from './tokens/issue.js';
 
 /** What the routes need from an Auth instance: its options, strategies, helpers and requireAuth. */
 export interface RouterHost {
   readonly options: ResolvedOptions;
   readonly strategies: StrategyRegistry;
+  /** The instance's audit events: the router emits `login_failed`. */
+  readonly events: AuthEvents;
   requireAuth(options?: AuthMiddlewareOptions): Middleware<AuthenticatedState>;
-  generateTokens(user: TokenUser, options?: IssueOptions): Promise<TokenPair>;
-  refreshTokens(token: string, options?: IssueOptions): Promise<TokenPair>;
-  invalidateRefreshToken(token: string): Promise<void>;
-  revokeAllSessions(userId: string | number): Promise<number>;
-  listSessions(userId: string | number): Promise<SessionInfo[]>;
-  revokeSession(userId: string | number, sessionId: string): Promise<boolean>;
+  generateTokens(user: TokenUser, options?: IssueOptions & StrategyChoice): Promise<TokenPair>;
+  refreshTokens(token: string, options?: IssueOptions & StrategyChoice): Promise<TokenPair>;
+  invalidateRefreshToken(token: string, options?: StrategyChoice): Promise<void>;
+  revokeAllSessions(userId: string | number, options?: StrategyChoice): Promise<number>;
+  listSessions(userId: string | number, options?: StrategyChoice): Promise<SessionInfo[]>;
+  revokeSession(
+    userId: string | number,
+    sessionId: string,
+    options?: StrategyChoice,
+  ): Promise<boolean>;
 }
 
 /**
@@ -67,6 +75,27 @@ export interface RoutesOptions {
    * @default derived from the request URL
    */
   refreshCookiePath?: string;
+  /**
+   * The strategy every route issues, refreshes, reads and revokes with; tokens of any other
+   * strategy are refused. @default the instance's default strategy
+   */
+  strategy?: string;
+  /**
+   * The user id or name a login attempt tried, for the `login_failed` event.
+   * @default the body's `username`, `email`, `login` or `id`, whichever comes first
+   */
+  loginName?: (ctx: Context) => string | number | undefined;
+}
+
+/** The user name, email or id a login body carries, as the `login_failed` event reports it. */
+function defaultLoginName(ctx: Context): string | number | undefined {
+  const body = ctx.request.body as Record<string, unknown> | undefined;
+  if (body === null || typeof body !== 'object') return undefined;
+  for (const field of ['username', 'email', 'login', 'id']) {
+    const value = body[field];
+    if (typeof value === 'string' || typeof value === 'number') return value;
+  }
+  return undefined;
 }
 
 const PREFIX = /^(\/[A-Za-z0-9._~-]+)*$/;
@@ -153,6 +182,8 @@ const ROUTES_OPTIONS = {
   prefix: true,
   rateLimit: true,
   refreshCookiePath: true,
+  strategy: true,
+  loginName: true,
 } as const satisfies Record<keyof RoutesOptions, true>;
 
 export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Router {
@@ -179,6 +210,39 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
     );
   }
 
+  const strategyName = options.strategy ?? auth.strategies.defaultStrategyName;
+  if (!auth.strategies.names().includes(strategyName)) {
+    throw new AuthConfigError(
+      'routes.strategy',
+      `must name a registered strategy: ${auth.strategies.names().join(', ')}`,
+    );
+  }
+  const strategy = auth.strategies.get(strategyName);
+  const chosen = { strategy: strategyName };
+  const loginName = options.loginName ?? defaultLoginName;
+  if (typeof loginName !== 'function')
+    throw new AuthConfigError(
+      'routes.loginName',
+      'must be a function (ctx) => the id or name tried',
+    );
+
+  /** Reports a refused login: who was tried, from where, and why (brute force shows up here). */
+  function loginFailed(ctx: Context, reason: 'invalid_credentials' | 'rate_limited'): void {
+    const meta = sessionMeta({ ctx });
+    let name: unknown;
+    try {
+      name = loginName(ctx);
+    } catch {
+      name = undefined;
+    }
+    auth.events.emit('login_failed', {
+      reason,
+      ...(name === undefined ? {} : { name: cleanMeta(String(name), 256, true) }),
+      ...(meta.ip ? { ip: meta.ip } : {}),
+      ...(meta.userAgent ? { userAgent: meta.userAgent } : {}),
+    });
+  }
+
   const { web } = auth.options;
   const cookieMode = web.tokenDelivery !== 'json';
   const configuredPath = options.refreshCookiePath;
@@ -199,7 +263,7 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
   };
   const cookies = new TokenCookies(web, auth.options.refreshTokenTtl);
   // State-changing routes below always demand CSRF proof for cookie-authenticated requests.
-  const authenticated = auth.requireAuth({ csrf: true });
+  const authenticated = auth.requireAuth({ csrf: true, strategy: strategyName });
 
   /**
    * CSRF for routes that do not go through requireAuth. A cookie credential always needs the
@@ -242,6 +306,7 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
     if (rateLimit) {
       const wait = await rateLimit.check(ctx);
       if (typeof wait === 'number' && wait > 0) {
+        loginFailed(ctx, 'rate_limited');
         throw new AuthError('rate_limited', 'Too many login attempts; try again later.', {
           headers: { 'Retry-After': String(Math.ceil(wait)), 'Cache-Control': 'no-store' },
         });
@@ -249,8 +314,11 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
     }
     const user = await options.login(ctx);
     await rateLimit?.record?.(ctx, user ? 'success' : 'failure');
-    if (!user) throw new AuthError('invalid_credentials', 'The credentials are not valid.');
-    deliver(ctx, await auth.generateTokens(user, { ctx }), true);
+    if (!user) {
+      loginFailed(ctx, 'invalid_credentials');
+      throw new AuthError('invalid_credentials', 'The credentials are not valid.');
+    }
+    deliver(ctx, await auth.generateTokens(user, { ctx, ...chosen }), true);
   });
 
   router.post('/refresh', renderErrors, jsonOnly, jsonBody, async (ctx) => {
@@ -274,7 +342,7 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
     guard(ctx, fromCookie);
     let pair: TokenPair;
     try {
-      pair = await auth.refreshTokens(token, { ctx });
+      pair = await auth.refreshTokens(token, { ctx, ...chosen });
     } catch (error) {
       // A dead refresh cookie is useless to the browser: drop the cookies so the page shows the login.
       if (fromCookie && error instanceof AuthError && error.status === 401)
@@ -292,14 +360,13 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
         : undefined;
     if (bodyToken !== undefined || cookieToken !== undefined) {
       guard(ctx, cookieToken !== undefined);
-      await auth.invalidateRefreshToken((bodyToken ?? cookieToken)!);
+      await auth.invalidateRefreshToken((bodyToken ?? cookieToken)!, chosen);
     } else {
       // The refresh cookie is scoped to the refresh route, so a browser logs out with its access token.
       const found = findAccessToken(ctx, web);
       if (found === undefined)
         throw new AuthError('token_missing', 'Send { "refresh_token": "…" } or an access token.');
       if (found.source === 'cookie') guard(ctx, true);
-      const strategy = auth.strategies.get(auth.strategies.defaultStrategyName);
       // An already-revoked session is already logged out: verify the token, not the session.
       // (An opaque session token cannot be verified without its session: gone means logged out.)
       const user = await Promise.resolve(
@@ -309,7 +376,7 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
         throw error;
       });
       if (user?.sid !== undefined && strategy.revokeSession)
-        await auth.revokeSession(user.sub, user.sid);
+        await auth.revokeSession(user.sub, user.sid, chosen);
     }
     if (cookieMode) cookies.clear(ctx, refreshPathOf(ctx, 1));
     noStore(ctx);
@@ -323,11 +390,13 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
     let revoked: number;
     if (keepCurrent && sid !== undefined) {
       // "Log out other devices": every session but the caller's.
-      const others = (await auth.listSessions(sub)).filter((s) => s.sessionId !== sid);
-      const results = await Promise.all(others.map((s) => auth.revokeSession(sub, s.sessionId)));
+      const others = (await auth.listSessions(sub, chosen)).filter((s) => s.sessionId !== sid);
+      const results = await Promise.all(
+        others.map((s) => auth.revokeSession(sub, s.sessionId, chosen)),
+      );
       revoked = results.filter(Boolean).length;
     } else {
-      revoked = await auth.revokeAllSessions(sub);
+      revoked = await auth.revokeAllSessions(sub, chosen);
       if (cookieMode) cookies.clear(ctx, refreshPathOf(ctx, 1));
     }
     noStore(ctx);
@@ -336,7 +405,7 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
 
   router.get('/sessions', renderErrors, authenticated, async (ctx) => {
     const { sub, sid } = ctx.state.user;
-    const sessions = await auth.listSessions(sub);
+    const sessions = await auth.listSessions(sub, chosen);
     noStore(ctx);
     ctx.body = sessions.map((s) => ({ ...s, current: s.sessionId === sid }));
   });
@@ -345,7 +414,7 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
     const { sub, sid } = ctx.state.user;
     const id = ctx.params.id ?? '';
     // Another user's session id finds nothing under the caller's own key: 404, never a hint it exists.
-    if (!(await auth.revokeSession(sub, id)))
+    if (!(await auth.revokeSession(sub, id, chosen)))
       throw new AuthError('session_not_found', 'No such session.');
     if (cookieMode && id === sid) cookies.clear(ctx, refreshPathOf(ctx, 2));
     noStore(ctx);

@@ -35,11 +35,9 @@ export function createApp(auth: Auth): Koa {
       password?: unknown;
     };
     const user = typeof username === 'string' ? USERS.get(username) : undefined;
-    if (!user || user.password !== password) {
-      ctx.status = 401;
-      ctx.body = { error: 'invalid_credentials', message: 'Wrong username or password.' };
-      return;
-    }
+    // Thrown, so that authErrors() renders it like every other 401: JSON, WWW-Authenticate, no-store.
+    if (!user || user.password !== password)
+      throw new AuthError('invalid_credentials', 'Wrong username or password.');
     ctx.set('Cache-Control', 'no-store');
     ctx.body = await auth.generateTokens(user, { ctx });
   });

@@ -1,6 +1,5 @@
 import { AuthConfigError } from '../errors.js';
 import type { KeyConfig, KeyMaterial } from '../keys/key-ring.js';
-import type { RedisClient } from '../stores/redis-store.js';
 import type { SessionCacheOptions } from '../stores/session-cache.js';
 import { isPrototypeKey, RESERVED_CLAIMS, type TokenUser } from '../tokens/claims.js';
 import { onlyKnown, optionalString, stripUndefined, wholeNumber } from './validate.js';
@@ -12,6 +11,7 @@ import {
   type WebOptions,
   resolveWebOptions,
 } from './web.js';
+import type { RedisOption } from '../stores/redis-connection.js';
 import type { SessionStore } from '../stores/session-store.js';
 
 /** Options of {@link createAuth}. Everything is validated once, when the instance is created. */
@@ -21,10 +21,20 @@ export interface AuthOptions {
   /** A key ring: the first key that can sign signs; every key verifies. Give this or `secret`. */
   keys?: KeyConfig[];
   /**
-   * An ioredis `Redis` or `Cluster` instance, or a Redis URL. Left out: an in-memory store
-   * (one process only; warns once under NODE_ENV=production).
+   * Where sessions live: a `redis://`/`rediss://` URL, connection options (ioredis options for
+   * one node, e.g. `{ host, port, tls }`; `{ sentinels, name }` for Sentinel; `{ cluster: [nodes],
+   * ...clusterOptions }` for a Cluster), from which the library creates and owns a client set up
+   * for failovers; or your own ioredis `Redis` or `Cluster` instance. Left out (and no `store`):
+   * an in-memory store (one process only; warns once under NODE_ENV=production).
    */
-  redis?: RedisClient | string;
+  redis?: RedisOption;
+  /**
+   * Replicas that must confirm (Redis `WAIT`, within `storeTimeout`) every write that starts,
+   * rotates or ends a session before it counts; unconfirmed, the request answers 503, so a
+   * failover can never undo a logout, rotation or revocation that was answered as done.
+   * @default 1 with Sentinel, 0 otherwise
+   */
+  waitForReplicas?: number;
   /**
    * The session store, any implementation of {@link SessionStore}: `redisStore(…)`,
    * `postgresStore(…)`, `memoryStore()` or your own. Give this or `redis`, not both.
@@ -44,8 +54,13 @@ export interface AuthOptions {
   sessionIdleTtl?: number;
   /** Access token lifetime in seconds. @default 900 */
   accessTokenTtl?: number;
-  /** Refresh token (and session) lifetime in seconds; each refresh starts it anew. @default 2592000 */
+  /** Refresh token lifetime in seconds: the session's idle timeout; each refresh starts it anew. @default 2592000 */
   refreshTokenTtl?: number;
+  /**
+   * Absolute session lifetime in seconds, counted from the login (`auth_time`): no refresh
+   * extends a session past it, whatever `refreshTokenTtl` says. @default 2592000 (30 days)
+   */
+  absoluteSessionTtl?: number;
   /** `iss` claim: set on issued tokens and required on verified ones. */
   issuer?: string;
   /** `aud` claim: set on issued tokens; a verified token must name one of them. */
@@ -68,9 +83,11 @@ export interface AuthOptions {
    */
   sessionCache?: boolean | SessionCacheOptions;
   /**
-   * Seconds after a rotation during which the previous refresh token gets 409 `refresh_conflict`
-   * instead of revoking the session (two tabs refreshing at once). 0 is strict reuse detection.
-   * @default 0
+   * Seconds after a rotation during which the previous refresh token is answered with working
+   * tokens of the same session (the live refresh-token id, a fresh access token) instead of
+   * revoking the session: two tabs refreshing at once. Past it, the previous token is reuse and
+   * ends the session. 0 is strict reuse detection.
+   * @default 10
    */
   refreshGracePeriod?: number;
   /** Live sessions kept per user; a new login past it ends the oldest. 0 for no cap. @default 100 */
@@ -109,12 +126,13 @@ export const DEFAULTS = {
   sessionIdleTtl: 86_400,
   accessTokenTtl: 900,
   refreshTokenTtl: 2_592_000,
+  absoluteSessionTtl: 2_592_000,
   leeway: 5,
   userFields: [] as readonly string[],
   keyPrefix: 'auth:',
   checkSession: true,
   storeTimeout: 1000,
-  refreshGracePeriod: 0,
+  refreshGracePeriod: 10,
   maxSessionsPerUser: 100,
   verifyCacheSize: 10_000,
 } as const;
@@ -124,6 +142,7 @@ export interface ResolvedOptions {
   sessionIdleTtl: number;
   accessTokenTtl: number;
   refreshTokenTtl: number;
+  absoluteSessionTtl: number;
   issuer: string | undefined;
   audience: string | string[] | undefined;
   leeway: number;
@@ -133,6 +152,8 @@ export interface ResolvedOptions {
   storeTimeout: number;
   refreshGracePeriod: number;
   maxSessionsPerUser: number;
+  /** Undefined: the Redis store decides by topology (1 with Sentinel, else 0). */
+  waitForReplicas: number | undefined;
   loadUser: AuthOptions['loadUser'];
   realm: string | undefined;
   /** Cookie delivery and CSRF settings. */
@@ -148,11 +169,13 @@ const KNOWN = {
   secret: true,
   keys: true,
   redis: true,
+  waitForReplicas: true,
   store: true,
   strategy: true,
   sessionIdleTtl: true,
   accessTokenTtl: true,
   refreshTokenTtl: true,
+  absoluteSessionTtl: true,
   issuer: true,
   audience: true,
   leeway: true,
@@ -193,6 +216,18 @@ export function resolveOptions(options: AuthOptions): ResolvedOptions {
   if (refreshTokenTtl <= accessTokenTtl) {
     throw new AuthConfigError(
       'refreshTokenTtl',
+      `must be longer than accessTokenTtl (${accessTokenTtl} s)`,
+    );
+  }
+  const absoluteSessionTtl = wholeNumber(
+    'absoluteSessionTtl',
+    merged.absoluteSessionTtl,
+    1,
+    31_536_000,
+  );
+  if (absoluteSessionTtl <= accessTokenTtl) {
+    throw new AuthConfigError(
+      'absoluteSessionTtl',
       `must be longer than accessTokenTtl (${accessTokenTtl} s)`,
     );
   }
@@ -254,6 +289,7 @@ export function resolveOptions(options: AuthOptions): ResolvedOptions {
     sessionIdleTtl,
     accessTokenTtl,
     refreshTokenTtl,
+    absoluteSessionTtl,
     issuer: optionalString('issuer', merged.issuer),
     audience,
     leeway: wholeNumber('leeway', merged.leeway, 0, 300),
@@ -263,6 +299,10 @@ export function resolveOptions(options: AuthOptions): ResolvedOptions {
     storeTimeout: wholeNumber('storeTimeout', merged.storeTimeout, 10, 60_000),
     refreshGracePeriod: wholeNumber('refreshGracePeriod', merged.refreshGracePeriod, 0, 300),
     maxSessionsPerUser: wholeNumber('maxSessionsPerUser', merged.maxSessionsPerUser, 0, 100_000),
+    waitForReplicas:
+      merged.waitForReplicas === undefined
+        ? undefined
+        : wholeNumber('waitForReplicas', merged.waitForReplicas, 0, 16),
     loadUser: merged.loadUser,
     realm,
     web: resolveWebOptions(merged),

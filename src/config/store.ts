@@ -33,11 +33,11 @@ export function createStore(given: AuthOptions, options: ResolvedOptions): Sessi
   if (given.store !== undefined) {
     if (given.redis !== undefined)
       throw new AuthConfigError('store', 'give `store` or `redis`, not both');
-    for (const name of ['keyPrefix', 'storeTimeout', 'sessionCache'] as const) {
+    for (const name of ['keyPrefix', 'storeTimeout', 'waitForReplicas', 'sessionCache'] as const) {
       if (given[name] !== undefined) {
         throw new AuthConfigError(
           name,
-          'configures the store `redis` creates; with `store`, give it to the store factory instead (e.g. redisStore(client, { keyPrefix, timeout }))',
+          'configures the store `redis` creates; with `store`, give it to the store factory instead (e.g. redisStore(client, { keyPrefix, timeout, waitForReplicas }))',
         );
       }
     }
@@ -51,6 +51,11 @@ export function createStore(given: AuthOptions, options: ResolvedOptions): Sessi
     return given.store;
   }
   if (given.redis === undefined) {
+    if (options.waitForReplicas !== undefined && options.waitForReplicas > 0)
+      throw new AuthConfigError(
+        'waitForReplicas',
+        'confirms writes to Redis replicas, so it needs the `redis` option',
+      );
     if (given.sessionCache !== undefined && given.sessionCache !== false)
       throw new AuthConfigError('sessionCache', 'needs the Redis store: give `redis` too');
     warnMemory();
@@ -59,6 +64,7 @@ export function createStore(given: AuthOptions, options: ResolvedOptions): Sessi
   return redisStore(given.redis, {
     keyPrefix: options.keyPrefix,
     timeout: options.storeTimeout,
+    waitForReplicas: options.waitForReplicas,
     sessionCache: given.sessionCache,
   });
 }

@@ -1,5 +1,6 @@
 import {
   createHash,
+  createHmac,
   createPrivateKey,
   createPublicKey,
   createSecretKey,
@@ -25,7 +26,10 @@ export type KeyMaterial = string | Buffer | KeyObject;
 
 /** One entry of the `keys` option. */
 export interface KeyConfig {
-  /** Key id put in the token header. @default the RFC 7638 JWK thumbprint of the key */
+  /**
+   * Key id put in the token header. @default the RFC 7638 JWK thumbprint of the public key; for
+   * an HS secret, a keyed hash that reveals nothing about the secret
+   */
   kid?: string;
   /** The one algorithm this key signs and verifies with. */
   algorithm: Algorithm;
@@ -93,6 +97,40 @@ export function jwkThumbprint(key: KeyObject): string {
   return createHash('sha256').update(JSON.stringify(members)).digest('base64url');
 }
 
+/** The label an HS secret's default kid is an HMAC of. Changing it changes every default HS kid. */
+const KID_LABEL = 'koa-jwt-redis key id v1';
+
+/**
+ * The default `kid` of an HMAC secret: HMAC-SHA256 of a fixed label keyed by the secret, cut to
+ * 128 bits. Unlike the JWK thumbprint (an unkeyed hash of the secret, which lets anyone test a
+ * guess with one SHA-256 and no token), testing a guess against it costs exactly what testing it
+ * against any token's signature costs, so publishing it in every header tells nothing more.
+ */
+export function secretKid(key: KeyObject): string {
+  return createHmac('sha256', key).update(KID_LABEL).digest().subarray(0, 16).toString('base64url');
+}
+
+const GENERATE_SECRET = `node -e "console.log(require('crypto').randomBytes(32).toString('base64url'))"`;
+
+/**
+ * Why `secret` is no HMAC secret although it is long enough, or undefined. Length alone lets
+ * through secrets with almost no entropy (32 zero bytes, 'a'.repeat(32)) and the classic
+ * confusion of pasting a public key (PEM) or a JWK where a shared secret belongs.
+ */
+export function weakSecret(secret: Buffer): string | undefined {
+  const text = secret.toString('latin1');
+  if (/-----BEGIN [A-Z0-9 ]+-----/.test(text)) {
+    return `looks like a PEM key; an HS* secret is random bytes shared by signer and verifier. For a key pair use \`keys: [{ algorithm: 'RS256', privateKey }]\`, or generate a secret with ${GENERATE_SECRET}`;
+  }
+  if (/^\s*\{[\s\S]*"kty"\s*:/.test(text)) {
+    return `looks like a JWK; pass the key itself through \`keys\` (a crypto.KeyObject from createPrivateKey({ key, format: 'jwk' })), or generate a secret with ${GENERATE_SECRET}`;
+  }
+  if (new Set(secret).size < 8) {
+    return `is too repetitive to be random (fewer than 8 different byte values); generate one with ${GENERATE_SECRET}`;
+  }
+  return undefined;
+}
+
 /** A sign/verify round trip at start-up catches a private key paired with the wrong public key. */
 function checkPair(option: string, algorithm: Algorithm, priv: KeyObject, pub: KeyObject): void {
   const data = Buffer.from('koa-jwt-redis key check');
@@ -129,7 +167,7 @@ function buildKey(config: KeyConfig, at: string, secretAt = `${at}.secret`): Rin
       throw new AuthConfigError(at, `${algorithm} takes a secret, not privateKey/publicKey`);
     }
     signingKey = verifyKey = toKeyObject(secretAt, config.secret, 'secret');
-    const problem = keyMismatch(algorithm, verifyKey);
+    const problem = keyMismatch(algorithm, verifyKey) ?? weakSecret(verifyKey.export());
     if (problem) throw new AuthConfigError(secretAt, problem);
   } else {
     if (config.secret !== undefined) {
@@ -161,7 +199,9 @@ function buildKey(config: KeyConfig, at: string, secretAt = `${at}.secret`): Rin
     if (signingKey && config.publicKey !== undefined)
       checkPair(at, algorithm, signingKey, verifyKey);
   }
-  const kid = config.kid ?? jwkThumbprint(verifyKey);
+  // Asymmetric keys keep their published RFC 7638 thumbprint; a secret's kid must not reveal it.
+  const kid =
+    config.kid ?? (verifyKey.type === 'secret' ? secretKid(verifyKey) : jwkThumbprint(verifyKey));
   if (typeof kid !== 'string' || kid.length === 0 || kid.length > 256) {
     throw new AuthConfigError(`${at}.kid`, 'must be a non-empty string of at most 256 characters');
   }

@@ -5,6 +5,23 @@ import type { TokenPair } from '../tokens/claims.js';
 import { readCookie } from './credentials.js';
 
 /**
+ * The lifetime of a freshly signed JWT, `exp - iat` (a session may end before `refreshTokenTtl`:
+ * its absolute lifetime), so that no cookie outlives its token. Infinity for a token that is no JWT.
+ */
+function secondsLeft(token: string): number {
+  try {
+    const payload: unknown = JSON.parse(
+      Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8'),
+    );
+    const { exp, iat } = (payload ?? {}) as { exp?: unknown; iat?: unknown };
+    if (typeof exp === 'number' && typeof iat === 'number') return Math.max(0, exp - iat);
+  } catch {
+    // Not a JWT (an opaque strategy's token): the configured lifetime bounds it.
+  }
+  return Infinity;
+}
+
+/**
  * Writes the auth cookies. Set-Cookie is written by hand rather than through `ctx.cookies`,
  * which refuses `Secure` cookies on plain-http connections, although browsers accept them from
  * http://localhost during development.
@@ -36,14 +53,15 @@ export class TokenCookies {
   set(ctx: Context, pair: TokenPair, refreshPath: string, rotateCsrf: boolean): void {
     const { names } = this.web.cookies;
     this.write(ctx, names.access, pair.access_token, '/', pair.expires_in, true);
-    this.write(ctx, names.refresh, pair.refresh_token, refreshPath, this.refreshTokenTtl, true);
+    const refreshMaxAge = Math.min(this.refreshTokenTtl, secondsLeft(pair.refresh_token));
+    this.write(ctx, names.refresh, pair.refresh_token, refreshPath, refreshMaxAge, true);
     // The double-submit token: readable by the page's script, which echoes it in a header.
     const current = readCookie(ctx, names.csrf);
     const csrf =
       !rotateCsrf && current !== undefined && /^[A-Za-z0-9_-]{22,64}$/.test(current)
         ? current
         : randomBytes(24).toString('base64url');
-    this.write(ctx, names.csrf, csrf, '/', this.refreshTokenTtl, false);
+    this.write(ctx, names.csrf, csrf, '/', refreshMaxAge, false);
   }
 
   clear(ctx: Context, refreshPath: string): void {

@@ -70,11 +70,14 @@ export function expandUuid(compact: string): string {
 /**
  * How much of the previous UUID a record keeps (for `refreshGracePeriod` only): 14 characters,
  * 84 bits, so that the record stays within 64 bytes. A false match would need a genuinely
- * signed token of the same family and would only turn a reuse revocation into a 409.
+ * signed token of the same family and would only turn a reuse revocation into a grace answer.
  */
 export const PREVIOUS_UUID_CHARS = 14;
 
-/** Metadata chunks stored per family: "ip|user agent" (at most 64 + 1 + 256 characters) in 64s. */
+/**
+ * Metadata chunks stored per family: "ip|user agent" (at most 64 + 1 + 256 UTF-8 bytes, see
+ * {@link cleanMeta}) in chunks of at most 64 bytes, each cut between characters.
+ */
 export const META_CHUNK = 64;
 export const META_CHUNKS = 6;
 
@@ -89,13 +92,28 @@ export const isMetaField = (field: string): boolean => field.includes(META_MARK)
 export const metaFields = (sessionId: string): string[] =>
   Array.from({ length: META_CHUNKS }, (_, i) => metaField(sessionId, i));
 
-/** "ip|user agent" cut in chunks of 64 characters, or none when neither is known. */
+/**
+ * "ip|user agent" cut in chunks of at most 64 UTF-8 bytes (Redis counts listpack values in
+ * bytes), never inside a character: a chunk ending in half a surrogate pair or half a UTF-8
+ * sequence would come back from Redis as U+FFFD. None when neither is known.
+ */
 export function packMeta(s: Pick<SessionRecord, 'ip' | 'userAgent'>): string[] {
   if (s.ip === '' && s.userAgent === '') return [];
-  const meta = `${s.ip}${SEP}${s.userAgent}`;
   const chunks: string[] = [];
-  for (let i = 0; i < meta.length && chunks.length < META_CHUNKS; i += META_CHUNK)
-    chunks.push(meta.slice(i, i + META_CHUNK));
+  let chunk = '';
+  let bytes = 0;
+  for (const char of `${s.ip}${SEP}${s.userAgent}`) {
+    const size = Buffer.byteLength(char);
+    if (bytes + size > META_CHUNK) {
+      chunks.push(chunk);
+      if (chunks.length === META_CHUNKS) return chunks;
+      chunk = '';
+      bytes = 0;
+    }
+    chunk += char;
+    bytes += size;
+  }
+  chunks.push(chunk);
   return chunks;
 }
 
@@ -135,11 +153,27 @@ export function unpackSession(
   };
 }
 
-/** Bounded, separator-free metadata: a hostile User-Agent cannot grow Redis or break the packing. */
-export function cleanMeta(value: unknown, max: number, allowSeparator: boolean): string {
+/**
+ * Bounded, separator-free metadata: a hostile User-Agent cannot grow Redis or break the packing.
+ * `maxBytes` counts UTF-8 bytes and the cut falls between characters; lone surrogates (no UTF-8
+ * form) become U+FFFD, so what is stored is exactly what `listSessions` gives back.
+ */
+export function cleanMeta(value: unknown, maxBytes: number, allowSeparator: boolean): string {
   if (typeof value !== 'string') return '';
   // eslint-disable-next-line no-control-regex
   let cleaned = value.replace(/[\u0000-\u001f\u007f]/g, '');
   if (!allowSeparator) cleaned = cleaned.replaceAll(SEP, '');
-  return cleaned.slice(0, max);
+  cleaned = cleaned.replace(
+    /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g,
+    '\uFFFD',
+  );
+  if (Buffer.byteLength(cleaned) <= maxBytes) return cleaned;
+  let out = '';
+  let bytes = 0;
+  for (const char of cleaned) {
+    bytes += Buffer.byteLength(char);
+    if (bytes > maxBytes) break;
+    out += char;
+  }
+  return out;
 }

@@ -1,7 +1,8 @@
-import { type Cluster, Redis } from 'ioredis';
+import type { ChainableCommander, Cluster, Redis } from 'ioredis';
 import { AuthConfigError } from '../errors.js';
 import { wholeNumber } from '../config/validate.js';
 import { bounded } from './bounded.js';
+import { connectRedis, type RedisClient, type RedisOption } from './redis-connection.js';
 import {
   CREATE_ARGS,
   CREATE_SESSION,
@@ -36,15 +37,24 @@ import type {
   SessionStore,
 } from './session-store.js';
 
-export type RedisClient = Redis | Cluster;
+export { isRedisClient, type RedisClient } from './redis-connection.js';
 
-/** The commands `defineCommand` adds; prefixed so they cannot clash with the app's own. */
-interface ScriptedClient {
-  kjrCreateSession(h: string, ...argv: (string | number)[]): Promise<number>;
-  kjrRotateSession(h: string, ...argv: (string | number)[]): Promise<number>;
-  kjrRevokeSession(h: string, ...argv: (string | number)[]): Promise<number>;
-  kjrRevokeAll(h: string, ...argv: (string | number)[]): Promise<number>;
-}
+const SCRIPTS = {
+  kjrCreateSession: CREATE_SESSION,
+  kjrRotateSession: ROTATE_SESSION,
+  kjrRevokeSession: REVOKE_SESSION,
+  kjrRevokeAll: REVOKE_ALL,
+} as const;
+type ScriptName = keyof typeof SCRIPTS;
+type ScriptArgs = (string | number)[];
+
+/** The commands `defineCommand` adds (prefixed so they cannot clash with the app's own); each returns a number. */
+type ScriptedClient = Record<ScriptName, (key: string, ...argv: ScriptArgs) => Promise<number>>;
+type ScriptedPipeline = ChainableCommander &
+  Record<ScriptName, (key: string, ...argv: ScriptArgs) => ChainableCommander>;
+
+/** Connections for confirmed writes (see `writers`), besides the one for reads. */
+const WRITER_CONNECTIONS = 4;
 
 /** Session ids this library issues are base64url; anything else cannot name a family (nor its `:n` fields). */
 const SESSION_ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -60,6 +70,19 @@ export interface RedisStoreOptions {
   ownsClient: boolean;
   /** Keep session liveness in process, kept coherent by Redis (off when undefined). */
   sessionCache?: ResolvedSessionCache | undefined;
+  /**
+   * Replicas that must have a write (Redis `WAIT`) before it counts as done; 0 answers as soon as
+   * the master has it.
+   */
+  waitForReplicas: number;
+}
+
+/** A write the master took but too few replicas confirmed in time: a failover could undo it. */
+export class ReplicationError extends Error {
+  constructor(wanted: number, got: number, ms: number) {
+    super(`the write reached ${got} of the ${wanted} replicas required within ${ms} ms`);
+    this.name = 'ReplicationError';
+  }
 }
 
 /**
@@ -70,7 +93,15 @@ export interface RedisStoreOptions {
  */
 export class RedisStore implements SessionStore {
   private readonly client: RedisClient & ScriptedClient;
-  private readonly clientTimesOut: boolean;
+  /**
+   * Where confirmed writes go: connections of their own, because `WAIT` blocks the connection it
+   * runs on until the replicas answer. Session checks must not queue behind it, and with several
+   * connections one write's confirmation does not hold up the next one's.
+   */
+  private readonly writers: { client: RedisClient; busy: number }[] = [];
+  /** Reads may skip our own timer: see {@link readBounded}. */
+  private readonly readsTimeOut: boolean;
+  private closing = false;
   private readonly cache: SessionCache | undefined;
   /** The client's own `keyPrefix`, which Redis sees in front of ours (in invalidations too). */
   private readonly clientPrefix: string;
@@ -79,17 +110,26 @@ export class RedisStore implements SessionStore {
     client: RedisClient,
     private readonly options: RedisStoreOptions,
   ) {
-    for (const [name, lua] of [
-      ['kjrCreateSession', CREATE_SESSION],
-      ['kjrRotateSession', ROTATE_SESSION],
-      ['kjrRevokeSession', REVOKE_SESSION],
-      ['kjrRevokeAll', REVOKE_ALL],
-    ] as const) {
-      client.defineCommand(name, { numberOfKeys: 1, lua });
-    }
+    const define = (c: RedisClient): void => {
+      for (const [name, lua] of Object.entries(SCRIPTS))
+        c.defineCommand(name, { numberOfKeys: 1, lua });
+    };
+    define(client);
     this.client = client as RedisClient & ScriptedClient;
-    const commandTimeout = client.isCluster ? undefined : (client as Redis).options.commandTimeout;
-    this.clientTimesOut = typeof commandTimeout === 'number' && commandTimeout <= options.timeout;
+    if (options.ownsClient) this.keepConnecting(client);
+    for (let i = 0; options.waitForReplicas > 0 && i < WRITER_CONNECTIONS; i++) {
+      const writer = client.duplicate();
+      writer.on('error', () => {});
+      define(writer);
+      this.keepConnecting(writer);
+      this.writers.push({ client: writer, busy: 0 });
+    }
+    const nodeOptions = client.isCluster ? undefined : (client as Redis).options;
+    this.readsTimeOut =
+      nodeOptions !== undefined &&
+      !nodeOptions.enableAutoPipelining &&
+      typeof nodeOptions.commandTimeout === 'number' &&
+      nodeOptions.commandTimeout <= options.timeout;
     this.clientPrefix = client.options.keyPrefix ?? '';
     this.cache =
       options.sessionCache === undefined
@@ -116,14 +156,63 @@ export class RedisStore implements SessionStore {
   }
 
   /**
-   * Bounds a command in time. A single-node client whose own `commandTimeout` is no longer than
-   * ours already does (ioredis arms it before the command is written or queued offline), so its
-   * commands pass through untouched: no second timer per request. Otherwise (a Cluster, or a
-   * client without commandTimeout) the command races a timer of ours.
+   * Reconnects a client of ours that gave up. ioredis ends a Sentinel client for good when a
+   * failover interrupts its reconnection (the sentinels' `+switch-master`, or a `READONLY`,
+   * arriving while it is still connecting): every later command would fail with "Connection is
+   * closed". A session store must come back by itself.
    */
+  private keepConnecting(client: RedisClient): void {
+    client.on('end', () => {
+      if (this.closing) return;
+      setTimeout(() => {
+        if (!this.closing && client.status === 'end') client.connect().catch(() => {});
+      }, 100).unref();
+    });
+  }
+
+  /**
+   * A read, bounded in time. A single-node client without auto-pipelining whose own
+   * `commandTimeout` is no longer than ours already bounds a plain command (ioredis arms it
+   * before the command is written or queued offline), so it passes through untouched: no second
+   * timer per session check. An auto-pipelined command can wait for its batch first, and a
+   * Cluster command can be redirected and retried, so those race a timer of ours.
+   */
+  private readBounded<T>(command: Promise<T>): Promise<T> {
+    return this.readsTimeOut ? command : this.bounded(command);
+  }
+
+  /** Races the command against `timeout`: the bound holds whatever the client does. */
   private bounded<T>(command: Promise<T>): Promise<T> {
-    if (this.clientTimesOut) return command;
     return bounded(command, this.options.timeout, 'Redis');
+  }
+
+  /**
+   * Runs a write script, bounded in time. With `waitForReplicas`, a `WAIT` follows it in the same
+   * round trip, on the same connection (so, on a Cluster, on the node that ran the script): the
+   * write only counts once that many replicas have it, and a failover cannot undo it.
+   */
+  private async write(name: ScriptName, key: string, ...args: ScriptArgs): Promise<number> {
+    const wanted = this.options.waitForReplicas;
+    if (this.writers.length === 0) return this.bounded(this.client[name](key, ...args));
+    const ms = this.options.timeout;
+    const writer = this.writers.reduce((a, b) => (b.busy < a.busy ? b : a));
+    const pipeline = writer.client.pipeline() as ScriptedPipeline;
+    pipeline[name](key, ...args).wait(wanted, ms);
+    // Busy until Redis answers, even past our timeout: the connection is blocked until then.
+    writer.busy++;
+    const exec = pipeline.exec();
+    exec.then(
+      () => writer.busy--,
+      () => writer.busy--,
+    );
+    const results = await this.bounded(exec);
+    const [script, wait] = results ?? [];
+    if (!script || !wait) throw new Error('the write pipeline returned no results');
+    if (script[0]) throw script[0];
+    if (wait[0]) throw wait[0];
+    const got = Number(wait[1]);
+    if (!(got >= wanted)) throw new ReplicationError(wanted, got, ms);
+    return Number(script[1]);
   }
 
   async create(userId: string, s: NewSession, maxSessions: number): Promise<void> {
@@ -136,18 +225,17 @@ export class RedisStore implements SessionStore {
     });
     await this.written(
       userId,
-      this.bounded(
-        this.client.kjrCreateSession(
-          this.key(userId),
-          ...scriptArgs(CREATE_ARGS, {
-            sessionId: s.sessionId,
-            core,
-            expiresAt: s.expiresAt,
-            now: s.now,
-            maxSessions,
-          }),
-          ...packMeta(s),
-        ),
+      this.write(
+        'kjrCreateSession',
+        this.key(userId),
+        ...scriptArgs(CREATE_ARGS, {
+          sessionId: s.sessionId,
+          core,
+          expiresAt: s.expiresAt,
+          now: s.now,
+          maxSessions,
+        }),
+        ...packMeta(s),
       ),
     );
   }
@@ -156,20 +244,19 @@ export class RedisStore implements SessionStore {
     if (!SESSION_ID.test(r.sessionId)) return 'missing';
     const code = await this.written(
       userId,
-      this.bounded(
-        this.client.kjrRotateSession(
-          this.key(userId),
-          ...scriptArgs(ROTATE_ARGS, {
-            sessionId: r.sessionId,
-            oldJti: compactUuid(r.oldJti),
-            newJti: compactUuid(r.newJti),
-            now: r.now,
-            expiresAt: r.expiresAt,
-            graceMs: r.graceMs,
-            now36: r.now.toString(36),
-            expiresAt36: r.expiresAt.toString(36),
-          }),
-        ),
+      this.write(
+        'kjrRotateSession',
+        this.key(userId),
+        ...scriptArgs(ROTATE_ARGS, {
+          sessionId: r.sessionId,
+          oldJti: compactUuid(r.oldJti),
+          newJti: compactUuid(r.newJti),
+          now: r.now,
+          expiresAt: r.expiresAt,
+          graceMs: r.graceMs,
+          now36: r.now.toString(36),
+          expiresAt36: r.expiresAt.toString(36),
+        }),
       ),
     );
     return ROTATION.get(code) ?? 'missing';
@@ -177,7 +264,7 @@ export class RedisStore implements SessionStore {
 
   async get(userId: string, sessionId: string, now: number): Promise<SessionRecord | undefined> {
     if (!SESSION_ID.test(sessionId)) return undefined;
-    const [core, ...meta] = await this.bounded(
+    const [core, ...meta] = await this.readBounded(
       this.client.hmget(this.key(userId), sessionId, ...metaFields(sessionId)),
     );
     const record = core ? unpackSession(sessionId, core, meta.join('')) : undefined;
@@ -188,7 +275,7 @@ export class RedisStore implements SessionStore {
     if (!SESSION_ID.test(sessionId)) return false;
     const cache = this.cache;
     if (cache === undefined) {
-      const core = await this.bounded(this.client.hget(this.key(userId), sessionId));
+      const core = await this.readBounded(this.client.hget(this.key(userId), sessionId));
       return core !== null && coreExpiresAt(core) > now;
     }
     const key = this.cacheKey(userId);
@@ -197,7 +284,7 @@ export class RedisStore implements SessionStore {
     const ticket = cache.begin(key, now);
     let expiresAt: number | undefined;
     try {
-      const core = await this.bounded(this.client.hget(this.key(userId), sessionId));
+      const core = await this.readBounded(this.client.hget(this.key(userId), sessionId));
       expiresAt = core === null ? 0 : coreExpiresAt(core);
       return expiresAt > now;
     } finally {
@@ -213,23 +300,25 @@ export class RedisStore implements SessionStore {
 
   async revoke(userId: string, sessionId: string): Promise<boolean> {
     if (!SESSION_ID.test(sessionId)) return false;
-    const write = this.client.kjrRevokeSession(
+    const write = this.write(
+      'kjrRevokeSession',
       this.key(userId),
       ...scriptArgs(REVOKE_SESSION_ARGS, { sessionId, now: Date.now() }),
     );
-    return (await this.written(userId, this.bounded(write))) > 0;
+    return (await this.written(userId, write)) > 0;
   }
 
   async revokeAll(userId: string, now: number): Promise<number> {
-    const write = this.client.kjrRevokeAll(
+    const write = this.write(
+      'kjrRevokeAll',
       this.key(userId),
       ...scriptArgs(REVOKE_ALL_ARGS, { now }),
     );
-    return this.written(userId, this.bounded(write));
+    return this.written(userId, write);
   }
 
   async list(userId: string, now: number): Promise<SessionRecord[]> {
-    const all = await this.bounded(this.client.hgetall(this.key(userId)));
+    const all = await this.readBounded(this.client.hgetall(this.key(userId)));
     const sessions: SessionRecord[] = [];
     for (const [field, core] of Object.entries(all)) {
       if (isMetaField(field)) continue;
@@ -253,13 +342,19 @@ export class RedisStore implements SessionStore {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     this.cache?.close();
-    if (!this.options.ownsClient) return;
-    try {
-      await this.client.quit();
-    } catch {
-      this.client.disconnect();
-    }
+    const owned: RedisClient[] = this.options.ownsClient ? [this.client] : [];
+    for (const writer of this.writers) owned.push(writer.client);
+    await Promise.all(
+      owned.map(async (client) => {
+        try {
+          await client.quit();
+        } catch {
+          client.disconnect();
+        }
+      }),
+    );
   }
 }
 
@@ -269,6 +364,11 @@ export interface RedisStoreConfig {
   keyPrefix?: string;
   /** Longest wait for Redis, in ms; past it the request gets 503 `store_unavailable`. @default 1000 */
   timeout?: number;
+  /**
+   * Replicas that must confirm (Redis `WAIT`, within `timeout`) each write that starts, rotates
+   * or ends a session; unconfirmed, the request answers 503. @default 1 with Sentinel, else 0
+   */
+  waitForReplicas?: number;
   /**
    * Opt-in: remember session liveness in this process, so `requireAuth()` answers repeat
    * requests without a round trip, while Redis itself tells every process of each change
@@ -302,27 +402,16 @@ export function resolveSessionCache(value: unknown): ResolvedSessionCache | unde
   };
 }
 
-export function isRedisClient(value: unknown): value is RedisClient {
-  return (
-    value !== null &&
-    typeof value === 'object' &&
-    typeof (value as RedisClient).defineCommand === 'function' &&
-    typeof (value as RedisClient).zscore === 'function'
-  );
-}
-
 /**
  * The Redis session store: one hash per user, atomic Lua scripts, keys that expire with their
- * last session. Give an ioredis `Redis` or `Cluster` (yours: the store never closes it) or a
- * redis:// URL (the store opens the client and `auth.close()` quits it).
- * `createAuth({ redis })` is the short form of `createAuth({ store: redisStore(redis) })`.
+ * last session. Give an ioredis `Redis` or `Cluster` (yours: the store never closes it), a
+ * redis:// or rediss:// URL, or connection options (`{ host, port, tls }`, `{ sentinels, name }`,
+ * `{ cluster: [nodes] }`): then the store opens a client set up for failovers and `auth.close()`
+ * quits it. `createAuth({ redis })` is the short form of `createAuth({ store: redisStore(redis) })`.
  * @example
  * const auth = createAuth({ secret, store: redisStore(new Redis(process.env.REDIS_URL!), { keyPrefix: 'myapp:' }) });
  */
-export function redisStore(
-  redis: RedisClient | string,
-  config: RedisStoreConfig = {},
-): SessionStore {
+export function redisStore(redis: RedisOption, config: RedisStoreConfig = {}): SessionStore {
   const fail = (option: string, message: string) => new AuthConfigError(option, message);
   if (config === null || typeof config !== 'object')
     throw fail('redisStore options', 'must be an object like { keyPrefix, timeout }');
@@ -335,28 +424,17 @@ export function redisStore(
   }
   const timeout = wholeNumber('timeout', config.timeout ?? 1000, 10, 60_000);
   const sessionCache = resolveSessionCache(config.sessionCache);
-  if (typeof redis === 'string') {
-    let client: Redis;
-    try {
-      client = new Redis(redis, {
-        // Fail fast and bounded: one retry per command, a command timeout, reconnect forever.
-        commandTimeout: timeout,
-        maxRetriesPerRequest: 1,
-        enableAutoPipelining: true,
-        retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
-      });
-    } catch (cause) {
-      throw new AuthConfigError(
-        'redis',
-        'is not a valid Redis URL (e.g. redis://127.0.0.1:6379/0)',
-        { cause },
-      );
-    }
-    // Errors surface per request as 503s; without a listener ioredis would log each reconnect.
-    client.on('error', () => {});
-    return new RedisStore(client, { keyPrefix, timeout, ownsClient: true, sessionCache });
-  }
-  if (isRedisClient(redis))
-    return new RedisStore(redis, { keyPrefix, timeout, ownsClient: false, sessionCache });
-  throw fail('redis', 'must be an ioredis Redis or Cluster instance, or a redis:// URL');
+  const wanted =
+    config.waitForReplicas === undefined
+      ? undefined
+      : wholeNumber('waitForReplicas', config.waitForReplicas, 0, 16);
+  const { client, owned, topology } = connectRedis(redis, timeout);
+  return new RedisStore(client, {
+    keyPrefix,
+    timeout,
+    ownsClient: owned,
+    sessionCache,
+    // Sentinel promotes a replica on failover: only writes a replica has are safe from it.
+    waitForReplicas: wanted ?? (topology === 'sentinel' ? 1 : 0),
+  });
 }

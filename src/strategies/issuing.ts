@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { AuthError } from '../errors.js';
 import { appClaims, tokenPair } from '../tokens/issue.js';
 import {
   isPrototypeKey,
@@ -18,9 +19,26 @@ export interface PendingPair {
   expiresAt: number;
 }
 
+/** Where a pair sits in its session's life. */
+export interface SessionTimes {
+  /** When the user logged in, epoch seconds: the `auth_time` claim, kept by every refresh. */
+  authTime: number;
+  /** The refresh-token id to put in the pair; a new random one when left out. */
+  jti?: string;
+  /** A further cap on the session's end, epoch ms (e.g. the stored record's expiry). */
+  notAfter?: number;
+}
+
+/** The session has reached its absolute end (or the record's): nothing can be issued for it. */
+const sessionOver = () =>
+  new AuthError('token_expired', 'The session has reached its maximum lifetime; log in again.');
+
 /**
  * Signs an access + refresh pair for one session family. The app claims ride along in the
  * refresh token (`usr`, signed) so that a refresh can re-issue them without the user object.
+ * The session ends at the earlier of the idle timeout (`refreshTokenTtl`, or the refresh
+ * token's own `lifetime`, from now) and the
+ * absolute one (`absoluteSessionTtl` from `auth_time`); no token of the pair outlives it.
  */
 export function signPair(
   context: StrategyContext,
@@ -28,20 +46,39 @@ export function signPair(
   sessionId: string,
   claims: Record<string, unknown>,
   now: number,
+  session: SessionTimes,
   refreshOverrides?: SignOverrides,
 ): PendingPair {
+  const { tokens, options } = context;
+  const { authTime } = session;
+  // writeToken may give the refresh token its own lifetime: the idle timeout of that session.
+  const idle = refreshOverrides?.lifetime ?? tokens.refreshTokenTtl;
+  const expiresAt = Math.min(
+    now + idle * 1000,
+    (authTime + options.absoluteSessionTtl) * 1000,
+    session.notAfter ?? Infinity,
+  );
+  const notAfter = Math.floor(expiresAt / 1000);
+  const iat = Math.floor(now / 1000);
+  if (notAfter <= iat) throw sessionOver();
   // A random UUID (122 bits); the Redis store keeps it in 22 characters (compactUuid).
-  const jti = randomUUID();
-  const refreshClaims: Record<string, unknown> = { sub, sid: sessionId, jti };
+  const jti = session.jti ?? randomUUID();
+  const refreshClaims: Record<string, unknown> = { sub, sid: sessionId, jti, auth_time: authTime };
   if (Object.keys(claims).length > 0) refreshClaims.usr = claims;
-  const refresh = context.tokens.sign('refresh', refreshClaims, now, refreshOverrides);
-  const access = context.tokens.sign('access', { ...claims, sub, sid: sessionId }, now);
-  const lifetime = refreshOverrides?.lifetime ?? context.tokens.refreshTokenTtl;
-  return {
-    pair: tokenPair(access.token, refresh.token, context.tokens.accessTokenTtl),
-    jti,
-    expiresAt: now + lifetime * 1000,
-  };
+  const refresh = tokens.sign('refresh', refreshClaims, now, refreshOverrides, notAfter);
+  const access = tokens.sign(
+    'access',
+    { ...claims, sub, sid: sessionId, auth_time: authTime },
+    now,
+    undefined,
+    notAfter,
+  );
+  return { pair: tokenPair(access.token, refresh.token, access.exp - iat), jti, expiresAt };
+}
+
+/** `auth_time` of a verified refresh token (the verifier requires it to be a number). */
+export function authTimeOf(payload: RefreshTokenPayload): number {
+  return payload.auth_time!;
 }
 
 /**

@@ -2,7 +2,7 @@ import { AuthError, UnsupportedError } from '../errors.js';
 import { appClaims, type IssueOptions, newSessionId, userIdOf } from '../tokens/issue.js';
 import type { TokenPair, TokenUser } from '../tokens/claims.js';
 import { checkSignOverrides } from '../tokens/token-service.js';
-import { refreshedClaims, signPair } from './issuing.js';
+import { authTimeOf, refreshedClaims, signPair } from './issuing.js';
 import type { StrategyContext, TokenStrategy, WriteOptions } from './types.js';
 
 /**
@@ -28,19 +28,24 @@ export function jwtStrategy(context: StrategyContext): TokenStrategy {
       const sub = userIdOf(user);
       const claims = appClaims(user, options.userFields, writeOptions?.claims);
       const sid = writeOptions?.sessionId ?? newSessionId();
+      const now = Date.now();
+      const authTime = Math.floor(now / 1000);
       if (kind === 'access')
-        return tokens.sign('access', { ...claims, sub, sid }, Date.now(), overrides).token;
-      return signPair(context, sub, sid, claims, Date.now(), overrides).pair.refresh_token;
+        return tokens.sign('access', { ...claims, sub, sid, auth_time: authTime }, now, overrides)
+          .token;
+      return signPair(context, sub, sid, claims, now, { authTime }, overrides).pair.refresh_token;
     },
 
     async generateTokens(user: TokenUser, issue?: IssueOptions): Promise<TokenPair> {
       const sub = userIdOf(user);
+      const now = Date.now();
       const { pair } = signPair(
         context,
         sub,
         newSessionId(),
         appClaims(user, options.userFields, issue?.claims),
-        Date.now(),
+        now,
+        { authTime: Math.floor(now / 1000) },
       );
       context.events.emit('login', { userId: sub });
       return pair;
@@ -60,7 +65,10 @@ export function jwtStrategy(context: StrategyContext): TokenStrategy {
       const claims = await refreshedClaims(context, payload);
       if (claims === null) throw new AuthError('token_revoked', 'The user no longer exists.');
       context.events.emit('refresh', { userId: payload.sub, sessionId: payload.sid });
-      return signPair(context, payload.sub, payload.sid, claims, Date.now()).pair;
+      // The login time rides along, so no refresh carries the session past absoluteSessionTtl.
+      return signPair(context, payload.sub, payload.sid, claims, Date.now(), {
+        authTime: authTimeOf(payload),
+      }).pair;
     },
 
     async invalidateRefreshToken(token) {

@@ -7,11 +7,14 @@ import {
   type IssueOptions,
   newSessionId,
   normalizeUserId,
+  requestMeta,
   sessionMeta,
+  successorJti,
   userIdOf,
 } from '../tokens/issue.js';
 import type { SessionRecord } from '../stores/session-store.js';
-import { refreshedClaims, signPair } from './issuing.js';
+import { describeDevice } from '../tokens/device.js';
+import { authTimeOf, refreshedClaims, signPair } from './issuing.js';
 import type { SessionInfo, StrategyContext, TokenStrategy, WriteOptions } from './types.js';
 
 const revoked = () => new AuthError('token_revoked', 'The session has ended; log in again.');
@@ -23,7 +26,12 @@ function toSessionInfo(record: SessionRecord): SessionInfo {
     lastUsedAt: new Date(record.lastUsedAt),
     expiresAt: new Date(record.expiresAt),
   };
-  if (record.userAgent) info.userAgent = record.userAgent;
+  const device = describeDevice(record.userAgent);
+  if (device) {
+    info.device = device;
+    // What apps showed as "the user agent" is now the short label: the raw one is not stored.
+    info.userAgent = device.label;
+  }
   if (record.ip) info.ip = record.ip;
   return info;
 }
@@ -77,7 +85,15 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
     const meta = sessionMeta(issue);
     const now = Date.now();
     const sessionId = newSessionId();
-    const pending = signPair(context, sub, sessionId, claims, now, refreshOverrides);
+    const pending = signPair(
+      context,
+      sub,
+      sessionId,
+      claims,
+      now,
+      { authTime: Math.floor(now / 1000) },
+      refreshOverrides,
+    );
     // Recorded before it is returned: a token Redis did not store is never handed out.
     await stored('login', () =>
       store.create(
@@ -86,7 +102,7 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
         options.maxSessionsPerUser,
       ),
     );
-    events.emit('login', { userId: sub, sessionId, ...eventMeta(meta) });
+    events.emit('login', { userId: sub, sessionId, ...eventMeta(requestMeta(issue)) });
     return pending.pair;
   }
 
@@ -113,24 +129,45 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
       const sub = userIdOf(user);
       const claims = appClaims(user, options.userFields, write?.claims);
       const now = Date.now();
-      let sid = write?.sessionId;
+      const sid = write?.sessionId;
       if (sid === undefined) {
         // A lone access token gets a session of its own that ends with it, so requireAuth
         // accepts it and revokeAllSessions ends it. Its jti is never handed out: no refresh.
         const sessionId = newSessionId();
-        sid = sessionId;
         const meta = sessionMeta(write);
+        const authTime = Math.floor(now / 1000);
         const lifetime = overrides?.lifetime ?? options.accessTokenTtl;
+        const expiresAt = Math.min(
+          now + lifetime * 1000,
+          (authTime + options.absoluteSessionTtl) * 1000,
+        );
         await stored('login', () =>
           store.create(
             sub,
-            { sessionId, jti: randomUUID(), now, expiresAt: now + lifetime * 1000, ...meta },
+            { sessionId, jti: randomUUID(), now, expiresAt, ...meta },
             options.maxSessionsPerUser,
           ),
         );
-        events.emit('login', { userId: sub, sessionId, ...eventMeta(meta) });
+        events.emit('login', { userId: sub, sessionId, ...eventMeta(requestMeta(write)) });
+        return tokens.sign(
+          'access',
+          { ...claims, sub, sid: sessionId, auth_time: authTime },
+          now,
+          overrides,
+          Math.floor(expiresAt / 1000),
+        ).token;
       }
-      return tokens.sign('access', { ...claims, sub, sid }, now, overrides).token;
+      // An access token for an existing session: its login time, and no life past the session's.
+      const record = await stored('writeToken', () => store.get(sub, sid, now));
+      if (record === undefined) throw revoked();
+      const authTime = Math.floor(record.createdAt / 1000);
+      return tokens.sign(
+        'access',
+        { ...claims, sub, sid, auth_time: authTime },
+        now,
+        overrides,
+        Math.min(Math.floor(record.expiresAt / 1000), authTime + options.absoluteSessionTtl),
+      ).token;
     },
 
     generateTokens: startSession,
@@ -156,7 +193,11 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
         throw revoked();
       }
       const now = Date.now();
-      const pending = signPair(context, payload.sub, payload.sid, claims, now);
+      const authTime = authTimeOf(payload);
+      const pending = signPair(context, payload.sub, payload.sid, claims, now, {
+        authTime,
+        jti: successorJti(payload.sid, payload.jti),
+      });
       const result = await stored('refresh', () =>
         store.rotate(payload.sub, {
           sessionId: payload.sid,
@@ -167,16 +208,23 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
           graceMs: options.refreshGracePeriod * 1000,
         }),
       );
-      const meta = eventMeta(sessionMeta(issue));
+      const meta = eventMeta(requestMeta(issue));
       switch (result) {
         case 'rotated':
           events.emit('refresh', { userId: payload.sub, sessionId: payload.sid, ...meta });
           return pending.pair;
-        case 'superseded':
-          throw new AuthError(
-            'refresh_conflict',
-            'This refresh token was just rotated by a concurrent request; use the tokens that request received.',
-          );
+        case 'superseded': {
+          // A concurrent request (another tab, or a retry after a timeout) rotated this token
+          // moments ago, to the same derived successor id: this pair carries it too, so both
+          // clients end up on the one live chain and neither sees an error.
+          events.emit('refresh', {
+            userId: payload.sub,
+            sessionId: payload.sid,
+            concurrent: true,
+            ...meta,
+          });
+          return pending.pair;
+        }
         case 'reused':
           events.emit('refresh_reused', { userId: payload.sub, sessionId: payload.sid, ...meta });
           throw new AuthError(

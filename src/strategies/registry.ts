@@ -5,7 +5,7 @@ const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 /**
  * Named token strategies of one Auth instance. Built in: `redis` (the default) and `jwt`.
  * A factory is called once with the instance's context, so custom strategies can reuse its keys
- * and store.
+ * and store; `context.tokens` is bound to the strategy's name (see TokenService.forStrategy).
  */
 export class StrategyRegistry {
   private readonly strategies = new Map<string, TokenStrategy>();
@@ -25,7 +25,12 @@ export class StrategyRegistry {
         `koa-jwt-redis: a strategy named "${name}" is already registered; pick another name`,
       );
     }
-    const built = typeof strategy === 'function' ? strategy(this.context) : strategy;
+    // Each factory gets the keys bound to its name: its tokens carry `stg: name`, and it refuses
+    // every token that does not, so no strategy accepts another's tokens.
+    const built =
+      typeof strategy === 'function'
+        ? strategy({ ...this.context, tokens: this.context.tokens.forStrategy(name) })
+        : strategy;
     if (!built || typeof built.readToken !== 'function' || typeof built.writeToken !== 'function') {
       throw new TypeError(
         `koa-jwt-redis: strategy "${name}" must implement readToken(token, options) and writeToken(user, kind)`,

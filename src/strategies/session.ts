@@ -5,6 +5,7 @@ import type { AuthUser, TokenUser } from '../tokens/claims.js';
 import {
   newSessionId,
   normalizeUserId,
+  requestMeta,
   sessionMeta,
   tokenPair,
   userIdOf,
@@ -70,7 +71,8 @@ function matches(record: SessionRecord | undefined, digest: string): record is S
  * Opaque server-side sessions: login returns a random token (not a JWT), the store keeps only a
  * hash of it, and every `requireAuth` looks the session up (one store read), so logout, a ban
  * (`revokeAllSessions`) or a deleted session takes effect on the next request. The session ends
- * after `sessionIdleTtl` seconds unused, and at the latest `refreshTokenTtl` after login. The
+ * after `sessionIdleTtl` seconds unused, and at the latest `absoluteSessionTtl` (or
+ * `refreshTokenTtl`, if shorter) after login. The
  * token is both `access_token` and `refresh_token`: `refreshTokens` slides the session and
  * returns the same token.
  */
@@ -78,7 +80,9 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
   const { store, options, events } = context;
   const shared = redisStrategy(context);
   const idleMs = options.sessionIdleTtl * 1000;
-  const absoluteMs = options.refreshTokenTtl * 1000;
+  // The absolute end: absoluteSessionTtl after login (and never past refreshTokenTtl, this
+  // strategy's own cap), whatever the sliding does.
+  const absoluteMs = Math.min(options.refreshTokenTtl, options.absoluteSessionTtl) * 1000;
   const touchEveryMs = Math.min(idleMs / 10, MAX_TOUCH_INTERVAL_MS);
 
   async function stored<T>(operation: string, call: () => Promise<T>): Promise<T> {
@@ -116,6 +120,7 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
       sub: parsed.sub,
       sid: parsed.sid,
       token_use: 'access',
+      auth_time: Math.floor(record.createdAt / 1000),
       iat: Math.floor(record.createdAt / 1000),
       exp: Math.floor(record.expiresAt / 1000),
     } as AuthUser;
@@ -154,8 +159,9 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
       userId: sub,
       sessionId,
     };
-    if (meta.ip) event.ip = meta.ip;
-    if (meta.userAgent) event.userAgent = meta.userAgent;
+    const seen = requestMeta(issue);
+    if (seen.ip) event.ip = seen.ip;
+    if (seen.userAgent) event.userAgent = seen.userAgent;
     events.emit('login', event);
     return token;
   }

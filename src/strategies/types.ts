@@ -2,6 +2,7 @@ import type { ResolvedOptions } from '../config/options.js';
 import type { AuthEvents } from '../events.js';
 import type { SessionStore } from '../stores/session-store.js';
 import type { AuthUser, TokenKind, TokenPair, TokenUser } from '../tokens/claims.js';
+import type { DeviceInfo } from '../tokens/device.js';
 import type { IssueOptions } from '../tokens/issue.js';
 import type { TokenService } from '../tokens/token-service.js';
 
@@ -21,13 +22,27 @@ export interface WriteOptions extends IssueOptions {
   headers?: Record<string, unknown>;
 }
 
+/**
+ * Which registered strategy a helper uses; the default one when left out. Tokens are bound to
+ * the strategy that issued them, so a helper refuses another strategy's tokens.
+ */
+export interface StrategyChoice {
+  strategy?: string;
+}
+
 /** One live session, as `listSessions` reports it. */
 export interface SessionInfo {
   sessionId: string;
   createdAt: Date;
   lastUsedAt: Date;
   expiresAt: Date;
+  /**
+   * The device's short label ("Firefox on Linux"), the same as `device.label`. Since 0.2 the
+   * session store keeps only the parsed device, not the raw user agent.
+   */
   userAgent?: string;
+  /** The device the session was started from, parsed from its user agent at login. */
+  device?: DeviceInfo;
   ip?: string;
 }
 

@@ -11,6 +11,10 @@ export interface AccessTokenPayload {
   /** The session family id; present on tokens of session-backed strategies. */
   sid?: string;
   token_use: 'access';
+  /** When the user logged in (epoch seconds): refreshes keep it; ask for a new login when it is too old. */
+  auth_time?: number;
+  /** The strategy that issued the token; the other strategies refuse it. */
+  stg?: string;
   iat: number;
   exp: number;
   iss?: string;
@@ -39,6 +43,10 @@ export interface RefreshTokenPayload {
   /** The UUID recorded in the session store; one live UUID per family. */
   jti: string;
   token_use: 'refresh';
+  /** When the user logged in (epoch seconds): the session's absolute lifetime counts from it. */
+  auth_time?: number;
+  /** The strategy that issued the token. */
+  stg?: string;
   iat: number;
   exp: number;
   iss?: string;
@@ -71,6 +79,8 @@ export const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
   'nbf',
   'iss',
   'aud',
+  'auth_time',
+  'stg',
   // The app claims a refresh token carries, to re-issue them on refresh.
   'usr',
 ]);

@@ -55,11 +55,12 @@ export function claimsError(
 ): 'expired' | 'not_before' | 'invalid' | undefined {
   const { nbf, exp } = claims;
   if (nbf !== undefined) {
-    if (typeof nbf !== 'number') return 'invalid';
+    // A string or -1e400 (-Infinity once parsed) is no NumericDate: refused, not compared.
+    if (typeof nbf !== 'number' || !Number.isFinite(nbf)) return 'invalid';
     if (nbf > nowSeconds + leeway) return 'not_before';
   }
   if (exp !== undefined) {
-    if (typeof exp !== 'number') return 'invalid';
+    if (typeof exp !== 'number' || !Number.isFinite(exp)) return 'invalid';
     if (nowSeconds >= exp + leeway) return 'expired';
   }
   if (audience !== undefined) {

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { cleanMeta } from '../stores/record-codec.js';
 import {
   isPrototypeKey,
@@ -7,6 +7,7 @@ import {
   type TokenPair,
   type TokenUser,
 } from './claims.js';
+import { deviceCode } from './device.js';
 
 const MAX_USER_ID_LENGTH = 256;
 
@@ -66,6 +67,21 @@ export function newSessionId(): string {
   return randomChunk(12).toString('base64url');
 }
 
+/**
+ * The refresh-token id that replaces `jti` in session `sessionId`: derived, not drawn, so every
+ * concurrent refresh of one token names the same successor. The one that wins the store's
+ * atomic rotation records it; the others (two tabs, a retry after a timeout) are answered with
+ * tokens carrying it, so the session keeps one live chain and nobody waits for a second store
+ * read. A jti is no secret (it is readable in the token, which only the signing key can mint),
+ * so knowing the next one gives nothing; it is a UUID-shaped 128-bit hash, unique per family.
+ */
+export function successorJti(sessionId: string, jti: string): string {
+  const hex = createHash('sha256')
+    .update(`koa-jwt-redis successor\0${sessionId}\0${jti}`)
+    .digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+}
+
 /** The app's claims for the access token: `userFields` copied from the user, then explicit claims. */
 export function appClaims(
   user: TokenUser,
@@ -95,13 +111,23 @@ export function appClaims(
   return claims;
 }
 
-/** User agent and ip for the session list, bounded in size. */
-export function sessionMeta(options: IssueOptions | undefined): { ip: string; userAgent: string } {
+/** User agent and ip of the request, bounded in size: what audit events report. */
+export function requestMeta(options: IssueOptions | undefined): { ip: string; userAgent: string } {
   const ctx = options?.ctx;
   return {
     ip: cleanMeta(options?.ip ?? ctx?.ip, 64, false),
     userAgent: cleanMeta(options?.userAgent ?? ctx?.get('user-agent'), 256, true),
   };
+}
+
+/**
+ * Ip and device for the session list, as the store records them: the user agent is kept only as
+ * its short device form ("Firefox|Linux|desktop"), which is all the list shows and a third of
+ * the bytes.
+ */
+export function sessionMeta(options: IssueOptions | undefined): { ip: string; userAgent: string } {
+  const { ip, userAgent } = requestMeta(options);
+  return { ip, userAgent: deviceCode(userAgent) };
 }
 
 export function tokenPair(access: string, refresh: string, expiresIn: number): TokenPair {

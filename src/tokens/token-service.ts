@@ -31,6 +31,11 @@ export interface TokenServiceOptions {
   verifyCacheSize: number;
 }
 
+/** NumericDate claims (RFC 7519 §4.1.4-6, OIDC auth_time): finite numbers only. */
+const TIME_CLAIMS = ['exp', 'nbf', 'iat', 'auth_time'] as const;
+
+const otherStrategy = () =>
+  new AuthError('token_invalid', 'This token was issued for another strategy.');
 /** Per-token settings of `writeToken(user, kind, options)`, checked by {@link checkSignOverrides}. */
 export interface SignOverrides {
   lifetime?: number;
@@ -107,28 +112,39 @@ function parseHeader(segment: string): Record<string, unknown> {
  * the key the header names.
  */
 export class TokenService {
+  /**
+   * The strategy this view of the service is bound to: every token it signs carries
+   * `stg: strategy`, and it verifies only tokens that carry the same. Undefined for the
+   * instance-wide service (and verifier-only services), which neither stamps nor checks it.
+   */
+  readonly strategy: string | undefined;
   readonly accessTokenTtl: number;
   readonly refreshTokenTtl: number;
   private readonly ring: KeyRing;
   private readonly issuer: string | undefined;
   private readonly audience: string | string[] | undefined;
   private readonly leeway: number;
-  private readonly verifyOptions: Map<string, jwt.VerifyOptions & { complete: true }>;
-  private readonly accessCache: VerifyCache<AccessTokenPayload> | undefined;
+  /** @internal shared by the strategy-bound views */
+  readonly verifyOptions: Map<string, jwt.VerifyOptions & { complete: true }>;
+  /** @internal shared by the strategy-bound views */
+  readonly accessCache: VerifyCache<AccessTokenPayload> | undefined;
   private readonly findKey: KeyRing['find'];
   /** The signer's encoded headers per kind, when it is an HMAC key (signed without jsonwebtoken). */
   private readonly hmacHeaders: Record<TokenKind, string> | undefined;
   private readonly audiences: readonly string[] | undefined;
 
-  constructor(options: TokenServiceOptions) {
+  constructor(
+    private readonly options: TokenServiceOptions,
+    strategy?: string,
+    shared?: Pick<TokenService, 'accessCache' | 'verifyOptions'>,
+  ) {
+    this.strategy = strategy;
     this.ring = options.ring;
     this.accessTokenTtl = options.accessTokenTtl;
     this.refreshTokenTtl = options.refreshTokenTtl;
     this.issuer = options.issuer;
     this.audience = options.audience;
     this.leeway = options.leeway;
-    this.accessCache =
-      options.verifyCacheSize > 0 ? new VerifyCache(options.verifyCacheSize) : undefined;
     this.findKey = (kid, alg) => this.ring.find(kid, alg);
     this.audiences =
       options.audience === undefined
@@ -147,14 +163,23 @@ export class TokenService {
             refresh: encodedHeader(signer.algorithm, TOKEN_TYP.refresh, signer.kid),
           }
         : undefined;
+    if (shared !== undefined) {
+      this.accessCache = shared.accessCache;
+      this.verifyOptions = shared.verifyOptions;
+      return;
+    }
+    this.accessCache =
+      options.verifyCacheSize > 0 ? new VerifyCache(options.verifyCacheSize) : undefined;
     // One frozen options object per key, built once: nothing option-related happens per request.
+    // exp and nbf are checked here rather than by jsonwebtoken, which lets -Infinity through.
     this.verifyOptions = new Map(
       options.ring.keys.map((key) => [
         key.kid,
         {
           algorithms: [key.algorithm],
           complete: true as const,
-          clockTolerance: options.leeway,
+          ignoreExpiration: true,
+          ignoreNotBefore: true,
           ...(options.issuer === undefined ? {} : { issuer: options.issuer }),
           ...(options.audience === undefined
             ? {}
@@ -164,18 +189,34 @@ export class TokenService {
     );
   }
 
-  /** Signs a token of `kind` with the ring's signing key; `exp` and `iat` are set here. */
+  /**
+   * The same keys, cache and options, bound to one strategy: tokens it signs carry `stg: name`
+   * and it refuses every token that does not carry exactly that. The registry gives each
+   * strategy factory its own bound view, so no strategy accepts another's tokens.
+   */
+  forStrategy(name: string): TokenService {
+    return new TokenService(this.options, name, this);
+  }
+
+  /**
+   * Signs a token of `kind` with the ring's signing key; `exp` and `iat` are set here. `notAfter`
+   * (epoch seconds) caps `exp`, e.g. at the session's absolute end.
+   */
   sign(
     kind: TokenKind,
     claims: Record<string, unknown>,
     now = Date.now(),
     overrides?: SignOverrides,
+    notAfter = Infinity,
   ): { token: string; exp: number } {
     const iat = Math.floor(now / 1000);
-    const exp =
+    const exp = Math.min(
       iat +
-      (overrides?.lifetime ?? (kind === 'access' ? this.accessTokenTtl : this.refreshTokenTtl));
+        (overrides?.lifetime ?? (kind === 'access' ? this.accessTokenTtl : this.refreshTokenTtl)),
+      notAfter,
+    );
     const payload: Record<string, unknown> = { ...claims, token_use: kind, iat, exp };
+    if (this.strategy !== undefined) payload.stg = this.strategy;
     if (this.issuer !== undefined) payload.iss = this.issuer;
     const audience = overrides?.audience ?? this.audience;
     if (audience !== undefined) payload.aud = audience;
@@ -239,7 +280,10 @@ export class TokenService {
     const cache = kind === 'access' ? this.accessCache : undefined;
     if (cache !== undefined) {
       const hit = cache.get(token, Date.now(), this.findKey);
-      if (hit !== undefined) return hit as Payload<K>;
+      if (hit !== undefined) {
+        if (this.strategy !== undefined && hit.stg !== this.strategy) throw otherStrategy();
+        return hit as Payload<K>;
+      }
     }
     if (token.length > MAX_TOKEN_LENGTH) throw invalid('The token is too long.');
     if (!JWS_SHAPE.test(token))
@@ -272,11 +316,23 @@ export class TokenService {
     if (header.typ !== TOKEN_TYP[kind] || claims.token_use !== kind) {
       throw invalid(`This is not ${kind === 'access' ? 'an access' : 'a refresh'} token.`);
     }
-    if (typeof claims.exp !== 'number' || !Number.isFinite(claims.exp))
-      throw invalid('The token has no expiry.');
-    if (typeof claims.iat === 'number' && claims.iat > Date.now() / 1000 + this.leeway) {
-      throw invalid('The token was issued in the future.');
+    // Times must be finite numbers: a string or -1e400 (-Infinity once parsed) is refused, not skipped.
+    if (claims.exp === undefined) throw invalid('The token has no expiry.');
+    for (const name of TIME_CLAIMS) {
+      const value = claims[name];
+      if (value !== undefined && (typeof value !== 'number' || !Number.isFinite(value)))
+        throw invalid(`The token's "${name}" claim is not a number.`);
     }
+    const { exp, nbf, iat } = claims as { exp: number; nbf?: number; iat?: number };
+    const now = Date.now() / 1000;
+    const seconds = Math.floor(now);
+    if (nbf !== undefined && nbf > seconds + this.leeway)
+      throw invalid('The token is not valid yet.');
+    if (seconds >= exp + this.leeway)
+      throw new AuthError('token_expired', 'The token has expired.');
+    if (iat !== undefined && iat > now + this.leeway)
+      throw invalid('The token was issued in the future.');
+    if (this.strategy !== undefined && claims.stg !== this.strategy) throw otherStrategy();
     if (typeof claims.sub !== 'string' || claims.sub.length === 0 || !isWellFormed(claims.sub))
       throw invalid('The token has no subject.');
     if (claims.sid !== undefined && (typeof claims.sid !== 'string' || !isWellFormed(claims.sid)))
@@ -284,9 +340,12 @@ export class TokenService {
     if (kind === 'refresh' && (typeof claims.sid !== 'string' || typeof claims.jti !== 'string')) {
       throw invalid('The refresh token lacks its session id.');
     }
+    // The absolute session lifetime counts from auth_time: a refresh token without it cannot be renewed.
+    if (kind === 'refresh' && claims.auth_time === undefined)
+      throw invalid('The refresh token lacks its login time.');
     if (cache !== undefined) {
       const payload = claims as unknown as AccessTokenPayload;
-      cache.set(token, payload, claims.exp, key, header.kid, header.alg);
+      cache.set(token, payload, exp, key, header.kid, header.alg);
       return { ...payload } as Payload<K>;
     }
     return claims as unknown as Payload<K>;

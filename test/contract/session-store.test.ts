@@ -37,7 +37,7 @@ function register(name: string, open: () => SessionStore, prunes: boolean): void
   backends.push({ name, open, prunes });
   const make = (options: Partial<AuthOptions> = {}) =>
     createAuth({ secret: SECRET, store: open(), ...options });
-  authOnStoreContract(name, (grace = 0) => make({ refreshGracePeriod: grace }));
+  authOnStoreContract(name, (options = {}) => make({ refreshGracePeriod: 0, ...options }));
   sessionStrategyContract(name, make, open);
 }
 

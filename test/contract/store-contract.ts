@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import type { Auth, SessionStore } from '../../src/index.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Auth, AuthOptions, SessionStore } from '../../src/index.js';
 
 /**
  * The SessionStore contract, as one suite every store runs (built in or your own): give it a
@@ -16,6 +17,13 @@ export interface ContractBackend {
 }
 
 const HOUR = 3_600_000;
+
+/** A JWT's payload, unverified (for reading the claims the library set). */
+const payloadOf = (token: string): Record<string, unknown> =>
+  JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as Record<
+    string,
+    unknown
+  >;
 const user = () => `u-${randomUUID()}`;
 const sid = () => randomUUID().replaceAll('-', '').slice(0, 16);
 const jti = () => randomUUID();
@@ -72,6 +80,30 @@ export function storeContract(backend: ContractBackend): void {
         expect(await store.list(u, now)).toEqual([record]);
         expect(await store.get(u, 'nosuchsession', now)).toBeUndefined();
         expect(await store.isLive(u, 'nosuchsession', now)).toBe(false);
+      }),
+    );
+
+    it(
+      'metadata round-trips byte for byte, any Unicode, wherever a character falls',
+      withStore(async (store) => {
+        const u = user();
+        const now = Date.now();
+        // Emoji (surrogate pairs, 4 UTF-8 bytes), a ZWJ sequence, CJK, combining marks and a
+        // pipe, shifted across every offset around the 64-byte and 64-character boundaries.
+        const samples: string[] = [];
+        for (let offset = 40; offset < 72; offset++) {
+          samples.push(`${'a'.repeat(offset)}😀 👩‍💻 中文 é|x ${'b'.repeat(20)}`);
+        }
+        samples.push('😀'.repeat(40), '中'.repeat(60), 'Mozilla/5.0 (Ξ; Ωmega) 🦊🦊🦊');
+        const ip = '2001:db8::1';
+        const sessions = samples.map((userAgent) => session(now, HOUR, { ip, userAgent }));
+        for (const s of sessions) await store.create(u, s, 0);
+        const listed = new Map((await store.list(u, now)).map((r) => [r.sessionId, r]));
+        for (const s of sessions) {
+          expect(listed.get(s.sessionId)?.userAgent).toBe(s.userAgent);
+          expect(listed.get(s.sessionId)?.ip).toBe(ip);
+          expect((await store.get(u, s.sessionId, now))?.userAgent).toBe(s.userAgent);
+        }
       }),
     );
 
@@ -379,7 +411,15 @@ export function storeContract(backend: ContractBackend): void {
 }
 
 /** The library's own races and theft detection, through `createAuth({ store })`. */
-export function authOnStoreContract(name: string, makeAuth: (grace?: number) => Auth): void {
+/**
+ * The Auth-level contract: rotation, reuse, grace and lifetimes through a real Auth on the store.
+ * `makeAuth` builds one on the backend with strict reuse detection (`refreshGracePeriod: 0`)
+ * unless `options` say otherwise.
+ */
+export function authOnStoreContract(
+  name: string,
+  makeAuth: (options?: Partial<AuthOptions>) => Auth,
+): void {
   describe(`refresh rotation on ${name}`, () => {
     it('50 concurrent refreshes of one token: one pair, the family revoked', async () => {
       const auth = makeAuth();
@@ -403,21 +443,73 @@ export function authOnStoreContract(name: string, makeAuth: (grace?: number) => 
       }
     });
 
-    it('50 concurrent refreshes within a grace period: one pair, 49 conflicts, the winner works', async () => {
-      const auth = makeAuth(10);
+    it('50 concurrent refreshes within a grace period: all get working tokens of one live chain', async () => {
+      const auth = makeAuth({ refreshGracePeriod: 10 });
       try {
-        const pair = await auth.generateTokens({ id: user() });
-        const outcomes = await Promise.allSettled(
+        const u = user();
+        const pair = await auth.generateTokens({ id: u });
+        const pairs = await Promise.all(
           Array.from({ length: 50 }, () => auth.refreshTokens(pair.refresh_token)),
         );
-        const won = outcomes.filter((o) => o.status === 'fulfilled');
-        expect(won).toHaveLength(1);
-        const codes = outcomes
-          .filter((o): o is PromiseRejectedResult => o.status === 'rejected')
-          .map((o) => (o.reason as { code: string }).code);
-        expect(codes.every((c) => c === 'refresh_conflict')).toBe(true);
-        const winner = (won[0] as PromiseFulfilledResult<{ refresh_token: string }>).value;
-        expect(await auth.checkRefreshToken(winner.refresh_token)).toBe(true);
+        const jtis = new Set(pairs.map((p) => payloadOf(p.refresh_token).jti));
+        expect(jtis.size).toBe(1);
+        const strategy = auth.strategies.get(auth.strategies.defaultStrategyName);
+        for (const p of pairs) {
+          expect(await auth.checkRefreshToken(p.refresh_token)).toBe(true);
+          await strategy.readToken(p.access_token, { checkSession: true });
+        }
+        expect(await auth.listSessions(u)).toHaveLength(1);
+        // The chain goes on from any of them; then all the others are its previous id.
+        const next = await auth.refreshTokens(pairs[7]!.refresh_token);
+        expect(await auth.checkRefreshToken(next.refresh_token)).toBe(true);
+        expect(await auth.checkRefreshToken(pairs[0]!.refresh_token)).toBe(false);
+      } finally {
+        await auth.close();
+      }
+    });
+
+    it('no refresh extends a session past absoluteSessionTtl; listSessions shows the earlier end', async () => {
+      const auth = makeAuth({
+        accessTokenTtl: 1,
+        refreshTokenTtl: 2,
+        absoluteSessionTtl: 3,
+        leeway: 0,
+      });
+      try {
+        const u = user();
+        let pair = await auth.generateTokens({ id: u });
+        const authTime = payloadOf(pair.access_token).auth_time as number;
+        const absoluteEnd = (authTime + 3) * 1000;
+        // Right after login the idle timeout is the earlier end.
+        const [first] = await auth.listSessions(u);
+        expect(first!.expiresAt.getTime()).toBe(first!.createdAt.getTime() + 2000);
+        let failure: { code?: string } | undefined;
+        let lastEnd = 0;
+        while (failure === undefined && Date.now() < absoluteEnd + 3000) {
+          await sleep(300);
+          try {
+            pair = await auth.refreshTokens(pair.refresh_token);
+          } catch (error) {
+            failure = error as { code?: string };
+            break;
+          }
+          for (const token of [pair.access_token, pair.refresh_token]) {
+            const claims = payloadOf(token);
+            expect(claims.auth_time).toBe(authTime);
+            expect(claims.exp as number).toBeLessThanOrEqual(authTime + 3);
+          }
+          const [listed] = await auth.listSessions(u);
+          if (listed) {
+            lastEnd = listed.expiresAt.getTime();
+            expect(lastEnd).toBeLessThanOrEqual(absoluteEnd);
+          }
+        }
+        // Late refreshes hit the absolute end exactly; then the session is over, on every store.
+        expect(lastEnd).toBe(absoluteEnd);
+        expect(['token_expired', 'token_revoked']).toContain(failure?.code);
+        expect(Date.now()).toBeLessThan(absoluteEnd + 1500);
+        expect(await auth.listSessions(u)).toEqual([]);
+        expect(await auth.checkRefreshToken(pair.refresh_token)).toBe(false);
       } finally {
         await auth.close();
       }

@@ -26,7 +26,6 @@ export function clusterClient(ports: number[] = inject('clusterPorts')): Cluster
     ports.map((port) => ({ host: '127.0.0.1', port })),
     {
       redisOptions: CLIENT_OPTIONS,
-      enableAutoPipelining: true,
       clusterRetryStrategy: (n) => Math.min(n * 100, 1000),
     },
   );

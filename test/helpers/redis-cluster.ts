@@ -30,16 +30,16 @@ function cli(port: number, ...args: string[]): string {
 
 /**
  * A Redis Cluster this test run owns: `masters` redis-servers with cluster mode on, each on a free
- * port with its own directory (so its nodes.conf), joined by `redis-cli --cluster create`.
- * No replicas: the harness needs slots spread over several nodes, not failover.
+ * port with its own directory (so its nodes.conf), joined by `redis-cli --cluster create`; and
+ * `replicas` replicas per master, for the failover tests (the harness needs none).
  */
 export class RedisCluster {
   private constructor(readonly nodes: RedisServer[]) {}
 
-  static async start(masters = 3): Promise<RedisCluster> {
+  static async start(masters = 3, replicas = 0): Promise<RedisCluster> {
     const nodes: RedisServer[] = [];
     try {
-      for (let i = 0; i < masters; i++) {
+      for (let i = 0; i < masters * (1 + replicas); i++) {
         nodes.push(
           await RedisServer.start(
             [
@@ -55,7 +55,7 @@ export class RedisCluster {
         );
       }
       const cluster = new RedisCluster(nodes);
-      await cluster.create();
+      await cluster.create(replicas);
       return cluster;
     } catch (error) {
       await Promise.all(nodes.map((node) => node.stop()));
@@ -67,11 +67,18 @@ export class RedisCluster {
     return this.nodes.map((node) => node.port);
   }
 
-  private async create(): Promise<void> {
+  private async create(replicas: number): Promise<void> {
     const addresses = this.ports.map((port) => `127.0.0.1:${port}`);
     const result = spawnSync(
       'redis-cli',
-      ['--cluster', 'create', ...addresses, '--cluster-replicas', '0', '--cluster-yes'],
+      [
+        '--cluster',
+        'create',
+        ...addresses,
+        '--cluster-replicas',
+        String(replicas),
+        '--cluster-yes',
+      ],
       {
         encoding: 'utf8',
       },
@@ -86,7 +93,10 @@ export class RedisCluster {
         return (
           /cluster_state:ok/.test(info) &&
           info.includes(`cluster_known_nodes:${this.ports.length}`) &&
-          /cluster_slots_ok:16384/.test(info)
+          /cluster_slots_ok:16384/.test(info) &&
+          // A replica counts once its link to its master is up.
+          (!/role:slave/.test(cli(port, 'info', 'replication')) ||
+            /master_link_status:up/.test(cli(port, 'info', 'replication')))
         );
       });
       if (ready) return;

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -21,12 +21,19 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** PING by redis-cli, without blocking the event loop (tests restart servers under load). */
+function pings(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    execFile('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' }, (_error, stdout) =>
+      resolve(stdout.trim() === 'PONG'),
+    );
+  });
+}
+
 async function waitForPort(port: number, up: boolean, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
-    const open =
-      spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' }).stdout.trim() ===
-      'PONG';
+    const open = await pings(port);
     if (open === up) return;
     await sleep(50);
   }

@@ -87,7 +87,7 @@ function shuffle<T>(items: T[]): T[] {
 
 describe('concurrency', () => {
   it('strict reuse detection: of many parallel refreshes per token, across many families, one wins and the family is revoked', async () => {
-    await start();
+    await start({ refreshGracePeriod: 0 });
     const families = await loginFamilies(10, 3);
     const racers = 6;
     const jobs = shuffle(
@@ -113,7 +113,7 @@ describe('concurrency', () => {
     expect(await storeViolations(client, prefix)).toEqual([]);
   });
 
-  it('with refreshGracePeriod: rounds of parallel refreshes leave exactly one live token per family', async () => {
+  it('with refreshGracePeriod: rounds of parallel refreshes leave exactly one live chain per family', async () => {
     await start({ refreshGracePeriod: 30 });
     const families = await loginFamilies(8, 3);
     for (let round = 0; round < 4; round++) {
@@ -128,15 +128,20 @@ describe('concurrency', () => {
       );
       for (const family of families) {
         const replies = jobs.filter((j) => j.family === family).map((j) => j.reply!);
-        expect(replies.filter((r) => r.status === 200)).toHaveLength(1);
-        expect(replies.filter((r) => r.status === 409).length).toBe(4);
-        family.pairs.push(replies.find((r) => r.status === 200)!.body as TokenPair);
+        // One rotation; the others are answered with the same live chain, none with an error.
+        for (const r of replies) expect(r.status).toBe(200);
+        const jtis = new Set(
+          replies.map((r) => decodeSegment((r.body as TokenPair).refresh_token, 1).jti),
+        );
+        expect(jtis.size).toBe(1);
+        family.pairs.push(...replies.map((r) => r.body as TokenPair));
       }
     }
     for (const family of families) {
-      expect(await liveTokens(family)).toBe(1);
       const last = decodeSegment(family.pairs.at(-1)!.refresh_token, 1) as { jti: string };
       expect(await liveJti(client, prefix, family.sub, family.sid)).toBe(last.jti);
+      // Exactly the last round's five refresh tokens work: all of them carry the one live id.
+      expect(await liveTokens(family)).toBe(5);
     }
     expect(await storeViolations(client, prefix)).toEqual([]);
   });

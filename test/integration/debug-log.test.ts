@@ -62,7 +62,7 @@ function expectNoneLogged(secrets: string[]): void {
 describe('debug logging', () => {
   it('logs logins, refreshes, reuse, logouts and refusals, and never a token, a password or the secret', async () => {
     lines.length = 0;
-    auth = testAuth({ tokenDelivery: 'both', userFields: ['name'] });
+    auth = testAuth({ tokenDelivery: 'both', userFields: ['name'], refreshGracePeriod: 0 });
     server = await serve(webApp(auth));
     const browser = { origin: server.url, 'x-csrf-token': 'login' };
 

@@ -119,7 +119,7 @@ describe('audit events', () => {
   });
 
   it('refresh_reused: user id, family (session id), ip and user agent of the replay; without a ctx, no ip or user agent', async () => {
-    const url = await start(testAuth());
+    const url = await start(testAuth({ refreshGracePeriod: 0 }));
     const pair = await loginPair(url, 'u-reuse');
     const seen = record(['refresh_reused']);
     expect((await post(url, '/refresh', { refresh_token: pair.refresh_token })).status).toBe(200);

@@ -57,7 +57,7 @@ describe('the built package (npm test builds it first)', () => {
       '-e',
       `
       const { createAuth } = require('koa-jwt-redis');
-      const auth = createAuth({ secret: 'x'.repeat(32) });
+      const auth = createAuth({ secret: require('crypto').randomBytes(32), refreshGracePeriod: 0 });
       auth.generateTokens({ id: 1 }).then(async (p) => {
         const next = await auth.refreshTokens(p.refresh_token);
         const err = await auth.refreshTokens(p.refresh_token).catch((e) => e);

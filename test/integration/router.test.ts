@@ -112,7 +112,7 @@ describe('POST /auth/login', () => {
 
 describe('POST /auth/refresh', () => {
   it('rotates the pair; the old refresh token is then refused as reused', async () => {
-    await start();
+    await start({}, { refreshGracePeriod: 0 });
     const first = (await login()).body;
     const second = await post('/auth/refresh', { body: { refresh_token: first.refresh_token } });
     expect(second.status).toBe(200);

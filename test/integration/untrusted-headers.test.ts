@@ -50,7 +50,14 @@ describe('untrusted headers are never followed', () => {
     const { sid } = JSON.parse(
       Buffer.from(login.body.access_token.split('.')[1], 'base64url').toString(),
     ) as { sid: string };
-    const claims = { sub: '1', sid, token_use: 'access', iat: now(), exp: now() + 600 };
+    const claims = {
+      sub: '1',
+      sid,
+      stg: 'redis',
+      token_use: 'access',
+      iat: now(),
+      exp: now() + 600,
+    };
     const headers = [
       { alg: 'RS256', typ: 'at+jwt', kid: 'evil', jku: `${keyServerUrl}/jwks.json` },
       { alg: 'RS256', typ: 'at+jwt', jku: `${keyServerUrl}/jwks.json` },

@@ -15,7 +15,7 @@ import {
   type VerifierOptions,
 } from '../../src/index.js';
 import { harnessRedisUrl, uniquePrefix } from '../helpers/auth.js';
-import { decodeSegment, ecKeys, forgeAsymmetric, rsaKeys } from '../helpers/forge.js';
+import { decodeSegment, ecKeys, forgeAsymmetric, rsaKeys, SECRET } from '../helpers/forge.js';
 import { call, serve } from '../helpers/http.js';
 import { keyFor, verifyOnly } from '../helpers/keys.js';
 
@@ -222,7 +222,7 @@ describe('createVerifier: access tokens checked against a remote JWKS', () => {
       [{ jwksUri: 'https://auth.test/jwks', cooldown: 0 }, 'cooldown'],
       [{ jwksUri: 'https://auth.test/jwks', timeout: 'soon' }, 'timeout'],
       [{ jwksUri: 'https://auth.test/jwks', leeway: -1 }, 'leeway'],
-      [{ jwksUri: 'https://auth.test/jwks', secret: 'x'.repeat(32) }, 'secret'],
+      [{ jwksUri: 'https://auth.test/jwks', secret: SECRET }, 'secret'],
     ];
     for (const [options, option] of bad) {
       let error: unknown;

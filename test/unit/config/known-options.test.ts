@@ -9,12 +9,20 @@ afterEach(async () => {
 
 describe('every factory refuses options it does not know, naming them', () => {
   it('createAuth, auth.routes, auth.jwks and the middlewares', () => {
-    auth = createAuth({ secret: 'k'.repeat(32) });
+    auth = createAuth({ secret: 'known-options-test-secret-32-bytes!' });
     const a = auth;
     const cases: [() => unknown, string][] = [
-      [() => createAuth({ secret: 'k'.repeat(32), acessTokenTtl: 60 } as never), 'acessTokenTtl'],
       [
-        () => createAuth({ secret: 'k'.repeat(32), cookies: { secur: false } } as never),
+        () =>
+          createAuth({ secret: 'known-options-test-secret-32-bytes!', acessTokenTtl: 60 } as never),
+        'acessTokenTtl',
+      ],
+      [
+        () =>
+          createAuth({
+            secret: 'known-options-test-secret-32-bytes!',
+            cookies: { secur: false },
+          } as never),
         'cookies.secur',
       ],
       [() => a.routes({ login: () => null, prefx: '/x' } as never), 'routes.prefx'],

@@ -1,7 +1,7 @@
-import { createSecretKey, generateKeyPairSync } from 'node:crypto';
+import { createHash, createSecretKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { AuthConfigError } from '../../../src/errors.js';
-import { createKeyRing, jwkThumbprint } from '../../../src/keys/key-ring.js';
+import { createKeyRing, jwkThumbprint, secretKid } from '../../../src/keys/key-ring.js';
 import { ecKeys, rsaKeys, SECRET } from '../../helpers/forge.js';
 
 function configError(fn: () => unknown): AuthConfigError {
@@ -26,6 +26,63 @@ describe('key ring', () => {
       expect(error.option).toBe('secret');
       expect(error.message).toMatch(/at least 32 bytes/);
     }
+  });
+
+  it('refuses repeated-byte and PEM/JWK-looking secrets, saying what to use instead', () => {
+    const { publicKey } = rsaKeys();
+    const rsaPublicPem = publicKey.export({ format: 'pem', type: 'spki' }).toString();
+    const rsaPkcs1Pem = publicKey.export({ format: 'pem', type: 'pkcs1' }).toString();
+    const jwk = JSON.stringify(publicKey.export({ format: 'jwk' }));
+    const octJwk = JSON.stringify({ kty: 'oct', k: randomBytes(32).toString('base64url') });
+    for (const [secret, reason] of [
+      [Buffer.alloc(32), /repetitive/],
+      ['a'.repeat(32), /repetitive/],
+      [createSecretKey(Buffer.alloc(48, 7)), /repetitive/],
+      ['abab'.repeat(16), /repetitive/],
+      [rsaPublicPem, /PEM/],
+      [rsaPkcs1Pem, /PEM/],
+      [`junk before it\n${rsaPublicPem}`, /PEM/],
+      [Buffer.from(rsaPublicPem), /PEM/],
+      [jwk, /JWK/],
+      [`  ${octJwk}`, /JWK/],
+    ] as const) {
+      const error = configError(() => createKeyRing({ secret }));
+      expect(error.option).toBe('secret');
+      expect(error.message).toMatch(reason);
+      // A sentence that says what to use instead: how to generate a real secret.
+      expect(error.message).toMatch(/randomBytes\(32\)/);
+    }
+    // The same checks guard every HS key of a ring, naming that key.
+    expect(
+      configError(() => createKeyRing({ keys: [{ algorithm: 'HS256', secret: 'z'.repeat(40) }] }))
+        .option,
+    ).toBe('keys[0].secret');
+    // Random secrets in their usual spellings pass: raw bytes, hex, base64url, a long passphrase.
+    for (const secret of [
+      randomBytes(32),
+      randomBytes(32).toString('hex'),
+      randomBytes(32).toString('base64url'),
+      'correct horse battery staple, then some',
+    ])
+      expect(createKeyRing({ secret }).signer.algorithm).toBe('HS256');
+  });
+
+  it('derives an HS kid that reveals nothing about the secret (keyed, not the JWK thumbprint)', () => {
+    const secret = randomBytes(32);
+    const key = createSecretKey(secret);
+    const { kid } = createKeyRing({ secret }).signer;
+    expect(kid).toBe(secretKid(key));
+    expect(kid).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    // Not the unkeyed thumbprint, nor any plain hash of the secret an attacker could test a guess against.
+    expect(kid).not.toBe(jwkThumbprint(key));
+    for (const digest of ['base64url', 'hex'] as const) {
+      const plain = createHash('sha256').update(secret).digest(digest);
+      expect(plain.startsWith(kid)).toBe(false);
+      expect(plain).not.toContain(kid);
+    }
+    // Stable across processes sharing the secret, different for another secret.
+    expect(createKeyRing({ secret: Buffer.from(secret) }).signer.kid).toBe(kid);
+    expect(createKeyRing({ secret: randomBytes(32) }).signer.kid).not.toBe(kid);
   });
 
   it('never puts the secret into its error message', () => {
@@ -53,7 +110,7 @@ describe('key ring', () => {
         .message,
     ).toMatch(/64 bytes/);
     expect(
-      createKeyRing({ keys: [{ algorithm: 'HS512', secret: 'x'.repeat(64) }] }).signer.algorithm,
+      createKeyRing({ keys: [{ algorithm: 'HS512', secret: randomBytes(64) }] }).signer.algorithm,
     ).toBe('HS512');
   });
 
@@ -116,11 +173,11 @@ describe('key ring', () => {
   it('signs with the first key that can sign; verify-only keys still verify', () => {
     const old = {
       algorithm: 'HS256' as const,
-      secret: 'o'.repeat(32),
+      secret: randomBytes(32),
       kid: 'old',
       verifyOnly: true,
     };
-    const next = { algorithm: 'HS256' as const, secret: 'n'.repeat(32), kid: 'new' };
+    const next = { algorithm: 'HS256' as const, secret: randomBytes(32), kid: 'new' };
     const ring = createKeyRing({ keys: [old, next] });
     expect(ring.signer.kid).toBe('new');
     expect(ring.find('old', 'HS256')?.kid).toBe('old');
@@ -138,7 +195,7 @@ describe('key ring', () => {
         createKeyRing({
           keys: [
             { algorithm: 'HS256', secret: SECRET, kid: 'a' },
-            { algorithm: 'HS256', secret: 'y'.repeat(32), kid: 'a' },
+            { algorithm: 'HS256', secret: randomBytes(32), kid: 'a' },
           ],
         }),
       ).message,

@@ -181,6 +181,43 @@ describe('claims', () => {
     expect(hs().verify(sign(accessClaims({ iat: now() + 2 })), 'access').sub).toBe('1');
   });
 
+  it('refuses non-number iat, exp and nbf (a string, -1e400, 1e400), where a number would be range-checked', () => {
+    // Raw JSON text: JSON.stringify cannot write -1e400, which JSON.parse reads as -Infinity.
+    const raw = (name: string, literal: string) => {
+      const claims = accessClaims() as Record<string, unknown>;
+      delete claims[name];
+      const json = JSON.stringify(claims).slice(0, -1);
+      return sign(`${json},"${name}":${literal}}` as unknown as object);
+    };
+    for (const name of ['iat', 'exp', 'nbf', 'auth_time'])
+      for (const literal of [`"${now()}"`, '-1e400', '1e400', 'null', 'true', '[1]', '{}']) {
+        const error = rejects(hs(), raw(name, literal));
+        expect(error.code, `${name}: ${literal}`).toBe('token_invalid');
+      }
+    // The same claims as finite numbers pass.
+    expect(hs().verify(raw('iat', String(now())), 'access').sub).toBe('1');
+    expect(hs().verify(raw('nbf', String(now() - 1)), 'access').sub).toBe('1');
+    expect(hs().verify(raw('auth_time', String(now() - 100)), 'access').sub).toBe('1');
+  });
+
+  it('binds tokens to a strategy: a bound view stamps stg and refuses any other (or none)', () => {
+    const base = hs();
+    const redis = base.forStrategy('redis');
+    const stateless = base.forStrategy('jwt');
+    const access = redis.sign('access', { sub: '1', sid: 's' }).token;
+    const refresh = redis.sign('refresh', { sub: '1', sid: 's', jti: 'j', auth_time: now() }).token;
+    expect(decodeSegment(access, 1).stg).toBe('redis');
+    expect(redis.verify(access, 'access').stg).toBe('redis');
+    expect(redis.verify(refresh, 'refresh').stg).toBe('redis');
+    // Twice each: the second answer comes through the verified-token cache, shared by the views.
+    for (let i = 0; i < 2; i++) {
+      expect(rejects(stateless, access).code).toBe('token_invalid');
+      expect(rejects(stateless, refresh, 'refresh').code).toBe('token_invalid');
+      expect(rejects(redis, sign(accessClaims())).code).toBe('token_invalid');
+      expect(rejects(redis, sign(accessClaims({ stg: 'jwt' }))).code).toBe('token_invalid');
+    }
+  });
+
   it('validates iss and aud when configured, arrays too', () => {
     const tokens = service([{ algorithm: 'HS256', secret: SECRET, kid: 'k1' }], {
       issuer: 'me',
@@ -363,7 +400,11 @@ describe('malformed input', () => {
       const secret = SECRET.repeat(2);
       const tokens = service([{ algorithm, secret, kid: 'k1' }]);
       const now = Date.now();
-      const { token } = tokens.sign('refresh', { sub: 'ü 1', sid: 's', jti: 'j', n: [1] }, now);
+      const { token } = tokens.sign(
+        'refresh',
+        { sub: 'ü 1', sid: 's', jti: 'j', auth_time: 1, n: [1] },
+        now,
+      );
       const payload = decodeSegment(token, 1) as Record<string, unknown>;
       const key = createKeyRing({ keys: [{ algorithm, secret, kid: 'k1' }] }).signer.signingKey!;
       expect(token).toBe(

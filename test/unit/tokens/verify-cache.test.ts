@@ -57,7 +57,7 @@ describe('the verified-token cache', () => {
 
   it('keeps refresh tokens and refused tokens out', () => {
     const tokens = service(10);
-    const refresh = tokens.sign('refresh', { sub: '1', sid: 's', jti: 'j' }).token;
+    const refresh = tokens.sign('refresh', { sub: '1', sid: 's', jti: 'j', auth_time: 1 }).token;
     tokens.verify(refresh, 'refresh');
     expect(() => tokens.verify(refresh, 'access')).toThrow();
     const access = tokens.sign('access', { sub: '1', sid: 's' }).token;

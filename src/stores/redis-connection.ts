@@ -1,0 +1,276 @@
+import {
+  Cluster,
+  type ClusterNode,
+  type ClusterOptions,
+  Redis,
+  type RedisOptions,
+  type SentinelAddress,
+} from 'ioredis';
+import { AuthConfigError } from '../errors.js';
+
+export type RedisClient = Redis | Cluster;
+
+/**
+ * Connection settings for a client the library creates and owns: ioredis options for one node
+ * (with `tls` for TLS, and optionally `url` for a `redis://`/`rediss://` URL the other options
+ * complete), or `sentinels` + `name` for Sentinel.
+ */
+export type RedisConnectionOptions = RedisOptions & {
+  /** A `redis://` or `rediss://` URL; the other options complete it (e.g. `tls: { ca }`). */
+  url?: string;
+};
+
+/** A Redis Cluster the library connects to: the startup nodes, and ioredis Cluster options. */
+export type ClusterConnectionOptions = ClusterOptions & {
+  cluster: ClusterNode[];
+};
+
+/** What the `redis` option accepts. */
+export type RedisOption = RedisClient | string | RedisConnectionOptions | ClusterConnectionOptions;
+
+export type Topology = 'single' | 'sentinel' | 'cluster';
+
+export interface RedisConnection {
+  client: RedisClient;
+  /** The library created the client, so it quits it on close. */
+  owned: boolean;
+  topology: Topology;
+}
+
+export function isRedisClient(value: unknown): value is RedisClient {
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    typeof (value as RedisClient).defineCommand === 'function' &&
+    typeof (value as RedisClient).zscore === 'function'
+  );
+}
+
+const URL_EXAMPLE = 'e.g. redis://127.0.0.1:6379/0 or rediss://user:pass@redis.example.com:6380';
+
+function checkUrl(name: string, url: unknown): string {
+  if (typeof url !== 'string' || url.trim() === '')
+    throw new AuthConfigError(name, `must be a non-empty Redis URL (${URL_EXAMPLE})`);
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch (cause) {
+    throw new AuthConfigError(name, `is not a valid URL (${URL_EXAMPLE})`, { cause });
+  }
+  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:')
+    throw new AuthConfigError(
+      name,
+      `must use the redis: or rediss: scheme, not ${parsed.protocol} (${URL_EXAMPLE})`,
+    );
+  if (parsed.hostname === '') throw new AuthConfigError(name, `names no host (${URL_EXAMPLE})`);
+  if (parsed.pathname !== '' && parsed.pathname !== '/' && !/^\/\d{1,2}$/.test(parsed.pathname))
+    throw new AuthConfigError(name, `has a database path that is not a number (${URL_EXAMPLE})`);
+  return url;
+}
+
+/** A `READONLY` reply means we are talking to a replica (a demoted master): reconnect, and do not resend. */
+function reconnectOnReadOnly(error: Error): boolean {
+  return error.message.startsWith('READONLY');
+}
+
+/** Reconnect quickly, then at most once a second, forever. */
+const retryStrategy = (attempt: number): number => Math.min(attempt * 50, 1000);
+
+/**
+ * The settings the guarantees rely on, applied over the user's for every node connection the
+ * library creates: commands bounded in time and retried at most once after a reconnect (so none
+ * pile up and run long after their request answered 503), a `READONLY` reply drops the
+ * connection so the client looks for the master again, reads and writes only on the master.
+ */
+function nodeSettings(user: RedisOptions, storeTimeout: number): RedisOptions {
+  const commandTimeout =
+    typeof user.commandTimeout === 'number' && user.commandTimeout < storeTimeout
+      ? user.commandTimeout
+      : storeTimeout;
+  return {
+    retryStrategy,
+    ...user,
+    commandTimeout,
+    maxRetriesPerRequest: 1,
+    reconnectOnError: reconnectOnReadOnly,
+  };
+}
+
+function checkAddresses(name: string, list: unknown, example: string): void {
+  if (!Array.isArray(list) || list.length === 0)
+    throw new AuthConfigError(name, `must be a non-empty array of addresses, ${example}`);
+  for (const address of list) {
+    if (typeof address === 'string' || typeof address === 'number') continue;
+    const { host, port } = (address ?? {}) as { host?: unknown; port?: unknown };
+    if (
+      address === null ||
+      typeof address !== 'object' ||
+      (host !== undefined && (typeof host !== 'string' || host === '')) ||
+      (port !== undefined &&
+        (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65_535))
+    )
+      throw new AuthConfigError(name, `has an address that is not { host, port }, ${example}`);
+  }
+}
+
+function createCluster(options: ClusterConnectionOptions, storeTimeout: number): Cluster {
+  checkAddresses(
+    'redis.cluster',
+    options.cluster,
+    "e.g. { cluster: [{ host: '10.0.0.1', port: 6379 }] }",
+  );
+  const { cluster: nodes, ...clusterOptions } = options;
+  if (
+    clusterOptions.redisOptions !== undefined &&
+    (clusterOptions.redisOptions === null || typeof clusterOptions.redisOptions !== 'object')
+  )
+    throw new AuthConfigError('redis.redisOptions', 'must be an object of ioredis options');
+  return new Cluster(nodes, {
+    clusterRetryStrategy: retryStrategy,
+    retryDelayOnFailover: 100,
+    retryDelayOnClusterDown: 100,
+    retryDelayOnTryAgain: 100,
+    slotsRefreshTimeout: Math.min(1000, storeTimeout),
+    ...clusterOptions,
+    // Auto-pipelining sends a batch to the node the slot map names; a batch that meets a moved
+    // slot fails as a whole (503s in a failover or a migration). Replicas may lag behind a revocation.
+    enableAutoPipelining: false,
+    scaleReads: 'master',
+    redisOptions: nodeSettings(clusterOptions.redisOptions ?? {}, storeTimeout),
+  });
+}
+
+function createNode(options: RedisConnectionOptions, storeTimeout: number): Redis {
+  const { url, ...nodeOptions } = options;
+  if (url !== undefined) checkUrl('redis.url', url);
+  // ioredis would connect to localhost:6379 when nothing is named: never a silent default.
+  if (
+    url === undefined &&
+    nodeOptions.host === undefined &&
+    nodeOptions.port === undefined &&
+    nodeOptions.path === undefined &&
+    nodeOptions.sentinels === undefined
+  )
+    throw new AuthConfigError(
+      'redis',
+      'names no Redis: give { host, port }, { url }, { sentinels, name } or { cluster: [nodes] }',
+    );
+  if (
+    nodeOptions.host !== undefined &&
+    (typeof nodeOptions.host !== 'string' || nodeOptions.host === '')
+  )
+    throw new AuthConfigError('redis.host', 'must be a non-empty host name or address');
+  if (
+    nodeOptions.port !== undefined &&
+    (!Number.isInteger(nodeOptions.port) || nodeOptions.port < 1 || nodeOptions.port > 65_535)
+  )
+    throw new AuthConfigError('redis.port', 'must be a port number from 1 to 65535');
+  if (nodeOptions.sentinels !== undefined) {
+    checkAddresses(
+      'redis.sentinels',
+      nodeOptions.sentinels,
+      "e.g. { sentinels: [{ host: '10.0.0.1', port: 26379 }], name: 'mymaster' }",
+    );
+    if (typeof nodeOptions.name !== 'string' || nodeOptions.name === '')
+      throw new AuthConfigError(
+        'redis.name',
+        'must name the master the sentinels monitor, e.g. "mymaster"',
+      );
+    if (nodeOptions.role === 'slave')
+      throw new AuthConfigError('redis.role', 'must be "master": sessions are written');
+  }
+  if (
+    nodeOptions.tls !== undefined &&
+    (nodeOptions.tls === null || typeof nodeOptions.tls !== 'object')
+  )
+    throw new AuthConfigError('redis.tls', 'must be an object of TLS options, e.g. { ca }');
+  const settings = nodeSettings(nodeOptions, storeTimeout);
+  if (nodeOptions.sentinels !== undefined) {
+    // Subscribe to the sentinels' +switch-master: follow a failover at once, not at the next error.
+    settings.failoverDetector = true;
+    settings.sentinelRetryStrategy ??= retryStrategy;
+    settings.sentinelCommandTimeout ??= Math.min(1000, storeTimeout);
+  }
+  return url === undefined ? new Redis(settings) : new Redis(url, settings);
+}
+
+let instanceWarned = false;
+
+/** Settings of a user's own client that are known to break a guarantee, each with what to do. */
+export function instanceProblems(client: RedisClient): string[] {
+  const problems: string[] = [];
+  if (client instanceof Cluster || client.isCluster) {
+    const options = (client as Cluster).options;
+    if (options.scaleReads !== undefined && options.scaleReads !== 'master')
+      problems.push(
+        'scaleReads reads from replicas, which may still hold a session that was just revoked: leave it "master"',
+      );
+    if (options.enableAutoPipelining)
+      problems.push(
+        'enableAutoPipelining makes writes to a moved slot fail during a failover or a slot migration: turn it off',
+      );
+    return problems;
+  }
+  const options = (client as Redis).options as RedisOptions;
+  if (Array.isArray(options.sentinels)) {
+    if (!options.failoverDetector)
+      problems.push(
+        'failoverDetector is off, so the client keeps writing to a demoted master until it errors: set failoverDetector: true',
+      );
+    if (typeof options.reconnectOnError !== 'function')
+      problems.push(
+        'no reconnectOnError, so the client can stay on a demoted master that answers READONLY: reconnect on READONLY',
+      );
+    if (options.role === 'slave')
+      problems.push('role "slave" sends session writes to a replica: use role "master"');
+  }
+  return problems;
+}
+
+/**
+ * Turns the `redis` option into a client: a user's instance as it is (warning once about settings
+ * known to break a guarantee), or one the library creates and owns from a URL or options.
+ */
+export function connectRedis(option: unknown, storeTimeout: number): RedisConnection {
+  if (isRedisClient(option)) {
+    const problems = instanceProblems(option);
+    if (problems.length > 0 && !instanceWarned) {
+      instanceWarned = true;
+      process.emitWarning(
+        `koa-jwt-redis: the Redis client passed as \`redis\` has settings that break a guarantee (see README, "Redis topologies"): ${problems.join('; ')}.`,
+        { code: 'KOA_JWT_REDIS_CLIENT_SETTINGS' },
+      );
+    }
+    // ioredis's defaults have `sentinels: null`.
+    const sentinel = !option.isCluster && Array.isArray((option as Redis).options.sentinels);
+    return {
+      client: option,
+      owned: false,
+      topology: option.isCluster ? 'cluster' : sentinel ? 'sentinel' : 'single',
+    };
+  }
+  let client: RedisClient;
+  let topology: Topology;
+  if (typeof option === 'string') {
+    client = new Redis(checkUrl('redis', option), nodeSettings({}, storeTimeout));
+    topology = 'single';
+  } else if (option !== null && typeof option === 'object' && !Array.isArray(option)) {
+    if ('cluster' in option) {
+      client = createCluster(option as ClusterConnectionOptions, storeTimeout);
+      topology = 'cluster';
+    } else {
+      client = createNode(option as RedisConnectionOptions, storeTimeout);
+      topology = (option as RedisConnectionOptions).sentinels ? 'sentinel' : 'single';
+    }
+  } else {
+    throw new AuthConfigError(
+      'redis',
+      'must be a redis:// URL, connection options ({ host, port, tls }, { sentinels, name } or { cluster: [nodes] }), or an ioredis Redis or Cluster instance',
+    );
+  }
+  // Errors surface per request as 503s; without a listener ioredis would log each reconnect.
+  client.on('error', () => {});
+  return { client, owned: true, topology };
+}
+
+export type { SentinelAddress };

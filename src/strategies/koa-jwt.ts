@@ -1,0 +1,182 @@
+import type { KeyObject } from 'node:crypto';
+import jwt from 'jsonwebtoken';
+import { AuthConfigError, AuthError, UnsupportedError } from '../errors.js';
+import { type AuthUser, RESERVED_CLAIMS, TOKEN_TYP } from '../tokens/claims.js';
+import { redisStrategy } from './redis.js';
+import type { StrategyContext, StrategyFactory, TokenReader, TokenStrategy } from './types.js';
+
+/** The algorithms a koa-jwt app could have signed with; `none` is never among them. */
+const LEGACY_ALGORITHMS = [
+  'HS256',
+  'HS384',
+  'HS512',
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+] as const;
+export type LegacyAlgorithm = (typeof LEGACY_ALGORITHMS)[number];
+
+/** Options of {@link koaJwtStrategy}. */
+export interface KoaJwtStrategyOptions {
+  /** The `secret` your koa-jwt middleware verified with (an HMAC secret, or a public key). */
+  secret: string | Buffer | KeyObject;
+  /**
+   * The end of the migration window: from then on koa-jwt tokens are refused (401
+   * `token_expired`), whatever their own `exp` — including tokens that have none.
+   */
+  until: Date;
+  /** koa-jwt's `algorithms`. @default ['HS256'] */
+  algorithms?: LegacyAlgorithm[];
+  /** koa-jwt's `issuer`, when it checked one. */
+  issuer?: string | string[];
+  /** koa-jwt's `audience`, when it checked one. */
+  audience?: string | string[];
+  /**
+   * The user id of a legacy payload, which becomes `ctx.state.user.sub`.
+   * @default payload.sub ?? payload.id ?? payload.userId ?? payload.user_id
+   */
+  subject?: (payload: Record<string, unknown>) => string | number | undefined;
+  /** koa-jwt's `isRevoked(ctx, payload, token)`, minus ctx: true refuses the token (401 `token_revoked`). */
+  isRevoked?: (payload: Record<string, unknown>) => boolean | Promise<boolean>;
+  /**
+   * Reads the library's own tokens, tried first; a factory is given the context bound to the
+   * `redis` strategy's tokens. @default the `redis` strategy on the instance's keys and store
+   */
+  primary?: TokenReader | StrategyFactory;
+}
+
+const defaultSubject = (p: Record<string, unknown>): unknown =>
+  p.sub ?? p.id ?? p.userId ?? p.user_id;
+
+function headerTyp(token: string): unknown {
+  const dot = token.indexOf('.');
+  if (dot <= 0 || dot > 2048) return undefined;
+  try {
+    const header = JSON.parse(Buffer.from(token.slice(0, dot), 'base64url').toString('utf8')) as {
+      typ?: unknown;
+    };
+    return header !== null && typeof header === 'object' ? header.typ : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A read-only strategy for a migration from koa-jwt: it accepts the tokens your koa-jwt
+ * middleware accepted (same secret, same algorithms) until `until`, and the library's own
+ * access tokens always; it never issues a token. Register it and name it on the middlewares of
+ * your app routes; logins, refreshes and `auth.routes()` keep the default strategy, so every new
+ * login gets the new tokens.
+ * @example
+ * auth.strategies.register('koa-jwt', koaJwtStrategy({ secret: process.env.OLD_JWT_SECRET!, until: new Date('2027-03-01') }));
+ * router.get('/me', auth.requireAuth({ strategy: 'koa-jwt' }), (ctx) => { ctx.body = ctx.state.user; });
+ */
+export function koaJwtStrategy(options: KoaJwtStrategyOptions): StrategyFactory {
+  if (options === null || typeof options !== 'object')
+    throw new AuthConfigError('koaJwtStrategy', 'needs { secret, until }');
+  const { secret, until, issuer, audience, isRevoked } = options;
+  if (
+    !(typeof secret === 'string' && secret.length > 0) &&
+    !(Buffer.isBuffer(secret) && secret.length > 0) &&
+    !(typeof secret === 'object' && secret !== null && 'asymmetricKeyType' in secret)
+  )
+    throw new AuthConfigError(
+      'koaJwtStrategy.secret',
+      'must be the secret (or public key) your koa-jwt middleware used',
+    );
+  if (!(until instanceof Date) || Number.isNaN(until.getTime()))
+    throw new AuthConfigError(
+      'koaJwtStrategy.until',
+      'must be a Date: the end of the migration window, after which koa-jwt tokens are refused',
+    );
+  const algorithms = options.algorithms ?? ['HS256'];
+  if (
+    !Array.isArray(algorithms) ||
+    algorithms.length === 0 ||
+    !algorithms.every((a) => (LEGACY_ALGORITHMS as readonly string[]).includes(a))
+  )
+    throw new AuthConfigError(
+      'koaJwtStrategy.algorithms',
+      `must list algorithms from ${LEGACY_ALGORITHMS.join(', ')}`,
+    );
+  const subject = options.subject ?? defaultSubject;
+  if (typeof subject !== 'function')
+    throw new AuthConfigError('koaJwtStrategy.subject', 'must be a function (payload) => id');
+  if (isRevoked !== undefined && typeof isRevoked !== 'function')
+    throw new AuthConfigError(
+      'koaJwtStrategy.isRevoked',
+      'must be a function (payload) => boolean',
+    );
+  const verifyOptions: jwt.VerifyOptions = {
+    algorithms: [...algorithms],
+    ...(issuer !== undefined ? { issuer: issuer as string | [string, ...string[]] } : {}),
+    ...(audience !== undefined ? { audience: audience as string | [string, ...string[]] } : {}),
+  };
+  const untilMs = until.getTime();
+
+  async function readLegacy(token: string): Promise<AuthUser> {
+    if (Date.now() >= untilMs)
+      throw new AuthError(
+        'token_expired',
+        'Tokens of the previous login system are no longer accepted; log in again.',
+      );
+    let payload: Record<string, unknown>;
+    try {
+      const decoded = jwt.verify(token, secret, verifyOptions);
+      if (decoded === null || typeof decoded !== 'object') throw new Error('not a JSON object');
+      payload = decoded as Record<string, unknown>;
+    } catch (cause) {
+      if (cause instanceof jwt.TokenExpiredError)
+        throw new AuthError('token_expired', 'The token has expired.', { cause });
+      throw new AuthError('token_invalid', 'The token signature or claims are invalid.', { cause });
+    }
+    const id = subject(payload);
+    if ((typeof id !== 'string' || id.length === 0) && typeof id !== 'number')
+      throw new AuthError('token_invalid', 'The token names no user.');
+    if (isRevoked && (await isRevoked(payload)))
+      throw new AuthError('token_revoked', 'The token has been revoked; log in again.');
+    // koa-jwt handed the payload over as it was; keep its claims, with the fields requireAuth promises.
+    const user: Record<string, unknown> = {};
+    for (const [name, value] of Object.entries(payload))
+      if (!RESERVED_CLAIMS.has(name) || name === 'iss' || name === 'aud') user[name] = value;
+    const iat = typeof payload.iat === 'number' ? payload.iat : Math.floor(Date.now() / 1000);
+    const exp = typeof payload.exp === 'number' ? payload.exp : Math.floor(untilMs / 1000);
+    return { ...user, sub: String(id), token_use: 'access', iat, exp } as AuthUser;
+  }
+
+  return (context: StrategyContext): TokenStrategy => {
+    const primaryOption = options.primary ?? redisStrategy;
+    // Tokens carry the name of the strategy that issued them: read the default `redis` ones.
+    const primary: TokenReader =
+      typeof primaryOption === 'function'
+        ? primaryOption({ ...context, tokens: context.tokens.forStrategy('redis') })
+        : primaryOption;
+    const refuse = (helper: string) =>
+      new UnsupportedError(
+        'koa-jwt',
+        helper,
+        'it only reads the tokens of a koa-jwt app during a migration; new tokens come from the default strategy',
+      );
+    return {
+      readToken(token, read) {
+        // The library's own tokens say what they are in the header; koa-jwt's do not.
+        const typ = headerTyp(token);
+        if (typ === TOKEN_TYP.access || typ === TOKEN_TYP.refresh)
+          return primary.readToken(token, read);
+        return readLegacy(token);
+      },
+      writeToken() {
+        throw refuse('writeToken');
+      },
+      async generateTokens() {
+        throw refuse('generateTokens');
+      },
+    };
+  };
+}

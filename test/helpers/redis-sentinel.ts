@@ -1,0 +1,210 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DelayProxy } from './delay-proxy.js';
+import { freePort, RedisServer } from './redis-server.js';
+
+export const MASTER_NAME = 'mymaster';
+
+/**
+ * redis-cli, run without blocking: the app under test shares this process's event loop, and a
+ * synchronous child process would stall its timers and show up as slow answers.
+ */
+function cli(port: number, ...args: string[]): Promise<string> {
+  return new Promise((resolve) => {
+    execFile(
+      'redis-cli',
+      ['-p', String(port), ...args],
+      { encoding: 'utf8' },
+      (_error, stdout, stderr) => resolve(`${stdout}${stderr}`.trim()),
+    );
+  });
+}
+
+async function until(what: string, ms: number, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await sleep(100);
+  }
+  throw new Error(`${what}: not within ${ms} ms`);
+}
+
+async function every<T>(items: T[], check: (item: T) => Promise<boolean>): Promise<boolean> {
+  return (await Promise.all(items.map(check))).every(Boolean);
+}
+
+/** One `redis-server --sentinel` with its own config file (Sentinel rewrites it) and directory. */
+class SentinelProcess {
+  private child: ChildProcess | undefined;
+  private readonly dir = mkdtempSync(join(tmpdir(), 'kjr-sentinel-'));
+
+  private constructor(readonly port: number) {}
+
+  static async start(masterPort: number, downAfterMs: number): Promise<SentinelProcess> {
+    const sentinel = new SentinelProcess(await freePort());
+    const config = join(sentinel.dir, 'sentinel.conf');
+    writeFileSync(
+      config,
+      [
+        `port ${sentinel.port}`,
+        'bind 127.0.0.1',
+        `dir ${sentinel.dir}`,
+        `sentinel monitor ${MASTER_NAME} 127.0.0.1 ${masterPort} 2`,
+        // A master that does not answer for this long is down; failovers may follow each other quickly.
+        `sentinel down-after-milliseconds ${MASTER_NAME} ${downAfterMs}`,
+        `sentinel failover-timeout ${MASTER_NAME} 5000`,
+        `sentinel parallel-syncs ${MASTER_NAME} 1`,
+        '',
+      ].join('\n'),
+    );
+    sentinel.child = spawn('redis-server', [config, '--sentinel'], { stdio: 'ignore' });
+    await until(
+      `sentinel on port ${sentinel.port} to start`,
+      10_000,
+      async () => (await cli(sentinel.port, 'ping')) === 'PONG',
+    );
+    return sentinel;
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    this.child = undefined;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGKILL');
+      await exited;
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A Sentinel setup this test run owns, on free loopback ports: one master, one replica and three
+ * sentinels (quorum 2). With `replicationDelayMs`, the replica reaches the master through a
+ * {@link DelayProxy}, so replication really lags by that much.
+ */
+export class SentinelSetup {
+  /** Every redis-server started, current or not, so stop() ends them all. */
+  private readonly servers: RedisServer[] = [];
+  private readonly sentinelProcesses: SentinelProcess[] = [];
+  private proxy: DelayProxy | undefined;
+
+  private constructor() {}
+
+  static async start(
+    options: { replicationDelayMs?: number; downAfterMs?: number } = {},
+  ): Promise<SentinelSetup> {
+    const setup = new SentinelSetup();
+    try {
+      const master = await setup.server([]);
+      let upstream = master.port;
+      if (options.replicationDelayMs !== undefined) {
+        setup.proxy = await DelayProxy.start(master.port, options.replicationDelayMs);
+        upstream = setup.proxy.port;
+      }
+      const replica = await setup.server(['--replicaof', '127.0.0.1', String(upstream)]);
+      await until('the replica to sync', 20_000, async () =>
+        /master_link_status:up/.test(await cli(replica.port, 'info', 'replication')),
+      );
+      for (let i = 0; i < 3; i++)
+        setup.sentinelProcesses.push(
+          await SentinelProcess.start(master.port, options.downAfterMs ?? 1000),
+        );
+      // Sentinels find the replica from the master's INFO and each other by hello messages.
+      await until('the sentinels to know the replica and each other', 30_000, () =>
+        every(setup.sentinelProcesses, async (s) => {
+          const replicas = await cli(s.port, 'sentinel', 'replicas', MASTER_NAME);
+          const peers = await cli(s.port, 'sentinel', 'sentinels', MASTER_NAME);
+          return (
+            replicas.includes(String(replica.port)) &&
+            !/s_down|disconnected/.test(replicas) &&
+            (peers.match(/^name$/gm) ?? []).length === 2
+          );
+        }),
+      );
+      return setup;
+    } catch (error) {
+      await setup.stop();
+      throw error;
+    }
+  }
+
+  private async server(args: string[], port?: number): Promise<RedisServer> {
+    const server = await RedisServer.start(args, port);
+    this.servers.push(server);
+    return server;
+  }
+
+  /** Sentinel addresses, in the shape ioredis and the `redis` option take. */
+  get sentinels(): { host: string; port: number }[] {
+    return this.sentinelProcesses.map((s) => ({ host: '127.0.0.1', port: s.port }));
+  }
+
+  /** The master's port as the sentinels see it now. */
+  async masterPort(sentinel = this.sentinelProcesses[0]!.port): Promise<number> {
+    const answer = await cli(sentinel, 'sentinel', 'get-master-addr-by-name', MASTER_NAME);
+    return Number(answer.split('\n')[1]);
+  }
+
+  /** The running redis-server on `port`. */
+  serverOn(port: number): RedisServer {
+    const server = this.servers.findLast((s) => s.port === port);
+    if (!server) throw new Error(`no redis-server of this setup on port ${port}`);
+    return server;
+  }
+
+  /** Whether the node on `port` answers and has the given role. */
+  static async role(port: number): Promise<string> {
+    return /role:(\w+)/.exec(await cli(port, 'info', 'replication'))?.[1] ?? 'down';
+  }
+
+  /** A planned failover: the sentinels promote the replica. Resolves when every sentinel names the new master. */
+  async failover(): Promise<number> {
+    const old = await this.masterPort();
+    const answer = await cli(this.sentinelProcesses[0]!.port, 'sentinel', 'failover', MASTER_NAME);
+    if (answer !== 'OK') throw new Error(`SENTINEL FAILOVER answered ${answer}`);
+    return this.waitForNewMaster(old);
+  }
+
+  /** Resolves with the new master's port once every sentinel names another master than `old`. */
+  async waitForNewMaster(old: number, ms = 30_000): Promise<number> {
+    await until('the sentinels to name a new master', ms, () =>
+      every(this.sentinelProcesses, async (s) => {
+        const port = await this.masterPort(s.port);
+        return port !== old && (await SentinelSetup.role(port)) === 'master';
+      }),
+    );
+    return this.masterPort();
+  }
+
+  /** Restarts a killed node, empty, as a replica of the current master (as an operator would). */
+  async restartAsReplica(port: number): Promise<void> {
+    await this.serverOn(port).kill();
+    const master = await this.masterPort();
+    const server = await this.server(['--replicaof', '127.0.0.1', String(master)], port);
+    await until('the restarted replica to sync', 20_000, async () =>
+      /master_link_status:up/.test(await cli(server.port, 'info', 'replication')),
+    );
+  }
+
+  /** Waits until the node on `port` replicates the current master with its link up. */
+  async waitForReplica(port: number, ms = 30_000): Promise<void> {
+    await until(`node ${port} to replicate the new master`, ms, async () => {
+      const info = await cli(port, 'info', 'replication');
+      return (
+        /role:slave/.test(info) &&
+        info.includes(`master_port:${await this.masterPort()}`) &&
+        /master_link_status:up/.test(info)
+      );
+    });
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.sentinelProcesses.map((s) => s.stop()));
+    await this.proxy?.stop();
+    await Promise.all(this.servers.map((s) => s.stop()));
+  }
+}

@@ -1,0 +1,194 @@
+import { Cluster, Redis } from 'ioredis';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, describe, expect, it } from 'vitest';
+import { clusterAuth } from '../../examples/redis/cluster.js';
+import type { Auth } from '../../src/index.js';
+import {
+  contractBreaches,
+  FailoverLoad,
+  type FailoverLoadOptions,
+  opCounts,
+  resurrections,
+  warmUp,
+} from '../helpers/failover-load.js';
+import { SECRET } from '../helpers/forge.js';
+import { serve, type Served } from '../helpers/http.js';
+import { idApp } from '../helpers/load.js';
+import { RedisCluster } from '../helpers/redis-cluster.js';
+
+/*
+ * A real Redis Cluster of 3 masters with one replica each (this file's own), with the README's
+ * recommended settings (examples/redis/cluster.ts), under a steady load of logins, refreshes and
+ * logouts: a planned CLUSTER FAILOVER of the shard of a live user, then a slot migration of
+ * another live user's slot. Nothing the app answered as done comes back, every answer is
+ * 200/204/401/409/503 within storeTimeout + 250 ms, and 503s come only from the shard being failed
+ * over, while it has no master; none from the migration.
+ */
+
+const BOUND_MS = 1000 + 250;
+const CLIENTS = 12;
+const LOAD: FailoverLoadOptions = {
+  clients: CLIENTS,
+  boundMs: 5000,
+  maxRequests: 20_000,
+  maxMs: 60_000,
+};
+const PREFIX = 'auth:';
+const user = (i: number): string => `user-${i}`;
+const keyOf = (id: string): string => `${PREFIX}{u:${encodeURIComponent(id)}}`;
+
+let cluster: RedisCluster | undefined;
+let auth: Auth | undefined;
+let server: Served | undefined;
+let load: FailoverLoad | undefined;
+const nodes = new Map<number, Redis>();
+
+process.env.JWT_SECRET ??= SECRET;
+
+afterAll(async () => {
+  await load?.stop();
+  await server?.close();
+  await auth?.close();
+  for (const node of nodes.values()) node.disconnect();
+  await cluster?.stop();
+});
+
+/** A plain connection to one node, for the cluster commands this test sends. */
+function node(port: number): Redis {
+  let client = nodes.get(port);
+  if (!client) {
+    client = new Redis({ port, lazyConnect: true }).on('error', () => {});
+    nodes.set(port, client);
+  }
+  return client;
+}
+
+async function id(port: number): Promise<string> {
+  return String(await node(port).call('CLUSTER', 'MYID'));
+}
+
+async function role(port: number): Promise<string> {
+  return /role:(\w+)/.exec(await node(port).info('replication'))?.[1] ?? 'down';
+}
+
+/** The port of the master serving `slot`, as the node on `port` sees it. */
+async function ownerOf(slot: number, port: number): Promise<number> {
+  const slots = (await node(port).call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
+  const range = slots.find(([from, to]) => from <= slot && slot <= to);
+  if (!range) throw new Error(`no node serves slot ${slot}`);
+  return range[2][1];
+}
+
+async function until(what: string, ms: number, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await sleep(20);
+  }
+  throw new Error(`${what}: not within ${ms} ms`);
+}
+
+describe('Cluster failover and slot migration under load (a 3+3 Redis Cluster of this file’s own)', () => {
+  it('planned CLUSTER FAILOVER and a live slot migration: 0 resurrected, 503s only from the shard while it has no master', async () => {
+    cluster = await RedisCluster.start(3, 1);
+    const ports = cluster.ports;
+    const any = ports[0]!;
+    auth = clusterAuth(ports.map((port) => ({ host: '127.0.0.1', port })));
+    server = await serve(idApp(auth));
+    await warmUp(
+      server.url,
+      Array.from({ length: CLIENTS }, (_, i) => user(i)),
+    );
+
+    // Which master serves which client's user.
+    const slotOf = new Map<number, number>();
+    for (let i = 0; i < CLIENTS; i++)
+      slotOf.set(i, Number(await node(any).call('CLUSTER', 'KEYSLOT', keyOf(user(i)))));
+    const masterOf = async (i: number): Promise<number> => ownerOf(slotOf.get(i)!, any);
+
+    load = new FailoverLoad(server.url, user, LOAD);
+    await sleep(1500);
+
+    // 1. A planned failover of user-0's shard: its replica takes over.
+    const oldMaster = await masterOf(0);
+    const shardClients = new Set<number>();
+    for (let i = 0; i < CLIENTS; i++) if ((await masterOf(i)) === oldMaster) shardClients.add(i);
+    const oldId = await id(oldMaster);
+    let replica: number | undefined;
+    for (const port of ports) {
+      const info = await node(port).info('replication');
+      if (/role:slave/.test(info) && info.includes(`master_port:${oldMaster}`)) replica = port;
+    }
+    expect(replica, `replica of ${oldId}`).toBeDefined();
+    const failoverAt = Date.now();
+    expect(await node(replica!).call('CLUSTER', 'FAILOVER')).toBe('OK');
+    await until('the replica to take over', 20_000, async () => {
+      return (await role(replica!)) === 'master' && (await role(oldMaster)) === 'slave';
+    });
+    const failedOverAt = Date.now();
+    await sleep(1500);
+
+    // 2. Migrate the slot of a live user on another shard to a third master, key by key.
+    let moved = 1;
+    while ((await masterOf(moved)) === replica || (await masterOf(moved)) === oldMaster) moved++;
+    const slot = slotOf.get(moved)!;
+    const source = await masterOf(moved);
+    const masters: number[] = [];
+    for (const port of ports) if ((await role(port)) === 'master') masters.push(port);
+    const target = masters.find((p) => p !== source)!;
+    const [sourceId, targetId] = [await id(source), await id(target)];
+    const migrationAt = Date.now();
+    await node(target).call('CLUSTER', 'SETSLOT', slot, 'IMPORTING', sourceId);
+    await node(source).call('CLUSTER', 'SETSLOT', slot, 'MIGRATING', targetId);
+    await sleep(300);
+    for (;;) {
+      const keys = (await node(source).call('CLUSTER', 'GETKEYSINSLOT', slot, 100)) as string[];
+      if (keys.length === 0) break;
+      await node(source).call('MIGRATE', '127.0.0.1', target, '', 0, 5000, 'KEYS', ...keys);
+    }
+    await sleep(300);
+    for (const port of [target, source, ...masters.filter((p) => p !== target && p !== source)])
+      await node(port).call('CLUSTER', 'SETSLOT', slot, 'NODE', targetId);
+    const migratedAt = Date.now();
+    await until('every master to agree on the moved slot', 10_000, async () => {
+      for (const port of masters) if ((await ownerOf(slot, port)) !== target) return false;
+      return true;
+    });
+    await sleep(1500);
+    await load.stop();
+
+    const replies = load.replies;
+    const unavailable = replies.filter((r) => r.status === 503);
+    const line = `cluster: ${replies.length} requests, failover ${failedOverAt - failoverAt} ms, migration ${migratedAt - migrationAt} ms, ${unavailable.length} answered 503, slowest ${Math.max(...replies.map((r) => r.ms))} ms, ${load.rotated.length} rotations and ${load.ended.length} ends audited ${JSON.stringify(opCounts(replies))}`;
+    console.info(line);
+    expect(contractBreaches(replies, BOUND_MS), line).toEqual([]);
+    expect(load.count('refresh', 200)).toBeGreaterThan(50);
+    expect(load.count('logout', 204)).toBeGreaterThan(10);
+    // The moved user kept being served through the migration.
+    expect(
+      replies.some((r) => r.sentAt > migrationAt && r.sentAt < migratedAt && r.status === 200),
+    ).toBe(true);
+    // 503s only from the failed-over shard's clients, sent before its new master had taken over.
+    const clientOf = new Map(load.clientOf.entries());
+    const outside = unavailable.filter(
+      (r) =>
+        !shardClients.has(clientOf.get(r)!) ||
+        r.sentAt + r.ms < failoverAt ||
+        r.sentAt > failedOverAt + 100,
+    );
+    expect(
+      outside.map((r) => `client ${clientOf.get(r)} ${r.op} sent at +${r.sentAt - failoverAt} ms`),
+      line,
+    ).toEqual([]);
+
+    const audit = new Cluster(
+      ports.map((port) => ({ host: '127.0.0.1', port })),
+      { lazyConnect: true },
+    ).on('error', () => {});
+    try {
+      expect(await resurrections(audit, PREFIX, load), line).toEqual([]);
+    } finally {
+      audit.disconnect();
+    }
+  }, 120_000);
+});

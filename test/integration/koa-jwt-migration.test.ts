@@ -1,0 +1,190 @@
+import jwt from 'jsonwebtoken';
+import Koa from 'koa';
+import koaJwt from 'koa-jwt';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createMigratingApp } from '../../examples/koa-jwt-migration/app.js';
+import { type Auth, AuthConfigError, koaJwtStrategy, UnsupportedError } from '../../src/index.js';
+import { testAuth } from '../helpers/auth.js';
+import { call, serve, type Served } from '../helpers/http.js';
+
+/**
+ * examples/koa-jwt-migration: tokens a koa-jwt app issued keep working until the window ends,
+ * read-only, while logins hand out the new tokens. Against real koa-jwt and a real Redis.
+ */
+
+const OLD_SECRET = 'the-secret-koa-jwt-used-in-production';
+const HOUR = 3600;
+
+let auth: Auth;
+let server: Served;
+const extra: Served[] = [];
+
+afterEach(async () => {
+  await server?.close();
+  for (const s of extra.splice(0)) await s.close();
+  await auth?.close();
+});
+
+async function start(until = new Date(Date.now() + 30 * 24 * HOUR * 1000)): Promise<void> {
+  auth = testAuth({ userFields: ['username', 'role'] });
+  server = await serve(createMigratingApp(auth, { oldSecret: OLD_SECRET, until }));
+}
+
+/** A token as the koa-jwt app's login signed it. */
+const legacyToken = (
+  payload: object = { id: 1, username: 'alice' },
+  options: jwt.SignOptions = { expiresIn: HOUR },
+) => jwt.sign(payload, OLD_SECRET, options);
+
+describe('migrating from koa-jwt', () => {
+  it('accepts a token that the old koa-jwt middleware accepts, with the payload on ctx.state.user', async () => {
+    const token = legacyToken();
+    // The old app, as it ran: koa-jwt itself accepts the token.
+    const old = new Koa();
+    old.use(koaJwt({ secret: OLD_SECRET })).use((ctx) => {
+      ctx.body = ctx.state.user;
+    });
+    const oldServer = await serve(old);
+    extra.push(oldServer);
+    const before = await call(oldServer.url, '/', { token });
+    expect(before.status).toBe(200);
+
+    await start();
+    const after = await call(server.url, '/me', { token });
+    expect(after.status).toBe(200);
+    // The same claims as before, plus `sub` (the id as a string) and the fields requireAuth promises.
+    expect(after.body).toEqual({ ...before.body, sub: '1', token_use: 'access' });
+    expect((await call(server.url, '/token', { token })).body).toEqual({ length: token.length });
+  });
+
+  it('gives new logins the new tokens, which work on the same routes and end at logout', async () => {
+    await start();
+    const login = await call(server.url, '/auth/login', {
+      body: { username: 'alice', password: 'wonderland' },
+    });
+    expect(login.status).toBe(200);
+    const { access_token, refresh_token } = login.body as {
+      access_token: string;
+      refresh_token: string;
+    };
+    // Not signed with the old secret: nothing new comes from the old system.
+    expect(() => jwt.verify(access_token, OLD_SECRET)).toThrow();
+    const me = await call(server.url, '/me', { token: access_token });
+    expect([me.status, me.body]).toEqual([200, expect.anything()]);
+    expect(me.body).toMatchObject({ sub: '1', username: 'alice', role: 'admin' });
+    expect(me.body.sid).toEqual(expect.any(String));
+    // The new tokens keep their session check: after logout the access token is refused.
+    await call(server.url, '/auth/logout', { body: { refresh_token } });
+    const revoked = await call(server.url, '/me', { token: access_token });
+    expect(revoked.status).toBe(401);
+    expect(revoked.body.error).toBe('token_revoked');
+    // A refresh token is no access token, on either path.
+    expect((await call(server.url, '/me', { token: refresh_token })).status).toBe(401);
+  });
+
+  it('refuses koa-jwt tokens after the window, whatever their exp, and tokens without exp until then', async () => {
+    const forever = legacyToken({ id: 2, username: 'bob' }, {}); // koa-jwt apps often set no exp
+    await start();
+    expect((await call(server.url, '/me', { token: forever })).status).toBe(200);
+    await server.close();
+    await auth.close();
+
+    await start(new Date(Date.now() - 1000));
+    for (const token of [forever, legacyToken()]) {
+      const res = await call(server.url, '/me', { token });
+      expect(res.status).toBe(401);
+      expect(res.body.error).toBe('token_expired');
+    }
+  });
+
+  it('refuses a wrong secret, alg none, another algorithm, an expired token and a token naming no user', async () => {
+    await start();
+    const none = jwt.sign({ id: 1 }, '', { algorithm: 'none' });
+    const [header, payload] = legacyToken().split('.');
+    const cases: [string, string][] = [
+      [jwt.sign({ id: 1 }, 'another-secret-entirely-32-bytes!!'), 'token_invalid'],
+      [none, 'token_invalid'],
+      [`${header}.${payload}.`, 'token_invalid'],
+      [jwt.sign({ id: 1 }, OLD_SECRET, { algorithm: 'HS512' }), 'token_invalid'],
+      [legacyToken({ id: 1, exp: Math.floor(Date.now() / 1000) - 60 }, {}), 'token_expired'],
+      [legacyToken({ username: 'nobody' }), 'token_invalid'],
+      ['not.a.token', 'token_invalid'],
+    ];
+    for (const [token, error] of cases) {
+      const res = await call(server.url, '/me', { token });
+      expect([res.status, res.body.error]).toEqual([401, error]);
+    }
+  });
+
+  it('keeps the library’s own claims its own: a legacy sid or token_use does not pass through', async () => {
+    await start();
+    const token = legacyToken({ id: 3, sid: 'forged-session', token_use: 'refresh', jti: 'x' });
+    const res = await call(server.url, '/me', { token });
+    expect(res.status).toBe(200);
+    expect(res.body.sid).toBeUndefined();
+    expect(res.body.jti).toBeUndefined();
+    expect(res.body.token_use).toBe('access');
+  });
+
+  it('passthrough → getData: a good token sets the user, a bad one leaves the request anonymous', async () => {
+    await start();
+    expect((await call(server.url, '/greeting', { token: legacyToken() })).body).toEqual({
+      hello: 'alice',
+    });
+    const anonymous = await call(server.url, '/greeting', { token: 'garbage' });
+    expect([anonymous.status, anonymous.body]).toEqual([200, { hello: 'stranger' }]);
+    expect((await call(server.url, '/greeting')).body).toEqual({ hello: 'stranger' });
+  });
+
+  it('refuses to issue tokens, and refuses bad options at start-up', async () => {
+    await start();
+    await expect(auth.generateTokens({ id: 1 }, { strategy: 'koa-jwt' })).rejects.toBeInstanceOf(
+      UnsupportedError,
+    );
+    expect(() => auth.strategies.get('koa-jwt').writeToken({ id: 1 }, 'access')).toThrow(
+      UnsupportedError,
+    );
+    const until = new Date(Date.now() + HOUR * 1000);
+    for (const [options, option] of [
+      [{ until }, 'koaJwtStrategy.secret'],
+      [{ secret: '', until }, 'koaJwtStrategy.secret'],
+      [{ secret: OLD_SECRET }, 'koaJwtStrategy.until'],
+      [{ secret: OLD_SECRET, until: new Date('nope') }, 'koaJwtStrategy.until'],
+      [{ secret: OLD_SECRET, until, algorithms: ['none'] }, 'koaJwtStrategy.algorithms'],
+      [{ secret: OLD_SECRET, until, algorithms: [] }, 'koaJwtStrategy.algorithms'],
+    ] as const) {
+      let thrown: unknown;
+      try {
+        koaJwtStrategy(options as never);
+      } catch (error) {
+        thrown = error;
+      }
+      expect(thrown).toBeInstanceOf(AuthConfigError);
+      expect((thrown as AuthConfigError).option).toBe(option);
+    }
+  });
+
+  it("honours koa-jwt's isRevoked and a custom subject", async () => {
+    auth = testAuth();
+    auth.strategies.register(
+      'legacy',
+      koaJwtStrategy({
+        secret: OLD_SECRET,
+        until: new Date(Date.now() + HOUR * 1000),
+        subject: (p) => p.email as string,
+        isRevoked: async (p) => p.email === 'banned@example.com',
+      }),
+    );
+    const app = new Koa();
+    app.use(auth.requireAuth({ strategy: 'legacy' })).use((ctx) => {
+      ctx.body = { sub: ctx.state.user.sub };
+    });
+    server = await serve(app);
+    const ok = await call(server.url, '/', { token: legacyToken({ email: 'carol@example.com' }) });
+    expect(ok.body).toEqual({ sub: 'carol@example.com' });
+    const banned = await call(server.url, '/', {
+      token: legacyToken({ email: 'banned@example.com' }),
+    });
+    expect([banned.status, banned.body.error]).toEqual([401, 'token_revoked']);
+  });
+});

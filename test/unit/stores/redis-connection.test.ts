@@ -1,0 +1,162 @@
+import { Cluster, Redis } from 'ioredis';
+import { describe, expect, it } from 'vitest';
+import { AuthConfigError, createAuth } from '../../../src/index.js';
+import { connectRedis, instanceProblems } from '../../../src/stores/redis-connection.js';
+import { SECRET } from '../../helpers/forge.js';
+
+function optionOf(options: Record<string, unknown>): string {
+  try {
+    createAuth({ secret: SECRET, ...options } as never);
+  } catch (error) {
+    expect(error).toBeInstanceOf(AuthConfigError);
+    return (error as AuthConfigError).option;
+  }
+  throw new Error(`expected ${JSON.stringify(options)} to be refused`);
+}
+
+describe('the redis option', () => {
+  it('refuses URLs that are empty, malformed or of another scheme, naming the option', () => {
+    for (const url of [
+      '',
+      '   ',
+      'localhost:6379',
+      'not a url',
+      'http://127.0.0.1:6379',
+      'redis://',
+      'redis://127.0.0.1:6379/db',
+    ])
+      expect(optionOf({ redis: url }), url).toBe('redis');
+  });
+
+  it('refuses connection options that name no Redis or a wrong one', () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{}, 'redis'],
+      [{ tls: {} }, 'redis'],
+      [{ url: 'ftp://x' }, 'redis.url'],
+      [{ url: '' }, 'redis.url'],
+      [{ host: '' }, 'redis.host'],
+      [{ host: '127.0.0.1', port: 0 }, 'redis.port'],
+      [{ host: '127.0.0.1', tls: 'yes' }, 'redis.tls'],
+      [{ sentinels: [], name: 'mymaster' }, 'redis.sentinels'],
+      [{ sentinels: [{ host: '127.0.0.1', port: 'x' }], name: 'mymaster' }, 'redis.sentinels'],
+      [{ sentinels: [{ host: '127.0.0.1', port: 26379 }] }, 'redis.name'],
+      [{ sentinels: [{ host: '127.0.0.1', port: 26379 }], name: 'm', role: 'slave' }, 'redis.role'],
+      [{ cluster: [] }, 'redis.cluster'],
+      [{ cluster: [{ host: '127.0.0.1', port: 7000 }], redisOptions: 3 }, 'redis.redisOptions'],
+    ];
+    for (const [redis, option] of cases)
+      expect(optionOf({ redis }), JSON.stringify(redis)).toBe(option);
+    expect(optionOf({ redis: [] })).toBe('redis');
+    expect(optionOf({ redis: 42 })).toBe('redis');
+  });
+
+  it('checks waitForReplicas, which needs Redis', () => {
+    for (const waitForReplicas of [-1, 1.5, 17, '1'])
+      expect(optionOf({ redis: { host: '127.0.0.1', lazyConnect: true }, waitForReplicas })).toBe(
+        'waitForReplicas',
+      );
+    expect(optionOf({ waitForReplicas: 1 })).toBe('waitForReplicas');
+  });
+
+  it('creates a client set up for the guarantees, over the user’s settings', () => {
+    const node = connectRedis(
+      {
+        host: '127.0.0.1',
+        port: 1,
+        lazyConnect: true,
+        maxRetriesPerRequest: 20,
+        commandTimeout: 5000,
+      },
+      800,
+    );
+    const options = (node.client as Redis).options;
+    expect(node).toMatchObject({ owned: true, topology: 'single' });
+    expect(options).toMatchObject({ maxRetriesPerRequest: 1, commandTimeout: 800 });
+    expect(
+      options.reconnectOnError?.(
+        new Error('READONLY You can’t write against a read only replica.'),
+      ),
+    ).toBe(true);
+    node.client.disconnect();
+
+    const sentinel = connectRedis(
+      { sentinels: [{ host: '127.0.0.1', port: 1 }], name: 'mymaster', lazyConnect: true },
+      1000,
+    );
+    expect(sentinel.topology).toBe('sentinel');
+    expect((sentinel.client as Redis).options.failoverDetector).toBe(true);
+    expect(instanceProblems(sentinel.client)).toEqual([]);
+    sentinel.client.disconnect();
+
+    const cluster = connectRedis(
+      { cluster: [{ host: '127.0.0.1', port: 1 }], enableAutoPipelining: true, lazyConnect: true },
+      1000,
+    );
+    expect(cluster.topology).toBe('cluster');
+    expect((cluster.client as Cluster).options).toMatchObject({
+      enableAutoPipelining: false,
+      scaleReads: 'master',
+    });
+    expect(instanceProblems(cluster.client)).toEqual([]);
+    cluster.client.disconnect();
+  });
+
+  it('names the settings of a user’s own client that break a guarantee', () => {
+    const sentinel = new Redis({
+      sentinels: [{ host: '127.0.0.1', port: 1 }],
+      name: 'mymaster',
+      lazyConnect: true,
+    });
+    expect(instanceProblems(sentinel).join('\n')).toMatch(
+      /failoverDetector[\s\S]*reconnectOnError/,
+    );
+    const cluster = new Cluster([{ host: '127.0.0.1', port: 1 }], {
+      lazyConnect: true,
+      enableAutoPipelining: true,
+      scaleReads: 'slave',
+    });
+    expect(instanceProblems(cluster).join('\n')).toMatch(/scaleReads[\s\S]*enableAutoPipelining/);
+    const plain = new Redis({ lazyConnect: true });
+    expect(instanceProblems(plain)).toEqual([]);
+
+    const warnings: string[] = [];
+    const onWarning = (w: Error & { code?: string }): void => {
+      if (w.code === 'KOA_JWT_REDIS_CLIENT_SETTINGS') warnings.push(w.message);
+    };
+    process.on('warning', onWarning);
+    try {
+      connectRedis(sentinel, 1000);
+      connectRedis(cluster, 1000);
+    } finally {
+      sentinel.disconnect();
+      cluster.disconnect();
+      plain.disconnect();
+    }
+    return new Promise<void>((resolve) =>
+      setImmediate(() => {
+        process.off('warning', onWarning);
+        expect(warnings).toHaveLength(1);
+        expect(warnings[0]).toContain('failoverDetector');
+        resolve();
+      }),
+    );
+  });
+});
+
+describe('the topology of a user’s own client', () => {
+  it('is Sentinel only when the client has sentinels (ioredis defaults them to null)', () => {
+    const plain = new Redis({ lazyConnect: true });
+    const sentinel = new Redis({
+      sentinels: [{ host: '127.0.0.1', port: 1 }],
+      name: 'mymaster',
+      lazyConnect: true,
+    });
+    try {
+      expect(connectRedis(plain, 1000)).toMatchObject({ owned: false, topology: 'single' });
+      expect(connectRedis(sentinel, 1000)).toMatchObject({ owned: false, topology: 'sentinel' });
+    } finally {
+      plain.disconnect();
+      sentinel.disconnect();
+    }
+  });
+});
