@@ -118,7 +118,7 @@ describe('the packed package', () => {
       import { createRequire } from 'node:module';
       const loaded = () => Object.keys(createRequire(import.meta.url).cache).some((f) => f.includes('/node_modules/koa-body/'));
       const { createAuth } = await import('koa-jwt-redis');
-      const auth = createAuth({ secret: 'x'.repeat(32) });
+      const auth = createAuth({ secret: 'publish-test-secret-0123456789abcdef' });
       const before = loaded();
       auth.requireAuth(); auth.getData();
       const afterMiddlewares = loaded();
@@ -147,7 +147,7 @@ describe('the packed package', () => {
     const out = esm(
       `
       const { createAuth, AuthConfigError } = await import('koa-jwt-redis');
-      const auth = createAuth({ secret: 'x'.repeat(32) });
+      const auth = createAuth({ secret: 'publish-test-secret-0123456789abcdef' });
       const pair = await auth.generateTokens({ id: 'u1' });
       const refreshed = await auth.refreshTokens(pair.refresh_token);
       let error;
