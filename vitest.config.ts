@@ -28,6 +28,7 @@ export default defineConfig({
             'test/integration/events.test.ts',
             'test/integration/router.test.ts',
             'test/integration/cookies.test.ts',
+            'test/integration/session-cache.test.ts',
             'test/contract/session-store.test.ts',
           ],
         },

@@ -170,3 +170,51 @@ export async function expiry(redisUrl: string, sessions: number): Promise<Expiry
     client.disconnect();
   }
 }
+
+export interface GrowthResult {
+  label: string;
+  sessions: number;
+  users: number;
+  /** Growth of INFO memory `used_memory` while the sessions were created, per session. */
+  bytesPerSession: number;
+}
+
+const usedMemory = async (client: Redis) =>
+  Number(/used_memory:(\d+)/.exec(await client.info('memory'))![1]);
+
+/**
+ * What a user sizing a Redis sees: the growth of `used_memory` over `sessions` logins (key
+ * names, hash tables, expiry entries and allocator rounding included), on an empty database
+ * under the default key prefix.
+ */
+export async function usedMemoryPerSession(
+  redisUrl: string,
+  label: string,
+  sessions: number,
+  users: number,
+  meta: typeof BROWSER_META,
+): Promise<GrowthResult> {
+  const client = new Redis(redisUrl);
+  const auth = createAuth({
+    secret: SECRET,
+    redis: redisUrl,
+    keyPrefix: 'auth:',
+    maxSessionsPerUser: 0,
+    verifyCacheSize: 0,
+  });
+  try {
+    await client.flushdb();
+    // One login first, so the connection, the script cache and the database's tables exist.
+    await auth.generateTokens({ id: 'warm-up' }, meta);
+    await client.call('MEMORY', 'PURGE').catch(() => {});
+    const before = await usedMemory(client);
+    await login(auth, sessions, users, meta);
+    await client.call('MEMORY', 'PURGE').catch(() => {});
+    const after = await usedMemory(client);
+    return { label, sessions, users, bytesPerSession: Math.round((after - before) / sessions) };
+  } finally {
+    await client.flushdb();
+    await auth.close();
+    client.disconnect();
+  }
+}

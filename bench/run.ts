@@ -4,6 +4,7 @@
  * check. Prints a table and writes bench/RESULTS.md. Loopback only; every run is bounded in time.
  *
  * Environment: BENCH_ROUNDS (3), BENCH_SECONDS (5), BENCH_CONNECTIONS (50), BENCH_SESSIONS (10000),
+ * BENCH_USERS (20000), BENCH_GROWTH (100000: sessions for the used_memory rows),
  * BENCH_PROFILE=1 (servers run with --cpu-prof into bench/.tmp/profiles).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -19,6 +20,8 @@ import {
   type MemoryResult,
   NO_META,
   perSession,
+  type GrowthResult,
+  usedMemoryPerSession,
 } from './memory.js';
 import { onPostgres, type Target, TARGET_NAMES, TARGETS } from './targets.js';
 import { verifyBench } from './verify.js';
@@ -38,6 +41,9 @@ const postgresUp =
     .status === 0;
 const targets = (ONLY ?? TARGET_NAMES).filter((t) => postgresUp || !onPostgres(t));
 const MEMORY = process.env.BENCH_MEMORY !== '0';
+const GROWTH = env('BENCH_GROWTH', 100_000);
+/** A short parsed device label, in place of the raw user agent. */
+const LABEL_META = { ip: CHROME_META.ip, userAgent: 'Chrome 126 on Windows' };
 
 // With two cores or more, the servers get one core and the load generator another.
 const pinned = cpus().length >= 2 && spawnSync('taskset', ['--version']).status === 0;
@@ -96,6 +102,25 @@ async function tokens(server: Running, path: string, n: number, attempt = 1): Pr
   return (await res.json()) as string[];
 }
 
+const warmed = new Set<Target>();
+
+/** Sends every /me token once before a target's first run: the steady state, whatever the run's length. */
+async function warm(target: Target, server: Running, tokens: string[]): Promise<void> {
+  if (warmed.has(target)) return;
+  warmed.add(target);
+  let next = 0;
+  const worker = async () => {
+    while (next < tokens.length) {
+      const token = tokens[next++]!;
+      const res = await fetch(`http://127.0.0.1:${server.port}/me`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      await res.arrayBuffer();
+    }
+  };
+  await Promise.all(Array.from({ length: 16 }, worker));
+}
+
 async function drive(target: Target, server: Running): Promise<LoadResult> {
   const kind = TARGETS[target].kind;
   const pool = (n: number) =>
@@ -116,7 +141,10 @@ async function drive(target: Target, server: Running): Promise<LoadResult> {
     warmupTokens: kind === 'me' ? [] : await pool(CONNECTIONS * 4),
     users: USERS,
   };
-  if (kind === 'me') job.warmupTokens = job.tokens;
+  if (kind === 'me') {
+    job.warmupTokens = job.tokens;
+    await warm(target, server, job.tokens);
+  }
   const [command, ...args] = onCore(1, [...tsx, 'bench/load.ts', '-']);
   const result = spawnSync(command!, args, {
     cwd: root,
@@ -190,6 +218,26 @@ async function main(): Promise<void> {
           ),
         ];
     const expired = MEMORY ? await expiry(memUrl, Math.min(SESSIONS, 2000)) : undefined;
+    const growth: GrowthResult[] = [];
+    if (MEMORY) {
+      process.stderr.write('used_memory growth…\n');
+      for (const [meta, what] of [
+        [CHROME_META, 'ip + Chrome user agent (111 chars)'],
+        [LABEL_META, `ip + a device label instead ("${LABEL_META.userAgent}")`],
+      ] as const) {
+        for (const perUser of [1, 10]) {
+          growth.push(
+            await usedMemoryPerSession(
+              memUrl,
+              `${GROWTH} sessions, ${perUser} per user, ${what}`,
+              GROWTH,
+              GROWTH / perUser,
+              meta,
+            ),
+          );
+        }
+      }
+    }
 
     process.stderr.write('token verification alone…\n');
     const verify = verifyBench();
@@ -293,6 +341,12 @@ async function main(): Promise<void> {
       1,
       'requireAuth() >= 1.0 × hand-written stateless /me (issue 15)',
     );
+    against(
+      'requireAuth-cached',
+      'bare',
+      0.95,
+      'requireAuth() with sessionCache >= 0.95 × bare Koa (issue 15)',
+    );
     if (has('requireAuth-stateless')) {
       goals.push([
         'requireAuth({ checkSession: false }) >= 0.85 × bare Koa',
@@ -325,6 +379,12 @@ async function main(): Promise<void> {
       ]);
     }
 
+    for (const g of growth.filter((g) => g.label.includes('Chrome')))
+      goals.push([
+        `Redis used_memory per live session <= 200 B: ${g.label}`,
+        `${g.bytesPerSession} B`,
+        check(g.bytesPerSession <= 200),
+      ]);
     if (expired)
       goals.push([
         'zero keys left after expiry',
@@ -365,6 +425,16 @@ shares the machine, which req/s does not.
 ${table(verifyTable)}
 
 ## Redis memory per live session
+
+Growth of \`INFO memory\` \`used_memory\` while the sessions were created (what a user sizing a Redis sees:
+key names, hash tables, expiry entries and allocator rounding included):
+
+${table([
+  ['sessions', 'users', 'used_memory growth per session'],
+  ...growth.map((g) => [g.label, String(g.users), `${g.bytesPerSession} B`]),
+])}
+
+Sum of \`MEMORY USAGE\` over the keys (smaller sets):
 
 ${table(mem)}
 

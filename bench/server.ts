@@ -48,6 +48,9 @@ const auth =
         // Login and refresh sessions expire soon after the run; access tokens outlive the whole run.
         accessTokenTtl: 900,
         refreshTokenTtl: /^(login|refresh)/.test(target) ? 1200 : 3600,
+        // The moonshot: session liveness cached in process, kept coherent by Redis; the verify
+        // cache sized for every token of the run, as an app enabling both would size it.
+        ...(target === 'requireAuth-cached' ? { sessionCache: true, verifyCacheSize: 50_000 } : {}),
       });
 
 switch (target) {
@@ -63,6 +66,7 @@ switch (target) {
     app.use(ok);
     break;
   case 'requireAuth-redis':
+  case 'requireAuth-cached':
   case 'requireAuth-session':
   case 'requireAuth-pg':
   case 'requireAuth-session-pg':

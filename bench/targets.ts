@@ -8,6 +8,10 @@ export const TARGETS = {
   'hand-me': { label: 'hand-written /me (stateless jsonwebtoken.verify)', kind: 'me' },
   'requireAuth-stateless': { label: 'requireAuth({ checkSession: false })', kind: 'me' },
   'requireAuth-redis': { label: 'requireAuth() (session check on Redis)', kind: 'me' },
+  'requireAuth-cached': {
+    label: 'requireAuth() with sessionCache: true, verifyCacheSize: 50000',
+    kind: 'me',
+  },
   'requireAuth-session': {
     label: "requireAuth() with strategy: 'session' (opaque token, on Redis)",
     kind: 'me',

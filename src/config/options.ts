@@ -1,6 +1,7 @@
 import { AuthConfigError } from '../errors.js';
 import type { KeyConfig, KeyMaterial } from '../keys/key-ring.js';
 import type { RedisClient } from '../stores/redis-store.js';
+import type { SessionCacheOptions } from '../stores/session-cache.js';
 import { isPrototypeKey, RESERVED_CLAIMS, type TokenUser } from '../tokens/claims.js';
 import { onlyKnown, optionalString, stripUndefined, wholeNumber } from './validate.js';
 import {
@@ -59,6 +60,13 @@ export interface AuthOptions {
   checkSession?: boolean;
   /** Longest wait for the session store, in ms; past it the request gets 503. @default 1000 */
   storeTimeout?: number;
+  /**
+   * Opt-in, with `redis`: session liveness kept in process and kept coherent by Redis, so the
+   * session check of `requireAuth()` needs no round trip for a session seen before, yet a
+   * revocation on any instance is seen by all within milliseconds. See `redisStore`'s option.
+   * @default false
+   */
+  sessionCache?: boolean | SessionCacheOptions;
   /**
    * Seconds after a rotation during which the previous refresh token gets 409 `refresh_conflict`
    * instead of revoking the session (two tabs refreshing at once). 0 is strict reuse detection.
@@ -152,6 +160,7 @@ const KNOWN = {
   keyPrefix: true,
   checkSession: true,
   storeTimeout: true,
+  sessionCache: true,
   refreshGracePeriod: true,
   maxSessionsPerUser: true,
   loadUser: true,

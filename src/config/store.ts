@@ -33,7 +33,7 @@ export function createStore(given: AuthOptions, options: ResolvedOptions): Sessi
   if (given.store !== undefined) {
     if (given.redis !== undefined)
       throw new AuthConfigError('store', 'give `store` or `redis`, not both');
-    for (const name of ['keyPrefix', 'storeTimeout'] as const) {
+    for (const name of ['keyPrefix', 'storeTimeout', 'sessionCache'] as const) {
       if (given[name] !== undefined) {
         throw new AuthConfigError(
           name,
@@ -51,8 +51,14 @@ export function createStore(given: AuthOptions, options: ResolvedOptions): Sessi
     return given.store;
   }
   if (given.redis === undefined) {
+    if (given.sessionCache !== undefined && given.sessionCache !== false)
+      throw new AuthConfigError('sessionCache', 'needs the Redis store: give `redis` too');
     warnMemory();
     return new MemoryStore();
   }
-  return redisStore(given.redis, { keyPrefix: options.keyPrefix, timeout: options.storeTimeout });
+  return redisStore(given.redis, {
+    keyPrefix: options.keyPrefix,
+    timeout: options.storeTimeout,
+    sessionCache: given.sessionCache,
+  });
 }

@@ -15,6 +15,11 @@ import {
   scriptArgs,
 } from './lua.js';
 import {
+  type ResolvedSessionCache,
+  SessionCache,
+  type SessionCacheOptions,
+} from './session-cache.js';
+import {
   compactUuid,
   coreExpiresAt,
   isMetaField,
@@ -53,6 +58,8 @@ export interface RedisStoreOptions {
   timeout: number;
   /** Quit the client on close (only when this library created it). */
   ownsClient: boolean;
+  /** Keep session liveness in process, kept coherent by Redis (off when undefined). */
+  sessionCache?: ResolvedSessionCache | undefined;
 }
 
 /**
@@ -64,6 +71,9 @@ export interface RedisStoreOptions {
 export class RedisStore implements SessionStore {
   private readonly client: RedisClient & ScriptedClient;
   private readonly clientTimesOut: boolean;
+  private readonly cache: SessionCache | undefined;
+  /** The client's own `keyPrefix`, which Redis sees in front of ours (in invalidations too). */
+  private readonly clientPrefix: string;
 
   constructor(
     client: RedisClient,
@@ -80,6 +90,24 @@ export class RedisStore implements SessionStore {
     this.client = client as RedisClient & ScriptedClient;
     const commandTimeout = client.isCluster ? undefined : (client as Redis).options.commandTimeout;
     this.clientTimesOut = typeof commandTimeout === 'number' && commandTimeout <= options.timeout;
+    this.clientPrefix = client.options.keyPrefix ?? '';
+    this.cache =
+      options.sessionCache === undefined
+        ? undefined
+        : new SessionCache(client, this.clientPrefix + options.keyPrefix, options.sessionCache);
+  }
+
+  /** The key as Redis names it, which is how invalidations name it. */
+  private cacheKey(userId: string): string {
+    return this.clientPrefix + this.key(userId);
+  }
+
+  /** A write: once it settles, this instance forgets the user's cached sessions at once. */
+  private written<T>(userId: string, write: Promise<T>): Promise<T> {
+    const cache = this.cache;
+    if (cache === undefined) return write;
+    const key = this.cacheKey(userId);
+    return write.finally(() => cache.forget(key));
   }
 
   private key(userId: string): string {
@@ -106,36 +134,42 @@ export class RedisStore implements SessionStore {
       createdAt: s.now,
       expiresAt: s.expiresAt,
     });
-    await this.bounded(
-      this.client.kjrCreateSession(
-        this.key(userId),
-        ...scriptArgs(CREATE_ARGS, {
-          sessionId: s.sessionId,
-          core,
-          expiresAt: s.expiresAt,
-          now: s.now,
-          maxSessions,
-        }),
-        ...packMeta(s),
+    await this.written(
+      userId,
+      this.bounded(
+        this.client.kjrCreateSession(
+          this.key(userId),
+          ...scriptArgs(CREATE_ARGS, {
+            sessionId: s.sessionId,
+            core,
+            expiresAt: s.expiresAt,
+            now: s.now,
+            maxSessions,
+          }),
+          ...packMeta(s),
+        ),
       ),
     );
   }
 
   async rotate(userId: string, r: Rotation): Promise<RotationResult> {
     if (!SESSION_ID.test(r.sessionId)) return 'missing';
-    const code = await this.bounded(
-      this.client.kjrRotateSession(
-        this.key(userId),
-        ...scriptArgs(ROTATE_ARGS, {
-          sessionId: r.sessionId,
-          oldJti: compactUuid(r.oldJti),
-          newJti: compactUuid(r.newJti),
-          now: r.now,
-          expiresAt: r.expiresAt,
-          graceMs: r.graceMs,
-          now36: r.now.toString(36),
-          expiresAt36: r.expiresAt.toString(36),
-        }),
+    const code = await this.written(
+      userId,
+      this.bounded(
+        this.client.kjrRotateSession(
+          this.key(userId),
+          ...scriptArgs(ROTATE_ARGS, {
+            sessionId: r.sessionId,
+            oldJti: compactUuid(r.oldJti),
+            newJti: compactUuid(r.newJti),
+            now: r.now,
+            expiresAt: r.expiresAt,
+            graceMs: r.graceMs,
+            now36: r.now.toString(36),
+            expiresAt36: r.expiresAt.toString(36),
+          }),
+        ),
       ),
     );
     return ROTATION.get(code) ?? 'missing';
@@ -152,26 +186,46 @@ export class RedisStore implements SessionStore {
 
   async isLive(userId: string, sessionId: string, now: number): Promise<boolean> {
     if (!SESSION_ID.test(sessionId)) return false;
-    const core = await this.bounded(this.client.hget(this.key(userId), sessionId));
-    return core !== null && coreExpiresAt(core) > now;
+    const cache = this.cache;
+    if (cache === undefined) {
+      const core = await this.bounded(this.client.hget(this.key(userId), sessionId));
+      return core !== null && coreExpiresAt(core) > now;
+    }
+    const key = this.cacheKey(userId);
+    const known = cache.get(key, sessionId, now);
+    if (known !== undefined) return known > now;
+    const ticket = cache.begin(key, now);
+    let expiresAt: number | undefined;
+    try {
+      const core = await this.bounded(this.client.hget(this.key(userId), sessionId));
+      expiresAt = core === null ? 0 : coreExpiresAt(core);
+      return expiresAt > now;
+    } finally {
+      if (ticket !== undefined) cache.finish(ticket, sessionId, expiresAt);
+    }
+  }
+
+  /** The cached answer of `isLive`, when the session cache has one it can trust; else undefined. */
+  cachedLiveness(userId: string, sessionId: string, now: number): boolean | undefined {
+    const known = this.cache?.get(this.cacheKey(userId), sessionId, now);
+    return known === undefined ? undefined : known > now;
   }
 
   async revoke(userId: string, sessionId: string): Promise<boolean> {
     if (!SESSION_ID.test(sessionId)) return false;
-    return (
-      (await this.bounded(
-        this.client.kjrRevokeSession(
-          this.key(userId),
-          ...scriptArgs(REVOKE_SESSION_ARGS, { sessionId, now: Date.now() }),
-        ),
-      )) > 0
+    const write = this.client.kjrRevokeSession(
+      this.key(userId),
+      ...scriptArgs(REVOKE_SESSION_ARGS, { sessionId, now: Date.now() }),
     );
+    return (await this.written(userId, this.bounded(write))) > 0;
   }
 
   async revokeAll(userId: string, now: number): Promise<number> {
-    return this.bounded(
-      this.client.kjrRevokeAll(this.key(userId), ...scriptArgs(REVOKE_ALL_ARGS, { now })),
+    const write = this.client.kjrRevokeAll(
+      this.key(userId),
+      ...scriptArgs(REVOKE_ALL_ARGS, { now }),
     );
+    return this.written(userId, this.bounded(write));
   }
 
   async list(userId: string, now: number): Promise<SessionRecord[]> {
@@ -199,6 +253,7 @@ export class RedisStore implements SessionStore {
   }
 
   async close(): Promise<void> {
+    this.cache?.close();
     if (!this.options.ownsClient) return;
     try {
       await this.client.quit();
@@ -214,6 +269,37 @@ export interface RedisStoreConfig {
   keyPrefix?: string;
   /** Longest wait for Redis, in ms; past it the request gets 503 `store_unavailable`. @default 1000 */
   timeout?: number;
+  /**
+   * Opt-in: remember session liveness in this process, so `requireAuth()` answers repeat
+   * requests without a round trip, while Redis itself tells every process of each change
+   * (`CLIENT TRACKING … BCAST`, Redis 6 or later): a revocation anywhere is seen everywhere
+   * within milliseconds, and a lost invalidation connection drops the cache. `true` for the
+   * defaults. @default false
+   */
+  sessionCache?: boolean | SessionCacheOptions;
+}
+
+/** `sessionCache` as given to `redisStore`/`createAuth`, checked. */
+export function resolveSessionCache(value: unknown): ResolvedSessionCache | undefined {
+  if (value === undefined || value === false) return undefined;
+  if (value === true) return { maxEntries: 100_000, maxStaleness: 1000 };
+  if (value === null || typeof value !== 'object')
+    throw new AuthConfigError(
+      'sessionCache',
+      'must be true, false or { maxEntries, maxStaleness }',
+    );
+  const given = value as Record<string, unknown>;
+  for (const name of Object.keys(given)) {
+    if (name !== 'maxEntries' && name !== 'maxStaleness')
+      throw new AuthConfigError(
+        `sessionCache.${name}`,
+        'is not an option; known: maxEntries, maxStaleness',
+      );
+  }
+  return {
+    maxEntries: wholeNumber('sessionCache.maxEntries', given.maxEntries ?? 100_000, 1, 10_000_000),
+    maxStaleness: wholeNumber('sessionCache.maxStaleness', given.maxStaleness ?? 1000, 10, 60_000),
+  };
 }
 
 export function isRedisClient(value: unknown): value is RedisClient {
@@ -248,6 +334,7 @@ export function redisStore(
     );
   }
   const timeout = wholeNumber('timeout', config.timeout ?? 1000, 10, 60_000);
+  const sessionCache = resolveSessionCache(config.sessionCache);
   if (typeof redis === 'string') {
     let client: Redis;
     try {
@@ -267,8 +354,9 @@ export function redisStore(
     }
     // Errors surface per request as 503s; without a listener ioredis would log each reconnect.
     client.on('error', () => {});
-    return new RedisStore(client, { keyPrefix, timeout, ownsClient: true });
+    return new RedisStore(client, { keyPrefix, timeout, ownsClient: true, sessionCache });
   }
-  if (isRedisClient(redis)) return new RedisStore(redis, { keyPrefix, timeout, ownsClient: false });
+  if (isRedisClient(redis))
+    return new RedisStore(redis, { keyPrefix, timeout, ownsClient: false, sessionCache });
   throw fail('redis', 'must be an ioredis Redis or Cluster instance, or a redis:// URL');
 }

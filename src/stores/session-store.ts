@@ -69,6 +69,11 @@ export interface SessionStore {
   get(userId: string, sessionId: string, now: number): Promise<SessionRecord | undefined>;
   /** Whether the session is live: the cheap check run on every authenticated request. */
   isLive(userId: string, sessionId: string, now: number): Promise<boolean>;
+  /**
+   * Optional: `isLive`'s answer without waiting, when the store holds one it can trust (a
+   * coherent local cache); undefined sends the check to `isLive`.
+   */
+  cachedLiveness?(userId: string, sessionId: string, now: number): boolean | undefined;
   /** Ends one session; true when it existed. */
   revoke(userId: string, sessionId: string): Promise<boolean>;
   /** Ends every session of the user; returns how many were live. */

@@ -100,6 +100,10 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
       if (!read.checkSession) return payload;
       // A token without a session id cannot be checked, so it is refused (fail closed).
       if (payload.sid === undefined) throw revoked();
+      // A coherent local answer needs no promise: the request goes on synchronously.
+      const cached = store.cachedLiveness?.(payload.sub, payload.sid, Date.now());
+      if (cached === true) return payload;
+      if (cached === false) throw revoked();
       return liveSession(payload);
     },
 

@@ -1,0 +1,307 @@
+import { type Cluster, Redis } from 'ioredis';
+
+/** Options of the session liveness cache (`sessionCache`). */
+export interface SessionCacheOptions {
+  /** Sessions remembered; past it the oldest users' entries go first. @default 100000 */
+  maxEntries?: number;
+  /**
+   * Longest time an answer may rest on an invalidation feed that has not been heard from, in ms.
+   * The feed is pinged four times per period; a connection that dies without a word (a network
+   * partition) can leave the cache stale for at most this long. @default 1000
+   */
+  maxStaleness?: number;
+}
+
+export interface ResolvedSessionCache {
+  maxEntries: number;
+  maxStaleness: number;
+}
+
+const CHANNEL = '__redis__:invalidate';
+
+/** An in-flight read: an invalidation of its key while it is on the wire makes its answer uncacheable. */
+interface Ticket {
+  key: string;
+  generation: number;
+  valid: boolean;
+}
+
+/**
+ * One Redis server's invalidation feed: a subscriber connection on `__redis__:invalidate`, and a
+ * tracker connection with `CLIENT TRACKING on REDIRECT <subscriber> BCAST PREFIX <prefix>`, so
+ * Redis pushes the name of every key under the prefix that anyone changes, whoever reads it and
+ * on whichever connection (RESP2; the tracking is the tracker's, so it too must stay up).
+ * `up` is true only between a confirmed set-up and the first sign of trouble on either
+ * connection; `confirmedAt` is when the last answered PING was sent: every invalidation Redis
+ * sent before it has been read.
+ */
+class InvalidationFeed {
+  up = false;
+  confirmedAt = 0;
+  private readonly subscriber: Redis;
+  private readonly tracker: Redis;
+  private setups = 0;
+  private closed = false;
+  private readonly heartbeat: NodeJS.Timeout;
+
+  constructor(
+    make: () => Redis,
+    private readonly prefix: string,
+    private readonly onKeys: (keys: Buffer[] | null) => void,
+    private readonly onDown: () => void,
+    interval: number,
+  ) {
+    this.subscriber = make();
+    this.tracker = make();
+    for (const connection of [this.subscriber, this.tracker]) {
+      connection.on('error', () => {});
+      // Any sign of trouble drops the cache at once, before any later answer could rely on it.
+      connection.on('close', () => this.down());
+      connection.on('end', () => this.down());
+      connection.on('reconnecting', () => this.down());
+      connection.on('ready', () => void this.setUp());
+    }
+    this.subscriber.on('messageBuffer', (channel: Buffer, message: unknown) => {
+      if (channel.toString() !== CHANNEL) return;
+      // A flush of the database is announced as a null message.
+      this.onKeys(Array.isArray(message) ? (message as Buffer[]) : null);
+    });
+    this.heartbeat = setInterval(() => this.ping(), interval);
+    this.heartbeat.unref();
+  }
+
+  private down(): void {
+    this.setups++;
+    if (this.up) {
+      this.up = false;
+      this.onDown();
+    }
+  }
+
+  private async setUp(): Promise<void> {
+    if (this.closed || this.subscriber.status !== 'ready' || this.tracker.status !== 'ready')
+      return;
+    const attempt = ++this.setups;
+    try {
+      const id = (await this.subscriber.client('ID')) as number;
+      await this.subscriber.subscribe(CHANNEL);
+      const sent = Date.now();
+      const prefix = this.prefix === '' ? [] : ['PREFIX', this.prefix];
+      // The tracker may have outlived a subscriber: its tracking then points at a dead id.
+      await this.tracker.call('CLIENT', 'TRACKING', 'OFF');
+      await this.tracker.call('CLIENT', 'TRACKING', 'ON', 'REDIRECT', id, 'BCAST', ...prefix);
+      if (attempt !== this.setups || this.closed) return;
+      this.confirmedAt = sent;
+      this.up = true;
+    } catch {
+      // Either connection failed while setting up; its close or a later ready starts over.
+      if (attempt === this.setups && !this.closed) this.subscriber.disconnect(true);
+    }
+  }
+
+  private ping(): void {
+    if (!this.up) return;
+    const sent = Date.now();
+    const attempt = this.setups;
+    this.subscriber.ping().then(
+      () => {
+        if (attempt === this.setups && sent > this.confirmedAt) this.confirmedAt = sent;
+      },
+      () => {},
+    );
+  }
+
+  close(): void {
+    this.closed = true;
+    clearInterval(this.heartbeat);
+    this.down();
+    this.subscriber.disconnect();
+    this.tracker.disconnect();
+  }
+}
+
+/**
+ * Session liveness kept in process, coherent with Redis through server-assisted client-side
+ * caching (see InvalidationFeed). A cached answer is given only while every feed is up and was
+ * heard from within `maxStaleness`; an invalidation drops the user's entries, and one that
+ * arrives while a read of that user is in flight keeps that read's answer out of the cache (the
+ * answer itself is fresh, from Redis). On a Cluster there is one feed per master node.
+ */
+export class SessionCache {
+  /** Per Redis key (one user), the expiry of each known session (0: not live). */
+  private readonly entries = new Map<string, Map<string, number>>();
+  private count = 0;
+  private readonly inflight = new Map<string, Ticket[]>();
+  private feeds: InvalidationFeed[] = [];
+  /** Bumped whenever the cache is dropped: reads begun before it cannot fill it. */
+  private generation = 0;
+  private closed = false;
+
+  constructor(
+    private readonly client: Redis | Cluster,
+    /** The full key prefix as Redis sees it (the client's own `keyPrefix` included). */
+    private readonly prefix: string,
+    private readonly options: ResolvedSessionCache,
+  ) {
+    if (client.isCluster) {
+      const cluster = client as Cluster;
+      const rebuild = () => this.buildClusterFeeds(cluster);
+      // Nodes come and go with failovers and resharding: rebuild the feeds on every change.
+      cluster.on('ready', rebuild);
+      cluster.on('+node', rebuild);
+      cluster.on('-node', rebuild);
+      cluster.on('refresh', rebuild);
+      if (cluster.status === 'ready') rebuild();
+    } else {
+      const redis = client as Redis;
+      this.feeds = [this.feed(() => redis.duplicate(FEED_CONNECTION))];
+    }
+  }
+
+  private feed(make: () => Redis): InvalidationFeed {
+    return new InvalidationFeed(
+      make,
+      this.prefix,
+      (keys) => this.invalidate(keys),
+      () => this.drop(),
+      Math.max(1, Math.floor(this.options.maxStaleness / 4)),
+    );
+  }
+
+  private buildClusterFeeds(cluster: Cluster): void {
+    if (this.closed) return;
+    const masters = cluster.nodes('master');
+    const wanted = masters.map((node) => `${node.options.host}:${node.options.port}`).sort();
+    const current = this.feedNodes.join(',');
+    if (wanted.join(',') === current && this.feeds.length > 0) return;
+    for (const feed of this.feeds) feed.close();
+    this.drop();
+    this.feedNodes = wanted;
+    const base = cluster.options.redisOptions ?? {};
+    this.feeds = masters.map((node) =>
+      this.feed(
+        () =>
+          new Redis({
+            ...base,
+            ...FEED_CONNECTION,
+            host: node.options.host,
+            port: node.options.port,
+          }),
+      ),
+    );
+  }
+
+  private feedNodes: string[] = [];
+
+  /** Whether cached answers may be given now. */
+  private usable(now: number): boolean {
+    if (this.feeds.length === 0) return false;
+    for (const feed of this.feeds) {
+      if (!feed.up || now - feed.confirmedAt > this.options.maxStaleness) return false;
+    }
+    return true;
+  }
+
+  /** The session's expiry (0 when not live) if known and trustworthy now, else undefined. */
+  get(key: string, sessionId: string, now: number): number | undefined {
+    if (this.count === 0) return undefined;
+    if (!this.usable(now)) {
+      // Heard from too long ago: whatever was missed, nothing here is trusted any more.
+      this.drop();
+      return undefined;
+    }
+    return this.entries.get(key)?.get(sessionId);
+  }
+
+  /** Call before reading `key` from Redis; hand the ticket to `finish` with the answer. */
+  begin(key: string, now: number): Ticket | undefined {
+    if (!this.usable(now)) return undefined;
+    const ticket: Ticket = { key, generation: this.generation, valid: true };
+    const list = this.inflight.get(key);
+    if (list === undefined) this.inflight.set(key, [ticket]);
+    else list.push(ticket);
+    return ticket;
+  }
+
+  /** Ends a read begun with `begin`; caches `expiresAt` unless the key changed meanwhile. */
+  finish(ticket: Ticket, sessionId: string, expiresAt: number | undefined): void {
+    const list = this.inflight.get(ticket.key);
+    if (list !== undefined) {
+      const at = list.indexOf(ticket);
+      if (at >= 0) list.splice(at, 1);
+      if (list.length === 0) this.inflight.delete(ticket.key);
+    }
+    if (
+      expiresAt === undefined ||
+      !ticket.valid ||
+      ticket.generation !== this.generation ||
+      !this.usable(Date.now())
+    )
+      return;
+    let sessions = this.entries.get(ticket.key);
+    if (sessions === undefined) {
+      if (this.count >= this.options.maxEntries) this.evict();
+      sessions = new Map();
+      this.entries.set(ticket.key, sessions);
+    }
+    if (!sessions.has(sessionId)) this.count++;
+    sessions.set(sessionId, expiresAt);
+  }
+
+  /** Drops a user's entries now: this instance's own writes need not wait for the feed. */
+  forget(key: string): void {
+    const sessions = this.entries.get(key);
+    if (sessions !== undefined) {
+      this.count -= sessions.size;
+      this.entries.delete(key);
+    }
+    const list = this.inflight.get(key);
+    if (list !== undefined) for (const ticket of list) ticket.valid = false;
+  }
+
+  private invalidate(keys: Buffer[] | null): void {
+    if (keys === null) {
+      this.drop();
+      return;
+    }
+    for (const key of keys) this.forget(key.toString());
+  }
+
+  private evict(): void {
+    // The users cached first go first, until a tenth of the room is free.
+    for (const [key, sessions] of this.entries) {
+      this.entries.delete(key);
+      this.count -= sessions.size;
+      if (this.count < this.options.maxEntries * 0.9) break;
+    }
+  }
+
+  private drop(): void {
+    this.generation++;
+    this.entries.clear();
+    this.count = 0;
+    for (const list of this.inflight.values()) for (const ticket of list) ticket.valid = false;
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const feed of this.feeds) feed.close();
+    this.feeds = [];
+    this.drop();
+  }
+}
+
+/** The feed connections: never queue offline, reconnect soon, no prefix of the app's own. */
+const FEED_CONNECTION = {
+  lazyConnect: false,
+  autoResubscribe: false,
+  enableOfflineQueue: false,
+  enableAutoPipelining: false,
+  maxRetriesPerRequest: 1,
+  keyPrefix: '',
+  retryStrategy: (attempt: number) => Math.min(attempt * 50, 500),
+} as const;
