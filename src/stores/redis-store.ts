@@ -86,10 +86,10 @@ export class ReplicationError extends Error {
 }
 
 /**
- * Redis store. Data model: one hash per user, `<prefix>{u:<id>}` (one hash tag, so one Cluster slot):
- * - field `<sid>`: "jti|previous jti|rotatedAt|createdAt|expiresAt" (base-36 ms), at most 64 bytes
- * - fields `<sid>:0` … `<sid>:5`: "ip|user agent" in 64-character chunks, only when known
- * The key expires with the user's last session; scripts prune expired families on every write.
+ * Redis store. Data model: one hash per user, `<prefix>{u:<id>}` (one hash tag, so one Cluster
+ * slot), with a core-record field per family and its metadata chunks beside it, laid out by the
+ * record codec (record-codec.ts). The key expires with the user's last session; scripts prune
+ * expired families on every write.
  */
 export class RedisStore implements SessionStore {
   private readonly client: IoRedisClient & ScriptedClient;
