@@ -1,6 +1,21 @@
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
+/**
+ * Suites that kill, freeze or fail over real servers and assert time bounds (storeTimeout +
+ * 250 ms, 10 ms cache coherence): they run in a second pass, one file at a time (`npm run
+ * test:serial`), so another file's CPU load cannot stretch their clocks on a 2-core machine.
+ */
+const TIMING = [
+  'test/integration/faults-under-load.test.ts',
+  'test/integration/sentinel-failover.test.ts',
+  'test/integration/cluster-failover.test.ts',
+  'test/integration/store-timeout.test.ts',
+  'test/integration/outage.test.ts',
+  'test/integration/session-cache.test.ts',
+  'test/integration/postgres.test.ts',
+];
+
 export default defineConfig({
   resolve: {
     alias: { 'koa-jwt-redis': fileURLToPath(new URL('./src/index.ts', import.meta.url)) },
@@ -14,7 +29,16 @@ export default defineConfig({
     provide: { majors: { ioredis: 6, koa: 3 } },
     projects: [
       // Everything, against one redis-server.
-      { extends: true, test: { name: 'redis', include: ['test/**/*.test.ts'] } },
+      {
+        extends: true,
+        test: {
+          name: 'redis',
+          include: ['test/**/*.test.ts'],
+          exclude: [...TIMING, '**/node_modules/**'],
+        },
+      },
+      // The timing suites, against one redis-server (or servers they start), in the serial pass.
+      { extends: true, test: { name: 'timing', include: TIMING } },
       // The integration suites that drive the store, again against a real 3-master Redis Cluster
       // (global-setup starts it for this project). Suites that start their own redis-server
       // (outage, faults-under-load, redis-operations), connect by URL (keys) or test no store (package, cli, jwks,

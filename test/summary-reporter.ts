@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync } from 'node:fs';
 import type { Reporter, TestModule } from 'vitest/node';
 
 /** Prints one plain closing line, `tests: N passed, N failed, N skipped`, that any CI log reader understands. */
@@ -18,8 +18,9 @@ export default class SummaryReporter implements Reporter {
     }
     const line = `tests: ${passed} passed, ${failed} failed, ${skipped} skipped`;
     process.stdout.write(`\n${line}\n`);
-    // .ci/run prints this again as the very last line of the log.
+    // npm test runs vitest twice (a parallel pass, then the timing suites one file at a time);
+    // .ci/run adds up the lines of both and prints the total as the very last line of the log.
     mkdirSync('.test-results', { recursive: true });
-    writeFileSync('.test-results/summary.txt', `${line}\n`);
+    appendFileSync('.test-results/summary.txt', `${line}\n`);
   }
 }
