@@ -20,7 +20,7 @@ import type { StrategyRegistry } from './strategies/registry.js';
 import type { SessionInfo, StrategyChoice } from './strategies/types.js';
 import { cleanMeta } from './stores/record-codec.js';
 import type { TokenPair, TokenUser } from './tokens/claims.js';
-import { type IssueOptions, sessionMeta } from './tokens/issue.js';
+import { type IssueOptions, requestMeta } from './tokens/issue.js';
 
 /** What the routes need from an Auth instance: its options, strategies, helpers and requireAuth. */
 export interface RouterHost {
@@ -232,7 +232,8 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
 
   /** Reports a refused login: who was tried, from where, and why (brute force shows up here). */
   function loginFailed(ctx: Context, reason: 'invalid_credentials' | 'rate_limited'): void {
-    const meta = sessionMeta({ ctx });
+    // The raw user agent, as every audit event reports it (sessions store only a device label).
+    const meta = requestMeta({ ctx });
     let name: unknown;
     try {
       name = loginName(ctx);

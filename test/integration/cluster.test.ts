@@ -22,7 +22,8 @@ beforeAll(async () => {
   cluster = await RedisCluster.start(3);
   client = clusterClient(cluster.ports);
   prefix = uniquePrefix();
-  auth = createAuth({ secret: SECRET, redis: client, keyPrefix: prefix });
+  // Strict reuse detection: this test presents rotated tokens and expects refresh_reused at once.
+  auth = createAuth({ secret: SECRET, redis: client, keyPrefix: prefix, refreshGracePeriod: 0 });
   server = await serve(createApp(auth));
 });
 afterAll(async () => {
