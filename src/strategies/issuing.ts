@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { AuthError } from '../errors.js';
+import { AuthError, storeUnavailable } from '../errors.js';
 import { appClaims, tokenPair } from '../tokens/issue.js';
 import {
   isPrototypeKey,
@@ -103,4 +103,19 @@ export async function refreshedClaims(
     if (!RESERVED_CLAIMS.has(name) && !isPrototypeKey(name)) claims[name] = value;
   }
   return claims;
+}
+
+/**
+ * A strategy's way of calling its store: anything the store throws becomes a 503
+ * `store_unavailable`, reported once as an event naming the operation.
+ */
+export function storeCaller(events: StrategyContext['events']) {
+  return async function stored<T>(operation: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      events.emit('store_unavailable', { operation, error });
+      throw storeUnavailable(error);
+    }
+  };
 }

@@ -14,7 +14,7 @@ import {
 } from '../tokens/issue.js';
 import type { SessionRecord } from '../stores/session-store.js';
 import { describeDevice } from '../tokens/device.js';
-import { authTimeOf, refreshedClaims, signPair } from './issuing.js';
+import { authTimeOf, refreshedClaims, signPair, storeCaller } from './issuing.js';
 import type { SessionInfo, StrategyContext, TokenStrategy, WriteOptions } from './types.js';
 
 const revoked = () => new AuthError('token_revoked', 'The session has ended; log in again.');
@@ -52,15 +52,7 @@ function eventMeta(meta: { ip: string; userAgent: string }): { ip?: string; user
 export function redisStrategy(context: StrategyContext): TokenStrategy {
   const { tokens, store, options, events } = context;
 
-  /** Store calls: anything the store throws becomes a 503, and is reported once as an event. */
-  async function stored<T>(operation: string, call: () => Promise<T>): Promise<T> {
-    try {
-      return await call();
-    } catch (error) {
-      events.emit('store_unavailable', { operation, error });
-      throw storeUnavailable(error);
-    }
-  }
+  const stored = storeCaller(events);
 
   // On every request: written out rather than through stored(), so no closure is allocated per call.
   async function liveSession(payload: AuthUser): Promise<AuthUser> {

@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { AuthError, storeUnavailable } from '../errors.js';
+import { AuthError } from '../errors.js';
 import type { SessionRecord } from '../stores/session-store.js';
 import type { AuthUser, TokenUser } from '../tokens/claims.js';
 import {
@@ -12,6 +12,7 @@ import {
   type IssueOptions,
 } from '../tokens/issue.js';
 import { MAX_TOKEN_LENGTH } from '../tokens/token-service.js';
+import { storeCaller } from './issuing.js';
 import { redisStrategy } from './redis.js';
 import type { StrategyContext, TokenStrategy, WriteOptions } from './types.js';
 
@@ -85,14 +86,7 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
   const absoluteMs = Math.min(options.refreshTokenTtl, options.absoluteSessionTtl) * 1000;
   const touchEveryMs = Math.min(idleMs / 10, MAX_TOUCH_INTERVAL_MS);
 
-  async function stored<T>(operation: string, call: () => Promise<T>): Promise<T> {
-    try {
-      return await call();
-    } catch (error) {
-      events.emit('store_unavailable', { operation, error });
-      throw storeUnavailable(error);
-    }
-  }
+  const stored = storeCaller(events);
 
   /** The live record the token proves, or undefined. One store read. */
   async function find(parsed: ParsedToken, operation: string, now: number) {
