@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type Issued, issuedFrom, liveJti, type Sent, send } from './load.js';
+import { type Issued, issuedFrom, liveJti, type LoadOptions, type Sent, send } from './load.js';
 import type { TestRedis } from './auth.js';
 
 export type Op = 'login' | 'me' | 'refresh' | 'logout';
@@ -8,14 +8,8 @@ export interface OpReply extends Sent {
   op: Op;
 }
 
-export interface FailoverLoadOptions {
-  clients: number;
-  /** Per-request bound: a request still open past it is aborted and counts as a hang. */
-  boundMs: number;
-  /** Hard caps on requests (all clients) and on the run's duration. */
-  maxRequests: number;
-  maxMs: number;
-}
+/** The same bounds as the plain load: clients, per-request bound, request and time caps. */
+export type FailoverLoadOptions = LoadOptions;
 
 /**
  * Virtual clients, each with its own user, looping login → (me | refresh | logout | login)… against
