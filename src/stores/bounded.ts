@@ -11,10 +11,18 @@ export class StoreTimeoutError extends Error {
  * client's own settings. A call that settles later is ignored (never an unhandled rejection).
  */
 export function bounded<T>(call: Promise<T>, ms: number, backend: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new StoreTimeoutError(backend, ms)), ms);
+  // One promise and one timer per call: this runs on every store call of every request.
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new StoreTimeoutError(backend, ms)), ms);
+    call.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error as Error);
+      },
+    );
   });
-  call.catch(() => {});
-  return Promise.race([call, timeout]).finally(() => clearTimeout(timer));
 }

@@ -1,5 +1,6 @@
 import {
   CORE_FIELDS,
+  corePosition,
   META_CHUNK,
   META_CHUNKS,
   META_MARK,
@@ -65,6 +66,12 @@ function argTable(names: readonly string[]): string {
   return `local A = { ${entries} }\nlocal NARGS = ${names.length}`;
 }
 
+/** A Lua pattern capturing the expiresAt field of a core record, from the codec's field order. */
+function expiresAtPattern(): string {
+  const field = `[^${luaPattern(SEP)}]*`;
+  return `^${`${field}${luaPattern(SEP)}`.repeat(corePosition('expiresAt'))}(${field})`;
+}
+
 const COMMON = `
 local h = KEYS[1]
 local SEP = ${luaString(SEP)}
@@ -72,6 +79,8 @@ local META_MARK = ${luaString(META_MARK)}
 local META_CHUNKS = ${META_CHUNKS}
 local PREVIOUS_UUID_CHARS = ${PREVIOUS_UUID_CHARS}
 local F = { ${CORE_FIELDS.map((field, i) => `${field} = ${i + 1}`).join(', ')} }
+-- Captures the expiry of a core record without splitting it: every write scans all families.
+local EXPIRES_AT_PATTERN = ${luaString(expiresAtPattern())}
 -- The fields of a core record, by position (F.<name>).
 local function fields(v)
   local f = {}
@@ -92,7 +101,7 @@ local function live(now)
   for i = 1, #all, 2 do
     local f = all[i]
     if not string.find(f, META_MARK, 1, true) then
-      local exp = tonumber(fields(all[i + 1])[F.expiresAt], 36) or 0
+      local exp = tonumber(string.match(all[i + 1], EXPIRES_AT_PATTERN), 36) or 0
       if exp <= now then
         dead[#dead + 1] = f
       else
@@ -123,17 +132,40 @@ local function without(alive, sid)
 end
 `;
 
+/**
+ * A login scans the user's families (to prune the expired ones and enforce the cap) only once
+ * the hash has this many fields. Below it, nothing can exceed a cap of that size, expired
+ * families (a few dozen bytes each, never read as live) wait for a later scan or for the key's
+ * own expiry, and a login costs one HLEN and one HSET instead of a scan of every family.
+ */
+export const CREATE_SCAN_FIELDS = 16;
+
 /** maxSessions 0 means no cap. Returns 1. Metadata chunks are at most META_CHUNK characters each. */
 export const CREATE_SESSION = `${COMMON}
 ${argTable(CREATE_ARGS)}
 -- Metadata chunks of at most ${META_CHUNK} characters follow the named arguments.
-local alive = live(tonumber(A.now))
-redis.call('HSET', h, A.sessionId, A.core)
-for i = 1, math.min(#ARGV - NARGS, META_CHUNKS) do
-  redis.call('HSET', h, A.sessionId .. META_MARK .. (i - 1), ARGV[NARGS + i])
-end
-alive[#alive + 1] = { A.sessionId, tonumber(A.expiresAt) }
+local expiresAt = tonumber(A.expiresAt)
 local max = tonumber(A.maxSessions)
+local fieldCount = redis.call('HLEN', h)
+local set = { A.sessionId, A.core }
+for i = 1, math.min(#ARGV - NARGS, META_CHUNKS) do
+  set[#set + 1] = A.sessionId .. META_MARK .. (i - 1)
+  set[#set + 1] = ARGV[NARGS + i]
+end
+-- Fewer fields than the cap means fewer families than the cap: nothing to end.
+if fieldCount < ${CREATE_SCAN_FIELDS} and (max == 0 or fieldCount < max) then
+  redis.call('HSET', h, unpack(set))
+  -- The key lives as long as its latest family: push its expiry out when this one ends later.
+  local ttl = redis.call('PTTL', h)
+  local clock = redis.call('TIME')
+  if ttl < 0 or clock[1] * 1000 + math.floor(clock[2] / 1000) + ttl < expiresAt then
+    redis.call('PEXPIREAT', h, string.format('%.0f', expiresAt))
+  end
+  return 1
+end
+local alive = live(tonumber(A.now))
+redis.call('HSET', h, unpack(set))
+alive[#alive + 1] = { A.sessionId, expiresAt }
 if max > 0 and #alive > max then
   table.sort(alive, function(a, b) return a[2] < b[2] end)
   local extra = #alive - max

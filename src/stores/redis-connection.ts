@@ -273,7 +273,10 @@ export function connectRedis(option: unknown, storeTimeout: number): RedisConnec
   let client: IoRedisClient;
   let topology: Topology;
   if (typeof option === 'string') {
-    client = new Redis(checkUrl('redis', option), nodeSettings({}, storeTimeout));
+    client = new Redis(checkUrl('redis', option), {
+      ...nodeSettings({}, storeTimeout),
+      enableAutoPipelining: true,
+    });
     topology = 'single';
   } else if (option !== null && typeof option === 'object' && !Array.isArray(option)) {
     if ('cluster' in option) {

@@ -137,20 +137,34 @@ export class RedisStore implements SessionStore {
     this.cache =
       options.sessionCache === undefined
         ? undefined
-        : new SessionCache(client, this.clientPrefix + options.keyPrefix, options.sessionCache);
+        : new SessionCache(
+            client,
+            this.clientPrefix + options.keyPrefix,
+            options.sessionCache,
+            (redisKey) => this.userOfKey(redisKey),
+          );
   }
 
-  /** The key as Redis names it, which is how invalidations name it. */
-  private cacheKey(userId: string): string {
-    return this.clientPrefix + this.key(userId);
+  /**
+   * The user id whose hash `redisKey` names (as Redis names it, client prefix included), or
+   * undefined for any other key. The session cache is keyed by user id, so a session check
+   * builds no key string; invalidations, which name keys, come back to ids through here.
+   */
+  private userOfKey(redisKey: string): string | undefined {
+    const head = `${this.clientPrefix}${this.options.keyPrefix}{u:`;
+    if (!redisKey.startsWith(head) || !redisKey.endsWith('}')) return undefined;
+    try {
+      return decodeURIComponent(redisKey.slice(head.length, -1));
+    } catch {
+      return undefined;
+    }
   }
 
   /** A write: once it settles, this instance forgets the user's cached sessions at once. */
   private written<T>(userId: string, write: Promise<T>): Promise<T> {
     const cache = this.cache;
     if (cache === undefined) return write;
-    const key = this.cacheKey(userId);
-    return write.finally(() => cache.forget(key));
+    return write.finally(() => cache.forget(userId));
   }
 
   private key(userId: string): string {
@@ -281,10 +295,9 @@ export class RedisStore implements SessionStore {
       const core = await this.readBounded(this.client.hget(this.key(userId), sessionId));
       return core !== null && coreExpiresAt(core) > now;
     }
-    const key = this.cacheKey(userId);
-    const known = cache.get(key, sessionId, now);
+    const known = cache.get(userId, sessionId, now);
     if (known !== undefined) return known > now;
-    const ticket = cache.begin(key, now);
+    const ticket = cache.begin(userId, now);
     let expiresAt: number | undefined;
     try {
       const core = await this.readBounded(this.client.hget(this.key(userId), sessionId));
@@ -297,7 +310,7 @@ export class RedisStore implements SessionStore {
 
   /** The cached answer of `isLive`, when the session cache has one it can trust; else undefined. */
   cachedLiveness(userId: string, sessionId: string, now: number): boolean | undefined {
-    const known = this.cache?.get(this.cacheKey(userId), sessionId, now);
+    const known = this.cache?.get(userId, sessionId, now);
     return known === undefined ? undefined : known > now;
   }
 

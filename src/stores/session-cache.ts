@@ -128,7 +128,7 @@ class InvalidationFeed {
  * answer itself is fresh, from Redis). On a Cluster there is one feed per master node.
  */
 export class SessionCache {
-  /** Per Redis key (one user), the expiry of each known session (0: not live). */
+  /** Per user (by entry key: the user id), the expiry of each known session (0: not live). */
   private readonly entries = new Map<string, Map<string, number>>();
   private count = 0;
   private readonly inflight = new Map<string, Ticket[]>();
@@ -142,6 +142,11 @@ export class SessionCache {
     /** The full key prefix as Redis sees it (the client's own `keyPrefix` included). */
     private readonly prefix: string,
     private readonly options: ResolvedSessionCache,
+    /**
+     * What an invalidated Redis key means to the cache: the entry key (the user id) it holds
+     * that user's sessions under, or undefined for a key it cannot place (then everything goes).
+     */
+    private readonly entryOf: (redisKey: string) => string | undefined = (redisKey) => redisKey,
   ) {
     if (client.isCluster) {
       const cluster = client as Cluster;
@@ -264,7 +269,14 @@ export class SessionCache {
       this.drop();
       return;
     }
-    for (const key of keys) this.forget(key.toString());
+    for (const key of keys) {
+      const entry = this.entryOf(key.toString());
+      if (entry === undefined) {
+        this.drop();
+        return;
+      }
+      this.forget(entry);
+    }
   }
 
   private evict(): void {

@@ -7,6 +7,7 @@ import {
   type RefreshTokenPayload,
   type TokenPair,
   type TokenUser,
+  withClaims,
 } from '../tokens/claims.js';
 import type { SignOverrides } from '../tokens/token-service.js';
 import type { StrategyContext } from './types.js';
@@ -68,7 +69,7 @@ export function signPair(
   const refresh = tokens.sign('refresh', refreshClaims, now, refreshOverrides, notAfter);
   const access = tokens.sign(
     'access',
-    { ...claims, sub, sid: sessionId, auth_time: authTime },
+    withClaims(claims, { sub, sid: sessionId, auth_time: authTime }),
     now,
     undefined,
     notAfter,

@@ -1,6 +1,6 @@
 import { AuthError, UnsupportedError } from '../errors.js';
 import { appClaims, type IssueOptions, newSessionId, userIdOf } from '../tokens/issue.js';
-import type { TokenPair, TokenUser } from '../tokens/claims.js';
+import { type TokenPair, type TokenUser, withClaims } from '../tokens/claims.js';
 import { checkSignOverrides } from '../tokens/token-service.js';
 import { authTimeOf, refreshedClaims, signPair } from './issuing.js';
 import type { StrategyContext, TokenStrategy, WriteOptions } from './types.js';
@@ -31,8 +31,12 @@ export function jwtStrategy(context: StrategyContext): TokenStrategy {
       const now = Date.now();
       const authTime = Math.floor(now / 1000);
       if (kind === 'access')
-        return tokens.sign('access', { ...claims, sub, sid, auth_time: authTime }, now, overrides)
-          .token;
+        return tokens.sign(
+          'access',
+          withClaims(claims, { sub, sid, auth_time: authTime }),
+          now,
+          overrides,
+        ).token;
       return signPair(context, sub, sid, claims, now, { authTime }, overrides).pair.refresh_token;
     },
 

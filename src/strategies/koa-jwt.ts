@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { AuthConfigError, AuthError, UnsupportedError } from '../errors.js';
-import { type AuthUser, RESERVED_CLAIMS, TOKEN_TYP } from '../tokens/claims.js';
+import { type AuthUser, RESERVED_CLAIMS, TOKEN_TYP, withClaims } from '../tokens/claims.js';
 import { redisStrategy } from './redis.js';
 import type { StrategyContext, StrategyFactory, TokenReader, TokenStrategy } from './types.js';
 
@@ -147,7 +147,7 @@ export function koaJwtStrategy(options: KoaJwtStrategyOptions): StrategyFactory 
       if (!RESERVED_CLAIMS.has(name) || name === 'iss' || name === 'aud') user[name] = value;
     const iat = typeof payload.iat === 'number' ? payload.iat : Math.floor(Date.now() / 1000);
     const exp = typeof payload.exp === 'number' ? payload.exp : Math.floor(untilMs / 1000);
-    return { ...user, sub: String(id), token_use: 'access', iat, exp } as AuthUser;
+    return withClaims(user, { sub: String(id), token_use: 'access', iat, exp }) as AuthUser;
   }
 
   return (context: StrategyContext): TokenStrategy => {

@@ -1,7 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { AuthError, storeUnavailable } from '../errors.js';
 import { checkSignOverrides, type SignOverrides } from '../tokens/token-service.js';
-import type { AuthUser, RefreshTokenPayload, TokenPair, TokenUser } from '../tokens/claims.js';
+import {
+  type AuthUser,
+  type RefreshTokenPayload,
+  type TokenPair,
+  type TokenUser,
+  withClaims,
+} from '../tokens/claims.js';
 import {
   appClaims,
   type IssueOptions,
@@ -143,7 +149,7 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
         events.emit('login', { userId: sub, sessionId, ...eventMeta(requestMeta(write)) });
         return tokens.sign(
           'access',
-          { ...claims, sub, sid: sessionId, auth_time: authTime },
+          withClaims(claims, { sub, sid: sessionId, auth_time: authTime }),
           now,
           overrides,
           Math.floor(expiresAt / 1000),
@@ -155,7 +161,7 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
       const authTime = Math.floor(record.createdAt / 1000);
       return tokens.sign(
         'access',
-        { ...claims, sub, sid, auth_time: authTime },
+        withClaims(claims, { sub, sid, auth_time: authTime }),
         now,
         overrides,
         Math.min(Math.floor(record.expiresAt / 1000), authTime + options.absoluteSessionTtl),

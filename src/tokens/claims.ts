@@ -89,6 +89,33 @@ export const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
  * Names jsonwebtoken cannot sign as claims: it looks each payload key up in a plain object, so a
  * key such as `constructor` or `__proto__` makes `jwt.sign` throw a TypeError.
  */
+/**
+ * `{ ...claims, ...more }`, written out. V8 (Node 20) builds an object literal that opens with a
+ * spread and goes on with more members on a slow path: about 1.5 µs per object, and
+ * `JSON.stringify` of the result runs about 7 times slower than on a plain object (measured:
+ * issue 15's note). Signing takes this path twice per token. Members keep their order; an own
+ * `__proto__` member stays an own member, as with a spread.
+ */
+export function withClaims<T extends object>(claims: object, more: T): Record<string, unknown> & T {
+  const out: Record<string, unknown> = {};
+  copyInto(out, claims as Record<string, unknown>);
+  copyInto(out, more as Record<string, unknown>);
+  return out as Record<string, unknown> & T;
+}
+
+function copyInto(out: Record<string, unknown>, from: Record<string, unknown>): void {
+  for (const name of Object.keys(from)) {
+    if (name === '__proto__')
+      Object.defineProperty(out, name, {
+        value: from[name],
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    else out[name] = from[name];
+  }
+}
+
 export function isPrototypeKey(name: string): boolean {
   return Object.prototype.hasOwnProperty.call(Object.prototype, name);
 }

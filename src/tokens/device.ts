@@ -35,6 +35,19 @@ function part(value: string): string {
  */
 export function deviceCode(userAgent: string): string {
   if (userAgent === '') return '';
+  const known = parsed.get(userAgent);
+  if (known !== undefined) return known;
+  const code = parseDevice(userAgent);
+  // Most logins come from a few hundred user agents: parse each once (bowser runs ~100 regexes).
+  if (parsed.size >= PARSED_MAX) parsed.clear();
+  parsed.set(userAgent, code);
+  return code;
+}
+
+const PARSED_MAX = 1000;
+const parsed = new Map<string, string>();
+
+function parseDevice(userAgent: string): string {
   const parser = Bowser.getParser(userAgent);
   let browser = part(parser.getBrowserName());
   const os = part(parser.getOSName());

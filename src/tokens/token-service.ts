@@ -8,6 +8,7 @@ import {
   type RefreshTokenPayload,
   TOKEN_TYP,
   type TokenKind,
+  withClaims,
 } from './claims.js';
 import { claimsError, encodedHeader, hmacSign, hmacVerify, isHmac } from './hmac-jws.js';
 import { VerifyCache } from './verify-cache.js';
@@ -215,7 +216,7 @@ export class TokenService {
         (overrides?.lifetime ?? (kind === 'access' ? this.accessTokenTtl : this.refreshTokenTtl)),
       notAfter,
     );
-    const payload: Record<string, unknown> = { ...claims, token_use: kind, iat, exp };
+    const payload = withClaims(claims, { token_use: kind, iat, exp });
     if (this.strategy !== undefined) payload.stg = this.strategy;
     if (this.issuer !== undefined) payload.iss = this.issuer;
     const audience = overrides?.audience ?? this.audience;

@@ -1,6 +1,8 @@
 import type { RingKey } from '../keys/key-ring.js';
 
 interface Entry<P> {
+  /** The whole token: the map is keyed by its end only (see {@link lookupKey}). */
+  readonly token: string;
   readonly payload: P;
   /** The token's `exp` in epoch ms: the entry is dropped then, whatever the leeway. */
   readonly expiresAt: number;
@@ -11,6 +13,15 @@ interface Entry<P> {
   /** The cache's insertion counter when this entry was last put at the back. */
   tick: number;
 }
+
+/**
+ * The map key of a token: its last 32 characters, which lie in the signature (at least 43
+ * characters for every algorithm) and are as unique as 192 random bits. Hashing a 300-character
+ * token on every request costs more than the rest of a cache hit; the entry keeps the whole token,
+ * and a hit requires the exact token, so two tokens sharing an end (a forged payload under a real
+ * signature) never share an answer.
+ */
+const lookupKey = (token: string): string => token.slice(-32);
 
 /**
  * Access tokens already verified, keyed by the exact token string: a hit skips the header parse
@@ -41,16 +52,17 @@ export class VerifyCache<P extends object> {
     now: number,
     findKey: (kid: unknown, alg: unknown) => RingKey | undefined,
   ): P | undefined {
-    const entry = this.entries.get(token);
-    if (entry === undefined) return undefined;
+    const key = lookupKey(token);
+    const entry = this.entries.get(key);
+    if (entry === undefined || entry.token !== token) return undefined;
     if (now >= entry.expiresAt || findKey(entry.kid, entry.alg) !== entry.key) {
-      this.entries.delete(token);
+      this.entries.delete(key);
       return undefined;
     }
     if (this.tick - entry.tick > this.bumpAfter) {
-      this.entries.delete(token);
+      this.entries.delete(key);
       entry.tick = ++this.tick;
-      this.entries.set(token, entry);
+      this.entries.set(key, entry);
     }
     return { ...entry.payload };
   }
@@ -60,7 +72,8 @@ export class VerifyCache<P extends object> {
     if (this.entries.size >= this.maxEntries) {
       this.entries.delete(this.entries.keys().next().value!);
     }
-    this.entries.set(token, {
+    this.entries.set(lookupKey(token), {
+      token,
       payload: deepFreeze(payload),
       expiresAt: exp * 1000,
       key,

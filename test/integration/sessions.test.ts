@@ -12,6 +12,7 @@ import {
 } from '../helpers/auth.js';
 import { call, type Reply, serve, type Served } from '../helpers/http.js';
 import { decodeSegment } from '../helpers/forge.js';
+import { CREATE_SCAN_FIELDS } from '../../src/stores/lua.js';
 
 const alice = { username: 'alice', password: 'wonderland' };
 
@@ -304,15 +305,38 @@ describe('the Redis data model', () => {
     }
   });
 
-  it('prunes expired sessions and lets keys expire with the last one', async () => {
+  it('prunes expired sessions once the hash is large; a small hash keeps them until a scan or its expiry', async () => {
+    await start({ accessTokenTtl: 1, refreshTokenTtl: 60 });
+    // No ip or user agent given, so one field per family.
+    for (let i = 0; i < CREATE_SCAN_FIELDS; i++)
+      await auth.createRefreshToken({ id: 'many' }, { lifetime: 2 });
+    await auth.createRefreshToken({ id: 'few' }, { lifetime: 2 });
+    await auth.generateTokens({ id: 'few' });
+    await sleep(2100);
+    await auth.generateTokens({ id: 'few' });
+    expect(await client.hlen(`${prefix}{u:few}`)).toBe(3);
+    expect(await auth.listSessions('few')).toHaveLength(2);
+    await auth.generateTokens({ id: 'many' });
+    expect(await client.hlen(`${prefix}{u:many}`)).toBe(1);
+  });
+
+  it('lets keys expire with their last session', async () => {
     await start({ accessTokenTtl: 1, refreshTokenTtl: 2 });
     await auth.generateTokens({ id: 'short' });
-    await sleep(2100);
-    await auth.generateTokens({ id: 'short' });
-    // One family left (no ip or user agent given, so no metadata field).
-    expect(await client.hlen(`${prefix}{u:short}`)).toBe(1);
+    await auth.createAccessToken({ id: 'short' });
     await sleep(2100);
     expect(await allKeys(client, `${prefix}*`)).toEqual([]);
+  });
+
+  it('keeps a key alive as long as its latest session, whichever login came last', async () => {
+    await start({ accessTokenTtl: 30, refreshTokenTtl: 60 });
+    const key = `${prefix}{u:ttl}`;
+    await auth.generateTokens({ id: 'ttl' });
+    const first = await client.pttl(key);
+    expect(first).toBeGreaterThan(55_000);
+    // A later login whose session ends sooner (a lone 5 s access token) does not shorten the key.
+    await auth.createAccessToken({ id: 'ttl' }, { lifetime: 5 });
+    expect(await client.pttl(key)).toBeGreaterThan(55_000);
   });
 
   it('caps live sessions per user, ending the oldest', async () => {

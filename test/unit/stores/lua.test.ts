@@ -8,7 +8,13 @@ import {
   ROTATE_SESSION,
   scriptArgs,
 } from '../../../src/stores/lua.js';
-import { CORE_FIELDS, PREVIOUS_UUID_CHARS, SEP } from '../../../src/stores/record-codec.js';
+import {
+  CORE_FIELDS,
+  coreExpiresAt,
+  packCore,
+  PREVIOUS_UUID_CHARS,
+  SEP,
+} from '../../../src/stores/record-codec.js';
 
 const SCRIPTS = { CREATE_SESSION, ROTATE_SESSION, REVOKE_SESSION, REVOKE_ALL };
 
@@ -21,11 +27,29 @@ describe('the Lua scripts, generated from the record codec', () => {
         .filter((line) => !line.startsWith('local A = {'))
         .filter((line) => /ARGV\[\d/.test(line));
       expect(positional).toEqual([]);
-      // No core field is picked out by a position or a hand-written pattern of separators.
-      expect(lua).not.toMatch(/string\.match\(/);
+      // No core field is picked out by a position or a hand-written pattern of separators: the
+      // one pattern, for the expiry, is generated from the codec (checked below).
+      expect(lua.replaceAll('string.match(all[i + 1], EXPIRES_AT_PATTERN)', '')).not.toMatch(
+        /string\.match\(/,
+      );
       expect(lua).not.toMatch(/\bf\[\d/);
     },
   );
+
+  it('reads the expiry of a core record with a pattern generated from the codec', () => {
+    const pattern = /local EXPIRES_AT_PATTERN = '(.*)'/.exec(CREATE_SESSION)?.[1];
+    // The Lua pattern, read as a regular expression (it uses no Lua-only syntax).
+    const regex = new RegExp(pattern!.replaceAll(SEP, `\\${SEP}`));
+    const core = packCore({
+      jti: '0f8fad5b-d9cb-469f-a165-70867728950e',
+      previousJti: 'abcdefghijklmn',
+      rotatedAt: 1_700_000_000_123,
+      createdAt: 1_700_000_000_000,
+      expiresAt: 1_800_000_000_999,
+    });
+    expect(parseInt(regex.exec(core)![1]!, 36)).toBe(1_800_000_000_999);
+    expect(coreExpiresAt(core)).toBe(1_800_000_000_999);
+  });
 
   it('takes field order, separator and the kept jti length from the codec', () => {
     const fieldTable = CORE_FIELDS.map((field, i) => `${field} = ${i + 1}`).join(', ');

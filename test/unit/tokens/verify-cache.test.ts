@@ -81,8 +81,10 @@ describe('the verified-token cache', () => {
     tokens.verify(signed[3]!, 'access');
     const cache = cacheOf(tokens)!;
     expect(cache.size).toBe(3);
-    const keys = [...(cache as unknown as { entries: Map<string, unknown> }).entries.keys()];
-    expect(keys).toEqual([signed[2], signed[0], signed[3]]);
+    const held = [
+      ...(cache as unknown as { entries: Map<string, { token: string }> }).entries.values(),
+    ].map((entry) => entry.token);
+    expect(held).toEqual([signed[2], signed[0], signed[3]]);
   });
 
   it('is off with verifyCacheSize: 0', () => {
@@ -99,6 +101,20 @@ describe('the verified-token cache', () => {
     expect(cache.get('t', Date.now(), () => key)).toEqual({ sub: '1' });
     expect(cache.get('t', Date.now(), () => undefined)).toBeUndefined();
     expect(cache.size).toBe(0);
+  });
+
+  it('serves only the exact token: a forged payload under a cached token’s signature is verified, and refused', () => {
+    const tokens = service(10);
+    const { token } = tokens.sign('access', { sub: '1', sid: 's' });
+    tokens.verify(token, 'access');
+    const [header, , signature] = token.split('.');
+    const forged = `${header}.${Buffer.from(JSON.stringify({ sub: 'admin', sid: 's', token_use: 'access', exp: 4e9 })).toString('base64url')}.${signature}`;
+    expect(() => tokens.verify(forged, 'access')).toThrow(
+      expect.objectContaining({ code: 'token_invalid' }),
+    );
+    // The real token's entry is still there and still answers.
+    expect(cacheOf(tokens)!.size).toBe(1);
+    expect(tokens.verify(token, 'access').sub).toBe('1');
   });
 
   it('is per instance: another secret never sees this one’s tokens', () => {
