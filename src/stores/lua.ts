@@ -66,6 +66,14 @@ function argTable(names: readonly string[]): string {
   return `local A = { ${entries} }\nlocal NARGS = ${names.length}`;
 }
 
+/**
+ * A write scans the user's families (to prune the expired ones and enforce the cap) only once
+ * the hash has this many fields. Below it, nothing can exceed a cap of that size, expired
+ * families (a few dozen bytes each, never read as live) wait for a later scan or for the key's
+ * own expiry, and a login or a rotation costs one HLEN and one HSET instead of a scan of every family.
+ */
+export const CREATE_SCAN_FIELDS = 16;
+
 /** A Lua pattern capturing the expiresAt field of a core record, from the codec's field order. */
 function expiresAtPattern(): string {
   const field = `[^${luaPattern(SEP)}]*`;
@@ -123,6 +131,19 @@ local function rearm(alive)
     redis.call('PEXPIREAT', h, string.format('%.0f', last))
   end
 end
+-- The key lives as long as its latest family: pushes its expiry out to exp when that is later.
+-- Redis keeps the absolute time PEXPIREAT was given; its clock plus the PTTL gives it back.
+local function extend(exp)
+  local ttl = redis.call('PTTL', h)
+  local clock = redis.call('TIME')
+  if ttl < 0 or clock[1] * 1000 + math.floor(clock[2] / 1000) + ttl < exp then
+    redis.call('PEXPIREAT', h, string.format('%.0f', exp))
+  end
+end
+-- Whether this write must scan the families: only once the hash is large (CREATE_SCAN_FIELDS).
+local function large()
+  return redis.call('HLEN', h) >= ${CREATE_SCAN_FIELDS}
+end
 local function without(alive, sid)
   local kept = {}
   for _, s in ipairs(alive) do
@@ -132,13 +153,6 @@ local function without(alive, sid)
 end
 `;
 
-/**
- * A login scans the user's families (to prune the expired ones and enforce the cap) only once
- * the hash has this many fields. Below it, nothing can exceed a cap of that size, expired
- * families (a few dozen bytes each, never read as live) wait for a later scan or for the key's
- * own expiry, and a login costs one HLEN and one HSET instead of a scan of every family.
- */
-export const CREATE_SCAN_FIELDS = 16;
 
 /** maxSessions 0 means no cap. Returns 1. Metadata chunks are at most META_CHUNK characters each. */
 export const CREATE_SESSION = `${COMMON}
@@ -155,12 +169,7 @@ end
 -- Fewer fields than the cap means fewer families than the cap: nothing to end.
 if fieldCount < ${CREATE_SCAN_FIELDS} and (max == 0 or fieldCount < max) then
   redis.call('HSET', h, unpack(set))
-  -- The key lives as long as its latest family: push its expiry out when this one ends later.
-  local ttl = redis.call('PTTL', h)
-  local clock = redis.call('TIME')
-  if ttl < 0 or clock[1] * 1000 + math.floor(clock[2] / 1000) + ttl < expiresAt then
-    redis.call('PEXPIREAT', h, string.format('%.0f', expiresAt))
-  end
+  extend(expiresAt)
   return 1
 end
 local alive = live(tonumber(A.now))
@@ -187,8 +196,12 @@ return 1
 export const ROTATE_SESSION = `${COMMON}
 ${argTable(ROTATE_ARGS)}
 local now = tonumber(A.now)
-local alive = live(now)
 local v = redis.call('HGET', h, A.sessionId)
+-- A family past its expiry may still be in the hash (see CREATE_SCAN_FIELDS): it is gone.
+if v and (tonumber(string.match(v, EXPIRES_AT_PATTERN), 36) or 0) <= now then
+  drop(A.sessionId)
+  v = nil
+end
 if not v then return ${ROTATE_RESULTS.missing} end
 local f = fields(v)
 local grace = tonumber(A.graceMs)
@@ -200,9 +213,13 @@ if f[F.jti] == A.oldJti then
   f[F.rotatedAt] = A.now36
   f[F.expiresAt] = A.expiresAt36
   redis.call('HSET', h, A.sessionId, table.concat(f, SEP))
-  alive = without(alive, A.sessionId)
-  alive[#alive + 1] = { A.sessionId, tonumber(A.expiresAt) }
-  rearm(alive)
+  if large() then
+    local alive = without(live(now), A.sessionId)
+    alive[#alive + 1] = { A.sessionId, tonumber(A.expiresAt) }
+    rearm(alive)
+  else
+    extend(tonumber(A.expiresAt))
+  end
   return ${ROTATE_RESULTS.rotated}
 end
 local prev = f[F.previousJti] or ''
@@ -211,7 +228,7 @@ if grace > 0 and prev ~= '' and prev == string.sub(A.oldJti, 1, PREVIOUS_UUID_CH
   return ${ROTATE_RESULTS.superseded}
 end
 drop(A.sessionId)
-rearm(without(alive, A.sessionId))
+rearm(live(now))
 return ${ROTATE_RESULTS.reused}
 `;
 

@@ -29,9 +29,9 @@ describe('the Lua scripts, generated from the record codec', () => {
       expect(positional).toEqual([]);
       // No core field is picked out by a position or a hand-written pattern of separators: the
       // one pattern, for the expiry, is generated from the codec (checked below).
-      expect(lua.replaceAll('string.match(all[i + 1], EXPIRES_AT_PATTERN)', '')).not.toMatch(
-        /string\.match\(/,
-      );
+      expect(
+        lua.replaceAll(/string\.match\(\w+(\[i \+ 1\])?, EXPIRES_AT_PATTERN\)/g, ''),
+      ).not.toMatch(/string\.match\(/);
       expect(lua).not.toMatch(/\bf\[\d/);
     },
   );
