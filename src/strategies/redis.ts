@@ -80,7 +80,8 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
   ): Promise<TokenPair> {
     const sub = userIdOf(user);
     const claims = appClaims(user, options.userFields, issue?.claims);
-    const meta = sessionMeta(issue);
+    const seen = requestMeta(issue);
+    const meta = sessionMeta(seen);
     const now = Date.now();
     const sessionId = newSessionId();
     const pending = signPair(
@@ -100,7 +101,7 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
         options.maxSessionsPerUser,
       ),
     );
-    events.emit('login', { userId: sub, sessionId, ...eventMeta(requestMeta(issue)) });
+    events.emit('login', { userId: sub, sessionId, ...eventMeta(seen) });
     return pending.pair;
   }
 
@@ -132,7 +133,8 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
         // A lone access token gets a session of its own that ends with it, so requireAuth
         // accepts it and revokeAllSessions ends it. Its jti is never handed out: no refresh.
         const sessionId = newSessionId();
-        const meta = sessionMeta(write);
+        const seen = requestMeta(write);
+        const meta = sessionMeta(seen);
         const authTime = Math.floor(now / 1000);
         const lifetime = overrides?.lifetime ?? options.accessTokenTtl;
         const expiresAt = Math.min(
@@ -146,7 +148,7 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
             options.maxSessionsPerUser,
           ),
         );
-        events.emit('login', { userId: sub, sessionId, ...eventMeta(requestMeta(write)) });
+        events.emit('login', { userId: sub, sessionId, ...eventMeta(seen) });
         return tokens.sign(
           'access',
           withClaims(claims, { sub, sid: sessionId, auth_time: authTime }),

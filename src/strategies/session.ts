@@ -130,7 +130,8 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
         );
       }
     }
-    const meta = sessionMeta(issue);
+    const seen = requestMeta(issue);
+    const meta = sessionMeta(seen);
     const now = Date.now();
     const sessionId = newSessionId();
     const secret = randomBytes(SECRET_BYTES).toString('base64url');
@@ -153,7 +154,6 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
       userId: sub,
       sessionId,
     };
-    const seen = requestMeta(issue);
     if (seen.ip) event.ip = seen.ip;
     if (seen.userAgent) event.userAgent = seen.userAgent;
     events.emit('login', event);

@@ -123,11 +123,13 @@ export function requestMeta(options: IssueOptions | undefined): { ip: string; us
 /**
  * Ip and device for the session list, as the store records them: the user agent is kept only as
  * its short device form ("Firefox|Linux|desktop"), which is all the list shows and a third of
- * the bytes.
+ * the bytes. Takes what {@link requestMeta} read, so a login cleans the request's metadata once.
  */
-export function sessionMeta(options: IssueOptions | undefined): { ip: string; userAgent: string } {
-  const { ip, userAgent } = requestMeta(options);
-  return { ip, userAgent: deviceCode(userAgent) };
+export function sessionMeta(request: { ip: string; userAgent: string }): {
+  ip: string;
+  userAgent: string;
+} {
+  return { ip: request.ip, userAgent: deviceCode(request.userAgent) };
 }
 
 export function tokenPair(access: string, refresh: string, expiresIn: number): TokenPair {
