@@ -230,24 +230,19 @@ export class TokenService {
     const audience = overrides?.audience ?? this.audience;
     if (audience !== undefined) payload.aud = audience;
     const { signer } = this.ring;
-    // The precomputed HMAC header serves every token but one with extra header parameters.
-    if (this.directHeaders !== undefined && isHmac(signer.algorithm)) {
-      if (overrides?.headers === undefined) {
-        const token = hmacSign(
-          signer.algorithm,
-          signer.signingKey!,
-          this.directHeaders[kind],
-          payload,
-        );
-        return { token, exp };
-      }
-    } else if (this.directHeaders !== undefined) {
-      // jsonwebtoken cannot sign these (EdDSA) or is no faster: node:crypto signs every one.
+    const headers = this.directHeaders;
+    if (headers !== undefined && isDirect(signer.algorithm)) {
+      // jsonwebtoken cannot sign EdDSA and is no faster for the others: node:crypto signs them all.
       const header =
         overrides?.headers === undefined
-          ? this.directHeaders[kind]
+          ? headers[kind]
           : encodedHeader(signer.algorithm, TOKEN_TYP[kind], signer.kid, overrides.headers);
       return { token: directSign(signer.algorithm, signer.signingKey!, header, payload), exp };
+    }
+    // The precomputed HMAC header serves every HMAC token but one with extra header parameters.
+    if (headers !== undefined && overrides?.headers === undefined) {
+      const token = hmacSign(signer.algorithm, signer.signingKey!, headers[kind], payload);
+      return { token, exp };
     }
     const token = jwt.sign(payload, signer.signingKey!, {
       algorithm: signer.algorithm as JsonwebtokenAlgorithm,
