@@ -292,7 +292,7 @@ export class Auth {
 
   /**
    * Serves the public keys as a JWK Set (RFC 7517) on `GET /.well-known/jwks.json`, for verifiers
-   * (`createVerifier`, jose, jwks-rsa): RS/PS/ES keys only, verify-only ones included, each with
+   * (`createVerifier`, jose, jwks-rsa): RS/PS/ES/EdDSA keys only, verify-only ones included, each with
    * `kid`, `alg` and `use: 'sig'`; `Cache-Control: public, max-age=300` and an ETag.
    * @example app.use(auth.jwks());
    */

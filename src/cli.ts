@@ -18,7 +18,8 @@ import { createKeyRing, jwkThumbprint } from './keys/key-ring.js';
 const HMAC = ALGORITHMS.filter(isSymmetric);
 const RSA = ALGORITHMS.filter(isRsa);
 const EC = ALGORITHMS.filter((alg) => algorithmSpec(alg).family === 'EC');
-const WIDTH = Math.max(...[HMAC, RSA, EC].map((algs) => algs.join(', ').length)) + 1;
+const OKP = ALGORITHMS.filter((alg) => algorithmSpec(alg).family === 'EdDSA');
+const WIDTH = Math.max(...[HMAC, RSA, EC, OKP].map((algs) => algs.join(', ').length)) + 1;
 const column = (algs: Algorithm[]) => algs.join(', ').padEnd(WIDTH);
 
 const HELP = `Usage: koa-jwt-redis keygen --alg <algorithm> [--bits <n>] [--kid <kid>] [--json]
@@ -28,6 +29,7 @@ Prints (or, with --out, writes) a new signing key for the \`keys\` option of cre
   ${column(HMAC)} a random secret (base64url; ${HMAC.map(minSecretBytes).join(', ')} bytes) — never publish it
   ${column(RSA)} an RSA key pair (${RSA_MIN_BITS} bits, or --bits 3072/4096) as PEM, plus the public JWK
   ${column(EC)} an EC key pair (${EC.map((alg) => algorithmSpec(alg).curve?.jwk).join(', ')}) as PEM, plus the public JWK
+  ${column(OKP)} an Ed25519 key pair as PEM, plus the public JWK
 
 Options:
   --alg <algorithm>     required
@@ -103,7 +105,8 @@ function parse(argv: string[]): Args | 'help' | 'version' {
     else throw new UsageError(`unknown option ${JSON.stringify(arg)}`);
   }
   if (alg === undefined) throw new UsageError('--alg is required, e.g. --alg ES256');
-  const upper = alg.toUpperCase();
+  // Any spelling: es256, eddsa.
+  const upper = ALGORITHMS.find((name) => name.toUpperCase() === alg!.toUpperCase()) ?? alg;
   if (!isAlgorithm(upper))
     throw new UsageError(
       `--alg must be one of ${ALGORITHMS.join(', ')} (got ${JSON.stringify(alg)})`,
@@ -145,10 +148,13 @@ function generate({ alg, bits, kid }: Args): Generated {
     });
     return { alg, kid: ring.signer.kid, secret };
   }
-  const { curve } = algorithmSpec(alg);
-  const pair = curve
-    ? generateKeyPairSync('ec', { namedCurve: curve.node })
-    : generateKeyPairSync('rsa', { modulusLength: bits ?? RSA_MIN_BITS });
+  const { family, curve } = algorithmSpec(alg);
+  const pair =
+    family === 'EdDSA'
+      ? generateKeyPairSync('ed25519')
+      : curve
+        ? generateKeyPairSync('ec', { namedCurve: curve.node })
+        : generateKeyPairSync('rsa', { modulusLength: bits ?? RSA_MIN_BITS });
   const privateKey = pair.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
   const publicKey = pair.publicKey.export({ format: 'pem', type: 'spki' }).toString();
   const keyId = kid ?? jwkThumbprint(pair.publicKey);

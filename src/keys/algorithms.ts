@@ -1,4 +1,4 @@
-import type { KeyObject } from 'node:crypto';
+import { constants, type KeyObject } from 'node:crypto';
 
 /**
  * JWK members per key type: the public ones a JWKS carries (RFC 7518 §6), which are also the
@@ -8,20 +8,27 @@ export const JWK_KEY_TYPES = {
   oct: { members: ['k'] },
   RSA: { members: ['e', 'n'] },
   EC: { members: ['crv', 'x', 'y'] },
+  OKP: { members: ['crv', 'x'] },
 } as const;
 
 export type JwkKeyType = keyof typeof JWK_KEY_TYPES;
 
 interface AlgorithmSpec {
-  /** HMAC takes a secret; RSA (RS*) and RSA-PSS (PS*) an RSA key; EC (ES*) a key on `curve`. */
-  family: 'HMAC' | 'RSA' | 'RSA-PSS' | 'EC';
-  /** The digest, as node:crypto names it. */
-  hash: 'sha256' | 'sha384' | 'sha512';
+  /**
+   * HMAC takes a secret; RSA (RS*) and RSA-PSS (PS*) an RSA key; EC (ES*) a key on `curve`;
+   * EdDSA (RFC 8037) an Ed25519 key.
+   */
+  family: 'HMAC' | 'RSA' | 'RSA-PSS' | 'EC' | 'EdDSA';
+  /** The digest, as node:crypto names it; null for EdDSA, which hashes inside the signature. */
+  hash: 'sha256' | 'sha384' | 'sha512' | null;
   /** The JWK key type of its keys. */
   kty: JwkKeyType;
   /** HMAC: the least secret length in bytes, the hash output size (RFC 7518 §3.2). */
   minSecretBytes?: number;
-  /** EC: the curve as node:crypto names it, and as a JWK names it (`crv`). */
+  /**
+   * EC: the curve as node:crypto names it, and as a JWK names it (`crv`). EdDSA: the key type
+   * as node:crypto names it (`asymmetricKeyType`), and the JWK `crv`.
+   */
   curve?: { node: string; jwk: string };
 }
 
@@ -37,6 +44,8 @@ export const ALGORITHM_TABLE = {
   RS384: { family: 'RSA', hash: 'sha384', kty: 'RSA' },
   RS512: { family: 'RSA', hash: 'sha512', kty: 'RSA' },
   PS256: { family: 'RSA-PSS', hash: 'sha256', kty: 'RSA' },
+  PS384: { family: 'RSA-PSS', hash: 'sha384', kty: 'RSA' },
+  PS512: { family: 'RSA-PSS', hash: 'sha512', kty: 'RSA' },
   ES256: {
     family: 'EC',
     hash: 'sha256',
@@ -48,6 +57,18 @@ export const ALGORITHM_TABLE = {
     hash: 'sha384',
     kty: 'EC',
     curve: { node: 'secp384r1', jwk: 'P-384' },
+  },
+  ES512: {
+    family: 'EC',
+    hash: 'sha512',
+    kty: 'EC',
+    curve: { node: 'secp521r1', jwk: 'P-521' },
+  },
+  EdDSA: {
+    family: 'EdDSA',
+    hash: null,
+    kty: 'OKP',
+    curve: { node: 'ed25519', jwk: 'Ed25519' },
   },
 } as const satisfies Record<string, AlgorithmSpec>;
 
@@ -82,9 +103,24 @@ export function minSecretBytes(algorithm: Algorithm): number {
 
 export const RSA_MIN_BITS = 2048;
 
-/** Signature options for node:crypto sign/verify: PS* need PSS padding (RSA_PKCS1_PSS_PADDING). */
-export function signatureOptions(algorithm: Algorithm): { padding?: number } {
-  return ALGORITHM_TABLE[algorithm].family === 'RSA-PSS' ? { padding: 6 } : {};
+/** The digest bytes of a hash as node:crypto names it (sha256 → 32): the PSS salt length. */
+const hashBytes = (hash: 'sha256' | 'sha384' | 'sha512') => Number(hash.slice(3)) / 8;
+
+/**
+ * Options for node:crypto sign/verify beyond the key, as JWS defines each family (RFC 7518 §3.4,
+ * §3.5): PS* use PSS padding with a salt as long as the hash; ES* signatures are r || s of fixed
+ * length (IEEE P1363), not DER.
+ */
+export function signatureOptions(algorithm: Algorithm): {
+  padding?: number;
+  saltLength?: number;
+  dsaEncoding?: 'ieee-p1363';
+} {
+  const spec = algorithmSpec(algorithm);
+  if (spec.family === 'RSA-PSS')
+    return { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: hashBytes(spec.hash!) };
+  if (spec.family === 'EC') return { dsaEncoding: 'ieee-p1363' };
+  return {};
 }
 
 /**
@@ -112,17 +148,22 @@ export function keyMismatch(algorithm: Algorithm, key: KeyObject): string | unde
     if (bits < RSA_MIN_BITS)
       return `RSA keys must be at least ${RSA_MIN_BITS} bits (this one has ${bits})`;
     if (type === 'rsa-pss') {
-      // jsonwebtoken refuses RSA-PSS-typed keys whose parameters do not match the algorithm; refuse them here, at start-up.
-      const { hash } = spec;
-      const hashBytes = Number(hash.slice(3)) / 8;
+      // OpenSSL (and jsonwebtoken) refuse to use an RSA-PSS-typed key outside its parameters; refuse it here, at start-up.
+      const hash = spec.hash!;
+      const salt = hashBytes(hash);
       if (
         details.hashAlgorithm !== hash ||
         details.mgf1HashAlgorithm !== hash ||
-        (details.saltLength ?? 0) > hashBytes
+        (details.saltLength ?? 0) > salt
       ) {
-        return `an RSA-PSS-typed key for ${algorithm} must be restricted to ${hash}, MGF1 ${hash} and a salt of at most ${hashBytes} bytes; or use a plain RSA key`;
+        return `an RSA-PSS-typed key for ${algorithm} must be restricted to ${hash}, MGF1 ${hash} and a salt of at most ${salt} bytes; or use a plain RSA key`;
       }
     }
+    return undefined;
+  }
+  if (spec.family === 'EdDSA') {
+    // Only Ed25519: an Ed448 key would also be "EdDSA", and must not slip in under the same name.
+    if (type !== spec.curve?.node) return `${algorithm} needs an Ed25519 key, not ${type}`;
     return undefined;
   }
   if (type !== 'ec') return `${algorithm} needs an EC key, not ${type}`;

@@ -35,9 +35,9 @@ export interface KeyConfig {
   algorithm: Algorithm;
   /** HS* only: the shared secret (at least as many bytes as the hash output). */
   secret?: KeyMaterial;
-  /** RS/PS/ES: the private key (PEM, DER Buffer or KeyObject). Needed by the signing key. */
+  /** RS/PS/ES/EdDSA: the private key (PEM, DER Buffer or KeyObject). Needed by the signing key. */
   privateKey?: KeyMaterial;
-  /** RS/PS/ES: the public key. @default derived from `privateKey` */
+  /** RS/PS/ES/EdDSA: the public key. @default derived from `privateKey` */
   publicKey?: KeyMaterial;
   /** Verify with this key but never sign (the overlap while rotating keys). @default false */
   verifyOnly?: boolean;

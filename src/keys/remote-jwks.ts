@@ -1,8 +1,9 @@
+import type { createRemoteJWKSet, FetchImplementation } from 'jose';
 import type { Algorithm } from './algorithms.js';
-import { importPublicJwk } from './jwk.js';
-import { createVerifyRing, jwkThumbprint, type KeyRing, type RingKey } from './key-ring.js';
+import { importPublicJwk, loadJose } from './jwk.js';
+import { createVerifyRing, type KeyRing, type RingKey } from './key-ring.js';
 
-/** Bigger than any sane JWKS; a larger answer is refused before it is parsed. */
+/** Bigger than any sane JWKS; a larger answer is refused while it is read, before it is parsed. */
 export const MAX_JWKS_BYTES = 256 * 1024;
 /** Keys read from one JWKS at most; a key ring holds a handful. */
 export const MAX_JWKS_KEYS = 100;
@@ -28,31 +29,51 @@ export interface JwksRefresh {
   rejected: { kid?: string; reason: string }[];
 }
 
-async function readLimited(response: Response, limit: number): Promise<string> {
+async function readLimited(response: Response, limit: number): Promise<Uint8Array> {
+  const tooLarge = () => new Error(`the JWKS is larger than ${limit} bytes`);
   const declared = Number(response.headers.get('content-length'));
-  if (declared > limit) throw new Error(`the JWKS is larger than ${limit} bytes`);
-  if (!response.body) return '';
+  if (declared > limit) {
+    await response.body?.cancel();
+    throw tooLarge();
+  }
+  if (!response.body) return new Uint8Array();
   const chunks: Uint8Array[] = [];
   let size = 0;
+  // Leaving the loop early (too large, or the timeout's abort) cancels the body.
   for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
     size += chunk.byteLength;
-    if (size > limit) throw new Error(`the JWKS is larger than ${limit} bytes`);
+    if (size > limit) throw tooLarge();
     chunks.push(chunk);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
 }
 
-/** Parses and validates a JWKS body into ring keys; throws when nothing usable is in it. */
-export function parseJwks(
-  text: string,
+/**
+ * The fetch jose's remote key set runs (its `customFetch` hook): jose sets the URL, headers,
+ * `redirect: 'manual'` and the timeout signal, which covers the body too; this adds the size
+ * limit, counted while the body streams in (a missing or false Content-Length changes nothing),
+ * and names the HTTP status of a refusal.
+ */
+export function limitedFetch(limit: number): FetchImplementation {
+  return async (url, options) => {
+    const response = await fetch(url, options);
+    if (response.status !== 200) {
+      await response.body?.cancel();
+      throw new Error(`the JWKS answered HTTP ${response.status}`);
+    }
+    const body = await readLimited(response, limit);
+    return new Response(body, { status: 200, headers: { 'content-type': 'application/json' } });
+  };
+}
+
+/**
+ * Validates a JWK Set (as jose parsed it) into ring keys, one key at a time: each refused key is
+ * reported with its reason rather than sinking the set. Throws when nothing usable is in it.
+ */
+export async function importJwks(
+  body: unknown,
   algorithms: ReadonlySet<Algorithm>,
-): { keys: RingKey[]; report: JwksRefresh } {
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw new Error('the JWKS is not valid JSON');
-  }
+): Promise<{ keys: RingKey[]; report: JwksRefresh }> {
   const list = (body as { keys?: unknown } | null)?.keys;
   if (!Array.isArray(list)) throw new Error('the JWKS has no "keys" array');
   if (list.length > MAX_JWKS_KEYS) throw new Error(`the JWKS has more than ${MAX_JWKS_KEYS} keys`);
@@ -60,7 +81,7 @@ export function parseJwks(
   const report: JwksRefresh = { kids: [], rejected: [] };
   const seen = new Set<string>();
   for (const [index, jwk] of list.entries()) {
-    const result = importPublicJwk(jwk, algorithms);
+    const result = await importPublicJwk(jwk, algorithms);
     const named = (jwk as { kid?: unknown } | null)?.kid;
     const label = typeof named === 'string' ? named.slice(0, 256) : undefined;
     if ('skip' in result) continue;
@@ -68,7 +89,7 @@ export function parseJwks(
       report.rejected.push({ kid: label, reason: `key ${index} ${result.error}` });
       continue;
     }
-    const kid = result.kid ?? jwkThumbprint(result.key);
+    const kid = result.kid ?? (await (await loadJose()).calculateJwkThumbprint(result.jwk));
     if (seen.has(kid)) {
       report.rejected.push({ kid, reason: `key ${index} repeats the kid of an earlier key` });
       continue;
@@ -90,19 +111,43 @@ export function parseJwks(
   return { keys, report };
 }
 
+type JoseRemoteSet = ReturnType<typeof createRemoteJWKSet>;
+
 /**
- * Public keys fetched from a JWKS URI. Fetches are rate-limited as a whole: at most one per
- * `cooldown`, however many unknown `kid`s arrive, and concurrent callers share one fetch. A failed
- * or invalid fetch keeps the last good keys. There are no timers: refreshes are driven by requests.
+ * Public keys fetched from a JWKS URI. jose's remote key set does the fetching: the timeout, the
+ * sharing of one fetch by concurrent callers, the 200-only and no-redirect rules, JSON parsing
+ * and the JWK Set shape; our fetch hook adds the size limit.
+ *
+ * The schedule stays here, because jose's counts from its last successful load: its cooldown
+ * would let a flood of unknown `kid`s refetch back to back while the JWKS host is down, and its
+ * cache age would call a set fresh although every key in it was refused. Here fetches are
+ * rate-limited as a whole — at most one per `cooldown` from the last *attempt*, however many
+ * unknown `kid`s arrive — and a failed or unusable fetch keeps the last good keys. The keys
+ * themselves become a ring of Node KeyObjects, checked one by one with a report of the refused
+ * ones, because the verification hot path is jsonwebtoken / node:crypto, not jose's async
+ * jwtVerify. There are no timers: refreshes are driven by requests.
  */
 export class RemoteKeySet {
   private loadedAt = Number.NEGATIVE_INFINITY;
   private attemptedAt = Number.NEGATIVE_INFINITY;
   private inflight: Promise<boolean> | undefined;
+  private set: JoseRemoteSet | undefined;
   /** Number of fetches started, for tests and metrics. */
   fetches = 0;
 
   constructor(private readonly options: RemoteKeySetOptions) {}
+
+  /** jose's remote set, made on the first fetch (jose is loaded lazily, see loadJose). */
+  private async joseSet(): Promise<JoseRemoteSet> {
+    if (this.set) return this.set;
+    const { createRemoteJWKSet, customFetch } = await loadJose();
+    this.set = createRemoteJWKSet(this.options.uri, {
+      timeoutDuration: this.options.timeout,
+      headers: { accept: 'application/jwk-set+json, application/json' },
+      [customFetch]: limitedFetch(MAX_JWKS_BYTES),
+    });
+    return this.set;
+  }
 
   /** True when the keys are older than `maxAge` (or were never loaded). */
   get stale(): boolean {
@@ -127,18 +172,9 @@ export class RemoteKeySet {
 
   private async load(): Promise<boolean> {
     try {
-      const response = await fetch(this.options.uri, {
-        headers: { accept: 'application/jwk-set+json, application/json' },
-        signal: AbortSignal.timeout(this.options.timeout),
-      });
-      if (!response.ok) {
-        await response.body?.cancel();
-        throw new Error(`the JWKS answered HTTP ${response.status}`);
-      }
-      const { keys, report } = parseJwks(
-        await readLimited(response, MAX_JWKS_BYTES),
-        this.options.algorithms,
-      );
+      const set = await this.joseSet();
+      await set.reload();
+      const { keys, report } = await importJwks(set.jwks(), this.options.algorithms);
       this.options.onKeys(createVerifyRing(keys), report);
       this.loadedAt = Date.now();
       return true;
@@ -155,9 +191,16 @@ export class RemoteKeySet {
 
   private describe(cause: unknown): string {
     if (!(cause instanceof Error)) return String(cause);
-    if (cause.name === 'TimeoutError') return `no answer within ${this.options.timeout} ms`;
+    // jose's errors by their stable codes (its classes live in the lazily loaded module).
+    const code = (cause as { code?: unknown }).code;
+    if (code === 'ERR_JWKS_TIMEOUT' || cause.name === 'TimeoutError')
+      return `no answer within ${this.options.timeout} ms`;
+    if (code === 'ERR_JWKS_INVALID')
+      return 'the JWKS is not a JWK Set (an object with a "keys" array of JSON objects)';
+    if (code === 'ERR_JOSE_GENERIC' && cause.cause instanceof SyntaxError)
+      return 'the JWKS is not valid JSON';
     // fetch() reports network failures as "fetch failed" with the system error as its cause.
-    const code = (cause.cause as { code?: unknown } | undefined)?.code;
-    return typeof code === 'string' ? `${cause.message} (${code})` : cause.message;
+    const system = (cause.cause as { code?: unknown } | undefined)?.code;
+    return typeof system === 'string' ? `${cause.message} (${system})` : cause.message;
   }
 }

@@ -40,7 +40,7 @@ export function createJwksMiddleware(
   if (set.keys.length === 0) {
     throw new AuthConfigError(
       'keys',
-      'jwks() has nothing to publish: the key ring holds only HS secrets, which are never published. Add an RS*, PS256 or ES* key.',
+      'jwks() has nothing to publish: the key ring holds only HS secrets, which are never published. Add an RS*, PS*, ES* or EdDSA key.',
     );
   }
   const body = JSON.stringify(set);

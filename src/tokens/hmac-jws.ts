@@ -14,9 +14,17 @@ export const isHmac = isSymmetric;
 
 const encode = (json: string) => Buffer.from(json, 'utf8').toString('base64url');
 
-/** The encoded header for one key and token type, built once. */
-export function encodedHeader(algorithm: Algorithm, typ: string, kid: string): string {
-  return encode(JSON.stringify({ alg: algorithm, typ, kid }));
+/**
+ * The encoded header for one key and token type, built once; `extra` parameters (checked by the
+ * caller) come first, as jsonwebtoken orders them.
+ */
+export function encodedHeader(
+  algorithm: Algorithm,
+  typ: string,
+  kid: string,
+  extra?: Record<string, unknown>,
+): string {
+  return encode(JSON.stringify({ ...extra, alg: algorithm, typ, kid }));
 }
 
 export function hmacSign(
@@ -26,7 +34,7 @@ export function hmacSign(
   payload: Record<string, unknown>,
 ): string {
   const input = `${header}.${encode(JSON.stringify(payload))}`;
-  return `${input}.${createHmac(algorithmSpec(algorithm).hash, key).update(input).digest('base64url')}`;
+  return `${input}.${createHmac(algorithmSpec(algorithm).hash!, key).update(input).digest('base64url')}`;
 }
 
 /**
@@ -36,7 +44,7 @@ export function hmacSign(
  */
 export function hmacVerify(algorithm: Algorithm, key: KeyObject, token: string): boolean {
   const dot = token.lastIndexOf('.');
-  const expected = createHmac(algorithmSpec(algorithm).hash, key)
+  const expected = createHmac(algorithmSpec(algorithm).hash!, key)
     .update(token.slice(0, dot))
     .digest('base64url');
   const given = token.slice(dot + 1);

@@ -10,6 +10,7 @@ import {
   type TokenKind,
   withClaims,
 } from './claims.js';
+import { directSign, isDirect, signatureVerify } from './crypto-jws.js';
 import { claimsError, encodedHeader, hmacSign, hmacVerify, isHmac } from './hmac-jws.js';
 import { VerifyCache } from './verify-cache.js';
 
@@ -89,6 +90,11 @@ export function checkSignOverrides(options: {
   return out;
 }
 
+/** The algorithms jsonwebtoken signs and verifies here: every one but DIRECT_ALGORITHMS. */
+type JsonwebtokenAlgorithm = Exclude<jwt.Algorithm, 'none'>;
+const byJsonwebtoken = (key: RingKey): key is RingKey & { algorithm: JsonwebtokenAlgorithm } =>
+  !isDirect(key.algorithm);
+
 type Payload<K extends TokenKind> = K extends 'access' ? AccessTokenPayload : RefreshTokenPayload;
 
 const invalid = (message: string, cause?: unknown) =>
@@ -130,8 +136,11 @@ export class TokenService {
   /** @internal shared by the strategy-bound views */
   readonly accessCache: VerifyCache<AccessTokenPayload> | undefined;
   private readonly findKey: KeyRing['find'];
-  /** The signer's encoded headers per kind, when it is an HMAC key (signed without jsonwebtoken). */
-  private readonly hmacHeaders: Record<TokenKind, string> | undefined;
+  /**
+   * The signer's encoded headers per kind, when it signs without jsonwebtoken: an HMAC key, or
+   * one of the algorithms node:crypto signs directly (crypto-jws.ts).
+   */
+  private readonly directHeaders: Record<TokenKind, string> | undefined;
   private readonly audiences: readonly string[] | undefined;
 
   constructor(
@@ -157,8 +166,8 @@ export class TokenService {
     const signer = options.ring.keys.some((key) => key.signingKey !== undefined)
       ? options.ring.signer
       : undefined;
-    this.hmacHeaders =
-      signer?.signingKey !== undefined && isHmac(signer.algorithm)
+    this.directHeaders =
+      signer?.signingKey !== undefined && (isHmac(signer.algorithm) || isDirect(signer.algorithm))
         ? {
             access: encodedHeader(signer.algorithm, TOKEN_TYP.access, signer.kid),
             refresh: encodedHeader(signer.algorithm, TOKEN_TYP.refresh, signer.kid),
@@ -174,7 +183,7 @@ export class TokenService {
     // One frozen options object per key, built once: nothing option-related happens per request.
     // exp and nbf are checked here rather than by jsonwebtoken, which lets -Infinity through.
     this.verifyOptions = new Map(
-      options.ring.keys.map((key) => [
+      options.ring.keys.filter(byJsonwebtoken).map((key) => [
         key.kid,
         {
           algorithms: [key.algorithm],
@@ -222,13 +231,22 @@ export class TokenService {
     const audience = overrides?.audience ?? this.audience;
     if (audience !== undefined) payload.aud = audience;
     const { signer } = this.ring;
-    // The precomputed HMAC header serves every token but one with extra header parameters.
-    if (this.hmacHeaders !== undefined && overrides?.headers === undefined) {
-      const token = hmacSign(signer.algorithm, signer.signingKey!, this.hmacHeaders[kind], payload);
+    const headers = this.directHeaders;
+    if (headers !== undefined && isDirect(signer.algorithm)) {
+      // jsonwebtoken cannot sign EdDSA and is no faster for the others: node:crypto signs them all.
+      const header =
+        overrides?.headers === undefined
+          ? headers[kind]
+          : encodedHeader(signer.algorithm, TOKEN_TYP[kind], signer.kid, overrides.headers);
+      return { token: directSign(signer.algorithm, signer.signingKey!, header, payload), exp };
+    }
+    // The precomputed HMAC header serves every HMAC token but one with extra header parameters.
+    if (headers !== undefined && overrides?.headers === undefined) {
+      const token = hmacSign(signer.algorithm, signer.signingKey!, headers[kind], payload);
       return { token, exp };
     }
     const token = jwt.sign(payload, signer.signingKey!, {
-      algorithm: signer.algorithm,
+      algorithm: signer.algorithm as JsonwebtokenAlgorithm,
       header: {
         ...overrides?.headers,
         alg: signer.algorithm,
@@ -240,13 +258,16 @@ export class TokenService {
   }
 
   /**
-   * Signature, then registered claims, of a token whose header names an HMAC key: what
-   * jsonwebtoken checks with `algorithms: [key.algorithm]`, without its per-call option work.
-   * Returns the decoded payload (not necessarily an object: the caller checks).
+   * Signature, then registered claims, of a token whose header names an HMAC key or a key of an
+   * algorithm node:crypto verifies directly: what jsonwebtoken checks with
+   * `algorithms: [key.algorithm]`, without its per-call option work. Returns the decoded payload
+   * (not necessarily an object: the caller checks).
    */
-  private verifyHmac(token: string, key: RingKey): unknown {
-    if (!hmacVerify(key.algorithm, key.verifyKey, token))
-      throw invalid('The token signature or claims are invalid.');
+  private verifyDirect(token: string, key: RingKey): unknown {
+    const valid = isHmac(key.algorithm)
+      ? hmacVerify(key.algorithm, key.verifyKey, token)
+      : signatureVerify(key.algorithm, key.verifyKey, token);
+    if (!valid) throw invalid('The token signature or claims are invalid.');
     let payload: unknown;
     try {
       const start = token.indexOf('.') + 1;
@@ -272,7 +293,8 @@ export class TokenService {
 
   /**
    * Verifies a token of the expected kind. Order matters: shape, then the key the header names,
-   * then signature (jsonwebtoken), then claims and kind. Throws only AuthError.
+   * then signature (jsonwebtoken, or node:crypto for HMAC and DIRECT_ALGORITHMS), then claims and
+   * kind. Throws only AuthError.
    */
   verify<K extends TokenKind>(token: unknown, kind: K): Payload<K> {
     if (typeof token !== 'string' || token.length === 0)
@@ -298,7 +320,7 @@ export class TokenService {
     if (!key) throw new UnknownKeyError();
 
     let payload: unknown;
-    if (isHmac(key.algorithm)) payload = this.verifyHmac(token, key);
+    if (isHmac(key.algorithm) || isDirect(key.algorithm)) payload = this.verifyDirect(token, key);
     else
       try {
         payload = (jwt.verify(token, key.verifyKey, this.verifyOptions.get(key.kid)!) as jwt.Jwt)

@@ -11,6 +11,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { importPKCS8, SignJWT } from 'jose';
 import Koa from 'koa';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type Algorithm, createAuth } from '../../src/index.js';
@@ -62,7 +63,7 @@ describe.runIf(built)('the keygen CLI (npm test builds dist/cli.js first)', () =
     expect(() => accessSync(cli, constants.X_OK)).not.toThrow();
   });
 
-  it.each(['ES256', 'ES384', 'RS256', 'PS256'] as Algorithm[])(
+  it.each(['ES256', 'ES384', 'RS256', 'PS256', 'PS384', 'PS512', 'ES512', 'EdDSA'] as Algorithm[])(
     '%s: prints PEMs and the public JWK; they work in createAuth and match auth.jwks()',
     async (alg) => {
       const out = run('keygen', '--alg', alg, '--json');
@@ -84,6 +85,20 @@ describe.runIf(built)('the keygen CLI (npm test builds dist/cli.js first)', () =
         expect(printed.jwk).not.toHaveProperty(member);
 
       const auth = await usable(alg, printed);
+      // jose, as an independent signer, signs with the printed private key; the ring verifies it.
+      const now = Math.floor(Date.now() / 1000);
+      const joseToken = await new SignJWT({
+        sub: 'j1',
+        token_use: 'access',
+        stg: 'jwt',
+        iat: now,
+        exp: now + 60,
+      })
+        .setProtectedHeader({ alg, typ: 'at+jwt', kid: printed.kid })
+        .sign(await importPKCS8(printed.privateKey, alg));
+      expect(
+        await auth.strategies.get('jwt').readToken(joseToken, { checkSession: false }),
+      ).toMatchObject({ sub: 'j1' });
       const app = new Koa();
       app.use(auth.jwks());
       const server = await serve(app);
@@ -136,6 +151,14 @@ describe.runIf(built)('the keygen CLI (npm test builds dist/cli.js first)', () =
     const help = run('--help');
     expect(help.status).toBe(0);
     expect(help.stdout).toMatch(/Usage: koa-jwt-redis keygen --alg/);
+    expect(help.stdout).toMatch(/ES256, ES384, ES512 +an EC key pair \(P-256, P-384, P-521\)/);
+    expect(help.stdout).toMatch(/EdDSA +an Ed25519 key pair/);
+    expect(help.stdout).toMatch(/PS256, PS384, PS512/);
+    // Any spelling of an algorithm name.
+    expect(JSON.parse(run('keygen', '--alg', 'eddsa', '--json').stdout)).toMatchObject({
+      alg: 'EdDSA',
+      jwk: { kty: 'OKP', crv: 'Ed25519' },
+    });
     const bad: [string[], RegExp][] = [
       [[], /command is needed/],
       [['generate'], /unknown command/],

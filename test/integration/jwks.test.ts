@@ -1,4 +1,13 @@
-import { calculateJwkThumbprint, createRemoteJWKSet, errors as joseErrors, jwtVerify } from 'jose';
+import {
+  calculateJwkThumbprint,
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  errors as joseErrors,
+  exportJWK,
+  type JSONWebKeySet,
+  jwtVerify,
+  SignJWT,
+} from 'jose';
 import Koa from 'koa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createApp } from '../../examples/basic/app.js';
@@ -7,12 +16,13 @@ import {
   type Auth,
   type AuthOptions,
   createAuth,
+  createVerifier,
   type KeyConfig,
 } from '../../src/index.js';
 import { harnessRedisUrl, uniquePrefix } from '../helpers/auth.js';
-import { decodeSegment, pssKeys } from '../helpers/forge.js';
+import { decodeSegment, forgeHmac, pssKeys, withSegment } from '../helpers/forge.js';
 import { call, serve, type Served } from '../helpers/http.js';
-import { keyFor, verifyOnly } from '../helpers/keys.js';
+import { keyFor, keyPairFor, verifyOnly } from '../helpers/keys.js';
 
 const alice = { username: 'alice', password: 'wonderland' };
 const PUBLIC_MEMBERS = new Set(['kty', 'kid', 'alg', 'use', 'n', 'e', 'crv', 'x', 'y']);
@@ -127,7 +137,17 @@ describe('an independent verifier (jose) accepts our access tokens through our J
   const issuer = 'https://auth.example.test';
   const audience = 'api';
 
-  it.each(['RS256', 'ES256', 'PS256', 'ES384', 'RS512'] as Algorithm[])('%s', async (algorithm) => {
+  it.each([
+    'RS256',
+    'ES256',
+    'PS256',
+    'ES384',
+    'RS512',
+    'PS384',
+    'PS512',
+    'ES512',
+    'EdDSA',
+  ] as Algorithm[])('%s', async (algorithm) => {
     const { server } = await authService([keyFor(algorithm)], {
       issuer,
       audience,
@@ -171,4 +191,149 @@ describe('an independent verifier (jose) accepts our access tokens through our J
     expect((await jwtVerify(oldToken, JWKS)).protectedHeader.kid).toBe('old');
     expect((await jwtVerify(newToken, JWKS)).protectedHeader.kid).toBe('new');
   });
+});
+
+/** The algorithms signed and verified with node:crypto directly (jsonwebtoken lacks EdDSA). */
+const DIRECT: Algorithm[] = ['PS384', 'PS512', 'ES512', 'EdDSA'];
+/** For each, a neighbour it must not be confused with: same key type, another algorithm. */
+const NEIGHBOUR: Record<string, Algorithm> = {
+  PS384: 'PS512',
+  PS512: 'RS512',
+  ES512: 'ES384',
+  EdDSA: 'ES256',
+};
+
+/** The same token with its signature's last bytes changed (a valid base64url spelling). */
+function tampered(token: string): string {
+  const signature = Buffer.from(token.split('.')[2]!, 'base64url');
+  signature[signature.length - 1]! ^= 1;
+  return withSegment(token, 2, signature.toString('base64url'));
+}
+
+const relabelled = (token: string, alg: string) =>
+  withSegment(
+    token,
+    0,
+    Buffer.from(JSON.stringify({ ...decodeSegment(token, 0), alg })).toString('base64url'),
+  );
+
+describe('PS384, PS512, ES512 and EdDSA, with jose as the independent party both ways', () => {
+  const issuer = 'https://auth.example.test';
+  const audience = 'api';
+
+  it.each(DIRECT)(
+    '%s: our tokens verify in jose with the JWKS we publish (createLocalJWKSet); tampered ones do not',
+    async (algorithm) => {
+      const { server } = await authService([keyFor(algorithm)], { issuer, audience });
+      const published = (await call(server.url, '/.well-known/jwks.json')).body as JSONWebKeySet;
+      const [jwk] = published.keys;
+      expect(jwk).toMatchObject({ alg: algorithm, use: 'sig' });
+      expect(jwk!.kid).toBe(await calculateJwkThumbprint(jwk!));
+      const JWKS = createLocalJWKSet(published);
+      const pair = (await call(server.url, '/login', { body: alice })).body;
+      const { payload, protectedHeader } = await jwtVerify(pair.access_token, JWKS, {
+        issuer,
+        audience,
+        typ: 'at+jwt',
+        algorithms: [algorithm],
+      });
+      expect(payload).toMatchObject({ sub: '1', token_use: 'access' });
+      expect(protectedHeader).toMatchObject({ alg: algorithm, kid: jwk!.kid });
+      // The refresh token is signed the same way.
+      expect((await jwtVerify(pair.refresh_token, JWKS, { typ: 'rt+jwt' })).payload.sub).toBe('1');
+
+      const bad = tampered(pair.access_token);
+      await expect(jwtVerify(bad, JWKS)).rejects.toBeInstanceOf(
+        joseErrors.JWSSignatureVerificationFailed,
+      );
+      const refused = await call(server.url, '/me', { token: bad });
+      expect(refused.status).toBe(401);
+      expect(refused.body.error).toBe('token_invalid');
+      expect((await call(server.url, '/me', { token: pair.access_token })).status).toBe(200);
+    },
+  );
+
+  it.each(DIRECT)(
+    '%s: tokens jose signs verify here through a remote JWKS and a configured key; forged, re-labelled, expired or foreign ones do not',
+    async (algorithm) => {
+      const pair = keyPairFor(algorithm);
+      const kid = `jose-${algorithm}`;
+      const publicJwk = { ...(await exportJWK(pair.publicKey)), kid, alg: algorithm, use: 'sig' };
+      const app = new Koa();
+      app.use((ctx) => {
+        ctx.body = { keys: [publicJwk] };
+      });
+      const jwksServer = await serve(app);
+      cleanup.push(() => jwksServer.close());
+      const verifier = createVerifier({ jwksUri: `${jwksServer.url}/jwks.json`, issuer, audience });
+      await verifier.ready();
+      const auth = createAuth({
+        keys: [keyFor('ES256'), { algorithm, kid, publicKey: pair.publicKey, verifyOnly: true }],
+        issuer,
+        audience,
+      });
+      cleanup.push(() => auth.close());
+      const configured = auth.strategies.get('jwt');
+
+      const now = Math.floor(Date.now() / 1000);
+      const sign = (claims: Record<string, unknown> = {}, key = pair.privateKey, alg = algorithm) =>
+        new SignJWT({
+          sub: '42',
+          token_use: 'access',
+          stg: 'jwt',
+          iss: issuer,
+          aud: audience,
+          iat: now,
+          exp: now + 120,
+          ...claims,
+        })
+          .setProtectedHeader({ alg, typ: 'at+jwt', kid })
+          .sign(key);
+      const code = async (token: string) => {
+        const errors: unknown[] = [];
+        await verifier.verify(token).catch((error: unknown) => errors.push(error));
+        // readToken may throw at once rather than reject: wrap it.
+        await (async () => configured.readToken(token, { checkSession: false }))().catch(
+          (error: unknown) => errors.push(error),
+        );
+        expect(errors, 'both must refuse').toHaveLength(2);
+        const codes = errors.map((error) => (error as { code?: string }).code);
+        expect(codes[0]).toBe(codes[1]);
+        return codes[0];
+      };
+
+      const token = await sign();
+      expect((await verifier.verify(token)).sub).toBe('42');
+      expect((await configured.readToken(token, { checkSession: false })).sub).toBe('42');
+
+      expect(await code(tampered(token))).toBe('token_invalid');
+      // The header names another algorithm: no key is pinned to it under this kid.
+      for (const alg of [NEIGHBOUR[algorithm]!, 'HS256', 'none', 'None', 'Ed25519'])
+        expect(await code(relabelled(token, alg)), alg).toBe('token_invalid');
+      expect(await code(`${token.split('.').slice(0, 2).join('.')}.`)).toBe('token_invalid');
+      // HS256 "signed" with the public key (as PEM or JWK text): the classic confusion.
+      const pem = pair.publicKey.export({ format: 'pem', type: 'spki' }).toString();
+      for (const secret of [pem, JSON.stringify(publicJwk)]) {
+        const forged = forgeHmac(
+          { alg: 'HS256', typ: 'at+jwt', kid },
+          decodeSegment(token, 1),
+          secret,
+        );
+        expect(await code(forged)).toBe('token_invalid');
+      }
+      // Signed by another key of the same type (a stranger), or by a key of the neighbour algorithm.
+      expect(await code(await sign({}, keyPairFor(algorithm).privateKey))).toBe('token_invalid');
+      const neighbour = NEIGHBOUR[algorithm]!;
+      expect(await code(await sign({}, keyPairFor(neighbour).privateKey, neighbour))).toBe(
+        'token_invalid',
+      );
+      // Claims are checked exactly as for every other algorithm.
+      expect(await code(await sign({ exp: now - 60 }))).toBe('token_expired');
+      expect(await code(await sign({ nbf: now + 600 }))).toBe('token_invalid');
+      expect(await code(await sign({ iss: 'https://evil.test' }))).toBe('token_invalid');
+      expect(await code(await sign({ aud: 'billing' }))).toBe('token_invalid');
+      expect(await code(await sign({ exp: undefined }))).toBe('token_invalid');
+      expect(await code(await sign({ token_use: 'refresh' }))).toBe('token_invalid');
+    },
+  );
 });

@@ -128,6 +128,31 @@ describe('the packed package', () => {
     expect(JSON.parse(out)).toEqual([false, false, true]);
   });
 
+  it('the CommonJS build reads a remote JWKS with jose (an ES module) where require() cannot load ES modules', () => {
+    // Node before 20.19 (and 22.12) cannot require() an ES module: jose must come in by import().
+    const code = `
+      const { generateKeyPairSync } = require('node:crypto');
+      const Koa = require('koa');
+      const { createAuth, createVerifier } = require(${JSON.stringify(join(root, 'dist/index.cjs'))});
+      const auth = createAuth({ keys: [{ algorithm: 'EdDSA', privateKey: generateKeyPairSync('ed25519').privateKey }] });
+      const app = new Koa();
+      app.use(auth.jwks());
+      const server = app.listen(0, '127.0.0.1', async () => {
+        try {
+          const jwksUri = 'http://127.0.0.1:' + server.address().port + '/.well-known/jwks.json';
+          const verifier = createVerifier({ jwksUri });
+          await verifier.ready();
+          const { access_token } = await auth.generateTokens({ id: 'u1' }, { strategy: 'jwt' });
+          console.log(JSON.stringify({ sub: (await verifier.verify(access_token)).sub }));
+        } finally { server.close(); await auth.close(); }
+      });`;
+    const out = execFileSync(process.execPath, ['--no-experimental-require-module', '-e', code], {
+      cwd: root,
+      encoding: 'utf8',
+    });
+    expect(JSON.parse(out)).toEqual({ sub: 'u1' });
+  });
+
   it('without koa-body installed: the package works, and auth.routes() says what to install', () => {
     // A preload that makes koa-body unresolvable, as in an app that never installed it.
     const hide = join(dir, 'hide-koa-body.cjs');

@@ -30,6 +30,7 @@ import {
   memoryStore,
   type PostgresSessionStore,
   postgresStore,
+  type PublicJwk,
   redisStore,
   refreshTokens,
   requireAuth,
@@ -132,8 +133,34 @@ expectTypeOf<'no_such_code'>().not.toMatchTypeOf<AuthErrorCode>();
 
 // The algorithm table's names.
 expectTypeOf<Algorithm>().toEqualTypeOf<
-  'HS256' | 'HS384' | 'HS512' | 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'ES256' | 'ES384'
+  | 'HS256'
+  | 'HS384'
+  | 'HS512'
+  | 'RS256'
+  | 'RS384'
+  | 'RS512'
+  | 'PS256'
+  | 'PS384'
+  | 'PS512'
+  | 'ES256'
+  | 'ES384'
+  | 'ES512'
+  | 'EdDSA'
 >();
+// The newer algorithms in every place an algorithm is named: the key ring, the verifier, the JWKS.
+createAuth({
+  keys: [
+    { algorithm: 'EdDSA', privateKey: 'pem' },
+    { algorithm: 'ES512', publicKey: 'pem', verifyOnly: true },
+  ],
+});
+createVerifier({
+  jwksUri: 'https://auth.example.com/jwks',
+  algorithms: ['EdDSA', 'PS384', 'PS512', 'ES512'],
+});
+expectTypeOf<PublicJwk['kty']>().toEqualTypeOf<'RSA' | 'EC' | 'OKP'>();
+// @ts-expect-error 'Ed25519' is a JWK curve, not the JWS algorithm name (EdDSA)
+createAuth({ keys: [{ algorithm: 'Ed25519', privateKey: 'pem' }] });
 expectTypeOf(ALGORITHMS).toEqualTypeOf<readonly Algorithm[]>();
 
 // Token readers: strategies and verifiers serve the middlewares alike.

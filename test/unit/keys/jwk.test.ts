@@ -1,4 +1,4 @@
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject, randomBytes } from 'node:crypto';
 import { exportJWK, importJWK, jwtVerify } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { ALGORITHMS, type Algorithm } from '../../../src/keys/algorithms.js';
@@ -9,10 +9,10 @@ import {
   jwkThumbprint,
   publicJwks,
 } from '../../../src/keys/key-ring.js';
-import { MAX_JWKS_KEYS, parseJwks } from '../../../src/keys/remote-jwks.js';
+import { importJwks, MAX_JWKS_KEYS } from '../../../src/keys/remote-jwks.js';
 import { TokenService } from '../../../src/tokens/token-service.js';
 import { ecKeys, pssKeys, rsaKeys } from '../../helpers/forge.js';
-import { keyFor } from '../../helpers/keys.js';
+import { keyFor, keyPairFor } from '../../helpers/keys.js';
 
 const ASYMMETRIC = new Set(ALGORITHMS.filter((alg) => !alg.startsWith('HS')));
 const jwkOf = (key: { export(o: { format: 'jwk' }): object }) =>
@@ -24,7 +24,18 @@ describe('publicJwks', () => {
       keys: ALGORITHMS.map((alg, i) => keyFor(alg, { verifyOnly: i > 0 })),
     });
     const { keys } = publicJwks(ring);
-    expect(keys.map((k) => k.alg)).toEqual(['RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384']);
+    expect(keys.map((k) => k.alg)).toEqual([
+      'RS256',
+      'RS384',
+      'RS512',
+      'PS256',
+      'PS384',
+      'PS512',
+      'ES256',
+      'ES384',
+      'ES512',
+      'EdDSA',
+    ]);
     for (const jwk of keys) {
       for (const member of PRIVATE_JWK_MEMBERS) expect(jwk).not.toHaveProperty(member);
       expect(jwk.use).toBe('sig');
@@ -64,30 +75,33 @@ describe('importPublicJwk (keys read from a remote JWKS)', () => {
   const ec = ecKeys('prime256v1');
 
   it('accepts a public key with a fitting alg', async () => {
-    const result = importPublicJwk(
+    const result = await importPublicJwk(
       { ...jwkOf(ec.publicKey), alg: 'ES256', kid: 'a', use: 'sig' },
       ASYMMETRIC,
     );
     expect(result).toMatchObject({ kid: 'a', algorithm: 'ES256' });
     expect(
-      importPublicJwk({ ...(await exportJWK(rsaKeys().publicKey)), alg: 'PS256' }, ASYMMETRIC),
+      await importPublicJwk(
+        { ...(await exportJWK(rsaKeys().publicKey)), alg: 'PS256' },
+        ASYMMETRIC,
+      ),
     ).toMatchObject({ kid: undefined, algorithm: 'PS256' });
   });
 
-  it('refuses any JWK carrying a private or secret member, one by one', () => {
+  it('refuses any JWK carrying a private or secret member, one by one', async () => {
     for (const member of PRIVATE_JWK_MEMBERS) {
-      const result = importPublicJwk(
+      const result = await importPublicJwk(
         { ...jwkOf(ec.publicKey), alg: 'ES256', [member]: 'AAAA' },
         ASYMMETRIC,
       );
       expect(result).toEqual({ error: `carries private or secret key material ("${member}")` });
     }
     expect(
-      importPublicJwk({ ...jwkOf(rsaKeys().privateKey), alg: 'RS256' }, ASYMMETRIC),
+      await importPublicJwk({ ...jwkOf(rsaKeys().privateKey), alg: 'RS256' }, ASYMMETRIC),
     ).toHaveProperty('error');
   });
 
-  it('pins the algorithm: alg required, asymmetric, allowed, and fitting the key type, curve and size', () => {
+  it('pins the algorithm: alg required, asymmetric, allowed, and fitting the key type, curve and size', async () => {
     const rsa = jwkOf(rsaKeys().publicKey);
     const cases: [Record<string, unknown>, RegExp][] = [
       [{ ...jwkOf(ec.publicKey) }, /no "alg"/],
@@ -101,32 +115,54 @@ describe('importPublicJwk (keys read from a remote JWKS)', () => {
       [{ kty: 'RSA', n: 'AAAA', alg: 'RS256' }, /public members/],
       [{ kty: 'EC', crv: 'P-256', x: 'AAAA', y: 'AAAA', alg: 'ES256' }, /not a valid public key/],
       [{ ...jwkOf(ec.publicKey), alg: 'ES256', kid: 42 }, /kid/],
+      [{ ...jwkOf(ecKeys('secp384r1').publicKey), alg: 'ES512' }, /secp521r1/],
+      [{ ...jwkOf(ecKeys('secp521r1').publicKey), alg: 'ES384' }, /secp384r1/],
+      [{ ...jwkOf(ec.publicKey), alg: 'EdDSA' }, /key type/],
+      [{ ...jwkOf(generateKeyPairSync('ed448').publicKey), alg: 'EdDSA' }, /Ed25519/],
+      [{ ...jwkOf(generateKeyPairSync('ed25519').publicKey), alg: 'ES512' }, /key type/],
+      [{ ...jwkOf(generateKeyPairSync('ed25519').publicKey), alg: 'Ed25519' }, /not accepted/],
+      [{ kty: 'OKP', crv: 'Ed25519', x: 'AAAA', alg: 'EdDSA' }, /not a valid public key/],
+      [{ ...jwkOf(rsaKeys(1024).publicKey), alg: 'PS512' }, /2048 bits/],
     ];
     for (const [jwk, reason] of cases) {
-      const result = importPublicJwk(jwk, ASYMMETRIC);
+      const result = await importPublicJwk(jwk, ASYMMETRIC);
       expect('error' in result && result.error, JSON.stringify(jwk).slice(0, 80)).toMatch(reason);
     }
-    expect(importPublicJwk({ ...rsa, alg: 'RS384' }, new Set<Algorithm>(['RS256']))).toHaveProperty(
-      'error',
-    );
+    expect(
+      await importPublicJwk({ ...rsa, alg: 'RS384' }, new Set<Algorithm>(['RS256'])),
+    ).toHaveProperty('error');
   });
 
-  it('skips keys that are not for signatures', () => {
+  it('reads the public keys of every asymmetric algorithm, as jose exports them', async () => {
+    for (const algorithm of ASYMMETRIC) {
+      const { publicKey } = keyPairFor(algorithm);
+      const jwk = { ...(await exportJWK(publicKey)), alg: algorithm };
+      const result = await importPublicJwk(jwk, ASYMMETRIC);
+      expect(result, algorithm).toMatchObject({ algorithm });
+      const key = (result as { key: KeyObject }).key;
+      expect(key.equals(publicKey), algorithm).toBe(true);
+    }
+  });
+
+  it('skips keys that are not for signatures', async () => {
     expect(
-      importPublicJwk({ ...jwkOf(ec.publicKey), alg: 'ES256', use: 'enc' }, ASYMMETRIC),
+      await importPublicJwk({ ...jwkOf(ec.publicKey), alg: 'ES256', use: 'enc' }, ASYMMETRIC),
     ).toHaveProperty('skip');
     expect(
-      importPublicJwk({ ...jwkOf(ec.publicKey), alg: 'ES256', key_ops: ['encrypt'] }, ASYMMETRIC),
+      await importPublicJwk(
+        { ...jwkOf(ec.publicKey), alg: 'ES256', key_ops: ['encrypt'] },
+        ASYMMETRIC,
+      ),
     ).toHaveProperty('skip');
   });
 });
 
-describe('parseJwks', () => {
+describe('importJwks (a JWK Set as jose parsed it)', () => {
   const good = { ...jwkOf(ecKeys('prime256v1').publicKey), alg: 'ES256', kid: 'good' };
 
-  it('keeps the usable keys and reports the others', () => {
-    const { keys, report } = parseJwks(
-      JSON.stringify({ keys: [good, { ...good, alg: 'RS256', kid: 'bad' }, { ...good }] }),
+  it('keeps the usable keys and reports the others', async () => {
+    const { keys, report } = await importJwks(
+      { keys: [good, { ...good, alg: 'RS256', kid: 'bad' }, { ...good }] },
       ASYMMETRIC,
     );
     expect(keys.map((k) => k.kid)).toEqual(['good']);
@@ -135,30 +171,34 @@ describe('parseJwks', () => {
     expect(report.rejected[1]!.reason).toMatch(/repeats the kid/);
   });
 
-  it('derives the thumbprint kid for a JWK without one', () => {
-    const { keys } = parseJwks(JSON.stringify({ keys: [{ ...good, kid: undefined }] }), ASYMMETRIC);
+  it('derives the thumbprint kid for a JWK without one: the same as the key ring derives', async () => {
+    const { kid: _, ...unnamed } = good;
+    const { keys } = await importJwks({ keys: [unnamed] }, ASYMMETRIC);
     expect(keys[0]!.kid).toMatch(/^[\w-]{43}$/);
+    expect(keys[0]!.kid).toBe(jwkThumbprint(keys[0]!.verifyKey));
   });
 
-  it('throws (so the last good keys stay) on a body that is not a usable JWKS', () => {
+  // Bodies that are not JSON or not a JWK Set at all stop in jose first (integration/verifier.test.ts).
+  it('throws (so the last good keys stay) on a body that is not a usable JWKS', async () => {
     for (const body of [
-      '',
-      'nope',
-      'null',
-      '[]',
-      '{"keys":{}}',
-      '{"keys":[]}',
-      JSON.stringify({
-        keys: [{ kty: 'oct', k: randomBytes(32).toString('base64url'), alg: 'HS256' }],
-      }),
-      JSON.stringify({ keys: Array(MAX_JWKS_KEYS + 1).fill(good) }),
+      null,
+      [],
+      { keys: {} },
+      { keys: [] },
+      { keys: [{ kty: 'oct', k: randomBytes(32).toString('base64url'), alg: 'HS256' }] },
+      { keys: Array(MAX_JWKS_KEYS + 1).fill(good) },
     ]) {
-      expect(() => parseJwks(body, ASYMMETRIC), body.slice(0, 40)).toThrow(/JWKS/);
+      await expect(importJwks(body, ASYMMETRIC), JSON.stringify(body).slice(0, 40)).rejects.toThrow(
+        /JWKS/,
+      );
     }
+    // A hundred keys are fine.
+    const hundred = Array.from({ length: MAX_JWKS_KEYS }, (_, i) => ({ ...good, kid: `k${i}` }));
+    expect((await importJwks({ keys: hundred }, ASYMMETRIC)).keys).toHaveLength(MAX_JWKS_KEYS);
   });
 
-  it('builds a ring that verifies but never signs', () => {
-    const ring = createVerifyRing(parseJwks(JSON.stringify({ keys: [good] }), ASYMMETRIC).keys);
+  it('builds a ring that verifies but never signs', async () => {
+    const ring = createVerifyRing((await importJwks({ keys: [good] }, ASYMMETRIC)).keys);
     expect(ring.find('good', 'ES256')).toBeDefined();
     expect(ring.find('good', 'ES384')).toBeUndefined();
     expect(() => ring.signer).toThrow(/only verifies/);

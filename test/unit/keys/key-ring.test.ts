@@ -1,7 +1,12 @@
 import { createHash, createSecretKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { AuthConfigError } from '../../../src/errors.js';
-import { createKeyRing, jwkThumbprint, secretKid } from '../../../src/keys/key-ring.js';
+import {
+  createKeyRing,
+  jwkThumbprint,
+  type KeyConfig,
+  secretKid,
+} from '../../../src/keys/key-ring.js';
 import { ecKeys, rsaKeys, SECRET } from '../../helpers/forge.js';
 
 function configError(fn: () => unknown): AuthConfigError {
@@ -148,6 +153,62 @@ describe('key ring', () => {
       configError(() => createKeyRing({ keys: [{ algorithm: 'none' as never, secret: SECRET }] }))
         .option,
     ).toBe('keys[0].algorithm');
+  });
+
+  it('pins PS384, PS512, ES512 and EdDSA keys as strictly: type, curve, size, PSS parameters', () => {
+    const rsa = rsaKeys();
+    const p384 = ecKeys('secp384r1');
+    const p521 = ecKeys('secp521r1');
+    const ed25519 = generateKeyPairSync('ed25519');
+    const ed448 = generateKeyPairSync('ed448');
+    const pss256 = generateKeyPairSync('rsa-pss', {
+      modulusLength: 2048,
+      hashAlgorithm: 'sha256',
+      mgf1HashAlgorithm: 'sha256',
+    });
+    const cases: [KeyConfig, RegExp][] = [
+      [{ algorithm: 'ES512', privateKey: p384.privateKey }, /secp521r1/],
+      [{ algorithm: 'ES512', publicKey: p384.publicKey, verifyOnly: true }, /secp521r1/],
+      [{ algorithm: 'ES384', privateKey: p521.privateKey }, /secp384r1/],
+      [{ algorithm: 'ES512', privateKey: ed25519.privateKey }, /EC key/],
+      [{ algorithm: 'EdDSA', privateKey: p521.privateKey }, /Ed25519 key/],
+      [{ algorithm: 'EdDSA', privateKey: ed448.privateKey }, /Ed25519 key, not ed448/],
+      [{ algorithm: 'EdDSA', publicKey: ed448.publicKey, verifyOnly: true }, /Ed25519/],
+      [{ algorithm: 'EdDSA', privateKey: rsa.privateKey }, /Ed25519 key/],
+      [{ algorithm: 'ES256', privateKey: ed25519.privateKey }, /EC key/],
+      [{ algorithm: 'PS384', privateKey: p384.privateKey }, /RSA key/],
+      [{ algorithm: 'PS512', privateKey: rsaKeys(1024).privateKey }, /2048 bits/],
+      [{ algorithm: 'PS384', privateKey: pss256.privateKey }, /restricted to sha384/],
+      [{ algorithm: 'EdDSA', secret: randomBytes(32) } as KeyConfig, /privateKey\/publicKey/],
+      [
+        {
+          algorithm: 'EdDSA',
+          privateKey: ed25519.privateKey,
+          publicKey: generateKeyPairSync('ed25519').publicKey,
+        },
+        /does not match/,
+      ],
+    ];
+    for (const [config, reason] of cases) {
+      expect(
+        configError(() => createKeyRing({ keys: [config] })).message,
+        config.algorithm,
+      ).toMatch(reason);
+    }
+    for (const algorithm of ['PS384', 'PS512'] as const)
+      expect(
+        createKeyRing({ keys: [{ algorithm, privateKey: rsa.privateKey }] }).signer.algorithm,
+      ).toBe(algorithm);
+    const ring = createKeyRing({
+      keys: [
+        { algorithm: 'EdDSA', privateKey: ed25519.privateKey },
+        { algorithm: 'ES512', privateKey: p521.privateKey, verifyOnly: true },
+      ],
+    });
+    expect(ring.signer.kid).toBe(jwkThumbprint(ed25519.publicKey));
+    expect(ring.find(ring.signer.kid, 'EdDSA')).toBeDefined();
+    expect(ring.find(ring.signer.kid, 'Ed25519')).toBeUndefined();
+    expect(ring.find(ring.signer.kid, 'ES512')).toBeUndefined();
   });
 
   it('detects a public key that does not belong to the private key', () => {

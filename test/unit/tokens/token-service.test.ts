@@ -1,8 +1,11 @@
-import { createPublicKey } from 'node:crypto';
+import { createPublicKey, sign, verify } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { describe, expect, it, vi } from 'vitest';
 import { AuthError, UnknownKeyError } from '../../../src/errors.js';
+import type { Algorithm } from '../../../src/keys/algorithms.js';
 import { createKeyRing, type KeyConfig } from '../../../src/keys/key-ring.js';
+import { directSign } from '../../../src/tokens/crypto-jws.js';
+import { encodedHeader } from '../../../src/tokens/hmac-jws.js';
 import { TokenService } from '../../../src/tokens/token-service.js';
 import {
   decodeSegment,
@@ -12,6 +15,7 @@ import {
   SECRET,
   withSegment,
 } from '../../helpers/forge.js';
+import { keyPairFor } from '../../helpers/keys.js';
 
 const rsa = rsaKeys();
 
@@ -424,5 +428,168 @@ describe('malformed input', () => {
     const twin = `${signature.slice(0, -1)}${last[index ^ 1]}`;
     expect(Buffer.from(twin, 'base64url')).toEqual(Buffer.from(signature, 'base64url'));
     expect(rejects(hs(), withSegment(good, 2, twin)).code).toBe('token_invalid');
+  });
+});
+
+describe('PS384, PS512, ES512 and EdDSA (signed with node:crypto, not jsonwebtoken)', () => {
+  const DIRECT = ['PS384', 'PS512', 'ES512', 'EdDSA'] as const;
+  const direct = (algorithm: Algorithm, privateKey = keyPairFor(algorithm).privateKey) =>
+    service([{ algorithm, privateKey, kid: 'd1' }]);
+
+  it('signs tokens jsonwebtoken accepts where it can (PS384, PS512, ES512), with extra headers too', () => {
+    for (const algorithm of ['PS384', 'PS512', 'ES512'] as const) {
+      const { privateKey, publicKey } = keyPairFor(algorithm);
+      const tokens = direct(algorithm, privateKey);
+      const { token } = tokens.sign('access', { sub: '1', sid: 's' }, Date.now(), {
+        headers: { x5t: 'abc' },
+      });
+      expect(decodeSegment(token, 0)).toEqual({
+        x5t: 'abc',
+        alg: algorithm,
+        typ: 'at+jwt',
+        kid: 'd1',
+      });
+      expect(jwt.verify(token, publicKey, { algorithms: [algorithm] })).toMatchObject({ sub: '1' });
+      expect(tokens.verify(token, 'access').sub).toBe('1');
+      // And the other way: what jsonwebtoken signs verifies here.
+      const theirs = jwt.sign(accessClaims(), privateKey, {
+        algorithm,
+        header: { alg: algorithm, typ: 'at+jwt', kid: 'd1' },
+      });
+      expect(tokens.verify(theirs, 'access').sub).toBe('1');
+    }
+  });
+
+  it('refuses a second spelling, a truncated or padded signature, and an ES512 signature in DER', () => {
+    for (const algorithm of DIRECT) {
+      const { privateKey } = keyPairFor(algorithm);
+      const tokens = direct(algorithm, privateKey);
+      const good = tokens.sign('access', { sub: '1', sid: 's' }).token;
+      const signature = Buffer.from(good.split('.')[2]!, 'base64url');
+      if (algorithm === 'ES512') expect(signature).toHaveLength(132);
+      if (algorithm === 'EdDSA') expect(signature).toHaveLength(64);
+      for (const bytes of [
+        signature.subarray(0, -1),
+        Buffer.concat([signature, Buffer.alloc(1)]),
+        Buffer.concat([Buffer.alloc(1), signature]),
+        Buffer.alloc(0),
+      ])
+        expect(rejects(tokens, withSegment(good, 2, bytes.toString('base64url'))).code).toBe(
+          'token_invalid',
+        );
+      // A non-canonical spelling of the same bytes (unused low bits set in the last character).
+      const text = good.split('.')[2]!;
+      if (text.length % 4 !== 0) {
+        const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+        const twin = `${text.slice(0, -1)}${alphabet[alphabet.indexOf(text.at(-1)!) ^ 1]}`;
+        expect(Buffer.from(twin, 'base64url')).toEqual(signature);
+        expect(rejects(tokens, withSegment(good, 2, twin)).code).toBe('token_invalid');
+      }
+      expect(tokens.verify(good, 'access').sub).toBe('1');
+    }
+    const { privateKey } = keyPairFor('ES512');
+    const der = forgeAsymmetric(
+      { alg: 'ES512', typ: 'at+jwt', kid: 'd1' },
+      accessClaims(),
+      privateKey,
+      'sha512',
+    );
+    expect(rejects(direct('ES512', privateKey), der).code).toBe('token_invalid');
+  });
+
+  it('signs PS384/PS512 with a salt as long as the hash, and verifies only that', () => {
+    for (const [algorithm, hash, salt] of [
+      ['PS384', 'sha384', 48],
+      ['PS512', 'sha512', 64],
+    ] as const) {
+      const { privateKey } = keyPairFor(algorithm);
+      const tokens = direct(algorithm, privateKey);
+      const input = tokens.sign('access', { sub: '1', sid: 's' }).token.split('.');
+      const signature = Buffer.from(input[2]!, 'base64url');
+      const data = Buffer.from(`${input[0]}.${input[1]}`);
+      const pss = (saltLength: number) => ({ key: privateKey, padding: 6, saltLength });
+      expect(verify(hash, data, pss(salt), signature)).toBe(true);
+      expect(verify(hash, data, pss(salt + 1), signature)).toBe(false);
+      // A signature with a shorter salt (valid PSS, not valid PS384/PS512) is refused.
+      const short = sign(hash, data, pss(20)).toString('base64url');
+      expect(rejects(tokens, `${input[0]}.${input[1]}.${short}`).code).toBe('token_invalid');
+    }
+  });
+
+  it('refuses none, HS256 with the public key, and every other algorithm under the key’s kid', () => {
+    for (const algorithm of DIRECT) {
+      const { privateKey, publicKey } = keyPairFor(algorithm);
+      const tokens = direct(algorithm, privateKey);
+      const good = tokens.sign('access', { sub: '1', sid: 's' }).token;
+      for (const alg of [
+        'none',
+        'HS256',
+        'RS256',
+        'PS256',
+        'PS384',
+        'PS512',
+        'ES256',
+        'ES512',
+        'EdDSA',
+        'Ed25519',
+      ]) {
+        if (alg === algorithm) continue;
+        const header = Buffer.from(JSON.stringify({ alg, typ: 'at+jwt', kid: 'd1' })).toString(
+          'base64url',
+        );
+        expect(rejects(tokens, withSegment(good, 0, header)), alg).toBeInstanceOf(UnknownKeyError);
+      }
+      const pem = publicKey.export({ format: 'pem', type: 'spki' }).toString();
+      const forged = forgeHmac({ alg: 'HS256', typ: 'at+jwt', kid: 'd1' }, accessClaims(), pem);
+      expect(rejects(tokens, forged).code).toBe('token_invalid');
+      // Signed by a stranger's key of the same algorithm.
+      const stranger = direct(algorithm).sign('access', { sub: '1', sid: 's' }).token;
+      expect(rejects(tokens, stranger)).not.toBeInstanceOf(UnknownKeyError);
+      expect(rejects(tokens, stranger).code).toBe('token_invalid');
+    }
+  });
+
+  it('checks claims exactly as for the other algorithms: exp, nbf, iat, iss, aud, kind', () => {
+    for (const algorithm of DIRECT) {
+      const { privateKey } = keyPairFor(algorithm);
+      const strict = service([{ algorithm, privateKey, kid: 'd1' }], {
+        issuer: 'https://auth.test',
+        audience: ['api', 'web'],
+        leeway: 0,
+      });
+      // Any claims, signed as the library signs (sign() would set exp and iat itself).
+      const signed = (claims: object) =>
+        directSign(algorithm, privateKey, encodedHeader(algorithm, 'at+jwt', 'd1'), {
+          ...accessClaims(),
+          ...claims,
+        });
+      const ok = signed({ iss: 'https://auth.test', aud: 'web' });
+      expect(strict.verify(ok, 'access').sub).toBe('1');
+      const cases: [object, string][] = [
+        [{ iss: 'https://auth.test', aud: 'web', exp: now() - 1 }, 'token_expired'],
+        [{ iss: 'https://auth.test', aud: 'web', nbf: now() + 60 }, 'token_invalid'],
+        [{ iss: 'https://auth.test', aud: 'web', iat: now() + 60 }, 'token_invalid'],
+        [{ iss: 'https://evil.test', aud: 'web' }, 'token_invalid'],
+        [{ iss: 'https://auth.test', aud: 'billing' }, 'token_invalid'],
+        [{ aud: 'web' }, 'token_invalid'],
+        [{ iss: 'https://auth.test', aud: 'web', exp: '9999999999' }, 'token_invalid'],
+      ];
+      for (const [claims, code] of cases)
+        expect(rejects(strict, signed(claims)).code, `${algorithm} ${JSON.stringify(claims)}`).toBe(
+          code,
+        );
+      const refresh = direct(algorithm, privateKey).sign('refresh', {
+        sub: '1',
+        sid: 's',
+        jti: 'j',
+        auth_time: now(),
+      }).token;
+      expect(rejects(direct(algorithm, privateKey), refresh, 'access').code).toBe('token_invalid');
+      // The claim says access, the header says refresh.
+      const mixed = directSign(algorithm, privateKey, encodedHeader(algorithm, 'rt+jwt', 'd1'), {
+        ...accessClaims(),
+      });
+      expect(rejects(direct(algorithm, privateKey), mixed).code).toBe('token_invalid');
+    }
   });
 });
