@@ -153,7 +153,6 @@ local function without(alive, sid)
 end
 `;
 
-
 /** maxSessions 0 means no cap. Returns 1. Metadata chunks are at most META_CHUNK characters each. */
 export const CREATE_SESSION = `${COMMON}
 ${argTable(CREATE_ARGS)}
