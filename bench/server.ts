@@ -9,11 +9,11 @@ import jsonwebtoken from 'jsonwebtoken';
 import Koa from 'koa';
 import { koaBody } from 'koa-body';
 import koaJwt from 'koa-jwt';
-import { createAuth, postgresStore } from 'koa-jwt-redis';
+import { createAuth, memoryStore, postgresStore } from 'koa-jwt-redis';
 import pg from 'pg';
 import { handWritten } from './hand-written.js';
 import { SECRET } from './secret.js';
-import { onPostgres, type Target, TARGET_NAMES } from './targets.js';
+import { onMemory, onPostgres, strategyOf, type Target, TARGET_NAMES } from './targets.js';
 
 const [target, redisUrl] = process.argv.slice(2) as [Target, string];
 if (!TARGET_NAMES.includes(target) || !redisUrl)
@@ -43,8 +43,12 @@ const auth =
     ? undefined
     : createAuth({
         secret: SECRET,
-        ...(pgStore ? { store: pgStore } : { redis: redisUrl, keyPrefix: `bench:${target}:` }),
-        strategy: target.startsWith('requireAuth-session') ? 'session' : 'redis',
+        ...(pgStore
+          ? { store: pgStore }
+          : onMemory(target)
+            ? { store: memoryStore() }
+            : { redis: redisUrl, keyPrefix: `bench:${target}:` }),
+        strategy: strategyOf(target),
         // Login and refresh sessions expire soon after the run; access tokens outlive the whole run.
         accessTokenTtl: 900,
         refreshTokenTtl: /^(login|refresh)/.test(target) ? 1200 : 3600,
@@ -68,6 +72,7 @@ switch (target) {
   case 'requireAuth-redis':
   case 'requireAuth-cached':
   case 'requireAuth-session':
+  case 'requireAuth-memory':
   case 'requireAuth-pg':
   case 'requireAuth-session-pg':
     app.use(auth!.requireAuth());
@@ -102,6 +107,9 @@ switch (target) {
     break;
   case 'login':
   case 'login-pg':
+  case 'login-memory':
+  case 'login-session':
+  case 'login-jwt':
     app.use(koaBody());
     app.use(async (ctx) => {
       ctx.set('Cache-Control', 'no-store');
@@ -113,6 +121,9 @@ switch (target) {
     break;
   case 'refresh':
   case 'refresh-pg':
+  case 'refresh-memory':
+  case 'refresh-session':
+  case 'refresh-jwt':
     app.use(koaBody());
     app.use(async (ctx) => {
       ctx.set('Cache-Control', 'no-store');

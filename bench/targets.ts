@@ -16,6 +16,7 @@ export const TARGETS = {
     label: "requireAuth() with strategy: 'session' (opaque token, on Redis)",
     kind: 'me',
   },
+  'requireAuth-memory': { label: 'requireAuth() (session check on the memory store)', kind: 'me' },
   'requireAuth-pg': { label: 'requireAuth() (session check on PostgreSQL)', kind: 'me' },
   'requireAuth-session-pg': {
     label: "requireAuth() with strategy: 'session' on PostgreSQL",
@@ -27,6 +28,18 @@ export const TARGETS = {
   refresh: { label: 'refresh (refreshTokens)', kind: 'refresh' },
   'login-pg': { label: 'login (generateTokens) on PostgreSQL', kind: 'login' },
   'refresh-pg': { label: 'refresh (refreshTokens) on PostgreSQL', kind: 'refresh' },
+  'login-memory': { label: 'login (generateTokens) on the memory store', kind: 'login' },
+  'refresh-memory': { label: 'refresh (refreshTokens) on the memory store', kind: 'refresh' },
+  'login-session': {
+    label: "login with strategy: 'session' (opaque token, on Redis)",
+    kind: 'login',
+  },
+  'refresh-session': {
+    label: "refresh with strategy: 'session' (opaque token, on Redis)",
+    kind: 'refresh',
+  },
+  'login-jwt': { label: "login with strategy: 'jwt' (stateless, no store)", kind: 'login' },
+  'refresh-jwt': { label: "refresh with strategy: 'jwt' (stateless, no store)", kind: 'refresh' },
 } as const;
 
 export type Target = keyof typeof TARGETS;
@@ -34,3 +47,14 @@ export type Target = keyof typeof TARGETS;
 /** Targets on PostgreSQL (PG_URL, else 127.0.0.1:5432 database `test`): skipped when none answers. */
 export const onPostgres = (target: Target): boolean => target.endsWith('-pg');
 export const TARGET_NAMES = Object.keys(TARGETS) as Target[];
+
+/** The strategy a library target uses: its name says so, else the default (`redis`). */
+export const strategyOf = (target: Target): 'redis' | 'session' | 'jwt' =>
+  /(^requireAuth|^login|^refresh)-session/.test(target)
+    ? 'session'
+    : target.endsWith('-jwt')
+      ? 'jwt'
+      : 'redis';
+
+/** Targets on the in-process memory store. */
+export const onMemory = (target: Target): boolean => target.endsWith('-memory');
