@@ -168,7 +168,12 @@ end
 -- Fewer fields than the cap means fewer families than the cap: nothing to end.
 if fieldCount < ${CREATE_SCAN_FIELDS} and (max == 0 or fieldCount < max) then
   redis.call('HSET', h, unpack(set))
-  extend(expiresAt)
+  if fieldCount == 0 then
+    -- A new key: its one family sets its expiry (A.expiresAt is a whole number of ms).
+    redis.call('PEXPIREAT', h, A.expiresAt)
+  else
+    extend(expiresAt)
+  end
   return 1
 end
 local alive = live(tonumber(A.now))

@@ -248,7 +248,7 @@ export class RedisStore implements SessionStore {
         ...scriptArgs(CREATE_ARGS, {
           sessionId: s.sessionId,
           core,
-          expiresAt: s.expiresAt,
+          expiresAt: Math.floor(s.expiresAt),
           now: s.now,
           maxSessions,
         }),
