@@ -20,11 +20,15 @@ export interface MiddlewareHost {
 
 export interface Authenticated {
   token: string;
-  user: AuthUser;
+  /**
+   * The user, or its promise while the strategy asks the store: the token is known at once, so
+   * no promise of an {@link Authenticated} is built per request on top of the strategy's own.
+   */
+  user: AuthUser | Promise<AuthUser>;
 }
 
 /** Synchronous when the strategy answers synchronously (no session check): no promise per request then. */
-export type Authenticate = (ctx: Context) => Authenticated | Promise<Authenticated>;
+export type Authenticate = (ctx: Context) => Authenticated;
 
 /** Every option of requireAuth() and getData(); `satisfies` keeps this list complete. */
 const MIDDLEWARE_OPTIONS = {
@@ -67,9 +71,6 @@ export function createAuthenticate(
     if (found.source === 'cookie' && csrf && isUnsafeMethod(ctx.method))
       checkCsrf(ctx, web, 'session');
     const { token } = found;
-    const user = reader.readToken(token, read);
-    return user instanceof Promise
-      ? user.then((resolved) => ({ token, user: resolved }))
-      : { token, user };
+    return { token, user: reader.readToken(token, read) };
   };
 }

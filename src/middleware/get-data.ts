@@ -15,9 +15,10 @@ export function createGetData(
   const authenticate = createAuthenticate(host, options);
   return async function getData(ctx, next) {
     try {
-      const { token, user } = await authenticate(ctx);
+      const { token, user } = authenticate(ctx);
+      const resolved = await user;
       ctx.state.token = token;
-      ctx.state.user = user;
+      ctx.state.user = resolved;
     } catch (error) {
       if (!(error instanceof AuthError)) throw error;
       if (error.code !== 'token_missing') {

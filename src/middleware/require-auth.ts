@@ -1,5 +1,6 @@
 import type { Middleware, Next } from 'koa';
 import { AuthError } from '../errors.js';
+import type { AuthUser } from '../tokens/claims.js';
 import { type Authenticated, type MiddlewareHost, createAuthenticate } from './authenticate.js';
 import { throwAuthError } from './render-error.js';
 import type { AuthenticatedState, AuthMiddlewareOptions } from './state.js';
@@ -17,26 +18,28 @@ export function createRequireAuth(
   }
   function accept(
     ctx: Parameters<Middleware<AuthenticatedState>>[0],
-    result: Authenticated,
+    token: string,
+    user: AuthUser,
     next: Next,
   ): Promise<unknown> {
-    ctx.state.token = result.token;
-    ctx.state.user = result.user;
+    ctx.state.token = token;
+    ctx.state.user = user;
     return next();
   }
   // Not async: a synchronous answer (no session check) goes straight on, with no promise of its own.
   return function requireAuth(ctx, next) {
-    let result: Authenticated | Promise<Authenticated>;
+    let result: Authenticated;
     try {
       result = authenticate(ctx);
     } catch (error) {
       return fail(ctx, error);
     }
-    if (result instanceof Promise)
-      return result.then(
-        (done) => accept(ctx, done, next),
+    const { token, user } = result;
+    if (user instanceof Promise)
+      return user.then(
+        (done) => accept(ctx, token, done, next),
         (error: unknown) => fail(ctx, error),
       );
-    return accept(ctx, result, next);
+    return accept(ctx, token, user, next);
   };
 }

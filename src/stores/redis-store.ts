@@ -288,13 +288,22 @@ export class RedisStore implements SessionStore {
     return record && record.expiresAt > now ? record : undefined;
   }
 
-  async isLive(userId: string, sessionId: string, now: number): Promise<boolean> {
-    if (!SESSION_ID.test(sessionId)) return false;
-    const cache = this.cache;
-    if (cache === undefined) {
-      const core = await this.readBounded(this.client.hget(this.key(userId), sessionId));
-      return core !== null && coreExpiresAt(core) > now;
-    }
+  isLive(userId: string, sessionId: string, now: number): Promise<boolean> {
+    if (!SESSION_ID.test(sessionId)) return Promise.resolve(false);
+    if (this.cache === undefined)
+      // One promise chain, no async function: this runs on every session-checked request.
+      return this.readBounded(this.client.hget(this.key(userId), sessionId)).then(
+        (core) => core !== null && coreExpiresAt(core) > now,
+      );
+    return this.isLiveCached(this.cache, userId, sessionId, now);
+  }
+
+  private async isLiveCached(
+    cache: SessionCache,
+    userId: string,
+    sessionId: string,
+    now: number,
+  ): Promise<boolean> {
     const known = cache.get(userId, sessionId, now);
     if (known !== undefined) return known > now;
     const ticket = cache.begin(userId, now);
