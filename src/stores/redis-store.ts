@@ -88,8 +88,8 @@ export class ReplicationError extends Error {
 /**
  * Redis store. Data model: one hash per user, `<prefix>{u:<id>}` (one hash tag, so one Cluster
  * slot), with a core-record field per family and its metadata chunks beside it, laid out by the
- * record codec (record-codec.ts). The key expires with the user's last session; scripts prune
- * expired families on every write.
+ * record codec (record-codec.ts). The key expires with the user's last session; a write that
+ * finds the hash large prunes its expired families (lua.ts, CREATE_SCAN_FIELDS).
  */
 export class RedisStore implements SessionStore {
   private readonly client: IoRedisClient & ScriptedClient;
