@@ -72,7 +72,7 @@ function argTable(names: readonly string[]): string {
  * families (a few dozen bytes each, never read as live) wait for a later scan or for the key's
  * own expiry, and a login or a rotation costs one HLEN and one HSET instead of a scan of every family.
  */
-export const CREATE_SCAN_FIELDS = 16;
+export const SCAN_FIELDS = 16;
 
 /** A Lua pattern capturing the expiresAt field of a core record, from the codec's field order. */
 function expiresAtPattern(): string {
@@ -87,8 +87,12 @@ local META_MARK = ${luaString(META_MARK)}
 local META_CHUNKS = ${META_CHUNKS}
 local PREVIOUS_UUID_CHARS = ${PREVIOUS_UUID_CHARS}
 local F = { ${CORE_FIELDS.map((field, i) => `${field} = ${i + 1}`).join(', ')} }
--- Captures the expiry of a core record without splitting it: every write scans all families.
+-- Captures the expiry of a core record without splitting it: a scan reads every family's.
 local EXPIRES_AT_PATTERN = ${luaString(expiresAtPattern())}
+-- The expiry (epoch ms) of a packed core record; 0 when unreadable.
+local function expiryOf(v)
+  return tonumber(string.match(v, EXPIRES_AT_PATTERN), 36) or 0
+end
 -- The fields of a core record, by position (F.<name>).
 local function fields(v)
   local f = {}
@@ -109,7 +113,7 @@ local function live(now)
   for i = 1, #all, 2 do
     local f = all[i]
     if not string.find(f, META_MARK, 1, true) then
-      local exp = tonumber(string.match(all[i + 1], EXPIRES_AT_PATTERN), 36) or 0
+      local exp = expiryOf(all[i + 1])
       if exp <= now then
         dead[#dead + 1] = f
       else
@@ -140,9 +144,9 @@ local function extend(exp)
     redis.call('PEXPIREAT', h, string.format('%.0f', exp))
   end
 end
--- Whether this write must scan the families: only once the hash is large (CREATE_SCAN_FIELDS).
+-- Whether this write must scan the families: only once the hash is large (SCAN_FIELDS).
 local function large()
-  return redis.call('HLEN', h) >= ${CREATE_SCAN_FIELDS}
+  return redis.call('HLEN', h) >= ${SCAN_FIELDS}
 end
 local function without(alive, sid)
   local kept = {}
@@ -166,7 +170,7 @@ for i = 1, math.min(#ARGV - NARGS, META_CHUNKS) do
   set[#set + 1] = ARGV[NARGS + i]
 end
 -- Fewer fields than the cap means fewer families than the cap: nothing to end.
-if fieldCount < ${CREATE_SCAN_FIELDS} and (max == 0 or fieldCount < max) then
+if fieldCount < ${SCAN_FIELDS} and (max == 0 or fieldCount < max) then
   redis.call('HSET', h, unpack(set))
   if fieldCount == 0 then
     -- A new key: its one family sets its expiry (A.expiresAt is a whole number of ms).
@@ -201,8 +205,8 @@ export const ROTATE_SESSION = `${COMMON}
 ${argTable(ROTATE_ARGS)}
 local now = tonumber(A.now)
 local v = redis.call('HGET', h, A.sessionId)
--- A family past its expiry may still be in the hash (see CREATE_SCAN_FIELDS): it is gone.
-if v and (tonumber(string.match(v, EXPIRES_AT_PATTERN), 36) or 0) <= now then
+-- A family past its expiry may still be in the hash (see SCAN_FIELDS): it is gone.
+if v and expiryOf(v) <= now then
   drop(A.sessionId)
   v = nil
 end

@@ -89,7 +89,7 @@ export class ReplicationError extends Error {
  * Redis store. Data model: one hash per user, `<prefix>{u:<id>}` (one hash tag, so one Cluster
  * slot), with a core-record field per family and its metadata chunks beside it, laid out by the
  * record codec (record-codec.ts). The key expires with the user's last session; a write that
- * finds the hash large prunes its expired families (lua.ts, CREATE_SCAN_FIELDS).
+ * finds the hash large prunes its expired families (lua.ts, SCAN_FIELDS).
  */
 export class RedisStore implements SessionStore {
   private readonly client: IoRedisClient & ScriptedClient;
@@ -105,6 +105,8 @@ export class RedisStore implements SessionStore {
   private readonly cache: SessionCache | undefined;
   /** The client's own `keyPrefix`, which Redis sees in front of ours (in invalidations too). */
   private readonly clientPrefix: string;
+  /** What every user's key starts with, before the URI-encoded id and the closing `}`. */
+  private readonly keyHead: string;
 
   constructor(
     client: IoRedisClient,
@@ -134,6 +136,7 @@ export class RedisStore implements SessionStore {
       typeof nodeOptions.commandTimeout === 'number' &&
       nodeOptions.commandTimeout <= options.timeout;
     this.clientPrefix = client.options.keyPrefix ?? '';
+    this.keyHead = `${options.keyPrefix}{u:`;
     this.cache =
       options.sessionCache === undefined
         ? undefined
@@ -151,7 +154,7 @@ export class RedisStore implements SessionStore {
    * builds no key string; invalidations, which name keys, come back to ids through here.
    */
   private userOfKey(redisKey: string): string | undefined {
-    const head = `${this.clientPrefix}${this.options.keyPrefix}{u:`;
+    const head = this.clientPrefix + this.keyHead;
     if (!redisKey.startsWith(head) || !redisKey.endsWith('}')) return undefined;
     try {
       return decodeURIComponent(redisKey.slice(head.length, -1));
@@ -169,7 +172,7 @@ export class RedisStore implements SessionStore {
 
   private key(userId: string): string {
     // encodeURIComponent escapes { and }, so a user id can never break out of its hash tag.
-    return `${this.options.keyPrefix}{u:${encodeURIComponent(userId)}}`;
+    return `${this.keyHead}${encodeURIComponent(userId)}}`;
   }
 
   /**

@@ -86,10 +86,6 @@ export const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * Names jsonwebtoken cannot sign as claims: it looks each payload key up in a plain object, so a
- * key such as `constructor` or `__proto__` makes `jwt.sign` throw a TypeError.
- */
-/**
  * `{ ...claims, ...more }`, written out. V8 (Node 20) builds an object literal that opens with a
  * spread and goes on with more members on a slow path: about 1.5 µs per object, and
  * `JSON.stringify` of the result runs about 7 times slower than on a plain object (measured:
@@ -116,6 +112,10 @@ function copyInto(out: Record<string, unknown>, from: Record<string, unknown>): 
   }
 }
 
+/**
+ * Names jsonwebtoken cannot sign as claims: it looks each payload key up in a plain object, so a
+ * key such as `constructor` or `__proto__` makes `jwt.sign` throw a TypeError.
+ */
 export function isPrototypeKey(name: string): boolean {
   return Object.prototype.hasOwnProperty.call(Object.prototype, name);
 }

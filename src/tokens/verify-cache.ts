@@ -117,9 +117,5 @@ function freezeNested<T extends object>(value: T): T {
 }
 
 function deepFreeze<T extends object>(value: T): T {
-  for (const inner of Object.values(value)) {
-    if (inner !== null && typeof inner === 'object' && !Object.isFrozen(inner))
-      deepFreeze(inner as object);
-  }
-  return Object.freeze(value);
+  return Object.freeze(freezeNested(value));
 }

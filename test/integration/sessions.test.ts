@@ -12,7 +12,7 @@ import {
 } from '../helpers/auth.js';
 import { call, type Reply, serve, type Served } from '../helpers/http.js';
 import { decodeSegment } from '../helpers/forge.js';
-import { CREATE_SCAN_FIELDS } from '../../src/stores/lua.js';
+import { SCAN_FIELDS } from '../../src/stores/lua.js';
 
 const alice = { username: 'alice', password: 'wonderland' };
 
@@ -308,7 +308,7 @@ describe('the Redis data model', () => {
   it('prunes expired sessions once the hash is large; a small hash keeps them until a scan or its expiry', async () => {
     await start({ accessTokenTtl: 1, refreshTokenTtl: 60 });
     // No ip or user agent given, so one field per family.
-    for (let i = 0; i < CREATE_SCAN_FIELDS; i++)
+    for (let i = 0; i < SCAN_FIELDS; i++)
       await auth.createRefreshToken({ id: 'many' }, { lifetime: 2 });
     await auth.createRefreshToken({ id: 'few' }, { lifetime: 2 });
     await auth.generateTokens({ id: 'few' });
