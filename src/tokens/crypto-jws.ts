@@ -1,5 +1,6 @@
 import { type KeyObject, sign, verify } from 'node:crypto';
 import { type Algorithm, algorithmSpec, signatureOptions } from '../keys/algorithms.js';
+import { signingInput } from './hmac-jws.js';
 
 /**
  * Compact JWS for the asymmetric algorithms signed and verified with node:crypto directly rather
@@ -24,7 +25,7 @@ export function directSign(
   header: string,
   payload: Record<string, unknown>,
 ): string {
-  const input = `${header}.${Buffer.from(JSON.stringify(payload), 'utf8').toString('base64url')}`;
+  const input = signingInput(header, payload);
   const signature = sign(algorithmSpec(algorithm).hash, Buffer.from(input), {
     key,
     ...signatureOptions(algorithm),

@@ -27,13 +27,18 @@ export function encodedHeader(
   return encode(JSON.stringify({ ...extra, alg: algorithm, typ, kid }));
 }
 
+/** What a JWS signs: the encoded header, a dot, the encoded payload (RFC 7515 §5.1). */
+export function signingInput(header: string, payload: Record<string, unknown>): string {
+  return `${header}.${encode(JSON.stringify(payload))}`;
+}
+
 export function hmacSign(
   algorithm: Algorithm,
   key: KeyObject,
   header: string,
   payload: Record<string, unknown>,
 ): string {
-  const input = `${header}.${encode(JSON.stringify(payload))}`;
+  const input = signingInput(header, payload);
   return `${input}.${createHmac(algorithmSpec(algorithm).hash!, key).update(input).digest('base64url')}`;
 }
 
