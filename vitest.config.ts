@@ -24,7 +24,7 @@ export default defineConfig({
     globalSetup: ['test/global-setup.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
-    reporters: ['default', './test/summary-reporter.ts'],
+    reporters: ['default', './test/summary-reporter.ts', './test/watchdog-reporter.ts'],
     // The majors the `redis` and `cluster` projects run on: what `npm install` gives a user today.
     provide: { majors: { ioredis: 6, koa: 3 } },
     projects: [

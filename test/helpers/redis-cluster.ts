@@ -24,7 +24,10 @@ async function clusterNodePort(): Promise<number> {
 }
 
 function cli(port: number, ...args: string[]): string {
-  const result = spawnSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' });
+  const result = spawnSync('redis-cli', ['-p', String(port), ...args], {
+    encoding: 'utf8',
+    timeout: 5_000,
+  });
   return `${result.stdout}${result.stderr}`;
 }
 
@@ -37,6 +40,17 @@ export class RedisCluster {
   private constructor(readonly nodes: RedisServer[]) {}
 
   static async start(masters = 3, replicas = 0): Promise<RedisCluster> {
+    try {
+      return await RedisCluster.startOnce(masters, replicas);
+    } catch (error) {
+      // Ports are chosen free, then bound by redis-server a moment later: on a busy machine
+      // another process can take one in between. A second try gets new ports.
+      console.warn(`Redis Cluster did not start, trying again on new ports: ${String(error)}`);
+      return RedisCluster.startOnce(masters, replicas);
+    }
+  }
+
+  private static async startOnce(masters: number, replicas: number): Promise<RedisCluster> {
     const nodes: RedisServer[] = [];
     try {
       for (let i = 0; i < masters * (1 + replicas); i++) {
@@ -79,12 +93,14 @@ export class RedisCluster {
         String(replicas),
         '--cluster-yes',
       ],
-      {
-        encoding: 'utf8',
-      },
+      // Bounded: redis-cli waits for the nodes to agree with no limit of its own, and a hung
+      // spawnSync blocks the whole test process, timers and reporters included.
+      { encoding: 'utf8', timeout: 60_000 },
     );
     if (result.status !== 0)
-      throw new Error(`redis-cli --cluster create failed: ${result.stdout}${result.stderr}`);
+      throw new Error(
+        `redis-cli --cluster create failed (${result.signal ? `killed by ${result.signal} after 60 s` : `exit ${result.status}`}): ${result.stdout}${result.stderr}`,
+      );
     // Slots are assigned at once, but nodes learn of each other by gossip: wait until every node agrees.
     const deadline = Date.now() + 20_000;
     while (Date.now() < deadline) {

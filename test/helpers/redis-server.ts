@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export function hasRedisServer(): boolean {
-  return spawnSync('redis-server', ['--version']).status === 0;
+  return spawnSync('redis-server', ['--version'], { timeout: 10_000 }).status === 0;
 }
 
 /** A free TCP port on loopback, as the kernel hands it out. */
@@ -24,8 +24,11 @@ export function freePort(): Promise<number> {
 /** PING by redis-cli, without blocking the event loop (tests restart servers under load). */
 function pings(port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    execFile('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' }, (_error, stdout) =>
-      resolve(stdout.trim() === 'PONG'),
+    execFile(
+      'redis-cli',
+      ['-p', String(port), 'ping'],
+      { encoding: 'utf8', timeout: 2_000 },
+      (_error, stdout) => resolve(stdout.trim() === 'PONG'),
     );
   });
 }

@@ -65,7 +65,7 @@ async function start(
 /** Redis 7 disables DEBUG unless told otherwise; older servers allow it and know no such option. */
 function debugCommandArgs(): string[] {
   const version = /v=(\d+)/.exec(
-    spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout,
+    spawnSync('redis-server', ['--version'], { encoding: 'utf8', timeout: 10_000 }).stdout,
   )?.[1];
   return Number(version) >= 7 ? ['--enable-debug-command', 'yes'] : [];
 }

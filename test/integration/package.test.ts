@@ -27,6 +27,7 @@ function node(args: string[]): string {
     cwd: root,
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 60_000,
   });
 }
 

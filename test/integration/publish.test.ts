@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { type ExecFileSyncOptions, execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const bin = (name: string) => join(root, 'node_modules/.bin', name);
+/** A child process that cannot block the test worker for ever: a hung one fails the test. */
+const TIMEOUT = { timeout: 60_000 };
+const run = (command: string, args: string[], options: ExecFileSyncOptions = {}): string =>
+  execFileSync(command, args, { encoding: 'utf8', ...TIMEOUT, ...options }) as string;
 
 describe('the packed package', () => {
   let dir: string;
@@ -24,16 +28,15 @@ describe('the packed package', () => {
     expect(existsSync(join(root, 'dist/index.js')), 'npm test builds dist/ first').toBe(true);
     dir = mkdtempSync(join(tmpdir(), 'kjr-publish-'));
     // --ignore-scripts: dist/ is built already; rebuilding would race the tests that load it.
-    const name = execFileSync(
-      'npm',
-      ['pack', '--ignore-scripts', '--silent', '--pack-destination', dir],
-      { cwd: root, encoding: 'utf8' },
-    )
+    const name = run('npm', ['pack', '--ignore-scripts', '--silent', '--pack-destination', dir], {
+      cwd: root,
+      encoding: 'utf8',
+    })
       .trim()
       .split('\n')
       .pop()!;
     tarball = join(dir, name);
-    execFileSync('tar', ['xzf', tarball, '-C', dir]);
+    run('tar', ['xzf', tarball, '-C', dir]);
   });
 
   afterAll(() => {
@@ -50,7 +53,10 @@ describe('the packed package', () => {
   });
 
   it('attw finds no problem under any module resolution', () => {
-    const result = spawnSync(bin('attw'), [tarball, '--format', 'json'], { encoding: 'utf8' });
+    const result = spawnSync(bin('attw'), [tarball, '--format', 'json'], {
+      encoding: 'utf8',
+      ...TIMEOUT,
+    });
     const report = JSON.parse(result.stdout) as {
       analysis: { problems: unknown[]; entrypoints: Record<string, unknown> };
     };
@@ -70,7 +76,7 @@ describe('the packed package', () => {
       bugs: { url: expect.stringMatching(/^https:\/\//) },
       sideEffects: false,
     });
-    const files = execFileSync('tar', ['tzf', tarball], { encoding: 'utf8' }).split('\n');
+    const files = run('tar', ['tzf', tarball]).split('\n');
     expect(
       files.filter((f) => /^package\/(src|test|bench|examples|node_modules)\//.test(f)),
     ).toEqual([]);
@@ -78,7 +84,7 @@ describe('the packed package', () => {
 
   it('sideEffects: false holds — importing the package changes no global state', () => {
     // Dependencies load too; whatever they do counts, since a bundler would drop them with us.
-    const out = execFileSync(
+    const out = run(
       process.execPath,
       [
         '--input-type=module',
@@ -108,7 +114,7 @@ describe('the packed package', () => {
 
   /** Runs an ES module snippet in a child Node that resolves `koa-jwt-redis` to the built package. */
   const esm = (code: string, preload: string[] = []): string =>
-    execFileSync(process.execPath, [...preload, '--input-type=module', '-e', code], {
+    run(process.execPath, [...preload, '--input-type=module', '-e', code], {
       cwd: root,
       encoding: 'utf8',
     });
@@ -146,7 +152,7 @@ describe('the packed package', () => {
           console.log(JSON.stringify({ sub: (await verifier.verify(access_token)).sub }));
         } finally { server.close(); await auth.close(); }
       });`;
-    const out = execFileSync(process.execPath, ['--no-experimental-require-module', '-e', code], {
+    const out = run(process.execPath, ['--no-experimental-require-module', '-e', code], {
       cwd: root,
       encoding: 'utf8',
     });

@@ -24,7 +24,7 @@ let admin: Redis;
 process.env.JWT_SECRET ??= SECRET;
 
 function openssl(...args: string[]): void {
-  execFileSync('openssl', args, { stdio: 'pipe' });
+  execFileSync('openssl', args, { stdio: 'pipe', timeout: 60_000 });
 }
 
 beforeAll(async () => {
