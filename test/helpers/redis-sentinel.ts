@@ -17,7 +17,8 @@ function cli(port: number, ...args: string[]): Promise<string> {
     execFile(
       'redis-cli',
       ['-p', String(port), ...args],
-      { encoding: 'utf8' },
+      // A frozen (SIGSTOP) server never answers: bounded, so a wait loop's deadline still holds.
+      { encoding: 'utf8', timeout: 5_000 },
       (_error, stdout, stderr) => resolve(`${stdout}${stderr}`.trim()),
     );
   });
