@@ -1,11 +1,4 @@
-import {
-  Cluster,
-  type ClusterNode,
-  type ClusterOptions,
-  Redis,
-  type RedisOptions,
-  type SentinelAddress,
-} from 'ioredis';
+import { Cluster, type ClusterNode, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 import { AuthConfigError } from '../errors.js';
 
 /** The ioredis classes the library drives (internal: the public type is {@link RedisClient}). */
@@ -296,5 +289,3 @@ export function connectRedis(option: unknown, storeTimeout: number): RedisConnec
   client.on('error', () => {});
   return { client, owned: true, topology };
 }
-
-export type { SentinelAddress };
