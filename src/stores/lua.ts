@@ -256,3 +256,16 @@ local n = #live(tonumber(A.now))
 redis.call('DEL', h)
 return n
 `;
+
+/**
+ * Session checks in one call: KEYS[i] is a user's hash, ARGV[i] the session id to read from it;
+ * answers each core record, or nil (Lua false) where there is none. Reads only. Single-node only:
+ * on a Cluster the keys of one batch may lie in different slots.
+ */
+export const READ_CORES = `
+local out = {}
+for i = 1, #KEYS do
+  out[i] = redis.call('HGET', KEYS[i], ARGV[i])
+end
+return out
+`;

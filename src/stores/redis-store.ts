@@ -1,6 +1,7 @@
 import type { ChainableCommander, Cluster, Redis } from 'ioredis';
 import { AuthConfigError } from '../errors.js';
 import { wholeNumber } from '../config/validate.js';
+import { BatchedReads } from './batched-reads.js';
 import { bounded } from './bounded.js';
 import { connectRedis, type IoRedisClient, type RedisOption } from './redis-connection.js';
 import {
@@ -8,6 +9,7 @@ import {
   CREATE_SESSION,
   REVOKE_ALL,
   REVOKE_ALL_ARGS,
+  READ_CORES,
   REVOKE_SESSION,
   REVOKE_SESSION_ARGS,
   ROTATE_ARGS,
@@ -50,6 +52,8 @@ type ScriptArgs = (string | number)[];
 
 /** The commands `defineCommand` adds (prefixed so they cannot clash with the app's own); each returns a number. */
 type ScriptedClient = Record<ScriptName, (key: string, ...argv: ScriptArgs) => Promise<number>>;
+/** The batched session check (READ_CORES): the key count, the keys, then one field per key. */
+type ReadCores = (count: number, ...keysThenFields: string[]) => Promise<(string | null)[]>;
 type ScriptedPipeline = ChainableCommander &
   Record<ScriptName, (key: string, ...argv: ScriptArgs) => ChainableCommander>;
 
@@ -107,6 +111,8 @@ export class RedisStore implements SessionStore {
   private readonly clientPrefix: string;
   /** What every user's key starts with, before the URI-encoded id and the closing `}`. */
   private readonly keyHead: string;
+  /** Session checks, one command per turn of the event loop (single node; see BatchedReads). */
+  private readonly cores: BatchedReads | undefined;
 
   constructor(
     client: IoRedisClient,
@@ -137,6 +143,18 @@ export class RedisStore implements SessionStore {
       nodeOptions.commandTimeout <= options.timeout;
     this.clientPrefix = client.options.keyPrefix ?? '';
     this.keyHead = `${options.keyPrefix}{u:`;
+    // One batch's keys may lie in different Cluster slots, so a Cluster reads key by key.
+    if (!client.isCluster) {
+      client.defineCommand('kjrReadCores', { lua: READ_CORES });
+      const readCores = (client as unknown as { kjrReadCores: ReadCores }).kjrReadCores.bind(
+        client,
+      );
+      this.cores = new BatchedReads(
+        (key, field) => client.hget(key, field),
+        (keys, fields) => readCores(keys.length, ...keys, ...fields),
+        (command) => this.readBounded(command),
+      );
+    }
     this.cache =
       options.sessionCache === undefined
         ? undefined
@@ -295,10 +313,18 @@ export class RedisStore implements SessionStore {
     if (!SESSION_ID.test(sessionId)) return Promise.resolve(false);
     if (this.cache === undefined)
       // One promise chain, no async function: this runs on every session-checked request.
-      return this.readBounded(this.client.hget(this.key(userId), sessionId)).then(
+      return this.readCore(userId, sessionId).then(
         (core) => core !== null && coreExpiresAt(core) > now,
       );
     return this.isLiveCached(this.cache, userId, sessionId, now);
+  }
+
+  /** A family's core record, or null: batched on a single node, bounded in time either way. */
+  private readCore(userId: string, sessionId: string): Promise<string | null> {
+    const key = this.key(userId);
+    return this.cores === undefined
+      ? this.readBounded(this.client.hget(key, sessionId))
+      : this.cores.read(key, sessionId);
   }
 
   private async isLiveCached(
@@ -312,7 +338,7 @@ export class RedisStore implements SessionStore {
     const ticket = cache.begin(userId, now);
     let expiresAt: number | undefined;
     try {
-      const core = await this.readBounded(this.client.hget(this.key(userId), sessionId));
+      const core = await this.readCore(userId, sessionId);
       expiresAt = core === null ? 0 : coreExpiresAt(core);
       return expiresAt > now;
     } finally {
