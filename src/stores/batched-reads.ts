@@ -12,9 +12,10 @@ interface Batch {
  * Hash-field reads gathered over one turn of the event loop and sent as one command. Session
  * checks are the one store call of every authenticated request, and a client's cost per command
  * (its command object, promise, reply and timer) is most of their cost in the app's process:
- * measured here, 50 checks read by one script cost under a third of the CPU of 50 auto-pipelined
- * HGETs (bench/RESULTS.md). A check waits for the rest of its turn, never for a timer: the batch
- * goes out in the turn's check phase (setImmediate), after every request that arrived with it.
+ * measured on the 2-core bench machine, 50 checks read by one script took 3.9 µs of Node CPU each,
+ * 50 auto-pipelined HGETs 13.8 µs each. A check waits for the rest of its turn, never for a timer:
+ * the batch goes out in the turn's check phase (setImmediate), after every request that arrived
+ * with it.
  *
  * `bound` wraps each batch's command (the store's timeout): one timer per batch, not per check.
  * A lone read goes out as the plain single read instead, with no script.
