@@ -1,6 +1,12 @@
 /** Reads `fields[i]` of hash `keys[i]` for every i, in one command; null where there is none. */
 export type ReadMany = (keys: string[], fields: string[]) => Promise<(string | null)[]>;
 
+/**
+ * Reads per command at most: a script call's arguments are spread onto the stack, and one call
+ * holds Redis for as long as it runs. A fuller turn sends several commands.
+ */
+export const MAX_BATCH = 128;
+
 interface Batch {
   keys: string[];
   fields: string[];
@@ -31,10 +37,11 @@ export class BatchedReads {
 
   read(key: string, field: string): Promise<string | null> {
     let batch = this.pending;
-    if (batch === undefined) {
+    if (batch === undefined || batch.keys.length >= MAX_BATCH) {
+      if (batch !== undefined) this.send(batch);
       batch = { keys: [], fields: [], resolves: [], rejects: [] };
       this.pending = batch;
-      setImmediate(this.flush);
+      setImmediate(this.flush, batch);
     }
     const { keys, fields, resolves, rejects } = batch;
     keys.push(key);
@@ -45,8 +52,12 @@ export class BatchedReads {
     });
   }
 
-  private readonly flush = (): void => {
-    const batch = this.pending!;
+  /** The turn's last batch goes out; one sent early because it was full is already gone. */
+  private readonly flush = (batch: Batch): void => {
+    if (this.pending === batch) this.send(batch);
+  };
+
+  private send(batch: Batch): void {
     this.pending = undefined;
     const { keys, fields, resolves, rejects } = batch;
     let command: Promise<(string | null)[]>;
@@ -66,5 +77,5 @@ export class BatchedReads {
         for (const reject of rejects) reject(error);
       },
     );
-  };
+  }
 }
