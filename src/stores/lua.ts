@@ -157,9 +157,46 @@ local function without(alive, sid)
 end
 `;
 
+/** A script over KEYS[1] whose ARGV is the named list `args` (then any extra values). */
+function script(args: readonly string[], body: string): string {
+  return `${COMMON}\n${argTable(args)}\n${body}`;
+}
+
+/**
+ * The same script run for several keys in one call (on one Redis node): KEYS[i] is the i-th
+ * call's key, and ARGV holds, for each call in turn, its argument count then its arguments.
+ * Answers one result per call; a call that fails answers its error and the others go on, as
+ * they would have as separate commands.
+ */
+export function batchedScript(args: readonly string[], body: string): string {
+  return `${COMMON}
+local function call(ARGV)
+${argTable(args)}
+${body}
+end
+local out = {}
+local at = 1
+for i = 1, #KEYS do
+  h = KEYS[i]
+  local n = tonumber(ARGV[at])
+  local argv = {}
+  for j = 1, n do argv[j] = ARGV[at + j] end
+  at = at + n + 1
+  local ok, result = pcall(call, argv)
+  if ok then
+    out[i] = result
+  elseif type(result) == 'table' and result.err then
+    out[i] = result
+  else
+    out[i] = { err = tostring(result) }
+  end
+end
+return out
+`;
+}
+
 /** maxSessions 0 means no cap. Returns 1. Metadata chunks are at most META_CHUNK characters each. */
-export const CREATE_SESSION = `${COMMON}
-${argTable(CREATE_ARGS)}
+const CREATE_SESSION_BODY = `
 -- Metadata chunks of at most ${META_CHUNK} characters follow the named arguments.
 local expiresAt = tonumber(A.expiresAt)
 local max = tonumber(A.maxSessions)
@@ -199,10 +236,10 @@ end
 rearm(alive)
 return 1
 `;
+export const CREATE_SESSION = script(CREATE_ARGS, CREATE_SESSION_BODY);
 
 /** Returns one of ROTATE_RESULTS; `reused` has revoked the family. */
-export const ROTATE_SESSION = `${COMMON}
-${argTable(ROTATE_ARGS)}
+const ROTATE_SESSION_BODY = `
 local now = tonumber(A.now)
 local v = redis.call('HGET', h, A.sessionId)
 -- A family past its expiry may still be in the hash (see SCAN_FIELDS): it is gone.
@@ -239,23 +276,24 @@ drop(A.sessionId)
 rearm(live(now))
 return ${ROTATE_RESULTS.reused}
 `;
+export const ROTATE_SESSION = script(ROTATE_ARGS, ROTATE_SESSION_BODY);
 
 /** Returns 1 when the family existed. */
-export const REVOKE_SESSION = `${COMMON}
-${argTable(REVOKE_SESSION_ARGS)}
+const REVOKE_SESSION_BODY = `
 local n = redis.call('HEXISTS', h, A.sessionId)
 drop(A.sessionId)
 rearm(live(tonumber(A.now)))
 return n
 `;
+export const REVOKE_SESSION = script(REVOKE_SESSION_ARGS, REVOKE_SESSION_BODY);
 
 /** Returns how many live families were removed. */
-export const REVOKE_ALL = `${COMMON}
-${argTable(REVOKE_ALL_ARGS)}
+const REVOKE_ALL_BODY = `
 local n = #live(tonumber(A.now))
 redis.call('DEL', h)
 return n
 `;
+export const REVOKE_ALL = script(REVOKE_ALL_ARGS, REVOKE_ALL_BODY);
 
 /**
  * Session checks in one call: KEYS[i] is a user's hash, ARGV[i] the session id to read from it;
@@ -269,3 +307,8 @@ for i = 1, #KEYS do
 end
 return out
 `;
+
+/** CREATE_SESSION for several logins in one call (see batchedScript). */
+export const CREATE_SESSIONS = batchedScript(CREATE_ARGS, CREATE_SESSION_BODY);
+/** ROTATE_SESSION for several refreshes in one call (see batchedScript). */
+export const ROTATE_SESSIONS = batchedScript(ROTATE_ARGS, ROTATE_SESSION_BODY);

@@ -1,12 +1,13 @@
 import type { ChainableCommander, Cluster, Redis } from 'ioredis';
 import { AuthConfigError } from '../errors.js';
 import { wholeNumber } from '../config/validate.js';
-import { BatchedReads } from './batched-reads.js';
 import { bounded } from './bounded.js';
+import { TurnBatcher } from './turn-batcher.js';
 import { connectRedis, type IoRedisClient, type RedisOption } from './redis-connection.js';
 import {
   CREATE_ARGS,
   CREATE_SESSION,
+  CREATE_SESSIONS,
   REVOKE_ALL,
   REVOKE_ALL_ARGS,
   READ_CORES,
@@ -15,6 +16,7 @@ import {
   ROTATE_ARGS,
   ROTATE_RESULTS,
   ROTATE_SESSION,
+  ROTATE_SESSIONS,
   scriptArgs,
 } from './lua.js';
 import {
@@ -52,8 +54,23 @@ type ScriptArgs = (string | number)[];
 
 /** The commands `defineCommand` adds (prefixed so they cannot clash with the app's own); each returns a number. */
 type ScriptedClient = Record<ScriptName, (key: string, ...argv: ScriptArgs) => Promise<number>>;
-/** The batched session check (READ_CORES): the key count, the keys, then one field per key. */
-type ReadCores = (count: number, ...keysThenFields: string[]) => Promise<(string | null)[]>;
+/**
+ * The batched forms (READ_CORES, and batchedScript's for the write scripts): the key count, the
+ * keys, then the arguments; one result per key, or its error.
+ */
+type Batched = (count: number, ...argv: (string | number)[]) => Promise<unknown[]>;
+const BATCHED_SCRIPTS = {
+  kjrCreateSessions: CREATE_SESSIONS,
+  kjrRotateSessions: ROTATE_SESSIONS,
+  kjrReadCores: READ_CORES,
+} as const;
+type BatchedName = keyof typeof BATCHED_SCRIPTS;
+/** Each write script that goes out batched on a single node, and its batched form. */
+const BATCHED_WRITES: Partial<Record<ScriptName, BatchedName>> = {
+  kjrCreateSession: 'kjrCreateSessions',
+  kjrRotateSession: 'kjrRotateSessions',
+};
+type Write = { key: string; args: ScriptArgs };
 type ScriptedPipeline = ChainableCommander &
   Record<ScriptName, (key: string, ...argv: ScriptArgs) => ChainableCommander>;
 
@@ -111,8 +128,13 @@ export class RedisStore implements SessionStore {
   private readonly clientPrefix: string;
   /** What every user's key starts with, before the URI-encoded id and the closing `}`. */
   private readonly keyHead: string;
-  /** Session checks, one command per turn of the event loop (single node; see BatchedReads). */
-  private readonly cores: BatchedReads | undefined;
+  /**
+   * Session checks and the hot writes (logins, rotations), one command per kind per turn of the
+   * event loop (see TurnBatcher). Single node only: one batch's keys may lie in different Cluster
+   * slots, so a Cluster sends each call as its own command.
+   */
+  private readonly cores: TurnBatcher<{ key: string; field: string }, string | null> | undefined;
+  private readonly batchedWrites = new Map<ScriptName, TurnBatcher<Write, number>>();
 
   constructor(
     client: IoRedisClient,
@@ -143,17 +165,37 @@ export class RedisStore implements SessionStore {
       nodeOptions.commandTimeout <= options.timeout;
     this.clientPrefix = client.options.keyPrefix ?? '';
     this.keyHead = `${options.keyPrefix}{u:`;
-    // One batch's keys may lie in different Cluster slots, so a Cluster reads key by key.
     if (!client.isCluster) {
-      client.defineCommand('kjrReadCores', { lua: READ_CORES });
-      const readCores = (client as unknown as { kjrReadCores: ReadCores }).kjrReadCores.bind(
+      const defineBatched = (c: IoRedisClient): void => {
+        for (const [name, lua] of Object.entries(BATCHED_SCRIPTS)) c.defineCommand(name, { lua });
+      };
+      defineBatched(client);
+      for (const writer of this.writers) defineBatched(writer.client);
+      const readCores = (client as unknown as Record<BatchedName, Batched>).kjrReadCores.bind(
         client,
       );
-      this.cores = new BatchedReads(
-        (key, field) => client.hget(key, field),
-        (keys, fields) => readCores(keys.length, ...keys, ...fields),
-        (command) => this.readBounded(command),
+      this.cores = new TurnBatcher(
+        ({ key, field }) => this.readBounded(client.hget(key, field)),
+        (reads) =>
+          this.readBounded(
+            readCores(
+              reads.length,
+              ...reads.map((read) => read.key),
+              ...reads.map((read) => read.field),
+            ),
+          ) as Promise<(string | null)[]>,
       );
+      for (const [name, batchedName] of Object.entries(BATCHED_WRITES) as [
+        ScriptName,
+        BatchedName,
+      ][])
+        this.batchedWrites.set(
+          name,
+          new TurnBatcher(
+            ({ key, args }) => this.writeOne(name, key, args),
+            (writes) => this.writeMany(batchedName, writes),
+          ),
+        );
     }
     this.cache =
       options.sessionCache === undefined
@@ -224,18 +266,48 @@ export class RedisStore implements SessionStore {
     return bounded(command, this.options.timeout, 'Redis');
   }
 
+  /** A write script's result: batched with the turn's others of its kind where it can be. */
+  private write(name: ScriptName, key: string, ...args: ScriptArgs): Promise<number> {
+    const batcher = this.batchedWrites.get(name);
+    return batcher === undefined ? this.writeOne(name, key, args) : batcher.add({ key, args });
+  }
+
+  private async writeOne(name: ScriptName, key: string, args: ScriptArgs): Promise<number> {
+    return Number(
+      await this.runScript(
+        (c) => (c as unknown as ScriptedClient)[name](key, ...args),
+        (p) => p[name](key, ...args),
+      ),
+    );
+  }
+
+  /** Several calls of one write script, in one batched script call (single node). */
+  private async writeMany(name: BatchedName, writes: Write[]): Promise<(number | Error)[]> {
+    const argv: (string | number)[] = writes.map((write) => write.key);
+    for (const { args } of writes) argv.push(args.length, ...args);
+    const call = (target: unknown) =>
+      (target as Record<BatchedName, Batched>)[name](writes.length, ...argv);
+    const results = (await this.runScript(call, (p) => {
+      call(p);
+      return p;
+    })) as unknown[];
+    return results.map((result) => (result instanceof Error ? result : Number(result)));
+  }
+
   /**
    * Runs a write script, bounded in time. With `waitForReplicas`, a `WAIT` follows it in the same
    * round trip, on the same connection (so, on a Cluster, on the node that ran the script): the
    * write only counts once that many replicas have it, and a failover cannot undo it.
    */
-  private async write(name: ScriptName, key: string, ...args: ScriptArgs): Promise<number> {
+  private async runScript(
+    direct: (client: IoRedisClient) => Promise<unknown>,
+    queue: (pipeline: ScriptedPipeline) => ChainableCommander,
+  ): Promise<unknown> {
     const wanted = this.options.waitForReplicas;
-    if (this.writers.length === 0) return this.bounded(this.client[name](key, ...args));
+    if (this.writers.length === 0) return this.bounded(direct(this.client));
     const ms = this.options.timeout;
     const writer = this.writers.reduce((a, b) => (b.busy < a.busy ? b : a));
-    const pipeline = writer.client.pipeline() as ScriptedPipeline;
-    pipeline[name](key, ...args).wait(wanted, ms);
+    const pipeline = queue(writer.client.pipeline() as ScriptedPipeline).wait(wanted, ms);
     // Busy until Redis answers, even past our timeout: the connection is blocked until then.
     writer.busy++;
     const exec = pipeline.exec();
@@ -250,7 +322,7 @@ export class RedisStore implements SessionStore {
     if (wait[0]) throw wait[0];
     const got = Number(wait[1]);
     if (!(got >= wanted)) throw new ReplicationError(wanted, got, ms);
-    return Number(script[1]);
+    return script[1];
   }
 
   async create(userId: string, s: NewSession, maxSessions: number): Promise<void> {
@@ -324,7 +396,7 @@ export class RedisStore implements SessionStore {
     const key = this.key(userId);
     return this.cores === undefined
       ? this.readBounded(this.client.hget(key, sessionId))
-      : this.cores.read(key, sessionId);
+      : this.cores.add({ key, field: sessionId });
   }
 
   private async isLiveCached(

@@ -1,14 +1,15 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redisStore, type SessionStore } from '../../src/index.js';
-import { MAX_BATCH } from '../../src/stores/batched-reads.js';
+import { MAX_BATCH } from '../../src/stores/turn-batcher.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 /*
- * Session checks on a single Redis node are gathered per turn of the event loop and read by one
- * script call (src/stores/batched-reads.ts). On a redis-server of this file's own, so that Redis's
- * own command counts show how the checks went out.
+ * On a single Redis node, session checks, logins and rotations are gathered per turn of the event
+ * loop and sent as one script call per kind (src/stores/turn-batcher.ts). On a redis-server of
+ * this file's own, so that Redis's own command counts show how the calls went out.
  */
 
 let server: RedisServer;
@@ -156,6 +157,110 @@ describe('session checks on one Redis node, batched', () => {
       made.map(([user, sid]) => store.isLive(user, sid, Date.now())),
     );
     expect(answers).toEqual(made.map(([, , live]) => live));
+    await store.close();
+  });
+});
+
+const newSession = (sessionId: string, now = Date.now()) => ({
+  sessionId,
+  jti: randomUUID(),
+  now,
+  expiresAt: now + 60_000,
+  ip: '203.0.113.7',
+  userAgent: 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0',
+});
+const sid = () => randomUUID().replace(/-/g, '').slice(0, 16);
+
+describe('logins and rotations on one Redis node, batched', () => {
+  it('100 concurrent logins are one script call, and each session is there with its metadata', async () => {
+    const store = redisStore(client(), { keyPrefix: 'logins:' });
+    await store.create('warm-up', newSession(sid()), 0);
+    await Promise.all([
+      store.create('warm', newSession(sid()), 0),
+      store.create('up', newSession(sid()), 0),
+    ]);
+    const logins = Array.from({ length: 100 }, (_, i) => [`user-${i}`, sid()] as const);
+    const { delta } = await counted(() =>
+      Promise.all(logins.map(([user, id]) => store.create(user, newSession(id), 0))),
+    );
+    expect(delta.evalsha).toBe(1);
+    for (const [user, id] of logins) {
+      const record = await store.get(user, id, Date.now());
+      expect(record).toMatchObject({ sessionId: id, ip: '203.0.113.7' });
+      expect(record!.userAgent).toContain('Firefox');
+    }
+    await store.close();
+  });
+
+  it('rotations of one token in one turn answer as they would one after another', async () => {
+    const store = redisStore(client(), { keyPrefix: 'rotations:' });
+    const id = sid();
+    const login = newSession(id);
+    await store.create('tabs', login, 0);
+    const rotation = (newJti: string) => ({
+      sessionId: id,
+      oldJti: login.jti,
+      newJti,
+      now: Date.now(),
+      expiresAt: Date.now() + 60_000,
+      graceMs: 10_000,
+    });
+    // Two tabs refresh with the same token in the same turn: one rotates, the other is the
+    // concurrent refresh the grace period allows. A third, past the grace window, is reuse.
+    const [first, second] = await Promise.all([
+      store.rotate('tabs', rotation(randomUUID())),
+      store.rotate('tabs', rotation(randomUUID())),
+    ]);
+    expect([first, second]).toEqual(['rotated', 'superseded']);
+    const late = { ...rotation(randomUUID()), graceMs: 0 };
+    expect(await store.rotate('tabs', late)).toBe('reused');
+    expect(await store.isLive('tabs', id, Date.now())).toBe(false);
+    await store.close();
+  });
+
+  it("one login's failure (a key that is not a hash) fails that login alone", async () => {
+    const store = redisStore(client(), { keyPrefix: 'broken:' });
+    await Promise.all([
+      store.create('warm', newSession(sid()), 0),
+      store.create('up', newSession(sid()), 0),
+    ]);
+    await admin.set('broken:{u:mallory}', 'not a hash');
+    const users = ['alice', 'mallory', 'bob'];
+    const ids = users.map(() => sid());
+    const { result, delta } = await counted(() =>
+      Promise.allSettled(users.map((user, i) => store.create(user, newSession(ids[i]!), 0))),
+    );
+    expect(delta.evalsha).toBe(1);
+    expect(result.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(String((result[1] as PromiseRejectedResult).reason)).toMatch(/WRONGTYPE/);
+    expect(await store.isLive('alice', ids[0]!, Date.now())).toBe(true);
+    expect(await store.isLive('bob', ids[2]!, Date.now())).toBe(true);
+    await store.close();
+  });
+
+  it('with waitForReplicas, a batch is confirmed by one WAIT on a writer connection', async () => {
+    // This server has no replica: every write of the batch runs, and none is confirmed.
+    const store = redisStore(client(), {
+      keyPrefix: 'confirmed:',
+      waitForReplicas: 1,
+      timeout: 300,
+    });
+    const ids = [sid(), sid(), sid()];
+    const { result, delta } = await counted(async () => {
+      const settled = await Promise.allSettled(
+        ids.map((id, i) => store.create(`user-${i}`, newSession(id), 0)),
+      );
+      await sleep(300); // WAIT gives up after the store's timeout too; then Redis counts it
+      return settled;
+    });
+    // Unconfirmed: the store's own timer or WAIT's answer (0 replicas), whichever comes first.
+    expect(result.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    for (const r of result)
+      expect(String((r as PromiseRejectedResult).reason)).toMatch(
+        /reached 0 of the 1 replicas|did not answer within 300 ms/,
+      );
+    expect(delta.wait).toBe(1);
+    expect((delta.evalsha ?? 0) + (delta.eval ?? 0)).toBeGreaterThanOrEqual(1);
     await store.close();
   });
 });
