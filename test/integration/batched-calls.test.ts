@@ -109,16 +109,37 @@ describe('session checks on one Redis node, batched', () => {
     await store.close();
   });
 
-  it('reads the right keys through a client with a keyPrefix of its own', async () => {
+  it('reads and writes the right keys through a client with a keyPrefix of its own', async () => {
     const store = redisStore(client({ keyPrefix: 'app:' }), { keyPrefix: 'own:' });
     const made = await sessions(store, 20);
-    const answers = await Promise.all(
-      made.map(([user, sid]) => store.isLive(user, sid, Date.now())),
+    // And logins batched in one turn: their keys too get the client's prefix.
+    const now = Date.now();
+    const batch = Array.from({ length: 10 }, (_, i) => [`batched-${i}`, `b${i}`.padEnd(16, 'x')]);
+    await Promise.all(
+      batch.map(([user, id]) =>
+        store.create(
+          user!,
+          {
+            sessionId: id!,
+            jti: randomUUID(),
+            now,
+            expiresAt: now + 60_000,
+            ip: '',
+            userAgent: '',
+          },
+          0,
+        ),
+      ),
     );
-    expect(answers).toEqual(made.map(([, , live]) => live));
+    const answers = await Promise.all(
+      [...made, ...batch.map(([user, id]) => [user!, id!, true] as const)].map(([user, sid]) =>
+        store.isLive(user, sid, Date.now()),
+      ),
+    );
+    expect(answers).toEqual([...made.map(([, , live]) => live), ...batch.map(() => true)]);
     // The hashes are where the client's prefix puts them, and nowhere else.
     expect(await admin.keys('own:*')).toEqual([]);
-    expect((await admin.keys('app:own:*')).length).toBe(10);
+    expect((await admin.keys('app:own:*')).length).toBe(20);
     await store.close();
   });
 
