@@ -26,14 +26,18 @@ export interface HandPair {
   token_type: 'bearer';
 }
 
-export function handWritten(redisUrl: string, prefix: string): HandWritten {
+/** `accessTtl`: seconds; /me runs use tokens issued when the process starts, so they ask for longer. */
+export function handWritten(redisUrl: string, prefix: string, accessTtl = 900): HandWritten {
   const key = createSecretKey(Buffer.from(SECRET));
   const redis = new Redis(redisUrl, { enableAutoPipelining: true });
   const set = `${prefix}${SET}`;
 
   async function issue(sub: string): Promise<HandPair> {
     const uuid = randomUUID();
-    const access_token = jsonwebtoken.sign({ sub }, key, { algorithm: 'HS256', expiresIn: 900 });
+    const access_token = jsonwebtoken.sign({ sub }, key, {
+      algorithm: 'HS256',
+      expiresIn: accessTtl,
+    });
     const refresh_token = jsonwebtoken.sign({ sub, uuid }, key, {
       algorithm: 'HS256',
       expiresIn: 3600,

@@ -1,4 +1,11 @@
 /**
+ * The real setImmediate, as it was when the library loaded: an app whose tests then fake the
+ * timers (vitest's and jest's fake timers replace setImmediate, and node:timers' too) must not
+ * find its session checks waiting for a fake clock.
+ */
+const schedule = setImmediate;
+
+/**
  * Calls per command at most: a script call's arguments are spread onto the stack, and one call
  * holds Redis for as long as it runs. A fuller turn sends several commands.
  */
@@ -35,7 +42,7 @@ export class TurnBatcher<I, R> {
       if (batch !== undefined) this.send(batch);
       batch = { items: [], resolves: [], rejects: [] };
       this.pending = batch;
-      setImmediate(this.flush, batch);
+      schedule(this.flush, batch);
     }
     const { items, resolves, rejects } = batch;
     items.push(item);

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { redisStore, type SessionStore } from '../../src/index.js';
 import { MAX_BATCH } from '../../src/stores/turn-batcher.js';
 import { RedisServer } from '../helpers/redis-server.js';
@@ -27,7 +27,7 @@ afterAll(async () => {
   await server.stop();
 });
 
-function client(options: { keyPrefix?: string } = {}): Redis {
+function client(options: { keyPrefix?: string; enableAutoPipelining?: boolean } = {}): Redis {
   const made = new Redis(server.url, { enableAutoPipelining: true, ...options });
   clients.push(made);
   return made;
@@ -154,6 +154,23 @@ describe('session checks on one Redis node, batched', () => {
       store.isLive(user, `${sid}:0`, Date.now()),
     ]);
     expect(answers).toEqual([true, false, false, false, false]);
+    await store.close();
+  });
+
+  it("still answers when the app's tests fake the timers (setImmediate included)", async () => {
+    // ioredis's own auto-pipelining waits for the global setImmediate, so this client has it off:
+    // the batching must not add a wait on a fake clock of its own.
+    const store = redisStore(client({ enableAutoPipelining: false }), { keyPrefix: 'fake:' });
+    const made = await sessions(store, 4);
+    vi.useFakeTimers();
+    try {
+      const answers = await Promise.all(
+        made.map(([user, sid]) => store.isLive(user, sid, Date.now())),
+      );
+      expect(answers).toEqual(made.map(([, , live]) => live));
+    } finally {
+      vi.useRealTimers();
+    }
     await store.close();
   });
 
