@@ -183,9 +183,8 @@ for i = 1, #KEYS do
   for j = 1, n do argv[j] = ARGV[at + j] end
   at = at + n + 1
   local ok, result = pcall(call, argv)
-  if ok then
-    out[i] = result
-  elseif type(result) == 'table' and result.err then
+  -- A failed redis.call raises its error reply ({ err = … }); any other Lua error is a string.
+  if ok or (type(result) == 'table' and result.err) then
     out[i] = result
   else
     out[i] = { err = tostring(result) }

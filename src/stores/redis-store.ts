@@ -1,4 +1,4 @@
-import type { ChainableCommander, Cluster, Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { AuthConfigError } from '../errors.js';
 import { wholeNumber } from '../config/validate.js';
 import { bounded } from './bounded.js';
@@ -52,8 +52,6 @@ const SCRIPTS = {
 type ScriptName = keyof typeof SCRIPTS;
 type ScriptArgs = (string | number)[];
 
-/** The commands `defineCommand` adds (prefixed so they cannot clash with the app's own); each returns a number. */
-type ScriptedClient = Record<ScriptName, (key: string, ...argv: ScriptArgs) => Promise<number>>;
 /**
  * The batched forms (READ_CORES, and batchedScript's for the write scripts): the key count, the
  * keys, then the arguments; one result per key, or its error.
@@ -71,8 +69,14 @@ const BATCHED_WRITES: Partial<Record<ScriptName, BatchedName>> = {
   kjrRotateSession: 'kjrRotateSessions',
 };
 type Write = { key: string; args: ScriptArgs };
-type ScriptedPipeline = ChainableCommander &
-  Record<ScriptName, (key: string, ...argv: ScriptArgs) => ChainableCommander>;
+/** Calls a batched script on a client (a promise of its results) or a pipeline (queued). */
+const batched = (target: object, name: BatchedName, count: number, argv: (string | number)[]) =>
+  (target as Record<BatchedName, Batched>)[name](count, ...argv);
+/**
+ * A client or a pipeline with the write scripts `defineCommand` added (prefixed so they cannot
+ * clash with the app's own).
+ */
+type ScriptedTarget = Record<ScriptName, (key: string, ...argv: ScriptArgs) => unknown>;
 
 /** Connections for confirmed writes (see `writers`), besides the one for reads. */
 const WRITER_CONNECTIONS = 4;
@@ -113,7 +117,7 @@ export class ReplicationError extends Error {
  * finds the hash large prunes its expired families (lua.ts, SCAN_FIELDS).
  */
 export class RedisStore implements SessionStore {
-  private readonly client: IoRedisClient & ScriptedClient;
+  private readonly client: IoRedisClient;
   /**
    * Where confirmed writes go: connections of their own, because `WAIT` blocks the connection it
    * runs on until the replicas answer. Session checks must not queue behind it, and with several
@@ -140,12 +144,15 @@ export class RedisStore implements SessionStore {
     client: IoRedisClient,
     private readonly options: RedisStoreOptions,
   ) {
+    // The batched forms take their key count as an argument; a Cluster never batches.
     const define = (c: IoRedisClient): void => {
       for (const [name, lua] of Object.entries(SCRIPTS))
         c.defineCommand(name, { numberOfKeys: 1, lua });
+      if (!client.isCluster)
+        for (const [name, lua] of Object.entries(BATCHED_SCRIPTS)) c.defineCommand(name, { lua });
     };
     define(client);
-    this.client = client as IoRedisClient & ScriptedClient;
+    this.client = client;
     if (options.ownsClient) this.keepConnecting(client);
     for (let i = 0; options.waitForReplicas > 0 && i < WRITER_CONNECTIONS; i++) {
       // ioredis 6 types duplicate() per class, so a call on the union does not compile.
@@ -166,23 +173,14 @@ export class RedisStore implements SessionStore {
     this.clientPrefix = client.options.keyPrefix ?? '';
     this.keyHead = `${options.keyPrefix}{u:`;
     if (!client.isCluster) {
-      const defineBatched = (c: IoRedisClient): void => {
-        for (const [name, lua] of Object.entries(BATCHED_SCRIPTS)) c.defineCommand(name, { lua });
-      };
-      defineBatched(client);
-      for (const writer of this.writers) defineBatched(writer.client);
-      const readCores = (client as unknown as Record<BatchedName, Batched>).kjrReadCores.bind(
-        client,
-      );
       this.cores = new TurnBatcher(
         ({ key, field }) => this.readBounded(client.hget(key, field)),
         (reads) =>
           this.readBounded(
-            readCores(
-              reads.length,
+            batched(client, 'kjrReadCores', reads.length, [
               ...reads.map((read) => read.key),
               ...reads.map((read) => read.field),
-            ),
+            ]),
           ) as Promise<(string | null)[]>,
       );
       for (const [name, batchedName] of Object.entries(BATCHED_WRITES) as [
@@ -273,41 +271,33 @@ export class RedisStore implements SessionStore {
   }
 
   private async writeOne(name: ScriptName, key: string, args: ScriptArgs): Promise<number> {
-    return Number(
-      await this.runScript(
-        (c) => (c as unknown as ScriptedClient)[name](key, ...args),
-        (p) => p[name](key, ...args),
-      ),
-    );
+    return Number(await this.runScript((target) => (target as ScriptedTarget)[name](key, ...args)));
   }
 
   /** Several calls of one write script, in one batched script call (single node). */
   private async writeMany(name: BatchedName, writes: Write[]): Promise<(number | Error)[]> {
     const argv: (string | number)[] = writes.map((write) => write.key);
     for (const { args } of writes) argv.push(args.length, ...args);
-    const call = (target: unknown) =>
-      (target as Record<BatchedName, Batched>)[name](writes.length, ...argv);
-    const results = (await this.runScript(call, (p) => {
-      call(p);
-      return p;
-    })) as unknown[];
+    const results = (await this.runScript((target) =>
+      batched(target, name, writes.length, argv),
+    )) as unknown[];
     return results.map((result) => (result instanceof Error ? result : Number(result)));
   }
 
   /**
-   * Runs a write script, bounded in time. With `waitForReplicas`, a `WAIT` follows it in the same
-   * round trip, on the same connection (so, on a Cluster, on the node that ran the script): the
-   * write only counts once that many replicas have it, and a failover cannot undo it.
+   * Runs a write script, bounded in time: `invoke` calls it on the client, or queues it on a
+   * writer's pipeline. With `waitForReplicas`, a `WAIT` follows it in the same round trip, on the
+   * same connection (so, on a Cluster, on the node that ran the script): the write only counts
+   * once that many replicas have it, and a failover cannot undo it.
    */
-  private async runScript(
-    direct: (client: IoRedisClient) => Promise<unknown>,
-    queue: (pipeline: ScriptedPipeline) => ChainableCommander,
-  ): Promise<unknown> {
+  private async runScript(invoke: (target: object) => unknown): Promise<unknown> {
     const wanted = this.options.waitForReplicas;
-    if (this.writers.length === 0) return this.bounded(direct(this.client));
+    if (this.writers.length === 0) return this.bounded(invoke(this.client) as Promise<unknown>);
     const ms = this.options.timeout;
     const writer = this.writers.reduce((a, b) => (b.busy < a.busy ? b : a));
-    const pipeline = queue(writer.client.pipeline() as ScriptedPipeline).wait(wanted, ms);
+    const pipeline = writer.client.pipeline();
+    invoke(pipeline);
+    pipeline.wait(wanted, ms);
     // Busy until Redis answers, even past our timeout: the connection is blocked until then.
     writer.busy++;
     const exec = pipeline.exec();

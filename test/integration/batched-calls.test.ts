@@ -55,18 +55,24 @@ async function counted<T>(
   return { result, delta };
 }
 
+const newSession = (sessionId: string, now = Date.now()) => ({
+  sessionId,
+  jti: randomUUID(),
+  now,
+  expiresAt: now + 60_000,
+  ip: '203.0.113.7',
+  userAgent: 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0',
+});
+const sid = () => randomUUID().replace(/-/g, '').slice(0, 16);
+
 /** `users` users with one session each; the odd ones revoked. Returns [user, session, live]. */
 async function sessions(store: SessionStore, users: number): Promise<[string, string, boolean][]> {
   const now = Date.now();
   const made: [string, string, boolean][] = [];
   for (let i = 0; i < users; i++) {
     const user = `user-${i}-${randomUUID().slice(0, 8)}`;
-    const sessionId = randomUUID().replace(/-/g, '').slice(0, 16);
-    await store.create(
-      user,
-      { sessionId, jti: randomUUID(), now, expiresAt: now + 60_000, ip: '', userAgent: '' },
-      0,
-    );
+    const sessionId = sid();
+    await store.create(user, { ...newSession(sessionId, now), ip: '', userAgent: '' }, 0);
     if (i % 2 === 1) await store.revoke(user, sessionId);
     made.push([user, sessionId, i % 2 === 0]);
   }
@@ -113,28 +119,10 @@ describe('session checks on one Redis node, batched', () => {
     const store = redisStore(client({ keyPrefix: 'app:' }), { keyPrefix: 'own:' });
     const made = await sessions(store, 20);
     // And logins batched in one turn: their keys too get the client's prefix.
-    const now = Date.now();
-    const batch = Array.from({ length: 10 }, (_, i) => [`batched-${i}`, `b${i}`.padEnd(16, 'x')]);
-    await Promise.all(
-      batch.map(([user, id]) =>
-        store.create(
-          user!,
-          {
-            sessionId: id!,
-            jti: randomUUID(),
-            now,
-            expiresAt: now + 60_000,
-            ip: '',
-            userAgent: '',
-          },
-          0,
-        ),
-      ),
-    );
+    const batch = Array.from({ length: 10 }, (_, i) => [`batched-${i}`, sid()] as const);
+    await Promise.all(batch.map(([user, id]) => store.create(user, newSession(id), 0)));
     const answers = await Promise.all(
-      [...made, ...batch.map(([user, id]) => [user!, id!, true] as const)].map(([user, sid]) =>
-        store.isLive(user, sid, Date.now()),
-      ),
+      [...made, ...batch].map(([user, id]) => store.isLive(user, id, Date.now())),
     );
     expect(answers).toEqual([...made.map(([, , live]) => live), ...batch.map(() => true)]);
     // The hashes are where the client's prefix puts them, and nowhere else.
@@ -198,16 +186,6 @@ describe('session checks on one Redis node, batched', () => {
     await store.close();
   });
 });
-
-const newSession = (sessionId: string, now = Date.now()) => ({
-  sessionId,
-  jti: randomUUID(),
-  now,
-  expiresAt: now + 60_000,
-  ip: '203.0.113.7',
-  userAgent: 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0',
-});
-const sid = () => randomUUID().replace(/-/g, '').slice(0, 16);
 
 describe('logins and rotations on one Redis node, batched', () => {
   it('100 concurrent logins are one script call, and each session is there with its metadata', async () => {
