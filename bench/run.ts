@@ -308,7 +308,7 @@ async function main(): Promise<void> {
         return [
           TARGETS[target].label,
           String(Math.round(rps(target))),
-          String(median(runs.map((r) => r.p99))),
+          String(Number(median(runs.map((r) => r.p99)).toPrecision(3))),
           pairedText(target, 'bare', 2),
           pairedText(target, HAND[TARGETS[target].kind]!, 2),
           pairedText(target, 'koa-jwt', 1),
