@@ -101,6 +101,8 @@ const invalid = (message: string, cause?: unknown) =>
   new AuthError('token_invalid', message, { cause });
 
 function parseHeader(segment: string): Record<string, unknown> {
+  const known = knownHeaders.get(segment);
+  if (known !== undefined) return known;
   let header: unknown;
   try {
     header = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
@@ -111,6 +113,21 @@ function parseHeader(segment: string): Record<string, unknown> {
     throw invalid('The token header is not a JSON object.');
   }
   return header as Record<string, unknown>;
+}
+
+/**
+ * Headers already parsed, by their encoded form: a deployment signs with a handful (one per key
+ * and token type), so each refresh and uncached check skips a base64url decode and a JSON.parse.
+ * Only headers that named a key of the ring go in, frozen (they are only read), and at most
+ * KNOWN_HEADERS of them: past that, headers are parsed each time, so a flood of odd ones costs
+ * what it did.
+ */
+const knownHeaders = new Map<string, Readonly<Record<string, unknown>>>();
+const KNOWN_HEADERS = 64;
+
+function rememberHeader(segment: string, header: Record<string, unknown>): void {
+  if (knownHeaders.size < KNOWN_HEADERS && segment.length <= 512)
+    knownHeaders.set(segment, Object.freeze(header));
 }
 
 /**
@@ -311,13 +328,15 @@ export class TokenService {
     if (token.length > MAX_TOKEN_LENGTH) throw invalid('The token is too long.');
     if (!JWS_SHAPE.test(token))
       throw invalid('The token is not a signed JWT (three base64url segments).');
-    const header = parseHeader(token.slice(0, token.indexOf('.')));
+    const segment = token.slice(0, token.indexOf('.'));
+    const header = parseHeader(segment);
     for (const name of FORBIDDEN_HEADERS) {
       if (header[name] !== undefined)
         throw invalid(`The token header carries "${name}", which is not accepted.`);
     }
     const key = this.ring.find(header.kid, header.alg);
     if (!key) throw new UnknownKeyError();
+    rememberHeader(segment, header);
 
     let payload: unknown;
     if (isHmac(key.algorithm) || isDirect(key.algorithm)) payload = this.verifyDirect(token, key);
