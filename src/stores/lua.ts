@@ -307,6 +307,22 @@ end
 return out
 `;
 
+/**
+ * Whole records in one call: KEYS[i] is a user's hash, ARGV[i] a session id; answers, for each,
+ * what `HMGET` of the core record and its metadata chunks answers (nil where a field is absent).
+ * Reads only; single-node only, as READ_CORES.
+ */
+export const READ_RECORDS = `
+local out = {}
+for i = 1, #KEYS do
+  local sid = ARGV[i]
+  local names = { sid }
+  for c = 0, ${META_CHUNKS - 1} do names[#names + 1] = sid .. ${luaString(META_MARK)} .. c end
+  out[i] = redis.call('HMGET', KEYS[i], unpack(names))
+end
+return out
+`;
+
 /** CREATE_SESSION for several logins in one call (see batchedScript). */
 export const CREATE_SESSIONS = batchedScript(CREATE_ARGS, CREATE_SESSION_BODY);
 /** ROTATE_SESSION for several refreshes in one call (see batchedScript). */

@@ -11,6 +11,7 @@ import {
   REVOKE_ALL,
   REVOKE_ALL_ARGS,
   READ_CORES,
+  READ_RECORDS,
   REVOKE_SESSION,
   REVOKE_SESSION_ARGS,
   ROTATE_ARGS,
@@ -61,6 +62,7 @@ const BATCHED_SCRIPTS = {
   kjrCreateSessions: CREATE_SESSIONS,
   kjrRotateSessions: ROTATE_SESSIONS,
   kjrReadCores: READ_CORES,
+  kjrReadRecords: READ_RECORDS,
 } as const;
 type BatchedName = keyof typeof BATCHED_SCRIPTS;
 /** Each write script that goes out batched on a single node, and its batched form. */
@@ -138,6 +140,9 @@ export class RedisStore implements SessionStore {
    * slots, so a Cluster sends each call as its own command.
    */
   private readonly cores: TurnBatcher<{ key: string; field: string }, string | null> | undefined;
+  /** Whole-record reads (`get`, the session strategy's check), batched the same way. */
+  private readonly records:
+    TurnBatcher<{ key: string; sessionId: string }, (string | null)[]> | undefined;
   private readonly batchedWrites = new Map<ScriptName, TurnBatcher<Write, number>>();
 
   constructor(
@@ -182,6 +187,16 @@ export class RedisStore implements SessionStore {
               ...reads.map((read) => read.field),
             ]),
           ) as Promise<(string | null)[]>,
+      );
+      this.records = new TurnBatcher(
+        ({ key, sessionId }) => this.readRecordAlone(key, sessionId),
+        (reads) =>
+          this.readBounded(
+            batched(client, 'kjrReadRecords', reads.length, [
+              ...reads.map((read) => read.key),
+              ...reads.map((read) => read.sessionId),
+            ]),
+          ) as Promise<(string | null)[][]>,
       );
       for (const [name, batchedName] of Object.entries(BATCHED_WRITES) as [
         ScriptName,
@@ -364,11 +379,17 @@ export class RedisStore implements SessionStore {
 
   async get(userId: string, sessionId: string, now: number): Promise<SessionRecord | undefined> {
     if (!SESSION_ID.test(sessionId)) return undefined;
-    const [core, ...meta] = await this.readBounded(
-      this.client.hmget(this.key(userId), sessionId, ...metaFields(sessionId)),
-    );
+    const key = this.key(userId);
+    const [core, ...meta] = await (this.records === undefined
+      ? this.readRecordAlone(key, sessionId)
+      : this.records.add({ key, sessionId }));
     const record = core ? unpackSession(sessionId, core, meta.join('')) : undefined;
     return record && record.expiresAt > now ? record : undefined;
+  }
+
+  /** A family's core record and metadata chunks, as one `HMGET`, bounded in time. */
+  private readRecordAlone(key: string, sessionId: string): Promise<(string | null)[]> {
+    return this.readBounded(this.client.hmget(key, sessionId, ...metaFields(sessionId)));
   }
 
   isLive(userId: string, sessionId: string, now: number): Promise<boolean> {

@@ -115,6 +115,36 @@ describe('session checks on one Redis node, batched', () => {
     await store.close();
   });
 
+  it("whole-record reads (the session strategy's check) batch the same way, metadata and all", async () => {
+    const store = redisStore(client(), { keyPrefix: 'records:' });
+    const now = Date.now();
+    const made: [string, string, boolean][] = [];
+    for (let i = 0; i < 60; i++) {
+      const user = `user-${i}-${randomUUID().slice(0, 8)}`;
+      const sessionId = sid();
+      // Long user agents: the metadata spans several chunk fields beside the core record.
+      const userAgent = `${newSession(sessionId).userAgent} ${'x'.repeat(i * 3)}`;
+      await store.create(user, { ...newSession(sessionId, now), userAgent }, 0);
+      if (i % 3 === 1) await store.revoke(user, sessionId);
+      made.push([user, sessionId, i % 3 !== 1]);
+    }
+    // One lone read per session, one after another: the plain HMGET answers to compare with.
+    const alone: (Awaited<ReturnType<SessionStore['get']>> | undefined)[] = [];
+    for (const [user, id] of made) {
+      const { result, delta } = await counted(() => store.get(user, id, Date.now()));
+      expect(delta).toEqual({ hmget: 1 });
+      alone.push(result);
+    }
+    expect(alone.map((record) => record !== undefined)).toEqual(made.map(([, , live]) => live));
+    expect(alone[0]?.userAgent.length).toBeGreaterThan(64);
+    const read = () => Promise.all(made.map(([user, id]) => store.get(user, id, Date.now())));
+    await read(); // Redis learns the script
+    const { result, delta } = await counted(read);
+    expect(result).toEqual(alone);
+    expect(delta).toEqual({ evalsha: 1, hmget: made.length });
+    await store.close();
+  });
+
   it('reads and writes the right keys through a client with a keyPrefix of its own', async () => {
     const store = redisStore(client({ keyPrefix: 'app:' }), { keyPrefix: 'own:' });
     const made = await sessions(store, 20);
