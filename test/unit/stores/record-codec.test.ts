@@ -1,0 +1,109 @@
+import { describe, expect, it } from 'vitest';
+import {
+  cleanMeta,
+  META_CHUNK,
+  META_CHUNKS,
+  packMeta,
+  SEP,
+} from '../../../src/stores/record-codec.js';
+
+/*
+ * cleanMeta and packMeta answer printable ASCII without their per-character work; these
+ * references are the rules written out character by character, and both must agree on any input.
+ */
+
+function referenceClean(value: string, maxBytes: number, allowSeparator: boolean): string {
+  let out = '';
+  let bytes = 0;
+  const chars = [...value];
+  for (let i = 0; i < chars.length; i++) {
+    let char = chars[i]!;
+    const code = char.codePointAt(0)!;
+    if (code <= 0x1f || code === 0x7f) continue;
+    if (!allowSeparator && char === SEP) continue;
+    // A lone surrogate (no UTF-8 form) becomes U+FFFD.
+    if (char.length === 1 && code >= 0xd800 && code <= 0xdfff) char = '\ufffd';
+    const size = Buffer.byteLength(char);
+    if (bytes + size > maxBytes) break;
+    out += char;
+    bytes += size;
+  }
+  return out;
+}
+
+function referencePack(ip: string, userAgent: string): string[] {
+  if (ip === '' && userAgent === '') return [];
+  const chunks: string[] = [];
+  let chunk = '';
+  let bytes = 0;
+  for (const char of `${ip}${SEP}${userAgent}`) {
+    const size = Buffer.byteLength(char);
+    if (bytes + size > META_CHUNK) {
+      chunks.push(chunk);
+      if (chunks.length === META_CHUNKS) return chunks;
+      chunk = '';
+      bytes = 0;
+    }
+    chunk += char;
+    bytes += size;
+  }
+  chunks.push(chunk);
+  return chunks;
+}
+
+const CHROME =
+  'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36';
+
+describe('record codec metadata', () => {
+  it('keeps printable ASCII as it is, cut to the byte limit', () => {
+    expect(cleanMeta(CHROME, 256, true)).toBe(CHROME);
+    expect(cleanMeta(CHROME, 20, true)).toBe(CHROME.slice(0, 20));
+    expect(cleanMeta('203.0.113.7', 64, false)).toBe('203.0.113.7');
+    expect(cleanMeta('a|b', 64, false)).toBe('ab');
+    expect(cleanMeta('a|b', 64, true)).toBe('a|b');
+    expect(cleanMeta(42, 64, true)).toBe('');
+    expect(packMeta({ ip: '', userAgent: '' })).toEqual([]);
+    expect(packMeta({ ip: '203.0.113.7', userAgent: CHROME })).toEqual(
+      referencePack('203.0.113.7', CHROME),
+    );
+  });
+
+  it('answers as the character-by-character rules for any input', () => {
+    const alphabet = [
+      ...'abcXYZ019 ./;()|-_',
+      '\u0000',
+      '\t',
+      '\u001f',
+      '\u007f',
+      '\u0080',
+      '\u00e9',
+      '\u20ac',
+      '\ud83d\ude00',
+      '\ud800',
+      '\udc00',
+    ];
+    let seed = 7;
+    const random = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const text = (length: number) => {
+      let out = '';
+      for (let i = 0; i < length; i++) out += alphabet[random(alphabet.length)]!;
+      return out;
+    };
+    for (let i = 0; i < 5000; i++) {
+      // Half of them printable ASCII only, the fast path; the others anything.
+      const value =
+        i % 2 === 0 ? text(random(300)).replace(/[^\x20-\x7e]/g, 'q') : text(random(300));
+      const maxBytes = [16, 64, 256][random(3)]!;
+      const allow = random(2) === 0;
+      expect(cleanMeta(value, maxBytes, allow), JSON.stringify(value)).toBe(
+        referenceClean(value, maxBytes, allow),
+      );
+      const ip = cleanMeta(text(random(20)), 64, false);
+      const userAgent = cleanMeta(value, 256, true);
+      expect(packMeta({ ip, userAgent })).toEqual(referencePack(ip, userAgent));
+    }
+  });
+});
