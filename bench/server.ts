@@ -43,7 +43,7 @@ const pgStore =
       );
 await pgStore?.migrate();
 const auth =
-  target === 'bare' || target === 'koa-jwt' || hand
+  target === 'bare' || target === 'bare-deferred' || target === 'koa-jwt' || hand
     ? undefined
     : createAuth({
         secret: SECRET,
@@ -65,6 +65,10 @@ const auth =
 
 switch (target) {
   case 'bare':
+    app.use(ok);
+    break;
+  case 'bare-deferred':
+    app.use((_ctx, next) => new Promise<void>((resolve) => setImmediate(resolve)).then(next));
     app.use(ok);
     break;
   case 'koa-jwt':

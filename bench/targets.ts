@@ -4,6 +4,9 @@
  */
 export const TARGETS = {
   bare: { label: 'bare Koa', kind: 'me' },
+  // Not a library target: shows what answering one turn of the event loop later does to a server
+  // that does nothing (responses written together cost less per response), for reading /me rows.
+  'bare-deferred': { label: 'bare Koa answering a turn later (setImmediate)', kind: 'me' },
   'koa-jwt': { label: 'koa-jwt (string secret, as its README)', kind: 'me' },
   'hand-me': { label: 'hand-written /me (stateless jsonwebtoken.verify)', kind: 'me' },
   'requireAuth-stateless': { label: 'requireAuth({ checkSession: false })', kind: 'me' },
