@@ -118,16 +118,17 @@ function parseHeader(segment: string): Record<string, unknown> {
 /**
  * Headers already parsed, by their encoded form: a deployment signs with a handful (one per key
  * and token type), so each refresh and uncached check skips a base64url decode and a JSON.parse.
- * Only headers that named a key of the ring go in, frozen (they are only read), and at most
- * KNOWN_HEADERS of them: past that, headers are parsed each time, so a flood of odd ones costs
- * what it did.
+ * Only headers that named a key of the ring go in, frozen (they are only read); at most
+ * KNOWN_HEADERS of them, and a full map starts over, so rotated keys' headers get their turn and
+ * a flood of odd ones costs no more than parsing each.
  */
 const knownHeaders = new Map<string, Readonly<Record<string, unknown>>>();
 const KNOWN_HEADERS = 64;
 
 function rememberHeader(segment: string, header: Record<string, unknown>): void {
-  if (knownHeaders.size < KNOWN_HEADERS && segment.length <= 512)
-    knownHeaders.set(segment, Object.freeze(header));
+  if (segment.length > 512 || knownHeaders.has(segment)) return;
+  if (knownHeaders.size >= KNOWN_HEADERS) knownHeaders.clear();
+  knownHeaders.set(segment, Object.freeze(header));
 }
 
 /**

@@ -318,6 +318,35 @@ describe('untrusted headers', () => {
       );
     }
   });
+
+  it('remembers parsed headers without changing an answer, past the number it keeps', () => {
+    // Headers are remembered by their encoded form once they named a key of the ring; the same
+    // header on another instance, or after 200 distinct ones filled the map, is checked as new.
+    const tokens = hs();
+    const other = service([{ algorithm: 'HS256', secret: SECRET, kid: 'k2' }]);
+    for (let i = 0; i < 200; i++) {
+      const header = { alg: 'HS256', typ: 'at+jwt', kid: 'k1', n: i };
+      const token = forgeHmac(header, accessClaims(), SECRET);
+      expect(tokens.verify(token, 'access').sub).toBe('1');
+      expect(tokens.verify(token, 'access').sub).toBe('1');
+      // Remembered for k1's ring, still no key on a ring without k1.
+      expect(() => other.verify(token, 'access')).toThrow(UnknownKeyError);
+      // The same remembered header over a refresh payload: still the wrong kind.
+      expect(rejects(tokens, forgeHmac(header, accessClaims(), SECRET), 'refresh').code).toBe(
+        'token_invalid',
+      );
+      // And over a bad signature: still invalid.
+      expect(
+        rejects(tokens, forgeHmac(header, accessClaims(), 'another-secret-of-32-bytes!!!!!!')).code,
+      ).toBe('token_invalid');
+    }
+    // The remembered header is shared and read-only: the next verification sees it unchanged.
+    const good = tokens.sign('access', { sub: '2', sid: 's' }).token;
+    expect(tokens.verify(good, 'access').sub).toBe('2');
+    expect(
+      service([{ algorithm: 'HS256', secret: SECRET, kid: 'k1' }]).verify(good, 'access').sub,
+    ).toBe('2');
+  });
 });
 
 describe('malformed input', () => {
