@@ -80,8 +80,12 @@ function expiresAtPattern(): string {
   return `^${`${field}${luaPattern(SEP)}`.repeat(corePosition('expiresAt'))}(${field})`;
 }
 
+/** Whether Redis takes PEXPIREAT … GT (7.0 and later; 6 has no REDIS_VERSION_NUM). */
+export const EXPIRE_GT = '(tonumber(redis.REDIS_VERSION_NUM) or 0) >= 0x070000';
+
 const COMMON = `
 local h = KEYS[1]
+local EXPIRE_GT = ${EXPIRE_GT}
 local SEP = ${luaString(SEP)}
 local META_MARK = ${luaString(META_MARK)}
 local META_CHUNKS = ${META_CHUNKS}
@@ -136,8 +140,15 @@ local function rearm(alive)
   end
 end
 -- The key lives as long as its latest family: pushes its expiry out to exp when that is later.
--- Redis keeps the absolute time PEXPIREAT was given; its clock plus the PTTL gives it back.
+-- Redis 7 and later do that in one call (PEXPIREAT … GT); a key without an expiry, which GT
+-- leaves alone, gets one. Before 7, Redis keeps the absolute time PEXPIREAT was given; its clock
+-- plus the PTTL gives it back.
 local function extend(exp)
+  if EXPIRE_GT then
+    if redis.call('PEXPIREAT', h, string.format('%.0f', exp), 'GT') == 1 then return end
+    if redis.call('PTTL', h) == -1 then redis.call('PEXPIREAT', h, string.format('%.0f', exp)) end
+    return
+  end
   local ttl = redis.call('PTTL', h)
   local clock = redis.call('TIME')
   if ttl < 0 or clock[1] * 1000 + math.floor(clock[2] / 1000) + ttl < exp then
