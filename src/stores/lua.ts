@@ -307,21 +307,22 @@ export const REVOKE_ALL = script(REVOKE_ALL_ARGS, REVOKE_ALL_BODY);
 
 /**
  * Session checks in one call: KEYS[i] is a user's hash, ARGV[i] the session id to read from it;
- * answers each core record, or nil (Lua false) where there is none. Reads only. Single-node only:
- * on a Cluster the keys of one batch may lie in different slots.
+ * answers each core record, or nil (Lua false) where there is none, or the error of that read
+ * alone (redis.pcall: a key that is not a hash fails the check that named it, not the batch).
+ * Reads only. Single-node only: on a Cluster the keys of one batch may lie in different slots.
  */
 export const READ_CORES = `
 local out = {}
 for i = 1, #KEYS do
-  out[i] = redis.call('HGET', KEYS[i], ARGV[i])
+  out[i] = redis.pcall('HGET', KEYS[i], ARGV[i])
 end
 return out
 `;
 
 /**
  * Whole records in one call: KEYS[i] is a user's hash, ARGV[i] a session id; answers, for each,
- * what `HMGET` of the core record and its metadata chunks answers (nil where a field is absent).
- * Reads only; single-node only, as READ_CORES.
+ * what `HMGET` of the core record and its metadata chunks answers (nil where a field is absent),
+ * or that read's error alone. Reads only; single-node only, as READ_CORES.
  */
 export const READ_RECORDS = `
 local out = {}
@@ -329,7 +330,7 @@ for i = 1, #KEYS do
   local sid = ARGV[i]
   local names = { sid }
   for c = 0, ${META_CHUNKS - 1} do names[#names + 1] = sid .. ${luaString(META_MARK)} .. c end
-  out[i] = redis.call('HMGET', KEYS[i], unpack(names))
+  out[i] = redis.pcall('HMGET', KEYS[i], unpack(names))
 end
 return out
 `;

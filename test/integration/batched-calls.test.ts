@@ -284,6 +284,41 @@ describe('logins and rotations on one Redis node, batched', () => {
     await store.close();
   });
 
+  it("one check's or read's failure (a key that is not a hash) fails that caller alone", async () => {
+    const store = redisStore(client(), { keyPrefix: 'badread:' });
+    const [alice, bob] = [sid(), sid()];
+    await store.create('alice', newSession(alice), 0);
+    await store.create('bob', newSession(bob), 0);
+    await admin.set('badread:{u:mallory}', 'not a hash');
+    const checks = (): Promise<PromiseSettledResult<unknown>[]> =>
+      Promise.allSettled([
+        store.isLive('alice', alice, Date.now()),
+        store.isLive('mallory', sid(), Date.now()),
+        store.isLive('bob', bob, Date.now()),
+      ]);
+    const reads = (): Promise<PromiseSettledResult<unknown>[]> =>
+      Promise.allSettled([
+        store.get('alice', alice, Date.now()),
+        store.get('mallory', sid(), Date.now()),
+        store.get('bob', bob, Date.now()),
+      ]);
+    for (const [run, command] of [
+      [checks, 'hget'],
+      [reads, 'hmget'],
+    ] as const) {
+      await run(); // Redis learns the script
+      const { result, delta } = await counted(run);
+      // One script call: the bad key's read failed inside it, the others were answered.
+      expect(delta.evalsha).toBe(1);
+      expect(delta[command]).toBe(3);
+      expect(result.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+      expect(String((result[1] as PromiseRejectedResult).reason)).toMatch(/WRONGTYPE/);
+      expect((result[0] as PromiseFulfilledResult<unknown>).value).toBeTruthy();
+      expect((result[2] as PromiseFulfilledResult<unknown>).value).toBeTruthy();
+    }
+    await store.close();
+  });
+
   it('with waitForReplicas, a batch is confirmed by one WAIT on a writer connection', async () => {
     // This server has no replica: every write of the batch runs, and none is confirmed.
     const store = redisStore(client(), {

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
   cleanMeta,
+  compactUuid,
+  expandUuid,
   META_CHUNK,
   META_CHUNKS,
   packMeta,
@@ -53,6 +55,27 @@ function referencePack(ip: string, userAgent: string): string[] {
 
 const CHROME =
   'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36';
+
+describe('compactUuid', () => {
+  it('compacts a UUID in either case to 22 characters, and leaves anything else as it is', () => {
+    const uuid = '0f8fad5b-d9cb-469f-a165-70867728950e';
+    expect(compactUuid(uuid)).toBe(
+      Buffer.from(uuid.replaceAll('-', ''), 'hex').toString('base64url'),
+    );
+    expect(compactUuid(uuid.toUpperCase())).toBe(compactUuid(uuid));
+    expect(expandUuid(compactUuid(uuid))).toBe(uuid);
+    // Characters whose low byte is a hex digit ("š" is U+0161, "İ" U+0130) are not hex digits.
+    for (const odd of [
+      'šššššššš-bbbb-cccc-dddd-eeeeffff0000',
+      'İaaaaaaa-bbbb-cccc-dddd-eeeeffff0000',
+      '0f8fad5b-d9cb-469f-a165-70867728950',
+      '0f8fad5b-d9cb-469f-a165-70867728950e0',
+      '0f8fad5bxd9cb-469f-a165-70867728950e',
+      '0f8fad5b-d9cb-469f-a165-70867728950g',
+    ])
+      expect(compactUuid(odd)).toBe(odd);
+  });
+});
 
 describe('record codec metadata', () => {
   it('keeps printable ASCII as it is, cut to the byte limit', () => {
