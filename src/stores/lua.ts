@@ -144,15 +144,16 @@ end
 -- leaves alone, gets one. Before 7, Redis keeps the absolute time PEXPIREAT was given; its clock
 -- plus the PTTL gives it back.
 local function extend(exp)
+  local at = string.format('%.0f', exp)
   if EXPIRE_GT then
-    if redis.call('PEXPIREAT', h, string.format('%.0f', exp), 'GT') == 1 then return end
-    if redis.call('PTTL', h) == -1 then redis.call('PEXPIREAT', h, string.format('%.0f', exp)) end
+    if redis.call('PEXPIREAT', h, at, 'GT') == 1 then return end
+    if redis.call('PTTL', h) == -1 then redis.call('PEXPIREAT', h, at) end
     return
   end
   local ttl = redis.call('PTTL', h)
   local clock = redis.call('TIME')
   if ttl < 0 or clock[1] * 1000 + math.floor(clock[2] / 1000) + ttl < exp then
-    redis.call('PEXPIREAT', h, string.format('%.0f', exp))
+    redis.call('PEXPIREAT', h, at)
   end
 end
 -- Whether this write must scan the families: only once the hash is large (SCAN_FIELDS).

@@ -120,7 +120,8 @@ export function packMeta(s: Pick<SessionRecord, 'ip' | 'userAgent'>): string[] {
 // eslint-disable-next-line no-control-regex
 const ASCII = /^[\x00-\x7f]*$/;
 
-function packMetaByCharacter(joined: string): string[] {
+/** The packing rule itself, one character at a time: what the ASCII path must answer. */
+export function packMetaByCharacter(joined: string): string[] {
   const chunks: string[] = [];
   let chunk = '';
   let bytes = 0;

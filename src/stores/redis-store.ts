@@ -71,6 +71,8 @@ const BATCHED_WRITES: Partial<Record<ScriptName, BatchedName>> = {
   kjrRotateSession: 'kjrRotateSessions',
 };
 type Write = { key: string; args: ScriptArgs };
+/** A batched read: a field (a session id) of a user's hash. */
+type Read = { key: string; field: string };
 /** Calls a batched script on a client (a promise of its results) or a pipeline (queued). */
 const batched = (target: object, name: BatchedName, count: number, argv: (string | number)[]) =>
   (target as Record<BatchedName, Batched>)[name](count, ...argv);
@@ -139,10 +141,9 @@ export class RedisStore implements SessionStore {
    * event loop (see TurnBatcher). Single node only: one batch's keys may lie in different Cluster
    * slots, so a Cluster sends each call as its own command.
    */
-  private readonly cores: TurnBatcher<{ key: string; field: string }, string | null> | undefined;
+  private readonly cores: TurnBatcher<Read, string | null> | undefined;
   /** Whole-record reads (`get`, the session strategy's check), batched the same way. */
-  private readonly records:
-    TurnBatcher<{ key: string; sessionId: string }, (string | null)[]> | undefined;
+  private readonly records: TurnBatcher<Read, (string | null)[]> | undefined;
   private readonly batchedWrites = new Map<ScriptName, TurnBatcher<Write, number>>();
 
   constructor(
@@ -178,25 +179,23 @@ export class RedisStore implements SessionStore {
     this.clientPrefix = client.options.keyPrefix ?? '';
     this.keyHead = `${options.keyPrefix}{u:`;
     if (!client.isCluster) {
-      this.cores = new TurnBatcher(
-        ({ key, field }) => this.readBounded(client.hget(key, field)),
-        (reads) =>
+      // A batched read script takes every key, then every field, in the same order.
+      const readMany =
+        <R>(name: BatchedName) =>
+        (reads: Read[]) =>
           this.readBounded(
-            batched(client, 'kjrReadCores', reads.length, [
+            batched(client, name, reads.length, [
               ...reads.map((read) => read.key),
               ...reads.map((read) => read.field),
             ]),
-          ) as Promise<(string | null)[]>,
+          ) as Promise<R[]>;
+      this.cores = new TurnBatcher(
+        ({ key, field }) => this.readCoreAlone(key, field),
+        readMany<string | null>('kjrReadCores'),
       );
       this.records = new TurnBatcher(
-        ({ key, sessionId }) => this.readRecordAlone(key, sessionId),
-        (reads) =>
-          this.readBounded(
-            batched(client, 'kjrReadRecords', reads.length, [
-              ...reads.map((read) => read.key),
-              ...reads.map((read) => read.sessionId),
-            ]),
-          ) as Promise<(string | null)[][]>,
+        ({ key, field }) => this.readRecordAlone(key, field),
+        readMany<(string | null)[]>('kjrReadRecords'),
       );
       for (const [name, batchedName] of Object.entries(BATCHED_WRITES) as [
         ScriptName,
@@ -382,7 +381,7 @@ export class RedisStore implements SessionStore {
     const key = this.key(userId);
     const [core, ...meta] = await (this.records === undefined
       ? this.readRecordAlone(key, sessionId)
-      : this.records.add({ key, sessionId }));
+      : this.records.add({ key, field: sessionId }));
     const record = core ? unpackSession(sessionId, core, meta.join('')) : undefined;
     return record && record.expiresAt > now ? record : undefined;
   }
@@ -406,8 +405,13 @@ export class RedisStore implements SessionStore {
   private readCore(userId: string, sessionId: string): Promise<string | null> {
     const key = this.key(userId);
     return this.cores === undefined
-      ? this.readBounded(this.client.hget(key, sessionId))
+      ? this.readCoreAlone(key, sessionId)
       : this.cores.add({ key, field: sessionId });
+  }
+
+  /** A family's core record, as one `HGET`, bounded in time. */
+  private readCoreAlone(key: string, sessionId: string): Promise<string | null> {
+    return this.readBounded(this.client.hget(key, sessionId));
   }
 
   private async isLiveCached(

@@ -101,8 +101,6 @@ const invalid = (message: string, cause?: unknown) =>
   new AuthError('token_invalid', message, { cause });
 
 function parseHeader(segment: string): Record<string, unknown> {
-  const known = knownHeaders.get(segment);
-  if (known !== undefined) return known;
   let header: unknown;
   try {
     header = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
@@ -126,7 +124,7 @@ const knownHeaders = new Map<string, Readonly<Record<string, unknown>>>();
 const KNOWN_HEADERS = 64;
 
 function rememberHeader(segment: string, header: Record<string, unknown>): void {
-  if (segment.length > 512 || knownHeaders.has(segment)) return;
+  if (segment.length > 512) return;
   if (knownHeaders.size >= KNOWN_HEADERS) knownHeaders.clear();
   knownHeaders.set(segment, Object.freeze(header));
 }
@@ -330,14 +328,15 @@ export class TokenService {
     if (!JWS_SHAPE.test(token))
       throw invalid('The token is not a signed JWT (three base64url segments).');
     const segment = token.slice(0, token.indexOf('.'));
-    const header = parseHeader(segment);
+    const known = knownHeaders.get(segment);
+    const header = known ?? parseHeader(segment);
     for (const name of FORBIDDEN_HEADERS) {
       if (header[name] !== undefined)
         throw invalid(`The token header carries "${name}", which is not accepted.`);
     }
     const key = this.ring.find(header.kid, header.alg);
     if (!key) throw new UnknownKeyError();
-    rememberHeader(segment, header);
+    if (known === undefined) rememberHeader(segment, header);
 
     let payload: unknown;
     if (isHmac(key.algorithm) || isDirect(key.algorithm)) payload = this.verifyDirect(token, key);

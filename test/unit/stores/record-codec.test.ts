@@ -3,15 +3,15 @@ import {
   cleanMeta,
   compactUuid,
   expandUuid,
-  META_CHUNK,
-  META_CHUNKS,
   packMeta,
+  packMetaByCharacter,
   SEP,
 } from '../../../src/stores/record-codec.js';
 
 /*
- * cleanMeta and packMeta answer printable ASCII without their per-character work; these
- * references are the rules written out character by character, and both must agree on any input.
+ * cleanMeta and packMeta answer printable ASCII without their per-character work; the references
+ * are the per-character rules (cleanMeta's written out here, packMeta's the codec's own slow
+ * path), and both must agree on any input.
  */
 
 function referenceClean(value: string, maxBytes: number, allowSeparator: boolean): string {
@@ -33,25 +33,9 @@ function referenceClean(value: string, maxBytes: number, allowSeparator: boolean
   return out;
 }
 
-function referencePack(ip: string, userAgent: string): string[] {
-  if (ip === '' && userAgent === '') return [];
-  const chunks: string[] = [];
-  let chunk = '';
-  let bytes = 0;
-  for (const char of `${ip}${SEP}${userAgent}`) {
-    const size = Buffer.byteLength(char);
-    if (bytes + size > META_CHUNK) {
-      chunks.push(chunk);
-      if (chunks.length === META_CHUNKS) return chunks;
-      chunk = '';
-      bytes = 0;
-    }
-    chunk += char;
-    bytes += size;
-  }
-  chunks.push(chunk);
-  return chunks;
-}
+/** What packMeta answered before its ASCII path: the per-character rule. */
+const referencePack = (ip: string, userAgent: string): string[] =>
+  ip === '' && userAgent === '' ? [] : packMetaByCharacter(`${ip}${SEP}${userAgent}`);
 
 const CHROME =
   'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36';
