@@ -356,6 +356,19 @@ async function main(): Promise<void> {
       0.95,
       'requireAuth() with sessionCache >= 0.95 × bare Koa (issue 15)',
     );
+    if (results.has('floor-cached') && results.has('bare')) {
+      goals.push([
+        'ceiling for the sessionCache row: the floor (one Map lookup by the header, no checks) × bare Koa',
+        versus('floor-cached', 'bare'),
+        'no in-process cache can beat this',
+      ]);
+      if (results.has('requireAuth-cached'))
+        goals.push([
+          'requireAuth() with sessionCache × the floor',
+          versus('requireAuth-cached', 'floor-cached'),
+          'what the library adds to the floor',
+        ]);
+    }
     if (has('requireAuth-stateless')) {
       const label = 'requireAuth({ checkSession: false })';
       against('requireAuth-stateless', 'bare', 0.85, `${label} >= 0.85 × bare Koa`);

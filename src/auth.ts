@@ -24,14 +24,15 @@ import { jwtStrategy } from './strategies/jwt.js';
 import { redisStrategy } from './strategies/redis.js';
 import { sessionStrategy } from './strategies/session.js';
 import { StrategyRegistry } from './strategies/registry.js';
-import type {
-  SessionInfo,
-  StrategyChoice,
-  StrategyContext,
-  StrategyHelper,
-  TokenReader,
-  TokenStrategy,
-  WriteOptions,
+import {
+  isReusable,
+  type ReusableReader,
+  type SessionInfo,
+  type StrategyChoice,
+  type StrategyContext,
+  type StrategyHelper,
+  type TokenStrategy,
+  type WriteOptions,
 } from './strategies/types.js';
 import type { SessionStore } from './stores/session-store.js';
 import type { AuthUser, TokenPair, TokenUser } from './tokens/claims.js';
@@ -78,9 +79,17 @@ export class Auth {
       .setDefault(this.options.strategy);
     const { strategies } = this;
     // The default strategy may change after a middleware is made, so it is looked up per request.
-    const defaultReader: TokenReader = {
+    const defaultReader: ReusableReader = {
       readToken: (token, read) =>
         strategies.get(strategies.defaultStrategyName).readToken(token, read),
+      reuseLimit: this.options.verifyCacheSize,
+      reuse(user, read, now) {
+        const name = strategies.defaultStrategyName;
+        const strategy = strategies.get(name);
+        const holds = isReusable(strategy) ? strategy.reuse(user, read, now) : undefined;
+        // An answer of the default strategy holds only while it stays the default.
+        return holds && ((at) => strategies.defaultStrategyName === name && holds(at));
+      },
     };
     this.host = {
       options: this.options,

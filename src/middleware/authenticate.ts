@@ -2,7 +2,8 @@ import type { Context } from 'koa';
 import { AuthError } from '../errors.js';
 import type { ResolvedOptions } from '../config/options.js';
 import { bool, onlyKnown, plainObject } from '../config/validate.js';
-import type { ReadOptions, TokenReader } from '../strategies/types.js';
+import { isReusable, type ReadOptions, type TokenReader } from '../strategies/types.js';
+import { AnswerMemo } from './answer-memo.js';
 import type { AuthUser } from '../tokens/claims.js';
 import { findAccessToken } from './credentials.js';
 import { checkCsrf, isUnsafeMethod } from './csrf.js';
@@ -63,14 +64,31 @@ export function createAuthenticate(
   const { web } = host.options;
   const reader = host.tokenReader(name);
   const read: ReadOptions = { checkSession };
+  // Repeat requests with the same Authorization header: answered from the memo while the reader
+  // says its answer holds. Only when the header is the first place a token is looked for.
+  const reusable = isReusable(reader) && reader.reuseLimit > 0 ? reader : undefined;
+  const memo =
+    reusable !== undefined && web.tokenSources[0] === 'header'
+      ? new AnswerMemo(reusable.reuseLimit)
+      : undefined;
 
   return function authenticate(ctx) {
+    const header = memo === undefined ? undefined : ctx.headers.authorization;
+    if (header !== undefined) {
+      const known = memo!.get(header, Date.now());
+      if (known !== undefined) return known;
+    }
     const found = findAccessToken(ctx, web);
     if (found === undefined) throw missing();
     // A cookie is an ambient credential: any site can make the browser send it, so prove intent.
     if (found.source === 'cookie' && csrf && isUnsafeMethod(ctx.method))
       checkCsrf(ctx, web, 'session');
     const { token } = found;
-    return { token, user: reader.readToken(token, read) };
+    const user = reader.readToken(token, read);
+    if (header !== undefined && found.source === 'header' && !(user instanceof Promise)) {
+      const holds = reusable!.reuse(user, read, Date.now());
+      if (holds !== undefined) memo!.remember(header, token, user, holds);
+    }
+    return { token, user };
   };
 }

@@ -433,6 +433,21 @@ export class RedisStore implements SessionStore {
     }
   }
 
+  /**
+   * A check that the session cache's "live" answer for this session still holds, cheap enough to
+   * run per request (no lookup; see SessionCache.holds); undefined when the cache has no such answer.
+   */
+  livenessCheck(
+    userId: string,
+    sessionId: string,
+    now: number,
+  ): ((now: number) => boolean) | undefined {
+    const cache = this.cache;
+    const cell = cache?.cell(userId, sessionId, now);
+    if (cache === undefined || cell === undefined || cell.expiresAt <= now) return undefined;
+    return (at) => cache.holds(cell, at);
+  }
+
   /** The cached answer of `isLive`, when the session cache has one it can trust; else undefined. */
   cachedLiveness(userId: string, sessionId: string, now: number): boolean | undefined {
     const known = this.cache?.get(userId, sessionId, now);

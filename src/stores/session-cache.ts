@@ -19,6 +19,20 @@ export interface ResolvedSessionCache {
 
 const CHANNEL = '__redis__:invalidate';
 
+/**
+ * One cached session answer. A holder of a cell (the middlewares' answer memo) may rely on it
+ * while {@link SessionCache.holds} says so: the cell is dropped when its user is invalidated,
+ * replaced or evicted, and every cell goes at once when the cache is dropped (generation).
+ */
+export class LivenessCell {
+  dropped = false;
+  constructor(
+    /** The session's expiry in epoch ms; 0 when it is not live. */
+    readonly expiresAt: number,
+    readonly generation: number,
+  ) {}
+}
+
 /** An in-flight read: an invalidation of its key while it is on the wire makes its answer uncacheable. */
 interface Ticket {
   key: string;
@@ -128,8 +142,8 @@ class InvalidationFeed {
  * answer itself is fresh, from Redis). On a Cluster there is one feed per master node.
  */
 export class SessionCache {
-  /** Per user (by entry key: the user id), the expiry of each known session (0: not live). */
-  private readonly entries = new Map<string, Map<string, number>>();
+  /** Per user (by entry key: the user id), each known session's cell. */
+  private readonly entries = new Map<string, Map<string, LivenessCell>>();
   private count = 0;
   private readonly inflight = new Map<string, Ticket[]>();
   private feeds: InvalidationFeed[] = [];
@@ -209,6 +223,11 @@ export class SessionCache {
 
   /** The session's expiry (0 when not live) if known and trustworthy now, else undefined. */
   get(key: string, sessionId: string, now: number): number | undefined {
+    return this.cell(key, sessionId, now)?.expiresAt;
+  }
+
+  /** The session's cell if known and trustworthy now, else undefined. */
+  cell(key: string, sessionId: string, now: number): LivenessCell | undefined {
     if (this.count === 0) return undefined;
     if (!this.usable(now)) {
       // Heard from too long ago: whatever was missed, nothing here is trusted any more.
@@ -216,6 +235,20 @@ export class SessionCache {
       return undefined;
     }
     return this.entries.get(key)?.get(sessionId);
+  }
+
+  /**
+   * Whether a cell handed out by {@link cell} still says "live" now: not dropped since, the cache
+   * not dropped since (generation), every feed up and heard from within maxStaleness, and the
+   * session not yet expired. No map lookup: this is the answer memo's per-request check.
+   */
+  holds(cell: LivenessCell, now: number): boolean {
+    return (
+      !cell.dropped &&
+      cell.generation === this.generation &&
+      cell.expiresAt > now &&
+      this.usable(now)
+    );
   }
 
   /** Call before reading `key` from Redis; hand the ticket to `finish` with the answer. */
@@ -249,8 +282,10 @@ export class SessionCache {
       sessions = new Map();
       this.entries.set(ticket.key, sessions);
     }
-    if (!sessions.has(sessionId)) this.count++;
-    sessions.set(sessionId, expiresAt);
+    const previous = sessions.get(sessionId);
+    if (previous === undefined) this.count++;
+    else previous.dropped = true;
+    sessions.set(sessionId, new LivenessCell(expiresAt, this.generation));
   }
 
   /** Drops a user's entries now: this instance's own writes need not wait for the feed. */
@@ -259,6 +294,7 @@ export class SessionCache {
     if (sessions !== undefined) {
       this.count -= sessions.size;
       this.entries.delete(key);
+      dropAll(sessions);
     }
     const list = this.inflight.get(key);
     if (list !== undefined) for (const ticket of list) ticket.valid = false;
@@ -284,6 +320,7 @@ export class SessionCache {
     for (const [key, sessions] of this.entries) {
       this.entries.delete(key);
       this.count -= sessions.size;
+      dropAll(sessions);
       if (this.count < this.options.maxEntries * 0.9) break;
     }
   }
@@ -305,6 +342,10 @@ export class SessionCache {
     this.feeds = [];
     this.drop();
   }
+}
+
+function dropAll(sessions: Map<string, LivenessCell>): void {
+  for (const cell of sessions.values()) cell.dropped = true;
 }
 
 /** The feed connections: never queue offline, reconnect soon, no prefix of the app's own. */

@@ -74,6 +74,16 @@ export interface SessionStore {
    * coherent local cache); undefined sends the check to `isLive`.
    */
   cachedLiveness?(userId: string, sessionId: string, now: number): boolean | undefined;
+  /**
+   * Optional, with `cachedLiveness`: when it said "live", a function that tells, at a later
+   * time, whether that answer still holds, without a lookup (the middlewares' answer memo runs
+   * it on each repeat request); undefined when there is no such answer.
+   */
+  livenessCheck?(
+    userId: string,
+    sessionId: string,
+    now: number,
+  ): ((now: number) => boolean) | undefined;
   /** Ends one session; true when it existed. */
   revoke(userId: string, sessionId: string): Promise<boolean>;
   /** Ends every session of the user; returns how many were live. */

@@ -3,7 +3,13 @@ import { appClaims, type IssueOptions, newSessionId, userIdOf } from '../tokens/
 import { type TokenPair, type TokenUser, withClaims } from '../tokens/claims.js';
 import { checkSignOverrides } from '../tokens/token-service.js';
 import { authTimeOf, refreshedClaims, signPair } from './issuing.js';
-import type { StrategyContext, TokenStrategy, WriteOptions } from './types.js';
+import {
+  type ReusableReader,
+  type StrategyContext,
+  type TokenStrategy,
+  untilExpiry,
+  type WriteOptions,
+} from './types.js';
 
 /**
  * Stateless strategy: refresh tokens are signed JWTs with no server record. Nothing can be
@@ -18,10 +24,14 @@ export function jwtStrategy(context: StrategyContext): TokenStrategy {
       'it keeps no server-side sessions; use the "redis" strategy',
     );
 
-  return {
+  const strategy: TokenStrategy & ReusableReader = {
     readToken(token) {
       return tokens.verify(token, 'access');
     },
+
+    // Stateless: an answer holds until the token expires (the key ring of an instance is fixed).
+    reuseLimit: options.verifyCacheSize,
+    reuse: () => untilExpiry,
 
     writeToken(user: TokenUser, kind, writeOptions?: WriteOptions) {
       const overrides = checkSignOverrides(writeOptions ?? {});
@@ -97,4 +107,5 @@ export function jwtStrategy(context: StrategyContext): TokenStrategy {
       throw unsupported('revokeSession');
     },
   };
+  return strategy;
 }

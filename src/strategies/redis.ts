@@ -21,7 +21,14 @@ import {
 import type { SessionRecord } from '../stores/session-store.js';
 import { describeDevice } from '../tokens/device.js';
 import { authTimeOf, refreshedClaims, signPair, storeCaller } from './issuing.js';
-import type { SessionInfo, StrategyContext, TokenStrategy, WriteOptions } from './types.js';
+import {
+  type ReusableReader,
+  type SessionInfo,
+  type StrategyContext,
+  type TokenStrategy,
+  untilExpiry,
+  type WriteOptions,
+} from './types.js';
 
 const revoked = () => new AuthError('token_revoked', 'The session has ended; log in again.');
 
@@ -55,7 +62,7 @@ function eventMeta(meta: { ip: string; userAgent: string }): { ip?: string; user
  * recorded in the store (an allowlist). Rotation and reuse detection are atomic in the store;
  * access tokens carry the family id so `requireAuth` can check the session is still live.
  */
-export function redisStrategy(context: StrategyContext): TokenStrategy {
+export function redisStrategy(context: StrategyContext): TokenStrategy & ReusableReader {
   const { tokens, store, options, events } = context;
 
   const stored = storeCaller(events);
@@ -126,6 +133,14 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
       if (cached === true) return payload;
       if (cached === false) throw revoked();
       return liveSession(payload);
+    },
+
+    // A repeat request may reuse an answer while the session cache still vouches for the
+    // session (or, without the session check, until the token expires).
+    reuseLimit: options.verifyCacheSize,
+    reuse(user, read, now) {
+      if (!read.checkSession) return untilExpiry;
+      return store.livenessCheck?.(user.sub, user.sid!, now);
     },
 
     async writeToken(user: TokenUser, kind, write?: WriteOptions) {

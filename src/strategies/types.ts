@@ -57,6 +57,28 @@ export interface TokenReader {
 }
 
 /**
+ * A reader whose synchronous answers the middlewares may reuse for repeat requests (their
+ * answer memo: Authorization header -> token and user). Internal: the built-in `redis` and
+ * `jwt` strategies implement it; a reader without it is asked on every request.
+ */
+export interface ReusableReader extends TokenReader {
+  /** How many answers a middleware may keep (the instance's `verifyCacheSize`); 0: none. */
+  readonly reuseLimit: number;
+  /**
+   * Called right after `readToken(token, options)` answered `user` synchronously, at `now`: a
+   * check, cheap enough for every request, that the same answer holds at a later time (the
+   * memo itself stops at the token's `exp`); undefined when the answer must be read again.
+   */
+  reuse(user: AuthUser, options: ReadOptions, now: number): ((now: number) => boolean) | undefined;
+}
+
+export const isReusable = (reader: TokenReader): reader is ReusableReader =>
+  typeof (reader as Partial<ReusableReader>).reuse === 'function';
+
+/** A reuse check for answers that hold until the token expires (no session to check). */
+export const untilExpiry = (): boolean => true;
+
+/**
  * A way of reading and writing tokens. The middlewares need `readToken`; `generateTokens` falls
  * back to `writeToken`; the other helpers are optional and report `strategy_unsupported` when absent.
  */

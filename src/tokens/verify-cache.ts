@@ -1,8 +1,9 @@
 import type { RingKey } from '../keys/key-ring.js';
+import { type RecentEntry, RecentMap } from './recent-map.js';
 
-interface Entry<P> {
-  /** The whole token: the map is keyed by its end only (see {@link lookupKey}). */
-  readonly token: string;
+interface Entry<P> extends RecentEntry {
+  /** The whole token (RecentEntry.text). */
+  readonly text: string;
   readonly payload: P;
   /** The token's `exp` in epoch ms: the entry is dropped then, whatever the leeway. */
   readonly expiresAt: number;
@@ -13,36 +14,16 @@ interface Entry<P> {
 }
 
 /**
- * The map key of a token: its last 32 characters, which lie in the signature (at least 43
- * characters for every algorithm) and are as unique as 192 random bits. Hashing a 300-character
- * token on every request costs more than the rest of a cache hit; the entry keeps the whole token,
- * and a hit requires the exact token, so two tokens sharing an end (a forged payload under a real
- * signature) never share an answer.
- */
-const lookupKey = (token: string): string => token.slice(-32);
-
-/**
  * Access tokens already verified, keyed by the exact token string: a hit skips the header parse
  * and the signature and claims checks, which are most of the cost of an authenticated request.
  * Never serves a token past its `exp`. Only tokens that passed every check are stored; session
- * liveness is never cached.
- *
- * Bounded by two generations of at most half the size each: new entries go to the young one, a
- * hit in the old one moves the entry to the young one, and when the young one is full it becomes
- * the old one and the previous old one is dropped whole. What goes first is what was not used
- * during the last two generations: least recently used, to within half the size. Every step is
- * O(1): deleting the oldest entry of a single Map one at a time costs more as deletions pile up
- * (V8 skips the holes they leave from the start), and a cache that misses on every request
- * (more distinct tokens than it holds) paid that on each one: 5 µs per request, more than a
- * verification (issue 15's note).
+ * liveness is never cached. Bounded as a {@link RecentMap}.
  */
 export class VerifyCache<P extends object> {
-  private young = new Map<string, Entry<P>>();
-  private old = new Map<string, Entry<P>>();
-  private readonly generation: number;
+  private readonly entries: RecentMap<Entry<P>>;
 
   constructor(maxEntries: number) {
-    this.generation = Math.max(1, Math.ceil(maxEntries / 2));
+    this.entries = new RecentMap(maxEntries);
   }
 
   /**
@@ -55,28 +36,18 @@ export class VerifyCache<P extends object> {
     now: number,
     findKey: (kid: unknown, alg: unknown) => RingKey | undefined,
   ): P | undefined {
-    const name = lookupKey(token);
-    let entry = this.young.get(name);
-    const young = entry !== undefined;
-    if (!young) entry = this.old.get(name);
-    if (entry === undefined || entry.token !== token) return undefined;
+    const entry = this.entries.get(token);
+    if (entry === undefined) return undefined;
     if (now >= entry.expiresAt || findKey(entry.kid, entry.alg) !== entry.key) {
-      this.young.delete(name);
-      this.old.delete(name);
+      this.entries.delete(token);
       return undefined;
-    }
-    if (!young) {
-      this.old.delete(name);
-      this.add(name, entry);
     }
     return { ...entry.payload };
   }
 
   set(token: string, payload: P, exp: number, key: RingKey, kid: unknown, alg: unknown): void {
-    const name = lookupKey(token);
-    this.old.delete(name);
-    this.add(name, {
-      token,
+    this.entries.set({
+      text: token,
       payload: freezeNested(payload),
       expiresAt: exp * 1000,
       key,
@@ -85,21 +56,17 @@ export class VerifyCache<P extends object> {
     });
   }
 
-  private add(name: string, entry: Entry<P>): void {
-    this.young.set(name, entry);
-    if (this.young.size >= this.generation) {
-      this.old = this.young;
-      this.young = new Map();
-    }
+  /** Whether the token is held (expired or not), without counting as a use. */
+  has(token: string): boolean {
+    return this.entries.has(token);
   }
 
   get size(): number {
-    return this.young.size + this.old.size;
+    return this.entries.size;
   }
 
   clear(): void {
-    this.young.clear();
-    this.old.clear();
+    this.entries.clear();
   }
 }
 

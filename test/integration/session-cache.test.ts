@@ -2,6 +2,7 @@ import { setImmediate as tick, setTimeout as sleep } from 'node:timers/promises'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { loadavg } from 'node:os';
 import { Redis } from 'ioredis';
+import Koa from 'koa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Auth, AuthError, createAuth, redisStore } from '../../src/index.js';
 import type { SessionStore } from '../../src/stores/session-store.js';
@@ -13,6 +14,7 @@ import {
   uniquePrefix,
 } from '../helpers/auth.js';
 import { SECRET } from '../helpers/forge.js';
+import { call, type Served, serve } from '../helpers/http.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 /** An instance with the session cache on, its store at hand (to see whether an answer was cached). */
@@ -249,6 +251,191 @@ describe('sessionCache option', () => {
       ).toThrow(/sessionCache.ttl/);
     } finally {
       client.disconnect();
+    }
+  });
+});
+
+/** A real Koa server for the instance: `requireAuth()`, then a handler that marks its own user. */
+async function served(inst: Instance, options: { strategy?: string } = {}): Promise<Served> {
+  const app = new Koa();
+  app.use(inst.auth.requireAuth(options));
+  app.use((ctx) => {
+    const user = ctx.state.user as unknown as Record<string, unknown>;
+    // A request that changes its own ctx.state.user must not change what the next one gets.
+    ctx.body = { marked: 'mark' in user, sub: user.sub };
+    user.mark = true;
+  });
+  return serve(app);
+}
+
+/** GET /me with the token: true on 200, false on 401, throws on anything else. */
+async function allowed(server: Served, token: string): Promise<boolean> {
+  const reply = await call(server.url, '/me', { token });
+  if (reply.status !== 200 && reply.status !== 401) throw new Error(`status ${reply.status}`);
+  if (reply.status === 200) expect(reply.body.marked).toBe(false);
+  return reply.status === 200;
+}
+
+/** Counts the session cache lookups of the instance's store (none when the memo answers). */
+function lookups(inst: Instance): () => number {
+  const store = inst.store as SessionStore & Required<Pick<SessionStore, 'cachedLiveness'>>;
+  const original = store.cachedLiveness.bind(store);
+  let count = 0;
+  store.cachedLiveness = (...args) => {
+    count++;
+    return original(...args);
+  };
+  return () => count;
+}
+
+/** Requests until the answer comes from the middleware's memo (no session cache lookup). */
+async function memoized(server: Served, inst: Instance, count: () => number, token: string) {
+  await cached(inst, token);
+  for (let i = 0; i < 50; i++) {
+    expect(await allowed(server, token)).toBe(true);
+    const before = count();
+    expect(await allowed(server, token)).toBe(true);
+    if (count() === before) return;
+  }
+  throw new Error('requireAuth never answered from its memo');
+}
+
+describe('requireAuth() answers repeat requests from its memo, as coherent as the session cache', () => {
+  it('a revocation on one instance: the other’s HTTP server accepts the session for at most 10 ms more (200 revocations)', async () => {
+    const prefix = uniquePrefix();
+    const a = instance(redisClient(), prefix);
+    const b = instance(redisClient(), prefix);
+    const count = lookups(b);
+    const server = await served(b);
+    try {
+      const pairs = await Promise.all(
+        Array.from({ length: 200 }, (_, i) => a.auth.generateTokens({ id: `memo-${i % 50}` })),
+      );
+      const loop = monitorEventLoopDelay({ resolution: 1 });
+      loop.enable();
+      const delays: number[] = [];
+      const disturbed: number[] = [];
+      for (const pair of pairs) {
+        await memoized(server, b, count, pair.access_token);
+        const { sub: userId, sid } = sub(pair.access_token);
+        loop.reset();
+        await a.auth.revokeSession(userId, sid);
+        const resolved = performance.now();
+        const control = b.client.ping().then(() => performance.now() - resolved);
+        // The stale window ends before the last accepted answer arrived: its end, not the
+        // refused request's own round trip, is the delay.
+        let lastAccepted = resolved;
+        while (await allowed(server, pair.access_token)) {
+          lastAccepted = performance.now();
+          if (lastAccepted - resolved > 1000) throw new Error('b still accepts after 1 s');
+        }
+        const delay = lastAccepted - resolved;
+        const roundTrip = await control;
+        await sleep(2);
+        (loop.max / 1e6 >= 5 || roundTrip >= 5 ? disturbed : delays).push(delay);
+      }
+      loop.disable();
+      const max = Math.max(...delays);
+      console.log(
+        `answer memo over HTTP: 200 revocations on instance a; b's requireAuth() gave its last accepting answer at most ${max.toFixed(3)} ms ` +
+          `(${disturbed.length} more while this process or Redis was stalled >= 5 ms, max ${Math.max(0, ...disturbed).toFixed(3)} ms)`,
+      );
+      expect(delays.length).toBeGreaterThanOrEqual(20);
+      expect(max).toBeLessThanOrEqual(10);
+    } finally {
+      await server.close();
+      await closeAll([a, b]);
+    }
+  });
+
+  it('stops at the token’s expiry, and at a change of the default strategy', async () => {
+    const prefix = uniquePrefix();
+    const store = redisStore(redisClient(), { keyPrefix: prefix, sessionCache: true });
+    const inst: Instance = {
+      auth: createAuth({ secret: SECRET, store, accessTokenTtl: 2, leeway: 0 }),
+      store,
+      client: redisClient(),
+    };
+    const count = lookups(inst);
+    const server = await served(inst);
+    try {
+      const pair = await inst.auth.generateTokens({ id: 'memo-expiry' });
+      await memoized(server, inst, count, pair.access_token);
+      const { exp } = JSON.parse(
+        Buffer.from(pair.access_token.split('.')[1]!, 'base64url').toString(),
+      ) as { exp: number };
+      await sleep(Math.max(0, exp * 1000 - Date.now()) + 20);
+      const expired = await call(server.url, '/me', { token: pair.access_token });
+      expect(expired.status).toBe(401);
+      expect(expired.body.error).toBe('token_expired');
+
+      const fresh = await inst.auth.generateTokens({ id: 'memo-default' });
+      await memoized(server, inst, count, fresh.access_token);
+      // The jwt strategy refuses the redis strategy's tokens: the memo must not answer for it.
+      inst.auth.strategies.setDefault('jwt');
+      expect(await allowed(server, fresh.access_token)).toBe(false);
+      inst.auth.strategies.setDefault('redis');
+      expect(await allowed(server, fresh.access_token)).toBe(true);
+    } finally {
+      await server.close();
+      await closeAll([inst]);
+    }
+  });
+
+  it('is off with verifyCacheSize: 0 (every request asks the session cache)', async () => {
+    const prefix = uniquePrefix();
+    const store = redisStore(redisClient(), { keyPrefix: prefix, sessionCache: true });
+    const inst: Instance = {
+      auth: createAuth({ secret: SECRET, store, verifyCacheSize: 0 }),
+      store,
+      client: redisClient(),
+    };
+    const count = lookups(inst);
+    const server = await served(inst);
+    try {
+      const pair = await inst.auth.generateTokens({ id: 'memo-off' });
+      await cached(inst, pair.access_token);
+      const before = count();
+      for (let i = 0; i < 5; i++) expect(await allowed(server, pair.access_token)).toBe(true);
+      expect(count() - before).toBe(5);
+    } finally {
+      await server.close();
+      await closeAll([inst]);
+    }
+  });
+
+  it('a cut invalidation connection: no stale answer from the memo afterwards', async () => {
+    const redis = await RedisServer.start();
+    const connect = () => {
+      const client = new Redis(redis.url, { maxRetriesPerRequest: 1, commandTimeout: 1000 });
+      client.on('error', () => {});
+      return client;
+    };
+    const prefix = uniquePrefix();
+    const a = instance(connect(), prefix);
+    const b = instance(connect(), prefix);
+    const count = lookups(b);
+    const server = await served(b);
+    const admin = connect();
+    try {
+      const pairs = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => a.auth.generateTokens({ id: `memo-cut-${i}` })),
+      );
+      for (const pair of pairs) await memoized(server, b, count, pair.access_token);
+      expect(await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub')).toBe(2);
+      await Promise.all(
+        pairs.map((pair) => {
+          const { sub: userId, sid } = sub(pair.access_token);
+          return a.auth.revokeSession(userId, sid);
+        }),
+      );
+      const answers = await Promise.all(pairs.map((pair) => allowed(server, pair.access_token)));
+      expect(answers.filter(Boolean)).toEqual([]);
+    } finally {
+      await server.close();
+      await closeAll([a, b]);
+      await admin.quit();
+      await redis.stop();
     }
   });
 });

@@ -1,0 +1,52 @@
+import type { AuthUser } from '../tokens/claims.js';
+import { type RecentEntry, RecentMap } from '../tokens/recent-map.js';
+
+interface Answer extends RecentEntry {
+  /** The Authorization header the answer is for (RecentEntry.text). */
+  readonly text: string;
+  readonly token: string;
+  /** The user as first read; every hit hands out a shallow copy of it. */
+  readonly user: AuthUser;
+  /** The token's `exp` in epoch ms: the answer is dropped then, whatever the leeway. */
+  readonly expiresAt: number;
+  /** The reader's check that its answer still holds (ReusableReader.reuse). */
+  readonly holds: (now: number) => boolean;
+}
+
+/**
+ * One middleware's answers to the Authorization headers it has read, for repeat requests: a hit
+ * is one lookup by the exact header, the token's expiry and the reader's own check (with the
+ * session cache, that the session is still vouched for; see SessionCache.holds), instead of
+ * parsing the header, looking the token up in the verify cache and the session in the session
+ * cache. It answers only what the reader answered synchronously before, and only while the
+ * reader says that answer holds, so it never answers differently from the full path.
+ */
+export class AnswerMemo {
+  private readonly answers: RecentMap<Answer>;
+
+  constructor(maxEntries: number) {
+    this.answers = new RecentMap(maxEntries);
+  }
+
+  /** The token and a copy of the user for exactly this header, if an answer holds at `now`. */
+  get(header: string, now: number): { token: string; user: AuthUser } | undefined {
+    if (this.answers.size === 0) return undefined;
+    const answer = this.answers.get(header);
+    if (answer === undefined) return undefined;
+    if (now >= answer.expiresAt || !answer.holds(now)) {
+      this.answers.delete(header);
+      return undefined;
+    }
+    return { token: answer.token, user: { ...answer.user } };
+  }
+
+  /** Keeps an answer; `user` is copied, as the request it was read for may change its own. */
+  remember(header: string, token: string, user: AuthUser, holds: (now: number) => boolean): void {
+    if (typeof user.exp !== 'number') return;
+    this.answers.set({ text: header, token, user: { ...user }, expiresAt: user.exp * 1000, holds });
+  }
+
+  get size(): number {
+    return this.answers.size;
+  }
+}
