@@ -25,8 +25,9 @@ import { redisStrategy } from './strategies/redis.js';
 import { sessionStrategy } from './strategies/session.js';
 import { StrategyRegistry } from './strategies/registry.js';
 import {
-  isReusable,
-  type ReusableReader,
+  type ReadOptions,
+  reuseOf,
+  reusable,
   type SessionInfo,
   type StrategyChoice,
   type StrategyContext,
@@ -79,18 +80,22 @@ export class Auth {
       .setDefault(this.options.strategy);
     const { strategies } = this;
     // The default strategy may change after a middleware is made, so it is looked up per request.
-    const defaultReader: ReusableReader = {
-      readToken: (token, read) =>
-        strategies.get(strategies.defaultStrategyName).readToken(token, read),
-      reuseLimit: this.options.verifyCacheSize,
-      reuse(user, read, now) {
-        const name = strategies.defaultStrategyName;
-        const strategy = strategies.get(name);
-        const holds = isReusable(strategy) ? strategy.reuse(user, read, now) : undefined;
-        // An answer of the default strategy holds only while it stays the default.
-        return holds && ((at) => strategies.defaultStrategyName === name && holds(at));
+    const defaultReader = reusable(
+      {
+        readToken: (token: string, read: ReadOptions) =>
+          strategies.get(strategies.defaultStrategyName).readToken(token, read),
       },
-    };
+      {
+        limit: this.options.verifyCacheSize,
+        check(user, read, now) {
+          const name = strategies.defaultStrategyName;
+          const reuse = reuseOf(strategies.get(name));
+          const holds = reuse && reuse.limit > 0 ? reuse.check(user, read, now) : undefined;
+          // An answer of the default strategy holds only while it stays the default.
+          return holds && ((at) => strategies.defaultStrategyName === name && holds(at));
+        },
+      },
+    );
     this.host = {
       options: this.options,
       tokenReader: (name) => (name === undefined ? defaultReader : strategies.get(name)),

@@ -40,13 +40,33 @@ export class AnswerMemo {
     return { token: answer.token, user: { ...answer.user } };
   }
 
-  /** Keeps an answer; `user` is copied, as the request it was read for may change its own. */
-  remember(header: string, token: string, user: AuthUser, holds: (now: number) => boolean): void {
-    if (typeof user.exp !== 'number') return;
+  /**
+   * Keeps an answer; `user` is copied, as the request it was read for may change its own. Not
+   * one past its `exp` (accepted within the leeway, it would only be dropped again).
+   */
+  remember(
+    header: string,
+    token: string,
+    user: AuthUser,
+    holds: (now: number) => boolean,
+    now: number,
+  ): void {
+    if (typeof user.exp !== 'number' || user.exp * 1000 <= now) return;
     this.answers.set({ text: header, token, user: { ...user }, expiresAt: user.exp * 1000, holds });
   }
 
   get size(): number {
     return this.answers.size;
   }
+}
+
+// One memo per reader and session-check setting, shared by every middleware of an instance that
+// reads alike: the bound (verifyCacheSize) is per instance, however many middlewares it makes.
+const memos = new WeakMap<object, { [checkSession: string]: AnswerMemo }>();
+
+/** The memo shared by the middlewares that read with `reader` and this `checkSession`. */
+export function memoFor(reader: object, checkSession: boolean, limit: number): AnswerMemo {
+  let byCheck = memos.get(reader);
+  if (byCheck === undefined) memos.set(reader, (byCheck = {}));
+  return (byCheck[String(checkSession)] ??= new AnswerMemo(limit));
 }

@@ -2,8 +2,8 @@ import type { Context } from 'koa';
 import { AuthError } from '../errors.js';
 import type { ResolvedOptions } from '../config/options.js';
 import { bool, onlyKnown, plainObject } from '../config/validate.js';
-import { isReusable, type ReadOptions, type TokenReader } from '../strategies/types.js';
-import { AnswerMemo } from './answer-memo.js';
+import { type ReadOptions, reuseOf, type TokenReader } from '../strategies/types.js';
+import { memoFor } from './answer-memo.js';
 import type { AuthUser } from '../tokens/claims.js';
 import { findAccessToken } from './credentials.js';
 import { checkCsrf, isUnsafeMethod } from './csrf.js';
@@ -66,10 +66,10 @@ export function createAuthenticate(
   const read: ReadOptions = { checkSession };
   // Repeat requests with the same Authorization header: answered from the memo while the reader
   // says its answer holds. Only when the header is the first place a token is looked for.
-  const reusable = isReusable(reader) && reader.reuseLimit > 0 ? reader : undefined;
+  const reuse = reuseOf(reader);
   const memo =
-    reusable !== undefined && web.tokenSources[0] === 'header'
-      ? new AnswerMemo(reusable.reuseLimit)
+    reuse !== undefined && reuse.limit > 0 && web.tokenSources[0] === 'header'
+      ? memoFor(reader, checkSession, reuse.limit)
       : undefined;
 
   return function authenticate(ctx) {
@@ -85,9 +85,16 @@ export function createAuthenticate(
       checkCsrf(ctx, web, 'session');
     const { token } = found;
     const user = reader.readToken(token, read);
-    if (header !== undefined && found.source === 'header' && !(user instanceof Promise)) {
-      const holds = reusable!.reuse(user, read, Date.now());
-      if (holds !== undefined) memo!.remember(header, token, user, holds);
+    // Only the plain form "Bearer <token>": padding cannot make an entry larger than its token.
+    if (
+      header !== undefined &&
+      found.source === 'header' &&
+      header.length === token.length + 7 &&
+      !(user instanceof Promise)
+    ) {
+      const now = Date.now();
+      const holds = reuse!.check(user, read, now);
+      if (holds !== undefined) memo!.remember(header, token, user, holds, now);
     }
     return { token, user };
   };

@@ -4,7 +4,7 @@ import { type TokenPair, type TokenUser, withClaims } from '../tokens/claims.js'
 import { checkSignOverrides } from '../tokens/token-service.js';
 import { authTimeOf, refreshedClaims, signPair } from './issuing.js';
 import {
-  type ReusableReader,
+  reusable,
   type StrategyContext,
   type TokenStrategy,
   untilExpiry,
@@ -24,14 +24,10 @@ export function jwtStrategy(context: StrategyContext): TokenStrategy {
       'it keeps no server-side sessions; use the "redis" strategy',
     );
 
-  const strategy: TokenStrategy & ReusableReader = {
+  const strategy: TokenStrategy = {
     readToken(token) {
       return tokens.verify(token, 'access');
     },
-
-    // Stateless: an answer holds until the token expires (the key ring of an instance is fixed).
-    reuseLimit: options.verifyCacheSize,
-    reuse: () => untilExpiry,
 
     writeToken(user: TokenUser, kind, writeOptions?: WriteOptions) {
       const overrides = checkSignOverrides(writeOptions ?? {});
@@ -107,5 +103,6 @@ export function jwtStrategy(context: StrategyContext): TokenStrategy {
       throw unsupported('revokeSession');
     },
   };
-  return strategy;
+  // Stateless: an answer holds until the token expires (the key ring of an instance is fixed).
+  return reusable(strategy, { limit: options.verifyCacheSize, check: () => untilExpiry });
 }

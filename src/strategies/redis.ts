@@ -22,7 +22,7 @@ import type { SessionRecord } from '../stores/session-store.js';
 import { describeDevice } from '../tokens/device.js';
 import { authTimeOf, refreshedClaims, signPair, storeCaller } from './issuing.js';
 import {
-  type ReusableReader,
+  reusable,
   type SessionInfo,
   type StrategyContext,
   type TokenStrategy,
@@ -62,7 +62,7 @@ function eventMeta(meta: { ip: string; userAgent: string }): { ip?: string; user
  * recorded in the store (an allowlist). Rotation and reuse detection are atomic in the store;
  * access tokens carry the family id so `requireAuth` can check the session is still live.
  */
-export function redisStrategy(context: StrategyContext): TokenStrategy & ReusableReader {
+export function redisStrategy(context: StrategyContext): TokenStrategy {
   const { tokens, store, options, events } = context;
 
   const stored = storeCaller(events);
@@ -122,7 +122,7 @@ export function redisStrategy(context: StrategyContext): TokenStrategy & Reusabl
     return tokens.verify(token, 'refresh');
   }
 
-  return {
+  const strategy: TokenStrategy = {
     readToken(token, read) {
       const payload = tokens.verify(token, 'access');
       if (!read.checkSession) return payload;
@@ -133,14 +133,6 @@ export function redisStrategy(context: StrategyContext): TokenStrategy & Reusabl
       if (cached === true) return payload;
       if (cached === false) throw revoked();
       return liveSession(payload);
-    },
-
-    // A repeat request may reuse an answer while the session cache still vouches for the
-    // session (or, without the session check, until the token expires).
-    reuseLimit: options.verifyCacheSize,
-    reuse(user, read, now) {
-      if (!read.checkSession) return untilExpiry;
-      return store.livenessCheck?.(user.sub, user.sid!, now);
     },
 
     async writeToken(user: TokenUser, kind, write?: WriteOptions) {
@@ -293,4 +285,13 @@ export function redisStrategy(context: StrategyContext): TokenStrategy & Reusabl
       return removed;
     },
   };
+  // A repeat request may reuse an answer while the session cache still vouches for the session
+  // (or, without the session check, until the token expires).
+  return reusable(strategy, {
+    limit: options.verifyCacheSize,
+    check(user, read, now) {
+      if (!read.checkSession) return untilExpiry;
+      return store.livenessCheck?.(user.sub, user.sid!, now);
+    },
+  });
 }

@@ -57,23 +57,33 @@ export interface TokenReader {
 }
 
 /**
- * A reader whose synchronous answers the middlewares may reuse for repeat requests (their
- * answer memo: Authorization header -> token and user). Internal: the built-in `redis` and
- * `jwt` strategies implement it; a reader without it is asked on every request.
+ * How a reader's synchronous answers may be reused for repeat requests (the middlewares' answer
+ * memo: Authorization header -> token and user). Internal: only the built-in readers have one.
  */
-export interface ReusableReader extends TokenReader {
-  /** How many answers a middleware may keep (the instance's `verifyCacheSize`); 0: none. */
-  readonly reuseLimit: number;
+export interface Reuse {
+  /** How many answers the memo may keep (the instance's `verifyCacheSize`); 0: none. */
+  readonly limit: number;
   /**
    * Called right after `readToken(token, options)` answered `user` synchronously, at `now`: a
    * check, cheap enough for every request, that the same answer holds at a later time (the
    * memo itself stops at the token's `exp`); undefined when the answer must be read again.
    */
-  reuse(user: AuthUser, options: ReadOptions, now: number): ((now: number) => boolean) | undefined;
+  check(user: AuthUser, options: ReadOptions, now: number): ((now: number) => boolean) | undefined;
 }
 
-export const isReusable = (reader: TokenReader): reader is ReusableReader =>
-  typeof (reader as Partial<ReusableReader>).reuse === 'function';
+// By identity, never by property: a copy or a wrapper of a built-in strategy (`{ ...strategy,
+// readToken }`, Object.create) is another object, gets no memo, and its own checks run on
+// every request.
+const reuses = new WeakMap<TokenReader, Reuse>();
+
+/** Marks a built-in reader's answers as reusable; returns the reader. */
+export function reusable<R extends TokenReader>(reader: R, reuse: Reuse): R {
+  reuses.set(reader, reuse);
+  return reader;
+}
+
+/** How the reader's answers may be reused, if they may. */
+export const reuseOf = (reader: TokenReader): Reuse | undefined => reuses.get(reader);
 
 /** A reuse check for answers that hold until the token expires (no session to check). */
 export const untilExpiry = (): boolean => true;
