@@ -7,14 +7,15 @@ interface Answer extends RecentEntry {
   readonly token: string;
   /** The user as first read; every hit hands out a shallow copy of it. */
   readonly user: AuthUser;
-  /** The token's `exp` in epoch ms: the answer is dropped then, whatever the leeway. */
+  /** The token's `exp` in epoch ms (RecentEntry.expiresAt): dropped then, whatever the leeway. */
   readonly expiresAt: number;
-  /** The reader's check that its answer still holds (ReusableReader.reuse). */
+  /** The reader's check that its answer still holds (Reuse.check). */
   readonly holds: (now: number) => boolean;
 }
 
 /**
- * One middleware's answers to the Authorization headers it has read, for repeat requests: a hit
+ * Answers to the Authorization headers the middlewares of one reader have read (see memoFor),
+ * for repeat requests: a hit
  * is one lookup by the exact header, the token's expiry and the reader's own check (with the
  * session cache, that the session is still vouched for; see SessionCache.holds), instead of
  * parsing the header, looking the token up in the verify cache and the session in the session
@@ -31,9 +32,9 @@ export class AnswerMemo {
   /** The token and a copy of the user for exactly this header, if an answer holds at `now`. */
   get(header: string, now: number): { token: string; user: AuthUser } | undefined {
     if (this.answers.size === 0) return undefined;
-    const answer = this.answers.get(header);
+    const answer = this.answers.get(header, now);
     if (answer === undefined) return undefined;
-    if (now >= answer.expiresAt || !answer.holds(now)) {
+    if (!answer.holds(now)) {
       this.answers.delete(header);
       return undefined;
     }
@@ -51,8 +52,9 @@ export class AnswerMemo {
     holds: (now: number) => boolean,
     now: number,
   ): void {
-    if (typeof user.exp !== 'number' || user.exp * 1000 <= now) return;
-    this.answers.set({ text: header, token, user: { ...user }, expiresAt: user.exp * 1000, holds });
+    const expiresAt = typeof user.exp === 'number' ? user.exp * 1000 : 0;
+    if (expiresAt <= now) return;
+    this.answers.set({ text: header, token, user: { ...user }, expiresAt, holds });
   }
 
   get size(): number {

@@ -74,8 +74,9 @@ export function createAuthenticate(
 
   return function authenticate(ctx) {
     const header = memo === undefined ? undefined : ctx.headers.authorization;
+    const now = header === undefined ? 0 : Date.now();
     if (header !== undefined) {
-      const known = memo!.get(header, Date.now());
+      const known = memo!.get(header, now);
       if (known !== undefined) return known;
     }
     const found = findAccessToken(ctx, web);
@@ -92,7 +93,6 @@ export function createAuthenticate(
       header.length === token.length + 7 &&
       !(user instanceof Promise)
     ) {
-      const now = Date.now();
       const holds = reuse!.check(user, read, now);
       if (holds !== undefined) memo!.remember(header, token, user, holds, now);
     }

@@ -1,6 +1,8 @@
-/** An entry of a {@link RecentMap}: the whole string it answers for. */
+/** An entry of a {@link RecentMap}: the whole string it answers for, and until when. */
 export interface RecentEntry {
   readonly text: string;
+  /** Epoch ms: from then on the entry is never served, and the lookup that finds it drops it. */
+  readonly expiresAt: number;
 }
 
 /**
@@ -33,15 +35,20 @@ export class RecentMap<E extends RecentEntry> {
     this.generation = Math.max(1, Math.ceil(maxEntries / 2));
   }
 
-  /** The entry for exactly `text`, or undefined; a hit counts as a use. */
-  get(text: string): E | undefined {
+  /** The entry for exactly `text` if it has not expired at `now`, or undefined; a hit counts as a use. */
+  get(text: string, now: number): E | undefined {
     const name = lookupKey(text);
-    let entry = this.young.get(name);
-    if (entry !== undefined) return entry.text === text ? entry : undefined;
-    entry = this.old.get(name);
+    const young = this.young.get(name);
+    const entry = young ?? this.old.get(name);
     if (entry === undefined || entry.text !== text) return undefined;
-    this.old.delete(name);
-    this.add(name, entry);
+    if (now >= entry.expiresAt) {
+      this.delete(text);
+      return undefined;
+    }
+    if (young === undefined) {
+      this.old.delete(name);
+      this.add(name, entry);
+    }
     return entry;
   }
 

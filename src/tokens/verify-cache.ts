@@ -5,7 +5,7 @@ interface Entry<P> extends RecentEntry {
   /** The whole token (RecentEntry.text). */
   readonly text: string;
   readonly payload: P;
-  /** The token's `exp` in epoch ms: the entry is dropped then, whatever the leeway. */
+  /** The token's `exp` in epoch ms (RecentEntry.expiresAt): dropped then, whatever the leeway. */
   readonly expiresAt: number;
   /** The key that verified the token, looked up again on each hit (see `get`). */
   readonly key: RingKey;
@@ -36,9 +36,9 @@ export class VerifyCache<P extends object> {
     now: number,
     findKey: (kid: unknown, alg: unknown) => RingKey | undefined,
   ): P | undefined {
-    const entry = this.entries.get(token);
+    const entry = this.entries.get(token, now);
     if (entry === undefined) return undefined;
-    if (now >= entry.expiresAt || findKey(entry.kid, entry.alg) !== entry.key) {
+    if (findKey(entry.kid, entry.alg) !== entry.key) {
       this.entries.delete(token);
       return undefined;
     }

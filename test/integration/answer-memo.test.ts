@@ -49,34 +49,32 @@ describe('requireAuth() answer memo: which readers, which headers', () => {
     await auth.close();
   });
 
-  const token = () => auth.strategies.get('jwt').writeToken({ id: 'memo-reader' }, 'access');
+  const token = async () =>
+    (await auth.strategies.get('jwt').writeToken({ id: 'memo-reader' }, 'access')) as string;
+
+  /** Sends `times` requests to `path` (each answered 200); how many reads `counted` saw. */
+  async function reads(
+    path: string,
+    authorization: string,
+    times: number,
+    counted: () => number,
+  ): Promise<number> {
+    const before = counted();
+    for (let i = 0; i < times; i++)
+      expect((await call(server.url, path, { headers: { authorization } })).status).toBe(200);
+    return counted() - before;
+  }
 
   it('answers a built-in strategy’s repeat requests without reading the token again', async () => {
-    const access = (await token()) as string;
-    const before = jwtReads;
-    for (let i = 0; i < 5; i++)
-      expect((await call(server.url, '/jwt', { token: access })).status).toBe(200);
-    expect(jwtReads - before).toBe(1);
+    expect(await reads('/jwt', `Bearer ${await token()}`, 5, () => jwtReads)).toBe(1);
   });
 
   it('never answers for a copy or wrapper of a built-in strategy', async () => {
-    const access = (await token()) as string;
-    const before = wrapperReads;
-    for (let i = 0; i < 5; i++)
-      expect((await call(server.url, '/wrapped', { token: access })).status).toBe(200);
-    expect(wrapperReads - before).toBe(5);
+    expect(await reads('/wrapped', `Bearer ${await token()}`, 5, () => wrapperReads)).toBe(5);
   });
 
   it('keeps only the plain "Bearer <token>" form: a padded header is read every time', async () => {
-    const access = (await token()) as string;
-    const before = jwtReads;
-    for (let i = 0; i < 3; i++) {
-      const reply = await call(server.url, '/jwt', {
-        headers: { authorization: `Bearer      ${access}` },
-      });
-      expect(reply.status).toBe(200);
-    }
-    expect(jwtReads - before).toBe(3);
+    expect(await reads('/jwt', `Bearer      ${await token()}`, 3, () => jwtReads)).toBe(3);
   });
 
   it('is one memo per instance, reader and session-check setting, however many middlewares', async () => {
@@ -85,7 +83,7 @@ describe('requireAuth() answer memo: which readers, which headers', () => {
     expect(memoFor(reader, false, 10)).toBe(memoFor(reader, false, 10));
     expect(memoFor(reader, true, 10)).not.toBe(memoFor(reader, false, 10));
     // A second middleware reading alike answers from what the first one remembered.
-    const access = (await token()) as string;
+    const access = await token();
     expect((await call(server.url, '/jwt', { token: access })).status).toBe(200);
     const before = jwtReads;
     const guard = auth.requireAuth({ strategy: 'jwt' });
