@@ -31,6 +31,8 @@ export interface LoadJob {
   warmupTokens: string[];
   /** Login: how many distinct user ids the requests cycle through, from a random offset. */
   users: number;
+  /** Where the server writes a CPU profile of the measured run (BENCH_PROFILE=1). */
+  profile?: string;
 }
 
 /** What a browser sends on login and refresh; the library records it, the hand-written server ignores it. */
@@ -50,6 +52,17 @@ export interface LoadResult {
 
 async function serverCpu(job: LoadJob): Promise<number> {
   return (await (await fetch(`${job.controlUrl}/cpu`)).json()) as number;
+}
+
+/** Starts the server's profiler when the job asks for a profile; returns its stop. */
+async function profileRun(job: LoadJob): Promise<() => Promise<void>> {
+  if (job.profile === undefined) return async () => {};
+  const control = (query: string) =>
+    fetch(`${job.controlUrl}/profile${query}`).then((res) => {
+      if (!res.ok) throw new Error(`profiler: ${res.status}`);
+    });
+  await control('');
+  return () => control(`?stop=${encodeURIComponent(job.profile!)}`);
 }
 
 type Request = NonNullable<autocannon.Options['requests']>[number];
@@ -163,9 +176,11 @@ async function loadWithWrk(job: LoadJob): Promise<LoadResult> {
   writeFileSync(script, wrkScript(job.tokens));
   try {
     if (job.warmupSeconds > 0) await runWrk(job.url, script, job.connections, job.warmupSeconds);
+    const stopProfile = await profileRun(job);
     const cpuBefore = await serverCpu(job);
     const out = await runWrk(job.url, script, job.connections, job.seconds);
     const cpu = (await serverCpu(job)) - cpuBefore;
+    await stopProfile();
     const total = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
     const socketErrors =
       /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
@@ -194,6 +209,7 @@ export async function load(job: LoadJob): Promise<LoadResult> {
       requests: requests({ ...job, tokens: job.warmupTokens }),
     });
   }
+  const stopProfile = await profileRun(job);
   const cpuBefore = await serverCpu(job);
   const result = await autocannon({
     url: job.url,
@@ -204,6 +220,7 @@ export async function load(job: LoadJob): Promise<LoadResult> {
     requests: requests(job),
   });
   const cpu = (await serverCpu(job)) - cpuBefore;
+  await stopProfile();
   return {
     cpuPerRequest: cpu / Math.max(1, result.requests.total),
     requests: result.requests.total,

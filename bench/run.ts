@@ -5,10 +5,10 @@
  *
  * Environment: BENCH_ROUNDS (3), BENCH_SECONDS (5), BENCH_CONNECTIONS (50), BENCH_SESSIONS (10000),
  * BENCH_USERS (20000), BENCH_GROWTH (100000: sessions for the used_memory rows),
- * BENCH_PROFILE=1 (servers run with --cpu-prof into bench/.tmp/profiles).
+ * BENCH_PROFILE=1 (a CPU profile of each measured run, bench/.tmp/profiles/<target>/round-<n>.cpuprofile).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { RedisServer } from '../test/helpers/redis-server.js';
@@ -58,13 +58,8 @@ interface Running {
 }
 
 function startServer(target: Target, redisUrl: string): Promise<Running> {
-  // tsx's loader thread writes a profile too: one folder per target, the busiest file is the server's.
-  const profile = PROFILE
-    ? ['--cpu-prof', '--cpu-prof-dir', `${root}bench/.tmp/profiles/${target}`]
-    : [];
   const [command, ...args] = onCore(0, [
     process.execPath,
-    ...profile,
     '--import',
     'tsx',
     'bench/server.ts',
@@ -104,10 +99,19 @@ async function tokens(server: Running, path: string, n: number, attempt = 1): Pr
 
 const warmed = new Set<Target>();
 
-/** Sends every /me token once before a target's first run: the steady state, whatever the run's length. */
+/**
+ * Sends every /me token twice before a target's first run: the steady state, whatever the run's
+ * length. Twice, because a first read may ask the store, and the answer memo keeps only answers
+ * given without it: with sessionCache, the first read fills the session cache, the second the memo.
+ */
 async function warm(target: Target, server: Running, tokens: string[]): Promise<void> {
   if (warmed.has(target)) return;
   warmed.add(target);
+  await pass(server, tokens);
+  await pass(server, tokens);
+}
+
+async function pass(server: Running, tokens: string[]): Promise<void> {
   let next = 0;
   const worker = async () => {
     while (next < tokens.length) {
@@ -121,7 +125,7 @@ async function warm(target: Target, server: Running, tokens: string[]): Promise<
   await Promise.all(Array.from({ length: 16 }, worker));
 }
 
-async function drive(target: Target, server: Running): Promise<LoadResult> {
+async function drive(target: Target, server: Running, round: number): Promise<LoadResult> {
   const kind = TARGETS[target].kind;
   const pool = (n: number) =>
     kind === 'me'
@@ -141,6 +145,11 @@ async function drive(target: Target, server: Running): Promise<LoadResult> {
     warmupTokens: kind === 'me' ? [] : await pool(CONNECTIONS * 4),
     users: USERS,
   };
+  if (PROFILE) {
+    const dir = `${root}bench/.tmp/profiles/${target}`;
+    mkdirSync(dir, { recursive: true });
+    job.profile = `${dir}/round-${round + 1}.cpuprofile`;
+  }
   if (kind === 'me') {
     job.warmupTokens = job.tokens;
     await warm(target, server, job.tokens);
@@ -254,12 +263,13 @@ async function main(): Promise<void> {
       ]),
     ];
 
+    if (PROFILE) rmSync(`${root}bench/.tmp/profiles`, { recursive: true, force: true });
     for (const target of targets) servers.set(target, await startServer(target, redis.url));
     for (let round = 0; round < ROUNDS; round++) {
       const order = round % 2 === 0 ? targets : [...targets].reverse();
       for (const target of order) {
         process.stderr.write(`round ${round + 1}/${ROUNDS}: ${target}… `);
-        const result = await drive(target, servers.get(target)!);
+        const result = await drive(target, servers.get(target)!, round);
         process.stderr.write(
           `${Math.round(result.rps)} req/s, p99 ${result.p99} ms, ${result.cpuPerRequest.toFixed(0)} µs CPU/req${result.non2xx ? `, ${result.non2xx} non-2xx` : ''}\n`,
         );
@@ -276,8 +286,15 @@ async function main(): Promise<void> {
       const b = results.get(base) ?? [];
       return median(a.map((r, i) => of(r) / of(b[i]!)));
     };
+    // The lowest and highest round's ratio by req/s: how far one round can be from the median.
+    const range = (target: Target, base: Target) => {
+      const a = results.get(target) ?? [];
+      const b = results.get(base) ?? [];
+      const ratios = a.map((r, i) => r.rps / b[i]!.rps);
+      return `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}`;
+    };
     const versus = (target: Target, base: Target) =>
-      `${paired(target, base, (r) => r.rps).toFixed(2)} by req/s, ${(1 / paired(target, base, (r) => r.cpuPerRequest)).toFixed(2)} by CPU`;
+      `${paired(target, base, (r) => r.rps).toFixed(2)} by req/s (rounds ${range(target, base)}), ${(1 / paired(target, base, (r) => r.cpuPerRequest)).toFixed(2)} by CPU`;
     const HAND: Record<string, Target> = {
       me: 'hand-me',
       login: 'hand-login',
@@ -410,10 +427,12 @@ Written by \`npm run bench\` on ${started.toISOString()}.
   1-minute load average ${loadBefore.toFixed(1)} before the run, ${loadavg()[0]!.toFixed(1)} after (above 0 means other work shared the machine)
 - Load: ${meLoader === 'wrk' ? 'wrk (1 thread) for the GET /me targets, autocannon for login and refresh' : 'autocannon'}, ${CONNECTIONS} connections, ${SECONDS} s per run after 1 s of warm-up, ${ROUNDS} rounds in alternating order;
   ${pinned ? 'servers pinned to CPU 0 and the load generator to CPU 1 (taskset); redis-server unpinned' : 'no CPU pinning'}.
-- Each \`/me\` run cycles through ${USERS} access tokens of ${USERS} users (more than the verified-token cache
-  holds, so it never hits); login cycles ${USERS} user ids with a Chrome user agent; each refresh sends a
+- Each \`/me\` run cycles through ${USERS} access tokens of ${USERS} users (more than the default
+  verified-token cache holds; the sessionCache target's holds them all), each sent twice before the
+  target's first run; login cycles ${USERS} user ids with a Chrome user agent; each refresh sends a
   refresh token never used before, of ${USERS} users (every answer's new token goes back into the pool).
-- Ratios between two targets are the median over rounds of the ratio within each round.
+- Ratios between two targets are the median over rounds of the ratio within each round; "rounds"
+  gives the lowest and the highest round's ratio.
 
 ## Targets (issues 5 and 15), from this run
 

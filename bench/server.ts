@@ -3,7 +3,9 @@
  * `{ port, control }` once listening. `port` serves the measured app; `control` (a second server in
  * the same process, never measured) hands out tokens that the load generator sends.
  */
+import { writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { Session } from 'node:inspector';
 import type { AddressInfo } from 'node:net';
 import jsonwebtoken from 'jsonwebtoken';
 import Koa from 'koa';
@@ -187,9 +189,44 @@ async function issue(n: number, kind: 'access' | 'refresh'): Promise<string[]> {
   return tokens;
 }
 
-/** Control endpoints: GET /access?n= (access tokens for n users), GET /refresh?n= (fresh refresh tokens), GET /cpu. */
+/** The sampling profiler of this process, driven from the control server. */
+const profiler = (() => {
+  const session = new Session();
+  const post = (method: string, params: object = {}) =>
+    new Promise<Record<string, unknown>>((resolve, reject) =>
+      session.post(method, params, (error, result) =>
+        error ? reject(error) : resolve((result ?? {}) as Record<string, unknown>),
+      ),
+    );
+  return {
+    async start(): Promise<void> {
+      session.connect();
+      await post('Profiler.enable');
+      await post('Profiler.setSamplingInterval', { interval: 250 });
+      await post('Profiler.start');
+    },
+    async stop(): Promise<unknown> {
+      const { profile } = await post('Profiler.stop');
+      session.disconnect();
+      return profile;
+    },
+  };
+})();
+
+/**
+ * Control endpoints: GET /access?n= (access tokens for n users), GET /refresh?n= (fresh refresh
+ * tokens), GET /cpu, GET /profile (start profiling) and GET /profile?stop=<file> (write it).
+ */
 async function control(req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+  if (url.pathname === '/profile') {
+    // BENCH_PROFILE=1: a CPU profile of the measured window only (not token issuing or warm-up).
+    const file = url.searchParams.get('stop');
+    if (file === null) await profiler.start();
+    else writeFileSync(file, JSON.stringify(await profiler.stop()));
+    res.writeHead(204).end();
+    return;
+  }
   if (url.pathname === '/cpu') {
     // CPU time this process has used, in µs: per request it is steadier than req/s on a busy machine.
     const { user, system } = process.cpuUsage();
