@@ -25,6 +25,7 @@ import {
 } from './memory.js';
 import { onPostgres, type Target, TARGET_NAMES, TARGETS } from './targets.js';
 import { verifyBench } from './verify.js';
+import { hitPathBench } from './hit-path.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
@@ -264,6 +265,14 @@ async function main(): Promise<void> {
     ];
 
     if (PROFILE) rmSync(`${root}bench/.tmp/profiles`, { recursive: true, force: true });
+    process.stderr.write('the session-cached hit path alone…\n');
+    const hitPath = await hitPathBench(redis.url, USERS);
+    const floorNs = hitPath[1]!.nsPerCall;
+    const hitPathTable = [
+      [`one call, ${USERS} distinct tokens in turn`, 'ns per call (median)', '× the floor'],
+      ...hitPath.map((h) => [h.label, h.nsPerCall.toFixed(0), (floorNs / h.nsPerCall).toFixed(2)]),
+    ];
+
     for (const target of targets) servers.set(target, await startServer(target, redis.url));
     for (let round = 0; round < ROUNDS; round++) {
       const order = round % 2 === 0 ? targets : [...targets].reverse();
@@ -449,6 +458,13 @@ shares the machine, which req/s does not.
 ## Token verification alone (one process, no HTTP)
 
 ${table(verifyTable)}
+
+## The session-cached GET /me path alone (one process, no HTTP)
+
+What the middleware itself costs on a repeat request, apart from Koa, HTTP and their noise: each
+row is called once per token with a fresh header string, in 7 alternating rounds (bench/hit-path.ts).
+
+${table(hitPathTable)}
 
 ## Redis memory per live session
 
