@@ -7,6 +7,7 @@
 import { setImmediate as turn } from 'node:timers/promises';
 import type { Next } from 'koa';
 import { createAuth } from 'koa-jwt-redis';
+import { median } from './median.js';
 import { SECRET } from './secret.js';
 
 export interface HitPathResult {
@@ -23,8 +24,6 @@ interface FakeContext {
 }
 
 type Step = (ctx: FakeContext, next: Next) => unknown;
-
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1]!;
 
 export async function hitPathBench(
   redisUrl: string,

@@ -54,15 +54,21 @@ async function serverCpu(job: LoadJob): Promise<number> {
   return (await (await fetch(`${job.controlUrl}/cpu`)).json()) as number;
 }
 
-/** Starts the server's profiler when the job asks for a profile; returns its stop. */
-async function profileRun(job: LoadJob): Promise<() => Promise<void>> {
-  if (job.profile === undefined) return async () => {};
-  const control = (query: string) =>
+/**
+ * Runs the measured part of a job: the server's CPU time around it, and its profile when the job
+ * asks for one (BENCH_PROFILE=1).
+ */
+async function measured<T>(job: LoadJob, run: () => Promise<T>): Promise<{ out: T; cpu: number }> {
+  const profile = (query: string) =>
     fetch(`${job.controlUrl}/profile${query}`).then((res) => {
       if (!res.ok) throw new Error(`profiler: ${res.status}`);
     });
-  await control('');
-  return () => control(`?stop=${encodeURIComponent(job.profile!)}`);
+  if (job.profile !== undefined) await profile('');
+  const cpuBefore = await serverCpu(job);
+  const out = await run();
+  const cpu = (await serverCpu(job)) - cpuBefore;
+  if (job.profile !== undefined) await profile(`?stop=${encodeURIComponent(job.profile)}`);
+  return { out, cpu };
 }
 
 type Request = NonNullable<autocannon.Options['requests']>[number];
@@ -176,11 +182,9 @@ async function loadWithWrk(job: LoadJob): Promise<LoadResult> {
   writeFileSync(script, wrkScript(job.tokens));
   try {
     if (job.warmupSeconds > 0) await runWrk(job.url, script, job.connections, job.warmupSeconds);
-    const stopProfile = await profileRun(job);
-    const cpuBefore = await serverCpu(job);
-    const out = await runWrk(job.url, script, job.connections, job.seconds);
-    const cpu = (await serverCpu(job)) - cpuBefore;
-    await stopProfile();
+    const { out, cpu } = await measured(job, () =>
+      runWrk(job.url, script, job.connections, job.seconds),
+    );
     const total = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
     const socketErrors =
       /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
@@ -209,18 +213,16 @@ export async function load(job: LoadJob): Promise<LoadResult> {
       requests: requests({ ...job, tokens: job.warmupTokens }),
     });
   }
-  const stopProfile = await profileRun(job);
-  const cpuBefore = await serverCpu(job);
-  const result = await autocannon({
-    url: job.url,
-    connections: job.connections,
-    duration: job.seconds,
-    pipelining: 1,
-    timeout: 10,
-    requests: requests(job),
-  });
-  const cpu = (await serverCpu(job)) - cpuBefore;
-  await stopProfile();
+  const { out: result, cpu } = await measured(job, () =>
+    autocannon({
+      url: job.url,
+      connections: job.connections,
+      duration: job.seconds,
+      pipelining: 1,
+      timeout: 10,
+      requests: requests(job),
+    }),
+  );
   return {
     cpuPerRequest: cpu / Math.max(1, result.requests.total),
     requests: result.requests.total,

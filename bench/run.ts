@@ -26,6 +26,7 @@ import {
 import { onPostgres, type Target, TARGET_NAMES, TARGETS } from './targets.js';
 import { verifyBench } from './verify.js';
 import { hitPathBench } from './hit-path.js';
+import { median } from './median.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
@@ -167,12 +168,6 @@ async function drive(target: Target, server: Running, round: number): Promise<Lo
   return JSON.parse(result.stdout.trim().split('\n').pop()!) as LoadResult;
 }
 
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
-
 function table(rows: string[][]): string {
   const [head, ...body] = rows;
   return [
@@ -290,17 +285,16 @@ async function main(): Promise<void> {
     const cpu = (target: Target) => median((results.get(target) ?? []).map((r) => r.cpuPerRequest));
     // Ratios of two targets: the median over rounds of each round's ratio (the two runs of a round
     // are close in time, so load from elsewhere on the machine weighs on both alike).
-    const paired = (target: Target, base: Target, of: (r: LoadResult) => number) => {
-      const a = results.get(target) ?? [];
+    const ratios = (target: Target, base: Target, of: (r: LoadResult) => number) => {
       const b = results.get(base) ?? [];
-      return median(a.map((r, i) => of(r) / of(b[i]!)));
+      return (results.get(target) ?? []).map((r, i) => of(r) / of(b[i]!));
     };
+    const paired = (target: Target, base: Target, of: (r: LoadResult) => number) =>
+      median(ratios(target, base, of));
     // The lowest and highest round's ratio by req/s: how far one round can be from the median.
     const range = (target: Target, base: Target) => {
-      const a = results.get(target) ?? [];
-      const b = results.get(base) ?? [];
-      const ratios = a.map((r, i) => r.rps / b[i]!.rps);
-      return `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}`;
+      const byRound = ratios(target, base, (r) => r.rps);
+      return `${Math.min(...byRound).toFixed(2)}–${Math.max(...byRound).toFixed(2)}`;
     };
     const versus = (target: Target, base: Target) =>
       `${paired(target, base, (r) => r.rps).toFixed(2)} by req/s (rounds ${range(target, base)}), ${(1 / paired(target, base, (r) => r.cpuPerRequest)).toFixed(2)} by CPU`;
