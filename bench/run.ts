@@ -99,16 +99,20 @@ async function tokens(server: Running, path: string, n: number, attempt = 1): Pr
   return (await res.json()) as string[];
 }
 
-const warmed = new Set<Target>();
+/** Stops a target's server and waits for it to exit (it closes its store connections first). */
+async function stopServer({ child }: Running): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await exited;
+}
 
 /**
- * Sends every /me token twice before a target's first run: the steady state, whatever the run's
+ * Sends every /me token twice before a server's first run: the steady state, whatever the run's
  * length. Twice, because a first read may ask the store, and the answer memo keeps only answers
  * given without it: with sessionCache, the first read fills the session cache, the second the memo.
  */
-async function warm(target: Target, server: Running, tokens: string[]): Promise<void> {
-  if (warmed.has(target)) return;
-  warmed.add(target);
+async function warm(server: Running, tokens: string[]): Promise<void> {
   await pass(server, tokens);
   await pass(server, tokens);
 }
@@ -154,7 +158,7 @@ async function drive(target: Target, server: Running, round: number): Promise<Lo
   }
   if (kind === 'me') {
     job.warmupTokens = job.tokens;
-    await warm(target, server, job.tokens);
+    await warm(server, job.tokens);
   }
   const [command, ...args] = onCore(1, [...tsx, 'bench/load.ts', '-']);
   const result = spawnSync(command!, args, {
@@ -268,12 +272,22 @@ async function main(): Promise<void> {
       ...hitPath.map((h) => [h.label, h.nsPerCall.toFixed(0), (floorNs / h.nsPerCall).toFixed(2)]),
     ];
 
-    for (const target of targets) servers.set(target, await startServer(target, redis.url));
     for (let round = 0; round < ROUNDS; round++) {
       const order = round % 2 === 0 ? targets : [...targets].reverse();
       for (const target of order) {
         process.stderr.write(`round ${round + 1}/${ROUNDS}: ${target}… `);
-        const result = await drive(target, servers.get(target)!, round);
+        // A fresh process per run: how fast one process runs varies from launch to launch (by up
+        // to 15 % here, steady within the process), so a target measured in one process for
+        // every round could win or lose its row by where that one process landed.
+        const server = await startServer(target, redis.url);
+        servers.set(target, server);
+        let result: LoadResult;
+        try {
+          result = await drive(target, server, round);
+        } finally {
+          await stopServer(server);
+          servers.delete(target);
+        }
         process.stderr.write(
           `${Math.round(result.rps)} req/s, p99 ${result.p99} ms, ${result.cpuPerRequest.toFixed(0)} µs CPU/req${result.non2xx ? `, ${result.non2xx} non-2xx` : ''}\n`,
         );
@@ -428,7 +442,7 @@ Written by \`npm run bench\` on ${started.toISOString()}.
 
 - Machine: ${cpus().length} × ${cpuModel}, Node ${process.version}, Redis ${redisVersion.replace('v=', '')};
   1-minute load average ${loadBefore.toFixed(1)} before the run, ${loadavg()[0]!.toFixed(1)} after (above 0 means other work shared the machine)
-- Load: ${meLoader === 'wrk' ? 'wrk (1 thread) for the GET /me targets, autocannon for login and refresh' : 'autocannon'}, ${CONNECTIONS} connections, ${SECONDS} s per run after 1 s of warm-up, ${ROUNDS} rounds in alternating order;
+- Load: ${meLoader === 'wrk' ? 'wrk (1 thread) for the GET /me targets, autocannon for login and refresh' : 'autocannon'}, ${CONNECTIONS} connections, ${SECONDS} s per run after 1 s of warm-up, ${ROUNDS} rounds in alternating order, each run in a fresh server process;
   ${pinned ? 'servers pinned to CPU 0 and the load generator to CPU 1 (taskset); redis-server unpinned' : 'no CPU pinning'}.
 - Each \`/me\` run cycles through ${USERS} access tokens of ${USERS} users (more than the default
   verified-token cache holds; the sessionCache target's holds them all), each sent twice before the
@@ -488,15 +502,7 @@ baseline ${expired.usedMemoryBaseline} B, live ${expired.usedMemoryLive} B, afte
     process.stdout.write(`\n${report}`);
     writeFileSync(`${root}bench/RESULTS.md`, report);
   } finally {
-    for (const { child } of servers.values()) child.kill('SIGTERM');
-    await Promise.all(
-      [...servers.values()].map(
-        ({ child }) =>
-          new Promise((resolve) =>
-            child.exitCode === null ? child.once('exit', resolve) : resolve(null),
-          ),
-      ),
-    );
+    await Promise.all([...servers.values()].map(stopServer));
     await redis.stop();
   }
 }

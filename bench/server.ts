@@ -164,11 +164,17 @@ const floor = new Map<string, Record<string, unknown>>();
 let accessTokens: Promise<string[]> | undefined;
 let issued = 0;
 
-/** Pairs for n distinct users (fresh user ids on each call), in batches so Redis is never flooded. */
+/**
+ * Pairs for n distinct users (fresh user ids on each call, and of this process only: every run
+ * has a process of its own), in batches so Redis is never flooded.
+ */
 async function issue(n: number, kind: 'access' | 'refresh'): Promise<string[]> {
   const tokens: string[] = [];
   for (let i = 0; i < n; i += 1000) {
-    const ids = Array.from({ length: Math.min(1000, n - i) }, () => `user-${issued++}`);
+    const ids = Array.from(
+      { length: Math.min(1000, n - i) },
+      () => `user-${process.pid}-${issued++}`,
+    );
     const pairs = await Promise.all(
       ids.map(async (id) => {
         if (hand) return hand.login(id);

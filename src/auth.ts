@@ -25,6 +25,7 @@ import { redisStrategy } from './strategies/redis.js';
 import { sessionStrategy } from './strategies/session.js';
 import { StrategyRegistry } from './strategies/registry.js';
 import {
+  type Holding,
   type ReadOptions,
   reuseOf,
   reusable,
@@ -90,9 +91,8 @@ export class Auth {
         check(user, read, now) {
           const name = strategies.defaultStrategyName;
           const reuse = reuseOf(strategies.get(name));
-          const holds = reuse && reuse.limit > 0 ? reuse.check(user, read, now) : undefined;
-          // An answer of the default strategy holds only while it stays the default.
-          return holds && ((at) => strategies.defaultStrategyName === name && holds(at));
+          const holding = reuse && reuse.limit > 0 ? reuse.check(user, read, now) : undefined;
+          return holding && new WhileDefault(strategies, name, holding);
         },
       },
     );
@@ -358,4 +358,17 @@ export function defaultAuth(): Auth {
     );
   }
   return current;
+}
+
+/** An answer of the default strategy holds only while that strategy stays the default. */
+class WhileDefault implements Holding {
+  constructor(
+    private readonly strategies: StrategyRegistry,
+    private readonly name: string,
+    private readonly inner: Holding,
+  ) {}
+
+  holds(now: number): boolean {
+    return this.strategies.defaultStrategyName === this.name && this.inner.holds(now);
+  }
 }

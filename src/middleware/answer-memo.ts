@@ -1,3 +1,4 @@
+import type { Holding } from '../strategies/types.js';
 import type { AuthUser } from '../tokens/claims.js';
 import { type RecentEntry, RecentMap } from '../tokens/recent-map.js';
 
@@ -9,8 +10,8 @@ interface Answer extends RecentEntry {
   readonly user: AuthUser;
   /** The token's `exp` in epoch ms (RecentEntry.expiresAt): dropped then, whatever the leeway. */
   readonly expiresAt: number;
-  /** The reader's check that its answer still holds (Reuse.check). */
-  readonly holds: (now: number) => boolean;
+  /** What tells that the reader's answer still holds (Reuse.check). */
+  readonly holding: Holding;
 }
 
 /**
@@ -34,7 +35,7 @@ export class AnswerMemo {
     if (this.answers.size === 0) return undefined;
     const answer = this.answers.get(header, now);
     if (answer === undefined) return undefined;
-    if (!answer.holds(now)) {
+    if (!answer.holding.holds(now)) {
       this.answers.delete(header);
       return undefined;
     }
@@ -45,16 +46,10 @@ export class AnswerMemo {
    * Keeps an answer; `user` is copied, as the request it was read for may change its own. Not
    * one past its `exp` (accepted within the leeway, it would only be dropped again).
    */
-  remember(
-    header: string,
-    token: string,
-    user: AuthUser,
-    holds: (now: number) => boolean,
-    now: number,
-  ): void {
+  remember(header: string, token: string, user: AuthUser, holding: Holding, now: number): void {
     const expiresAt = typeof user.exp === 'number' ? user.exp * 1000 : 0;
     if (expiresAt <= now) return;
-    this.answers.set({ text: header, token, user: { ...user }, expiresAt, holds });
+    this.answers.set({ text: header, token, user: { ...user }, expiresAt, holding });
   }
 
   get size(): number {

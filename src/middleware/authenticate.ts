@@ -93,8 +93,8 @@ export function createAuthenticate(
       header.length === token.length + 7 &&
       !(user instanceof Promise)
     ) {
-      const holds = reuse!.check(user, read, now);
-      if (holds !== undefined) memo!.remember(header, token, user, holds, now);
+      const holding = reuse!.check(user, read, now);
+      if (holding !== undefined) memo!.remember(header, token, user, holding, now);
     }
     return { token, user };
   };

@@ -35,6 +35,7 @@ import {
   unpackSession,
 } from './record-codec.js';
 import type {
+  Holding,
   NewSession,
   Rotation,
   RotationResult,
@@ -437,15 +438,10 @@ export class RedisStore implements SessionStore {
    * A check that the session cache's "live" answer for this session still holds, cheap enough to
    * run per request (no lookup; see SessionCache.holds); undefined when the cache has no such answer.
    */
-  livenessCheck(
-    userId: string,
-    sessionId: string,
-    now: number,
-  ): ((now: number) => boolean) | undefined {
-    const cache = this.cache;
-    const cell = cache?.cell(userId, sessionId, now);
-    if (cache === undefined || cell === undefined || cell.expiresAt <= now) return undefined;
-    return (at) => cache.holds(cell, at);
+  livenessCheck(userId: string, sessionId: string, now: number): Holding | undefined {
+    const cell = this.cache?.cell(userId, sessionId, now);
+    // The cell itself: it asks its cache (LivenessCell.holds).
+    return cell === undefined || cell.expiresAt <= now ? undefined : cell;
   }
 
   /** The cached answer of `isLive`, when the session cache has one it can trust; else undefined. */

@@ -1,4 +1,5 @@
 import { type Cluster, Redis } from 'ioredis';
+import type { Holding } from './session-store.js';
 
 /** Options of the session liveness cache (`sessionCache`). */
 export interface SessionCacheOptions {
@@ -24,13 +25,19 @@ const CHANNEL = '__redis__:invalidate';
  * while {@link SessionCache.holds} says so: the cell is dropped when its user is invalidated,
  * replaced or evicted, and every cell goes at once when the cache is dropped (generation).
  */
-export class LivenessCell {
+export class LivenessCell implements Holding {
   dropped = false;
   constructor(
     /** The session's expiry in epoch ms; 0 when it is not live. */
     readonly expiresAt: number,
     readonly generation: number,
+    private readonly cache: SessionCache,
   ) {}
+
+  /** Whether the cell still says "live" at `now` (see {@link SessionCache.holds}). */
+  holds(now: number): boolean {
+    return this.cache.holds(this, now);
+  }
 }
 
 /** An in-flight read: an invalidation of its key while it is on the wire makes its answer uncacheable. */
@@ -285,7 +292,7 @@ export class SessionCache {
     const previous = sessions.get(sessionId);
     if (previous === undefined) this.count++;
     else previous.dropped = true;
-    sessions.set(sessionId, new LivenessCell(expiresAt, this.generation));
+    sessions.set(sessionId, new LivenessCell(expiresAt, this.generation, this));
   }
 
   /** Drops a user's entries now: this instance's own writes need not wait for the feed. */

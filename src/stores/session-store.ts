@@ -1,3 +1,13 @@
+/**
+ * Whether an answer kept for repeat requests still holds (the middlewares' answer memo asks it on
+ * each one). An object with a method rather than a closure: the memo reads it on every repeat
+ * request, over as many answers as there are tokens, and a closure is two objects (the function
+ * and its context) to reach instead of one.
+ */
+export interface Holding {
+  holds(now: number): boolean;
+}
+
 /** One login's session family as the store records it. Times are epoch milliseconds. */
 export interface SessionRecord {
   sessionId: string;
@@ -75,15 +85,11 @@ export interface SessionStore {
    */
   cachedLiveness?(userId: string, sessionId: string, now: number): boolean | undefined;
   /**
-   * Optional, with `cachedLiveness`: when it said "live", a function that tells, at a later
-   * time, whether that answer still holds, without a lookup (the middlewares' answer memo runs
-   * it on each repeat request); undefined when there is no such answer.
+   * Optional, with `cachedLiveness`: when it said "live", what tells at a later time whether
+   * that answer still holds, without a lookup (the middlewares' answer memo asks it on each
+   * repeat request); undefined when there is no such answer.
    */
-  livenessCheck?(
-    userId: string,
-    sessionId: string,
-    now: number,
-  ): ((now: number) => boolean) | undefined;
+  livenessCheck?(userId: string, sessionId: string, now: number): Holding | undefined;
   /** Ends one session; true when it existed. */
   revoke(userId: string, sessionId: string): Promise<boolean>;
   /** Ends every session of the user; returns how many were live. */

@@ -1,10 +1,12 @@
 import type { ResolvedOptions } from '../config/options.js';
 import type { AuthEvents } from '../events.js';
-import type { SessionStore } from '../stores/session-store.js';
+import type { Holding, SessionStore } from '../stores/session-store.js';
 import type { AuthUser, TokenKind, TokenPair, TokenUser } from '../tokens/claims.js';
 import type { DeviceInfo } from '../tokens/device.js';
 import type { IssueOptions } from '../tokens/issue.js';
 import type { TokenService } from '../tokens/token-service.js';
+
+export type { Holding };
 
 export interface ReadOptions {
   /** Also check that the token's session is still live in the store. */
@@ -64,11 +66,11 @@ export interface Reuse {
   /** How many answers the memo may keep (the instance's `verifyCacheSize`); 0: none. */
   readonly limit: number;
   /**
-   * Called right after `readToken(token, options)` answered `user` synchronously, at `now`: a
-   * check, cheap enough for every request, that the same answer holds at a later time (the
+   * Called right after `readToken(token, options)` answered `user` synchronously, at `now`: what
+   * tells, cheaply enough for every request, that the same answer holds at a later time (the
    * memo itself stops at the token's `exp`); undefined when the answer must be read again.
    */
-  check(user: AuthUser, options: ReadOptions, now: number): ((now: number) => boolean) | undefined;
+  check(user: AuthUser, options: ReadOptions, now: number): Holding | undefined;
 }
 
 // By identity, never by property: a copy or a wrapper of a built-in strategy (`{ ...strategy,
@@ -85,8 +87,8 @@ export function reusable<R extends TokenReader>(reader: R, reuse: Reuse): R {
 /** How the reader's answers may be reused, if they may. */
 export const reuseOf = (reader: TokenReader): Reuse | undefined => reuses.get(reader);
 
-/** A reuse check for answers that hold until the token expires (no session to check). */
-export const untilExpiry = (): boolean => true;
+/** For answers that hold until the token expires (no session to check). */
+export const untilExpiry: Holding = { holds: () => true };
 
 /**
  * A way of reading and writing tokens. The middlewares need `readToken`; `generateTokens` falls

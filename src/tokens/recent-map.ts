@@ -5,15 +5,26 @@ export interface RecentEntry {
   readonly expiresAt: number;
 }
 
+/** Characters of a string's end that its map key is made from: all inside a token's signature. */
+const KEY_CHARS = 8;
+
 /**
- * The map key of a long string (a token, or the Authorization header that carries one): its
- * last 32 characters, which lie in the token's signature (at least 43 characters for every
- * algorithm) and are as unique as 192 random bits. Hashing a 300-character token on every
- * request costs more than the rest of a lookup; the entry keeps the whole string, and a hit
- * requires the exact string, so two strings sharing an end (a forged payload under a real
- * signature) never share an answer.
+ * The map key of a long string (a token, or the Authorization header that carries one): a 30-bit
+ * FNV-1a hash of its last KEY_CHARS characters, which lie in the token's signature (at least 43
+ * characters for every algorithm). A small-integer key is hashed and compared inside the Map
+ * without reading any stored string, where a string key is hashed on every lookup (a fresh header
+ * string has no cached hash) and compared through the stored string, one more cold read per
+ * request over a working set of many thousand tokens. Two strings may share a key: the entry
+ * keeps the whole string and a hit requires the exact string, so they never share an answer (a
+ * forged payload under a real signature included); the later one replaces the earlier, which
+ * then only misses.
  */
-const lookupKey = (text: string): string => text.slice(-32);
+function lookupKey(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = Math.max(0, text.length - KEY_CHARS); i < text.length; i++)
+    hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
+  return hash & 0x3fffffff;
+}
 
 /**
  * A bounded map from long strings to answers about them, for the per-request caches (verified
@@ -27,8 +38,8 @@ const lookupKey = (text: string): string => text.slice(-32);
  * each one: 5 µs per request, more than a verification (issue 15's note).
  */
 export class RecentMap<E extends RecentEntry> {
-  private young = new Map<string, E>();
-  private old = new Map<string, E>();
+  private young = new Map<number, E>();
+  private old = new Map<number, E>();
   private readonly generation: number;
 
   constructor(maxEntries: number) {
@@ -64,13 +75,14 @@ export class RecentMap<E extends RecentEntry> {
     this.add(name, entry);
   }
 
+  /** Drops exactly `text`'s entry: another string's that shares its key stays. */
   delete(text: string): void {
     const name = lookupKey(text);
-    this.young.delete(name);
-    this.old.delete(name);
+    if (this.young.get(name)?.text === text) this.young.delete(name);
+    if (this.old.get(name)?.text === text) this.old.delete(name);
   }
 
-  private add(name: string, entry: E): void {
+  private add(name: number, entry: E): void {
     this.young.set(name, entry);
     if (this.young.size >= this.generation) {
       this.old = this.young;
