@@ -58,6 +58,7 @@ export type {
 } from './strategies/types.js';
 export type { IssueOptions } from './tokens/issue.js';
 export type {
+  Holding,
   NewSession,
   Rotation,
   RotationResult,

@@ -37,6 +37,7 @@ import {
   revokeAllSessions,
   revokeSession,
   type SessionInfo,
+  type Holding,
   type SessionStore,
   type TokenPair,
   type TokenReader,
@@ -179,6 +180,11 @@ expectTypeOf<
 expectTypeOf<SessionStore['isLive']>().toEqualTypeOf<
   (userId: string, sessionId: string, now: number) => Promise<boolean>
 >();
+// A store with a liveness cache tells the answer memo, per cached answer, whether it still holds.
+expectTypeOf<ReturnType<NonNullable<SessionStore['livenessCheck']>>>().toEqualTypeOf<
+  Holding | undefined
+>();
+expectTypeOf<Holding['holds']>().toEqualTypeOf<(now: number) => boolean>();
 
 // Built-in stores and the store option; the PostgreSQL store adds its schema management.
 expectTypeOf(memoryStore()).toEqualTypeOf<SessionStore>();
