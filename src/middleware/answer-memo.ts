@@ -42,6 +42,11 @@ export class AnswerMemo {
     return { token: answer.token, user: { ...answer.user } };
   }
 
+  /** Whether to keep the answer to the header that just missed (RecentMap.admit). */
+  admit(): boolean {
+    return this.answers.admit();
+  }
+
   /**
    * Keeps an answer; `user` is copied, as the request it was read for may change its own. Not
    * one past its `exp` (accepted within the leeway, it would only be dropped again).

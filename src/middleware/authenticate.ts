@@ -91,7 +91,8 @@ export function createAuthenticate(
       header !== undefined &&
       found.source === 'header' &&
       header.length === token.length + 7 &&
-      !(user instanceof Promise)
+      !(user instanceof Promise) &&
+      memo!.admit()
     ) {
       const holding = reuse!.check(user, read, now);
       if (holding !== undefined) memo!.remember(header, token, user, holding, now);

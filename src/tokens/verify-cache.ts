@@ -45,7 +45,9 @@ export class VerifyCache<P extends object> {
     return { ...entry.payload };
   }
 
+  /** Stores a token that missed and passed every check, unless the map refuses it (RecentMap.admit). */
   set(token: string, payload: P, exp: number, key: RingKey, kid: unknown, alg: unknown): void {
+    if (!this.entries.admit()) return;
     this.entries.set({
       text: token,
       payload: freezeNested(payload),

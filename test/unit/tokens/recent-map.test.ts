@@ -76,3 +76,67 @@ describe('RecentMap: strings that share a map key', () => {
     expect(map.size).toBe(hits);
   });
 });
+
+describe('RecentMap: admission while it thrashes', () => {
+  const now = Date.now();
+  const texts = (n: number, tag: string) =>
+    Array.from(
+      { length: n },
+      (_, i) => `${tag}.${i}.${Buffer.from(`${tag}:${i}`).toString('hex')}`,
+    );
+
+  /** One pass over `list`: a lookup each, and each miss stored when admitted. */
+  function pass(map: RecentMap<Entry>, list: string[]) {
+    const counts = { hits: 0, misses: 0, admitted: 0 };
+    for (const text of list) {
+      const found = map.get(text, now);
+      if (found !== undefined) {
+        expect(found.answer).toBe(text);
+        counts.hits++;
+      } else {
+        counts.misses++;
+        if (map.admit()) {
+          counts.admitted++;
+          map.set(entry(text, text));
+        }
+      }
+    }
+    return counts;
+  }
+
+  it('stores one miss in 16 when its working set is larger than it, and is then hit', () => {
+    const map = new RecentMap<Entry>(100);
+    const cycling = texts(300, 'cycle');
+    // Storing every miss: each entry is dropped before its text comes back, so nothing hits.
+    expect(pass(map, cycling)).toEqual({ hits: 0, misses: 300, admitted: 300 });
+    for (let i = 0; i < 40; i++) pass(map, cycling);
+    const later = { hits: 0, misses: 0, admitted: 0 };
+    for (let i = 0; i < 20; i++) {
+      const counts = pass(map, cycling);
+      later.hits += counts.hits;
+      later.misses += counts.misses;
+      later.admitted += counts.admitted;
+    }
+    expect(later.admitted / later.misses).toBeCloseTo(1 / 16, 2);
+    // A sample stays long enough to be found again.
+    expect(later.hits / (20 * 300)).toBeGreaterThan(0.1);
+  });
+
+  it('stores every miss again once the working set fits', () => {
+    const map = new RecentMap<Entry>(100);
+    const cycling = texts(300, 'cycle');
+    for (let i = 0; i < 40; i++) pass(map, cycling);
+    expect(pass(map, cycling).admitted).toBeLessThan(40);
+    const fitting = texts(40, 'fit');
+    for (let i = 0; i < 400; i++) pass(map, fitting);
+    expect(pass(map, fitting)).toEqual({ hits: 40, misses: 0, admitted: 0 });
+    expect([map.admit(), map.admit(), map.admit()]).toEqual([true, true, true]);
+  });
+
+  it('a map that has not filled up stores every miss, however few hits it has', () => {
+    const map = new RecentMap<Entry>(10_000);
+    const distinct = texts(4000, 'once');
+    expect(pass(map, distinct)).toEqual({ hits: 0, misses: 4000, admitted: 4000 });
+    expect(pass(map, texts(1000, 'more')).admitted).toBe(1000);
+  });
+});
