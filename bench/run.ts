@@ -74,10 +74,11 @@ function startServer(target: Target, redisUrl: string): Promise<Running> {
     env: { ...process.env, NODE_ENV: 'production' },
   });
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`${target} server did not start in 20 s`)),
-      20_000,
-    );
+    const timer = setTimeout(() => {
+      // A server per run: one that hangs at start must not outlive the bench.
+      child.kill('SIGKILL');
+      reject(new Error(`${target} server did not start in 20 s`));
+    }, 20_000);
     child.once('exit', (code) => reject(new Error(`${target} server exited with ${code}`)));
     child.stdout!.once('data', (line: Buffer) => {
       clearTimeout(timer);
@@ -185,7 +186,6 @@ async function main(): Promise<void> {
   const started = new Date();
   const loadBefore = loadavg()[0]!;
   const redis = await RedisServer.start(['--maxmemory-policy', 'noeviction']);
-  const servers = new Map<Target, Running>();
   const results = new Map<Target, LoadResult[]>();
   try {
     // Memory first, on an empty database of its own (db 1), so nothing else is counted.
@@ -280,13 +280,11 @@ async function main(): Promise<void> {
         // to 15 % here, steady within the process), so a target measured in one process for
         // every round could win or lose its row by where that one process landed.
         const server = await startServer(target, redis.url);
-        servers.set(target, server);
         let result: LoadResult;
         try {
           result = await drive(target, server, round);
         } finally {
           await stopServer(server);
-          servers.delete(target);
         }
         process.stderr.write(
           `${Math.round(result.rps)} req/s, p99 ${result.p99} ms, ${result.cpuPerRequest.toFixed(0)} µs CPU/req${result.non2xx ? `, ${result.non2xx} non-2xx` : ''}\n`,
@@ -502,7 +500,6 @@ baseline ${expired.usedMemoryBaseline} B, live ${expired.usedMemoryLive} B, afte
     process.stdout.write(`\n${report}`);
     writeFileSync(`${root}bench/RESULTS.md`, report);
   } finally {
-    await Promise.all([...servers.values()].map(stopServer));
     await redis.stop();
   }
 }

@@ -54,8 +54,9 @@ const ADMIT_ONE_IN = 16;
  * evicts each entry before its token comes back: no hit, and each stored entry lives long enough
  * to be moved to V8's old generation and collected there. That cost 5-6 µs per request over
  * 20,000 tokens and a 10,000-entry cache, more than the verification the cache saves. Storing a
- * sample keeps part of the working set long enough to be hit again (about a quarter of requests
- * in that case, against none), and a working set that fits still reaches its full hit rate.
+ * sample keeps part of the working set long enough to be hit again (about a quarter of lookups
+ * in a simulation of that case, against none), and a working set that fits still reaches its full
+ * hit rate.
  */
 export class RecentMap<E extends RecentEntry> {
   private young = new Map<number, E>();
@@ -82,7 +83,8 @@ export class RecentMap<E extends RecentEntry> {
     const entry = young ?? this.old.get(name);
     if (entry === undefined || entry.text !== text) return undefined;
     if (now >= entry.expiresAt) {
-      this.delete(text);
+      // The entry is exactly text's, found under this key in one generation.
+      (young === undefined ? this.old : this.young).delete(name);
       return undefined;
     }
     if (young === undefined) {
