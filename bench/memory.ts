@@ -125,7 +125,11 @@ export interface ExpiryResult {
 }
 
 /** Sessions with a 2 s refresh TTL: after it, Redis must hold no key of theirs and no extra memory. */
-export async function expiry(redisUrl: string, sessions: number): Promise<ExpiryResult> {
+export async function expiry(
+  redisUrl: string,
+  sessions: number,
+  keyBuckets = 0,
+): Promise<ExpiryResult> {
   const client = new Redis(redisUrl);
   const keyPrefix = `exp${Math.random().toString(36).slice(2, 8)}:`;
   const refreshTokenTtl = 2;
@@ -136,6 +140,7 @@ export async function expiry(redisUrl: string, sessions: number): Promise<Expiry
     accessTokenTtl: 1,
     refreshTokenTtl,
     verifyCacheSize: 0,
+    keyBuckets,
   });
   const usedMemory = async () => Number(/used_memory:(\d+)/.exec(await client.info('memory'))![1]);
   try {
@@ -193,6 +198,7 @@ export async function usedMemoryPerSession(
   sessions: number,
   users: number,
   meta: typeof BROWSER_META,
+  keyBuckets = 0,
 ): Promise<GrowthResult> {
   const client = new Redis(redisUrl);
   const auth = createAuth({
@@ -201,6 +207,7 @@ export async function usedMemoryPerSession(
     keyPrefix: 'auth:',
     maxSessionsPerUser: 0,
     verifyCacheSize: 0,
+    keyBuckets,
   });
   try {
     await client.flushdb();

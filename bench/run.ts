@@ -17,6 +17,7 @@ import {
   BROWSER_META,
   CHROME_META,
   expiry,
+  type ExpiryResult,
   type MemoryResult,
   NO_META,
   perSession,
@@ -182,6 +183,17 @@ function table(rows: string[][]): string {
   ].join('\n');
 }
 
+/** The Expiry section's paragraph on one layout's run. */
+function expiryText(what: string, result: ExpiryResult | undefined): string {
+  if (!result) return '(skipped: BENCH_MEMORY=0)';
+  const { sessions, refreshTokenTtl, keysWhileLive, keysLeft, secondsToEmpty } = result;
+  const { usedMemoryBaseline: baseline, usedMemoryLive: live, usedMemoryAfter: after } = result;
+  const change = after - baseline;
+  return `${what}: ${sessions} sessions with a ${refreshTokenTtl} s refresh TTL: ${keysWhileLive} keys while live,
+**${keysLeft} keys left** ${secondsToEmpty.toFixed(1)} s after the last expiry. Redis used_memory:
+baseline ${baseline} B, live ${live} B, after expiry ${after} B (${change >= 0 ? '+' : ''}${change} B vs baseline).`;
+}
+
 async function main(): Promise<void> {
   const started = new Date();
   const loadBefore = loadavg()[0]!;
@@ -227,6 +239,9 @@ async function main(): Promise<void> {
           ),
         ];
     const expired = MEMORY ? await expiry(memUrl, Math.min(SESSIONS, 2000)) : undefined;
+    const expiredShared = MEMORY
+      ? await expiry(memUrl, Math.min(SESSIONS, 2000), Math.min(SESSIONS, 2000) / 16)
+      : undefined;
     const growth: GrowthResult[] = [];
     if (MEMORY) {
       process.stderr.write('used_memory growth…\n');
@@ -245,6 +260,19 @@ async function main(): Promise<void> {
             ),
           );
         }
+      }
+      // The shared layout, sized as the README advises: 16 sessions per hash.
+      for (const perUser of [1, 10]) {
+        growth.push(
+          await usedMemoryPerSession(
+            memUrl,
+            `${GROWTH} sessions, ${perUser} per user, ip + Chrome user agent, keyBuckets: ${GROWTH / 16}`,
+            GROWTH,
+            GROWTH / perUser,
+            CHROME_META,
+            GROWTH / 16,
+          ),
+        );
       }
     }
 
@@ -424,12 +452,16 @@ async function main(): Promise<void> {
         `${g.bytesPerSession} B`,
         check(g.bytesPerSession <= 200),
       ]);
-    if (expired)
-      goals.push([
-        'zero keys left after expiry',
-        `${expired.keysLeft} keys`,
-        check(expired.keysLeft === 0),
-      ]);
+    for (const [what, result] of [
+      ['', expired],
+      [' (keyBuckets)', expiredShared],
+    ] as const)
+      if (result)
+        goals.push([
+          `zero keys left after expiry${what}`,
+          `${result.keysLeft} keys`,
+          check(result.keysLeft === 0),
+        ]);
     const cpuModel = cpus()[0]?.model ?? 'unknown CPU';
     const redisVersion =
       spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout.trim().split(' ')[2] ??
@@ -488,14 +520,9 @@ ${table(mem)}
 
 ## Expiry
 
-${
-  !expired
-    ? '(skipped: BENCH_MEMORY=0)'
-    : `${expired.sessions} sessions with a ${expired.refreshTokenTtl} s refresh TTL: ${expired.keysWhileLive} keys while live,
-**${expired.keysLeft} keys left** ${expired.secondsToEmpty.toFixed(1)} s after the last expiry. Redis used_memory:
-baseline ${expired.usedMemoryBaseline} B, live ${expired.usedMemoryLive} B, after expiry ${expired.usedMemoryAfter} B
-(${expired.usedMemoryAfter - expired.usedMemoryBaseline >= 0 ? '+' : ''}${expired.usedMemoryAfter - expired.usedMemoryBaseline} B vs baseline).`
-}
+${expiryText('A hash per user', expired)}
+
+${expiryText('Shared hashes (`keyBuckets`)', expiredShared)}
 `;
     process.stdout.write(`\n${report}`);
     writeFileSync(`${root}bench/RESULTS.md`, report);

@@ -15,7 +15,14 @@ import { createAuth, memoryStore, postgresStore } from 'koa-jwt-redis';
 import pg from 'pg';
 import { handWritten } from './hand-written.js';
 import { SECRET } from './secret.js';
-import { onMemory, onPostgres, strategyOf, type Target, TARGET_NAMES } from './targets.js';
+import {
+  onMemory,
+  onPostgres,
+  sharedKeys,
+  strategyOf,
+  type Target,
+  TARGET_NAMES,
+} from './targets.js';
 
 const [target, redisUrl] = process.argv.slice(2) as [Target, string];
 if (!TARGET_NAMES.includes(target) || !redisUrl)
@@ -53,7 +60,7 @@ const auth =
           ? { store: pgStore }
           : onMemory(target)
             ? { store: memoryStore() }
-            : { redis: redisUrl, keyPrefix: `bench:${target}:` }),
+            : { redis: redisUrl, keyPrefix: `bench:${target}:`, keyBuckets: sharedKeys(target) }),
         strategy: strategyOf(target),
         // Login and refresh sessions expire soon after the run. A /me target's tokens are issued
         // once, when the process starts, and must outlive the whole run (5 rounds of 22 targets
@@ -94,6 +101,7 @@ switch (target) {
   case 'requireAuth-cached':
   case 'requireAuth-session':
   case 'requireAuth-memory':
+  case 'requireAuth-shared':
   case 'requireAuth-pg':
   case 'requireAuth-session-pg':
     app.use(auth!.requireAuth());
@@ -129,6 +137,7 @@ switch (target) {
   case 'login':
   case 'login-pg':
   case 'login-memory':
+  case 'login-shared':
   case 'login-session':
   case 'login-jwt':
     app.use(koaBody());
@@ -143,6 +152,7 @@ switch (target) {
   case 'refresh':
   case 'refresh-pg':
   case 'refresh-memory':
+  case 'refresh-shared':
   case 'refresh-session':
   case 'refresh-jwt':
     app.use(koaBody());

@@ -26,6 +26,10 @@ export const TARGETS = {
     label: "requireAuth() with strategy: 'session' (opaque token, on Redis)",
     kind: 'me',
   },
+  'requireAuth-shared': {
+    label: 'requireAuth() (session check on Redis, keyBuckets: 4096)',
+    kind: 'me',
+  },
   'requireAuth-memory': { label: 'requireAuth() (session check on the memory store)', kind: 'me' },
   'requireAuth-pg': { label: 'requireAuth() (session check on PostgreSQL)', kind: 'me' },
   'requireAuth-session-pg': {
@@ -36,6 +40,8 @@ export const TARGETS = {
   login: { label: 'login (generateTokens)', kind: 'login' },
   'hand-refresh': { label: 'hand-written refresh (verify, SREM, sign 2, SADD)', kind: 'refresh' },
   refresh: { label: 'refresh (refreshTokens)', kind: 'refresh' },
+  'login-shared': { label: 'login (generateTokens), keyBuckets: 4096', kind: 'login' },
+  'refresh-shared': { label: 'refresh (refreshTokens), keyBuckets: 4096', kind: 'refresh' },
   'login-pg': { label: 'login (generateTokens) on PostgreSQL', kind: 'login' },
   'refresh-pg': { label: 'refresh (refreshTokens) on PostgreSQL', kind: 'refresh' },
   'login-memory': { label: 'login (generateTokens) on the memory store', kind: 'login' },
@@ -65,6 +71,12 @@ export const strategyOf = (target: Target): 'redis' | 'session' | 'jwt' =>
     : target.endsWith('-jwt')
       ? 'jwt'
       : 'redis';
+
+/**
+ * Targets on Redis in the shared layout: 4,096 hashes, about 5 users each for the /me targets
+ * (20,000 users), filling up to 10 to 20 sessions each over a login or refresh run.
+ */
+export const sharedKeys = (target: Target): number => (target.endsWith('-shared') ? 4096 : 0);
 
 /** Targets on the in-process memory store. */
 export const onMemory = (target: Target): boolean => target.endsWith('-memory');

@@ -33,7 +33,13 @@ export function createStore(given: AuthOptions, options: ResolvedOptions): Sessi
   if (given.store !== undefined) {
     if (given.redis !== undefined)
       throw new AuthConfigError('store', 'give `store` or `redis`, not both');
-    for (const name of ['keyPrefix', 'storeTimeout', 'waitForReplicas', 'sessionCache'] as const) {
+    for (const name of [
+      'keyPrefix',
+      'storeTimeout',
+      'waitForReplicas',
+      'sessionCache',
+      'keyBuckets',
+    ] as const) {
       if (given[name] !== undefined) {
         throw new AuthConfigError(
           name,
@@ -58,6 +64,11 @@ export function createStore(given: AuthOptions, options: ResolvedOptions): Sessi
       );
     if (given.sessionCache !== undefined && given.sessionCache !== false)
       throw new AuthConfigError('sessionCache', 'needs the Redis store: give `redis` too');
+    if (given.keyBuckets !== undefined && given.keyBuckets !== 0)
+      throw new AuthConfigError(
+        'keyBuckets',
+        'lays out Redis keys, so it needs the `redis` option',
+      );
     warnMemory();
     return new MemoryStore();
   }
@@ -66,5 +77,6 @@ export function createStore(given: AuthOptions, options: ResolvedOptions): Sessi
     timeout: options.storeTimeout,
     waitForReplicas: options.waitForReplicas,
     sessionCache: given.sessionCache,
+    keyBuckets: given.keyBuckets,
   });
 }

@@ -5,6 +5,7 @@ import {
   META_CHUNKS,
   META_MARK,
   PREVIOUS_UUID_CHARS,
+  PRUNE_AT,
   SEP,
 } from './record-codec.js';
 import type { RotationResult } from './session-store.js';
@@ -15,9 +16,10 @@ import type { RotationResult } from './session-store.js';
  * of the previous jti, all come from there, so the scripts hard-code no position. Each script
  * takes KEYS[1] = the user's one hash (field <sid>: the core record; fields <sid>:0 … : metadata
  * chunks). No value exceeds 64 bytes, so Redis keeps the hash in its compact listpack encoding
- * (hash-max-listpack-value). One key per user carries the {u:<id>} hash tag, so every script runs
- * on one Redis Cluster slot. Every write prunes expired families and re-arms the key's TTL to the
- * latest expiry, so memory is bounded and nothing outlives its last session.
+ * (hash-max-listpack-value). The hash is the user's own, `<prefix>{u:<id>}`, or in the shared
+ * layout one of `keyBuckets` hashes, `<prefix>{b:<n>}`; either way one key carries its hash tag,
+ * so every script runs on one Redis Cluster slot. Writes prune expired families and re-arm the
+ * key's TTL to the latest expiry, so memory is bounded and nothing outlives its last session.
  *
  * Each script's ARGV is a named list below; `scriptArgs` puts the values in that order, and the
  * script reads them by name (`A.sessionId`), so the two sides cannot disagree on positions.
@@ -28,10 +30,25 @@ const luaString = (value: string): string => `'${value.replace(/[\\']/g, '\\$&')
 /** A Lua pattern matching `value` literally. */
 const luaPattern = (value: string): string => value.replace(/[\^$()%.[\]*+\-?]/g, '%$&');
 
+/*
+ * Every script names the user's families by `owner`: what the user's family fields start with.
+ * In the per-user layout the hash is the user's own and `owner` is empty; in the shared layout
+ * (`keyBuckets`) a hash holds many users' families, each field led by its user's tag, and
+ * `sessionId` arrives with that tag already in front (it is the field name).
+ */
+
 /** ARGV of CREATE_SESSION, in order; up to META_CHUNKS metadata chunks follow them. */
-export const CREATE_ARGS = ['sessionId', 'core', 'expiresAt', 'now', 'maxSessions'] as const;
+export const CREATE_ARGS = [
+  'owner',
+  'sessionId',
+  'core',
+  'expiresAt',
+  'now',
+  'maxSessions',
+] as const;
 /** ARGV of ROTATE_SESSION; the base-36 forms are what the core record stores. */
 export const ROTATE_ARGS = [
+  'owner',
   'sessionId',
   'oldJti',
   'newJti',
@@ -41,8 +58,8 @@ export const ROTATE_ARGS = [
   'now36',
   'expiresAt36',
 ] as const;
-export const REVOKE_SESSION_ARGS = ['sessionId', 'now'] as const;
-export const REVOKE_ALL_ARGS = ['now'] as const;
+export const REVOKE_SESSION_ARGS = ['owner', 'sessionId', 'now'] as const;
+export const REVOKE_ALL_ARGS = ['owner', 'now'] as const;
 
 /** What ROTATE_SESSION returns, per outcome. */
 export const ROTATE_RESULTS = {
@@ -90,6 +107,7 @@ local SEP = ${luaString(SEP)}
 local META_MARK = ${luaString(META_MARK)}
 local META_CHUNKS = ${META_CHUNKS}
 local PREVIOUS_UUID_CHARS = ${PREVIOUS_UUID_CHARS}
+local PRUNE_AT = ${luaString(PRUNE_AT)}
 local F = { ${CORE_FIELDS.map((field, i) => `${field} = ${i + 1}`).join(', ')} }
 -- Captures the expiry of a core record without splitting it: a scan reads every family's.
 local EXPIRES_AT_PATTERN = ${luaString(expiresAtPattern())}
@@ -110,26 +128,31 @@ local function drop(sid)
   for i = 0, META_CHUNKS - 1 do names[#names + 1] = sid .. META_MARK .. i end
   return redis.call('HDEL', h, unpack(names))
 end
--- Deletes expired families; returns the live ones as {sid, expiresAt} pairs.
-local function live(now)
+-- Deletes the expired families of every owner in the hash; returns the owner's live ones as
+-- {sid, expiresAt} pairs, and the latest expiry of the other owners' live ones (0: none).
+local function live(now, owner)
   local all = redis.call('HGETALL', h)
-  local alive, dead = {}, {}
+  local alive, dead, others = {}, {}, 0
+  local n = #owner
   for i = 1, #all, 2 do
     local f = all[i]
-    if not string.find(f, META_MARK, 1, true) then
+    if f ~= PRUNE_AT and not string.find(f, META_MARK, 1, true) then
       local exp = expiryOf(all[i + 1])
       if exp <= now then
         dead[#dead + 1] = f
-      else
+      elseif n == 0 or string.sub(f, 1, n) == owner then
         alive[#alive + 1] = { f, exp }
+      elseif exp > others then
+        others = exp
       end
     end
   end
   for _, sid in ipairs(dead) do drop(sid) end
-  return alive
+  return alive, others
 end
-local function rearm(alive)
-  local last = 0
+-- Sets the key's expiry to its latest live family's: the owner's (alive) or another's (others).
+local function rearm(alive, others)
+  local last = others or 0
   for _, s in ipairs(alive) do
     if s[2] > last then last = s[2] end
   end
@@ -159,6 +182,25 @@ end
 -- Whether this write must scan the families: only once the hash is large (SCAN_FIELDS).
 local function large()
   return redis.call('HLEN', h) >= ${SCAN_FIELDS}
+end
+-- The owner's live families in a shared hash, as {sid, expiresAt} pairs, found by Redis itself
+-- (HSCAN … MATCH) without reading the other owners'; deletes the owner's expired ones.
+local function ownFamilies(owner, now)
+  local alive, dead, cursor = {}, {}, '0'
+  repeat
+    local page = redis.call('HSCAN', h, cursor, 'MATCH', owner .. '*', 'COUNT', 1000)
+    cursor = page[1]
+    local kv = page[2]
+    for i = 1, #kv, 2 do
+      local f = kv[i]
+      if not string.find(f, META_MARK, 1, true) then
+        local exp = expiryOf(kv[i + 1])
+        if exp > now then alive[#alive + 1] = { f, exp } else dead[#dead + 1] = f end
+      end
+    end
+  until cursor == '0'
+  for _, sid in ipairs(dead) do drop(sid) end
+  return alive
 end
 local function without(alive, sid)
   local kept = {}
@@ -210,13 +252,46 @@ return out
 const CREATE_SESSION_BODY = `
 -- Metadata chunks of at most ${META_CHUNK} characters follow the named arguments.
 local expiresAt = tonumber(A.expiresAt)
+local now = tonumber(A.now)
 local max = tonumber(A.maxSessions)
-local fieldCount = redis.call('HLEN', h)
 local set = { A.sessionId, A.core }
 for i = 1, math.min(#ARGV - NARGS, META_CHUNKS) do
   set[#set + 1] = A.sessionId .. META_MARK .. (i - 1)
   set[#set + 1] = ARGV[NARGS + i]
 end
+-- The cap: ends the families of alive ({sid, expiresAt} pairs) that expire first, past max.
+local function cap(alive)
+  if max == 0 or #alive <= max then return alive end
+  table.sort(alive, function(a, b) return a[2] < b[2] end)
+  local kept = {}
+  for i, s in ipairs(alive) do
+    if i <= #alive - max then drop(s[1]) else kept[#kept + 1] = s end
+  end
+  return kept
+end
+if A.owner ~= '' then
+  -- A shared hash. Every owner's expired families go once one may have expired (PRUNE_AT);
+  -- the cap reads only this owner's. Neither reads the whole hash on every login.
+  local earliest = expiresAt
+  local pruneAt = tonumber(redis.call('HGET', h, PRUNE_AT) or '')
+  if pruneAt and pruneAt <= now then
+    for _, s in ipairs(live(now, '')) do
+      if s[2] < earliest then earliest = s[2] end
+    end
+  elseif pruneAt and pruneAt < earliest then
+    earliest = pruneAt
+  end
+  local alive = max > 0 and ownFamilies(A.owner, now) or {}
+  set[#set + 1] = PRUNE_AT
+  set[#set + 1] = string.format('%.0f', earliest)
+  redis.call('HSET', h, unpack(set))
+  alive[#alive + 1] = { A.sessionId, expiresAt }
+  cap(alive)
+  extend(expiresAt)
+  return 1
+end
+-- The user's own hash.
+local fieldCount = redis.call('HLEN', h)
 -- Fewer fields than the cap means fewer families than the cap: nothing to end.
 if fieldCount < ${SCAN_FIELDS} and (max == 0 or fieldCount < max) then
   redis.call('HSET', h, unpack(set))
@@ -228,23 +303,10 @@ if fieldCount < ${SCAN_FIELDS} and (max == 0 or fieldCount < max) then
   end
   return 1
 end
-local alive = live(tonumber(A.now))
+local alive = live(now, A.owner)
 redis.call('HSET', h, unpack(set))
 alive[#alive + 1] = { A.sessionId, expiresAt }
-if max > 0 and #alive > max then
-  table.sort(alive, function(a, b) return a[2] < b[2] end)
-  local extra = #alive - max
-  local kept = {}
-  for i, s in ipairs(alive) do
-    if i <= extra then
-      drop(s[1])
-    else
-      kept[#kept + 1] = s
-    end
-  end
-  alive = kept
-end
-rearm(alive)
+rearm(cap(alive))
 return 1
 `;
 export const CREATE_SESSION = script(CREATE_ARGS, CREATE_SESSION_BODY);
@@ -269,10 +331,12 @@ if f[F.jti] == A.oldJti then
   f[F.rotatedAt] = A.now36
   f[F.expiresAt] = A.expiresAt36
   redis.call('HSET', h, A.sessionId, table.concat(f, SEP))
-  if large() then
-    local alive = without(live(now), A.sessionId)
+  -- A shared hash is always large: its rotations only extend it, and its logins prune it.
+  if A.owner == '' and large() then
+    local alive, others = live(now, A.owner)
+    alive = without(alive, A.sessionId)
     alive[#alive + 1] = { A.sessionId, tonumber(A.expiresAt) }
-    rearm(alive)
+    rearm(alive, others)
   else
     extend(tonumber(A.expiresAt))
   end
@@ -284,7 +348,7 @@ if grace > 0 and prev ~= '' and prev == string.sub(A.oldJti, 1, PREVIOUS_UUID_CH
   return ${ROTATE_RESULTS.superseded}
 end
 drop(A.sessionId)
-rearm(live(now))
+rearm(live(now, A.owner))
 return ${ROTATE_RESULTS.reused}
 `;
 export const ROTATE_SESSION = script(ROTATE_ARGS, ROTATE_SESSION_BODY);
@@ -293,16 +357,21 @@ export const ROTATE_SESSION = script(ROTATE_ARGS, ROTATE_SESSION_BODY);
 const REVOKE_SESSION_BODY = `
 local n = redis.call('HEXISTS', h, A.sessionId)
 drop(A.sessionId)
-rearm(live(tonumber(A.now)))
+rearm(live(tonumber(A.now), A.owner))
 return n
 `;
 export const REVOKE_SESSION = script(REVOKE_SESSION_ARGS, REVOKE_SESSION_BODY);
 
 /** Returns how many live families were removed. */
 const REVOKE_ALL_BODY = `
-local n = #live(tonumber(A.now))
-redis.call('DEL', h)
-return n
+local alive, others = live(tonumber(A.now), A.owner)
+if A.owner == '' then
+  redis.call('DEL', h)
+else
+  for _, s in ipairs(alive) do drop(s[1]) end
+  rearm({}, others)
+end
+return #alive
 `;
 export const REVOKE_ALL = script(REVOKE_ALL_ARGS, REVOKE_ALL_BODY);
 

@@ -88,6 +88,13 @@ export const PREVIOUS_UUID_CHARS = 14;
 export const META_CHUNK = 64;
 export const META_CHUNKS = 6;
 
+/**
+ * In a shared hash (`keyBuckets`), the field holding the earliest expiry (base-36 epoch ms) any
+ * family in it may have: no family can be expired before then, so a login prunes the hash only
+ * once that time has passed. Never a family's name: those are base64url.
+ */
+export const PRUNE_AT = '~';
+
 /** The field name of a family's metadata chunk `index`. */
 export const metaField = (sessionId: string, index: number): string =>
   `${sessionId}${META_MARK}${index}`;

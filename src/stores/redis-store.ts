@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { AuthConfigError } from '../errors.js';
 import { wholeNumber } from '../config/validate.js';
@@ -21,6 +22,7 @@ import {
   scriptArgs,
 } from './lua.js';
 import {
+  type LivenessCell,
   type ResolvedSessionCache,
   SessionCache,
   type SessionCacheOptions,
@@ -105,7 +107,22 @@ export interface RedisStoreOptions {
    * the master has it.
    */
   waitForReplicas: number;
+  /** The shared layout's number of hashes; 0 for a hash per user. */
+  keyBuckets: number;
 }
+
+/**
+ * Where a user's sessions are: the hash (`key`), the session cache's entry for it (`entry`),
+ * and what the user's family fields start with in it (`owner`, empty in a hash of one user).
+ */
+interface Place {
+  key: string;
+  entry: string;
+  owner: string;
+}
+
+/** Bytes of a user id's SHA-256 that tag its fields in a shared hash: 96 bits, 16 characters. */
+const OWNER_BYTES = 12;
 
 /** A write the master took but too few replicas confirmed in time: a failover could undo it. */
 export class ReplicationError extends Error {
@@ -120,6 +137,12 @@ export class ReplicationError extends Error {
  * slot), with a core-record field per family and its metadata chunks beside it, laid out by the
  * record codec (record-codec.ts). The key expires with the user's last session; a write that
  * finds the hash large prunes its expired families (lua.ts, SCAN_FIELDS).
+ *
+ * The shared layout (`keyBuckets`: N) puts each user in one of N hashes, `<prefix>{b:<n>}`, chosen
+ * by the SHA-256 of the user id, whose first 96 bits, in 16 base64url characters, lead each of
+ * the user's field names (the owner tag). A key costs Redis about 130 bytes whatever it holds,
+ * more than a whole session record, so sharing keys is what takes a one-session user under 200
+ * bytes. The hash expires with its latest session; logins prune every owner's expired families.
  */
 export class RedisStore implements SessionStore {
   private readonly client: IoRedisClient;
@@ -146,6 +169,8 @@ export class RedisStore implements SessionStore {
   /** Whole-record reads (`get`, the session strategy's check), batched the same way. */
   private readonly records: TurnBatcher<Read, (string | null)[]> | undefined;
   private readonly batchedWrites = new Map<ScriptName, TurnBatcher<Write, number>>();
+  /** The last user placed in the shared layout: one request asks for the same user several times. */
+  private lastPlaced: { userId: string; place: Place } | undefined;
 
   constructor(
     client: IoRedisClient,
@@ -178,7 +203,7 @@ export class RedisStore implements SessionStore {
       typeof nodeOptions.commandTimeout === 'number' &&
       nodeOptions.commandTimeout <= options.timeout;
     this.clientPrefix = client.options.keyPrefix ?? '';
-    this.keyHead = `${options.keyPrefix}{u:`;
+    this.keyHead = `${options.keyPrefix}{${options.keyBuckets > 0 ? 'b' : 'u'}:`;
     if (!client.isCluster) {
       // A batched read script takes every key, then every field, in the same order.
       const readMany =
@@ -217,35 +242,55 @@ export class RedisStore implements SessionStore {
             client,
             this.clientPrefix + options.keyPrefix,
             options.sessionCache,
-            (redisKey) => this.userOfKey(redisKey),
+            (redisKey) => this.entryOfKey(redisKey),
           );
   }
 
   /**
-   * The user id whose hash `redisKey` names (as Redis names it, client prefix included), or
-   * undefined for any other key. The session cache is keyed by user id, so a session check
-   * builds no key string; invalidations, which name keys, come back to ids through here.
+   * The session cache's entry for the hash `redisKey` names (as Redis names it, client prefix
+   * included), or undefined for any other key. In the per-user layout the entry is the user id,
+   * so a session check builds no key string; invalidations, which name keys, come back to ids
+   * through here. In the shared layout it is the hash's number.
    */
-  private userOfKey(redisKey: string): string | undefined {
+  private entryOfKey(redisKey: string): string | undefined {
     const head = this.clientPrefix + this.keyHead;
     if (!redisKey.startsWith(head) || !redisKey.endsWith('}')) return undefined;
+    const inner = redisKey.slice(head.length, -1);
+    if (this.options.keyBuckets > 0) return /^(0|[1-9][0-9]*)$/.test(inner) ? inner : undefined;
     try {
-      return decodeURIComponent(redisKey.slice(head.length, -1));
+      return decodeURIComponent(inner);
     } catch {
       return undefined;
     }
   }
 
-  /** A write: once it settles, this instance forgets the user's cached sessions at once. */
-  private written<T>(userId: string, write: Promise<T>): Promise<T> {
+  /** A write: once it settles, this instance forgets the cached sessions of its hash at once. */
+  private written<T>(place: Place, write: Promise<T>): Promise<T> {
     const cache = this.cache;
     if (cache === undefined) return write;
-    return write.finally(() => cache.forget(userId));
+    return write.finally(() => cache.forget(place.entry));
   }
 
   private key(userId: string): string {
     // encodeURIComponent escapes { and }, so a user id can never break out of its hash tag.
     return `${this.keyHead}${encodeURIComponent(userId)}}`;
+  }
+
+  /** Where the user's sessions are (see {@link Place}). */
+  private place(userId: string): Place {
+    const buckets = this.options.keyBuckets;
+    if (buckets === 0) return { key: this.key(userId), entry: userId, owner: '' };
+    const last = this.lastPlaced;
+    if (last !== undefined && last.userId === userId) return last.place;
+    const digest = createHash('sha256').update(userId).digest();
+    const bucket = String(digest.readUInt32BE(OWNER_BYTES) % buckets);
+    const place = {
+      key: `${this.keyHead}${bucket}}`,
+      entry: bucket,
+      owner: digest.toString('base64url', 0, OWNER_BYTES),
+    };
+    this.lastPlaced = { userId, place };
+    return place;
   }
 
   /**
@@ -338,13 +383,15 @@ export class RedisStore implements SessionStore {
       createdAt: s.now,
       expiresAt: s.expiresAt,
     });
+    const place = this.place(userId);
     await this.written(
-      userId,
+      place,
       this.write(
         'kjrCreateSession',
-        this.key(userId),
+        place.key,
         ...scriptArgs(CREATE_ARGS, {
-          sessionId: s.sessionId,
+          owner: place.owner,
+          sessionId: place.owner + s.sessionId,
           core,
           expiresAt: Math.floor(s.expiresAt),
           now: s.now,
@@ -357,13 +404,15 @@ export class RedisStore implements SessionStore {
 
   async rotate(userId: string, r: Rotation): Promise<RotationResult> {
     if (!SESSION_ID.test(r.sessionId)) return 'missing';
+    const place = this.place(userId);
     const code = await this.written(
-      userId,
+      place,
       this.write(
         'kjrRotateSession',
-        this.key(userId),
+        place.key,
         ...scriptArgs(ROTATE_ARGS, {
-          sessionId: r.sessionId,
+          owner: place.owner,
+          sessionId: place.owner + r.sessionId,
           oldJti: compactUuid(r.oldJti),
           newJti: compactUuid(r.newJti),
           now: r.now,
@@ -379,58 +428,59 @@ export class RedisStore implements SessionStore {
 
   async get(userId: string, sessionId: string, now: number): Promise<SessionRecord | undefined> {
     if (!SESSION_ID.test(sessionId)) return undefined;
-    const key = this.key(userId);
+    const { key, owner } = this.place(userId);
+    const field = owner + sessionId;
     const [core, ...meta] = await (this.records === undefined
-      ? this.readRecordAlone(key, sessionId)
-      : this.records.add({ key, field: sessionId }));
+      ? this.readRecordAlone(key, field)
+      : this.records.add({ key, field }));
     const record = core ? unpackSession(sessionId, core, meta.join('')) : undefined;
     return record && record.expiresAt > now ? record : undefined;
   }
 
   /** A family's core record and metadata chunks, as one `HMGET`, bounded in time. */
-  private readRecordAlone(key: string, sessionId: string): Promise<(string | null)[]> {
-    return this.readBounded(this.client.hmget(key, sessionId, ...metaFields(sessionId)));
+  private readRecordAlone(key: string, field: string): Promise<(string | null)[]> {
+    return this.readBounded(this.client.hmget(key, field, ...metaFields(field)));
   }
 
   isLive(userId: string, sessionId: string, now: number): Promise<boolean> {
     if (!SESSION_ID.test(sessionId)) return Promise.resolve(false);
+    const place = this.place(userId);
     if (this.cache === undefined)
       // One promise chain, no async function: this runs on every session-checked request.
-      return this.readCore(userId, sessionId).then(
+      return this.readCore(place.key, place.owner + sessionId).then(
         (core) => core !== null && coreExpiresAt(core) > now,
       );
-    return this.isLiveCached(this.cache, userId, sessionId, now);
+    return this.isLiveCached(this.cache, place, place.owner + sessionId, now);
   }
 
   /** A family's core record, or null: batched on a single node, bounded in time either way. */
-  private readCore(userId: string, sessionId: string): Promise<string | null> {
-    const key = this.key(userId);
+  private readCore(key: string, field: string): Promise<string | null> {
     return this.cores === undefined
-      ? this.readCoreAlone(key, sessionId)
-      : this.cores.add({ key, field: sessionId });
+      ? this.readCoreAlone(key, field)
+      : this.cores.add({ key, field });
   }
 
   /** A family's core record, as one `HGET`, bounded in time. */
-  private readCoreAlone(key: string, sessionId: string): Promise<string | null> {
-    return this.readBounded(this.client.hget(key, sessionId));
+  private readCoreAlone(key: string, field: string): Promise<string | null> {
+    return this.readBounded(this.client.hget(key, field));
   }
 
   private async isLiveCached(
     cache: SessionCache,
-    userId: string,
-    sessionId: string,
+    place: Place,
+    field: string,
     now: number,
   ): Promise<boolean> {
-    const known = cache.get(userId, sessionId, now);
+    const known = cache.get(place.entry, field, now);
     if (known !== undefined) return known > now;
-    const ticket = cache.begin(userId, now);
+    const ticket = cache.begin(place.entry, now);
     let expiresAt: number | undefined;
     try {
-      const core = await this.readCore(userId, sessionId);
+      const core = await this.readCore(place.key, field);
       expiresAt = core === null ? 0 : coreExpiresAt(core);
       return expiresAt > now;
     } finally {
-      if (ticket !== undefined) cache.finish(ticket, sessionId, expiresAt);
+      if (ticket !== undefined) cache.finish(ticket, field, expiresAt);
     }
   }
 
@@ -439,43 +489,61 @@ export class RedisStore implements SessionStore {
    * run per request (no lookup; see SessionCache.holds); undefined when the cache has no such answer.
    */
   livenessCheck(userId: string, sessionId: string, now: number): Holding | undefined {
-    const cell = this.cache?.cell(userId, sessionId, now);
+    const cell = this.cachedCell(userId, sessionId, now);
     // The cell itself: it asks its cache (LivenessCell.holds).
     return cell === undefined || cell.expiresAt <= now ? undefined : cell;
   }
 
   /** The cached answer of `isLive`, when the session cache has one it can trust; else undefined. */
   cachedLiveness(userId: string, sessionId: string, now: number): boolean | undefined {
-    const known = this.cache?.get(userId, sessionId, now);
-    return known === undefined ? undefined : known > now;
+    const cell = this.cachedCell(userId, sessionId, now);
+    return cell === undefined ? undefined : cell.expiresAt > now;
+  }
+
+  /** The session cache's cell of the session, if it has one it can trust now. */
+  private cachedCell(userId: string, sessionId: string, now: number): LivenessCell | undefined {
+    const cache = this.cache;
+    if (cache === undefined) return undefined;
+    // The per-user layout's entry is the user id and its field the session id: nothing to build.
+    if (this.options.keyBuckets === 0) return cache.cell(userId, sessionId, now);
+    const place = this.place(userId);
+    return cache.cell(place.entry, place.owner + sessionId, now);
   }
 
   async revoke(userId: string, sessionId: string): Promise<boolean> {
     if (!SESSION_ID.test(sessionId)) return false;
+    const place = this.place(userId);
     const write = this.write(
       'kjrRevokeSession',
-      this.key(userId),
-      ...scriptArgs(REVOKE_SESSION_ARGS, { sessionId, now: Date.now() }),
+      place.key,
+      ...scriptArgs(REVOKE_SESSION_ARGS, {
+        owner: place.owner,
+        sessionId: place.owner + sessionId,
+        now: Date.now(),
+      }),
     );
-    return (await this.written(userId, write)) > 0;
+    return (await this.written(place, write)) > 0;
   }
 
   async revokeAll(userId: string, now: number): Promise<number> {
+    const place = this.place(userId);
     const write = this.write(
       'kjrRevokeAll',
-      this.key(userId),
-      ...scriptArgs(REVOKE_ALL_ARGS, { now }),
+      place.key,
+      ...scriptArgs(REVOKE_ALL_ARGS, { owner: place.owner, now }),
     );
-    return this.written(userId, write);
+    return this.written(place, write);
   }
 
   async list(userId: string, now: number): Promise<SessionRecord[]> {
-    const all = await this.readBounded(this.client.hgetall(this.key(userId)));
+    const { key, owner } = this.place(userId);
+    const all = await this.readBounded(this.client.hgetall(key));
     const sessions: SessionRecord[] = [];
     for (const [field, core] of Object.entries(all)) {
-      if (isMetaField(field)) continue;
+      // Metadata, or another owner's family in a shared hash.
+      if (isMetaField(field) || !field.startsWith(owner)) continue;
       const record = unpackSession(
-        field,
+        field.slice(owner.length),
         core,
         metaFields(field)
           .map((name) => all[name] ?? '')
@@ -529,6 +597,17 @@ export interface RedisStoreConfig {
    * defaults. @default false
    */
   sessionCache?: boolean | SessionCacheOptions;
+  /**
+   * Opt-in compact layout: keep every user's sessions in one of this many shared hashes instead
+   * of a hash per user. A Redis key costs about 130 bytes on its own, so with one or two sessions
+   * per user this saves most of the memory (about 150 bytes per session instead of 260). Size it
+   * so a hash holds 10 to 20 sessions (live sessions / 16): past about 30 sessions with metadata
+   * (128 fields) Redis leaves its compact encoding for that hash. A login scans its hash (to prune
+   * expired sessions and enforce `maxSessionsPerUser`), and in the session cache a write drops the
+   * cached answers of every user of its hash. Changing it (or turning it on or off) moves every
+   * user to another key: everyone logs in again. 0 is one hash per user. @default 0
+   */
+  keyBuckets?: number;
 }
 
 /** `sessionCache` as given to `redisStore`/`createAuth`, checked. */
@@ -576,6 +655,7 @@ export function redisStore(redis: RedisOption, config: RedisStoreConfig = {}): S
   }
   const timeout = wholeNumber('timeout', config.timeout ?? 1000, 10, 60_000);
   const sessionCache = resolveSessionCache(config.sessionCache);
+  const keyBuckets = wholeNumber('keyBuckets', config.keyBuckets ?? 0, 0, 2 ** 24);
   const wanted =
     config.waitForReplicas === undefined
       ? undefined
@@ -586,6 +666,7 @@ export function redisStore(redis: RedisOption, config: RedisStoreConfig = {}): S
     timeout,
     ownsClient: owned,
     sessionCache,
+    keyBuckets,
     // Sentinel promotes a replica on failover: only writes a replica has are safe from it.
     waitForReplicas: wanted ?? (topology === 'sentinel' ? 1 : 0),
   });

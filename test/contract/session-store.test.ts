@@ -41,6 +41,10 @@ function register(name: string, open: () => SessionStore, prunes: boolean): void
   sessionStrategyContract(name, make, open);
 }
 
+/**
+ * The Redis store in both layouts: a hash per user, and shared hashes (`keyBuckets`), here just
+ * one, so that every user of the suite shares it and every operation must keep them apart.
+ */
 function onRedis(name: string, makeClient: () => Client): void {
   let client: Client;
   beforeAll(() => {
@@ -49,6 +53,12 @@ function onRedis(name: string, makeClient: () => Client): void {
   });
   const prefix = uniquePrefix();
   register(name, () => redisStore(client, { keyPrefix: prefix }), false);
+  const shared = uniquePrefix();
+  register(
+    `${name}, shared keys`,
+    () => redisStore(client, { keyPrefix: shared, keyBuckets: 1 }),
+    false,
+  );
 }
 
 if (onCluster()) {

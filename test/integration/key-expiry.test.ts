@@ -47,6 +47,7 @@ describe.each(Object.entries(VARIANTS))(
         1,
         on,
         ...scriptArgs(CREATE_ARGS, {
+          owner: '',
           sessionId,
           core: packCore({ jti, previousJti: '', rotatedAt: 0, createdAt: now, expiresAt }),
           expiresAt,
@@ -95,6 +96,7 @@ describe.each(Object.entries(VARIANTS))(
         1,
         rotated,
         ...scriptArgs(ROTATE_ARGS, {
+          owner: '',
           sessionId: 'r1',
           oldJti: compactUuid(jti),
           newJti: compactUuid(randomUUID()),

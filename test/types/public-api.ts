@@ -11,6 +11,7 @@ import {
   type Algorithm,
   ALGORITHMS,
   type Auth,
+  type AuthOptions,
   type AuthenticatedState,
   AuthConfigError,
   AuthError,
@@ -32,6 +33,7 @@ import {
   postgresStore,
   type PublicJwk,
   redisStore,
+  type RedisStoreConfig,
   refreshTokens,
   requireAuth,
   revokeAllSessions,
@@ -191,6 +193,9 @@ expectTypeOf(memoryStore()).toEqualTypeOf<SessionStore>();
 expectTypeOf(
   redisStore('redis://127.0.0.1:6379', { keyPrefix: 'a:', timeout: 500 }),
 ).toEqualTypeOf<SessionStore>();
+// The shared layout: a number of hashes, on the store and on createAuth with `redis`.
+expectTypeOf<RedisStoreConfig['keyBuckets']>().toEqualTypeOf<number | undefined>();
+expectTypeOf<AuthOptions['keyBuckets']>().toEqualTypeOf<number | undefined>();
 const pgStore = postgresStore('postgres://postgres@127.0.0.1/test', { schema: 's', table: 't' });
 expectTypeOf(pgStore).toEqualTypeOf<PostgresSessionStore>();
 expectTypeOf(pgStore.migrate()).toEqualTypeOf<Promise<void>>();

@@ -60,8 +60,15 @@ describe('the Lua scripts, generated from the record codec', () => {
 
   it('puts arguments in the order the script names them', () => {
     expect(
-      scriptArgs(CREATE_ARGS, { sessionId: 's', core: 'c', expiresAt: 2, now: 1, maxSessions: 0 }),
-    ).toEqual(['s', 'c', 2, 1, 0]);
+      scriptArgs(CREATE_ARGS, {
+        owner: 'o',
+        sessionId: 's',
+        core: 'c',
+        expiresAt: 2,
+        now: 1,
+        maxSessions: 0,
+      }),
+    ).toEqual(['o', 's', 'c', 2, 1, 0]);
     const rotate = Object.fromEntries(ROTATE_ARGS.map((name) => [name, name]));
     expect(scriptArgs(ROTATE_ARGS, rotate as Record<(typeof ROTATE_ARGS)[number], string>)).toEqual(
       [...ROTATE_ARGS],
