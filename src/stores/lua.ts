@@ -331,14 +331,23 @@ if f[F.jti] == A.oldJti then
   f[F.rotatedAt] = A.now36
   f[F.expiresAt] = A.expiresAt36
   redis.call('HSET', h, A.sessionId, table.concat(f, SEP))
-  -- A shared hash is always large: its rotations only extend it, and its logins prune it.
-  if A.owner == '' and large() then
+  local expiresAt = tonumber(A.expiresAt)
+  if A.owner ~= '' then
+    -- A shared hash is always large: its rotations only extend it, and its logins prune it.
+    -- A rotation can end a session sooner than its login did (a long first lifetime, then
+    -- refreshTokenTtl): PRUNE_AT must stay at or before every family's expiry.
+    local pruneAt = tonumber(redis.call('HGET', h, PRUNE_AT) or '')
+    if not pruneAt or expiresAt < pruneAt then
+      redis.call('HSET', h, PRUNE_AT, string.format('%.0f', math.floor(expiresAt)))
+    end
+    extend(expiresAt)
+  elseif large() then
     local alive, others = live(now, A.owner)
     alive = without(alive, A.sessionId)
-    alive[#alive + 1] = { A.sessionId, tonumber(A.expiresAt) }
+    alive[#alive + 1] = { A.sessionId, expiresAt }
     rearm(alive, others)
   else
-    extend(tonumber(A.expiresAt))
+    extend(expiresAt)
   end
   return ${ROTATE_RESULTS.rotated}
 end

@@ -121,6 +121,22 @@ describe('the shared layout (keyBuckets)', () => {
     expect(await auth.listSessions('gone-0')).toEqual([]);
   });
 
+  it('a refresh that ends a session sooner than its login did moves the time to prune forward', async () => {
+    const { auth, keyPrefix } = shared(1, { accessTokenTtl: 1, refreshTokenTtl: 2 });
+    const key = `${keyPrefix}{b:0}`;
+    await auth.createRefreshToken({ id: 'stays' }, { lifetime: 60 });
+    const token = await auth.createRefreshToken({ id: 'shortened' }, { lifetime: 60 });
+    expect(Number(await client.hget(key, '~'))).toBeGreaterThan(Date.now() + 50_000);
+    // Its first refresh gives the session refreshTokenTtl: 2 s, not the 60 of its login.
+    await auth.refreshTokens(token);
+    expect(Number(await client.hget(key, '~'))).toBeLessThanOrEqual(Date.now() + 2000);
+    await sleep(2100);
+    await auth.createRefreshToken({ id: 'new' }, { lifetime: 60 });
+    expect(await auth.listSessions('shortened')).toEqual([]);
+    const families = (await client.hkeys(key)).filter((field) => field !== '~');
+    expect(families).toHaveLength(2);
+  });
+
   it('refreshing and logging out one user of a hash leave the others signed in', async () => {
     const { auth } = shared(1, { refreshGracePeriod: 0 });
     const a = await auth.generateTokens({ id: 'a' });
