@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Cluster, Redis } from 'ioredis';
 import { inject } from 'vitest';
-import { type Auth, type AuthOptions, createAuth } from '../../src/index.js';
+import { type Auth, AuthError, type AuthOptions, createAuth } from '../../src/index.js';
 import { SECRET } from './forge.js';
 
 /** A key prefix of its own per test, so tests sharing the harness Redis never see each other's keys. */
@@ -87,4 +87,15 @@ export async function keysWithTtl(client: TestRedis, prefix: string): Promise<Ma
   const out = new Map<string, number>();
   for (const key of keys) out.set(key, await client.pttl(key));
   return out;
+}
+
+/** The session check `requireAuth()` runs: true when live, false when refused as token_revoked. */
+export async function passesSessionCheck(auth: Auth, token: string): Promise<boolean> {
+  try {
+    await auth.strategies.get('redis').readToken(token, { checkSession: true });
+    return true;
+  } catch (error) {
+    if (error instanceof AuthError && error.code === 'token_revoked') return false;
+    throw error;
+  }
 }

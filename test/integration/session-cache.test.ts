@@ -4,11 +4,12 @@ import { loadavg } from 'node:os';
 import { Redis } from 'ioredis';
 import Koa from 'koa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Auth, AuthError, type AuthOptions, createAuth, redisStore } from '../../src/index.js';
+import { type Auth, type AuthOptions, createAuth, redisStore } from '../../src/index.js';
 import type { SessionStore } from '../../src/stores/session-store.js';
 import {
   clusterClient,
   onCluster,
+  passesSessionCheck as check,
   redisClient,
   type TestRedis,
   uniquePrefix,
@@ -75,17 +76,6 @@ const sub = (token: string) =>
     sub: string;
     sid: string;
   };
-
-/** The session check `requireAuth()` runs: resolves when live, rejects with token_revoked when not. */
-async function check(auth: Auth, token: string): Promise<boolean> {
-  try {
-    await auth.strategies.get('redis').readToken(token, { checkSession: true });
-    return true;
-  } catch (error) {
-    if (error instanceof AuthError && error.code === 'token_revoked') return false;
-    throw error;
-  }
-}
 
 /** Checks the token until the answer comes from the cache (the feed may still be setting up). */
 async function cached(instance: Instance, token: string): Promise<void> {

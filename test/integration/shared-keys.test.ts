@@ -2,7 +2,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  type Auth,
   AuthConfigError,
   AuthError,
   createAuth,
@@ -11,7 +10,7 @@ import {
   type SessionStore,
 } from '../../src/index.js';
 import { SCAN_FIELDS } from '../../src/stores/lua.js';
-import { harnessRedisUrl, uniquePrefix } from '../helpers/auth.js';
+import { harnessRedisUrl, passesSessionCheck as check, uniquePrefix } from '../helpers/auth.js';
 import { SECRET } from '../helpers/forge.js';
 
 /*
@@ -168,15 +167,6 @@ describe('the shared layout (keyBuckets)', () => {
       return { auth, store };
     };
     const [one, two] = [instance(), instance()];
-    const check = async (auth: Auth, token: string) => {
-      try {
-        await auth.strategies.get('redis').readToken(token, { checkSession: true });
-        return true;
-      } catch (error) {
-        if (error instanceof AuthError && error.code === 'token_revoked') return false;
-        throw error;
-      }
-    };
     const claims = (token: string) =>
       JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as {
         sub: string;
