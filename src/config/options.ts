@@ -84,7 +84,7 @@ export interface AuthOptions {
   sessionCache?: boolean | SessionCacheOptions;
   /**
    * Opt-in, with `redis`: users' sessions share this many Redis hashes instead of one hash per
-   * user, for about 150 bytes of Redis per session instead of 260 when users have one or two.
+   * user, for about 170 bytes of Redis per session instead of 260 when users have one each.
    * See `redisStore`'s option for sizing. @default 0 (a hash per user)
    */
   keyBuckets?: number;

@@ -1,5 +1,6 @@
 import {
   CORE_FIELDS,
+  type CoreField,
   corePosition,
   META_CHUNK,
   META_CHUNKS,
@@ -91,10 +92,10 @@ function argTable(names: readonly string[]): string {
  */
 export const SCAN_FIELDS = 16;
 
-/** A Lua pattern capturing the expiresAt field of a core record, from the codec's field order. */
-function expiresAtPattern(): string {
+/** A Lua pattern capturing one field of a core record, from the codec's field order. */
+function corePattern(name: CoreField): string {
   const field = `[^${luaPattern(SEP)}]*`;
-  return `^${`${field}${luaPattern(SEP)}`.repeat(corePosition('expiresAt'))}(${field})`;
+  return `^${`${field}${luaPattern(SEP)}`.repeat(corePosition(name))}(${field})`;
 }
 
 /** Whether Redis takes PEXPIREAT … GT (7.0 and later; 6 has no REDIS_VERSION_NUM). */
@@ -109,11 +110,16 @@ local META_CHUNKS = ${META_CHUNKS}
 local PREVIOUS_UUID_CHARS = ${PREVIOUS_UUID_CHARS}
 local PRUNE_AT = ${luaString(PRUNE_AT)}
 local F = { ${CORE_FIELDS.map((field, i) => `${field} = ${i + 1}`).join(', ')} }
--- Captures the expiry of a core record without splitting it: a scan reads every family's.
-local EXPIRES_AT_PATTERN = ${luaString(expiresAtPattern())}
+-- Capture the expiry and the creation time of a core record without splitting it: a scan reads
+-- every family's.
+local EXPIRES_AT_PATTERN = ${luaString(corePattern('expiresAt'))}
+local CREATED_AT_PATTERN = ${luaString(corePattern('createdAt'))}
 -- The expiry (epoch ms) of a packed core record; 0 when unreadable.
 local function expiryOf(v)
   return tonumber(string.match(v, EXPIRES_AT_PATTERN), 36) or 0
+end
+local function createdOf(v)
+  return tonumber(string.match(v, CREATED_AT_PATTERN), 36) or 0
 end
 -- The fields of a core record, by position (F.<name>).
 local function fields(v)
@@ -129,7 +135,7 @@ local function drop(sid)
   return redis.call('HDEL', h, unpack(names))
 end
 -- Deletes the expired families of every owner in the hash; returns the owner's live ones as
--- {sid, expiresAt} pairs, and the latest expiry of the other owners' live ones (0: none).
+-- {sid, expiresAt, createdAt}, and the latest expiry of the other owners' live ones (0: none).
 local function live(now, owner)
   local all = redis.call('HGETALL', h)
   local alive, dead, others = {}, {}, 0
@@ -141,7 +147,7 @@ local function live(now, owner)
       if exp <= now then
         dead[#dead + 1] = f
       elseif n == 0 or string.sub(f, 1, n) == owner then
-        alive[#alive + 1] = { f, exp }
+        alive[#alive + 1] = { f, exp, createdOf(all[i + 1]) }
       elseif exp > others then
         others = exp
       end
@@ -183,7 +189,7 @@ end
 local function large()
   return redis.call('HLEN', h) >= ${SCAN_FIELDS}
 end
--- The owner's live families in a shared hash, as {sid, expiresAt} pairs, found by Redis itself
+-- The owner's live families in a shared hash, as {sid, expiresAt, createdAt}, found by Redis itself
 -- (HSCAN … MATCH) without reading the other owners'; deletes the owner's expired ones.
 local function ownFamilies(owner, now)
   local alive, dead, cursor = {}, {}, '0'
@@ -195,7 +201,11 @@ local function ownFamilies(owner, now)
       local f = kv[i]
       if not string.find(f, META_MARK, 1, true) then
         local exp = expiryOf(kv[i + 1])
-        if exp > now then alive[#alive + 1] = { f, exp } else dead[#dead + 1] = f end
+        if exp > now then
+          alive[#alive + 1] = { f, exp, createdOf(kv[i + 1]) }
+        else
+          dead[#dead + 1] = f
+        end
       end
     end
   until cursor == '0'
@@ -259,10 +269,14 @@ for i = 1, math.min(#ARGV - NARGS, META_CHUNKS) do
   set[#set + 1] = A.sessionId .. META_MARK .. (i - 1)
   set[#set + 1] = ARGV[NARGS + i]
 end
--- The cap: ends the families of alive ({sid, expiresAt} pairs) that expire first, past max.
+-- The cap: ends the families of alive ({sid, expiresAt, createdAt}) that expire first, past max.
 local function cap(alive)
   if max == 0 or #alive <= max then return alive end
-  table.sort(alive, function(a, b) return a[2] < b[2] end)
+  -- Expiries are whole seconds (a token's exp): logins of one second tie, and the older goes.
+  table.sort(alive, function(a, b)
+    if a[2] ~= b[2] then return a[2] < b[2] end
+    return a[3] < b[3]
+  end)
   local kept = {}
   for i, s in ipairs(alive) do
     if i <= #alive - max then drop(s[1]) else kept[#kept + 1] = s end
@@ -285,7 +299,7 @@ if A.owner ~= '' then
   set[#set + 1] = PRUNE_AT
   set[#set + 1] = string.format('%.0f', earliest)
   redis.call('HSET', h, unpack(set))
-  alive[#alive + 1] = { A.sessionId, expiresAt }
+  alive[#alive + 1] = { A.sessionId, expiresAt, now }
   cap(alive)
   extend(expiresAt)
   return 1
@@ -305,7 +319,7 @@ if fieldCount < ${SCAN_FIELDS} and (max == 0 or fieldCount < max) then
 end
 local alive = live(now, A.owner)
 redis.call('HSET', h, unpack(set))
-alive[#alive + 1] = { A.sessionId, expiresAt }
+alive[#alive + 1] = { A.sessionId, expiresAt, now }
 rearm(cap(alive))
 return 1
 `;

@@ -617,12 +617,12 @@ export interface RedisStoreConfig {
   /**
    * Opt-in compact layout: keep every user's sessions in one of this many shared hashes instead
    * of a hash per user. A Redis key costs about 130 bytes on its own, so with one or two sessions
-   * per user this saves most of the memory (about 150 bytes per session instead of 260). Size it
-   * so a hash holds 10 to 20 sessions (live sessions / 16): past about 30 sessions with metadata
-   * (128 fields) Redis leaves its compact encoding for that hash. A login scans its hash (to prune
-   * expired sessions and enforce `maxSessionsPerUser`), and in the session cache a write drops the
-   * cached answers of every user of its hash. Changing it (or turning it on or off) moves every
-   * user to another key: everyone logs in again. 0 is one hash per user. @default 0
+   * per user this saves a third of the memory (about 170 bytes per session instead of 260). Size
+   * it so a hash holds about 16 sessions (live sessions / 16): fuller hashes save a little more
+   * but make each check and login read a longer hash, and past 512 fields (Redis's default
+   * `hash-max-listpack-entries`) a hash leaves its compact encoding. In the session cache a write
+   * drops the cached answers of every user of its hash. Changing it (or turning it on or off)
+   * moves every user to another key: everyone logs in again. 0 is one hash per user. @default 0
    */
   keyBuckets?: number;
 }

@@ -348,6 +348,24 @@ export function storeContract(backend: ContractBackend): void {
     );
 
     it(
+      'logins that expire at the same time (tokens count whole seconds): the cap ends the oldest, never the newest',
+      withStore(async (store) => {
+        const u = user();
+        const now = Date.now();
+        const expiresAt = Math.ceil((now + HOUR) / 1000) * 1000;
+        const made: string[] = [];
+        for (let i = 0; i < 6; i++) {
+          const s = { ...session(now + i), expiresAt };
+          made.push(s.sessionId);
+          await store.create(u, s, 2);
+          expect(await store.isLive(u, s.sessionId, now + i)).toBe(true);
+        }
+        const live = (await store.list(u, now + 10)).map((r) => r.sessionId);
+        expect(live).toEqual(made.slice(4));
+      }),
+    );
+
+    it(
       'the cap holds under 20 concurrent logins of one user',
       withStore(async (store) => {
         const u = user();

@@ -136,6 +136,27 @@ describe('the shared layout (keyBuckets)', () => {
     expect(families).toHaveLength(2);
   });
 
+  it('past the compact encoding (a hash of 300 users), the cap and the lists still keep each user to their own', async () => {
+    const { auth, keyPrefix } = shared(1, { maxSessionsPerUser: 2 });
+    const key = `${keyPrefix}{b:0}`;
+    for (let i = 0; i < 300; i += 50)
+      await Promise.all(
+        Array.from({ length: 50 }, (_, j) => auth.generateTokens({ id: `u${i + j}` }, CHROME)),
+      );
+    // 600 fields: more than Redis keeps in a listpack by default (512).
+    expect(await client.object('ENCODING', key)).toBe('hashtable');
+    // The cap reads the user's own sessions page by page (HSCAN): the oldest of three goes.
+    const first = await auth.generateTokens({ id: 'u7' }, CHROME);
+    await auth.generateTokens({ id: 'u7' }, CHROME);
+    expect(await auth.listSessions('u7')).toHaveLength(2);
+    await expect(auth.refreshTokens(first.refresh_token)).resolves.toBeDefined();
+    await auth.generateTokens({ id: 'u7' }, CHROME);
+    expect(await auth.listSessions('u7')).toHaveLength(2);
+    for (const id of ['u0', 'u8', 'u299']) expect(await auth.listSessions(id)).toHaveLength(1);
+    expect(await auth.revokeAllSessions('u8')).toBe(1);
+    expect(await auth.listSessions('u9')).toHaveLength(1);
+  });
+
   it('refreshing and logging out one user of a hash leave the others signed in', async () => {
     const { auth } = shared(1, { refreshGracePeriod: 0 });
     const a = await auth.generateTokens({ id: 'a' });

@@ -28,18 +28,21 @@ describe('the Lua scripts, generated from the record codec', () => {
         .filter((line) => /ARGV\[\d/.test(line));
       expect(positional).toEqual([]);
       // No core field is picked out by a position or a hand-written pattern of separators: the
-      // one pattern, for the expiry, is generated from the codec (checked below).
+      // two patterns, for the expiry and the creation time, are generated from the codec
+      // (checked below).
       expect(
-        lua.replaceAll(/string\.match\(\w+(\[i \+ 1\])?, EXPIRES_AT_PATTERN\)/g, ''),
+        lua.replaceAll(/string\.match\(\w+(\[i \+ 1\])?, (EXPIRES|CREATED)_AT_PATTERN\)/g, ''),
       ).not.toMatch(/string\.match\(/);
       expect(lua).not.toMatch(/\bf\[\d/);
     },
   );
 
-  it('reads the expiry of a core record with a pattern generated from the codec', () => {
-    const pattern = /local EXPIRES_AT_PATTERN = '(.*)'/.exec(CREATE_SESSION)?.[1];
-    // The Lua pattern, read as a regular expression (it uses no Lua-only syntax).
-    const regex = new RegExp(pattern!.replaceAll(SEP, `\\${SEP}`));
+  it('reads the expiry and the creation time of a core record with patterns generated from the codec', () => {
+    // A Lua pattern, read as a regular expression (they use no Lua-only syntax).
+    const read = (name: string, core: string) => {
+      const pattern = new RegExp(`local ${name}_PATTERN = '(.*)'`).exec(CREATE_SESSION)?.[1];
+      return parseInt(new RegExp(pattern!.replaceAll(SEP, `\\${SEP}`)).exec(core)![1]!, 36);
+    };
     const core = packCore({
       jti: '0f8fad5b-d9cb-469f-a165-70867728950e',
       previousJti: 'abcdefghijklmn',
@@ -47,7 +50,8 @@ describe('the Lua scripts, generated from the record codec', () => {
       createdAt: 1_700_000_000_000,
       expiresAt: 1_800_000_000_999,
     });
-    expect(parseInt(regex.exec(core)![1]!, 36)).toBe(1_800_000_000_999);
+    expect(read('EXPIRES_AT', core)).toBe(1_800_000_000_999);
+    expect(read('CREATED_AT', core)).toBe(1_700_000_000_000);
     expect(coreExpiresAt(core)).toBe(1_800_000_000_999);
   });
 
