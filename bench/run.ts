@@ -238,10 +238,10 @@ async function main(): Promise<void> {
             true,
           ),
         ];
-    const expired = MEMORY ? await expiry(memUrl, Math.min(SESSIONS, 2000)) : undefined;
-    const expiredShared = MEMORY
-      ? await expiry(memUrl, Math.min(SESSIONS, 2000), Math.min(SESSIONS, 2000) / 16)
-      : undefined;
+    const expiring = Math.min(SESSIONS, 2000);
+    const expired = MEMORY ? await expiry(memUrl, expiring) : undefined;
+    // The shared layout, sized as the README advises: 16 sessions per hash.
+    const expiredShared = MEMORY ? await expiry(memUrl, expiring, expiring / 16) : undefined;
     const growth: GrowthResult[] = [];
     if (MEMORY) {
       process.stderr.write('used_memory growth…\n');

@@ -134,25 +134,31 @@ local function drop(sid)
   for i = 0, META_CHUNKS - 1 do names[#names + 1] = sid .. META_MARK .. i end
   return redis.call('HDEL', h, unpack(names))
 end
--- Deletes the expired families of every owner in the hash; returns the owner's live ones as
--- {sid, expiresAt, createdAt}, and the latest expiry of the other owners' live ones (0: none).
-local function live(now, owner)
-  local all = redis.call('HGETALL', h)
-  local alive, dead, others = {}, {}, 0
+-- Sorts the families of kv (fields and values, as HGETALL or HSCAN give them): the owner's live
+-- ones into alive as {sid, expiresAt, core record}, every owner's expired ones into dead.
+-- Returns the latest expiry of the other owners' live ones, or \`others\` when none is later.
+local function sortFamilies(kv, now, owner, alive, dead, others)
   local n = #owner
-  for i = 1, #all, 2 do
-    local f = all[i]
+  for i = 1, #kv, 2 do
+    local f = kv[i]
     if f ~= PRUNE_AT and not string.find(f, META_MARK, 1, true) then
-      local exp = expiryOf(all[i + 1])
+      local exp = expiryOf(kv[i + 1])
       if exp <= now then
         dead[#dead + 1] = f
       elseif n == 0 or string.sub(f, 1, n) == owner then
-        alive[#alive + 1] = { f, exp, createdOf(all[i + 1]) }
+        alive[#alive + 1] = { f, exp, kv[i + 1] }
       elseif exp > others then
         others = exp
       end
     end
   end
+  return others
+end
+-- Deletes the expired families of every owner in the hash; returns the owner's live ones as
+-- {sid, expiresAt, core record}, and the latest expiry of the other owners' live ones (0: none).
+local function live(now, owner)
+  local alive, dead = {}, {}
+  local others = sortFamilies(redis.call('HGETALL', h), now, owner, alive, dead, 0)
   for _, sid in ipairs(dead) do drop(sid) end
   return alive, others
 end
@@ -189,25 +195,14 @@ end
 local function large()
   return redis.call('HLEN', h) >= ${SCAN_FIELDS}
 end
--- The owner's live families in a shared hash, as {sid, expiresAt, createdAt}, found by Redis itself
+-- The owner's live families in a shared hash, as live() gives them, found by Redis itself
 -- (HSCAN … MATCH) without reading the other owners'; deletes the owner's expired ones.
 local function ownFamilies(owner, now)
   local alive, dead, cursor = {}, {}, '0'
   repeat
     local page = redis.call('HSCAN', h, cursor, 'MATCH', owner .. '*', 'COUNT', 1000)
     cursor = page[1]
-    local kv = page[2]
-    for i = 1, #kv, 2 do
-      local f = kv[i]
-      if not string.find(f, META_MARK, 1, true) then
-        local exp = expiryOf(kv[i + 1])
-        if exp > now then
-          alive[#alive + 1] = { f, exp, createdOf(kv[i + 1]) }
-        else
-          dead[#dead + 1] = f
-        end
-      end
-    end
+    sortFamilies(page[2], now, owner, alive, dead, 0)
   until cursor == '0'
   for _, sid in ipairs(dead) do drop(sid) end
   return alive
@@ -269,13 +264,13 @@ for i = 1, math.min(#ARGV - NARGS, META_CHUNKS) do
   set[#set + 1] = A.sessionId .. META_MARK .. (i - 1)
   set[#set + 1] = ARGV[NARGS + i]
 end
--- The cap: ends the families of alive ({sid, expiresAt, createdAt}) that expire first, past max.
+-- The cap: ends the families of alive ({sid, expiresAt, core record}) that expire first, past max.
 local function cap(alive)
   if max == 0 or #alive <= max then return alive end
   -- Expiries are whole seconds (a token's exp): logins of one second tie, and the older goes.
   table.sort(alive, function(a, b)
     if a[2] ~= b[2] then return a[2] < b[2] end
-    return a[3] < b[3]
+    return createdOf(a[3]) < createdOf(b[3])
   end)
   local kept = {}
   for i, s in ipairs(alive) do
@@ -299,7 +294,7 @@ if A.owner ~= '' then
   set[#set + 1] = PRUNE_AT
   set[#set + 1] = string.format('%.0f', earliest)
   redis.call('HSET', h, unpack(set))
-  alive[#alive + 1] = { A.sessionId, expiresAt, now }
+  alive[#alive + 1] = { A.sessionId, expiresAt, A.core }
   cap(alive)
   extend(expiresAt)
   return 1
@@ -319,7 +314,7 @@ if fieldCount < ${SCAN_FIELDS} and (max == 0 or fieldCount < max) then
 end
 local alive = live(now, A.owner)
 redis.call('HSET', h, unpack(set))
-alive[#alive + 1] = { A.sessionId, expiresAt, now }
+alive[#alive + 1] = { A.sessionId, expiresAt, A.core }
 rearm(cap(alive))
 return 1
 `;

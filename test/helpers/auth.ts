@@ -1,8 +1,15 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout } from 'node:timers/promises';
 import { Cluster, Redis } from 'ioredis';
-import { inject } from 'vitest';
-import { type Auth, AuthError, type AuthOptions, createAuth } from '../../src/index.js';
-import { SECRET } from './forge.js';
+import { expect, inject } from 'vitest';
+import {
+  type Auth,
+  AuthError,
+  type AuthOptions,
+  createAuth,
+  type SessionStore,
+} from '../../src/index.js';
+import { decodeSegment, SECRET } from './forge.js';
 
 /** A key prefix of its own per test, so tests sharing the harness Redis never see each other's keys. */
 export const uniquePrefix = (): string => `t${randomUUID().slice(0, 8)}:`;
@@ -98,4 +105,21 @@ export async function passesSessionCheck(auth: Auth, token: string): Promise<boo
     if (error instanceof AuthError && error.code === 'token_revoked') return false;
     throw error;
   }
+}
+
+/**
+ * Checks the token on an instance with the session cache until its store answers from the cache
+ * (the invalidation feed may still be setting up); every check on the way must pass.
+ */
+export async function untilCached(
+  instance: { auth: Auth; store: SessionStore },
+  token: string,
+): Promise<void> {
+  const { sub, sid } = decodeSegment(token, 1) as { sub: string; sid: string };
+  for (let i = 0; i < 500; i++) {
+    expect(await passesSessionCheck(instance.auth, token)).toBe(true);
+    if (instance.store.cachedLiveness!(sub, sid, Date.now()) === true) return;
+    await setTimeout(10);
+  }
+  throw new Error('the session cache never answered');
 }

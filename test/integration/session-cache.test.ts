@@ -10,6 +10,7 @@ import {
   clusterClient,
   onCluster,
   passesSessionCheck as check,
+  untilCached as cached,
   redisClient,
   type TestRedis,
   uniquePrefix,
@@ -76,17 +77,6 @@ const sub = (token: string) =>
     sub: string;
     sid: string;
   };
-
-/** Checks the token until the answer comes from the cache (the feed may still be setting up). */
-async function cached(instance: Instance, token: string): Promise<void> {
-  const { sub: userId, sid } = sub(token);
-  for (let i = 0; i < 500; i++) {
-    expect(await check(instance.auth, token)).toBe(true);
-    if (instance.store.cachedLiveness!(userId, sid, Date.now()) === true) return;
-    await sleep(10);
-  }
-  throw new Error('the session cache never answered');
-}
 
 describe('session cache kept coherent by Redis (CLIENT TRACKING)', () => {
   it('a revocation on one instance is refused by another within 10 ms (1,000 revocations; any during a machine stall of this process reported apart)', async () => {

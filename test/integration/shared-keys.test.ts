@@ -10,7 +10,12 @@ import {
   type SessionStore,
 } from '../../src/index.js';
 import { SCAN_FIELDS } from '../../src/stores/lua.js';
-import { harnessRedisUrl, passesSessionCheck as check, uniquePrefix } from '../helpers/auth.js';
+import {
+  harnessRedisUrl,
+  passesSessionCheck as check,
+  uniquePrefix,
+  untilCached,
+} from '../helpers/auth.js';
 import { SECRET } from '../helpers/forge.js';
 
 /*
@@ -188,25 +193,11 @@ describe('the shared layout (keyBuckets)', () => {
       return { auth, store };
     };
     const [one, two] = [instance(), instance()];
-    const claims = (token: string) =>
-      JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as {
-        sub: string;
-        sid: string;
-      };
     const a = await one.auth.generateTokens({ id: 'a' });
     const b = await one.auth.generateTokens({ id: 'b' });
     // Until the second instance answers both from its cache (its feed may still be setting up).
-    const cachedOnTwo = async (token: string) => {
-      const { sub, sid } = claims(token);
-      for (let i = 0; i < 300; i++) {
-        expect(await check(two.auth, token)).toBe(true);
-        if (two.store.cachedLiveness!(sub, sid, Date.now()) === true) return;
-        await sleep(10);
-      }
-      throw new Error('the session cache never answered');
-    };
-    await cachedOnTwo(a.access_token);
-    await cachedOnTwo(b.access_token);
+    await untilCached(two, a.access_token);
+    await untilCached(two, b.access_token);
     await one.auth.revokeAllSessions('a');
     let refused = false;
     for (let i = 0; i < 100 && !refused; i++) {
@@ -216,7 +207,7 @@ describe('the shared layout (keyBuckets)', () => {
     expect(refused).toBe(true);
     // The invalidation named the whole hash: b's answer is read again, and is still "live".
     expect(await check(two.auth, b.access_token)).toBe(true);
-    await cachedOnTwo(b.access_token);
+    await untilCached(two, b.access_token);
   });
 
   it('takes a one-session user under 200 bytes of Redis, where a hash per user takes over 200', async () => {
