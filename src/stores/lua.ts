@@ -88,7 +88,9 @@ function argTable(names: readonly string[]): string {
  * A write scans the user's families (to prune the expired ones and enforce the cap) only once
  * the hash has this many fields. Below it, nothing can exceed a cap of that size, expired
  * families (a few dozen bytes each, never read as live) wait for a later scan or for the key's
- * own expiry, and a login or a rotation costs one HLEN and one HSET instead of a scan of every family.
+ * own expiry, and a login or a rotation costs one HLEN and one HSET instead of a scan of every
+ * family. At or above it, the hash keeps PRUNE_AT, and a write scans only once that time has
+ * passed (or, a login, when the fields could hold more families than the cap).
  */
 export const SCAN_FIELDS = 16;
 
@@ -207,6 +209,19 @@ local function ownFamilies(owner, now)
   for _, sid in ipairs(dead) do drop(sid) end
   return alive
 end
+-- After a scan of a user's own hash: one still large keeps its earliest live expiry in PRUNE_AT,
+-- so its next writes skip the scan until then; a small one is never scanned and needs none.
+local function markPrune(alive)
+  if redis.call('HLEN', h) < ${SCAN_FIELDS} then
+    redis.call('HDEL', h, PRUNE_AT)
+    return
+  end
+  local earliest = 0
+  for _, s in ipairs(alive) do
+    if earliest == 0 or s[2] < earliest then earliest = s[2] end
+  end
+  if earliest > 0 then redis.call('HSET', h, PRUNE_AT, string.format('%.0f', earliest)) end
+end
 local function without(alive, sid)
   local kept = {}
   for _, s in ipairs(alive) do
@@ -299,10 +314,17 @@ if A.owner ~= '' then
   extend(expiresAt)
   return 1
 end
--- The user's own hash.
+-- The user's own hash. A small one takes the login without a scan: its fields cannot hold more
+-- families than the cap, and its expired families wait. A large one keeps PRUNE_AT as a shared
+-- hash does, and is scanned only once that time has passed, or when its fields could hold more
+-- families than the cap.
 local fieldCount = redis.call('HLEN', h)
--- Fewer fields than the cap means fewer families than the cap: nothing to end.
-if fieldCount < ${SCAN_FIELDS} and (max == 0 or fieldCount < max) then
+local pruneAt = fieldCount > 0 and tonumber(redis.call('HGET', h, PRUNE_AT) or '') or nil
+if (max == 0 or fieldCount < max) and (fieldCount < ${SCAN_FIELDS} or (pruneAt and pruneAt > now)) then
+  if pruneAt and expiresAt < pruneAt then
+    set[#set + 1] = PRUNE_AT
+    set[#set + 1] = A.expiresAt
+  end
   redis.call('HSET', h, unpack(set))
   if fieldCount == 0 then
     -- A new key: its one family sets its expiry (A.expiresAt is a whole number of ms).
@@ -315,7 +337,9 @@ end
 local alive = live(now, A.owner)
 redis.call('HSET', h, unpack(set))
 alive[#alive + 1] = { A.sessionId, expiresAt, A.core }
-rearm(cap(alive))
+alive = cap(alive)
+rearm(alive)
+markPrune(alive)
 return 1
 `;
 export const CREATE_SESSION = script(CREATE_ARGS, CREATE_SESSION_BODY);
@@ -341,21 +365,22 @@ if f[F.jti] == A.oldJti then
   f[F.expiresAt] = A.expiresAt36
   redis.call('HSET', h, A.sessionId, table.concat(f, SEP))
   local expiresAt = tonumber(A.expiresAt)
-  if A.owner ~= '' then
-    -- A shared hash is always large: its rotations only extend it, and its logins prune it.
-    -- A rotation can end a session sooner than its login did (a long first lifetime, then
-    -- refreshTokenTtl): PRUNE_AT must stay at or before every family's expiry.
-    local pruneAt = tonumber(redis.call('HGET', h, PRUNE_AT) or '')
-    if not pruneAt or expiresAt < pruneAt then
-      redis.call('HSET', h, PRUNE_AT, string.format('%.0f', math.floor(expiresAt)))
-    end
-    extend(expiresAt)
-  elseif large() then
+  local pruneAt = tonumber(redis.call('HGET', h, PRUNE_AT) or '')
+  if A.owner == '' and not (pruneAt and pruneAt > now) and large() then
+    -- A large user's hash that is due (or was never marked): the scan that prunes it.
     local alive, others = live(now, A.owner)
     alive = without(alive, A.sessionId)
     alive[#alive + 1] = { A.sessionId, expiresAt }
     rearm(alive, others)
+    markPrune(alive)
   else
+    -- Only extend: a shared hash's logins prune it, as a user's large hash's next due write does.
+    -- A rotation can end a session sooner than its login did (a long first lifetime, then
+    -- refreshTokenTtl): PRUNE_AT must stay at or before every family's expiry. A shared hash
+    -- always has one; a small user's hash has none.
+    if (pruneAt and expiresAt < pruneAt) or (not pruneAt and A.owner ~= '') then
+      redis.call('HSET', h, PRUNE_AT, string.format('%.0f', math.floor(expiresAt)))
+    end
     extend(expiresAt)
   end
   return ${ROTATE_RESULTS.rotated}

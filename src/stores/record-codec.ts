@@ -89,10 +89,11 @@ export const META_CHUNK = 64;
 export const META_CHUNKS = 6;
 
 /**
- * In a shared hash (`keyBuckets`), the field holding the earliest expiry (epoch ms, in decimal)
- * any family in it may have: logins and rotations lower it to their family's expiry, so no family
- * can be expired before then, and a login prunes the hash only once that time has passed. Never a
- * family's name: those are base64url.
+ * In a shared hash (`keyBuckets`), and in a user's own hash once it is large (lua.ts,
+ * SCAN_FIELDS), the field holding the earliest expiry (epoch ms, in decimal) any family in it may
+ * have: logins and rotations lower it to their family's expiry, so no family can be expired before
+ * then, and a write prunes the hash only once that time has passed. Never a family's name: those
+ * are base64url.
  */
 export const PRUNE_AT = '~';
 

@@ -149,7 +149,8 @@ export class ReplicationError extends Error {
  * Redis store. Data model: one hash per user, `<prefix>{u:<id>}` (one hash tag, so one Cluster
  * slot), with a core-record field per family and its metadata chunks beside it, laid out by the
  * record codec (record-codec.ts). The key expires with the user's last session; a write that
- * finds the hash large prunes its expired families (lua.ts, SCAN_FIELDS).
+ * finds the hash large, and its earliest expiry passed, prunes its expired families (lua.ts,
+ * SCAN_FIELDS).
  *
  * The shared layout (`keyBuckets`: N) puts each user in one of N hashes, `<prefix>{b:<n>}`, chosen
  * by the SHA-256 of the user id, whose first 96 bits, in 16 base64url characters, lead each of

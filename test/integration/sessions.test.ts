@@ -320,6 +320,49 @@ describe('the Redis data model', () => {
     expect(await client.hlen(`${prefix}{u:many}`)).toBe(1);
   });
 
+  it('scans a large hash only once its earliest session may have expired, and lowers that time on every shorter write', async () => {
+    await start({ accessTokenTtl: 1, refreshTokenTtl: 2 });
+    const key = `${prefix}{u:big}`;
+    const mark = async () => Number(await client.hget(key, '~'));
+    // One field per family (no ip or user agent). A small hash has no mark.
+    for (let i = 0; i < SCAN_FIELDS; i++)
+      await auth.createRefreshToken({ id: 'big' }, { lifetime: 60 });
+    expect(await client.hget(key, '~')).toBeNull();
+    // The login that finds it large scans it and marks its earliest expiry.
+    await auth.createRefreshToken({ id: 'big' }, { lifetime: 60 });
+    expect(await mark()).toBeGreaterThan(Date.now() + 50_000);
+    // A shorter login lowers the mark, and so does a refresh that shortens a session
+    // (refreshTokenTtl: 2 s, where its login gave 60).
+    const shortened = await auth.createRefreshToken({ id: 'big' }, { lifetime: 60 });
+    await auth.createRefreshToken({ id: 'big' }, { lifetime: 3 });
+    expect(await mark()).toBeLessThanOrEqual(Date.now() + 3000);
+    await auth.refreshTokens(shortened);
+    expect(await mark()).toBeLessThanOrEqual(Date.now() + 2000);
+    await sleep(3100);
+    // Before the mark passes, a login does not scan: with a mark set ahead (as by a login
+    // elsewhere), the two expired families stay in the hash, though no read counts them.
+    await client.hset(key, '~', String(Date.now() + 60_000));
+    await auth.createRefreshToken({ id: 'big' }, { lifetime: 60 });
+    // 20 families (2 expired) and the mark.
+    expect(await client.hlen(key)).toBe(SCAN_FIELDS + 5);
+    expect(await auth.listSessions('big')).toHaveLength(SCAN_FIELDS + 2);
+    // Once it has passed, the next login prunes them and marks the earliest live expiry again.
+    await client.hset(key, '~', '1');
+    await auth.createRefreshToken({ id: 'big' }, { lifetime: 60 });
+    expect(await client.hlen(key)).toBe(SCAN_FIELDS + 4);
+    expect(await auth.listSessions('big')).toHaveLength(SCAN_FIELDS + 3);
+    expect(await mark()).toBeGreaterThan(Date.now() + 50_000);
+  });
+
+  it('still caps a large hash whose mark is not due', async () => {
+    await start({ maxSessionsPerUser: 20 });
+    for (let i = 0; i < 30; i++) await auth.createRefreshToken({ id: 'capped' });
+    expect(await client.hget(`${prefix}{u:capped}`, '~')).not.toBeNull();
+    expect(await auth.listSessions('capped')).toHaveLength(20);
+    // Twenty families, one field each, and the mark.
+    expect(await client.hlen(`${prefix}{u:capped}`)).toBe(21);
+  });
+
   it('lets keys expire with their last session', async () => {
     await start({ accessTokenTtl: 1, refreshTokenTtl: 2 });
     await auth.generateTokens({ id: 'short' });
