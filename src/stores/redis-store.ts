@@ -28,6 +28,7 @@ import {
   type SessionCacheOptions,
 } from './session-cache.js';
 import {
+  BASE64URL,
   compactUuid,
   coreExpiresAt,
   isMetaField,
@@ -134,8 +135,6 @@ const sha256 = (text: string): string =>
   oneShot !== undefined
     ? oneShot('sha256', text, 'base64url')
     : crypto.createHash('sha256').update(text).digest('base64url');
-
-const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 
 /** A write the master took but too few replicas confirmed in time: a failover could undo it. */
 export class ReplicationError extends Error {
