@@ -347,7 +347,9 @@ export const CREATE_SESSION = script(CREATE_ARGS, CREATE_SESSION_BODY);
 /** Returns one of ROTATE_RESULTS; `reused` has revoked the family. */
 const ROTATE_SESSION_BODY = `
 local now = tonumber(A.now)
-local v = redis.call('HGET', h, A.sessionId)
+-- The family's core record, and the hash's prune time (PRUNE_AT) if it keeps one, in one call.
+local read = redis.call('HMGET', h, A.sessionId, PRUNE_AT)
+local v = read[1]
 -- A family past its expiry may still be in the hash (see SCAN_FIELDS): it is gone.
 if v and expiryOf(v) <= now then
   drop(A.sessionId)
@@ -365,7 +367,7 @@ if f[F.jti] == A.oldJti then
   f[F.expiresAt] = A.expiresAt36
   redis.call('HSET', h, A.sessionId, table.concat(f, SEP))
   local expiresAt = tonumber(A.expiresAt)
-  local pruneAt = tonumber(redis.call('HGET', h, PRUNE_AT) or '')
+  local pruneAt = tonumber(read[2] or '')
   if A.owner == '' and not (pruneAt and pruneAt > now) and large() then
     -- A large user's hash that is due (or was never marked): the scan that prunes it.
     local alive, others = live(now, A.owner)
