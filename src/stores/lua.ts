@@ -350,8 +350,9 @@ local now = tonumber(A.now)
 -- The family's core record, and the hash's prune time (PRUNE_AT) if it keeps one, in one call.
 local read = redis.call('HMGET', h, A.sessionId, PRUNE_AT)
 local v = read[1]
+local previousExpiry = v and expiryOf(v) or 0
 -- A family past its expiry may still be in the hash (see SCAN_FIELDS): it is gone.
-if v and expiryOf(v) <= now then
+if v and previousExpiry <= now then
   drop(A.sessionId)
   v = nil
 end
@@ -368,8 +369,11 @@ if f[F.jti] == A.oldJti then
   redis.call('HSET', h, A.sessionId, table.concat(f, SEP))
   local expiresAt = tonumber(A.expiresAt)
   local pruneAt = tonumber(read[2] or '')
-  if A.owner == '' and not (pruneAt and pruneAt > now) and large() then
-    -- A large user's hash that is due (or was never marked): the scan that prunes it.
+  if A.owner == '' and (not (pruneAt and pruneAt > now) or expiresAt < previousExpiry)
+    and large() then
+    -- A large user's hash that is due (or was never marked): the scan that prunes it. Also when
+    -- the rotation ends its family sooner than before (a long first lifetime, then
+    -- refreshTokenTtl), as that family may have held the key's expiry: the scan re-arms it.
     local alive, others = live(now, A.owner)
     alive = without(alive, A.sessionId)
     alive[#alive + 1] = { A.sessionId, expiresAt }

@@ -354,6 +354,21 @@ describe('the Redis data model', () => {
     expect(await mark()).toBeGreaterThan(Date.now() + 50_000);
   });
 
+  it('a large hash whose sessions all end sooner on refresh expires with them', async () => {
+    // Logins of 60 s, refreshes of 2 s (refreshTokenTtl): each refresh shortens its family.
+    await start({ accessTokenTtl: 1, refreshTokenTtl: 2 });
+    const key = `${prefix}{u:shrink}`;
+    const tokens = [];
+    for (let i = 0; i <= SCAN_FIELDS; i++)
+      tokens.push(await auth.createRefreshToken({ id: 'shrink' }, { lifetime: 60 }));
+    expect(await client.hget(key, '~')).not.toBeNull();
+    expect(await client.pttl(key)).toBeGreaterThan(50_000);
+    for (const token of tokens) await auth.refreshTokens(token);
+    // The key's expiry follows its latest family down, not the 60 s the logins gave it.
+    expect(await client.pttl(key)).toBeLessThanOrEqual(2000);
+    expect(await auth.listSessions('shrink')).toHaveLength(SCAN_FIELDS + 1);
+  });
+
   it('still caps a large hash whose mark is not due', async () => {
     await start({ maxSessionsPerUser: 20 });
     for (let i = 0; i < 30; i++) await auth.createRefreshToken({ id: 'capped' });
