@@ -1,4 +1,4 @@
-import { coreExpiresAt, expandUuid } from '../../src/stores/record-codec.js';
+import { coreExpiresAt, expandUuid, PRUNE_AT } from '../../src/stores/record-codec.js';
 import { allKeys, type TestRedis } from './auth.js';
 import Router from '@koa/router';
 import Koa from 'koa';
@@ -250,7 +250,8 @@ export async function liveJti(
 /**
  * Store invariants, read from Redis directly: every key under the prefix is a user's session hash
  * and expires (PTTL > 0); every family's record is unexpired and its metadata chunks
- * (`<sid>:<n>`) never outlive it.
+ * (`<sid>:<n>`) never outlive it; a hash's prune time (PRUNE_AT), where it keeps one, is no later
+ * than any of its families' expiries.
  */
 export async function storeViolations(client: TestRedis, prefix: string): Promise<string[]> {
   const problems: string[] = [];
@@ -260,7 +261,10 @@ export async function storeViolations(client: TestRedis, prefix: string): Promis
     if (!(ttl > 0)) problems.push(`${key} has PTTL ${ttl}`);
     if (!key.startsWith(`${prefix}{u:`) || !key.endsWith('}') || key.split('{').length !== 2)
       problems.push(`${key} is not a session key`);
-    const record = await client.hgetall(key);
+    const { [PRUNE_AT]: pruneText, ...record } = await client.hgetall(key);
+    const pruneAt = pruneText === undefined ? undefined : Number(pruneText);
+    if (pruneAt !== undefined && !Number.isSafeInteger(pruneAt))
+      problems.push(`${key}: prune time ${pruneText} is not a time`);
     for (const [field, value] of Object.entries(record)) {
       const chunk = /^(.*):\d$/.exec(field);
       if (chunk) {
@@ -272,6 +276,8 @@ export async function storeViolations(client: TestRedis, prefix: string): Promis
       if (!(expiresAt > now)) problems.push(`${key}: family ${field} is stored but expired`);
       if (!(expiresAt <= now + ttl + 1000))
         problems.push(`${key}: family ${field} outlives its key`);
+      if (pruneAt !== undefined && expiresAt < pruneAt)
+        problems.push(`${key}: family ${field} expires before the hash's prune time`);
     }
   }
   return problems;
