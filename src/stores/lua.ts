@@ -295,7 +295,8 @@ local function cap(alive)
 end
 if A.owner ~= '' then
   -- A shared hash. Every owner's expired families go once one may have expired (PRUNE_AT);
-  -- the cap reads only this owner's. Neither reads the whole hash on every login.
+  -- the cap reads only this owner's, and only in a hash of as many fields as the cap. Neither
+  -- reads the whole hash on every login.
   local earliest = expiresAt
   local pruneAt = tonumber(redis.call('HGET', h, PRUNE_AT) or '')
   if pruneAt and pruneAt <= now then
@@ -305,7 +306,10 @@ if A.owner ~= '' then
   elseif pruneAt and pruneAt < earliest then
     earliest = pruneAt
   end
-  local alive = max > 0 and ownFamilies(A.owner, now) or {}
+  -- The cap reads the owner's families only when the hash holds as many fields as the cap: every
+  -- owner's fields together bound this owner's families, so below it none can be over.
+  local alive = {}
+  if max > 0 and redis.call('HLEN', h) >= max then alive = ownFamilies(A.owner, now) end
   set[#set + 1] = PRUNE_AT
   set[#set + 1] = string.format('%.0f', earliest)
   redis.call('HSET', h, unpack(set))
