@@ -83,7 +83,10 @@ function requests(job: LoadJob): Request[] {
         headers: { authorization: `Bearer ${token}` },
       }));
     case 'login': {
-      // One counter for every connection, so that concurrent logins are of different users.
+      // One counter for every connection, so that concurrent logins are of different users. The
+      // users are this run's own (this process's id in their names): the runs of a target share
+      // one Redis, and a round must not meet the sessions earlier rounds left in their hashes.
+      const run = process.pid.toString(36);
       let next = Math.floor(Math.random() * job.users);
       return [
         {
@@ -92,7 +95,7 @@ function requests(job: LoadJob): Request[] {
           headers: { 'content-type': 'application/json', 'user-agent': USER_AGENT },
           setupRequest: (req) => ({
             ...req,
-            body: JSON.stringify({ id: `user-${next++ % job.users}` }),
+            body: JSON.stringify({ id: `user-${run}-${next++ % job.users}` }),
           }),
         },
       ];
