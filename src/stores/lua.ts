@@ -209,6 +209,15 @@ local function ownFamilies(owner, now)
   for _, sid in ipairs(dead) do drop(sid) end
   return alive
 end
+-- The earliest expiry of the families in alive ({sid, expiresAt, …}), or \`first\` when none is
+-- earlier (0: none yet).
+local function earliestOf(alive, first)
+  local earliest = first
+  for _, s in ipairs(alive) do
+    if earliest == 0 or s[2] < earliest then earliest = s[2] end
+  end
+  return earliest
+end
 -- After a scan of a user's own hash: one still large keeps its earliest live expiry in PRUNE_AT,
 -- so its next writes skip the scan until then; a small one is never scanned and needs none.
 local function markPrune(alive)
@@ -216,10 +225,7 @@ local function markPrune(alive)
     redis.call('HDEL', h, PRUNE_AT)
     return
   end
-  local earliest = 0
-  for _, s in ipairs(alive) do
-    if earliest == 0 or s[2] < earliest then earliest = s[2] end
-  end
+  local earliest = earliestOf(alive, 0)
   if earliest > 0 then redis.call('HSET', h, PRUNE_AT, string.format('%.0f', earliest)) end
 end
 local function without(alive, sid)
@@ -300,9 +306,7 @@ if A.owner ~= '' then
   local earliest = expiresAt
   local pruneAt = tonumber(redis.call('HGET', h, PRUNE_AT) or '')
   if pruneAt and pruneAt <= now then
-    for _, s in ipairs(live(now, '')) do
-      if s[2] < earliest then earliest = s[2] end
-    end
+    earliest = earliestOf(live(now, ''), earliest)
   elseif pruneAt and pruneAt < earliest then
     earliest = pruneAt
   end
