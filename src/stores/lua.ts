@@ -78,10 +78,22 @@ export function scriptArgs<N extends readonly string[]>(
   return names.map((name: N[number]) => values[name]);
 }
 
-/** `local A = { name = ARGV[1], … }`: a script reads its arguments by name. */
+/**
+ * `local A = {}` and `NARGS`: the table a script reads its arguments from by name (`A.name`),
+ * made once per script call. A batched call reuses it for each of its calls.
+ */
 function argTable(names: readonly string[]): string {
-  const entries = names.map((name, i) => `${name} = ARGV[${i + 1}]`).join(', ');
-  return `local A = { ${entries} }\nlocal NARGS = ${names.length}`;
+  return `local A = {}\nlocal NARGS = ${names.length}`;
+}
+
+/**
+ * Fills A from the call's arguments, which start after ARGV[BASE] (the single script: BASE 0):
+ * every name is assigned each time, so nothing of a previous call of a batch is left in it.
+ */
+function readArgs(names: readonly string[]): string {
+  const fields = names.map((name) => `A.${name}`).join(', ');
+  const values = names.map((_, i) => `ARGV[BASE + ${i + 1}]`).join(', ');
+  return `${fields} = ${values}`;
 }
 
 /**
@@ -111,6 +123,8 @@ local META_MARK = ${luaString(META_MARK)}
 local META_CHUNKS = ${META_CHUNKS}
 local PREVIOUS_UUID_CHARS = ${PREVIOUS_UUID_CHARS}
 local PRUNE_AT = ${luaString(PRUNE_AT)}
+-- What a family's metadata field names add to its session id, by chunk (META_SUFFIX[1]: chunk 0).
+local META_SUFFIX = { ${Array.from({ length: META_CHUNKS }, (_, i) => luaString(`${META_MARK}${i}`)).join(', ')} }
 local F = { ${CORE_FIELDS.map((field, i) => `${field} = ${i + 1}`).join(', ')} }
 -- Capture the expiry and the creation time of a core record without splitting it: a scan reads
 -- every family's.
@@ -133,7 +147,7 @@ local function fields(v)
 end
 local function drop(sid)
   local names = { sid }
-  for i = 0, META_CHUNKS - 1 do names[#names + 1] = sid .. META_MARK .. i end
+  for i = 1, META_CHUNKS do names[i + 1] = sid .. META_SUFFIX[i] end
   return redis.call('HDEL', h, unpack(names))
 end
 -- Sorts the families of kv (fields and values, as HGETALL or HSCAN give them): the owner's live
@@ -237,9 +251,12 @@ local function without(alive, sid)
 end
 `;
 
-/** A script over KEYS[1] whose ARGV is the named list `args` (then any extra values). */
+/**
+ * A script over KEYS[1] whose ARGV is the named list `args` (then any extra values). A body reads
+ * its named arguments as A.<name> and any extra ones as ARGV[BASE + NARGS + i], of COUNT in all.
+ */
 function script(args: readonly string[], body: string): string {
-  return `${COMMON}\n${argTable(args)}\n${body}`;
+  return `${COMMON}\n${argTable(args)}\nlocal BASE, COUNT = 0, #ARGV\n${readArgs(args)}\n${body}`;
 }
 
 /**
@@ -249,9 +266,11 @@ function script(args: readonly string[], body: string): string {
  * they would have as separate commands.
  */
 export function batchedScript(args: readonly string[], body: string): string {
+  // Each call reads its arguments where they lie in ARGV (no copy per call).
   return `${COMMON}
-local function call(ARGV)
 ${argTable(args)}
+local function call(BASE, COUNT)
+${readArgs(args)}
 ${body}
 end
 local out = {}
@@ -259,10 +278,8 @@ local at = 1
 for i = 1, #KEYS do
   h = KEYS[i]
   local n = tonumber(ARGV[at])
-  local argv = {}
-  for j = 1, n do argv[j] = ARGV[at + j] end
+  local ok, result = pcall(call, at, n)
   at = at + n + 1
-  local ok, result = pcall(call, argv)
   -- A failed redis.call raises its error reply ({ err = … }); any other Lua error is a string.
   if ok or (type(result) == 'table' and result.err) then
     out[i] = result
@@ -281,9 +298,9 @@ local expiresAt = tonumber(A.expiresAt)
 local now = tonumber(A.now)
 local max = tonumber(A.maxSessions)
 local set = { A.sessionId, A.core }
-for i = 1, math.min(#ARGV - NARGS, META_CHUNKS) do
-  set[#set + 1] = A.sessionId .. META_MARK .. (i - 1)
-  set[#set + 1] = ARGV[NARGS + i]
+for i = 1, math.min(COUNT - NARGS, META_CHUNKS) do
+  set[#set + 1] = A.sessionId .. META_SUFFIX[i]
+  set[#set + 1] = ARGV[BASE + NARGS + i]
 end
 -- The cap: ends the families of alive ({sid, expiresAt, core record}) that expire first, past max.
 local function cap(alive)
