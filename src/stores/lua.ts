@@ -100,9 +100,10 @@ function readArgs(names: readonly string[]): string {
  * A write scans the user's families (to prune the expired ones and enforce the cap) only once
  * the hash has this many fields. Below it, nothing can exceed a cap of that size, expired
  * families (a few dozen bytes each, never read as live) wait for a later scan or for the key's
- * own expiry, and a login or a rotation costs one HLEN and one HSET instead of a scan of every
- * family. At or above it, the hash keeps PRUNE_AT, and a write scans only once that time has
- * passed (or, a login, when the fields could hold more families than the cap).
+ * own expiry, and a login costs one HLEN and one HSET (a rotation one HMGET and one HSET) instead
+ * of a scan of every family. At or above it, and only then, the hash keeps PRUNE_AT, and a write
+ * scans only once that time has passed (or, a login, when the fields could hold more families
+ * than the cap).
  */
 export const SCAN_FIELDS = 16;
 
@@ -207,10 +208,6 @@ local function extend(exp)
     redis.call('PEXPIREAT', h, at)
   end
 end
--- Whether this write must scan the families: only once the hash is large (SCAN_FIELDS).
-local function large()
-  return redis.call('HLEN', h) >= ${SCAN_FIELDS}
-end
 -- The owner's live families in a shared hash, as live() gives them, found by Redis itself
 -- (HSCAN … MATCH) without reading the other owners'; deletes the owner's expired ones.
 local function ownFamilies(owner, now)
@@ -232,14 +229,16 @@ local function earliestOf(alive, first)
   end
   return earliest
 end
--- After a scan of a user's own hash: one still large keeps its earliest live expiry in PRUNE_AT,
--- so its next writes skip the scan until then; a small one is never scanned and needs none.
+-- After a user's own hash has lost fields: one still large keeps its earliest live expiry in
+-- PRUNE_AT, so its next writes skip the scan until then; a small one is never scanned and has
+-- none, so its logins need not read one. alive: its live families after a scan ({sid,
+-- expiresAt, …}); nil when there was none (a still large hash keeps the mark it has then).
 local function markPrune(alive)
   if redis.call('HLEN', h) < ${SCAN_FIELDS} then
     redis.call('HDEL', h, PRUNE_AT)
     return
   end
-  local earliest = earliestOf(alive, 0)
+  local earliest = alive and earliestOf(alive, 0) or 0
   if earliest > 0 then redis.call('HSET', h, PRUNE_AT, string.format('%.0f', earliest)) end
 end
 local function without(alive, sid)
@@ -342,13 +341,15 @@ end
 -- The user's own hash. A small one takes the login without a scan: its fields cannot hold more
 -- families than the cap, and its expired families wait. A large one keeps PRUNE_AT as a shared
 -- hash does, and is scanned only once that time has passed, or when its fields could hold more
--- families than the cap.
+-- families than the cap. Only a large hash has PRUNE_AT (see markPrune), so a small one's login
+-- does not read it.
 local fieldCount = redis.call('HLEN', h)
-local pruneAt = fieldCount > 0 and tonumber(redis.call('HGET', h, PRUNE_AT) or '') or nil
-if (max == 0 or fieldCount < max) and (fieldCount < ${SCAN_FIELDS} or (pruneAt and pruneAt > now)) then
-  if pruneAt and expiresAt < pruneAt then
+if (max == 0 or fieldCount < max) and fieldCount < ${SCAN_FIELDS} then
+  -- The login that makes the hash large marks it due (0: no family's expiry is earlier), so the
+  -- hash's next write scans it and sets the mark, as it did before the hash had one.
+  if fieldCount + #set / 2 >= ${SCAN_FIELDS} then
     set[#set + 1] = PRUNE_AT
-    set[#set + 1] = A.expiresAt
+    set[#set + 1] = '0'
   end
   redis.call('HSET', h, unpack(set))
   if fieldCount == 0 then
@@ -357,6 +358,16 @@ if (max == 0 or fieldCount < max) and (fieldCount < ${SCAN_FIELDS} or (pruneAt a
   else
     extend(expiresAt)
   end
+  return 1
+end
+local pruneAt = tonumber(redis.call('HGET', h, PRUNE_AT) or '')
+if (max == 0 or fieldCount < max) and pruneAt and pruneAt > now then
+  if expiresAt < pruneAt then
+    set[#set + 1] = PRUNE_AT
+    set[#set + 1] = A.expiresAt
+  end
+  redis.call('HSET', h, unpack(set))
+  extend(expiresAt)
   return 1
 end
 local alive = live(now, A.owner)
@@ -376,9 +387,12 @@ local now = tonumber(A.now)
 local read = redis.call('HMGET', h, A.sessionId, PRUNE_AT)
 local v = read[1]
 local previousExpiry = v and expiryOf(v) or 0
--- A family past its expiry may still be in the hash (see SCAN_FIELDS): it is gone.
+local pruneAt = tonumber(read[2] or '')
+-- A family past its expiry may still be in the hash (see SCAN_FIELDS): it is gone. A user's
+-- hash it leaves small loses its mark (only a large one has one).
 if v and previousExpiry <= now then
   drop(A.sessionId)
+  if pruneAt and A.owner == '' then markPrune(nil) end
   v = nil
 end
 if not v then return ${ROTATE_RESULTS.missing} end
@@ -393,12 +407,12 @@ if f[F.jti] == A.oldJti then
   f[F.expiresAt] = A.expiresAt36
   redis.call('HSET', h, A.sessionId, table.concat(f, SEP))
   local expiresAt = tonumber(A.expiresAt)
-  local pruneAt = tonumber(read[2] or '')
-  if A.owner == '' and (not (pruneAt and pruneAt > now) or expiresAt < previousExpiry)
-    and large() then
-    -- A large user's hash that is due (or was never marked): the scan that prunes it. Also when
-    -- the rotation ends its family sooner than before (a long first lifetime, then
+  if A.owner == '' and pruneAt and (pruneAt <= now or expiresAt < previousExpiry) then
+    -- A large user's hash (only those have PRUNE_AT) that is due: the scan that prunes it. Also
+    -- when the rotation ends its family sooner than before (a long first lifetime, then
     -- refreshTokenTtl), as that family may have held the key's expiry: the scan re-arms it.
+    -- A small hash is never scanned here: its expired families wait for a large one's scan or
+    -- for the key's own expiry.
     local alive, others = live(now, A.owner)
     alive = without(alive, A.sessionId)
     alive[#alive + 1] = { A.sessionId, expiresAt }
@@ -422,7 +436,9 @@ if grace > 0 and prev ~= '' and prev == string.sub(A.oldJti, 1, PREVIOUS_UUID_CH
   return ${ROTATE_RESULTS.superseded}
 end
 drop(A.sessionId)
-rearm(live(now, A.owner))
+local alive, others = live(now, A.owner)
+rearm(alive, others)
+if A.owner == '' then markPrune(alive) end
 return ${ROTATE_RESULTS.reused}
 `;
 export const ROTATE_SESSION = script(ROTATE_ARGS, ROTATE_SESSION_BODY);
@@ -431,7 +447,9 @@ export const ROTATE_SESSION = script(ROTATE_ARGS, ROTATE_SESSION_BODY);
 const REVOKE_SESSION_BODY = `
 local n = redis.call('HEXISTS', h, A.sessionId)
 drop(A.sessionId)
-rearm(live(tonumber(A.now), A.owner))
+local alive, others = live(tonumber(A.now), A.owner)
+rearm(alive, others)
+if A.owner == '' then markPrune(alive) end
 return n
 `;
 export const REVOKE_SESSION = script(REVOKE_SESSION_ARGS, REVOKE_SESSION_BODY);

@@ -1,3 +1,4 @@
+import { SCAN_FIELDS } from '../../src/stores/lua.js';
 import { coreExpiresAt, expandUuid, PRUNE_AT } from '../../src/stores/record-codec.js';
 import { allKeys, type TestRedis } from './auth.js';
 import Router from '@koa/router';
@@ -250,8 +251,9 @@ export async function liveJti(
 /**
  * Store invariants, read from Redis directly: every key under the prefix is a user's session hash
  * and expires (PTTL > 0); every family's record is unexpired and its metadata chunks
- * (`<sid>:<n>`) never outlive it; a hash's prune time (PRUNE_AT), where it keeps one, is no later
- * than any of its families' expiries.
+ * (`<sid>:<n>`) never outlive it; a hash keeps a prune time (PRUNE_AT) exactly when it is large
+ * (SCAN_FIELDS fields or more, the mark counted), and that time is no later than any of its
+ * families' expiries.
  */
 export async function storeViolations(client: TestRedis, prefix: string): Promise<string[]> {
   const problems: string[] = [];
@@ -265,6 +267,9 @@ export async function storeViolations(client: TestRedis, prefix: string): Promis
     const pruneAt = pruneText === undefined ? undefined : Number(pruneText);
     if (pruneAt !== undefined && !Number.isSafeInteger(pruneAt))
       problems.push(`${key}: prune time ${pruneText} is not a time`);
+    const fields = Object.keys(record).length + (pruneAt === undefined ? 0 : 1);
+    if ((pruneAt !== undefined) !== fields >= SCAN_FIELDS)
+      problems.push(`${key}: ${fields} fields, ${pruneAt === undefined ? 'no' : 'a'} prune time`);
     for (const [field, value] of Object.entries(record)) {
       const chunk = /^(.*):\d$/.exec(field);
       if (chunk) {

@@ -88,7 +88,8 @@ function shuffle<T>(items: T[]): T[] {
 describe('concurrency', () => {
   it('strict reuse detection: of many parallel refreshes per token, across many families, one wins and the family is revoked', async () => {
     await start({ refreshGracePeriod: 0 });
-    const families = await loginFamilies(10, 3);
+    // Ten families a user: each hash is large (SCAN_FIELDS) and the revokes shrink it past that.
+    const families = await loginFamilies(3, 10);
     const racers = 6;
     const jobs = shuffle(
       families.flatMap((family) =>
@@ -115,7 +116,8 @@ describe('concurrency', () => {
 
   it('with refreshGracePeriod: rounds of parallel refreshes leave exactly one live chain per family', async () => {
     await start({ refreshGracePeriod: 30 });
-    const families = await loginFamilies(8, 3);
+    // Ten families a user: the hashes are large, and the audit checks their marks.
+    const families = await loginFamilies(3, 10);
     for (let round = 0; round < 4; round++) {
       const jobs = shuffle(
         families.flatMap((family) =>
@@ -148,7 +150,8 @@ describe('concurrency', () => {
 
   it('logout racing refresh: whoever wins, the family ends dead, including tokens the refresh handed out', async () => {
     await start();
-    const families = await loginFamilies(10, 3);
+    // Ten families a user, as above: large hashes, shrunk past SCAN_FIELDS by the logouts.
+    const families = await loginFamilies(3, 10);
     const jobs = shuffle(
       families.flatMap((family) => [
         { family, kind: 'refresh' as const, reply: undefined as Sent | undefined },

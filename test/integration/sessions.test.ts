@@ -324,11 +324,14 @@ describe('the Redis data model', () => {
     await start({ accessTokenTtl: 1, refreshTokenTtl: 2 });
     const key = `${prefix}{u:big}`;
     const mark = async () => Number(await client.hget(key, '~'));
-    // One field per family (no ip or user agent). A small hash has no mark.
-    for (let i = 0; i < SCAN_FIELDS; i++)
+    // One field per family (no ip or user agent). A small hash has no mark; the login that makes
+    // it large marks it due (0).
+    for (let i = 0; i < SCAN_FIELDS - 1; i++)
       await auth.createRefreshToken({ id: 'big' }, { lifetime: 60 });
     expect(await client.hget(key, '~')).toBeNull();
-    // The login that finds it large scans it and marks its earliest expiry.
+    await auth.createRefreshToken({ id: 'big' }, { lifetime: 60 });
+    expect(await client.hget(key, '~')).toBe('0');
+    // The next login scans it and marks its earliest expiry.
     await auth.createRefreshToken({ id: 'big' }, { lifetime: 60 });
     expect(await mark()).toBeGreaterThan(Date.now() + 50_000);
     // A shorter login lowers the mark, and so does a refresh that shortens a session
@@ -367,6 +370,58 @@ describe('the Redis data model', () => {
     // The key's expiry follows its latest family down, not the 60 s the logins gave it.
     expect(await client.pttl(key)).toBeLessThanOrEqual(2000);
     expect(await auth.listSessions('shrink')).toHaveLength(SCAN_FIELDS + 1);
+  });
+
+  it('keeps the mark in a large hash only: a revoke, a reuse or an expired refresh that leaves it small drops it', async () => {
+    await start({ accessTokenTtl: 1, refreshTokenTtl: 60, refreshGracePeriod: 0 });
+    const key = `${prefix}{u:mark}`;
+    const fill = async (lifetime = 60) => {
+      const tokens = [];
+      while ((await client.hlen(key)) < SCAN_FIELDS + 2)
+        tokens.push(await auth.createRefreshToken({ id: 'mark' }, { lifetime }));
+      expect(await client.hget(key, '~')).not.toBeNull();
+      return tokens;
+    };
+    const idOf = (token: string) =>
+      (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { sid: string })
+        .sid;
+    const revokeDown = async (tokens: string[]) => {
+      for (const token of tokens.splice(0, 3)) await auth.revokeSession('mark', idOf(token));
+    };
+
+    // Revokes: the mark stays while the hash is large, and goes with the revoke that makes it
+    // small.
+    let tokens = await fill();
+    await revokeDown(tokens);
+    expect(await client.hlen(key)).toBeLessThan(SCAN_FIELDS);
+    expect(await client.hget(key, '~')).toBeNull();
+
+    // A reused refresh token (no grace period) revokes its family: the same.
+    await client.del(key);
+    tokens = await fill();
+    await revokeDown(tokens);
+    tokens.unshift(
+      ...(await Promise.all([0, 1].map(() => auth.createRefreshToken({ id: 'mark' })))),
+    );
+    expect(await client.hlen(key)).toBeGreaterThanOrEqual(SCAN_FIELDS);
+    expect(await client.hget(key, '~')).not.toBeNull();
+    for (const token of tokens.slice(0, 3)) {
+      await auth.refreshTokens(token);
+      await expect(auth.refreshTokens(token)).rejects.toMatchObject({ code: 'refresh_reused' });
+    }
+    expect(await client.hlen(key)).toBeLessThan(SCAN_FIELDS);
+    expect(await client.hget(key, '~')).toBeNull();
+
+    // A refresh of a family that expired but is still stored drops it, and with it the mark
+    // once the hash is small. The mark is set ahead so no scan prunes the expired ones first.
+    await client.del(key);
+    const short = await fill(1);
+    await client.hset(key, '~', String(Date.now() + 60_000));
+    await sleep(1100);
+    for (const token of short.slice(0, 4))
+      await expect(auth.refreshTokens(token)).rejects.toBeDefined();
+    expect(await client.hlen(key)).toBeLessThan(SCAN_FIELDS);
+    expect(await client.hget(key, '~')).toBeNull();
   });
 
   it('still caps a large hash whose mark is not due', async () => {
