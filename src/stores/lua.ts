@@ -93,7 +93,9 @@ function argTable(names: readonly string[]): string {
 function readArgs(names: readonly string[]): string {
   const fields = names.map((name) => `A.${name}`).join(', ');
   const values = names.map((_, i) => `ARGV[BASE + ${i + 1}]`).join(', ');
-  return `${fields} = ${values}`;
+  // A call short of arguments must not read the next call's.
+  return `if COUNT < NARGS then error('expected ' .. NARGS .. ' arguments, got ' .. COUNT) end
+${fields} = ${values}`;
 }
 
 /**
@@ -407,10 +409,14 @@ if f[F.jti] == A.oldJti then
   f[F.expiresAt] = A.expiresAt36
   redis.call('HSET', h, A.sessionId, table.concat(f, SEP))
   local expiresAt = tonumber(A.expiresAt)
-  if A.owner == '' and pruneAt and (pruneAt <= now or expiresAt < previousExpiry) then
+  local shortened = expiresAt < previousExpiry
+  if A.owner == '' and ((pruneAt and (pruneAt <= now or shortened))
+    or (shortened and not pruneAt and redis.call('HLEN', h) >= ${SCAN_FIELDS})) then
     -- A large user's hash (only those have PRUNE_AT) that is due: the scan that prunes it. Also
     -- when the rotation ends its family sooner than before (a long first lifetime, then
     -- refreshTokenTtl), as that family may have held the key's expiry: the scan re-arms it.
+    -- (A large hash without the mark is one an older version made large: the field count tells,
+    -- on this rare path only.)
     -- A small hash is never scanned here: its expired families wait for a large one's scan or
     -- for the key's own expiry.
     local alive, others = live(now, A.owner)

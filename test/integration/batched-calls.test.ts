@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { redisStore, type SessionStore } from '../../src/index.js';
+import { CREATE_ARGS, CREATE_SESSIONS } from '../../src/stores/lua.js';
 import { MAX_BATCH } from '../../src/stores/turn-batcher.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
@@ -282,6 +283,27 @@ describe('logins and rotations on one Redis node, batched', () => {
     expect(await store.isLive('alice', ids[0]!, Date.now())).toBe(true);
     expect(await store.isLive('bob', ids[2]!, Date.now())).toBe(true);
     await store.close();
+  });
+
+  it('a call of a batch that is short of arguments fails alone and reads none of the next call', async () => {
+    const now = Date.now();
+    const args = (sessionId: string) => [sessionId, 'core', now + 60_000, now, 0];
+    const replies = (await admin.eval(
+      CREATE_SESSIONS,
+      3,
+      'short:{u:a}',
+      'short:{u:b}',
+      'short:{u:c}',
+      ...[CREATE_ARGS.length, '', ...args('first')],
+      ...[CREATE_ARGS.length - 1, '', ...args('second').slice(0, -1)],
+      ...[CREATE_ARGS.length, '', ...args('third')],
+    )) as unknown[];
+    expect(replies[0]).toBe(1);
+    expect(String(replies[1])).toMatch(/expected 6 arguments, got 5/);
+    expect(replies[2]).toBe(1);
+    expect(await admin.hkeys('short:{u:a}')).toEqual(['first']);
+    expect(await admin.exists('short:{u:b}')).toBe(0);
+    expect(await admin.hkeys('short:{u:c}')).toEqual(['third']);
   });
 
   it("one check's or read's failure (a key that is not a hash) fails that caller alone", async () => {

@@ -3,6 +3,7 @@ import type { Auth, TokenPair } from '../../src/index.js';
 import { redisClient, testAuth, type TestRedis, uniquePrefix } from '../helpers/auth.js';
 import { decodeSegment } from '../helpers/forge.js';
 import { serve, type Served } from '../helpers/http.js';
+import { SCAN_FIELDS } from '../../src/stores/lua.js';
 import { idApp, liveJti, type Sent, send, storeViolations } from '../helpers/load.js';
 
 /*
@@ -62,6 +63,19 @@ async function loginFamilies(users: number, perUser: number): Promise<Family[]> 
   return replies.map((r) => familyOf(r.body as TokenPair));
 }
 
+/**
+ * Ten raced families a user and six that take no part: each user's hash is large
+ * (SCAN_FIELDS) before the race, and once the raced families are revoked, small but not empty,
+ * so the audit sees that the shrinking writes removed its prune mark.
+ */
+async function largeThenSmall(): Promise<Family[]> {
+  const families = await loginFamilies(3, 10);
+  await loginFamilies(3, 6);
+  for (let user = 0; user < 3; user++)
+    expect(await client.hlen(`${prefix}{u:user-${user}}`)).toBeGreaterThanOrEqual(SCAN_FIELDS);
+  return families;
+}
+
 /** How many of the refresh tokens handed out for the family still work. */
 async function liveTokens(family: Family): Promise<number> {
   let live = 0;
@@ -88,8 +102,7 @@ function shuffle<T>(items: T[]): T[] {
 describe('concurrency', () => {
   it('strict reuse detection: of many parallel refreshes per token, across many families, one wins and the family is revoked', async () => {
     await start({ refreshGracePeriod: 0 });
-    // Ten families a user: each hash is large (SCAN_FIELDS) and the revokes shrink it past that.
-    const families = await loginFamilies(3, 10);
+    const families = await largeThenSmall();
     const racers = 6;
     const jobs = shuffle(
       families.flatMap((family) =>
@@ -111,6 +124,7 @@ describe('concurrency', () => {
     }
     // The losers presented a rotated token: theft is assumed and each family is gone, winner included.
     for (const family of families) await expectRevoked(family);
+    expect(await client.hlen(`${prefix}{u:user-0}`)).toBeGreaterThan(0);
     expect(await storeViolations(client, prefix)).toEqual([]);
   });
 
@@ -150,8 +164,7 @@ describe('concurrency', () => {
 
   it('logout racing refresh: whoever wins, the family ends dead, including tokens the refresh handed out', async () => {
     await start();
-    // Ten families a user, as above: large hashes, shrunk past SCAN_FIELDS by the logouts.
-    const families = await loginFamilies(3, 10);
+    const families = await largeThenSmall();
     const jobs = shuffle(
       families.flatMap((family) => [
         { family, kind: 'refresh' as const, reply: undefined as Sent | undefined },
@@ -172,6 +185,7 @@ describe('concurrency', () => {
         job.family.pairs.push(job.reply!.body as TokenPair);
     }
     for (const family of families) await expectRevoked(family);
+    expect(await client.hlen(`${prefix}{u:user-0}`)).toBeGreaterThan(0);
     expect(await storeViolations(client, prefix)).toEqual([]);
   });
 

@@ -372,6 +372,21 @@ describe('the Redis data model', () => {
     expect(await auth.listSessions('shrink')).toHaveLength(SCAN_FIELDS + 1);
   });
 
+  it('a large hash an older version left without its mark is still scanned by a refresh that shortens a session', async () => {
+    await start({ accessTokenTtl: 1, refreshTokenTtl: 2 });
+    const key = `${prefix}{u:unmarked}`;
+    const tokens = [];
+    for (let i = 0; i <= SCAN_FIELDS; i++)
+      tokens.push(await auth.createRefreshToken({ id: 'unmarked' }, { lifetime: 60 }));
+    await client.hdel(key, '~');
+    // A refresh that shortens its session (60 s, then refreshTokenTtl: 2 s): the field count
+    // tells the hash is large, and the scan marks it with its earliest expiry, that session's.
+    await auth.refreshTokens(tokens[0]!);
+    const mark = Number(await client.hget(key, '~'));
+    expect(mark).toBeGreaterThan(0);
+    expect(mark).toBeLessThanOrEqual(Date.now() + 2000);
+  });
+
   it('keeps the mark in a large hash only: a revoke, a reuse or an expired refresh that leaves it small drops it', async () => {
     await start({ accessTokenTtl: 1, refreshTokenTtl: 60, refreshGracePeriod: 0 });
     const key = `${prefix}{u:mark}`;
@@ -385,8 +400,13 @@ describe('the Redis data model', () => {
     const idOf = (token: string) =>
       (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { sid: string })
         .sid;
+    // One at a time: the mark is there exactly while the hash is large.
     const revokeDown = async (tokens: string[]) => {
-      for (const token of tokens.splice(0, 3)) await auth.revokeSession('mark', idOf(token));
+      for (const token of tokens.splice(0, 3)) {
+        await auth.revokeSession('mark', idOf(token));
+        const large = (await client.hlen(key)) >= SCAN_FIELDS;
+        expect(await client.hget(key, '~')).toEqual(large ? expect.any(String) : null);
+      }
     };
 
     // Revokes: the mark stays while the hash is large, and goes with the revoke that makes it
@@ -413,13 +433,14 @@ describe('the Redis data model', () => {
     expect(await client.hget(key, '~')).toBeNull();
 
     // A refresh of a family that expired but is still stored drops it, and with it the mark
-    // once the hash is small. The mark is set ahead so no scan prunes the expired ones first.
+    // once the hash is small. The mark is set ahead so no scan prunes the expired ones first;
+    // the tokens are just past their exp, inside the default 5 s leeway, so the store sees them.
     await client.del(key);
-    const short = await fill(1);
+    const short = await fill(3);
     await client.hset(key, '~', String(Date.now() + 60_000));
-    await sleep(1100);
+    await sleep(3100);
     for (const token of short.slice(0, 4))
-      await expect(auth.refreshTokens(token)).rejects.toBeDefined();
+      await expect(auth.refreshTokens(token)).rejects.toMatchObject({ code: 'token_revoked' });
     expect(await client.hlen(key)).toBeLessThan(SCAN_FIELDS);
     expect(await client.hget(key, '~')).toBeNull();
   });
