@@ -243,6 +243,13 @@ local function markPrune(alive)
   local earliest = alive and earliestOf(alive, 0) or 0
   if earliest > 0 then redis.call('HSET', h, PRUNE_AT, string.format('%.0f', earliest)) end
 end
+-- After a family was dropped (a revoke, a reused token): prunes the hash's expired families,
+-- re-arms its expiry to the latest live one, and (a user's own hash) its mark.
+local function settle(now, owner)
+  local alive, others = live(now, owner)
+  rearm(alive, others)
+  if owner == '' then markPrune(alive) end
+end
 local function without(alive, sid)
   local kept = {}
   for _, s in ipairs(alive) do
@@ -346,13 +353,23 @@ end
 -- families than the cap. Only a large hash has PRUNE_AT (see markPrune), so a small one's login
 -- does not read it.
 local fieldCount = redis.call('HLEN', h)
-if (max == 0 or fieldCount < max) and fieldCount < ${SCAN_FIELDS} then
+local scan = max > 0 and fieldCount >= max
+if not scan and fieldCount < ${SCAN_FIELDS} then
   -- The login that makes the hash large marks it due (0: no family's expiry is earlier), so the
   -- hash's next write scans it and sets the mark, as it did before the hash had one.
   if fieldCount + #set / 2 >= ${SCAN_FIELDS} then
     set[#set + 1] = PRUNE_AT
     set[#set + 1] = '0'
   end
+elseif not scan then
+  local pruneAt = tonumber(redis.call('HGET', h, PRUNE_AT) or '')
+  scan = not (pruneAt and pruneAt > now)
+  if not scan and expiresAt < pruneAt then
+    set[#set + 1] = PRUNE_AT
+    set[#set + 1] = A.expiresAt
+  end
+end
+if not scan then
   redis.call('HSET', h, unpack(set))
   if fieldCount == 0 then
     -- A new key: its one family sets its expiry (A.expiresAt is a whole number of ms).
@@ -360,16 +377,6 @@ if (max == 0 or fieldCount < max) and fieldCount < ${SCAN_FIELDS} then
   else
     extend(expiresAt)
   end
-  return 1
-end
-local pruneAt = tonumber(redis.call('HGET', h, PRUNE_AT) or '')
-if (max == 0 or fieldCount < max) and pruneAt and pruneAt > now then
-  if expiresAt < pruneAt then
-    set[#set + 1] = PRUNE_AT
-    set[#set + 1] = A.expiresAt
-  end
-  redis.call('HSET', h, unpack(set))
-  extend(expiresAt)
   return 1
 end
 local alive = live(now, A.owner)
@@ -409,14 +416,12 @@ if f[F.jti] == A.oldJti then
   f[F.expiresAt] = A.expiresAt36
   redis.call('HSET', h, A.sessionId, table.concat(f, SEP))
   local expiresAt = tonumber(A.expiresAt)
-  local shortened = expiresAt < previousExpiry
-  if A.owner == '' and ((pruneAt and (pruneAt <= now or shortened))
-    or (shortened and not pruneAt and redis.call('HLEN', h) >= ${SCAN_FIELDS})) then
+  if A.owner == '' and ((pruneAt and pruneAt <= now)
+    or (expiresAt < previousExpiry and (pruneAt or redis.call('HLEN', h) >= ${SCAN_FIELDS}))) then
     -- A large user's hash (only those have PRUNE_AT) that is due: the scan that prunes it. Also
     -- when the rotation ends its family sooner than before (a long first lifetime, then
     -- refreshTokenTtl), as that family may have held the key's expiry: the scan re-arms it.
-    -- (A large hash without the mark is one an older version made large: the field count tells,
-    -- on this rare path only.)
+    -- Only then is a hash without the mark counted: one an older version made large has none.
     -- A small hash is never scanned here: its expired families wait for a large one's scan or
     -- for the key's own expiry.
     local alive, others = live(now, A.owner)
@@ -442,9 +447,7 @@ if grace > 0 and prev ~= '' and prev == string.sub(A.oldJti, 1, PREVIOUS_UUID_CH
   return ${ROTATE_RESULTS.superseded}
 end
 drop(A.sessionId)
-local alive, others = live(now, A.owner)
-rearm(alive, others)
-if A.owner == '' then markPrune(alive) end
+settle(now, A.owner)
 return ${ROTATE_RESULTS.reused}
 `;
 export const ROTATE_SESSION = script(ROTATE_ARGS, ROTATE_SESSION_BODY);
@@ -453,9 +456,7 @@ export const ROTATE_SESSION = script(ROTATE_ARGS, ROTATE_SESSION_BODY);
 const REVOKE_SESSION_BODY = `
 local n = redis.call('HEXISTS', h, A.sessionId)
 drop(A.sessionId)
-local alive, others = live(tonumber(A.now), A.owner)
-rearm(alive, others)
-if A.owner == '' then markPrune(alive) end
+settle(tonumber(A.now), A.owner)
 return n
 `;
 export const REVOKE_SESSION = script(REVOKE_SESSION_ARGS, REVOKE_SESSION_BODY);

@@ -262,6 +262,14 @@ describe('refusals over HTTP', () => {
 });
 
 describe('the Redis data model', () => {
+  /** SCAN_FIELDS + 1 logins of 60 s (one field each: no metadata): a large hash. */
+  async function largeHash(id: string): Promise<string[]> {
+    const tokens = [];
+    for (let i = 0; i <= SCAN_FIELDS; i++)
+      tokens.push(await auth.createRefreshToken({ id }, { lifetime: 60 }));
+    return tokens;
+  }
+
   it('keeps one hash per user, under its hash tag, with a TTL', async () => {
     await start();
     await login();
@@ -361,9 +369,7 @@ describe('the Redis data model', () => {
     // Logins of 60 s, refreshes of 2 s (refreshTokenTtl): each refresh shortens its family.
     await start({ accessTokenTtl: 1, refreshTokenTtl: 2 });
     const key = `${prefix}{u:shrink}`;
-    const tokens = [];
-    for (let i = 0; i <= SCAN_FIELDS; i++)
-      tokens.push(await auth.createRefreshToken({ id: 'shrink' }, { lifetime: 60 }));
+    const tokens = await largeHash('shrink');
     expect(await client.hget(key, '~')).not.toBeNull();
     expect(await client.pttl(key)).toBeGreaterThan(50_000);
     for (const token of tokens) await auth.refreshTokens(token);
@@ -375,9 +381,7 @@ describe('the Redis data model', () => {
   it('a large hash an older version left without its mark is still scanned by a refresh that shortens a session', async () => {
     await start({ accessTokenTtl: 1, refreshTokenTtl: 2 });
     const key = `${prefix}{u:unmarked}`;
-    const tokens = [];
-    for (let i = 0; i <= SCAN_FIELDS; i++)
-      tokens.push(await auth.createRefreshToken({ id: 'unmarked' }, { lifetime: 60 }));
+    const tokens = await largeHash('unmarked');
     await client.hdel(key, '~');
     // A refresh that shortens its session (60 s, then refreshTokenTtl: 2 s): the field count
     // tells the hash is large, and the scan marks it with its earliest expiry, that session's.
@@ -397,9 +401,7 @@ describe('the Redis data model', () => {
       expect(await client.hget(key, '~')).not.toBeNull();
       return tokens;
     };
-    const idOf = (token: string) =>
-      (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { sid: string })
-        .sid;
+    const idOf = (token: string) => decodeSegment(token, 1).sid as string;
     // One at a time: the mark is there exactly while the hash is large.
     const revokeDown = async (tokens: string[]) => {
       for (const token of tokens.splice(0, 3)) {
