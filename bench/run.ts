@@ -476,6 +476,14 @@ async function main(): Promise<void> {
           check(result.keysLeft === 0),
         ]);
     const cpuModel = cpus()[0]?.model ?? 'unknown CPU';
+    // How busy the host was, as the server saw it: the same bare Koa costs more CPU per request
+    // when other tenants share the physical cores (15 µs on a quiet VM of the kind the README's
+    // runs used, 28 to 47 µs on busy ones), which no load average inside the VM shows.
+    const bareCpu = (results.get('bare') ?? []).map((r) => r.cpuPerRequest);
+    const vmState =
+      bareCpu.length === 0
+        ? ''
+        : `;\n  bare Koa's server CPU per request: ${Math.min(...bareCpu).toFixed(0)} to ${Math.max(...bareCpu).toFixed(0)} µs over the rounds (higher when other work shares the host's cores)`;
     const redisVersion =
       spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout.trim().split(' ')[2] ??
       '';
@@ -484,7 +492,7 @@ async function main(): Promise<void> {
 Written by \`npm run bench\` on ${started.toISOString()}.
 
 - Machine: ${cpus().length} × ${cpuModel}, Node ${process.version}, Redis ${redisVersion.replace('v=', '')};
-  1-minute load average ${loadBefore.toFixed(1)} before the run, ${loadavg()[0]!.toFixed(1)} after (above 0 means other work shared the machine)
+  1-minute load average ${loadBefore.toFixed(1)} before the run, ${loadavg()[0]!.toFixed(1)} after (above 0 means other work shared the machine)${vmState}
 - Load: ${meLoader === 'wrk' ? 'wrk (1 thread) for the GET /me targets, autocannon for login and refresh' : 'autocannon'}, ${CONNECTIONS} connections, ${SECONDS} s per run after 1 s of warm-up, ${ROUNDS} rounds in alternating order, each run in a fresh server process;
   ${pinned ? 'servers pinned to CPU 0 and the load generator to CPU 1 (taskset); redis-server unpinned' : 'no CPU pinning'}.
 - Each \`/me\` run cycles through ${USERS} access tokens of ${USERS} users (more than the default
