@@ -29,6 +29,7 @@ import {
 } from './session-cache.js';
 import {
   BASE64URL,
+  base36,
   compactUuid,
   coreExpiresAt,
   isMetaField,
@@ -435,8 +436,8 @@ export class RedisStore implements SessionStore {
           now: r.now,
           expiresAt: r.expiresAt,
           graceMs: r.graceMs,
-          now36: r.now.toString(36),
-          expiresAt36: r.expiresAt.toString(36),
+          now36: base36(r.now),
+          expiresAt36: base36(r.expiresAt),
         }),
       ),
     );

@@ -6,8 +6,8 @@ import {
   RESERVED_CLAIMS,
   type RefreshTokenPayload,
   type TokenPair,
+  sessionClaims,
   type TokenUser,
-  withClaims,
 } from '../tokens/claims.js';
 import type { SignOverrides } from '../tokens/token-service.js';
 import type { StrategyContext } from './types.js';
@@ -66,10 +66,10 @@ export function signPair(
   const jti = session.jti ?? randomUUID();
   const refreshClaims: Record<string, unknown> = { sub, sid: sessionId, jti, auth_time: authTime };
   if (Object.keys(claims).length > 0) refreshClaims.usr = claims;
-  const refresh = tokens.sign('refresh', refreshClaims, now, refreshOverrides, notAfter);
-  const access = tokens.sign(
+  const refresh = tokens.signPayload('refresh', refreshClaims, now, refreshOverrides, notAfter);
+  const access = tokens.signPayload(
     'access',
-    withClaims(claims, { sub, sid: sessionId, auth_time: authTime }),
+    sessionClaims(claims, sub, sessionId, authTime),
     now,
     undefined,
     notAfter,

@@ -1,6 +1,6 @@
 import { AuthError, UnsupportedError } from '../errors.js';
 import { appClaims, type IssueOptions, newSessionId, userIdOf } from '../tokens/issue.js';
-import { type TokenPair, type TokenUser, withClaims } from '../tokens/claims.js';
+import { sessionClaims, type TokenPair, type TokenUser } from '../tokens/claims.js';
 import { checkSignOverrides } from '../tokens/token-service.js';
 import { authTimeOf, refreshedClaims, signPair } from './issuing.js';
 import {
@@ -37,9 +37,9 @@ export function jwtStrategy(context: StrategyContext): TokenStrategy {
       const now = Date.now();
       const authTime = Math.floor(now / 1000);
       if (kind === 'access')
-        return tokens.sign(
+        return tokens.signPayload(
           'access',
-          withClaims(claims, { sub, sid, auth_time: authTime }),
+          sessionClaims(claims, sub, sid, authTime),
           now,
           overrides,
         ).token;

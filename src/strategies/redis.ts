@@ -5,8 +5,8 @@ import {
   type AuthUser,
   type RefreshTokenPayload,
   type TokenPair,
+  sessionClaims,
   type TokenUser,
-  withClaims,
 } from '../tokens/claims.js';
 import {
   appClaims,
@@ -162,9 +162,9 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
           ),
         );
         events.emit('login', { userId: sub, sessionId, ...eventMeta(seen) });
-        return tokens.sign(
+        return tokens.signPayload(
           'access',
-          withClaims(claims, { sub, sid: sessionId, auth_time: authTime }),
+          sessionClaims(claims, sub, sessionId, authTime),
           now,
           overrides,
           Math.floor(expiresAt / 1000),
@@ -174,9 +174,9 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
       const record = await stored('writeToken', () => store.get(sub, sid, now));
       if (record === undefined) throw revoked();
       const authTime = Math.floor(record.createdAt / 1000);
-      return tokens.sign(
+      return tokens.signPayload(
         'access',
-        withClaims(claims, { sub, sid, auth_time: authTime }),
+        sessionClaims(claims, sub, sid, authTime),
         now,
         overrides,
         Math.min(Math.floor(record.expiresAt / 1000), authTime + options.absoluteSessionTtl),

@@ -99,6 +99,21 @@ export function withClaims<T extends object>(claims: object, more: T): Record<st
   return out as Record<string, unknown> & T;
 }
 
+/**
+ * The claims of a session's access token: the app's claims, then `sub`, `sid` and `auth_time`.
+ * Without app claims (most logins and refreshes) an object literal of one shape, to which
+ * signing adds the registered claims by plain member stores (TokenService.signPayload).
+ */
+export function sessionClaims(
+  claims: Record<string, unknown>,
+  sub: string,
+  sid: string,
+  authTime: number,
+): Record<string, unknown> {
+  if (Object.keys(claims).length > 0) return withClaims(claims, { sub, sid, auth_time: authTime });
+  return { sub, sid, auth_time: authTime };
+}
+
 function copyInto(out: Record<string, unknown>, from: Record<string, unknown>): void {
   for (const name of Object.keys(from)) {
     if (name === '__proto__')

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
+  base36,
   cleanMeta,
   compactUuid,
   expandUuid,
@@ -67,6 +68,16 @@ describe('compactUuid', () => {
       '0f8fad5b-d9cb-469f-a165-70867728950g',
     ])
       expect(compactUuid(odd)).toBe(odd);
+  });
+});
+
+describe('base36', () => {
+  it('writes the digits of toString(36) for every whole number up to 2 ** 53', () => {
+    const edges = [0, 1, 35, 36, 0x3fffffff, 0x40000000, 60_466_175, 60_466_176, 60_466_177];
+    for (let digits = 1; digits <= 11; digits++) edges.push(36 ** digits - 1, 36 ** digits);
+    edges.push(2 ** 53 - 1, 2 ** 53, Date.now(), Date.UTC(2100, 0, 1));
+    for (let i = 0; i < 20_000; i++) edges.push(Math.floor(Math.random() * 2 ** 53));
+    for (const n of edges) expect(base36(n)).toBe(n.toString(36));
   });
 });
 
