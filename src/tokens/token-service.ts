@@ -239,7 +239,8 @@ export class TokenService {
   }
 
   /**
-   * @internal {@link sign} for a payload its caller has just built and hands over: the registered
+   * @internal Not part of the API (a strategy of your own calls {@link sign}, which copies).
+   * {@link sign} for a payload its caller has just built and hands over: the registered
    * claims are added to it in place, after its own members, instead of to a copy. The library's
    * own payloads are object literals of a few shapes, so these are plain member stores; a copy
    * member by member (withClaims) is a keyed store to a new member each time, which V8 handles

@@ -78,6 +78,17 @@ describe('base36', () => {
     edges.push(2 ** 53 - 1, 2 ** 53, Date.now(), Date.UTC(2100, 0, 1));
     for (let i = 0; i < 20_000; i++) edges.push(Math.floor(Math.random() * 2 ** 53));
     for (const n of edges) expect(base36(n)).toBe(n.toString(36));
+    // Not a whole number up to 2 ** 53: V8's own digits, not the two halves.
+    for (const n of [
+      28_115 * 60_466_176 + 1234.5,
+      2 ** 53 + 2,
+      2 ** 60,
+      -5,
+      -(2 ** 40),
+      NaN,
+      Infinity,
+    ])
+      expect(base36(n)).toBe(n.toString(36));
   });
 });
 
