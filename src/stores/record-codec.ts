@@ -60,7 +60,7 @@ const FIVE_DIGITS = 60_466_176;
  * `n.toString(36)`, for a whole number from 0 to 2 ** 53 (epoch milliseconds) the same digits
  * in two halves that each fit a small integer. V8 writes a number too large for a small integer
  * in another base one digit at a time with a floating-point remainder: 190 ns for an epoch
- * millisecond here, against 50 in halves, and a login writes two, a rotation three.
+ * millisecond here, against 50 in halves; a login and a rotation write two each.
  */
 export function base36(n: number): string {
   // Anything else (a fraction, beyond 2 ** 53, not finite) as V8 writes it: no halves then.
