@@ -26,7 +26,7 @@ import {
 } from './memory.js';
 import { onPostgres, type Target, TARGET_NAMES, TARGETS } from './targets.js';
 import { verifyBench } from './verify.js';
-import { hitPathBench } from './hit-path.js';
+import { hitPathBench, SMALL_WORKING_SET } from './hit-path.js';
 import { median } from './median.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -301,7 +301,7 @@ async function main(): Promise<void> {
         'one call, a fresh header string each',
         `ns per call (median), ${USERS} distinct tokens in turn`,
         '× the floor',
-        'ns per call, 200 tokens in turn',
+        `ns per call, ${SMALL_WORKING_SET} tokens in turn`,
         '× the floor',
       ],
       ...hitPath.map((h) => [
@@ -522,7 +522,7 @@ ${table(verifyTable)}
 
 What the middleware itself costs on a repeat request, apart from Koa, HTTP and their noise: each
 row is called with a fresh, flat header string per call (as a request parser makes), once per token
-of all ${USERS}, then as many times over the first 200 only (entries the CPU's caches keep), in 7
+of all ${USERS}, then as many times over the first ${SMALL_WORKING_SET} only (entries the CPU's caches keep), in 7
 alternating rounds (bench/hit-path.ts). The difference between the two columns is memory traffic.
 
 ${table(hitPathTable)}
