@@ -497,7 +497,8 @@ Written by \`npm run bench\` on ${started.toISOString()}.
   ${pinned ? 'servers pinned to CPU 0 and the load generator to CPU 1 (taskset); redis-server unpinned' : 'no CPU pinning'}.
 - Each \`/me\` run cycles through ${USERS} access tokens of ${USERS} users (more than the default
   verified-token cache holds; the sessionCache target's holds them all), each sent twice before the
-  target's first run; login cycles ${USERS} user ids (new ones each run) with a Chrome user agent; each refresh sends a
+  target's first run (bare Koa is sent the library's tokens too, so it parses the same requests;
+  koa-jwt and the hand-written server their own); login cycles ${USERS} user ids (new ones each run) with a Chrome user agent; each refresh sends a
   refresh token never used before, of ${USERS} users (every answer's new token goes back into the pool).
 - Ratios between two targets are the median over rounds of the ratio within each round; "rounds"
   gives the lowest and the highest round's ratio.
