@@ -32,8 +32,15 @@ const app = new Koa();
 const ok = (ctx: Koa.Context) => {
   ctx.body = { ok: true };
 };
+/**
+ * Access-token lifetime (s) of a /me target's tokens: they are issued once, when the process
+ * starts, and must outlive the whole run (5 rounds of 22 targets took 26 minutes on a slow machine).
+ */
+const ME_ACCESS_TTL = 7200;
+/** Bare Koa's targets: the measured app reads no token. */
+const bare = target === 'bare' || target === 'bare-deferred';
 const hand = target.startsWith('hand-')
-  ? handWritten(redisUrl, `bench:${target}:`, target === 'hand-me' ? 7200 : 900)
+  ? handWritten(redisUrl, `bench:${target}:`, target === 'hand-me' ? ME_ACCESS_TTL : 900)
   : undefined;
 /** Login and refresh targets issue tokens per request; the others only read tokens issued at start. */
 const issuing = /^(login|refresh)/.test(target);
@@ -52,7 +59,7 @@ const pgStore =
       );
 await pgStore?.migrate();
 const auth =
-  target === 'bare' || target === 'bare-deferred' || target === 'koa-jwt' || hand
+  bare || target === 'koa-jwt' || hand
     ? undefined
     : createAuth({
         secret: SECRET,
@@ -62,10 +69,8 @@ const auth =
             ? { store: memoryStore() }
             : { redis: redisUrl, keyPrefix: `bench:${target}:`, keyBuckets: sharedKeys(target) }),
         strategy: strategyOf(target),
-        // Login and refresh sessions expire soon after the run. A /me target's tokens are issued
-        // once, when the process starts, and must outlive the whole run (5 rounds of 22 targets
-        // took 26 minutes on a slow machine).
-        accessTokenTtl: issuing ? 900 : 7200,
+        // Login and refresh sessions expire soon after the run; a /me target's outlive it.
+        accessTokenTtl: issuing ? 900 : ME_ACCESS_TTL,
         refreshTokenTtl: issuing ? 1200 : 10_800,
         // The moonshot: session liveness cached in process, kept coherent by Redis; the verify
         // cache sized for every token of the run, as an app enabling both would size it.
@@ -184,8 +189,8 @@ async function issue(n: number, kind: 'access' | 'refresh'): Promise<string[]> {
   // 160). Issued from process memory, released before the measured runs.
   const issuer =
     auth ??
-    (target === 'bare' || target === 'bare-deferred'
-      ? createAuth({ secret: SECRET, store: memoryStore(), accessTokenTtl: 7200 })
+    (bare
+      ? createAuth({ secret: SECRET, store: memoryStore(), accessTokenTtl: ME_ACCESS_TTL })
       : undefined);
   try {
     return await issueFrom(issuer, n, kind);
@@ -209,7 +214,7 @@ async function issueFrom(
       ids.map(async (id) => {
         if (hand) return hand.login(id);
         if (issuer) return issuer.generateTokens({ id }, { ip: '127.0.0.1', userAgent: 'bench' });
-        const access_token = jsonwebtoken.sign({ sub: id }, SECRET, { expiresIn: 7200 });
+        const access_token = jsonwebtoken.sign({ sub: id }, SECRET, { expiresIn: ME_ACCESS_TTL });
         return { access_token, refresh_token: '' };
       }),
     );
