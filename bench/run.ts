@@ -10,6 +10,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { RedisServer } from '../test/helpers/redis-server.js';
 import { type LoadJob, type LoadResult, meLoader } from './load.js';
@@ -69,16 +70,8 @@ interface Running {
 const EXPECTED_WARNING = /\[KOA_JWT_REDIS_MEMORY_STORE\]|--trace-warnings/;
 
 function passStderr(child: ChildProcess): void {
-  let pending = '';
-  const pass = (text: string) => {
-    const lines = text.split('\n');
-    pending = lines.pop()!;
-    for (const line of lines) if (!EXPECTED_WARNING.test(line)) process.stderr.write(`${line}\n`);
-  };
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (chunk: string) => pass(pending + chunk));
-  child.stderr!.on('end', () => {
-    if (pending !== '') pass(`${pending}\n`);
+  createInterface({ input: child.stderr!, crlfDelay: Infinity }).on('line', (line) => {
+    if (!EXPECTED_WARNING.test(line)) process.stderr.write(`${line}\n`);
   });
 }
 
