@@ -447,9 +447,9 @@ async function main(): Promise<void> {
     );
     if (results.has('floor-cached') && results.has('bare')) {
       goals.push([
-        'ceiling for the sessionCache row: the floor (one Map lookup by the header, no checks) × bare Koa',
+        'reference for the sessionCache row: the floor (one Map lookup by the header, no checks) × bare Koa',
         versus('floor-cached', 'bare'),
-        'no in-process cache can beat this',
+        'what a hand-written cache keyed by the header costs',
       ]);
       if (results.has('requireAuth-cached'))
         goals.push([
