@@ -4,9 +4,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DelayProxy } from './delay-proxy.js';
-import { freePort, RedisServer } from './redis-server.js';
+import { freePort, logFile, RedisServer } from './redis-server.js';
 
 export const MASTER_NAME = 'mymaster';
+
+/**
+ * The sentinels' down-after-milliseconds unless a test sets its own: twice their PING period
+ * (which is 1 s, or down-after if that is shorter). A sentinel that switches to a new master
+ * starts that master's clock at once, but may connect and send it a first PING up to a period
+ * later (it reconnects a link at most once a period). With down-after at 1 s, a PONG a few
+ * milliseconds late then made the new master subjectively down, and the three sentinels failed
+ * over again, to the old master just restarted empty as its replica: 2 runs in about 30 of the
+ * 250 ms kill test. Read from the sentinels' logs: +switch-master, then +sdown of the new master
+ * 1,003 ms later and -sdown 78 ms after that, too late to stop the second failover.
+ */
+const DOWN_AFTER_MS = 2000;
 
 /**
  * redis-cli, run without blocking: the app under test shares this process's event loop, and a
@@ -47,6 +59,7 @@ class SentinelProcess {
   static async start(masterPort: number, downAfterMs: number): Promise<SentinelProcess> {
     const sentinel = new SentinelProcess(await freePort());
     const config = join(sentinel.dir, 'sentinel.conf');
+    const log = logFile(`sentinel-${sentinel.port}`);
     writeFileSync(
       config,
       [
@@ -58,6 +71,7 @@ class SentinelProcess {
         `sentinel down-after-milliseconds ${MASTER_NAME} ${downAfterMs}`,
         `sentinel failover-timeout ${MASTER_NAME} 5000`,
         `sentinel parallel-syncs ${MASTER_NAME} 1`,
+        ...(log ? [`logfile "${log}"`] : []),
         '',
       ].join('\n'),
     );
@@ -92,6 +106,8 @@ export class SentinelSetup {
   private readonly servers: RedisServer[] = [];
   private readonly sentinelProcesses: SentinelProcess[] = [];
   private proxy: DelayProxy | undefined;
+  /** The replica that reaches the master through the proxy, if there is one. */
+  private lagged: RedisServer | undefined;
 
   private constructor() {}
 
@@ -107,12 +123,13 @@ export class SentinelSetup {
         upstream = setup.proxy.port;
       }
       const replica = await setup.server(['--replicaof', '127.0.0.1', String(upstream)]);
+      if (setup.proxy) setup.lagged = replica;
       await until('the replica to sync', 20_000, async () =>
         /master_link_status:up/.test(await cli(replica.port, 'info', 'replication')),
       );
       for (let i = 0; i < 3; i++)
         setup.sentinelProcesses.push(
-          await SentinelProcess.start(master.port, options.downAfterMs ?? 1000),
+          await SentinelProcess.start(master.port, options.downAfterMs ?? DOWN_AFTER_MS),
         );
       // Sentinels find the replica from the master's INFO and each other by hello messages.
       await until('the sentinels to know the replica and each other', 30_000, () =>
@@ -179,6 +196,30 @@ export class SentinelSetup {
       }),
     );
     return this.masterPort();
+  }
+
+  /**
+   * Makes sure the replica still reaches the master through the delay proxy, as a test that
+   * kills the master means it to. Once they have known the replica for about 10 s (their first
+   * periodic INFO of it after 5 s), the sentinels "fix" a replica whose master address is not
+   * the master they monitor: they point it straight at the master, and the lag is gone (their
+   * logs say +fix-slave-config). The kill tests kill 4 to 9.2 s after the sentinels first see
+   * the replica on this 2-core VM (64 runs), so a slower machine could kill after the fix.
+   * Pointed back at the proxy, the replica goes on from where it was (a partial resync).
+   * Returns whether it had to be pointed back.
+   */
+  async ensureLagging(): Promise<boolean> {
+    const replica = this.lagged;
+    const proxyPort = this.proxy?.port;
+    if (!replica || proxyPort === undefined) return false;
+    const throughProxy = (info: string) => info.includes(`master_port:${proxyPort}`);
+    if (throughProxy(await cli(replica.port, 'info', 'replication'))) return false;
+    await cli(replica.port, 'replicaof', '127.0.0.1', String(proxyPort));
+    await until('the replica to sync through the delay proxy again', 20_000, async () => {
+      const info = await cli(replica.port, 'info', 'replication');
+      return throughProxy(info) && /master_link_status:up/.test(info);
+    });
+    return true;
   }
 
   /** Restarts a killed node, empty, as a replica of the current master (as an operator would). */

@@ -9,6 +9,16 @@ export function hasRedisServer(): boolean {
   return spawnSync('redis-server', ['--version'], { timeout: 10_000 }).status === 0;
 }
 
+/**
+ * Where a redis-server (or a sentinel) this run starts writes its log, when KJR_TEST_REDIS_LOGS
+ * names a directory to keep them in (a failing failover test is read from them); undefined
+ * otherwise, and the log goes nowhere.
+ */
+export function logFile(name: string): string | undefined {
+  const dir = process.env.KJR_TEST_REDIS_LOGS;
+  return dir ? join(dir, `${name}.log`) : undefined;
+}
+
 /** A free TCP port on loopback, as the kernel hands it out. */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -67,6 +77,8 @@ export class RedisServer {
   }
 
   private async startProcess(): Promise<void> {
+    // A file per start: a restart on the same port keeps the previous process's log.
+    const log = logFile(`${this.port}-${Date.now()}`);
     const args = [
       '--port',
       String(this.port),
@@ -79,6 +91,7 @@ export class RedisServer {
       '--dir',
       this.dir,
       ...this.extraArgs,
+      ...(log ? ['--logfile', log] : []),
     ];
     const child = spawn('redis-server', args, { stdio: 'ignore' });
     this.child = child;

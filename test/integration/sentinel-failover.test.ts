@@ -161,6 +161,9 @@ describe('Sentinel failover under load (redis-server --sentinel, this file’s o
         }),
       );
       await sleep(2000);
+      // The premise: the replica sees each write lagMs late when the master dies.
+      if (await setup.ensureLagging())
+        console.info('the sentinels had pointed the replica past the delay proxy: pointed back');
       const oldMaster = await setup.masterPort();
       const killedAt = Date.now();
       await setup.serverOn(oldMaster).kill();
