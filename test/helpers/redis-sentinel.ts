@@ -212,7 +212,7 @@ export class SentinelSetup {
     const replica = this.lagged;
     const proxyPort = this.proxy?.port;
     if (!replica || proxyPort === undefined) return false;
-    const throughProxy = (info: string) => info.includes(`master_port:${proxyPort}`);
+    const throughProxy = (info: string) => new RegExp(`master_port:${proxyPort}\\b`).test(info);
     if (throughProxy(await cli(replica.port, 'info', 'replication'))) return false;
     await cli(replica.port, 'replicaof', '127.0.0.1', String(proxyPort));
     await until('the replica to sync through the delay proxy again', 20_000, async () => {
