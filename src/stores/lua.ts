@@ -302,14 +302,29 @@ return out
 /** maxSessions 0 means no cap. Returns 1. Metadata chunks are at most META_CHUNK characters each. */
 const CREATE_SESSION_BODY = `
 -- Metadata chunks of at most ${META_CHUNK} characters follow the named arguments.
-local expiresAt = tonumber(A.expiresAt)
-local now = tonumber(A.now)
 local max = tonumber(A.maxSessions)
 local set = { A.sessionId, A.core }
 for i = 1, math.min(COUNT - NARGS, META_CHUNKS) do
   set[#set + 1] = A.sessionId .. META_SUFFIX[i]
   set[#set + 1] = ARGV[BASE + NARGS + i]
 end
+-- A user's own hash with no field is a new key (the user's first session, or every earlier one
+-- gone with the key): nothing in it can be over the cap or due for a scan (a login adds at most
+-- ${1 + META_CHUNKS} fields, fewer than ${SCAN_FIELDS}), and the key needs its expiry. That login writes and
+-- returns before the rest is set up: reading the two times as numbers and making the cap's
+-- closure took about a tenth of the script's instructions (callgrind, per batched login).
+local fieldCount
+if A.owner == '' then
+  fieldCount = redis.call('HLEN', h)
+  if fieldCount == 0 then
+    redis.call('HSET', h, unpack(set))
+    -- Its one family sets the key's expiry (A.expiresAt is a whole number of ms).
+    redis.call('PEXPIREAT', h, A.expiresAt)
+    return 1
+  end
+end
+local expiresAt = tonumber(A.expiresAt)
+local now = tonumber(A.now)
 -- The cap: ends the families of alive ({sid, expiresAt, core record}) that expire first, past max.
 local function cap(alive)
   if max == 0 or #alive <= max then return alive end
@@ -351,8 +366,7 @@ end
 -- families than the cap, and its expired families wait. A large one keeps PRUNE_AT as a shared
 -- hash does, and is scanned only once that time has passed, or when its fields could hold more
 -- families than the cap. Only a large hash has PRUNE_AT (see markPrune), so a small one's login
--- does not read it.
-local fieldCount = redis.call('HLEN', h)
+-- does not read it. fieldCount (read above) is at least 1 here.
 local scan = max > 0 and fieldCount >= max
 if not scan and fieldCount < ${SCAN_FIELDS} then
   -- The login that makes the hash large marks it due (0: no family's expiry is earlier), so the
@@ -371,12 +385,7 @@ elseif not scan then
 end
 if not scan then
   redis.call('HSET', h, unpack(set))
-  if fieldCount == 0 then
-    -- A new key: its one family sets its expiry (A.expiresAt is a whole number of ms).
-    redis.call('PEXPIREAT', h, A.expiresAt)
-  else
-    extend(expiresAt)
-  end
+  extend(expiresAt)
   return 1
 end
 local alive = live(now, A.owner)
