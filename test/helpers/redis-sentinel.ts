@@ -45,6 +45,14 @@ async function until(what: string, ms: number, check: () => Promise<boolean>): P
   throw new Error(`${what}: not within ${ms} ms`);
 }
 
+/** Whether a node's INFO replication names `masterPort` as its master (the whole number). */
+const masterPortIs = (info: string, masterPort: number): boolean =>
+  new RegExp(`^master_port:${masterPort}\\b`, 'm').test(info);
+
+/** Whether a node's INFO replication shows it a replica of `masterPort` with its link up. */
+const replicatesFrom = (info: string, masterPort: number): boolean =>
+  /role:slave/.test(info) && masterPortIs(info, masterPort) && /master_link_status:up/.test(info);
+
 async function every<T>(items: T[], check: (item: T) => Promise<boolean>): Promise<boolean> {
   return (await Promise.all(items.map(check))).every(Boolean);
 }
@@ -212,13 +220,11 @@ export class SentinelSetup {
     const replica = this.lagged;
     const proxyPort = this.proxy?.port;
     if (!replica || proxyPort === undefined) return false;
-    const throughProxy = (info: string) => new RegExp(`master_port:${proxyPort}\\b`).test(info);
-    if (throughProxy(await cli(replica.port, 'info', 'replication'))) return false;
+    if (masterPortIs(await cli(replica.port, 'info', 'replication'), proxyPort)) return false;
     await cli(replica.port, 'replicaof', '127.0.0.1', String(proxyPort));
-    await until('the replica to sync through the delay proxy again', 20_000, async () => {
-      const info = await cli(replica.port, 'info', 'replication');
-      return throughProxy(info) && /master_link_status:up/.test(info);
-    });
+    await until('the replica to sync through the delay proxy again', 20_000, async () =>
+      replicatesFrom(await cli(replica.port, 'info', 'replication'), proxyPort),
+    );
     return true;
   }
 
@@ -234,14 +240,9 @@ export class SentinelSetup {
 
   /** Waits until the node on `port` replicates the current master with its link up. */
   async waitForReplica(port: number, ms = 30_000): Promise<void> {
-    await until(`node ${port} to replicate the new master`, ms, async () => {
-      const info = await cli(port, 'info', 'replication');
-      return (
-        /role:slave/.test(info) &&
-        info.includes(`master_port:${await this.masterPort()}`) &&
-        /master_link_status:up/.test(info)
-      );
-    });
+    await until(`node ${port} to replicate the new master`, ms, async () =>
+      replicatesFrom(await cli(port, 'info', 'replication'), await this.masterPort()),
+    );
   }
 
   async stop(): Promise<void> {
