@@ -39,6 +39,7 @@ export function createStore(given: AuthOptions, options: ResolvedOptions): Sessi
       'waitForReplicas',
       'sessionCache',
       'keyBuckets',
+      'recordFormat',
     ] as const) {
       if (given[name] !== undefined) {
         throw new AuthConfigError(
@@ -69,6 +70,11 @@ export function createStore(given: AuthOptions, options: ResolvedOptions): Sessi
         'keyBuckets',
         'lays out Redis keys, so it needs the `redis` option',
       );
+    if (given.recordFormat !== undefined)
+      throw new AuthConfigError(
+        'recordFormat',
+        'lays out Redis records, so it needs the `redis` option',
+      );
     warnMemory();
     return new MemoryStore();
   }
@@ -78,5 +84,6 @@ export function createStore(given: AuthOptions, options: ResolvedOptions): Sessi
     waitForReplicas: options.waitForReplicas,
     sessionCache: given.sessionCache,
     keyBuckets: given.keyBuckets,
+    recordFormat: given.recordFormat,
   });
 }

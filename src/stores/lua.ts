@@ -5,18 +5,27 @@ import {
   META_CHUNK,
   META_CHUNKS,
   META_MARK,
+  PREVIOUS_BYTES,
   PREVIOUS_UUID_CHARS,
   PRUNE_AT,
   SEP,
+  TIME_BYTES,
+  V2,
+  V2_DEVICE,
+  V2_HEAD,
+  V2_LAYOUT,
+  V2_PREVIOUS,
+  V2_ROTATED,
 } from './record-codec.js';
 import type { RotationResult } from './session-store.js';
 
 /*
- * Lua scripts of the Redis store, generated from the record codec (record-codec.ts): the field
- * order of a core record, its separator, the metadata field names and chunk count, the kept length
- * of the previous jti, all come from there, so the scripts hard-code no position. Each script
- * takes KEYS[1] = the user's one hash (field <sid>: the core record; fields <sid>:0 … : metadata
- * chunks). No value exceeds 64 bytes, so Redis keeps the hash in its compact listpack encoding
+ * Lua scripts of the Redis store, generated from the record codec (record-codec.ts): the offsets
+ * and flags of a binary (version 2) core record, the field order and separator of a text (version
+ * 1) one, the metadata field names and chunk count, the kept length of the previous jti, all come
+ * from there, so the scripts hard-code no position. Each script takes KEYS[1] = the user's one
+ * hash (field <sid>: the core record; fields <sid>:0 … : metadata chunks, when the record has no
+ * codes for them). No value exceeds 64 bytes, so Redis keeps the hash in its compact listpack encoding
  * (hash-max-listpack-value). The hash is the user's own, `<prefix>{u:<id>}`, or in the shared
  * layout one of `keyBuckets` hashes, `<prefix>{b:<n>}`; either way one key carries its hash tag,
  * so every script runs on one Redis Cluster slot. Writes prune expired families and re-arm the
@@ -47,12 +56,18 @@ export const CREATE_ARGS = [
   'now',
   'maxSessions',
 ] as const;
-/** ARGV of ROTATE_SESSION; the base-36 forms are what the core record stores. */
+/**
+ * ARGV of ROTATE_SESSION. A version 1 record compares and stores the compact jti and the base-36
+ * times; a version 2 record the jti's 16 bytes (`oldBytes`, `newBytes`: empty for a jti that is
+ * no UUID) and binary times.
+ */
 export const ROTATE_ARGS = [
   'owner',
   'sessionId',
   'oldJti',
   'newJti',
+  'oldBytes',
+  'newBytes',
   'now',
   'expiresAt',
   'graceMs',
@@ -73,8 +88,8 @@ export const ROTATE_RESULTS = {
 /** A script's ARGV: `values` in the order of `names`. */
 export function scriptArgs<N extends readonly string[]>(
   names: N,
-  values: Record<N[number], string | number>,
-): (string | number)[] {
+  values: Record<N[number], string | number | Buffer>,
+): (string | number | Buffer)[] {
   return names.map((name: N[number]) => values[name]);
 }
 
@@ -129,15 +144,27 @@ local PRUNE_AT = ${luaString(PRUNE_AT)}
 -- What a family's metadata field names add to its session id, by chunk (META_SUFFIX[1]: chunk 0).
 local META_SUFFIX = { ${Array.from({ length: META_CHUNKS }, (_, i) => luaString(`${META_MARK}${i}`)).join(', ')} }
 local F = { ${CORE_FIELDS.map((field, i) => `${field} = ${i + 1}`).join(', ')} }
--- Capture the expiry and the creation time of a core record without splitting it: a scan reads
--- every family's.
+-- Capture the expiry and the creation time of a version 1 core record without splitting it: a
+-- scan reads every family's.
 local EXPIRES_AT_PATTERN = ${luaString(corePattern('expiresAt'))}
 local CREATED_AT_PATTERN = ${luaString(corePattern('createdAt'))}
--- The expiry (epoch ms) of a packed core record; 0 when unreadable.
+-- A version 2 core record (binary) starts with a byte below 0x20; its times are 48-bit
+-- big-endian at fixed offsets (record-codec.ts).
+local V2, V2_HEAD, TIME = ${V2}, ${V2_HEAD}, '>I${TIME_BYTES}'
+local function binary(v)
+  return (string.byte(v, 1) or 32) < 32
+end
+local function timeAt(v, offset)
+  if #v < V2_HEAD then return 0 end
+  return (struct.unpack(TIME, v, offset + 1))
+end
+-- The expiry (epoch ms) of a core record of either version; 0 when unreadable.
 local function expiryOf(v)
+  if binary(v) then return timeAt(v, ${V2_LAYOUT.expiresAt}) end
   return tonumber(string.match(v, EXPIRES_AT_PATTERN), 36) or 0
 end
 local function createdOf(v)
+  if binary(v) then return timeAt(v, ${V2_LAYOUT.createdAt}) end
   return tonumber(string.match(v, CREATED_AT_PATTERN), 36) or 0
 end
 -- The fields of a core record, by position (F.<name>).
@@ -414,17 +441,52 @@ if v and previousExpiry <= now then
   v = nil
 end
 if not v then return ${ROTATE_RESULTS.missing} end
-local f = fields(v)
 local grace = tonumber(A.graceMs)
-if f[F.jti] == A.oldJti then
-  -- The previous jti only matters within a grace window; without one it is not kept, and with
-  -- one only its first PREVIOUS_UUID_CHARS characters are, so the record stays in 64 bytes.
-  f[F.previousJti] = grace > 0 and string.sub(A.oldJti, 1, PREVIOUS_UUID_CHARS) or ''
-  f[F.jti] = A.newJti
-  f[F.rotatedAt] = A.now36
-  f[F.expiresAt] = A.expiresAt36
-  redis.call('HSET', h, A.sessionId, table.concat(f, SEP))
-  local expiresAt = tonumber(A.expiresAt)
+local expiresAt = tonumber(A.expiresAt)
+-- The family's next record when A.oldJti is its live jti (nil otherwise), and whether A.oldJti
+-- is the one it replaced within the grace window. The previous jti only matters within a grace
+-- window: without one it is not kept, and with one only a part of it is.
+local record, superseded
+if binary(v) then
+  local layout = string.byte(v, 1)
+  local at = V2_HEAD + 1
+  local rotatedAt, prev = 0, ''
+  if bit.band(layout, ${V2_ROTATED}) ~= 0 then
+    rotatedAt = struct.unpack(TIME, v, at)
+    at = at + ${TIME_BYTES}
+  end
+  if bit.band(layout, ${V2_PREVIOUS}) ~= 0 then
+    prev = string.sub(v, at, at + ${PREVIOUS_BYTES - 1})
+    at = at + ${PREVIOUS_BYTES}
+  end
+  if A.oldBytes ~= '' and string.sub(v, ${V2_LAYOUT.jti + 1}, ${V2_LAYOUT.jti + 16}) == A.oldBytes then
+    -- A family keeps the form of jti it started with: version 2 holds 16 bytes.
+    if #A.newBytes ~= 16 then error('a family recorded with a UUID jti takes only a UUID jti') end
+    local keep = grace > 0
+    record = string.char(bit.bor(V2, ${V2_ROTATED}, keep and ${V2_PREVIOUS} or 0, bit.band(layout, ${V2_DEVICE})))
+      .. A.newBytes .. string.sub(v, ${V2_LAYOUT.createdAt + 1}, ${V2_LAYOUT.expiresAt})
+      .. struct.pack(TIME, expiresAt) .. struct.pack(TIME, now)
+      .. (keep and string.sub(A.oldBytes, 1, ${PREVIOUS_BYTES}) or '') .. string.sub(v, at)
+  else
+    superseded = grace > 0 and prev ~= '' and prev == string.sub(A.oldBytes, 1, ${PREVIOUS_BYTES})
+      and now - rotatedAt <= grace
+  end
+else
+  local f = fields(v)
+  if f[F.jti] == A.oldJti then
+    f[F.previousJti] = grace > 0 and string.sub(A.oldJti, 1, PREVIOUS_UUID_CHARS) or ''
+    f[F.jti] = A.newJti
+    f[F.rotatedAt] = A.now36
+    f[F.expiresAt] = A.expiresAt36
+    record = table.concat(f, SEP)
+  else
+    local prev = f[F.previousJti] or ''
+    superseded = grace > 0 and prev ~= '' and prev == string.sub(A.oldJti, 1, PREVIOUS_UUID_CHARS)
+      and now - (tonumber(f[F.rotatedAt], 36) or 0) <= grace
+  end
+end
+if record then
+  redis.call('HSET', h, A.sessionId, record)
   if A.owner == '' and ((pruneAt and pruneAt <= now)
     or (expiresAt < previousExpiry and (pruneAt or redis.call('HLEN', h) >= ${SCAN_FIELDS}))) then
     -- A large user's hash (only those have PRUNE_AT) that is due: the scan that prunes it. Also
@@ -450,11 +512,7 @@ if f[F.jti] == A.oldJti then
   end
   return ${ROTATE_RESULTS.rotated}
 end
-local prev = f[F.previousJti] or ''
-if grace > 0 and prev ~= '' and prev == string.sub(A.oldJti, 1, PREVIOUS_UUID_CHARS)
-  and now - (tonumber(f[F.rotatedAt], 36) or 0) <= grace then
-  return ${ROTATE_RESULTS.superseded}
-end
+if superseded then return ${ROTATE_RESULTS.superseded} end
 drop(A.sessionId)
 settle(now, A.owner)
 return ${ROTATE_RESULTS.reused}

@@ -43,7 +43,8 @@ function register(name: string, open: () => SessionStore, prunes: boolean): void
 
 /**
  * The Redis store in both layouts: a hash per user, and shared hashes (`keyBuckets`), here just
- * one, so that every user of the suite shares it and every operation must keep them apart.
+ * one, so that every user of the suite shares it and every operation must keep them apart; and
+ * with the text records of 0.1.
  */
 function onRedis(name: string, makeClient: () => Client): void {
   let client: Client;
@@ -57,6 +58,13 @@ function onRedis(name: string, makeClient: () => Client): void {
   register(
     `${name}, shared keys`,
     () => redisStore(client, { keyPrefix: shared, keyBuckets: 1 }),
+    false,
+  );
+  // The records of 0.1 (recordFormat: 'text', for a rolling upgrade), written and rotated as such.
+  const text = uniquePrefix();
+  register(
+    `${name}, text records`,
+    () => redisStore(client, { keyPrefix: text, recordFormat: 'text' }),
     false,
   );
 }

@@ -1,5 +1,5 @@
 import { SCAN_FIELDS } from '../../src/stores/lua.js';
-import { coreExpiresAt, expandUuid, PRUNE_AT } from '../../src/stores/record-codec.js';
+import { coreExpiresAt, PRUNE_AT, unpackSession } from '../../src/stores/record-codec.js';
 import { allKeys, type TestRedis } from './auth.js';
 import Router from '@koa/router';
 import Koa from 'koa';
@@ -244,8 +244,8 @@ export async function liveJti(
   sub: string,
   sid: string,
 ): Promise<string | undefined> {
-  const core = await client.hget(`${prefix}{u:${encodeURIComponent(sub)}}`, sid);
-  return core === null ? undefined : expandUuid(core.split('|')[0]!);
+  const core = await client.hgetBuffer(`${prefix}{u:${encodeURIComponent(sub)}}`, sid);
+  return core === null ? undefined : unpackSession(sid, core, '')?.jti;
 }
 
 /**
@@ -263,8 +263,8 @@ export async function storeViolations(client: TestRedis, prefix: string): Promis
     if (!(ttl > 0)) problems.push(`${key} has PTTL ${ttl}`);
     if (!key.startsWith(`${prefix}{u:`) || !key.endsWith('}') || key.split('{').length !== 2)
       problems.push(`${key} is not a session key`);
-    const { [PRUNE_AT]: pruneText, ...record } = await client.hgetall(key);
-    const pruneAt = pruneText === undefined ? undefined : Number(pruneText);
+    const { [PRUNE_AT]: pruneText, ...record } = await client.hgetallBuffer(key);
+    const pruneAt = pruneText === undefined ? undefined : Number(pruneText.toString());
     if (pruneAt !== undefined && !Number.isSafeInteger(pruneAt))
       problems.push(`${key}: prune time ${pruneText} is not a time`);
     const fields = Object.keys(record).length + (pruneAt === undefined ? 0 : 1);

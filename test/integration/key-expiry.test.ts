@@ -9,7 +9,7 @@ import {
   ROTATE_SESSION,
   scriptArgs,
 } from '../../src/stores/lua.js';
-import { compactUuid, packCore } from '../../src/stores/record-codec.js';
+import { compactUuid, packCore, uuidBytes } from '../../src/stores/record-codec.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 /*
@@ -87,6 +87,7 @@ describe.each(Object.entries(VARIANTS))(
     it('a rotation moves it out to the rotated family’s new end', async () => {
       const rotated = `${key}:r`;
       const jti = randomUUID();
+      const successor = randomUUID();
       const base = Date.now() + 600_000;
       await create('r1', jti, base, rotated);
       const now = Date.now();
@@ -99,7 +100,9 @@ describe.each(Object.entries(VARIANTS))(
           owner: '',
           sessionId: 'r1',
           oldJti: compactUuid(jti),
-          newJti: compactUuid(randomUUID()),
+          newJti: compactUuid(successor),
+          oldBytes: uuidBytes(jti),
+          newBytes: uuidBytes(successor),
           now,
           expiresAt: next,
           graceMs: 0,

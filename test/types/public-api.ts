@@ -196,6 +196,8 @@ expectTypeOf(
 // The shared layout: a number of hashes, on the store and on createAuth with `redis`.
 expectTypeOf<RedisStoreConfig['keyBuckets']>().toEqualTypeOf<number | undefined>();
 expectTypeOf<AuthOptions['keyBuckets']>().toEqualTypeOf<number | undefined>();
+expectTypeOf<RedisStoreConfig['recordFormat']>().toEqualTypeOf<'binary' | 'text' | undefined>();
+expectTypeOf<AuthOptions['recordFormat']>().toEqualTypeOf<'binary' | 'text' | undefined>();
 const pgStore = postgresStore('postgres://postgres@127.0.0.1/test', { schema: 's', table: 't' });
 expectTypeOf(pgStore).toEqualTypeOf<PostgresSessionStore>();
 expectTypeOf(pgStore.migrate()).toEqualTypeOf<Promise<void>>();

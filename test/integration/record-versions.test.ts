@@ -1,0 +1,158 @@
+import { randomUUID } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AuthConfigError, createAuth, redisStore } from '../../src/index.js';
+import { packCore, packMeta } from '../../src/stores/record-codec.js';
+import type { SessionStore } from '../../src/stores/session-store.js';
+import { redisClient, type TestRedis, uniquePrefix } from '../helpers/auth.js';
+import { SECRET } from '../helpers/forge.js';
+
+/*
+ * The Redis store writes version 2 records (binary, one field per family) and still reads,
+ * checks, lists, rotates and caps the version 1 records (text, metadata in fields of its own)
+ * that earlier versions wrote, in the same hash as new ones: an upgrade logs nobody out.
+ */
+
+let client: TestRedis;
+let store: SessionStore;
+afterEach(async () => {
+  await store.close();
+  client.disconnect();
+});
+
+const META = { ip: '203.0.113.7', userAgent: 'Firefox|Linux|desktop' };
+
+function setUp(recordFormat?: 'text') {
+  client = redisClient();
+  const keyPrefix = uniquePrefix();
+  store = redisStore(client, { keyPrefix, ...(recordFormat ? { recordFormat } : {}) });
+  return (user: string) => `${keyPrefix}{u:${user}}`;
+}
+
+/** A family as an earlier version recorded it: the text core record, then its metadata chunks. */
+async function recordVersion1(
+  key: string,
+  sessionId: string,
+  jti: string,
+  createdAt: number,
+  expiresAt: number,
+): Promise<void> {
+  const core = packCore({ jti, previousJti: '', rotatedAt: 0, createdAt, expiresAt });
+  const meta = packMeta(META).flatMap((chunk, i) => [`${sessionId}:${i}`, chunk]);
+  await client.hset(key, sessionId, core, ...meta);
+  await client.pexpireat(key, expiresAt);
+}
+
+const firstByte = async (key: string, sessionId: string) =>
+  (await client.hgetBuffer(key, sessionId))?.[0];
+
+describe('Redis record versions', () => {
+  it('reads, checks, lists, rotates and caps families an earlier version recorded', async () => {
+    const keyOf = setUp();
+    const key = keyOf('old');
+    const now = Date.now();
+    const [a, b, c, d] = ['AAAAAAAAAAAAAAAA', 'BBBBBBBBBBBBBBBB', 'CCCCCCCCCCCCCCCC', 'DDDD'];
+    const [jtiA, jtiB] = [randomUUID(), randomUUID()];
+    await recordVersion1(key, a!, jtiA, now - 2000, now + 600_000);
+    await recordVersion1(key, b!, jtiB, now - 1000, now + 600_000);
+
+    expect(await store.isLive('old', a!, now)).toBe(true);
+    expect(await store.get('old', a!, now)).toMatchObject({
+      jti: jtiA,
+      createdAt: now - 2000,
+      ...META,
+    });
+    expect((await store.list('old', now)).map((s) => [s.sessionId, s.jti, s.ip])).toEqual([
+      [a, jtiA, META.ip],
+      [b, jtiB, META.ip],
+    ]);
+
+    // A rotation keeps the family's version; within the grace window the old jti is superseded.
+    const nextA = randomUUID();
+    const rotation = { sessionId: a!, now, expiresAt: now + 60_000, graceMs: 10_000 };
+    expect(await store.rotate('old', { ...rotation, oldJti: jtiA, newJti: nextA })).toBe('rotated');
+    expect(await firstByte(key, a!)).toBeGreaterThanOrEqual(0x20);
+    expect(await store.get('old', a!, now)).toMatchObject({ jti: nextA, rotatedAt: now, ...META });
+    expect(await store.rotate('old', { ...rotation, oldJti: jtiA, newJti: randomUUID() })).toBe(
+      'superseded',
+    );
+    // Reuse ends the family, its metadata too.
+    expect(
+      await store.rotate('old', {
+        ...rotation,
+        sessionId: b!,
+        oldJti: randomUUID(),
+        newJti: randomUUID(),
+      }),
+    ).toBe('reused');
+    expect(await store.isLive('old', b!, now)).toBe(false);
+    expect(await client.hexists(key, `${b}:0`)).toBe(0);
+
+    // A new login beside them is version 2, and the cap weighs both versions by expiry.
+    await store.create(
+      'old',
+      { sessionId: c!, jti: randomUUID(), now, expiresAt: now + 120_000, ...META },
+      0,
+    );
+    expect(await firstByte(key, c!)).toBeLessThan(0x20);
+    await store.create(
+      'old',
+      { sessionId: d!, jti: randomUUID(), now, expiresAt: now + 180_000, ...META },
+      2,
+    );
+    expect((await store.list('old', now)).map((s) => [s.sessionId, s.ip, s.userAgent])).toEqual([
+      [c, META.ip, META.userAgent],
+      [d, META.ip, META.userAgent],
+    ]);
+    expect(await client.hexists(key, `${a}:0`)).toBe(0);
+  });
+
+  it('keeps a family whose jti is no UUID in version 1, and rotates it', async () => {
+    const keyOf = setUp();
+    const now = Date.now();
+    const session = { sessionId: 'EEEEEEEEEEEEEEEE', now, expiresAt: now + 60_000, ...META };
+    await store.create('custom', { ...session, jti: 'custom-1' }, 0);
+    expect((await client.hget(keyOf('custom'), session.sessionId))?.startsWith('custom-1|')).toBe(
+      true,
+    );
+    const rotation = { sessionId: session.sessionId, now, expiresAt: now + 60_000, graceMs: 0 };
+    expect(
+      await store.rotate('custom', { ...rotation, oldJti: 'custom-1', newJti: 'custom-2' }),
+    ).toBe('rotated');
+    expect(await store.get('custom', session.sessionId, now)).toMatchObject({
+      jti: 'custom-2',
+      ...META,
+    });
+  });
+
+  it('refuses to give a UUID family a jti of another form, and keeps it as it was', async () => {
+    setUp();
+    const now = Date.now();
+    const jti = randomUUID();
+    const session = { sessionId: 'FFFFFFFFFFFFFFFF', now, expiresAt: now + 60_000, ...META };
+    await store.create('uuid', { ...session, jti }, 0);
+    const rotation = { sessionId: session.sessionId, now, expiresAt: now + 60_000, graceMs: 0 };
+    await expect(
+      store.rotate('uuid', { ...rotation, oldJti: jti, newJti: 'custom' }),
+    ).rejects.toThrow(/UUID/);
+    expect(await store.get('uuid', session.sessionId, now)).toMatchObject({ jti });
+  });
+
+  it("writes the records of 0.1 with recordFormat: 'text', and checks the option", async () => {
+    const keyOf = setUp('text');
+    const now = Date.now();
+    const jti = randomUUID();
+    const session = { sessionId: 'GGGGGGGGGGGGGGGG', jti, now, expiresAt: now + 60_000, ...META };
+    await store.create('text', session, 0);
+    const hash = await client.hgetall(keyOf('text'));
+    expect(hash).toEqual({
+      [session.sessionId]: packCore({ ...session, createdAt: now, previousJti: '', rotatedAt: 0 }),
+      [`${session.sessionId}:0`]: `${META.ip}|${META.userAgent}`,
+    });
+    expect(await store.get('text', session.sessionId, now)).toMatchObject({ jti, ...META });
+
+    expect(() => redisStore(client, { recordFormat: 'json' as 'text' })).toThrow(AuthConfigError);
+    expect(() => createAuth({ secret: SECRET, recordFormat: 'text' })).toThrow(
+      /recordFormat.*needs the `redis` option/,
+    );
+  });
+});
