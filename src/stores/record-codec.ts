@@ -350,6 +350,10 @@ const BROWSERS = [
   'Go-http-client',
   'Java',
   'Dart',
+  'Opera Touch',
+  'SlimerJS',
+  'Miui',
+  'PlayStation 4',
 ];
 const SYSTEMS = [
   '',

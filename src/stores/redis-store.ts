@@ -636,7 +636,7 @@ export interface RedisStoreConfig {
   /**
    * Opt-in compact layout: keep every user's sessions in one of this many shared hashes instead
    * of a hash per user. A Redis key costs about 130 bytes on its own, so with one or two sessions
-   * per user this saves a third of the memory (about 170 bytes per session instead of 260). Size
+   * per user this saves half the memory or more (about 90 bytes per session instead of 200). Size
    * it so a hash holds about 16 sessions (live sessions / 16): fuller hashes save a little more
    * but make each check and login read a longer hash, and past 512 fields (Redis's default
    * `hash-max-listpack-entries`) a hash leaves its compact encoding. In the session cache a write
@@ -647,8 +647,8 @@ export interface RedisStoreConfig {
   /**
    * How new sessions are recorded. `'binary'`: one field of 36 bytes for a login with an IPv4 ip
    * and a browser the codec knows (197 B of Redis per one-session user, against 261). `'text'`:
-   * the record of 0.1 (a text record and the ip and device label in fields of their own), which
-   * 0.1 can read: set it while a rolling upgrade from 0.1 runs both versions, then remove it.
+   * the record of earlier versions (a text record and the ip and device label in fields of their
+   * own), which they can read: set it while a rolling upgrade runs both versions, then remove it.
    * Records of both kinds are always read, and a family keeps its kind when rotated.
    * @default 'binary'
    */
@@ -701,7 +701,7 @@ export function redisStore(redis: RedisOption, config: RedisStoreConfig = {}): S
   const timeout = wholeNumber('timeout', config.timeout ?? 1000, 10, 60_000);
   const sessionCache = resolveSessionCache(config.sessionCache);
   const keyBuckets = wholeNumber('keyBuckets', config.keyBuckets ?? 0, 0, 2 ** 24);
-  const recordFormat = config.recordFormat ?? 'binary';
+  const recordFormat = config.recordFormat === undefined ? 'binary' : config.recordFormat;
   if (recordFormat !== 'binary' && recordFormat !== 'text')
     throw fail('recordFormat', "must be 'binary' or 'text'");
   const wanted =

@@ -106,6 +106,57 @@ describe('Redis record versions', () => {
     expect(await client.hexists(key, `${a}:0`)).toBe(0);
   });
 
+  it('rotates a binary family in place: its ip, device label and creation time stay', async () => {
+    const keyOf = setUp();
+    const key = keyOf('new');
+    const now = Date.now();
+    const [jti0, jti1, jti2] = [randomUUID(), randomUUID(), randomUUID()];
+    const sessionId = 'HHHHHHHHHHHHHHHH';
+    await store.create(
+      'new',
+      { sessionId, jti: jti0, now: now - 1000, expiresAt: now + 60_000, ...META },
+      0,
+    );
+    const length = async () => (await client.hgetBuffer(key, sessionId))?.length;
+    expect(await length()).toBe(36);
+    const rotation = { sessionId, now, expiresAt: now + 120_000 };
+    expect(
+      await store.rotate('new', { ...rotation, oldJti: jti0, newJti: jti1, graceMs: 10_000 }),
+    ).toBe('rotated');
+    // The rotation time, and 8 bytes of the replaced jti for the grace window.
+    expect(await length()).toBe(50);
+    expect(await store.get('new', sessionId, now)).toEqual({
+      sessionId,
+      jti: jti1,
+      previousJti: expect.any(String),
+      createdAt: now - 1000,
+      rotatedAt: now,
+      lastUsedAt: now,
+      expiresAt: now + 120_000,
+      ...META,
+    });
+    expect(
+      await store.rotate('new', {
+        ...rotation,
+        oldJti: jti0,
+        newJti: randomUUID(),
+        graceMs: 10_000,
+      }),
+    ).toBe('superseded');
+    expect(await store.rotate('new', { ...rotation, oldJti: jti1, newJti: jti2, graceMs: 0 })).toBe(
+      'rotated',
+    );
+    expect(await length()).toBe(42);
+    expect((await store.list('new', now)).map((s) => [s.jti, s.ip, s.userAgent])).toEqual([
+      [jti2, META.ip, META.userAgent],
+    ]);
+    // Without a grace period the replaced jti is reuse, and ends the family.
+    expect(
+      await store.rotate('new', { ...rotation, oldJti: jti1, newJti: randomUUID(), graceMs: 0 }),
+    ).toBe('reused');
+    expect(await store.isLive('new', sessionId, now)).toBe(false);
+  });
+
   it('keeps a family whose jti is no UUID in version 1, and rotates it', async () => {
     const keyOf = setUp();
     const now = Date.now();

@@ -1,4 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   base36,
@@ -219,14 +222,19 @@ describe('record version 2 (binary)', () => {
     }
   });
 
-  it('has a code for every browser and OS name the user agent parser gives today', async () => {
+  it('has a code for every browser and OS name the user agent parser has today', async () => {
     // bowser's own name lists (not in its types): a name added upstream shows up here.
     const lists = 'bowser/src/constants.js';
     const constants = (await import(lists)) as {
       BROWSER_MAP: Record<string, string>;
       OS_MAP: Record<string, string>;
     };
-    for (const browser of Object.values(constants.BROWSER_MAP))
+    // …and the names its browser parsers write out themselves.
+    const bowser = dirname(createRequire(import.meta.url).resolve('bowser/package.json'));
+    const parsers = readFileSync(join(bowser, 'src', 'parser-browsers.js'), 'utf8');
+    const named = [...parsers.matchAll(/name: '([^']+)'/g)].map((match) => match[1]!);
+    expect(named.length).toBeGreaterThan(50);
+    for (const browser of new Set([...Object.values(constants.BROWSER_MAP), ...named]))
       for (const os of ['', ...Object.values(constants.OS_MAP)])
         for (const type of ['', 'desktop', 'mobile', 'tablet', 'tv', 'bot']) {
           const userAgent = `${browser}|${os}|${type}`;
