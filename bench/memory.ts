@@ -199,6 +199,7 @@ export async function usedMemoryPerSession(
   users: number,
   meta: typeof BROWSER_META,
   keyBuckets = 0,
+  recordFormat: 'text' | 'binary' = 'text',
 ): Promise<GrowthResult> {
   const client = new Redis(redisUrl);
   const auth = createAuth({
@@ -208,6 +209,7 @@ export async function usedMemoryPerSession(
     maxSessionsPerUser: 0,
     verifyCacheSize: 0,
     keyBuckets,
+    recordFormat,
   });
   try {
     await client.flushdb();

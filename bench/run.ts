@@ -290,6 +290,21 @@ async function main(): Promise<void> {
           ),
         );
       }
+      // The opt-in binary record, in both layouts.
+      for (const buckets of [0, GROWTH / 16])
+        for (const perUser of [1, 10]) {
+          growth.push(
+            await usedMemoryPerSession(
+              memUrl,
+              `${GROWTH} sessions, ${perUser} per user, ip + Chrome user agent, recordFormat: 'binary'${buckets ? `, keyBuckets: ${buckets}` : ''}`,
+              GROWTH,
+              GROWTH / perUser,
+              CHROME_META,
+              buckets,
+              'binary',
+            ),
+          );
+        }
     }
 
     process.stderr.write('token verification alone…\n');

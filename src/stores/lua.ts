@@ -16,6 +16,7 @@ import {
   V2_LAYOUT,
   V2_PREVIOUS,
   V2_ROTATED,
+  BINARY_PARTS,
 } from './record-codec.js';
 import type { RotationResult } from './session-store.js';
 
@@ -47,7 +48,15 @@ const luaPattern = (value: string): string => value.replace(/[\^$()%.[\]*+\-?]/g
  * `sessionId` arrives with that tag already in front (it is the field name).
  */
 
-/** ARGV of CREATE_SESSION, in order; up to META_CHUNKS metadata chunks follow them. */
+/**
+ * ARGV of CREATE_SESSION, in order; up to META_CHUNKS metadata chunks follow them. `core` is a
+ * text (version 1) record, or (led by BINARY_PARTS) what the script packs the binary one from:
+ * the jti's three parts (48, 48 and 32 bits, "0x…") and, when the record carries them, the IPv4
+ * address ("0x…") and the device codes, apart by spaces (record-codec.ts, recordArgs); Lua reads
+ * each as a number. Not a Buffer: ioredis writes a command with any Buffer argument by a slower
+ * path (4 µs more client CPU a login, measured); and one argument, not five: each costs the
+ * client and Redis a little per login.
+ */
 export const CREATE_ARGS = [
   'owner',
   'sessionId',
@@ -58,16 +67,17 @@ export const CREATE_ARGS = [
 ] as const;
 /**
  * ARGV of ROTATE_SESSION. A version 1 record compares and stores the compact jti and the base-36
- * times; a version 2 record the jti's 16 bytes (`oldBytes`, `newBytes`: empty for a jti that is
- * no UUID) and binary times.
+ * times; a version 2 record the jti's 16 bytes, packed by the script from its three parts
+ * (`oldParts`, `newParts`: "0x… 0x… 0x…", as the create script takes them; empty for a jti that
+ * is no UUID), and binary times.
  */
 export const ROTATE_ARGS = [
   'owner',
   'sessionId',
   'oldJti',
   'newJti',
-  'oldBytes',
-  'newBytes',
+  'oldParts',
+  'newParts',
   'now',
   'expiresAt',
   'graceMs',
@@ -151,6 +161,18 @@ local CREATED_AT_PATTERN = ${luaString(corePattern('createdAt'))}
 -- A version 2 core record (binary) starts with a byte below 0x20; its times are 48-bit
 -- big-endian at fixed offsets (record-codec.ts).
 local V2, V2_HEAD, TIME = ${V2}, ${V2_HEAD}, '>I${TIME_BYTES}'
+-- A jti's 16 bytes from its three parts (48, 48 and 32 bits); a record's layout byte, jti,
+-- createdAt and expiresAt; its device (the IPv4 address, then three one-byte codes).
+local JTI, HEAD, DEVICE = '>I6I6I4', '>BI6I6I4I${TIME_BYTES}I${TIME_BYTES}', '>I4I3'
+-- The parts of a binary record as the create script takes them (see CREATE_ARGS).
+local PARTS = '^.(%S+) (%S+) (%S+) ?(%S*) ?(%S*)$'
+local JTI_PARTS = '^(%S+) (%S+) (%S+)$'
+-- A jti's 16 bytes from "high middle low"; empty for none.
+local function jtiBytes(parts)
+  if parts == '' then return '' end
+  local high, middle, low = string.match(parts, JTI_PARTS)
+  return struct.pack(JTI, high, middle, low)
+end
 local function binary(v)
   return (string.byte(v, 1) or 32) < 32
 end
@@ -330,7 +352,18 @@ return out
 const CREATE_SESSION_BODY = `
 -- Metadata chunks of at most ${META_CHUNK} characters follow the named arguments.
 local max = tonumber(A.maxSessions)
-local set = { A.sessionId, A.core }
+local core = A.core
+if string.byte(core, 1) == ${BINARY_PARTS.charCodeAt(0)} then
+  -- The binary record, packed here from its parts (struct reads the decimal and "0x…" strings).
+  local high, middle, low, ip, codes = string.match(core, PARTS)
+  if ip == '' then
+    core = struct.pack(HEAD, V2, high, middle, low, A.now, A.expiresAt)
+  else
+    core = struct.pack(HEAD, V2 + ${V2_DEVICE}, high, middle, low, A.now, A.expiresAt)
+      .. struct.pack(DEVICE, ip, codes)
+  end
+end
+local set = { A.sessionId, core }
 for i = 1, math.min(COUNT - NARGS, META_CHUNKS) do
   set[#set + 1] = A.sessionId .. META_SUFFIX[i]
   set[#set + 1] = ARGV[BASE + NARGS + i]
@@ -384,7 +417,7 @@ if A.owner ~= '' then
   set[#set + 1] = PRUNE_AT
   set[#set + 1] = string.format('%.0f', earliest)
   redis.call('HSET', h, unpack(set))
-  alive[#alive + 1] = { A.sessionId, expiresAt, A.core }
+  alive[#alive + 1] = { A.sessionId, expiresAt, core }
   cap(alive)
   extend(expiresAt)
   return 1
@@ -417,7 +450,7 @@ if not scan then
 end
 local alive = live(now, A.owner)
 redis.call('HSET', h, unpack(set))
-alive[#alive + 1] = { A.sessionId, expiresAt, A.core }
+alive[#alive + 1] = { A.sessionId, expiresAt, core }
 alive = cap(alive)
 rearm(alive)
 markPrune(alive)
@@ -459,16 +492,18 @@ if binary(v) then
     prev = string.sub(v, at, at + ${PREVIOUS_BYTES - 1})
     at = at + ${PREVIOUS_BYTES}
   end
-  if A.oldBytes ~= '' and string.sub(v, ${V2_LAYOUT.jti + 1}, ${V2_LAYOUT.jti + 16}) == A.oldBytes then
+  local old = jtiBytes(A.oldParts)
+  if old ~= '' and string.sub(v, ${V2_LAYOUT.jti + 1}, ${V2_LAYOUT.jti + 16}) == old then
     -- A family keeps the form of jti it started with: version 2 holds 16 bytes.
-    if #A.newBytes ~= 16 then error('a family recorded with a UUID jti takes only a UUID jti') end
+    if A.newParts == '' then error('a family recorded with a UUID jti takes only a UUID jti') end
     local keep = grace > 0
     record = string.char(bit.bor(V2, ${V2_ROTATED}, keep and ${V2_PREVIOUS} or 0, bit.band(layout, ${V2_DEVICE})))
-      .. A.newBytes .. string.sub(v, ${V2_LAYOUT.createdAt + 1}, ${V2_LAYOUT.expiresAt})
+      .. jtiBytes(A.newParts)
+      .. string.sub(v, ${V2_LAYOUT.createdAt + 1}, ${V2_LAYOUT.expiresAt})
       .. struct.pack(TIME, expiresAt) .. struct.pack(TIME, now)
-      .. (keep and string.sub(A.oldBytes, 1, ${PREVIOUS_BYTES}) or '') .. string.sub(v, at)
+      .. (keep and string.sub(old, 1, ${PREVIOUS_BYTES}) or '') .. string.sub(v, at)
   else
-    superseded = grace > 0 and prev ~= '' and prev == string.sub(A.oldBytes, 1, ${PREVIOUS_BYTES})
+    superseded = grace > 0 and prev ~= '' and prev == string.sub(old, 1, ${PREVIOUS_BYTES})
       and now - rotatedAt <= grace
   end
 else

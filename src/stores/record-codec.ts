@@ -85,10 +85,35 @@ const COMPACT_UUID = /^[A-Za-z0-9_-]{22}$/;
  * that is not a UUID is left as it is (it can then never match a stored UUID).
  */
 export function compactUuid(uuid: string): string {
-  // Run on every refresh: one pass over the characters (writeUuid), then Node's base64url.
-  return writeUuid(uuid, UUID_SCRATCH, 0) ? UUID_SCRATCH.toString('base64url') : uuid;
+  // Run on every login and refresh: one pass over the characters, each hex digit checked by
+  // its code (so "š", U+0161, is no "a"), four digits of base64url out of every six hex digits
+  // (240 ns here, against 500 for a regular expression test and a hex Buffer).
+  if (uuid.length !== 36) return uuid;
+  let out = '';
+  let bits = 0;
+  let digits = 0;
+  for (let i = 0; i < 36; i++) {
+    const code = uuid.charCodeAt(i);
+    if (i === 8 || i === 13 || i === 18 || i === 23) {
+      if (code !== 45) return uuid;
+      continue;
+    }
+    const value = code < 128 ? HEX_VALUE[code]! : -1;
+    if (value < 0) return uuid;
+    bits = (bits << 4) | value;
+    if (++digits === 6) {
+      out +=
+        BASE64URL[bits >> 18]! +
+        BASE64URL[(bits >> 12) & 63]! +
+        BASE64URL[(bits >> 6) & 63]! +
+        BASE64URL[bits & 63]!;
+      bits = 0;
+      digits = 0;
+    }
+  }
+  // The last byte (its two hex digits): six bits, then two and four zeros, as base64url ends.
+  return out + BASE64URL[bits >> 2]! + BASE64URL[(bits & 3) << 4]!;
 }
-const UUID_SCRATCH = Buffer.alloc(16);
 
 /** The base64url alphabet, by digit value. */
 export const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
@@ -405,8 +430,43 @@ function ipv4(text: string, from: number): number {
 }
 
 /**
- * A family as version 2 packs it, or version 1 when its jti is no UUID: the core record, and the
+ * What leads the create script's `core` argument when it carries the parts of a binary record
+ * instead of a text one (see CREATE_ARGS in lua.ts): a control character, which no text record
+ * starts with.
+ */
+export const BINARY_PARTS = '\x01';
+
+/**
+ * What the create script takes to record a family: `core`, a text (version 1) record, or
+ * BINARY_PARTS and the numbers it packs the binary one from, apart by spaces (the jti's three
+ * parts, then the IPv4 address and the device codes when the record carries them); and the
  * metadata chunks that go in fields of their own (none when the record carries the device).
+ * `text` asks for version 1 whatever the jti; a jti that is no UUID always gets it.
+ */
+export function recordArgs(
+  s: { jti: string; createdAt: number; expiresAt: number; ip: string; userAgent: string },
+  text: boolean,
+): { core: string; meta: string[] } {
+  const jti = text ? undefined : uuidHexParts(s.jti);
+  if (jti === undefined)
+    return { core: packCore({ ...s, previousJti: '', rotatedAt: 0 }), meta: packMeta(s) };
+  const parts = `${BINARY_PARTS}${jti[0]} ${jti[1]} ${jti[2]}`;
+  const device = deviceParts(s.ip, s.userAgent);
+  return device === undefined
+    ? { core: parts, meta: packMeta(s) }
+    : { core: `${parts} 0x${hex32(device[0])} ${device[1]}`, meta: [] };
+}
+
+/** A 32-bit number in 8 hex digits. */
+const hex32 = (n: number): string =>
+  HEX_BYTE[n >>> 24]! +
+  HEX_BYTE[(n >>> 16) & 255]! +
+  HEX_BYTE[(n >>> 8) & 255]! +
+  HEX_BYTE[n & 255]!;
+
+/**
+ * The binary record the create script packs from {@link recordArgs} (the same bytes, which the
+ * tests hold equal); undefined when the jti is no UUID.
  */
 export function packRecord(s: {
   jti: string;
@@ -414,67 +474,68 @@ export function packRecord(s: {
   expiresAt: number;
   ip: string;
   userAgent: string;
-}): { core: Buffer | string; meta: string[] } {
-  const out = Buffer.allocUnsafe(V2_HEAD + DEVICE_BYTES);
-  if (!writeUuid(s.jti, out, V2_LAYOUT.jti)) {
-    const core = packCore({ ...s, previousJti: '', rotatedAt: 0 });
-    return { core, meta: packMeta(s) };
-  }
+}): Buffer | undefined {
+  if (!isUuid(s.jti)) return undefined;
+  const device = deviceParts(s.ip, s.userAgent);
+  const out = Buffer.alloc(V2_HEAD + (device ? DEVICE_BYTES : 0));
+  out[0] = device ? V2 | V2_DEVICE : V2;
+  Buffer.from(s.jti.replaceAll('-', ''), 'hex').copy(out, V2_LAYOUT.jti);
   out.writeUIntBE(Math.floor(s.createdAt), V2_LAYOUT.createdAt, TIME_BYTES);
   out.writeUIntBE(Math.floor(s.expiresAt), V2_LAYOUT.expiresAt, TIME_BYTES);
-  const device = writeDevice(s.ip, s.userAgent, out, V2_HEAD);
-  out[0] = device ? V2 | V2_DEVICE : V2;
-  if (device) return { core: out, meta: [] };
-  return { core: out.subarray(0, V2_HEAD), meta: packMeta(s) };
-}
-
-/** Writes the ip and the stored device label ("browser|os|type") as codes; false when it cannot. */
-function writeDevice(ip: string, label: string, out: Buffer, at: number): boolean {
-  const mapped = ip.startsWith(MAPPED_PREFIX);
-  const address = ipv4(ip, mapped ? MAPPED_PREFIX.length : 0);
-  if (address < 0) return false;
-  const first = label.indexOf(SEP);
-  const second = label.indexOf(SEP, first + 1);
-  if (first < 0 || second < 0) return false;
-  const browser = BROWSER_CODES.get(label.slice(0, first));
-  const system = SYSTEM_CODES.get(label.slice(first + 1, second));
-  const type = TYPE_CODES.get(label.slice(second + 1));
-  if (browser === undefined || system === undefined || type === undefined) return false;
-  out.writeUInt32BE(address, at);
-  out[at + 4] = browser;
-  out[at + 5] = system;
-  out[at + 6] = type | (mapped ? MAPPED_IPV4 : 0);
-  return true;
+  if (device) {
+    out.writeUInt32BE(device[0], V2_HEAD);
+    out.writeUIntBE(device[1], V2_HEAD + 4, 3);
+  }
+  return out;
 }
 
 /**
- * Writes a UUID's 16 bytes at `at`; false (nothing written that counts) when it is no UUID. One
- * pass over the characters, each hex digit checked by its code (so "š", U+0161, is no "a").
+ * The device as the binary record keeps it: the IPv4 address, and the codes of the browser, the
+ * OS and the type (with MAPPED_IPV4) as one 24-bit number; undefined when it has no codes.
  */
-function writeUuid(uuid: string, out: Buffer, at: number): boolean {
-  if (uuid.length !== 36) return false;
-  let byte = 0;
-  let high = true;
-  for (let i = 0; i < 36; i++) {
-    const code = uuid.charCodeAt(i);
-    if (i === 8 || i === 13 || i === 18 || i === 23) {
-      if (code !== 45) return false;
-      continue;
-    }
-    const value = code < 128 ? HEX_VALUE[code]! : -1;
-    if (value < 0) return false;
-    if (high) byte = value << 4;
-    else out[at++] = byte | value;
-    high = !high;
-  }
-  return true;
+function deviceParts(ip: string, label: string): [number, number] | undefined {
+  const mapped = ip.startsWith(MAPPED_PREFIX);
+  const address = ipv4(ip, mapped ? MAPPED_PREFIX.length : 0);
+  if (address < 0) return undefined;
+  const first = label.indexOf(SEP);
+  const second = label.indexOf(SEP, first + 1);
+  if (first < 0 || second < 0) return undefined;
+  const browser = BROWSER_CODES.get(label.slice(0, first));
+  const system = SYSTEM_CODES.get(label.slice(first + 1, second));
+  const type = TYPE_CODES.get(label.slice(second + 1));
+  if (browser === undefined || system === undefined || type === undefined) return undefined;
+  return [address, browser * 65_536 + system * 256 + (type | (mapped ? MAPPED_IPV4 : 0))];
 }
 
-/** A UUID's 16 bytes, as the rotate script compares them; empty when it is no UUID. */
-export function uuidBytes(uuid: string): Buffer | '' {
-  const out = Buffer.allocUnsafe(16);
-  return writeUuid(uuid, out, 0) ? out : '';
+/** A UUID: hex digits of either case (ASCII only), dashes where a UUID has them. */
+const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+const isUuid = (uuid: string): boolean => UUID.test(uuid);
+
+/**
+ * A UUID's 128 bits as the scripts take them: three hexadecimal numbers ("0x…") of 48, 48 and 32
+ * bits, which Lua reads as numbers (exact in a double); undefined when it is no UUID. The rotate
+ * script takes them joined by spaces (see {@link jtiParts}). Text, not
+ * numbers: ioredis writes a number argument with String(), which costs V8 a full conversion for
+ * every new 48-bit value (0.6 µs each, measured), where slicing the UUID's own digits costs
+ * nearly nothing.
+ */
+export function uuidHexParts(uuid: string): [string, string, string] | undefined {
+  if (!isUuid(uuid)) return undefined;
+  return [
+    `0x${uuid.slice(0, 8)}${uuid.slice(9, 13)}`,
+    `0x${uuid.slice(14, 18)}${uuid.slice(19, 23)}${uuid.slice(24, 28)}`,
+    `0x${uuid.slice(28)}`,
+  ];
 }
+
+/** A jti as the rotate script takes it: its three parts apart by spaces, or empty for no UUID. */
+export function jtiParts(jti: string): string {
+  const parts = uuidHexParts(jti);
+  return parts === undefined ? '' : `${parts[0]} ${parts[1]} ${parts[2]}`;
+}
+
+/** Two hex digits of every byte value. */
+const HEX_BYTE = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 function unpackBinary(sessionId: string, core: Buffer, meta: string): SessionRecord | undefined {
   const layout = core[0]!;

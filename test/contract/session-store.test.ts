@@ -43,8 +43,8 @@ function register(name: string, open: () => SessionStore, prunes: boolean): void
 
 /**
  * The Redis store in both layouts: a hash per user, and shared hashes (`keyBuckets`), here just
- * one, so that every user of the suite shares it and every operation must keep them apart; and
- * with the text records of 0.1.
+ * one, so that every user of the suite shares it and every operation must keep them apart; each
+ * with the default text records and the opt-in binary ones.
  */
 function onRedis(name: string, makeClient: () => Client): void {
   let client: Client;
@@ -60,11 +60,17 @@ function onRedis(name: string, makeClient: () => Client): void {
     () => redisStore(client, { keyPrefix: shared, keyBuckets: 1 }),
     false,
   );
-  // The records of 0.1 (recordFormat: 'text', for a rolling upgrade), written and rotated as such.
-  const text = uniquePrefix();
+  // The opt-in binary records, in both layouts.
+  const binary = uniquePrefix();
   register(
-    `${name}, text records`,
-    () => redisStore(client, { keyPrefix: text, recordFormat: 'text' }),
+    `${name}, binary records`,
+    () => redisStore(client, { keyPrefix: binary, recordFormat: 'binary' }),
+    false,
+  );
+  const sharedBinary = uniquePrefix();
+  register(
+    `${name}, shared keys, binary records`,
+    () => redisStore(client, { keyPrefix: sharedBinary, keyBuckets: 1, recordFormat: 'binary' }),
     false,
   );
 }

@@ -1,15 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AuthConfigError, createAuth, redisStore } from '../../src/index.js';
-import { packCore, packMeta } from '../../src/stores/record-codec.js';
+import { packCore, packMeta, packRecord } from '../../src/stores/record-codec.js';
 import type { SessionStore } from '../../src/stores/session-store.js';
 import { redisClient, type TestRedis, uniquePrefix } from '../helpers/auth.js';
 import { SECRET } from '../helpers/forge.js';
 
 /*
- * The Redis store writes version 2 records (binary, one field per family) and still reads,
- * checks, lists, rotates and caps the version 1 records (text, metadata in fields of its own)
- * that earlier versions wrote, in the same hash as new ones: an upgrade logs nobody out.
+ * With recordFormat: 'binary' the Redis store writes version 2 records (binary, one field per
+ * family) and still reads, checks, lists, rotates and caps the version 1 records (text, metadata
+ * in fields of its own) that earlier versions and the default format write, in the same hash as
+ * new ones: turning it on logs nobody out.
  */
 
 let client: TestRedis;
@@ -24,7 +25,8 @@ const META = { ip: '203.0.113.7', userAgent: 'Firefox|Linux|desktop' };
 function setUp(recordFormat?: 'text') {
   client = redisClient();
   const keyPrefix = uniquePrefix();
-  store = redisStore(client, { keyPrefix, ...(recordFormat ? { recordFormat } : {}) });
+  // Binary records are opt-in; text ones the default.
+  store = redisStore(client, { keyPrefix, ...(recordFormat ? {} : { recordFormat: 'binary' }) });
   return (user: string) => `${keyPrefix}{u:${user}}`;
 }
 
@@ -104,6 +106,37 @@ describe('Redis record versions', () => {
       [d, META.ip, META.userAgent],
     ]);
     expect(await client.hexists(key, `${a}:0`)).toBe(0);
+  });
+
+  it('packs in the create script the same bytes as the codec, with and without device codes', async () => {
+    const keyOf = setUp();
+    const now = Date.now();
+    for (const [sessionId, ip] of [
+      ['IIIIIIIIIIIIIIII', META.ip],
+      ['JJJJJJJJJJJJJJJJ', '::ffff:198.51.100.255'],
+      ['KKKKKKKKKKKKKKKK', '2001:db8::7'],
+    ] as const) {
+      const session = {
+        sessionId,
+        jti: randomUUID(),
+        now,
+        expiresAt: now + 60_000,
+        ip,
+        userAgent: META.userAgent,
+      };
+      await store.create('bytes', session, 0);
+      expect(await client.hgetBuffer(keyOf('bytes'), sessionId)).toEqual(
+        packRecord({ ...session, createdAt: now }),
+      );
+      expect(await store.get('bytes', sessionId, now)).toMatchObject({
+        jti: session.jti,
+        ip,
+        userAgent: META.userAgent,
+      });
+    }
+    // No codes for an IPv6 address: its metadata is in a field of its own.
+    expect(await client.hexists(keyOf('bytes'), 'KKKKKKKKKKKKKKKK:0')).toBe(1);
+    expect(await client.hexists(keyOf('bytes'), 'IIIIIIIIIIIIIIII:0')).toBe(0);
   });
 
   it('rotates a binary family in place: its ip, device label and creation time stay', async () => {
@@ -188,7 +221,7 @@ describe('Redis record versions', () => {
     expect(await store.get('uuid', session.sessionId, now)).toMatchObject({ jti });
   });
 
-  it("writes the records of 0.1 with recordFormat: 'text', and checks the option", async () => {
+  it('writes text records by default, and checks the option', async () => {
     const keyOf = setUp('text');
     const now = Date.now();
     const jti = randomUUID();
@@ -202,7 +235,7 @@ describe('Redis record versions', () => {
     expect(await store.get('text', session.sessionId, now)).toMatchObject({ jti, ...META });
 
     expect(() => redisStore(client, { recordFormat: 'json' as 'text' })).toThrow(AuthConfigError);
-    expect(() => createAuth({ secret: SECRET, recordFormat: 'text' })).toThrow(
+    expect(() => createAuth({ secret: SECRET, recordFormat: 'binary' })).toThrow(
       /recordFormat.*needs the `redis` option/,
     );
   });
