@@ -52,7 +52,7 @@ const luaPattern = (value: string): string => value.replace(/[\^$()%.[\]*+\-?]/g
  * ARGV of CREATE_SESSION, in order; up to META_CHUNKS metadata chunks follow them. `core` is a
  * text (version 1) record, or (led by BINARY_PARTS) what the script packs the binary one from:
  * the jti's three parts (48, 48 and 32 bits, "0x…") and, when the record carries them, the IPv4
- * address ("0x…") and the device codes, apart by spaces (record-codec.ts, recordArgs); Lua reads
+ * address ("0x…") and the device codes, apart by spaces (record-codec.ts, binaryRecordArgs); Lua reads
  * each as a number. Not a Buffer: ioredis writes a command with any Buffer argument by a slower
  * path (4 µs more client CPU a login, measured); and one argument, not five: each costs the
  * client and Redis a little per login.
@@ -67,17 +67,17 @@ export const CREATE_ARGS = [
 ] as const;
 /**
  * ARGV of ROTATE_SESSION. A version 1 record compares and stores the compact jti and the base-36
- * times; a version 2 record the jti's 16 bytes, packed by the script from its three parts
- * (`oldParts`, `newParts`: "0x… 0x… 0x…", as the create script takes them; empty for a jti that
- * is no UUID), and binary times.
+ * times; a version 2 record the jti's 16 bytes, which the script packs from the jti as given
+ * (`oldUuid`, `newUuid`), only for a binary record: a text record's rotation, the default's,
+ * costs neither side anything for them.
  */
 export const ROTATE_ARGS = [
   'owner',
   'sessionId',
   'oldJti',
   'newJti',
-  'oldParts',
-  'newParts',
+  'oldUuid',
+  'newUuid',
   'now',
   'expiresAt',
   'graceMs',
@@ -166,12 +166,12 @@ local V2, V2_HEAD, TIME = ${V2}, ${V2_HEAD}, '>I${TIME_BYTES}'
 local JTI, HEAD, DEVICE = '>I6I6I4', '>BI6I6I4I${TIME_BYTES}I${TIME_BYTES}', '>I4I3'
 -- The parts of a binary record as the create script takes them (see CREATE_ARGS).
 local PARTS = '^.(%S+) (%S+) (%S+) ?(%S*) ?(%S*)$'
-local JTI_PARTS = '^(%S+) (%S+) (%S+)$'
--- A jti's 16 bytes from "high middle low"; empty for none.
-local function jtiBytes(parts)
-  if parts == '' then return '' end
-  local high, middle, low = string.match(parts, JTI_PARTS)
-  return struct.pack(JTI, high, middle, low)
+local UUID_PARTS = '^(%x%x%x%x%x%x%x%x)%-(%x%x%x%x)%-(%x%x%x%x)%-(%x%x%x%x)%-(%x%x%x%x)(%x%x%x%x%x%x%x%x)$'
+-- A UUID's 16 bytes; empty for anything that is no UUID.
+local function jtiBytes(uuid)
+  local a, b, c, d, e, f = string.match(uuid, UUID_PARTS)
+  if not a then return '' end
+  return struct.pack(JTI, '0x' .. a .. b, '0x' .. c .. d .. e, '0x' .. f)
 end
 local function binary(v)
   return (string.byte(v, 1) or 32) < 32
@@ -492,13 +492,14 @@ if binary(v) then
     prev = string.sub(v, at, at + ${PREVIOUS_BYTES - 1})
     at = at + ${PREVIOUS_BYTES}
   end
-  local old = jtiBytes(A.oldParts)
+  local old = jtiBytes(A.oldUuid)
   if old ~= '' and string.sub(v, ${V2_LAYOUT.jti + 1}, ${V2_LAYOUT.jti + 16}) == old then
     -- A family keeps the form of jti it started with: version 2 holds 16 bytes.
-    if A.newParts == '' then error('a family recorded with a UUID jti takes only a UUID jti') end
+    local new = jtiBytes(A.newUuid)
+    if new == '' then error('a family recorded with a UUID jti takes only a UUID jti') end
     local keep = grace > 0
     record = string.char(bit.bor(V2, ${V2_ROTATED}, keep and ${V2_PREVIOUS} or 0, bit.band(layout, ${V2_DEVICE})))
-      .. jtiBytes(A.newParts)
+      .. new
       .. string.sub(v, ${V2_LAYOUT.createdAt + 1}, ${V2_LAYOUT.expiresAt})
       .. struct.pack(TIME, expiresAt) .. struct.pack(TIME, now)
       .. (keep and string.sub(old, 1, ${PREVIOUS_BYTES}) or '') .. string.sub(v, at)

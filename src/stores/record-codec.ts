@@ -437,24 +437,24 @@ function ipv4(text: string, from: number): number {
 export const BINARY_PARTS = '\x01';
 
 /**
- * What the create script takes to record a family: `core`, a text (version 1) record, or
- * BINARY_PARTS and the numbers it packs the binary one from, apart by spaces (the jti's three
- * parts, then the IPv4 address and the device codes when the record carries them); and the
- * metadata chunks that go in fields of their own (none when the record carries the device).
- * `text` asks for version 1 whatever the jti; a jti that is no UUID always gets it.
+ * The create script's `core` argument for a binary record: BINARY_PARTS, then the numbers it
+ * packs the record from, apart by spaces (the jti's three parts, then the IPv4 address and the
+ * device codes when the record carries them); and the metadata chunks that go in fields of their
+ * own (none when the record carries the device). Undefined when the jti is no UUID: that family
+ * gets a text record.
  */
-export function recordArgs(
-  s: { jti: string; createdAt: number; expiresAt: number; ip: string; userAgent: string },
-  text: boolean,
-): { core: string; meta: string[] } {
-  const jti = text ? undefined : uuidHexParts(s.jti);
-  if (jti === undefined)
-    return { core: packCore({ ...s, previousJti: '', rotatedAt: 0 }), meta: packMeta(s) };
-  const parts = `${BINARY_PARTS}${jti[0]} ${jti[1]} ${jti[2]}`;
-  const device = deviceParts(s.ip, s.userAgent);
+export function binaryRecordArgs(
+  jti: string,
+  ip: string,
+  label: string,
+): { core: string; meta: string[] } | undefined {
+  const parts = uuidHexParts(jti);
+  if (parts === undefined) return undefined;
+  const head = `${BINARY_PARTS}${parts[0]} ${parts[1]} ${parts[2]}`;
+  const device = deviceParts(ip, label);
   return device === undefined
-    ? { core: parts, meta: packMeta(s) }
-    : { core: `${parts} 0x${hex32(device[0])} ${device[1]}`, meta: [] };
+    ? { core: head, meta: packMeta({ ip, userAgent: label }) }
+    : { core: `${head} 0x${hex32(device[0])} ${device[1]}`, meta: [] };
 }
 
 /** A 32-bit number in 8 hex digits. */
@@ -513,8 +513,7 @@ const isUuid = (uuid: string): boolean => UUID.test(uuid);
 
 /**
  * A UUID's 128 bits as the scripts take them: three hexadecimal numbers ("0x…") of 48, 48 and 32
- * bits, which Lua reads as numbers (exact in a double); undefined when it is no UUID. The rotate
- * script takes them joined by spaces (see {@link jtiParts}). Text, not
+ * bits, which Lua reads as numbers (exact in a double); undefined when it is no UUID. Text, not
  * numbers: ioredis writes a number argument with String(), which costs V8 a full conversion for
  * every new 48-bit value (0.6 µs each, measured), where slicing the UUID's own digits costs
  * nearly nothing.
@@ -526,12 +525,6 @@ export function uuidHexParts(uuid: string): [string, string, string] | undefined
     `0x${uuid.slice(14, 18)}${uuid.slice(19, 23)}${uuid.slice(24, 28)}`,
     `0x${uuid.slice(28)}`,
   ];
-}
-
-/** A jti as the rotate script takes it: its three parts apart by spaces, or empty for no UUID. */
-export function jtiParts(jti: string): string {
-  const parts = uuidHexParts(jti);
-  return parts === undefined ? '' : `${parts[0]} ${parts[1]} ${parts[2]}`;
 }
 
 /** Two hex digits of every byte value. */

@@ -34,9 +34,10 @@ import {
   coreExpiresAt,
   isMetaField,
   metaFields,
-  recordArgs,
+  packCore,
+  packMeta,
   unpackSession,
-  jtiParts,
+  binaryRecordArgs,
 } from './record-codec.js';
 import type {
   Holding,
@@ -410,10 +411,22 @@ export class RedisStore implements SessionStore {
   }
 
   async create(userId: string, s: NewSession, maxSessions: number): Promise<void> {
-    const { core, meta } = recordArgs(
-      { ...s, createdAt: s.now },
-      this.options.recordFormat === 'text',
-    );
+    // The text record unless binary ones are asked for (and the jti is a UUID): the default path
+    // builds nothing it does not send.
+    const binary =
+      this.options.recordFormat === 'binary'
+        ? binaryRecordArgs(s.jti, s.ip, s.userAgent)
+        : undefined;
+    const core =
+      binary?.core ??
+      packCore({
+        jti: s.jti,
+        previousJti: '',
+        rotatedAt: 0,
+        createdAt: s.now,
+        expiresAt: s.expiresAt,
+      });
+    const meta = binary === undefined ? packMeta(s) : binary.meta;
     const place = this.place(userId);
     await this.written(
       place,
@@ -446,8 +459,8 @@ export class RedisStore implements SessionStore {
           sessionId: place.owner + r.sessionId,
           oldJti: compactUuid(r.oldJti),
           newJti: compactUuid(r.newJti),
-          oldParts: jtiParts(r.oldJti),
-          newParts: jtiParts(r.newJti),
+          oldUuid: r.oldJti,
+          newUuid: r.newJti,
           now: r.now,
           expiresAt: r.expiresAt,
           graceMs: r.graceMs,

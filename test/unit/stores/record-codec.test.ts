@@ -15,7 +15,7 @@ import {
   packMeta,
   packMetaByCharacter,
   packRecord,
-  recordArgs,
+  binaryRecordArgs,
   SEP,
   unpackSession,
 } from '../../../src/stores/record-codec.js';
@@ -167,11 +167,11 @@ describe('record version 2 (binary)', () => {
   };
   /** What Redis holds for a login: the record the create script packs, and the metadata chunks. */
   const stored = (s: typeof login): { core: Buffer | string; meta: string[] } => {
-    const args = recordArgs(s, false);
-    return {
-      core: args.core.startsWith(BINARY_PARTS) ? packRecord(s)! : args.core,
-      meta: args.meta,
-    };
+    const args = binaryRecordArgs(s.jti, s.ip, s.userAgent);
+    if (args === undefined)
+      return { core: packCore({ ...s, previousJti: '', rotatedAt: 0 }), meta: packMeta(s) };
+    expect(args.core.startsWith(BINARY_PARTS)).toBe(true);
+    return { core: packRecord(s)!, meta: args.meta };
   };
   const unpacked = (packed: { core: Buffer | string; meta: string[] }) =>
     unpackSession('sid', Buffer.from(packed.core), packed.meta.join(''));
