@@ -98,8 +98,8 @@ export const ROTATE_RESULTS = {
 /** A script's ARGV: `values` in the order of `names`. */
 export function scriptArgs<N extends readonly string[]>(
   names: N,
-  values: Record<N[number], string | number | Buffer>,
-): (string | number | Buffer)[] {
+  values: Record<N[number], string | number>,
+): (string | number)[] {
   return names.map((name: N[number]) => values[name]);
 }
 

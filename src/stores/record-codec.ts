@@ -7,13 +7,15 @@ import type { SessionRecord } from './session-store.js';
  * neither side hard-codes a position.
  *
  * A family is field `<sid>`, its core record, in one of two versions:
- * - version 2 (binary, see V2_LAYOUT), written for every family whose jti is a UUID (both built-in
- *   strategies): the jti's 16 bytes, three 48-bit times, and the ip and device label as 7 bytes
- *   of codes when it has them (IPv4 and a browser, OS and type this codec knows). A login's
- *   record is then 36 bytes, in the same field as the rest: a one-session user's hash fits the
- *   64-byte allocation where version 1's took 128 (197 B against 261 per session, README).
- * - version 1 (text): CORE_FIELDS joined by SEP, at most 64 bytes; still read and rotated, and
- *   written for a jti that is no UUID.
+ * - version 1 (text, the default): CORE_FIELDS joined by SEP, at most 64 bytes; also what a
+ *   family whose jti is no UUID always gets.
+ * - version 2 (binary, see V2_LAYOUT), written with `recordFormat: 'binary'` for a family whose
+ *   jti is a UUID (both built-in strategies): the jti's 16 bytes, three 48-bit times, and the ip
+ *   and device label as 7 bytes of codes when it has them (IPv4 and a browser, OS and type this
+ *   codec knows). A login's record is then 36 bytes, in the same field as the rest: a
+ *   one-session user's hash fits the 64-byte allocation where version 1's took 128 (197 B
+ *   against 261 per session, README).
+ * Both are read, checked and rotated wherever they are found.
  * Metadata a version 2 record has no codes for, and every version 1 record's, is in fields
  * `<sid>:0` … `<sid>:<META_CHUNKS - 1>`: "ip|user agent" in META_CHUNK-byte chunks.
  */
@@ -127,9 +129,12 @@ for (let i = 0; i < 16; i++) {
 /** The inverse of {@link compactUuid}. */
 export function expandUuid(compact: string): string {
   if (!COMPACT_UUID.test(compact)) return compact;
-  const hex = Buffer.from(compact, 'base64url').toString('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  return uuidFromHex(Buffer.from(compact, 'base64url').toString('hex'));
 }
+
+/** A UUID's 32 hex digits with its dashes. */
+const uuidFromHex = (hex: string): string =>
+  `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 
 /**
  * How much of the previous UUID a record keeps (for `refreshGracePeriod` only): 14 characters,
@@ -465,8 +470,8 @@ const hex32 = (n: number): string =>
   HEX_BYTE[n & 255]!;
 
 /**
- * The binary record the create script packs from {@link recordArgs} (the same bytes, which the
- * tests hold equal); undefined when the jti is no UUID.
+ * The binary record the create script packs from {@link binaryRecordArgs} (the same bytes, which
+ * the tests hold equal); undefined when the jti is no UUID.
  */
 export function packRecord(s: {
   jti: string;
@@ -545,10 +550,9 @@ function unpackBinary(sessionId: string, core: Buffer, meta: string): SessionRec
     layout & V2_PREVIOUS ? core.toString('base64url', at, at + PREVIOUS_BYTES) : '';
   if (layout & V2_PREVIOUS) at += PREVIOUS_BYTES;
   const createdAt = core.readUIntBE(V2_LAYOUT.createdAt, TIME_BYTES);
-  const hex = core.toString('hex', V2_LAYOUT.jti, V2_LAYOUT.jti + 16);
   return {
     sessionId,
-    jti: `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`,
+    jti: uuidFromHex(core.toString('hex', V2_LAYOUT.jti, V2_LAYOUT.jti + 16)),
     previousJti,
     rotatedAt,
     createdAt,

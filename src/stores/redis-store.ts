@@ -57,13 +57,13 @@ const SCRIPTS = {
   kjrRevokeAll: REVOKE_ALL,
 } as const;
 type ScriptName = keyof typeof SCRIPTS;
-type ScriptArgs = (string | number | Buffer)[];
+type ScriptArgs = (string | number)[];
 
 /**
  * The batched forms (READ_CORES, and batchedScript's for the write scripts): the key count, the
  * keys, then the arguments; one result per key, or its error.
  */
-type Batched = (count: number, ...argv: (string | number | Buffer)[]) => Promise<unknown[]>;
+type Batched = (count: number, ...argv: ScriptArgs) => Promise<unknown[]>;
 const BATCHED_SCRIPTS = {
   kjrCreateSessions: CREATE_SESSIONS,
   kjrRotateSessions: ROTATE_SESSIONS,
@@ -80,14 +80,12 @@ type Write = { key: string; args: ScriptArgs };
 /** A batched read: a field (a session id) of a user's hash. */
 type Read = { key: string; field: string };
 /**
- * Calls a batched script on a client (a promise of its results) or a pipeline (queued). The reads
- * take the form that answers Buffers (`…Buffer`): a core record may be binary (record-codec.ts).
+ * Calls a batched script on a client (a promise of its results) or a pipeline (queued): `command`
+ * is its name, or for the reads the form that answers Buffers (`<name>Buffer`, which ioredis
+ * defines beside it), since a core record may be binary (record-codec.ts).
  */
-const batched = (target: object, name: BatchedName, count: number, argv: ScriptArgs) =>
-  (target as Record<string, Batched>)[name.startsWith('kjrRead') ? `${name}Buffer` : name]!(
-    count,
-    ...argv,
-  );
+const batched = (target: object, command: string, count: number, argv: ScriptArgs) =>
+  (target as Record<string, Batched>)[command]!(count, ...argv);
 /**
  * A client or a pipeline with the write scripts `defineCommand` added (prefixed so they cannot
  * clash with the app's own).
@@ -163,9 +161,9 @@ export class ReplicationError extends Error {
 
 /**
  * Redis store. Data model: one hash per user, `<prefix>{u:<id>}` (one hash tag, so one Cluster
- * slot), with a core-record field per family (binary, with the ip and device label as codes when
- * it can; their metadata chunks beside it when not), laid out by the record codec
- * (record-codec.ts). The key expires with the user's last session; a write that
+ * slot), with a core-record field per family (text, or with `recordFormat: 'binary'` binary with
+ * the ip and device label as codes when it can) and its metadata chunks beside it when the record
+ * does not carry them, laid out by the record codec (record-codec.ts). The key expires with the user's last session; a write that
  * finds the hash large, and its earliest expiry passed, prunes its expired families (lua.ts,
  * SCAN_FIELDS).
  *
@@ -236,16 +234,18 @@ export class RedisStore implements SessionStore {
     this.clientPrefix = client.options.keyPrefix ?? '';
     this.keyHead = `${options.keyPrefix}{${options.keyBuckets > 0 ? 'b' : 'u'}:`;
     if (!client.isCluster) {
-      // A batched read script takes every key, then every field, in the same order.
-      const readMany =
-        <R>(name: BatchedName) =>
-        (reads: Read[]) =>
+      // A batched read script takes every key, then every field, in the same order; its
+      // Buffer-answering form, named once here.
+      const readMany = <R>(name: BatchedName) => {
+        const command = `${name}Buffer`;
+        return (reads: Read[]) =>
           this.readBounded(
-            batched(client, name, reads.length, [
+            batched(client, command, reads.length, [
               ...reads.map((read) => read.key),
               ...reads.map((read) => read.field),
             ]),
           ) as Promise<R[]>;
+      };
       this.cores = new TurnBatcher(
         ({ key, field }) => this.readCoreAlone(key, field),
         readMany<Buffer | null>('kjrReadCores'),
