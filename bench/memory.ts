@@ -187,6 +187,17 @@ export interface GrowthResult {
 const usedMemory = async (client: Redis) =>
   Number(/used_memory:(\d+)/.exec(await client.info('memory'))![1]);
 
+/** How the sessions of a used_memory row are recorded, and whether each is refreshed once. */
+export interface GrowthOptions {
+  keyBuckets?: number;
+  recordFormat?: 'text' | 'binary';
+  /**
+   * Refresh each session once after its login: the record a session that has been used keeps
+   * (its rotation time, and with a grace period part of the replaced jti). Undefined: logins only.
+   */
+  refreshed?: { refreshGracePeriod: number };
+}
+
 /**
  * What a user sizing a Redis sees: the growth of `used_memory` over `sessions` logins (key
  * names, hash tables, expiry entries and allocator rounding included), on an empty database
@@ -198,8 +209,7 @@ export async function usedMemoryPerSession(
   sessions: number,
   users: number,
   meta: typeof BROWSER_META,
-  keyBuckets = 0,
-  recordFormat: 'text' | 'binary' = 'text',
+  { keyBuckets = 0, recordFormat = 'text', refreshed }: GrowthOptions = {},
 ): Promise<GrowthResult> {
   const client = new Redis(redisUrl);
   const auth = createAuth({
@@ -210,6 +220,7 @@ export async function usedMemoryPerSession(
     verifyCacheSize: 0,
     keyBuckets,
     recordFormat,
+    ...(refreshed ?? {}),
   });
   try {
     await client.flushdb();
@@ -217,7 +228,10 @@ export async function usedMemoryPerSession(
     await auth.generateTokens({ id: 'warm-up' }, meta);
     await client.call('MEMORY', 'PURGE').catch(() => {});
     const before = await usedMemory(client);
-    await login(auth, sessions, users, meta);
+    const tokens = await login(auth, sessions, users, meta);
+    if (refreshed)
+      for (let i = 0; i < tokens.length; i += 500)
+        await Promise.all(tokens.slice(i, i + 500).map((token) => auth.refreshTokens(token, meta)));
     await client.call('MEMORY', 'PURGE').catch(() => {});
     const after = await usedMemory(client);
     return { label, sessions, users, bytesPerSession: Math.round((after - before) / sessions) };

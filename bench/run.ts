@@ -286,7 +286,7 @@ async function main(): Promise<void> {
             GROWTH,
             GROWTH / perUser,
             CHROME_META,
-            GROWTH / 16,
+            { keyBuckets: GROWTH / 16 },
           ),
         );
       }
@@ -300,11 +300,28 @@ async function main(): Promise<void> {
               GROWTH,
               GROWTH / perUser,
               CHROME_META,
-              buckets,
-              'binary',
+              { keyBuckets: buckets, recordFormat: 'binary' },
             ),
           );
         }
+      // Sessions that have been used: each refreshed once after its login. A rotated record
+      // keeps its rotation time, and with a grace period (the default 10 s) 8 bytes of the
+      // replaced jti until its next rotation.
+      for (const [recordFormat, refreshGracePeriod] of [
+        ['text', 10],
+        ['binary', 10],
+        ['binary', 0],
+      ] as const)
+        growth.push(
+          await usedMemoryPerSession(
+            memUrl,
+            `${GROWTH} sessions, 1 per user, ip + Chrome user agent, each refreshed once${recordFormat === 'binary' ? ", recordFormat: 'binary'" : ''}, refreshGracePeriod: ${refreshGracePeriod}`,
+            GROWTH,
+            GROWTH,
+            CHROME_META,
+            { recordFormat, refreshed: { refreshGracePeriod } },
+          ),
+        );
     }
 
     process.stderr.write('token verification alone…\n');

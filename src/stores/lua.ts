@@ -9,8 +9,10 @@ import {
   PREVIOUS_UUID_CHARS,
   PRUNE_AT,
   SEP,
-  TIME_BYTES,
+  MS_BYTES,
+  SECONDS_BYTES,
   V2,
+  V2_MASK,
   V2_DEVICE,
   V2_HEAD,
   V2_LAYOUT,
@@ -158,12 +160,15 @@ local F = { ${CORE_FIELDS.map((field, i) => `${field} = ${i + 1}`).join(', ')} }
 -- scan reads every family's.
 local EXPIRES_AT_PATTERN = ${luaString(corePattern('expiresAt'))}
 local CREATED_AT_PATTERN = ${luaString(corePattern('createdAt'))}
--- A version 2 core record (binary) starts with a byte below 0x20; its times are 48-bit
--- big-endian at fixed offsets (record-codec.ts).
-local V2, V2_HEAD, TIME = ${V2}, ${V2_HEAD}, '>I${TIME_BYTES}'
+-- A version 2 core record (binary) starts with a byte below 0x20; createdAt (epoch ms) and
+-- expiresAt (epoch seconds) are big-endian at fixed offsets, rotatedAt (epoch seconds) follows
+-- them when flagged (record-codec.ts).
+local V2, V2_MASK, V2_HEAD = ${V2}, ${V2_MASK}, ${V2_HEAD}
+local MS, SECONDS = '>I${MS_BYTES}', '>I${SECONDS_BYTES}'
 -- A jti's 16 bytes from its three parts (48, 48 and 32 bits); a record's layout byte, jti,
--- createdAt and expiresAt; its device (the IPv4 address, then three one-byte codes).
-local JTI, HEAD, DEVICE = '>I6I6I4', '>BI6I6I4I${TIME_BYTES}I${TIME_BYTES}', '>I4I3'
+-- createdAt and expiresAt; its device (the IPv4 address, then the browser's code and the OS's
+-- and type's in one).
+local JTI, HEAD, DEVICE = '>I6I6I4', '>BI6I6I4I${MS_BYTES}I${SECONDS_BYTES}', '>I4I2'
 -- The parts of a binary record as the create script takes them (see CREATE_ARGS).
 local PARTS = '^.(%S+) (%S+) (%S+) ?(%S*) ?(%S*)$'
 local UUID_PARTS = '^(%x%x%x%x%x%x%x%x)%-(%x%x%x%x)%-(%x%x%x%x)%-(%x%x%x%x)%-(%x%x%x%x)(%x%x%x%x%x%x%x%x)$'
@@ -176,17 +181,32 @@ end
 local function binary(v)
   return (string.byte(v, 1) or 32) < 32
 end
-local function timeAt(v, offset)
-  if #v < V2_HEAD then return 0 end
-  return (struct.unpack(TIME, v, offset + 1))
+-- Whether a binary record is in the current layout and long enough to hold its fixed parts:
+-- one in the first, unreleased layout (0x10 to 0x17) is nobody's, and reads as expired.
+local function current(v)
+  return #v >= V2_HEAD and bit.band(string.byte(v, 1), V2_MASK) == V2
+end
+-- Epoch ms as a binary record keeps expiresAt (whole seconds, rounded down: never a longer
+-- session) and rotatedAt (rounded up: never a shorter grace window).
+local function expirySeconds(ms)
+  return math.floor(tonumber(ms) / 1000)
+end
+local function rotationSeconds(ms)
+  return math.ceil(tonumber(ms) / 1000)
 end
 -- The expiry (epoch ms) of a core record of either version; 0 when unreadable.
 local function expiryOf(v)
-  if binary(v) then return timeAt(v, ${V2_LAYOUT.expiresAt}) end
+  if binary(v) then
+    if not current(v) then return 0 end
+    return struct.unpack(SECONDS, v, ${V2_LAYOUT.expiresAt + 1}) * 1000
+  end
   return tonumber(string.match(v, EXPIRES_AT_PATTERN), 36) or 0
 end
 local function createdOf(v)
-  if binary(v) then return timeAt(v, ${V2_LAYOUT.createdAt}) end
+  if binary(v) then
+    if not current(v) then return 0 end
+    return (struct.unpack(MS, v, ${V2_LAYOUT.createdAt + 1}))
+  end
   return tonumber(string.match(v, CREATED_AT_PATTERN), 36) or 0
 end
 -- The fields of a core record, by position (F.<name>).
@@ -357,9 +377,9 @@ if string.byte(core, 1) == ${BINARY_PARTS.charCodeAt(0)} then
   -- The binary record, packed here from its parts (struct reads the decimal and "0x…" strings).
   local high, middle, low, ip, codes = string.match(core, PARTS)
   if ip == '' then
-    core = struct.pack(HEAD, V2, high, middle, low, A.now, A.expiresAt)
+    core = struct.pack(HEAD, V2, high, middle, low, A.now, expirySeconds(A.expiresAt))
   else
-    core = struct.pack(HEAD, V2 + ${V2_DEVICE}, high, middle, low, A.now, A.expiresAt)
+    core = struct.pack(HEAD, V2 + ${V2_DEVICE}, high, middle, low, A.now, expirySeconds(A.expiresAt))
       .. struct.pack(DEVICE, ip, codes)
   end
 end
@@ -485,8 +505,8 @@ if binary(v) then
   local at = V2_HEAD + 1
   local rotatedAt, prev = 0, ''
   if bit.band(layout, ${V2_ROTATED}) ~= 0 then
-    rotatedAt = struct.unpack(TIME, v, at)
-    at = at + ${TIME_BYTES}
+    rotatedAt = struct.unpack(SECONDS, v, at) * 1000
+    at = at + ${SECONDS_BYTES}
   end
   if bit.band(layout, ${V2_PREVIOUS}) ~= 0 then
     prev = string.sub(v, at, at + ${PREVIOUS_BYTES - 1})
@@ -501,7 +521,7 @@ if binary(v) then
     record = string.char(bit.bor(V2, ${V2_ROTATED}, keep and ${V2_PREVIOUS} or 0, bit.band(layout, ${V2_DEVICE})))
       .. new
       .. string.sub(v, ${V2_LAYOUT.createdAt + 1}, ${V2_LAYOUT.expiresAt})
-      .. struct.pack(TIME, expiresAt) .. struct.pack(TIME, now)
+      .. struct.pack(SECONDS, expirySeconds(expiresAt)) .. struct.pack(SECONDS, rotationSeconds(now))
       .. (keep and string.sub(old, 1, ${PREVIOUS_BYTES}) or '') .. string.sub(v, at)
   else
     superseded = grace > 0 and prev ~= '' and prev == string.sub(old, 1, ${PREVIOUS_BYTES})

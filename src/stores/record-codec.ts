@@ -10,11 +10,11 @@ import type { SessionRecord } from './session-store.js';
  * - version 1 (text, the default): CORE_FIELDS joined by SEP, at most 64 bytes; also what a
  *   family whose jti is no UUID always gets.
  * - version 2 (binary, see V2_LAYOUT), written with `recordFormat: 'binary'` for a family whose
- *   jti is a UUID (both built-in strategies): the jti's 16 bytes, three 48-bit times, and the ip
- *   and device label as 7 bytes of codes when it has them (IPv4 and a browser, OS and type this
- *   codec knows). A login's record is then 36 bytes, in the same field as the rest: a
- *   one-session user's hash fits the 64-byte allocation where version 1's took 128 (197 B
- *   against 261 per session, README).
+ *   jti is a UUID (both built-in strategies): the jti's 16 bytes, createdAt in ms, expiresAt and
+ *   rotatedAt in whole seconds, and the ip and device label as 6 bytes of codes when it has them
+ *   (IPv4 and a browser, OS and type this codec knows). A login's record is then 33 bytes, a
+ *   rotated one's 37, in the same field as the rest: a one-session user's hash fits the 64-byte
+ *   allocation either way, where version 1's took 128 (197 B against 261 per session, README).
  * Both are read, checked and rotated wherever they are found.
  * Metadata a version 2 record has no codes for, and every version 1 record's, is in fields
  * `<sid>:0` … `<sid>:<META_CHUNKS - 1>`: "ip|user agent" in META_CHUNK-byte chunks.
@@ -218,7 +218,9 @@ const EXPIRES_AT_IS_LAST = EXPIRES_AT === CORE_FIELDS.length - 1;
 export function coreExpiresAt(core: Buffer): number {
   // Read on every authenticated request (isLive): version 2 at a fixed offset.
   if (isBinary(core))
-    return core.length >= V2_HEAD ? core.readUIntBE(V2_LAYOUT.expiresAt, TIME_BYTES) : 0;
+    return core.length >= V2_HEAD && isCurrentLayout(core)
+      ? core.readUInt32BE(V2_LAYOUT.expiresAt) * 1000
+      : 0;
   const text = core.toString('latin1');
   // Version 1's expiry is its last field: one scan from the end, no array.
   if (EXPIRES_AT_IS_LAST) return parseInt(text.slice(text.lastIndexOf(SEP) + 1), 36) || 0;
@@ -264,34 +266,55 @@ function splitMeta(meta: string): { ip: string; userAgent: string } {
 /*
  * Version 2: binary. Its first byte, the layout, is V2 with the flags of the optional parts, so
  * it is below 0x20, never the first character of a version 1 record (base64url). Then, in order:
- * the jti's 16 bytes, createdAt and expiresAt (epoch ms, 48-bit big-endian, good until the year
- * 10889), and only when flagged: rotatedAt (V2_ROTATED), the first PREVIOUS_BYTES of the
- * replaced jti (V2_PREVIOUS, kept only with a grace period), and the device (V2_DEVICE): the ip's
- * 4 bytes, then the codes of the browser, the OS and the type, where the type's code has
- * MAPPED_IPV4 set for an ip written "::ffff:a.b.c.d" (a dual-stack socket's IPv4 client).
+ * the jti's 16 bytes, createdAt (epoch ms, 48-bit big-endian, good until the year 10889) and
+ * expiresAt (epoch seconds, 32-bit, good until 2106, rounded down: a refresh token's `exp`
+ * exactly, and never a session longer than it was given), and only when flagged: rotatedAt
+ * (V2_ROTATED; epoch seconds, rounded up, so a grace window runs its full length and at most
+ * 1 s more), the first PREVIOUS_BYTES of the replaced jti (V2_PREVIOUS, kept only with a grace
+ * period), and the device (V2_DEVICE): the ip's 4 bytes, the browser's code (with MAPPED_IPV4
+ * set for an ip written "::ffff:a.b.c.d", a dual-stack socket's IPv4 client), then the OS's code
+ * times 8 plus the type's. createdAt keeps its milliseconds: it orders the logins of one second
+ * for the cap. A rotated browser session is 37 bytes: with its 16-character field name, the most
+ * a one-field hash holds in Redis's 64-byte allocation.
+ *
+ * The first layout of version 2 (first byte 0x10 to 0x17: every time 48-bit ms, 7 device bytes)
+ * was in no release; a record in it is nobody's (undefined here, expired to the scripts).
  */
-export const V2 = 0x10;
+export const V2 = 0x08;
+/** The bits of the layout byte that say it is version 2 in this layout. */
+export const V2_MASK = 0xf8;
 export const V2_ROTATED = 0x01;
 export const V2_PREVIOUS = 0x02;
 export const V2_DEVICE = 0x04;
 /** Byte offsets of a version 2 record's fixed parts. */
 export const V2_LAYOUT = { jti: 1, createdAt: 17, expiresAt: 23 } as const;
 /** Length of the fixed parts; the optional ones follow. */
-export const V2_HEAD = 29;
-export const TIME_BYTES = 6;
+export const V2_HEAD = 27;
+/** createdAt: epoch ms. */
+export const MS_BYTES = 6;
+/** expiresAt and rotatedAt: epoch seconds. */
+export const SECONDS_BYTES = 4;
 /** How much of the replaced jti a record keeps for the grace window: 64 bits. */
 export const PREVIOUS_BYTES = 8;
-const DEVICE_BYTES = 7;
+const DEVICE_BYTES = 6;
 const MAPPED_IPV4 = 0x80;
+/** What the device's codes fit in: the browser's 7 bits, the OS's 5 and the type's 3. */
+const DEVICE_CODES = { browsers: 128, systems: 32, types: 8 } as const;
 const MAPPED_PREFIX = '::ffff:';
+
+/** Epoch ms as version 2 keeps expiresAt: whole seconds, rounded down. */
+const expirySeconds = (ms: number): number => Math.floor(ms / 1000);
 
 /** Whether a stored core record is version 2. */
 export const isBinary = (core: Buffer): boolean => core.length > 0 && core[0]! < 0x20;
 
+/** Whether a version 2 record is in this layout (the first one was never released). */
+const isCurrentLayout = (core: Buffer): boolean => (core[0]! & V2_MASK) === V2;
+
 /*
  * The names the device codes stand for, by code (0: none). Stored records hold these numbers:
- * the lists only ever grow at their ends. Names are bowser's (2.x) as `deviceCode` keeps them; a
- * name not listed keeps the whole label in the metadata fields instead.
+ * the lists only ever grow at their ends, within DEVICE_CODES. Names are bowser's (2.x) as
+ * `deviceCode` keeps them; a name not listed keeps the whole label in the metadata fields instead.
  */
 const BROWSERS = [
   '',
@@ -485,18 +508,19 @@ export function packRecord(s: {
   const out = Buffer.alloc(V2_HEAD + (device ? DEVICE_BYTES : 0));
   out[0] = device ? V2 | V2_DEVICE : V2;
   Buffer.from(s.jti.replaceAll('-', ''), 'hex').copy(out, V2_LAYOUT.jti);
-  out.writeUIntBE(Math.floor(s.createdAt), V2_LAYOUT.createdAt, TIME_BYTES);
-  out.writeUIntBE(Math.floor(s.expiresAt), V2_LAYOUT.expiresAt, TIME_BYTES);
+  out.writeUIntBE(Math.floor(s.createdAt), V2_LAYOUT.createdAt, MS_BYTES);
+  out.writeUInt32BE(expirySeconds(s.expiresAt), V2_LAYOUT.expiresAt);
   if (device) {
     out.writeUInt32BE(device[0], V2_HEAD);
-    out.writeUIntBE(device[1], V2_HEAD + 4, 3);
+    out.writeUInt16BE(device[1], V2_HEAD + 4);
   }
   return out;
 }
 
 /**
- * The device as the binary record keeps it: the IPv4 address, and the codes of the browser, the
- * OS and the type (with MAPPED_IPV4) as one 24-bit number; undefined when it has no codes.
+ * The device as the binary record keeps it: the IPv4 address, and its codes as one 16-bit number
+ * (the browser's, with MAPPED_IPV4, then the OS's times 8 plus the type's); undefined when it
+ * has no codes.
  */
 function deviceParts(ip: string, label: string): [number, number] | undefined {
   const mapped = ip.startsWith(MAPPED_PREFIX);
@@ -509,7 +533,17 @@ function deviceParts(ip: string, label: string): [number, number] | undefined {
   const system = SYSTEM_CODES.get(label.slice(first + 1, second));
   const type = TYPE_CODES.get(label.slice(second + 1));
   if (browser === undefined || system === undefined || type === undefined) return undefined;
-  return [address, browser * 65_536 + system * 256 + (type | (mapped ? MAPPED_IPV4 : 0))];
+  // Codes past DEVICE_CODES (tables grown beyond them) keep the label in metadata fields.
+  if (
+    browser >= DEVICE_CODES.browsers ||
+    system >= DEVICE_CODES.systems ||
+    type >= DEVICE_CODES.types
+  )
+    return undefined;
+  return [
+    address,
+    (browser | (mapped ? MAPPED_IPV4 : 0)) * 256 + system * DEVICE_CODES.types + type,
+  ];
 }
 
 /** A UUID: hex digits of either case (ASCII only), dashes where a UUID has them. */
@@ -539,17 +573,17 @@ function unpackBinary(sessionId: string, core: Buffer, meta: string): SessionRec
   const layout = core[0]!;
   const length =
     V2_HEAD +
-    (layout & V2_ROTATED ? TIME_BYTES : 0) +
+    (layout & V2_ROTATED ? SECONDS_BYTES : 0) +
     (layout & V2_PREVIOUS ? PREVIOUS_BYTES : 0) +
     (layout & V2_DEVICE ? DEVICE_BYTES : 0);
-  if ((layout & 0xf0) !== V2 || (layout & 0x08) !== 0 || core.length !== length) return undefined;
+  if (!isCurrentLayout(core) || core.length !== length) return undefined;
   let at = V2_HEAD;
-  const rotatedAt = layout & V2_ROTATED ? core.readUIntBE(at, TIME_BYTES) : 0;
-  if (layout & V2_ROTATED) at += TIME_BYTES;
+  const rotatedAt = layout & V2_ROTATED ? core.readUInt32BE(at) * 1000 : 0;
+  if (layout & V2_ROTATED) at += SECONDS_BYTES;
   const previousJti =
     layout & V2_PREVIOUS ? core.toString('base64url', at, at + PREVIOUS_BYTES) : '';
   if (layout & V2_PREVIOUS) at += PREVIOUS_BYTES;
-  const createdAt = core.readUIntBE(V2_LAYOUT.createdAt, TIME_BYTES);
+  const createdAt = core.readUIntBE(V2_LAYOUT.createdAt, MS_BYTES);
   return {
     sessionId,
     jti: uuidFromHex(core.toString('hex', V2_LAYOUT.jti, V2_LAYOUT.jti + 16)),
@@ -557,7 +591,7 @@ function unpackBinary(sessionId: string, core: Buffer, meta: string): SessionRec
     rotatedAt,
     createdAt,
     lastUsedAt: rotatedAt || createdAt,
-    expiresAt: core.readUIntBE(V2_LAYOUT.expiresAt, TIME_BYTES),
+    expiresAt: core.readUInt32BE(V2_LAYOUT.expiresAt) * 1000,
     ...(layout & V2_DEVICE ? readDevice(core, at) : splitMeta(meta)),
   };
 }
@@ -566,13 +600,14 @@ function unpackBinary(sessionId: string, core: Buffer, meta: string): SessionRec
 function readDevice(core: Buffer, at: number): { ip: string; userAgent: string } {
   const address = core.readUInt32BE(at);
   const ip = `${address >>> 24}.${(address >>> 16) & 255}.${(address >>> 8) & 255}.${address & 255}`;
-  const type = core[at + 6]!;
+  const browser = core[at + 4]!;
+  const kind = core[at + 5]!;
   return {
-    ip: type & MAPPED_IPV4 ? MAPPED_PREFIX + ip : ip,
+    ip: browser & MAPPED_IPV4 ? MAPPED_PREFIX + ip : ip,
     userAgent: [
-      BROWSERS[core[at + 4]!] ?? '',
-      SYSTEMS[core[at + 5]!] ?? '',
-      TYPES[type & ~MAPPED_IPV4] ?? '',
+      BROWSERS[browser & ~MAPPED_IPV4] ?? '',
+      SYSTEMS[kind >> 3] ?? '',
+      TYPES[kind & (DEVICE_CODES.types - 1)] ?? '',
     ].join(SEP),
   };
 }

@@ -15,8 +15,14 @@ export interface SessionRecord {
   jti: string;
   /** The `jti` it replaced, kept only (and only with a grace period) to recognise a concurrent refresh within the grace window. */
   previousJti: string;
+  /**
+   * Times are epoch ms. A store may keep `expiresAt` and `rotatedAt` to the second: `expiresAt`
+   * rounded down (never a longer session), `rotatedAt` rounded up (never a shorter grace window),
+   * as the Redis store's binary records do; `createdAt` to the ms.
+   */
   rotatedAt: number;
   createdAt: number;
+  /** The last rotation, else creation. */
   lastUsedAt: number;
   expiresAt: number;
   ip: string;

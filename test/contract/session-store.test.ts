@@ -32,13 +32,25 @@ afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
 });
 
-/** Every suite for one backend: the store contract, and the library's strategies on that store. */
-function register(name: string, open: () => SessionStore, prunes: boolean): void {
-  backends.push({ name, open, prunes });
+/**
+ * Every suite for one backend: the store contract, and the library's strategies on that store.
+ * `timeResolution`: what the store keeps expiries and last uses to (keptTimes), in ms.
+ */
+function register(
+  name: string,
+  open: () => SessionStore,
+  prunes: boolean,
+  timeResolution?: number,
+): void {
+  backends.push({ name, open, prunes, timeResolution });
   const make = (options: Partial<AuthOptions> = {}) =>
     createAuth({ secret: SECRET, store: open(), ...options });
-  authOnStoreContract(name, (options = {}) => make({ refreshGracePeriod: 0, ...options }));
-  sessionStrategyContract(name, make, open);
+  authOnStoreContract(
+    name,
+    (options = {}) => make({ refreshGracePeriod: 0, ...options }),
+    timeResolution,
+  );
+  sessionStrategyContract(name, make, open, timeResolution);
 }
 
 /**
@@ -60,18 +72,20 @@ function onRedis(name: string, makeClient: () => Client): void {
     () => redisStore(client, { keyPrefix: shared, keyBuckets: 1 }),
     false,
   );
-  // The opt-in binary records, in both layouts.
+  // The opt-in binary records, in both layouts: expiries and last uses to the second.
   const binary = uniquePrefix();
   register(
     `${name}, binary records`,
     () => redisStore(client, { keyPrefix: binary, recordFormat: 'binary' }),
     false,
+    1000,
   );
   const sharedBinary = uniquePrefix();
   register(
     `${name}, shared keys, binary records`,
     () => redisStore(client, { keyPrefix: sharedBinary, keyBuckets: 1, recordFormat: 'binary' }),
     false,
+    1000,
   );
 }
 

@@ -14,7 +14,19 @@ export interface ContractBackend {
   open(): SessionStore;
   /** Whether expired sessions are removed by `prune` (stores whose data expires by itself need none). */
   prunes: boolean;
+  /** What the store keeps times to: see {@link keptTimes}. @default 1 (every ms) */
+  timeResolution?: number;
 }
+
+/**
+ * The times a store gives back, for one that keeps them to `resolution` ms (the Redis store's
+ * binary records: to the second): an expiry rounded down (never a longer session), a last use
+ * rounded up (never a shorter grace window). createdAt is always kept to the ms.
+ */
+export const keptTimes = (resolution = 1) => ({
+  expiry: (ms: number) => Math.floor(ms / resolution) * resolution,
+  use: (ms: number) => Math.ceil(ms / resolution) * resolution,
+});
 
 const HOUR = 3_600_000;
 
@@ -40,6 +52,7 @@ function session(now: number, ttl = HOUR, extra: Partial<{ ip: string; userAgent
 }
 
 export function storeContract(backend: ContractBackend): void {
+  const { expiry, use } = keptTimes(backend.timeResolution);
   describe(`SessionStore contract: ${backend.name}`, () => {
     const withStore = (test: (store: SessionStore) => Promise<void>) => async () => {
       const store = backend.open();
@@ -72,7 +85,7 @@ export function storeContract(backend: ContractBackend): void {
           rotatedAt: 0,
           createdAt: now,
           lastUsedAt: now,
-          expiresAt: s.expiresAt,
+          expiresAt: expiry(s.expiresAt),
           ip: '203.0.113.9',
           userAgent: 'Agent|with pipe/1.0',
         });
@@ -171,8 +184,8 @@ export function storeContract(backend: ContractBackend): void {
         expect(record).toMatchObject({
           jti: next,
           createdAt: now,
-          lastUsedAt: now + 10,
-          expiresAt: now + 2 * HOUR,
+          lastUsedAt: use(now + 10),
+          expiresAt: expiry(now + 2 * HOUR),
         });
         expect(
           await store.rotate(u, {
@@ -224,7 +237,8 @@ export function storeContract(backend: ContractBackend): void {
       withStore(async (store) => {
         const u = user();
         const now = Date.now();
-        const s = session(now, 1000);
+        // Read after the first expiry, before the slid one (at either resolution).
+        const s = session(now, 2000);
         await store.create(u, s, 10);
         expect(
           await store.rotate(u, {
@@ -232,16 +246,16 @@ export function storeContract(backend: ContractBackend): void {
             oldJti: s.jti,
             newJti: s.jti,
             now: now + 900,
-            expiresAt: now + 1900,
+            expiresAt: now + 3900,
             graceMs: 0,
           }),
         ).toBe('rotated');
-        const record = await store.get(u, s.sessionId, now + 1500);
+        const record = await store.get(u, s.sessionId, now + 2500);
         expect(record).toMatchObject({
           jti: s.jti,
           createdAt: now,
-          lastUsedAt: now + 900,
-          expiresAt: now + 1900,
+          lastUsedAt: use(now + 900),
+          expiresAt: expiry(now + 3900),
         });
       }),
     );
@@ -437,7 +451,9 @@ export function storeContract(backend: ContractBackend): void {
 export function authOnStoreContract(
   name: string,
   makeAuth: (options?: Partial<AuthOptions>) => Auth,
+  timeResolution?: number,
 ): void {
+  const { expiry } = keptTimes(timeResolution);
   describe(`refresh rotation on ${name}`, () => {
     it('50 concurrent refreshes of one token: one pair, the family revoked', async () => {
       const auth = makeAuth();
@@ -500,7 +516,7 @@ export function authOnStoreContract(
         const absoluteEnd = (authTime + 3) * 1000;
         // Right after login the idle timeout is the earlier end.
         const [first] = await auth.listSessions(u);
-        expect(first!.expiresAt.getTime()).toBe(first!.createdAt.getTime() + 2000);
+        expect(first!.expiresAt.getTime()).toBe(expiry(first!.createdAt.getTime() + 2000));
         let failure: { code?: string } | undefined;
         let lastEnd = 0;
         while (failure === undefined && Date.now() < absoluteEnd + 3000) {

@@ -151,21 +151,23 @@ describe('Redis record versions', () => {
       0,
     );
     const length = async () => (await client.hgetBuffer(key, sessionId))?.length;
-    expect(await length()).toBe(36);
+    expect(await length()).toBe(33);
     const rotation = { sessionId, now, expiresAt: now + 120_000 };
     expect(
       await store.rotate('new', { ...rotation, oldJti: jti0, newJti: jti1, graceMs: 10_000 }),
     ).toBe('rotated');
     // The rotation time, and 8 bytes of the replaced jti for the grace window.
-    expect(await length()).toBe(50);
+    expect(await length()).toBe(45);
+    // createdAt to the ms; the expiry to the second, rounded down, the rotation rounded up.
+    const rotatedAt = Math.ceil(now / 1000) * 1000;
     expect(await store.get('new', sessionId, now)).toEqual({
       sessionId,
       jti: jti1,
       previousJti: expect.any(String),
       createdAt: now - 1000,
-      rotatedAt: now,
-      lastUsedAt: now,
-      expiresAt: now + 120_000,
+      rotatedAt,
+      lastUsedAt: rotatedAt,
+      expiresAt: Math.floor((now + 120_000) / 1000) * 1000,
       ...META,
     });
     expect(
@@ -179,7 +181,8 @@ describe('Redis record versions', () => {
     expect(await store.rotate('new', { ...rotation, oldJti: jti1, newJti: jti2, graceMs: 0 })).toBe(
       'rotated',
     );
-    expect(await length()).toBe(42);
+    // A rotated browser session without the grace part: 37 bytes, within the 64-byte allocation.
+    expect(await length()).toBe(37);
     expect((await store.list('new', now)).map((s) => [s.jti, s.ip, s.userAgent])).toEqual([
       [jti2, META.ip, META.userAgent],
     ]);
@@ -188,6 +191,33 @@ describe('Redis record versions', () => {
       await store.rotate('new', { ...rotation, oldJti: jti1, newJti: randomUUID(), graceMs: 0 }),
     ).toBe('reused');
     expect(await store.isLive('new', sessionId, now)).toBe(false);
+  });
+
+  it('treats a record in the first, unreleased binary layout as gone: never live, never rotated', async () => {
+    const keyOf = setUp();
+    const key = keyOf('first');
+    const now = Date.now();
+    const jti = randomUUID();
+    // Layout 0x14 (V2 | DEVICE as first laid out): the jti, createdAt and expiresAt in 48-bit ms,
+    // the IPv4 address and three one-byte codes.
+    const old = Buffer.alloc(36);
+    old[0] = 0x14;
+    Buffer.from(jti.replaceAll('-', ''), 'hex').copy(old, 1);
+    old.writeUIntBE(now, 17, 6);
+    old.writeUIntBE(now + 600_000, 23, 6);
+    old.writeUInt32BE(0xcb007107, 29);
+    old.writeUIntBE(0x010101, 33, 3);
+    await client.hset(key, 'LLLLLLLLLLLLLLLL', old);
+    await client.pexpireat(key, now + 600_000);
+    expect(await store.isLive('first', 'LLLLLLLLLLLLLLLL', now)).toBe(false);
+    expect(await store.get('first', 'LLLLLLLLLLLLLLLL', now)).toBeUndefined();
+    expect(await store.list('first', now)).toEqual([]);
+    const rotation = { sessionId: 'LLLLLLLLLLLLLLLL', now, expiresAt: now + 60_000, graceMs: 0 };
+    expect(await store.rotate('first', { ...rotation, oldJti: jti, newJti: randomUUID() })).toBe(
+      'missing',
+    );
+    // The rotation found it expired, and dropped it.
+    expect(await client.hexists(key, 'LLLLLLLLLLLLLLLL')).toBe(0);
   });
 
   it('keeps a family whose jti is no UUID in version 1, and rotates it', async () => {

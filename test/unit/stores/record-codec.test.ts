@@ -176,18 +176,19 @@ describe('record version 2 (binary)', () => {
   const unpacked = (packed: { core: Buffer | string; meta: string[] }) =>
     unpackSession('sid', Buffer.from(packed.core), packed.meta.join(''));
 
-  it('packs a browser login in 36 bytes, in the layout and codes earlier records hold', () => {
+  it('packs a browser login in 33 bytes, in the layout and codes earlier records hold', () => {
     const packed = stored(login);
     expect(packed.meta).toEqual([]);
-    // Layout V2 | DEVICE, the jti, createdAt, expiresAt, the ip, then Chrome, Windows, desktop:
-    // stored records hold these codes, so they may never change.
+    // Layout V2 | DEVICE, the jti, createdAt (ms), expiresAt (s), the ip, then Chrome, and
+    // Windows * 8 + desktop: stored records hold these codes, so they may never change.
     expect(Buffer.from(packed.core).toString('hex')).toBe(
-      '14' +
+      '0c' +
         '0f8fad5bd9cb469fa16570867728950e' +
         '01a22c62d843' +
-        '01a2c6e19fc8' +
+        '6b34f62d' +
         'cb007107' +
-        '010101',
+        '01' +
+        '09',
     );
     expect(unpacked(packed)).toEqual({
       sessionId: 'sid',
@@ -205,7 +206,7 @@ describe('record version 2 (binary)', () => {
 
   it('keeps an IPv4 client of a dual-stack socket as it was written', () => {
     const packed = stored({ ...login, ip: '::ffff:10.0.0.1' });
-    expect(packed.core).toHaveLength(36);
+    expect(packed.core).toHaveLength(33);
     expect(unpacked(packed)).toMatchObject({ ip: '::ffff:10.0.0.1', userAgent: login.userAgent });
   });
 
@@ -226,7 +227,7 @@ describe('record version 2 (binary)', () => {
       ['', ''],
     ] as const) {
       const packed = stored({ ...login, ip, userAgent });
-      expect(packed.core, `${ip} ${userAgent}`).toHaveLength(29);
+      expect(packed.core, `${ip} ${userAgent}`).toHaveLength(27);
       expect(packed.meta).toEqual(packMeta({ ip, userAgent }));
       expect(unpacked(packed)).toMatchObject({ jti: login.jti, ip, userAgent });
     }
@@ -248,12 +249,13 @@ describe('record version 2 (binary)', () => {
       for (const os of ['', ...Object.values(constants.OS_MAP)])
         for (const type of ['', 'desktop', 'mobile', 'tablet', 'tv', 'bot']) {
           const userAgent = `${browser}|${os}|${type}`;
-          expect(unpacked(stored({ ...login, userAgent })), userAgent).toMatchObject({
-            userAgent,
-          });
+          const packed = stored({ ...login, userAgent });
+          // Coded within the record (the codes fit their bits), not kept in metadata fields.
+          expect(packed.meta, userAgent).toEqual([]);
+          expect(unpacked(packed), userAgent).toMatchObject({ userAgent });
         }
     for (const agent of ['curl/8.4.0', 'Wget/1.21', 'PostmanRuntime/7.36.0', 'okhttp/4.12.0'])
-      expect(stored({ ...login, userAgent: deviceCode(agent) }).core).toHaveLength(36);
+      expect(stored({ ...login, userAgent: deviceCode(agent) }).core).toHaveLength(33);
   });
 
   it('writes version 1 for a jti that is no UUID, and reads either version', () => {
@@ -267,10 +269,14 @@ describe('record version 2 (binary)', () => {
     expect(coreExpiresAt(Buffer.from(packed.core))).toBe(login.expiresAt);
     // A record too short or with unknown flags is nobody's.
     const core = Buffer.from(stored(login).core);
-    expect(unpackSession('sid', core.subarray(0, 35), '')).toBeUndefined();
+    expect(unpackSession('sid', core.subarray(0, 32), '')).toBeUndefined();
     expect(unpackSession('sid', Buffer.concat([Buffer.from([0x1c]), core.subarray(1)]), '')).toBe(
       undefined,
     );
     expect(coreExpiresAt(core.subarray(0, 20))).toBe(0);
+    // The first, unreleased layout of version 2 (0x10 to 0x17) is nobody's either.
+    const first = Buffer.concat([Buffer.from([0x14]), core.subarray(1)]);
+    expect(unpackSession('sid', first, '')).toBeUndefined();
+    expect(coreExpiresAt(first)).toBe(0);
   });
 });
