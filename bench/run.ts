@@ -305,8 +305,8 @@ async function main(): Promise<void> {
           );
         }
       // Sessions that have been used: each refreshed once after its login. A rotated record
-      // keeps its rotation time, and with a grace period (the default 10 s) 8 bytes of the
-      // replaced jti until its next rotation.
+      // keeps its rotation time, and with a grace period (the default 10 s) 8 bytes of the jti
+      // it replaced, which each later rotation replaces with its own.
       for (const [recordFormat, refreshGracePeriod] of [
         ['text', 10],
         ['binary', 10],

@@ -376,12 +376,15 @@ local core = A.core
 if string.byte(core, 1) == ${BINARY_PARTS.charCodeAt(0)} then
   -- The binary record, packed here from its parts (struct reads the decimal and "0x…" strings).
   local high, middle, low, ip, codes = string.match(core, PARTS)
+  local kept = expirySeconds(A.expiresAt)
   if ip == '' then
-    core = struct.pack(HEAD, V2, high, middle, low, A.now, expirySeconds(A.expiresAt))
+    core = struct.pack(HEAD, V2, high, middle, low, A.now, kept)
   else
-    core = struct.pack(HEAD, V2 + ${V2_DEVICE}, high, middle, low, A.now, expirySeconds(A.expiresAt))
+    core = struct.pack(HEAD, V2 + ${V2_DEVICE}, high, middle, low, A.now, kept)
       .. struct.pack(DEVICE, ip, codes)
   end
+  -- From here on the expiry is the one the record keeps (the key's, PRUNE_AT, the cap's).
+  A.expiresAt = string.format('%.0f', kept * 1000)
 end
 local set = { A.sessionId, core }
 for i = 1, math.min(COUNT - NARGS, META_CHUNKS) do
@@ -518,10 +521,12 @@ if binary(v) then
     local new = jtiBytes(A.newUuid)
     if new == '' then error('a family recorded with a UUID jti takes only a UUID jti') end
     local keep = grace > 0
+    -- From here on the expiry is the one the record keeps (the key's, PRUNE_AT).
+    expiresAt = expirySeconds(expiresAt) * 1000
     record = string.char(bit.bor(V2, ${V2_ROTATED}, keep and ${V2_PREVIOUS} or 0, bit.band(layout, ${V2_DEVICE})))
       .. new
       .. string.sub(v, ${V2_LAYOUT.createdAt + 1}, ${V2_LAYOUT.expiresAt})
-      .. struct.pack(SECONDS, expirySeconds(expiresAt)) .. struct.pack(SECONDS, rotationSeconds(now))
+      .. struct.pack(SECONDS, expiresAt / 1000) .. struct.pack(SECONDS, rotationSeconds(now))
       .. (keep and string.sub(old, 1, ${PREVIOUS_BYTES}) or '') .. string.sub(v, at)
   else
     superseded = grace > 0 and prev ~= '' and prev == string.sub(old, 1, ${PREVIOUS_BYTES})

@@ -13,8 +13,9 @@ import type { SessionRecord } from './session-store.js';
  *   jti is a UUID (both built-in strategies): the jti's 16 bytes, createdAt in ms, expiresAt and
  *   rotatedAt in whole seconds, and the ip and device label as 6 bytes of codes when it has them
  *   (IPv4 and a browser, OS and type this codec knows). A login's record is then 33 bytes, a
- *   rotated one's 37, in the same field as the rest: a one-session user's hash fits the 64-byte
- *   allocation either way, where version 1's took 128 (197 B against 261 per session, README).
+ *   rotated one's 37 (45 with a grace period), in the same field as the rest: a one-session
+ *   user's hash fits the 64-byte allocation where version 1's took 128 (197 B against 261 per
+ *   session, README), and still does once rotated without a grace period.
  * Both are read, checked and rotated wherever they are found.
  * Metadata a version 2 record has no codes for, and every version 1 record's, is in fields
  * `<sid>:0` … `<sid>:<META_CHUNKS - 1>`: "ip|user agent" in META_CHUNK-byte chunks.
@@ -274,8 +275,8 @@ function splitMeta(meta: string): { ip: string; userAgent: string } {
  * period), and the device (V2_DEVICE): the ip's 4 bytes, the browser's code (with MAPPED_IPV4
  * set for an ip written "::ffff:a.b.c.d", a dual-stack socket's IPv4 client), then the OS's code
  * times 8 plus the type's. createdAt keeps its milliseconds: it orders the logins of one second
- * for the cap. A rotated browser session is 37 bytes: with its 16-character field name, the most
- * a one-field hash holds in Redis's 64-byte allocation.
+ * for the cap. A rotated browser session without a grace period is 37 bytes: with its
+ * 16-character field name, the most a one-field hash holds in Redis's 64-byte allocation.
  *
  * The first layout of version 2 (first byte 0x10 to 0x17: every time 48-bit ms, 7 device bytes)
  * was in no release; a record in it is nobody's (undefined here, expired to the scripts).
@@ -299,7 +300,7 @@ export const PREVIOUS_BYTES = 8;
 const DEVICE_BYTES = 6;
 const MAPPED_IPV4 = 0x80;
 /** What the device's codes fit in: the browser's 7 bits, the OS's 5 and the type's 3. */
-const DEVICE_CODES = { browsers: 128, systems: 32, types: 8 } as const;
+export const DEVICE_CODES = { browsers: 128, systems: 32, types: 8 } as const;
 const MAPPED_PREFIX = '::ffff:';
 
 /** Epoch ms as version 2 keeps expiresAt: whole seconds, rounded down. */
@@ -426,6 +427,12 @@ const SYSTEMS = [
   'Bada',
 ];
 const TYPES = ['', 'desktop', 'mobile', 'tablet', 'tv', 'bot'];
+/** How many names each table has: each must stay within DEVICE_CODES (a test holds them there). */
+export const DEVICE_TABLES = {
+  browsers: BROWSERS.length,
+  systems: SYSTEMS.length,
+  types: TYPES.length,
+} as const;
 const codes = (names: string[]) => new Map(names.map((name, code) => [name, code]));
 const BROWSER_CODES = codes(BROWSERS);
 const SYSTEM_CODES = codes(SYSTEMS);

@@ -96,6 +96,11 @@ export interface SessionStore {
    * repeat request); undefined when there is no such answer.
    */
   livenessCheck?(userId: string, sessionId: string, now: number): Holding | undefined;
+  /**
+   * Optional: what the store keeps `expiresAt` and `rotatedAt` to, in ms (see SessionRecord); 1
+   * when absent. The session strategy slides an expiry only when the kept one would move.
+   */
+  readonly timeResolution?: number;
   /** Ends one session; true when it existed. */
   revoke(userId: string, sessionId: string): Promise<boolean>;
   /** Ends every session of the user; returns how many were live. */

@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { AuthError } from '../errors.js';
+import { AuthConfigError, AuthError } from '../errors.js';
 import type { SessionRecord } from '../stores/session-store.js';
 import type { AuthUser, TokenUser } from '../tokens/claims.js';
 import {
@@ -85,6 +85,14 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
   // strategy's own cap), whatever the sliding does.
   const absoluteMs = Math.min(options.refreshTokenTtl, options.absoluteSessionTtl) * 1000;
   const touchEveryMs = Math.min(idleMs / 10, MAX_TOUCH_INTERVAL_MS);
+  // A store that keeps expiries to the second (binary records) rounds each slide down to a whole
+  // second: an idle lifetime of one could never be slid past the next one.
+  const resolution = store.timeResolution ?? 1;
+  if (idleMs < 2 * resolution)
+    throw new AuthConfigError(
+      'sessionIdleTtl',
+      `must be at least ${(2 * resolution) / 1000} s on this store, which keeps expiries to ${resolution} ms (recordFormat: 'binary' keeps seconds)`,
+    );
 
   const stored = storeCaller(events);
 
@@ -98,7 +106,9 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
   function slide(parsed: ParsedToken, record: SessionRecord, now: number, force: boolean) {
     if (!force && now - record.lastUsedAt < touchEveryMs) return undefined;
     const expiresAt = Math.min(now + idleMs, record.createdAt + absoluteMs);
-    if (expiresAt <= record.expiresAt) return undefined;
+    // Only a slide that moves the expiry the store keeps: at the absolute cap, or short of the
+    // next whole second on a store that keeps seconds, a write would change nothing.
+    if (Math.floor(expiresAt / resolution) * resolution <= record.expiresAt) return undefined;
     return store.rotate(parsed.sub, {
       sessionId: parsed.sid,
       oldJti: parsed.digest,

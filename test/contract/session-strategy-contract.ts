@@ -115,6 +115,9 @@ export function sessionStrategyContract(
       expect((await auth.listSessions(u.id))[0]!.expiresAt.getTime()).toBe(expiry(t0 + 150_000));
       vi.setSystemTime(t0 + 140_000);
       await auth.getData(token);
+      // No write either (the slide is not awaited: give one a moment to land).
+      await sleep(100);
+      expect((await auth.listSessions(u.id))[0]!.lastUsedAt.getTime()).toBe(use(t0 + 90_000));
       // The absolute cap: used 10 s ago, yet over.
       vi.setSystemTime(t0 + 150_001);
       await expect(auth.getData(token)).rejects.toMatchObject({ code: 'token_revoked' });

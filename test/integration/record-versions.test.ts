@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AuthConfigError, createAuth, redisStore } from '../../src/index.js';
 import { packCore, packMeta, packRecord } from '../../src/stores/record-codec.js';
@@ -251,6 +252,27 @@ describe('Redis record versions', () => {
     expect(await store.get('uuid', session.sessionId, now)).toMatchObject({ jti });
   });
 
+  it('slides an opaque session kept to the second: used every 100 ms, a 2 s idle lifetime never ends', async () => {
+    setUp();
+    const auth = createAuth({
+      secret: SECRET,
+      store,
+      strategy: 'session',
+      sessionIdleTtl: 2,
+      accessTokenTtl: 1,
+    });
+    try {
+      const { access_token: token } = await auth.generateTokens({ id: 'sliding' });
+      const until = Date.now() + 3500;
+      while (Date.now() < until) {
+        await expect(auth.getData(token)).resolves.toMatchObject({ sub: 'sliding' });
+        await sleep(100);
+      }
+    } finally {
+      await auth.close();
+    }
+  });
+
   it('writes text records by default, and checks the option', async () => {
     const keyOf = setUp('text');
     const now = Date.now();
@@ -265,6 +287,13 @@ describe('Redis record versions', () => {
     expect(await store.get('text', session.sessionId, now)).toMatchObject({ jti, ...META });
 
     expect(() => redisStore(client, { recordFormat: 'json' as 'text' })).toThrow(AuthConfigError);
+    // Binary records keep expiries to the second: an idle lifetime of one could never slide.
+    const binaryStore = () =>
+      redisStore(client, { keyPrefix: uniquePrefix(), recordFormat: 'binary' });
+    expect(() => createAuth({ secret: SECRET, store: binaryStore(), sessionIdleTtl: 1 })).toThrow(
+      /sessionIdleTtl.*at least 2 s/,
+    );
+    expect(() => createAuth({ secret: SECRET, store: store, sessionIdleTtl: 1 })).not.toThrow();
     expect(() => createAuth({ secret: SECRET, recordFormat: 'binary' })).toThrow(
       /recordFormat.*needs the `redis` option/,
     );

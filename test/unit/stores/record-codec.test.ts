@@ -9,6 +9,8 @@ import {
   cleanMeta,
   compactUuid,
   coreExpiresAt,
+  DEVICE_CODES,
+  DEVICE_TABLES,
   expandUuid,
   isBinary,
   packCore,
@@ -258,6 +260,23 @@ describe('record version 2 (binary)', () => {
       expect(stored({ ...login, userAgent: deviceCode(agent) }).core).toHaveLength(33);
   });
 
+  it('keeps expiresAt to the second, rounded down, and createdAt to the ms', () => {
+    for (const expiresAt of [login.expiresAt, login.expiresAt + 1, login.expiresAt + 999]) {
+      const packed = stored({ ...login, expiresAt });
+      expect(unpacked(packed)).toMatchObject({
+        createdAt: login.createdAt,
+        expiresAt: login.expiresAt,
+      });
+      expect(coreExpiresAt(Buffer.from(packed.core))).toBe(login.expiresAt);
+    }
+  });
+
+  it('has room in the device bytes for every code the tables hold', () => {
+    expect(DEVICE_TABLES.browsers).toBeLessThanOrEqual(DEVICE_CODES.browsers);
+    expect(DEVICE_TABLES.systems).toBeLessThanOrEqual(DEVICE_CODES.systems);
+    expect(DEVICE_TABLES.types).toBeLessThanOrEqual(DEVICE_CODES.types);
+  });
+
   it('writes version 1 for a jti that is no UUID, and reads either version', () => {
     const packed = stored({ ...login, jti: 'a-custom-jti' });
     expect(typeof packed.core).toBe('string');
@@ -267,10 +286,10 @@ describe('record version 2 (binary)', () => {
     expect(isBinary(Buffer.from(packed.core))).toBe(false);
     expect(unpacked(packed)).toMatchObject({ jti: 'a-custom-jti', ip: login.ip });
     expect(coreExpiresAt(Buffer.from(packed.core))).toBe(login.expiresAt);
-    // A record too short or with unknown flags is nobody's.
+    // A record too short, or whose flags name parts it does not have, is nobody's.
     const core = Buffer.from(stored(login).core);
     expect(unpackSession('sid', core.subarray(0, 32), '')).toBeUndefined();
-    expect(unpackSession('sid', Buffer.concat([Buffer.from([0x1c]), core.subarray(1)]), '')).toBe(
+    expect(unpackSession('sid', Buffer.concat([Buffer.from([0x0d]), core.subarray(1)]), '')).toBe(
       undefined,
     );
     expect(coreExpiresAt(core.subarray(0, 20))).toBe(0);
