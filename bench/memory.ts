@@ -70,6 +70,16 @@ async function login(
   return tokens;
 }
 
+/** Refreshes each token once, 500 at a time. */
+async function refreshEach(
+  auth: ReturnType<typeof createAuth>,
+  tokens: string[],
+  meta: typeof BROWSER_META,
+): Promise<void> {
+  for (let i = 0; i < tokens.length; i += 500)
+    await Promise.all(tokens.slice(i, i + 500).map((token) => auth.refreshTokens(token, meta)));
+}
+
 /** N sessions over `users` users; optionally each rotated once (the record then also holds the previous UUID). */
 export async function perSession(
   redisUrl: string,
@@ -91,11 +101,7 @@ export async function perSession(
   });
   try {
     const tokens = await login(auth, sessions, users, meta);
-    if (rotateOnce) {
-      for (let i = 0; i < tokens.length; i += 500) {
-        await Promise.all(tokens.slice(i, i + 500).map((token) => auth.refreshTokens(token, meta)));
-      }
-    }
+    if (rotateOnce) await refreshEach(auth, tokens, meta);
     const keys = await keysUnder(client, keyPrefix);
     const bytes = await usage(client, keys);
     await client.unlink(...keys);
@@ -229,9 +235,7 @@ export async function usedMemoryPerSession(
     await client.call('MEMORY', 'PURGE').catch(() => {});
     const before = await usedMemory(client);
     const tokens = await login(auth, sessions, users, meta);
-    if (refreshed)
-      for (let i = 0; i < tokens.length; i += 500)
-        await Promise.all(tokens.slice(i, i + 500).map((token) => auth.refreshTokens(token, meta)));
+    if (refreshed) await refreshEach(auth, tokens, meta);
     await client.call('MEMORY', 'PURGE').catch(() => {});
     const after = await usedMemory(client);
     return { label, sessions, users, bytesPerSession: Math.round((after - before) / sessions) };

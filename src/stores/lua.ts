@@ -522,11 +522,12 @@ if binary(v) then
     if new == '' then error('a family recorded with a UUID jti takes only a UUID jti') end
     local keep = grace > 0
     -- From here on the expiry is the one the record keeps (the key's, PRUNE_AT).
-    expiresAt = expirySeconds(expiresAt) * 1000
+    local kept = expirySeconds(expiresAt)
+    expiresAt = kept * 1000
     record = string.char(bit.bor(V2, ${V2_ROTATED}, keep and ${V2_PREVIOUS} or 0, bit.band(layout, ${V2_DEVICE})))
       .. new
       .. string.sub(v, ${V2_LAYOUT.createdAt + 1}, ${V2_LAYOUT.expiresAt})
-      .. struct.pack(SECONDS, expiresAt / 1000) .. struct.pack(SECONDS, rotationSeconds(now))
+      .. struct.pack(SECONDS, kept) .. struct.pack(SECONDS, rotationSeconds(now))
       .. (keep and string.sub(old, 1, ${PREVIOUS_BYTES}) or '') .. string.sub(v, at)
   else
     superseded = grace > 0 and prev ~= '' and prev == string.sub(old, 1, ${PREVIOUS_BYTES})

@@ -219,9 +219,7 @@ const EXPIRES_AT_IS_LAST = EXPIRES_AT === CORE_FIELDS.length - 1;
 export function coreExpiresAt(core: Buffer): number {
   // Read on every authenticated request (isLive): version 2 at a fixed offset.
   if (isBinary(core))
-    return core.length >= V2_HEAD && isCurrentLayout(core)
-      ? core.readUInt32BE(V2_LAYOUT.expiresAt) * 1000
-      : 0;
+    return isCurrentLayout(core) ? core.readUInt32BE(V2_LAYOUT.expiresAt) * 1000 : 0;
   const text = core.toString('latin1');
   // Version 1's expiry is its last field: one scan from the end, no array.
   if (EXPIRES_AT_IS_LAST) return parseInt(text.slice(text.lastIndexOf(SEP) + 1), 36) || 0;
@@ -299,8 +297,14 @@ export const SECONDS_BYTES = 4;
 export const PREVIOUS_BYTES = 8;
 const DEVICE_BYTES = 6;
 const MAPPED_IPV4 = 0x80;
+/** The type's bits in the device's second code byte; the OS's code takes the other five. */
+const TYPE_BITS = 3;
 /** What the device's codes fit in: the browser's 7 bits, the OS's 5 and the type's 3. */
-export const DEVICE_CODES = { browsers: 128, systems: 32, types: 8 } as const;
+export const DEVICE_CODES = {
+  browsers: 128,
+  systems: 1 << (8 - TYPE_BITS),
+  types: 1 << TYPE_BITS,
+} as const;
 const MAPPED_PREFIX = '::ffff:';
 
 /** Epoch ms as version 2 keeps expiresAt: whole seconds, rounded down. */
@@ -309,8 +313,12 @@ const expirySeconds = (ms: number): number => Math.floor(ms / 1000);
 /** Whether a stored core record is version 2. */
 export const isBinary = (core: Buffer): boolean => core.length > 0 && core[0]! < 0x20;
 
-/** Whether a version 2 record is in this layout (the first one was never released). */
-const isCurrentLayout = (core: Buffer): boolean => (core[0]! & V2_MASK) === V2;
+/**
+ * Whether a version 2 record is in this layout (the first one was in no release) and holds its
+ * fixed parts; the scripts' `current` says the same.
+ */
+const isCurrentLayout = (core: Buffer): boolean =>
+  core.length >= V2_HEAD && (core[0]! & V2_MASK) === V2;
 
 /*
  * The names the device codes stand for, by code (0: none). Stored records hold these numbers:
@@ -547,10 +555,7 @@ function deviceParts(ip: string, label: string): [number, number] | undefined {
     type >= DEVICE_CODES.types
   )
     return undefined;
-  return [
-    address,
-    (browser | (mapped ? MAPPED_IPV4 : 0)) * 256 + system * DEVICE_CODES.types + type,
-  ];
+  return [address, (browser | (mapped ? MAPPED_IPV4 : 0)) * 256 + ((system << TYPE_BITS) | type)];
 }
 
 /** A UUID: hex digits of either case (ASCII only), dashes where a UUID has them. */
@@ -613,7 +618,7 @@ function readDevice(core: Buffer, at: number): { ip: string; userAgent: string }
     ip: browser & MAPPED_IPV4 ? MAPPED_PREFIX + ip : ip,
     userAgent: [
       BROWSERS[browser & ~MAPPED_IPV4] ?? '',
-      SYSTEMS[kind >> 3] ?? '',
+      SYSTEMS[kind >> TYPE_BITS] ?? '',
       TYPES[kind & (DEVICE_CODES.types - 1)] ?? '',
     ].join(SEP),
   };
