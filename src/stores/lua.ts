@@ -71,7 +71,9 @@ export const CREATE_ARGS = [
  * ARGV of ROTATE_SESSION. A version 1 record compares and stores the compact jti and the base-36
  * times; a version 2 record the jti's 16 bytes, which the script packs from the jti as given
  * (`oldUuid`, `newUuid`), only for a binary record: a text record's rotation, the default's,
- * costs neither side anything for them.
+ * costs neither side anything for them. `successor` is 1 when the new jti is derived from the old
+ * one (Rotation.successor): a concurrent rotation is then recognised by the live jti being the new
+ * one, and the record keeps no previous jti.
  */
 export const ROTATE_ARGS = [
   'owner',
@@ -83,6 +85,7 @@ export const ROTATE_ARGS = [
   'now',
   'expiresAt',
   'graceMs',
+  'successor',
   'now36',
   'expiresAt36',
 ] as const;
@@ -499,9 +502,13 @@ end
 if not v then return ${ROTATE_RESULTS.missing} end
 local grace = tonumber(A.graceMs)
 local expiresAt = tonumber(A.expiresAt)
+-- A successor jti (derived from the old one) names every concurrent rotation's new jti, so the
+-- live one being it says that rotation happened: no previous jti is kept then.
+local successor = A.successor == '1'
+local keep = grace > 0 and not successor
 -- The family's next record when A.oldJti is its live jti (nil otherwise), and whether A.oldJti
 -- is the one it replaced within the grace window. The previous jti only matters within a grace
--- window: without one it is not kept, and with one only a part of it is.
+-- window: without one (or with a successor) it is not kept, and with one only a part of it is.
 local record, superseded
 if binary(v) then
   local layout = string.byte(v, 1)
@@ -520,7 +527,6 @@ if binary(v) then
     -- A family keeps the form of jti it started with: version 2 holds 16 bytes.
     local new = jtiBytes(A.newUuid)
     if new == '' then error('a family recorded with a UUID jti takes only a UUID jti') end
-    local keep = grace > 0
     -- From here on the expiry is the one the record keeps (the key's, PRUNE_AT).
     local kept = expirySeconds(expiresAt)
     expiresAt = kept * 1000
@@ -529,22 +535,25 @@ if binary(v) then
       .. string.sub(v, ${V2_LAYOUT.createdAt + 1}, ${V2_LAYOUT.expiresAt})
       .. struct.pack(SECONDS, kept) .. struct.pack(SECONDS, rotationSeconds(now))
       .. (keep and string.sub(old, 1, ${PREVIOUS_BYTES}) or '') .. string.sub(v, at)
-  else
-    superseded = grace > 0 and prev ~= '' and prev == string.sub(old, 1, ${PREVIOUS_BYTES})
-      and now - rotatedAt <= grace
+  elseif grace > 0 and now - rotatedAt <= grace then
+    if successor then
+      superseded = string.sub(v, ${V2_LAYOUT.jti + 1}, ${V2_LAYOUT.jti + 16}) == jtiBytes(A.newUuid)
+    end
+    superseded = superseded or (prev ~= '' and prev == string.sub(old, 1, ${PREVIOUS_BYTES}))
   end
 else
   local f = fields(v)
   if f[F.jti] == A.oldJti then
-    f[F.previousJti] = grace > 0 and string.sub(A.oldJti, 1, PREVIOUS_UUID_CHARS) or ''
+    f[F.previousJti] = keep and string.sub(A.oldJti, 1, PREVIOUS_UUID_CHARS) or ''
     f[F.jti] = A.newJti
     f[F.rotatedAt] = A.now36
     f[F.expiresAt] = A.expiresAt36
     record = table.concat(f, SEP)
   else
     local prev = f[F.previousJti] or ''
-    superseded = grace > 0 and prev ~= '' and prev == string.sub(A.oldJti, 1, PREVIOUS_UUID_CHARS)
-      and now - (tonumber(f[F.rotatedAt], 36) or 0) <= grace
+    superseded = grace > 0 and now - (tonumber(f[F.rotatedAt], 36) or 0) <= grace
+      and ((successor and f[F.jti] == A.newJti)
+        or (prev ~= '' and prev == string.sub(A.oldJti, 1, PREVIOUS_UUID_CHARS)))
   end
 end
 if record then

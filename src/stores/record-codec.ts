@@ -13,9 +13,10 @@ import type { SessionRecord } from './session-store.js';
  *   jti is a UUID (both built-in strategies): the jti's 16 bytes, createdAt in ms, expiresAt and
  *   rotatedAt in whole seconds, and the ip and device label as 6 bytes of codes when it has them
  *   (IPv4 and a browser, OS and type this codec knows). A login's record is then 33 bytes, a
- *   rotated one's 37 (45 with a grace period), in the same field as the rest: a one-session
- *   user's hash fits the 64-byte allocation where version 1's took 128 (197 B against 261 per
- *   session, README), and still does once rotated without a grace period.
+ *   rotated one's 37 (45 when it keeps part of the replaced jti: a grace period with a newJti
+ *   that is no successor), in the same field as the rest: a one-session user's hash fits the
+ *   64-byte allocation where version 1's took 128 (197 B against 261 per session, README), and
+ *   still does once rotated by the built-in strategies.
  * Both are read, checked and rotated wherever they are found.
  * Metadata a version 2 record has no codes for, and every version 1 record's, is in fields
  * `<sid>:0` … `<sid>:<META_CHUNKS - 1>`: "ip|user agent" in META_CHUNK-byte chunks.
@@ -270,10 +271,10 @@ function splitMeta(meta: string): { ip: string; userAgent: string } {
  * exactly, and never a session longer than it was given), and only when flagged: rotatedAt
  * (V2_ROTATED; epoch seconds, rounded up, so a grace window runs its full length and at most
  * 1 s more), the first PREVIOUS_BYTES of the replaced jti (V2_PREVIOUS, kept only with a grace
- * period), and the device (V2_DEVICE): the ip's 4 bytes, the browser's code (with MAPPED_IPV4
+ * period and a newJti that is no successor: Rotation.successor), and the device (V2_DEVICE): the ip's 4 bytes, the browser's code (with MAPPED_IPV4
  * set for an ip written "::ffff:a.b.c.d", a dual-stack socket's IPv4 client), then the OS's code
  * times 8 plus the type's. createdAt keeps its milliseconds: it orders the logins of one second
- * for the cap. A rotated browser session without a grace period is 37 bytes: with its
+ * for the cap. A rotated browser session without the replaced jti is 37 bytes: with its
  * 16-character field name, the most a one-field hash holds in Redis's 64-byte allocation.
  *
  * The first layout of version 2 (first byte 0x10 to 0x17: every time 48-bit ms, 7 device bytes)

@@ -467,6 +467,7 @@ export class RedisStore implements SessionStore {
           now: r.now,
           expiresAt: r.expiresAt,
           graceMs: r.graceMs,
+          successor: r.successor === true ? 1 : 0,
           now36: base36(r.now),
           expiresAt36: base36(r.expiresAt),
         }),

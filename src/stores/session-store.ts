@@ -46,6 +46,14 @@ export interface Rotation {
   expiresAt: number;
   /** How long after a rotation the previous `jti` is answered with `superseded`, not treated as theft. */
   graceMs: number;
+  /**
+   * True when `newJti` is derived from `oldJti` alone (the `redis` strategy's successorJti), so
+   * every concurrent rotation of `oldJti` names the same `newJti`. A store may then recognise a
+   * concurrent rotation by its live `jti` being `newJti`, within `graceMs`, instead of keeping
+   * the previous `jti` (the Redis store keeps none then). Absent or false: `newJti` is drawn
+   * anew, and only the kept previous `jti` recognises one.
+   */
+  successor?: boolean;
 }
 
 /**
@@ -68,7 +76,7 @@ export type RotationResult = 'rotated' | 'missing' | 'superseded' | 'reused';
  *   ending the sessions that expire first.
  * - `rotate` replaces the live `jti` only when `oldJti` is it (exactly one of any number of
  *   concurrent rotations of one `jti` wins). A stale `jti` within `graceMs` of its rotation is
- *   `superseded`; any other stale `jti` of a live session is `reused`, and the session is ended in
+ *   `superseded` (the one it replaced, or with `successor` the one whose `newJti` is live); any other stale `jti` of a live session is `reused`, and the session is ended in
  *   the same atomic step. `rotate` with `newJti === oldJti` only moves `expiresAt` and `lastUsedAt`:
  *   that is how sliding sessions are extended.
  * - Nothing is answered for a session whose `expiresAt` has passed; expired sessions are removed

@@ -219,6 +219,7 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
           now,
           expiresAt: pending.expiresAt,
           graceMs: options.refreshGracePeriod * 1000,
+          successor: true,
         }),
       );
       const meta = eventMeta(requestMeta(issue));

@@ -233,6 +233,42 @@ export function storeContract(backend: ContractBackend): void {
     );
 
     it(
+      'with successor ids the replaced jti is superseded within the grace period, then reused; an older one is reused',
+      withStore(async (store) => {
+        // `successor`: every rotation of one jti names the same new one (the redis strategy's
+        // derived ids), so a store may recognise a concurrent one by its new jti being live.
+        const u = user();
+        const now = Date.now();
+        const rotate = (sessionId: string, at: number, oldJti: string, newJti: string) =>
+          store.rotate(u, {
+            sessionId,
+            now: now + at,
+            oldJti,
+            newJti,
+            expiresAt: now + HOUR,
+            graceMs: 5000,
+            successor: true,
+          });
+        const s = session(now);
+        await store.create(u, s, 10);
+        const [next, after] = [jti(), jti()];
+        expect(await rotate(s.sessionId, 0, s.jti, next)).toBe('rotated');
+        expect(await rotate(s.sessionId, 4000, s.jti, next)).toBe('superseded');
+        expect((await store.get(u, s.sessionId, now + 4000))?.jti).toBe(next);
+        // One rotation further on, the first jti is two behind: theft, not a second tab.
+        expect(await rotate(s.sessionId, 4100, next, after)).toBe('rotated');
+        expect(await rotate(s.sessionId, 4200, s.jti, next)).toBe('reused');
+        expect(await store.isLive(u, s.sessionId, now + 4200)).toBe(false);
+        // After the grace period the replaced jti is reuse.
+        const t = session(now);
+        await store.create(u, t, 10);
+        expect(await rotate(t.sessionId, 0, t.jti, next)).toBe('rotated');
+        expect(await rotate(t.sessionId, 6500, t.jti, next)).toBe('reused');
+        expect(await store.isLive(u, t.sessionId, now + 6500)).toBe(false);
+      }),
+    );
+
+    it(
       'rotate with newJti === oldJti slides the expiry (a touch) and keeps the jti',
       withStore(async (store) => {
         const u = user();

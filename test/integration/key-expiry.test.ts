@@ -106,6 +106,7 @@ describe.each(Object.entries(VARIANTS))(
           now,
           expiresAt: next,
           graceMs: 0,
+          successor: 0,
           now36: now.toString(36),
           expiresAt36: next.toString(36),
         }),

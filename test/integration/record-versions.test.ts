@@ -194,6 +194,45 @@ describe('Redis record versions', () => {
     expect(await store.isLive('new', sessionId, now)).toBe(false);
   });
 
+  it('keeps no previous jti for a successor rotation, binary or text, and still answers a concurrent one', async () => {
+    for (const format of ['binary', 'text'] as const) {
+      const keyOf = setUp(format === 'text' ? 'text' : undefined);
+      const key = keyOf('successor');
+      const now = Date.now();
+      const sessionId = 'SSSSSSSSSSSSSSSS';
+      const [jti0, jti1, jti2] = [randomUUID(), randomUUID(), randomUUID()];
+      await store.create(
+        'successor',
+        { sessionId, jti: jti0, now: now - 1000, expiresAt: now + 60_000, ...META },
+        0,
+      );
+      const rotation = { sessionId, now, expiresAt: now + 120_000, graceMs: 10_000 };
+      const rotate = (oldJti: string, newJti: string, successor: boolean) =>
+        store.rotate('successor', { ...rotation, oldJti, newJti, successor });
+      expect(await rotate(jti0, jti1, true)).toBe('rotated');
+      const record = (await client.hgetBuffer(key, sessionId))!;
+      if (format === 'binary') {
+        // The rotation time and no grace part: 37 bytes, the 64-byte allocation, as without one.
+        expect(record.length).toBe(37);
+      } else {
+        expect(record.toString().split('|')[1]).toBe('');
+      }
+      expect((await store.get('successor', sessionId, now))?.previousJti).toBe('');
+      expect(await rotate(jti0, jti1, true)).toBe('superseded');
+      // A family an earlier version rotated keeps its previous jti: that still recognises one.
+      expect(await rotate(jti1, jti2, false)).toBe('rotated');
+      expect(await rotate(jti1, randomUUID(), true)).toBe('superseded');
+      // Another new jti than the live one, with nothing kept to match: reuse.
+      expect(await rotate(jti2, randomUUID(), true)).toBe('rotated');
+      expect(await rotate(jti2, randomUUID(), true)).toBe('reused');
+      expect(await store.isLive('successor', sessionId, now)).toBe(false);
+      await store.close();
+      client.disconnect();
+    }
+    // afterEach closes the last pair again; give it fresh ones.
+    setUp();
+  });
+
   it('treats a record in the first, unreleased binary layout as gone: never live, never rotated', async () => {
     const keyOf = setUp();
     const key = keyOf('first');
