@@ -215,7 +215,7 @@ export async function usedMemoryPerSession(
   sessions: number,
   users: number,
   meta: typeof BROWSER_META,
-  { keyBuckets = 0, recordFormat = 'text', refreshed }: GrowthOptions = {},
+  { keyBuckets = 0, recordFormat = 'binary', refreshed }: GrowthOptions = {},
 ): Promise<GrowthResult> {
   const client = new Redis(redisUrl);
   const auth = createAuth({

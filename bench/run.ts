@@ -290,36 +290,32 @@ async function main(): Promise<void> {
           ),
         );
       }
-      // The opt-in binary record, in both layouts.
+      // The text record (recordFormat: 'text', the default before 0.2), in both layouts.
       for (const buckets of [0, GROWTH / 16])
         for (const perUser of [1, 10]) {
           growth.push(
             await usedMemoryPerSession(
               memUrl,
-              `${GROWTH} sessions, ${perUser} per user, ip + Chrome user agent, recordFormat: 'binary'${buckets ? `, keyBuckets: ${buckets}` : ''}`,
+              `${GROWTH} sessions, ${perUser} per user, ip + Chrome user agent, recordFormat: 'text'${buckets ? `, keyBuckets: ${buckets}` : ''}`,
               GROWTH,
               GROWTH / perUser,
               CHROME_META,
-              { keyBuckets: buckets, recordFormat: 'binary' },
+              { keyBuckets: buckets, recordFormat: 'text' },
             ),
           );
         }
-      // Sessions that have been used: each refreshed once after its login. A rotated record
-      // keeps its rotation time, and with a grace period (the default 10 s) 8 bytes of the jti
-      // it replaced, which each later rotation replaces with its own.
-      for (const [recordFormat, refreshGracePeriod] of [
-        ['text', 10],
-        ['binary', 10],
-        ['binary', 0],
-      ] as const)
+      // Sessions that have been used: each refreshed once after its login (the default grace
+      // period of 10 s). A rotated record keeps its rotation time; the replaced jti is not kept
+      // (the new one is derived from it).
+      for (const recordFormat of ['binary', 'text'] as const)
         growth.push(
           await usedMemoryPerSession(
             memUrl,
-            `${GROWTH} sessions, 1 per user, ip + Chrome user agent, each refreshed once${recordFormat === 'binary' ? ", recordFormat: 'binary'" : ''}, refreshGracePeriod: ${refreshGracePeriod}`,
+            `${GROWTH} sessions, 1 per user, ip + Chrome user agent, each refreshed once${recordFormat === 'text' ? ", recordFormat: 'text'" : ''}`,
             GROWTH,
             GROWTH,
             CHROME_META,
-            { recordFormat, refreshed: { refreshGracePeriod } },
+            { recordFormat, refreshed: { refreshGracePeriod: 10 } },
           ),
         );
     }

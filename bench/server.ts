@@ -21,6 +21,7 @@ import {
   sharedKeys,
   strategyOf,
   type Target,
+  textRecords,
   TARGET_NAMES,
 } from './targets.js';
 
@@ -67,7 +68,12 @@ const auth =
           ? { store: pgStore }
           : onMemory(target)
             ? { store: memoryStore() }
-            : { redis: redisUrl, keyPrefix: `bench:${target}:`, keyBuckets: sharedKeys(target) }),
+            : {
+                redis: redisUrl,
+                keyPrefix: `bench:${target}:`,
+                keyBuckets: sharedKeys(target),
+                recordFormat: textRecords(target) ? 'text' : 'binary',
+              }),
         strategy: strategyOf(target),
         // Login and refresh sessions expire soon after the run; a /me target's outlive it.
         accessTokenTtl: issuing ? 900 : ME_ACCESS_TTL,

@@ -42,6 +42,8 @@ export const TARGETS = {
   login: { label: 'login (generateTokens)', kind: 'login' },
   'hand-refresh': { label: 'hand-written refresh (verify, SREM, sign 2, SADD)', kind: 'refresh' },
   refresh: { label: 'refresh (refreshTokens)', kind: 'refresh' },
+  'login-text': { label: "login (generateTokens), recordFormat: 'text'", kind: 'login' },
+  'refresh-text': { label: "refresh (refreshTokens), recordFormat: 'text'", kind: 'refresh' },
   'login-shared': { label: 'login (generateTokens), keyBuckets: 4096', kind: 'login' },
   'refresh-shared': { label: 'refresh (refreshTokens), keyBuckets: 4096', kind: 'refresh' },
   'login-pg': { label: 'login (generateTokens) on PostgreSQL', kind: 'login' },
@@ -79,6 +81,9 @@ export const strategyOf = (target: Target): 'redis' | 'session' | 'jwt' =>
  * (20,000 users), filling up to 10 to 20 sessions each over a login or refresh run.
  */
 export const sharedKeys = (target: Target): number => (target.endsWith('-shared') ? 4096 : 0);
+
+/** Targets on Redis with the text record (the binary one is the default). */
+export const textRecords = (target: Target): boolean => target.endsWith('-text');
 
 /** Targets on the in-process memory store. */
 export const onMemory = (target: Target): boolean => target.endsWith('-memory');

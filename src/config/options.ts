@@ -84,14 +84,15 @@ export interface AuthOptions {
   sessionCache?: boolean | SessionCacheOptions;
   /**
    * Opt-in, with `redis`: users' sessions share this many Redis hashes instead of one hash per
-   * user, for about 170 bytes of Redis per session instead of 260 when users have one each (90
-   * instead of 200 with `recordFormat: 'binary'`).
+   * user, for about 85 bytes of Redis per session instead of 200 when users have one each (170
+   * instead of 260 with `recordFormat: 'text'`).
    * See `redisStore`'s option for sizing. @default 0 (a hash per user)
    */
   keyBuckets?: number;
   /**
-   * Opt-in, with `redis`: `'binary'` records new sessions in about a third less Redis memory.
-   * See `redisStore`'s option. @default 'text'
+   * With `redis`: how new sessions are recorded. `'binary'` keeps a one-session user under 200
+   * bytes of Redis; `'text'` is the record of versions before 0.2, for a rolling upgrade from
+   * them. See `redisStore`'s option. @default 'binary'
    */
   recordFormat?: 'binary' | 'text';
   /**

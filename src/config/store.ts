@@ -70,7 +70,7 @@ export function createStore(given: AuthOptions, options: ResolvedOptions): Sessi
         'keyBuckets',
         'lays out Redis keys, so it needs the `redis` option',
       );
-    if (given.recordFormat !== undefined && given.recordFormat !== 'text')
+    if (given.recordFormat !== undefined && given.recordFormat !== 'binary')
       throw new AuthConfigError(
         'recordFormat',
         'lays out Redis records, so it needs the `redis` option',

@@ -70,10 +70,10 @@ export const CREATE_ARGS = [
 /**
  * ARGV of ROTATE_SESSION. A version 1 record compares and stores the compact jti and the base-36
  * times; a version 2 record the jti's 16 bytes, which the script packs from the jti as given
- * (`oldUuid`, `newUuid`), only for a binary record: a text record's rotation, the default's,
+ * (`oldUuid`, `newUuid`), only for a binary record: a text record's rotation
  * costs neither side anything for them. `successor` is 1 when the new jti is derived from the old
  * one (Rotation.successor): a concurrent rotation is then recognised by the live jti being the new
- * one, and the record keeps no previous jti.
+ * one, and a binary record keeps no previous jti (a text one still does, for earlier versions).
  */
 export const ROTATE_ARGS = [
   'owner',
@@ -503,12 +503,11 @@ if not v then return ${ROTATE_RESULTS.missing} end
 local grace = tonumber(A.graceMs)
 local expiresAt = tonumber(A.expiresAt)
 -- A successor jti (derived from the old one) names every concurrent rotation's new jti, so the
--- live one being it says that rotation happened: no previous jti is kept then.
+-- live one being it says that rotation happened: a binary record keeps no previous jti then.
 local successor = A.successor == '1'
-local keep = grace > 0 and not successor
 -- The family's next record when A.oldJti is its live jti (nil otherwise), and whether A.oldJti
 -- is the one it replaced within the grace window. The previous jti only matters within a grace
--- window: without one (or with a successor) it is not kept, and with one only a part of it is.
+-- window: without one it is not kept, and with one only a part of it is.
 local record, superseded
 if binary(v) then
   local layout = string.byte(v, 1)
@@ -527,6 +526,7 @@ if binary(v) then
     -- A family keeps the form of jti it started with: version 2 holds 16 bytes.
     local new = jtiBytes(A.newUuid)
     if new == '' then error('a family recorded with a UUID jti takes only a UUID jti') end
+    local keep = grace > 0 and not successor
     -- From here on the expiry is the one the record keeps (the key's, PRUNE_AT).
     local kept = expirySeconds(expiresAt)
     expiresAt = kept * 1000
@@ -544,7 +544,9 @@ if binary(v) then
 else
   local f = fields(v)
   if f[F.jti] == A.oldJti then
-    f[F.previousJti] = keep and string.sub(A.oldJti, 1, PREVIOUS_UUID_CHARS) or ''
+    -- A text record keeps it whatever the ids: versions before 0.2, which may run beside this
+    -- one (recordFormat 'text' is for that), recognise a concurrent rotation by it alone.
+    f[F.previousJti] = grace > 0 and string.sub(A.oldJti, 1, PREVIOUS_UUID_CHARS) or ''
     f[F.jti] = A.newJti
     f[F.rotatedAt] = A.now36
     f[F.expiresAt] = A.expiresAt36

@@ -7,9 +7,9 @@ import type { SessionRecord } from './session-store.js';
  * neither side hard-codes a position.
  *
  * A family is field `<sid>`, its core record, in one of two versions:
- * - version 1 (text, the default): CORE_FIELDS joined by SEP, at most 64 bytes; also what a
- *   family whose jti is no UUID always gets.
- * - version 2 (binary, see V2_LAYOUT), written with `recordFormat: 'binary'` for a family whose
+ * - version 1 (text, `recordFormat: 'text'`, and every record before 0.2): CORE_FIELDS joined by
+ *   SEP, at most 64 bytes; also what a family whose jti is no UUID always gets.
+ * - version 2 (binary, see V2_LAYOUT), written by default (`recordFormat: 'binary'`) for a family whose
  *   jti is a UUID (both built-in strategies): the jti's 16 bytes, createdAt in ms, expiresAt and
  *   rotatedAt in whole seconds, and the ip and device label as 6 bytes of codes when it has them
  *   (IPv4 and a browser, OS and type this codec knows). A login's record is then 33 bytes, a

@@ -56,7 +56,7 @@ function register(
 /**
  * The Redis store in both layouts: a hash per user, and shared hashes (`keyBuckets`), here just
  * one, so that every user of the suite shares it and every operation must keep them apart; each
- * with the default text records and the opt-in binary ones.
+ * with the default binary records and the opt-in text ones.
  */
 function onRedis(name: string, makeClient: () => Client): void {
   let client: Client;
@@ -64,28 +64,28 @@ function onRedis(name: string, makeClient: () => Client): void {
     client = makeClient();
     cleanups.push(() => client.quit().catch(() => client.disconnect()));
   });
+  // The default binary records keep expiries and last uses to the second.
   const prefix = uniquePrefix();
-  register(name, () => redisStore(client, { keyPrefix: prefix }), false);
+  register(name, () => redisStore(client, { keyPrefix: prefix }), false, 1000);
   const shared = uniquePrefix();
   register(
     `${name}, shared keys`,
     () => redisStore(client, { keyPrefix: shared, keyBuckets: 1 }),
     false,
-  );
-  // The opt-in binary records, in both layouts: expiries and last uses to the second.
-  const binary = uniquePrefix();
-  register(
-    `${name}, binary records`,
-    () => redisStore(client, { keyPrefix: binary, recordFormat: 'binary' }),
-    false,
     1000,
   );
-  const sharedBinary = uniquePrefix();
+  // The opt-in text records (earlier versions' only kind), in both layouts: times to the ms.
+  const text = uniquePrefix();
   register(
-    `${name}, shared keys, binary records`,
-    () => redisStore(client, { keyPrefix: sharedBinary, keyBuckets: 1, recordFormat: 'binary' }),
+    `${name}, text records`,
+    () => redisStore(client, { keyPrefix: text, recordFormat: 'text' }),
     false,
-    1000,
+  );
+  const sharedText = uniquePrefix();
+  register(
+    `${name}, shared keys, text records`,
+    () => redisStore(client, { keyPrefix: sharedText, keyBuckets: 1, recordFormat: 'text' }),
+    false,
   );
 }
 

@@ -57,7 +57,18 @@ describe('device labels in the session list', () => {
     ]);
 
     client = redisClient();
-    const stored = Object.values(await client.hgetall(`${keyPrefix}{u:1}`)).join('\n');
+    // The default binary record keeps the label as codes: one 33-byte field per session.
+    const stored = Object.values(await client.hgetallBuffer(`${keyPrefix}{u:1}`));
+    expect(stored.map((value) => value.length)).toEqual([33, 33]);
+    expect(Buffer.concat(stored).toString('latin1')).not.toMatch(/Mozilla|Gecko/);
+  });
+
+  it('the text record keeps the label, not the user agent', async () => {
+    const keyPrefix = uniquePrefix();
+    auth = testAuth({ keyPrefix, recordFormat: 'text' });
+    await auth.generateTokens({ id: 'text' }, { ip: '203.0.113.7', userAgent: FIREFOX });
+    client = redisClient();
+    const stored = Object.values(await client.hgetall(`${keyPrefix}{u:text}`)).join('\n');
     expect(stored).toContain('Firefox|Linux|desktop');
     expect(stored).not.toContain('Mozilla');
     expect(stored).not.toContain('Gecko');

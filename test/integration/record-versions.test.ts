@@ -26,8 +26,8 @@ const META = { ip: '203.0.113.7', userAgent: 'Firefox|Linux|desktop' };
 function setUp(recordFormat?: 'text') {
   client = redisClient();
   const keyPrefix = uniquePrefix();
-  // Binary records are opt-in; text ones the default.
-  store = redisStore(client, { keyPrefix, ...(recordFormat ? {} : { recordFormat: 'binary' }) });
+  // Binary records are the default; text ones opt-in.
+  store = redisStore(client, { keyPrefix, ...(recordFormat ? { recordFormat } : {}) });
   return (user: string) => `${keyPrefix}{u:${user}}`;
 }
 
@@ -194,7 +194,7 @@ describe('Redis record versions', () => {
     expect(await store.isLive('new', sessionId, now)).toBe(false);
   });
 
-  it('keeps no previous jti for a successor rotation, binary or text, and still answers a concurrent one', async () => {
+  it('keeps no previous jti in a binary record for a successor rotation, and both kinds still answer a concurrent one', async () => {
     for (const format of ['binary', 'text'] as const) {
       const keyOf = setUp(format === 'text' ? 'text' : undefined);
       const key = keyOf('successor');
@@ -214,18 +214,22 @@ describe('Redis record versions', () => {
       if (format === 'binary') {
         // The rotation time and no grace part: 37 bytes, the 64-byte allocation, as without one.
         expect(record.length).toBe(37);
+        expect((await store.get('successor', sessionId, now))?.previousJti).toBe('');
       } else {
-        expect(record.toString().split('|')[1]).toBe('');
+        // A text record keeps it anyway: earlier versions running beside this one look for it.
+        expect(record.toString().split('|')[1]).toHaveLength(14);
       }
-      expect((await store.get('successor', sessionId, now))?.previousJti).toBe('');
       expect(await rotate(jti0, jti1, true)).toBe('superseded');
       // A family an earlier version rotated keeps its previous jti: that still recognises one.
       expect(await rotate(jti1, jti2, false)).toBe('rotated');
       expect(await rotate(jti1, randomUUID(), true)).toBe('superseded');
-      // Another new jti than the live one, with nothing kept to match: reuse.
+      // Another new jti than the live one: a binary record has nothing else to match, reuse; a
+      // text one still has the replaced jti.
       expect(await rotate(jti2, randomUUID(), true)).toBe('rotated');
-      expect(await rotate(jti2, randomUUID(), true)).toBe('reused');
-      expect(await store.isLive('successor', sessionId, now)).toBe(false);
+      expect(await rotate(jti2, randomUUID(), true)).toBe(
+        format === 'binary' ? 'reused' : 'superseded',
+      );
+      expect(await store.isLive('successor', sessionId, now)).toBe(format === 'text');
       await store.close();
       client.disconnect();
     }
@@ -312,11 +316,19 @@ describe('Redis record versions', () => {
     }
   });
 
-  it('writes text records by default, and checks the option', async () => {
-    const keyOf = setUp('text');
+  it('writes binary records by default, text ones with the option, and checks it', async () => {
+    const keyOfDefault = setUp();
     const now = Date.now();
     const jti = randomUUID();
     const session = { sessionId: 'GGGGGGGGGGGGGGGG', jti, now, expiresAt: now + 60_000, ...META };
+    await store.create('default', session, 0);
+    expect(await client.hgetallBuffer(keyOfDefault('default'))).toEqual({
+      [session.sessionId]: packRecord({ ...session, createdAt: now }),
+    });
+    await store.close();
+    client.disconnect();
+
+    const keyOf = setUp('text');
     await store.create('text', session, 0);
     const hash = await client.hgetall(keyOf('text'));
     expect(hash).toEqual({
@@ -327,14 +339,14 @@ describe('Redis record versions', () => {
 
     expect(() => redisStore(client, { recordFormat: 'json' as 'text' })).toThrow(AuthConfigError);
     // Binary records keep expiries to the second: an idle lifetime of one could never slide.
-    const binaryStore = () =>
-      redisStore(client, { keyPrefix: uniquePrefix(), recordFormat: 'binary' });
+    const binaryStore = () => redisStore(client, { keyPrefix: uniquePrefix() });
     expect(() => createAuth({ secret: SECRET, store: binaryStore(), sessionIdleTtl: 1 })).toThrow(
       /sessionIdleTtl.*at least 2 s/,
     );
     expect(() => createAuth({ secret: SECRET, store: store, sessionIdleTtl: 1 })).not.toThrow();
-    expect(() => createAuth({ secret: SECRET, recordFormat: 'binary' })).toThrow(
+    expect(() => createAuth({ secret: SECRET, recordFormat: 'text' })).toThrow(
       /recordFormat.*needs the `redis` option/,
     );
+    await createAuth({ secret: SECRET, recordFormat: 'binary' }).close();
   });
 });

@@ -56,29 +56,33 @@ function shared(keyBuckets: number, options: Parameters<typeof createAuth>[0] | 
 const keysOf = (prefix: string) => client.keys(`${prefix}*`);
 
 describe('the shared layout (keyBuckets)', () => {
-  it('keeps users in at most keyBuckets hashes, their fields led by a 16-character owner tag, in the compact encoding', async () => {
-    const { auth, keyPrefix } = shared(4);
-    for (let i = 0; i < 40; i++) await auth.generateTokens({ id: `user-${i}` }, CHROME);
-    const keys = await keysOf(keyPrefix);
-    expect(keys.length).toBeLessThanOrEqual(4);
-    for (const key of keys) {
-      expect(key).toMatch(new RegExp(`^${keyPrefix}\\{b:[0-3]\\}$`));
-      expect(await client.object('ENCODING', key)).toBe('listpack');
-      // Besides the families, the earliest time one may have expired: when a login prunes.
-      for (const field of await client.hkeys(key))
-        expect(field).toMatch(/^([\w-]{16}[\w-]+(:\d)?|~)$/);
-      expect(await client.pttl(key)).toBeGreaterThan(2_500_000_000);
-    }
-    let total = 0;
-    for (const key of keys) total += await client.hlen(key);
-    // A core record and one metadata chunk per session, and each hash's time to prune.
-    expect(total).toBe(80 + keys.length);
-    for (let i = 0; i < 40; i++) {
-      const sessions = await auth.listSessions(`user-${i}`);
-      expect(sessions).toHaveLength(1);
-      expect(sessions[0]).toMatchObject({ ip: CHROME.ip, userAgent: 'Chrome on Windows' });
-    }
-  });
+  it.each(['binary', 'text'] as const)(
+    'keeps users in at most keyBuckets hashes, their fields led by a 16-character owner tag, in the compact encoding (%s records)',
+    async (recordFormat) => {
+      const { auth, keyPrefix } = shared(4, { recordFormat });
+      for (let i = 0; i < 40; i++) await auth.generateTokens({ id: `user-${i}` }, CHROME);
+      const keys = await keysOf(keyPrefix);
+      expect(keys.length).toBeLessThanOrEqual(4);
+      for (const key of keys) {
+        expect(key).toMatch(new RegExp(`^${keyPrefix}\\{b:[0-3]\\}$`));
+        expect(await client.object('ENCODING', key)).toBe('listpack');
+        // Besides the families, the earliest time one may have expired: when a login prunes.
+        for (const field of await client.hkeys(key))
+          expect(field).toMatch(/^([\w-]{16}[\w-]+(:\d)?|~)$/);
+        expect(await client.pttl(key)).toBeGreaterThan(2_500_000_000);
+      }
+      let total = 0;
+      for (const key of keys) total += await client.hlen(key);
+      // A record per session (a text one with its metadata chunk beside it), and each hash's
+      // time to prune.
+      expect(total).toBe((recordFormat === 'text' ? 80 : 40) + keys.length);
+      for (let i = 0; i < 40; i++) {
+        const sessions = await auth.listSessions(`user-${i}`);
+        expect(sessions).toHaveLength(1);
+        expect(sessions[0]).toMatchObject({ ip: CHROME.ip, userAgent: 'Chrome on Windows' });
+      }
+    },
+  );
 
   it('a hostile user id stays a field tag: keys are numbered hashes whatever the id', async () => {
     const { auth, keyPrefix } = shared(8);
@@ -141,14 +145,14 @@ describe('the shared layout (keyBuckets)', () => {
     expect(families).toHaveLength(2);
   });
 
-  it('past the compact encoding (a hash of 300 users), the cap and the lists still keep each user to their own', async () => {
+  it('past the compact encoding (a hash of 600 users), the cap and the lists still keep each user to their own', async () => {
     const { auth, keyPrefix } = shared(1, { maxSessionsPerUser: 2 });
     const key = `${keyPrefix}{b:0}`;
-    for (let i = 0; i < 300; i += 50)
+    for (let i = 0; i < 600; i += 50)
       await Promise.all(
         Array.from({ length: 50 }, (_, j) => auth.generateTokens({ id: `u${i + j}` }, CHROME)),
       );
-    // 600 fields: more than Redis keeps in a listpack by default (512).
+    // 600 fields (one binary record each): more than Redis keeps in a listpack by default (512).
     expect(await client.object('ENCODING', key)).toBe('hashtable');
     // The cap reads the user's own sessions page by page (HSCAN): the oldest of three goes.
     const first = await auth.generateTokens({ id: 'u7' }, CHROME);
@@ -157,7 +161,7 @@ describe('the shared layout (keyBuckets)', () => {
     await expect(auth.refreshTokens(first.refresh_token)).resolves.toBeDefined();
     await auth.generateTokens({ id: 'u7' }, CHROME);
     expect(await auth.listSessions('u7')).toHaveLength(2);
-    for (const id of ['u0', 'u8', 'u299']) expect(await auth.listSessions(id)).toHaveLength(1);
+    for (const id of ['u0', 'u8', 'u599']) expect(await auth.listSessions(id)).toHaveLength(1);
     expect(await auth.revokeAllSessions('u8')).toBe(1);
     expect(await auth.listSessions('u9')).toHaveLength(1);
   });
@@ -210,7 +214,7 @@ describe('the shared layout (keyBuckets)', () => {
     await untilCached(two, b.access_token);
   });
 
-  it('takes a one-session user under 200 bytes of Redis, where a hash per user takes over 200', async () => {
+  it('takes a one-session user under 200 bytes of Redis in shared hashes, fewer than in a hash per user', async () => {
     const perSession = async (keyBuckets: number) => {
       const { auth, keyPrefix } = shared(keyBuckets, { maxSessionsPerUser: 0 });
       for (let i = 0; i < 1600; i += 100)
