@@ -149,6 +149,7 @@ switch (target) {
   case 'login-pg':
   case 'login-memory':
   case 'login-shared':
+  case 'login-text':
   case 'login-session':
   case 'login-jwt':
     app.use(koaBody());
@@ -164,6 +165,7 @@ switch (target) {
   case 'refresh-pg':
   case 'refresh-memory':
   case 'refresh-shared':
+  case 'refresh-text':
   case 'refresh-session':
   case 'refresh-jwt':
     app.use(koaBody());
@@ -175,6 +177,9 @@ switch (target) {
       );
     });
     break;
+  default:
+    // Every target has its server: a new one without a case here would answer 404s.
+    target satisfies never;
 }
 // The load generator counts non-2xx answers; keep Koa from logging each to stderr.
 app.silent = true;
