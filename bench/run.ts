@@ -503,7 +503,9 @@ async function main(): Promise<void> {
       ]);
     }
 
-    for (const g of growth.filter((g) => g.label.includes('Chrome')))
+    // The target is the library's record (binary, the default); the text record's rows, for
+    // upgrades from versions before 0.2, are in the table below and not held to it.
+    for (const g of growth.filter((g) => g.label.includes('Chrome') && !g.label.includes("'text'")))
       goals.push([
         `Redis used_memory per live session <= 200 B: ${g.label}`,
         `${g.bytesPerSession} B`,
