@@ -305,8 +305,9 @@ async function main(): Promise<void> {
           );
         }
       // Sessions that have been used: each refreshed once after its login (the default grace
-      // period of 10 s). A rotated record keeps its rotation time; the replaced jti is not kept
-      // (the new one is derived from it).
+      // period of 10 s). A rotated record keeps its rotation time; a binary one keeps nothing of
+      // the replaced jti (the new one is derived from it), a text one keeps 14 characters of it
+      // for earlier versions.
       for (const recordFormat of ['binary', 'text'] as const)
         growth.push(
           await usedMemoryPerSession(

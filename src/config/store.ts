@@ -73,7 +73,9 @@ export function createStore(given: AuthOptions, options: ResolvedOptions): Sessi
     if (given.recordFormat !== undefined && given.recordFormat !== 'binary')
       throw new AuthConfigError(
         'recordFormat',
-        'lays out Redis records, so it needs the `redis` option',
+        given.recordFormat === 'text'
+          ? 'lays out Redis records, so it needs the `redis` option'
+          : "must be 'binary' or 'text'",
       );
     warnMemory();
     return new MemoryStore();

@@ -161,8 +161,8 @@ export class ReplicationError extends Error {
 
 /**
  * Redis store. Data model: one hash per user, `<prefix>{u:<id>}` (one hash tag, so one Cluster
- * slot), with a core-record field per family (text, or with `recordFormat: 'binary'` binary with
- * the ip and device label as codes when it can) and its metadata chunks beside it when the record
+ * slot), with a core-record field per family (binary by default, with the ip and device label
+ * as codes when it can; text with `recordFormat: 'text'` or for a jti that is no UUID) and its metadata chunks beside it when the record
  * does not carry them, laid out by the record codec (record-codec.ts). The key expires with the user's last session; a write that
  * finds the hash large, and its earliest expiry passed, prunes its expired families (lua.ts,
  * SCAN_FIELDS).

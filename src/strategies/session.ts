@@ -91,7 +91,7 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
   if (idleMs < 2 * resolution)
     throw new AuthConfigError(
       'sessionIdleTtl',
-      `must be at least ${(2 * resolution) / 1000} s on this store, which keeps expiries to ${resolution} ms (recordFormat: 'binary' keeps seconds)`,
+      `must be at least ${(2 * resolution) / 1000} s on this store, which keeps expiries to ${resolution} ms (binary records, the Redis store's default, keep seconds; recordFormat: 'text' keeps ms)`,
     );
 
   const stored = storeCaller(events);

@@ -8,10 +8,10 @@ import { redisClient, type TestRedis, uniquePrefix } from '../helpers/auth.js';
 import { SECRET } from '../helpers/forge.js';
 
 /*
- * With recordFormat: 'binary' the Redis store writes version 2 records (binary, one field per
- * family) and still reads, checks, lists, rotates and caps the version 1 records (text, metadata
- * in fields of its own) that earlier versions and the default format write, in the same hash as
- * new ones: turning it on logs nobody out.
+ * By default the Redis store writes version 2 records (binary, one field per family) and still
+ * reads, checks, lists, rotates and caps the version 1 records (text, metadata in fields of its
+ * own) that earlier versions and `recordFormat: 'text'` write, in the same hash as new ones:
+ * upgrading logs nobody out.
  */
 
 let client: TestRedis;
@@ -348,5 +348,8 @@ describe('Redis record versions', () => {
       /recordFormat.*needs the `redis` option/,
     );
     await createAuth({ secret: SECRET, recordFormat: 'binary' }).close();
+    expect(() => createAuth({ secret: SECRET, recordFormat: 'json' as 'text' })).toThrow(
+      /recordFormat.*must be 'binary' or 'text'/,
+    );
   });
 });
