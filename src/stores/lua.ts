@@ -505,14 +505,15 @@ local expiresAt = tonumber(A.expiresAt)
 -- A successor jti (derived from the old one) names every concurrent rotation's new jti, so the
 -- live one being it says that rotation happened: a binary record keeps no previous jti then.
 local successor = A.successor == '1'
--- The family's next record when A.oldJti is its live jti (nil otherwise), and whether A.oldJti
--- is the one it replaced within the grace window. The previous jti only matters within a grace
--- window: without one it is not kept, and with one only a part of it is.
-local record, superseded
+-- The family's next record when A.oldJti is its live jti (nil otherwise); else, in the record's
+-- own form, whether A.oldJti is the one its last rotation (at rotatedAt, epoch ms) replaced:
+-- its successor is live, or it is the previous jti the record keeps. The previous jti only
+-- matters within a grace window: without one it is not kept, and with one only a part of it is.
+local record, rotatedAt, replaced = nil, 0, false
 if binary(v) then
   local layout = string.byte(v, 1)
   local at = V2_HEAD + 1
-  local rotatedAt, prev = 0, ''
+  local prev = ''
   if bit.band(layout, ${V2_ROTATED}) ~= 0 then
     rotatedAt = struct.unpack(SECONDS, v, at) * 1000
     at = at + ${SECONDS_BYTES}
@@ -522,7 +523,8 @@ if binary(v) then
     at = at + ${PREVIOUS_BYTES}
   end
   local old = jtiBytes(A.oldUuid)
-  if old ~= '' and string.sub(v, ${V2_LAYOUT.jti + 1}, ${V2_LAYOUT.jti + 16}) == old then
+  local live = string.sub(v, ${V2_LAYOUT.jti + 1}, ${V2_LAYOUT.jti + 16})
+  if old ~= '' and live == old then
     -- A family keeps the form of jti it started with: version 2 holds 16 bytes.
     local new = jtiBytes(A.newUuid)
     if new == '' then error('a family recorded with a UUID jti takes only a UUID jti') end
@@ -535,11 +537,9 @@ if binary(v) then
       .. string.sub(v, ${V2_LAYOUT.createdAt + 1}, ${V2_LAYOUT.expiresAt})
       .. struct.pack(SECONDS, kept) .. struct.pack(SECONDS, rotationSeconds(now))
       .. (keep and string.sub(old, 1, ${PREVIOUS_BYTES}) or '') .. string.sub(v, at)
-  elseif grace > 0 and now - rotatedAt <= grace then
-    if successor then
-      superseded = string.sub(v, ${V2_LAYOUT.jti + 1}, ${V2_LAYOUT.jti + 16}) == jtiBytes(A.newUuid)
-    end
-    superseded = superseded or (prev ~= '' and prev == string.sub(old, 1, ${PREVIOUS_BYTES}))
+  else
+    replaced = (successor and live == jtiBytes(A.newUuid))
+      or (prev ~= '' and prev == string.sub(old, 1, ${PREVIOUS_BYTES}))
   end
 else
   local f = fields(v)
@@ -553,9 +553,9 @@ else
     record = table.concat(f, SEP)
   else
     local prev = f[F.previousJti] or ''
-    superseded = grace > 0 and now - (tonumber(f[F.rotatedAt], 36) or 0) <= grace
-      and ((successor and f[F.jti] == A.newJti)
-        or (prev ~= '' and prev == string.sub(A.oldJti, 1, PREVIOUS_UUID_CHARS)))
+    rotatedAt = tonumber(f[F.rotatedAt], 36) or 0
+    replaced = (successor and f[F.jti] == A.newJti)
+      or (prev ~= '' and prev == string.sub(A.oldJti, 1, PREVIOUS_UUID_CHARS))
   end
 end
 if record then
@@ -585,7 +585,8 @@ if record then
   end
   return ${ROTATE_RESULTS.rotated}
 end
-if superseded then return ${ROTATE_RESULTS.superseded} end
+-- The jti the last rotation replaced, within the grace window: a second tab, not a thief.
+if replaced and grace > 0 and now - rotatedAt <= grace then return ${ROTATE_RESULTS.superseded} end
 drop(A.sessionId)
 settle(now, A.owner)
 return ${ROTATE_RESULTS.reused}
