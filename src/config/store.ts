@@ -1,6 +1,6 @@
 import { AuthConfigError } from '../errors.js';
 import { MemoryStore } from '../stores/memory-store.js';
-import { redisStore } from '../stores/redis-store.js';
+import { redisStore, resolveRecordFormat } from '../stores/redis-store.js';
 import type { SessionStore } from '../stores/session-store.js';
 import type { AuthOptions, ResolvedOptions } from './options.js';
 import { warnOnce } from './validate.js';
@@ -70,12 +70,10 @@ export function createStore(given: AuthOptions, options: ResolvedOptions): Sessi
         'keyBuckets',
         'lays out Redis keys, so it needs the `redis` option',
       );
-    if (given.recordFormat !== undefined && given.recordFormat !== 'binary')
+    if (resolveRecordFormat(given.recordFormat) !== 'binary')
       throw new AuthConfigError(
         'recordFormat',
-        given.recordFormat === 'text'
-          ? 'lays out Redis records, so it needs the `redis` option'
-          : "must be 'binary' or 'text'",
+        'lays out Redis records, so it needs the `redis` option',
       );
     warnMemory();
     return new MemoryStore();

@@ -669,6 +669,14 @@ export interface RedisStoreConfig {
   recordFormat?: 'binary' | 'text';
 }
 
+/** `recordFormat` as given to `redisStore`/`createAuth`, checked: `'binary'` when absent. */
+export function resolveRecordFormat(value: unknown): 'binary' | 'text' {
+  if (value === undefined) return 'binary';
+  if (value !== 'binary' && value !== 'text')
+    throw new AuthConfigError('recordFormat', "must be 'binary' or 'text'");
+  return value;
+}
+
 /** `sessionCache` as given to `redisStore`/`createAuth`, checked. */
 export function resolveSessionCache(value: unknown): ResolvedSessionCache | undefined {
   if (value === undefined || value === false) return undefined;
@@ -715,9 +723,7 @@ export function redisStore(redis: RedisOption, config: RedisStoreConfig = {}): S
   const timeout = wholeNumber('timeout', config.timeout ?? 1000, 10, 60_000);
   const sessionCache = resolveSessionCache(config.sessionCache);
   const keyBuckets = wholeNumber('keyBuckets', config.keyBuckets ?? 0, 0, 2 ** 24);
-  const recordFormat = config.recordFormat === undefined ? 'binary' : config.recordFormat;
-  if (recordFormat !== 'binary' && recordFormat !== 'text')
-    throw fail('recordFormat', "must be 'binary' or 'text'");
+  const recordFormat = resolveRecordFormat(config.recordFormat);
   const wanted =
     config.waitForReplicas === undefined
       ? undefined
