@@ -219,8 +219,7 @@ const EXPIRES_AT_IS_LAST = EXPIRES_AT === CORE_FIELDS.length - 1;
 /** The expiry (epoch ms) of a stored core record, of either version; 0 when unreadable. */
 export function coreExpiresAt(core: Buffer): number {
   // Read on every authenticated request (isLive): version 2 at a fixed offset.
-  if (isBinary(core))
-    return isCurrentLayout(core) ? core.readUInt32BE(V2_LAYOUT.expiresAt) * 1000 : 0;
+  if (isBinary(core)) return isCurrentLayout(core) ? binaryExpiresAt(core) : 0;
   const text = core.toString('latin1');
   // Version 1's expiry is its last field: one scan from the end, no array.
   if (EXPIRES_AT_IS_LAST) return parseInt(text.slice(text.lastIndexOf(SEP) + 1), 36) || 0;
@@ -310,6 +309,8 @@ const MAPPED_PREFIX = '::ffff:';
 
 /** Epoch ms as version 2 keeps expiresAt: whole seconds, rounded down. */
 const expirySeconds = (ms: number): number => Math.floor(ms / 1000);
+/** A version 2 record's expiresAt, back in epoch ms. */
+const binaryExpiresAt = (core: Buffer): number => core.readUInt32BE(V2_LAYOUT.expiresAt) * 1000;
 
 /** Whether a stored core record is version 2. */
 export const isBinary = (core: Buffer): boolean => core.length > 0 && core[0]! < 0x20;
@@ -604,7 +605,7 @@ function unpackBinary(sessionId: string, core: Buffer, meta: string): SessionRec
     rotatedAt,
     createdAt,
     lastUsedAt: rotatedAt || createdAt,
-    expiresAt: core.readUInt32BE(V2_LAYOUT.expiresAt) * 1000,
+    expiresAt: binaryExpiresAt(core),
     ...(layout & V2_DEVICE ? readDevice(core, at) : splitMeta(meta)),
   };
 }
