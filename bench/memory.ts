@@ -80,7 +80,7 @@ async function refreshEach(
     await Promise.all(tokens.slice(i, i + 500).map((token) => auth.refreshTokens(token, meta)));
 }
 
-/** N sessions over `users` users; optionally each rotated once (the record then also holds the previous UUID). */
+/** N sessions over `users` users; optionally each rotated once (the record then also holds its rotation time). */
 export async function perSession(
   redisUrl: string,
   label: string,
@@ -186,6 +186,8 @@ export interface GrowthResult {
   label: string;
   sessions: number;
   users: number;
+  /** How the sessions were recorded. */
+  recordFormat: 'text' | 'binary';
   /** Growth of INFO memory `used_memory` while the sessions were created, per session. */
   bytesPerSession: number;
 }
@@ -199,7 +201,8 @@ export interface GrowthOptions {
   recordFormat?: 'text' | 'binary';
   /**
    * Refresh each session once after its login: the record a session that has been used keeps
-   * (its rotation time, and with a grace period part of the replaced jti). Undefined: logins only.
+   * (its rotation time; a text record also part of the replaced jti, with a grace period).
+   * Undefined: logins only.
    */
   refreshed?: { refreshGracePeriod: number };
 }
@@ -238,7 +241,8 @@ export async function usedMemoryPerSession(
     if (refreshed) await refreshEach(auth, tokens, meta);
     await client.call('MEMORY', 'PURGE').catch(() => {});
     const after = await usedMemory(client);
-    return { label, sessions, users, bytesPerSession: Math.round((after - before) / sessions) };
+    const bytesPerSession = Math.round((after - before) / sessions);
+    return { label, sessions, users, recordFormat, bytesPerSession };
   } finally {
     await client.flushdb();
     await auth.close();
