@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
+import { Redis } from 'ioredis';
 
 /** Which generator drives GET /me: wrk when on PATH, unless BENCH_LOADER=autocannon. */
 export const meLoader: 'wrk' | 'autocannon' =
@@ -20,6 +21,8 @@ export interface LoadJob {
   url: string;
   /** The target's control server, asked for its CPU time before and after the measured run. */
   controlUrl: string;
+  /** The Redis every Redis target uses, asked for its CPU time before and after the measured run. */
+  redisUrl: string;
   /** GET /me with these bearer tokens in turn, or POST /login, or POST /refresh with these refresh tokens. */
   kind: 'me' | 'login' | 'refresh';
   tokens: string[];
@@ -48,6 +51,11 @@ export interface LoadResult {
   errors: number;
   /** Server CPU time (user + system) per answered request, in µs. */
   cpuPerRequest: number;
+  /**
+   * Redis CPU time (user + system, all its threads) per answered request, in µs: on a machine of
+   * two cores it competes with the server and the load generator, so it weighs on req/s too.
+   */
+  redisCpuPerRequest: number;
 }
 
 async function serverCpu(job: LoadJob): Promise<number> {
@@ -58,17 +66,35 @@ async function serverCpu(job: LoadJob): Promise<number> {
  * Runs the measured part of a job: the server's CPU time around it, and its profile when the job
  * asks for one (BENCH_PROFILE=1).
  */
-async function measured<T>(job: LoadJob, run: () => Promise<T>): Promise<{ out: T; cpu: number }> {
+/** Redis's CPU time so far (INFO cpu: used_cpu_user + used_cpu_sys), in µs. */
+async function redisCpu(redis: Redis): Promise<number> {
+  const info = await redis.info('cpu');
+  const seconds = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1]);
+  return (seconds('used_cpu_user') + seconds('used_cpu_sys')) * 1e6;
+}
+
+async function measured<T>(
+  job: LoadJob,
+  run: () => Promise<T>,
+): Promise<{ out: T; cpu: number; redisCpu: number }> {
   const profile = (query: string) =>
     fetch(`${job.controlUrl}/profile${query}`).then((res) => {
       if (!res.ok) throw new Error(`profiler: ${res.status}`);
     });
-  if (job.profile !== undefined) await profile('');
-  const cpuBefore = await serverCpu(job);
-  const out = await run();
-  const cpu = (await serverCpu(job)) - cpuBefore;
-  if (job.profile !== undefined) await profile(`?stop=${encodeURIComponent(job.profile)}`);
-  return { out, cpu };
+  const redis = new Redis(job.redisUrl, { lazyConnect: true });
+  try {
+    await redis.connect();
+    if (job.profile !== undefined) await profile('');
+    const redisBefore = await redisCpu(redis);
+    const cpuBefore = await serverCpu(job);
+    const out = await run();
+    const cpu = (await serverCpu(job)) - cpuBefore;
+    const redisUsed = (await redisCpu(redis)) - redisBefore;
+    if (job.profile !== undefined) await profile(`?stop=${encodeURIComponent(job.profile)}`);
+    return { out, cpu, redisCpu: redisUsed };
+  } finally {
+    redis.disconnect();
+  }
 }
 
 type Request = NonNullable<autocannon.Options['requests']>[number];
@@ -185,7 +211,7 @@ async function loadWithWrk(job: LoadJob): Promise<LoadResult> {
   writeFileSync(script, wrkScript(job.tokens));
   try {
     if (job.warmupSeconds > 0) await runWrk(job.url, script, job.connections, job.warmupSeconds);
-    const { out, cpu } = await measured(job, () =>
+    const { out, cpu, redisCpu } = await measured(job, () =>
       runWrk(job.url, script, job.connections, job.seconds),
     );
     const total = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
@@ -193,6 +219,7 @@ async function loadWithWrk(job: LoadJob): Promise<LoadResult> {
       /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
     return {
       cpuPerRequest: cpu / Math.max(1, total),
+      redisCpuPerRequest: redisCpu / Math.max(1, total),
       requests: total,
       rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0),
       p50: wrkMs(/^\s+50%\s+(\S+)/m.exec(out)?.[1]),
@@ -216,7 +243,11 @@ export async function load(job: LoadJob): Promise<LoadResult> {
       requests: requests({ ...job, tokens: job.warmupTokens }),
     });
   }
-  const { out: result, cpu } = await measured(job, () =>
+  const {
+    out: result,
+    cpu,
+    redisCpu,
+  } = await measured(job, () =>
     autocannon({
       url: job.url,
       connections: job.connections,
@@ -228,6 +259,7 @@ export async function load(job: LoadJob): Promise<LoadResult> {
   );
   return {
     cpuPerRequest: cpu / Math.max(1, result.requests.total),
+    redisCpuPerRequest: redisCpu / Math.max(1, result.requests.total),
     requests: result.requests.total,
     rps: result.requests.average,
     p50: result.latency.p50,

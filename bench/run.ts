@@ -149,7 +149,12 @@ async function pass(server: Running, tokens: string[]): Promise<void> {
   await Promise.all(Array.from({ length: 16 }, worker));
 }
 
-async function drive(target: Target, server: Running, round: number): Promise<LoadResult> {
+async function drive(
+  target: Target,
+  server: Running,
+  round: number,
+  redisUrl: string,
+): Promise<LoadResult> {
   const kind = TARGETS[target].kind;
   const pool = (n: number) =>
     kind === 'me'
@@ -160,6 +165,7 @@ async function drive(target: Target, server: Running, round: number): Promise<Lo
   const job: LoadJob = {
     url: `http://127.0.0.1:${server.port}`,
     controlUrl: `http://127.0.0.1:${server.control}`,
+    redisUrl,
     kind,
     connections: CONNECTIONS,
     seconds: SECONDS,
@@ -368,12 +374,12 @@ async function main(): Promise<void> {
         const server = await startServer(target, redis.url);
         let result: LoadResult;
         try {
-          result = await drive(target, server, round);
+          result = await drive(target, server, round, redis.url);
         } finally {
           await stopServer(server);
         }
         process.stderr.write(
-          `${Math.round(result.rps)} req/s, p99 ${result.p99} ms, ${result.cpuPerRequest.toFixed(0)} µs CPU/req${result.non2xx ? `, ${result.non2xx} non-2xx` : ''}\n`,
+          `${Math.round(result.rps)} req/s, p99 ${result.p99} ms, ${result.cpuPerRequest.toFixed(0)} µs CPU/req, Redis ${result.redisCpuPerRequest.toFixed(1)} µs/req${result.non2xx ? `, ${result.non2xx} non-2xx` : ''}\n`,
         );
         results.set(target, [...(results.get(target) ?? []), result]);
       }
@@ -419,6 +425,7 @@ async function main(): Promise<void> {
         'server CPU µs/req (median)',
         '× bare Koa by CPU',
         '× hand-written by CPU',
+        'Redis CPU µs/req (median)',
         'non-2xx',
       ],
       ...targets.map((target) => {
@@ -433,6 +440,7 @@ async function main(): Promise<void> {
           cpu(target).toFixed(0),
           pairedText(target, 'bare', 2, true),
           pairedText(target, HAND[TARGETS[target].kind]!, 2, true),
+          median(runs.map((r) => r.redisCpuPerRequest)).toFixed(1),
           String(runs.reduce((sum, r) => sum + r.non2xx + r.errors, 0)),
         ];
       }),
@@ -560,7 +568,10 @@ ${table(speed)}
 
 "× by CPU" divides bare Koa's (or koa-jwt's) server CPU time per request by the target's: where the
 server process is the bottleneck it predicts the req/s ratio, and it stays steady when other work
-shares the machine, which req/s does not.
+shares the machine, which req/s does not. "Redis CPU" is what redis-server used per request over
+the measured run (about 0 for the targets that do not use it): on two cores it takes its share
+from the server and the load generator, so a target that costs Redis more loses req/s that its
+server CPU does not show.
 
 ## Token verification alone (one process, no HTTP)
 
