@@ -69,9 +69,9 @@ export const CREATE_ARGS = [
 ] as const;
 /**
  * ARGV of ROTATE_SESSION. A version 1 record compares and stores the compact jti and the base-36
- * times; a version 2 record the jti's 16 bytes, which the script packs from the jti as given
- * (`oldUuid`, `newUuid`), only for a binary record: a text record's rotation
- * costs neither side anything for them. `successor` is 1 when the new jti is derived from the old
+ * times; a version 2 record the jti's 16 bytes, which the script packs from the jti's three
+ * parts (`oldParts`, `newParts`: record-codec.ts, jtiParts; empty for a jti that is no UUID),
+ * only for a binary record. `successor` is 1 when the new jti is derived from the old
  * one (Rotation.successor): a concurrent rotation is then recognised by the live jti being the new
  * one, and a binary record keeps no previous jti (a text one still does, for earlier versions).
  */
@@ -80,8 +80,8 @@ export const ROTATE_ARGS = [
   'sessionId',
   'oldJti',
   'newJti',
-  'oldUuid',
-  'newUuid',
+  'oldParts',
+  'newParts',
   'now',
   'expiresAt',
   'graceMs',
@@ -174,12 +174,13 @@ local MS, SECONDS = '>I${MS_BYTES}', '>I${SECONDS_BYTES}'
 local JTI, HEAD, DEVICE = '>I6I6I4', '>BI6I6I4I${MS_BYTES}I${SECONDS_BYTES}', '>I4I2'
 -- The parts of a binary record as the create script takes them (see CREATE_ARGS).
 local PARTS = '^.(%S+) (%S+) (%S+) ?(%S*) ?(%S*)$'
-local UUID_PARTS = '^(%x%x%x%x%x%x%x%x)%-(%x%x%x%x)%-(%x%x%x%x)%-(%x%x%x%x)%-(%x%x%x%x)(%x%x%x%x%x%x%x%x)$'
--- A UUID's 16 bytes; empty for anything that is no UUID.
-local function jtiBytes(uuid)
-  local a, b, c, d, e, f = string.match(uuid, UUID_PARTS)
-  if not a then return '' end
-  return struct.pack(JTI, '0x' .. a .. b, '0x' .. c .. d .. e, '0x' .. f)
+-- A jti's three parts as the rotate script takes them (see ROTATE_ARGS).
+local JTI_PARTS = '^(%S+) (%S+) (%S+)$'
+-- A UUID jti's 16 bytes, from its parts; empty when the jti is no UUID (no parts).
+local function jtiBytes(parts)
+  local high, middle, low = string.match(parts, JTI_PARTS)
+  if not high then return '' end
+  return struct.pack(JTI, high, middle, low)
 end
 local function binary(v)
   return (string.byte(v, 1) or 32) < 32
@@ -522,11 +523,11 @@ if binary(v) then
     prev = string.sub(v, at, at + ${PREVIOUS_BYTES - 1})
     at = at + ${PREVIOUS_BYTES}
   end
-  local old = jtiBytes(A.oldUuid)
+  local old = jtiBytes(A.oldParts)
   local live = string.sub(v, ${V2_LAYOUT.jti + 1}, ${V2_LAYOUT.jti + 16})
   if old ~= '' and live == old then
     -- A family keeps the form of jti it started with: version 2 holds 16 bytes.
-    local new = jtiBytes(A.newUuid)
+    local new = jtiBytes(A.newParts)
     if new == '' then error('a family recorded with a UUID jti takes only a UUID jti') end
     local keep = grace > 0 and not successor
     -- From here on the expiry is the one the record keeps (the key's, PRUNE_AT).
@@ -538,7 +539,7 @@ if binary(v) then
       .. struct.pack(SECONDS, kept) .. struct.pack(SECONDS, rotationSeconds(now))
       .. (keep and string.sub(old, 1, ${PREVIOUS_BYTES}) or '') .. string.sub(v, at)
   else
-    replaced = (successor and live == jtiBytes(A.newUuid))
+    replaced = (successor and live == jtiBytes(A.newParts))
       or (prev ~= '' and prev == string.sub(old, 1, ${PREVIOUS_BYTES}))
   end
 else

@@ -38,6 +38,7 @@ import {
   packMeta,
   unpackSession,
   binaryRecordArgs,
+  jtiParts,
 } from './record-codec.js';
 import type {
   Holding,
@@ -462,8 +463,8 @@ export class RedisStore implements SessionStore {
           sessionId: place.owner + r.sessionId,
           oldJti: compactUuid(r.oldJti),
           newJti: compactUuid(r.newJti),
-          oldUuid: r.oldJti,
-          newUuid: r.newJti,
+          oldParts: jtiParts(r.oldJti),
+          newParts: jtiParts(r.newJti),
           now: r.now,
           expiresAt: r.expiresAt,
           graceMs: r.graceMs,

@@ -9,7 +9,7 @@ import {
   ROTATE_SESSION,
   scriptArgs,
 } from '../../src/stores/lua.js';
-import { compactUuid, packCore } from '../../src/stores/record-codec.js';
+import { compactUuid, jtiParts, packCore } from '../../src/stores/record-codec.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 /*
@@ -101,8 +101,8 @@ describe.each(Object.entries(VARIANTS))(
           sessionId: 'r1',
           oldJti: compactUuid(jti),
           newJti: compactUuid(successor),
-          oldUuid: jti,
-          newUuid: successor,
+          oldParts: jtiParts(jti),
+          newParts: jtiParts(successor),
           now,
           expiresAt: next,
           graceMs: 0,
