@@ -13,6 +13,7 @@ import {
   DEVICE_TABLES,
   expandUuid,
   isBinary,
+  jtiParts,
   packCore,
   packMeta,
   packMetaByCharacter,
@@ -81,6 +82,37 @@ describe('compactUuid', () => {
       '0f8fad5b-d9cb-469f-a165-70867728950g',
     ])
       expect(compactUuid(odd)).toBe(odd);
+  });
+});
+
+describe('jtiParts', () => {
+  it("gives a UUID's 16 bytes as the three numbers the scripts pack (48, 48, 32 bits), and nothing for anything else", () => {
+    // What the scripts' struct.pack('>I6I6I4', …) writes from the three parts.
+    const packed = (parts: string) => {
+      const [high, middle, low] = parts.split(' ');
+      const out = Buffer.alloc(16);
+      out.writeUIntBE(Number(high), 0, 6);
+      out.writeUIntBE(Number(middle), 6, 6);
+      out.writeUInt32BE(Number(low), 12);
+      return out.toString('hex');
+    };
+    for (let i = 0; i < 2000; i++) {
+      const uuid = randomUUID();
+      const bytes = uuid.replaceAll('-', '');
+      expect(jtiParts(uuid)).toMatch(/^0x[0-9a-f]{12} 0x[0-9a-f]{12} 0x[0-9a-f]{8}$/);
+      expect(packed(jtiParts(uuid))).toBe(bytes);
+      expect(packed(jtiParts(uuid.toUpperCase()))).toBe(bytes);
+    }
+    for (const odd of [
+      '',
+      'abcdefghijklmnopqrstuv',
+      'šššššššš-bbbb-cccc-dddd-eeeeffff0000',
+      '0f8fad5b-d9cb-469f-a165-70867728950',
+      '0f8fad5b-d9cb-469f-a165-70867728950e0',
+      '0f8fad5b-d9cb-469f-a165-70867728950g',
+      '0f8fad5b d9cb 469f a165 70867728950e',
+    ])
+      expect(jtiParts(odd)).toBe('');
   });
 });
 
