@@ -62,10 +62,6 @@ async function serverCpu(job: LoadJob): Promise<number> {
   return (await (await fetch(`${job.controlUrl}/cpu`)).json()) as number;
 }
 
-/**
- * Runs the measured part of a job: the server's CPU time around it, and its profile when the job
- * asks for one (BENCH_PROFILE=1).
- */
 /** Redis's CPU time so far (INFO cpu: used_cpu_user + used_cpu_sys), in µs. */
 async function redisCpu(redis: Redis): Promise<number> {
   const info = await redis.info('cpu');
@@ -73,6 +69,10 @@ async function redisCpu(redis: Redis): Promise<number> {
   return (seconds('used_cpu_user') + seconds('used_cpu_sys')) * 1e6;
 }
 
+/**
+ * Runs the measured part of a job: the server's and Redis's CPU time around it, and its profile
+ * when the job asks for one (BENCH_PROFILE=1).
+ */
 async function measured<T>(
   job: LoadJob,
   run: () => Promise<T>,

@@ -565,30 +565,17 @@ const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a
 const isUuid = (uuid: string): boolean => UUID.test(uuid);
 
 /**
- * A UUID's 128 bits as the scripts take them: three hexadecimal numbers ("0x…") of 48, 48 and 32
- * bits, which Lua reads as numbers (exact in a double); undefined when it is no UUID. Text, not
+ * A UUID jti's 128 bits as the scripts take them: three hexadecimal numbers ("0x…") of 48, 48
+ * and 32 bits, apart by spaces, which Lua packs into the jti's 16 bytes with one short pattern
+ * and `struct.pack` (each number exact in a double); empty for a jti that is no UUID. Text, not
  * numbers: ioredis writes a number argument with String(), which costs V8 a full conversion for
  * every new 48-bit value (0.6 µs each, measured), where slicing the UUID's own digits costs
- * nearly nothing.
- */
-export function uuidHexParts(uuid: string): [string, string, string] | undefined {
-  if (!isUuid(uuid)) return undefined;
-  return [
-    `0x${uuid.slice(0, 8)}${uuid.slice(9, 13)}`,
-    `0x${uuid.slice(14, 18)}${uuid.slice(19, 23)}${uuid.slice(24, 28)}`,
-    `0x${uuid.slice(28)}`,
-  ];
-}
-
-/**
- * A UUID jti as the scripts take it: its three parts ({@link uuidHexParts}) apart by spaces, which
- * Lua packs into the jti's 16 bytes with one short pattern and `struct.pack`; empty for a jti that
- * is no UUID. Parsing the UUID itself in Lua (32 hex classes, then joining the pieces) cost Redis
- * more per rotation.
+ * nearly nothing. Parsing the UUID itself in Lua (32 hex classes, then joining the pieces) cost
+ * Redis more per rotation.
  */
 export function jtiParts(jti: string): string {
-  const parts = uuidHexParts(jti);
-  return parts === undefined ? '' : `${parts[0]} ${parts[1]} ${parts[2]}`;
+  if (!isUuid(jti)) return '';
+  return `0x${jti.slice(0, 8)}${jti.slice(9, 13)} 0x${jti.slice(14, 18)}${jti.slice(19, 23)}${jti.slice(24, 28)} 0x${jti.slice(28)}`;
 }
 
 /** Two hex digits of every byte value. */

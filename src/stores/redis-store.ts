@@ -662,7 +662,8 @@ export interface RedisStoreConfig {
    * How new sessions are recorded. `'binary'`: one field of 33 bytes for a login with an IPv4 ip
    * and a browser the codec knows (37 once refreshed), 197 B of Redis per one-session user (84
    * with `keyBuckets`); it keeps expiries and rotation times to the second (README, "Record
-   * formats") and costs Redis about 3 µs more script time a login (the script packs the record).
+   * formats") and costs Redis about 1.5 µs more CPU a login and 2.5 µs a refresh (the scripts
+   * pack the record; README, "Performance").
    * `'text'`: the record of versions before 0.2, which cannot read a binary one: set it while
    * such instances still run (a rolling upgrade), 261 B per one-session user. Records of both
    * kinds are always read, and a family keeps its kind when rotated. @default 'binary'
