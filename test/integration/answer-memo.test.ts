@@ -93,3 +93,64 @@ describe('requireAuth() answer memo: which readers, which headers', () => {
     expect((ctx.state as { user: { sub: string } }).user.sub).toBe('memo-reader');
   });
 });
+
+/**
+ * The memo is looked up by the Authorization header as the request holds it when requireAuth()
+ * runs, so a middleware before it that rewrites or removes the header is seen, on repeat requests
+ * (the memo's hits) as on first ones.
+ */
+describe('requireAuth() answer memo: a header rewritten by an earlier middleware', () => {
+  let auth: Auth;
+  let server: Served;
+  const tokens: Record<string, string> = {};
+  beforeAll(async () => {
+    auth = testAuth({ checkSession: false });
+    for (const id of ['rewrite-a', 'rewrite-b'])
+      tokens[id] = (await auth.strategies.get('jwt').writeToken({ id }, 'access')) as string;
+    const app = new Koa();
+    app.use((ctx, next) => {
+      // The ways an app changes the header: through Koa's request, Node's request, or a new object.
+      const to = ctx.get('x-rewrite-to');
+      if (to === 'none') delete ctx.req.headers.authorization;
+      else if (to === 'object')
+        ctx.request.headers = {
+          ...ctx.request.headers,
+          authorization: `Bearer ${tokens['rewrite-b']}`,
+        };
+      else if (to !== '') ctx.request.headers.authorization = `Bearer ${tokens[to]}`;
+      return next();
+    });
+    app.use(auth.requireAuth({ strategy: 'jwt' }));
+    app.use((ctx) => {
+      ctx.body = { sub: (ctx.state.user as { sub: string }).sub };
+    });
+    server = await serve(app);
+  });
+  afterAll(async () => {
+    await server.close();
+    await auth.close();
+  });
+
+  async function sub(rewriteTo?: string): Promise<string | number> {
+    const headers: Record<string, string> = { authorization: `Bearer ${tokens['rewrite-a']}` };
+    if (rewriteTo !== undefined) headers['x-rewrite-to'] = rewriteTo;
+    const reply = await call(server.url, '/', { headers });
+    return reply.status === 200 ? (reply.body as { sub: string }).sub : reply.status;
+  }
+
+  it('answers for the rewritten header, not the one the client sent', async () => {
+    // Twice each: the second request of each kind is a hit of the memo.
+    for (let i = 0; i < 2; i++) {
+      expect(await sub()).toBe('rewrite-a');
+      expect(await sub('rewrite-b')).toBe('rewrite-b');
+      expect(await sub('object')).toBe('rewrite-b');
+      expect(await sub()).toBe('rewrite-a');
+    }
+  });
+
+  it('refuses a request whose header an earlier middleware removed, though its header is memoised', async () => {
+    expect(await sub()).toBe('rewrite-a');
+    expect(await sub('none')).toBe(401);
+    expect(await sub()).toBe('rewrite-a');
+  });
+});
