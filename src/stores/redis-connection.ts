@@ -1,28 +1,8 @@
 import { Cluster, type ClusterNode, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 import { AuthConfigError } from '../errors.js';
+import { restoreFastStringMethods } from './fast-strings.js';
 
-/**
- * Gives V8 back its fast path for string methods, which loading ioredis 6 takes away from the
- * whole process. ioredis 6 declares a subclass of String (its RESP3 VerbatimString), and declaring
- * one puts String.prototype into V8's dictionary mode (Node 20; `node --allow-natives-syntax`,
- * `%HasFastProperties`). From then on V8's optimised code makes every `text.slice(…)`,
- * `text.charCodeAt(…)` or `text.toLowerCase()` a generic property lookup instead of a direct
- * call, in Koa's and Node's code as in the library's: under callgrind, a refresh runs about 8 %
- * fewer instructions with String.prototype repaired, a bare Koa request about 2 %
- * (docs/PERFORMANCE.md). A property read through an object that inherits from String.prototype,
- * repeated until V8 keeps feedback for it, makes V8 turn that prototype chain back into fast mode,
- * as the first use of a VerbatimString would. Nothing a program can observe changes; where there
- * is nothing to repair (ioredis 5, another engine), it does nothing.
- */
-function restoreFastStringMethods(): void {
-  const probe = Object.create(String.prototype) as string;
-  const read = (value: string) => value.charCodeAt;
-  // V8 keeps feedback for a function once it has run a while: about 8 calls of one this small on
-  // Node 20 (3 were not enough, 10 were); 100 leave room and take microseconds, once.
-  for (let i = 0; i < 100; i++) read(probe);
-}
-// This module imports ioredis, so ioredis has loaded by now. Once repaired, String.prototype stays
-// fast: a subclass of String declared later (another copy of ioredis) no longer slows it (tested).
+// This module imports ioredis, so ioredis has loaded by now (fast-strings.ts says why this runs).
 restoreFastStringMethods();
 
 /** The ioredis classes the library drives (internal: the public type is {@link RedisClient}). */

@@ -1,3 +1,6 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { Cluster, Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { AuthConfigError, createAuth } from '../../../src/index.js';
@@ -158,5 +161,45 @@ describe('the topology of a user’s own client', () => {
       plain.disconnect();
       sentinel.disconnect();
     }
+  });
+});
+
+/**
+ * ioredis 6 declares a subclass of String, which leaves String.prototype in V8's slow
+ * (dictionary) mode for the whole process; the library repairs it as it loads
+ * (src/stores/fast-strings.ts). Each case runs in a Node process of its own, V8's natives syntax
+ * on, the library's source through tsx, and prints `%HasFastProperties(String.prototype)`.
+ */
+describe('String.prototype with the library loaded (V8, ioredis 6)', () => {
+  const root = fileURLToPath(new URL('../../..', import.meta.url));
+  const library = new URL('../../../src/index.ts', import.meta.url).href;
+  const fast = 'console.log(%HasFastProperties(String.prototype));';
+  async function run(source: string): Promise<string> {
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--allow-natives-syntax', '--import', 'tsx', '--input-type=module', '-e', source],
+      { cwd: root, timeout: 30_000 },
+    );
+    return stdout.trim();
+  }
+
+  // The cause, as Node 20's V8 shows it (the engine this was measured on); another engine may
+  // not slow it. If this fails on Node 20, ioredis no longer slows string methods and
+  // restoreFastStringMethods can go.
+  it.runIf(process.versions.node.startsWith('20.'))(
+    'is slow after ioredis 6 alone: what the library repairs',
+    async () => {
+      expect(await run(`import 'ioredis'; ${fast}`)).toBe('false');
+    },
+  );
+
+  it('is fast once the library has loaded, ioredis 6 with it', async () => {
+    expect(await run(`import ${JSON.stringify(library)}; ${fast}`)).toBe('true');
+  });
+
+  it('stays fast when code loaded after the library declares a subclass of String', async () => {
+    // What a second copy of ioredis 6, loaded after the library, does.
+    const source = `import ${JSON.stringify(library)}; class Later extends String {}; ${fast}`;
+    expect(await run(source)).toBe('true');
   });
 });
