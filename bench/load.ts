@@ -39,7 +39,7 @@ export interface LoadJob {
 }
 
 /** What a browser sends on login and refresh; the library records it, the hand-written server ignores it. */
-const USER_AGENT =
+export const USER_AGENT =
   'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36';
 
 export interface LoadResult {

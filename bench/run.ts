@@ -25,7 +25,7 @@ import {
   type GrowthResult,
   usedMemoryPerSession,
 } from './memory.js';
-import { onPostgres, type Target, TARGET_NAMES, TARGETS } from './targets.js';
+import { onPostgres, serverCommand, type Target, TARGET_NAMES, TARGETS } from './targets.js';
 import { verifyBench } from './verify.js';
 import { hitPathBench, SMALL_WORKING_SET } from './hit-path.js';
 import { median } from './median.js';
@@ -76,14 +76,7 @@ function passStderr(child: ChildProcess): void {
 }
 
 function startServer(target: Target, redisUrl: string): Promise<Running> {
-  const [command, ...args] = onCore(0, [
-    process.execPath,
-    '--import',
-    'tsx',
-    'bench/server.ts',
-    target,
-    redisUrl,
-  ]);
+  const [command, ...args] = onCore(0, serverCommand(target, redisUrl));
   const child = spawn(command!, args, {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
