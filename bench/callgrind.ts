@@ -11,14 +11,14 @@
  * bench/.tmp/callgrind/ for `callgrind_annotate`. Needs valgrind (`apt-get install valgrind`);
  * takes one to three minutes per target.
  */
-import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { RedisServer } from '../test/helpers/redis-server.js';
-import { USER_AGENT } from './load.js';
-import { serverCommand, type Target, TARGET_NAMES } from './targets.js';
+import { BODY_HEADERS } from './load.js';
+import { type Running, startServer, stopServer, tokens } from './servers.js';
+import { type Target, TARGET_NAMES, TARGETS } from './targets.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const target = process.argv[2] as Target;
@@ -30,69 +30,36 @@ const count = (name: string, fallback: number) => Number(process.env[name] ?? fa
 const WARM = count('CALLGRIND_WARM', 12_000);
 const MEASURE = count('CALLGRIND_MEASURE', 6_000);
 const USERS = count('CALLGRIND_USERS', 2_000);
-const kind = /login/.test(target) ? 'login' : /refresh/.test(target) ? 'refresh' : 'me';
+const { kind } = TARGETS[target];
 const dir = `${root}bench/.tmp/callgrind`;
 mkdirSync(dir, { recursive: true });
 const out = `${dir}/${target}.${Date.now()}.out`;
 
-/** Starts the target's server under callgrind, counting off; resolves once it listens. */
-function startServer(
-  redisUrl: string,
-): Promise<{ server: ChildProcess; port: number; control: number }> {
-  const server = spawn(
-    'valgrind',
-    [
-      '--tool=callgrind',
-      '--quiet',
-      // V8 writes and rewrites machine code: valgrind must see every change.
-      '--smc-check=all',
-      '--instr-atstart=no',
-      `--callgrind-out-file=${out}`,
-      ...serverCommand(target, redisUrl),
-    ],
-    {
-      cwd: root,
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, NODE_ENV: 'production', BENCH_STORE_TIMEOUT: '60000' },
-    },
-  );
-  return new Promise((resolve, reject) => {
-    server.once('exit', (code) => reject(new Error(`${target} server exited with ${code}`)));
-    createInterface({ input: server.stdout! }).once('line', (line) => {
-      const { port, control } = JSON.parse(line) as { port: number; control: number };
-      resolve({ server, port, control });
-    });
-  });
-}
-
-/** Sends requests as `npm run bench` does: /me with the next token, a login, or a refresh. */
-async function drive(port: number, control: number, phases: (() => void)[]): Promise<void> {
-  const tokens: string[] =
-    kind === 'login'
-      ? []
-      : ((await (
-          await fetch(
-            `http://127.0.0.1:${control}/${kind === 'me' ? 'access' : 'refresh'}?n=${USERS}`,
-          )
-        ).json()) as string[]);
-  const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+/**
+ * Sends `requests` requests as `npm run bench` does, 8 at a time: /me with the next token, a
+ * login of the next user, or a refresh with a refresh token never used before.
+ */
+async function send(
+  server: Running,
+  pool: string[],
+  agent: Agent,
+  requests: number,
+): Promise<void> {
+  let left = requests;
   let sent = 0;
-  const send = (): Promise<void> => {
+  const one = (): Promise<void> => {
     const n = sent++;
     const body =
       kind === 'login'
         ? JSON.stringify({ id: `user-${n % USERS}` })
         : kind === 'refresh'
-          ? JSON.stringify({ refresh_token: tokens.shift() })
+          ? JSON.stringify({ refresh_token: pool.shift() })
           : undefined;
-    const headers: Record<string, string> =
-      body === undefined
-        ? { authorization: `Bearer ${tokens[n % tokens.length]}` }
-        : { 'content-type': 'application/json', 'user-agent': USER_AGENT };
+    const headers =
+      body === undefined ? { authorization: `Bearer ${pool[n % pool.length]}` } : BODY_HEADERS;
+    const options = { host: '127.0.0.1', port: server.port, path: `/${kind}`, agent, headers };
     return new Promise((resolve, reject) => {
-      const path = kind === 'me' ? '/me' : '/';
-      const method = body === undefined ? 'GET' : 'POST';
-      const req = request({ host: '127.0.0.1', port, path, method, agent, headers }, (res) => {
+      const req = request({ ...options, method: body === undefined ? 'GET' : 'POST' }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
         res.on('end', () => {
@@ -100,7 +67,7 @@ async function drive(port: number, control: number, phases: (() => void)[]): Pro
             return reject(new Error(`${target}: status ${res.statusCode}`));
           if (kind === 'refresh') {
             const pair = JSON.parse(Buffer.concat(chunks).toString()) as { refresh_token: string };
-            tokens.push(pair.refresh_token);
+            pool.push(pair.refresh_token);
           }
           resolve();
         });
@@ -109,45 +76,43 @@ async function drive(port: number, control: number, phases: (() => void)[]): Pro
       req.end(body);
     });
   };
-  const run = async (requests: number) => {
-    let left = requests;
-    await Promise.all(
-      Array.from({ length: 8 }, async () => {
-        while (left-- > 0) await send();
-      }),
-    );
-  };
-  try {
-    await run(WARM);
-    phases[0]!();
-    await run(MEASURE);
-    phases[1]!();
-  } finally {
-    agent.destroy();
-  }
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (left-- > 0) await one();
+    }),
+  );
 }
 
 const redis = await RedisServer.start(['--maxmemory-policy', 'noeviction']);
-let started: { server: ChildProcess; port: number; control: number } | undefined;
+let server: Running | undefined;
+const agent = new Agent({ keepAlive: true, maxSockets: 8 });
 try {
-  started = await startServer(redis.url);
-  const pid = String(started.server.pid);
+  server = await startServer(target, redis.url, {
+    wrap: (command) => [
+      'valgrind',
+      '--tool=callgrind',
+      '--quiet',
+      // V8 writes and rewrites machine code: valgrind must see every change.
+      '--smc-check=all',
+      '--instr-atstart=no',
+      `--callgrind-out-file=${out}`,
+      ...command,
+    ],
+    env: { BENCH_STORE_TIMEOUT: '60000' },
+    startTimeoutMs: 180_000,
+  });
+  const pool =
+    kind === 'login' ? [] : await tokens(server, kind === 'me' ? '/access' : '/refresh', USERS);
   const callgrind = (...args: string[]) =>
-    execFileSync('callgrind_control', [...args, pid], { stdio: 'ignore' });
-  await drive(started.port, started.control, [
-    () => callgrind('--instr=on'),
-    () => {
-      callgrind('--instr=off');
-      callgrind('--dump');
-    },
-  ]);
+    execFileSync('callgrind_control', [...args, String(server!.child.pid)], { stdio: 'ignore' });
+  await send(server, pool, agent, WARM);
+  callgrind('--instr=on');
+  await send(server, pool, agent, MEASURE);
+  callgrind('--instr=off');
+  callgrind('--dump');
 } finally {
-  const server = started?.server;
-  if (server !== undefined && server.exitCode === null) {
-    const exited = new Promise((resolve) => server.once('exit', resolve));
-    server.kill('SIGTERM');
-    await exited;
-  }
+  agent.destroy();
+  if (server !== undefined) await stopServer(server);
   await redis.stop();
 }
 // The dump holds the counted requests; the file written at exit holds nothing (counting was off).

@@ -39,8 +39,10 @@ export interface LoadJob {
 }
 
 /** What a browser sends on login and refresh; the library records it, the hand-written server ignores it. */
-export const USER_AGENT =
+const USER_AGENT =
   'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36';
+/** The headers of a login's and a refresh's request (bodies in JSON, from a browser). */
+export const BODY_HEADERS = { 'content-type': 'application/json', 'user-agent': USER_AGENT };
 
 export interface LoadResult {
   requests: number;
@@ -118,7 +120,7 @@ function requests(job: LoadJob): Request[] {
         {
           method: 'POST',
           path: '/login',
-          headers: { 'content-type': 'application/json', 'user-agent': USER_AGENT },
+          headers: BODY_HEADERS,
           setupRequest: (req) => ({
             ...req,
             body: JSON.stringify({ id: `user-${run}-${next++ % job.users}` }),
@@ -133,7 +135,7 @@ function requests(job: LoadJob): Request[] {
         {
           method: 'POST',
           path: '/refresh',
-          headers: { 'content-type': 'application/json', 'user-agent': USER_AGENT },
+          headers: BODY_HEADERS,
           setupRequest: (req) => ({
             ...req,
             body: JSON.stringify({ refresh_token: pool.shift() ?? 'pool-empty' }),

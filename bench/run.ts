@@ -7,10 +7,9 @@
  * BENCH_USERS (20000), BENCH_GROWTH (100000: sessions for the used_memory rows),
  * BENCH_PROFILE=1 (a CPU profile of each measured run, bench/.tmp/profiles/<target>/round-<n>.cpuprofile).
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { RedisServer } from '../test/helpers/redis-server.js';
 import { type LoadJob, type LoadResult, meLoader } from './load.js';
@@ -25,7 +24,8 @@ import {
   type GrowthResult,
   usedMemoryPerSession,
 } from './memory.js';
-import { onPostgres, serverCommand, type Target, TARGET_NAMES, TARGETS } from './targets.js';
+import { type Running, startServer, stopServer, tokens } from './servers.js';
+import { onPostgres, type Target, TARGET_NAMES, TARGETS } from './targets.js';
 import { verifyBench } from './verify.js';
 import { hitPathBench, SMALL_WORKING_SET } from './hit-path.js';
 import { median } from './median.js';
@@ -54,69 +54,6 @@ const pinned = cpus().length >= 2 && spawnSync('taskset', ['--version']).status 
 const onCore = (core: number, command: string[]) =>
   pinned ? ['taskset', '-c', String(core), ...command] : command;
 const tsx = [process.execPath, '--import', 'tsx'];
-
-interface Running {
-  child: ChildProcess;
-  port: number;
-  control: number;
-}
-
-/**
- * The library warns, in production mode (as the bench runs), that memory-store sessions live in
- * one process. The memory-store targets and bare Koa's token issuer use that store on purpose, so
- * the warning (and Node's `--trace-warnings` hint after a process's first warning) would only
- * break the progress line it lands in; a server's other output is passed on, a line at a time.
- */
-const EXPECTED_WARNING = /\[KOA_JWT_REDIS_MEMORY_STORE\]|--trace-warnings/;
-
-function passStderr(child: ChildProcess): void {
-  createInterface({ input: child.stderr!, crlfDelay: Infinity }).on('line', (line) => {
-    if (!EXPECTED_WARNING.test(line)) process.stderr.write(`${line}\n`);
-  });
-}
-
-function startServer(target: Target, redisUrl: string): Promise<Running> {
-  const [command, ...args] = onCore(0, serverCommand(target, redisUrl));
-  const child = spawn(command!, args, {
-    cwd: root,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NODE_ENV: 'production' },
-  });
-  passStderr(child);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      // A server per run: one that hangs at start must not outlive the bench.
-      child.kill('SIGKILL');
-      reject(new Error(`${target} server did not start in 20 s`));
-    }, 20_000);
-    child.once('exit', (code) => reject(new Error(`${target} server exited with ${code}`)));
-    child.stdout!.once('data', (line: Buffer) => {
-      clearTimeout(timer);
-      const { port, control } = JSON.parse(line.toString()) as { port: number; control: number };
-      resolve({ child, port, control });
-    });
-  });
-}
-
-async function tokens(server: Running, path: string, n: number, attempt = 1): Promise<string[]> {
-  let res: Response;
-  try {
-    res = await fetch(`http://127.0.0.1:${server.control}${path}?n=${n}`);
-  } catch (error) {
-    if (attempt >= 3) throw error;
-    return tokens(server, path, n, attempt + 1);
-  }
-  if (!res.ok) throw new Error(`control ${path}: ${res.status} ${await res.text()}`);
-  return (await res.json()) as string[];
-}
-
-/** Stops a target's server and waits for it to exit (it closes its store connections first). */
-async function stopServer({ child }: Running): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  await exited;
-}
 
 /**
  * Sends every /me token twice before a server's first run: the steady state, whatever the run's
@@ -364,7 +301,9 @@ async function main(): Promise<void> {
         // A fresh process per run: how fast one process runs varies from launch to launch (by up
         // to 15 % here, steady within the process), so a target measured in one process for
         // every round could win or lose its row by where that one process landed.
-        const server = await startServer(target, redis.url);
+        const server = await startServer(target, redis.url, {
+          wrap: (command) => onCore(0, command),
+        });
         let result: LoadResult;
         try {
           result = await drive(target, server, round, redis.url);

@@ -87,13 +87,3 @@ export const textRecords = (target: Target): boolean => target.endsWith('-text')
 
 /** Targets on the in-process memory store. */
 export const onMemory = (target: Target): boolean => target.endsWith('-memory');
-
-/** The command that runs one target's server (bench/server.ts), from the repository's root. */
-export const serverCommand = (target: Target, redisUrl: string): string[] => [
-  process.execPath,
-  '--import',
-  'tsx',
-  'bench/server.ts',
-  target,
-  redisUrl,
-];
