@@ -1,5 +1,6 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { AuthConfigError, AuthError } from '../errors.js';
+import { sha256Uuid } from '../stores/digest.js';
 import type { SessionRecord } from '../stores/session-store.js';
 import type { AuthUser, TokenUser } from '../tokens/claims.js';
 import {
@@ -40,8 +41,7 @@ interface ParsedToken {
  * nothing that authenticates: the secret has 256 bits and is never stored.
  */
 function digestOf(secret: string): string {
-  const hex = createHash('sha256').update(secret).digest('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+  return sha256Uuid(secret);
 }
 
 /** `<user id, base64url>.<session id>.<secret>`: the user and session name the record, the secret proves possession. */

@@ -1,4 +1,5 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { sha256Uuid } from '../stores/digest.js';
 import { cleanMeta } from '../stores/record-codec.js';
 import {
   isPrototypeKey,
@@ -76,10 +77,7 @@ export function newSessionId(): string {
  * so knowing the next one gives nothing; it is a UUID-shaped 128-bit hash, unique per family.
  */
 export function successorJti(sessionId: string, jti: string): string {
-  const hex = createHash('sha256')
-    .update(`koa-jwt-redis successor\0${sessionId}\0${jti}`)
-    .digest('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+  return sha256Uuid(`koa-jwt-redis successor\0${sessionId}\0${jti}`);
 }
 
 /** The app's claims for the access token: `userFields` copied from the user, then explicit claims. */

@@ -102,6 +102,8 @@ describe('jtiParts', () => {
       expect(jtiParts(uuid)).toMatch(/^0x[0-9a-f]{12} 0x[0-9a-f]{12} 0x[0-9a-f]{8}$/);
       expect(packed(jtiParts(uuid))).toBe(bytes);
       expect(packed(jtiParts(uuid.toUpperCase()))).toBe(bytes);
+      // Given compactUuid's answer, the same parts without a second check of the digits.
+      expect(jtiParts(uuid, compactUuid(uuid))).toBe(jtiParts(uuid));
     }
     for (const odd of [
       '',
@@ -111,8 +113,10 @@ describe('jtiParts', () => {
       '0f8fad5b-d9cb-469f-a165-70867728950e0',
       '0f8fad5b-d9cb-469f-a165-70867728950g',
       '0f8fad5b d9cb 469f a165 70867728950e',
-    ])
+    ]) {
       expect(jtiParts(odd)).toBe('');
+      expect(jtiParts(odd, compactUuid(odd))).toBe('');
+    }
   });
 });
 
