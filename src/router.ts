@@ -127,6 +127,8 @@ const jsonBodyParser = (): Middleware =>
     multipart: false,
     text: false,
     jsonLimit: '16kb',
+    // The raw text too (ctx.request.rawBody): an empty chunked body parses to {}, yet is no object.
+    includeUnparsed: true,
     onError: (error) => {
       if ((error as { status?: unknown }).status === 413)
         throw new AuthError('body_too_large', 'The request body is over 16 KiB.');
@@ -156,7 +158,13 @@ const jsonOnly: Middleware = (ctx, next) => {
 /** The login body: a JSON object (the router cannot know the fields; your `login` checks them). */
 function requireLoginBody(ctx: Context): void {
   const body = ctx.request.body as unknown;
-  if (!hasBody(ctx) || body === null || typeof body !== 'object' || Array.isArray(body))
+  if (
+    !hasBody(ctx) ||
+    (ctx.request as { rawBody?: unknown }).rawBody === '' ||
+    body === null ||
+    typeof body !== 'object' ||
+    Array.isArray(body)
+  )
     throw new AuthError('invalid_request', 'Send the credentials as a JSON object.');
 }
 

@@ -48,8 +48,8 @@ export interface AuthOptions {
   strategy?: 'redis' | 'jwt' | 'session';
   /**
    * `session` strategy: seconds a session may sit unused before it ends. Use slides it (at most
-   * one store write per session per `min(sessionIdleTtl / 10, 60 s)`), up to `refreshTokenTtl`
-   * after login, the absolute cap. @default 86400
+   * one store write per session per `min(sessionIdleTtl / 10, 60 s)`), up to the absolute cap:
+   * `absoluteSessionTtl` after login, or `refreshTokenTtl` if shorter. @default 86400
    */
   sessionIdleTtl?: number;
   /** Access token lifetime in seconds. @default 900 */

@@ -53,7 +53,11 @@ export class TokenCookies {
   set(ctx: Context, pair: TokenPair, refreshPath: string, rotateCsrf: boolean): void {
     const { names } = this.web.cookies;
     this.write(ctx, names.access, pair.access_token, '/', pair.expires_in, true);
-    const refreshMaxAge = Math.min(this.refreshTokenTtl, secondsLeft(pair.refresh_token));
+    // One opaque token for both (the session strategy) lives as long as the pair says.
+    const refreshMaxAge = Math.min(
+      this.refreshTokenTtl,
+      pair.refresh_token === pair.access_token ? pair.expires_in : secondsLeft(pair.refresh_token),
+    );
     this.write(ctx, names.refresh, pair.refresh_token, refreshPath, refreshMaxAge, true);
     // The double-submit token: readable by the page's script, which echoes it in a header.
     const current = readCookie(ctx, names.csrf);

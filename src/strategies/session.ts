@@ -84,6 +84,8 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
   // The absolute end: absoluteSessionTtl after login (and never past refreshTokenTtl, this
   // strategy's own cap), whatever the sliding does.
   const absoluteMs = Math.min(options.refreshTokenTtl, options.absoluteSessionTtl) * 1000;
+  /** A new session's life until its first slide. */
+  const lifeMs = Math.min(idleMs, absoluteMs);
   const touchEveryMs = Math.min(idleMs / 10, MAX_TOUCH_INTERVAL_MS);
   // A store that keeps expiries to the second (binary records) rounds each slide down to a whole
   // second: an idle lifetime of one could never be slid past the next one.
@@ -102,10 +104,14 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
     return matches(record, parsed.digest) ? record : undefined;
   }
 
+  /** Where a slide at `now` puts the session's expiry: idle lifetime, never past the absolute cap. */
+  const slidTo = (record: SessionRecord, now: number) =>
+    Math.min(now + idleMs, record.createdAt + absoluteMs);
+
   /** Slides the idle expiry; `force` skips the throttle. Never extends past the absolute cap. */
   function slide(parsed: ParsedToken, record: SessionRecord, now: number, force: boolean) {
     if (!force && now - record.lastUsedAt < touchEveryMs) return undefined;
-    const expiresAt = Math.min(now + idleMs, record.createdAt + absoluteMs);
+    const expiresAt = slidTo(record, now);
     // Only a slide that moves the expiry the store keeps: at the absolute cap, or short of the
     // next whole second on a store that keeps seconds, a write would change nothing.
     if (Math.floor(expiresAt / resolution) * resolution <= record.expiresAt) return undefined;
@@ -130,7 +136,11 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
     } as AuthUser;
   }
 
-  async function start(user: TokenUser, issue: WriteOptions | undefined): Promise<string> {
+  /** A new session's token, and the seconds it lives unused (the idle lifetime, or less at the absolute cap). */
+  async function start(
+    user: TokenUser,
+    issue: WriteOptions | undefined,
+  ): Promise<{ token: string; expiresIn: number }> {
     const sub = userIdOf(user);
     for (const name of ['claims', 'audience', 'headers', 'lifetime'] as const) {
       const value = issue?.[name];
@@ -154,7 +164,7 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
           sessionId,
           jti: digestOf(secret),
           now,
-          expiresAt: now + Math.min(idleMs, absoluteMs),
+          expiresAt: now + lifeMs,
           ...meta,
         },
         options.maxSessionsPerUser,
@@ -167,7 +177,7 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
     if (seen.ip) event.ip = seen.ip;
     if (seen.userAgent) event.userAgent = seen.userAgent;
     events.emit('login', event);
-    return token;
+    return { token, expiresIn: Math.floor(lifeMs / 1000) };
   }
 
   return {
@@ -183,13 +193,15 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
       return userOf(parsed, record);
     },
 
-    writeToken(user, _kind, write?: WriteOptions) {
-      return start(user, write);
+    async writeToken(user, _kind, write?: WriteOptions) {
+      return (await start(user, write)).token;
     },
 
+    // expires_in is the session's life unused from now: what the token, both of the pair, and
+    // every cookie carrying it may claim (never sessionIdleTtl past the absolute end).
     async generateTokens(user: TokenUser, issue?: IssueOptions) {
-      const token = await start(user, issue);
-      return tokenPair(token, token, options.sessionIdleTtl);
+      const { token, expiresIn } = await start(user, issue);
+      return tokenPair(token, token, expiresIn);
     },
 
     async checkRefreshToken(token) {
@@ -211,7 +223,17 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
       if (slid !== undefined && (await stored('refresh', () => slid)) !== 'rotated')
         throw revoked();
       events.emit('refresh', { userId: parsed.sub, sessionId: parsed.sid });
-      return tokenPair(token as string, token as string, options.sessionIdleTtl);
+      // The expiry the store now keeps: the slide's, rounded down to the store's resolution,
+      // or the record's own when there was nothing to slide (at the absolute cap).
+      const expiresAt = Math.max(
+        record.expiresAt,
+        Math.floor(slidTo(record, now) / resolution) * resolution,
+      );
+      return tokenPair(
+        token as string,
+        token as string,
+        Math.max(0, Math.floor((expiresAt - now) / 1000)),
+      );
     },
 
     async invalidateRefreshToken(token) {

@@ -123,6 +123,40 @@ export function sessionStrategyContract(
       await expect(auth.getData(token)).rejects.toMatchObject({ code: 'token_revoked' });
     });
 
+    it('expires_in is what the session lives unused: the idle lifetime, less near the absolute end', async () => {
+      // Idle 60 s, absolute 150 s.
+      auth = make({
+        strategy: 'session',
+        sessionIdleTtl: 60,
+        accessTokenTtl: 10,
+        refreshTokenTtl: 150,
+      });
+      vi.useFakeTimers({ toFake: ['Date'] });
+      const t0 = Date.now();
+      const u = user();
+      const pair = await auth.generateTokens(u);
+      expect(pair.expires_in).toBe(60);
+      /** A refresh at t0 + `at` ms: its expires_in, never more than the store keeps the session. */
+      const refreshAt = async (at: number) => {
+        vi.setSystemTime(t0 + at);
+        const { expires_in: seconds } = await auth!.refreshTokens(pair.refresh_token);
+        const [session] = await auth!.listSessions(u.id);
+        expect(t0 + at + seconds * 1000).toBeLessThanOrEqual(session!.expiresAt.getTime());
+        return seconds;
+      };
+      // A store that keeps whole seconds rounds the slid expiry down: a second less may be left.
+      const within = (seconds: number, expected: number) => {
+        expect(seconds).toBeGreaterThanOrEqual(expected - 1);
+        expect(seconds).toBeLessThanOrEqual(expected);
+      };
+      within(await refreshAt(30_000), 60);
+      within(await refreshAt(80_000), 60);
+      // Slid to the cap: 30 s left.
+      within(await refreshAt(120_000), 30);
+      // At the cap, nothing to slide: what is left of it.
+      within(await refreshAt(140_000), 10);
+    });
+
     it('a session unused for its idle lifetime ends; refreshTokens slides it and returns the same token', async () => {
       auth = make({ strategy: 'session', sessionIdleTtl: 60 });
       vi.useFakeTimers({ toFake: ['Date'] });

@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Auth } from '../../src/index.js';
 import { testAuth } from '../helpers/auth.js';
@@ -105,6 +106,33 @@ describe('login bodies', () => {
     expectError(await post('/auth/login', undefined, type), 400, 'invalid_request');
     expectError(await post('/auth/login', undefined, {}), 400, 'invalid_request');
     expect(logins).toBe(0);
+  });
+
+  it('answers an empty chunked JSON body with 400, as an empty body with a length (the parser would make it {})', async () => {
+    await start();
+    // Chunked, no chunk at all (fetch would send an empty stream with Content-Length: 0).
+    const res = await new Promise<{ status: number; body: unknown }>((resolve, reject) => {
+      const req = request(`${server.url}/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
+      });
+      req.on('response', (response) => {
+        let text = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (text += chunk));
+        response.on('end', () => resolve({ status: response.statusCode!, body: JSON.parse(text) }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expectError(res, 400, 'invalid_request');
+    // An explicit {} is a JSON object: the app's login decides (here, wrong credentials).
+    expectError(
+      await post('/auth/login', '{}', { 'content-type': 'application/json' }),
+      401,
+      'invalid_credentials',
+    );
+    expect(logins).toBe(1);
   });
 
   it('answers a body over 16 KiB with 413 body_too_large', async () => {

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Auth } from '../../src/index.js';
 import { testAuth } from '../helpers/auth.js';
 import { call, type Reply, serve, type Served } from '../helpers/http.js';
-import { Jar, webApp } from '../helpers/web.js';
+import { Jar, setCookies, webApp } from '../helpers/web.js';
 
 /** The opaque `session` strategy through auth.routes(), JSON and cookie delivery, over HTTP. */
 
@@ -84,5 +84,30 @@ describe('session strategy over HTTP', () => {
       headers: { cookie: `__Host-access_token=${token}` },
     });
     expect(me.status).toBe(401);
+  });
+
+  it('no cookie outlives the session: every Max-Age stops at the absolute end, at login and on refresh', async () => {
+    // Idle 1 day, yet the session ends an hour after login: no cookie may say a day or 30 days.
+    auth = testAuth({ strategy: 'session', tokenDelivery: 'cookie', absoluteSessionTtl: 3600 });
+    server = await serve(webApp(auth));
+    const jar = new Jar();
+    const send = async (path: string, csrf: boolean): Promise<Reply> => {
+      const headers: Record<string, string> = { origin: server.url, cookie: jar.header() };
+      if (csrf) headers['x-csrf-token'] = jar.values.get('__Host-csrf_token') ?? '1';
+      const res = await call(server.url, path, { body: credentials, headers });
+      jar.take(res.headers);
+      return res;
+    };
+    for (const res of [await send('/auth/login', true), await send('/auth/refresh', true)]) {
+      expect(res.status).toBe(200);
+      expect(res.body.expires_in).toBeGreaterThan(3590);
+      expect(res.body.expires_in).toBeLessThanOrEqual(3600);
+      const cookies = setCookies(res.headers);
+      expect(cookies.size).toBe(3);
+      for (const { attributes } of cookies.values()) {
+        const maxAge = Number(attributes.find((a) => a.startsWith('Max-Age='))!.slice(8));
+        expect(maxAge).toBe(res.body.expires_in);
+      }
+    }
   });
 });
