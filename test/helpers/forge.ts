@@ -1,4 +1,10 @@
 import { createHmac, generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
+import {
+  type Algorithm,
+  algorithmSpec,
+  isSymmetric,
+  signatureOptions,
+} from '../../src/keys/algorithms.js';
 
 const b64 = (value: unknown) =>
   Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
@@ -24,6 +30,25 @@ export function forgeAsymmetric(
 ): string {
   const input = `${b64(header)}.${b64(payload)}`;
   const signature = sign(hash, Buffer.from(input), pss ? { key, padding: 6, saltLength: 32 } : key);
+  return `${input}.${signature.toString('base64url')}`;
+}
+
+/**
+ * A JWS with any header and payload (a string is taken as the payload's raw text), signed as
+ * `algorithm` defines it (HMAC; PKCS#1 v1.5; PSS with a salt as long as the hash; ECDSA as r || s;
+ * Ed25519) with the real `key`: the signature is right, so only the checks after it can refuse it.
+ */
+export function forgeSigned(
+  algorithm: Algorithm,
+  key: KeyObject | string | Buffer,
+  header: object,
+  payload: unknown,
+): string {
+  const input = `${b64(header)}.${b64(payload)}`;
+  const { hash } = algorithmSpec(algorithm);
+  const signature = isSymmetric(algorithm)
+    ? createHmac(hash!, key).update(input).digest()
+    : sign(hash, Buffer.from(input), { key: key as KeyObject, ...signatureOptions(algorithm) });
   return `${input}.${signature.toString('base64url')}`;
 }
 

@@ -342,7 +342,8 @@ describe('login_failed', () => {
     auth = testAuth();
     const events: AuthEventMap['login_failed'][] = [];
     auth.on('login_failed', (event) => events.push(event));
-    // The README's example: count failures per ip and name, refuse for a minute after 3.
+    // A limiter hooked to the event, counting in memory: failures per ip and name, refused for a
+    // minute after 3. (The README's Redis limiter itself runs in readme-recipes.test.ts.)
     const failures = new Map<string, number>();
     const keyOf = (ip: string | undefined, name: string | undefined) => `${ip}|${name}`;
     auth.on('login_failed', ({ ip, name, reason }) => {

@@ -1,16 +1,17 @@
-import { createPublicKey, sign, verify } from 'node:crypto';
+import { createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { describe, expect, it, vi } from 'vitest';
 import { AuthError, UnknownKeyError } from '../../../src/errors.js';
-import type { Algorithm } from '../../../src/keys/algorithms.js';
+import { type Algorithm, ALGORITHMS, isRsa, isSymmetric } from '../../../src/keys/algorithms.js';
 import { createKeyRing, type KeyConfig } from '../../../src/keys/key-ring.js';
-import { directSign } from '../../../src/tokens/crypto-jws.js';
+import { directSign, isDirect } from '../../../src/tokens/crypto-jws.js';
 import { encodedHeader } from '../../../src/tokens/hmac-jws.js';
 import { TokenService } from '../../../src/tokens/token-service.js';
 import {
   decodeSegment,
   forgeAsymmetric,
   forgeHmac,
+  forgeSigned,
   rsaKeys,
   SECRET,
   withSegment,
@@ -47,6 +48,54 @@ const accessClaims = (extra: object = {}) => ({
   exp: now() + 60,
   ...extra,
 });
+
+/**
+ * One algorithm per verification path: HMAC, jsonwebtoken (RS256, ES256) and node:crypto
+ * (EdDSA), for tests that build tokens by hand and are cheap enough to run on each.
+ */
+const PATHS = ['HS256', 'RS256', 'ES256', 'EdDSA'] as const;
+const pathOf = (algorithm: Algorithm) =>
+  isSymmetric(algorithm) ? 'HMAC' : isDirect(algorithm) ? 'node:crypto' : 'jsonwebtoken';
+
+/** Signing keys per algorithm, made once: RS* and PS* share one RSA key, as they may. */
+const keyCache = new Map<string, string | KeyObject>();
+function cachedKey(name: string, make: () => string | KeyObject): string | KeyObject {
+  let key = keyCache.get(name);
+  if (key === undefined) keyCache.set(name, (key = make()));
+  return key;
+}
+/** The key of the one-key ring `ringFor(algorithm)` builds. */
+const realKey = (algorithm: Algorithm) =>
+  isSymmetric(algorithm)
+    ? SECRET.repeat(2)
+    : isRsa(algorithm)
+      ? rsa.privateKey
+      : cachedKey(algorithm, () => keyPairFor(algorithm).privateKey);
+/** Another key of the same algorithm, which the ring does not know. */
+const strangerKey = (algorithm: Algorithm) =>
+  isSymmetric(algorithm)
+    ? 'a-stranger-secret-that-is-64-bytes-long-a-stranger-secret-that!!'
+    : cachedKey(isRsa(algorithm) ? 'RSA stranger' : `${algorithm} stranger`, () =>
+        isRsa(algorithm) ? rsaKeys().privateKey : keyPairFor(algorithm).privateKey,
+      );
+/** A service whose ring holds one key of `algorithm`, with kid k1. */
+function ringFor(
+  algorithm: Algorithm,
+  extra: Partial<ConstructorParameters<typeof TokenService>[0]> = {},
+): TokenService {
+  const key = realKey(algorithm);
+  return service(
+    [
+      typeof key === 'string'
+        ? { algorithm, secret: key, kid: 'k1' }
+        : { algorithm, privateKey: key, kid: 'k1' },
+    ],
+    extra,
+  );
+}
+/** Any payload (a string is its raw text) under an access-token header, signed as the ring signs. */
+const signedFor = (algorithm: Algorithm, payload: unknown, key = realKey(algorithm)) =>
+  forgeSigned(algorithm, key, { alg: algorithm, typ: 'at+jwt', kid: 'k1' }, payload);
 
 function rejects(
   tokens: TokenService,
@@ -185,6 +234,60 @@ describe('claims', () => {
     expect(hs().verify(sign(accessClaims({ iat: now() + 2 })), 'access').sub).toBe('1');
   });
 
+  it.each(PATHS)(
+    '%s: at leeway 0, nbf and exp count whole seconds and iat the exact time; each leeway second moves the boundary by one',
+    (algorithm) => {
+      vi.useFakeTimers({ toFake: ['Date'] });
+      try {
+        // Half a second into second S: nbf and exp are compared with S (as jsonwebtoken does),
+        // iat with S + 0.5.
+        const S = 1_700_000_000;
+        vi.setSystemTime(S * 1000 + 500);
+        const strict = ringFor(algorithm, { leeway: 0 });
+        const lenient = ringFor(algorithm, { leeway: 1 });
+        const token = (claims: object) =>
+          signedFor(algorithm, {
+            sub: '1',
+            sid: 's',
+            token_use: 'access',
+            iat: S,
+            exp: S + 60,
+            ...claims,
+          });
+        const passes = (tokens: TokenService, claims: object) =>
+          expect(tokens.verify(token(claims), 'access').sub, JSON.stringify(claims)).toBe('1');
+        const fails = (tokens: TokenService, claims: object, code: string) =>
+          expect(rejects(tokens, token(claims)).code, JSON.stringify(claims)).toBe(code);
+
+        // nbf: valid once nbf <= S + leeway (a fractional nbf just passed waits for the next second).
+        passes(strict, { nbf: S });
+        fails(strict, { nbf: S + 1 }, 'token_invalid');
+        fails(strict, { nbf: S + 0.4 }, 'token_invalid');
+        passes(lenient, { nbf: S + 1 });
+        fails(lenient, { nbf: S + 2 }, 'token_invalid');
+        // iat: refused once iat > S + 0.5 + leeway.
+        passes(strict, { iat: S });
+        passes(strict, { iat: S + 0.5 });
+        fails(strict, { iat: S + 0.501 }, 'token_invalid');
+        fails(strict, { iat: S + 1 }, 'token_invalid');
+        passes(lenient, { iat: S + 1 });
+        fails(lenient, { iat: S + 2 }, 'token_invalid');
+        // exp: expired once S >= exp + leeway.
+        passes(strict, { exp: S + 1 });
+        fails(strict, { exp: S }, 'token_expired');
+        passes(lenient, { exp: S });
+        fails(lenient, { exp: S - 1 }, 'token_expired');
+
+        // The token refused at leeway 0 for nbf = S + 1 passes once the clock reaches S + 1.
+        vi.setSystemTime((S + 1) * 1000);
+        passes(strict, { nbf: S + 1 });
+        passes(strict, { iat: S + 1 });
+      } finally {
+        vi.useRealTimers();
+      }
+    },
+  );
+
   it('refuses non-number iat, exp and nbf (a string, -1e400, 1e400), where a number would be range-checked', () => {
     // Raw JSON text: JSON.stringify cannot write -1e400, which JSON.parse reads as -Infinity.
     const raw = (name: string, literal: string) => {
@@ -242,6 +345,46 @@ describe('claims', () => {
     expect(decodeSegment(issued, 1)).toMatchObject({ iss: 'me', aud: ['api', 'web'] });
   });
 
+  it.each(PATHS)(
+    '%s: refuses an iss that is not the configured string, and an aud whose strings miss, whatever their JSON type',
+    (algorithm) => {
+      const tokens = ringFor(algorithm, { issuer: 'me', audience: ['api', '1'] });
+      const token = (claims: object) =>
+        signedFor(algorithm, accessClaims({ iss: 'me', aud: 'api', ...claims }));
+      expect(tokens.verify(token({}), 'access').sub).toBe('1');
+      const refused: object[] = [
+        // iss: only the string itself, never an array holding it or another type.
+        { iss: ['me'] },
+        { iss: [] },
+        { iss: [['me']] },
+        { iss: { me: true } },
+        { iss: 1 },
+        { iss: null },
+        { iss: true },
+        { iss: 'me ' },
+        { iss: 'ME' },
+        // aud: non-strings never match, even where their text would (1 for '1').
+        { aud: [1] },
+        { aud: 1 },
+        { aud: [null, true, {}] },
+        { aud: [['api']] },
+        { aud: [{ api: 'api' }] },
+        { aud: { 0: 'api', length: 1 } },
+        { aud: null },
+        { aud: [] },
+        { aud: ['API', 'x'] },
+      ];
+      for (const claims of refused) {
+        const error = rejects(tokens, token(claims));
+        expect(error.code, `${algorithm} ${JSON.stringify(claims)}`).toBe('token_invalid');
+        expect(error).not.toBeInstanceOf(UnknownKeyError);
+      }
+      // An array is judged by its strings (as jsonwebtoken judges it): one that matches is enough.
+      expect(tokens.verify(token({ aud: [1, null, 'api'] }), 'access').sub).toBe('1');
+      expect(tokens.verify(token({ aud: [{}, '1'] }), 'access').sub).toBe('1');
+    },
+  );
+
   it('checks the signature before claims: an expired token with a bad signature is invalid, not expired', () => {
     const token = forgeHmac(
       { alg: 'HS256', typ: 'at+jwt', kid: 'k1' },
@@ -250,6 +393,64 @@ describe('claims', () => {
     );
     expect(rejects(hs(), token).code).toBe('token_invalid');
   });
+});
+
+describe('signature before claims, on every verification path', () => {
+  it.each(ALGORITHMS)(
+    '%s: a bad signature over expired, not-yet-valid or foreign claims is token_invalid, never token_expired',
+    (algorithm) => {
+      const tokens = ringFor(algorithm, { issuer: 'me', audience: ['api'], leeway: 0 });
+      const base = {
+        sub: '1',
+        sid: 's',
+        token_use: 'access',
+        iss: 'me',
+        aud: 'api',
+        iat: now() - 600,
+      };
+      expect(tokens.verify(signedFor(algorithm, { ...base, exp: now() + 60 }), 'access').sub).toBe(
+        '1',
+      );
+      // Correctly signed, the expired claims are reported as such: the code tells which check refused.
+      const expired = { ...base, exp: now() - 60 };
+      expect(rejects(tokens, signedFor(algorithm, expired)).code).toBe('token_expired');
+      for (const claims of [
+        expired,
+        { ...expired, aud: 'billing' },
+        { ...expired, iss: 'evil' },
+        { ...expired, nbf: now() + 3600 },
+        { ...expired, exp: now() - 3600, iat: now() + 3600 },
+      ]) {
+        const real = signedFor(algorithm, claims);
+        const signature = Buffer.from(real.split('.')[2]!, 'base64url');
+        signature[signature.length >> 1]! ^= 0x01;
+        for (const [how, token] of [
+          [
+            'a stranger key of the same algorithm',
+            signedFor(algorithm, claims, strangerKey(algorithm)),
+          ],
+          [
+            'the real signature with one bit flipped',
+            withSegment(real, 2, signature.toString('base64url')),
+          ],
+          [
+            'the real signature over other claims',
+            withSegment(
+              real,
+              1,
+              Buffer.from(JSON.stringify({ ...claims, sub: '2' })).toString('base64url'),
+            ),
+          ],
+        ] as const) {
+          const error = rejects(tokens, token);
+          const label = `${algorithm} (${pathOf(algorithm)}), ${how}: ${JSON.stringify(claims)}`;
+          expect(error.code, label).toBe('token_invalid');
+          // The kid named a key of the ring: the signature is what failed, not the lookup.
+          expect(error, label).not.toBeInstanceOf(UnknownKeyError);
+        }
+      }
+    },
+  );
 });
 
 describe('untrusted headers', () => {
@@ -350,41 +551,78 @@ describe('untrusted headers', () => {
 });
 
 describe('malformed input', () => {
-  const sign = (payload: unknown) =>
-    forgeHmac({ alg: 'HS256', typ: 'at+jwt', kid: 'k1' }, payload, SECRET);
-
-  it('rejects wrong segment counts, bad characters, bad JSON and non-object payloads', () => {
-    const good = hs().sign('access', { sub: '1', sid: 's' }).token;
-    const cases: unknown[] = [
-      '',
-      'abc',
-      'a.b',
-      'a.b.c.d',
-      good.split('.').slice(0, 2).join('.'),
-      `${good}.x`,
-      withSegment(good, 1, 'eyJ+/='),
-      withSegment(good, 0, '!!!'),
-      ` ${good}`,
-      `${good}\n`,
-      withSegment(good, 0, Buffer.from('{not json').toString('base64url')),
-      withSegment(good, 0, Buffer.from('null').toString('base64url')),
-      withSegment(good, 0, Buffer.from('[1]').toString('base64url')),
-      sign('null'),
-      sign('[]'),
-      sign('42'),
-      sign('"str"'),
-      sign('{bad json'),
-      sign(null),
-      sign([1, 2]),
-      sign(7),
-      null,
-      undefined,
-      42,
-      {},
-      ['a', 'b'],
-    ];
-    for (const token of cases) expect(rejects(hs(), token).code).toBe('token_invalid');
-  });
+  it.each(ALGORITHMS)(
+    '%s ring: rejects wrong segment counts, bad characters, bad JSON, non-object payloads and bad signatures with token_invalid, and throws nothing else',
+    (algorithm) => {
+      const tokens = ringFor(algorithm);
+      const good = tokens.sign('access', { sub: '1', sid: 's' }).token;
+      const sign = (payload: unknown) => signedFor(algorithm, payload);
+      // Signed as the ring signs: what follows is refused by the payload checks, not the signature.
+      expect(tokens.verify(sign(accessClaims()), 'access').sub).toBe('1');
+      const header = (value: string) =>
+        withSegment(good, 0, Buffer.from(value).toString('base64url'));
+      const cases: unknown[] = [
+        '',
+        'abc',
+        'a.b',
+        'a.b.c.d',
+        good.split('.').slice(0, 2).join('.'),
+        `${good}.`,
+        `${good}.x`,
+        `.${good}`,
+        withSegment(good, 1, 'eyJ+/='),
+        withSegment(good, 0, '!!!'),
+        withSegment(good, 2, 'a/b+c='),
+        ` ${good}`,
+        `${good}\n`,
+        `${good}=`,
+        header('{not json'),
+        header('null'),
+        header('[1]'),
+        header('"str"'),
+        header('{}'),
+        header(JSON.stringify({ alg: algorithm, kid: 'k1' })),
+        header(JSON.stringify({ alg: [algorithm], typ: 'at+jwt', kid: 'k1' })),
+        header(JSON.stringify({ alg: algorithm, typ: 'at+jwt', kid: ['k1'] })),
+        sign('null'),
+        sign('[]'),
+        sign('42'),
+        sign('"str"'),
+        sign('{bad json'),
+        sign(''),
+        sign('\u0000'),
+        sign(null),
+        sign([1, 2]),
+        sign(7),
+        sign(accessClaims({ sub: 1 })),
+        sign({ ...accessClaims(), token_use: undefined }),
+        // Signatures of wrong lengths or bytes, truncated, or none.
+        withSegment(good, 2, 'A'),
+        withSegment(good, 2, 'AA'),
+        withSegment(good, 2, 'AAAA'),
+        withSegment(good, 2, 'A'.repeat(86)),
+        withSegment(good, 2, 'A'.repeat(342)),
+        withSegment(good, 2, 'A'.repeat(4000)),
+        withSegment(good, 2, good.split('.')[2]!.slice(0, -2)),
+        `${good.split('.').slice(0, 2).join('.')}.`,
+        `${good.split('.')[0]}.${'b'.repeat(2_000_000)}.c`,
+        null,
+        undefined,
+        42,
+        {},
+        ['a', 'b'],
+        new String(good),
+        { toString: () => good },
+      ];
+      for (const token of cases)
+        for (const kind of ['access', 'refresh'] as const)
+          expect(
+            rejects(tokens, token, kind).code,
+            `${algorithm} ${kind}: ${String(token).slice(0, 80)}`,
+          ).toBe('token_invalid');
+      expect(tokens.verify(good, 'access').sub).toBe('1');
+    },
+  );
 
   it('rejects huge tokens before parsing or verifying them', () => {
     const header = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'at+jwt', kid: 'k1' })).toString(

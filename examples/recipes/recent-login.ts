@@ -1,0 +1,20 @@
+import type Router from '@koa/router';
+import type { Middleware } from 'koa';
+import type { Auth, AuthenticatedState } from 'koa-jwt-redis';
+
+export const recentLogin =
+  (maxAgeSeconds: number): Middleware<AuthenticatedState> =>
+  (ctx, next) => {
+    const age = Date.now() / 1000 - (ctx.state.user.auth_time ?? 0);
+    if (age > maxAgeSeconds) ctx.throw(401, 'Log in again to continue.', { expose: true });
+    return next();
+  };
+
+// Changing the email takes a login of the last 5 minutes, not just a valid access token.
+export function accountRoutes(
+  router: Router,
+  auth: Auth,
+  changeEmail: Middleware<AuthenticatedState>,
+) {
+  router.post('/account/email', auth.requireAuth(), recentLogin(300), changeEmail);
+}
