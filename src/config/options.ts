@@ -32,7 +32,7 @@ export interface AuthOptions {
    * Replicas that must confirm (Redis `WAIT`, within `storeTimeout`) every write that starts,
    * rotates or ends a session before it counts; unconfirmed, the request answers 503, so a
    * failover can never undo a logout, rotation or revocation that was answered as done.
-   * @default 1 with Sentinel, 0 otherwise
+   * @default 1 with Sentinel or a Cluster with replicas, 0 otherwise
    */
   waitForReplicas?: number;
   /**

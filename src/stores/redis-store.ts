@@ -96,6 +96,67 @@ type ScriptedTarget = Record<ScriptName, (key: string, ...argv: ScriptArgs) => u
 /** Connections for confirmed writes (see `writers`), besides the one for reads. */
 const WRITER_CONNECTIONS = 4;
 
+type PipelineResults = [Error | null, unknown][] | null;
+
+/** Hops a confirmed write follows on a Cluster: a MOVED, then an ASK of a slot moved meanwhile. */
+const MAX_REDIRECTIONS = 2;
+/** A Cluster's redirection, as Redis words it: `MOVED <slot> <host:port>` or `ASK …`. */
+const REDIRECTION = /^(MOVED|ASK) \d+ (\S+)$/;
+/** Node connections (of a writer Cluster's pool) the scripts are registered on. */
+const scripted = new WeakSet<object>();
+
+/**
+ * A write script and its `WAIT`, in one pipeline on one connection: WAIT counts the replicas
+ * that have what this connection wrote. On a Cluster, ioredis follows a pipeline's redirection
+ * only when every command in it failed alike, and a redirected script beside a WAIT that ran (or
+ * failed on a replica) is not that: the write would answer 503 until something else refreshed
+ * the slot map, for good after a failover. So a MOVED or an ASK for the script (which then did
+ * not run) is followed here: the pair goes again, on the named node's own connection of the
+ * writer's pool (after ASKING for an ASK), and a MOVED refreshes the writer's slot map.
+ */
+async function confirmedWrite(
+  client: IoRedisClient,
+  invoke: (target: object) => unknown,
+  wanted: number,
+  ms: number,
+): Promise<PipelineResults> {
+  const pipeline = client.pipeline();
+  invoke(pipeline);
+  pipeline.wait(wanted, ms);
+  let results: PipelineResults = await pipeline.exec();
+  for (let hop = 0; client.isCluster && hop < MAX_REDIRECTIONS; hop++) {
+    const redirection = REDIRECTION.exec(results?.[0]?.[0]?.message ?? '');
+    if (redirection === null) break;
+    const [, kind, address] = redirection;
+    const cluster = client as Cluster;
+    if (kind === 'MOVED') cluster.refreshSlotsCache();
+    const node = cluster
+      .nodes('all')
+      .find((n) => `${n.options.host ?? ''}:${n.options.port ?? ''}` === address);
+    // A node the pool does not know yet: 503 now; the refreshed map routes the next write.
+    if (node === undefined) break;
+    if (!scripted.has(node)) {
+      defineScripts(node, true);
+      scripted.add(node);
+    }
+    const again = node.pipeline();
+    if (kind === 'ASK') again.asking();
+    invoke(again);
+    again.wait(wanted, ms);
+    const answered = await again.exec();
+    results = kind === 'ASK' && answered !== null ? answered.slice(1) : answered;
+  }
+  return results;
+}
+
+/** Registers the scripts on a client; the batched forms (their key count an argument) only off a Cluster, which never batches. */
+function defineScripts(client: IoRedisClient, cluster: boolean): void {
+  for (const [name, lua] of Object.entries(SCRIPTS))
+    client.defineCommand(name, { numberOfKeys: 1, lua });
+  if (!cluster)
+    for (const [name, lua] of Object.entries(BATCHED_SCRIPTS)) client.defineCommand(name, { lua });
+}
+
 /** Session ids this library issues are base64url; anything else cannot name a family (nor its `:n` fields). */
 const SESSION_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const ROTATION = new Map<number, RotationResult>(
@@ -112,9 +173,10 @@ export interface RedisStoreOptions {
   sessionCache?: ResolvedSessionCache | undefined;
   /**
    * Replicas that must have a write (Redis `WAIT`) before it counts as done; 0 answers as soon as
-   * the master has it.
+   * the master has it. `'replicated'` (a Cluster's default): 1 once the client's slot map shows a
+   * master with a replica, else 0 (see RedisStore.watchReplicas).
    */
-  waitForReplicas: number;
+  waitForReplicas: number | 'replicated';
   /** The shared layout's number of hashes; 0 for a hash per user. */
   keyBuckets: number;
   /** How new families are recorded (see RedisStoreConfig.recordFormat). */
@@ -171,6 +233,10 @@ export class RedisStore implements SessionStore {
    * connections one write's confirmation does not hold up the next one's.
    */
   private readonly writers: { client: IoRedisClient; busy: number }[] = [];
+  /** Replicas each write waits for: options.waitForReplicas, or what `'replicated'` decided. */
+  private wanted: number;
+  /** `'replicated'` until the slot map is known: no write goes out before, unconfirmed. */
+  private deciding: Promise<void> | undefined;
   /** Reads may skip our own timer: see {@link readBounded}. */
   private readonly readsTimeOut: boolean;
   private closing = false;
@@ -197,27 +263,14 @@ export class RedisStore implements SessionStore {
     client: IoRedisClient,
     private readonly options: RedisStoreOptions,
   ) {
-    // The batched forms take their key count as an argument; a Cluster never batches.
-    const define = (c: IoRedisClient): void => {
-      for (const [name, lua] of Object.entries(SCRIPTS))
-        c.defineCommand(name, { numberOfKeys: 1, lua });
-      if (!client.isCluster)
-        for (const [name, lua] of Object.entries(BATCHED_SCRIPTS)) c.defineCommand(name, { lua });
-    };
-    define(client);
+    defineScripts(client, client.isCluster);
     this.client = client;
     this.timeResolution = options.recordFormat === 'binary' ? 1000 : 1;
     if (options.ownsClient) this.keepConnecting(client);
-    for (let i = 0; options.waitForReplicas > 0 && i < WRITER_CONNECTIONS; i++) {
-      // ioredis 6 types duplicate() per class, so a call on the union does not compile.
-      const writer: IoRedisClient = client.isCluster
-        ? (client as Cluster).duplicate()
-        : (client as Redis).duplicate();
-      writer.on('error', () => {});
-      define(writer);
-      this.keepConnecting(writer);
-      this.writers.push({ client: writer, busy: 0 });
-    }
+    this.wanted = options.waitForReplicas === 'replicated' ? 0 : options.waitForReplicas;
+    if (this.wanted > 0) this.addWriters();
+    else if (options.waitForReplicas === 'replicated' && client.isCluster)
+      this.deciding = this.watchReplicas(client as Cluster);
     const nodeOptions = client.isCluster ? undefined : (client as Redis).options;
     this.readsTimeOut =
       nodeOptions !== undefined &&
@@ -327,6 +380,58 @@ export class RedisStore implements SessionStore {
    * arriving while it is still connecting): every later command would fail with "Connection is
    * closed". A session store must come back by itself.
    */
+  /** The connections confirmed writes go through (see `writers`). */
+  private addWriters(): void {
+    for (let i = 0; i < WRITER_CONNECTIONS; i++) {
+      // ioredis 6 types duplicate() per class, so a call on the union does not compile.
+      const writer: IoRedisClient = this.client.isCluster
+        ? (this.client as Cluster).duplicate()
+        : (this.client as Redis).duplicate();
+      writer.on('error', () => {});
+      defineScripts(writer, this.client.isCluster);
+      this.keepConnecting(writer);
+      this.writers.push({ client: writer, busy: 0 });
+    }
+  }
+
+  /**
+   * A Cluster's default: each write waits for one replica once the Cluster has one, as with
+   * Sentinel, because a master that dies is replaced by its replica, which may lack what the
+   * master acknowledged last. A Cluster without replicas has no failover to lose a write to, so
+   * writes do not wait. Decided from `CLUSTER NODES` (which lists every replica; the slot map
+   * leaves out one that has not replicated yet) once the client is ready, and again at every
+   * refresh of its slot map: a replica that joins a Cluster that had none turns waiting on;
+   * nothing turns it off. Writes wait (bounded) until the first answer.
+   */
+  private watchReplicas(cluster: Cluster): Promise<void> {
+    return new Promise((resolve) => {
+      let asking = false;
+      const check = (): void => {
+        if (this.closing || this.wanted > 0 || asking || cluster.status !== 'ready') return;
+        asking = true;
+        this.bounded(cluster.cluster('NODES') as Promise<string>).then(
+          (nodes) => {
+            asking = false;
+            if (this.wanted === 0 && /^\S+ \S+ \S*slave/m.test(nodes)) {
+              this.wanted = 1;
+              this.addWriters();
+            }
+            this.deciding = undefined;
+            resolve();
+          },
+          () => {
+            // Unanswered: writes keep waiting (a 503 each, past the timeout); ask again soon.
+            asking = false;
+            setTimeout(check, 200).unref();
+          },
+        );
+      };
+      cluster.on('refresh', check);
+      cluster.on('ready', check);
+      check();
+    });
+  }
+
   private keepConnecting(client: IoRedisClient): void {
     client.on('end', () => {
       if (this.closing) return;
@@ -379,16 +484,14 @@ export class RedisStore implements SessionStore {
    * once that many replicas have it, and a failover cannot undo it.
    */
   private async runScript(invoke: (target: object) => unknown): Promise<unknown> {
-    const wanted = this.options.waitForReplicas;
+    if (this.deciding !== undefined) await this.bounded(this.deciding);
+    const wanted = this.wanted;
     if (this.writers.length === 0) return this.bounded(invoke(this.client) as Promise<unknown>);
     const ms = this.options.timeout;
     const writer = this.writers.reduce((a, b) => (b.busy < a.busy ? b : a));
-    const pipeline = writer.client.pipeline();
-    invoke(pipeline);
-    pipeline.wait(wanted, ms);
     // Busy until Redis answers, even past our timeout: the connection is blocked until then.
     writer.busy++;
-    const exec = pipeline.exec();
+    const exec = confirmedWrite(writer.client, invoke, wanted, ms);
     exec.then(
       () => writer.busy--,
       () => writer.busy--,
@@ -626,7 +729,8 @@ export interface RedisStoreConfig {
   timeout?: number;
   /**
    * Replicas that must confirm (Redis `WAIT`, within `timeout`) each write that starts, rotates
-   * or ends a session; unconfirmed, the request answers 503. @default 1 with Sentinel, else 0
+   * or ends a session; unconfirmed, the request answers 503. @default 1 with Sentinel, and on a
+   * Cluster once any of its masters has a replica; else 0
    */
   waitForReplicas?: number;
   /**
@@ -729,7 +833,9 @@ export function redisStore(redis: RedisOption, config: RedisStoreConfig = {}): S
     sessionCache,
     keyBuckets,
     recordFormat,
-    // Sentinel promotes a replica on failover: only writes a replica has are safe from it.
-    waitForReplicas: wanted ?? (topology === 'sentinel' ? 1 : 0),
+    // Sentinel and Cluster promote a replica on failover: only writes a replica has are safe
+    // from it. A Cluster may have no replicas at all: the store looks (see watchReplicas).
+    waitForReplicas:
+      wanted ?? (topology === 'sentinel' ? 1 : topology === 'cluster' ? 'replicated' : 0),
   });
 }

@@ -1,8 +1,8 @@
 import { Cluster, Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { clusterAuth } from '../../examples/redis/cluster.js';
-import type { Auth } from '../../src/index.js';
+import { type Auth, createAuth } from '../../src/index.js';
 import {
   contractBreaches,
   FailoverLoad,
@@ -22,7 +22,8 @@ import { RedisCluster } from '../helpers/redis-cluster.js';
  * logouts: a planned CLUSTER FAILOVER of the shard of a live user, then a slot migration of
  * another live user's slot. Nothing the app answered as done comes back, every answer is
  * 200/204/401/409/503 within storeTimeout + 250 ms, and 503s come only from the shard being failed
- * over, while it has no master; none from the migration.
+ * over, around the switch; none from the migration. Then a master killed while its replica lags,
+ * with the default (a Cluster with replicas waits for one) and without confirmation (the control).
  */
 
 const BOUND_MS = 1000 + 250;
@@ -45,12 +46,14 @@ const nodes = new Map<number, Redis>();
 
 process.env.JWT_SECRET ??= SECRET;
 
-afterAll(async () => {
+afterEach(async () => {
   await load?.stop();
   await server?.close();
   await auth?.close();
   for (const node of nodes.values()) node.disconnect();
+  nodes.clear();
   await cluster?.stop();
+  [load, server, auth, cluster] = [undefined, undefined, undefined, undefined];
 });
 
 /** A plain connection to one node, for the cluster commands this test sends. */
@@ -191,4 +194,111 @@ describe('Cluster failover and slot migration under load (a 3+3 Redis Cluster of
       audit.disconnect();
     }
   }, 120_000);
+
+  // The replica is frozen and cut off from its master, then the master is killed: what the master
+  // acknowledged meanwhile never reached the replica that takes over. The default waits for a
+  // replica on a Cluster that has them, so none of it was answered as done; the control
+  // (waitForReplicas: 0) shows that the same run does lose acknowledged writes.
+  for (const waitForReplicas of [undefined, 0] as const) {
+    const title =
+      waitForReplicas === undefined
+        ? 'the default (a replica confirms each write): 0 resurrected, writes answer again once the old master is back as a replica'
+        : 'waitForReplicas: 0 (the control): the audit sees writes the failover undid';
+    it(`master killed (SIGKILL) while its replica lags: ${title}`, async () => {
+      cluster = await RedisCluster.start(3, 1);
+      const ports = cluster.ports;
+      const any = ports[0]!;
+      auth = createAuth({
+        secret: SECRET,
+        redis: { cluster: ports.map((port) => ({ host: '127.0.0.1', port })) },
+        ...(waitForReplicas === undefined ? {} : { waitForReplicas }),
+      });
+      server = await serve(idApp(auth));
+      await warmUp(
+        server.url,
+        Array.from({ length: CLIENTS }, (_, i) => user(i)),
+      );
+      const slotOf = new Map<number, number>();
+      for (let i = 0; i < CLIENTS; i++)
+        slotOf.set(i, Number(await node(any).call('CLUSTER', 'KEYSLOT', keyOf(user(i)))));
+      const oldMaster = await ownerOf(slotOf.get(0)!, any);
+      const shardClients = new Set<number>();
+      for (let i = 0; i < CLIENTS; i++)
+        if ((await ownerOf(slotOf.get(i)!, any)) === oldMaster) shardClients.add(i);
+      let replica: number | undefined;
+      for (const port of ports) {
+        const info = await node(port).info('replication');
+        if (/role:slave/.test(info) && info.includes(`master_port:${oldMaster}`)) replica = port;
+      }
+      expect(replica, `replica of ${oldMaster}`).toBeDefined();
+      const serverOn = (port: number) => cluster!.nodes[ports.indexOf(port)]!;
+
+      load = new FailoverLoad(server.url, user, LOAD);
+      await sleep(1500);
+      // Freeze the replica, and drop its link on the master's side: what the master takes from
+      // now on stays in its own backlog, not in a socket buffer the replica could still read.
+      serverOn(replica!).pause();
+      await node(oldMaster).call('CLIENT', 'KILL', 'TYPE', 'replica');
+      const laggingAt = Date.now();
+      await sleep(1500);
+      const killedAt = Date.now();
+      await serverOn(oldMaster).kill();
+      serverOn(replica!).resume();
+      await until(
+        'the replica to take over',
+        30_000,
+        async () => (await role(replica!)) === 'master',
+      );
+      const promotedAt = Date.now();
+      // Audited at once, before later refreshes can turn an undone rotation into a reuse that
+      // revokes its family (which would hide it from the audit).
+      const audit = new Cluster(
+        ports.filter((port) => port !== oldMaster).map((port) => ({ host: '127.0.0.1', port })),
+        { lazyConnect: true },
+      ).on('error', () => {});
+      try {
+        const undoneAtPromotion = await resurrections(audit, PREFIX, load);
+        // Back as an empty node (an operator's restart): it rejoins as the new master's replica.
+        await serverOn(oldMaster).restart();
+        await until('the old master to rejoin as a replica', 30_000, async () =>
+          /master_link_status:up/.test(await node(oldMaster).info('replication')),
+        );
+        const rejoinedAt = Date.now();
+        await until('a write of the failed-over shard to be answered again', 10_000, async () =>
+          load!.replies.some(
+            (r) =>
+              r.sentAt > rejoinedAt &&
+              shardClients.has(load!.clientOf.get(r)!) &&
+              r.op !== 'me' &&
+              (r.status === 200 || r.status === 204),
+          ),
+        );
+        await sleep(500);
+        await load.stop();
+
+        const replies = load.replies;
+        const line = `cluster, master killed, waitForReplicas ${waitForReplicas ?? 'default'}: ${replies.length} requests, lagging from ${laggingAt} for ${killedAt - laggingAt} ms before the kill, promoted after ${promotedAt - killedAt} ms, ${replies.filter((r) => r.status === 503).length} answered 503, ${undoneAtPromotion.length} resurrected at the promotion ${JSON.stringify(opCounts(replies))}`;
+        console.info(line);
+        expect(contractBreaches(replies, BOUND_MS), line).toEqual([]);
+        const undone = await resurrections(audit, PREFIX, load);
+        if (waitForReplicas === undefined) {
+          expect(undoneAtPromotion, line).toEqual([]);
+          expect(undone, line).toEqual([]);
+          // Writes that reached the frozen replica's shard while it lagged were answered 503.
+          expect(
+            replies.some(
+              (r) =>
+                r.status === 503 &&
+                r.sentAt >= laggingAt &&
+                r.sentAt < killedAt &&
+                shardClients.has(load!.clientOf.get(r)!),
+            ),
+            line,
+          ).toBe(true);
+        } else expect(undoneAtPromotion.length, line).toBeGreaterThan(0);
+      } finally {
+        audit.disconnect();
+      }
+    }, 180_000);
+  }
 });
