@@ -197,7 +197,8 @@ export class TokenService {
     this.accessCache =
       options.verifyCacheSize > 0 ? new VerifyCache(options.verifyCacheSize) : undefined;
     // One frozen options object per key, built once: nothing option-related happens per request.
-    // exp and nbf are checked here rather than by jsonwebtoken, which lets -Infinity through.
+    // jsonwebtoken checks the signature only; the claims are checked here as on every other
+    // path (claimsError), in one order, so a token answers with the same code whatever signed it.
     this.verifyOptions = new Map(
       options.ring.keys.filter(byJsonwebtoken).map((key) => [
         key.kid,
@@ -206,10 +207,6 @@ export class TokenService {
           complete: true as const,
           ignoreExpiration: true,
           ignoreNotBefore: true,
-          ...(options.issuer === undefined ? {} : { issuer: options.issuer }),
-          ...(options.audience === undefined
-            ? {}
-            : { audience: options.audience as string | [string, ...string[]] }),
         },
       ]),
     );
@@ -313,7 +310,13 @@ export class TokenService {
     } catch {
       return undefined;
     }
-    if (payload === null || typeof payload !== 'object') return payload;
+    this.checkClaims(payload);
+    return payload;
+  }
+
+  /** The registered claims of a payload whose signature holds (not an object: left to the caller). */
+  private checkClaims(payload: unknown): void {
+    if (payload === null || typeof payload !== 'object') return;
     const error = claimsError(
       payload as Record<string, unknown>,
       Math.floor(Date.now() / 1000),
@@ -324,7 +327,6 @@ export class TokenService {
     if (error === 'expired') throw new AuthError('token_expired', 'The token has expired.');
     if (error === 'not_before') throw invalid('The token is not valid yet.');
     if (error !== undefined) throw invalid('The token signature or claims are invalid.');
-    return payload;
   }
 
   /**
@@ -360,17 +362,16 @@ export class TokenService {
 
     let payload: unknown;
     if (isHmac(key.algorithm) || isDirect(key.algorithm)) payload = this.verifyDirect(token, key);
-    else
+    else {
       try {
         payload = (jwt.verify(token, key.verifyKey, this.verifyOptions.get(key.kid)!) as jwt.Jwt)
           .payload;
       } catch (cause) {
-        if (cause instanceof jwt.TokenExpiredError)
-          throw new AuthError('token_expired', 'The token has expired.', { cause });
-        if (cause instanceof jwt.NotBeforeError)
-          throw invalid('The token is not valid yet.', cause);
+        // Claims are not jsonwebtoken's to check here (see verifyOptions): this is the signature.
         throw invalid('The token signature or claims are invalid.', cause);
       }
+      this.checkClaims(payload);
+    }
     if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) {
       throw invalid('The token payload is not a JSON object.');
     }

@@ -453,6 +453,29 @@ describe('signature before claims, on every verification path', () => {
   );
 });
 
+describe('claims answer alike on every verification path', () => {
+  it.each(ALGORITHMS)(
+    '%s: correctly signed, expired claims are token_expired even when aud or iss is wrong too; a live token with either is token_invalid',
+    (algorithm) => {
+      const tokens = ringFor(algorithm, { issuer: 'me', audience: ['api'], leeway: 0 });
+      const base = { sub: '1', sid: 's', token_use: 'access', iss: 'me', aud: 'api' };
+      const label = `${algorithm} (${pathOf(algorithm)})`;
+      for (const foreign of [{}, { aud: 'billing' }, { iss: 'evil' }, { aud: [1], iss: 2 }]) {
+        const expired = signedFor(algorithm, { ...base, ...foreign, exp: now() - 60 });
+        expect(rejects(tokens, expired).code, `${label} ${JSON.stringify(foreign)}`).toBe(
+          'token_expired',
+        );
+      }
+      for (const foreign of [{ aud: 'billing' }, { iss: 'evil' }]) {
+        const live = signedFor(algorithm, { ...base, ...foreign, exp: now() + 60 });
+        expect(rejects(tokens, live).code, `${label} ${JSON.stringify(foreign)}`).toBe(
+          'token_invalid',
+        );
+      }
+    },
+  );
+});
+
 describe('untrusted headers', () => {
   it('uses kid only as a lookup key', () => {
     for (const kid of [
