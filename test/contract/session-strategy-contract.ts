@@ -23,6 +23,9 @@ export function sessionStrategyContract(
       auth = undefined;
     });
     const user = () => ({ id: `s-${randomUUID()}` });
+    /** Idle 60 s, absolute 150 s (refreshTokenTtl, shorter than absoluteSessionTtl). */
+    const sliding = () =>
+      make({ strategy: 'session', sessionIdleTtl: 60, accessTokenTtl: 10, refreshTokenTtl: 150 });
 
     /** Waits until the store shows the session used at `at` (the sliding write is not awaited by reads). */
     async function usedAt(userId: string | number, at: number): Promise<void> {
@@ -89,12 +92,7 @@ export function sessionStrategyContract(
 
     it('idle expiry slides on use, at most one write per interval, up to the absolute cap', async () => {
       // Idle 60 s, absolute 150 s: writes at most every 6 s.
-      auth = make({
-        strategy: 'session',
-        sessionIdleTtl: 60,
-        accessTokenTtl: 10,
-        refreshTokenTtl: 150,
-      });
+      auth = sliding();
       vi.useFakeTimers({ toFake: ['Date'] });
       const t0 = Date.now();
       const u = user();
@@ -125,12 +123,7 @@ export function sessionStrategyContract(
 
     it('expires_in is what the session lives unused: the idle lifetime, less near the absolute end', async () => {
       // Idle 60 s, absolute 150 s.
-      auth = make({
-        strategy: 'session',
-        sessionIdleTtl: 60,
-        accessTokenTtl: 10,
-        refreshTokenTtl: 150,
-      });
+      auth = sliding();
       vi.useFakeTimers({ toFake: ['Date'] });
       const t0 = Date.now();
       const u = user();

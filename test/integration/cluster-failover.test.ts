@@ -82,6 +82,37 @@ async function ownerOf(slot: number, port: number): Promise<number> {
   return range[2][1];
 }
 
+/** The port of the replica of the master on `master`, if there is one. */
+async function replicaOf(master: number, ports: number[]): Promise<number | undefined> {
+  for (const port of ports) {
+    const info = await node(port).info('replication');
+    if (/role:slave/.test(info) && info.includes(`master_port:${master}`)) return port;
+  }
+  return undefined;
+}
+
+/**
+ * A 3+3 Cluster of this file's own, an app on the auth `make` builds for its nodes, every
+ * client's user warmed up; and the slot of each client's user.
+ */
+async function start(
+  make: (nodes: { host: string; port: number }[]) => Auth,
+): Promise<{ ports: number[]; any: number; slotOf: Map<number, number> }> {
+  cluster = await RedisCluster.start(3, 1);
+  const ports = cluster.ports;
+  const any = ports[0]!;
+  auth = make(ports.map((port) => ({ host: '127.0.0.1', port })));
+  server = await serve(idApp(auth));
+  await warmUp(
+    server.url,
+    Array.from({ length: CLIENTS }, (_, i) => user(i)),
+  );
+  const slotOf = new Map<number, number>();
+  for (let i = 0; i < CLIENTS; i++)
+    slotOf.set(i, Number(await node(any).call('CLUSTER', 'KEYSLOT', keyOf(user(i)))));
+  return { ports, any, slotOf };
+}
+
 async function until(what: string, ms: number, check: () => Promise<boolean>): Promise<void> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
@@ -93,23 +124,10 @@ async function until(what: string, ms: number, check: () => Promise<boolean>): P
 
 describe('Cluster failover and slot migration under load (a 3+3 Redis Cluster of this file’s own)', () => {
   it('planned CLUSTER FAILOVER and a live slot migration: 0 resurrected, 503s only from the shard while it has no master', async () => {
-    cluster = await RedisCluster.start(3, 1);
-    const ports = cluster.ports;
-    const any = ports[0]!;
-    auth = clusterAuth(ports.map((port) => ({ host: '127.0.0.1', port })));
-    server = await serve(idApp(auth));
-    await warmUp(
-      server.url,
-      Array.from({ length: CLIENTS }, (_, i) => user(i)),
-    );
-
-    // Which master serves which client's user.
-    const slotOf = new Map<number, number>();
-    for (let i = 0; i < CLIENTS; i++)
-      slotOf.set(i, Number(await node(any).call('CLUSTER', 'KEYSLOT', keyOf(user(i)))));
+    const { ports, any, slotOf } = await start(clusterAuth);
     const masterOf = async (i: number): Promise<number> => ownerOf(slotOf.get(i)!, any);
 
-    load = new FailoverLoad(server.url, user, LOAD);
+    load = new FailoverLoad(server!.url, user, LOAD);
     await sleep(1500);
 
     // 1. A planned failover of user-0's shard: its replica takes over.
@@ -117,11 +135,7 @@ describe('Cluster failover and slot migration under load (a 3+3 Redis Cluster of
     const shardClients = new Set<number>();
     for (let i = 0; i < CLIENTS; i++) if ((await masterOf(i)) === oldMaster) shardClients.add(i);
     const oldId = await id(oldMaster);
-    let replica: number | undefined;
-    for (const port of ports) {
-      const info = await node(port).info('replication');
-      if (/role:slave/.test(info) && info.includes(`master_port:${oldMaster}`)) replica = port;
-    }
+    const replica = await replicaOf(oldMaster, ports);
     expect(replica, `replica of ${oldId}`).toBeDefined();
     const failoverAt = Date.now();
     expect(await node(replica!).call('CLUSTER', 'FAILOVER')).toBe('OK');
@@ -205,35 +219,22 @@ describe('Cluster failover and slot migration under load (a 3+3 Redis Cluster of
         ? 'the default (a replica confirms each write): 0 resurrected, writes answer again once the old master is back as a replica'
         : 'waitForReplicas: 0 (the control): the audit sees writes the failover undid';
     it(`master killed (SIGKILL) while its replica lags: ${title}`, async () => {
-      cluster = await RedisCluster.start(3, 1);
-      const ports = cluster.ports;
-      const any = ports[0]!;
-      auth = createAuth({
-        secret: SECRET,
-        redis: { cluster: ports.map((port) => ({ host: '127.0.0.1', port })) },
-        ...(waitForReplicas === undefined ? {} : { waitForReplicas }),
-      });
-      server = await serve(idApp(auth));
-      await warmUp(
-        server.url,
-        Array.from({ length: CLIENTS }, (_, i) => user(i)),
+      const { ports, any, slotOf } = await start((nodes) =>
+        createAuth({
+          secret: SECRET,
+          redis: { cluster: nodes },
+          ...(waitForReplicas === undefined ? {} : { waitForReplicas }),
+        }),
       );
-      const slotOf = new Map<number, number>();
-      for (let i = 0; i < CLIENTS; i++)
-        slotOf.set(i, Number(await node(any).call('CLUSTER', 'KEYSLOT', keyOf(user(i)))));
       const oldMaster = await ownerOf(slotOf.get(0)!, any);
       const shardClients = new Set<number>();
       for (let i = 0; i < CLIENTS; i++)
         if ((await ownerOf(slotOf.get(i)!, any)) === oldMaster) shardClients.add(i);
-      let replica: number | undefined;
-      for (const port of ports) {
-        const info = await node(port).info('replication');
-        if (/role:slave/.test(info) && info.includes(`master_port:${oldMaster}`)) replica = port;
-      }
+      const replica = await replicaOf(oldMaster, ports);
       expect(replica, `replica of ${oldMaster}`).toBeDefined();
       const serverOn = (port: number) => cluster!.nodes[ports.indexOf(port)]!;
 
-      load = new FailoverLoad(server.url, user, LOAD);
+      load = new FailoverLoad(server!.url, user, LOAD);
       await sleep(1500);
       // Freeze the replica, and drop its link on the master's side: what the master takes from
       // now on stays in its own backlog, not in a socket buffer the replica could still read.

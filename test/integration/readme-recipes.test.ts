@@ -15,7 +15,7 @@ import { RedisServer } from '../helpers/redis-server.js';
 
 /*
  * The README's recipes, run as the README shows them (examples/recipes/, which
- * test/unit/readme-recipes.test.ts finds verbatim in the README): the Redis login rate limiter,
+ * test/unit/readme-examples.test.ts finds verbatim in the README): the Redis login rate limiter,
  * the readiness probe and the recent-login check, over real HTTP against real Redis.
  */
 
