@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Auth } from '../../src/index.js';
-import { testAuth } from '../helpers/auth.js';
+import { allKeys, redisClient, testAuth, uniquePrefix } from '../helpers/auth.js';
 import { call, type Reply, serve, type Served } from '../helpers/http.js';
 import { Jar, setCookies, webApp } from '../helpers/web.js';
 
@@ -107,6 +107,47 @@ describe('session strategy over HTTP', () => {
       for (const { attributes } of cookies.values()) {
         const maxAge = Number(attributes.find((a) => a.startsWith('Max-Age='))!.slice(8));
         expect(maxAge).toBe(res.body.expires_in);
+      }
+    }
+  });
+
+  it('keeps nothing in Redis that authenticates: no key or value holds the token or its secret, in any encoding', async () => {
+    for (const recordFormat of ['binary', 'text'] as const) {
+      const prefix = uniquePrefix();
+      auth = testAuth({ strategy: 'session', keyPrefix: prefix, recordFormat });
+      const client = redisClient();
+      try {
+        const { access_token: token } = await auth.generateTokens(
+          { id: 'dump-user' },
+          { ip: '203.0.113.9', userAgent: 'curl/8.0' },
+        );
+        const secret = token.split('.')[2]!;
+        const bytes = Buffer.from(secret, 'base64url');
+        const needles = [
+          Buffer.from(token),
+          Buffer.from(secret),
+          bytes,
+          bytes.subarray(0, 16),
+          bytes.subarray(16),
+          Buffer.from(bytes.toString('hex')),
+          Buffer.from(bytes.toString('base64')),
+        ];
+        const keys = await allKeys(client, `${prefix}*`);
+        expect(keys.length).toBeGreaterThan(0);
+        for (const key of keys) {
+          const stored: Buffer[] = [Buffer.from(key)];
+          if ((await client.type(key)) === 'hash') {
+            const fields = await client.hgetallBuffer(key);
+            for (const [field, value] of Object.entries(fields))
+              stored.push(Buffer.from(field), value);
+          } else stored.push((await client.getBuffer(key)) ?? Buffer.alloc(0));
+          for (const value of stored)
+            for (const needle of needles)
+              expect(value.includes(needle), `${recordFormat} ${key}`).toBe(false);
+        }
+      } finally {
+        client.disconnect();
+        await auth.close();
       }
     }
   });
