@@ -1,6 +1,7 @@
+import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { AuthConfigError } from '../errors.js';
-import { wholeNumber } from '../config/validate.js';
+import { warnOnce, wholeNumber } from '../config/validate.js';
 import { bounded } from './bounded.js';
 import { TurnBatcher } from './turn-batcher.js';
 import { sha256 } from './digest.js';
@@ -93,6 +94,9 @@ const batched = (target: object, command: string, count: number, argv: ScriptArg
  */
 type ScriptedTarget = Record<ScriptName, (key: string, ...argv: ScriptArgs) => unknown>;
 
+/** How often a Cluster without replicas is asked again whether it has one (watchReplicas). */
+const RECHECK_MS = 30_000;
+
 /** Connections for confirmed writes (see `writers`), besides the one for reads. */
 const WRITER_CONNECTIONS = 4;
 
@@ -102,8 +106,32 @@ type PipelineResults = [Error | null, unknown][] | null;
 const MAX_REDIRECTIONS = 2;
 /** A Cluster's redirection, as Redis words it: `MOVED <slot> <host:port>` or `ASK …`. */
 const REDIRECTION = /^(MOVED|ASK) \d+ (\S+)$/;
-/** Node connections (of a writer Cluster's pool) the scripts are registered on. */
-const scripted = new WeakSet<object>();
+/**
+ * A script call for confirmed writes, queued on a pipeline as plain EVALSHA, or as EVAL of its
+ * text when `text`. Not ioredis's defined command: that one answers a NOSCRIPT (a SCRIPT FLUSH,
+ * an evicted script) by sending the script again outside the pipeline, after the WAIT beside it
+ * has already counted the replicas: a write answered as confirmed that no replica was asked
+ * about. A plain EVALSHA's NOSCRIPT comes back in the pipeline's results instead, and
+ * confirmedWrite sends the pair again as EVAL.
+ */
+type Evaluate = (target: object, text: boolean) => unknown;
+type EvalTarget = Record<
+  'eval' | 'evalsha',
+  (script: string, keys: number, ...argv: ScriptArgs) => unknown
+>;
+/** A script as EVALSHA or EVAL names it. */
+const evaluation = (
+  lua: string,
+): ((target: object, text: boolean, keys: number, argv: ScriptArgs) => unknown) => {
+  const sha = createHash('sha1').update(lua).digest('hex');
+  return (target, text, keys, argv) =>
+    text
+      ? (target as EvalTarget).eval(lua, keys, ...argv)
+      : (target as EvalTarget).evalsha(sha, keys, ...argv);
+};
+const EVALUATE = Object.fromEntries(
+  Object.entries({ ...SCRIPTS, ...BATCHED_SCRIPTS }).map(([name, lua]) => [name, evaluation(lua)]),
+) as Record<ScriptName | BatchedName, ReturnType<typeof evaluation>>;
 
 /**
  * A write script and its `WAIT`, in one pipeline on one connection: WAIT counts the replicas
@@ -116,16 +144,26 @@ const scripted = new WeakSet<object>();
  */
 async function confirmedWrite(
   client: IoRedisClient,
-  invoke: (target: object) => unknown,
+  evaluate: Evaluate,
   wanted: number,
   ms: number,
 ): Promise<PipelineResults> {
-  const pipeline = client.pipeline();
-  invoke(pipeline);
-  pipeline.wait(wanted, ms);
-  let results: PipelineResults = await pipeline.exec();
+  const send = async (target: IoRedisClient, text: boolean, asking: boolean) => {
+    const pipeline = target.pipeline();
+    if (asking) pipeline.asking();
+    evaluate(pipeline, text);
+    pipeline.wait(wanted, ms);
+    const answered: PipelineResults = await pipeline.exec();
+    return asking && answered !== null ? answered.slice(1) : answered;
+  };
+  const scriptError = (answered: PipelineResults) => answered?.[0]?.[0]?.message ?? '';
+  let target: IoRedisClient = client;
+  let asking = false;
+  let results = await send(target, false, false);
+  // Redis lost the script (first use on this server, a SCRIPT FLUSH): once more, with its text.
+  if (scriptError(results).startsWith('NOSCRIPT')) results = await send(target, true, false);
   for (let hop = 0; client.isCluster && hop < MAX_REDIRECTIONS; hop++) {
-    const redirection = REDIRECTION.exec(results?.[0]?.[0]?.message ?? '');
+    const redirection = REDIRECTION.exec(scriptError(results));
     if (redirection === null) break;
     const [, kind, address] = redirection;
     const cluster = client as Cluster;
@@ -135,16 +173,10 @@ async function confirmedWrite(
       .find((n) => `${n.options.host ?? ''}:${n.options.port ?? ''}` === address);
     // A node the pool does not know yet: 503 now; the refreshed map routes the next write.
     if (node === undefined) break;
-    if (!scripted.has(node)) {
-      defineScripts(node, true);
-      scripted.add(node);
-    }
-    const again = node.pipeline();
-    if (kind === 'ASK') again.asking();
-    invoke(again);
-    again.wait(wanted, ms);
-    const answered = await again.exec();
-    results = kind === 'ASK' && answered !== null ? answered.slice(1) : answered;
+    target = node;
+    asking = kind === 'ASK';
+    results = await send(target, false, asking);
+    if (scriptError(results).startsWith('NOSCRIPT')) results = await send(target, true, asking);
   }
   return results;
 }
@@ -237,6 +269,8 @@ export class RedisStore implements SessionStore {
   private wanted: number;
   /** `'replicated'` until the slot map is known: no write goes out before, unconfirmed. */
   private deciding: Promise<void> | undefined;
+  /** Ends watchReplicas's listeners and timer (on close, or once writes wait). */
+  private stopWatching: (() => void) | undefined;
   /** Reads may skip our own timer: see {@link readBounded}. */
   private readonly readsTimeOut: boolean;
   private closing = false;
@@ -388,7 +422,6 @@ export class RedisStore implements SessionStore {
         ? (this.client as Cluster).duplicate()
         : (this.client as Redis).duplicate();
       writer.on('error', () => {});
-      defineScripts(writer, this.client.isCluster);
       this.keepConnecting(writer);
       this.writers.push({ client: writer, busy: 0 });
     }
@@ -399,33 +432,52 @@ export class RedisStore implements SessionStore {
    * Sentinel, because a master that dies is replaced by its replica, which may lack what the
    * master acknowledged last. A Cluster without replicas has no failover to lose a write to, so
    * writes do not wait. Decided from `CLUSTER NODES` (which lists every replica; the slot map
-   * leaves out one that has not replicated yet) once the client is ready, and again at every
-   * refresh of its slot map: a replica that joins a Cluster that had none turns waiting on;
-   * nothing turns it off. Writes wait (bounded) until the first answer.
+   * leaves out one that has not replicated yet) at start, at every refresh of the slot map and
+   * every RECHECK_MS: a replica that joins a Cluster that had none turns waiting on; nothing
+   * turns it off. Writes wait (bounded) for the first answer. A Cluster that refuses the command
+   * (an ACL without it) is judged by the client's slot map instead, with a warning.
    */
   private watchReplicas(cluster: Cluster): Promise<void> {
     return new Promise((resolve) => {
       let asking = false;
+      const decided = (replicated: boolean): void => {
+        if (replicated && this.wanted === 0 && !this.closing) {
+          this.wanted = 1;
+          this.addWriters();
+        }
+        this.deciding = undefined;
+        resolve();
+        if (this.wanted > 0 || this.closing) stop();
+      };
       const check = (): void => {
-        if (this.closing || this.wanted > 0 || asking || cluster.status !== 'ready') return;
+        if (this.closing || this.wanted > 0 || asking) return;
         asking = true;
         this.bounded(cluster.cluster('NODES') as Promise<string>).then(
           (nodes) => {
             asking = false;
-            if (this.wanted === 0 && /^\S+ \S+ \S*slave/m.test(nodes)) {
-              this.wanted = 1;
-              this.addWriters();
-            }
-            this.deciding = undefined;
-            resolve();
+            decided(/^\S+ \S+ \S*slave/m.test(nodes));
           },
-          () => {
-            // Unanswered: writes keep waiting (a 503 each, past the timeout); ask again soon.
+          (error: unknown) => {
             asking = false;
-            setTimeout(check, 200).unref();
+            if ((error as Error).name === 'ReplyError') {
+              warnOnce(
+                'KOA_JWT_REDIS_CLUSTER_NODES',
+                `CLUSTER NODES was refused (${(error as Error).message}): whether writes wait for a replica is judged from the slot map, which lists a replica only once it replicates. Give waitForReplicas explicitly to decide it yourself.`,
+              );
+              decided(cluster.nodes('slave').length > 0);
+            }
+            // Unanswered (connecting, timed out): writes keep waiting, bounded; ask again soon.
+            else setTimeout(check, 200).unref();
           },
         );
       };
+      const timer = setInterval(check, RECHECK_MS).unref();
+      const stop = (): void => {
+        clearInterval(timer);
+        cluster.off('refresh', check);
+        cluster.off('ready', check);
+      };
+      this.stopWatching = stop;
       cluster.on('refresh', check);
       cluster.on('ready', check);
       check();
@@ -464,26 +516,36 @@ export class RedisStore implements SessionStore {
   }
 
   private async writeOne(name: ScriptName, key: string, args: ScriptArgs): Promise<number> {
-    return Number(await this.runScript((target) => (target as ScriptedTarget)[name](key, ...args)));
+    return Number(
+      await this.runScript(
+        (target) => (target as ScriptedTarget)[name](key, ...args),
+        (target, text) => EVALUATE[name](target, text, 1, [key, ...args]),
+      ),
+    );
   }
 
   /** Several calls of one write script, in one batched script call (single node). */
   private async writeMany(name: BatchedName, writes: Write[]): Promise<(number | Error)[]> {
     const argv: ScriptArgs = writes.map((write) => write.key);
     for (const { args } of writes) argv.push(args.length, ...args);
-    const results = (await this.runScript((target) =>
-      batched(target, name, writes.length, argv),
+    const results = (await this.runScript(
+      (target) => batched(target, name, writes.length, argv),
+      (target, text) => EVALUATE[name](target, text, writes.length, argv),
     )) as unknown[];
     return results.map((result) => (result instanceof Error ? result : Number(result)));
   }
 
   /**
-   * Runs a write script, bounded in time: `invoke` calls it on the client, or queues it on a
-   * writer's pipeline. With `waitForReplicas`, a `WAIT` follows it in the same round trip, on the
-   * same connection (so, on a Cluster, on the node that ran the script): the write only counts
-   * once that many replicas have it, and a failover cannot undo it.
+   * Runs a write script, bounded in time: `invoke` calls it on the client, or, with
+   * `waitForReplicas`, `evaluate` queues it on a writer's pipeline (see Evaluate), with
+   * a `WAIT` after it in the same round trip, on the same connection (so, on a Cluster, on the
+   * node that ran the script): the write only counts once that many replicas have it, and a
+   * failover cannot undo it.
    */
-  private async runScript(invoke: (target: object) => unknown): Promise<unknown> {
+  private async runScript(
+    invoke: (target: object) => unknown,
+    evaluate: Evaluate,
+  ): Promise<unknown> {
     if (this.deciding !== undefined) await this.bounded(this.deciding);
     const wanted = this.wanted;
     if (this.writers.length === 0) return this.bounded(invoke(this.client) as Promise<unknown>);
@@ -491,7 +553,7 @@ export class RedisStore implements SessionStore {
     const writer = this.writers.reduce((a, b) => (b.busy < a.busy ? b : a));
     // Busy until Redis answers, even past our timeout: the connection is blocked until then.
     writer.busy++;
-    const exec = confirmedWrite(writer.client, invoke, wanted, ms);
+    const exec = confirmedWrite(writer.client, evaluate, wanted, ms);
     exec.then(
       () => writer.busy--,
       () => writer.busy--,
@@ -706,6 +768,7 @@ export class RedisStore implements SessionStore {
 
   async close(): Promise<void> {
     this.closing = true;
+    this.stopWatching?.();
     this.cache?.close();
     const owned: IoRedisClient[] = this.options.ownsClient ? [this.client] : [];
     for (const writer of this.writers) owned.push(writer.client);
