@@ -1,5 +1,12 @@
 import { AuthError, UnsupportedError } from '../errors.js';
-import { appClaims, type IssueOptions, newSessionId, userIdOf } from '../tokens/issue.js';
+import {
+  appClaims,
+  eventMeta,
+  type IssueOptions,
+  newSessionId,
+  requestMeta,
+  userIdOf,
+} from '../tokens/issue.js';
 import { sessionClaims, type TokenPair, type TokenUser } from '../tokens/claims.js';
 import { checkSignOverrides } from '../tokens/token-service.js';
 import { authTimeOf, refreshedClaims, signPair } from './issuing.js';
@@ -70,15 +77,22 @@ export function jwtStrategy(context: StrategyContext): TokenStrategy {
       }
     },
 
-    async refreshTokens(token) {
+    async refreshTokens(token, issue?: IssueOptions) {
       const payload = tokens.verify(token, 'refresh');
       const claims = await refreshedClaims(context, payload);
       if (claims === null) throw new AuthError('token_revoked', 'The user no longer exists.');
-      context.events.emit('refresh', { userId: payload.sub, sessionId: payload.sid });
-      // The login time rides along, so no refresh carries the session past absoluteSessionTtl.
-      return signPair(context, payload.sub, payload.sid, claims, Date.now(), {
+      // The login time rides along, so no refresh carries the session past absoluteSessionTtl
+      // (signPair refuses a session over, even one whose token is still within the leeway).
+      const { pair } = signPair(context, payload.sub, payload.sid, claims, Date.now(), {
         authTime: authTimeOf(payload),
-      }).pair;
+      });
+      // Reported only once the pair exists: a refresh that fails is no refresh.
+      context.events.emit('refresh', {
+        userId: payload.sub,
+        sessionId: payload.sid,
+        ...eventMeta(requestMeta(issue)),
+      });
+      return pair;
     },
 
     async invalidateRefreshToken(token) {

@@ -10,6 +10,7 @@ import {
 } from '../tokens/claims.js';
 import {
   appClaims,
+  eventMeta,
   type IssueOptions,
   newSessionId,
   normalizeUserId,
@@ -47,14 +48,6 @@ function toSessionInfo(record: SessionRecord): SessionInfo {
   }
   if (record.ip) info.ip = record.ip;
   return info;
-}
-
-/** Meta for audit events: only what is known. */
-function eventMeta(meta: { ip: string; userAgent: string }): { ip?: string; userAgent?: string } {
-  const out: { ip?: string; userAgent?: string } = {};
-  if (meta.ip) out.ip = meta.ip;
-  if (meta.userAgent) out.userAgent = meta.userAgent;
-  return out;
 }
 
 /**

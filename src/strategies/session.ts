@@ -4,13 +4,15 @@ import { sha256Uuid } from '../stores/digest.js';
 import type { SessionRecord } from '../stores/session-store.js';
 import type { AuthUser, TokenUser } from '../tokens/claims.js';
 import {
+  claimsObject,
+  eventMeta,
+  type IssueOptions,
   newSessionId,
   normalizeUserId,
   requestMeta,
   sessionMeta,
   tokenPair,
   userIdOf,
-  type IssueOptions,
 } from '../tokens/issue.js';
 import { MAX_TOKEN_LENGTH } from '../tokens/token-service.js';
 import { storeCaller } from './issuing.js';
@@ -55,6 +57,8 @@ function parse(token: unknown): ParsedToken {
   const sub = Buffer.from(user, 'base64url').toString('utf8');
   // One spelling per token: a re-encoding must give back exactly what was sent.
   if (Buffer.from(sub, 'utf8').toString('base64url') !== user) throw invalid();
+  // Only a user id a login could have issued reaches the store: "AA" (U+0000), or any other
+  // control character, is a malformed token here, not a 503 from a store that cannot hold it.
   try {
     normalizeUserId(sub);
   } catch {
@@ -144,7 +148,10 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
     const sub = userIdOf(user);
     for (const name of ['claims', 'audience', 'headers', 'lifetime'] as const) {
       const value = issue?.[name];
-      if (value !== undefined && !(name === 'claims' && Object.keys(value).length === 0)) {
+      // An empty claims object asks for nothing; null or a string is refused as on the other strategies.
+      if (name === 'claims' && value !== undefined && Object.keys(claimsObject(value)).length === 0)
+        continue;
+      if (value !== undefined) {
         throw new TypeError(
           `koa-jwt-redis: the "session" strategy issues opaque tokens, which carry no ${name}; keep such data with your user and load it by ctx.state.user.sub`,
         );
@@ -170,13 +177,7 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
         options.maxSessionsPerUser,
       ),
     );
-    const event: { userId: string; sessionId: string; ip?: string; userAgent?: string } = {
-      userId: sub,
-      sessionId,
-    };
-    if (seen.ip) event.ip = seen.ip;
-    if (seen.userAgent) event.userAgent = seen.userAgent;
-    events.emit('login', event);
+    events.emit('login', { userId: sub, sessionId, ...eventMeta(seen) });
     return { token, expiresIn: Math.floor(lifeMs / 1000) };
   }
 
@@ -214,7 +215,7 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
       return (await find(parsed, 'checkRefreshToken', Date.now())) !== undefined;
     },
 
-    async refreshTokens(token) {
+    async refreshTokens(token, issue?: IssueOptions) {
       const parsed = parse(token);
       const now = Date.now();
       const record = await find(parsed, 'refresh', now);
@@ -222,7 +223,11 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
       const slid = slide(parsed, record, now, true);
       if (slid !== undefined && (await stored('refresh', () => slid)) !== 'rotated')
         throw revoked();
-      events.emit('refresh', { userId: parsed.sub, sessionId: parsed.sid });
+      events.emit('refresh', {
+        userId: parsed.sub,
+        sessionId: parsed.sid,
+        ...eventMeta(requestMeta(issue)),
+      });
       // The expiry the store now keeps: the slide's, rounded down to the store's resolution,
       // or the record's own when there was nothing to slide (at the absolute cap).
       const expiresAt = Math.max(

@@ -30,18 +30,29 @@ export function userIdOf(user: unknown): string {
   return normalizeUserId((user as { id?: unknown }).id);
 }
 
+/** Whether `id` holds a C0 control or DEL: PostgreSQL text cannot hold U+0000, and no real user id needs any of them. */
+function hasControl(id: string): boolean {
+  for (let i = 0; i < id.length; i++) {
+    const code = id.charCodeAt(i);
+    if (code < 0x20 || code === 0x7f) return true;
+  }
+  return false;
+}
+
 export function normalizeUserId(id: unknown): string {
   if (typeof id === 'number' && Number.isSafeInteger(id)) return String(id);
   // A lone surrogate has no UTF-8 form: it would fail when the Redis key is built, and two such ids could collide.
+  // A control character would be kept by memory and Redis yet fail on PostgreSQL: refused on every store alike.
   if (
     typeof id === 'string' &&
     id.length > 0 &&
     id.length <= MAX_USER_ID_LENGTH &&
-    isWellFormed(id)
+    isWellFormed(id) &&
+    !hasControl(id)
   )
     return id;
   throw new TypeError(
-    `koa-jwt-redis: a user id must be a non-empty, well-formed string of at most ${MAX_USER_ID_LENGTH} characters or a safe integer`,
+    `koa-jwt-redis: a user id must be a non-empty, well-formed string of at most ${MAX_USER_ID_LENGTH} characters without control characters, or a safe integer`,
   );
 }
 
@@ -80,6 +91,13 @@ export function successorJti(sessionId: string, jti: string): string {
   return sha256Uuid(`koa-jwt-redis successor\0${sessionId}\0${jti}`);
 }
 
+/** The `claims` option, checked to be an object (a TypeError, not a crash, for `null` or a string). */
+export function claimsObject(extra: unknown): Record<string, unknown> {
+  if (extra === null || typeof extra !== 'object')
+    throw new TypeError('koa-jwt-redis: `claims` must be an object');
+  return extra as Record<string, unknown>;
+}
+
 /** The app's claims for the access token: `userFields` copied from the user, then explicit claims. */
 export function appClaims(
   user: TokenUser,
@@ -91,9 +109,7 @@ export function appClaims(
     if (user[field] !== undefined) claims[field] = user[field];
   }
   if (extra !== undefined) {
-    if (extra === null || typeof extra !== 'object')
-      throw new TypeError('koa-jwt-redis: `claims` must be an object');
-    for (const [name, value] of Object.entries(extra)) {
+    for (const [name, value] of Object.entries(claimsObject(extra))) {
       if (RESERVED_CLAIMS.has(name)) {
         throw new TypeError(
           `koa-jwt-redis: the claim "${name}" is set by the library and cannot be given in \`claims\``,
@@ -116,6 +132,17 @@ export function requestMeta(options: IssueOptions | undefined): { ip: string; us
     ip: cleanMeta(options?.ip ?? ctx?.ip, 64, false),
     userAgent: cleanMeta(options?.userAgent ?? ctx?.get('user-agent'), 256, true),
   };
+}
+
+/** What audit events carry of the request's metadata (from {@link requestMeta}): only what is known. */
+export function eventMeta(meta: { ip: string; userAgent: string }): {
+  ip?: string;
+  userAgent?: string;
+} {
+  const out: { ip?: string; userAgent?: string } = {};
+  if (meta.ip) out.ip = meta.ip;
+  if (meta.userAgent) out.userAgent = meta.userAgent;
+  return out;
 }
 
 /**

@@ -90,6 +90,31 @@ export function sessionStrategyContract(
         await expect(auth.getData(bad)).rejects.toMatchObject({ code: 'token_invalid' });
     });
 
+    it('a token whose user part is a control character is invalid before any store call, never a 503', async () => {
+      auth = make({ strategy: 'session' });
+      const outages: unknown[] = [];
+      auth.on('store_unavailable', (payload) => outages.push(payload));
+      const secret = 'B'.repeat(43);
+      // "AA" decodes to U+0000, which PostgreSQL text cannot hold: anyone can send it.
+      for (const forged of [
+        `AA.AAAAAAAAAAAAAAAA.${secret}`,
+        `${Buffer.from('a\u0000b').toString('base64url')}.AAAAAAAAAAAAAAAA.${secret}`,
+        `${Buffer.from('\u001f').toString('base64url')}.AAAAAAAAAAAAAAAA.${secret}`,
+        `${Buffer.from('x\ny').toString('base64url')}.AAAAAAAAAAAAAAAA.${secret}`,
+      ]) {
+        await expect(auth.getData(forged)).rejects.toMatchObject({ code: 'token_invalid' });
+        expect(await auth.checkRefreshToken(forged)).toBe(false);
+        await expect(auth.refreshTokens(forged)).rejects.toMatchObject({ code: 'token_invalid' });
+        await expect(auth.invalidateRefreshToken(forged)).rejects.toMatchObject({
+          code: 'token_invalid',
+        });
+      }
+      // Nor can such an id be given: the same refusal as any other bad user id.
+      await expect(auth.generateTokens({ id: '\u0000' })).rejects.toBeInstanceOf(TypeError);
+      await expect(auth.listSessions('\u0000')).rejects.toBeInstanceOf(TypeError);
+      expect(outages).toEqual([]);
+    });
+
     it('idle expiry slides on use, at most one write per interval, up to the absolute cap', async () => {
       // Idle 60 s, absolute 150 s: writes at most every 6 s.
       auth = sliding();

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { type Auth, type AuthEventMap, type AuthEventName, createAuth } from '../../src/index.js';
 import { testAuth } from '../helpers/auth.js';
 import { decodeSegment, SECRET } from '../helpers/forge.js';
@@ -89,6 +89,66 @@ describe('audit events', () => {
     expect((await post(url, '/refresh', { refresh_token: 'a.b.c' })).status).toBe(401);
     expect(seen).toHaveLength(1);
   });
+
+  it.each(['redis', 'session', 'jwt'] as const)(
+    'refresh on the %s strategy: ip and user agent from { ctx } or { ip, userAgent }, none without',
+    async (strategy) => {
+      auth = testAuth({ accessTokenTtl: 10, absoluteSessionTtl: 20 });
+      const seen = record(['refresh']);
+      const ctx = {
+        ip: '203.0.113.7',
+        get: (field: string) => (field.toLowerCase() === 'user-agent' ? UA : ''),
+      };
+      const pair = await auth.generateTokens({ id: `u-${strategy}` }, { strategy });
+      const sessionId =
+        strategy === 'session' ? pair.refresh_token.split('.')[1]! : sidOf(pair.refresh_token);
+      const one = await auth.refreshTokens(pair.refresh_token, { strategy, ctx });
+      const two = await auth.refreshTokens(one.refresh_token, {
+        strategy,
+        ip: '198.51.100.2',
+        userAgent: 'direct/2.0',
+      });
+      await auth.refreshTokens(two.refresh_token, { strategy });
+      const userId = `u-${strategy}`;
+      expect(seen).toEqual([
+        { name: 'refresh', payload: { userId, sessionId, ip: '203.0.113.7', userAgent: UA } },
+        {
+          name: 'refresh',
+          payload: { userId, sessionId, ip: '198.51.100.2', userAgent: 'direct/2.0' },
+        },
+        { name: 'refresh', payload: { userId, sessionId } },
+      ]);
+    },
+  );
+
+  it.each(['redis', 'session', 'jwt'] as const)(
+    'refresh on the %s strategy: not emitted when the refresh fails, even within the leeway past the absolute end',
+    async (strategy) => {
+      auth = testAuth({ accessTokenTtl: 10, absoluteSessionTtl: 20 });
+      const seen = record(['refresh']);
+      const ctx = { ip: '203.0.113.7', get: () => UA };
+      // Past the absolute end (20 s after login) but within the verifier's 5 s leeway: the
+      // token still verifies, yet no pair can be issued for the session.
+      const late = await auth.generateTokens({ id: `u-late-${strategy}` }, { strategy });
+      vi.useFakeTimers({ toFake: ['Date'] });
+      try {
+        vi.setSystemTime(Date.now() + 21_000);
+        // The session strategy's record has expired with the session; the JWT strategies
+        // find the session over when they sign.
+        await expect(auth.refreshTokens(late.refresh_token, { strategy, ctx })).rejects.toEqual(
+          expect.objectContaining({
+            code: strategy === 'session' ? 'token_revoked' : 'token_expired',
+          }),
+        );
+      } finally {
+        vi.useRealTimers();
+      }
+      await expect(auth.refreshTokens('a.b.c', { strategy, ctx })).rejects.toMatchObject({
+        code: 'token_invalid',
+      });
+      expect(seen).toEqual([]);
+    },
+  );
 
   it('logout: user id and session id, once (a repeated logout is silent); revokeSession emits it too', async () => {
     const url = await start(testAuth());

@@ -152,3 +152,59 @@ describe('session strategy over HTTP', () => {
     }
   });
 });
+
+describe('what a login is refused', () => {
+  /** The error a promise rejects with (it must reject). */
+  const failure = async (p: Promise<unknown>): Promise<Error> => {
+    try {
+      await p;
+    } catch (error) {
+      return error as Error;
+    }
+    throw new Error('expected a rejection');
+  };
+
+  it('claims that are not an object: the session strategy says so as the redis strategy does, never a raw TypeError', async () => {
+    auth = testAuth();
+    for (const claims of [null, 'x', 5, true]) {
+      const onRedis = await failure(
+        auth.generateTokens({ id: 1 }, { claims: claims as unknown as Record<string, unknown> }),
+      );
+      const onSession = await failure(
+        auth.generateTokens(
+          { id: 1 },
+          { strategy: 'session', claims: claims as unknown as Record<string, unknown> },
+        ),
+      );
+      expect(onRedis).toBeInstanceOf(TypeError);
+      expect(onRedis.message).toBe('koa-jwt-redis: `claims` must be an object');
+      expect(onSession).toBeInstanceOf(TypeError);
+      expect(onSession.message).toBe(onRedis.message);
+    }
+    // Still: no claims at all on opaque tokens, and no empty claims object refused.
+    await expect(
+      auth.generateTokens({ id: 1 }, { strategy: 'session', claims: { role: 'x' } }),
+    ).rejects.toThrow(/carry no claims/);
+    expect(
+      (await auth.generateTokens({ id: 1 }, { strategy: 'session', claims: {} })).token_type,
+    ).toBe('bearer');
+  });
+
+  it('a user id with a control character, on every strategy, as other bad ids are', async () => {
+    auth = testAuth();
+    const bad = await failure(auth.generateTokens({ id: '' }));
+    expect(bad).toBeInstanceOf(TypeError);
+    for (const strategy of ['redis', 'session', 'jwt'] as const) {
+      for (const id of ['\u0000', 'a\u0000b', 'x\ny', 'tab\t', '\u001f', 'del\u007f']) {
+        const error = await failure(auth.generateTokens({ id }, { strategy }));
+        expect(error, `${strategy} ${JSON.stringify(id)}`).toBeInstanceOf(TypeError);
+        expect(error.message).toBe(bad.message);
+        expect(error.message).toMatch(/control characters/);
+      }
+      // Printable neighbours are still ids.
+      expect((await auth.generateTokens({ id: 'a b~é' }, { strategy })).token_type).toBe('bearer');
+    }
+    await expect(auth.listSessions('\u0000')).rejects.toBeInstanceOf(TypeError);
+    await expect(auth.revokeAllSessions('a\u0000')).rejects.toBeInstanceOf(TypeError);
+  });
+});

@@ -86,7 +86,7 @@ describe('the shared layout (keyBuckets)', () => {
 
   it('a hostile user id stays a field tag: keys are numbered hashes whatever the id', async () => {
     const { auth, keyPrefix } = shared(8);
-    for (const id of ['a}b{c', '{u:1}', 'x:y', '{b:0}', 'é|\u0000']) {
+    for (const id of ['a}b{c', '{u:1}', 'x:y', '{b:0}', 'é|\u2028']) {
       await auth.generateTokens({ id });
       expect(await auth.listSessions(id)).toHaveLength(1);
     }
