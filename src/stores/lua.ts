@@ -594,11 +594,14 @@ return ${ROTATE_RESULTS.reused}
 `;
 export const ROTATE_SESSION = script(ROTATE_ARGS, ROTATE_SESSION_BODY);
 
-/** Returns 1 when the family existed. */
+/** Returns 1 when the family was live (an expired one is removed too, and answers 0). */
 const REVOKE_SESSION_BODY = `
-local n = redis.call('HEXISTS', h, A.sessionId)
+local now = tonumber(A.now)
+local v = redis.call('HGET', h, A.sessionId)
+local n = 0
+if v and expiryOf(v) > now then n = 1 end
 drop(A.sessionId)
-settle(tonumber(A.now), A.owner)
+settle(now, A.owner)
 return n
 `;
 export const REVOKE_SESSION = script(REVOKE_SESSION_ARGS, REVOKE_SESSION_BODY);

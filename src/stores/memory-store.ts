@@ -102,7 +102,12 @@ export class MemoryStore implements SessionStore {
   }
 
   async revoke(userId: string, sessionId: string): Promise<boolean> {
-    return this.users.get(userId)?.delete(sessionId) ?? false;
+    const map = this.users.get(userId);
+    const record = map?.get(sessionId);
+    if (!map || !record) return false;
+    map.delete(sessionId);
+    // An expired session is removed too, but it was not live: nothing was ended.
+    return record.expiresAt > Date.now();
   }
 
   async revokeAll(userId: string, now: number): Promise<number> {

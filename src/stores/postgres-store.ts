@@ -83,8 +83,23 @@ function toRecord(row: Row): SessionRecord {
 const COLUMNS =
   'session_id, jti, previous_jti, rotated_at, created_at, last_used_at, expires_at, ip, user_agent';
 
+/**
+ * Refuses a schema or table name that is not a plain SQL identifier: names are written into the
+ * SQL (quoted), so one with a quote or anything else would change the statements.
+ */
+function checkIdentifiers(caller: string, names: { schema: unknown; table: unknown }): void {
+  for (const [name, value] of Object.entries(names)) {
+    if (typeof value !== 'string' || !IDENTIFIER.test(value))
+      throw new AuthConfigError(
+        `${caller} ${name}`,
+        'must be a plain SQL identifier: a letter or _, then letters, digits or _ (at most 63)',
+      );
+  }
+}
+
 /** The schema: one table, keyed by (user, session); times are epoch milliseconds. */
 export function postgresMigrationSql(schema = 'public', table = 'auth_sessions'): string {
+  checkIdentifiers('postgresMigrationSql', { schema, table });
   const t = `${quote(schema)}.${quote(table)}`;
   return `CREATE SCHEMA IF NOT EXISTS ${quote(schema)};
 CREATE TABLE IF NOT EXISTS ${t} (
@@ -249,7 +264,9 @@ class PostgresStore implements PostgresSessionStore {
     if (updated.rowCount === 1) return 'rotated';
     // A stale jti: within the grace window it is answered, otherwise the session is ended, in one
     // statement that only deletes a live session whose current jti is not the one presented.
-    const outcome = await this.query<{ superseded: boolean }>(
+    // Concurrent stale ones may all read the row; only the one whose delete removed it is
+    // `reused` (so theft is reported once), the others find it gone (`missing`).
+    const outcome = await this.query<{ superseded: boolean; ended: boolean }>(
       `WITH current AS (
          SELECT previous_jti = $3 AND $5::bigint > 0 AND $4::bigint - rotated_at <= $5::bigint AS superseded
          FROM ${this.table}
@@ -261,12 +278,13 @@ class PostgresStore implements PostgresSessionStore {
            AND EXISTS (SELECT 1 FROM current)
          RETURNING 1
        )
-       SELECT superseded FROM current`,
+       SELECT superseded, EXISTS (SELECT 1 FROM ended) AS ended FROM current`,
       [userId, r.sessionId, r.oldJti, r.now, r.graceMs],
     );
     const row = outcome.rows[0];
     if (!row) return 'missing';
-    return row.superseded ? 'superseded' : 'reused';
+    if (row.superseded) return 'superseded';
+    return row.ended ? 'reused' : 'missing';
   }
 
   async get(userId: string, sessionId: string, now: number): Promise<SessionRecord | undefined> {
@@ -288,11 +306,13 @@ class PostgresStore implements PostgresSessionStore {
   }
 
   async revoke(userId: string, sessionId: string): Promise<boolean> {
-    const result = await this.query(
-      `DELETE FROM ${this.table} WHERE user_id = $1 AND session_id = $2`,
-      [userId, sessionId],
+    // An expired row is deleted too, but only a live one counts as ended.
+    const result = await this.query<{ live: boolean }>(
+      `DELETE FROM ${this.table} WHERE user_id = $1 AND session_id = $2
+       RETURNING expires_at > $3 AS live`,
+      [userId, sessionId, Date.now()],
     );
-    return result.rowCount === 1;
+    return result.rows[0]?.live === true;
   }
 
   async revokeAll(userId: string, now: number): Promise<number> {
@@ -337,6 +357,19 @@ class PostgresStore implements PostgresSessionStore {
   }
 }
 
+/**
+ * A single connection (`pg.Client`, or a client checked out of a pool): it has no pool's
+ * `connect()` handing out releasable clients, so the store cannot run on it.
+ */
+function isClient(value: unknown): boolean {
+  return (
+    value instanceof pg.Client ||
+    (value !== null &&
+      typeof value === 'object' &&
+      typeof (value as { connectionParameters?: unknown }).connectionParameters === 'object')
+  );
+}
+
 function isPool(value: unknown): value is pg.Pool {
   return (
     value instanceof pg.Pool ||
@@ -367,16 +400,7 @@ export function postgresStore(
     throw fail('options', 'must be an object like { schema, table, timeout }');
   const schema = options.schema ?? 'public';
   const table = options.table ?? 'auth_sessions';
-  for (const [name, value] of [
-    ['schema', schema],
-    ['table', table],
-  ] as const) {
-    if (typeof value !== 'string' || !IDENTIFIER.test(value))
-      throw fail(
-        name,
-        'must be a plain SQL identifier: a letter or _, then letters, digits or _ (at most 63)',
-      );
-  }
+  checkIdentifiers('postgresStore', { schema, table });
   const timeout = wholeNumber('postgresStore timeout', options.timeout ?? 1000, 10, 60_000);
   const pruneInterval = wholeNumber(
     'postgresStore pruneInterval',
@@ -386,6 +410,11 @@ export function postgresStore(
   );
   let pool: pg.Pool;
   let owns = true;
+  if (isClient(connection))
+    throw fail(
+      'connection',
+      'is a pg.Client (one connection); pass a pg.Pool, a postgres:// URL or pg Pool options',
+    );
   if (isPool(connection)) {
     pool = connection;
     owns = false;

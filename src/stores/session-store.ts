@@ -109,7 +109,10 @@ export interface SessionStore {
    * when absent. The session strategy slides an expiry only when the kept one would move.
    */
   readonly timeResolution?: number;
-  /** Ends one session; true when it existed. */
+  /**
+   * Ends one session; true when it was live (`expiresAt` after `Date.now()`). An expired one may
+   * be removed as well, but answers false: nothing was ended.
+   */
   revoke(userId: string, sessionId: string): Promise<boolean>;
   /** Ends every session of the user; returns how many were live. */
   revokeAll(userId: string, now: number): Promise<number>;

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Auth, AuthOptions, SessionStore } from '../../src/index.js';
 
@@ -316,6 +316,9 @@ export function storeContract(backend: ContractBackend): void {
           ),
         );
         expect(results.filter((r) => r === 'rotated')).toHaveLength(1);
+        // One loser ends the session (reused); the rest find it gone (missing), so theft is
+        // reported once.
+        expect(results.filter((r) => r === 'reused')).toHaveLength(1);
         expect(
           results.filter((r) => r === 'rotated' || r === 'reused' || r === 'missing'),
         ).toHaveLength(50);
@@ -459,6 +462,33 @@ export function storeContract(backend: ContractBackend): void {
       }),
     );
 
+    it(
+      'revoke of an expired session answers false, alone or beside a live one of the user',
+      withStore(async (store) => {
+        const [u, alone] = [user(), user()];
+        const now = Date.now();
+        const live = session(now, HOUR);
+        const dead = session(now, 1000);
+        const only = session(now, 1000);
+        await store.create(u, live, 10);
+        await store.create(u, dead, 10);
+        await store.create(alone, only, 10);
+        // revoke reads the time from Date: 2 s on, the short sessions have expired (a backend's
+        // own clock has not moved, so nothing has removed them yet).
+        vi.useFakeTimers({ toFake: ['Date'] });
+        try {
+          vi.setSystemTime(now + 2000);
+          expect(await store.revoke(u, dead.sessionId)).toBe(false);
+          expect(await store.revoke(alone, only.sessionId)).toBe(false);
+          expect(await store.isLive(u, live.sessionId, now + 2000)).toBe(true);
+          expect(await store.revoke(u, live.sessionId)).toBe(true);
+          expect(await store.list(u, now + 2000)).toEqual([]);
+        } finally {
+          vi.useRealTimers();
+        }
+      }),
+    );
+
     if (backend.prunes) {
       it(
         'prune deletes expired sessions of every user and keeps live ones',
@@ -509,6 +539,57 @@ export function authOnStoreContract(
         const winner = (won[0] as PromiseFulfilledResult<{ refresh_token: string }>).value;
         expect(await auth.checkRefreshToken(winner.refresh_token)).toBe(false);
       } finally {
+        await auth.close();
+      }
+    });
+
+    it('three concurrent refreshes of one token, 30 times: one pair, one refresh_reused each time', async () => {
+      const auth = makeAuth();
+      const reused: string[] = [];
+      auth.on('refresh_reused', ({ sessionId }) => reused.push(sessionId));
+      try {
+        const sessions: string[] = [];
+        for (let round = 0; round < 30; round++) {
+          const pair = await auth.generateTokens({ id: user() });
+          sessions.push(payloadOf(pair.access_token).sid as string);
+          const outcomes = await Promise.allSettled(
+            [1, 2, 3].map(() => auth.refreshTokens(pair.refresh_token)),
+          );
+          const codes = outcomes.map((o) =>
+            o.status === 'fulfilled' ? 'ok' : (o.reason as { code: string }).code,
+          );
+          expect(codes.sort()).toEqual(['ok', 'refresh_reused', 'token_revoked']);
+        }
+        expect(reused).toEqual(sessions);
+      } finally {
+        await auth.close();
+      }
+    });
+
+    it('revokeSession of an expired session answers false and emits no logout, alone or beside a live one', async () => {
+      const auth = makeAuth({ accessTokenTtl: 1, refreshTokenTtl: 2, absoluteSessionTtl: 2 });
+      const logouts: string[] = [];
+      auth.on('logout', ({ sessionId }) => logouts.push(sessionId));
+      const sid = (pair: { access_token: string }) => payloadOf(pair.access_token).sid as string;
+      vi.useFakeTimers({ toFake: ['Date'] });
+      try {
+        // 100 ms into a second, so the whole-second ends are known: the first two logins end
+        // at t0 + 1900, the third at t0 + 2900, and no login prunes another's session.
+        const t0 = Math.ceil(Date.now() / 1000) * 1000 + 100;
+        vi.setSystemTime(t0);
+        const [u, alone] = [user(), user()];
+        const first = await auth.generateTokens({ id: u });
+        const only = await auth.generateTokens({ id: alone });
+        vi.setSystemTime(t0 + 1000);
+        const second = await auth.generateTokens({ id: u });
+        vi.setSystemTime(t0 + 2100);
+        expect(await auth.revokeSession(u, sid(first))).toBe(false);
+        expect(await auth.revokeSession(alone, sid(only))).toBe(false);
+        expect(logouts).toEqual([]);
+        expect(await auth.revokeSession(u, sid(second))).toBe(true);
+        expect(logouts).toEqual([sid(second)]);
+      } finally {
+        vi.useRealTimers();
         await auth.close();
       }
     });

@@ -5,7 +5,7 @@ import { type Auth, AuthConfigError, createAuth, postgresStore } from '../../src
 import { decodeSegment, SECRET } from '../helpers/forge.js';
 import { serve, type Served } from '../helpers/http.js';
 import { idApp, Load, send, statusCounts } from '../helpers/load.js';
-import { dropSchema, testPool, uniqueSchema } from '../helpers/postgres.js';
+import { dropSchema, pgUrl, testPool, uniqueSchema } from '../helpers/postgres.js';
 import { PostgresServer } from '../helpers/postgres-server.js';
 
 /*
@@ -70,6 +70,41 @@ describe('PostgreSQL store: schema', () => {
     expect(() => postgresStore(pool, { timeout: 0 })).toThrow(AuthConfigError);
     expect(() => postgresStore('mysql://localhost/x')).toThrow(AuthConfigError);
     expect(() => postgresStore(42 as unknown as string)).toThrow(AuthConfigError);
+  });
+
+  it('refuses a pg.Client (one connection, or one checked out of a pool) up front: pass a pg.Pool', async () => {
+    const refusal = (connection: unknown): unknown => {
+      try {
+        postgresStore(connection as pg.Pool, { schema: schema(), pruneInterval: 0 });
+      } catch (error) {
+        return error;
+      }
+      return undefined;
+    };
+    const client = new pg.Client({ connectionString: pgUrl() });
+    client.on('error', () => {});
+    await client.connect();
+    const checkedOut = await pool.connect();
+    try {
+      for (const connection of [client, checkedOut, new pg.Client({ connectionString: pgUrl() })]) {
+        const error = refusal(connection);
+        expect(error).toBeInstanceOf(AuthConfigError);
+        expect(error).toMatchObject({
+          code: 'invalid_option',
+          option: 'postgresStore connection',
+          message: expect.stringContaining('pass a pg.Pool'),
+        });
+      }
+      // A pool still works.
+      const s = schema();
+      const store = postgresStore(pool, { schema: s, pruneInterval: 0 });
+      await store.migrate();
+      expect(await store.list('nobody', Date.now())).toEqual([]);
+      await store.close();
+    } finally {
+      checkedOut.release();
+      await client.end();
+    }
   });
 
   it('a missing table answers 503 store_unavailable and warns once how to create it', async () => {
