@@ -18,7 +18,8 @@ export type AuthErrorCode =
   | 'insufficient_scope'
   | 'origin_forbidden'
   | 'session_not_found'
-  | 'rate_limited';
+  | 'rate_limited'
+  | 'strategy_unsupported';
 
 const STATUS: Record<AuthErrorCode, number> = {
   token_missing: 401,
@@ -40,6 +41,8 @@ const STATUS: Record<AuthErrorCode, number> = {
   origin_forbidden: 403,
   session_not_found: 404,
   rate_limited: 429,
+  // auth.routes(): the route's strategy cannot do this (sessions of the stateless `jwt` strategy).
+  strategy_unsupported: 501,
 };
 
 export interface AuthErrorOptions {
@@ -117,7 +120,10 @@ export function storeUnavailable(cause: unknown): AuthError {
 /** A helper was called on a strategy that cannot do it (e.g. `listSessions` on the stateless `jwt` strategy). */
 export class UnsupportedError extends Error {
   readonly code = 'strategy_unsupported' as const;
-  /** A route that reaches it (e.g. `GET /auth/sessions` on the stateless strategy) answers 501, not 500. */
+  /**
+   * A route of `auth.routes()` that reaches it (e.g. `GET /auth/sessions` on the stateless
+   * strategy) answers it as the AuthError `strategy_unsupported` (501, JSON), not as a 500.
+   */
   readonly status = 501;
   readonly expose = true;
 

@@ -310,6 +310,8 @@ export function createOpenApiDocument(
     'origin_forbidden',
     'session_not_found',
     'rate_limited',
+    // A route the routes' strategy cannot serve (sessions of the stateless `jwt` strategy): 501.
+    'strategy_unsupported',
   ];
 
   const components: OpenApiDocument['components'] = {

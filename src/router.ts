@@ -3,7 +3,7 @@ import type { Context, Middleware } from 'koa';
 import type { ResolvedOptions } from './config/options.js';
 import { onlyKnown } from './config/validate.js';
 import { debug, describeError } from './debug.js';
-import { AuthConfigError, AuthError } from './errors.js';
+import { AuthConfigError, AuthError, UnsupportedError } from './errors.js';
 import type { AuthEvents } from './events.js';
 import { TokenCookies } from './middleware/cookies.js';
 import {
@@ -14,13 +14,14 @@ import {
 } from './middleware/credentials.js';
 import { checkCsrf, checkOrigin, isUnsafeMethod } from './middleware/csrf.js';
 import { loadKoaBody } from './middleware/json-body.js';
-import { writeAuthError } from './middleware/render-error.js';
+import { withRealm, writeAuthError } from './middleware/render-error.js';
 import type { AuthenticatedState, AuthMiddlewareOptions } from './middleware/state.js';
 import type { StrategyRegistry } from './strategies/registry.js';
-import type { SessionInfo, StrategyChoice } from './strategies/types.js';
+import type { SessionInfo, StrategyChoice, TokenStrategy } from './strategies/types.js';
 import { cleanMeta } from './stores/record-codec.js';
-import type { TokenPair, TokenUser } from './tokens/claims.js';
+import type { AuthUser, TokenPair, TokenUser } from './tokens/claims.js';
 import { type IssueOptions, requestMeta } from './tokens/issue.js';
+import type { TokenService } from './tokens/token-service.js';
 
 /** What the routes need from an Auth instance: its options, strategies, helpers and requireAuth. */
 export interface RouterHost {
@@ -179,6 +180,41 @@ function bodyRefreshToken(ctx: Context): string | undefined {
   return token;
 }
 
+/**
+ * The claims of the access token a logout names, or undefined when its session is already over.
+ * The refresh cookie never reaches this route, so a browser whose access cookie has expired has
+ * only that token to name its session: an expired one still does. Only the expiry is overlooked
+ * (signature, kind and strategy are checked, with the strategy's own keys); all else is refused.
+ */
+async function loggingOut(
+  strategy: TokenStrategy,
+  tokens: TokenService,
+  token: string,
+): Promise<AuthUser | undefined> {
+  try {
+    // An already-revoked session is already logged out: verify the token, not the session.
+    // (An opaque session token cannot be verified without its session: gone means logged out.)
+    return await strategy.readToken(token, { checkSession: false });
+  } catch (error) {
+    if (!(error instanceof AuthError)) throw error;
+    if (error.code === 'token_revoked') return undefined;
+    if (error.code !== 'token_expired') throw error;
+    try {
+      return tokens.verifyAccessIgnoringExpiry(token);
+    } catch {
+      throw error; // not a token of this strategy's keys (an opaque one, a custom strategy's)
+    }
+  }
+}
+
+/** An error of a route, as the JSON answer it gets; undefined for one that is not ours to answer. */
+function routeError(error: unknown, realm: string | undefined): AuthError | undefined {
+  // A helper the route's strategy lacks (sessions of the stateless `jwt` strategy): 501, as JSON.
+  if (error instanceof UnsupportedError)
+    return withRealm(new AuthError('strategy_unsupported', error.message, { cause: error }), realm);
+  return error instanceof AuthError ? withRealm(error, realm) : undefined;
+}
+
 function noStore(ctx: Context): void {
   ctx.set('Cache-Control', 'no-store');
   ctx.set('Pragma', 'no-cache');
@@ -230,6 +266,7 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
     );
   }
   const strategy = auth.strategies.get(strategyName);
+  const tokens = auth.strategies.tokensFor(strategyName);
   const chosen = { strategy: strategyName };
   const loginName = options.loginName ?? defaultLoginName;
   if (typeof loginName !== 'function')
@@ -306,9 +343,10 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
       await next();
       debug.routes('%s %s → %d', ctx.method, ctx.path, ctx.status);
     } catch (error) {
-      if (!(error instanceof AuthError)) throw error;
-      debug.routes('%s %s → %d %s', ctx.method, ctx.path, error.status, describeError(error));
-      writeAuthError(ctx, error);
+      const failure = routeError(error, auth.options.realm);
+      if (failure === undefined) throw error;
+      debug.routes('%s %s → %d %s', ctx.method, ctx.path, failure.status, describeError(failure));
+      writeAuthError(ctx, failure);
     }
   };
   // On each route rather than router.use(): a router-level middleware breaks @koa/router's
@@ -366,7 +404,8 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
     deliver(ctx, pair, false);
   });
 
-  router.post('/logout', renderErrors, jsonOnly, jsonBody, async (ctx) => {
+  /** Ends the session a logout request names; `proof.held` once its CSRF proof has held. */
+  async function logOut(ctx: Context, proof: { held: boolean }): Promise<void> {
     const bodyToken = bodyRefreshToken(ctx);
     const cookieToken =
       cookieMode && bodyToken === undefined
@@ -374,23 +413,40 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
         : undefined;
     if (bodyToken !== undefined || cookieToken !== undefined) {
       guard(ctx, cookieToken !== undefined);
+      proof.held = true;
       await auth.invalidateRefreshToken((bodyToken ?? cookieToken)!, chosen);
-    } else {
-      // The refresh cookie is scoped to the refresh route, so a browser logs out with its access token.
-      const found = findAccessToken(ctx, web);
-      if (found === undefined)
-        throw new AuthError('token_missing', 'Send { "refresh_token": "…" } or an access token.');
-      if (found.source === 'cookie') guard(ctx, true);
-      // An already-revoked session is already logged out: verify the token, not the session.
-      // (An opaque session token cannot be verified without its session: gone means logged out.)
-      const user = await Promise.resolve(
-        strategy.readToken(found.token, { checkSession: false }),
-      ).catch((error: unknown) => {
-        if (error instanceof AuthError && error.code === 'token_revoked') return undefined;
-        throw error;
-      });
-      if (user?.sid !== undefined && strategy.revokeSession)
-        await auth.revokeSession(user.sub, user.sid, chosen);
+      return;
+    }
+    // The refresh cookie is scoped to the refresh route, so a browser logs out with its access token.
+    const found = findAccessToken(ctx, web);
+    if (found === undefined) {
+      // Nothing to end; the cookies are still cleared for a page of this origin (only script on
+      // it can add the CSRF header to a request).
+      proof.held = !cookieMode || ctx.get(web.csrf.header) !== '';
+      throw new AuthError('token_missing', 'Send { "refresh_token": "…" } or an access token.');
+    }
+    if (found.source === 'cookie') guard(ctx, true);
+    proof.held = true;
+    const user = await loggingOut(strategy, tokens, found.token);
+    if (user?.sid === undefined) return;
+    try {
+      await auth.revokeSession(user.sub, user.sid, chosen);
+    } catch (error) {
+      // A stateless strategy keeps no session to end: logging out is forgetting the tokens.
+      if (!(error instanceof UnsupportedError)) throw error;
+    }
+  }
+
+  router.post('/logout', renderErrors, jsonOnly, jsonBody, async (ctx) => {
+    const proof = { held: false };
+    try {
+      await logOut(ctx, proof);
+    } catch (error) {
+      // Cookies that cannot log out cannot do anything else either: drop them, so the page shows
+      // the login. Only once the CSRF proof held: a cross-site request clears nothing.
+      if (cookieMode && proof.held && error instanceof AuthError && error.status === 401)
+        cookies.clear(ctx, refreshPathOf(ctx, 1));
+      throw error;
     }
     if (cookieMode) cookies.clear(ctx, refreshPathOf(ctx, 1));
     noStore(ctx);

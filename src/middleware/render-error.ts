@@ -27,16 +27,25 @@ function onAuthError(this: Context, error: unknown): void {
   this.res.end(this.body as string);
 }
 
+/**
+ * Puts the instance's `realm` first in the error's `WWW-Authenticate` challenge (RFC 6750 §3),
+ * if it has one and no realm yet; returns the error.
+ */
+export function withRealm(error: AuthError, realm: string | undefined): AuthError {
+  const challenge = error.headers['WWW-Authenticate'];
+  if (realm === undefined || !challenge || challenge.startsWith('Bearer realm=')) return error;
+  const params = challenge.slice('Bearer'.length).replace(/^ /, '');
+  error.headers = {
+    ...error.headers,
+    'WWW-Authenticate': `Bearer realm="${realm}"${params ? `, ${params}` : ''}`,
+  };
+  return error;
+}
+
 /** Throws `error` so that app error middleware can catch it, and Koa renders it as JSON if none does. */
 export function throwAuthError(ctx: Context, error: AuthError, realm: string | undefined): never {
   debug.auth('%s %s refused: %d %s', ctx.method, ctx.path, error.status, describeError(error));
-  if (realm !== undefined && error.headers['WWW-Authenticate']) {
-    const params = error.headers['WWW-Authenticate'].slice('Bearer'.length).replace(/^ /, '');
-    error.headers = {
-      ...error.headers,
-      'WWW-Authenticate': `Bearer realm="${realm}"${params ? `, ${params}` : ''}`,
-    };
-  }
+  withRealm(error, realm);
   ctx.onerror = onAuthError;
   throw error;
 }

@@ -1,3 +1,4 @@
+import type { TokenService } from '../tokens/token-service.js';
 import type { StrategyContext, StrategyFactory, TokenStrategy } from './types.js';
 
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -50,6 +51,14 @@ export class StrategyRegistry {
       );
     }
     return strategy;
+  }
+
+  /**
+   * @internal Not part of the API: the keys bound to `name`, as its factory receives them
+   * (`auth.routes()` reads an expired access token with them on logout).
+   */
+  tokensFor(name: string): TokenService {
+    return this.context.tokens.forStrategy(name);
   }
 
   /** Makes `name` the strategy used when a middleware or helper names none. */

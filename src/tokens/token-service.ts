@@ -296,7 +296,7 @@ export class TokenService {
    * `algorithms: [key.algorithm]`, without its per-call option work. Returns the decoded payload
    * (not necessarily an object: the caller checks).
    */
-  private verifyDirect(token: string, key: RingKey): unknown {
+  private verifyDirect(token: string, key: RingKey, anyExpiry: boolean): unknown {
     const valid = isHmac(key.algorithm)
       ? hmacVerify(key.algorithm, key.verifyKey, token)
       : signatureVerify(key.algorithm, key.verifyKey, token);
@@ -310,15 +310,18 @@ export class TokenService {
     } catch {
       return undefined;
     }
-    this.checkClaims(payload);
+    this.checkClaims(payload, anyExpiry);
     return payload;
   }
 
   /** The registered claims of a payload whose signature holds (not an object: left to the caller). */
-  private checkClaims(payload: unknown): void {
+  private checkClaims(payload: unknown, anyExpiry: boolean): void {
     if (payload === null || typeof payload !== 'object') return;
     const error = claimsError(
-      payload as Record<string, unknown>,
+      // `exp` is still checked to be a finite number, in verify.
+      anyExpiry
+        ? { ...(payload as Record<string, unknown>), exp: undefined }
+        : (payload as Record<string, unknown>),
       Math.floor(Date.now() / 1000),
       this.leeway,
       this.issuer,
@@ -335,10 +338,24 @@ export class TokenService {
    * kind. Throws only AuthError.
    */
   verify<K extends TokenKind>(token: unknown, kind: K): Payload<K> {
+    return this.check(token, kind, false);
+  }
+
+  /**
+   * @internal Not part of the API: for `POST /logout` of `auth.routes()` only, so that a browser
+   * whose access cookie has expired can still end its session. {@link verify} of an access token
+   * with every check (signature, `typ`, `token_use`, `stg`, `iss`, `aud`, `sub`, `sid`) but the
+   * expiry; never cached.
+   */
+  verifyAccessIgnoringExpiry(token: unknown): AccessTokenPayload {
+    return this.check(token, 'access', true);
+  }
+
+  private check<K extends TokenKind>(token: unknown, kind: K, anyExpiry: boolean): Payload<K> {
     if (typeof token !== 'string' || token.length === 0)
       throw invalid('The token is not a string.');
     // Only access tokens are cached: they are the ones read on every request.
-    const cache = kind === 'access' ? this.accessCache : undefined;
+    const cache = kind === 'access' && !anyExpiry ? this.accessCache : undefined;
     if (cache !== undefined) {
       const hit = cache.get(token, Date.now(), this.findKey);
       if (hit !== undefined) {
@@ -361,7 +378,8 @@ export class TokenService {
     if (known === undefined) rememberHeader(segment, header);
 
     let payload: unknown;
-    if (isHmac(key.algorithm) || isDirect(key.algorithm)) payload = this.verifyDirect(token, key);
+    if (isHmac(key.algorithm) || isDirect(key.algorithm))
+      payload = this.verifyDirect(token, key, anyExpiry);
     else {
       try {
         payload = (jwt.verify(token, key.verifyKey, this.verifyOptions.get(key.kid)!) as jwt.Jwt)
@@ -370,7 +388,7 @@ export class TokenService {
         // Claims are not jsonwebtoken's to check here (see verifyOptions): this is the signature.
         throw invalid('The token signature or claims are invalid.', cause);
       }
-      this.checkClaims(payload);
+      this.checkClaims(payload, anyExpiry);
     }
     if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) {
       throw invalid('The token payload is not a JSON object.');
@@ -391,7 +409,7 @@ export class TokenService {
     const seconds = Math.floor(now);
     if (nbf !== undefined && nbf > seconds + this.leeway)
       throw invalid('The token is not valid yet.');
-    if (seconds >= exp + this.leeway)
+    if (!anyExpiry && seconds >= exp + this.leeway)
       throw new AuthError('token_expired', 'The token has expired.');
     if (iat !== undefined && iat > now + this.leeway)
       throw invalid('The token was issued in the future.');

@@ -431,3 +431,69 @@ describe('CSRF protection of the auth routes', () => {
     expect([...jar.values.keys()]).toEqual([]);
   });
 });
+
+describe('logout after the access cookie expired', () => {
+  /** What a browser sends to /auth/logout: the refresh cookie's Path keeps it away. */
+  const logout = (only: string[]) =>
+    call(server.url, '/auth/logout', {
+      method: 'POST',
+      headers: {
+        origin: server.url,
+        cookie: jar.header(only),
+        'x-csrf-token': jar.values.get(CSRF)!,
+      },
+    });
+
+  for (const tokenDelivery of ['cookie', 'both'] as const) {
+    it(`ends the session and clears the cookies (${tokenDelivery})`, async () => {
+      await start({ tokenDelivery, accessTokenTtl: 1, leeway: 0 });
+      expect((await login()).status).toBe(200);
+      const refresh = jar.values.get(REFRESH)!;
+      await new Promise((resolve) => setTimeout(resolve, 2100));
+      expect((await browser('/me')).body.error).toBe('token_expired');
+
+      // Proof is still required.
+      const unproven = await call(server.url, '/auth/logout', {
+        method: 'POST',
+        headers: { origin: server.url, cookie: jar.header([ACCESS, CSRF]) },
+      });
+      expect([unproven.status, unproven.body.error]).toEqual([403, 'csrf_failed']);
+      expect(setCookies(unproven.headers).size).toBe(0);
+      expect(await auth.checkRefreshToken(refresh)).toBe(true);
+
+      const res = await logout([ACCESS, CSRF]);
+      expect(res.status).toBe(204);
+      const cleared = setCookies(res.headers);
+      expect([...cleared.keys()].sort()).toEqual([ACCESS, CSRF, REFRESH].sort());
+      for (const { attributes } of cleared.values()) expect(attributes).toContain('Max-Age=0');
+      expect(await auth.listSessions(1)).toEqual([]);
+      expect(await auth.checkRefreshToken(refresh)).toBe(false);
+    });
+  }
+
+  it('clears the cookies on a 401, e.g. without any access cookie', async () => {
+    await start({ accessTokenTtl: 1, leeway: 0 });
+    await login();
+    const res = await logout([CSRF]);
+    expect([res.status, res.body.error]).toEqual([401, 'token_missing']);
+    const cleared = setCookies(res.headers);
+    expect([...cleared.keys()].sort()).toEqual([ACCESS, CSRF, REFRESH].sort());
+    for (const { attributes } of cleared.values()) expect(attributes).toContain('Max-Age=0');
+  });
+
+  it('does not end a session for a forged or foreign-kind expired cookie', async () => {
+    await start({ accessTokenTtl: 1, leeway: 0 });
+    await login();
+    const access = jar.values.get(ACCESS)!;
+    const refresh = jar.values.get(REFRESH)!;
+    await new Promise((resolve) => setTimeout(resolve, 2100));
+    const [header, payload, signature] = access.split('.');
+    const flipped = `${signature!.slice(0, -2)}${signature!.endsWith('AA') ? 'BB' : 'AA'}`;
+    for (const token of [`${header}.${payload}.${flipped}`, refresh]) {
+      jar.values.set(ACCESS, token);
+      const res = await logout([ACCESS, CSRF]);
+      expect(res.status).toBe(401);
+      expect(await auth.listSessions(1)).toHaveLength(1);
+    }
+  });
+});

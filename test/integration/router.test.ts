@@ -272,3 +272,51 @@ describe('routes when Redis is down', () => {
     expect([res.status, res.body.error]).toEqual([503, 'store_unavailable']);
   });
 });
+
+describe('a strategy that does not support an operation', () => {
+  it('answers 501 strategy_unsupported as JSON, and logout with a bearer access token 204', async () => {
+    await start({ strategy: 'jwt' });
+    const pair = (await login()).body;
+    const attempts = [
+      await call(server.url, '/auth/sessions', { token: pair.access_token }),
+      await post('/auth/logout-all', { token: pair.access_token }),
+      await call(server.url, '/auth/sessions/x', { method: 'DELETE', token: pair.access_token }),
+    ];
+    for (const res of attempts) {
+      expect(res.status).toBe(501);
+      expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+      expect(res.headers.get('cache-control')).toBe('no-store');
+      expect(res.body).toMatchObject({ error: 'strategy_unsupported' });
+      expect(res.body.message).toMatch(/"jwt" strategy does not support/);
+    }
+  });
+
+  it('answers logout with a stateless access token 204: there is no session to end', async () => {
+    await start({ strategy: 'jwt' });
+    const pair = (await login()).body;
+    expect((await post('/auth/logout', { token: pair.access_token })).status).toBe(204);
+    expect(
+      (await post('/auth/logout', { body: { refresh_token: pair.refresh_token } })).status,
+    ).toBe(204);
+  });
+});
+
+describe('the realm option', () => {
+  it("puts realm into the router's own 401 challenges, as requireAuth does", async () => {
+    await start({}, { realm: 'api' });
+    const missing = await post('/auth/refresh');
+    expect([missing.status, missing.body.error]).toEqual([401, 'token_missing']);
+    expect(missing.headers.get('www-authenticate')).toBe('Bearer realm="api"');
+    const bad = await post('/auth/logout', { body: { refresh_token: 'abc' } });
+    expect(bad.headers.get('www-authenticate')).toBe('Bearer realm="api", error="invalid_token"');
+    expect((await login('alice', 'nope')).headers.get('www-authenticate')).toBe(
+      'Bearer realm="api"',
+    );
+    // A 401 from requireAuth inside the router is not given the realm twice.
+    const sessions = await call(server.url, '/auth/sessions');
+    expect(sessions.headers.get('www-authenticate')).toBe('Bearer realm="api"');
+    expect((await call(server.url, '/me')).headers.get('www-authenticate')).toBe(
+      'Bearer realm="api"',
+    );
+  });
+});
