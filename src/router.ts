@@ -454,8 +454,11 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
   });
 
   router.post('/logout-all', renderErrors, jsonOnly, jsonBody, authenticated, async (ctx) => {
-    const keepCurrent =
-      (ctx.request.body as { keep_current?: unknown } | undefined)?.keep_current === true;
+    const given = (ctx.request.body as { keep_current?: unknown } | undefined)?.keep_current;
+    // A "true" or 1 read as false would end the very session the caller meant to keep.
+    if (given !== undefined && typeof given !== 'boolean')
+      throw new AuthError('invalid_request', '`keep_current` must be true or false.');
+    const keepCurrent = given === true;
     const { sub, sid } = ctx.state.user;
     let revoked: number;
     if (keepCurrent && sid !== undefined) {

@@ -135,6 +135,15 @@ export function isPrototypeKey(name: string): boolean {
   return Object.prototype.hasOwnProperty.call(Object.prototype, name);
 }
 
+/** C0 control characters and DEL: PostgreSQL cannot keep NUL, so no store may hold such a user id. */
+export function hasControl(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    if (code < 0x20 || code === 0x7f) return true;
+  }
+  return false;
+}
+
 /** Lone UTF-16 surrogates: such a string has no UTF-8 form, so it cannot name a user or a Redis key. */
 export function isWellFormed(value: string): boolean {
   return !/[\uD800-\uDFFF]/u.test(value);

@@ -3,6 +3,7 @@ import { sha256Uuid } from '../stores/digest.js';
 import { cleanMeta } from '../stores/record-codec.js';
 import {
   isPrototypeKey,
+  hasControl,
   isWellFormed,
   RESERVED_CLAIMS,
   type TokenPair,
@@ -28,15 +29,6 @@ export function userIdOf(user: unknown): string {
     throw new TypeError('koa-jwt-redis: generateTokens(user) needs a user object with an `id`');
   }
   return normalizeUserId((user as { id?: unknown }).id);
-}
-
-/** Whether `id` holds a C0 control or DEL: PostgreSQL text cannot hold U+0000, and no real user id needs any of them. */
-function hasControl(id: string): boolean {
-  for (let i = 0; i < id.length; i++) {
-    const code = id.charCodeAt(i);
-    if (code < 0x20 || code === 0x7f) return true;
-  }
-  return false;
 }
 
 export function normalizeUserId(id: unknown): string {

@@ -3,6 +3,7 @@ import jwt from 'jsonwebtoken';
 import { AuthError, UnknownKeyError } from '../errors.js';
 import type { KeyRing, RingKey } from '../keys/key-ring.js';
 import {
+  hasControl,
   isWellFormed,
   type AccessTokenPayload,
   type RefreshTokenPayload,
@@ -414,7 +415,12 @@ export class TokenService {
     if (iat !== undefined && iat > now + this.leeway)
       throw invalid('The token was issued in the future.');
     if (this.strategy !== undefined && claims.stg !== this.strategy) throw otherStrategy();
-    if (typeof claims.sub !== 'string' || claims.sub.length === 0 || !isWellFormed(claims.sub))
+    if (
+      typeof claims.sub !== 'string' ||
+      claims.sub.length === 0 ||
+      !isWellFormed(claims.sub) ||
+      hasControl(claims.sub)
+    )
       throw invalid('The token has no subject.');
     if (claims.sid !== undefined && (typeof claims.sid !== 'string' || !isWellFormed(claims.sid)))
       throw invalid('The token has a malformed session id.');

@@ -196,6 +196,21 @@ describe('POST /auth/logout-all', () => {
     expect((await call(server.url, '/me', { token: a2.access_token })).status).toBe(401);
   });
 
+  it('answers a keep_current that is no boolean with 400, ending nothing', async () => {
+    await start();
+    const a1 = (await login()).body;
+    const a2 = (await login()).body;
+    for (const keep of ['true', 1, null, {}]) {
+      const res = await post('/auth/logout-all', {
+        token: a1.access_token,
+        body: { keep_current: keep },
+      });
+      expect([res.status, res.body.error], JSON.stringify(keep)).toEqual([400, 'invalid_request']);
+    }
+    for (const { access_token: token } of [a1, a2])
+      expect((await call(server.url, '/me', { token })).status).toBe(200);
+  });
+
   it('needs a valid access token', async () => {
     await start();
     const res = await post('/auth/logout-all');

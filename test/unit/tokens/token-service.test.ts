@@ -453,6 +453,23 @@ describe('signature before claims, on every verification path', () => {
   );
 });
 
+describe('subjects no store can hold', () => {
+  it.each(['HS256', 'RS256', 'EdDSA'] as const)(
+    '%s: a correctly signed token whose sub holds a control character is token_invalid',
+    (algorithm) => {
+      const tokens = ringFor(algorithm);
+      const base = { sid: 's', token_use: 'access', exp: now() + 60 };
+      expect(tokens.verify(signedFor(algorithm, { ...base, sub: 'a b' }), 'access').sub).toBe(
+        'a b',
+      );
+      for (const sub of ['a\u0000b', '\u0000', 'x\ny', 'del\u007f'])
+        expect(rejects(tokens, signedFor(algorithm, { ...base, sub })).code, sub).toBe(
+          'token_invalid',
+        );
+    },
+  );
+});
+
 describe('claims answer alike on every verification path', () => {
   it.each(ALGORITHMS)(
     '%s: correctly signed, expired claims are token_expired even when aud or iss is wrong too; a live token with either is token_invalid',
