@@ -131,8 +131,15 @@ const jsonBodyParser = (): Middleware =>
     // The raw text too (ctx.request.rawBody): an empty chunked body parses to {}, yet is no object.
     includeUnparsed: true,
     onError: (error) => {
-      if ((error as { status?: unknown }).status === 413)
-        throw new AuthError('body_too_large', 'The request body is over 16 KiB.');
+      const { status } = error as { status?: unknown };
+      if (status === 413) throw new AuthError('body_too_large', 'The request body is over 16 KiB.');
+      // A Content-Encoding the parser cannot decode: the body is unreadable, not bad JSON.
+      if (status === 415)
+        throw new AuthError(
+          'unsupported_media_type',
+          'Send the body as JSON, uncompressed or with a Content-Encoding of gzip, deflate or br.',
+          { headers: { Accept: 'application/json', 'Cache-Control': 'no-store' } },
+        );
       throw new AuthError('invalid_request', 'The request body is not valid JSON.');
     },
   }));

@@ -135,6 +135,17 @@ describe('login bodies', () => {
     expect(logins).toBe(1);
   });
 
+  it('answers a content encoding it cannot decode with 415, not as bad JSON', async () => {
+    await start();
+    const res = await post('/auth/login', json, {
+      'content-type': 'application/json',
+      'content-encoding': 'no-such-coding',
+    });
+    expectError(res, 415, 'unsupported_media_type');
+    expect(res.headers.get('accept')).toBe('application/json');
+    expect(logins).toBe(0);
+  });
+
   it('answers a body over 16 KiB with 413 body_too_large', async () => {
     await start();
     const big = JSON.stringify({ username: 'alice', password: 'x'.repeat(17 * 1024) });
