@@ -123,11 +123,16 @@ type EvalTarget = Record<
 const evaluation = (
   lua: string,
 ): ((target: object, text: boolean, keys: number, argv: ScriptArgs) => unknown) => {
-  const sha = createHash('sha1').update(lua).digest('hex');
+  // Hashed on first use: only confirmed writes (waitForReplicas) send scripts this way.
+  let sha: string | undefined;
   return (target, text, keys, argv) =>
     text
       ? (target as EvalTarget).eval(lua, keys, ...argv)
-      : (target as EvalTarget).evalsha(sha, keys, ...argv);
+      : (target as EvalTarget).evalsha(
+          (sha ??= createHash('sha1').update(lua).digest('hex')),
+          keys,
+          ...argv,
+        );
 };
 const EVALUATE = Object.fromEntries(
   Object.entries({ ...SCRIPTS, ...BATCHED_SCRIPTS }).map(([name, lua]) => [name, evaluation(lua)]),
@@ -148,7 +153,8 @@ async function confirmedWrite(
   wanted: number,
   ms: number,
 ): Promise<PipelineResults> {
-  const send = async (target: IoRedisClient, text: boolean, asking: boolean) => {
+  const scriptError = (answered: PipelineResults) => answered?.[0]?.[0]?.message ?? '';
+  const once = async (target: IoRedisClient, text: boolean, asking: boolean) => {
     const pipeline = target.pipeline();
     if (asking) pipeline.asking();
     evaluate(pipeline, text);
@@ -156,12 +162,12 @@ async function confirmedWrite(
     const answered: PipelineResults = await pipeline.exec();
     return asking && answered !== null ? answered.slice(1) : answered;
   };
-  const scriptError = (answered: PipelineResults) => answered?.[0]?.[0]?.message ?? '';
-  let target: IoRedisClient = client;
-  let asking = false;
-  let results = await send(target, false, false);
-  // Redis lost the script (first use on this server, a SCRIPT FLUSH): once more, with its text.
-  if (scriptError(results).startsWith('NOSCRIPT')) results = await send(target, true, false);
+  const send = async (target: IoRedisClient, asking: boolean) => {
+    const answered = await once(target, false, asking);
+    // Redis lost the script (first use on this server, a SCRIPT FLUSH): once more, with its text.
+    return scriptError(answered).startsWith('NOSCRIPT') ? once(target, true, asking) : answered;
+  };
+  let results = await send(client, false);
   for (let hop = 0; client.isCluster && hop < MAX_REDIRECTIONS; hop++) {
     const redirection = REDIRECTION.exec(scriptError(results));
     if (redirection === null) break;
@@ -173,19 +179,16 @@ async function confirmedWrite(
       .find((n) => `${n.options.host ?? ''}:${n.options.port ?? ''}` === address);
     // A node the pool does not know yet: 503 now; the refreshed map routes the next write.
     if (node === undefined) break;
-    target = node;
-    asking = kind === 'ASK';
-    results = await send(target, false, asking);
-    if (scriptError(results).startsWith('NOSCRIPT')) results = await send(target, true, asking);
+    results = await send(node, kind === 'ASK');
   }
   return results;
 }
 
 /** Registers the scripts on a client; the batched forms (their key count an argument) only off a Cluster, which never batches. */
-function defineScripts(client: IoRedisClient, cluster: boolean): void {
+function defineScripts(client: IoRedisClient): void {
   for (const [name, lua] of Object.entries(SCRIPTS))
     client.defineCommand(name, { numberOfKeys: 1, lua });
-  if (!cluster)
+  if (!client.isCluster)
     for (const [name, lua] of Object.entries(BATCHED_SCRIPTS)) client.defineCommand(name, { lua });
 }
 
@@ -205,8 +208,8 @@ export interface RedisStoreOptions {
   sessionCache?: ResolvedSessionCache | undefined;
   /**
    * Replicas that must have a write (Redis `WAIT`) before it counts as done; 0 answers as soon as
-   * the master has it. `'replicated'` (a Cluster's default): 1 once the client's slot map shows a
-   * master with a replica, else 0 (see RedisStore.watchReplicas).
+   * the master has it. `'replicated'` (a Cluster's default): 1 once the Cluster has a replica,
+   * else 0 (see RedisStore.watchReplicas).
    */
   waitForReplicas: number | 'replicated';
   /** The shared layout's number of hashes; 0 for a hash per user. */
@@ -297,7 +300,7 @@ export class RedisStore implements SessionStore {
     client: IoRedisClient,
     private readonly options: RedisStoreOptions,
   ) {
-    defineScripts(client, client.isCluster);
+    defineScripts(client);
     this.client = client;
     this.timeResolution = options.recordFormat === 'binary' ? 1000 : 1;
     if (options.ownsClient) this.keepConnecting(client);
@@ -408,12 +411,6 @@ export class RedisStore implements SessionStore {
     return place;
   }
 
-  /**
-   * Reconnects a client of ours that gave up. ioredis ends a Sentinel client for good when a
-   * failover interrupts its reconnection (the sentinels' `+switch-master`, or a `READONLY`,
-   * arriving while it is still connecting): every later command would fail with "Connection is
-   * closed". A session store must come back by itself.
-   */
   /** The connections confirmed writes go through (see `writers`). */
   private addWriters(): void {
     for (let i = 0; i < WRITER_CONNECTIONS; i++) {
@@ -484,6 +481,12 @@ export class RedisStore implements SessionStore {
     });
   }
 
+  /**
+   * Reconnects a client of ours that gave up. ioredis ends a Sentinel client for good when a
+   * failover interrupts its reconnection (the sentinels' `+switch-master`, or a `READONLY`,
+   * arriving while it is still connecting): every later command would fail with "Connection is
+   * closed". A session store must come back by itself.
+   */
   private keepConnecting(client: IoRedisClient): void {
     client.on('end', () => {
       if (this.closing) return;

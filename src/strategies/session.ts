@@ -111,6 +111,8 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
   /** Where a slide at `now` puts the session's expiry: idle lifetime, never past the absolute cap. */
   const slidTo = (record: SessionRecord, now: number) =>
     Math.min(now + idleMs, record.createdAt + absoluteMs);
+  /** An expiry as the store keeps it: rounded down to its resolution. */
+  const kept = (expiresAt: number) => Math.floor(expiresAt / resolution) * resolution;
 
   /** Slides the idle expiry; `force` skips the throttle. Never extends past the absolute cap. */
   function slide(parsed: ParsedToken, record: SessionRecord, now: number, force: boolean) {
@@ -118,7 +120,7 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
     const expiresAt = slidTo(record, now);
     // Only a slide that moves the expiry the store keeps: at the absolute cap, or short of the
     // next whole second on a store that keeps seconds, a write would change nothing.
-    if (Math.floor(expiresAt / resolution) * resolution <= record.expiresAt) return undefined;
+    if (kept(expiresAt) <= record.expiresAt) return undefined;
     return store.rotate(parsed.sub, {
       sessionId: parsed.sid,
       oldJti: parsed.digest,
@@ -230,10 +232,7 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
       });
       // The expiry the store now keeps: the slide's, rounded down to the store's resolution,
       // or the record's own when there was nothing to slide (at the absolute cap).
-      const expiresAt = Math.max(
-        record.expiresAt,
-        Math.floor(slidTo(record, now) / resolution) * resolution,
-      );
+      const expiresAt = Math.max(record.expiresAt, kept(slidTo(record, now)));
       return tokenPair(
         token as string,
         token as string,
