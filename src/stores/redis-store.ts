@@ -173,15 +173,34 @@ async function confirmedWrite(
     if (redirection === null) break;
     const [, kind, address] = redirection;
     const cluster = client as Cluster;
-    if (kind === 'MOVED') cluster.refreshSlotsCache();
-    const node = cluster
-      .nodes('all')
-      .find((n) => `${n.options.host ?? ''}:${n.options.port ?? ''}` === address);
-    // A node the pool does not know yet: 503 now; the refreshed map routes the next write.
-    if (node === undefined) break;
+    let node = nodeAt(cluster, address!);
+    if (node === undefined) {
+      // A node the pool has no connection to (a replica promoted since the pool's last slot
+      // map, which may have left it out): the refreshed map connects to it. runScript bounds
+      // the wait.
+      await new Promise<void>((resolve) => cluster.refreshSlotsCache(() => resolve()));
+      node = nodeAt(cluster, address!);
+      if (node === undefined) break;
+    } else if (kind === 'MOVED') cluster.refreshSlotsCache();
     results = await send(node, kind === 'ASK');
   }
   return results;
+}
+
+/**
+ * The pool's connection to the node a redirection names, by its address as Redis gives it (the
+ * Cluster's `natMap`, when it has one, turns that into the address the pool connected to).
+ */
+function nodeAt(cluster: Cluster, address: string): Redis | undefined {
+  const natMap = cluster.options.natMap as
+    | Record<string, { host: string; port: number }>
+    | ((key: string) => { host: string; port: number } | null | undefined)
+    | undefined;
+  const mapped = typeof natMap === 'function' ? natMap(address) : natMap?.[address];
+  const wanted = mapped ? `${mapped.host}:${mapped.port}` : address;
+  return cluster
+    .nodes('all')
+    .find((n) => `${n.options.host ?? ''}:${n.options.port ?? ''}` === wanted);
 }
 
 /** Registers the scripts on a client; the batched forms (their key count an argument) only off a Cluster, which never batches. */

@@ -34,23 +34,28 @@ function cli(port: number, ...args: string[]): string {
 /**
  * A Redis Cluster this test run owns: `masters` redis-servers with cluster mode on, each on a free
  * port with its own directory (so its nodes.conf), joined by `redis-cli --cluster create`; and
- * `replicas` replicas per master, for the failover tests (the harness needs none).
+ * `replicas` replicas per master, for the failover tests (the harness needs none). `extraArgs`
+ * go to every node's command line.
  */
 export class RedisCluster {
   private constructor(readonly nodes: RedisServer[]) {}
 
-  static async start(masters = 3, replicas = 0): Promise<RedisCluster> {
+  static async start(masters = 3, replicas = 0, extraArgs: string[] = []): Promise<RedisCluster> {
     try {
-      return await RedisCluster.startOnce(masters, replicas);
+      return await RedisCluster.startOnce(masters, replicas, extraArgs);
     } catch (error) {
       // Ports are chosen free, then bound by redis-server a moment later: on a busy machine
       // another process can take one in between. A second try gets new ports.
       console.warn(`Redis Cluster did not start, trying again on new ports: ${String(error)}`);
-      return RedisCluster.startOnce(masters, replicas);
+      return RedisCluster.startOnce(masters, replicas, extraArgs);
     }
   }
 
-  private static async startOnce(masters: number, replicas: number): Promise<RedisCluster> {
+  private static async startOnce(
+    masters: number,
+    replicas: number,
+    extraArgs: string[],
+  ): Promise<RedisCluster> {
     const nodes: RedisServer[] = [];
     try {
       for (let i = 0; i < masters * (1 + replicas); i++) {
@@ -63,6 +68,7 @@ export class RedisCluster {
               'nodes.conf',
               '--cluster-node-timeout',
               '5000',
+              ...extraArgs,
             ],
             await clusterNodePort(),
           ),
