@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Context } from 'koa';
+import { warnOnce } from '../config/validate.js';
 import type { WebOptions } from '../config/web.js';
 import type { TokenPair } from '../tokens/claims.js';
 import { readCookie } from './credentials.js';
@@ -21,6 +22,9 @@ function secondsLeft(token: string): number {
   return Infinity;
 }
 
+/** The most a browser keeps of one cookie's name and value (RFC 6265's minimum, Chrome's and Firefox's maximum). */
+const COOKIE_LIMIT = 4096;
+
 /**
  * Writes the auth cookies. Set-Cookie is written by hand rather than through `ctx.cookies`,
  * which refuses `Secure` cookies on plain-http connections, although browsers accept them from
@@ -41,6 +45,11 @@ export class TokenCookies {
     httpOnly: boolean,
   ): void {
     const { secure, sameSite } = this.web.cookies;
+    if (name.length + value.length > COOKIE_LIMIT)
+      warnOnce(
+        'KOA_JWT_REDIS_COOKIE_SIZE',
+        `The ${name} cookie is ${name.length + value.length} bytes: browsers drop a cookie whose name and value pass ${COOKIE_LIMIT}, so this login will not stick. Copy fewer userFields into the token, or deliver tokens in the body (tokenDelivery).`,
+      );
     const parts = [`${name}=${value}`, `Path=${path}`, `Max-Age=${maxAge}`];
     if (maxAge === 0) parts.push('Expires=Thu, 01 Jan 1970 00:00:00 GMT');
     if (httpOnly) parts.push('HttpOnly');

@@ -45,6 +45,8 @@ export interface PostgresSessionStore extends SessionStore {
 }
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+/** The expiry index's name is the table's with this after it. */
+const INDEX_SUFFIX = '_expires_at_idx';
 /** Rows deleted per statement by a sweep, so a backlog never holds locks for long. */
 const PRUNE_BATCH = 1000;
 /** Namespace of the per-user advisory locks (first key of pg_advisory_xact_lock(int, int)). */
@@ -95,6 +97,14 @@ function checkIdentifiers(caller: string, names: { schema: unknown; table: unkno
         'must be a plain SQL identifier: a letter or _, then letters, digits or _ (at most 63)',
       );
   }
+  // PostgreSQL cuts a longer name to 63 bytes without an error: two long table names alike in
+  // their first 48 characters would share one index name, and IF NOT EXISTS would skip the
+  // second table's index.
+  if ((names.table as string).length + INDEX_SUFFIX.length > 63)
+    throw new AuthConfigError(
+      `${caller} table`,
+      `must be at most ${63 - INDEX_SUFFIX.length} characters, so that its index's name (the table's with "${INDEX_SUFFIX}") fits PostgreSQL's 63`,
+    );
 }
 
 /** The schema: one table, keyed by (user, session); times are epoch milliseconds. */
@@ -115,7 +125,7 @@ CREATE TABLE IF NOT EXISTS ${t} (
   user_agent   text   NOT NULL DEFAULT '',
   PRIMARY KEY (user_id, session_id)
 );
-CREATE INDEX IF NOT EXISTS ${quote(`${table}_expires_at_idx`)} ON ${t} (expires_at);
+CREATE INDEX IF NOT EXISTS ${quote(`${table}${INDEX_SUFFIX}`)} ON ${t} (expires_at);
 `;
 }
 

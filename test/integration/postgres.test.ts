@@ -64,7 +64,7 @@ describe('PostgreSQL store: schema', () => {
   });
 
   it('refuses a schema or table name that is not a plain identifier, and a bad connection', () => {
-    for (const table of ['x; DROP TABLE users', 'a"b', '', '1abc', 'a'.repeat(64)])
+    for (const table of ['x; DROP TABLE users', 'a"b', '', '1abc', 'a'.repeat(64), 'a'.repeat(49)])
       expect(() => postgresStore(pool, { table })).toThrow(AuthConfigError);
     expect(() => postgresStore(pool, { schema: 'public.x' })).toThrow(AuthConfigError);
     expect(() => postgresStore(pool, { timeout: 0 })).toThrow(AuthConfigError);

@@ -1,7 +1,8 @@
 import { once } from 'node:events';
 import { setImmediate as tick } from 'node:timers/promises';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AuthConfigError, createAuth } from '../../../src/index.js';
+import { TokenCookies } from '../../../src/middleware/cookies.js';
 import { readCookie } from '../../../src/middleware/credentials.js';
 import { SECRET } from '../../helpers/forge.js';
 
@@ -126,5 +127,33 @@ describe('readCookie', () => {
     expect(readCookie(ctx(''), 'at')).toBeUndefined();
     expect(readCookie(ctx('at='), 'at')).toBeUndefined();
     expect(readCookie(ctx('xat=1; at2=2'), 'at')).toBeUndefined();
+  });
+});
+
+describe('a cookie past what browsers keep', () => {
+  it('warns once (KOA_JWT_REDIS_COOKIE_SIZE) naming the cookie and its size, and still sets it', () => {
+    const warning = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
+    try {
+      const auth = createAuth({ secret: SECRET, tokenDelivery: 'cookie' });
+      const cookies = new TokenCookies(auth.options.web, 3600);
+      const set: string[] = [];
+      const ctx = { get: () => '', append: (_: string, value: string) => set.push(value) };
+      const pair = (access: string) => ({
+        access_token: access,
+        refresh_token: 'r.e.f',
+        token_type: 'bearer' as const,
+        expires_in: 900,
+      });
+      cookies.set(ctx as never, pair('a'.repeat(4096 - '__Host-access_token'.length)), '/', true);
+      expect(warning).not.toHaveBeenCalled();
+      cookies.set(ctx as never, pair('a'.repeat(5000)), '/', true);
+      cookies.set(ctx as never, pair('a'.repeat(6000)), '/', true);
+      expect(warning).toHaveBeenCalledTimes(1);
+      expect(warning.mock.calls[0]![0]).toMatch(/__Host-access_token cookie is 5019 bytes/);
+      expect(warning.mock.calls[0]![1]).toEqual({ code: 'KOA_JWT_REDIS_COOKIE_SIZE' });
+      expect(set.filter((c) => c.startsWith('__Host-access_token=a'))).toHaveLength(3);
+    } finally {
+      warning.mockRestore();
+    }
   });
 });

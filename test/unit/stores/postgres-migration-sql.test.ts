@@ -32,7 +32,17 @@ describe('postgresMigrationSql(schema, table)', () => {
   it('gives the SQL for plain identifiers, the defaults included', () => {
     expect(refusal()).toBeUndefined();
     expect(postgresMigrationSql()).toContain('CREATE TABLE IF NOT EXISTS "public"."auth_sessions"');
-    const sql = postgresMigrationSql('_app2', 'Sessions_' + 'x'.repeat(54));
-    expect(sql).toContain(`"_app2"."Sessions_${'x'.repeat(54)}"`);
+    const sql = postgresMigrationSql('_' + 'a'.repeat(62), 'Sessions_' + 'x'.repeat(39));
+    expect(sql).toContain(`"_${'a'.repeat(62)}"."Sessions_${'x'.repeat(39)}"`);
+    expect(sql).toContain(`"Sessions_${'x'.repeat(39)}_expires_at_idx"`);
+  });
+
+  it('refuses a table name whose index name PostgreSQL would cut to 63 bytes (48 is the most)', () => {
+    expect(refusal('public', 't'.repeat(48))).toBeUndefined();
+    expect(refusal('public', 't'.repeat(49))).toMatchObject({
+      code: 'invalid_option',
+      option: 'postgresMigrationSql table',
+      message: expect.stringContaining('at most 48'),
+    });
   });
 });
