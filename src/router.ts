@@ -140,6 +140,12 @@ const jsonBodyParser = (): Middleware =>
           'Send the body as JSON, uncompressed or with a Content-Encoding of gzip, deflate or br.',
           { headers: { Accept: 'application/json', 'Cache-Control': 'no-store' } },
         );
+      // co-body refuses an object with a "__proto__" key (against prototype poisoning).
+      if (/forbidden prototype property/.test((error as Error).message))
+        throw new AuthError(
+          'invalid_request',
+          'The request body has a "__proto__" key, which is refused.',
+        );
       throw new AuthError('invalid_request', 'The request body is not valid JSON.');
     },
   }));

@@ -108,6 +108,20 @@ describe('login bodies', () => {
     expect(logins).toBe(0);
   });
 
+  it('answers a body with a "__proto__" key with 400 naming the key, not as malformed JSON', async () => {
+    await start();
+    const type = { 'content-type': 'application/json' };
+    for (const body of [
+      '{"username": "alice", "password": "wonderland", "__proto__": {"admin": true}}',
+      '{"username": "alice", "password": "wonderland", "meta": {"__proto__": null}}',
+    ]) {
+      const res = await post('/auth/login', body, type);
+      expectError(res, 400, 'invalid_request');
+      expect(res.body!.message).toMatch(/__proto__/);
+    }
+    expect(logins).toBe(0);
+  });
+
   it('answers an empty chunked JSON body with 400, as an empty body with a length (the parser would make it {})', async () => {
     await start();
     // Chunked, no chunk at all (fetch would send an empty stream with Content-Length: 0).
