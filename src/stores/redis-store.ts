@@ -5,6 +5,11 @@ import { warnOnce, wholeNumber } from '../config/validate.js';
 import { bounded } from './bounded.js';
 import { TurnBatcher } from './turn-batcher.js';
 import { sha256 } from './digest.js';
+import {
+  keySlot,
+  slotsWithReplicasFromNodes,
+  slotsWithReplicasFromSlots,
+} from './cluster-slots.js';
 import { connectRedis, type IoRedisClient, type RedisOption } from './redis-connection.js';
 import {
   CREATE_ARGS,
@@ -227,8 +232,8 @@ export interface RedisStoreOptions {
   sessionCache?: ResolvedSessionCache | undefined;
   /**
    * Replicas that must have a write (Redis `WAIT`) before it counts as done; 0 answers as soon as
-   * the master has it. `'replicated'` (a Cluster's default): 1 once the Cluster has a replica,
-   * else 0 (see RedisStore.watchReplicas).
+   * the master has it. `'replicated'` (a Cluster's default): 1 for the writes of each shard
+   * whose master has a replica, else 0 (see RedisStore.watchReplicas).
    */
   waitForReplicas: number | 'replicated';
   /** The shared layout's number of hashes; 0 for a hash per user. */
@@ -287,11 +292,16 @@ export class RedisStore implements SessionStore {
    * connections one write's confirmation does not hold up the next one's.
    */
   private readonly writers: { client: IoRedisClient; busy: number }[] = [];
-  /** Replicas each write waits for: options.waitForReplicas, or what `'replicated'` decided. */
-  private wanted: number;
-  /** `'replicated'` until the slot map is known: no write goes out before, unconfirmed. */
+  /** Replicas each write waits for: options.waitForReplicas (0 with `'replicated'`). */
+  private readonly wanted: number;
+  /**
+   * With `'replicated'` on a Cluster: 1 for each hash slot whose master has a replica (its writes
+   * wait for one), else 0. Undefined until first known.
+   */
+  private slotsWaiting: Uint8Array | undefined;
+  /** `'replicated'` until the Cluster's replicas are known: no write goes out before, unconfirmed. */
   private deciding: Promise<void> | undefined;
-  /** Ends watchReplicas's listeners and timer (on close, or once writes wait). */
+  /** Ends watchReplicas's listeners and timer (on close). */
   private stopWatching: (() => void) | undefined;
   /** Reads may skip our own timer: see {@link readBounded}. */
   private readonly readsTimeOut: boolean;
@@ -444,46 +454,46 @@ export class RedisStore implements SessionStore {
   }
 
   /**
-   * A Cluster's default: each write waits for one replica once the Cluster has one, as with
-   * Sentinel, because a master that dies is replaced by its replica, which may lack what the
-   * master acknowledged last. A Cluster without replicas has no failover to lose a write to, so
-   * writes do not wait. Decided from `CLUSTER NODES` (which lists every replica; the slot map
-   * leaves out one that has not replicated yet) at start, at every refresh of the slot map and
-   * every RECHECK_MS: a replica that joins a Cluster that had none turns waiting on; nothing
-   * turns it off. Writes wait (bounded) for the first answer. A Cluster that refuses the command
-   * (an ACL without it) is judged by the client's slot map instead, with a warning.
+   * A Cluster's default: a write waits for one replica when the master of its shard has one, as
+   * with Sentinel, because a master that dies is replaced by its replica, which may lack what
+   * the master acknowledged last. A shard without a replica has no failover to lose a write to,
+   * so its writes do not wait (and are not refused for want of a replica). Decided per hash slot
+   * from `CLUSTER NODES` (which lists every replica; the slot map leaves out one that has not
+   * replicated yet) at start, at every refresh of the slot map (a MOVED, so a migrated slot) and
+   * every RECHECK_MS. Writes wait (bounded) for the first answer. A Cluster that refuses the
+   * command (an ACL without it) is judged by `CLUSTER SLOTS` instead, with a warning.
    */
   private watchReplicas(cluster: Cluster): Promise<void> {
     return new Promise((resolve) => {
       let asking = false;
-      const decided = (replicated: boolean): void => {
-        if (replicated && this.wanted === 0 && !this.closing) {
-          this.wanted = 1;
-          this.addWriters();
-        }
+      const decided = (slots: Uint8Array): void => {
+        asking = false;
+        if (this.closing) return;
+        this.slotsWaiting = slots;
+        if (this.writers.length === 0 && slots.includes(1)) this.addWriters();
         this.deciding = undefined;
         resolve();
-        if (this.wanted > 0 || this.closing) stop();
+      };
+      // Unanswered (connecting, timed out): writes keep waiting, bounded; ask again soon.
+      const retry = (): void => {
+        asking = false;
+        setTimeout(check, 200).unref();
       };
       const check = (): void => {
-        if (this.closing || this.wanted > 0 || asking) return;
+        if (this.closing || asking) return;
         asking = true;
         this.bounded(cluster.cluster('NODES') as Promise<string>).then(
-          (nodes) => {
-            asking = false;
-            decided(/^\S+ \S+ \S*slave/m.test(nodes));
-          },
+          (nodes) => decided(slotsWithReplicasFromNodes(nodes)),
           (error: unknown) => {
-            asking = false;
-            if ((error as Error).name === 'ReplyError') {
-              warnOnce(
-                'KOA_JWT_REDIS_CLUSTER_NODES',
-                `CLUSTER NODES was refused (${(error as Error).message}): whether writes wait for a replica is judged from the slot map, which lists a replica only once it replicates. Give waitForReplicas explicitly to decide it yourself.`,
-              );
-              decided(cluster.nodes('slave').length > 0);
-            }
-            // Unanswered (connecting, timed out): writes keep waiting, bounded; ask again soon.
-            else setTimeout(check, 200).unref();
+            if ((error as Error).name !== 'ReplyError') return retry();
+            warnOnce(
+              'KOA_JWT_REDIS_CLUSTER_NODES',
+              `CLUSTER NODES was refused (${(error as Error).message}): which shards' writes wait for a replica is judged from CLUSTER SLOTS, which lists a replica only once it replicates. Give waitForReplicas explicitly to decide it yourself.`,
+            );
+            this.bounded(cluster.cluster('SLOTS') as Promise<unknown>).then(
+              (ranges) => decided(slotsWithReplicasFromSlots(ranges)),
+              retry,
+            );
           },
         );
       };
@@ -542,6 +552,7 @@ export class RedisStore implements SessionStore {
       await this.runScript(
         (target) => (target as ScriptedTarget)[name](key, ...args),
         (target, text) => EVALUATE[name](target, text, 1, [key, ...args]),
+        key,
       ),
     );
   }
@@ -567,10 +578,14 @@ export class RedisStore implements SessionStore {
   private async runScript(
     invoke: (target: object) => unknown,
     evaluate: Evaluate,
+    key?: string,
   ): Promise<unknown> {
     if (this.deciding !== undefined) await this.bounded(this.deciding);
-    const wanted = this.wanted;
-    if (this.writers.length === 0) return this.bounded(invoke(this.client) as Promise<unknown>);
+    const wanted =
+      this.slotsWaiting !== undefined && key !== undefined
+        ? this.slotsWaiting[keySlot(key)]!
+        : this.wanted;
+    if (wanted === 0) return this.bounded(invoke(this.client) as Promise<unknown>);
     const ms = this.options.timeout;
     const writer = this.writers.reduce((a, b) => (b.busy < a.busy ? b : a));
     // Busy until Redis answers, even past our timeout: the connection is blocked until then.
@@ -919,7 +934,7 @@ export function redisStore(redis: RedisOption, config: RedisStoreConfig = {}): S
     keyBuckets,
     recordFormat,
     // Sentinel and Cluster promote a replica on failover: only writes a replica has are safe
-    // from it. A Cluster may have no replicas at all: the store looks (see watchReplicas).
+    // from it. A Cluster shard may have no replica: the store looks (see watchReplicas).
     waitForReplicas:
       wanted ?? (topology === 'sentinel' ? 1 : topology === 'cluster' ? 'replicated' : 0),
   });

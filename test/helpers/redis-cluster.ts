@@ -51,6 +51,21 @@ export class RedisCluster {
     }
   }
 
+  private static async startNode(extraArgs: string[] = []): Promise<RedisServer> {
+    return RedisServer.start(
+      [
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        'nodes.conf',
+        '--cluster-node-timeout',
+        '5000',
+        ...extraArgs,
+      ],
+      await clusterNodePort(),
+    );
+  }
+
   private static async startOnce(
     masters: number,
     replicas: number,
@@ -58,22 +73,8 @@ export class RedisCluster {
   ): Promise<RedisCluster> {
     const nodes: RedisServer[] = [];
     try {
-      for (let i = 0; i < masters * (1 + replicas); i++) {
-        nodes.push(
-          await RedisServer.start(
-            [
-              '--cluster-enabled',
-              'yes',
-              '--cluster-config-file',
-              'nodes.conf',
-              '--cluster-node-timeout',
-              '5000',
-              ...extraArgs,
-            ],
-            await clusterNodePort(),
-          ),
-        );
-      }
+      for (let i = 0; i < masters * (1 + replicas); i++)
+        nodes.push(await RedisCluster.startNode(extraArgs));
       const cluster = new RedisCluster(nodes);
       await cluster.create(replicas);
       return cluster;
@@ -127,6 +128,29 @@ export class RedisCluster {
     throw new Error(
       `the Redis Cluster on ports ${this.ports.join(', ')} did not reach cluster_state:ok in 20 s`,
     );
+  }
+
+  /**
+   * A new node joined to the running Cluster as a replica of the master on `master`, once its
+   * link to that master is up (stopped with the others).
+   */
+  async addReplica(master: number): Promise<number> {
+    const node = await RedisCluster.startNode();
+    this.nodes.push(node);
+    cli(node.port, 'cluster', 'meet', '127.0.0.1', String(master));
+    const masterId = cli(master, 'cluster', 'myid').trim();
+    const deadline = Date.now() + 20_000;
+    let replicating = false;
+    while (Date.now() < deadline) {
+      // REPLICATE needs the master known first (by the MEET's gossip), and only once: a second
+      // one restarts the replication link.
+      if (!replicating && cli(node.port, 'cluster', 'nodes').includes(masterId))
+        replicating = cli(node.port, 'cluster', 'replicate', masterId).trim() === 'OK';
+      if (replicating && /master_link_status:up/.test(cli(node.port, 'info', 'replication')))
+        return node.port;
+      await sleep(100);
+    }
+    throw new Error(`the node on ${node.port} did not become a replica of ${master} in 20 s`);
   }
 
   async stop(): Promise<void> {

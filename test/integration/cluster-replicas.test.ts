@@ -1,0 +1,165 @@
+import { Cluster, Redis } from 'ioredis';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { type Auth, createAuth } from '../../src/index.js';
+import { keySlot } from '../../src/stores/cluster-slots.js';
+import { SECRET } from '../helpers/forge.js';
+import { RedisCluster } from '../helpers/redis-cluster.js';
+
+/*
+ * How a Cluster store decides whether its writes wait for a replica (the default,
+ * waitForReplicas 'replicated'), on the paths the failover tests do not take: an ACL that refuses
+ * CLUSTER NODES, a client of the app's own with lazyConnect, and a Cluster that gains its first
+ * replica while the app runs. Whether a write waited is read off the nodes' own count of WAIT
+ * calls (INFO commandstats).
+ */
+
+const clusters: RedisCluster[] = [];
+const plain: Redis[] = [];
+let auth: Auth | undefined;
+let own: Cluster | undefined;
+
+afterEach(async () => {
+  await auth?.close();
+  own?.disconnect();
+  [auth, own] = [undefined, undefined];
+  vi.restoreAllMocks();
+});
+
+afterAll(async () => {
+  for (const client of plain) client.disconnect();
+  await Promise.all(clusters.map((cluster) => cluster.stop()));
+});
+
+async function started(masters: number, replicas: number): Promise<RedisCluster> {
+  const cluster = await RedisCluster.start(masters, replicas);
+  clusters.push(cluster);
+  return cluster;
+}
+
+function node(port: number): Redis {
+  const client = new Redis({ port, lazyConnect: true }).on('error', () => {});
+  plain.push(client);
+  return client;
+}
+
+const startNodes = (cluster: RedisCluster) =>
+  cluster.ports.map((port) => ({ host: '127.0.0.1', port }));
+
+/** WAIT calls the Cluster's nodes have served, in all. */
+async function waits(cluster: RedisCluster): Promise<number> {
+  let calls = 0;
+  for (const port of cluster.ports) {
+    const stats = await node(port).info('commandstats');
+    calls += Number(/cmdstat_wait:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+  }
+  return calls;
+}
+
+/** WAIT calls one login made (2 when Redis did not have the script yet: EVALSHA, WAIT, EVAL, WAIT). */
+async function waitsOfLogin(cluster: RedisCluster, id: string): Promise<number> {
+  const before = await waits(cluster);
+  const pair = await auth!.generateTokens({ id });
+  expect(await auth!.checkRefreshToken(pair.refresh_token)).toBe(true);
+  return (await waits(cluster)) - before;
+}
+
+/** Until CLUSTER SLOTS lists a replica for every range: the fallback judges by it. */
+async function replicasInSlotMap(cluster: RedisCluster): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    const slots = (await node(cluster.ports[0]!).call('CLUSTER', 'SLOTS')) as unknown[][];
+    if (slots.every((range) => range.length >= 4)) return;
+    await sleep(100);
+  }
+  throw new Error('the slot map lists no replica for some range after 20 s');
+}
+
+describe('a Cluster store decides whether writes wait for a replica', () => {
+  it('an ACL that refuses CLUSTER NODES: judged from CLUSTER SLOTS, with one warning; writes wait', async () => {
+    const cluster = await started(3, 1);
+    for (const port of cluster.ports)
+      await node(port).call(
+        'ACL',
+        'SETUSER',
+        'kjr',
+        'on',
+        '>kjr-password',
+        '~*',
+        '&*',
+        '+@all',
+        '-cluster|nodes',
+      );
+    await replicasInSlotMap(cluster);
+    const warning = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
+    auth = createAuth({
+      secret: SECRET,
+      redis: {
+        cluster: startNodes(cluster),
+        redisOptions: { username: 'kjr', password: 'kjr-password' },
+      },
+    });
+    expect(await waitsOfLogin(cluster, 'acl-user')).toBeGreaterThan(0);
+    const ours = warning.mock.calls.filter(
+      ([, options]) => (options as { code?: string })?.code === 'KOA_JWT_REDIS_CLUSTER_NODES',
+    );
+    expect(ours).toHaveLength(1);
+    expect(String(ours[0]![0])).toMatch(/CLUSTER NODES was refused/);
+  });
+
+  it('your own Cluster client with lazyConnect: writes wait once it has connected', async () => {
+    const cluster = await started(3, 1);
+    own = new Cluster(startNodes(cluster), { lazyConnect: true }).on('error', () => {});
+    auth = createAuth({ secret: SECRET, redis: own });
+    expect(await waitsOfLogin(cluster, 'lazy-user')).toBeGreaterThan(0);
+  });
+
+  it('a Cluster of masters that gains a replica while the app runs: that shard’s writes wait from then on, the others’ do not', async () => {
+    const cluster = await started(3, 0);
+    auth = createAuth({ secret: SECRET, redis: { cluster: startNodes(cluster) } });
+    expect(await waitsOfLogin(cluster, 'before-user')).toBe(0);
+
+    const master = cluster.ports[0]!;
+    const waitsOn = async (port: number) =>
+      Number(/cmdstat_wait:calls=(\d+)/.exec(await node(port).info('commandstats'))?.[1] ?? 0);
+    const addedAt = Date.now();
+    await cluster.addReplica(master);
+    // Asked again at the next slot-map refresh, or within 30 s.
+    let i = 0;
+    while ((await waitsOn(master)) === 0 && Date.now() - addedAt < 40_000) {
+      await sleep(500);
+      for (let n = 0; n < 6; n++) await waitsOfLogin(cluster, `after-user-${i++}`);
+    }
+    console.info(
+      `writes to the shard waited for its replica ${Date.now() - addedAt} ms after it joined`,
+    );
+    expect(await waitsOn(master)).toBeGreaterThan(0);
+    // Every later login succeeds: those of the shard with a replica wait for it, the others
+    // (which no failover can undo) do not wait, and are not refused for want of a replica.
+    const others = cluster.ports.slice(1, 3);
+    const [before, beforeOthers] = [await waitsOn(master), await Promise.all(others.map(waitsOn))];
+    for (let n = 0; n < 24; n++) await waitsOfLogin(cluster, `later-user-${n}`);
+    expect(await waitsOn(master)).toBeGreaterThan(before);
+    expect(await Promise.all(others.map(waitsOn))).toEqual(beforeOthers);
+  }, 90_000);
+
+  it('computes each key’s hash slot as Redis does (hash tags included)', async () => {
+    const cluster = clusters[0] ?? (await started(3, 0));
+    const keys = [
+      '',
+      'a',
+      'auth:{u:alice}',
+      'x{}y',
+      '{}{a}',
+      'a{b',
+      'a}b{c}d',
+      'é{ü}',
+      '{u:%F0%9F%98%80}',
+    ];
+    for (let n = 0; n < 200; n++) keys.push(`auth:{u:user-${n}}:${n}`, `k${n * 7919}`);
+    for (const key of keys)
+      expect(keySlot(key), key).toBe(
+        Number(await node(cluster.ports[0]!).call('CLUSTER', 'KEYSLOT', key)),
+      );
+  });
+});
