@@ -99,7 +99,7 @@ const batched = (target: object, command: string, count: number, argv: ScriptArg
  */
 type ScriptedTarget = Record<ScriptName, (key: string, ...argv: ScriptArgs) => unknown>;
 
-/** How often a Cluster without replicas is asked again whether it has one (watchReplicas). */
+/** How often a Cluster is asked again which of its shards have a replica (watchReplicas). */
 const RECHECK_MS = 30_000;
 
 /** Connections for confirmed writes (see `writers`), besides the one for reads. */
@@ -150,13 +150,17 @@ const EVALUATE = Object.fromEntries(
  * failed on a replica) is not that: the write would answer 503 until something else refreshed
  * the slot map, for good after a failover. So a MOVED or an ASK for the script (which then did
  * not run) is followed here: the pair goes again, on the named node's own connection of the
- * writer's pool (after ASKING for an ASK), and a MOVED refreshes the writer's slot map.
+ * writer's pool (after ASKING for an ASK), and a MOVED refreshes the writer's slot map and calls
+ * `moved` (the slot's shard may differ in replicas). Nothing is sent past `deadline`, when the
+ * caller has stopped waiting: a write answered 503 must not happen later.
  */
 async function confirmedWrite(
   client: IoRedisClient,
   evaluate: Evaluate,
   wanted: number,
   ms: number,
+  deadline: number,
+  moved: () => void,
 ): Promise<PipelineResults> {
   const scriptError = (answered: PipelineResults) => answered?.[0]?.[0]?.message ?? '';
   const once = async (target: IoRedisClient, text: boolean, asking: boolean) => {
@@ -187,6 +191,8 @@ async function confirmedWrite(
       node = nodeAt(cluster, address!);
       if (node === undefined) break;
     } else if (kind === 'MOVED') cluster.refreshSlotsCache();
+    if (kind === 'MOVED') moved();
+    if (Date.now() >= deadline) break;
     results = await send(node, kind === 'ASK');
   }
   return results;
@@ -303,6 +309,8 @@ export class RedisStore implements SessionStore {
   private deciding: Promise<void> | undefined;
   /** Ends watchReplicas's listeners and timer (on close). */
   private stopWatching: (() => void) | undefined;
+  /** Asks the Cluster again which shards have a replica (watchReplicas; a no-op elsewhere). */
+  private recheckReplicas: () => void = () => {};
   /** Reads may skip our own timer: see {@link readBounded}. */
   private readonly readsTimeOut: boolean;
   private closing = false;
@@ -465,27 +473,44 @@ export class RedisStore implements SessionStore {
    */
   private watchReplicas(cluster: Cluster): Promise<void> {
     return new Promise((resolve) => {
+      // One question at a time; a reason to ask that comes meanwhile (a refresh after a MOVED)
+      // asks again once it is answered, since the answer may predate the change.
       let asking = false;
-      const decided = (slots: Uint8Array): void => {
+      let again = false;
+      const answered = (): void => {
         asking = false;
-        if (this.closing) return;
-        this.slotsWaiting = slots;
-        if (this.writers.length === 0 && slots.includes(1)) this.addWriters();
+        if (again) {
+          again = false;
+          check();
+        }
+      };
+      const decided = (slots: Uint8Array): void => {
+        if (!this.closing) {
+          this.slotsWaiting = slots;
+          if (this.writers.length === 0 && slots.includes(1)) this.addWriters();
+        }
         this.deciding = undefined;
         resolve();
+        answered();
       };
-      // Unanswered (connecting, timed out): writes keep waiting, bounded; ask again soon.
+      // Unanswered (connecting, timed out, LOADING): writes keep waiting, bounded; ask again soon.
       const retry = (): void => {
+        again = false;
         asking = false;
         setTimeout(check, 200).unref();
       };
       const check = (): void => {
-        if (this.closing || asking) return;
+        if (this.closing) return;
+        if (asking) {
+          again = true;
+          return;
+        }
         asking = true;
         this.bounded(cluster.cluster('NODES') as Promise<string>).then(
           (nodes) => decided(slotsWithReplicasFromNodes(nodes)),
           (error: unknown) => {
-            if ((error as Error).name !== 'ReplyError') return retry();
+            // Only an ACL's refusal (NOPERM) falls back; any other answer is asked again.
+            if (!/^NOPERM/.test((error as Error).message)) return retry();
             warnOnce(
               'KOA_JWT_REDIS_CLUSTER_NODES',
               `CLUSTER NODES was refused (${(error as Error).message}): which shards' writes wait for a replica is judged from CLUSTER SLOTS, which lists a replica only once it replicates. Give waitForReplicas explicitly to decide it yourself.`,
@@ -504,6 +529,7 @@ export class RedisStore implements SessionStore {
         cluster.off('ready', check);
       };
       this.stopWatching = stop;
+      this.recheckReplicas = check;
       cluster.on('refresh', check);
       cluster.on('ready', check);
       check();
@@ -580,22 +606,27 @@ export class RedisStore implements SessionStore {
     evaluate: Evaluate,
     key?: string,
   ): Promise<unknown> {
+    // One bound for the whole call, the wait for the Cluster's replicas included.
+    const deadline = Date.now() + this.options.timeout;
     if (this.deciding !== undefined) await this.bounded(this.deciding);
+    const ms = Math.max(1, deadline - Date.now());
     const wanted =
       this.slotsWaiting !== undefined && key !== undefined
-        ? this.slotsWaiting[keySlot(key)]!
+        ? // The slot of the key as Redis sees it: the client's own prefix in front.
+          this.slotsWaiting[keySlot(this.clientPrefix + key)]!
         : this.wanted;
-    if (wanted === 0) return this.bounded(invoke(this.client) as Promise<unknown>);
-    const ms = this.options.timeout;
+    if (wanted === 0) return bounded(invoke(this.client) as Promise<unknown>, ms, 'Redis');
     const writer = this.writers.reduce((a, b) => (b.busy < a.busy ? b : a));
     // Busy until Redis answers, even past our timeout: the connection is blocked until then.
     writer.busy++;
-    const exec = confirmedWrite(writer.client, evaluate, wanted, ms);
+    const exec = confirmedWrite(writer.client, evaluate, wanted, ms, deadline, () =>
+      this.recheckReplicas(),
+    );
     exec.then(
       () => writer.busy--,
       () => writer.busy--,
     );
-    const results = await this.bounded(exec);
+    const results = await bounded(exec, ms, 'Redis');
     const [script, wait] = results ?? [];
     if (!script || !wait) throw new Error('the write pipeline returned no results');
     if (script[0]) throw script[0];

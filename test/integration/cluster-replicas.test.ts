@@ -141,7 +141,35 @@ describe('a Cluster store decides whether writes wait for a replica', () => {
     for (let n = 0; n < 24; n++) await waitsOfLogin(cluster, `later-user-${n}`);
     expect(await waitsOn(master)).toBeGreaterThan(before);
     expect(await Promise.all(others.map(waitsOn))).toEqual(beforeOthers);
-  }, 90_000);
+    await auth!.close();
+
+    // A client of the app's own whose keyPrefix has a hash tag puts every key in that tag's slot:
+    // the shard is the prefix's, not the user's.
+    const slots = (await node(master).call('CLUSTER', 'SLOTS')) as [
+      number,
+      number,
+      [string, number],
+    ][];
+    const ownerOf = (slot: number) => slots.find(([from, to]) => from <= slot && slot <= to)![2][1];
+    const tagOn = (wanted: (port: number) => boolean) => {
+      for (let n = 0; ; n++) if (wanted(ownerOf(keySlot(`{t${n}}`)))) return `t${n}`;
+    };
+    for (const [tag, waitsThere] of [
+      [tagOn((port) => port === master), true],
+      [tagOn((port) => port !== master), false],
+    ] as const) {
+      own = new Cluster(startNodes(cluster), { keyPrefix: `{${tag}}:` }).on('error', () => {});
+      auth = createAuth({ secret: SECRET, redis: own });
+      const [was, wereOthers] = [await waitsOn(master), await Promise.all(others.map(waitsOn))];
+      for (let n = 0; n < 12; n++) await waitsOfLogin(cluster, `prefixed-user-${n}`);
+      expect(await Promise.all(others.map(waitsOn)), tag).toEqual(wereOthers);
+      if (waitsThere) expect(await waitsOn(master), tag).toBeGreaterThanOrEqual(was + 12);
+      else expect(await waitsOn(master), tag).toBe(was);
+      await auth.close();
+      own.disconnect();
+      [auth, own] = [undefined, undefined];
+    }
+  }, 120_000);
 
   it('computes each key’s hash slot as Redis does (hash tags included)', async () => {
     const cluster = clusters[0] ?? (await started(3, 0));
