@@ -288,8 +288,13 @@ export function resolveOptions(options: AuthOptions): ResolvedOptions {
     throw new AuthConfigError('loadUser', 'must be a function (userId) => user | null');
   }
   const realm = optionalString('realm', merged.realm);
-  if (realm !== undefined && /["\\\r\n]/.test(realm)) {
-    throw new AuthConfigError('realm', 'must not contain quotes, backslashes or line breaks');
+  // It goes into the WWW-Authenticate header as a quoted string: printable ASCII, no quote or
+  // backslash (Node refuses to send other characters, and would fail the request).
+  if (realm !== undefined && !/^[\x20\x21\x23-\x5b\x5d-\x7e]*$/.test(realm)) {
+    throw new AuthConfigError(
+      'realm',
+      'must be printable ASCII without quotes or backslashes (it is sent in the WWW-Authenticate header)',
+    );
   }
   const strategy = merged.strategy;
   if (strategy !== 'redis' && strategy !== 'jwt' && strategy !== 'session') {

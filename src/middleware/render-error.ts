@@ -23,7 +23,13 @@ function onAuthError(this: Context, error: unknown): void {
   this.app.emit('error', error, this);
   if (this.headerSent || !this.writable) return;
   for (const name of this.res.getHeaderNames()) this.res.removeHeader(name);
-  writeAuthError(this, error);
+  try {
+    writeAuthError(this, error);
+  } catch (failure) {
+    // A header Node refuses (a custom error's): Koa's own handler answers, the process lives on.
+    debug.auth('could not render %s: %s', error.code, describeError(failure));
+    return base.call(this, error);
+  }
   this.res.end(this.body as string);
 }
 
