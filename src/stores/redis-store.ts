@@ -391,7 +391,9 @@ export class RedisStore implements SessionStore {
         ? undefined
         : new SessionCache(
             client,
-            this.clientPrefix + options.keyPrefix,
+            // Only the session hashes: a write to any other key under the prefix (the app's
+            // own, a rate limiter's) must not drop the cache.
+            this.clientPrefix + this.keyHead,
             options.sessionCache,
             (redisKey) => this.entryOfKey(redisKey),
           );

@@ -1,4 +1,5 @@
 import { type Cluster, Redis } from 'ioredis';
+import { warnOnce } from '../config/validate.js';
 import type { Holding } from './session-store.js';
 
 /** Options of the session liveness cache (`sessionCache`). */
@@ -19,6 +20,8 @@ export interface ResolvedSessionCache {
 }
 
 const CHANNEL = '__redis__:invalidate';
+/** How long a feed that Redis refused waits before it asks again. */
+const REFUSED_RETRY_MS = 5000;
 
 /**
  * One cached session answer. A holder of a cell (the middlewares' answer memo) may rely on it
@@ -53,8 +56,11 @@ interface Ticket {
  * Redis pushes the name of every key under the prefix that anyone changes, whoever reads it and
  * on whichever connection (RESP2; the tracking is the tracker's, so it too must stay up).
  * `up` is true only between a confirmed set-up and the first sign of trouble on either
- * connection; `confirmedAt` is when the last answered PING was sent: every invalidation Redis
- * sent before it has been read.
+ * connection; `confirmedAt` is when the last PING both connections answered was sent: every
+ * invalidation Redis sent before it has been read, and the tracking it redirected was still
+ * alive (a tracker dropped without a word, by a dead peer or a middlebox, stops invalidations
+ * as surely as a dead subscriber; pinged, it cannot sit idle long enough for Redis's `timeout`
+ * to close it either).
  */
 class InvalidationFeed {
   up = false;
@@ -64,6 +70,10 @@ class InvalidationFeed {
   private setups = 0;
   private closed = false;
   private readonly heartbeat: NodeJS.Timeout;
+  /** The subscriber's CLIENT ID while it is subscribed (a tracker that reconnects alone reuses it). */
+  private subscriberId: number | undefined;
+  /** A refused set-up (an ACL without CLIENT, a Redis before 6) is tried again after this. */
+  private retry: NodeJS.Timeout | undefined;
 
   constructor(
     make: () => Redis,
@@ -74,6 +84,8 @@ class InvalidationFeed {
   ) {
     this.subscriber = make();
     this.tracker = make();
+    for (const event of ['close', 'end', 'reconnecting'])
+      this.subscriber.on(event, () => (this.subscriberId = undefined));
     for (const connection of [this.subscriber, this.tracker]) {
       connection.on('error', () => {});
       // Any sign of trouble drops the cache at once, before any later answer could rely on it.
@@ -104,8 +116,15 @@ class InvalidationFeed {
       return;
     const attempt = ++this.setups;
     try {
-      const id = (await this.subscriber.client('ID')) as number;
-      await this.subscriber.subscribe(CHANNEL);
+      // A subscriber still subscribed (only the tracker reconnected) cannot run CLIENT ID, and
+      // need not: its id is known.
+      if (this.subscriberId === undefined) {
+        const id = (await this.subscriber.client('ID')) as number;
+        await this.subscriber.subscribe(CHANNEL);
+        if (this.subscriber.status === 'ready') this.subscriberId = id;
+      }
+      const id = this.subscriberId;
+      if (id === undefined) return;
       const sent = Date.now();
       const prefix = this.prefix === '' ? [] : ['PREFIX', this.prefix];
       // The tracker may have outlived a subscriber: its tracking then points at a dead id.
@@ -114,9 +133,20 @@ class InvalidationFeed {
       if (attempt !== this.setups || this.closed) return;
       this.confirmedAt = sent;
       this.up = true;
-    } catch {
+    } catch (error) {
+      if (attempt !== this.setups || this.closed) return;
+      if ((error as Error).name === 'ReplyError') {
+        // Redis refuses it (an ACL without CLIENT or SUBSCRIBE, a Redis before 6): the cache
+        // stays off, every check asks Redis, and set-up is tried again now and then.
+        warnOnce(
+          'KOA_JWT_REDIS_SESSION_CACHE',
+          `sessionCache is off: Redis refused its invalidation feed (${(error as Error).message}); every session check asks Redis. It needs Redis 6 or later and the CLIENT and SUBSCRIBE commands.`,
+        );
+        clearTimeout(this.retry);
+        this.retry = setTimeout(() => void this.setUp(), REFUSED_RETRY_MS).unref();
+      }
       // Either connection failed while setting up; its close or a later ready starts over.
-      if (attempt === this.setups && !this.closed) this.subscriber.disconnect(true);
+      else this.subscriber.disconnect(true);
     }
   }
 
@@ -124,7 +154,7 @@ class InvalidationFeed {
     if (!this.up) return;
     const sent = Date.now();
     const attempt = this.setups;
-    this.subscriber.ping().then(
+    Promise.all([this.subscriber.ping(), this.tracker.ping()]).then(
       () => {
         if (attempt === this.setups && sent > this.confirmedAt) this.confirmedAt = sent;
       },
@@ -135,6 +165,7 @@ class InvalidationFeed {
   close(): void {
     this.closed = true;
     clearInterval(this.heartbeat);
+    clearTimeout(this.retry);
     this.down();
     this.subscriber.disconnect();
     this.tracker.disconnect();
@@ -157,10 +188,12 @@ export class SessionCache {
   /** Bumped whenever the cache is dropped: reads begun before it cannot fill it. */
   private generation = 0;
   private closed = false;
+  /** Removes the listeners on a Cluster client (which may be the app's own, and outlive us). */
+  private unlisten: () => void = () => {};
 
   constructor(
     private readonly client: Redis | Cluster,
-    /** The full key prefix as Redis sees it (the client's own `keyPrefix` included). */
+    /** What every session hash's key starts with, as Redis sees it (the client's own `keyPrefix` included): the feeds track only these keys. */
     private readonly prefix: string,
     private readonly options: ResolvedSessionCache,
     /**
@@ -173,10 +206,11 @@ export class SessionCache {
       const cluster = client as Cluster;
       const rebuild = () => this.buildClusterFeeds(cluster);
       // Nodes come and go with failovers and resharding: rebuild the feeds on every change.
-      cluster.on('ready', rebuild);
-      cluster.on('+node', rebuild);
-      cluster.on('-node', rebuild);
-      cluster.on('refresh', rebuild);
+      const events = ['ready', '+node', '-node', 'refresh'];
+      for (const event of events) cluster.on(event, rebuild);
+      this.unlisten = () => {
+        for (const event of events) cluster.off(event, rebuild);
+      };
       if (cluster.status === 'ready') rebuild();
     } else {
       const redis = client as Redis;
@@ -284,8 +318,11 @@ export class SessionCache {
     )
       return;
     let sessions = this.entries.get(ticket.key);
+    if (sessions?.has(sessionId) !== true && this.count >= this.options.maxEntries) {
+      this.evict(ticket.key);
+      sessions = this.entries.get(ticket.key);
+    }
     if (sessions === undefined) {
-      if (this.count >= this.options.maxEntries) this.evict();
       sessions = new Map();
       this.entries.set(ticket.key, sessions);
     }
@@ -322,13 +359,25 @@ export class SessionCache {
     }
   }
 
-  private evict(): void {
-    // The users cached first go first, until a tenth of the room is free.
+  /**
+   * Makes room for a new cell: the entries cached first go first, until a tenth of the room is
+   * free; `keep` (the entry the cell goes in) goes last, only if it alone fills the room (one
+   * user with many sessions, or a shared hash).
+   */
+  private evict(keep: string): void {
+    const room = this.options.maxEntries * 0.9;
     for (const [key, sessions] of this.entries) {
+      if (this.count < room) return;
+      if (key === keep) continue;
       this.entries.delete(key);
       this.count -= sessions.size;
       dropAll(sessions);
-      if (this.count < this.options.maxEntries * 0.9) break;
+    }
+    const kept = this.entries.get(keep);
+    if (this.count >= room && kept !== undefined) {
+      this.entries.delete(keep);
+      this.count -= kept.size;
+      dropAll(kept);
     }
   }
 
@@ -345,6 +394,7 @@ export class SessionCache {
 
   close(): void {
     this.closed = true;
+    this.unlisten();
     for (const feed of this.feeds) feed.close();
     this.feeds = [];
     this.drop();

@@ -8,6 +8,8 @@ import { connect, createServer, type Socket } from 'node:net';
  */
 export class DelayProxy {
   private readonly sockets = new Set<Socket>();
+  /** Connections gone silent (see `silence`), by the local port of their side towards the target. */
+  private readonly silent = new Set<number>();
   private readonly server = createServer((downstream) => this.pipe(downstream));
   port = 0;
 
@@ -29,9 +31,14 @@ export class DelayProxy {
   private pipe(downstream: Socket): void {
     const upstream = connect(this.targetPort, '127.0.0.1');
     this.sockets.add(downstream).add(upstream);
+    // Known once connected, and kept: a destroyed socket no longer reports it.
+    let port = -1;
+    upstream.once('connect', () => (port = upstream.localPort ?? -1));
+    const mute = () => this.silent.has(port);
     let closed = false;
     const close = (): void => {
-      if (closed) return;
+      // A silenced connection's client side stays open, hearing nothing (see `silence`).
+      if (closed || mute()) return;
       closed = true;
       downstream.destroy();
       upstream.destroy();
@@ -40,14 +47,36 @@ export class DelayProxy {
     };
     upstream.on('data', (chunk: Buffer) => {
       setTimeout(() => {
-        if (!closed) downstream.write(chunk);
+        if (!closed && !mute()) downstream.write(chunk);
       }, this.delayMs);
     });
-    downstream.on('data', (chunk: Buffer) => upstream.write(chunk));
+    downstream.on('data', (chunk: Buffer) => {
+      if (!mute()) upstream.write(chunk);
+    });
     for (const socket of [upstream, downstream]) {
       socket.on('error', close);
       socket.on('close', close);
     }
+  }
+
+  /**
+   * The local ports of the proxy's connections to the target: the target sees each client as
+   * 127.0.0.1 and one of these (in CLIENT LIST's `addr`).
+   */
+  targetSidePorts(): number[] {
+    return [...this.sockets]
+      .filter((socket) => socket.remotePort === this.targetPort)
+      .map((socket) => socket.localPort!);
+  }
+
+  /**
+   * Ends the connection whose target side is on `port` at the target (which sees it close), while
+   * its client side stays open and hears nothing: a middlebox that dropped the connection, or a
+   * close whose packets were lost.
+   */
+  silence(port: number): void {
+    this.silent.add(port);
+    for (const socket of this.sockets) if (socket.localPort === port) socket.destroy();
   }
 
   async stop(): Promise<void> {

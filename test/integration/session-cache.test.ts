@@ -3,7 +3,7 @@ import { type IntervalHistogram, monitorEventLoopDelay, performance } from 'node
 import { loadavg } from 'node:os';
 import { Redis } from 'ioredis';
 import Koa from 'koa';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type Auth, type AuthOptions, createAuth, redisStore } from '../../src/index.js';
 import type { SessionStore } from '../../src/stores/session-store.js';
 import {
@@ -17,6 +17,7 @@ import {
 } from '../helpers/auth.js';
 import { SECRET } from '../helpers/forge.js';
 import { call, type Served, serve } from '../helpers/http.js';
+import { DelayProxy } from '../helpers/delay-proxy.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 /** An instance with the session cache on, its store at hand (to see whether an answer was cached). */
@@ -237,6 +238,75 @@ describe('session cache when the invalidation connection is cut', () => {
     });
   }
 
+  /** The CLIENT LIST lines of the connections that turned tracking on (flag `t`). */
+  const trackers = async (admin: Redis): Promise<string[]> =>
+    ((await admin.client('LIST')) as string).split('\n').filter((line) => / flags=\S*t/.test(line));
+
+  it('a tracking connection dropped at Redis without the app hearing of it: trusted for at most maxStaleness', async () => {
+    // b reaches Redis through a proxy that can drop one connection without a word either way.
+    const proxy = await DelayProxy.start(server.port, 0);
+    const prefix = uniquePrefix();
+    const a = instance(connectTo(server.url), prefix);
+    const client = connectTo(`redis://127.0.0.1:${proxy.port}`);
+    const store = redisStore(client, { keyPrefix: prefix, sessionCache: { maxStaleness: 200 } });
+    const b: Instance = { auth: createAuth({ secret: SECRET, store }), store, client };
+    const admin = connectTo(server.url);
+    try {
+      const pair = await a.auth.generateTokens({ id: 'silent-tracker' });
+      await cached(b, pair.access_token);
+      const throughProxy = new Set(proxy.targetSidePorts());
+      const tracker = (await trackers(admin))
+        .map((line) => Number(/ addr=[^ ]+:(\d+) /.exec(line)![1]))
+        .filter((port) => throughProxy.has(port));
+      expect(tracker).toHaveLength(1);
+      proxy.silence(tracker[0]!);
+      const { sub: userId, sid } = sub(pair.access_token);
+      await a.auth.revokeSession(userId, sid);
+      // No invalidation reaches b, and nothing tells it so; its subscriber still answers.
+      await sleep(400);
+      expect(store.cachedLiveness!(userId, sid, Date.now())).toBeUndefined();
+      expect(await check(b.auth, pair.access_token)).toBe(false);
+    } finally {
+      await closeAll([a, b]);
+      await admin.quit();
+      await proxy.stop();
+    }
+  });
+
+  it('a tracking connection that reconnects alone: the subscriber stays, and the cache comes back', async () => {
+    const prefix = uniquePrefix();
+    const b = instance(connectTo(server.url), prefix);
+    const admin = connectTo(server.url);
+    const subscribers = async () =>
+      ((await admin.client('LIST')) as string)
+        .split('\n')
+        .filter((line) => / sub=1 /.test(line))
+        .map((line) => /id=(\d+)/.exec(line)![1]);
+    let a: Instance | undefined;
+    try {
+      const pair = await b.auth.generateTokens({ id: 'tracker-alone' });
+      await cached(b, pair.access_token);
+      const [subscriber] = await subscribers();
+      const [tracker] = await trackers(admin);
+      await admin.call('CLIENT', 'KILL', 'ID', /id=(\d+)/.exec(tracker!)![1]!);
+      // Another instance revokes what b cached, once b's cache is back.
+      a = instance(connectTo(server.url), prefix);
+      const fresh = await a.auth.generateTokens({ id: 'tracker-alone-2' });
+      await cached(b, fresh.access_token);
+      expect(await subscribers()).toContain(subscriber);
+      const { sub: userId, sid } = sub(fresh.access_token);
+      await a.auth.revokeSession(userId, sid);
+      const deadline = performance.now() + 1000;
+      while (await check(b.auth, fresh.access_token)) {
+        expect(performance.now()).toBeLessThan(deadline);
+        await tick();
+      }
+    } finally {
+      await closeAll(a ? [a, b] : [b]);
+      await admin.quit();
+    }
+  });
+
   it('a feed that stops answering is trusted for at most maxStaleness', async () => {
     const prefix = uniquePrefix();
     const client = new Redis(server.url, { maxRetriesPerRequest: 1, commandTimeout: 1000 });
@@ -284,6 +354,97 @@ describe('session cache when the invalidation connection is cut', () => {
     } finally {
       await http.close();
       await closeAll([a, b]);
+      await admin.quit();
+    }
+  });
+});
+
+describe('session cache bounds', () => {
+  let server: RedisServer;
+  beforeAll(async () => {
+    server = await RedisServer.start();
+  });
+  afterAll(async () => {
+    await server.stop();
+  });
+
+  for (const keyBuckets of [0, 4]) {
+    it(`holds at most maxEntries sessions, however they fall into users (keyBuckets ${keyBuckets}), revoked ones included`, async () => {
+      const client = connectTo(server.url);
+      const store = redisStore(client, {
+        keyPrefix: uniquePrefix(),
+        keyBuckets,
+        sessionCache: { maxEntries: 10 },
+      });
+      const b: Instance = { auth: createAuth({ secret: SECRET, store }), store, client };
+      try {
+        const pairs = [];
+        for (const user of ['many-a', 'many-b'])
+          for (let i = 0; i < 60; i++) pairs.push(await b.auth.generateTokens({ id: user }));
+        await cached(b, pairs[0]!.access_token);
+        for (const pair of pairs.slice(0, 40)) {
+          const { sub: userId, sid } = sub(pair.access_token);
+          await b.auth.revokeSession(userId, sid);
+        }
+        for (const pair of pairs) await check(b.auth, pair.access_token);
+        const held = pairs.filter((pair) => {
+          const { sub: userId, sid } = sub(pair.access_token);
+          return store.cachedLiveness!(userId, sid, Date.now()) !== undefined;
+        });
+        expect(held.length).toBeGreaterThan(0);
+        expect(held.length).toBeLessThanOrEqual(10);
+      } finally {
+        await closeAll([b]);
+      }
+    });
+  }
+
+  it('a Redis that refuses the feed (an ACL without CLIENT): one warning, and every check asks Redis', async () => {
+    const admin = connectTo(server.url);
+    await admin.call('ACL', 'SETUSER', 'nofeed', 'on', '>nofeed', '~*', '&*', '+@all', '-client');
+    const warning = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
+    const client = new Redis(server.url, { username: 'nofeed', password: 'nofeed' });
+    client.on('error', () => {});
+    const store = redisStore(client, { keyPrefix: uniquePrefix(), sessionCache: true });
+    const b: Instance = { auth: createAuth({ secret: SECRET, store }), store, client };
+    try {
+      const pair = await b.auth.generateTokens({ id: 'no-feed' });
+      const { sub: userId, sid } = sub(pair.access_token);
+      for (let i = 0; i < 20; i++) {
+        expect(await check(b.auth, pair.access_token)).toBe(true);
+        expect(store.cachedLiveness!(userId, sid, Date.now())).toBeUndefined();
+        await sleep(10);
+      }
+      await b.auth.revokeSession(userId, sid);
+      expect(await check(b.auth, pair.access_token)).toBe(false);
+      const ours = warning.mock.calls.filter(
+        ([, options]) => (options as { code?: string })?.code === 'KOA_JWT_REDIS_SESSION_CACHE',
+      );
+      expect(ours).toHaveLength(1);
+      expect(String(ours[0]![0])).toMatch(/sessionCache is off/);
+    } finally {
+      warning.mockRestore();
+      await closeAll([b]);
+      await admin.call('ACL', 'DELUSER', 'nofeed');
+      await admin.quit();
+    }
+  });
+
+  it('a write to a key under keyPrefix that is no session hash leaves the cache as it is', async () => {
+    const prefix = uniquePrefix();
+    const b = instance(connectTo(server.url), prefix);
+    const admin = connectTo(server.url);
+    try {
+      const pair = await b.auth.generateTokens({ id: 'unrelated-writes' });
+      await cached(b, pair.access_token);
+      await admin.set(`${prefix}rate:alice`, '1');
+      await admin.set(`page-views`, '1');
+      await admin.ping(); // the invalidations, if any, were sent before this answer
+      await sleep(50);
+      const { sub: userId, sid } = sub(pair.access_token);
+      expect(b.store.cachedLiveness!(userId, sid, Date.now())).toBe(true);
+    } finally {
+      await closeAll([b]);
       await admin.quit();
     }
   });
