@@ -130,6 +130,14 @@ function rememberHeader(segment: string, header: Record<string, unknown>): void 
   knownHeaders.set(segment, Object.freeze(header));
 }
 
+/** What jsonwebtoken's verify is given (see TokenService.verifyOptions). */
+interface JsonwebtokenVerify {
+  readonly algorithms: string[];
+  readonly complete: true;
+  readonly ignoreExpiration: true;
+  readonly ignoreNotBefore: true;
+}
+
 /**
  * Signs and verifies access and refresh tokens. Keys are KeyObjects built once by the key ring,
  * so jsonwebtoken never re-parses a secret per call; every verification pins the algorithm to
@@ -148,8 +156,11 @@ export class TokenService {
   private readonly issuer: string | undefined;
   private readonly audience: string | string[] | undefined;
   private readonly leeway: number;
-  /** @internal shared by the strategy-bound views */
-  readonly verifyOptions: Map<string, jwt.VerifyOptions & { complete: true }>;
+  /**
+   * @internal shared by the strategy-bound views. jsonwebtoken's options per kid, typed here
+   * without jsonwebtoken's types: the published declarations must not need `@types/jsonwebtoken`.
+   */
+  readonly verifyOptions: Map<string, JsonwebtokenVerify>;
   /** @internal shared by the strategy-bound views */
   readonly accessCache: VerifyCache<AccessTokenPayload> | undefined;
   private readonly findKey: KeyRing['find'];
@@ -383,8 +394,8 @@ export class TokenService {
       payload = this.verifyDirect(token, key, anyExpiry);
     else {
       try {
-        payload = (jwt.verify(token, key.verifyKey, this.verifyOptions.get(key.kid)!) as jwt.Jwt)
-          .payload;
+        const options = this.verifyOptions.get(key.kid)! as jwt.VerifyOptions & { complete: true };
+        payload = (jwt.verify(token, key.verifyKey, options) as jwt.Jwt).payload;
       } catch (cause) {
         // Claims are not jsonwebtoken's to check here (see verifyOptions): this is the signature.
         throw invalid('The token signature or claims are invalid.', cause);
