@@ -328,11 +328,20 @@ export class Auth {
     }
   }
 
-  /** Closes the Redis connection if this instance opened it (from a URL). */
-  async close(): Promise<void> {
-    await this.store.close();
-    if (current === this) current = undefined;
+  /**
+   * Closes the store: the Redis client or PostgreSQL pool if this instance opened it (from a URL
+   * or options), and the connections the library adds beside a client of yours (the session
+   * cache's feeds, confirmed writes' own). Call it on shutdown; later calls return the first's
+   * promise.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.store.close().then(() => {
+      if (current === this) current = undefined;
+    });
+    return this.closing;
   }
+
+  private closing: Promise<void> | undefined;
 }
 
 let current: Auth | undefined;

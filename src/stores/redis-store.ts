@@ -863,7 +863,7 @@ export interface RedisStoreConfig {
   /**
    * Replicas that must confirm (Redis `WAIT`, within `timeout`) each write that starts, rotates
    * or ends a session; unconfirmed, the request answers 503. @default 1 with Sentinel, and on a
-   * Cluster once any of its masters has a replica; else 0
+   * Cluster for the writes of each shard whose master has a replica; else 0
    */
   waitForReplicas?: number;
   /**

@@ -3,10 +3,13 @@ import {
   AuthConfigError,
   createAuth,
   memoryStore,
+  postgresStore,
   redisStore,
   type SessionStore,
 } from '../../../src/index.js';
 import { SECRET } from '../../helpers/forge.js';
+import { harnessRedisUrl, uniquePrefix } from '../../helpers/auth.js';
+import { pgUrl } from '../../helpers/postgres.js';
 
 const option = (f: () => unknown): string | undefined => {
   try {
@@ -28,6 +31,26 @@ describe('createAuth({ store })', () => {
     expect(await auth.checkRefreshToken(pair.refresh_token)).toBe(true);
     await auth.close();
     expect(closed).toBe(true);
+  });
+
+  it('closes once: a second close() returns the first one’s promise (a URL’s Redis client, a PostgreSQL pool)', async () => {
+    let closes = 0;
+    const inner = memoryStore();
+    const store: SessionStore = { ...bind(inner), close: async () => void closes++ };
+    const auth = createAuth({ secret: SECRET, store });
+    const first = auth.close();
+    expect(auth.close()).toBe(first);
+    await first;
+    await auth.close();
+    expect(closes).toBe(1);
+    for (const made of [
+      createAuth({ secret: SECRET, redis: harnessRedisUrl(), keyPrefix: uniquePrefix() }),
+      createAuth({ secret: SECRET, store: postgresStore(pgUrl()) }),
+    ]) {
+      await made.generateTokens({ id: 'closes-once' }).catch(() => {});
+      await made.close();
+      await expect(made.close()).resolves.toBeUndefined();
+    }
   });
 
   it('refuses a store that is not one, a store with `redis`, and the Redis-only options beside it', () => {
