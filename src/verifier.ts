@@ -58,6 +58,8 @@ export class Verifier extends refusingHelpers() implements TokenReader {
   private tokens: TokenService;
   private readonly events = new Emitter<VerifierEventMap>();
   private readonly firstLoad: Promise<boolean>;
+  /** Why the last JWKS load failed: ready() reports it (its jwks_error event may have had no listener yet). */
+  private lastJwksError: Error | undefined;
 
   /** @internal use createVerifier */
   constructor(options: VerifierOptions) {
@@ -74,7 +76,10 @@ export class Verifier extends refusingHelpers() implements TokenReader {
         this.tokens = this.service(ring);
         this.events.emit('jwks_refresh', report);
       },
-      onError: (error) => this.events.emit('jwks_error', { error }),
+      onError: (error) => {
+        this.lastJwksError = error;
+        this.events.emit('jwks_error', { error });
+      },
     });
     // The middlewares read every token through this verifier: there are no strategies to pick.
     this.host = { options: this.options.shared, tokenReader: () => this };
@@ -121,9 +126,11 @@ export class Verifier extends refusingHelpers() implements TokenReader {
   async ready(): Promise<void> {
     if (await this.firstLoad) return;
     if (this.remote.stale) {
+      const reason = this.lastJwksError;
       throw new AuthConfigError(
         'jwksUri',
-        'the JWKS could not be loaded; see the jwks_error event (the verifier keeps trying on later requests)',
+        `the JWKS could not be loaded${reason ? `: ${reason.message}` : ''} (the verifier keeps trying on later requests; each failure is a jwks_error event)`,
+        { cause: reason },
       );
     }
   }

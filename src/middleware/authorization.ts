@@ -133,11 +133,15 @@ export function createAuthorize(
     });
 
   return async function authorize(ctx, next) {
-    const { user } = ctx.state;
+    const { user, authError } = ctx.state;
     if (user === undefined) {
+      // After getData(): the reason it recorded (token_expired tells the client to refresh,
+      // store_unavailable is no logout), else no token at all.
       throwAuthError(
         ctx,
-        new AuthError('token_missing', 'This resource needs an access token.'),
+        authError instanceof AuthError
+          ? authError
+          : new AuthError('token_missing', 'This resource needs an access token.'),
         realm,
       );
     }

@@ -3,6 +3,7 @@ import Koa from 'koa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Auth, AuthConfigError, authorize, type AuthorizeRule } from '../../src/index.js';
 import { testAuth } from '../helpers/auth.js';
+import { decodeSegment, forgeHmac, SECRET } from '../helpers/forge.js';
 import { call, serve, type Served } from '../helpers/http.js';
 
 /** authorize(): 403 insufficient_scope with an RFC 6750 §3.1 challenge, over HTTP against real Redis. */
@@ -143,6 +144,36 @@ describe('authorize()', () => {
     const res = await get('/');
     expect(res.status).toBe(401);
     expect(res.body.error).toBe('token_missing');
+  });
+
+  it('after getData(), answers with the reason it recorded: token_expired, token_invalid, token_revoked', async () => {
+    auth = testAuth({ realm: 'api' });
+    const app = new Koa();
+    app.use(auth.getData()).use(auth.authorize({ role: 'admin' }));
+    app.use((ctx) => {
+      ctx.body = 'secret';
+    });
+    server = await serve(app);
+    const pair = await auth.generateTokens({ id: 'expired-here' });
+    const now = Math.floor(Date.now() / 1000);
+    const expired = forgeHmac(
+      decodeSegment(pair.access_token, 0),
+      { ...decodeSegment(pair.access_token, 1), iat: now - 1000, exp: now - 100 },
+      SECRET,
+    );
+    const late = await get('/', expired);
+    expect(late.status).toBe(401);
+    expect(late.body.error).toBe('token_expired');
+    const invalid = await get('/', 'not-a-jwt');
+    expect(invalid.status).toBe(401);
+    expect(invalid.body.error).toBe('token_invalid');
+    expect(invalid.headers.get('www-authenticate')).toMatch(
+      /^Bearer realm="api", error="invalid_token"/,
+    );
+    await auth.invalidateRefreshToken(pair.refresh_token);
+    const revoked = await get('/', pair.access_token);
+    expect(revoked.status).toBe(401);
+    expect(revoked.body.error).toBe('token_revoked');
   });
 
   it('lets a predicate that throws fail the request the usual way, not as a 403', async () => {
