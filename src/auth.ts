@@ -336,7 +336,7 @@ export class Auth {
    */
   close(): Promise<void> {
     this.closing ??= this.store.close().then(() => {
-      if (current === this) current = undefined;
+      if (slot[DEFAULT] === this) slot[DEFAULT] = undefined;
     });
     return this.closing;
   }
@@ -344,7 +344,12 @@ export class Auth {
   private closing: Promise<void> | undefined;
 }
 
-let current: Auth | undefined;
+/**
+ * The default instance, kept on globalThis under a registered symbol so that the package's ESM
+ * and CommonJS builds, loaded side by side, share it (see errors.ts, sharedAcrossBuilds).
+ */
+const DEFAULT = Symbol.for('koa-jwt-redis.defaultAuth');
+const slot = globalThis as { [DEFAULT]?: Auth | undefined };
 
 /**
  * Creates an Auth instance and makes it the default one that the free functions
@@ -355,12 +360,13 @@ let current: Auth | undefined;
  */
 export function createAuth(options: AuthOptions): Auth {
   const auth = new Auth(options);
-  current = auth;
+  slot[DEFAULT] = auth;
   return auth;
 }
 
 /** The instance the free functions use: the one most recently created. */
 export function defaultAuth(): Auth {
+  const current = slot[DEFAULT];
   if (!current) {
     throw new TypeError(
       'koa-jwt-redis: call createAuth({ secret, redis }) before using requireAuth(), generateTokens() or the other helpers',

@@ -105,6 +105,26 @@ export class AuthConfigError extends Error {
   }
 }
 
+/**
+ * Makes `instanceof cls` hold for instances from the package's other build as well: an app that
+ * loads both the ESM and the CommonJS entry (one through `import`, a dependency through
+ * `require`) has two copies of every class, and an AuthError thrown by one would otherwise not
+ * be one to the other (rendered as a 500 instead of its 401). Both copies mark their prototype
+ * with the same registered symbol. A subclass's own `instanceof` keeps the usual meaning.
+ */
+function sharedAcrossBuilds(cls: abstract new (...args: never[]) => object, name: string): void {
+  const brand = Symbol.for(`koa-jwt-redis.${name}`);
+  Object.defineProperty(cls.prototype, brand, { value: true });
+  Object.defineProperty(cls, Symbol.hasInstance, {
+    value(this: unknown, value: unknown): boolean {
+      if (this !== cls) return Function.prototype[Symbol.hasInstance].call(this, value);
+      return typeof value === 'object' && value !== null && brand in value;
+    },
+  });
+}
+sharedAcrossBuilds(AuthError, 'AuthError');
+sharedAcrossBuilds(AuthConfigError, 'AuthConfigError');
+
 /** Wraps anything a session store threw (connection lost, timeout, script error) as a 503. */
 export function storeUnavailable(cause: unknown): AuthError {
   if (cause instanceof AuthError) return cause;

@@ -68,4 +68,34 @@ describe('the built package (npm test builds it first)', () => {
     ]);
     expect(out.trim()).toBe('bearer refresh_reused true');
   });
+
+  it.runIf(existsSync(`${root}/dist/index.cjs`))(
+    'both builds loaded side by side (import and require) share the errors and the default instance',
+    () => {
+      const out = node([
+        '--input-type=module',
+        '-e',
+        `
+        import { createRequire } from 'node:module';
+        import * as esm from 'koa-jwt-redis';
+        const cjs = createRequire(process.cwd() + '/')('koa-jwt-redis');
+        const fromEsm = new esm.AuthError('token_invalid', 'x');
+        const fromCjs = new cjs.AuthError('token_expired', 'y');
+        const config = new esm.AuthConfigError('secret', 'z');
+        const auth = esm.createAuth({ secret: 'a-secret-that-is-long-enough-for-hs256!!' });
+        const pair = await cjs.generateTokens({ id: 1 });
+        console.log(JSON.stringify([
+          esm.AuthError === cjs.AuthError,
+          fromEsm instanceof cjs.AuthError,
+          fromCjs instanceof esm.AuthError,
+          config instanceof cjs.AuthConfigError,
+          new Error('plain') instanceof esm.AuthError,
+          config instanceof esm.AuthError,
+          typeof pair.access_token,
+        ]));
+        await auth.close();`,
+      ]);
+      expect(JSON.parse(out)).toEqual([false, true, true, true, false, false, 'string']);
+    },
+  );
 });
