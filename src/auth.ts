@@ -335,9 +335,18 @@ export class Auth {
    * promise.
    */
   close(): Promise<void> {
-    this.closing ??= this.store.close().then(() => {
-      if (slot[DEFAULT] === this) slot[DEFAULT] = undefined;
-    });
+    this.closing ??= Promise.resolve()
+      .then(() => this.store.close())
+      .then(
+        () => {
+          if (slot[DEFAULT] === this) slot[DEFAULT] = undefined;
+        },
+        (error: unknown) => {
+          // A failed close may be tried again.
+          this.closing = undefined;
+          throw error;
+        },
+      );
     return this.closing;
   }
 

@@ -26,9 +26,15 @@ function onAuthError(this: Context, error: unknown): void {
   try {
     writeAuthError(this, error);
   } catch (failure) {
-    // A header Node refuses (a custom error's): Koa's own handler answers, the process lives on.
+    // A header Node refuses (a custom strategy's error): the status and JSON body without the
+    // error's headers. Koa's own handler would set the same headers and throw again, unhandled.
     debug.auth('could not render %s: %s', error.code, describeError(failure));
-    return base.call(this, error);
+    for (const name of this.res.getHeaderNames()) this.res.removeHeader(name);
+    this.res.statusCode = error.status;
+    this.res.setHeader('Content-Type', 'application/json; charset=utf-8');
+    this.res.setHeader('Cache-Control', 'no-store');
+    this.res.end(JSON.stringify(error.toJSON()));
+    return;
   }
   this.res.end(this.body as string);
 }

@@ -167,7 +167,8 @@ async function confirmedWrite(
     const pipeline = target.pipeline();
     if (asking) pipeline.asking();
     evaluate(pipeline, text);
-    pipeline.wait(wanted, ms);
+    // What is left of the caller's bound (a redirection's second send has less).
+    pipeline.wait(wanted, Math.max(1, Math.min(ms, deadline - Date.now())));
     const answered: PipelineResults = await pipeline.exec();
     return asking && answered !== null ? answered.slice(1) : answered;
   };

@@ -81,6 +81,8 @@ class InvalidationFeed {
     private readonly onKeys: (keys: Buffer[] | null) => void,
     private readonly onDown: () => void,
     interval: number,
+    /** How long without an answered PING before both connections are replaced. */
+    private readonly silentAfter: number,
   ) {
     this.subscriber = make();
     this.tracker = make();
@@ -121,7 +123,8 @@ class InvalidationFeed {
       if (this.subscriberId === undefined) {
         const id = (await this.subscriber.client('ID')) as number;
         await this.subscriber.subscribe(CHANNEL);
-        if (this.subscriber.status === 'ready') this.subscriberId = id;
+        // Only this attempt's: an older one's answer may name a connection since replaced.
+        if (attempt === this.setups && this.subscriber.status === 'ready') this.subscriberId = id;
       }
       const id = this.subscriberId;
       if (id === undefined) return;
@@ -135,7 +138,7 @@ class InvalidationFeed {
       this.up = true;
     } catch (error) {
       if (attempt !== this.setups || this.closed) return;
-      if ((error as Error).name === 'ReplyError') {
+      if (/^NOPERM|unknown (sub)?command/i.test((error as Error).message)) {
         // Redis refuses it (an ACL without CLIENT or SUBSCRIBE, a Redis before 6): the cache
         // stays off, every check asks Redis, and set-up is tried again now and then.
         warnOnce(
@@ -145,14 +148,25 @@ class InvalidationFeed {
         clearTimeout(this.retry);
         this.retry = setTimeout(() => void this.setUp(), REFUSED_RETRY_MS).unref();
       }
-      // Either connection failed while setting up; its close or a later ready starts over.
-      else this.subscriber.disconnect(true);
+      // Either connection failed while setting up (or Redis answered something else, such as a
+      // REDIRECT to a client gone): start over on a fresh subscriber.
+      else {
+        this.subscriberId = undefined;
+        this.subscriber.disconnect(true);
+      }
     }
   }
 
   private ping(): void {
     if (!this.up) return;
     const sent = Date.now();
+    // Unanswered for twice the staleness bound: a connection gone silent, which TCP may take
+    // minutes to give up on. Reconnect both, so that the cache comes back.
+    if (sent - this.confirmedAt > this.silentAfter) {
+      this.subscriber.disconnect(true);
+      this.tracker.disconnect(true);
+      return;
+    }
     const attempt = this.setups;
     Promise.all([this.subscriber.ping(), this.tracker.ping()]).then(
       () => {
@@ -225,6 +239,7 @@ export class SessionCache {
       (keys) => this.invalidate(keys),
       () => this.drop(),
       Math.max(1, Math.floor(this.options.maxStaleness / 4)),
+      this.options.maxStaleness * 2,
     );
   }
 
@@ -413,6 +428,8 @@ const FEED_CONNECTION = {
   enableAutoPipelining: false,
   maxRetriesPerRequest: 1,
   keyPrefix: '',
+  // An unanswered SUBSCRIBE re-sent on a new connection would subscribe it behind setUp's back.
+  autoResendUnfulfilledCommands: false,
   retryStrategy: (attempt: number) => Math.min(attempt * 50, 500),
   // The feeds rely on RESP2 invalidation messages on __redis__:invalidate (REDIRECT to a
   // subscriber). ioredis 6 speaks RESP3 by default, where they arrive as push frames instead;

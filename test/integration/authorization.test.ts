@@ -1,7 +1,13 @@
 import Router from '@koa/router';
 import Koa from 'koa';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type Auth, AuthConfigError, authorize, type AuthorizeRule } from '../../src/index.js';
+import {
+  type Auth,
+  AuthConfigError,
+  AuthError,
+  authorize,
+  type AuthorizeRule,
+} from '../../src/index.js';
 import { testAuth } from '../helpers/auth.js';
 import { decodeSegment, forgeHmac, SECRET } from '../helpers/forge.js';
 import { call, serve, type Served } from '../helpers/http.js';
@@ -174,6 +180,29 @@ describe('authorize()', () => {
     const revoked = await get('/', pair.access_token);
     expect(revoked.status).toBe(401);
     expect(revoked.body.error).toBe('token_revoked');
+  });
+
+  it('a strategy’s AuthError with a header Node refuses still answers its status as JSON (no crash)', async () => {
+    auth = testAuth();
+    const jwt = auth.strategies.get('jwt');
+    auth.strategies.register('picky', {
+      ...jwt,
+      readToken: () => {
+        throw new AuthError('token_invalid', 'Refused by the app’s strategy.', {
+          headers: { 'X-Reason': 'caf\u0100' },
+        });
+      },
+    });
+    const app = new Koa();
+    app.use(auth.requireAuth({ strategy: 'picky' }));
+    app.use((ctx) => {
+      ctx.body = 'secret';
+    });
+    server = await serve(app);
+    const res = await get('/', 'any-token');
+    expect(res.status).toBe(401);
+    expect(res.body).toEqual({ error: 'token_invalid', message: 'Refused by the app’s strategy.' });
+    expect((await get('/', 'again')).status).toBe(401);
   });
 
   it('lets a predicate that throws fail the request the usual way, not as a 403', async () => {

@@ -266,6 +266,17 @@ describe('session cache when the invalidation connection is cut', () => {
       await sleep(400);
       expect(store.cachedLiveness!(userId, sid, Date.now())).toBeUndefined();
       expect(await check(b.auth, pair.access_token)).toBe(false);
+      // The silent connection is replaced (after twice maxStaleness unanswered): the cache comes
+      // back, coherent.
+      const fresh = await a.auth.generateTokens({ id: 'silent-tracker-2' });
+      await cached(b, fresh.access_token);
+      const again = sub(fresh.access_token);
+      await a.auth.revokeSession(again.sub, again.sid);
+      const deadline = performance.now() + 1000;
+      while (await check(b.auth, fresh.access_token)) {
+        expect(performance.now()).toBeLessThan(deadline);
+        await tick();
+      }
     } finally {
       await closeAll([a, b]);
       await admin.quit();
