@@ -87,6 +87,24 @@ async function closeAll(instances: Instance[]): Promise<void> {
   }
 }
 
+/** Until `b` refuses `token` (revoked elsewhere): within 1 s, however the revocation reached it. */
+async function refusedSoon(b: Instance, token: string): Promise<void> {
+  const deadline = performance.now() + 1000;
+  while (await check(b.auth, token)) {
+    expect(performance.now()).toBeLessThan(deadline);
+    await tick();
+  }
+}
+
+/** The cache of `b` serves again and stays coherent: a session `a` starts, `b` caches, `a` revokes, `b` refuses. */
+async function backAndCoherent(a: Instance, b: Instance, id: string): Promise<void> {
+  const fresh = await a.auth.generateTokens({ id });
+  await cached(b, fresh.access_token);
+  const { sub: userId, sid } = sub(fresh.access_token);
+  await a.auth.revokeSession(userId, sid);
+  await refusedSoon(b, fresh.access_token);
+}
+
 const sub = (token: string) =>
   JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as {
     sub: string;
@@ -164,11 +182,7 @@ describe('session cache kept coherent by Redis (CLIENT TRACKING)', () => {
       // Deleted by someone else entirely (an operator's HDEL): Redis still tells the cache.
       const { sid } = sub(pair.access_token);
       await raw.hdel(`${prefix}{u:raw}`, sid);
-      const deadline = performance.now() + 1000;
-      while (await check(a.auth, pair.access_token)) {
-        expect(performance.now()).toBeLessThan(deadline);
-        await tick();
-      }
+      await refusedSoon(a, pair.access_token);
     } finally {
       await closeAll([a]);
       await raw.quit();
@@ -222,15 +236,7 @@ describe('session cache when the invalidation connection is cut', () => {
         const answers = await Promise.all(pairs.map((pair) => check(b.auth, pair.access_token)));
         expect(answers.filter(Boolean)).toEqual([]);
         // The feed reconnects and the cache serves again, still coherent.
-        const fresh = await a.auth.generateTokens({ id: 'after-cut' });
-        await cached(b, fresh.access_token);
-        const { sub: userId, sid } = sub(fresh.access_token);
-        await a.auth.revokeSession(userId, sid);
-        const deadline = performance.now() + 1000;
-        while (await check(b.auth, fresh.access_token)) {
-          expect(performance.now()).toBeLessThan(deadline);
-          await tick();
-        }
+        await backAndCoherent(a, b, 'after-cut');
       } finally {
         await closeAll([a, b]);
         await admin.quit();
@@ -268,15 +274,7 @@ describe('session cache when the invalidation connection is cut', () => {
       expect(await check(b.auth, pair.access_token)).toBe(false);
       // The silent connection is replaced (after twice maxStaleness unanswered): the cache comes
       // back, coherent.
-      const fresh = await a.auth.generateTokens({ id: 'silent-tracker-2' });
-      await cached(b, fresh.access_token);
-      const again = sub(fresh.access_token);
-      await a.auth.revokeSession(again.sub, again.sid);
-      const deadline = performance.now() + 1000;
-      while (await check(b.auth, fresh.access_token)) {
-        expect(performance.now()).toBeLessThan(deadline);
-        await tick();
-      }
+      await backAndCoherent(a, b, 'silent-tracker-2');
     } finally {
       await closeAll([a, b]);
       await admin.quit();
@@ -302,16 +300,8 @@ describe('session cache when the invalidation connection is cut', () => {
       await admin.call('CLIENT', 'KILL', 'ID', /id=(\d+)/.exec(tracker!)![1]!);
       // Another instance revokes what b cached, once b's cache is back.
       a = instance(connectTo(server.url), prefix);
-      const fresh = await a.auth.generateTokens({ id: 'tracker-alone-2' });
-      await cached(b, fresh.access_token);
+      await backAndCoherent(a, b, 'tracker-alone-2');
       expect(await subscribers()).toContain(subscriber);
-      const { sub: userId, sid } = sub(fresh.access_token);
-      await a.auth.revokeSession(userId, sid);
-      const deadline = performance.now() + 1000;
-      while (await check(b.auth, fresh.access_token)) {
-        expect(performance.now()).toBeLessThan(deadline);
-        await tick();
-      }
     } finally {
       await closeAll(a ? [a, b] : [b]);
       await admin.quit();
