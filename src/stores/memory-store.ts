@@ -15,6 +15,7 @@ const SWEEP_INTERVAL_MS = 60_000;
 export class MemoryStore implements SessionStore {
   private readonly users = new Map<string, Map<string, SessionRecord>>();
   private readonly sweeper: NodeJS.Timeout;
+  private closed = false;
 
   constructor() {
     // Users who never come back would otherwise keep their expired sessions forever.
@@ -23,6 +24,14 @@ export class MemoryStore implements SessionStore {
       for (const userId of this.users.keys()) this.sessions(userId, now, false);
     }, SWEEP_INTERVAL_MS);
     this.sweeper.unref();
+  }
+
+  /**
+   * After close() every call fails (503 store_unavailable), as with a Redis client or PostgreSQL
+   * pool the library closed: no login is accepted that nothing would keep or sweep.
+   */
+  private open(): void {
+    if (this.closed) throw new Error('the memory store is closed');
   }
 
   /** The user's live sessions, pruned of expired ones. */
@@ -52,6 +61,7 @@ export class MemoryStore implements SessionStore {
   }
 
   async create(userId: string, s: NewSession, maxSessions: number): Promise<void> {
+    this.open();
     const map = this.sessions(userId, s.now, true);
     map.set(s.sessionId, {
       sessionId: s.sessionId,
@@ -71,6 +81,7 @@ export class MemoryStore implements SessionStore {
   }
 
   async rotate(userId: string, r: Rotation): Promise<RotationResult> {
+    this.open();
     const map = this.sessions(userId, r.now, false);
     const record = map?.get(r.sessionId);
     if (!map || !record) return 'missing';
@@ -93,15 +104,18 @@ export class MemoryStore implements SessionStore {
   }
 
   async get(userId: string, sessionId: string, now: number): Promise<SessionRecord | undefined> {
+    this.open();
     return this.sessions(userId, now, false)?.get(sessionId);
   }
 
   async isLive(userId: string, sessionId: string, now: number): Promise<boolean> {
+    this.open();
     const record = this.users.get(userId)?.get(sessionId);
     return record !== undefined && record.expiresAt > now;
   }
 
   async revoke(userId: string, sessionId: string): Promise<boolean> {
+    this.open();
     const map = this.users.get(userId);
     const record = map?.get(sessionId);
     if (!map || !record) return false;
@@ -111,17 +125,21 @@ export class MemoryStore implements SessionStore {
   }
 
   async revokeAll(userId: string, now: number): Promise<number> {
+    this.open();
     const count = this.sessions(userId, now, false)?.size ?? 0;
     this.users.delete(userId);
     return count;
   }
 
   async list(userId: string, now: number): Promise<SessionRecord[]> {
+    this.open();
     const map = this.sessions(userId, now, false);
     return map ? [...map.values()].sort((a, b) => a.createdAt - b.createdAt) : [];
   }
 
-  async ping(): Promise<void> {}
+  async ping(): Promise<void> {
+    this.open();
+  }
 
   async prune(now: number): Promise<number> {
     let removed = 0;
@@ -138,6 +156,7 @@ export class MemoryStore implements SessionStore {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     clearInterval(this.sweeper);
     this.users.clear();
   }

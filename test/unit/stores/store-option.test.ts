@@ -53,6 +53,20 @@ describe('createAuth({ store })', () => {
     }
   });
 
+  it('after close(), the memory store answers 503 store_unavailable, as a Redis client the library closed does', async () => {
+    const auth = createAuth({ secret: SECRET, store: memoryStore() });
+    const pair = await auth.generateTokens({ id: 'after-close' });
+    await auth.close();
+    for (const call of [
+      () => auth.generateTokens({ id: 'after-close' }),
+      () => auth.refreshTokens(pair.refresh_token),
+      () => auth.checkRefreshToken(pair.refresh_token),
+      () => auth.listSessions('after-close'),
+      () => auth.ping(),
+    ])
+      await expect(call()).rejects.toMatchObject({ code: 'store_unavailable', status: 503 });
+  });
+
   it('refuses a store that is not one, a store with `redis`, and the Redis-only options beside it', () => {
     expect(option(() => createAuth({ secret: SECRET, store: {} as SessionStore }))).toBe('store');
     expect(
