@@ -7,6 +7,8 @@ import {
   AuthError,
   authorize,
   type AuthorizeRule,
+  createAuth,
+  memoryStore,
 } from '../../src/index.js';
 import { testAuth } from '../helpers/auth.js';
 import { decodeSegment, forgeHmac, SECRET } from '../helpers/forge.js';
@@ -180,6 +182,20 @@ describe('authorize()', () => {
     const revoked = await get('/', pair.access_token);
     expect(revoked.status).toBe(401);
     expect(revoked.body.error).toBe('token_revoked');
+  });
+
+  it('after getData(), a session store that cannot answer is 503 store_unavailable, not a logout', async () => {
+    const store = memoryStore();
+    auth = createAuth({ secret: SECRET, store });
+    const app = new Koa();
+    app.use(auth.getData()).use(auth.authorize({ role: 'admin' }));
+    server = await serve(app);
+    const pair = await auth.generateTokens({ id: 'outage' });
+    await store.close(); // a closed store fails every call, as one that is down does
+    const res = await get('/', pair.access_token);
+    expect(res.status).toBe(503);
+    expect(res.body.error).toBe('store_unavailable');
+    expect(res.headers.get('retry-after')).toBe('1');
   });
 
   it('a strategy’s AuthError with a header Node refuses still answers its status as JSON (no crash)', async () => {
