@@ -37,9 +37,14 @@ async function started(masters: number, replicas: number): Promise<RedisCluster>
   return cluster;
 }
 
+const byPort = new Map<number, Redis>();
 function node(port: number): Redis {
-  const client = new Redis({ port, lazyConnect: true }).on('error', () => {});
-  plain.push(client);
+  let client = byPort.get(port);
+  if (client === undefined) {
+    client = new Redis({ port, lazyConnect: true }).on('error', () => {});
+    byPort.set(port, client);
+    plain.push(client);
+  }
   return client;
 }
 
@@ -64,12 +69,16 @@ async function waitsOfLogin(cluster: RedisCluster, id: string): Promise<number> 
   return (await waits(cluster)) - before;
 }
 
-/** Until CLUSTER SLOTS lists a replica for every range: the fallback judges by it. */
+/**
+ * Until every node's CLUSTER SLOTS lists a replica for every range: the fallback judges by it,
+ * asking whichever node the client picks.
+ */
 async function replicasInSlotMap(cluster: RedisCluster): Promise<void> {
   const deadline = Date.now() + 20_000;
+  const listsReplicas = async (port: number) =>
+    ((await node(port).call('CLUSTER', 'SLOTS')) as unknown[][]).every((r) => r.length >= 4);
   while (Date.now() < deadline) {
-    const slots = (await node(cluster.ports[0]!).call('CLUSTER', 'SLOTS')) as unknown[][];
-    if (slots.every((range) => range.length >= 4)) return;
+    if ((await Promise.all(cluster.ports.map(listsReplicas))).every(Boolean)) return;
     await sleep(100);
   }
   throw new Error('the slot map lists no replica for some range after 20 s');
