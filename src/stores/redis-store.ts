@@ -152,13 +152,13 @@ const EVALUATE = Object.fromEntries(
  * not run) is followed here: the pair goes again, on the named node's own connection of the
  * writer's pool (after ASKING for an ASK), and a MOVED refreshes the writer's slot map and calls
  * `moved` (the slot's shard may differ in replicas). Nothing is sent past `deadline`, when the
- * caller has stopped waiting: a write answered 503 must not happen later.
+ * caller has stopped waiting: a write answered 503 must not happen later; each WAIT waits what
+ * is left until then.
  */
 async function confirmedWrite(
   client: IoRedisClient,
   evaluate: Evaluate,
   wanted: number,
-  ms: number,
   deadline: number,
   moved: () => void,
 ): Promise<PipelineResults> {
@@ -167,8 +167,7 @@ async function confirmedWrite(
     const pipeline = target.pipeline();
     if (asking) pipeline.asking();
     evaluate(pipeline, text);
-    // What is left of the caller's bound (a redirection's second send has less).
-    pipeline.wait(wanted, Math.max(1, Math.min(ms, deadline - Date.now())));
+    pipeline.wait(wanted, Math.max(1, deadline - Date.now()));
     const answered: PipelineResults = await pipeline.exec();
     return asking && answered !== null ? answered.slice(1) : answered;
   };
@@ -622,7 +621,7 @@ export class RedisStore implements SessionStore {
     const writer = this.writers.reduce((a, b) => (b.busy < a.busy ? b : a));
     // Busy until Redis answers, even past our timeout: the connection is blocked until then.
     writer.busy++;
-    const exec = confirmedWrite(writer.client, evaluate, wanted, ms, deadline, () =>
+    const exec = confirmedWrite(writer.client, evaluate, wanted, deadline, () =>
       this.recheckReplicas(),
     );
     exec.then(

@@ -349,12 +349,7 @@ export class SessionCache {
 
   /** Drops a user's entries now: this instance's own writes need not wait for the feed. */
   forget(key: string): void {
-    const sessions = this.entries.get(key);
-    if (sessions !== undefined) {
-      this.count -= sessions.size;
-      this.entries.delete(key);
-      dropAll(sessions);
-    }
+    this.remove(key);
     const list = this.inflight.get(key);
     if (list !== undefined) for (const ticket of list) ticket.valid = false;
   }
@@ -381,19 +376,20 @@ export class SessionCache {
    */
   private evict(keep: string): void {
     const room = this.options.maxEntries * 0.9;
-    for (const [key, sessions] of this.entries) {
+    for (const key of this.entries.keys()) {
       if (this.count < room) return;
-      if (key === keep) continue;
-      this.entries.delete(key);
-      this.count -= sessions.size;
-      dropAll(sessions);
+      if (key !== keep) this.remove(key);
     }
-    const kept = this.entries.get(keep);
-    if (this.count >= room && kept !== undefined) {
-      this.entries.delete(keep);
-      this.count -= kept.size;
-      dropAll(kept);
-    }
+    if (this.count >= room) this.remove(keep);
+  }
+
+  /** Drops an entry's cells and their count. */
+  private remove(key: string): void {
+    const sessions = this.entries.get(key);
+    if (sessions === undefined) return;
+    this.entries.delete(key);
+    this.count -= sessions.size;
+    dropAll(sessions);
   }
 
   private drop(): void {
