@@ -29,6 +29,10 @@ export function webApp(auth: Auth, options: Partial<RoutesOptions> = {}): Koa {
   api.post('/notes-unchecked', auth.requireAuth({ csrf: false }), (ctx) => {
     ctx.body = { saved: true };
   });
+  // authorize() after getData(): the reason getData recorded decides the answer (csrf_failed is 403).
+  api.post('/authorized-note', auth.getData(), auth.authorize({ check: () => true }), (ctx) => {
+    ctx.body = { saved: true };
+  });
   api.post('/whoami', auth.getData(), (ctx) => {
     ctx.body = { user: ctx.state.user?.sub ?? null, error: ctx.state.authError?.code ?? null };
   });

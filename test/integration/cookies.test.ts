@@ -300,6 +300,14 @@ describe('CSRF protection for cookie-authenticated requests', () => {
       error: null,
     });
   });
+  it('makes authorize() after getData() refuse an unproven cookie request as csrf_failed, not as a logout', async () => {
+    await start();
+    await login();
+    const none = await browser('/authorized-note', { method: 'POST' });
+    expect([none.status, none.body.error]).toEqual([403, 'csrf_failed']);
+    expect(none.headers.get('www-authenticate')).toBeNull();
+    expect((await browser('/authorized-note', { method: 'POST', csrf: true })).status).toBe(200);
+  });
 });
 
 describe('CSRF protection of the auth routes', () => {
