@@ -98,7 +98,7 @@ try {
       `--callgrind-out-file=${out}`,
       ...command,
     ],
-    env: { BENCH_STORE_TIMEOUT: '60000' },
+    env: { BENCH_STORE_TIMEOUT: '60000', BENCH_MAX_STALENESS: '60000' },
     startTimeoutMs: 180_000,
   });
   const pool =

@@ -34,6 +34,14 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const ROUNDS = env('BENCH_ROUNDS', 3);
 const SECONDS = env('BENCH_SECONDS', 5);
+/**
+ * Unmeasured load before each measured run. The /me warm-up passes send fetch()'s requests, whose
+ * headers differ from wrk's: when wrk starts, V8 drops the optimised code of a few dozen functions
+ * of Node's HTTP server (and the library's) built for fetch()'s header shapes ("wrong map") and
+ * optimises them again, which under --trace-deopt went on for 1 to 2 s; after 1 s of warm-up part
+ * of that fell inside the measured run.
+ */
+const WARMUP = env('BENCH_WARMUP', 3);
 const CONNECTIONS = env('BENCH_CONNECTIONS', 50);
 const SESSIONS = env('BENCH_SESSIONS', 10_000);
 /** Distinct users (and tokens) per /me, login and refresh run: more than the verify cache holds. */
@@ -99,7 +107,7 @@ async function drive(
     kind,
     connections: CONNECTIONS,
     seconds: SECONDS,
-    warmupSeconds: 1,
+    warmupSeconds: WARMUP,
     // Refresh: every measured request sends a token of its own user, never used before.
     tokens: await pool(USERS),
     warmupTokens: kind === 'me' ? [] : await pool(CONNECTIONS * 4),
@@ -480,7 +488,7 @@ Written by \`npm run bench\` on ${started.toISOString()}.
 
 - Machine: ${cpus().length} × ${cpuModel}, Node ${process.version}, Redis ${redisVersion.replace('v=', '')};
   1-minute load average ${loadBefore.toFixed(1)} before the run, ${loadavg()[0]!.toFixed(1)} after (above 0 means other work shared the machine)${vmState}
-- Load: ${meLoader === 'wrk' ? 'wrk (1 thread) for the GET /me targets, autocannon for login and refresh' : 'autocannon'}, ${CONNECTIONS} connections, ${SECONDS} s per run after 1 s of warm-up, ${ROUNDS} rounds in alternating order, each run in a fresh server process;
+- Load: ${meLoader === 'wrk' ? 'wrk (1 thread) for the GET /me targets, autocannon for login and refresh' : 'autocannon'}, ${CONNECTIONS} connections, ${SECONDS} s per run after ${WARMUP} s of warm-up, ${ROUNDS} rounds in alternating order, each run in a fresh server process;
   ${pinned ? 'servers pinned to CPU 0 and the load generator to CPU 1 (taskset); redis-server unpinned' : 'no CPU pinning'}.
 - Each \`/me\` run cycles through ${USERS} access tokens of ${USERS} users (more than the default
   verified-token cache holds; the sessionCache target's holds them all), each sent twice before the
