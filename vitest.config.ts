@@ -16,6 +16,15 @@ const TIMING = [
   'test/integration/postgres.test.ts',
 ];
 
+/** The suites that send the auth routes bodies, run again on each older koa-body major. */
+const KOA_BODY_SUITES = [
+  'test/integration/majors.test.ts',
+  'test/integration/request-bodies.test.ts',
+  'test/integration/router.test.ts',
+  'test/integration/mounted-routes.test.ts',
+  'test/integration/cookies.test.ts',
+];
+
 export default defineConfig({
   resolve: {
     alias: { 'koa-jwt-redis': fileURLToPath(new URL('./src/index.ts', import.meta.url)) },
@@ -26,7 +35,7 @@ export default defineConfig({
     hookTimeout: 60_000,
     reporters: ['default', './test/summary-reporter.ts', './test/watchdog-reporter.ts'],
     // The majors the `redis` and `cluster` projects run on: what `npm install` gives a user today.
-    provide: { majors: { ioredis: 6, koa: 3 } },
+    provide: { majors: { ioredis: 6, koa: 3, koaBody: 8 } },
     projects: [
       // Everything, against one redis-server.
       {
@@ -68,7 +77,7 @@ export default defineConfig({
         resolve: { alias: { ioredis: 'ioredis5', koa: 'koa2' } },
         test: {
           name: 'ioredis5-koa2',
-          provide: { majors: { ioredis: 5, koa: 2 } },
+          provide: { majors: { ioredis: 5, koa: 2, koaBody: 8 } },
           include: [
             'test/integration/majors.test.ts',
             'test/integration/sessions.test.ts',
@@ -82,6 +91,18 @@ export default defineConfig({
           ],
         },
       },
+      // The older koa-body majors of the peer range, from dev dependency aliases (the library
+      // require()s koa-body, which no vite alias reaches: the setup file maps Node's resolution).
+      // koa-body 6 keeps the unparsed body elsewhere and turns a falsy JSON body into {}.
+      ...[6, 7].map((koaBody) => ({
+        extends: true as const,
+        test: {
+          name: `koa-body${koaBody}`,
+          provide: { majors: { ioredis: 6, koa: 3, koaBody } },
+          setupFiles: ['test/helpers/koa-body-major.ts'],
+          include: KOA_BODY_SUITES,
+        },
+      })),
     ],
   },
 });

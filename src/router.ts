@@ -128,7 +128,7 @@ const jsonBodyParser = (): Middleware =>
     multipart: false,
     text: false,
     jsonLimit: '16kb',
-    // The raw text too (ctx.request.rawBody): an empty chunked body parses to {}, yet is no object.
+    // The raw text too (see unparsedBody): an empty chunked body parses to {}, yet is no object.
     includeUnparsed: true,
     onError: (error) => {
       const { status } = error as { status?: unknown };
@@ -169,12 +169,27 @@ const jsonOnly: Middleware = (ctx, next) => {
   return next();
 };
 
+/** Where koa-body 6 keeps the unparsed text (includeUnparsed): a property of the parsed body. */
+const UNPARSED = Symbol.for('unparsedBody');
+
+/**
+ * The request's unparsed body text, as koa-body keeps it with `includeUnparsed`: on
+ * `ctx.request.rawBody` from koa-body 7, under a registered symbol of the parsed body in 6.
+ */
+function unparsedBody(ctx: Context): unknown {
+  const { rawBody, body } = ctx.request as { rawBody?: unknown; body?: unknown };
+  if (rawBody !== undefined) return rawBody;
+  return body !== null && typeof body === 'object'
+    ? (body as Record<symbol, unknown>)[UNPARSED]
+    : undefined;
+}
+
 /** The login body: a JSON object (the router cannot know the fields; your `login` checks them). */
 function requireLoginBody(ctx: Context): void {
   const body = ctx.request.body as unknown;
   if (
     !hasBody(ctx) ||
-    (ctx.request as { rawBody?: unknown }).rawBody === '' ||
+    unparsedBody(ctx) === '' ||
     body === null ||
     typeof body !== 'object' ||
     Array.isArray(body)

@@ -1,15 +1,16 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { Redis } from 'ioredis';
 import Koa from 'koa';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { createAuth } from '../../src/index.js';
+import { createAuth, memoryStore } from '../../src/index.js';
 import { SECRET } from '../helpers/forge.js';
 import { harnessRedisUrl, uniquePrefix } from '../helpers/auth.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
-    /** The ioredis and Koa majors this vitest project runs on (vitest.config.ts). */
-    majors: { ioredis: number; koa: number };
+    /** The ioredis, Koa and koa-body majors this vitest project runs on (vitest.config.ts). */
+    majors: { ioredis: number; koa: number; koaBody: number };
   }
 }
 
@@ -57,6 +58,29 @@ describe('the ioredis and Koa majors this project runs on', () => {
       const line = clients.split('\n').find((l) => l.includes(` name=${name} `));
       expect(line, clients).toBeDefined();
       expect(/ resp=(\d)/.exec(line!)?.[1]).toBe(majors.ioredis >= 6 ? '3' : '2');
+    } finally {
+      await auth.close();
+    }
+  });
+});
+
+/*
+ * The `koa-body6` and `koa-body7` projects map Node's resolution of `koa-body` to dev dependency
+ * aliases (test/helpers/koa-body-major.ts): the library require()s it, which vite's aliases do
+ * not reach. This proves the routes load the major the project names.
+ */
+describe('the koa-body major this project runs on', () => {
+  const majors = inject('majors');
+
+  it(`koa-body ${majors.koaBody} is the body parser auth.routes() loads`, async () => {
+    const auth = createAuth({ secret: SECRET, store: memoryStore() });
+    try {
+      auth.routes({ login: () => null });
+      const from = createRequire(new URL('../../src/middleware/json-body.ts', import.meta.url));
+      const resolved = from.resolve('koa-body');
+      expect(from.cache[resolved], resolved).toBeDefined();
+      const name = /\/node_modules\/([^/]+)\//.exec(resolved)![1]!;
+      expect(major(version(name))).toBe(majors.koaBody);
     } finally {
       await auth.close();
     }

@@ -27,8 +27,8 @@ import { freePort } from '../helpers/redis-server.js';
 
 /*
  * The README as a new user meets it: `npm pack` of this project, installed into a fresh directory
- * with the README's own install lines (from the npm registry), with the latest ioredis 6 and then
- * ioredis 5. Every ```ts block of the README and every file of examples/ must compile under
+ * with the README's own install lines (from the npm registry), with the latest ioredis 6, then
+ * ioredis 5, then the oldest majors of every peer range (ioredis 5, Koa 2, koa-body 6). Every ```ts block of the README and every file of examples/ must compile under
  * `strict` against what got installed, and the "Use it in your app" block runs against the test
  * Redis, driven over real HTTP. Conventions for blocks: test/helpers/readme.ts.
  */
@@ -290,6 +290,22 @@ describe('the README, installed as a consumer installs it', () => {
       }
     ).version;
     expect(version.startsWith('5.')).toBe(true);
+    await compile();
+    await runUseItInYourApp();
+  }, 300_000);
+
+  it('the oldest majors of every peer range (ioredis 5, Koa 2, koa-body 6): installs without a peer conflict, compiles and runs', async () => {
+    // npm refuses (ERESOLVE) a peer outside the range instead of installing it. koa-body 6 types
+    // ctx.request.body for @types/koa 2, which an app on Koa 2 has.
+    await npm(app, 'install', 'koa@^2', 'koa-body@^6');
+    await npm(app, 'install', '-D', '@types/koa@^2');
+    const major = (name: string) =>
+      (
+        JSON.parse(readFileSync(join(app, `node_modules/${name}/package.json`), 'utf8')) as {
+          version: string;
+        }
+      ).version.split('.')[0];
+    expect(['ioredis', 'koa', 'koa-body', '@types/koa'].map(major)).toEqual(['5', '2', '6', '2']);
     await compile();
     await runUseItInYourApp();
   }, 300_000);

@@ -102,7 +102,8 @@ describe('login bodies', () => {
     const type = { 'content-type': 'application/json' };
     expectError(await post('/auth/login', '{"username": "alice",', type), 400, 'invalid_request');
     expectError(await post('/auth/login', '["alice", "wonderland"]', type), 400, 'invalid_request');
-    expectError(await post('/auth/login', '"alice"', type), 400, 'invalid_request');
+    for (const scalar of ['"alice"', 'null', '0', 'false', '7'])
+      expectError(await post('/auth/login', scalar, type), 400, 'invalid_request');
     expectError(await post('/auth/login', undefined, type), 400, 'invalid_request');
     expectError(await post('/auth/login', undefined, {}), 400, 'invalid_request');
     expect(logins).toBe(0);
