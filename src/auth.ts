@@ -40,6 +40,7 @@ import type { SessionStore } from './stores/session-store.js';
 import type { AuthUser, TokenPair, TokenUser } from './tokens/claims.js';
 import type { IssueOptions } from './tokens/issue.js';
 import { TokenService } from './tokens/token-service.js';
+import { COMPATIBLE_VERSIONS } from './version.js';
 
 /** Helpers that act on refresh tokens and sessions, per strategy (generateTokens has a fallback). */
 type Helper = Exclude<StrategyHelper, 'generateTokens'>;
@@ -355,9 +356,10 @@ export class Auth {
 
 /**
  * The default instance, kept on globalThis under a registered symbol so that the package's ESM
- * and CommonJS builds, loaded side by side, share it (see errors.ts, sharedAcrossBuilds).
+ * and CommonJS builds, loaded side by side, share it (see errors.ts, sharedAcrossBuilds); the
+ * symbol names the compatible versions, so another version's copy keeps a default of its own.
  */
-const DEFAULT = Symbol.for('koa-jwt-redis.defaultAuth');
+const DEFAULT = Symbol.for(`koa-jwt-redis@${COMPATIBLE_VERSIONS}.defaultAuth`);
 const slot = globalThis as { [DEFAULT]?: Auth | undefined };
 
 /**

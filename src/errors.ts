@@ -110,7 +110,10 @@ export class AuthConfigError extends Error {
  * loads both the ESM and the CommonJS entry (one through `import`, a dependency through
  * `require`) has two copies of every class, and an AuthError thrown by one would otherwise not
  * be one to the other (rendered as a 500 instead of its 401). Both copies mark their prototype
- * with the same registered symbol. A subclass's own `instanceof` keeps the usual meaning.
+ * with the same registered symbol. A subclass's own `instanceof` keeps the usual meaning. The
+ * symbol names no version, unlike the default instance's (auth.ts): an AuthError from another
+ * installed version is rendered as what it is (its status, code, message and headers, which every
+ * version has), not as a 500.
  */
 function sharedAcrossBuilds(cls: abstract new (...args: never[]) => object, name: string): void {
   const brand = Symbol.for(`koa-jwt-redis.${name}`);

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
@@ -96,6 +96,62 @@ describe('the built package (npm test builds it first)', () => {
         await auth.close();`,
       ]);
       expect(JSON.parse(out)).toEqual([false, true, true, true, false, false, 'string']);
+    },
+  );
+
+  it.runIf(existsSync(`${root}/dist/index.cjs`))(
+    'another version installed side by side keeps its own default instance, and its AuthError renders',
+    () => {
+      // A copy of the CommonJS build that says it is 0.99, where it resolves this project's
+      // dependencies (under node_modules/, as a dependency's own copy would be).
+      const dir = `${root}/node_modules/.kjr-other-version-${process.pid}`;
+      const built = readFileSync(`${root}/dist/index.cjs`, 'utf8');
+      const other = built.replace(/COMPATIBLE_VERSIONS = "[^"]+"/, 'COMPATIBLE_VERSIONS = "0.99"');
+      expect(other).not.toBe(built);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(`${dir}/index.cjs`, other);
+      try {
+        const out = node([
+          '--input-type=module',
+          '-e',
+          `
+          import { createRequire } from 'node:module';
+          import Koa from 'koa';
+          import * as ours from 'koa-jwt-redis';
+          const theirs = createRequire(process.cwd() + '/')(${JSON.stringify(`${dir}/index.cjs`)});
+          const secret = 'a-secret-that-is-long-enough-for-hs256!!';
+          const mine = ours.createAuth({ secret });
+          let unset;
+          try { await theirs.generateTokens({ id: 1 }); } catch (e) { unset = e.message; }
+          const other = theirs.createAuth({ secret: secret + '-other' });
+          const pair = await ours.generateTokens({ id: 2 });
+          // Our middleware meets their AuthError: rendered as its 401, not a 500.
+          const app = new Koa();
+          app.use(ours.authErrors()).use(() => { throw new theirs.AuthError('token_invalid', 'theirs'); });
+          const server = app.listen(0, '127.0.0.1');
+          await new Promise((resolve) => server.once('listening', resolve));
+          const res = await fetch('http://127.0.0.1:' + server.address().port + '/');
+          server.close();
+          console.log(JSON.stringify([
+            unset,
+            (await mine.checkRefreshToken(pair.refresh_token)),
+            (await other.checkRefreshToken(pair.refresh_token)),
+            res.status,
+            (await res.json()).error,
+          ]));
+          await mine.close();
+          await other.close();`,
+        ]);
+        expect(JSON.parse(out)).toEqual([
+          expect.stringContaining('call createAuth'),
+          true,
+          false,
+          401,
+          'token_invalid',
+        ]);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     },
   );
 });
