@@ -134,6 +134,32 @@ describe('the packed package', () => {
     expect(JSON.parse(out)).toEqual([false, false, true]);
   });
 
+  it('node-postgres loads on the first postgresStore(), not on import, from either build', () => {
+    const probe = (load: string) => `
+      const loaded = () => Object.keys(require.cache).some((f) => f.includes('/node_modules/pg/'));
+      ${load}
+      const before = loaded();
+      const auth = m.createAuth({ secret: 'publish-test-secret-0123456789abcdef' });
+      await auth.generateTokens({ id: 'u1' });
+      const afterRedisless = loaded();
+      const store = m.postgresStore('postgres://127.0.0.1:1/unused');
+      console.log(JSON.stringify([before, afterRedisless, loaded(), typeof store.migrate]));
+      await store.close();
+      await auth.close();`;
+    const esmOut = esm(
+      probe(`const require = (await import('node:module')).createRequire(import.meta.url);
+      const m = await import('koa-jwt-redis');`),
+    );
+    const cjsOut = esm(
+      probe(`const require = (await import('node:module')).createRequire(import.meta.url);
+      const m = require('koa-jwt-redis');`),
+    );
+    expect([JSON.parse(esmOut), JSON.parse(cjsOut)]).toEqual([
+      [false, false, true, 'function'],
+      [false, false, true, 'function'],
+    ]);
+  });
+
   it('the CommonJS build reads a remote JWKS with jose (an ES module) where require() cannot load ES modules', () => {
     // Node before 20.19 (and 22.12) cannot require() an ES module: jose must come in by import().
     const code = `
