@@ -13,6 +13,7 @@ const TIMING = [
   'test/integration/store-timeout.test.ts',
   'test/integration/outage.test.ts',
   'test/integration/session-cache.test.ts',
+  'test/integration/session-cache-reshard.test.ts',
   'test/integration/postgres.test.ts',
 ];
 

@@ -153,6 +153,69 @@ export class RedisCluster {
     throw new Error(`the node on ${node.port} did not become a replica of ${master} in 20 s`);
   }
 
+  /**
+   * A new, empty master joined to the running Cluster (stopped with the others), once every node
+   * knows it and it has learned the slots (before that it answers CLUSTERDOWN).
+   */
+  async addMaster(): Promise<number> {
+    const node = await RedisCluster.startNode();
+    this.nodes.push(node);
+    cli(node.port, 'cluster', 'meet', '127.0.0.1', String(this.nodes[0]!.port));
+    const id = cli(node.port, 'cluster', 'myid').trim();
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline) {
+      if (
+        this.ports.every((port) => cli(port, 'cluster', 'nodes').includes(id)) &&
+        /cluster_state:ok/.test(cli(node.port, 'cluster', 'info'))
+      )
+        return node.port;
+      await sleep(100);
+    }
+    throw new Error(`the master on ${node.port} was not known to every node in 20 s`);
+  }
+
+  /**
+   * Moves one hash slot, keys and all, to the master on `to`, as `redis-cli --cluster reshard`
+   * does: IMPORTING on the target, MIGRATING on the source, MIGRATE of its keys in batches, then
+   * the new owner announced to every master. Resolves once every node places the slot on `to`.
+   */
+  async moveSlot(slot: number, to: number): Promise<void> {
+    const owner = (port: number): string | undefined => {
+      for (const line of cli(port, 'cluster', 'nodes').split('\n')) {
+        const [, address, flags, , , , , , ...ranges] = line.split(' ');
+        if (!flags?.includes('master')) continue;
+        for (const range of ranges) {
+          const [low, high = low] = range.split('-').map(Number);
+          if (slot >= low! && slot <= high!) return address!.split('@')[0]!.split(':')[1];
+        }
+      }
+      return undefined;
+    };
+    const from = Number(owner(to));
+    if (from === to) return;
+    const fromId = cli(from, 'cluster', 'myid').trim();
+    const toId = cli(to, 'cluster', 'myid').trim();
+    const s = String(slot);
+    cli(to, 'cluster', 'setslot', s, 'importing', fromId);
+    cli(from, 'cluster', 'setslot', s, 'migrating', toId);
+    for (;;) {
+      const keys = cli(from, 'cluster', 'getkeysinslot', s, '100').split('\n').filter(Boolean);
+      if (keys.length === 0) break;
+      const moved = cli(from, 'migrate', '127.0.0.1', String(to), '', '0', '5000', 'keys', ...keys);
+      if (!moved.startsWith('OK')) throw new Error(`MIGRATE of slot ${slot} failed: ${moved}`);
+    }
+    const masters = this.ports.filter((port) =>
+      /role:master/.test(cli(port, 'info', 'replication')),
+    );
+    for (const port of [to, from, ...masters]) cli(port, 'cluster', 'setslot', s, 'node', toId);
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline) {
+      if (this.ports.every((port) => owner(port) === String(to))) return;
+      await sleep(100);
+    }
+    throw new Error(`slot ${slot} was not placed on ${to} by every node in 20 s`);
+  }
+
   async stop(): Promise<void> {
     await Promise.all(this.nodes.map((node) => node.stop()));
   }
