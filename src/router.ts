@@ -120,15 +120,56 @@ function mountedBase(ctx: Context, depth: number): string | undefined {
 
 let sharedJsonBody: Middleware | undefined;
 
-/** The JSON body parser of every router, built on the first `auth.routes()` call. */
-const jsonBodyParser = (): Middleware =>
+const PROTO_KEY = 'The request body has a "__proto__" key, which is refused.';
+/** Where koa-body 6 keeps the unparsed text (includeUnparsed): a property of the parsed body. */
+const UNPARSED = Symbol.for('unparsedBody');
+
+/**
+ * Whether a parsed JSON value has an own `__proto__` key at any depth (JSON.parse makes it a
+ * plain property, which a later merge into an object turns into its prototype). Walked without
+ * recursion: a 16 KiB body can nest thousands of levels.
+ */
+function hasProtoKey(value: unknown): boolean {
+  const pending: unknown[] = [value];
+  while (pending.length > 0) {
+    const next = pending.pop();
+    if (next === null || typeof next !== 'object') continue;
+    if (Object.prototype.hasOwnProperty.call(next, '__proto__')) return true;
+    for (const child of Object.values(next)) pending.push(child);
+  }
+  return false;
+}
+
+/**
+ * The JSON body parser of every router, built on the first `auth.routes()` call. koa-body's
+ * co-body refuses a `__proto__` key from 6.2.0 on (koa-body 7 and 8 require it); koa-body 6
+ * accepts co-body 6.1, which does not: the parsed body is checked here too, whatever parsed it.
+ */
+const jsonBodyParser = (): Middleware => {
+  const parse = sharedParser();
+  return (ctx, next) =>
+    parse(ctx, () => {
+      const request = ctx.request as { body?: unknown; rawBody?: unknown };
+      const { body } = request;
+      // koa-body 6 keeps the unparsed text on the parsed body, under a symbol (7 and later, on
+      // ctx.request.rawBody): moved there, so the body login is handed holds only what was sent.
+      if (body !== null && typeof body === 'object' && UNPARSED in body) {
+        request.rawBody = (body as Record<symbol, unknown>)[UNPARSED];
+        delete (body as Record<symbol, unknown>)[UNPARSED];
+      }
+      if (hasProtoKey(body)) throw new AuthError('invalid_request', PROTO_KEY);
+      return next();
+    });
+};
+
+const sharedParser = (): Middleware =>
   (sharedJsonBody ??= loadKoaBody()({
     json: true,
     urlencoded: false,
     multipart: false,
     text: false,
     jsonLimit: '16kb',
-    // The raw text too (see unparsedBody): an empty chunked body parses to {}, yet is no object.
+    // The raw text too (ctx.request.rawBody): an empty chunked body parses to {}, yet is no object.
     includeUnparsed: true,
     onError: (error) => {
       const { status } = error as { status?: unknown };
@@ -142,10 +183,7 @@ const jsonBodyParser = (): Middleware =>
         );
       // co-body refuses an object with a "__proto__" key (against prototype poisoning).
       if (/forbidden prototype property/.test((error as Error).message))
-        throw new AuthError(
-          'invalid_request',
-          'The request body has a "__proto__" key, which is refused.',
-        );
+        throw new AuthError('invalid_request', PROTO_KEY);
       throw new AuthError('invalid_request', 'The request body is not valid JSON.');
     },
   }));
@@ -169,27 +207,12 @@ const jsonOnly: Middleware = (ctx, next) => {
   return next();
 };
 
-/** Where koa-body 6 keeps the unparsed text (includeUnparsed): a property of the parsed body. */
-const UNPARSED = Symbol.for('unparsedBody');
-
-/**
- * The request's unparsed body text, as koa-body keeps it with `includeUnparsed`: on
- * `ctx.request.rawBody` from koa-body 7, under a registered symbol of the parsed body in 6.
- */
-function unparsedBody(ctx: Context): unknown {
-  const { rawBody, body } = ctx.request as { rawBody?: unknown; body?: unknown };
-  if (rawBody !== undefined) return rawBody;
-  return body !== null && typeof body === 'object'
-    ? (body as Record<symbol, unknown>)[UNPARSED]
-    : undefined;
-}
-
 /** The login body: a JSON object (the router cannot know the fields; your `login` checks them). */
 function requireLoginBody(ctx: Context): void {
   const body = ctx.request.body as unknown;
   if (
     !hasBody(ctx) ||
-    unparsedBody(ctx) === '' ||
+    (ctx.request as { rawBody?: unknown }).rawBody === '' ||
     body === null ||
     typeof body !== 'object' ||
     Array.isArray(body)

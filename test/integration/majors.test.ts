@@ -81,6 +81,14 @@ describe('the koa-body major this project runs on', () => {
       expect(from.cache[resolved], resolved).toBeDefined();
       const name = /\/node_modules\/([^/]+)\//.exec(resolved)![1]!;
       expect(major(version(name))).toBe(majors.koaBody);
+      // Under koa-body 6, the oldest co-body its range admits (test/helpers/koa-body-major.ts).
+      const coBody = createRequire(resolved).resolve('co-body');
+      expect(createRequire(resolved).cache[coBody], coBody).toBeDefined();
+      const coBodyDir = /^.*\/node_modules\/[^/]+\//.exec(coBody)![0];
+      const coBodyVersion = (
+        JSON.parse(readFileSync(`${coBodyDir}package.json`, 'utf8')) as { version: string }
+      ).version;
+      expect(coBodyVersion).toBe(majors.koaBody === 6 ? '6.1.0' : '6.2.0');
     } finally {
       await auth.close();
     }
