@@ -371,35 +371,47 @@ class PostgresStore implements PostgresSessionStore {
 let loadedPg: typeof pg | undefined;
 
 /**
- * node-postgres, loaded by the first `postgresStore()` rather than on import: an app on Redis or
- * the memory store never loads it (32 modules: a median of 37 ms of start-up on a busy VM). Loaded
- * synchronously, by `require` (pg is CommonJS; its ES entry wraps the same classes), so
- * `postgresStore()` stays synchronous.
+ * node-postgres, loaded when `postgresStore()` first opens a pool of its own (a URL or Pool
+ * options) rather than on import: an app on Redis or the memory store never loads it (32 modules:
+ * a median of 37 ms of start-up on a busy VM), and one that passes its own `pg.Pool` never needs
+ * it. Loaded synchronously, by `require` (pg is CommonJS; its ES entry wraps the same classes),
+ * so `postgresStore()` stays synchronous. A bundler does not follow this `require`: a bundled app
+ * passes its own pool, or keeps `pg` external; the error says so.
  */
 function nodePostgres(): typeof pg {
-  return (loadedPg ??= createRequire(import.meta.url)('pg') as typeof pg);
+  if (loadedPg) return loadedPg;
+  try {
+    loadedPg = createRequire(import.meta.url)('pg') as typeof pg;
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw cause;
+    throw new AuthConfigError(
+      'postgresStore connection',
+      'opening a pool needs `pg` (node-postgres), which could not be loaded: install it (`npm install pg`), or, in a bundled app, keep `pg` external or pass your own pg.Pool',
+      { cause },
+    );
+  }
+  return loadedPg;
 }
 
 /**
  * A single connection (`pg.Client`, or a client checked out of a pool): it has no pool's
- * `connect()` handing out releasable clients, so the store cannot run on it.
+ * `connect()` handing out releasable clients, so the store cannot run on it. Told by shape, as
+ * a pool is, so that a pool the app passes never makes the store load pg itself.
  */
 function isClient(value: unknown): boolean {
   return (
-    value instanceof nodePostgres().Client ||
-    (value !== null &&
-      typeof value === 'object' &&
-      typeof (value as { connectionParameters?: unknown }).connectionParameters === 'object')
+    value !== null &&
+    typeof value === 'object' &&
+    typeof (value as { connectionParameters?: unknown }).connectionParameters === 'object'
   );
 }
 
 function isPool(value: unknown): value is pg.Pool {
   return (
-    value instanceof nodePostgres().Pool ||
-    (value !== null &&
-      typeof value === 'object' &&
-      typeof (value as pg.Pool).query === 'function' &&
-      typeof (value as pg.Pool).connect === 'function')
+    value !== null &&
+    typeof value === 'object' &&
+    typeof (value as pg.Pool).query === 'function' &&
+    typeof (value as pg.Pool).connect === 'function'
   );
 }
 

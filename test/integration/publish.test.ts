@@ -134,7 +134,7 @@ describe('the packed package', () => {
     expect(JSON.parse(out)).toEqual([false, false, true]);
   });
 
-  it('node-postgres loads on the first postgresStore(), not on import, from either build', () => {
+  it('node-postgres loads when postgresStore() first opens a pool, not on import nor for a pool of the app, from either build', () => {
     const probe = (load: string) => `
       const loaded = () => Object.keys(require.cache).some((f) => f.includes('/node_modules/pg/'));
       ${load}
@@ -142,8 +142,12 @@ describe('the packed package', () => {
       const auth = m.createAuth({ secret: 'publish-test-secret-0123456789abcdef' });
       await auth.generateTokens({ id: 'u1' });
       const afterRedisless = loaded();
+      // A pool of the app's own (told by its shape: query and connect).
+      const own = m.postgresStore({ query: async () => ({ rows: [] }), connect: async () => ({}) });
+      const afterOwnPool = loaded();
       const store = m.postgresStore('postgres://127.0.0.1:1/unused');
-      console.log(JSON.stringify([before, afterRedisless, loaded(), typeof store.migrate]));
+      console.log(JSON.stringify([before, afterRedisless, afterOwnPool, loaded(), typeof store.migrate]));
+      await own.close();
       await store.close();
       await auth.close();`;
     const esmOut = esm(
@@ -155,9 +159,47 @@ describe('the packed package', () => {
       const m = require('koa-jwt-redis');`),
     );
     expect([JSON.parse(esmOut), JSON.parse(cjsOut)]).toEqual([
-      [false, false, true, 'function'],
-      [false, false, true, 'function'],
+      [false, false, false, true, 'function'],
+      [false, false, false, true, 'function'],
     ]);
+  });
+
+  it('without pg loadable (a bundle that left it out): a pool of the app works, a URL says what to do', () => {
+    const hide = join(dir, 'hide-pg.cjs');
+    writeFileSync(
+      hide,
+      `const Module = require('node:module');
+      const resolve = Module._resolveFilename;
+      Module._resolveFilename = function (request, ...rest) {
+        if (request === 'pg' || request.startsWith('pg/')) {
+          const error = new Error("Cannot find module 'pg'");
+          error.code = 'MODULE_NOT_FOUND';
+          throw error;
+        }
+        return resolve.call(this, request, ...rest);
+      };`,
+    );
+    const out = esm(
+      `
+      const { postgresStore, AuthConfigError } = await import('koa-jwt-redis');
+      const own = postgresStore({ query: async () => ({ rows: [] }), connect: async () => ({}) });
+      let error;
+      try { postgresStore('postgres://127.0.0.1:1/unused'); } catch (e) { error = e; }
+      console.log(JSON.stringify({
+        own: typeof own.migrate,
+        configError: error instanceof AuthConfigError,
+        option: error?.option,
+        message: error?.message,
+      }));
+      await own.close();`,
+      ['--require', hide],
+    );
+    expect(JSON.parse(out)).toEqual({
+      own: 'function',
+      configError: true,
+      option: 'postgresStore connection',
+      message: expect.stringContaining('npm install pg'),
+    });
   });
 
   it('the CommonJS build reads a remote JWKS with jose (an ES module) where require() cannot load ES modules', () => {
