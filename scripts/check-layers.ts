@@ -28,7 +28,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['stores/', 'keys/'], // session stores and their record codec; key ring, algorithm table, JWKs
   // error classes and codes; the one event emitter; debug logging; the validator kit every
   // factory checks its options with (store factories included, so it sits below stores/)
-  ['errors.ts', 'events.ts', 'debug.ts', 'config/validate.ts', 'version.ts'],
+  ['errors.ts', 'events.ts', 'debug.ts', 'config/validate.ts', 'version.ts', 'load-module.ts'],
 ];
 
 export interface Problem {

@@ -1,7 +1,7 @@
-import { createRequire } from 'node:module';
 import type * as pg from 'pg';
 import { AuthConfigError } from '../errors.js';
 import { wholeNumber } from '../config/validate.js';
+import { loadModule } from '../load-module.js';
 import { bounded } from './bounded.js';
 import type {
   NewSession,
@@ -368,30 +368,20 @@ class PostgresStore implements PostgresSessionStore {
   }
 }
 
-let loadedPg: typeof pg | undefined;
-
 /**
  * node-postgres, loaded when `postgresStore()` first opens a pool of its own (a URL or Pool
  * options) rather than on import: an app on Redis or the memory store never loads it (32 modules:
  * a median of 37 ms of start-up on a busy VM), and one that passes its own `pg.Pool` never needs
- * it. Loaded synchronously, by `require` (pg is CommonJS; its ES entry wraps the same classes),
- * so `postgresStore()` stays synchronous. A bundler does not follow this `require`: a bundled app
- * passes its own pool, or keeps `pg` external; the error says so.
+ * it. Loaded by `require` (pg is CommonJS; its ES entry wraps the same classes; see loadModule),
+ * which a bundler does not follow: a bundled app passes its own pool, or keeps `pg` external; the
+ * error says so.
  */
-function nodePostgres(): typeof pg {
-  if (loadedPg) return loadedPg;
-  try {
-    loadedPg = createRequire(import.meta.url)('pg') as typeof pg;
-  } catch (cause) {
-    if ((cause as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw cause;
-    throw new AuthConfigError(
-      'postgresStore connection',
-      'opening a pool needs `pg` (node-postgres), which could not be loaded: install it (`npm install pg`), or, in a bundled app, keep `pg` external or pass your own pg.Pool',
-      { cause },
-    );
-  }
-  return loadedPg;
-}
+const nodePostgres = (): typeof pg =>
+  loadModule<typeof pg>(
+    'pg',
+    'postgresStore connection',
+    'opening a pool needs `pg` (node-postgres), which could not be loaded: install it (`npm install pg`), or, in a bundled app, keep `pg` external or pass your own pg.Pool',
+  );
 
 /**
  * A single connection (`pg.Client`, or a client checked out of a pool): it has no pool's

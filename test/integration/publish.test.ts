@@ -119,6 +119,25 @@ describe('the packed package', () => {
       encoding: 'utf8',
     });
 
+  /** A preload (its path, for `--require`) that makes `name` unresolvable in the child Node. */
+  const hiding = (name: string): string => {
+    const file = join(dir, `hide-${name}.cjs`);
+    writeFileSync(
+      file,
+      `const Module = require('node:module');
+      const resolve = Module._resolveFilename;
+      Module._resolveFilename = function (request, ...rest) {
+        if (request === ${JSON.stringify(name)} || request.startsWith(${JSON.stringify(`${name}/`)})) {
+          const error = new Error(${JSON.stringify(`Cannot find module '${name}'`)});
+          error.code = 'MODULE_NOT_FOUND';
+          throw error;
+        }
+        return resolve.call(this, request, ...rest);
+      };`,
+    );
+    return file;
+  };
+
   it('koa-body (an optional peer) loads on the first auth.routes(), not on import', () => {
     const out = esm(`
       import { createRequire } from 'node:module';
@@ -165,20 +184,7 @@ describe('the packed package', () => {
   });
 
   it('without pg loadable (a bundle that left it out): a pool of the app works, a URL says what to do', () => {
-    const hide = join(dir, 'hide-pg.cjs');
-    writeFileSync(
-      hide,
-      `const Module = require('node:module');
-      const resolve = Module._resolveFilename;
-      Module._resolveFilename = function (request, ...rest) {
-        if (request === 'pg' || request.startsWith('pg/')) {
-          const error = new Error("Cannot find module 'pg'");
-          error.code = 'MODULE_NOT_FOUND';
-          throw error;
-        }
-        return resolve.call(this, request, ...rest);
-      };`,
-    );
+    const hide = hiding('pg');
     const out = esm(
       `
       const { postgresStore, AuthConfigError } = await import('koa-jwt-redis');
@@ -228,21 +234,8 @@ describe('the packed package', () => {
   });
 
   it('without koa-body installed: the package works, and auth.routes() says what to install', () => {
-    // A preload that makes koa-body unresolvable, as in an app that never installed it.
-    const hide = join(dir, 'hide-koa-body.cjs');
-    writeFileSync(
-      hide,
-      `const Module = require('node:module');
-      const resolve = Module._resolveFilename;
-      Module._resolveFilename = function (request, ...rest) {
-        if (request === 'koa-body' || request.startsWith('koa-body/')) {
-          const error = new Error("Cannot find module 'koa-body'");
-          error.code = 'MODULE_NOT_FOUND';
-          throw error;
-        }
-        return resolve.call(this, request, ...rest);
-      };`,
-    );
+    // As in an app that never installed koa-body.
+    const hide = hiding('koa-body');
     const out = esm(
       `
       const { createAuth, AuthConfigError } = await import('koa-jwt-redis');
