@@ -2,7 +2,6 @@ import { createRequire } from 'node:module';
 import { AuthConfigError } from './errors.js';
 
 const load = createRequire(import.meta.url);
-const loaded = new Map<string, unknown>();
 
 /**
  * A dependency loaded when a factory first needs it rather than on import (koa-body for
@@ -11,14 +10,11 @@ const loaded = new Map<string, unknown>();
  * that cannot be found throws an AuthConfigError for `option` whose message is `remedy`.
  */
 export function loadModule<T>(name: string, option: string, remedy: string): T {
-  if (loaded.has(name)) return loaded.get(name) as T;
-  let module: T;
   try {
-    module = load(name) as T;
+    // Loaded once: require keeps the module, and only a factory call asks again.
+    return load(name) as T;
   } catch (cause) {
     if ((cause as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw cause;
     throw new AuthConfigError(option, remedy, { cause });
   }
-  loaded.set(name, module);
-  return module;
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { setTimeout } from 'node:timers/promises';
+import { performance } from 'node:perf_hooks';
+import { setImmediate, setTimeout } from 'node:timers/promises';
 import { Cluster, Redis } from 'ioredis';
 import { expect, inject } from 'vitest';
 import {
@@ -104,6 +105,18 @@ export async function passesSessionCheck(auth: Auth, token: string): Promise<boo
   } catch (error) {
     if (error instanceof AuthError && error.code === 'token_revoked') return false;
     throw error;
+  }
+}
+
+/**
+ * Until the instance refuses `token`, revoked by another (its session cache told, or its next
+ * read from Redis): within 1 s, however the revocation reached it.
+ */
+export async function refusedSoon(instance: { auth: Auth }, token: string): Promise<void> {
+  const deadline = performance.now() + 1000;
+  while (await passesSessionCheck(instance.auth, token)) {
+    expect(performance.now(), 'still accepted 1 s after the revocation').toBeLessThan(deadline);
+    await setImmediate();
   }
 }
 

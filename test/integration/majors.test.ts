@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import Koa from 'koa';
 import { afterAll, describe, expect, inject, it } from 'vitest';
@@ -14,12 +15,11 @@ declare module 'vitest' {
   }
 }
 
+/** The version in the package.json of the package in `dir` (a path ending in `/`). */
+const packageVersion = (dir: string): string =>
+  (JSON.parse(readFileSync(`${dir}package.json`, 'utf8')) as { version: string }).version;
 const version = (name: string): string =>
-  (
-    JSON.parse(
-      readFileSync(new URL(`../../node_modules/${name}/package.json`, import.meta.url), 'utf8'),
-    ) as { version: string }
-  ).version;
+  packageVersion(fileURLToPath(new URL(`../../node_modules/${name}/`, import.meta.url)));
 const major = (v: string): number => Number(v.split('.')[0]);
 
 /*
@@ -85,10 +85,7 @@ describe('the koa-body major this project runs on', () => {
       const coBody = createRequire(resolved).resolve('co-body');
       expect(createRequire(resolved).cache[coBody], coBody).toBeDefined();
       const coBodyDir = /^.*\/node_modules\/[^/]+\//.exec(coBody)![0];
-      const coBodyVersion = (
-        JSON.parse(readFileSync(`${coBodyDir}package.json`, 'utf8')) as { version: string }
-      ).version;
-      expect(coBodyVersion).toBe(majors.koaBody === 6 ? '6.1.0' : '6.2.0');
+      expect(packageVersion(coBodyDir)).toBe(majors.koaBody === 6 ? '6.1.0' : '6.2.0');
     } finally {
       await auth.close();
     }

@@ -28,9 +28,10 @@ import { freePort } from '../helpers/redis-server.js';
 /*
  * The README as a new user meets it: `npm pack` of this project, installed into a fresh directory
  * with the README's own install lines (from the npm registry), with the latest ioredis 6, then
- * ioredis 5, then the oldest majors of every peer range (ioredis 5, Koa 2, koa-body 6). Every ```ts block of the README and every file of examples/ must compile under
- * `strict` against what got installed, and the "Use it in your app" block runs against the test
- * Redis, driven over real HTTP. Conventions for blocks: test/helpers/readme.ts.
+ * ioredis 5, then the oldest majors of every peer range (ioredis 5, Koa 2, koa-body 6). Every
+ * ```ts block of the README and every file of examples/ must compile under `strict` against what
+ * got installed, and the "Use it in your app" block runs against the test Redis, driven over real
+ * HTTP. Conventions for blocks: test/helpers/readme.ts.
  */
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -282,14 +283,17 @@ describe('the README, installed as a consumer installs it', () => {
     await runUseItInYourApp();
   }, 300_000);
 
-  it('ioredis 5: the same, after `npm install ioredis@5`', async () => {
-    await npm(app, 'install', 'ioredis@^5');
-    const version = (
-      JSON.parse(readFileSync(join(app, 'node_modules/ioredis/package.json'), 'utf8')) as {
+  /** The major of the package the app has installed under `name`. */
+  const installedMajor = (name: string): string =>
+    (
+      JSON.parse(readFileSync(join(app, `node_modules/${name}/package.json`), 'utf8')) as {
         version: string;
       }
-    ).version;
-    expect(version.startsWith('5.')).toBe(true);
+    ).version.split('.')[0]!;
+
+  it('ioredis 5: the same, after `npm install ioredis@5`', async () => {
+    await npm(app, 'install', 'ioredis@^5');
+    expect(installedMajor('ioredis')).toBe('5');
     await compile();
     await runUseItInYourApp();
   }, 300_000);
@@ -299,13 +303,12 @@ describe('the README, installed as a consumer installs it', () => {
     // ctx.request.body for @types/koa 2, which an app on Koa 2 has.
     await npm(app, 'install', 'koa@^2', 'koa-body@^6');
     await npm(app, 'install', '-D', '@types/koa@^2');
-    const major = (name: string) =>
-      (
-        JSON.parse(readFileSync(join(app, `node_modules/${name}/package.json`), 'utf8')) as {
-          version: string;
-        }
-      ).version.split('.')[0];
-    expect(['ioredis', 'koa', 'koa-body', '@types/koa'].map(major)).toEqual(['5', '2', '6', '2']);
+    expect(['ioredis', 'koa', 'koa-body', '@types/koa'].map(installedMajor)).toEqual([
+      '5',
+      '2',
+      '6',
+      '2',
+    ]);
     await compile();
     await runUseItInYourApp();
   }, 300_000);

@@ -5,8 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Auth, createAuth, redisStore } from '../../src/index.js';
 import { keySlot } from '../../src/stores/cluster-slots.js';
 import type { SessionStore } from '../../src/stores/session-store.js';
-import { passesSessionCheck as check, uniquePrefix, untilCached } from '../helpers/auth.js';
-import { SECRET } from '../helpers/forge.js';
+import { refusedSoon, uniquePrefix, untilCached } from '../helpers/auth.js';
+import { decodeSegment, SECRET } from '../helpers/forge.js';
 import { RedisCluster } from '../helpers/redis-cluster.js';
 
 /*
@@ -35,15 +35,6 @@ function instance(prefix: string): Instance {
   const made = { auth: createAuth({ secret: SECRET, store }), store, client };
   instances.push(made);
   return made;
-}
-
-/** Until `a` refuses `token` (revoked by another instance): within 1 s. */
-async function refusedSoon(a: Instance, token: string): Promise<void> {
-  const deadline = performance.now() + 1000;
-  while (await check(a.auth, token)) {
-    expect(performance.now(), 'still accepted 1 s after the revocation').toBeLessThan(deadline);
-    await tick();
-  }
 }
 
 /** A user id whose session hash (`<prefix>{u:<id>}`) is in `slot`. */
@@ -79,9 +70,7 @@ describe('session cache on a Cluster that reshards', () => {
     await cluster.moveSlot(slot, added);
     // The MIGRATE deleted the hash on its old master, whose feed told a: the answer is gone
     // before anyone revokes (a topology refresh, which drops the whole cache, would do as well).
-    const { sid } = JSON.parse(
-      Buffer.from(pair.access_token.split('.')[1]!, 'base64url').toString(),
-    ) as { sid: string };
+    const { sid } = decodeSegment(pair.access_token, 1) as { sid: string };
     const deadline = performance.now() + 1000;
     while (a.store.cachedLiveness!('moving', sid, Date.now()) === true) {
       expect(performance.now(), 'still cached 1 s after the move').toBeLessThan(deadline);

@@ -10,6 +10,7 @@ import {
   clusterClient,
   onCluster,
   passesSessionCheck as check,
+  refusedSoon,
   untilCached as cached,
   redisClient,
   type TestRedis,
@@ -84,15 +85,6 @@ async function closeAll(instances: Instance[]): Promise<void> {
   for (const { auth, client } of instances) {
     await auth.close();
     await client.quit().catch(() => client.disconnect());
-  }
-}
-
-/** Until `b` refuses `token` (revoked elsewhere): within 1 s, however the revocation reached it. */
-async function refusedSoon(b: Instance, token: string): Promise<void> {
-  const deadline = performance.now() + 1000;
-  while (await check(b.auth, token)) {
-    expect(performance.now()).toBeLessThan(deadline);
-    await tick();
   }
 }
 
