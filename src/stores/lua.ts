@@ -35,7 +35,8 @@ import type { RotationResult } from './session-store.js';
  * key's TTL to the latest expiry, so memory is bounded and nothing outlives its last session.
  *
  * Each script's ARGV is a named list below; `scriptArgs` puts the values in that order, and the
- * script reads them by name (`A.sessionId`), so the two sides cannot disagree on positions.
+ * script reads them into locals of the same names (`sessionId`), in one line generated from the
+ * list, so the two sides cannot disagree on positions.
  */
 
 /** A Lua string literal of a plain ASCII value. */
@@ -109,23 +110,16 @@ export function scriptArgs<N extends readonly string[]>(
 }
 
 /**
- * `local A = {}` and `NARGS`: the table a script reads its arguments from by name (`A.name`),
- * made once per script call. A batched call reuses it for each of its calls.
- */
-function argTable(names: readonly string[]): string {
-  return `local A = {}\nlocal NARGS = ${names.length}`;
-}
-
-/**
- * Fills A from the call's arguments, which start after ARGV[BASE] (the single script: BASE 0):
- * every name is assigned each time, so nothing of a previous call of a batch is left in it.
+ * Reads a call's arguments, which start after ARGV[BASE] (the single script: BASE 0), into locals
+ * named as in `names`, and sets NARGS, their count. Locals, not a table: a table would be made
+ * anew on every call.
  */
 function readArgs(names: readonly string[]): string {
-  const fields = names.map((name) => `A.${name}`).join(', ');
   const values = names.map((_, i) => `ARGV[BASE + ${i + 1}]`).join(', ');
   // A call short of arguments must not read the next call's.
-  return `if COUNT < NARGS then error('expected ' .. NARGS .. ' arguments, got ' .. COUNT) end
-${fields} = ${values}`;
+  return `local NARGS = ${names.length}
+if COUNT < NARGS then error('expected ' .. NARGS .. ' arguments, got ' .. COUNT) end
+local ${names.join(', ')} = ${values}`;
 }
 
 /**
@@ -148,7 +142,11 @@ function corePattern(name: CoreField): string {
 /** Whether Redis takes PEXPIREAT … GT (7.0 and later; 6 has no REDIS_VERSION_NUM). */
 export const EXPIRE_GT = '(tonumber(redis.REDIS_VERSION_NUM) or 0) >= 0x070000';
 
-const COMMON = `
+/**
+ * What every script starts with: the key, and the codec's constants as plain locals (strings and
+ * numbers, nothing a call must allocate).
+ */
+const CONSTANTS = `
 local h = KEYS[1]
 local EXPIRE_GT = ${EXPIRE_GT}
 local SEP = ${luaString(SEP)}
@@ -156,9 +154,6 @@ local META_MARK = ${luaString(META_MARK)}
 local META_CHUNKS = ${META_CHUNKS}
 local PREVIOUS_UUID_CHARS = ${PREVIOUS_UUID_CHARS}
 local PRUNE_AT = ${luaString(PRUNE_AT)}
--- What a family's metadata field names add to its session id, by chunk (META_SUFFIX[1]: chunk 0).
-local META_SUFFIX = { ${Array.from({ length: META_CHUNKS }, (_, i) => luaString(`${META_MARK}${i}`)).join(', ')} }
-local F = { ${CORE_FIELDS.map((field, i) => `${field} = ${i + 1}`).join(', ')} }
 -- Capture the expiry and the creation time of a version 1 core record without splitting it: a
 -- scan reads every family's.
 local EXPIRES_AT_PATTERN = ${luaString(corePattern('expiresAt'))}
@@ -176,6 +171,12 @@ local JTI, HEAD, DEVICE = '>I6I6I4', '>BI6I6I4I${MS_BYTES}I${SECONDS_BYTES}', '>
 local PARTS = '^.(%S+) (%S+) (%S+) ?(%S*) ?(%S*)$'
 -- A jti's three parts as the rotate script takes them (see ROTATE_ARGS).
 local JTI_PARTS = '^(%S+) (%S+) (%S+)$'
+`;
+
+/**
+ * The helpers a fast path (ScriptParts) uses: made before it, on every call.
+ */
+const CORE_HELPERS = `
 -- A UUID jti's 16 bytes, from its parts; empty when the jti is no UUID (no parts).
 local function jtiBytes(parts)
   local high, middle, low = string.match(parts, JTI_PARTS)
@@ -206,6 +207,33 @@ local function expiryOf(v)
   end
   return tonumber(string.match(v, EXPIRES_AT_PATTERN), 36) or 0
 end
+-- The key lives as long as its latest family: pushes its expiry out to exp when that is later.
+-- Redis 7 and later do that in one call (PEXPIREAT … GT); a key without an expiry, which GT
+-- leaves alone, gets one. Before 7, Redis keeps the absolute time PEXPIREAT was given; its clock
+-- plus the PTTL gives it back.
+local function extend(exp)
+  local at = string.format('%.0f', exp)
+  if EXPIRE_GT then
+    if redis.call('PEXPIREAT', h, at, 'GT') == 1 then return end
+    if redis.call('PTTL', h) == -1 then redis.call('PEXPIREAT', h, at) end
+    return
+  end
+  local ttl = redis.call('PTTL', h)
+  local clock = redis.call('TIME')
+  if ttl < 0 or clock[1] * 1000 + math.floor(clock[2] / 1000) + ttl < exp then
+    redis.call('PEXPIREAT', h, at)
+  end
+end
+`;
+
+/**
+ * The helpers only the other paths use: the scan, the cap, the revocations, text records. Lua
+ * makes a script's every \`local function\` anew on each call, so a single script makes these
+ * only once its fast path has not returned (a batched one once per batch).
+ */
+const HELPERS = `
+-- A text record's fields, by position (f[F.<name>]).
+local F = { ${CORE_FIELDS.map((field, i) => `${field} = ${i + 1}`).join(', ')} }
 local function createdOf(v)
   if binary(v) then
     if not current(v) then return 0 end
@@ -221,9 +249,10 @@ local function fields(v)
   end
   return f
 end
+-- Deletes a family: its core record and its metadata chunks (fields <sid>:0 …).
 local function drop(sid)
   local names = { sid }
-  for i = 1, META_CHUNKS do names[i + 1] = sid .. META_SUFFIX[i] end
+  for i = 0, META_CHUNKS - 1 do names[#names + 1] = sid .. META_MARK .. i end
   return redis.call('HDEL', h, unpack(names))
 end
 -- Sorts the families of kv (fields and values, as HGETALL or HSCAN give them): the owner's live
@@ -264,23 +293,6 @@ local function rearm(alive, others)
     redis.call('DEL', h)
   else
     redis.call('PEXPIREAT', h, string.format('%.0f', last))
-  end
-end
--- The key lives as long as its latest family: pushes its expiry out to exp when that is later.
--- Redis 7 and later do that in one call (PEXPIREAT … GT); a key without an expiry, which GT
--- leaves alone, gets one. Before 7, Redis keeps the absolute time PEXPIREAT was given; its clock
--- plus the PTTL gives it back.
-local function extend(exp)
-  local at = string.format('%.0f', exp)
-  if EXPIRE_GT then
-    if redis.call('PEXPIREAT', h, at, 'GT') == 1 then return end
-    if redis.call('PTTL', h) == -1 then redis.call('PEXPIREAT', h, at) end
-    return
-  end
-  local ttl = redis.call('PTTL', h)
-  local clock = redis.call('TIME')
-  if ttl < 0 or clock[1] * 1000 + math.floor(clock[2] / 1000) + ttl < exp then
-    redis.call('PEXPIREAT', h, at)
   end
 end
 -- The owner's live families in a shared hash, as live() gives them, found by Redis itself
@@ -333,11 +345,23 @@ end
 `;
 
 /**
- * A script over KEYS[1] whose ARGV is the named list `args` (then any extra values). A body reads
- * its named arguments as A.<name> and any extra ones as ARGV[BASE + NARGS + i], of COUNT in all.
+ * A write script: its ARGV is the named list `args` (then any extra values), read as locals of
+ * those names; extra ones are ARGV[BASE + NARGS + i], of COUNT in all. `fast`, when there is one,
+ * runs first and may answer alone, using only CONSTANTS and CORE_HELPERS; `body` follows it with
+ * HELPERS too. The fast paths are the common writes (a login to a small hash, a rotation that
+ * neither scans nor shortens), which so skip making the helpers they do not need.
  */
-function script(args: readonly string[], body: string): string {
-  return `${COMMON}\n${argTable(args)}\nlocal BASE, COUNT = 0, #ARGV\n${readArgs(args)}\n${body}`;
+interface ScriptParts {
+  args: readonly string[];
+  fast?: string;
+  body: string;
+}
+
+/** A write script over KEYS[1]. */
+function script({ args, fast = '', body }: ScriptParts): string {
+  return `${CONSTANTS}${CORE_HELPERS}local BASE, COUNT = 0, #ARGV
+${readArgs(args)}
+${fast}${HELPERS}${body}`;
 }
 
 /**
@@ -346,13 +370,13 @@ function script(args: readonly string[], body: string): string {
  * Answers one result per call; a call that fails answers its error and the others go on, as
  * they would have as separate commands.
  */
-export function batchedScript(args: readonly string[], body: string): string {
-  // Each call reads its arguments where they lie in ARGV (no copy per call).
-  return `${COMMON}
-${argTable(args)}
+export function batchedScript({ args, fast = '', body }: ScriptParts): string {
+  // Each call reads its arguments where they lie in ARGV (no copy per call). The helpers are made
+  // once, for the whole batch.
+  return `${CONSTANTS}${CORE_HELPERS}${HELPERS}
 local function call(BASE, COUNT)
 ${readArgs(args)}
-${body}
+${fast}${body}
 end
 local out = {}
 local at = 1
@@ -372,46 +396,62 @@ return out
 `;
 }
 
-/** maxSessions 0 means no cap. Returns 1. Metadata chunks are at most META_CHUNK characters each. */
-const CREATE_SESSION_BODY = `
+/**
+ * maxSessions 0 means no cap. Returns 1. Metadata chunks are at most META_CHUNK characters each.
+ * The fast path: a login to a user's own hash that is new, or small and below the cap.
+ */
+const CREATE_SESSION_FAST = `
 -- Metadata chunks of at most ${META_CHUNK} characters follow the named arguments.
-local max = tonumber(A.maxSessions)
-local core = A.core
+local max = tonumber(maxSessions)
 if string.byte(core, 1) == ${BINARY_PARTS.charCodeAt(0)} then
   -- The binary record, packed here from its parts (struct reads the decimal and "0x…" strings).
   local high, middle, low, ip, codes = string.match(core, PARTS)
-  local kept = expirySeconds(A.expiresAt)
+  local kept = expirySeconds(expiresAt)
   if ip == '' then
-    core = struct.pack(HEAD, V2, high, middle, low, A.now, kept)
+    core = struct.pack(HEAD, V2, high, middle, low, now, kept)
   else
-    core = struct.pack(HEAD, V2 + ${V2_DEVICE}, high, middle, low, A.now, kept)
+    core = struct.pack(HEAD, V2 + ${V2_DEVICE}, high, middle, low, now, kept)
       .. struct.pack(DEVICE, ip, codes)
   end
   -- From here on the expiry is the one the record keeps (the key's, PRUNE_AT, the cap's).
-  A.expiresAt = string.format('%.0f', kept * 1000)
+  expiresAt = string.format('%.0f', kept * 1000)
 end
-local set = { A.sessionId, core }
+local set = { sessionId, core }
 for i = 1, math.min(COUNT - NARGS, META_CHUNKS) do
-  set[#set + 1] = A.sessionId .. META_SUFFIX[i]
+  set[#set + 1] = sessionId .. META_MARK .. (i - 1)
   set[#set + 1] = ARGV[BASE + NARGS + i]
 end
 -- A user's own hash with no field is a new key (the user's first session, or every earlier one
 -- gone with the key): nothing in it can be over the cap or due for a scan (a login adds at most
--- ${1 + META_CHUNKS} fields, fewer than ${SCAN_FIELDS}), and the key needs its expiry. That login writes and
--- returns before the rest is set up: reading the two times as numbers and making the cap's
--- closure took 13 % of the script's instructions (callgrind, per batched first login).
+-- ${1 + META_CHUNKS} fields, fewer than ${SCAN_FIELDS}), and the key needs its expiry (expiresAt is a whole number
+-- of ms). A small one takes the login without a scan too: its fields cannot hold more families
+-- than the cap, and its expired families wait. Only a large hash has PRUNE_AT (see markPrune),
+-- so a small one's login does not read it; the login that makes the hash large marks it due (0:
+-- no family's expiry is earlier), so the hash's next write scans it and sets the mark.
 local fieldCount
-if A.owner == '' then
+if owner == '' then
   fieldCount = redis.call('HLEN', h)
   if fieldCount == 0 then
     redis.call('HSET', h, unpack(set))
-    -- Its one family sets the key's expiry (A.expiresAt is a whole number of ms).
-    redis.call('PEXPIREAT', h, A.expiresAt)
+    redis.call('PEXPIREAT', h, expiresAt)
+    return 1
+  end
+  if fieldCount < ${SCAN_FIELDS} and (max <= 0 or fieldCount < max) then
+    if fieldCount + #set / 2 >= ${SCAN_FIELDS} then
+      set[#set + 1] = PRUNE_AT
+      set[#set + 1] = '0'
+    end
+    redis.call('HSET', h, unpack(set))
+    extend(tonumber(expiresAt))
     return 1
   end
 end
-local expiresAt = tonumber(A.expiresAt)
-local now = tonumber(A.now)
+`;
+
+/** The other logins: to a shared hash, or to a large one or one at its cap. */
+const CREATE_SESSION_BODY = `
+local expiry = tonumber(expiresAt)
+now = tonumber(now)
 -- The cap: ends the families of alive ({sid, expiresAt, core record}) that expire first, past max.
 local function cap(alive)
   if max == 0 or #alive <= max then return alive end
@@ -426,11 +466,11 @@ local function cap(alive)
   end
   return kept
 end
-if A.owner ~= '' then
+if owner ~= '' then
   -- A shared hash. Every owner's expired families go once one may have expired (PRUNE_AT);
   -- the cap reads only this owner's, and only in a hash of as many fields as the cap. Neither
   -- reads the whole hash on every login.
-  local earliest = expiresAt
+  local earliest = expiry
   local pruneAt = tonumber(redis.call('HGET', h, PRUNE_AT) or '')
   if pruneAt and pruneAt <= now then
     earliest = earliestOf(live(now, ''), earliest)
@@ -440,78 +480,71 @@ if A.owner ~= '' then
   -- The cap reads the owner's families only when the hash holds as many fields as the cap: every
   -- owner's fields together bound this owner's families, so below it none can be over.
   local alive = {}
-  if max > 0 and redis.call('HLEN', h) >= max then alive = ownFamilies(A.owner, now) end
+  if max > 0 and redis.call('HLEN', h) >= max then alive = ownFamilies(owner, now) end
   set[#set + 1] = PRUNE_AT
   set[#set + 1] = string.format('%.0f', earliest)
   redis.call('HSET', h, unpack(set))
-  alive[#alive + 1] = { A.sessionId, expiresAt, core }
+  alive[#alive + 1] = { sessionId, expiry, core }
   cap(alive)
-  extend(expiresAt)
+  extend(expiry)
   return 1
 end
--- The user's own hash. A small one takes the login without a scan: its fields cannot hold more
--- families than the cap, and its expired families wait. A large one keeps PRUNE_AT as a shared
--- hash does, and is scanned only once that time has passed, or when its fields could hold more
--- families than the cap. Only a large hash has PRUNE_AT (see markPrune), so a small one's login
--- does not read it. fieldCount (read above) is at least 1 here.
+-- The user's own hash, at its cap or large (fieldCount, read by the fast path, is at least
+-- ${SCAN_FIELDS} or at least max). A large one keeps PRUNE_AT as a shared hash does, and is scanned
+-- only once that time has passed, or when its fields could hold more families than the cap.
 local scan = max > 0 and fieldCount >= max
-if not scan and fieldCount < ${SCAN_FIELDS} then
-  -- The login that makes the hash large marks it due (0: no family's expiry is earlier), so the
-  -- hash's next write scans it and sets the mark, as it did before the hash had one.
-  if fieldCount + #set / 2 >= ${SCAN_FIELDS} then
-    set[#set + 1] = PRUNE_AT
-    set[#set + 1] = '0'
-  end
-elseif not scan then
+if not scan then
   local pruneAt = tonumber(redis.call('HGET', h, PRUNE_AT) or '')
   scan = not (pruneAt and pruneAt > now)
-  if not scan and expiresAt < pruneAt then
+  if not scan and expiry < pruneAt then
     set[#set + 1] = PRUNE_AT
-    set[#set + 1] = A.expiresAt
+    set[#set + 1] = expiresAt
   end
 end
 if not scan then
   redis.call('HSET', h, unpack(set))
-  extend(expiresAt)
+  extend(expiry)
   return 1
 end
-local alive = live(now, A.owner)
+local alive = live(now, owner)
 redis.call('HSET', h, unpack(set))
-alive[#alive + 1] = { A.sessionId, expiresAt, core }
+alive[#alive + 1] = { sessionId, expiry, core }
 alive = cap(alive)
 rearm(alive)
 markPrune(alive)
 return 1
 `;
-export const CREATE_SESSION = script(CREATE_ARGS, CREATE_SESSION_BODY);
+const CREATE_PARTS: ScriptParts = {
+  args: CREATE_ARGS,
+  fast: CREATE_SESSION_FAST,
+  body: CREATE_SESSION_BODY,
+};
+export const CREATE_SESSION = script(CREATE_PARTS);
 
-/** Returns one of ROTATE_RESULTS; `reused` has revoked the family. */
-const ROTATE_SESSION_BODY = `
-local now = tonumber(A.now)
+/**
+ * Returns one of ROTATE_RESULTS; `reused` has revoked the family. The fast path: a rotation of a
+ * live binary record by its live jti, in a user's own hash without PRUNE_AT, that does not end
+ * the family sooner than before.
+ */
+const ROTATE_SESSION_FAST = `
+now = tonumber(now)
+expiresAt = tonumber(expiresAt)
+local grace = tonumber(graceMs)
+-- A successor jti (derived from the old one) names every concurrent rotation's new jti, so the
+-- live one being it says that rotation happened: a binary record keeps no previous jti then.
+successor = successor == '1'
 -- The family's core record, and the hash's prune time (PRUNE_AT) if it keeps one, in one call.
-local read = redis.call('HMGET', h, A.sessionId, PRUNE_AT)
+local read = redis.call('HMGET', h, sessionId, PRUNE_AT)
 local v = read[1]
 local previousExpiry = v and expiryOf(v) or 0
 local pruneAt = tonumber(read[2] or '')
--- A family past its expiry may still be in the hash (see SCAN_FIELDS): it is gone. A user's
--- hash it leaves small loses its mark (only a large one has one).
-if v and previousExpiry <= now then
-  drop(A.sessionId)
-  if pruneAt and A.owner == '' then markPrune(nil) end
-  v = nil
-end
-if not v then return ${ROTATE_RESULTS.missing} end
-local grace = tonumber(A.graceMs)
-local expiresAt = tonumber(A.expiresAt)
--- A successor jti (derived from the old one) names every concurrent rotation's new jti, so the
--- live one being it says that rotation happened: a binary record keeps no previous jti then.
-local successor = A.successor == '1'
--- The family's next record when A.oldJti is its live jti (nil otherwise); else, in the record's
--- own form, whether A.oldJti is the one its last rotation (at rotatedAt, epoch ms) replaced:
--- its successor is live, or it is the previous jti the record keeps. The previous jti only
--- matters within a grace window: without one it is not kept, and with one only a part of it is.
+-- The family's next record when oldJti is its live jti (nil otherwise); else, in the record's
+-- own form, whether oldJti is the one its last rotation (at rotatedAt, epoch ms) replaced: its
+-- successor is live, or it is the previous jti the record keeps. The previous jti only matters
+-- within a grace window: without one it is not kept, and with one only a part of it is. A live
+-- binary record is read here; a text one in the body.
 local record, rotatedAt, replaced = nil, 0, false
-if binary(v) then
+if previousExpiry > now and binary(v) then
   local layout = string.byte(v, 1)
   local at = V2_HEAD + 1
   local prev = ''
@@ -523,11 +556,11 @@ if binary(v) then
     prev = string.sub(v, at, at + ${PREVIOUS_BYTES - 1})
     at = at + ${PREVIOUS_BYTES}
   end
-  local old = jtiBytes(A.oldParts)
+  local old = jtiBytes(oldParts)
   local live = string.sub(v, ${V2_LAYOUT.jti + 1}, ${V2_LAYOUT.jti + 16})
   if old ~= '' and live == old then
     -- A family keeps the form of jti it started with: version 2 holds 16 bytes.
-    local new = jtiBytes(A.newParts)
+    local new = jtiBytes(newParts)
     if new == '' then error('a family recorded with a UUID jti takes only a UUID jti') end
     local keep = grace > 0 and not successor
     -- From here on the expiry is the one the record keeps (the key's, PRUNE_AT).
@@ -539,29 +572,47 @@ if binary(v) then
       .. struct.pack(SECONDS, kept) .. struct.pack(SECONDS, rotationSeconds(now))
       .. (keep and string.sub(old, 1, ${PREVIOUS_BYTES}) or '') .. string.sub(v, at)
   else
-    replaced = (successor and live == jtiBytes(A.newParts))
+    replaced = (successor and live == jtiBytes(newParts))
       or (prev ~= '' and prev == string.sub(old, 1, ${PREVIOUS_BYTES}))
   end
-else
+  -- Nothing to scan, mark or shorten: the record and the key's expiry are all there is to write.
+  if record and owner == '' and not pruneAt and expiresAt >= previousExpiry then
+    redis.call('HSET', h, sessionId, record)
+    extend(expiresAt)
+    return ${ROTATE_RESULTS.rotated}
+  end
+end
+`;
+
+const ROTATE_SESSION_BODY = `
+-- A family past its expiry may still be in the hash (see SCAN_FIELDS): it is gone. A user's
+-- hash it leaves small loses its mark (only a large one has one).
+if v and previousExpiry <= now then
+  drop(sessionId)
+  if pruneAt and owner == '' then markPrune(nil) end
+  v = nil
+end
+if not v then return ${ROTATE_RESULTS.missing} end
+if not binary(v) then
   local f = fields(v)
-  if f[F.jti] == A.oldJti then
+  if f[F.jti] == oldJti then
     -- A text record keeps it whatever the ids: versions before 0.2, which may run beside this
     -- one (recordFormat 'text' is for that), recognise a concurrent rotation by it alone.
-    f[F.previousJti] = grace > 0 and string.sub(A.oldJti, 1, PREVIOUS_UUID_CHARS) or ''
-    f[F.jti] = A.newJti
-    f[F.rotatedAt] = A.now36
-    f[F.expiresAt] = A.expiresAt36
+    f[F.previousJti] = grace > 0 and string.sub(oldJti, 1, PREVIOUS_UUID_CHARS) or ''
+    f[F.jti] = newJti
+    f[F.rotatedAt] = now36
+    f[F.expiresAt] = expiresAt36
     record = table.concat(f, SEP)
   else
     local prev = f[F.previousJti] or ''
     rotatedAt = tonumber(f[F.rotatedAt], 36) or 0
-    replaced = (successor and f[F.jti] == A.newJti)
-      or (prev ~= '' and prev == string.sub(A.oldJti, 1, PREVIOUS_UUID_CHARS))
+    replaced = (successor and f[F.jti] == newJti)
+      or (prev ~= '' and prev == string.sub(oldJti, 1, PREVIOUS_UUID_CHARS))
   end
 end
 if record then
-  redis.call('HSET', h, A.sessionId, record)
-  if A.owner == '' and ((pruneAt and pruneAt <= now)
+  redis.call('HSET', h, sessionId, record)
+  if owner == '' and ((pruneAt and pruneAt <= now)
     or (expiresAt < previousExpiry and (pruneAt or redis.call('HLEN', h) >= ${SCAN_FIELDS}))) then
     -- A large user's hash (only those have PRUNE_AT) that is due: the scan that prunes it. Also
     -- when the rotation ends its family sooner than before (a long first lifetime, then
@@ -569,9 +620,9 @@ if record then
     -- Only then is a hash without the mark counted: one an older version made large has none.
     -- A small hash is never scanned here: its expired families wait for a large one's scan or
     -- for the key's own expiry.
-    local alive, others = live(now, A.owner)
-    alive = without(alive, A.sessionId)
-    alive[#alive + 1] = { A.sessionId, expiresAt }
+    local alive, others = live(now, owner)
+    alive = without(alive, sessionId)
+    alive[#alive + 1] = { sessionId, expiresAt }
     rearm(alive, others)
     markPrune(alive)
   else
@@ -579,7 +630,7 @@ if record then
     -- A rotation can end a session sooner than its login did (a long first lifetime, then
     -- refreshTokenTtl): PRUNE_AT must stay at or before every family's expiry. A shared hash
     -- always has one; a small user's hash has none.
-    if (pruneAt and expiresAt < pruneAt) or (not pruneAt and A.owner ~= '') then
+    if (pruneAt and expiresAt < pruneAt) or (not pruneAt and owner ~= '') then
       redis.call('HSET', h, PRUNE_AT, string.format('%.0f', math.floor(expiresAt)))
     end
     extend(expiresAt)
@@ -588,28 +639,33 @@ if record then
 end
 -- The jti the last rotation replaced, within the grace window: a second tab, not a thief.
 if replaced and grace > 0 and now - rotatedAt <= grace then return ${ROTATE_RESULTS.superseded} end
-drop(A.sessionId)
-settle(now, A.owner)
+drop(sessionId)
+settle(now, owner)
 return ${ROTATE_RESULTS.reused}
 `;
-export const ROTATE_SESSION = script(ROTATE_ARGS, ROTATE_SESSION_BODY);
+const ROTATE_PARTS: ScriptParts = {
+  args: ROTATE_ARGS,
+  fast: ROTATE_SESSION_FAST,
+  body: ROTATE_SESSION_BODY,
+};
+export const ROTATE_SESSION = script(ROTATE_PARTS);
 
 /** Returns 1 when the family was live (an expired one is removed too, and answers 0). */
 const REVOKE_SESSION_BODY = `
-local now = tonumber(A.now)
-local v = redis.call('HGET', h, A.sessionId)
+now = tonumber(now)
+local v = redis.call('HGET', h, sessionId)
 local n = 0
 if v and expiryOf(v) > now then n = 1 end
-drop(A.sessionId)
-settle(now, A.owner)
+drop(sessionId)
+settle(now, owner)
 return n
 `;
-export const REVOKE_SESSION = script(REVOKE_SESSION_ARGS, REVOKE_SESSION_BODY);
+export const REVOKE_SESSION = script({ args: REVOKE_SESSION_ARGS, body: REVOKE_SESSION_BODY });
 
 /** Returns how many live families were removed. */
 const REVOKE_ALL_BODY = `
-local alive, others = live(tonumber(A.now), A.owner)
-if A.owner == '' then
+local alive, others = live(tonumber(now), owner)
+if owner == '' then
   redis.call('DEL', h)
 else
   for _, s in ipairs(alive) do drop(s[1]) end
@@ -617,7 +673,7 @@ else
 end
 return #alive
 `;
-export const REVOKE_ALL = script(REVOKE_ALL_ARGS, REVOKE_ALL_BODY);
+export const REVOKE_ALL = script({ args: REVOKE_ALL_ARGS, body: REVOKE_ALL_BODY });
 
 /**
  * Session checks in one call: KEYS[i] is a user's hash, ARGV[i] the session id to read from it;
@@ -650,6 +706,6 @@ return out
 `;
 
 /** CREATE_SESSION for several logins in one call (see batchedScript). */
-export const CREATE_SESSIONS = batchedScript(CREATE_ARGS, CREATE_SESSION_BODY);
+export const CREATE_SESSIONS = batchedScript(CREATE_PARTS);
 /** ROTATE_SESSION for several refreshes in one call (see batchedScript). */
-export const ROTATE_SESSIONS = batchedScript(ROTATE_ARGS, ROTATE_SESSION_BODY);
+export const ROTATE_SESSIONS = batchedScript(ROTATE_PARTS);

@@ -2,10 +2,14 @@ import { describe, expect, it } from 'vitest';
 import {
   CREATE_ARGS,
   CREATE_SESSION,
+  CREATE_SESSIONS,
   REVOKE_ALL,
+  REVOKE_ALL_ARGS,
   REVOKE_SESSION,
+  REVOKE_SESSION_ARGS,
   ROTATE_ARGS,
   ROTATE_SESSION,
+  ROTATE_SESSIONS,
   SCAN_FIELDS,
   scriptArgs,
 } from '../../../src/stores/lua.js';
@@ -18,17 +22,33 @@ import {
   SEP,
 } from '../../../src/stores/record-codec.js';
 
-const SCRIPTS = { CREATE_SESSION, ROTATE_SESSION, REVOKE_SESSION, REVOKE_ALL };
+const SCRIPTS = {
+  CREATE_SESSION,
+  CREATE_SESSIONS,
+  ROTATE_SESSION,
+  ROTATE_SESSIONS,
+  REVOKE_SESSION,
+  REVOKE_ALL,
+};
+const ARGS_OF: Record<keyof typeof SCRIPTS, readonly string[]> = {
+  CREATE_SESSION: CREATE_ARGS,
+  CREATE_SESSIONS: CREATE_ARGS,
+  ROTATE_SESSION: ROTATE_ARGS,
+  ROTATE_SESSIONS: ROTATE_ARGS,
+  REVOKE_SESSION: REVOKE_SESSION_ARGS,
+  REVOKE_ALL: REVOKE_ALL_ARGS,
+};
 
 describe('the Lua scripts, generated from the record codec', () => {
   it.each(Object.entries(SCRIPTS))(
-    '%s reads ARGV only through its named table and core fields only by name',
-    (_, lua) => {
-      const positional = lua
-        .split('\n')
-        .filter((line) => !line.startsWith('local A = {'))
-        .filter((line) => /ARGV\[\d/.test(line));
-      expect(positional).toEqual([]);
+    '%s reads its named arguments in one line, in order, and core fields only by name',
+    (name, lua) => {
+      const args = ARGS_OF[name as keyof typeof SCRIPTS];
+      const reads = lua.split('\n').filter((line) => /ARGV\[BASE \+ \d+\]/.test(line));
+      expect(reads).toEqual([
+        `local ${args.join(', ')} = ${args.map((_, i) => `ARGV[BASE + ${i + 1}]`).join(', ')}`,
+      ]);
+      expect(lua).not.toMatch(/ARGV\[\d/);
       // No core field is picked out by a position or a hand-written pattern of separators: the
       // two patterns, for the expiry and the creation time, are generated from the codec
       // (checked below). The other two split the binary record's parts as the codec joins them.
