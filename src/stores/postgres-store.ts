@@ -2,7 +2,7 @@ import type * as pg from 'pg';
 import { AuthConfigError } from '../errors.js';
 import { wholeNumber } from '../config/validate.js';
 import { loadModule } from '../load-module.js';
-import { bounded } from './bounded.js';
+import { bounded, StoreTimeoutError } from './bounded.js';
 import type {
   NewSession,
   Rotation,
@@ -212,13 +212,23 @@ class PostgresStore implements PostgresSessionStore {
   }
 
   async create(userId: string, s: NewSession, maxSessions: number): Promise<void> {
-    await this.bounded(this.createInTransaction(userId, s, maxSessions));
+    // Each step is bounded on its own, so the whole transaction can outlast the call (a wait for
+    // a connection, then for the user's lock): once the caller has its timeout, the transaction
+    // rolls back at its next step instead of committing a session whose tokens nobody received.
+    const call = { late: false };
+    try {
+      await this.bounded(this.createInTransaction(userId, s, maxSessions, call));
+    } catch (error) {
+      if (error instanceof StoreTimeoutError) call.late = true;
+      throw error;
+    }
   }
 
   private async createInTransaction(
     userId: string,
     s: NewSession,
     maxSessions: number,
+    call: { late: boolean },
   ): Promise<void> {
     const client = await this.pool.connect();
     // A connection that dies between two statements of the transaction emits 'error' on the
@@ -226,8 +236,10 @@ class PostgresStore implements PostgresSessionStore {
     client.on('error', ignore);
     let failed: unknown;
     try {
-      const run = (text: string, values?: unknown[]) =>
-        client.query({ text, values, query_timeout: this.timeout } as pg.QueryConfig);
+      const run = (text: string, values?: unknown[]) => {
+        if (call.late) throw new StoreTimeoutError('PostgreSQL', this.timeout);
+        return client.query({ text, values, query_timeout: this.timeout } as pg.QueryConfig);
+      };
       await run('BEGIN');
       // Serialises this user's logins, so concurrent ones cannot each keep `maxSessions` others.
       await run('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_NAMESPACE, userId]);
@@ -246,12 +258,17 @@ class PostgresStore implements PostgresSessionStore {
       await run('COMMIT');
     } catch (error) {
       failed = error;
-      await client.query('ROLLBACK').catch(() => {});
+      await client.query('ROLLBACK').catch((rollbackError: unknown) => {
+        failed = rollbackError;
+      });
       throw error;
     } finally {
       client.off('error', ignore);
-      // A connection that failed mid-transaction is not handed to the next caller.
-      client.release(failed instanceof Error ? failed : undefined);
+      // A connection that failed mid-transaction is not handed to the next caller; one rolled
+      // back cleanly because the call was late is sound.
+      client.release(
+        failed instanceof Error && !(failed instanceof StoreTimeoutError) ? failed : undefined,
+      );
     }
   }
 

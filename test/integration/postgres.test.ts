@@ -207,6 +207,46 @@ describe('PostgreSQL store: schema', () => {
     expect(await auth.listSessions('locked')).not.toHaveLength(0);
     await auth.generateTokens({ id: 'locked' });
   });
+
+  it('a login that timed out never commits later, though its transaction outlasts the call', async () => {
+    const s = schema();
+    // The app's own pool: one connection, and no server-side statement timeout.
+    const own = new pg.Pool({ connectionString: pgUrl(), max: 1 });
+    const store = postgresStore(own, { schema: s, timeout: 600, pruneInterval: 0 });
+    await store.migrate();
+    auth = createAuth({ secret: SECRET, store });
+    const locker = new pg.Client({ connectionString: pgUrl() });
+    await locker.connect();
+    const held = await own.connect();
+    try {
+      // The login waits for the pool's one connection, then for the user's lock (the store's
+      // namespace, 0x6b6a72): each wait is shorter than the timeout, together they are longer.
+      await locker.query('SELECT pg_advisory_lock($1, hashtext($2))', [0x6b6a72, 'late']);
+      const login = auth.generateTokens({ id: 'late' });
+      const outcome = login.then(
+        () => 'logged in',
+        (e: { code?: string }) => e.code,
+      );
+      await sleep(300);
+      held.release();
+      expect(await outcome).toBe('store_unavailable');
+      await sleep(150);
+      await locker.query('SELECT pg_advisory_unlock($1, hashtext($2))', [0x6b6a72, 'late']);
+      // The transaction goes on after the lock; give it time to commit if it were going to.
+      await sleep(300);
+      const rows = await pool.query(`SELECT count(*)::int AS n FROM "${s}"."auth_sessions"`);
+      expect(rows.rows[0]).toEqual({ n: 0 });
+      // The connection came back to the pool, in no transaction.
+      expect(await auth.listSessions('late')).toEqual([]);
+      await auth.generateTokens({ id: 'late' });
+      expect(await auth.listSessions('late')).toHaveLength(1);
+    } finally {
+      await locker.end();
+      await auth.close();
+      auth = undefined;
+      await own.end();
+    }
+  });
 });
 
 describe('PostgreSQL store: a private server stopped under load', () => {
