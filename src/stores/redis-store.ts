@@ -84,6 +84,8 @@ const BATCHED_WRITES: Partial<Record<ScriptName, BatchedName>> = {
   kjrRotateSession: 'kjrRotateSessions',
 };
 type Write = { key: string; args: ScriptArgs };
+/** Epoch ms rounded down to a whole second, as a binary record keeps an expiry. */
+const wholeSeconds = (ms: number): number => Math.floor(ms / 1000) * 1000;
 /** A batched read: a field (a session id) of a user's hash. */
 type Read = { key: string; field: string };
 /**
@@ -665,7 +667,8 @@ export class RedisStore implements SessionStore {
           owner: place.owner,
           sessionId: place.owner + s.sessionId,
           core,
-          expiresAt: Math.floor(s.expiresAt),
+          // A binary record keeps whole seconds: sent so, the script writes the string as it is.
+          expiresAt: binary === undefined ? Math.floor(s.expiresAt) : wholeSeconds(s.expiresAt),
           now: s.now,
           maxSessions,
         }),
@@ -679,6 +682,10 @@ export class RedisStore implements SessionStore {
     const place = this.place(userId);
     const oldJti = compactUuid(r.oldJti);
     const newJti = compactUuid(r.newJti);
+    // As in create: whole seconds, which a binary record keeps anyway (a text one it meets in a
+    // binary store loses under a second, never gains).
+    const expiresAt =
+      this.options.recordFormat === 'binary' ? wholeSeconds(r.expiresAt) : r.expiresAt;
     const code = await this.written(
       place,
       this.write(
@@ -692,11 +699,11 @@ export class RedisStore implements SessionStore {
           oldParts: jtiParts(r.oldJti, oldJti),
           newParts: jtiParts(r.newJti, newJti),
           now: r.now,
-          expiresAt: r.expiresAt,
+          expiresAt,
           graceMs: r.graceMs,
           successor: r.successor === true ? 1 : 0,
           now36: base36(r.now),
-          expiresAt36: base36(r.expiresAt),
+          expiresAt36: base36(expiresAt),
         }),
       ),
     );
