@@ -173,19 +173,18 @@ local MS, SECONDS = '>I${MS_BYTES}', '>I${SECONDS_BYTES}'
 local JTI, HEAD, DEVICE = '>I6I6I4', '>BI6I6I4I${MS_BYTES}I${SECONDS_BYTES}', '>I4I2'
 -- The parts of a binary record as the create script takes them (see CREATE_ARGS).
 local PARTS = '^.(%S+) (%S+) (%S+) ?(%S*) ?(%S*)$'
--- A jti's three parts as the rotate script takes them (see ROTATE_ARGS).
-local JTI_PARTS = '^(%S+) (%S+) (%S+)$'
 `;
 
 /**
  * The helpers a fast path (ScriptParts) uses: made before it, on every call.
  */
 const CORE_HELPERS = `
--- A UUID jti's 16 bytes, from its parts; empty when the jti is no UUID (no parts).
+-- A UUID jti's 16 bytes, from its parts; empty when the jti is no UUID (no parts). The parts
+-- have fixed widths (record-codec.ts, jtiParts: "0x" and 12, 12 and 8 hex digits, apart by
+-- spaces), so they are cut out where they lie: half the cost of a pattern's captures.
 local function jtiBytes(parts)
-  local high, middle, low = string.match(parts, JTI_PARTS)
-  if not high then return '' end
-  return struct.pack(JTI, high, middle, low)
+  if #parts ~= 40 then return '' end
+  return struct.pack(JTI, string.sub(parts, 1, 14), string.sub(parts, 16, 29), string.sub(parts, 31, 40))
 end
 local function binary(v)
   return (string.byte(v, 1) or 32) < 32

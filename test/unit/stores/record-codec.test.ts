@@ -99,6 +99,7 @@ describe('jtiParts', () => {
     for (let i = 0; i < 2000; i++) {
       const uuid = randomUUID();
       const bytes = uuid.replaceAll('-', '');
+      // Fixed widths: the scripts cut the parts at these offsets (lua.ts, jtiBytes).
       expect(jtiParts(uuid)).toMatch(/^0x[0-9a-f]{12} 0x[0-9a-f]{12} 0x[0-9a-f]{8}$/);
       expect(packed(jtiParts(uuid))).toBe(bytes);
       expect(packed(jtiParts(uuid.toUpperCase()))).toBe(bytes);
