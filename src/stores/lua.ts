@@ -171,8 +171,6 @@ local MS, SECONDS = '>I${MS_BYTES}', '>I${SECONDS_BYTES}'
 -- createdAt and expiresAt; its device (the IPv4 address, then the browser's code and the OS's
 -- and type's in one).
 local JTI, HEAD, DEVICE = '>I6I6I4', '>BI6I6I4I${MS_BYTES}I${SECONDS_BYTES}', '>I4I2'
--- The parts of a binary record as the create script takes them (see CREATE_ARGS).
-local PARTS = '^.(%S+) (%S+) (%S+) ?(%S*) ?(%S*)$'
 `;
 
 /**
@@ -409,14 +407,16 @@ const CREATE_SESSION_FAST = `
 -- Metadata chunks of at most ${META_CHUNK} characters follow the named arguments.
 if string.byte(core, 1) == ${BINARY_PARTS.charCodeAt(0)} then
   -- The binary record, packed here from its parts (struct reads the decimal and "0x…" strings).
-  local high, middle, low, ip, codes = string.match(core, PARTS)
+  -- Cut where they lie (record-codec.ts, binaryRecordArgs): the jti's parts as jtiBytes takes
+  -- them, then, when the record carries a device, " 0x" and 8 hex digits and " " and its codes.
+  local high, middle, low = string.sub(core, 2, 15), string.sub(core, 17, 30), string.sub(core, 32, 41)
   local ms = expiresAt + 0
   local kept = math.floor(ms / 1000)
-  if ip == '' then
+  if #core == 41 then
     core = struct.pack(HEAD, V2, high, middle, low, now, kept)
   else
     core = struct.pack(HEAD, V2 + ${V2_DEVICE}, high, middle, low, now, kept)
-      .. struct.pack(DEVICE, ip, codes)
+      .. struct.pack(DEVICE, string.sub(core, 43, 52), string.sub(core, 54))
   end
   -- From here on the expiry is the one the record keeps (the key's, PRUNE_AT, the cap's). The
   -- client sends it whole seconds already (redis-store.ts), so the string stands as it came.

@@ -210,6 +210,10 @@ describe('record version 2 (binary)', () => {
     if (args === undefined)
       return { core: packCore({ ...s, previousJti: '', rotatedAt: 0 }), meta: packMeta(s) };
     expect(args.core.startsWith(BINARY_PARTS)).toBe(true);
+    // The offsets the create script cuts the parts at (lua.ts, CREATE_SESSION_FAST).
+    expect(args.core.slice(BINARY_PARTS.length)).toMatch(
+      /^0x[0-9a-f]{12} 0x[0-9a-f]{12} 0x[0-9a-f]{8}( 0x[0-9a-f]{8} [0-9]+)?$/,
+    );
     return { core: packRecord(s)!, meta: args.meta };
   };
   const unpacked = (packed: { core: Buffer | string; meta: string[] }) =>
