@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Auth, createAuth } from '../../src/index.js';
 import { SECRET } from '../helpers/forge.js';
+import { monitorOf } from '../helpers/monitor.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 /*
@@ -72,7 +73,7 @@ describe('confirmed writes (waitForReplicas)', () => {
     await auth.generateTokens({ id: 'u1' });
     admin = new Redis(master.url).on('error', () => {});
     await admin.script('FLUSH');
-    const monitor = await admin.monitor();
+    const monitor = await monitorOf(admin);
     const seen: { command: string; source: string }[] = [];
     monitor.on('monitor', (_time: string, args: string[], source: string) => {
       const command = String(args[0]).toLowerCase();

@@ -13,6 +13,7 @@ import {
 import { harnessRedisUrl, uniquePrefix } from '../helpers/auth.js';
 import { decodeSegment, SECRET } from '../helpers/forge.js';
 import { call, type Served, serve } from '../helpers/http.js';
+import { monitorOf } from '../helpers/monitor.js';
 
 /*
  * README "Session cache (opt-in)" shows the cache turned on with a URL, on the client the library
@@ -71,8 +72,7 @@ async function commandsOn(
   base.on('error', () => {});
   const probe = base.duplicate();
   probe.on('error', () => {});
-  const monitor = await base.monitor();
-  monitor.on('error', () => {});
+  const monitor = await monitorOf(base);
   cleanup.push(async () => {
     monitor.disconnect();
     base.disconnect();
