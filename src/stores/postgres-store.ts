@@ -258,9 +258,12 @@ class PostgresStore implements PostgresSessionStore {
       await run('COMMIT');
     } catch (error) {
       failed = error;
-      await client.query('ROLLBACK').catch((rollbackError: unknown) => {
-        failed = rollbackError;
-      });
+      // Bounded too: a connection that stalls here is destroyed, not kept out of the pool.
+      await client
+        .query({ text: 'ROLLBACK', query_timeout: this.timeout } as pg.QueryConfig)
+        .catch((rollbackError: unknown) => {
+          failed = rollbackError;
+        });
       throw error;
     } finally {
       client.off('error', ignore);

@@ -227,16 +227,20 @@ describe('PostgreSQL store: schema', () => {
         () => 'logged in',
         (e: { code?: string }) => e.code,
       );
-      await sleep(300);
+      // Late in the timeout, so the lock's statement (bounded by the timeout from its own start)
+      // is still waiting when the lock is released, soon after the call has timed out.
+      await sleep(450);
       held.release();
       expect(await outcome).toBe('store_unavailable');
-      await sleep(150);
+      await sleep(50);
       await locker.query('SELECT pg_advisory_unlock($1, hashtext($2))', [0x6b6a72, 'late']);
       // The transaction goes on after the lock; give it time to commit if it were going to.
       await sleep(300);
       const rows = await pool.query(`SELECT count(*)::int AS n FROM "${s}"."auth_sessions"`);
       expect(rows.rows[0]).toEqual({ n: 0 });
-      // The connection came back to the pool, in no transaction.
+      // It rolled back at its next step, not on an error (the lock's statement timing out),
+      // which would have destroyed the connection: it is back in the pool, in no transaction.
+      expect(own.totalCount).toBe(1);
       expect(await auth.listSessions('late')).toEqual([]);
       await auth.generateTokens({ id: 'late' });
       expect(await auth.listSessions('late')).toHaveLength(1);
