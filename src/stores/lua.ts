@@ -143,6 +143,31 @@ function corePattern(name: CoreField): string {
   return `^${`${field}${luaPattern(SEP)}`.repeat(corePosition(name))}(${field})`;
 }
 
+/**
+ * Where jtiParts (record-codec.ts) puts a jti's three parts, as Lua string positions: "0x" and
+ * 12, 12 and 8 hex digits, apart by spaces. The scripts cut them out there: half the cost of a
+ * pattern's captures.
+ */
+const JTI_PART_SPANS = [
+  [1, 14],
+  [16, 29],
+  [31, 40],
+] as const;
+const JTI_PARTS_LENGTH = JTI_PART_SPANS[2][1];
+/** Lua: the jti's three parts cut out of `value`, in which `skip` characters come before them. */
+const cutJtiParts = (value: string, skip = 0): string =>
+  JTI_PART_SPANS.map(([from, to]) => `string.sub(${value}, ${from + skip}, ${to + skip})`).join(
+    ', ',
+  );
+/**
+ * The create script's `core` for a binary record (record-codec.ts, binaryRecordArgs): BINARY_PARTS
+ * and the jti's parts, then, when the record carries a device, " 0x" and the address's 8 hex
+ * digits, " " and the codes.
+ */
+const CORE_JTI_END = BINARY_PARTS.length + JTI_PARTS_LENGTH;
+const CORE_ADDRESS = [CORE_JTI_END + 2, CORE_JTI_END + 11] as const;
+const CORE_CODES = CORE_JTI_END + 13;
+
 /** Whether Redis takes PEXPIREAT … GT (7.0 and later; 6 has no REDIS_VERSION_NUM). */
 export const EXPIRE_GT = '(tonumber(redis.REDIS_VERSION_NUM) or 0) >= 0x070000';
 
@@ -177,12 +202,11 @@ local JTI, HEAD, DEVICE = '>I6I6I4', '>BI6I6I4I${MS_BYTES}I${SECONDS_BYTES}', '>
  * The helpers a fast path (ScriptParts) uses: made before it, on every call.
  */
 const CORE_HELPERS = `
--- A UUID jti's 16 bytes, from its parts; empty when the jti is no UUID (no parts). The parts
--- have fixed widths (record-codec.ts, jtiParts: "0x" and 12, 12 and 8 hex digits, apart by
--- spaces), so they are cut out where they lie: half the cost of a pattern's captures.
+-- A UUID jti's 16 bytes, from its parts (cut where they lie); empty when the jti is no UUID (no
+-- parts).
 local function jtiBytes(parts)
-  if #parts ~= 40 then return '' end
-  return struct.pack(JTI, string.sub(parts, 1, 14), string.sub(parts, 16, 29), string.sub(parts, 31, 40))
+  if #parts ~= ${JTI_PARTS_LENGTH} then return '' end
+  return struct.pack(JTI, ${cutJtiParts('parts')})
 end
 local function binary(v)
   return (string.byte(v, 1) or 32) < 32
@@ -407,16 +431,15 @@ const CREATE_SESSION_FAST = `
 -- Metadata chunks of at most ${META_CHUNK} characters follow the named arguments.
 if string.byte(core, 1) == ${BINARY_PARTS.charCodeAt(0)} then
   -- The binary record, packed here from its parts (struct reads the decimal and "0x…" strings).
-  -- Cut where they lie (record-codec.ts, binaryRecordArgs): the jti's parts as jtiBytes takes
-  -- them, then, when the record carries a device, " 0x" and 8 hex digits and " " and its codes.
-  local high, middle, low = string.sub(core, 2, 15), string.sub(core, 17, 30), string.sub(core, 32, 41)
+  -- Cut where they lie: the jti's parts, then the device's, when the record carries one.
+  local high, middle, low = ${cutJtiParts('core', BINARY_PARTS.length)}
   local ms = expiresAt + 0
   local kept = math.floor(ms / 1000)
-  if #core == 41 then
+  if #core == ${CORE_JTI_END} then
     core = struct.pack(HEAD, V2, high, middle, low, now, kept)
   else
     core = struct.pack(HEAD, V2 + ${V2_DEVICE}, high, middle, low, now, kept)
-      .. struct.pack(DEVICE, string.sub(core, 43, 52), string.sub(core, 54))
+      .. struct.pack(DEVICE, string.sub(core, ${CORE_ADDRESS[0]}, ${CORE_ADDRESS[1]}), string.sub(core, ${CORE_CODES}))
   end
   -- From here on the expiry is the one the record keeps (the key's, PRUNE_AT, the cap's). The
   -- client sends it whole seconds already (redis-store.ts), so the string stands as it came.

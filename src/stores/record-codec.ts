@@ -309,6 +309,8 @@ const MAPPED_PREFIX = '::ffff:';
 
 /** Epoch ms as version 2 keeps expiresAt: whole seconds, rounded down. */
 const expirySeconds = (ms: number): number => Math.floor(ms / 1000);
+/** The expiry (epoch ms) a version 2 record keeps for `ms`: a whole second, rounded down. */
+export const keptExpiresAt = (ms: number): number => expirySeconds(ms) * 1000;
 /** A version 2 record's expiresAt, back in epoch ms. */
 const binaryExpiresAt = (core: Buffer): number => core.readUInt32BE(V2_LAYOUT.expiresAt) * 1000;
 

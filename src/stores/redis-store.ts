@@ -45,6 +45,7 @@ import {
   unpackSession,
   binaryRecordArgs,
   jtiParts,
+  keptExpiresAt,
 } from './record-codec.js';
 import type {
   Holding,
@@ -84,8 +85,6 @@ const BATCHED_WRITES: Partial<Record<ScriptName, BatchedName>> = {
   kjrRotateSession: 'kjrRotateSessions',
 };
 type Write = { key: string; args: ScriptArgs };
-/** Epoch ms rounded down to a whole second, as a binary record keeps an expiry. */
-const wholeSeconds = (ms: number): number => Math.floor(ms / 1000) * 1000;
 /** A batched read: a field (a session id) of a user's hash. */
 type Read = { key: string; field: string };
 /**
@@ -668,7 +667,7 @@ export class RedisStore implements SessionStore {
           sessionId: place.owner + s.sessionId,
           core,
           // A binary record keeps whole seconds: sent so, the script writes the string as it is.
-          expiresAt: binary === undefined ? Math.floor(s.expiresAt) : wholeSeconds(s.expiresAt),
+          expiresAt: binary === undefined ? Math.floor(s.expiresAt) : keptExpiresAt(s.expiresAt),
           now: s.now,
           maxSessions,
         }),
@@ -685,7 +684,7 @@ export class RedisStore implements SessionStore {
     // As in create: whole seconds, which a binary record keeps anyway (a text one it meets in a
     // binary store loses under a second, never gains).
     const expiresAt =
-      this.options.recordFormat === 'binary' ? wholeSeconds(r.expiresAt) : r.expiresAt;
+      this.options.recordFormat === 'binary' ? keptExpiresAt(r.expiresAt) : r.expiresAt;
     const code = await this.written(
       place,
       this.write(
