@@ -51,7 +51,7 @@ const INDEX_SUFFIX = '_expires_at_idx';
 /** Rows deleted per statement by a sweep, so a backlog never holds locks for long. */
 const PRUNE_BATCH = 1000;
 /** Namespace of the per-user advisory locks (first key of pg_advisory_xact_lock(int, int)). */
-const LOCK_NAMESPACE = 0x6b6a72;
+export const LOCK_NAMESPACE = 0x6b6a72;
 
 const ignore = (): void => {};
 

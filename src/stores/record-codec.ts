@@ -487,9 +487,9 @@ export const BINARY_PARTS = '\x01';
  * The create script's `core` argument for a binary record: BINARY_PARTS, then the numbers it
  * packs the record from, apart by spaces (the jti's three parts, then the IPv4 address in 8 hex
  * digits and the device codes when the record carries them: fixed offsets up to the codes, which
- * the script cuts there); and the metadata chunks that go in fields of their
- * own (none when the record carries the device). Undefined when the jti is no UUID: that family
- * gets a text record.
+ * the script cuts there: lua.ts, CORE_*); and the metadata chunks that go in fields of their own
+ * (none when the record carries the device). Undefined when the jti is no UUID: that family gets
+ * a text record.
  */
 export function binaryRecordArgs(
   jti: string,

@@ -2,6 +2,7 @@ import pg from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Auth, AuthConfigError, createAuth, postgresStore } from '../../src/index.js';
+import { LOCK_NAMESPACE } from '../../src/stores/postgres-store.js';
 import { decodeSegment, SECRET } from '../helpers/forge.js';
 import { serve, type Served } from '../helpers/http.js';
 import { idApp, Load, send, statusCounts } from '../helpers/load.js';
@@ -220,8 +221,8 @@ describe('PostgreSQL store: schema', () => {
     const held = await own.connect();
     try {
       // The login waits for the pool's one connection, then for the user's lock (the store's
-      // namespace, 0x6b6a72): each wait is shorter than the timeout, together they are longer.
-      await locker.query('SELECT pg_advisory_lock($1, hashtext($2))', [0x6b6a72, 'late']);
+      // own): each wait is shorter than the timeout, together they are longer.
+      await locker.query('SELECT pg_advisory_lock($1, hashtext($2))', [LOCK_NAMESPACE, 'late']);
       const login = auth.generateTokens({ id: 'late' });
       const outcome = login.then(
         () => 'logged in',
@@ -233,7 +234,7 @@ describe('PostgreSQL store: schema', () => {
       held.release();
       expect(await outcome).toBe('store_unavailable');
       await sleep(50);
-      await locker.query('SELECT pg_advisory_unlock($1, hashtext($2))', [0x6b6a72, 'late']);
+      await locker.query('SELECT pg_advisory_unlock($1, hashtext($2))', [LOCK_NAMESPACE, 'late']);
       // The transaction goes on after the lock; give it time to commit if it were going to.
       await sleep(300);
       const rows = await pool.query(`SELECT count(*)::int AS n FROM "${s}"."auth_sessions"`);
