@@ -21,7 +21,8 @@ import {
   READ_RECORDS,
   REVOKE_SESSION,
   REVOKE_SESSION_ARGS,
-  ROTATE_ARGS,
+  ROTATE_FIELDS,
+  packArgs,
   ROTATE_RESULTS,
   ROTATE_SESSION,
   ROTATE_SESSIONS,
@@ -44,7 +45,7 @@ import {
   packMeta,
   unpackSession,
   binaryRecordArgs,
-  jtiParts,
+  uuidBytes,
   keptExpiresAt,
 } from './record-codec.js';
 import type {
@@ -65,7 +66,7 @@ const SCRIPTS = {
   kjrRevokeAll: REVOKE_ALL,
 } as const;
 type ScriptName = keyof typeof SCRIPTS;
-type ScriptArgs = (string | number)[];
+type ScriptArgs = (string | number | Buffer)[];
 
 /**
  * The batched forms (READ_CORES, and batchedScript's for the write scripts): the key count, the
@@ -690,17 +691,18 @@ export class RedisStore implements SessionStore {
       this.write(
         'kjrRotateSession',
         place.key,
-        ...scriptArgs(ROTATE_ARGS, {
+        packArgs(ROTATE_FIELDS, {
           owner: place.owner,
           sessionId: place.owner + r.sessionId,
           oldJti,
           newJti,
-          oldParts: jtiParts(r.oldJti, oldJti),
-          newParts: jtiParts(r.newJti, newJti),
+          oldBytes: uuidBytes(r.oldJti, oldJti),
+          newBytes: uuidBytes(r.newJti, newJti),
           now: r.now,
           expiresAt,
+          expiresAtText: String(expiresAt),
           graceMs: r.graceMs,
-          successor: r.successor === true ? 1 : 0,
+          successor: r.successor === true,
           now36: base36(r.now),
           expiresAt36: base36(expiresAt),
         }),

@@ -5,11 +5,12 @@ import {
   CREATE_ARGS,
   CREATE_SESSION,
   EXPIRE_GT,
-  ROTATE_ARGS,
+  packArgs,
+  ROTATE_FIELDS,
   ROTATE_SESSION,
   scriptArgs,
 } from '../../src/stores/lua.js';
-import { compactUuid, jtiParts, packCore } from '../../src/stores/record-codec.js';
+import { compactUuid, packCore, uuidBytes } from '../../src/stores/record-codec.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 /*
@@ -96,17 +97,18 @@ describe.each(Object.entries(VARIANTS))(
         variant(ROTATE_SESSION),
         1,
         rotated,
-        ...scriptArgs(ROTATE_ARGS, {
+        packArgs(ROTATE_FIELDS, {
           owner: '',
           sessionId: 'r1',
           oldJti: compactUuid(jti),
           newJti: compactUuid(successor),
-          oldParts: jtiParts(jti),
-          newParts: jtiParts(successor),
+          oldBytes: uuidBytes(jti),
+          newBytes: uuidBytes(successor),
           now,
           expiresAt: next,
+          expiresAtText: String(next),
           graceMs: 0,
-          successor: 0,
+          successor: false,
           now36: now.toString(36),
           expiresAt36: next.toString(36),
         }),

@@ -7,11 +7,14 @@ import {
   REVOKE_ALL_ARGS,
   REVOKE_SESSION,
   REVOKE_SESSION_ARGS,
+  packArgs,
   ROTATE_ARGS,
+  ROTATE_FIELDS,
   ROTATE_SESSION,
   ROTATE_SESSIONS,
   SCAN_FIELDS,
   scriptArgs,
+  structFormat,
 } from '../../../src/stores/lua.js';
 import {
   CORE_FIELDS,
@@ -39,6 +42,11 @@ const ARGS_OF: Record<keyof typeof SCRIPTS, readonly string[]> = {
   REVOKE_ALL: REVOKE_ALL_ARGS,
 };
 
+const PACKED_OF: Partial<Record<keyof typeof SCRIPTS, typeof ROTATE_FIELDS>> = {
+  ROTATE_SESSION: ROTATE_FIELDS,
+  ROTATE_SESSIONS: ROTATE_FIELDS,
+};
+
 describe('the Lua scripts, generated from the record codec', () => {
   it.each(Object.entries(SCRIPTS))(
     '%s reads its named arguments in one line, in order, and core fields only by name',
@@ -48,6 +56,16 @@ describe('the Lua scripts, generated from the record codec', () => {
       expect(reads).toEqual([
         `local ${args.join(', ')} = ${args.map((_, i) => `ARGV[BASE + ${i + 1}]`).join(', ')}`,
       ]);
+      // A packed argument's fields, in one struct.unpack of it, in the order packArgs writes.
+      const packed = PACKED_OF[name as keyof typeof SCRIPTS];
+      const unpacks = lua.split('\n').filter((line) => line.includes("struct.unpack('>"));
+      expect(unpacks).toEqual(
+        packed === undefined
+          ? []
+          : [
+              `local ${packed.map(([field]) => field).join(', ')} = struct.unpack('${structFormat(packed)}', ${args[0]})`,
+            ],
+      );
       expect(lua).not.toMatch(/ARGV\[\d/);
       // No core field is picked out by a position or a hand-written pattern of separators: the
       // two patterns, for the expiry and the creation time, are generated from the codec
@@ -101,9 +119,37 @@ describe('the Lua scripts, generated from the record codec', () => {
         maxSessions: 0,
       }),
     ).toEqual(['o', 's', 'c', 2, 1, 0]);
-    const rotate = Object.fromEntries(ROTATE_ARGS.map((name) => [name, name]));
-    expect(scriptArgs(ROTATE_ARGS, rotate as Record<(typeof ROTATE_ARGS)[number], string>)).toEqual(
-      [...ROTATE_ARGS],
-    );
+    expect(ROTATE_ARGS).toEqual(['packed']);
+  });
+
+  it('packs fields as struct.unpack reads them: lengths before text and bytes, doubles, flags', () => {
+    const fields = [
+      ['t', 'text'],
+      ['b', 'bytes'],
+      ['n', 'number'],
+      ['f', 'flag'],
+      ['e', 'bytes'],
+    ] as const;
+    expect(structFormat(fields)).toBe('>I2c0Bc0dBBc0');
+    const packed = packArgs(fields, {
+      t: 'ü-1',
+      b: Buffer.from([0, 255]),
+      n: 1_800_000_000_123.5,
+      f: true,
+      e: '',
+    });
+    const expected = Buffer.alloc(2 + 4 + 1 + 2 + 8 + 1 + 1);
+    let at = expected.writeUInt16BE(4, 0);
+    at += expected.write('ü-1', at, 'utf8');
+    expected[at++] = 2;
+    expected[at++] = 0;
+    expected[at++] = 255;
+    at = expected.writeDoubleBE(1_800_000_000_123.5, at);
+    expected[at++] = 1;
+    expected[at++] = 0;
+    expect(packed).toEqual(expected);
+    // Longer than its length field holds: an error, never a wrong length.
+    expect(() => packArgs([['e', 'bytes']] as const, { e: 'x'.repeat(256) })).toThrow(RangeError);
+    expect(() => packArgs([['t', 'text']] as const, { t: 'x'.repeat(65_536) })).toThrow(RangeError);
   });
 });

@@ -21,6 +21,7 @@ import {
   binaryRecordArgs,
   SEP,
   unpackSession,
+  uuidBytes,
 } from '../../../src/stores/record-codec.js';
 import { deviceCode } from '../../../src/tokens/device.js';
 
@@ -85,6 +86,17 @@ describe('compactUuid', () => {
   });
 });
 
+/** Jtis that are no UUID: none of them gets a binary record's bytes. */
+const ODD_JTIS = [
+  '',
+  'abcdefghijklmnopqrstuv',
+  'šššššššš-bbbb-cccc-dddd-eeeeffff0000',
+  '0f8fad5b-d9cb-469f-a165-70867728950',
+  '0f8fad5b-d9cb-469f-a165-70867728950e0',
+  '0f8fad5b-d9cb-469f-a165-70867728950g',
+  '0f8fad5b d9cb 469f a165 70867728950e',
+];
+
 describe('jtiParts', () => {
   it("gives a UUID's 16 bytes as the three numbers the scripts pack (48, 48, 32 bits), and nothing for anything else", () => {
     // What the scripts' struct.pack('>I6I6I4', …) writes from the three parts.
@@ -99,24 +111,35 @@ describe('jtiParts', () => {
     for (let i = 0; i < 2000; i++) {
       const uuid = randomUUID();
       const bytes = uuid.replaceAll('-', '');
-      // Fixed widths: the scripts cut the parts at these offsets (lua.ts, jtiBytes).
+      // Fixed widths: the create script cuts the parts at these offsets (lua.ts, cutJtiParts).
       expect(jtiParts(uuid)).toMatch(/^0x[0-9a-f]{12} 0x[0-9a-f]{12} 0x[0-9a-f]{8}$/);
       expect(packed(jtiParts(uuid))).toBe(bytes);
       expect(packed(jtiParts(uuid.toUpperCase()))).toBe(bytes);
       // Given compactUuid's answer, the same parts without a second check of the digits.
       expect(jtiParts(uuid, compactUuid(uuid))).toBe(jtiParts(uuid));
     }
-    for (const odd of [
-      '',
-      'abcdefghijklmnopqrstuv',
-      'šššššššš-bbbb-cccc-dddd-eeeeffff0000',
-      '0f8fad5b-d9cb-469f-a165-70867728950',
-      '0f8fad5b-d9cb-469f-a165-70867728950e0',
-      '0f8fad5b-d9cb-469f-a165-70867728950g',
-      '0f8fad5b d9cb 469f a165 70867728950e',
-    ]) {
+    for (const odd of ODD_JTIS) {
       expect(jtiParts(odd)).toBe('');
       expect(jtiParts(odd, compactUuid(odd))).toBe('');
+    }
+  });
+});
+
+describe('uuidBytes', () => {
+  it("gives a UUID's 16 bytes as a binary record keeps them, and none for anything else", () => {
+    for (let i = 0; i < 2000; i++) {
+      const uuid = randomUUID();
+      const bytes = Buffer.from(uuid.replaceAll('-', ''), 'hex');
+      expect(uuidBytes(uuid)).toEqual(bytes);
+      expect(uuidBytes(uuid.toUpperCase())).toEqual(bytes);
+      // Given compactUuid's answer, the same bytes without a second check of the digits.
+      expect(uuidBytes(uuid, compactUuid(uuid))).toEqual(bytes);
+      // The same 16 bytes as the record the create script packs (packRecord's jti).
+      expect(uuidBytes(uuid).toString('base64url')).toBe(compactUuid(uuid));
+    }
+    for (const odd of ODD_JTIS) {
+      expect(uuidBytes(odd)).toHaveLength(0);
+      expect(uuidBytes(odd, compactUuid(odd))).toHaveLength(0);
     }
   });
 });
