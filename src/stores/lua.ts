@@ -18,7 +18,6 @@ import {
   V2_LAYOUT,
   V2_PREVIOUS,
   V2_ROTATED,
-  BINARY_PARTS,
 } from './record-codec.js';
 import type { RotationResult } from './session-store.js';
 
@@ -58,22 +57,23 @@ const luaPattern = (value: string): string => value.replace(/[\^$()%.[\]*+\-?]/g
  */
 
 /**
- * ARGV of CREATE_SESSION, in order; up to META_CHUNKS metadata chunks follow them. `core` is a
- * text (version 1) record, or (led by BINARY_PARTS) what the script packs the binary one from:
- * the jti's three parts (48, 48 and 32 bits, "0x…") and, when the record carries them, the IPv4
- * address ("0x…") and the device codes, apart by spaces (record-codec.ts, binaryRecordArgs); Lua reads
- * each as a number. Not a Buffer: ioredis writes a command with any Buffer argument by a slower
- * path (4 µs more client CPU a login, measured); and one argument, not five: each costs the
- * client and Redis a little per login.
+ * CREATE_SESSION's fields, packed in its one argument as ROTATE_FIELDS are (see there); up to
+ * META_CHUNKS metadata chunks follow it as arguments of their own. `core` is the record as Redis
+ * keeps it: a text (version 1) one, or the binary (version 2) one's bytes (record-codec.ts,
+ * binaryRecord), which the script stores as they came. `expiresAtText` is `expiresAt` in
+ * decimal, which the key's expiry takes as it came; a binary record's is whole seconds, as the
+ * record keeps it.
  */
-export const CREATE_ARGS = [
-  'owner',
-  'sessionId',
-  'core',
-  'expiresAt',
-  'now',
-  'maxSessions',
-] as const;
+export const CREATE_FIELDS = [
+  ['owner', 'text'],
+  ['sessionId', 'text'],
+  ['core', 'text'],
+  ['expiresAt', 'number'],
+  ['expiresAtText', 'bytes'],
+  ['now', 'number'],
+  ['maxSessions', 'number'],
+] as const satisfies readonly (readonly [string, PackedFormat])[];
+export const CREATE_ARGS = ['packed'] as const;
 /**
  * ROTATE_SESSION's fields, which it takes packed in its one argument (packArgs) and reads with a
  * single `struct.unpack`. Twelve arguments cost Redis more than the rotation's own logic: each is
@@ -126,9 +126,9 @@ export function scriptArgs<N extends readonly string[]>(
 }
 
 /**
- * How packArgs writes a field, and `struct.unpack` reads it: `text`, a string of up to 65,535
- * bytes of UTF-8 after its length (I2c0); `bytes`, up to 255 bytes (a Buffer, or a string
- * as UTF-8) after its length (Bc0); `number`, a double, any JavaScript number exactly (d); `flag`,
+ * How packArgs writes a field, and `struct.unpack` reads it: `text`, up to 65,535 bytes (a
+ * Buffer, or a string as UTF-8) after its length (I2c0); `bytes`, up to 255 after its length
+ * (Bc0); `number`, a double, any JavaScript number exactly (d); `flag`,
  * 0 or 1 (B). Big-endian throughout.
  */
 export type PackedFormat = 'text' | 'bytes' | 'number' | 'flag';
@@ -139,13 +139,11 @@ const STRUCT_FORMAT: Record<PackedFormat, string> = {
   flag: 'B',
 };
 type PackedFields = readonly (readonly [string, PackedFormat])[];
-type PackedValue<F extends PackedFormat> = F extends 'text'
-  ? string
-  : F extends 'bytes'
-    ? string | Buffer
-    : F extends 'number'
-      ? number
-      : boolean;
+type PackedValue<F extends PackedFormat> = F extends 'text' | 'bytes'
+  ? string | Buffer
+  : F extends 'number'
+    ? number
+    : boolean;
 export type PackedValues<P extends PackedFields> = {
   [K in P[number] as K[0]]: PackedValue<K[1]>;
 };
@@ -170,12 +168,21 @@ function putText(out: Buffer, at: number, text: string, lengthBytes: 1 | 2): num
     }
     out[end++] = code;
   }
-  const length = end - start;
+  putLength(out, at, end - start, lengthBytes);
+  return end;
+}
+
+/** Writes `bytes` at `at`, after its length in `lengthBytes` bytes; returns where the next field starts. */
+function putBytes(out: Buffer, at: number, bytes: Buffer, lengthBytes: 1 | 2): number {
+  putLength(out, at, bytes.length, lengthBytes);
+  return at + lengthBytes + bytes.copy(out, at + lengthBytes);
+}
+
+function putLength(out: Buffer, at: number, length: number, lengthBytes: 1 | 2): void {
   if (length >= 1 << (8 * lengthBytes))
     throw new RangeError(`a packed script argument of ${length} bytes`);
   if (lengthBytes === 1) out[at] = length;
   else out.writeUInt16BE(length, at);
-  return end;
 }
 
 /**
@@ -197,12 +204,10 @@ export function packArgs<P extends PackedFields>(fields: P, values: PackedValues
     const value = all[name]!;
     if (format === 'number') at = out.writeDoubleBE(value as number, at);
     else if (format === 'flag') out[at++] = value === true ? 1 : 0;
-    else if (typeof value === 'string') at = putText(out, at, value, format === 'text' ? 2 : 1);
     else {
-      const bytes = value as Buffer;
-      if (bytes.length > 255) throw new RangeError(`packed bytes of ${bytes.length}`);
-      out[at++] = bytes.length;
-      at += bytes.copy(out, at);
+      const lengthBytes = format === 'text' ? 2 : 1;
+      if (typeof value === 'string') at = putText(out, at, value, lengthBytes);
+      else at = putBytes(out, at, value as Buffer, lengthBytes);
     }
   }
   return out.subarray(0, at);
@@ -242,31 +247,6 @@ function corePattern(name: CoreField): string {
   return `^${`${field}${luaPattern(SEP)}`.repeat(corePosition(name))}(${field})`;
 }
 
-/**
- * Where jtiParts (record-codec.ts) puts a jti's three parts, as Lua string positions: "0x" and
- * 12, 12 and 8 hex digits, apart by spaces. The scripts cut them out there: half the cost of a
- * pattern's captures.
- */
-const JTI_PART_SPANS = [
-  [1, 14],
-  [16, 29],
-  [31, 40],
-] as const;
-const JTI_PARTS_LENGTH = JTI_PART_SPANS[2][1];
-/** Lua: the jti's three parts cut out of `value`, in which `skip` characters come before them. */
-const cutJtiParts = (value: string, skip = 0): string =>
-  JTI_PART_SPANS.map(([from, to]) => `string.sub(${value}, ${from + skip}, ${to + skip})`).join(
-    ', ',
-  );
-/**
- * The create script's `core` for a binary record (record-codec.ts, binaryRecordArgs): BINARY_PARTS
- * and the jti's parts, then, when the record carries a device, " 0x" and the address's 8 hex
- * digits, " " and the codes.
- */
-const CORE_JTI_END = BINARY_PARTS.length + JTI_PARTS_LENGTH;
-const CORE_ADDRESS = [CORE_JTI_END + 2, CORE_JTI_END + 11] as const;
-const CORE_CODES = CORE_JTI_END + 13;
-
 /** Whether Redis takes PEXPIREAT … GT (7.0 and later; 6 has no REDIS_VERSION_NUM). */
 export const EXPIRE_GT = '(tonumber(redis.REDIS_VERSION_NUM) or 0) >= 0x070000';
 
@@ -291,10 +271,6 @@ local CREATED_AT_PATTERN = ${luaString(corePattern('createdAt'))}
 -- them when flagged (record-codec.ts).
 local V2, V2_MASK, V2_HEAD = ${V2}, ${V2_MASK}, ${V2_HEAD}
 local MS, SECONDS = '>I${MS_BYTES}', '>I${SECONDS_BYTES}'
--- A record's layout byte, jti (from its three parts: 48, 48 and 32 bits), createdAt and
--- expiresAt; its device (the IPv4 address, then the browser's code and the OS's and type's in
--- one).
-local HEAD, DEVICE = '>BI6I6I4I${MS_BYTES}I${SECONDS_BYTES}', '>I4I2'
 `;
 
 /**
@@ -523,23 +499,7 @@ return out
  * The fast path: a login to a user's own hash that is new, or small and below the cap.
  */
 const CREATE_SESSION_FAST = `
--- Metadata chunks of at most ${META_CHUNK} characters follow the named arguments.
-if string.byte(core, 1) == ${BINARY_PARTS.charCodeAt(0)} then
-  -- The binary record, packed here from its parts (struct reads the decimal and "0x…" strings).
-  -- Cut where they lie: the jti's parts, then the device's, when the record carries one.
-  local high, middle, low = ${cutJtiParts('core', BINARY_PARTS.length)}
-  local ms = expiresAt + 0
-  local kept = math.floor(ms / 1000)
-  if #core == ${CORE_JTI_END} then
-    core = struct.pack(HEAD, V2, high, middle, low, now, kept)
-  else
-    core = struct.pack(HEAD, V2 + ${V2_DEVICE}, high, middle, low, now, kept)
-      .. struct.pack(DEVICE, string.sub(core, ${CORE_ADDRESS[0]}, ${CORE_ADDRESS[1]}), string.sub(core, ${CORE_CODES}))
-  end
-  -- From here on the expiry is the one the record keeps (the key's, PRUNE_AT, the cap's). The
-  -- client sends it whole seconds already (redis-store.ts), so the string stands as it came.
-  if kept * 1000 ~= ms then expiresAt = string.format('%.0f', kept * 1000) end
-end
+-- Metadata chunks of at most ${META_CHUNK} characters follow the packed argument.
 local set = { sessionId, core }
 for i = 1, math.min(COUNT - NARGS, META_CHUNKS) do
   set[#set + 1] = sessionId .. META_MARK .. (i - 1)
@@ -557,26 +517,25 @@ if owner == '' then
   fieldCount = redis.call('HLEN', h)
   if fieldCount == 0 then
     redis.call('HSET', h, unpack(set))
-    redis.call('PEXPIREAT', h, expiresAt)
+    redis.call('PEXPIREAT', h, expiresAtText)
     return 1
   end
 end
-local max = maxSessions + 0
+local max = maxSessions
 if owner == '' and fieldCount < ${SCAN_FIELDS} and (max <= 0 or fieldCount < max) then
   if fieldCount + #set / 2 >= ${SCAN_FIELDS} then
     set[#set + 1] = PRUNE_AT
     set[#set + 1] = '0'
   end
   redis.call('HSET', h, unpack(set))
-  extend(expiresAt)
+  extend(expiresAtText)
   return 1
 end
 `;
 
 /** The other logins: to a shared hash, or to a large one or one at its cap. */
 const CREATE_SESSION_BODY = `
-local expiry = tonumber(expiresAt)
-now = tonumber(now)
+local expiry = expiresAt
 -- The cap: ends the families of alive ({sid, expiresAt, core record}) that expire first, past max.
 local function cap(alive)
   if max == 0 or #alive <= max then return alive end
@@ -623,7 +582,7 @@ if not scan then
   scan = not (pruneAt and pruneAt > now)
   if not scan and expiry < pruneAt then
     set[#set + 1] = PRUNE_AT
-    set[#set + 1] = expiresAt
+    set[#set + 1] = expiresAtText
   end
 end
 if not scan then
@@ -641,6 +600,7 @@ return 1
 `;
 const CREATE_PARTS: ScriptParts = {
   args: CREATE_ARGS,
+  packed: CREATE_FIELDS,
   fast: CREATE_SESSION_FAST,
   body: CREATE_SESSION_BODY,
 };

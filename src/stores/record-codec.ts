@@ -477,64 +477,28 @@ function ipv4(text: string, from: number): number {
 }
 
 /**
- * What leads the create script's `core` argument when it carries the parts of a binary record
- * instead of a text one (see CREATE_ARGS in lua.ts): a control character, which no text record
- * starts with.
+ * A login's binary (version 2) record, as Redis keeps it and the create script stores it (lua.ts,
+ * CREATE_FIELDS), and the metadata chunks that go in fields of their own (none when the record
+ * carries the device's codes); undefined when the jti is no UUID: that family gets a text record.
  */
-export const BINARY_PARTS = '\x01';
-
-/**
- * The create script's `core` argument for a binary record: BINARY_PARTS, then the numbers it
- * packs the record from, apart by spaces (the jti's three parts, then the IPv4 address in 8 hex
- * digits and the device codes when the record carries them: fixed offsets up to the codes, which
- * the script cuts there: lua.ts, CORE_*); and the metadata chunks that go in fields of their own
- * (none when the record carries the device). Undefined when the jti is no UUID: that family gets
- * a text record.
- */
-export function binaryRecordArgs(
-  jti: string,
-  ip: string,
-  label: string,
-): { core: string; meta: string[] } | undefined {
-  const parts = jtiParts(jti);
-  if (parts === '') return undefined;
-  const head = `${BINARY_PARTS}${parts}`;
-  const device = deviceParts(ip, label);
-  return device === undefined
-    ? { core: head, meta: packMeta({ ip, userAgent: label }) }
-    : { core: `${head} 0x${hex32(device[0])} ${device[1]}`, meta: [] };
-}
-
-/** A 32-bit number in 8 hex digits. */
-const hex32 = (n: number): string =>
-  HEX_BYTE[n >>> 24]! +
-  HEX_BYTE[(n >>> 16) & 255]! +
-  HEX_BYTE[(n >>> 8) & 255]! +
-  HEX_BYTE[n & 255]!;
-
-/**
- * The binary record the create script packs from {@link binaryRecordArgs} (the same bytes, which
- * the tests hold equal); undefined when the jti is no UUID.
- */
-export function packRecord(s: {
+export function binaryRecord(s: {
   jti: string;
   createdAt: number;
   expiresAt: number;
   ip: string;
   userAgent: string;
-}): Buffer | undefined {
+}): { core: Buffer; meta: string[] } | undefined {
   if (!isUuid(s.jti)) return undefined;
   const device = deviceParts(s.ip, s.userAgent);
-  const out = Buffer.alloc(V2_HEAD + (device ? DEVICE_BYTES : 0));
+  const out = Buffer.allocUnsafe(V2_HEAD + (device ? DEVICE_BYTES : 0));
   out[0] = device ? V2 | V2_DEVICE : V2;
-  Buffer.from(s.jti.replaceAll('-', ''), 'hex').copy(out, V2_LAYOUT.jti);
+  putUuid(out, V2_LAYOUT.jti, s.jti);
   out.writeUIntBE(Math.floor(s.createdAt), V2_LAYOUT.createdAt, MS_BYTES);
   out.writeUInt32BE(expirySeconds(s.expiresAt), V2_LAYOUT.expiresAt);
-  if (device) {
-    out.writeUInt32BE(device[0], V2_HEAD);
-    out.writeUInt16BE(device[1], V2_HEAD + 4);
-  }
-  return out;
+  if (device === undefined) return { core: out, meta: packMeta(s) };
+  out.writeUInt32BE(device[0], V2_HEAD);
+  out.writeUInt16BE(device[1], V2_HEAD + 4);
+  return { core: out, meta: [] };
 }
 
 /**
@@ -567,43 +531,30 @@ function deviceParts(ip: string, label: string): [number, number] | undefined {
 const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 const isUuid = (uuid: string): boolean => UUID.test(uuid);
 
-/**
- * A UUID jti's 128 bits as the scripts take them: three hexadecimal numbers ("0x…") of 48, 48
- * and 32 bits, apart by spaces, always 40 characters, which Lua cuts at fixed offsets and packs
- * into the jti's 16 bytes with `struct.pack` (each number exact in a double); empty for a jti
- * that is no UUID. Text, not
- * numbers: ioredis writes a number argument with String(), which costs V8 a full conversion for
- * every new 48-bit value (0.6 µs each, measured), where slicing the UUID's own digits costs
- * nearly nothing. Parsing the UUID itself in Lua (32 hex classes, then joining the pieces) cost
- * Redis more per rotation. `compact`, when given, is compactUuid(jti), which has checked the
- * digits already: it equals `jti` exactly when the jti is no UUID, so they are not checked twice.
- */
-export function jtiParts(jti: string, compact?: string): string {
-  if (compact === undefined ? !isUuid(jti) : compact === jti) return '';
-  return `0x${jti.slice(0, 8)}${jti.slice(9, 13)} 0x${jti.slice(14, 18)}${jti.slice(19, 23)}${jti.slice(24, 28)} 0x${jti.slice(28)}`;
-}
-
 /** A zero-length Buffer: a jti that is no UUID has no bytes. */
 const NO_BYTES = Buffer.alloc(0);
 
 /**
  * A UUID jti's 16 bytes, as a binary record keeps them (the rotation script takes them so:
- * lua.ts, ROTATE_FIELDS); empty for a jti that is no UUID. `compact` as for {@link jtiParts}.
+ * lua.ts, ROTATE_FIELDS); empty for a jti that is no UUID. `compact`, when given, is
+ * compactUuid(jti), which has checked the digits already: it equals `jti` exactly when the jti is
+ * no UUID, so they are not checked twice.
  */
 export function uuidBytes(jti: string, compact?: string): Buffer {
   if (compact === undefined ? !isUuid(jti) : compact === jti) return NO_BYTES;
   const out = Buffer.allocUnsafe(16);
-  let at = 0;
-  for (let i = 0; i < 36; i += 2) {
-    // Past the dash that ends each group.
-    if (i === 8 || i === 13 || i === 18 || i === 23) i++;
-    out[at++] = (HEX_VALUE[jti.charCodeAt(i)]! << 4) | HEX_VALUE[jti.charCodeAt(i + 1)]!;
-  }
+  putUuid(out, 0, jti);
   return out;
 }
 
-/** Two hex digits of every byte value. */
-const HEX_BYTE = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+/** Writes a UUID's 16 bytes into `out` at `at` (its digits checked already). */
+function putUuid(out: Buffer, at: number, uuid: string): void {
+  for (let i = 0; i < 36; i += 2) {
+    // Past the dash that ends each group.
+    if (i === 8 || i === 13 || i === 18 || i === 23) i++;
+    out[at++] = (HEX_VALUE[uuid.charCodeAt(i)]! << 4) | HEX_VALUE[uuid.charCodeAt(i + 1)]!;
+  }
+}
 
 function unpackBinary(sessionId: string, core: Buffer, meta: string): SessionRecord | undefined {
   const layout = core[0]!;

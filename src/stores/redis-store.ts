@@ -12,7 +12,7 @@ import {
 } from './cluster-slots.js';
 import { connectRedis, type IoRedisClient, type RedisOption } from './redis-connection.js';
 import {
-  CREATE_ARGS,
+  CREATE_FIELDS,
   CREATE_SESSION,
   CREATE_SESSIONS,
   REVOKE_ALL,
@@ -44,7 +44,7 @@ import {
   packCore,
   packMeta,
   unpackSession,
-  binaryRecordArgs,
+  binaryRecord,
   uuidBytes,
   keptExpiresAt,
 } from './record-codec.js';
@@ -645,7 +645,7 @@ export class RedisStore implements SessionStore {
     // builds nothing it does not send.
     const binary =
       this.options.recordFormat === 'binary'
-        ? binaryRecordArgs(s.jti, s.ip, s.userAgent)
+        ? binaryRecord({ ...s, createdAt: s.now, userAgent: s.userAgent })
         : undefined;
     const core =
       binary?.core ??
@@ -657,18 +657,20 @@ export class RedisStore implements SessionStore {
         expiresAt: s.expiresAt,
       });
     const meta = binary === undefined ? packMeta(s) : binary.meta;
+    // A binary record keeps whole seconds: the key's expiry and PRUNE_AT take what it keeps.
+    const expiresAt = binary === undefined ? Math.floor(s.expiresAt) : keptExpiresAt(s.expiresAt);
     const place = this.place(userId);
     await this.written(
       place,
       this.write(
         'kjrCreateSession',
         place.key,
-        ...scriptArgs(CREATE_ARGS, {
+        packArgs(CREATE_FIELDS, {
           owner: place.owner,
           sessionId: place.owner + s.sessionId,
           core,
-          // A binary record keeps whole seconds: sent so, the script writes the string as it is.
-          expiresAt: binary === undefined ? Math.floor(s.expiresAt) : keptExpiresAt(s.expiresAt),
+          expiresAt,
+          expiresAtText: String(expiresAt),
           now: s.now,
           maxSessions,
         }),

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { redisStore, type SessionStore } from '../../src/index.js';
-import { CREATE_ARGS, CREATE_SESSIONS } from '../../src/stores/lua.js';
+import { CREATE_ARGS, CREATE_FIELDS, CREATE_SESSIONS, packArgs } from '../../src/stores/lua.js';
 import { MAX_BATCH } from '../../src/stores/turn-batcher.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
@@ -287,19 +287,29 @@ describe('logins and rotations on one Redis node, batched', () => {
 
   it('a call of a batch that is short of arguments fails alone and reads none of the next call', async () => {
     const now = Date.now();
-    const args = (sessionId: string) => [sessionId, 'core', now + 60_000, now, 0];
+    const packed = (sessionId: string) =>
+      packArgs(CREATE_FIELDS, {
+        owner: '',
+        sessionId,
+        core: 'core',
+        expiresAt: now + 60_000,
+        expiresAtText: String(now + 60_000),
+        now,
+        maxSessions: 0,
+      });
+    // The second call says it has no argument: it must not take the third call's count for one.
     const replies = (await admin.eval(
       CREATE_SESSIONS,
       3,
       'short:{u:a}',
       'short:{u:b}',
       'short:{u:c}',
-      ...[CREATE_ARGS.length, '', ...args('first')],
-      ...[CREATE_ARGS.length - 1, '', ...args('second').slice(0, -1)],
-      ...[CREATE_ARGS.length, '', ...args('third')],
+      ...[CREATE_ARGS.length, packed('first')],
+      ...[CREATE_ARGS.length - 1],
+      ...[CREATE_ARGS.length, packed('third')],
     )) as unknown[];
     expect(replies[0]).toBe(1);
-    expect(String(replies[1])).toMatch(/expected 6 arguments, got 5/);
+    expect(String(replies[1])).toMatch(/expected 1 arguments, got 0/);
     expect(replies[2]).toBe(1);
     expect(await admin.hkeys('short:{u:a}')).toEqual(['first']);
     expect(await admin.exists('short:{u:b}')).toBe(0);

@@ -2,13 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  CREATE_ARGS,
+  CREATE_FIELDS,
   CREATE_SESSION,
   EXPIRE_GT,
   packArgs,
   ROTATE_FIELDS,
   ROTATE_SESSION,
-  scriptArgs,
 } from '../../src/stores/lua.js';
 import { compactUuid, packCore, uuidBytes } from '../../src/stores/record-codec.js';
 import { RedisServer } from '../helpers/redis-server.js';
@@ -47,11 +46,12 @@ describe.each(Object.entries(VARIANTS))(
         variant(CREATE_SESSION),
         1,
         on,
-        ...scriptArgs(CREATE_ARGS, {
+        packArgs(CREATE_FIELDS, {
           owner: '',
           sessionId,
           core: packCore({ jti, previousJti: '', rotatedAt: 0, createdAt: now, expiresAt }),
           expiresAt,
+          expiresAtText: String(expiresAt),
           now,
           maxSessions: 0,
         }),

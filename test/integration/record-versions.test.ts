@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AuthConfigError, createAuth, redisStore } from '../../src/index.js';
-import { packCore, packMeta, packRecord } from '../../src/stores/record-codec.js';
+import { binaryRecord, packCore, packMeta } from '../../src/stores/record-codec.js';
 import type { SessionStore } from '../../src/stores/session-store.js';
 import { redisClient, type TestRedis, uniquePrefix } from '../helpers/auth.js';
 import { SECRET } from '../helpers/forge.js';
@@ -127,7 +127,7 @@ describe('Redis record versions', () => {
       };
       await store.create('bytes', session, 0);
       expect(await client.hgetBuffer(keyOf('bytes'), sessionId)).toEqual(
-        packRecord({ ...session, createdAt: now }),
+        binaryRecord({ ...session, createdAt: now })!.core,
       );
       expect(await store.get('bytes', sessionId, now)).toMatchObject({
         jti: session.jti,
@@ -320,7 +320,7 @@ describe('Redis record versions', () => {
     const session = { sessionId: 'GGGGGGGGGGGGGGGG', jti, now, expiresAt: now + 60_000, ...META };
     await store.create('default', session, 0);
     expect(await client.hgetallBuffer(keyOfDefault('default'))).toEqual({
-      [session.sessionId]: packRecord({ ...session, createdAt: now }),
+      [session.sessionId]: binaryRecord({ ...session, createdAt: now })!.core,
     });
     await store.close();
     client.disconnect();

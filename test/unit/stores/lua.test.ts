@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   CREATE_ARGS,
+  CREATE_FIELDS,
   CREATE_SESSION,
   CREATE_SESSIONS,
   REVOKE_ALL,
@@ -42,7 +43,11 @@ const ARGS_OF: Record<keyof typeof SCRIPTS, readonly string[]> = {
   REVOKE_ALL: REVOKE_ALL_ARGS,
 };
 
-const PACKED_OF: Partial<Record<keyof typeof SCRIPTS, typeof ROTATE_FIELDS>> = {
+const PACKED_OF: Partial<
+  Record<keyof typeof SCRIPTS, typeof ROTATE_FIELDS | typeof CREATE_FIELDS>
+> = {
+  CREATE_SESSION: CREATE_FIELDS,
+  CREATE_SESSIONS: CREATE_FIELDS,
   ROTATE_SESSION: ROTATE_FIELDS,
   ROTATE_SESSIONS: ROTATE_FIELDS,
 };
@@ -109,16 +114,12 @@ describe('the Lua scripts, generated from the record codec', () => {
   });
 
   it('puts arguments in the order the script names them', () => {
-    expect(
-      scriptArgs(CREATE_ARGS, {
-        owner: 'o',
-        sessionId: 's',
-        core: 'c',
-        expiresAt: 2,
-        now: 1,
-        maxSessions: 0,
-      }),
-    ).toEqual(['o', 's', 'c', 2, 1, 0]);
+    expect(scriptArgs(REVOKE_SESSION_ARGS, { owner: 'o', sessionId: 's', now: 1 })).toEqual([
+      'o',
+      's',
+      1,
+    ]);
+    expect(CREATE_ARGS).toEqual(['packed']);
     expect(ROTATE_ARGS).toEqual(['packed']);
   });
 

@@ -5,7 +5,6 @@ import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   base36,
-  BINARY_PARTS,
   cleanMeta,
   compactUuid,
   coreExpiresAt,
@@ -13,12 +12,10 @@ import {
   DEVICE_TABLES,
   expandUuid,
   isBinary,
-  jtiParts,
   packCore,
   packMeta,
   packMetaByCharacter,
-  packRecord,
-  binaryRecordArgs,
+  binaryRecord,
   SEP,
   unpackSession,
   uuidBytes,
@@ -97,34 +94,6 @@ const ODD_JTIS = [
   '0f8fad5b d9cb 469f a165 70867728950e',
 ];
 
-describe('jtiParts', () => {
-  it("gives a UUID's 16 bytes as the three numbers the scripts pack (48, 48, 32 bits), and nothing for anything else", () => {
-    // What the scripts' struct.pack('>I6I6I4', …) writes from the three parts.
-    const packed = (parts: string) => {
-      const [high, middle, low] = parts.split(' ');
-      const out = Buffer.alloc(16);
-      out.writeUIntBE(Number(high), 0, 6);
-      out.writeUIntBE(Number(middle), 6, 6);
-      out.writeUInt32BE(Number(low), 12);
-      return out.toString('hex');
-    };
-    for (let i = 0; i < 2000; i++) {
-      const uuid = randomUUID();
-      const bytes = uuid.replaceAll('-', '');
-      // Fixed widths: the create script cuts the parts at these offsets (lua.ts, cutJtiParts).
-      expect(jtiParts(uuid)).toMatch(/^0x[0-9a-f]{12} 0x[0-9a-f]{12} 0x[0-9a-f]{8}$/);
-      expect(packed(jtiParts(uuid))).toBe(bytes);
-      expect(packed(jtiParts(uuid.toUpperCase()))).toBe(bytes);
-      // Given compactUuid's answer, the same parts without a second check of the digits.
-      expect(jtiParts(uuid, compactUuid(uuid))).toBe(jtiParts(uuid));
-    }
-    for (const odd of ODD_JTIS) {
-      expect(jtiParts(odd)).toBe('');
-      expect(jtiParts(odd, compactUuid(odd))).toBe('');
-    }
-  });
-});
-
 describe('uuidBytes', () => {
   it("gives a UUID's 16 bytes as a binary record keeps them, and none for anything else", () => {
     for (let i = 0; i < 2000; i++) {
@@ -134,7 +103,7 @@ describe('uuidBytes', () => {
       expect(uuidBytes(uuid.toUpperCase())).toEqual(bytes);
       // Given compactUuid's answer, the same bytes without a second check of the digits.
       expect(uuidBytes(uuid, compactUuid(uuid))).toEqual(bytes);
-      // The same 16 bytes as the record the create script packs (packRecord's jti).
+      // The same 16 bytes as a text record's compact jti.
       expect(uuidBytes(uuid).toString('base64url')).toBe(compactUuid(uuid));
     }
     for (const odd of ODD_JTIS) {
@@ -227,18 +196,12 @@ describe('record version 2 (binary)', () => {
     ip: '203.0.113.7',
     userAgent: 'Chrome|Windows|desktop',
   };
-  /** What Redis holds for a login: the record the create script packs, and the metadata chunks. */
-  const stored = (s: typeof login): { core: Buffer | string; meta: string[] } => {
-    const args = binaryRecordArgs(s.jti, s.ip, s.userAgent);
-    if (args === undefined)
-      return { core: packCore({ ...s, previousJti: '', rotatedAt: 0 }), meta: packMeta(s) };
-    expect(args.core.startsWith(BINARY_PARTS)).toBe(true);
-    // The offsets the create script cuts the parts at (lua.ts, CREATE_SESSION_FAST).
-    expect(args.core.slice(BINARY_PARTS.length)).toMatch(
-      /^0x[0-9a-f]{12} 0x[0-9a-f]{12} 0x[0-9a-f]{8}( 0x[0-9a-f]{8} [0-9]+)?$/,
-    );
-    return { core: packRecord(s)!, meta: args.meta };
-  };
+  /** What Redis holds for a login: the record the create script stores, and the metadata chunks. */
+  const stored = (s: typeof login): { core: Buffer | string; meta: string[] } =>
+    binaryRecord(s) ?? {
+      core: packCore({ ...s, previousJti: '', rotatedAt: 0 }),
+      meta: packMeta(s),
+    };
   const unpacked = (packed: { core: Buffer | string; meta: string[] }) =>
     unpackSession('sid', Buffer.from(packed.core), packed.meta.join(''));
 
