@@ -35,13 +35,12 @@ import type { RotationResult } from './session-store.js';
  *
  * Each script's ARGV is a named list below; `scriptArgs` puts the values in that order, and the
  * script reads them into locals of the same names (`sessionId`), in one line generated from the
- * list, so the two sides cannot disagree on positions. The rotation takes its fields packed in one
- * argument instead (ROTATE_FIELDS, packArgs), read into locals by one `struct.unpack` generated
- * from the same list.
- *
- * The fast paths convert an argument to a number as `x + 0`: one conversion (`strtod`, about 600
- * instructions for an epoch-ms string), where `tonumber(x)` converts twice (it checks, then
- * converts). They pass decimal strings to Redis as they came, without a `string.format`.
+ * list, so the two sides cannot disagree on positions. The login and the rotation take their
+ * fields packed in one argument instead (CREATE_FIELDS, ROTATE_FIELDS, packArgs), read into
+ * locals by one `struct.unpack` generated from the same list: numbers arrive as numbers, and the
+ * decimal form of an expiry as a string of its own, which goes to Redis as it came, without a
+ * `string.format`. Elsewhere a script converts a string to a number as `x + 0`: one conversion
+ * (`strtod`), where `tonumber(x)` converts twice (it checks, then converts).
  */
 
 /** A Lua string literal of a plain ASCII value. */
@@ -80,7 +79,7 @@ export const CREATE_ARGS = ['packed'] as const;
  * parsed, made an object, interned as a Lua string and freed, and the jti's parts and the numbers
  * were then converted in Lua. Packed, the jti's 16 bytes and the numbers arrive as the record
  * keeps them. Redis instructions per batched rotation (callgrind, the whole command from
- * `readQueryFromClient`): 85.3k as twelve arguments, 61.5k packed.
+ * `readQueryFromClient`): 85.3k as twelve arguments, 60.7k packed.
  *
  * A version 1 (text) record compares and stores the compact jti (`oldJti`, `newJti`) and the
  * base-36 times (`now36`, `expiresAt36`); a version 2 (binary) one the jti's 16 bytes
@@ -288,10 +287,10 @@ end
 -- Epoch ms as a binary record keeps expiresAt (whole seconds, rounded down: never a longer
 -- session) and rotatedAt (rounded up: never a shorter grace window).
 local function expirySeconds(ms)
-  return math.floor(tonumber(ms) / 1000)
+  return math.floor(ms / 1000)
 end
 local function rotationSeconds(ms)
-  return math.ceil(tonumber(ms) / 1000)
+  return math.ceil(ms / 1000)
 end
 -- The expiry (epoch ms) of a core record of either version; 0 when unreadable.
 local function expiryOf(v)

@@ -109,7 +109,7 @@ describe('Redis record versions', () => {
     expect(await client.hexists(key, `${a}:0`)).toBe(0);
   });
 
-  it('packs in the create script the same bytes as the codec, with and without device codes', async () => {
+  it('stores the binary record as the layout says: flags, jti, creation, expiry, then the device when it has codes', async () => {
     const keyOf = setUp();
     const now = Date.now();
     for (const [sessionId, ip] of [
@@ -126,9 +126,19 @@ describe('Redis record versions', () => {
         userAgent: META.userAgent,
       };
       await store.create('bytes', session, 0);
-      expect(await client.hgetBuffer(keyOf('bytes'), sessionId)).toEqual(
-        binaryRecord({ ...session, createdAt: now })!.core,
-      );
+      const stored = (await client.hgetBuffer(keyOf('bytes'), sessionId))!;
+      expect(stored).toEqual(binaryRecord({ ...session, createdAt: now })!.core);
+      // The layout, written out here rather than by the codec: version 2 (0x08), with the device
+      // flag (0x04) when the address has codes; the jti's 16 bytes; createdAt in 6 bytes of ms;
+      // expiresAt in 4 bytes of whole seconds; the device's 6 bytes.
+      const device = !ip.includes('::7');
+      const head = Buffer.alloc(27);
+      head[0] = device ? 0x0c : 0x08;
+      Buffer.from(session.jti.replaceAll('-', ''), 'hex').copy(head, 1);
+      head.writeUIntBE(now, 17, 6);
+      head.writeUInt32BE(Math.floor((now + 60_000) / 1000), 23);
+      expect(stored.subarray(0, 27)).toEqual(head);
+      expect(stored).toHaveLength(device ? 33 : 27);
       expect(await store.get('bytes', sessionId, now)).toMatchObject({
         jti: session.jti,
         ip,
