@@ -644,9 +644,7 @@ export class RedisStore implements SessionStore {
     // The binary record (the default) when the jti is a UUID, else the text one; the text path
     // builds nothing it does not send.
     const binary =
-      this.options.recordFormat === 'binary'
-        ? binaryRecord({ ...s, createdAt: s.now, userAgent: s.userAgent })
-        : undefined;
+      this.options.recordFormat === 'binary' ? binaryRecord({ ...s, createdAt: s.now }) : undefined;
     const core =
       binary?.core ??
       packCore({
