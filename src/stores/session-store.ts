@@ -77,8 +77,10 @@ export type RotationResult = 'rotated' | 'missing' | 'superseded' | 'reused';
  * - `rotate` replaces the live `jti` only when `oldJti` is it (exactly one of any number of
  *   concurrent rotations of one `jti` wins). A stale `jti` within `graceMs` of its rotation is
  *   `superseded` (the one it replaced, or with `successor` the one whose `newJti` is live); any other stale `jti` of a live session is `reused`, and the session is ended in
- *   the same atomic step. `rotate` with `newJti === oldJti` only moves `expiresAt` and `lastUsedAt`:
- *   that is how sliding sessions are extended.
+ *   the same atomic step. `rotate` with `newJti === oldJti` keeps the `jti` and moves `expiresAt`
+ *   and `lastUsedAt`: that is how sliding sessions are extended. The built-in stores count it as
+ *   a rotation otherwise (`rotatedAt` moves; a `jti` replaced before it is `reused`, no longer
+ *   `superseded`); the library never mixes the two in one session.
  * - Nothing is answered for a session whose `expiresAt` has passed; expired sessions are removed
  *   by the store (on writes, by key expiry, or by `prune`), so storage stays bounded.
  * - When the backend cannot answer, a method rejects (with the backend's error) within the
