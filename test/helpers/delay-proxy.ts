@@ -10,7 +10,11 @@ export class DelayProxy {
   private readonly sockets = new Set<Socket>();
   /** Connections gone silent (see `silence`), by the local port of their side towards the target. */
   private readonly silent = new Set<number>();
-  private readonly server = createServer((downstream) => this.pipe(downstream));
+  /** While cut (see `cut`), every new connection is closed at once. */
+  private isCut = false;
+  private readonly server = createServer((downstream) =>
+    this.isCut ? downstream.destroy() : this.pipe(downstream),
+  );
   port = 0;
 
   private constructor(
@@ -77,6 +81,21 @@ export class DelayProxy {
   silence(port: number): void {
     this.silent.add(port);
     for (const socket of this.sockets) if (socket.localPort === port) socket.destroy();
+  }
+
+  /**
+   * A network split between the proxy's clients and its target: every connection through it
+   * closes, on both sides, and new ones are closed as they come, until `heal`. The target's other
+   * clients (those that reach it directly) are not affected.
+   */
+  cut(): void {
+    this.isCut = true;
+    for (const socket of this.sockets) socket.destroy();
+  }
+
+  /** Ends the split: new connections reach the target again. */
+  heal(): void {
+    this.isCut = false;
   }
 
   async stop(): Promise<void> {

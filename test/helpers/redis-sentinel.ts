@@ -116,28 +116,39 @@ export class SentinelSetup {
   private proxy: DelayProxy | undefined;
   /** The replica that reaches the master through the proxy, if there is one. */
   private lagged: RedisServer | undefined;
+  /** With `splittable`: the master's own port, which the sentinels and the replica reach through the proxy. */
+  private behindProxy: number | undefined;
 
   private constructor() {}
 
+  /**
+   * `splittable`: the replica and the sentinels reach the master only through a proxy (the
+   * sentinels monitor the proxy's address), so that `split` cuts the master off from them while
+   * an app pointed at the master itself (with {@link natMap}) still reaches it.
+   */
   static async start(
-    options: { replicationDelayMs?: number; downAfterMs?: number } = {},
+    options: { replicationDelayMs?: number; downAfterMs?: number; splittable?: boolean } = {},
   ): Promise<SentinelSetup> {
     const setup = new SentinelSetup();
     try {
       const master = await setup.server([]);
       let upstream = master.port;
-      if (options.replicationDelayMs !== undefined) {
-        setup.proxy = await DelayProxy.start(master.port, options.replicationDelayMs);
+      if (options.replicationDelayMs !== undefined || options.splittable) {
+        setup.proxy = await DelayProxy.start(master.port, options.replicationDelayMs ?? 0);
         upstream = setup.proxy.port;
       }
       const replica = await setup.server(['--replicaof', '127.0.0.1', String(upstream)]);
-      if (setup.proxy) setup.lagged = replica;
+      if (options.splittable) setup.behindProxy = master.port;
+      else if (setup.proxy) setup.lagged = replica;
       await until('the replica to sync', 20_000, async () =>
         /master_link_status:up/.test(await cli(replica.port, 'info', 'replication')),
       );
       for (let i = 0; i < 3; i++)
         setup.sentinelProcesses.push(
-          await SentinelProcess.start(master.port, options.downAfterMs ?? DOWN_AFTER_MS),
+          await SentinelProcess.start(
+            options.splittable ? upstream : master.port,
+            options.downAfterMs ?? DOWN_AFTER_MS,
+          ),
         );
       // Sentinels find the replica from the master's INFO and each other by hello messages.
       await until('the sentinels to know the replica and each other', 30_000, () =>
@@ -167,6 +178,33 @@ export class SentinelSetup {
   /** Sentinel addresses, in the shape ioredis and the `redis` option take. */
   get sentinels(): { host: string; port: number }[] {
     return this.sentinelProcesses.map((s) => ({ host: '127.0.0.1', port: s.port }));
+  }
+
+  /** With `splittable`: the first master's own port (the sentinels know it by the proxy's). */
+  get splitMasterPort(): number {
+    if (this.behindProxy === undefined) throw new Error('not a splittable setup');
+    return this.behindProxy;
+  }
+
+  /**
+   * With `splittable`: ioredis's `natMap`, which takes the app from the address the sentinels
+   * give for the first master (the proxy) to the master itself, so a split leaves the app with it.
+   */
+  get natMap(): Record<string, { host: string; port: number }> {
+    return {
+      [`127.0.0.1:${this.proxy!.port}`]: { host: '127.0.0.1', port: this.splitMasterPort },
+    };
+  }
+
+  /** A network split: the first master cut off from its replica and the sentinels (see `splittable`). */
+  split(): void {
+    if (this.behindProxy === undefined) throw new Error('not a splittable setup');
+    this.proxy!.cut();
+  }
+
+  /** Ends the split: the sentinels and the replica reach the first master again. */
+  heal(): void {
+    this.proxy!.heal();
   }
 
   /** The master's port as the sentinels see it now. */

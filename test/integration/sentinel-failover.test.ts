@@ -18,9 +18,10 @@ import { MASTER_NAME, SentinelSetup } from '../helpers/redis-sentinel.js';
 
 /*
  * A real Sentinel setup (1 master, 1 replica, 3 sentinels, all redis-server processes this file
- * starts and stops) under a steady load of logins, refreshes and logouts from several clients.
- * The audit afterwards reads the new master directly: nothing the app answered as ended or rotated
- * may be live again, every answer is 200/204/401/409/503 within storeTimeout + 250 ms.
+ * starts and stops) under a steady load of logins, refreshes and logouts from several clients:
+ * a planned failover, a killed master, and a network split. The audit afterwards reads the new
+ * master directly: nothing the app answered as ended or rotated may be live again, every answer
+ * is 200/204/401/409/503 within storeTimeout + 250 ms.
  */
 
 const STORE_TIMEOUT = 1000;
@@ -77,6 +78,16 @@ async function writesAgain(since: number, ms: number): Promise<boolean> {
     await sleep(100);
   }
   return false;
+}
+
+/** Expects a write to succeed within 10 s of `since` (the counts say why not), then ends the load. */
+async function writesAgainThenStop(since: number): Promise<void> {
+  expect(
+    await writesAgain(since, 10_000),
+    `${JSON.stringify(opCounts(load!.replies))} ${JSON.stringify(causes)}`,
+  ).toBe(true);
+  await sleep(500);
+  await load!.stop();
 }
 
 function report(name: string, from: number): string {
@@ -175,12 +186,7 @@ describe('Sentinel failover under load (redis-server --sentinel, this file’s o
       // Back as an empty replica of the new master (an operator's restart), so writes can be confirmed again.
       await setup.restartAsReplica(oldMaster);
       const restartedAt = Date.now();
-      expect(
-        await writesAgain(restartedAt, 10_000),
-        `${JSON.stringify(opCounts(load!.replies))} ${JSON.stringify(causes)}`,
-      ).toBe(true);
-      await sleep(500);
-      await load!.stop();
+      await writesAgainThenStop(restartedAt);
 
       const line = report(`killed master, waitForReplicas ${waitForReplicas}`, killedAt);
       expect(contractBreaches(load!.replies, BOUND_MS), line).toEqual([]);
@@ -194,6 +200,51 @@ describe('Sentinel failover under load (redis-server --sentinel, this file’s o
       }
       // The control: without confirmation the same test does see lost writes, so the 0 above is not luck.
       else expect(undoneAtPromotion.length, line).toBeGreaterThan(0);
+    }, 120_000);
+  }
+
+  // A network split: the master cut off from its replica and the sentinels, while the app still
+  // reaches it (and the sentinels). The sentinels promote the replica; the app keeps writing to
+  // the old master until it hears the switch; the healed old master becomes a replica of the new
+  // one and drops what it took meanwhile. Confirmed writes cannot be confirmed from the cut-off
+  // side, so none of those was answered as done; the control answers them and loses them.
+  for (const waitForReplicas of [1, 0] as const) {
+    it(`network split, the app on the old master's side, waitForReplicas: ${waitForReplicas}: ${waitForReplicas ? '0 resurrected' : 'the audit sees writes the split undid'}`, async () => {
+      setup = await SentinelSetup.start({ splittable: true });
+      await startLoad((s) =>
+        createAuth({
+          secret: SECRET,
+          redis: { sentinels: s.sentinels, name: MASTER_NAME, natMap: s.natMap },
+          waitForReplicas,
+        }),
+      );
+      await sleep(2000);
+      const oldMaster = setup.splitMasterPort;
+      const proxied = await setup.masterPort();
+      const splitAt = Date.now();
+      setup.split();
+      const newMaster = await setup.waitForNewMaster(proxied);
+      const promotedAt = Date.now();
+      // The old master's side stays cut off a while longer, as a real split would.
+      await sleep(2000);
+      setup.heal();
+      await setup.waitForReplica(oldMaster);
+      const rejoinedAt = Date.now();
+      await writesAgainThenStop(rejoinedAt);
+
+      const line = report(
+        `network split, waitForReplicas ${waitForReplicas} (promoted ${promotedAt - splitAt} ms after the split, healed 2 s later, the old master a replica ${rejoinedAt - splitAt} ms after the split)`,
+        splitAt,
+      );
+      expect(contractBreaches(load!.replies, BOUND_MS), line).toEqual([]);
+      admin = new Redis({ port: newMaster, lazyConnect: true }).on('error', () => {});
+      const undone = await resurrections(admin, PREFIX, load!);
+      console.info(
+        `network split, waitForReplicas ${waitForReplicas}: ${undone.length} resurrected`,
+      );
+      if (waitForReplicas) expect(undone, line).toEqual([]);
+      // The control: the same split loses writes answered as done, so the 0 above is not luck.
+      else expect(undone.length, line).toBeGreaterThan(0);
     }, 120_000);
   }
 });
