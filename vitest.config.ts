@@ -66,6 +66,7 @@ export default defineConfig({
             'test/integration/cookies.test.ts',
             'test/integration/session-cache.test.ts',
             'test/contract/session-store.test.ts',
+            'test/contract/store-model.test.ts',
             'test/integration/lifecycle.test.ts',
           ],
         },

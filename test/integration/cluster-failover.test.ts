@@ -15,6 +15,7 @@ import { SECRET } from '../helpers/forge.js';
 import { serve, type Served } from '../helpers/http.js';
 import { idApp } from '../helpers/load.js';
 import { RedisCluster } from '../helpers/redis-cluster.js';
+import { Partition } from '../helpers/split-proxy.js';
 
 /*
  * A real Redis Cluster of 3 masters with one replica each (this file's own), with the README's
@@ -23,7 +24,9 @@ import { RedisCluster } from '../helpers/redis-cluster.js';
  * another live user's slot. Nothing the app answered as done comes back, every answer is
  * 200/204/401/409/503 within storeTimeout + 250 ms, and 503s come only from the shard being failed
  * over, around the switch; none from the migration. Then a master killed while its replica lags,
- * with the default (a Cluster with replicas waits for one) and without confirmation (the control).
+ * and a master cut off from every other node by a network split while the app still reaches it,
+ * each with the default (a Cluster with replicas waits for one) and without confirmation (the
+ * control).
  */
 
 const BOUND_MS = 1000 + 250;
@@ -42,6 +45,7 @@ let cluster: RedisCluster | undefined;
 let auth: Auth | undefined;
 let server: Served | undefined;
 let load: FailoverLoad | undefined;
+let partition: Partition | undefined;
 const nodes = new Map<number, Redis>();
 
 process.env.JWT_SECRET ??= SECRET;
@@ -53,7 +57,14 @@ afterEach(async () => {
   for (const node of nodes.values()) node.disconnect();
   nodes.clear();
   await cluster?.stop();
-  [load, server, auth, cluster] = [undefined, undefined, undefined, undefined];
+  await partition?.stop();
+  [load, server, auth, cluster, partition] = [
+    undefined,
+    undefined,
+    undefined,
+    undefined,
+    undefined,
+  ];
 });
 
 /** A plain connection to one node, for the cluster commands this test sends. */
@@ -163,6 +174,75 @@ async function until(what: string, ms: number, check: () => Promise<boolean>): P
     await sleep(20);
   }
   throw new Error(`${what}: not within ${ms} ms`);
+}
+
+/** Waits (10 s at most) for a write of one of `shardClients` sent after `since` to succeed, then ends the load. */
+async function shardWritesAgainThenStop(shardClients: Set<number>, since: number): Promise<void> {
+  await until('a write of the shard to be answered again', 10_000, async () =>
+    load!.replies.some(
+      (r) =>
+        r.sentAt > since &&
+        shardClients.has(load!.clientOf.get(r)!) &&
+        r.op !== 'me' &&
+        (r.status === 200 || r.status === 204),
+    ),
+  );
+  await sleep(500);
+  await load!.stop();
+}
+
+/**
+ * Moves the running cluster's node-to-node traffic (bus and replication) behind a {@link Partition}:
+ * each node sends from an address of its own and announces its partition proxies as its ports, so
+ * the others reconnect through them. The app and this test reach every node from 127.0.0.1,
+ * which no split cuts. Returns each node's announced port (its proxy) with its own address.
+ */
+async function behindPartition(direct: number[]): Promise<Map<number, string>> {
+  partition = new Partition();
+  const addressOf = new Map<number, string>();
+  const addresses = direct.map((_, i) => `127.0.0.${40 + i}`);
+  // Every node sends from its own address before any announces a new port, so that every link
+  // made again through the proxies comes from a known address.
+  for (const [i, port] of direct.entries())
+    await node(port).call('CONFIG', 'SET', 'bind-source-addr', addresses[i]!);
+  for (const [i, port] of direct.entries()) {
+    const proxy = await partition.proxy(port, addresses[i]!);
+    const bus = await partition.proxy(port + 10_000, addresses[i]!);
+    addressOf.set(proxy, addresses[i]!);
+    await node(port).call(
+      'CONFIG',
+      'SET',
+      'cluster-announce-ip',
+      '127.0.0.1',
+      'cluster-announce-port',
+      proxy,
+      'cluster-announce-bus-port',
+      bus,
+    );
+  }
+  const announced = new Set([...addressOf.keys()].map(String));
+  await until('every node to know the others by their proxies', 30_000, async () => {
+    for (const port of direct) {
+      const lines = String(await node(port).call('CLUSTER', 'NODES'))
+        .trim()
+        .split('\n');
+      const healthy = lines.every((line) => {
+        const [, address = '', flags = '', , , , , link] = line.split(' ');
+        const known = address.split('@')[0]!.split(':')[1]!;
+        return announced.has(known) && !/fail|handshake|noaddr/.test(flags) && link === 'connected';
+      });
+      if (lines.length !== direct.length || !healthy) return false;
+      const info = await node(port).info('replication');
+      const master = /master_port:(\d+)/.exec(info)?.[1];
+      if (
+        /role:slave/.test(info) &&
+        !(master && announced.has(master) && /master_link_status:up/.test(info))
+      )
+        return false;
+    }
+    return true;
+  });
+  return addressOf;
 }
 
 describe('Cluster failover and slot migration under load (a 3+3 Redis Cluster of this file’s own)', () => {
@@ -295,17 +375,7 @@ describe('Cluster failover and slot migration under load (a 3+3 Redis Cluster of
           /master_link_status:up/.test(await node(oldMaster).info('replication')),
         );
         const rejoinedAt = Date.now();
-        await until('a write of the failed-over shard to be answered again', 10_000, async () =>
-          load!.replies.some(
-            (r) =>
-              r.sentAt > rejoinedAt &&
-              shardClients.has(load!.clientOf.get(r)!) &&
-              r.op !== 'me' &&
-              (r.status === 200 || r.status === 204),
-          ),
-        );
-        await sleep(500);
-        await load.stop();
+        await shardWritesAgainThenStop(shardClients, rejoinedAt);
 
         const replies = load.replies;
         const line = `cluster, master killed, waitForReplicas ${waitForReplicas ?? 'default'}: ${replies.length} requests, lagging from ${laggingAt} for ${killedAt - laggingAt} ms before the kill, promoted after ${promotedAt - killedAt} ms, ${replies.filter((r) => r.status === 503).length} answered 503, ${undoneAtPromotion.length} resurrected at the promotion ${JSON.stringify(opCounts(replies))}`;
@@ -327,6 +397,81 @@ describe('Cluster failover and slot migration under load (a 3+3 Redis Cluster of
             line,
           ).toBe(true);
         } else expect(undoneAtPromotion.length, line).toBeGreaterThan(0);
+      } finally {
+        audit.disconnect();
+      }
+    }, 180_000);
+  }
+
+  // A network split: a master cut off from every other node (its replica included), while the
+  // app still reaches it. The majority fails its shard over to the replica; the cut-off master
+  // stops taking writes once it has missed the majority for cluster-node-timeout (5 s here),
+  // and on healing rejoins as the new master's replica, dropping what it took meanwhile. The
+  // default waits for a replica, which the cut-off master cannot reach: none of that was
+  // answered as done. The control (waitForReplicas: 0) answers it, and loses it.
+  for (const waitForReplicas of [undefined, 0] as const) {
+    const title =
+      waitForReplicas === undefined
+        ? 'the default (a replica confirms each write): 0 resurrected'
+        : 'waitForReplicas: 0 (the control): the audit sees writes the split undid';
+    it(`network split, a master cut off from the other nodes, the app still reaching it: ${title}`, async () => {
+      const {
+        ports: direct,
+        any,
+        slotOf,
+      } = await start((nodeList) =>
+        createAuth({
+          secret: SECRET,
+          redis: { cluster: nodeList },
+          ...(waitForReplicas === undefined ? {} : { waitForReplicas }),
+        }),
+      );
+      const addressOf = await behindPartition(direct);
+      // The nodes as the cluster announces them: their proxies.
+      const ports = [...addressOf.keys()];
+      const oldMaster = await ownerOf(slotOf.get(0)!, any);
+      expect(ports, 'the slot map names the proxies').toContain(oldMaster);
+      const shardClients = new Set<number>();
+      for (let i = 0; i < CLIENTS; i++)
+        if ((await ownerOf(slotOf.get(i)!, any)) === oldMaster) shardClients.add(i);
+      const replica = await replicaOf(oldMaster, ports);
+      expect(replica, `replica of ${oldMaster}`).toBeDefined();
+
+      load = new FailoverLoad(server!.url, user, LOAD);
+      await sleep(1500);
+      const splitAt = Date.now();
+      partition!.isolate(addressOf.get(oldMaster)!);
+      await until(
+        'the replica to take over',
+        30_000,
+        async () => (await role(replica!)) === 'master',
+      );
+      const promotedAt = Date.now();
+      // The cut-off side stays cut off a while longer, as a real split would.
+      await sleep(2000);
+      partition!.heal();
+      await until('the old master to rejoin as a replica', 30_000, async () => {
+        const info = await node(oldMaster).info('replication');
+        return /role:slave/.test(info) && /master_link_status:up/.test(info);
+      });
+      const rejoinedAt = Date.now();
+      await shardWritesAgainThenStop(shardClients, rejoinedAt);
+
+      const replies = load.replies;
+      const line = `cluster, network split, waitForReplicas ${waitForReplicas ?? 'default'}: ${replies.length} requests, promoted ${promotedAt - splitAt} ms after the split, healed 2 s later, the old master a replica ${rejoinedAt - splitAt} ms after the split, ${replies.filter((r) => r.status === 503).length} answered 503 ${JSON.stringify(opCounts(replies))}`;
+      console.info(line);
+      expect(contractBreaches(replies, BOUND_MS), line).toEqual([]);
+      const audit = new Cluster(
+        ports.map((port) => ({ host: '127.0.0.1', port })),
+        { lazyConnect: true },
+      ).on('error', () => {});
+      try {
+        const undone = await resurrections(audit, PREFIX, load);
+        console.info(
+          `cluster, network split, waitForReplicas ${waitForReplicas ?? 'default'}: ${undone.length} resurrected`,
+        );
+        if (waitForReplicas === undefined) expect(undone, line).toEqual([]);
+        else expect(undone.length, line).toBeGreaterThan(0);
       } finally {
         audit.disconnect();
       }
