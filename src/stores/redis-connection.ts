@@ -90,6 +90,36 @@ function reconnectOnReadOnly(error: Error): boolean {
   return error.message.startsWith('READONLY');
 }
 
+/** What a Sentinel client's failover detector holds (ioredis internals, read defensively). */
+interface WithFailoverDetector {
+  connector?: { failoverDetector?: { sentinels?: { client?: Redis }[] } };
+}
+
+const ignore = (): void => {};
+
+/**
+ * ioredis's failover detector (`failoverDetector: true`) subscribes to `+switch-master` on every
+ * known sentinel through connections of its own that have no `error` listener, so a sentinel
+ * that is down when the client (re)connects makes ioredis print "[ioredis] Unhandled error
+ * event" stack traces to stderr (ioredis issue 1600), which the app cannot catch. The detector
+ * is made anew at each connection, before the client's `connect` event: that event gives each of
+ * its connections a listener, as ioredis gives the sentinel connections it asks for the master.
+ * Nothing is lost: the detector reconnects by itself, and the client's own errors still reach
+ * the client's listeners. A client that is not a Sentinel one, or an ioredis whose internals
+ * differ, is left as it is. Returns the client.
+ */
+export function quietFailoverDetector<C extends IoRedisClient>(client: C): C {
+  if (client.isCluster || !Array.isArray((client as Redis).options.sentinels)) return client;
+  client.on('connect', () => {
+    const sentinels = (client as WithFailoverDetector).connector?.failoverDetector?.sentinels;
+    if (!Array.isArray(sentinels)) return;
+    for (const { client: watcher } of sentinels)
+      if (watcher !== undefined && watcher.listenerCount('error') === 0)
+        watcher.on('error', ignore);
+  });
+  return client;
+}
+
 /** Reconnect quickly, then at most once a second, forever. */
 const retryStrategy = (attempt: number): number => Math.min(attempt * 50, 1000);
 

@@ -10,7 +10,12 @@ import {
   slotsWithReplicasFromNodes,
   slotsWithReplicasFromSlots,
 } from './cluster-slots.js';
-import { connectRedis, type IoRedisClient, type RedisOption } from './redis-connection.js';
+import {
+  connectRedis,
+  type IoRedisClient,
+  quietFailoverDetector,
+  type RedisOption,
+} from './redis-connection.js';
 import {
   CREATE_FIELDS,
   CREATE_SESSION,
@@ -340,7 +345,7 @@ export class RedisStore implements SessionStore {
     private readonly options: RedisStoreOptions,
   ) {
     defineScripts(client);
-    this.client = client;
+    this.client = quietFailoverDetector(client);
     this.timeResolution = options.recordFormat === 'binary' ? 1000 : 1;
     if (options.ownsClient) this.keepConnecting(client);
     this.wanted = options.waitForReplicas === 'replicated' ? 0 : options.waitForReplicas;
@@ -458,7 +463,7 @@ export class RedisStore implements SessionStore {
       // ioredis 6 types duplicate() per class, so a call on the union does not compile.
       const writer: IoRedisClient = this.client.isCluster
         ? (this.client as Cluster).duplicate()
-        : (this.client as Redis).duplicate();
+        : quietFailoverDetector((this.client as Redis).duplicate());
       writer.on('error', () => {});
       this.keepConnecting(writer);
       this.writers.push({ client: writer, busy: 0 });

@@ -1,5 +1,6 @@
 import { type Cluster, Redis } from 'ioredis';
 import { warnOnce } from '../config/validate.js';
+import { quietFailoverDetector } from './redis-connection.js';
 import type { Holding } from './session-store.js';
 
 /** Options of the session liveness cache (`sessionCache`). */
@@ -228,7 +229,7 @@ export class SessionCache {
       if (cluster.status === 'ready') rebuild();
     } else {
       const redis = client as Redis;
-      this.feeds = [this.feed(() => redis.duplicate(FEED_CONNECTION))];
+      this.feeds = [this.feed(() => quietFailoverDetector(redis.duplicate(FEED_CONNECTION)))];
     }
   }
 

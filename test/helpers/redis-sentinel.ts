@@ -207,6 +207,15 @@ export class SentinelSetup {
     this.proxy!.heal();
   }
 
+  /**
+   * Stops the sentinel at `index` (0 to 2) for good, and leaves it out from then on (`sentinels`
+   * too); the others go on with their quorum of 2.
+   */
+  async stopSentinel(index: number): Promise<void> {
+    const [stopped] = this.sentinelProcesses.splice(index, 1);
+    await stopped?.stop();
+  }
+
   /** The master's port as the sentinels see it now. */
   async masterPort(sentinel = this.sentinelProcesses[0]!.port): Promise<number> {
     const answer = await cli(sentinel, 'sentinel', 'get-master-addr-by-name', MASTER_NAME);

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { sentinelAuth } from '../../examples/redis/sentinel.js';
 import { type Auth, createAuth } from '../../src/index.js';
 import {
@@ -202,6 +202,46 @@ describe('Sentinel failover under load (redis-server --sentinel, this file’s o
       else expect(undoneAtPromotion.length, line).toBeGreaterThan(0);
     }, 120_000);
   }
+
+  // ioredis's failover detector watches every sentinel through connections without an error
+  // listener (ioredis issue 1600): with one sentinel down, each reconnection of a client to a new
+  // master printed "[ioredis] Unhandled error event" stack traces. The store gives them one.
+  it('a sentinel down through a failover: no "[ioredis] Unhandled error event" on stderr', async () => {
+    setup = await SentinelSetup.start();
+    const printed = vi.spyOn(console, 'error');
+    try {
+      auth = createAuth({
+        secret: SECRET,
+        redis: { sentinels: setup.sentinels, name: MASTER_NAME },
+        sessionCache: true,
+      });
+      const pair = await auth.generateTokens({ id: 'watched' });
+      await setup.stopSentinel(2);
+      const oldMaster = await setup.masterPort();
+      await setup.failover();
+      // Writes are confirmed again once the old master replicates the new one.
+      await setup.waitForReplica(oldMaster);
+      // Every connection of the store (client, confirmed writers, session cache feed) finds the
+      // new master and watches the sentinels again, the stopped one included.
+      const deadline = Date.now() + 10_000;
+      let rotated: string | undefined;
+      while (rotated === undefined && Date.now() < deadline) {
+        rotated = await auth
+          .refreshTokens(pair.refresh_token)
+          .then((next) => next.refresh_token)
+          .catch(() => undefined);
+        if (rotated === undefined) await sleep(200);
+      }
+      expect(rotated, 'a refresh on the new master').toBeDefined();
+      await sleep(1500);
+      const unhandled = printed.mock.calls.filter((args) =>
+        String(args[0]).includes('Unhandled error event'),
+      );
+      expect(unhandled.map((args) => String(args[1]).split('\n')[0])).toEqual([]);
+    } finally {
+      printed.mockRestore();
+    }
+  }, 120_000);
 
   // A network split: the master cut off from its replica and the sentinels, while the app still
   // reaches it (and the sentinels). The sentinels promote the replica; the app keeps writing to
