@@ -110,13 +110,16 @@ const ignore = (): void => {};
  */
 export function quietFailoverDetector<C extends IoRedisClient>(client: C): C {
   if (client.isCluster || !Array.isArray((client as Redis).options.sentinels)) return client;
-  client.on('connect', () => {
+  const quiet = (): void => {
     const sentinels = (client as WithFailoverDetector).connector?.failoverDetector?.sentinels;
     if (!Array.isArray(sentinels)) return;
     for (const { client: watcher } of sentinels)
       if (watcher !== undefined && watcher.listenerCount('error') === 0)
         watcher.on('error', ignore);
-  });
+  };
+  // Now too: a client passed in may be connected already, with its detector made.
+  quiet();
+  client.on('connect', quiet);
   return client;
 }
 
