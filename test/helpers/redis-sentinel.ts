@@ -118,6 +118,11 @@ export class SentinelSetup {
   private lagged: RedisServer | undefined;
   /** With `splittable`: the master's own port, which the sentinels and the replica reach through the proxy. */
   private behindProxy: number | undefined;
+  /**
+   * With `appOnMasterSide`: the proxies the app reaches each sentinel and the replica through,
+   * by the address the sentinels give for it (`127.0.0.1:<port>`); a split cuts them too.
+   */
+  private readonly appProxies = new Map<string, DelayProxy>();
 
   private constructor() {}
 
@@ -125,9 +130,17 @@ export class SentinelSetup {
    * `splittable`: the replica and the sentinels reach the master only through a proxy (the
    * sentinels monitor the proxy's address), so that `split` cuts the master off from them while
    * an app pointed at the master itself (with {@link natMap}) still reaches it.
+   * `appOnMasterSide` (with `splittable`): the app reaches the sentinels and the replica through
+   * proxies of their own (in {@link natMap}), which `split` cuts as well, so the app is left
+   * with the old master only, cut off from the side that elects the new one.
    */
   static async start(
-    options: { replicationDelayMs?: number; downAfterMs?: number; splittable?: boolean } = {},
+    options: {
+      replicationDelayMs?: number;
+      downAfterMs?: number;
+      splittable?: boolean;
+      appOnMasterSide?: boolean;
+    } = {},
   ): Promise<SentinelSetup> {
     const setup = new SentinelSetup();
     try {
@@ -162,6 +175,9 @@ export class SentinelSetup {
           );
         }),
       );
+      if (options.splittable && options.appOnMasterSide)
+        for (const port of [replica.port, ...setup.sentinelProcesses.map((s) => s.port)])
+          setup.appProxies.set(`127.0.0.1:${port}`, await DelayProxy.start(port, 0));
       return setup;
     } catch (error) {
       await setup.stop();
@@ -180,6 +196,14 @@ export class SentinelSetup {
     return this.sentinelProcesses.map((s) => ({ host: '127.0.0.1', port: s.port }));
   }
 
+  /** The sentinels' addresses as the app reaches them: through their proxies with `appOnMasterSide`. */
+  get appSentinels(): { host: string; port: number }[] {
+    return this.sentinels.map((s) => {
+      const proxy = this.appProxies.get(`${s.host}:${s.port}`);
+      return proxy ? { host: '127.0.0.1', port: proxy.port } : s;
+    });
+  }
+
   /** With `splittable`: the first master's own port (the sentinels know it by the proxy's). */
   get splitMasterPort(): number {
     if (this.behindProxy === undefined) throw new Error('not a splittable setup');
@@ -189,22 +213,32 @@ export class SentinelSetup {
   /**
    * With `splittable`: ioredis's `natMap`, which takes the app from the address the sentinels
    * give for the first master (the proxy) to the master itself, so a split leaves the app with it.
+   * With `appOnMasterSide`, it also takes the app from each sentinel's and the replica's address
+   * to the proxy that the split cuts. ioredis maps the sentinels it discovers through it as well.
    */
   get natMap(): Record<string, { host: string; port: number }> {
-    return {
+    const map: Record<string, { host: string; port: number }> = {
       [`127.0.0.1:${this.proxy!.port}`]: { host: '127.0.0.1', port: this.splitMasterPort },
     };
+    for (const [address, proxy] of this.appProxies)
+      map[address] = { host: '127.0.0.1', port: proxy.port };
+    return map;
   }
 
-  /** A network split: the first master cut off from its replica and the sentinels (see `splittable`). */
+  /**
+   * A network split: the first master cut off from its replica and the sentinels (see
+   * `splittable`), and with `appOnMasterSide` the app cut off from them too.
+   */
   split(): void {
     if (this.behindProxy === undefined) throw new Error('not a splittable setup');
     this.proxy!.cut();
+    for (const proxy of this.appProxies.values()) proxy.cut();
   }
 
-  /** Ends the split: the sentinels and the replica reach the first master again. */
+  /** Ends the split: the sentinels and the replica reach the first master again, and the app them. */
   heal(): void {
     this.proxy!.heal();
+    for (const proxy of this.appProxies.values()) proxy.heal();
   }
 
   /**
@@ -295,6 +329,7 @@ export class SentinelSetup {
   async stop(): Promise<void> {
     await Promise.all(this.sentinelProcesses.map((s) => s.stop()));
     await this.proxy?.stop();
+    await Promise.all([...this.appProxies.values()].map((proxy) => proxy.stop()));
     await Promise.all(this.servers.map((s) => s.stop()));
   }
 }

@@ -90,6 +90,36 @@ async function writesAgainThenStop(since: number): Promise<void> {
   await load!.stop();
 }
 
+/**
+ * Ends the sessions of the user of `accessToken` through another instance of the app, which
+ * reaches the sentinels and the new master itself (so waits for no replica: the new one has none
+ * yet), then asks this app's `/me` with the token every 50 ms until it is refused: how long this
+ * app reads a revocation it cannot see, and how many answers still accepted it.
+ */
+async function revokedElsewhere(accessToken: string): Promise<{ ms: number; accepted: number }> {
+  const other = createAuth({
+    secret: SECRET,
+    redis: { sentinels: setup!.sentinels, name: MASTER_NAME },
+    waitForReplicas: 0,
+  });
+  try {
+    expect(await other.revokeAllSessions('probe')).toBe(1);
+  } finally {
+    await other.close();
+  }
+  const revokedAt = Date.now();
+  let accepted = 0;
+  while (Date.now() - revokedAt < 60_000) {
+    const status = await fetch(`${server!.url}/me`, {
+      headers: { authorization: `Bearer ${accessToken}` },
+    }).then((res) => res.status);
+    if (status === 401) return { ms: Date.now() - revokedAt, accepted };
+    if (status === 200) accepted++;
+    await sleep(50);
+  }
+  throw new Error(`the revoked session was still accepted 60 s later (${accepted} times)`);
+}
+
 function report(name: string, from: number): string {
   const replies = load!.replies;
   const writes503 = replies.filter((r) => r.op !== 'me' && r.status === 503);
@@ -244,47 +274,70 @@ describe('Sentinel failover under load (redis-server --sentinel, this file’s o
   }, 120_000);
 
   // A network split: the master cut off from its replica and the sentinels, while the app still
-  // reaches it (and the sentinels). The sentinels promote the replica; the app keeps writing to
-  // the old master until it hears the switch; the healed old master becomes a replica of the new
-  // one and drops what it took meanwhile. Confirmed writes cannot be confirmed from the cut-off
-  // side, so none of those was answered as done; the control answers them and loses them.
-  for (const waitForReplicas of [1, 0] as const) {
-    it(`network split, the app on the old master's side, waitForReplicas: ${waitForReplicas}: ${waitForReplicas ? '0 resurrected' : 'the audit sees writes the split undid'}`, async () => {
-      setup = await SentinelSetup.start({ splittable: true });
-      await startLoad((s) =>
-        createAuth({
-          secret: SECRET,
-          redis: { sentinels: s.sentinels, name: MASTER_NAME, natMap: s.natMap },
-          waitForReplicas,
-        }),
-      );
-      await sleep(2000);
-      const oldMaster = setup.splitMasterPort;
-      const proxied = await setup.masterPort();
-      const splitAt = Date.now();
-      setup.split();
-      const newMaster = await setup.waitForNewMaster(proxied);
-      const promotedAt = Date.now();
-      // The old master's side stays cut off a while longer, as a real split would.
-      await sleep(2000);
-      setup.heal();
-      await setup.waitForReplica(oldMaster);
-      const rejoinedAt = Date.now();
-      await writesAgainThenStop(rejoinedAt);
+  // reaches it. The sentinels promote the replica; the app keeps writing to the old master until
+  // it hears the switch; the healed old master becomes a replica of the new one and drops what
+  // it took meanwhile. Confirmed writes cannot be confirmed from the cut-off side, so none of
+  // those was answered as done; the control answers them and loses them.
+  // Two sides for the app: it still reaches the sentinels (and so hears the switch at once), or
+  // it is cut off from them and the new master with the old master (the minority side), and
+  // hears of the switch only when the split heals and the old master refuses writes.
+  const sides = [
+    { appOnMasterSide: false, name: "the app on the old master's side" },
+    { appOnMasterSide: true, name: 'the app cut off with the old master' },
+  ];
+  for (const { appOnMasterSide, name } of sides)
+    for (const waitForReplicas of [1, 0] as const) {
+      it(`network split, ${name}, waitForReplicas: ${waitForReplicas}: ${waitForReplicas ? '0 resurrected' : 'the audit sees writes the split undid'}`, async () => {
+        setup = await SentinelSetup.start({ splittable: true, appOnMasterSide });
+        await startLoad((s) =>
+          createAuth({
+            secret: SECRET,
+            redis: { sentinels: s.appSentinels, name: MASTER_NAME, natMap: s.natMap },
+            waitForReplicas,
+          }),
+        );
+        // A session another instance of the app ends on the new master's side during the split.
+        const probe = await auth!.generateTokens({ id: 'probe' });
+        await sleep(2000);
+        const oldMaster = setup.splitMasterPort;
+        const proxied = await setup.masterPort();
+        const splitAt = Date.now();
+        setup.split();
+        const newMaster = await setup.waitForNewMaster(proxied);
+        const promotedAt = Date.now();
+        const refusal = waitForReplicas ? revokedElsewhere(probe.access_token) : undefined;
+        // Awaited below; handled now, so a failure meanwhile is not an unhandled rejection.
+        refusal?.catch(() => {});
+        // The old master's side stays cut off a while longer, as a real split would.
+        await sleep(2000);
+        setup.heal();
+        await setup.waitForReplica(oldMaster);
+        const rejoinedAt = Date.now();
+        await writesAgainThenStop(rejoinedAt);
+        const refused = await refusal;
+        if (refused) {
+          console.info(
+            `network split, ${name}: a session ended on the new master's side was accepted by this app ${refused.accepted} times more, and refused ${refused.ms} ms after its revocation resolved`,
+          );
+          // An app that hears of the switch reads the new master long before the split heals; a
+          // cut-off one reads the old master, which has the revocation only once it resyncs.
+          if (appOnMasterSide) expect(refused.accepted).toBeGreaterThan(0);
+          else expect(refused.ms).toBeLessThan(5000);
+        }
 
-      const line = report(
-        `network split, waitForReplicas ${waitForReplicas} (promoted ${promotedAt - splitAt} ms after the split, healed 2 s later, the old master a replica ${rejoinedAt - splitAt} ms after the split)`,
-        splitAt,
-      );
-      expect(contractBreaches(load!.replies, BOUND_MS), line).toEqual([]);
-      admin = new Redis({ port: newMaster, lazyConnect: true }).on('error', () => {});
-      const undone = await resurrections(admin, PREFIX, load!);
-      console.info(
-        `network split, waitForReplicas ${waitForReplicas}: ${undone.length} resurrected`,
-      );
-      if (waitForReplicas) expect(undone, line).toEqual([]);
-      // The control: the same split loses writes answered as done, so the 0 above is not luck.
-      else expect(undone.length, line).toBeGreaterThan(0);
-    }, 120_000);
-  }
+        const line = report(
+          `network split, ${name}, waitForReplicas ${waitForReplicas} (promoted ${promotedAt - splitAt} ms after the split, healed 2 s later, the old master a replica ${rejoinedAt - splitAt} ms after the split)`,
+          splitAt,
+        );
+        expect(contractBreaches(load!.replies, BOUND_MS), line).toEqual([]);
+        admin = new Redis({ port: newMaster, lazyConnect: true }).on('error', () => {});
+        const undone = await resurrections(admin, PREFIX, load!);
+        console.info(
+          `network split, ${name}, waitForReplicas ${waitForReplicas}: ${undone.length} resurrected`,
+        );
+        if (waitForReplicas) expect(undone, line).toEqual([]);
+        // The control: the same split loses writes answered as done, so the 0 above is not luck.
+        else expect(undone.length, line).toBeGreaterThan(0);
+      }, 120_000);
+    }
 });
