@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Issued, issuedFrom, liveJti, type LoadOptions, type Sent, send } from './load.js';
+import type { Auth } from '../../src/index.js';
 import type { TestRedis } from './auth.js';
 
 export type Op = 'login' | 'me' | 'refresh' | 'logout';
@@ -148,6 +149,33 @@ export async function resurrections(
       found.push(`session ${e.sub}/${e.sid} ended at ${e.at} is live again`);
   }
   return found;
+}
+
+/**
+ * A revocation this app cannot see: `other` (another instance of the app, on the other side of
+ * a split) ends `userId`'s one session, then this app's `/me` at `base` is asked with the
+ * session's access token every 50 ms until it refuses it. Returns how long that took after the
+ * revocation resolved and how many answers still accepted the token (503s are neither).
+ */
+export async function refusedAfterRevocation(
+  other: Auth,
+  userId: string,
+  base: string,
+  accessToken: string,
+): Promise<{ ms: number; accepted: number }> {
+  const ended = await other.revokeAllSessions(userId);
+  if (ended !== 1) throw new Error(`revokeAllSessions(${userId}) ended ${ended} sessions, not 1`);
+  const revokedAt = Date.now();
+  let accepted = 0;
+  while (Date.now() - revokedAt < 60_000) {
+    const { status } = await fetch(`${base}/me`, {
+      headers: { authorization: `Bearer ${accessToken}` },
+    });
+    if (status === 401) return { ms: Date.now() - revokedAt, accepted };
+    if (status === 200) accepted++;
+    await sleep(50);
+  }
+  throw new Error(`the revoked session was still not refused 60 s later (${accepted} accepted)`);
 }
 
 /** The failures of the answers' contract: a status outside 200/204/401/409/503, a hang, a wait past `maxMs`, a 503 without store_unavailable. */

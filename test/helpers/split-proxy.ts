@@ -26,9 +26,12 @@ export class Partition {
     return node && this.isolated.has(from) !== this.isolated.has(to);
   }
 
-  /** Cuts the node at `address` off from every other node. */
-  isolate(address: string): void {
-    this.isolated.add(address);
+  /**
+   * Cuts the nodes at `addresses` (and clients relayed from them, see {@link SourceRelay}) off
+   * from every other node; they still reach each other.
+   */
+  isolate(...addresses: string[]): void {
+    for (const address of addresses) this.isolated.add(address);
     for (const proxy of this.proxies) proxy.enforce();
   }
 
@@ -38,6 +41,21 @@ export class Partition {
 
   async stop(): Promise<void> {
     await Promise.all(this.proxies.map((proxy) => proxy.stop()));
+  }
+}
+
+/** Relays two sockets both ways; when either closes or fails, both are destroyed and `closed` runs. */
+function join(a: Socket, b: Socket, closed: () => void): void {
+  const close = (): void => {
+    a.destroy();
+    b.destroy();
+    closed();
+  };
+  a.pipe(b);
+  b.pipe(a);
+  for (const socket of [a, b]) {
+    socket.on('error', close);
+    socket.on('close', close);
   }
 }
 
@@ -74,17 +92,7 @@ class SplitProxy {
     const upstream = connect(this.targetPort, '127.0.0.1');
     const link = { from, sockets: [downstream, upstream] as [Socket, Socket] };
     this.links.add(link);
-    const close = (): void => {
-      downstream.destroy();
-      upstream.destroy();
-      this.links.delete(link);
-    };
-    downstream.pipe(upstream);
-    upstream.pipe(downstream);
-    for (const socket of link.sockets) {
-      socket.on('error', close);
-      socket.on('close', close);
-    }
+    join(downstream, upstream, () => this.links.delete(link));
   }
 
   /** Closes the connections the partition now cuts. */
@@ -96,6 +104,51 @@ class SplitProxy {
 
   async stop(): Promise<void> {
     for (const link of this.links) for (const socket of link.sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/**
+ * A client that the partition counts as a node: a relay on 127.0.0.1 to one of its proxies,
+ * connecting from `sourceAddress`, so that isolating that address cuts the client off too.
+ * The app reaches a node through it by ioredis's `natMap` (the node's announced address to the
+ * relay's); ioredis itself cannot choose a source address.
+ */
+export class SourceRelay {
+  private readonly sockets = new Set<Socket>();
+  private readonly server: Server;
+  port = 0;
+
+  private constructor(
+    private readonly targetPort: number,
+    private readonly sourceAddress: string,
+  ) {
+    this.server = createServer((downstream) => {
+      const upstream = connect({
+        port: this.targetPort,
+        host: '127.0.0.1',
+        localAddress: this.sourceAddress,
+      });
+      this.sockets.add(downstream).add(upstream);
+      join(downstream, upstream, () => {
+        this.sockets.delete(downstream);
+        this.sockets.delete(upstream);
+      });
+    });
+  }
+
+  static async start(targetPort: number, sourceAddress: string): Promise<SourceRelay> {
+    const relay = new SourceRelay(targetPort, sourceAddress);
+    await new Promise<void>((resolve, reject) => {
+      relay.server.once('error', reject);
+      relay.server.listen(0, '127.0.0.1', () => resolve());
+    });
+    relay.port = (relay.server.address() as { port: number }).port;
+    return relay;
+  }
+
+  async stop(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 }

@@ -8,6 +8,7 @@ import {
   FailoverLoad,
   type FailoverLoadOptions,
   opCounts,
+  refusedAfterRevocation,
   resurrections,
   warmUp,
 } from '../helpers/failover-load.js';
@@ -15,7 +16,7 @@ import { SECRET } from '../helpers/forge.js';
 import { serve, type Served } from '../helpers/http.js';
 import { idApp } from '../helpers/load.js';
 import { RedisCluster } from '../helpers/redis-cluster.js';
-import { Partition } from '../helpers/split-proxy.js';
+import { Partition, SourceRelay } from '../helpers/split-proxy.js';
 
 /*
  * A real Redis Cluster of 3 masters with one replica each (this file's own), with the README's
@@ -24,9 +25,9 @@ import { Partition } from '../helpers/split-proxy.js';
  * another live user's slot. Nothing the app answered as done comes back, every answer is
  * 200/204/401/409/503 within storeTimeout + 250 ms, and 503s come only from the shard being failed
  * over, around the switch; none from the migration. Then a master killed while its replica lags,
- * and a master cut off from every other node by a network split while the app still reaches it,
- * each with the default (a Cluster with replicas waits for one) and without confirmation (the
- * control).
+ * and a master cut off from every other node by a network split, the app still reaching it or cut
+ * off with it, each with the default (a Cluster with replicas waits for one) and without
+ * confirmation (the control).
  */
 
 const BOUND_MS = 1000 + 250;
@@ -46,6 +47,8 @@ let auth: Auth | undefined;
 let server: Served | undefined;
 let load: FailoverLoad | undefined;
 let partition: Partition | undefined;
+/** The app's relays into the partition, when a test puts it on a side (see SourceRelay). */
+let relays: SourceRelay[] = [];
 const nodes = new Map<number, Redis>();
 
 process.env.JWT_SECRET ??= SECRET;
@@ -58,6 +61,8 @@ afterEach(async () => {
   nodes.clear();
   await cluster?.stop();
   await partition?.stop();
+  await Promise.all(relays.map((relay) => relay.stop()));
+  relays = [];
   [load, server, auth, cluster, partition] = [
     undefined,
     undefined,
@@ -245,6 +250,35 @@ async function behindPartition(direct: number[]): Promise<Map<number, string>> {
   return addressOf;
 }
 
+/** The app's own address when a test puts it on the cut-off side of a split (see SourceRelay). */
+const APP_ADDRESS = '127.0.0.50';
+
+/**
+ * Replaces the app start() made (which knew the nodes by their own ports) with one, made by
+ * `make`, that reaches every node only through a relay from APP_ADDRESS: its seeds are the
+ * relays, and `routes` (its natMap) takes every address of the slot map, a node's proxy, to the
+ * relay to it. Isolating APP_ADDRESS with a node then leaves the app on that node's side.
+ */
+async function appThroughRelays(
+  ports: number[],
+  routes: Map<string, { host: string; port: number }>,
+  make: (nodeList: { host: string; port: number }[]) => Auth,
+): Promise<void> {
+  for (const port of ports) {
+    const relay = await SourceRelay.start(port, APP_ADDRESS);
+    relays.push(relay);
+    routes.set(`127.0.0.1:${port}`, { host: '127.0.0.1', port: relay.port });
+  }
+  await server!.close();
+  await auth!.close();
+  auth = make(relays.map((relay) => ({ host: '127.0.0.1', port: relay.port })));
+  server = await serve(idApp(auth));
+  await warmUp(
+    server.url,
+    Array.from({ length: CLIENTS }, (_, i) => user(i)),
+  );
+}
+
 describe('Cluster failover and slot migration under load (a 3+3 Redis Cluster of this file’s own)', () => {
   it('planned CLUSTER FAILOVER and a live slot migration: 0 resurrected, 503s only from the shard while it has no master', async () => {
     const { ports, any, slotOf } = await start(clusterAuth);
@@ -403,80 +437,116 @@ describe('Cluster failover and slot migration under load (a 3+3 Redis Cluster of
     }, 180_000);
   }
 
-  // A network split: a master cut off from every other node (its replica included), while the
-  // app still reaches it. The majority fails its shard over to the replica; the cut-off master
-  // stops taking writes once it has missed the majority for cluster-node-timeout (5 s here),
-  // and on healing rejoins as the new master's replica, dropping what it took meanwhile. The
-  // default waits for a replica, which the cut-off master cannot reach: none of that was
-  // answered as done. The control (waitForReplicas: 0) answers it, and loses it.
-  for (const waitForReplicas of [undefined, 0] as const) {
-    const title =
-      waitForReplicas === undefined
-        ? 'the default (a replica confirms each write): 0 resurrected'
-        : 'waitForReplicas: 0 (the control): the audit sees writes the split undid';
-    it(`network split, a master cut off from the other nodes, the app still reaching it: ${title}`, async () => {
-      const {
-        ports: direct,
-        any,
-        slotOf,
-      } = await start((nodeList) =>
-        createAuth({
-          secret: SECRET,
-          redis: { cluster: nodeList },
-          ...(waitForReplicas === undefined ? {} : { waitForReplicas }),
-        }),
-      );
-      const addressOf = await behindPartition(direct);
-      // The nodes as the cluster announces them: their proxies.
-      const ports = [...addressOf.keys()];
-      const oldMaster = await ownerOf(slotOf.get(0)!, any);
-      expect(ports, 'the slot map names the proxies').toContain(oldMaster);
-      const shardClients = new Set<number>();
-      for (let i = 0; i < CLIENTS; i++)
-        if ((await ownerOf(slotOf.get(i)!, any)) === oldMaster) shardClients.add(i);
-      const replica = await replicaOf(oldMaster, ports);
-      expect(replica, `replica of ${oldMaster}`).toBeDefined();
+  // A network split: a master cut off from every other node (its replica included). The
+  // majority fails its shard over to the replica; the cut-off master stops answering once it has
+  // missed the majority for cluster-node-timeout (5 s here): writes and, as
+  // cluster-allow-reads-when-down is no, reads too (CLUSTERDOWN). On healing it rejoins as the
+  // new master's replica, dropping what it took meanwhile. The default waits for a replica,
+  // which the cut-off master cannot reach: none of that was answered as done. The control
+  // (waitForReplicas: 0) answers it, and loses it.
+  // Two sides for the app: it still reaches every node, or it is cut off with that master: it
+  // reaches the nodes only through relays the partition counts as one more node on the cut-off
+  // side, so the split leaves it that master alone. Either way, a session another instance of
+  // the app ends on the majority's side during the split is never accepted: the cut-off master
+  // stopped answering before its replica could take over.
+  for (const appCutOff of [false, true])
+    for (const waitForReplicas of [undefined, 0] as const) {
+      const name = appCutOff
+        ? 'the app cut off with a master from the other nodes'
+        : 'a master cut off from the other nodes, the app still reaching it';
+      const title =
+        waitForReplicas !== undefined
+          ? 'waitForReplicas: 0 (the control): the audit sees writes the split undid'
+          : appCutOff
+            ? 'the default: 0 resurrected, and no session ended on the other side accepted'
+            : 'the default (a replica confirms each write): 0 resurrected';
+      it(`network split, ${name}: ${title}`, async () => {
+        const routes = new Map<string, { host: string; port: number }>();
+        const make = (nodeList: { host: string; port: number }[]): Auth =>
+          createAuth({
+            secret: SECRET,
+            redis: { cluster: nodeList, natMap: (key: string) => routes.get(key) ?? null },
+            ...(waitForReplicas === undefined ? {} : { waitForReplicas }),
+          });
+        const { ports: direct, any, slotOf } = await start(make);
+        const addressOf = await behindPartition(direct);
+        // The nodes as the cluster announces them: their proxies.
+        const ports = [...addressOf.keys()];
+        if (appCutOff) await appThroughRelays(ports, routes, make);
+        const oldMaster = await ownerOf(slotOf.get(0)!, any);
+        expect(ports, 'the slot map names the proxies').toContain(oldMaster);
+        const shardClients = new Set<number>();
+        for (let i = 0; i < CLIENTS; i++)
+          if ((await ownerOf(slotOf.get(i)!, any)) === oldMaster) shardClients.add(i);
+        const replica = await replicaOf(oldMaster, ports);
+        expect(replica, `replica of ${oldMaster}`).toBeDefined();
+        // A user of the cut-off shard whose session another instance of the app will end.
+        let probeId = '';
+        for (let i = 0; !probeId; i++) {
+          const slot = Number(await node(any).call('CLUSTER', 'KEYSLOT', keyOf(`probe-${i}`)));
+          if ((await ownerOf(slot, any)) === oldMaster) probeId = `probe-${i}`;
+        }
+        const probe = await auth!.generateTokens({ id: probeId });
 
-      load = new FailoverLoad(server!.url, user, LOAD);
-      await sleep(1500);
-      const splitAt = Date.now();
-      partition!.isolate(addressOf.get(oldMaster)!);
-      await until(
-        'the replica to take over',
-        30_000,
-        async () => (await role(replica!)) === 'master',
-      );
-      const promotedAt = Date.now();
-      // The cut-off side stays cut off a while longer, as a real split would.
-      await sleep(2000);
-      partition!.heal();
-      await until('the old master to rejoin as a replica', 30_000, async () => {
-        const info = await node(oldMaster).info('replication');
-        return /role:slave/.test(info) && /master_link_status:up/.test(info);
-      });
-      const rejoinedAt = Date.now();
-      await shardWritesAgainThenStop(shardClients, rejoinedAt);
-
-      const replies = load.replies;
-      const line = `cluster, network split, waitForReplicas ${waitForReplicas ?? 'default'}: ${replies.length} requests, promoted ${promotedAt - splitAt} ms after the split, healed 2 s later, the old master a replica ${rejoinedAt - splitAt} ms after the split, ${replies.filter((r) => r.status === 503).length} answered 503 ${JSON.stringify(opCounts(replies))}`;
-      console.info(line);
-      expect(contractBreaches(replies, BOUND_MS), line).toEqual([]);
-      const audit = new Cluster(
-        ports.map((port) => ({ host: '127.0.0.1', port })),
-        { lazyConnect: true },
-      ).on('error', () => {});
-      try {
-        const undone = await resurrections(audit, PREFIX, load);
-        console.info(
-          `cluster, network split, waitForReplicas ${waitForReplicas ?? 'default'}: ${undone.length} resurrected`,
+        load = new FailoverLoad(server!.url, user, LOAD);
+        await sleep(1500);
+        const splitAt = Date.now();
+        partition!.isolate(addressOf.get(oldMaster)!, ...(appCutOff ? [APP_ADDRESS] : []));
+        await until(
+          'the replica to take over',
+          30_000,
+          async () => (await role(replica!)) === 'master',
         );
-        if (waitForReplicas === undefined) expect(undone, line).toEqual([]);
-        else expect(undone.length, line).toBeGreaterThan(0);
-      } finally {
-        audit.disconnect();
-      }
-    }, 180_000);
-  }
+        const promotedAt = Date.now();
+        // The other instance reaches every node from 127.0.0.1 (no split cuts it), and waits for
+        // no replica: the new master has none until the old one rejoins.
+        const other =
+          waitForReplicas === undefined
+            ? createAuth({
+                secret: SECRET,
+                redis: { cluster: ports.map((port) => ({ host: '127.0.0.1', port })) },
+                waitForReplicas: 0,
+              })
+            : undefined;
+        try {
+          const refusal =
+            other && refusedAfterRevocation(other, probeId, server!.url, probe.access_token);
+          // Awaited below; handled now, so a failure meanwhile is not an unhandled rejection.
+          refusal?.catch(() => {});
+          // The cut-off side stays cut off a while longer, as a real split would.
+          await sleep(2000);
+          partition!.heal();
+          await until('the old master to rejoin as a replica', 30_000, async () => {
+            const info = await node(oldMaster).info('replication');
+            return /role:slave/.test(info) && /master_link_status:up/.test(info);
+          });
+          const rejoinedAt = Date.now();
+          await shardWritesAgainThenStop(shardClients, rejoinedAt);
+          const refused = await refusal;
+
+          const replies = load.replies;
+          const what = `cluster, network split, ${appCutOff ? 'the app cut off, ' : ''}waitForReplicas ${waitForReplicas ?? 'default'}`;
+          const line = `${what}: ${replies.length} requests, promoted ${promotedAt - splitAt} ms after the split, healed 2 s later, the old master a replica ${rejoinedAt - splitAt} ms after the split, ${replies.filter((r) => r.status === 503).length} answered 503 ${JSON.stringify(opCounts(replies))}${refused ? `; the session ended on the other side: accepted ${refused.accepted} times more, refused ${refused.ms} ms after its revocation` : ''}`;
+          console.info(line);
+          expect(contractBreaches(replies, BOUND_MS), line).toEqual([]);
+          if (refused) expect(refused.accepted, line).toBe(0);
+          const audit = new Cluster(
+            ports.map((port) => ({ host: '127.0.0.1', port })),
+            { lazyConnect: true },
+          ).on('error', () => {});
+          try {
+            const undone = await resurrections(audit, PREFIX, load);
+            console.info(`${what}: ${undone.length} resurrected`);
+            if (waitForReplicas === undefined) expect(undone, line).toEqual([]);
+            else expect(undone.length, line).toBeGreaterThan(0);
+          } finally {
+            audit.disconnect();
+          }
+        } finally {
+          await other?.close();
+        }
+      }, 180_000);
+    }
 
   // Nodes that announce an address the app reaches by another (NAT, containers): the Cluster
   // client's natMap turns each announced address into a reachable one. A confirmed write that
