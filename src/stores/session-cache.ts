@@ -57,11 +57,12 @@ interface Ticket {
  * Redis pushes the name of every key under the prefix that anyone changes, whoever reads it and
  * on whichever connection (RESP2; the tracking is the tracker's, so it too must stay up).
  * `up` is true only between a confirmed set-up and the first sign of trouble on either
- * connection; `confirmedAt` is when the last PING both connections answered was sent: every
- * invalidation Redis sent before it has been read, and the tracking it redirected was still
- * alive (a tracker dropped without a word, by a dead peer or a middlebox, stops invalidations
- * as surely as a dead subscriber; pinged, it cannot sit idle long enough for Redis's `timeout`
- * to close it either).
+ * connection (or, on a Cluster master, its saying the cluster is not ok); `confirmedAt` is when
+ * the last heartbeat both connections answered was sent (a PING each; CLUSTER INFO on a Cluster
+ * master's tracker): every invalidation Redis sent before it has been read, and the tracking
+ * it redirected was still alive (a tracker dropped without a word, by a dead peer or a
+ * middlebox, stops invalidations as surely as a dead subscriber; pinged, it cannot sit idle long
+ * enough for Redis's `timeout` to close it either).
  */
 class InvalidationFeed {
   up = false;
@@ -75,15 +76,25 @@ class InvalidationFeed {
   private subscriberId: number | undefined;
   /** A refused set-up (an ACL without CLIENT, a Redis before 6) is tried again after this. */
   private retry: NodeJS.Timeout | undefined;
+  /** A Cluster node whose ACL refuses CLUSTER INFO: its heartbeat is a PING, as elsewhere. */
+  private clusterInfoRefused = false;
 
   constructor(
     make: () => Redis,
     private readonly prefix: string,
     private readonly onKeys: (keys: Buffer[] | null) => void,
     private readonly onDown: () => void,
-    interval: number,
+    private readonly interval: number,
     /** How long without an answered PING before both connections are replaced. */
     private readonly silentAfter: number,
+    /**
+     * A Cluster master: the feed is up only while the node says the cluster is ok. A master cut
+     * off from the majority says fail once cluster-node-timeout has passed, and refuses reads
+     * and writes from then on (CLUSTERDOWN), before its replica can be promoted on the other
+     * side. Its feed still answers, but a revocation on the promoted replica never reaches it:
+     * without this, a cached answer could outlive the split.
+     */
+    private readonly clusterNode = false,
   ) {
     this.subscriber = make();
     this.tracker = make();
@@ -134,7 +145,9 @@ class InvalidationFeed {
       // The tracker may have outlived a subscriber: its tracking then points at a dead id.
       await this.tracker.call('CLIENT', 'TRACKING', 'OFF');
       await this.tracker.call('CLIENT', 'TRACKING', 'ON', 'REDIRECT', id, 'BCAST', ...prefix);
+      const ok = await this.nodeOk();
       if (attempt !== this.setups || this.closed) return;
+      if (!ok) return this.askAgain();
       this.confirmedAt = sent;
       this.up = true;
     } catch (error) {
@@ -146,8 +159,7 @@ class InvalidationFeed {
           'KOA_JWT_REDIS_SESSION_CACHE',
           `sessionCache is off: Redis refused its invalidation feed (${(error as Error).message}); every session check asks Redis. It needs Redis 6 or later and the CLIENT and SUBSCRIBE commands.`,
         );
-        clearTimeout(this.retry);
-        this.retry = setTimeout(() => void this.setUp(), REFUSED_RETRY_MS).unref();
+        this.askAgain(REFUSED_RETRY_MS);
       }
       // Either connection failed while setting up (or Redis answered something else, such as a
       // REDIRECT to a client gone): start over on a fresh subscriber.
@@ -169,12 +181,41 @@ class InvalidationFeed {
       return;
     }
     const attempt = this.setups;
-    Promise.all([this.subscriber.ping(), this.tracker.ping()]).then(
-      () => {
-        if (attempt === this.setups && sent > this.confirmedAt) this.confirmedAt = sent;
+    Promise.all([this.subscriber.ping(), this.nodeOk()]).then(
+      ([, ok]) => {
+        if (attempt !== this.setups) return;
+        if (!ok) {
+          // Cut off from its cluster's majority: nothing cached may be answered from here on.
+          this.down();
+          this.askAgain();
+        } else if (sent > this.confirmedAt) this.confirmedAt = sent;
       },
       () => {},
     );
+  }
+
+  /**
+   * The tracker's heartbeat: a PING, or on a Cluster master its CLUSTER INFO, which must say
+   * `cluster_state:ok` (see `clusterNode`). An ACL that refuses CLUSTER INFO leaves the PING.
+   */
+  private async nodeOk(): Promise<boolean> {
+    if (!this.clusterNode || this.clusterInfoRefused) {
+      await this.tracker.ping();
+      return true;
+    }
+    try {
+      return /^cluster_state:ok\b/m.test(String(await this.tracker.call('CLUSTER', 'INFO')));
+    } catch (error) {
+      if (!/^NOPERM/.test((error as Error).message)) throw error;
+      this.clusterInfoRefused = true;
+      return this.nodeOk();
+    }
+  }
+
+  /** Sets up again later: after a refusal, or while the node says its cluster is not ok. */
+  private askAgain(after = this.interval): void {
+    clearTimeout(this.retry);
+    this.retry = setTimeout(() => void this.setUp(), after).unref();
   }
 
   close(): void {
@@ -233,7 +274,7 @@ export class SessionCache {
     }
   }
 
-  private feed(make: () => Redis): InvalidationFeed {
+  private feed(make: () => Redis, clusterNode = false): InvalidationFeed {
     return new InvalidationFeed(
       make,
       this.prefix,
@@ -241,6 +282,7 @@ export class SessionCache {
       () => this.drop(),
       Math.max(1, Math.floor(this.options.maxStaleness / 4)),
       this.options.maxStaleness * 2,
+      clusterNode,
     );
   }
 
@@ -263,6 +305,7 @@ export class SessionCache {
             host: node.options.host,
             port: node.options.port,
           }),
+        true,
       ),
     );
   }

@@ -151,6 +151,14 @@ export async function resurrections(
   return found;
 }
 
+/** The status an `idApp`'s `/me` at `base` answers for `accessToken`. */
+export async function meStatus(base: string, accessToken: string): Promise<number> {
+  const { status } = await fetch(`${base}/me`, {
+    headers: { authorization: `Bearer ${accessToken}` },
+  });
+  return status;
+}
+
 /**
  * A revocation this app cannot see: `other` (another instance of the app, on the other side of
  * a split) ends `userId`'s one session, then this app's `/me` at `base` is asked with the
@@ -168,9 +176,7 @@ export async function refusedAfterRevocation(
   const revokedAt = Date.now();
   let accepted = 0;
   while (Date.now() - revokedAt < 60_000) {
-    const { status } = await fetch(`${base}/me`, {
-      headers: { authorization: `Bearer ${accessToken}` },
-    });
+    const status = await meStatus(base, accessToken);
     if (status === 401) return { ms: Date.now() - revokedAt, accepted };
     if (status === 200) accepted++;
     await sleep(50);

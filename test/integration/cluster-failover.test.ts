@@ -7,6 +7,7 @@ import {
   contractBreaches,
   FailoverLoad,
   type FailoverLoadOptions,
+  meStatus,
   opCounts,
   refusedAfterRevocation,
   resurrections,
@@ -487,6 +488,9 @@ describe('Cluster failover and slot migration under load (a 3+3 Redis Cluster of
           if ((await ownerOf(slot, any)) === oldMaster) probeId = `probe-${i}`;
         }
         const probe = await auth!.generateTokens({ id: probeId });
+        // Checked once before the split, as a user active then would be (and so cached, with
+        // sessionCache).
+        expect(await meStatus(server!.url, probe.access_token)).toBe(200);
 
         load = new FailoverLoad(server!.url, user, LOAD);
         await sleep(1500);
@@ -547,6 +551,59 @@ describe('Cluster failover and slot migration under load (a 3+3 Redis Cluster of
         }
       }, 180_000);
     }
+
+  // The session cache answers a check from memory, so the cut-off master's CLUSTERDOWN never
+  // reaches an app whose only requests for that shard are cached checks: nothing would rebuild
+  // its feeds (ioredis refreshes its slot map on errors, and has no refresh interval by default)
+  // before the split healed, and a session ended on the majority's side meanwhile would be
+  // accepted from memory. The feed of a Cluster node asks it for its cluster state at each
+  // heartbeat: a master cut off from the majority says fail after cluster-node-timeout, before
+  // its replica can take over, and the cache is dropped then.
+  it('network split with sessionCache and no other traffic: a cached session ended on the majority side is never accepted', async () => {
+    const { ports: direct, any } = await start((nodeList) =>
+      createAuth({ secret: SECRET, redis: { cluster: nodeList }, sessionCache: true }),
+    );
+    const addressOf = await behindPartition(direct);
+    const ports = [...addressOf.keys()];
+    let probeId = '';
+    let oldMaster = 0;
+    for (let i = 0; !probeId; i++) {
+      const slot = Number(await node(any).call('CLUSTER', 'KEYSLOT', keyOf(`probe-${i}`)));
+      oldMaster = await ownerOf(slot, any);
+      if (ports.includes(oldMaster)) probeId = `probe-${i}`;
+    }
+    const replica = await replicaOf(oldMaster, ports);
+    expect(replica, `replica of ${oldMaster}`).toBeDefined();
+    const probe = await auth!.generateTokens({ id: probeId });
+    // Checked twice before the split: the second answer comes from the cache.
+    for (let i = 0; i < 2; i++) expect(await meStatus(server!.url, probe.access_token)).toBe(200);
+
+    const splitAt = Date.now();
+    partition!.isolate(addressOf.get(oldMaster)!);
+    await until(
+      'the replica to take over',
+      30_000,
+      async () => (await role(replica!)) === 'master',
+    );
+    const promotedAt = Date.now();
+    const other = createAuth({
+      secret: SECRET,
+      redis: { cluster: ports.map((port) => ({ host: '127.0.0.1', port })) },
+      waitForReplicas: 0,
+    });
+    try {
+      const refusal = refusedAfterRevocation(other, probeId, server!.url, probe.access_token);
+      refusal.catch(() => {});
+      await sleep(3000);
+      partition!.heal();
+      const refused = await refusal;
+      const line = `cluster, network split, sessionCache, no other traffic: promoted ${promotedAt - splitAt} ms after the split; the cached session ended on the other side: accepted ${refused.accepted} times more, refused ${refused.ms} ms after its revocation`;
+      console.info(line);
+      expect(refused.accepted, line).toBe(0);
+    } finally {
+      await other.close();
+    }
+  }, 120_000);
 
   // Nodes that announce an address the app reaches by another (NAT, containers): the Cluster
   // client's natMap turns each announced address into a reachable one. A confirmed write that

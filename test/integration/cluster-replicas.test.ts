@@ -1,9 +1,10 @@
 import { Cluster, Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { type Auth, createAuth } from '../../src/index.js';
+import { type Auth, createAuth, redisStore } from '../../src/index.js';
 import { keySlot } from '../../src/stores/cluster-slots.js';
-import { SECRET } from '../helpers/forge.js';
+import { refusedSoon, untilCached } from '../helpers/auth.js';
+import { decodeSegment, SECRET } from '../helpers/forge.js';
 import { RedisCluster } from '../helpers/redis-cluster.js';
 
 /*
@@ -114,6 +115,53 @@ describe('a Cluster store decides whether writes wait for a replica', () => {
     );
     expect(ours).toHaveLength(1);
     expect(String(ours[0]![0])).toMatch(/CLUSTER NODES was refused/);
+  });
+
+  // The session cache's feed on a Cluster master asks CLUSTER INFO at each heartbeat (a master
+  // cut off from the majority says fail: cluster-failover.test.ts); an ACL that refuses it
+  // leaves the PING, and the cache works as before.
+  it('sessionCache on a Cluster whose ACL refuses CLUSTER INFO: the feeds fall back to PING, the cache serves and stays coherent', async () => {
+    const cluster = await started(3, 0);
+    for (const port of cluster.ports)
+      await node(port).call(
+        'ACL',
+        'SETUSER',
+        'kjr-noinfo',
+        'on',
+        '>kjr-password',
+        '~*',
+        '&*',
+        '+@all',
+        '-cluster|info',
+      );
+    const login = { username: 'kjr-noinfo', password: 'kjr-password' };
+    // ioredis's own ready check is a CLUSTER INFO too: such an ACL needs it off.
+    const client = (): Cluster =>
+      new Cluster(startNodes(cluster), { redisOptions: login, enableReadyCheck: false }).on(
+        'error',
+        () => {},
+      );
+    const mine = client();
+    const theirs = client();
+    const store = redisStore(mine, { sessionCache: true });
+    const instance = { auth: createAuth({ secret: SECRET, store }), store };
+    const other = createAuth({ secret: SECRET, redis: theirs });
+    try {
+      expect(await node(cluster.ports[0]!).call('CLUSTER', 'INFO')).toMatch(/cluster_state:ok/);
+      const pair = await instance.auth.generateTokens({ id: 'no-info' });
+      await untilCached(instance, pair.access_token);
+      // Past maxStaleness (1 s): the heartbeats were answered, or the cache would be dropped.
+      await sleep(1500);
+      const { sub, sid } = decodeSegment(pair.access_token, 1) as { sub: string; sid: string };
+      expect(store.cachedLiveness!(sub, sid, Date.now())).toBe(true);
+      await other.revokeSession(sub, sid);
+      await refusedSoon(instance, pair.access_token);
+    } finally {
+      await instance.auth.close();
+      await other.close();
+      mine.disconnect();
+      theirs.disconnect();
+    }
   });
 
   it('your own Cluster client with lazyConnect: writes wait once it has connected', async () => {

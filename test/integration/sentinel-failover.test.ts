@@ -7,6 +7,7 @@ import {
   contractBreaches,
   FailoverLoad,
   type FailoverLoadOptions,
+  meStatus,
   opCounts,
   refusedAfterRevocation,
   resurrections,
@@ -287,6 +288,9 @@ describe('Sentinel failover under load (redis-server --sentinel, this file’s o
         );
         // A session another instance of the app ends on the new master's side during the split.
         const probe = await auth!.generateTokens({ id: 'probe' });
+        // Checked once before the split, as a user active then would be (and so cached, with
+        // sessionCache).
+        expect(await meStatus(server!.url, probe.access_token)).toBe(200);
         await sleep(2000);
         const oldMaster = setup.splitMasterPort;
         const proxied = await setup.masterPort();
