@@ -85,21 +85,26 @@ async function replicasInSlotMap(cluster: RedisCluster): Promise<void> {
   throw new Error('the slot map lists no replica for some range after 20 s');
 }
 
+/** A user on every node of `cluster`, password `kjr-password`, allowed all but `denied`. */
+async function aclUser(cluster: RedisCluster, name: string, denied: string): Promise<void> {
+  for (const port of cluster.ports)
+    await node(port).call(
+      'ACL',
+      'SETUSER',
+      name,
+      'on',
+      '>kjr-password',
+      '~*',
+      '&*',
+      '+@all',
+      denied,
+    );
+}
+
 describe('a Cluster store decides whether writes wait for a replica', () => {
   it('an ACL that refuses CLUSTER NODES: judged from CLUSTER SLOTS, with one warning; writes wait', async () => {
     const cluster = await started(3, 1);
-    for (const port of cluster.ports)
-      await node(port).call(
-        'ACL',
-        'SETUSER',
-        'kjr',
-        'on',
-        '>kjr-password',
-        '~*',
-        '&*',
-        '+@all',
-        '-cluster|nodes',
-      );
+    await aclUser(cluster, 'kjr', '-cluster|nodes');
     await replicasInSlotMap(cluster);
     const warning = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
     auth = createAuth({
@@ -122,18 +127,7 @@ describe('a Cluster store decides whether writes wait for a replica', () => {
   // leaves the PING, and the cache works as before.
   it('sessionCache on a Cluster whose ACL refuses CLUSTER INFO: the feeds fall back to PING, the cache serves and stays coherent', async () => {
     const cluster = await started(3, 0);
-    for (const port of cluster.ports)
-      await node(port).call(
-        'ACL',
-        'SETUSER',
-        'kjr-noinfo',
-        'on',
-        '>kjr-password',
-        '~*',
-        '&*',
-        '+@all',
-        '-cluster|info',
-      );
+    await aclUser(cluster, 'kjr-noinfo', '-cluster|info');
     const login = { username: 'kjr-noinfo', password: 'kjr-password' };
     // ioredis's own ready check is a CLUSTER INFO too: such an ACL needs it off.
     const client = (): Cluster =>
