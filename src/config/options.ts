@@ -31,7 +31,9 @@ export interface AuthOptions {
   /**
    * Replicas that must confirm (Redis `WAIT`, within `storeTimeout`) every write that starts,
    * rotates or ends a session before it counts; unconfirmed, the request answers 503, so a
-   * failover can never undo a logout, rotation or revocation that was answered as done.
+   * failover can never undo a logout, rotation or revocation that was answered as done. With
+   * several replicas, 1 does not survive a network split that leaves the master one of them
+   * (that one confirms, another is promoted); the number of replicas does.
    * @default 1 with Sentinel or a Cluster with replicas, 0 otherwise
    */
   waitForReplicas?: number;

@@ -8,12 +8,15 @@ import { connect, createServer, type Socket } from 'node:net';
  */
 export class DelayProxy {
   private readonly sockets = new Set<Socket>();
+  /** Each socket's client address: the downstream side's remote address, for both sides. */
+  private readonly clientOf = new WeakMap<Socket, string>();
   /** Connections gone silent (see `silence`), by the local port of their side towards the target. */
   private readonly silent = new Set<number>();
-  /** While cut (see `cut`), every new connection is closed at once. */
+  /** While cut (see `cut`), every new connection is closed at once, but those `kept`. */
   private isCut = false;
+  private kept: (address: string) => boolean = () => false;
   private readonly server = createServer((downstream) =>
-    this.isCut ? downstream.destroy() : this.pipe(downstream),
+    this.isCut && !this.keeps(downstream) ? downstream.destroy() : this.pipe(downstream),
   );
   port = 0;
 
@@ -35,6 +38,9 @@ export class DelayProxy {
   private pipe(downstream: Socket): void {
     const upstream = connect(this.targetPort, '127.0.0.1');
     this.sockets.add(downstream).add(upstream);
+    const client = (downstream.remoteAddress ?? '').replace(/^::ffff:/, '');
+    this.clientOf.set(downstream, client);
+    this.clientOf.set(upstream, client);
     // Known once connected, and kept: a destroyed socket no longer reports it.
     let port = -1;
     upstream.once('connect', () => (port = upstream.localPort ?? -1));
@@ -85,12 +91,23 @@ export class DelayProxy {
 
   /**
    * A network split between the proxy's clients and its target: every connection through it
-   * closes, on both sides, and new ones are closed as they come, until `heal`. The target's other
-   * clients (those that reach it directly) are not affected.
+   * closes, on both sides, and new ones are closed as they come, until `heal`, but those of a
+   * client whose address `kept` accepts (one on the target's side of the split). The target's
+   * other clients (those that reach it directly) are not affected.
    */
-  cut(): void {
+  cut(kept: (address: string) => boolean = () => false): void {
     this.isCut = true;
-    for (const socket of this.sockets) socket.destroy();
+    this.kept = kept;
+    for (const socket of this.sockets) if (!this.keeps(socket)) socket.destroy();
+  }
+
+  /**
+   * Whether a split leaves the connection `socket` belongs to alone: its client's address (a
+   * node sending from an address of its own, `bind-source-addr`) is one `cut` was told to keep.
+   */
+  private keeps(socket: Socket): boolean {
+    const client = this.clientOf.get(socket) ?? socket.remoteAddress ?? '';
+    return this.kept(client.replace(/^::ffff:/, ''));
   }
 
   /** Ends the split: new connections reach the target again. */

@@ -8,6 +8,9 @@ import { freePort, logFile, RedisServer } from './redis-server.js';
 
 export const MASTER_NAME = 'mymaster';
 
+/** The address the `replicaWithMaster` replica sends from (`bind-source-addr`). */
+const WITH_MASTER_ADDRESS = '127.0.0.60';
+
 /**
  * The sentinels' down-after-milliseconds unless a test sets its own: twice their PING period
  * (which is 1 s, or down-after if that is shorter). A sentinel that switches to a new master
@@ -123,6 +126,10 @@ export class SentinelSetup {
    * by the address the sentinels give for it (`127.0.0.1:<port>`); a split cuts them too.
    */
   private readonly appProxies = new Map<string, DelayProxy>();
+  /** With `replicaWithMaster`: the proxy the sentinels reach that replica through; a split cuts it. */
+  private withMasterProxy: DelayProxy | undefined;
+  /** With `replicaWithMaster`: that replica's own port. */
+  private withMasterPort: number | undefined;
 
   private constructor() {}
 
@@ -133,6 +140,11 @@ export class SentinelSetup {
    * `appOnMasterSide` (with `splittable`): the app reaches the sentinels and the replica through
    * proxies of their own (in {@link natMap}), which `split` cuts as well, so the app is left
    * with the old master only, cut off from the side that elects the new one.
+   * `replicaWithMaster` (with `splittable`): a second replica, on the master's side of a split.
+   * It replicates through the master's proxy from an address of its own, which `split` leaves
+   * connected, and announces a proxy of its own as its address, so the sentinels reach it only
+   * through that proxy, which `split` cuts: the split leaves the master with a replica that can
+   * confirm its writes, and the sentinels with the other one.
    */
   static async start(
     options: {
@@ -140,22 +152,48 @@ export class SentinelSetup {
       downAfterMs?: number;
       splittable?: boolean;
       appOnMasterSide?: boolean;
+      replicaWithMaster?: boolean;
     } = {},
   ): Promise<SentinelSetup> {
     const setup = new SentinelSetup();
     try {
-      const master = await setup.server([]);
+      // The replica left with the master sends from WITH_MASTER_ADDRESS, which protected mode
+      // refuses (it lets in 127.0.0.1 only): off, on servers listening on 127.0.0.1 alone.
+      const open = options.replicaWithMaster ? ['--protected-mode', 'no'] : [];
+      const master = await setup.server(open);
       let upstream = master.port;
       if (options.replicationDelayMs !== undefined || options.splittable) {
         setup.proxy = await DelayProxy.start(master.port, options.replicationDelayMs ?? 0);
         upstream = setup.proxy.port;
       }
-      const replica = await setup.server(['--replicaof', '127.0.0.1', String(upstream)]);
+      const replica = await setup.server([...open, '--replicaof', '127.0.0.1', String(upstream)]);
       if (options.splittable) setup.behindProxy = master.port;
       else if (setup.proxy) setup.lagged = replica;
       await until('the replica to sync', 20_000, async () =>
         /master_link_status:up/.test(await cli(replica.port, 'info', 'replication')),
       );
+      // Known to the sentinels (from the master's INFO) by the address it announces.
+      const replicaPorts = [replica.port];
+      if (options.splittable && options.replicaWithMaster) {
+        // It replicates through the master's proxy, as the sentinels expect of a replica of the
+        // master they monitor (they would point it there), but from an address of its own,
+        // which the split keeps.
+        const second = await setup.server([...open, '--bind-source-addr', WITH_MASTER_ADDRESS]);
+        setup.withMasterProxy = await DelayProxy.start(second.port, 0);
+        setup.withMasterPort = second.port;
+        await cli(
+          second.port,
+          'config',
+          'set',
+          'replica-announce-port',
+          String(setup.withMasterProxy.port),
+        );
+        await cli(second.port, 'replicaof', '127.0.0.1', String(upstream));
+        await until('the second replica to sync', 20_000, async () =>
+          /master_link_status:up/.test(await cli(second.port, 'info', 'replication')),
+        );
+        replicaPorts.push(setup.withMasterProxy.port);
+      }
       for (let i = 0; i < 3; i++)
         setup.sentinelProcesses.push(
           await SentinelProcess.start(
@@ -169,7 +207,7 @@ export class SentinelSetup {
           const replicas = await cli(s.port, 'sentinel', 'replicas', MASTER_NAME);
           const peers = await cli(s.port, 'sentinel', 'sentinels', MASTER_NAME);
           return (
-            replicas.includes(String(replica.port)) &&
+            replicaPorts.every((port) => replicas.includes(String(port))) &&
             !/s_down|disconnected/.test(replicas) &&
             (peers.match(/^name$/gm) ?? []).length === 2
           );
@@ -204,6 +242,12 @@ export class SentinelSetup {
     });
   }
 
+  /** With `replicaWithMaster`: the port of the replica left on the master's side of a split. */
+  get replicaWithMasterPort(): number {
+    if (this.withMasterPort === undefined) throw new Error('no replica with the master');
+    return this.withMasterPort;
+  }
+
   /** With `splittable`: the first master's own port (the sentinels know it by the proxy's). */
   get splitMasterPort(): number {
     if (this.behindProxy === undefined) throw new Error('not a splittable setup');
@@ -231,13 +275,17 @@ export class SentinelSetup {
    */
   split(): void {
     if (this.behindProxy === undefined) throw new Error('not a splittable setup');
-    this.proxy!.cut();
+    this.proxy!.cut(
+      (address) => this.withMasterProxy !== undefined && address === WITH_MASTER_ADDRESS,
+    );
+    this.withMasterProxy?.cut();
     for (const proxy of this.appProxies.values()) proxy.cut();
   }
 
   /** Ends the split: the sentinels and the replica reach the first master again, and the app them. */
   heal(): void {
     this.proxy!.heal();
+    this.withMasterProxy?.heal();
     for (const proxy of this.appProxies.values()) proxy.heal();
   }
 
@@ -329,6 +377,7 @@ export class SentinelSetup {
   async stop(): Promise<void> {
     await Promise.all(this.sentinelProcesses.map((s) => s.stop()));
     await this.proxy?.stop();
+    await this.withMasterProxy?.stop();
     await Promise.all([...this.appProxies.values()].map((proxy) => proxy.stop()));
     await Promise.all(this.servers.map((s) => s.stop()));
   }
