@@ -1,4 +1,17 @@
-import { connect, createServer, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+
+/** Starts `server` listening on a free port of 127.0.0.1, and answers the port. */
+export async function listenOnLoopback(server: Server): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  return (server.address() as { port: number }).port;
+}
+
+/** The address a connection came from, as IPv4 (without the `::ffff:` of a dual-stack socket). */
+export const clientAddress = (socket: Socket): string =>
+  (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
 
 /**
  * A TCP proxy on loopback that holds every chunk from the target back for `delayMs` before passing
@@ -27,18 +40,14 @@ export class DelayProxy {
 
   static async start(targetPort: number, delayMs: number): Promise<DelayProxy> {
     const proxy = new DelayProxy(targetPort, delayMs);
-    await new Promise<void>((resolve, reject) => {
-      proxy.server.once('error', reject);
-      proxy.server.listen(0, '127.0.0.1', () => resolve());
-    });
-    proxy.port = (proxy.server.address() as { port: number }).port;
+    proxy.port = await listenOnLoopback(proxy.server);
     return proxy;
   }
 
   private pipe(downstream: Socket): void {
     const upstream = connect(this.targetPort, '127.0.0.1');
     this.sockets.add(downstream).add(upstream);
-    const client = (downstream.remoteAddress ?? '').replace(/^::ffff:/, '');
+    const client = clientAddress(downstream);
     this.clientOf.set(downstream, client);
     this.clientOf.set(upstream, client);
     // Known once connected, and kept: a destroyed socket no longer reports it.
@@ -106,8 +115,7 @@ export class DelayProxy {
    * node sending from an address of its own, `bind-source-addr`) is one `cut` was told to keep.
    */
   private keeps(socket: Socket): boolean {
-    const client = this.clientOf.get(socket) ?? socket.remoteAddress ?? '';
-    return this.kept(client.replace(/^::ffff:/, ''));
+    return this.kept(this.clientOf.get(socket) ?? clientAddress(socket));
   }
 
   /** Ends the split: new connections reach the target again. */

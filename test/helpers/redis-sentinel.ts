@@ -275,9 +275,8 @@ export class SentinelSetup {
    */
   split(): void {
     if (this.behindProxy === undefined) throw new Error('not a splittable setup');
-    this.proxy!.cut(
-      (address) => this.withMasterProxy !== undefined && address === WITH_MASTER_ADDRESS,
-    );
+    // Only the replica left with the master (if any) sends from WITH_MASTER_ADDRESS.
+    this.proxy!.cut((address) => address === WITH_MASTER_ADDRESS);
     this.withMasterProxy?.cut();
     for (const proxy of this.appProxies.values()) proxy.cut();
   }

@@ -1,4 +1,5 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { clientAddress, listenOnLoopback } from './delay-proxy.js';
 
 /**
  * Network splits between Redis nodes on one machine. Each node sends its own outgoing
@@ -73,18 +74,12 @@ class SplitProxy {
     this.server = createServer((downstream) => this.relay(downstream));
   }
 
-  listen(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(0, '127.0.0.1', () => {
-        this.port = (this.server.address() as { port: number }).port;
-        resolve();
-      });
-    });
+  async listen(): Promise<void> {
+    this.port = await listenOnLoopback(this.server);
   }
 
   private relay(downstream: Socket): void {
-    const from = (downstream.remoteAddress ?? '').replace(/^::ffff:/, '');
+    const from = clientAddress(downstream);
     if (this.isCut(from, this.nodeAddress)) {
       downstream.destroy();
       return;
@@ -139,11 +134,7 @@ export class SourceRelay {
 
   static async start(targetPort: number, sourceAddress: string): Promise<SourceRelay> {
     const relay = new SourceRelay(targetPort, sourceAddress);
-    await new Promise<void>((resolve, reject) => {
-      relay.server.once('error', reject);
-      relay.server.listen(0, '127.0.0.1', () => resolve());
-    });
-    relay.port = (relay.server.address() as { port: number }).port;
+    relay.port = await listenOnLoopback(relay.server);
     return relay;
   }
 

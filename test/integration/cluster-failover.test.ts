@@ -126,10 +126,31 @@ async function start(
     Array.from({ length: CLIENTS }, (_, i) => user(i)),
   );
   const slotOf = new Map<number, number>();
-  for (let i = 0; i < CLIENTS; i++)
-    slotOf.set(i, Number(await node(any).call('CLUSTER', 'KEYSLOT', keyOf(user(i)))));
+  for (let i = 0; i < CLIENTS; i++) slotOf.set(i, await userSlot(user(i), any));
   return { ports, any, slotOf };
 }
+
+/** The hash slot of the sessions of user `id`, as the node on `port` computes it. */
+async function userSlot(id: string, port: number): Promise<number> {
+  return Number(await node(port).call('CLUSTER', 'KEYSLOT', keyOf(id)));
+}
+
+/** A user (`probe-<n>`) whose sessions the master on `master` holds, as the node on `port` sees it. */
+async function userOn(master: number, port: number): Promise<string> {
+  for (let i = 0; ; i++)
+    if ((await ownerOf(await userSlot(`probe-${i}`, port), port)) === master) return `probe-${i}`;
+}
+
+/**
+ * Another instance of the app, reaching every node at `ports` from 127.0.0.1 (no split cuts it),
+ * and waiting for no replica: a promoted one has none until the old master rejoins.
+ */
+const otherInstance = (ports: number[]): Auth =>
+  createAuth({
+    secret: SECRET,
+    redis: { cluster: ports.map((port) => ({ host: '127.0.0.1', port })) },
+    waitForReplicas: 0,
+  });
 
 /** Moves `slot` from the master on `source` to the one on `target`, key by key, as redis-cli's resharding does. */
 async function migrateSlot(
@@ -482,11 +503,7 @@ describe('Cluster failover and slot migration under load (a 3+3 Redis Cluster of
         const replica = await replicaOf(oldMaster, ports);
         expect(replica, `replica of ${oldMaster}`).toBeDefined();
         // A user of the cut-off shard whose session another instance of the app will end.
-        let probeId = '';
-        for (let i = 0; !probeId; i++) {
-          const slot = Number(await node(any).call('CLUSTER', 'KEYSLOT', keyOf(`probe-${i}`)));
-          if ((await ownerOf(slot, any)) === oldMaster) probeId = `probe-${i}`;
-        }
+        const probeId = await userOn(oldMaster, any);
         const probe = await auth!.generateTokens({ id: probeId });
         // Checked once before the split, as a user active then would be (and so cached, with
         // sessionCache).
@@ -502,16 +519,7 @@ describe('Cluster failover and slot migration under load (a 3+3 Redis Cluster of
           async () => (await role(replica!)) === 'master',
         );
         const promotedAt = Date.now();
-        // The other instance reaches every node from 127.0.0.1 (no split cuts it), and waits for
-        // no replica: the new master has none until the old one rejoins.
-        const other =
-          waitForReplicas === undefined
-            ? createAuth({
-                secret: SECRET,
-                redis: { cluster: ports.map((port) => ({ host: '127.0.0.1', port })) },
-                waitForReplicas: 0,
-              })
-            : undefined;
+        const other = waitForReplicas === undefined ? otherInstance(ports) : undefined;
         try {
           const refusal =
             other && refusedAfterRevocation(other, probeId, server!.url, probe.access_token);
@@ -565,13 +573,8 @@ describe('Cluster failover and slot migration under load (a 3+3 Redis Cluster of
     );
     const addressOf = await behindPartition(direct);
     const ports = [...addressOf.keys()];
-    let probeId = '';
-    let oldMaster = 0;
-    for (let i = 0; !probeId; i++) {
-      const slot = Number(await node(any).call('CLUSTER', 'KEYSLOT', keyOf(`probe-${i}`)));
-      oldMaster = await ownerOf(slot, any);
-      if (ports.includes(oldMaster)) probeId = `probe-${i}`;
-    }
+    const probeId = 'probe';
+    const oldMaster = await ownerOf(await userSlot(probeId, any), any);
     const replica = await replicaOf(oldMaster, ports);
     expect(replica, `replica of ${oldMaster}`).toBeDefined();
     const probe = await auth!.generateTokens({ id: probeId });
@@ -586,11 +589,7 @@ describe('Cluster failover and slot migration under load (a 3+3 Redis Cluster of
       async () => (await role(replica!)) === 'master',
     );
     const promotedAt = Date.now();
-    const other = createAuth({
-      secret: SECRET,
-      redis: { cluster: ports.map((port) => ({ host: '127.0.0.1', port })) },
-      waitForReplicas: 0,
-    });
+    const other = otherInstance(ports);
     try {
       const refusal = refusedAfterRevocation(other, probeId, server!.url, probe.access_token);
       refusal.catch(() => {});
