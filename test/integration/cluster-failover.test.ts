@@ -28,7 +28,8 @@ import { Partition, SourceRelay } from '../helpers/split-proxy.js';
  * over, around the switch; none from the migration. Then a master killed while its replica lags,
  * and a master cut off from every other node by a network split, the app still reaching it or cut
  * off with it, each with the default (a Cluster with replicas waits for one) and without
- * confirmation (the control).
+ * confirmation (the control); and, on a Cluster with two replicas a master, a split that leaves
+ * the master one of them, with the default and with waitForReplicas: 2.
  */
 
 const BOUND_MS = 1000 + 250;
@@ -99,24 +100,31 @@ async function ownerOf(slot: number, port: number): Promise<number> {
   return range[2][1];
 }
 
-/** The port of the replica of the master on `master`, if there is one. */
-async function replicaOf(master: number, ports: number[]): Promise<number | undefined> {
+/** The ports of the replicas of the master on `master`. */
+async function replicasOf(master: number, ports: number[]): Promise<number[]> {
+  const replicas: number[] = [];
   for (const port of ports) {
     const info = await node(port).info('replication');
-    if (/role:slave/.test(info) && info.includes(`master_port:${master}`)) return port;
+    if (/role:slave/.test(info) && info.includes(`master_port:${master}\r`)) replicas.push(port);
   }
-  return undefined;
+  return replicas;
+}
+
+/** The port of a replica of the master on `master`, if it has one. */
+async function replicaOf(master: number, ports: number[]): Promise<number | undefined> {
+  return (await replicasOf(master, ports))[0];
 }
 
 /**
- * A 3+3 Cluster of this file's own, an app on the auth `make` builds for its nodes, every
- * client's user warmed up; and the slot of each client's user.
+ * A Cluster of this file's own, 3 masters with `replicas` replicas each, an app on the auth
+ * `make` builds for its nodes, every client's user warmed up; and the slot of each client's user.
  */
 async function start(
   make: (nodes: { host: string; port: number }[]) => Auth,
   nodeArgs: string[] = [],
+  replicas = 1,
 ): Promise<{ ports: number[]; any: number; slotOf: Map<number, number> }> {
-  cluster = await RedisCluster.start(3, 1, nodeArgs);
+  cluster = await RedisCluster.start(3, replicas, nodeArgs);
   const ports = cluster.ports;
   const any = ports[0]!;
   auth = make(ports.map((port) => ({ host: '127.0.0.1', port })));
@@ -301,7 +309,7 @@ async function appThroughRelays(
   );
 }
 
-describe('Cluster failover and slot migration under load (a 3+3 Redis Cluster of this file’s own)', () => {
+describe('Cluster failover and slot migration under load (Redis Clusters of this file’s own)', () => {
   it('planned CLUSTER FAILOVER and a live slot migration: 0 resurrected, 503s only from the shard while it has no master', async () => {
     const { ports, any, slotOf } = await start(clusterAuth);
     const masterOf = async (i: number): Promise<number> => ownerOf(slotOf.get(i)!, any);
@@ -471,13 +479,27 @@ describe('Cluster failover and slot migration under load (a 3+3 Redis Cluster of
   // side, so the split leaves it that master alone. Either way, a session another instance of
   // the app ends on the majority's side during the split is never accepted: the cut-off master
   // stopped answering before its replica could take over.
-  for (const appCutOff of [false, true])
-    for (const waitForReplicas of [undefined, 0] as const) {
-      const name = appCutOff
-        ? 'the app cut off with a master from the other nodes'
-        : 'a master cut off from the other nodes, the app still reaching it';
-      const title =
-        waitForReplicas !== undefined
+  // Then two replicas a shard, the split leaving the master one of them: that one confirms
+  // WAIT 1 until the master stops answering, while the majority promotes the other one, so the
+  // default loses what it confirmed; waiting for both replicas (waitForReplicas: 2) loses nothing.
+  const splits = [
+    { appCutOff: false, keptReplica: false, waits: [undefined, 0] },
+    { appCutOff: true, keptReplica: false, waits: [undefined, 0] },
+    { appCutOff: false, keptReplica: true, waits: [undefined, 2] },
+  ] as const;
+  for (const { appCutOff, keptReplica, waits } of splits)
+    for (const waitForReplicas of waits) {
+      const loses = waitForReplicas === 0 || (keptReplica && waitForReplicas === undefined);
+      const name = keptReplica
+        ? 'two replicas a shard, one left with the cut-off master'
+        : appCutOff
+          ? 'the app cut off with a master from the other nodes'
+          : 'a master cut off from the other nodes, the app still reaching it';
+      const title = keptReplica
+        ? waitForReplicas === undefined
+          ? 'the default (1) is confirmed by the replica left behind: the audit sees writes the split undid'
+          : 'waitForReplicas: 2: 0 resurrected'
+        : waitForReplicas !== undefined
           ? 'waitForReplicas: 0 (the control): the audit sees writes the split undid'
           : appCutOff
             ? 'the default: 0 resurrected, and no session ended on the other side accepted'
@@ -490,7 +512,7 @@ describe('Cluster failover and slot migration under load (a 3+3 Redis Cluster of
             redis: { cluster: nodeList, natMap: (key: string) => routes.get(key) ?? null },
             ...(waitForReplicas === undefined ? {} : { waitForReplicas }),
           });
-        const { ports: direct, any, slotOf } = await start(make);
+        const { ports: direct, any, slotOf } = await start(make, [], keptReplica ? 2 : 1);
         const addressOf = await behindPartition(direct);
         // The nodes as the cluster announces them: their proxies.
         const ports = [...addressOf.keys()];
@@ -500,8 +522,10 @@ describe('Cluster failover and slot migration under load (a 3+3 Redis Cluster of
         const shardClients = new Set<number>();
         for (let i = 0; i < CLIENTS; i++)
           if ((await ownerOf(slotOf.get(i)!, any)) === oldMaster) shardClients.add(i);
-        const replica = await replicaOf(oldMaster, ports);
+        // The replica the majority promotes, and the one the split leaves with the old master.
+        const [replica, kept] = await replicasOf(oldMaster, ports);
         expect(replica, `replica of ${oldMaster}`).toBeDefined();
+        if (keptReplica) expect(kept, `second replica of ${oldMaster}`).toBeDefined();
         // A user of the cut-off shard whose session another instance of the app will end.
         const probeId = await userOn(oldMaster, any);
         const probe = await auth!.generateTokens({ id: probeId });
@@ -512,14 +536,18 @@ describe('Cluster failover and slot migration under load (a 3+3 Redis Cluster of
         load = new FailoverLoad(server!.url, user, LOAD);
         await sleep(1500);
         const splitAt = Date.now();
-        partition!.isolate(addressOf.get(oldMaster)!, ...(appCutOff ? [APP_ADDRESS] : []));
+        partition!.isolate(
+          addressOf.get(oldMaster)!,
+          ...(keptReplica ? [addressOf.get(kept!)!] : []),
+          ...(appCutOff ? [APP_ADDRESS] : []),
+        );
         await until(
           'the replica to take over',
           30_000,
           async () => (await role(replica!)) === 'master',
         );
         const promotedAt = Date.now();
-        const other = waitForReplicas === undefined ? otherInstance(ports) : undefined;
+        const other = waitForReplicas !== 0 ? otherInstance(ports) : undefined;
         try {
           const refusal =
             other && refusedAfterRevocation(other, probeId, server!.url, probe.access_token);
@@ -537,7 +565,7 @@ describe('Cluster failover and slot migration under load (a 3+3 Redis Cluster of
           const refused = await refusal;
 
           const replies = load.replies;
-          const what = `cluster, network split, ${appCutOff ? 'the app cut off, ' : ''}waitForReplicas ${waitForReplicas ?? 'default'}`;
+          const what = `cluster, network split, ${keptReplica ? 'a replica left with the master, ' : ''}${appCutOff ? 'the app cut off, ' : ''}waitForReplicas ${waitForReplicas ?? 'default'}`;
           const line = `${what}: ${replies.length} requests, promoted ${promotedAt - splitAt} ms after the split, healed 2 s later, the old master a replica ${rejoinedAt - splitAt} ms after the split, ${replies.filter((r) => r.status === 503).length} answered 503 ${JSON.stringify(opCounts(replies))}${refused ? `; the session ended on the other side: accepted ${refused.accepted} times more, refused ${refused.ms} ms after its revocation` : ''}`;
           console.info(line);
           expect(contractBreaches(replies, BOUND_MS), line).toEqual([]);
@@ -549,8 +577,8 @@ describe('Cluster failover and slot migration under load (a 3+3 Redis Cluster of
           try {
             const undone = await resurrections(audit, PREFIX, load);
             console.info(`${what}: ${undone.length} resurrected`);
-            if (waitForReplicas === undefined) expect(undone, line).toEqual([]);
-            else expect(undone.length, line).toBeGreaterThan(0);
+            if (loses) expect(undone.length, line).toBeGreaterThan(0);
+            else expect(undone, line).toEqual([]);
           } finally {
             audit.disconnect();
           }
