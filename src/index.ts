@@ -66,6 +66,7 @@ export type {
   SessionStore,
 } from './stores/session-store.js';
 export type { RedisClient, RedisStoreConfig } from './stores/redis-store.js';
+export type { MasterLeaseOptions } from './stores/master-lease.js';
 export type {
   PostgresConnection,
   PostgresSessionStore,

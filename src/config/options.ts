@@ -1,6 +1,7 @@
 import { AuthConfigError } from '../errors.js';
 import type { KeyConfig, KeyMaterial } from '../keys/key-ring.js';
 import type { SessionCacheOptions } from '../stores/session-cache.js';
+import type { MasterLeaseOptions } from '../stores/master-lease.js';
 import { isPrototypeKey, RESERVED_CLAIMS, type TokenUser } from '../tokens/claims.js';
 import { onlyKnown, optionalString, stripUndefined, wholeNumber } from './validate.js';
 import {
@@ -84,6 +85,12 @@ export interface AuthOptions {
    * @default false
    */
   sessionCache?: boolean | SessionCacheOptions;
+  /**
+   * Opt-in, with `redis` on Sentinel: reads trust the master only while enough sentinels vouch
+   * for it, so an app cut off with an old master answers 503 rather than accept a session ended
+   * on the other side of the split. See `redisStore`'s option. @default false
+   */
+  masterLease?: boolean | MasterLeaseOptions;
   /**
    * Opt-in, with `redis`: users' sessions share this many Redis hashes instead of one hash per
    * user, for about 85 bytes of Redis per session instead of 200 when users have one each (170
@@ -199,6 +206,7 @@ const KNOWN = {
   checkSession: true,
   storeTimeout: true,
   sessionCache: true,
+  masterLease: true,
   keyBuckets: true,
   recordFormat: true,
   refreshGracePeriod: true,

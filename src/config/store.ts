@@ -38,6 +38,7 @@ export function createStore(given: AuthOptions, options: ResolvedOptions): Sessi
       'storeTimeout',
       'waitForReplicas',
       'sessionCache',
+      'masterLease',
       'keyBuckets',
       'recordFormat',
     ] as const) {
@@ -65,6 +66,11 @@ export function createStore(given: AuthOptions, options: ResolvedOptions): Sessi
       );
     if (given.sessionCache !== undefined && given.sessionCache !== false)
       throw new AuthConfigError('sessionCache', 'needs the Redis store: give `redis` too');
+    if (given.masterLease !== undefined && given.masterLease !== false)
+      throw new AuthConfigError(
+        'masterLease',
+        'needs the Redis store on Sentinel: give `redis` too',
+      );
     if (given.keyBuckets !== undefined && given.keyBuckets !== 0)
       throw new AuthConfigError(
         'keyBuckets',
@@ -83,6 +89,7 @@ export function createStore(given: AuthOptions, options: ResolvedOptions): Sessi
     timeout: options.storeTimeout,
     waitForReplicas: options.waitForReplicas,
     sessionCache: given.sessionCache,
+    masterLease: given.masterLease,
     keyBuckets: given.keyBuckets,
     recordFormat: given.recordFormat,
   });

@@ -3,6 +3,12 @@ import type { Cluster, Redis } from 'ioredis';
 import { AuthConfigError } from '../errors.js';
 import { warnOnce, wholeNumber } from '../config/validate.js';
 import { bounded } from './bounded.js';
+import {
+  MasterLease,
+  type MasterLeaseOptions,
+  type ResolvedMasterLease,
+  resolveMasterLease,
+} from './master-lease.js';
 import { TurnBatcher } from './turn-batcher.js';
 import { sha256 } from './digest.js';
 import {
@@ -243,6 +249,8 @@ export interface RedisStoreOptions {
   ownsClient: boolean;
   /** Keep session liveness in process, kept coherent by Redis (off when undefined). */
   sessionCache?: ResolvedSessionCache | undefined;
+  /** With Sentinel: reads trust the master only while the sentinels vouch for it (off when undefined). */
+  masterLease?: ResolvedMasterLease | undefined;
   /**
    * Replicas that must have a write (Redis `WAIT`) before it counts as done; 0 answers as soon as
    * the master has it. `'replicated'` (a Cluster's default): 1 for the writes of each shard
@@ -322,6 +330,8 @@ export class RedisStore implements SessionStore {
   private readonly readsTimeOut: boolean;
   private closing = false;
   private readonly cache: SessionCache | undefined;
+  /** With `masterLease`: whether the master's answers may be trusted now (see MasterLease). */
+  private readonly lease: MasterLease | undefined;
   /** The client's own `keyPrefix`, which Redis sees in front of ours (in invalidations too). */
   private readonly clientPrefix: string;
   /** What every user's key starts with, before the URI-encoded id and the closing `}`. */
@@ -393,6 +403,11 @@ export class RedisStore implements SessionStore {
           ),
         );
     }
+    this.lease =
+      options.masterLease === undefined
+        ? undefined
+        : new MasterLease(client as Redis, options.masterLease, options.timeout);
+    const lease = this.lease;
     this.cache =
       options.sessionCache === undefined
         ? undefined
@@ -403,6 +418,7 @@ export class RedisStore implements SessionStore {
             this.clientPrefix + this.keyHead,
             options.sessionCache,
             (redisKey) => this.entryOfKey(redisKey),
+            lease && (() => lease.holds()),
           );
   }
 
@@ -723,6 +739,7 @@ export class RedisStore implements SessionStore {
     const [core, ...meta] = await (this.records === undefined
       ? this.readRecordAlone(key, field)
       : this.records.add({ key, field }));
+    this.lease?.check();
     const record = core ? unpackSession(sessionId, core, joinChunks(meta)) : undefined;
     return record && record.expiresAt > now ? record : undefined;
   }
@@ -737,9 +754,10 @@ export class RedisStore implements SessionStore {
     const place = this.place(userId);
     if (this.cache === undefined)
       // One promise chain, no async function: this runs on every session-checked request.
-      return this.readCore(place.key, place.owner + sessionId).then(
-        (core) => core !== null && coreExpiresAt(core) > now,
-      );
+      return this.readCore(place.key, place.owner + sessionId).then((core) => {
+        this.lease?.check();
+        return core !== null && coreExpiresAt(core) > now;
+      });
     return this.isLiveCached(this.cache, place, place.owner + sessionId, now);
   }
 
@@ -767,6 +785,7 @@ export class RedisStore implements SessionStore {
     let expiresAt: number | undefined;
     try {
       const core = await this.readCore(place.key, field);
+      this.lease?.check();
       expiresAt = core === null ? 0 : coreExpiresAt(core);
       return expiresAt > now;
     } finally {
@@ -828,6 +847,7 @@ export class RedisStore implements SessionStore {
   async list(userId: string, now: number): Promise<SessionRecord[]> {
     const { key, owner } = this.place(userId);
     const all = await this.readBounded(this.client.hgetallBuffer(key));
+    this.lease?.check();
     const sessions: SessionRecord[] = [];
     for (const [field, core] of Object.entries(all)) {
       // Metadata, or another owner's family in a shared hash.
@@ -847,12 +867,18 @@ export class RedisStore implements SessionStore {
     const nodes = this.client.isCluster ? (this.client as Cluster).nodes('master') : [this.client];
     if (nodes.length === 0) throw new Error('the cluster client knows no master node yet');
     await Promise.all(nodes.map((node) => this.bounded(node.ping())));
+    // With masterLease, ready once the sentinels vouch for the master (at start, within ms).
+    if (this.lease !== undefined) {
+      await this.lease.settle(this.options.timeout);
+      this.lease.check();
+    }
   }
 
   async close(): Promise<void> {
     this.closing = true;
     this.stopWatching?.();
     this.cache?.close();
+    this.lease?.close();
     const owned: IoRedisClient[] = this.options.ownsClient ? [this.client] : [];
     for (const writer of this.writers) owned.push(writer.client);
     await Promise.all(
@@ -887,6 +913,15 @@ export interface RedisStoreConfig {
    * defaults. @default false
    */
   sessionCache?: boolean | SessionCacheOptions;
+  /**
+   * Opt-in, with Sentinel: session checks and other reads trust the master only while enough
+   * sentinels vouch for it (`SENTINEL MASTER`, every `interval` ms), so a master cut off with
+   * this app stops being read before the sentinels can promote another one: a session ended on
+   * the other side of a split is never accepted here; reads answer 503 instead, until the app
+   * reaches the master the sentinels name. Costs 503s whenever fewer than `sentinels - quorum +
+   * 1` sentinels answer. `true` for the defaults. @default false
+   */
+  masterLease?: boolean | MasterLeaseOptions;
   /**
    * Opt-in compact layout: keep every user's sessions in one of this many shared hashes instead
    * of a hash per user. A Redis key costs about 130 bytes on its own, so with one or two sessions
@@ -971,12 +1006,21 @@ export function redisStore(redis: RedisOption, config: RedisStoreConfig = {}): S
     config.waitForReplicas === undefined
       ? undefined
       : wholeNumber('waitForReplicas', config.waitForReplicas, 0, 16);
+  const masterLease = resolveMasterLease(config.masterLease);
   const { client, owned, topology } = connectRedis(redis, timeout);
+  if (masterLease !== undefined && topology !== 'sentinel') {
+    if (owned) client.disconnect();
+    throw fail(
+      'masterLease',
+      'asks Redis Sentinel who the master is: give `{ sentinels, name }` or a Sentinel ioredis client',
+    );
+  }
   return new RedisStore(client, {
     keyPrefix,
     timeout,
     ownsClient: owned,
     sessionCache,
+    masterLease,
     keyBuckets,
     recordFormat,
     // Sentinel and Cluster promote a replica on failover: only writes a replica has are safe

@@ -257,6 +257,8 @@ export class SessionCache {
      * that user's sessions under, or undefined for a key it cannot place (then everything goes).
      */
     private readonly entryOf: (redisKey: string) => string | undefined = (redisKey) => redisKey,
+    /** Whether the master may be trusted at all now (MasterLease.holds); always, when undefined. */
+    private readonly trusted?: () => boolean,
   ) {
     if (client.isCluster) {
       const cluster = client as Cluster;
@@ -314,7 +316,7 @@ export class SessionCache {
 
   /** Whether cached answers may be given now. */
   private usable(now: number): boolean {
-    if (this.feeds.length === 0) return false;
+    if (this.feeds.length === 0 || (this.trusted !== undefined && !this.trusted())) return false;
     for (const feed of this.feeds) {
       if (!feed.up || now - feed.confirmedAt > this.options.maxStaleness) return false;
     }

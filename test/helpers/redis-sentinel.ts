@@ -21,7 +21,7 @@ const WITH_MASTER_ADDRESS = '127.0.0.60';
  * 250 ms kill test. Read from the sentinels' logs: +switch-master, then +sdown of the new master
  * 1,003 ms later and -sdown 78 ms after that, too late to stop the second failover.
  */
-const DOWN_AFTER_MS = 2000;
+export const DOWN_AFTER_MS = 2000;
 
 /**
  * redis-cli, run without blocking: the app under test shares this process's event loop, and a
@@ -93,6 +93,11 @@ class SentinelProcess {
       async () => (await cli(sentinel.port, 'ping')) === 'PONG',
     );
     return sentinel;
+  }
+
+  /** Freezes (SIGSTOP) or thaws (SIGCONT) the process: it keeps its connections and answers nothing while frozen. */
+  freeze(frozen: boolean): void {
+    this.child?.kill(frozen ? 'SIGSTOP' : 'SIGCONT');
   }
 
   async stop(): Promise<void> {
@@ -295,6 +300,11 @@ export class SentinelSetup {
   async stopSentinel(index: number): Promise<void> {
     const [stopped] = this.sentinelProcesses.splice(index, 1);
     await stopped?.stop();
+  }
+
+  /** Freezes (SIGSTOP) or thaws (SIGCONT) the sentinel at `index`: frozen, it answers nobody. */
+  freezeSentinel(index: number, frozen: boolean): void {
+    this.sentinelProcesses[index]!.freeze(frozen);
   }
 
   /** The master's port as the sentinels see it now. */

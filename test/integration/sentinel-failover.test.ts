@@ -1,6 +1,8 @@
 import { Redis } from 'ioredis';
+import { Redis as Redis5 } from 'ioredis5';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { sentinelLeaseAuth } from '../../examples/redis/sentinel-lease.js';
 import { sentinelAuth } from '../../examples/redis/sentinel.js';
 import { type Auth, createAuth } from '../../src/index.js';
 import {
@@ -16,7 +18,7 @@ import {
 import { SECRET } from '../helpers/forge.js';
 import { serve, type Served } from '../helpers/http.js';
 import { idApp } from '../helpers/load.js';
-import { MASTER_NAME, SentinelSetup } from '../helpers/redis-sentinel.js';
+import { DOWN_AFTER_MS, MASTER_NAME, SentinelSetup } from '../helpers/redis-sentinel.js';
 
 /*
  * A real Sentinel setup (1 master, 1 replica, 3 sentinels, all redis-server processes this file
@@ -41,6 +43,8 @@ let auth: Auth | undefined;
 let server: Served | undefined;
 let admin: Redis | undefined;
 let load: FailoverLoad | undefined;
+/** A client of the app's own, which the library does not close. */
+let own: { disconnect(): void } | undefined;
 /** Why the store was unavailable, by message: shown with each run's figures. */
 let causes: Record<string, number> = {};
 
@@ -51,8 +55,9 @@ afterEach(async () => {
   await server?.close();
   await auth?.close();
   admin?.disconnect();
+  own?.disconnect();
   await setup?.stop();
-  setup = auth = server = admin = load = undefined;
+  setup = auth = server = admin = load = own = undefined;
 });
 
 async function startLoad(make: (s: SentinelSetup) => Auth): Promise<FailoverLoad> {
@@ -263,6 +268,154 @@ describe('Sentinel failover under load (redis-server --sentinel, this file’s o
     }
   }, 120_000);
 
+  // masterLease: reads trust the master only while enough sentinels vouch for it: with 3
+  // sentinels and quorum 2, two of them (any 2 include one of those). One frozen sentinel
+  // changes nothing; with two frozen, session checks answer 503 before a failover could have
+  // begun (down-after-milliseconds after the frozen ones last vouched), and 200 again once they
+  // are thawed. With sessionCache, a session checked before is not answered from memory either.
+  // Set up as the README's example does, with the session cache too, and on an ioredis 5 Sentinel
+  // client of the app's own (the lease asks the sentinels that client names).
+  const leaseSetups = {
+    'the README example': (s: SentinelSetup) => sentinelLeaseAuth(s.sentinels),
+    'with sessionCache': (s: SentinelSetup) =>
+      createAuth({
+        secret: SECRET,
+        redis: { sentinels: s.sentinels, name: MASTER_NAME },
+        masterLease: true,
+        sessionCache: true,
+      }),
+    'on an ioredis 5 client of the app': (s: SentinelSetup) => {
+      const client = new Redis5({
+        sentinels: s.sentinels,
+        name: MASTER_NAME,
+        failoverDetector: true,
+        reconnectOnError: (error) => error.message.startsWith('READONLY'),
+        maxRetriesPerRequest: 1,
+        commandTimeout: STORE_TIMEOUT,
+      });
+      own = client;
+      return createAuth({ secret: SECRET, redis: client as unknown as Redis, masterLease: true });
+    },
+  };
+  for (const [how, make] of Object.entries(leaseSetups))
+    it(`masterLease, ${how}: 503 once fewer sentinels vouch for the master than a failover needs, before down-after-milliseconds, and 200 again when they do`, async () => {
+      setup = await SentinelSetup.start();
+      auth = make(setup);
+      server = await serve(idApp(auth));
+      const { access_token } = await auth.generateTokens({ id: 'probe' });
+      const me = async () => {
+        const sentAt = Date.now();
+        const response = await fetch(`${server!.url}/me`, {
+          headers: { authorization: `Bearer ${access_token}` },
+        });
+        const body = (await response.json()) as { error?: string };
+        return { sentAt, status: response.status, error: body.error };
+      };
+      /** Asks every 50 ms for `ms`, or until `stop` says so; every answer. */
+      const ask = async (ms: number, stop = (_: { status: number }) => false) => {
+        const answers: Awaited<ReturnType<typeof me>>[] = [];
+        const deadline = Date.now() + ms;
+        while (Date.now() < deadline) {
+          const answer = await me();
+          answers.push(answer);
+          if (stop(answer)) break;
+          await sleep(50);
+        }
+        return answers;
+      };
+      const ok = (answer: { status: number }) => answer.status === 200;
+      // A sentinel vouches once it has seen the master up for 6 s (see SDOWN_REMEMBERED_MS).
+      expect((await ask(15_000, ok)).at(-1)?.status, 'the lease granted at start').toBe(200);
+      await auth.ping();
+
+      setup.freezeSentinel(0, true);
+      const withOne = await ask(DOWN_AFTER_MS + 1500);
+      expect(
+        withOne.filter((a) => a.status !== 200),
+        'one frozen sentinel: two still vouch',
+      ).toEqual([]);
+
+      setup.freezeSentinel(1, true);
+      const frozenAt = Date.now();
+      const whileFrozen = await ask(DOWN_AFTER_MS + 1500);
+      const first = whileFrozen.find((a) => a.status !== 200);
+      // From the first 503 on, no answer trusts the master.
+      const lapsed = first ? whileFrozen.slice(whileFrozen.indexOf(first)) : [];
+      // The safety bound: no check sent after the frozen sentinels could have seen the master
+      // down was answered from it (a late event loop only sends later, never answers later).
+      const lastTrusted = Math.max(
+        ...whileFrozen.filter((a) => a.status === 200).map((a) => a.sentAt),
+      );
+      console.info(
+        `masterLease, ${how}: two of three sentinels frozen, the last 200 sent ${lastTrusted - frozenAt} ms after, the first 503 ${first ? first.sentAt - frozenAt : '-'} ms after (down-after ${DOWN_AFTER_MS} ms)`,
+      );
+      expect(first, 'a 503 once two sentinels are frozen').toBeDefined();
+      expect(lastTrusted - frozenAt).toBeLessThan(DOWN_AFTER_MS);
+      expect(new Set(lapsed.map((a) => `${a.status} ${a.error}`))).toEqual(
+        new Set(['503 store_unavailable']),
+      );
+      // The readiness probe says so too.
+      await expect(auth.ping()).rejects.toMatchObject({ code: 'store_unavailable' });
+
+      setup.freezeSentinel(0, false);
+      setup.freezeSentinel(1, false);
+      expect((await ask(20_000, ok)).at(-1)?.status, 'thawed: vouched for again').toBe(200);
+      await auth.ping();
+    }, 90_000);
+
+  it('masterLease, sentinels whose ACL refuses SENTINEL MASTER: a warning names the refusal, and reads answer 503 store_unavailable', async () => {
+    setup = await SentinelSetup.start();
+    // The app's sentinel user may ask where the master is (as ioredis does), not SENTINEL MASTER.
+    for (const { port } of setup.sentinels) {
+      const sentinel = new Redis({ port, lazyConnect: true });
+      try {
+        await sentinel.call(
+          'ACL',
+          'SETUSER',
+          'watcher',
+          'on',
+          '>watcher-pw',
+          '+@all',
+          '-sentinel|master',
+        );
+      } finally {
+        sentinel.disconnect();
+      }
+    }
+    const warning = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
+    try {
+      auth = createAuth({
+        secret: SECRET,
+        redis: {
+          sentinels: setup.sentinels,
+          name: MASTER_NAME,
+          sentinelUsername: 'watcher',
+          sentinelPassword: 'watcher-pw',
+        },
+        masterLease: true,
+      });
+      server = await serve(idApp(auth));
+      const { access_token } = await auth.generateTokens({ id: 'probe' });
+      await sleep(1500);
+      const response = await fetch(`${server.url}/me`, {
+        headers: { authorization: `Bearer ${access_token}` },
+      });
+      expect(response.status).toBe(503);
+      expect(((await response.json()) as { error: string }).error).toBe('store_unavailable');
+      const codes = warning.mock.calls.map(([, options]) => (options as { code?: string })?.code);
+      expect(codes).toContain('KOA_JWT_REDIS_MASTER_LEASE_REFUSED');
+      const text = String(
+        warning.mock.calls.find(
+          ([, options]) =>
+            (options as { code?: string })?.code === 'KOA_JWT_REDIS_MASTER_LEASE_REFUSED',
+        )?.[0],
+      );
+      expect(text).toMatch(/refused SENTINEL MASTER mymaster \(NOPERM/);
+    } finally {
+      warning.mockRestore();
+    }
+  }, 60_000);
+
   // A network split: the master cut off from its replica and the sentinels, while the app still
   // reaches it. The sentinels promote the replica; the app keeps writing to the old master until
   // it hears the switch; the healed old master becomes a replica of the new one and drops what
@@ -278,9 +431,21 @@ describe('Sentinel failover under load (redis-server --sentinel, this file’s o
   const variants = [
     { name: "the app on the old master's side", waits: [1, 0] },
     { name: 'the app cut off with the old master', waits: [1, 0], appOnMasterSide: true },
+    {
+      name: 'the app cut off with the old master, masterLease',
+      waits: [1],
+      appOnMasterSide: true,
+      masterLease: true,
+    },
     { name: 'two replicas, one left with the old master', waits: [2, 1], replicaWithMaster: true },
   ];
-  for (const { name, waits, appOnMasterSide = false, replicaWithMaster = false } of variants)
+  for (const {
+    name,
+    waits,
+    appOnMasterSide = false,
+    replicaWithMaster = false,
+    masterLease = false,
+  } of variants)
     for (const waitForReplicas of waits) {
       const safe = waitForReplicas === waits[0];
       it(`network split, ${name}, waitForReplicas: ${waitForReplicas}: ${safe ? '0 resurrected' : 'the audit sees writes the split undid'}`, async () => {
@@ -294,20 +459,40 @@ describe('Sentinel failover under load (redis-server --sentinel, this file’s o
             secret: SECRET,
             redis: { sentinels: s.appSentinels, name: MASTER_NAME, natMap: s.natMap },
             waitForReplicas,
+            masterLease,
           }),
         );
         // A session another instance of the app ends on the new master's side during the split.
         const probe = await auth!.generateTokens({ id: 'probe' });
         // Checked once before the split, as a user active then would be (and so cached, with
-        // sessionCache).
-        expect(await meStatus(server!.url, probe.access_token)).toBe(200);
+        // sessionCache); with masterLease, once the sentinels have vouched for the master.
+        let before = await meStatus(server!.url, probe.access_token);
+        for (let i = 0; masterLease && before === 503 && i < 150; i++) {
+          await sleep(100);
+          before = await meStatus(server!.url, probe.access_token);
+        }
+        expect(before).toBe(200);
         await sleep(2000);
         const oldMaster = setup.splitMasterPort;
         const proxied = await setup.masterPort();
         const splitAt = Date.now();
         setup.split();
-        const newMaster = await setup.waitForNewMaster(proxied);
+        // With masterLease, the probe's session checked every 50 ms until the promotion: when
+        // the app stops trusting the old master (the load's own checks queue behind its writes).
+        const probed: { sentAt: number; status: number }[] = [];
+        let promoting = true;
+        const probing = (async () => {
+          while (masterLease && promoting) {
+            const sentAt = Date.now();
+            probed.push({ sentAt, status: await meStatus(server!.url, probe.access_token) });
+            await sleep(50);
+          }
+        })();
+        const newMaster = await setup.waitForNewMaster(proxied).finally(() => {
+          promoting = false;
+        });
         const promotedAt = Date.now();
+        await probing;
         const refusal = safe ? revokedElsewhere(probe.access_token) : undefined;
         // Awaited below; handled now, so a failure meanwhile is not an unhandled rejection.
         refusal?.catch(() => {});
@@ -319,6 +504,7 @@ describe('Sentinel failover under load (redis-server --sentinel, this file’s o
         // The old master's side stays cut off a while longer, as a real split would.
         await sleep(2000);
         const undoneAtPromotion = await atPromotion;
+        const healedAt = Date.now();
         setup.heal();
         await setup.waitForReplica(oldMaster);
         const rejoinedAt = Date.now();
@@ -331,8 +517,38 @@ describe('Sentinel failover under load (redis-server --sentinel, this file’s o
             `network split, ${name}: a session ended on the new master's side was accepted by this app ${refused.accepted} times more, and refused ${refused.ms} ms after its revocation resolved`,
           );
           // An app that hears of the switch reads the new master long before the split heals; a
-          // cut-off one reads the old master, which has the revocation only once it resyncs.
-          if (appOnMasterSide) expect(refused.accepted).toBeGreaterThan(0);
+          // cut-off one reads the old master, which has the revocation only once it resyncs,
+          // unless masterLease stopped trusting it before the sentinels could promote another.
+          if (masterLease) {
+            expect(refused.accepted).toBe(0);
+            // No session check at all was answered from the old master once another could be
+            // promoted: the lease had run out before, and the split kept it from renewing.
+            const me = load!.replies.filter((r) => r.op === 'me');
+            const lastTrusted = Math.max(
+              ...[...me, ...probed]
+                .filter((r) => r.status === 200 && r.sentAt < healedAt)
+                .map((r) => r.sentAt),
+            );
+            // Measured, not vacuous: the probe was refused (503) before the promotion.
+            expect(probed.some((r) => r.status === 503)).toBe(true);
+            console.info(
+              `network split, ${name}: the last session check answered from the old master was sent ${lastTrusted - splitAt} ms after the split, the new master promoted ${promotedAt - splitAt} ms after it; the probe's checks until then ${probed.filter((r) => r.status === 200).length}/${probed.filter((r) => r.status === 503).length} (200/503); the load's checks answered 200/503 ${JSON.stringify(
+                [
+                  ['before the split', 0, splitAt],
+                  ['split to promotion', splitAt, promotedAt],
+                  ['promotion to heal', promotedAt, healedAt],
+                  ['after the heal', healedAt, Infinity],
+                ].map(([what, from, to]) => {
+                  const sent = me.filter((r) => r.sentAt >= +from! && r.sentAt < +to!);
+                  return `${what}: ${sent.filter((r) => r.status === 200).length}/${sent.filter((r) => r.status === 503).length}`;
+                }),
+              )}`,
+            );
+            expect(lastTrusted).toBeLessThan(promotedAt);
+            // The bound itself: no later than down-after-milliseconds after the last answer of
+            // a sentinel, none of which reaches the app after the split.
+            expect(lastTrusted - splitAt).toBeLessThan(DOWN_AFTER_MS);
+          } else if (appOnMasterSide) expect(refused.accepted).toBeGreaterThan(0);
           else expect(refused.ms).toBeLessThan(5000);
         }
 

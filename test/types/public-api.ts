@@ -28,6 +28,7 @@ import {
   getToken,
   invalidateRefreshToken,
   listSessions,
+  type MasterLeaseOptions,
   memoryStore,
   type PostgresSessionStore,
   postgresStore,
@@ -198,6 +199,14 @@ expectTypeOf<RedisStoreConfig['keyBuckets']>().toEqualTypeOf<number | undefined>
 expectTypeOf<AuthOptions['keyBuckets']>().toEqualTypeOf<number | undefined>();
 expectTypeOf<RedisStoreConfig['recordFormat']>().toEqualTypeOf<'binary' | 'text' | undefined>();
 expectTypeOf<AuthOptions['recordFormat']>().toEqualTypeOf<'binary' | 'text' | undefined>();
+// The Sentinel read lease: on or off, or its interval; on the store and on createAuth alike.
+expectTypeOf<RedisStoreConfig['masterLease']>().toEqualTypeOf<
+  boolean | MasterLeaseOptions | undefined
+>();
+expectTypeOf<AuthOptions['masterLease']>().toEqualTypeOf<
+  boolean | MasterLeaseOptions | undefined
+>();
+expectTypeOf<MasterLeaseOptions>().toEqualTypeOf<{ interval?: number }>();
 const pgStore = postgresStore('postgres://postgres@127.0.0.1/test', { schema: 's', table: 't' });
 expectTypeOf(pgStore).toEqualTypeOf<PostgresSessionStore>();
 expectTypeOf(pgStore.migrate()).toEqualTypeOf<Promise<void>>();

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
  * Each file must appear in the README as one ts block, character for character.
  */
 const EXAMPLES: Record<string, string[]> = {
-  redis: ['cluster.ts', 'sentinel.ts', 'tls.ts'],
+  redis: ['cluster.ts', 'sentinel-lease.ts', 'sentinel.ts', 'tls.ts'],
   recipes: ['login-rate-limit.ts', 'readiness.ts', 'recent-login.ts'],
 };
 

@@ -95,6 +95,33 @@ describe('createAuth({ store })', () => {
     expect(option(() => redisStore('redis://127.0.0.1:1', { keyPrefix: 'a{b' }))).toBe('keyPrefix');
     expect(option(() => redisStore('redis://127.0.0.1:1', { timeout: 5 }))).toBe('timeout');
   });
+
+  it('masterLease: Sentinel only, with the store `redis` makes, an interval of 50 to 10000 ms, and no other key', () => {
+    const sentinel = { sentinels: [{ host: '127.0.0.1', port: 1 }], name: 'mymaster' };
+    // Checked before any connection is made.
+    for (const [masterLease, refused] of [
+      [{ interval: 10 }, 'masterLease.interval'],
+      [{ interval: 20_000 }, 'masterLease.interval'],
+      [{ interval: 1.5 }, 'masterLease.interval'],
+      [{ ttl: 100 }, 'masterLease.ttl'],
+      ['yes', 'masterLease'],
+      [null, 'masterLease'],
+    ] as const)
+      expect(
+        option(() => redisStore(sentinel, { masterLease: masterLease as unknown as boolean })),
+        JSON.stringify(masterLease),
+      ).toBe(refused);
+    // It asks the sentinels: a single node has none.
+    expect(option(() => redisStore('redis://127.0.0.1:1', { masterLease: true }))).toBe(
+      'masterLease',
+    );
+    expect(option(() => createAuth({ secret: SECRET, masterLease: true }))).toBe('masterLease');
+    expect(
+      option(() => createAuth({ secret: SECRET, store: memoryStore(), masterLease: true })),
+    ).toBe('masterLease');
+    // Off is off everywhere.
+    return createAuth({ secret: SECRET, masterLease: false }).close();
+  });
 });
 
 function bind(store: SessionStore): SessionStore {

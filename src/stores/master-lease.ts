@@ -1,0 +1,406 @@
+import { performance } from 'node:perf_hooks';
+import { Redis, type RedisOptions, ReplyError } from 'ioredis';
+import { warnOnce, wholeNumber } from '../config/validate.js';
+import { debug } from '../debug.js';
+import { AuthConfigError } from '../errors.js';
+import { bounded } from './bounded.js';
+
+/** `masterLease` as given to `redisStore`/`createAuth`. */
+export interface MasterLeaseOptions {
+  /**
+   * How often the sentinels are asked, in ms. Each answer vouches for the master until
+   * `down-after-milliseconds` after that sentinel last heard from it, so the interval must be
+   * well under the sentinels' `down-after-milliseconds` minus their 1 s PING period, or the
+   * lease lapses between rounds (a warning says so). @default 500
+   */
+  interval?: number;
+}
+
+export interface ResolvedMasterLease {
+  interval: number;
+}
+
+/** `masterLease` as given, checked: undefined when off. */
+export function resolveMasterLease(value: unknown): ResolvedMasterLease | undefined {
+  if (value === undefined || value === false) return undefined;
+  if (value === true) return { interval: DEFAULT_INTERVAL };
+  if (value === null || typeof value !== 'object')
+    throw new AuthConfigError('masterLease', 'must be true, false or { interval }');
+  const given = value as Record<string, unknown>;
+  for (const name of Object.keys(given))
+    if (name !== 'interval')
+      throw new AuthConfigError(`masterLease.${name}`, 'is not an option; known: interval');
+  return {
+    interval: wholeNumber('masterLease.interval', given.interval ?? DEFAULT_INTERVAL, 50, 10_000),
+  };
+}
+
+const DEFAULT_INTERVAL = 500;
+/** Taken off every grant: timers firing late, the two clocks' rates. */
+const MARGIN_MS = 100;
+/** How often a sentinel PINGs the master (Redis's SENTINEL_PING_PERIOD). */
+const PING_PERIOD_MS = 1000;
+/** A sentinel's flags while it sees the master up and no failover of it is under way. */
+const HEALTHY_FLAGS = 'master';
+/**
+ * How long another sentinel may count a "master is down" reply of this one (Redis keeps such
+ * replies 5 s, clearing them on a 100 ms timer), with room for the reply's own trip: a sentinel
+ * that saw the master down within this long could still help a quorum that fails it over, so
+ * its answers vouch only once this long has passed since its last possible sighting.
+ */
+const SDOWN_REMEMBERED_MS = 6000;
+/** Flags of a failover that has begun: no answer of the old master is trusted from then on. */
+const FAILING_OVER = /(^|,)(o_down|failover_in_progress)(,|$)/;
+
+/** A read answered while the lease does not hold: the store answers 503 `store_unavailable`. */
+export class MasterLeaseError extends Error {
+  constructor() {
+    super(
+      'no quorum of sentinels vouches for the Redis master now (masterLease): it may be cut off and replaced',
+    );
+    this.name = 'MasterLeaseError';
+  }
+}
+
+/** One sentinel, on a connection of ours, and its latest answer. */
+interface Link {
+  readonly key: string;
+  readonly redis: Redis;
+  /** `SENTINEL MYID`, or the address when the sentinel cannot say (before Redis 6.2). */
+  id: string | undefined;
+  asking: boolean;
+  said: Said | undefined;
+  /** The earliest time its previous answer says it had a PING answered by the master. */
+  okBefore: number | undefined;
+  /**
+   * Since when its answers show no gap of `down-after-milliseconds` between the master's PING
+   * replies, so no moment it could have seen the master down (see SDOWN_REMEMBERED_MS).
+   */
+  upSince: number;
+}
+
+/** What one sentinel said of the master, parsed from `SENTINEL MASTER <name>`. */
+interface Said {
+  /** Local time (performance.now) the question was sent. */
+  askedAt: number;
+  /** The run id of the master it names; empty until it has read the master's INFO. */
+  runId: string;
+  flags: string;
+  /** It has seen the master up, reporting itself a master, for SDOWN_REMEMBERED_MS at least. */
+  proven: boolean;
+  /** Local time before which this sentinel cannot see the master down. */
+  notDownBefore: number;
+  downAfter: number;
+  sentinels: number;
+  quorum: number;
+}
+
+/**
+ * With Sentinel: how long reads may trust the master this store is connected to. A Sentinel
+ * master cut off with the app keeps answering reads, so a session ended on the other side (on
+ * the replica the sentinels promote) would still be accepted here for as long as the split
+ * lasts. Every `interval` the lease asks each sentinel `SENTINEL MASTER` (each on its own, so a
+ * sentinel that does not answer holds up no other): a sentinel that names our master (by run id),
+ * sees it up and last heard from it `last-ok-ping-reply` ms ago cannot see it down before
+ * `down-after-milliseconds` minus that. A failover needs `quorum` sentinels to see the master
+ * down, so while `sentinels - quorum + 1` of them vouch, no failover can start, and no replica
+ * be promoted, before the earliest of their times: the lease holds until then (less a margin),
+ * and later answers renew it. A sentinel that saw the master down lately may still be counted
+ * by another that does (Redis keeps such replies 5 s), so a sentinel vouches only once its
+ * answers have shown the master up for SDOWN_REMEMBERED_MS: at start, and after its answers
+ * leave a gap, that is about 6 s. Reads check it when their answer arrives, so an answer the master
+ * gave after it could have been replaced is never used; the session cache stops answering with
+ * it. A reconnection of the client, a sentinel naming another master, or a failover under way
+ * ends the lease at once. `SENTINEL FAILOVER` (a planned failover) does not wait for
+ * `down-after-milliseconds`, but demotes the old master at once, and the next answer says so.
+ */
+export class MasterLease {
+  /** performance.now() before which reads may trust the master. */
+  private validUntil = 0;
+  /** The run id of the master the client is connected to, once asked since its last (re)connection. */
+  private runId: string | undefined;
+  /** Bumped on every (re)connection of the client: an INFO asked before it tells nothing. */
+  private epoch = 0;
+  private askingRunId = false;
+  /** When the lease was last ended: only answers asked after it vouch. */
+  private endedAt = 0;
+  private readonly links = new Map<string, Link>();
+  private readonly timer: NodeJS.Timeout;
+  private warned = false;
+  private closed = false;
+  private readonly reconnected = () => {
+    this.epoch++;
+    this.runId = undefined;
+    this.end('the client (re)connected');
+    this.askRunId();
+  };
+
+  constructor(
+    private readonly client: Redis,
+    private readonly options: ResolvedMasterLease,
+    /** Longest wait for one answer, in ms (the store's timeout). */
+    private readonly timeout: number,
+  ) {
+    for (const address of client.options.sentinels ?? [])
+      this.addLink(address.host ?? '127.0.0.1', address.port ?? 26379);
+    client.on('close', this.reconnected);
+    client.on('ready', this.reconnected);
+    this.timer = setInterval(() => this.tick(), options.interval);
+    this.timer.unref();
+    this.tick();
+  }
+
+  /** Whether reads may trust the master now. */
+  holds(): boolean {
+    return performance.now() < this.validUntil;
+  }
+
+  /** Throws MasterLeaseError unless the lease holds: call once a read's answer is in. */
+  check(): void {
+    if (!this.holds()) throw new MasterLeaseError();
+  }
+
+  /** Resolves once the lease holds, or after `ms` (for a readiness check). */
+  async settle(ms: number): Promise<void> {
+    const deadline = performance.now() + ms;
+    while (!this.holds() && !this.closed && performance.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+
+  close(): void {
+    this.closed = true;
+    clearInterval(this.timer);
+    this.client.off('close', this.reconnected);
+    this.client.off('ready', this.reconnected);
+    for (const link of this.links.values()) link.redis.disconnect();
+    this.links.clear();
+    this.end('closed');
+  }
+
+  private end(why: string): void {
+    if (this.holds()) debug.store('masterLease ended: %s', why);
+    this.validUntil = 0;
+    this.endedAt = performance.now();
+  }
+
+  private tick(): void {
+    if (this.closed) return;
+    this.askRunId();
+    for (const link of this.links.values()) if (!link.asking) void this.ask(link);
+  }
+
+  private addLink(host: string, port: number): void {
+    const key = `${host}:${port}`;
+    if (this.closed || this.links.has(key)) return;
+    const given = this.client.options;
+    const redis = new Redis({
+      host,
+      port,
+      username: given.sentinelUsername ?? undefined,
+      password: given.sentinelPassword ?? undefined,
+      ...(given.enableTLSForSentinelMode && given.sentinelTLS ? { tls: given.sentinelTLS } : {}),
+      connectTimeout: Math.min(this.timeout, 2000),
+      enableOfflineQueue: false,
+      enableReadyCheck: false,
+      enableAutoPipelining: false,
+      maxRetriesPerRequest: 0,
+      keyPrefix: '',
+      retryStrategy: (attempt: number) => Math.min(attempt * 100, 1000),
+      // Flat arrays for SENTINEL's answers; ioredis 5 ignores the option.
+      protocol: 2,
+    } as RedisOptions);
+    // A sentinel that is down only withholds its vouch.
+    redis.on('error', () => {});
+    this.links.set(key, {
+      key,
+      redis,
+      id: undefined,
+      asking: false,
+      said: undefined,
+      okBefore: undefined,
+      upSince: Number.POSITIVE_INFINITY,
+    });
+  }
+
+  /** Asks the client's own connection for its server's run id (INFO server). */
+  private askRunId(): void {
+    if (this.askingRunId || this.runId !== undefined || this.client.status !== 'ready') return;
+    this.askingRunId = true;
+    const epoch = this.epoch;
+    bounded(this.client.info('server'), this.timeout, 'Redis')
+      .then(
+        (info) => {
+          const runId = /^run_id:([0-9a-f]+)\r?$/m.exec(String(info))?.[1];
+          if (epoch === this.epoch && runId !== undefined) {
+            this.runId = runId;
+            this.judge();
+          }
+        },
+        (error: unknown) => {
+          if (error instanceof ReplyError)
+            warnOnce(
+              'KOA_JWT_REDIS_MASTER_LEASE_REFUSED',
+              `koa-jwt-redis: masterLease: Redis refused INFO server (${(error as Error).message}), which tells the lease which master the client reads; reads answer 503 until it is allowed.`,
+            );
+        },
+      )
+      .finally(() => {
+        this.askingRunId = false;
+      });
+  }
+
+  /** Asks one sentinel what it knows of the master, then judges again. */
+  private async ask(link: Link): Promise<void> {
+    if (link.redis.status !== 'ready') return;
+    link.asking = true;
+    const wait = Math.min(this.timeout, Math.max(this.options.interval * 2, 200));
+    try {
+      link.id ??= await bounded(link.redis.call('SENTINEL', 'MYID'), wait, 'Sentinel').then(
+        String,
+        () => link.key,
+      );
+      const askedAt = performance.now();
+      const fields = pairs(
+        await bounded(link.redis.call('SENTINEL', 'MASTER', this.name), wait, 'Sentinel'),
+      );
+      const answeredAt = performance.now();
+      const lastOk = Number(fields.get('last-ok-ping-reply'));
+      const downAfter = Number(fields.get('down-after-milliseconds'));
+      const others = Number(fields.get('num-other-sentinels'));
+      const quorum = Number(fields.get('quorum'));
+      if (![lastOk, downAfter, others, quorum].every(Number.isFinite)) return;
+      // The master's last PING reply to it came between these two times. A gap of down-after
+      // between two replies, or one that may hide in what was not seen, is a moment it could
+      // have seen the master down: its record starts again from the later reply.
+      const okAfter = askedAt - lastOk;
+      const okBy = answeredAt - lastOk;
+      if (link.okBefore === undefined || okBy - link.okBefore >= downAfter) link.upSince = okBy;
+      link.okBefore = okAfter;
+      link.said = {
+        askedAt,
+        runId: fields.get('runid') ?? '',
+        flags: fields.get('flags') ?? '',
+        proven:
+          fields.get('role-reported') === 'master' &&
+          answeredAt - link.upSince >= SDOWN_REMEMBERED_MS,
+        notDownBefore: askedAt + downAfter - lastOk,
+        downAfter,
+        sentinels: others + 1,
+        quorum,
+      };
+      this.judge();
+    } catch (error) {
+      // No answer: its last one ages out. A refusal (an ACL without SENTINEL MASTER, a wrong
+      // name) would leave every read answering 503: say so, once.
+      if (error instanceof ReplyError)
+        warnOnce(
+          'KOA_JWT_REDIS_MASTER_LEASE_REFUSED',
+          `koa-jwt-redis: masterLease: sentinel ${link.key} refused SENTINEL MASTER ${this.name} (${(error as Error).message}); without its answers the lease may not hold, and reads answer 503 then.`,
+        );
+    } finally {
+      link.asking = false;
+    }
+  }
+
+  /** The lease from the latest answers: ended, extended, or left to run out. */
+  private judge(): void {
+    if (this.closed) return;
+    const runId = this.runId;
+    if (runId === undefined) return;
+    const now = performance.now();
+    // A sentinel naming another master, or a failover of ours under way, within its
+    // down-after-milliseconds: trust nothing until it says otherwise (or has been silent that
+    // long), however many others vouch meanwhile.
+    for (const { said } of this.links.values())
+      if (
+        said !== undefined &&
+        now - said.askedAt < said.downAfter &&
+        ((said.runId !== '' && said.runId !== runId) || FAILING_OVER.test(said.flags))
+      ) {
+        this.end('a sentinel names another master, or a failover has begun');
+        return;
+      }
+    const answers: { id: string; said: Said }[] = [];
+    for (const link of this.links.values())
+      if (link.said !== undefined && link.said.askedAt > this.endedAt)
+        answers.push({ id: link.id ?? link.key, said: link.said });
+    if (answers.length === 0) return;
+    const total = Math.max(this.links.size, ...answers.map(({ said }) => said.sentinels));
+    if (this.links.size < total) this.discover();
+    const quorum = Math.min(...answers.map(({ said }) => said.quorum));
+    // Any `quorum` sentinels include one of `needed` vouching ones, none of which can see the
+    // master down before the needed-th latest of their times; no failover starts before
+    // `quorum` sentinels do.
+    const needed = Math.max(1, total - quorum + 1);
+    const byId = new Map<string, number>();
+    for (const { id, said } of answers)
+      if (said.runId === runId && said.flags === HEALTHY_FLAGS && said.proven)
+        byId.set(id, Math.max(byId.get(id) ?? 0, said.notDownBefore));
+    const times = [...byId.values()].sort((a, b) => b - a);
+    if (times.length < needed) return;
+    const until = times[needed - 1]! - MARGIN_MS;
+    if (!this.holds() && until > performance.now())
+      debug.store('masterLease holds: %d of %d sentinels vouch', times.length, total);
+    if (until > this.validUntil) this.validUntil = until;
+    // An answer vouches for down-after-milliseconds less the time since the sentinel's last
+    // PING reply (up to its 1 s period): that must leave room for the next round.
+    const downAfter = Math.min(...answers.map(({ said }) => said.downAfter));
+    if (!this.warned && downAfter - PING_PERIOD_MS - MARGIN_MS < this.options.interval) {
+      this.warned = true;
+      process.emitWarning(
+        `koa-jwt-redis: masterLease: the sentinels' down-after-milliseconds (${downAfter}) leaves less than masterLease.interval (${this.options.interval} ms) after their ${PING_PERIOD_MS} ms PING period: reads may answer 503 between rounds. Lower the interval or raise down-after-milliseconds.`,
+        { code: 'KOA_JWT_REDIS_MASTER_LEASE' },
+      );
+    }
+  }
+
+  private discovering = false;
+
+  /** Fewer sentinels known than they report: learn the others, as ioredis does (through `natMap`). */
+  private discover(): void {
+    const link = [...this.links.values()].find((l) => l.redis.status === 'ready');
+    if (link === undefined || this.discovering) return;
+    this.discovering = true;
+    bounded(link.redis.call('SENTINEL', 'SENTINELS', this.name), this.timeout, 'Sentinel')
+      .then(
+        (reply) => {
+          if (!Array.isArray(reply)) return;
+          for (const entry of reply) {
+            const fields = pairs(entry);
+            const ip = fields.get('ip');
+            const port = Number(fields.get('port'));
+            if (ip === undefined || !Number.isInteger(port)) continue;
+            const mapped = this.natMap(ip, port);
+            this.addLink(mapped.host, mapped.port);
+          }
+        },
+        () => {},
+      )
+      .finally(() => {
+        this.discovering = false;
+      });
+  }
+
+  private get name(): string {
+    return this.client.options.name ?? '';
+  }
+
+  private natMap(host: string, port: number): { host: string; port: number } {
+    const natMap = this.client.options.natMap as
+      | ((key: string) => { host: string; port: number } | null)
+      | Record<string, { host: string; port: number }>
+      | undefined;
+    const key = `${host}:${port}`;
+    const mapped = typeof natMap === 'function' ? natMap(key) : natMap?.[key];
+    return mapped ?? { host, port };
+  }
+}
+
+/** A flat RESP2 array of names and values, as a map; empty for anything else. */
+function pairs(reply: unknown): Map<string, string> {
+  const fields = new Map<string, string>();
+  if (Array.isArray(reply))
+    for (let i = 0; i + 1 < reply.length; i += 2)
+      fields.set(String(reply[i]), String(reply[i + 1]));
+  return fields;
+}
