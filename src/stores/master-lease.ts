@@ -50,7 +50,7 @@ const HEALTHY_FLAGS = 'master';
  */
 const SDOWN_REMEMBERED_MS = 6000;
 /** Flags of a failover that has begun: no answer of the old master is trusted from then on. */
-const FAILING_OVER = /(^|,)(o_down|failover_in_progress)(,|$)/;
+const FAILING_OVER = /(^|,)(s_down|o_down|failover_in_progress|peer_master_down)(,|$)/;
 
 /** A read answered while the lease does not hold: the store answers 503 `store_unavailable`. */
 export class MasterLeaseError extends Error {
@@ -88,6 +88,8 @@ interface Said {
   flags: string;
   /** It has seen the master up, reporting itself a master, for SDOWN_REMEMBERED_MS at least. */
   proven: boolean;
+  /** The configuration epoch of the master it names: a failover raises it. */
+  configEpoch: number;
   /** Local time before which this sentinel cannot see the master down. */
   notDownBefore: number;
   downAfter: number;
@@ -99,20 +101,25 @@ interface Said {
  * With Sentinel: how long reads may trust the master this store is connected to. A Sentinel
  * master cut off with the app keeps answering reads, so a session ended on the other side (on
  * the replica the sentinels promote) would still be accepted here for as long as the split
- * lasts. Every `interval` the lease asks each sentinel `SENTINEL MASTER` (each on its own, so a
- * sentinel that does not answer holds up no other): a sentinel that names our master (by run id),
- * sees it up and last heard from it `last-ok-ping-reply` ms ago cannot see it down before
- * `down-after-milliseconds` minus that. A failover needs `quorum` sentinels to see the master
- * down, so while `sentinels - quorum + 1` of them vouch, no failover can start, and no replica
- * be promoted, before the earliest of their times: the lease holds until then (less a margin),
- * and later answers renew it. A sentinel that saw the master down lately may still be counted
- * by another that does (Redis keeps such replies 5 s), so a sentinel vouches only once its
- * answers have shown the master up for SDOWN_REMEMBERED_MS: at start, and after its answers
- * leave a gap, that is about 6 s. Reads check it when their answer arrives, so an answer the master
- * gave after it could have been replaced is never used; the session cache stops answering with
- * it. A reconnection of the client, a sentinel naming another master, or a failover under way
- * ends the lease at once. `SENTINEL FAILOVER` (a planned failover) does not wait for
- * `down-after-milliseconds`, but demotes the old master at once, and the next answer says so.
+ * lasts. Every `interval` the lease asks each sentinel `SENTINEL MASTER` and `SENTINEL
+ * SENTINELS` (each sentinel on its own, so one that does not answer holds up no other): a
+ * sentinel that names our master (by run id), sees it up and last had a PING answered by it
+ * `last-ok-ping-reply` ms ago cannot see it down before `down-after-milliseconds` minus that.
+ * An automatic failover needs `quorum` sentinels to see the master down, so while `sentinels -
+ * quorum + 1` of them vouch, none can start before the earliest of their times: the lease holds
+ * until then (less a margin), and later answers renew it. A sentinel that saw the master down
+ * lately may still be counted by another (Redis keeps such replies 5 s), so a sentinel vouches
+ * only once its answers have shown the master up for SDOWN_REMEMBERED_MS (about 6 s at start
+ * and after a gap), and any sentinel that sees the master down, counts a peer that did, or
+ * takes part in a failover ends the lease, as do a reconnection of the client and a sentinel
+ * naming another master. Reads check it when their answer arrives, so an answer the master gave
+ * after the lease ran out is never used; the session cache stops answering with it.
+ *
+ * Not covered (the README says so): a failover that had already begun before the lease was
+ * granted, whose leader we cannot reach (it may promote a replica up to `failover-timeout`
+ * later); `SENTINEL FAILOVER`, which needs no sentinel to see the master down; a sentinel's
+ * `down-after-milliseconds` or `quorum` lowered after it answered; wall-clock steps on the
+ * sentinels' hosts.
  */
 export class MasterLease {
   /** performance.now() before which reads may trust the master. */
@@ -198,7 +205,9 @@ export class MasterLease {
       port,
       username: given.sentinelUsername ?? undefined,
       password: given.sentinelPassword ?? undefined,
-      ...(given.enableTLSForSentinelMode && given.sentinelTLS ? { tls: given.sentinelTLS } : {}),
+      // As ioredis connects to sentinels: sentinelTLS, the client's address family.
+      ...(given.sentinelTLS ? { tls: given.sentinelTLS } : {}),
+      ...(given.family === undefined ? {} : { family: given.family }),
       connectTimeout: Math.min(this.timeout, 2000),
       enableOfflineQueue: false,
       enableReadyCheck: false,
@@ -209,8 +218,12 @@ export class MasterLease {
       // Flat arrays for SENTINEL's answers; ioredis 5 ignores the option.
       protocol: 2,
     } as RedisOptions);
-    // A sentinel that is down only withholds its vouch.
+    // A sentinel that is down only withholds its vouch; a new connection may be another sentinel.
     redis.on('error', () => {});
+    redis.on('close', () => {
+      const link = this.links.get(key);
+      if (link !== undefined) link.id = undefined;
+    });
     this.links.set(key, {
       key,
       redis,
@@ -239,7 +252,7 @@ export class MasterLease {
         (error: unknown) => {
           if (error instanceof ReplyError)
             warnOnce(
-              'KOA_JWT_REDIS_MASTER_LEASE_REFUSED',
+              'KOA_JWT_REDIS_MASTER_LEASE_INFO_REFUSED',
               `koa-jwt-redis: masterLease: Redis refused INFO server (${(error as Error).message}), which tells the lease which master the client reads; reads answer 503 until it is allowed.`,
             );
         },
@@ -255,14 +268,20 @@ export class MasterLease {
     link.asking = true;
     const wait = Math.min(this.timeout, Math.max(this.options.interval * 2, 200));
     try {
+      // Its id (asked again on every connection): Redis before 6.2 has no MYID, then the address.
       link.id ??= await bounded(link.redis.call('SENTINEL', 'MYID'), wait, 'Sentinel').then(
         String,
-        () => link.key,
+        (error: unknown) => {
+          if (error instanceof ReplyError) return link.key;
+          throw error;
+        },
       );
       const askedAt = performance.now();
-      const fields = pairs(
-        await bounded(link.redis.call('SENTINEL', 'MASTER', this.name), wait, 'Sentinel'),
-      );
+      const [master, peers] = await Promise.all([
+        bounded(link.redis.call('SENTINEL', 'MASTER', this.name), wait, 'Sentinel'),
+        bounded(link.redis.call('SENTINEL', 'SENTINELS', this.name), wait, 'Sentinel'),
+      ]);
+      const fields = pairs(master);
       const answeredAt = performance.now();
       const lastOk = Number(fields.get('last-ok-ping-reply'));
       const downAfter = Number(fields.get('down-after-milliseconds'));
@@ -274,15 +293,23 @@ export class MasterLease {
       // have seen the master down: its record starts again from the later reply.
       const okAfter = askedAt - lastOk;
       const okBy = answeredAt - lastOk;
-      if (link.okBefore === undefined || okBy - link.okBefore >= downAfter) link.upSince = okBy;
+      const flags = fields.get('flags') ?? '';
+      // A peer this sentinel counts as having seen the master down: a quorum may be near.
+      const peerSawDown =
+        Array.isArray(peers) &&
+        peers.some((peer) => /(^|,)master_down(,|$)/.test(pairs(peer).get('flags') ?? ''));
+      // Seen down, or a master that reports itself a replica or rebooted (SDOWN without a
+      // missed PING): as a gap, its record starts again.
+      const healthy = flags === HEALTHY_FLAGS && fields.get('role-reported') === 'master';
+      if (link.okBefore === undefined || okBy - link.okBefore >= downAfter || !healthy)
+        link.upSince = answeredAt;
       link.okBefore = okAfter;
       link.said = {
         askedAt,
         runId: fields.get('runid') ?? '',
-        flags: fields.get('flags') ?? '',
-        proven:
-          fields.get('role-reported') === 'master' &&
-          answeredAt - link.upSince >= SDOWN_REMEMBERED_MS,
+        flags: peerSawDown ? `${flags},peer_master_down` : flags,
+        proven: healthy && answeredAt - link.upSince >= SDOWN_REMEMBERED_MS,
+        configEpoch: Number(fields.get('config-epoch') ?? 0) || 0,
         notDownBefore: askedAt + downAfter - lastOk,
         downAfter,
         sentinels: others + 1,
@@ -295,7 +322,7 @@ export class MasterLease {
       if (error instanceof ReplyError)
         warnOnce(
           'KOA_JWT_REDIS_MASTER_LEASE_REFUSED',
-          `koa-jwt-redis: masterLease: sentinel ${link.key} refused SENTINEL MASTER ${this.name} (${(error as Error).message}); without its answers the lease may not hold, and reads answer 503 then.`,
+          `koa-jwt-redis: masterLease: sentinel ${link.key} refused SENTINEL MYID, MASTER or SENTINELS ${this.name} (${(error as Error).message}); without its answers the lease may not hold, and reads answer 503 then.`,
         );
     } finally {
       link.asking = false;
@@ -308,14 +335,21 @@ export class MasterLease {
     const runId = this.runId;
     if (runId === undefined) return;
     const now = performance.now();
-    // A sentinel naming another master, or a failover of ours under way, within its
-    // down-after-milliseconds: trust nothing until it says otherwise (or has been silent that
-    // long), however many others vouch meanwhile.
+    // A sentinel naming another master (by run id, or by a newer configuration than any that
+    // names ours: a sentinel that has just switched reports no run id until it has read the
+    // new master's INFO), or seeing a failover of ours near, within its down-after-milliseconds:
+    // trust nothing until it says otherwise (or has been silent that long), however many
+    // others vouch meanwhile.
+    let ours = 0;
+    for (const { said } of this.links.values())
+      if (said?.runId === runId) ours = Math.max(ours, said.configEpoch);
     for (const { said } of this.links.values())
       if (
         said !== undefined &&
         now - said.askedAt < said.downAfter &&
-        ((said.runId !== '' && said.runId !== runId) || FAILING_OVER.test(said.flags))
+        ((said.runId !== '' && said.runId !== runId) ||
+          said.configEpoch > ours ||
+          FAILING_OVER.test(said.flags))
       ) {
         this.end('a sentinel names another master, or a failover has begun');
         return;
@@ -325,8 +359,12 @@ export class MasterLease {
       if (link.said !== undefined && link.said.askedAt > this.endedAt)
         answers.push({ id: link.id ?? link.key, said: link.said });
     if (answers.length === 0) return;
-    const total = Math.max(this.links.size, ...answers.map(({ said }) => said.sentinels));
-    if (this.links.size < total) this.discover();
+    // How many sentinels there are: as many as they report, or as many distinct ones as have
+    // answered us (an address that never answers, or a second address of one, counts for none).
+    const ids = new Set<string>();
+    for (const link of this.links.values()) if (link.id !== undefined) ids.add(link.id);
+    const total = Math.max(ids.size, ...answers.map(({ said }) => said.sentinels));
+    if (this.links.size < total && this.client.options.updateSentinels !== false) this.discover();
     const quorum = Math.min(...answers.map(({ said }) => said.quorum));
     // Any `quorum` sentinels include one of `needed` vouching ones, none of which can see the
     // master down before the needed-th latest of their times; no failover starts before

@@ -729,6 +729,9 @@ export class RedisStore implements SessionStore {
         }),
       ),
     );
+    // The script read the family on the master: with masterLease, an answer it gave after
+    // another master could have been promoted (a family ended there still live here) is not used.
+    this.lease?.check();
     return ROTATION.get(code) ?? 'missing';
   }
 
