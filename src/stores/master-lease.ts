@@ -1,9 +1,10 @@
 import { performance } from 'node:perf_hooks';
 import { Redis, type RedisOptions, ReplyError } from 'ioredis';
-import { warnOnce, wholeNumber } from '../config/validate.js';
+import { onlyKnown, warnOnce, wholeNumber } from '../config/validate.js';
 import { debug } from '../debug.js';
 import { AuthConfigError } from '../errors.js';
 import { bounded } from './bounded.js';
+import { natMapped } from './redis-connection.js';
 
 /** `masterLease` as given to `redisStore`/`createAuth`. */
 export interface MasterLeaseOptions {
@@ -27,9 +28,7 @@ export function resolveMasterLease(value: unknown): ResolvedMasterLease | undefi
   if (value === null || typeof value !== 'object')
     throw new AuthConfigError('masterLease', 'must be true, false or { interval }');
   const given = value as Record<string, unknown>;
-  for (const name of Object.keys(given))
-    if (name !== 'interval')
-      throw new AuthConfigError(`masterLease.${name}`, 'is not an option; known: interval');
+  onlyKnown('masterLease', given, ['interval']);
   return {
     interval: wholeNumber('masterLease.interval', given.interval ?? DEFAULT_INTERVAL, 50, 10_000),
   };
@@ -50,7 +49,9 @@ const HEALTHY_FLAGS = 'master';
  */
 const SDOWN_REMEMBERED_MS = 6000;
 /** Flags of a failover that has begun: no answer of the old master is trusted from then on. */
-const FAILING_OVER = /(^|,)(s_down|o_down|failover_in_progress|peer_master_down)(,|$)/;
+const FAILING_OVER = /(^|,)(s_down|o_down|failover_in_progress)(,|$)/;
+/** A peer's flag in `SENTINEL SENTINELS`: the asked sentinel counts its "master is down" reply. */
+const PEER_SAW_DOWN = /(^|,)master_down(,|$)/;
 
 /** A read answered while the lease does not hold: the store answers 503 `store_unavailable`. */
 export class MasterLeaseError extends Error {
@@ -86,6 +87,8 @@ interface Said {
   /** The run id of the master it names; empty until it has read the master's INFO. */
   runId: string;
   flags: string;
+  /** It counts a peer's "master is down" reply (PEER_SAW_DOWN): a quorum may be near. */
+  peerSawDown: boolean;
   /** It has seen the master up, reporting itself a master, for SDOWN_REMEMBERED_MS at least. */
   proven: boolean;
   /** The configuration epoch of the master it names: a failover raises it. */
@@ -283,6 +286,7 @@ export class MasterLease {
       ]);
       const fields = pairs(master);
       const answeredAt = performance.now();
+      const peerFields = Array.isArray(peers) ? peers.map(pairs) : [];
       const lastOk = Number(fields.get('last-ok-ping-reply'));
       const downAfter = Number(fields.get('down-after-milliseconds'));
       const others = Number(fields.get('num-other-sentinels'));
@@ -294,10 +298,6 @@ export class MasterLease {
       const okAfter = askedAt - lastOk;
       const okBy = answeredAt - lastOk;
       const flags = fields.get('flags') ?? '';
-      // A peer this sentinel counts as having seen the master down: a quorum may be near.
-      const peerSawDown =
-        Array.isArray(peers) &&
-        peers.some((peer) => /(^|,)master_down(,|$)/.test(pairs(peer).get('flags') ?? ''));
       // Seen down, or a master that reports itself a replica or rebooted (SDOWN without a
       // missed PING): as a gap, its record starts again.
       const healthy = flags === HEALTHY_FLAGS && fields.get('role-reported') === 'master';
@@ -307,7 +307,8 @@ export class MasterLease {
       link.said = {
         askedAt,
         runId: fields.get('runid') ?? '',
-        flags: peerSawDown ? `${flags},peer_master_down` : flags,
+        flags,
+        peerSawDown: peerFields.some((peer) => PEER_SAW_DOWN.test(peer.get('flags') ?? '')),
         proven: healthy && answeredAt - link.upSince >= SDOWN_REMEMBERED_MS,
         configEpoch: Number(fields.get('config-epoch') ?? 0) || 0,
         notDownBefore: askedAt + downAfter - lastOk,
@@ -315,6 +316,9 @@ export class MasterLease {
         sentinels: others + 1,
         quorum,
       };
+      // Fewer sentinels known than it reports: learn the others from its answer, as ioredis does.
+      if (this.links.size < others + 1 && this.client.options.updateSentinels !== false)
+        for (const peer of peerFields) this.addPeer(peer);
       this.judge();
     } catch (error) {
       // No answer: its last one ages out. A refusal (an ACL without SENTINEL MASTER, a wrong
@@ -349,6 +353,7 @@ export class MasterLease {
         now - said.askedAt < said.downAfter &&
         ((said.runId !== '' && said.runId !== runId) ||
           said.configEpoch > ours ||
+          said.peerSawDown ||
           FAILING_OVER.test(said.flags))
       ) {
         this.end('a sentinel names another master, or a failover has begun');
@@ -364,7 +369,6 @@ export class MasterLease {
     const ids = new Set<string>();
     for (const link of this.links.values()) if (link.id !== undefined) ids.add(link.id);
     const total = Math.max(ids.size, ...answers.map(({ said }) => said.sentinels));
-    if (this.links.size < total && this.client.options.updateSentinels !== false) this.discover();
     const quorum = Math.min(...answers.map(({ said }) => said.quorum));
     // Any `quorum` sentinels include one of `needed` vouching ones, none of which can see the
     // master down before the needed-th latest of their times; no failover starts before
@@ -392,45 +396,17 @@ export class MasterLease {
     }
   }
 
-  private discovering = false;
-
-  /** Fewer sentinels known than they report: learn the others, as ioredis does (through `natMap`). */
-  private discover(): void {
-    const link = [...this.links.values()].find((l) => l.redis.status === 'ready');
-    if (link === undefined || this.discovering) return;
-    this.discovering = true;
-    bounded(link.redis.call('SENTINEL', 'SENTINELS', this.name), this.timeout, 'Sentinel')
-      .then(
-        (reply) => {
-          if (!Array.isArray(reply)) return;
-          for (const entry of reply) {
-            const fields = pairs(entry);
-            const ip = fields.get('ip');
-            const port = Number(fields.get('port'));
-            if (ip === undefined || !Number.isInteger(port)) continue;
-            const mapped = this.natMap(ip, port);
-            this.addLink(mapped.host, mapped.port);
-          }
-        },
-        () => {},
-      )
-      .finally(() => {
-        this.discovering = false;
-      });
+  /** A sentinel another one names (`SENTINEL SENTINELS`), at its address through `natMap`. */
+  private addPeer(peer: Map<string, string>): void {
+    const ip = peer.get('ip');
+    const port = Number(peer.get('port'));
+    if (ip === undefined || !Number.isInteger(port)) return;
+    const mapped = natMapped(this.client.options.natMap, `${ip}:${port}`) ?? { host: ip, port };
+    this.addLink(mapped.host, mapped.port);
   }
 
   private get name(): string {
     return this.client.options.name ?? '';
-  }
-
-  private natMap(host: string, port: number): { host: string; port: number } {
-    const natMap = this.client.options.natMap as
-      | ((key: string) => { host: string; port: number } | null)
-      | Record<string, { host: string; port: number }>
-      | undefined;
-    const key = `${host}:${port}`;
-    const mapped = typeof natMap === 'function' ? natMap(key) : natMap?.[key];
-    return mapped ?? { host, port };
   }
 }
 

@@ -47,6 +47,21 @@ export type RedisOption = RedisClient | string | RedisConnectionOptions | Cluste
 
 export type Topology = 'single' | 'sentinel' | 'cluster';
 
+/**
+ * The address ioredis connects to for `address` ("host:port" as Redis or a sentinel names it),
+ * through a client's `natMap` (an object or a function); undefined when it maps nothing there.
+ */
+export function natMapped(
+  natMap: unknown,
+  address: string,
+): { host: string; port: number } | undefined {
+  const map = natMap as
+    | Record<string, { host: string; port: number }>
+    | ((key: string) => { host: string; port: number } | null | undefined)
+    | undefined;
+  return (typeof map === 'function' ? map(address) : map?.[address]) ?? undefined;
+}
+
 export interface RedisConnection {
   client: IoRedisClient;
   /** The library created the client, so it quits it on close. */

@@ -19,6 +19,7 @@ import {
 import {
   connectRedis,
   type IoRedisClient,
+  natMapped,
   quietFailoverDetector,
   type RedisOption,
 } from './redis-connection.js';
@@ -216,11 +217,7 @@ async function confirmedWrite(
  * Cluster's `natMap`, when it has one, turns that into the address the pool connected to).
  */
 function nodeAt(cluster: Cluster, address: string): Redis | undefined {
-  const natMap = cluster.options.natMap as
-    | Record<string, { host: string; port: number }>
-    | ((key: string) => { host: string; port: number } | null | undefined)
-    | undefined;
-  const mapped = typeof natMap === 'function' ? natMap(address) : natMap?.[address];
+  const mapped = natMapped(cluster.options.natMap, address);
   const wanted = mapped ? `${mapped.host}:${mapped.port}` : address;
   return cluster
     .nodes('all')

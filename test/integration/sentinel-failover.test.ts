@@ -297,6 +297,13 @@ describe('Sentinel failover under load (redis-server --sentinel, this file’s o
         masterLease: true,
         sessionCache: true,
       }),
+    // Two of the three it needs only from SENTINEL SENTINELS: the first one frozen, they vouch.
+    'given one sentinel, the others learnt from it': (s: SentinelSetup) =>
+      createAuth({
+        secret: SECRET,
+        redis: { sentinels: s.sentinels.slice(0, 1), name: MASTER_NAME },
+        masterLease: true,
+      }),
     'on an ioredis 5 client of the app': (s: SentinelSetup) => {
       const client = new Redis5({
         sentinels: s.sentinels,
