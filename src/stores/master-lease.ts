@@ -5,6 +5,7 @@ import { debug } from '../debug.js';
 import { AuthConfigError } from '../errors.js';
 import { bounded } from './bounded.js';
 import { natMapped } from './redis-connection.js';
+import type { ConnectionServer } from './server-identity.js';
 
 /** `masterLease` as given to `redisStore`/`createAuth`. */
 export interface MasterLeaseOptions {
@@ -127,34 +128,35 @@ interface Said {
 export class MasterLease {
   /** performance.now() before which reads may trust the master. */
   private validUntil = 0;
-  /** The run id of the master the client is connected to, once asked since its last (re)connection. */
-  private runId: string | undefined;
-  /** Bumped on every (re)connection of the client: an INFO asked before it tells nothing. */
-  private epoch = 0;
-  private askingRunId = false;
   /** When the lease was last ended: only answers asked after it vouch. */
   private endedAt = 0;
   private readonly links = new Map<string, Link>();
   private readonly timer: NodeJS.Timeout;
   private warned = false;
   private closed = false;
-  private readonly reconnected = () => {
-    this.epoch++;
-    this.runId = undefined;
-    this.end('the client (re)connected');
-    this.askRunId();
+  /** At every (re)connection of the client, and once its server's run id is known. */
+  private readonly serverChanged = () => {
+    const server = this.server.current;
+    if (server === undefined) this.end('the client (re)connected');
+    else if (server.refused !== undefined)
+      warnOnce(
+        'KOA_JWT_REDIS_MASTER_LEASE_INFO_REFUSED',
+        `koa-jwt-redis: masterLease: Redis refused INFO server (${server.refused}), which tells the lease which master the client reads; reads answer 503 until it is allowed.`,
+      );
+    else this.judge();
   };
 
   constructor(
     private readonly client: Redis,
+    /** The server the client's connection is on (its run id names the master it reads). */
+    private readonly server: ConnectionServer,
     private readonly options: ResolvedMasterLease,
     /** Longest wait for one answer, in ms (the store's timeout). */
     private readonly timeout: number,
   ) {
     for (const address of client.options.sentinels ?? [])
       this.addLink(address.host ?? '127.0.0.1', address.port ?? 26379);
-    client.on('close', this.reconnected);
-    client.on('ready', this.reconnected);
+    server.listen(this.serverChanged);
     this.timer = setInterval(() => this.tick(), options.interval);
     this.timer.unref();
     this.tick();
@@ -180,8 +182,7 @@ export class MasterLease {
   close(): void {
     this.closed = true;
     clearInterval(this.timer);
-    this.client.off('close', this.reconnected);
-    this.client.off('ready', this.reconnected);
+    this.server.unlisten(this.serverChanged);
     for (const link of this.links.values()) link.redis.disconnect();
     this.links.clear();
     this.end('closed');
@@ -195,7 +196,7 @@ export class MasterLease {
 
   private tick(): void {
     if (this.closed) return;
-    this.askRunId();
+    this.server.ask();
     for (const link of this.links.values()) if (!link.asking) void this.ask(link);
   }
 
@@ -236,33 +237,6 @@ export class MasterLease {
       okBefore: undefined,
       upSince: Number.POSITIVE_INFINITY,
     });
-  }
-
-  /** Asks the client's own connection for its server's run id (INFO server). */
-  private askRunId(): void {
-    if (this.askingRunId || this.runId !== undefined || this.client.status !== 'ready') return;
-    this.askingRunId = true;
-    const epoch = this.epoch;
-    bounded(this.client.info('server'), this.timeout, 'Redis')
-      .then(
-        (info) => {
-          const runId = /^run_id:([0-9a-f]+)\r?$/m.exec(String(info))?.[1];
-          if (epoch === this.epoch && runId !== undefined) {
-            this.runId = runId;
-            this.judge();
-          }
-        },
-        (error: unknown) => {
-          if (error instanceof ReplyError)
-            warnOnce(
-              'KOA_JWT_REDIS_MASTER_LEASE_INFO_REFUSED',
-              `koa-jwt-redis: masterLease: Redis refused INFO server (${(error as Error).message}), which tells the lease which master the client reads; reads answer 503 until it is allowed.`,
-            );
-        },
-      )
-      .finally(() => {
-        this.askingRunId = false;
-      });
   }
 
   /** Asks one sentinel what it knows of the master, then judges again. */
@@ -336,7 +310,7 @@ export class MasterLease {
   /** The lease from the latest answers: ended, extended, or left to run out. */
   private judge(): void {
     if (this.closed) return;
-    const runId = this.runId;
+    const runId = this.server.current?.runId;
     if (runId === undefined) return;
     const now = performance.now();
     // A sentinel naming another master (by run id, or by a newer configuration than any that

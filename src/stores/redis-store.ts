@@ -10,6 +10,7 @@ import {
   resolveMasterLease,
 } from './master-lease.js';
 import { TurnBatcher } from './turn-batcher.js';
+import { ConnectionServer } from './server-identity.js';
 import { sha256 } from './digest.js';
 import {
   keySlot,
@@ -329,6 +330,11 @@ export class RedisStore implements SessionStore {
   private readonly cache: SessionCache | undefined;
   /** With `masterLease`: whether the master's answers may be trusted now (see MasterLease). */
   private readonly lease: MasterLease | undefined;
+  /**
+   * Which server the client's connection is on (not on a Cluster): the lease's master, and the
+   * server the session cache's feed must be on.
+   */
+  private readonly server: ConnectionServer | undefined;
   /** The client's own `keyPrefix`, which Redis sees in front of ours (in invalidations too). */
   private readonly clientPrefix: string;
   /** What every user's key starts with, before the URI-encoded id and the closing `}`. */
@@ -400,10 +406,15 @@ export class RedisStore implements SessionStore {
           ),
         );
     }
+    const server =
+      client.isCluster || (options.masterLease === undefined && options.sessionCache === undefined)
+        ? undefined
+        : new ConnectionServer(client as Redis, options.timeout);
+    this.server = server;
     this.lease =
       options.masterLease === undefined
         ? undefined
-        : new MasterLease(client as Redis, options.masterLease, options.timeout);
+        : new MasterLease(client as Redis, server!, options.masterLease, options.timeout);
     const lease = this.lease;
     this.cache =
       options.sessionCache === undefined
@@ -416,6 +427,7 @@ export class RedisStore implements SessionStore {
             options.sessionCache,
             (redisKey) => this.entryOfKey(redisKey),
             lease && (() => lease.holds()),
+            server,
           );
   }
 
@@ -879,6 +891,7 @@ export class RedisStore implements SessionStore {
     this.stopWatching?.();
     this.cache?.close();
     this.lease?.close();
+    this.server?.close();
     const owned: IoRedisClient[] = this.options.ownsClient ? [this.client] : [];
     for (const writer of this.writers) owned.push(writer.client);
     await Promise.all(

@@ -1,6 +1,7 @@
 import { type Cluster, Redis } from 'ioredis';
 import { warnOnce } from '../config/validate.js';
 import { quietFailoverDetector } from './redis-connection.js';
+import { type ConnectionServer, identify, sameServer, type ServerId } from './server-identity.js';
 import type { Holding } from './session-store.js';
 
 /** Options of the session liveness cache (`sessionCache`). */
@@ -72,8 +73,12 @@ class InvalidationFeed {
   private setups = 0;
   private closed = false;
   private readonly heartbeat: NodeJS.Timeout;
+  /** The server both connections are on, while `up`. */
+  server: ServerId | undefined;
   /** The subscriber's CLIENT ID while it is subscribed (a tracker that reconnects alone reuses it). */
   private subscriberId: number | undefined;
+  /** And the server it is subscribed on. */
+  private subscriberServer: ServerId | undefined;
   /** A refused set-up (an ACL without CLIENT, a Redis before 6) is tried again after this. */
   private retry: NodeJS.Timeout | undefined;
   /** A Cluster node whose ACL refuses CLUSTER INFO: its heartbeat is a PING, as elsewhere. */
@@ -84,6 +89,8 @@ class InvalidationFeed {
     private readonly prefix: string,
     private readonly onKeys: (keys: Buffer[] | null) => void,
     private readonly onDown: () => void,
+    /** Called each time the feed comes up (its `server` then known). */
+    private readonly onUp: () => void,
     private readonly interval: number,
     /** How long without an answered PING before both connections are replaced. */
     private readonly silentAfter: number,
@@ -99,7 +106,10 @@ class InvalidationFeed {
     this.subscriber = make();
     this.tracker = make();
     for (const event of ['close', 'end', 'reconnecting'])
-      this.subscriber.on(event, () => (this.subscriberId = undefined));
+      this.subscriber.on(event, () => {
+        this.subscriberId = undefined;
+        this.subscriberServer = undefined;
+      });
     for (const connection of [this.subscriber, this.tracker]) {
       connection.on('error', () => {});
       // Any sign of trouble drops the cache at once, before any later answer could rely on it.
@@ -119,6 +129,7 @@ class InvalidationFeed {
 
   private down(): void {
     this.setups++;
+    this.server = undefined;
     if (this.up) {
       this.up = false;
       this.onDown();
@@ -134,13 +145,29 @@ class InvalidationFeed {
       // need not: its id is known.
       if (this.subscriberId === undefined) {
         const id = (await this.subscriber.client('ID')) as number;
+        const server = await identify(this.subscriber, this.silentAfter);
         await this.subscriber.subscribe(CHANNEL);
         // Only this attempt's: an older one's answer may name a connection since replaced.
-        if (attempt === this.setups && this.subscriber.status === 'ready') this.subscriberId = id;
+        if (attempt === this.setups && this.subscriber.status === 'ready') {
+          this.subscriberId = id;
+          this.subscriberServer = server;
+        }
       }
       const id = this.subscriberId;
-      if (id === undefined) return;
+      const subscribedOn = this.subscriberServer;
+      if (id === undefined || subscribedOn === undefined) return;
       const sent = Date.now();
+      // Each connection finds the master for itself (Sentinel, a DNS name that moves): a tracker
+      // on another server than the subscriber would redirect to whichever client there has its id.
+      const server = await identify(this.tracker, this.silentAfter);
+      if (attempt !== this.setups || this.closed) return;
+      if (!sameServer(server, subscribedOn)) {
+        // Either may be the one on a stale server: both find the master again.
+        this.subscriberId = undefined;
+        this.subscriber.disconnect(true);
+        this.tracker.disconnect(true);
+        return;
+      }
       const prefix = this.prefix === '' ? [] : ['PREFIX', this.prefix];
       // The tracker may have outlived a subscriber: its tracking then points at a dead id.
       await this.tracker.call('CLIENT', 'TRACKING', 'OFF');
@@ -149,7 +176,9 @@ class InvalidationFeed {
       if (attempt !== this.setups || this.closed) return;
       if (!ok) return this.askAgain();
       this.confirmedAt = sent;
+      this.server = server;
       this.up = true;
+      this.onUp();
     } catch (error) {
       if (attempt !== this.setups || this.closed) return;
       if (/^NOPERM|unknown (sub)?command/i.test((error as Error).message)) {
@@ -246,6 +275,11 @@ export class SessionCache {
   private closed = false;
   /** Removes the listeners on a Cluster client (which may be the app's own, and outlive us). */
   private unlisten: () => void = () => {};
+  /**
+   * Whether the feed is up on the server the client's reads go to (see `server`); always true on
+   * a Cluster, whose feeds are each made for one node's address.
+   */
+  private onReadServer = true;
 
   constructor(
     private readonly client: Redis | Cluster,
@@ -259,6 +293,13 @@ export class SessionCache {
     private readonly entryOf: (redisKey: string) => string | undefined = (redisKey) => redisKey,
     /** Whether the master may be trusted at all now (MasterLease.holds); always, when undefined. */
     private readonly trusted?: () => boolean,
+    /**
+     * Not on a Cluster: which server the client's own connection is on. The feed finds the master
+     * on connections of its own, and after a failover (Sentinel's, or a DNS name that moves) the
+     * two may for a while be on different servers, where the feed hears nothing of the writes
+     * the reads see: cached answers are given only while both are on one server.
+     */
+    private readonly server?: ConnectionServer,
   ) {
     if (client.isCluster) {
       const cluster = client as Cluster;
@@ -273,7 +314,33 @@ export class SessionCache {
     } else {
       const redis = client as Redis;
       this.feeds = [this.feed(() => quietFailoverDetector(redis.duplicate(FEED_CONNECTION)))];
+      if (server !== undefined) {
+        this.onReadServer = false;
+        server.listen(this.serverChanged);
+      }
     }
+  }
+
+  /**
+   * The client (re)connected, or its server is known: reads sent before are void (they may be
+   * answered from the new connection's server), and the cache serves only once the feed is up
+   * on that same server.
+   */
+  private readonly serverChanged = () => {
+    if (this.server?.current === undefined) this.drop();
+    this.align();
+  };
+
+  /** Whether the feed is up on the server the client's connection is on, now. */
+  private align(): void {
+    if (this.server === undefined) return;
+    const reads = this.server.current;
+    const feed = this.feeds[0];
+    this.onReadServer =
+      reads !== undefined &&
+      feed?.server !== undefined &&
+      feed.up &&
+      sameServer(reads, feed.server);
   }
 
   private feed(make: () => Redis, clusterNode = false): InvalidationFeed {
@@ -282,6 +349,7 @@ export class SessionCache {
       this.prefix,
       (keys) => this.invalidate(keys),
       () => this.drop(),
+      () => this.align(),
       Math.max(1, Math.floor(this.options.maxStaleness / 4)),
       this.options.maxStaleness * 2,
       clusterNode,
@@ -316,7 +384,12 @@ export class SessionCache {
 
   /** Whether cached answers may be given now. */
   private usable(now: number): boolean {
-    if (this.feeds.length === 0 || (this.trusted !== undefined && !this.trusted())) return false;
+    if (
+      this.feeds.length === 0 ||
+      !this.onReadServer ||
+      (this.trusted !== undefined && !this.trusted())
+    )
+      return false;
     for (const feed of this.feeds) {
       if (!feed.up || now - feed.confirmedAt > this.options.maxStaleness) return false;
     }
@@ -452,6 +525,7 @@ export class SessionCache {
   close(): void {
     this.closed = true;
     this.unlisten();
+    this.server?.unlisten(this.serverChanged);
     for (const feed of this.feeds) feed.close();
     this.feeds = [];
     this.drop();

@@ -34,7 +34,7 @@ export class DelayProxy {
   port = 0;
 
   private constructor(
-    private readonly targetPort: number,
+    private targetPort: number,
     private readonly delayMs: number,
   ) {}
 
@@ -116,6 +116,14 @@ export class DelayProxy {
    */
   private keeps(socket: Socket): boolean {
     return this.kept(this.clientOf.get(socket) ?? clientAddress(socket));
+  }
+
+  /**
+   * New connections go to `targetPort` from now on; those open stay where they are (a DNS name
+   * moved to another server, which clients follow only as they reconnect).
+   */
+  retarget(targetPort: number): void {
+    this.targetPort = targetPort;
   }
 
   /** Ends the split: new connections reach the target again. */

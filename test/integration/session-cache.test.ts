@@ -352,6 +352,95 @@ describe('session cache when the invalidation connection is cut', () => {
   });
 });
 
+describe('session cache when the reads and the feed reach different servers', () => {
+  // A DNS name that moves to a promoted replica (or a Sentinel client and its feed asking the
+  // sentinels at different moments): the client's connection drops and reconnects to the new
+  // server, while the feed's connections stay on the old one, still up. The feed hears nothing
+  // of the writes the reads now see, so no cached answer may be given until both are on one.
+  let oldServer: RedisServer;
+  let newServer: RedisServer;
+  beforeAll(async () => {
+    [oldServer, newServer] = await Promise.all([RedisServer.start(), RedisServer.start()]);
+  });
+  afterAll(async () => {
+    await Promise.all([oldServer.stop(), newServer.stop()]);
+  });
+
+  it('a client that reconnects to another server: no cached answer until the feed is on it too, then coherent again', async () => {
+    const prefix = uniquePrefix();
+    const name = await DelayProxy.start(oldServer.port, 0);
+    const oldAdmin = connectTo(oldServer.url);
+    const newAdmin = connectTo(newServer.url);
+    // The app under test, through the name; another instance, on whichever server is the primary.
+    const b = instance(connectTo(`redis://127.0.0.1:${name.port}`), prefix);
+    const onOld = instance(connectTo(oldServer.url), prefix);
+    const onNew = instance(connectTo(newServer.url), prefix);
+    try {
+      await newAdmin.call('REPLICAOF', '127.0.0.1', String(oldServer.port));
+      await vi.waitFor(
+        async () =>
+          expect(String(await newAdmin.info('replication'))).toMatch(/master_link_status:up/),
+        { timeout: 10_000, interval: 50 },
+      );
+      const pairs = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => onOld.auth.generateTokens({ id: `moved-${i}` })),
+      );
+      for (const pair of pairs) await cached(b, pair.access_token);
+      // Every session on the replica, then it is promoted and the name points at it.
+      expect(await oldAdmin.call('WAIT', '1', '900')).toBe(1);
+      await newAdmin.call('REPLICAOF', 'NO', 'ONE');
+      name.retarget(newServer.port);
+      // Only the client's own connection drops: it reconnects through the name, to the new server.
+      const clientId = String(await b.client.client('ID'));
+      await oldAdmin.call('CLIENT', 'KILL', 'ID', clientId);
+      await vi.waitFor(async () => expect(await b.client.client('ID')).not.toBe(Number(clientId)), {
+        timeout: 5000,
+      });
+      expect(String(await b.client.info('server'))).toContain(`tcp_port:${newServer.port}`);
+      // The feed is still up on the old server: it answers its heartbeats there.
+      const feedsOnOld = ((await oldAdmin.client('LIST')) as string)
+        .split('\n')
+        .filter((line) => / flags=\S*[Pt]/.test(line));
+      expect(feedsOnOld.length).toBeGreaterThanOrEqual(2);
+      // Revoked on the new primary, which the app now reads, and which the feed does not watch.
+      await Promise.all(
+        pairs.map((pair) => {
+          const { sub: userId, sid } = sub(pair.access_token);
+          return onNew.auth.revokeSession(userId, sid);
+        }),
+      );
+      for (let round = 0; round < 5; round++) {
+        const answers = await Promise.all(pairs.map((pair) => check(b.auth, pair.access_token)));
+        expect(answers.filter(Boolean)).toEqual([]);
+        for (const pair of pairs) {
+          const { sub: userId, sid } = sub(pair.access_token);
+          expect(b.store.cachedLiveness!(userId, sid, Date.now())).toBeUndefined();
+        }
+        await sleep(50);
+      }
+      // Nor does a session read from the new server now get cached.
+      const later = await onNew.auth.generateTokens({ id: 'moved-later' });
+      for (let i = 0; i < 10; i++) {
+        expect(await check(b.auth, later.access_token)).toBe(true);
+        const { sub: userId, sid } = sub(later.access_token);
+        expect(b.store.cachedLiveness!(userId, sid, Date.now())).toBeUndefined();
+        await sleep(20);
+      }
+      // The old server's connections end (as a server demoted by Sentinel ends its clients'):
+      // the feed follows the name, and the cache serves again, coherent.
+      await oldAdmin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+      await oldAdmin.call('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+      await backAndCoherent(onNew, b, 'moved-back');
+    } finally {
+      await closeAll([b, onOld, onNew]);
+      await newAdmin.call('REPLICAOF', 'NO', 'ONE').catch(() => {});
+      await oldAdmin.quit();
+      await newAdmin.quit();
+      await name.stop();
+    }
+  });
+});
+
 describe('session cache bounds', () => {
   let server: RedisServer;
   beforeAll(async () => {
@@ -419,6 +508,34 @@ describe('session cache bounds', () => {
       warning.mockRestore();
       await closeAll([b]);
       await admin.call('ACL', 'DELUSER', 'nofeed');
+      await admin.quit();
+    }
+  });
+
+  it('a Redis whose ACL refuses INFO: the feed and the reads are matched by address, and the cache serves, coherent', async () => {
+    const admin = connectTo(server.url);
+    await admin.call('ACL', 'SETUSER', 'noinfo', 'on', '>noinfo', '~*', '&*', '+@all', '-info');
+    const warning = vi.spyOn(process, 'emitWarning');
+    const connect = () => {
+      const client = new Redis(server.url, {
+        username: 'noinfo',
+        password: 'noinfo',
+        enableReadyCheck: false,
+      });
+      client.on('error', () => {});
+      return client;
+    };
+    const prefix = uniquePrefix();
+    const a = instance(connect(), prefix);
+    const b = instance(connect(), prefix);
+    try {
+      await expect(b.client.info('server')).rejects.toThrow(/NOPERM/);
+      await backAndCoherent(a, b, 'no-info');
+      expect(warning).not.toHaveBeenCalled();
+    } finally {
+      warning.mockRestore();
+      await closeAll([a, b]);
+      await admin.call('ACL', 'DELUSER', 'noinfo');
       await admin.quit();
     }
   });
