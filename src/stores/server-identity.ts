@@ -31,9 +31,12 @@ function addressOf(redis: Redis): string {
     : `${stream.remoteAddress}:${stream.remotePort}`;
 }
 
+/** Redis refusing INFO for good: an ACL, or a proxy that does not forward it. */
+const REFUSAL = /^NOPERM|unknown command/i;
+
 /**
- * Asks `redis` which server it is connected to. Rejects when INFO fails otherwise than by Redis
- * refusing it (a timeout, a lost connection): the caller asks again.
+ * Asks `redis` which server it is connected to. Rejects when INFO fails otherwise than by being
+ * refused (a timeout, a lost connection, `BUSY` behind a long script): the caller asks again.
  */
 export async function identify(redis: Redis, ms: number): Promise<ServerId> {
   const address = addressOf(redis);
@@ -41,13 +44,15 @@ export async function identify(redis: Redis, ms: number): Promise<ServerId> {
     const info = String(await bounded(redis.info('server'), ms, 'Redis'));
     return { runId: /^run_id:([0-9a-f]+)\r?$/m.exec(info)?.[1], address };
   } catch (error) {
-    if (!(error instanceof ReplyError)) throw error;
+    if (!(error instanceof ReplyError) || !REFUSAL.test((error as Error).message)) throw error;
     return { runId: undefined, address, refused: (error as Error).message };
   }
 }
 
 /** How long before an INFO that failed (not refused) is asked again. */
 const RETRY_MS = 500;
+/** How often a refused INFO is asked again on the same connection (the ACL may change). */
+const REFUSED_RETRY_MS = 5000;
 
 /**
  * The server a client's own connection is on, asked again at every (re)connection: `current` is
@@ -113,10 +118,34 @@ export class ConnectionServer {
     } else if (server !== undefined) {
       this.current = server;
       this.notify();
+      if (server.refused !== undefined) this.askLater(epoch);
     } else {
       clearTimeout(this.retry);
       this.retry = setTimeout(() => this.ask(), RETRY_MS).unref();
     }
+  }
+
+  /**
+   * While INFO is refused: asks again now and then on the same connection, and tells the
+   * listeners once it answers (its run id then identifies the server, not the address).
+   */
+  private askLater(epoch: number): void {
+    clearTimeout(this.retry);
+    this.retry = setTimeout(() => {
+      if (this.closed || epoch !== this.epoch) return;
+      identify(this.client, this.timeout).then(
+        (server) => {
+          if (this.closed || epoch !== this.epoch) return;
+          if (server.refused === undefined) {
+            this.current = server;
+            this.notify();
+          } else this.askLater(epoch);
+        },
+        () => {
+          if (!this.closed && epoch === this.epoch) this.askLater(epoch);
+        },
+      );
+    }, REFUSED_RETRY_MS).unref();
   }
 
   private notify(): void {

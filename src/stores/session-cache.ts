@@ -1,5 +1,6 @@
 import { type Cluster, Redis } from 'ioredis';
 import { warnOnce } from '../config/validate.js';
+import { debug } from '../debug.js';
 import { quietFailoverDetector } from './redis-connection.js';
 import { type ConnectionServer, identify, sameServer, type ServerId } from './server-identity.js';
 import type { Holding } from './session-store.js';
@@ -24,6 +25,10 @@ export interface ResolvedSessionCache {
 const CHANNEL = '__redis__:invalidate';
 /** How long a feed that Redis refused waits before it asks again. */
 const REFUSED_RETRY_MS = 5000;
+/** The feed's connections look for the server again at most this often (see relocate). */
+const RELOCATE_MS = 1000;
+/** Misplaced this long without a break: the cache is off for good, a warning says so. */
+const MISPLACED_WARNING_MS = 10_000;
 
 /**
  * One cached session answer. A holder of a cell (the middlewares' answer memo) may rely on it
@@ -83,6 +88,11 @@ class InvalidationFeed {
   private retry: NodeJS.Timeout | undefined;
   /** A Cluster node whose ACL refuses CLUSTER INFO: its heartbeat is a PING, as elsewhere. */
   private clusterInfoRefused = false;
+  /** A relocation waiting for its turn, and when the last one was made (see relocate). */
+  private relocating: NodeJS.Timeout | undefined;
+  private relocatedAt = 0;
+  /** Since when the feed has kept reaching another server than it should, if it has. */
+  private misplacedSince: number | undefined;
 
   constructor(
     make: () => Redis,
@@ -161,13 +171,8 @@ class InvalidationFeed {
       // on another server than the subscriber would redirect to whichever client there has its id.
       const server = await identify(this.tracker, this.silentAfter);
       if (attempt !== this.setups || this.closed) return;
-      if (!sameServer(server, subscribedOn)) {
-        // Either may be the one on a stale server: both find the master again.
-        this.subscriberId = undefined;
-        this.subscriber.disconnect(true);
-        this.tracker.disconnect(true);
-        return;
-      }
+      if (!sameServer(server, subscribedOn))
+        return this.relocate('its subscriber and tracker reached two servers');
       const prefix = this.prefix === '' ? [] : ['PREFIX', this.prefix];
       // The tracker may have outlived a subscriber: its tracking then points at a dead id.
       await this.tracker.call('CLIENT', 'TRACKING', 'OFF');
@@ -241,6 +246,40 @@ class InvalidationFeed {
     }
   }
 
+  /**
+   * Both connections look for the server again (Sentinel, or a DNS name, may give them another):
+   * they reached another server than each other, or than the client's reads. At most once per
+   * RELOCATE_MS; one that keeps happening for MISPLACED_WARNING_MS is warned of, once.
+   */
+  relocate(why: string): void {
+    if (this.closed || this.relocating !== undefined) return;
+    const now = Date.now();
+    this.misplacedSince ??= now;
+    if (now - this.misplacedSince >= MISPLACED_WARNING_MS)
+      warnOnce(
+        'KOA_JWT_REDIS_SESSION_CACHE_SERVER',
+        `sessionCache is off while its invalidation feed cannot reach the Redis server the client reads (${why}); every check asks Redis. Behind a proxy or a name for several servers, allow INFO so that servers are told by run id.`,
+      );
+    this.relocating = setTimeout(
+      () => {
+        this.relocating = undefined;
+        if (this.closed) return;
+        this.relocatedAt = Date.now();
+        debug.store('sessionCache: %s; its connections look for the server again', why);
+        this.subscriberId = undefined;
+        this.subscriber.disconnect(true);
+        this.tracker.disconnect(true);
+      },
+      Math.max(0, this.relocatedAt + RELOCATE_MS - now),
+    );
+    this.relocating.unref();
+  }
+
+  /** The feed is where it should be. */
+  settled(): void {
+    this.misplacedSince = undefined;
+  }
+
   /** Sets up again later: after a refusal, or while the node says its cluster is not ok. */
   private askAgain(after = this.interval): void {
     clearTimeout(this.retry);
@@ -251,6 +290,7 @@ class InvalidationFeed {
     this.closed = true;
     clearInterval(this.heartbeat);
     clearTimeout(this.retry);
+    clearTimeout(this.relocating);
     this.down();
     this.subscriber.disconnect();
     this.tracker.disconnect();
@@ -331,16 +371,23 @@ export class SessionCache {
     this.align();
   };
 
-  /** Whether the feed is up on the server the client's connection is on, now. */
+  /**
+   * Whether the feed is up on the server the client's connection is on, now. A feed up on
+   * another one looks for the server again (a failover its connections have not followed).
+   */
   private align(): void {
-    if (this.server === undefined) return;
+    if (this.server === undefined) {
+      for (const feed of this.feeds) if (feed.up) feed.settled();
+      return;
+    }
     const reads = this.server.current;
     const feed = this.feeds[0];
-    this.onReadServer =
-      reads !== undefined &&
-      feed?.server !== undefined &&
-      feed.up &&
-      sameServer(reads, feed.server);
+    this.onReadServer = false;
+    if (reads === undefined || feed?.server === undefined || !feed.up) return;
+    if (sameServer(reads, feed.server)) {
+      this.onReadServer = true;
+      feed.settled();
+    } else feed.relocate('it is on another server than the client');
   }
 
   private feed(make: () => Redis, clusterNode = false): InvalidationFeed {

@@ -27,6 +27,8 @@ export class DelayProxy {
   private readonly silent = new Set<number>();
   /** While cut (see `cut`), every new connection is closed at once, but those `kept`. */
   private isCut = false;
+  /** The target of the next connection only (see `retargetNext`). */
+  private nextTarget: number | undefined;
   private kept: (address: string) => boolean = () => false;
   private readonly server = createServer((downstream) =>
     this.isCut && !this.keeps(downstream) ? downstream.destroy() : this.pipe(downstream),
@@ -45,7 +47,8 @@ export class DelayProxy {
   }
 
   private pipe(downstream: Socket): void {
-    const upstream = connect(this.targetPort, '127.0.0.1');
+    const upstream = connect(this.nextTarget ?? this.targetPort, '127.0.0.1');
+    this.nextTarget = undefined;
     this.sockets.add(downstream).add(upstream);
     const client = clientAddress(downstream);
     this.clientOf.set(downstream, client);
@@ -124,6 +127,14 @@ export class DelayProxy {
    */
   retarget(targetPort: number): void {
     this.targetPort = targetPort;
+  }
+
+  /**
+   * The next new connection, and only it, goes to `targetPort`: a name that answers one client
+   * with a new server while others still get the old one (Sentinels that have not all switched).
+   */
+  retargetNext(targetPort: number): void {
+    this.nextTarget = targetPort;
   }
 
   /** Ends the split: new connections reach the target again. */
