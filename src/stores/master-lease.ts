@@ -196,7 +196,6 @@ export class MasterLease {
 
   private tick(): void {
     if (this.closed) return;
-    this.server.ask();
     for (const link of this.links.values()) if (!link.asking) void this.ask(link);
   }
 

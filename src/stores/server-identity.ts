@@ -72,6 +72,8 @@ export class ConnectionServer {
   private readonly reconnected = () => {
     this.epoch++;
     this.current = undefined;
+    // A retry pending was the old connection's; the new one is asked below.
+    clearTimeout(this.retry);
     // Told even when it was unknown already: whatever was in flight on the old connection is void.
     this.notify();
     this.ask();
@@ -96,9 +98,12 @@ export class ConnectionServer {
   }
 
   /** Asks the client's connection, unless it is known, being asked, or not ready. */
-  ask(): void {
-    if (this.closed || this.asking || this.current !== undefined) return;
-    if (this.client.status !== 'ready') return;
+  private ask(): void {
+    if (this.current === undefined) this.start();
+  }
+
+  private start(): void {
+    if (this.closed || this.asking || this.client.status !== 'ready') return;
     this.asking = true;
     void this.identify(this.epoch);
   }
@@ -112,40 +117,23 @@ export class ConnectionServer {
     }
     this.asking = false;
     if (this.closed) return;
-    if (epoch !== this.epoch) {
-      // The client reconnected meanwhile: the answer was the old connection's.
-      this.ask();
-    } else if (server !== undefined) {
+    // The client reconnected meanwhile: the answer was the old connection's.
+    if (epoch !== this.epoch) return this.ask();
+    if (server === undefined)
+      return this.later(this.current === undefined ? RETRY_MS : REFUSED_RETRY_MS);
+    // Told once refused, and again only when INFO answers after all.
+    if (this.current?.refused === undefined || server.refused === undefined) {
       this.current = server;
       this.notify();
-      if (server.refused !== undefined) this.askLater(epoch);
-    } else {
-      clearTimeout(this.retry);
-      this.retry = setTimeout(() => this.ask(), RETRY_MS).unref();
     }
+    // While refused: asked again now and then on the same connection (the ACL may change), so
+    // that its run id, not its address, identifies the server once it is allowed.
+    if (server.refused !== undefined) this.later(REFUSED_RETRY_MS);
   }
 
-  /**
-   * While INFO is refused: asks again now and then on the same connection, and tells the
-   * listeners once it answers (its run id then identifies the server, not the address).
-   */
-  private askLater(epoch: number): void {
+  private later(ms: number): void {
     clearTimeout(this.retry);
-    this.retry = setTimeout(() => {
-      if (this.closed || epoch !== this.epoch) return;
-      identify(this.client, this.timeout).then(
-        (server) => {
-          if (this.closed || epoch !== this.epoch) return;
-          if (server.refused === undefined) {
-            this.current = server;
-            this.notify();
-          } else this.askLater(epoch);
-        },
-        () => {
-          if (!this.closed && epoch === this.epoch) this.askLater(epoch);
-        },
-      );
-    }, REFUSED_RETRY_MS).unref();
+    this.retry = setTimeout(() => this.start(), ms).unref();
   }
 
   private notify(): void {
