@@ -4,7 +4,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { sentinelLeaseAuth } from '../../examples/redis/sentinel-lease.js';
 import { sentinelAuth } from '../../examples/redis/sentinel.js';
-import { type Auth, createAuth } from '../../src/index.js';
+import { type Auth, createAuth, redisStore } from '../../src/index.js';
+import type { SessionStore } from '../../src/stores/session-store.js';
+import { passesSessionCheck as check, untilCached as cached } from '../helpers/auth.js';
 import {
   contractBreaches,
   FailoverLoad,
@@ -15,7 +17,7 @@ import {
   resurrections,
   warmUp,
 } from '../helpers/failover-load.js';
-import { SECRET } from '../helpers/forge.js';
+import { decodeSegment, SECRET } from '../helpers/forge.js';
 import { serve, type Served } from '../helpers/http.js';
 import { idApp } from '../helpers/load.js';
 import { DOWN_AFTER_MS, MASTER_NAME, SentinelSetup } from '../helpers/redis-sentinel.js';
@@ -278,6 +280,94 @@ describe('Sentinel failover under load (redis-server --sentinel, this file’s o
       expect(unhandled.map((args) => String(args[1]).split('\n')[0])).toEqual([]);
     } finally {
       printed.mockRestore();
+    }
+  }, 120_000);
+
+  // The session cache through a planned failover, as a managed Sentinel's upgrade makes one: the
+  // client and the feed's two connections each find the new master through the sentinels, and
+  // the cache answers only once the feed is on the server the reads go to. Sessions cached
+  // before, revoked on the new master after, are refused as soon as any revocation is; the ones
+  // left alone are still accepted; and the cache serves again, coherent. Twice: once every
+  // sentinel names the new master while the old one is still a master with its connections open
+  // (for some seconds), and once the sentinels have made it a replica.
+  it('planned SENTINEL FAILOVER with sessionCache: sessions cached before and revoked on the new master are refused, the others accepted, and the cache serves again, coherent, before and after the old master is demoted', async () => {
+    setup = await SentinelSetup.start();
+    const open: { auth: Auth; store: SessionStore }[] = [];
+    const instance = (redis: Parameters<typeof redisStore>[0], waitForReplicas?: number) => {
+      const store = redisStore(redis, {
+        sessionCache: true,
+        ...(waitForReplicas === undefined ? {} : { waitForReplicas }),
+      });
+      const made = { auth: createAuth({ secret: SECRET, store }), store };
+      open.push(made);
+      return made;
+    };
+    /** Retried while the store is unavailable (a connection still finding the new master). */
+    const retried = async <T>(call: () => Promise<T>): Promise<T> => {
+      for (let tries = 0; ; tries++) {
+        try {
+          return await call();
+        } catch (error) {
+          if (tries >= 100) throw error;
+          await sleep(100);
+        }
+      }
+    };
+    try {
+      // b, the app under test, checks sessions (and caches them) through the sentinels.
+      const b = instance({ sentinels: setup.sentinels, name: MASTER_NAME });
+      const pairs = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => b.auth.generateTokens({ id: `failover-${i}` })),
+      );
+      for (const pair of pairs) await cached(b, pair.access_token);
+      const oldMaster = await setup.masterPort();
+      const switchAt = Date.now();
+      // Every sentinel names the new master; the old one is still a master, and still open.
+      const newMaster = await setup.failover();
+      const switchedMs = Date.now() - switchAt;
+      // After the switch, another instance of the app revokes them on the new master itself,
+      // waiting for no replica (the new master has none until the old one is demoted).
+      const a = instance(`redis://127.0.0.1:${newMaster}`, 0);
+      /** Revokes each on the new master, then how long until b refused them all. */
+      const revokedThenRefused = async (some: typeof pairs): Promise<number> => {
+        for (const pair of some) {
+          const { sub, sid } = decodeSegment(pair.access_token, 1) as { sub: string; sid: string };
+          expect(await a.auth.revokeSession(sub, sid)).toBe(true);
+        }
+        const revokedAt = performance.now();
+        // Within 1 s; a check that fails (a connection of b's still finding the new master) is
+        // asked again.
+        for (const pair of some)
+          while (await check(b.auth, pair.access_token).catch(() => true)) {
+            expect(performance.now() - revokedAt, 'not refused 1 s after').toBeLessThan(1000);
+            await sleep(1);
+          }
+        return performance.now() - revokedAt;
+      };
+      /** A new session: how long until b's cache answers for it (at most 5 s); then it hears its revocation. */
+      const cacheBack = async (id: string): Promise<number> => {
+        const fresh = await a.auth.generateTokens({ id });
+        const loggedInAt = performance.now();
+        await cached(b, fresh.access_token);
+        const ms = performance.now() - loggedInAt;
+        await revokedThenRefused([fresh]);
+        return ms;
+      };
+      const early = await revokedThenRefused(pairs.slice(0, 15));
+      const earlyBack = await cacheBack('failover-early');
+      // The sentinels make the old master a replica (and close its clients' connections).
+      await setup.waitForReplica(oldMaster);
+      const demotedMs = Date.now() - switchAt;
+      const late = await revokedThenRefused(pairs.slice(15, 30));
+      const kept = pairs.slice(30);
+      for (const pair of kept)
+        expect(await retried(() => check(b.auth, pair.access_token))).toBe(true);
+      const lateBack = await cacheBack('failover-late');
+      console.info(
+        `planned failover with sessionCache: every sentinel named the new master ${switchedMs} ms after SENTINEL FAILOVER, the old master a replica ${demotedMs} ms after it; 15 sessions revoked on the new master before that, refused ${early.toFixed(0)} ms after the last revocation resolved, 15 after, refused ${late.toFixed(0)} ms after; ${kept.length} others still accepted; a new session cached ${earlyBack.toFixed(0)} and ${lateBack.toFixed(0)} ms after its login`,
+      );
+    } finally {
+      for (const { auth: opened } of open) await opened.close();
     }
   }, 120_000);
 
