@@ -122,8 +122,9 @@ interface Said {
  * Not covered (the README says so): a failover that had already begun before the lease was
  * granted, whose leader we cannot reach (it may promote a replica up to `failover-timeout`
  * later); `SENTINEL FAILOVER`, which needs no sentinel to see the master down; a sentinel's
- * `down-after-milliseconds` or `quorum` lowered after it answered; wall-clock steps on the
- * sentinels' hosts.
+ * `down-after-milliseconds` or `quorum` lowered, until its next answer shows it (then the
+ * lease is set from the latest answers alone: `rebase`); wall-clock steps on the sentinels'
+ * hosts.
  */
 export class MasterLease {
   /** performance.now() before which reads may trust the master. */
@@ -133,6 +134,12 @@ export class MasterLease {
   private readonly links = new Map<string, Link>();
   private readonly timer: NodeJS.Timeout;
   private warned = false;
+  /**
+   * A sentinel's settings now let a failover start sooner than when the lease was extended
+   * (`down-after-milliseconds` or `quorum` lowered, more sentinels): the next judgement sets
+   * the lease from the latest answers alone, even when that shortens or ends it.
+   */
+  private rebase = false;
   private closed = false;
   /** At every (re)connection of the client, and once its server's run id is known. */
   private readonly serverChanged = () => {
@@ -277,6 +284,12 @@ export class MasterLease {
       if (link.okBefore === undefined || okBy - link.okBefore >= downAfter || !healthy)
         link.upSince = answeredAt;
       link.okBefore = okAfter;
+      const before = link.said;
+      if (
+        before !== undefined &&
+        (downAfter < before.downAfter || quorum < before.quorum || others + 1 > before.sentinels)
+      )
+        this.rebase = true;
       link.said = {
         askedAt,
         runId: fields.get('runid') ?? '',
@@ -352,11 +365,19 @@ export class MasterLease {
       if (said.runId === runId && said.flags === HEALTHY_FLAGS && said.proven)
         byId.set(id, Math.max(byId.get(id) ?? 0, said.notDownBefore));
     const times = [...byId.values()].sort((a, b) => b - a);
-    if (times.length < needed) return;
+    const rebase = this.rebase;
+    this.rebase = false;
+    if (times.length < needed) {
+      if (rebase && this.holds()) {
+        debug.store("masterLease ended: a sentinel's settings now let a failover start sooner");
+        this.validUntil = 0;
+      }
+      return;
+    }
     const until = times[needed - 1]! - MARGIN_MS;
     if (!this.holds() && until > performance.now())
       debug.store('masterLease holds: %d of %d sentinels vouch', times.length, total);
-    if (until > this.validUntil) this.validUntil = until;
+    if (until > this.validUntil || rebase) this.validUntil = until;
     // An answer vouches for down-after-milliseconds less the time since the sentinel's last
     // PING reply (up to its 1 s period): that must leave room for the next round.
     const downAfter = Math.min(...answers.map(({ said }) => said.downAfter));

@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -300,6 +301,18 @@ export class SentinelSetup {
   async stopSentinel(index: number): Promise<void> {
     const [stopped] = this.sentinelProcesses.splice(index, 1);
     await stopped?.stop();
+  }
+
+  /** Sends a command to every running sentinel (SENTINEL SET, ACL SETUSER); throws on an error reply. */
+  async toEverySentinel(...args: string[]): Promise<void> {
+    for (const { port } of this.sentinelProcesses) {
+      const sentinel = new Redis({ port, lazyConnect: true });
+      try {
+        await sentinel.call(...(args as [string, ...string[]]));
+      } finally {
+        sentinel.disconnect();
+      }
+    }
   }
 
   /** Freezes (SIGSTOP) or thaws (SIGCONT) the sentinel at `index`: frozen, it answers nobody. */

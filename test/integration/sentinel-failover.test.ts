@@ -473,25 +473,76 @@ describe('Sentinel failover under load (redis-server --sentinel, this file’s o
       await auth.ping();
     }, 90_000);
 
+  // An operator lowers down-after-milliseconds (SENTINEL SET, on each sentinel) while the lease
+  // holds on answers given under the old value: a sentinel may now see the master down sooner
+  // than those answers said. Its next answer (within one interval) shows the new value, and the
+  // lease is set from the latest answers alone from then on, so two frozen sentinels end it
+  // within the new down-after, not the old one.
+  it('masterLease, down-after-milliseconds lowered while the lease holds: 503 within the new value once two sentinels are frozen', async () => {
+    const OLD_MS = 6000;
+    const NEW_MS = 2000;
+    setup = await SentinelSetup.start({ downAfterMs: OLD_MS });
+    auth = createAuth({
+      secret: SECRET,
+      redis: { sentinels: setup.sentinels, name: MASTER_NAME },
+      masterLease: true,
+    });
+    server = await serve(idApp(auth));
+    const { access_token } = await auth.generateTokens({ id: 'probe' });
+    const me = async () => ({
+      sentAt: Date.now(),
+      status: await meStatus(server!.url, access_token),
+    });
+    // A sentinel vouches once it has seen the master up for 6 s (see SDOWN_REMEMBERED_MS).
+    let granted = await me();
+    for (let i = 0; granted.status !== 200 && i < 300; i++) {
+      await sleep(50);
+      granted = await me();
+    }
+    expect(granted.status, 'the lease granted at start').toBe(200);
+    // Held on answers given under the old value for a while, then lowered on every sentinel.
+    await sleep(1000);
+    await setup.toEverySentinel(
+      'SENTINEL',
+      'SET',
+      MASTER_NAME,
+      'down-after-milliseconds',
+      String(NEW_MS),
+    );
+    // Two rounds of the lease (500 ms each) to hear the new value.
+    await sleep(1000);
+    expect((await me()).status, 'the lease still holds under the new value').toBe(200);
+    setup.freezeSentinel(0, true);
+    setup.freezeSentinel(1, true);
+    const frozenAt = Date.now();
+    const answers: { sentAt: number; status: number }[] = [];
+    while (Date.now() - frozenAt < OLD_MS + 1000) {
+      answers.push(await me());
+      await sleep(50);
+    }
+    const first = answers.find((a) => a.status !== 200);
+    const lastTrusted = Math.max(...answers.filter((a) => a.status === 200).map((a) => a.sentAt));
+    console.info(
+      `masterLease, down-after lowered from ${OLD_MS} to ${NEW_MS} ms while the lease held: two sentinels frozen, the last 200 sent ${lastTrusted - frozenAt} ms after, the first 503 ${first ? first.sentAt - frozenAt : '-'} ms after`,
+    );
+    expect(first?.status, 'a 503 once two sentinels are frozen').toBe(503);
+    expect(lastTrusted - frozenAt).toBeLessThan(NEW_MS);
+    setup.freezeSentinel(0, false);
+    setup.freezeSentinel(1, false);
+  }, 90_000);
+
   it('masterLease, sentinels whose ACL refuses SENTINEL MASTER: a warning names the refusal, and reads answer 503 store_unavailable', async () => {
     setup = await SentinelSetup.start();
     // The app's sentinel user may ask where the master is (as ioredis does), not SENTINEL MASTER.
-    for (const { port } of setup.sentinels) {
-      const sentinel = new Redis({ port, lazyConnect: true });
-      try {
-        await sentinel.call(
-          'ACL',
-          'SETUSER',
-          'watcher',
-          'on',
-          '>watcher-pw',
-          '+@all',
-          '-sentinel|master',
-        );
-      } finally {
-        sentinel.disconnect();
-      }
-    }
+    await setup.toEverySentinel(
+      'ACL',
+      'SETUSER',
+      'watcher',
+      'on',
+      '>watcher-pw',
+      '+@all',
+      '-sentinel|master',
+    );
     const warning = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
     try {
       auth = createAuth({
