@@ -123,7 +123,7 @@ interface Said {
  * granted, whose leader we cannot reach (it may promote a replica up to `failover-timeout`
  * later); `SENTINEL FAILOVER`, which needs no sentinel to see the master down; a sentinel's
  * `down-after-milliseconds` or `quorum` lowered, until its next answer shows it (then the
- * lease is set from the latest answers alone: `rebase`); wall-clock steps on the sentinels'
+ * lease is set from the latest answers alone: see `judge`); wall-clock steps on the sentinels'
  * hosts.
  */
 export class MasterLease {
@@ -134,12 +134,6 @@ export class MasterLease {
   private readonly links = new Map<string, Link>();
   private readonly timer: NodeJS.Timeout;
   private warned = false;
-  /**
-   * A sentinel's settings now let a failover start sooner than when the lease was extended
-   * (`down-after-milliseconds` or `quorum` lowered, more sentinels): the next judgement sets
-   * the lease from the latest answers alone, even when that shortens or ends it.
-   */
-  private rebase = false;
   private closed = false;
   /** At every (re)connection of the client, and once its server's run id is known. */
   private readonly serverChanged = () => {
@@ -284,12 +278,12 @@ export class MasterLease {
       if (link.okBefore === undefined || okBy - link.okBefore >= downAfter || !healthy)
         link.upSince = answeredAt;
       link.okBefore = okAfter;
+      // Settings that let a failover start sooner than its last answer said: what earlier
+      // answers vouched for may no longer hold.
       const before = link.said;
-      if (
+      const sooner =
         before !== undefined &&
-        (downAfter < before.downAfter || quorum < before.quorum || others + 1 > before.sentinels)
-      )
-        this.rebase = true;
+        (downAfter < before.downAfter || quorum < before.quorum || others + 1 > before.sentinels);
       link.said = {
         askedAt,
         runId: fields.get('runid') ?? '',
@@ -305,7 +299,7 @@ export class MasterLease {
       // Fewer sentinels known than it reports: learn the others from its answer, as ioredis does.
       if (this.links.size < others + 1 && this.client.options.updateSentinels !== false)
         for (const peer of peerFields) this.addPeer(peer);
-      this.judge();
+      this.judge(sooner);
     } catch (error) {
       // No answer: its last one ages out. A refusal (an ACL without SENTINEL MASTER, a wrong
       // name) would leave every read answering 503: say so, once.
@@ -319,8 +313,14 @@ export class MasterLease {
     }
   }
 
-  /** The lease from the latest answers: ended, extended, or left to run out. */
-  private judge(): void {
+  /**
+   * The lease from the latest answers: ended, extended, or left to run out. `rebase` (a
+   * sentinel's settings now let a failover start sooner than when the lease was extended): set
+   * from the latest answers alone, even when that shortens or ends it. Where this returns before
+   * that, the lease has already been ended (a reconnection of the client, a sentinel naming
+   * another master, no answer since the last end).
+   */
+  private judge(rebase = false): void {
     if (this.closed) return;
     const runId = this.server.current?.runId;
     if (runId === undefined) return;
@@ -365,8 +365,6 @@ export class MasterLease {
       if (said.runId === runId && said.flags === HEALTHY_FLAGS && said.proven)
         byId.set(id, Math.max(byId.get(id) ?? 0, said.notDownBefore));
     const times = [...byId.values()].sort((a, b) => b - a);
-    const rebase = this.rebase;
-    this.rebase = false;
     if (times.length < needed) {
       if (rebase && this.holds()) {
         debug.store("masterLease ended: a sentinel's settings now let a failover start sooner");
