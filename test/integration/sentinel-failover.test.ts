@@ -130,6 +130,42 @@ async function revokedElsewhere(accessToken: string): Promise<{ ms: number; acce
   }
 }
 
+/** An answer of the app's `/me`, with when it was asked. */
+interface MeAnswer {
+  sentAt: number;
+  status: number;
+  error?: string;
+}
+
+/** The app's `/me` for `accessToken`, once. */
+async function meAnswer(accessToken: string): Promise<MeAnswer> {
+  const sentAt = Date.now();
+  const response = await fetch(`${server!.url}/me`, {
+    headers: { authorization: `Bearer ${accessToken}` },
+  });
+  const body = (await response.json()) as { error?: string };
+  return { sentAt, status: response.status, error: body.error };
+}
+
+/** Asks the app's `/me` every 50 ms for `ms`, or until `stop` says so; every answer. */
+async function askMe(
+  accessToken: string,
+  ms: number,
+  stop: (answer: MeAnswer) => boolean = () => false,
+): Promise<MeAnswer[]> {
+  const answers: MeAnswer[] = [];
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const answer = await meAnswer(accessToken);
+    answers.push(answer);
+    if (stop(answer)) break;
+    await sleep(50);
+  }
+  return answers;
+}
+
+const ok = (answer: MeAnswer) => answer.status === 200;
+
 function report(name: string, from: number): string {
   const replies = load!.replies;
   const writes503 = replies.filter((r) => r.op !== 'me' && r.status === 503);
@@ -413,33 +449,15 @@ describe('Sentinel failover under load (redis-server --sentinel, this file’s o
       auth = make(setup);
       server = await serve(idApp(auth));
       const { access_token } = await auth.generateTokens({ id: 'probe' });
-      const me = async () => {
-        const sentAt = Date.now();
-        const response = await fetch(`${server!.url}/me`, {
-          headers: { authorization: `Bearer ${access_token}` },
-        });
-        const body = (await response.json()) as { error?: string };
-        return { sentAt, status: response.status, error: body.error };
-      };
-      /** Asks every 50 ms for `ms`, or until `stop` says so; every answer. */
-      const ask = async (ms: number, stop = (_: { status: number }) => false) => {
-        const answers: Awaited<ReturnType<typeof me>>[] = [];
-        const deadline = Date.now() + ms;
-        while (Date.now() < deadline) {
-          const answer = await me();
-          answers.push(answer);
-          if (stop(answer)) break;
-          await sleep(50);
-        }
-        return answers;
-      };
-      const ok = (answer: { status: number }) => answer.status === 200;
       // A sentinel vouches once it has seen the master up for 6 s (see SDOWN_REMEMBERED_MS).
-      expect((await ask(15_000, ok)).at(-1)?.status, 'the lease granted at start').toBe(200);
+      expect(
+        (await askMe(access_token, 15_000, ok)).at(-1)?.status,
+        'the lease granted at start',
+      ).toBe(200);
       await auth.ping();
 
       setup.freezeSentinel(0, true);
-      const withOne = await ask(DOWN_AFTER_MS + 1500);
+      const withOne = await askMe(access_token, DOWN_AFTER_MS + 1500);
       expect(
         withOne.filter((a) => a.status !== 200),
         'one frozen sentinel: two still vouch',
@@ -447,7 +465,7 @@ describe('Sentinel failover under load (redis-server --sentinel, this file’s o
 
       setup.freezeSentinel(1, true);
       const frozenAt = Date.now();
-      const whileFrozen = await ask(DOWN_AFTER_MS + 1500);
+      const whileFrozen = await askMe(access_token, DOWN_AFTER_MS + 1500);
       const first = whileFrozen.find((a) => a.status !== 200);
       // From the first 503 on, no answer trusts the master.
       const lapsed = first ? whileFrozen.slice(whileFrozen.indexOf(first)) : [];
@@ -469,7 +487,10 @@ describe('Sentinel failover under load (redis-server --sentinel, this file’s o
 
       setup.freezeSentinel(0, false);
       setup.freezeSentinel(1, false);
-      expect((await ask(20_000, ok)).at(-1)?.status, 'thawed: vouched for again').toBe(200);
+      expect(
+        (await askMe(access_token, 20_000, ok)).at(-1)?.status,
+        'thawed: vouched for again',
+      ).toBe(200);
       await auth.ping();
     }, 90_000);
 
@@ -489,17 +510,11 @@ describe('Sentinel failover under load (redis-server --sentinel, this file’s o
     });
     server = await serve(idApp(auth));
     const { access_token } = await auth.generateTokens({ id: 'probe' });
-    const me = async () => ({
-      sentAt: Date.now(),
-      status: await meStatus(server!.url, access_token),
-    });
     // A sentinel vouches once it has seen the master up for 6 s (see SDOWN_REMEMBERED_MS).
-    let granted = await me();
-    for (let i = 0; granted.status !== 200 && i < 300; i++) {
-      await sleep(50);
-      granted = await me();
-    }
-    expect(granted.status, 'the lease granted at start').toBe(200);
+    expect(
+      (await askMe(access_token, 15_000, ok)).at(-1)?.status,
+      'the lease granted at start',
+    ).toBe(200);
     // Held on answers given under the old value for a while, then lowered on every sentinel.
     await sleep(1000);
     await setup.toEverySentinel(
@@ -511,15 +526,13 @@ describe('Sentinel failover under load (redis-server --sentinel, this file’s o
     );
     // Two rounds of the lease (500 ms each) to hear the new value.
     await sleep(1000);
-    expect((await me()).status, 'the lease still holds under the new value').toBe(200);
+    expect((await meAnswer(access_token)).status, 'the lease still holds under the new value').toBe(
+      200,
+    );
     setup.freezeSentinel(0, true);
     setup.freezeSentinel(1, true);
     const frozenAt = Date.now();
-    const answers: { sentAt: number; status: number }[] = [];
-    while (Date.now() - frozenAt < OLD_MS + 1000) {
-      answers.push(await me());
-      await sleep(50);
-    }
+    const answers = await askMe(access_token, OLD_MS + 1000);
     const first = answers.find((a) => a.status !== 200);
     const lastTrusted = Math.max(...answers.filter((a) => a.status === 200).map((a) => a.sentAt));
     console.info(
