@@ -58,8 +58,33 @@ export function slotsWithReplicasFromNodes(nodes: string): Uint8Array {
 }
 
 /**
+ * From a `CLUSTER SHARDS` reply (Redis 7: per shard, `slots` as from-to pairs and `nodes` as
+ * field-value lists), for a Cluster that refuses `CLUSTER NODES`: as from `CLUSTER NODES`, 1 for
+ * each slot of a shard that lists a replica, whatever its `health` (a failing one included).
+ */
+export function slotsWithReplicasFromShards(shards: unknown): Uint8Array {
+  const slots = new Uint8Array(SLOTS);
+  const field = (pairs: unknown, name: string): unknown => {
+    if (!Array.isArray(pairs)) return undefined;
+    for (let i = 0; i + 1 < pairs.length; i += 2)
+      if (String(pairs[i]) === name) return pairs[i + 1];
+    return undefined;
+  };
+  for (const shard of Array.isArray(shards) ? shards : []) {
+    const nodes = field(shard, 'nodes');
+    const ranges = field(shard, 'slots');
+    if (!Array.isArray(nodes) || !Array.isArray(ranges)) continue;
+    if (!nodes.some((node) => String(field(node, 'role')) === 'replica')) continue;
+    for (let i = 0; i + 1 < ranges.length; i += 2)
+      slots.fill(1, Number(ranges[i]), Number(ranges[i + 1]) + 1);
+  }
+  return slots;
+}
+
+/**
  * From a `CLUSTER SLOTS` reply (`[from, to, master, ...replicas]` per range), for a Cluster that
- * refuses `CLUSTER NODES`: it lists a replica only once it has replicated.
+ * refuses both `CLUSTER NODES` and `CLUSTER SHARDS` (or runs Redis < 7): it lists a replica only
+ * while it replicates (neither one that has not synced yet nor one that is failing).
  */
 export function slotsWithReplicasFromSlots(ranges: unknown): Uint8Array {
   const slots = new Uint8Array(SLOTS);

@@ -15,6 +15,7 @@ import { sha256 } from './digest.js';
 import {
   keySlot,
   slotsWithReplicasFromNodes,
+  slotsWithReplicasFromShards,
   slotsWithReplicasFromSlots,
 } from './cluster-slots.js';
 import {
@@ -116,6 +117,16 @@ type ScriptedTarget = Record<ScriptName, (key: string, ...argv: ScriptArgs) => u
 
 /** How often a Cluster is asked again which of its shards have a replica (watchReplicas). */
 const RECHECK_MS = 30_000;
+
+/**
+ * What a Cluster is asked about its replicas, in turn while it refuses one (watchReplicas): the
+ * first two list every replica, a failing one included; the slot map only those that replicate.
+ */
+const REPLICA_QUESTIONS: readonly (readonly [string, (reply: unknown) => Uint8Array])[] = [
+  ['NODES', (reply) => slotsWithReplicasFromNodes(String(reply))],
+  ['SHARDS', slotsWithReplicasFromShards],
+  ['SLOTS', slotsWithReplicasFromSlots],
+];
 
 /** Connections for confirmed writes (see `writers`), besides the one for reads. */
 const WRITER_CONNECTIONS = 4;
@@ -503,7 +514,8 @@ export class RedisStore implements SessionStore {
    * from `CLUSTER NODES` (which lists every replica; the slot map leaves out one that has not
    * replicated yet) at start, at every refresh of the slot map (a MOVED, so a migrated slot) and
    * every RECHECK_MS. Writes wait (bounded) for the first answer. A Cluster that refuses the
-   * command (an ACL without it) is judged by `CLUSTER SLOTS` instead, with a warning.
+   * command (an ACL without it) is judged by `CLUSTER SHARDS` (Redis 7, which lists every replica
+   * too), and one that refuses that as well by `CLUSTER SLOTS`, with a warning.
    */
   private watchReplicas(cluster: Cluster): Promise<void> {
     return new Promise((resolve) => {
@@ -540,19 +552,27 @@ export class RedisStore implements SessionStore {
           return;
         }
         asking = true;
-        this.bounded(cluster.cluster('NODES') as Promise<string>).then(
-          (nodes) => decided(slotsWithReplicasFromNodes(nodes)),
+        ask(0, []);
+      };
+      // Asked in turn while an ACL refuses one (NOPERM) or Redis lacks it (CLUSTER SHARDS is
+      // Redis 7's); any other failure is asked again from the first.
+      const ask = (question: number, refused: string[]): void => {
+        const [name, judge] = REPLICA_QUESTIONS[question]!;
+        if (question === REPLICA_QUESTIONS.length - 1)
+          warnOnce(
+            'KOA_JWT_REDIS_CLUSTER_NODES',
+            `${refused.join('; ')}: which shards' writes wait for a replica is judged from CLUSTER ${name}, which lists a replica only while it replicates (not one that is failing). Allow CLUSTER SHARDS (Redis 7), or give waitForReplicas explicitly to decide it yourself.`,
+          );
+        this.bounded(cluster.call('CLUSTER', name)).then(
+          (reply) => decided(judge(reply)),
           (error: unknown) => {
-            // Only an ACL's refusal (NOPERM) falls back; any other answer is asked again.
-            if (!/^NOPERM/.test((error as Error).message)) return retry();
-            warnOnce(
-              'KOA_JWT_REDIS_CLUSTER_NODES',
-              `CLUSTER NODES was refused (${(error as Error).message}): which shards' writes wait for a replica is judged from CLUSTER SLOTS, which lists a replica only once it replicates. Give waitForReplicas explicitly to decide it yourself.`,
-            );
-            this.bounded(cluster.cluster('SLOTS') as Promise<unknown>).then(
-              (ranges) => decided(slotsWithReplicasFromSlots(ranges)),
-              retry,
-            );
+            const { message } = error as Error;
+            if (
+              question + 1 < REPLICA_QUESTIONS.length &&
+              /^NOPERM|unknown subcommand/i.test(message)
+            )
+              ask(question + 1, [...refused, `CLUSTER ${name} was refused (${message})`]);
+            else retry();
           },
         );
       };

@@ -52,10 +52,10 @@ function node(port: number): Redis {
 const startNodes = (cluster: RedisCluster) =>
   cluster.ports.map((port) => ({ host: '127.0.0.1', port }));
 
-/** WAIT calls the Cluster's nodes have served, in all. */
-async function waits(cluster: RedisCluster): Promise<number> {
+/** WAIT calls the Cluster's nodes have served, in all (but a paused node's). */
+async function waits(cluster: RedisCluster, paused?: number): Promise<number> {
   let calls = 0;
-  for (const port of cluster.ports) {
+  for (const port of cluster.ports.filter((at) => at !== paused)) {
     const stats = await node(port).info('commandstats');
     calls += Number(/cmdstat_wait:calls=(\d+)/.exec(stats)?.[1] ?? 0);
   }
@@ -86,7 +86,7 @@ async function replicasInSlotMap(cluster: RedisCluster): Promise<void> {
 }
 
 /** A user on every node of `cluster`, password `kjr-password`, allowed all but `denied`. */
-async function aclUser(cluster: RedisCluster, name: string, denied: string): Promise<void> {
+async function aclUser(cluster: RedisCluster, name: string, ...denied: string[]): Promise<void> {
   for (const port of cluster.ports)
     await node(port).call(
       'ACL',
@@ -97,30 +97,111 @@ async function aclUser(cluster: RedisCluster, name: string, denied: string): Pro
       '~*',
       '&*',
       '+@all',
-      denied,
+      ...denied,
     );
 }
 
 describe('a Cluster store decides whether writes wait for a replica', () => {
-  it('an ACL that refuses CLUSTER NODES: judged from CLUSTER SLOTS, with one warning; writes wait', async () => {
-    const cluster = await started(3, 1);
-    await aclUser(cluster, 'kjr', '-cluster|nodes');
+  it('an ACL that refuses CLUSTER NODES: judged from CLUSTER SHARDS, which lists a failing replica too; one that refuses both: from CLUSTER SLOTS, which does not, with one warning', async () => {
+    // A node timeout of 2 s: the paused replica is flagged failing within seconds.
+    const cluster = await RedisCluster.start(3, 1, ['--cluster-node-timeout', '2000']);
+    clusters.push(cluster);
+    await aclUser(cluster, 'kjr-shards', '-cluster|nodes');
+    await aclUser(cluster, 'kjr-slots', '-cluster|nodes', '-cluster|shards');
     await replicasInSlotMap(cluster);
     const warning = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
-    auth = createAuth({
-      secret: SECRET,
-      redis: {
-        cluster: startNodes(cluster),
-        redisOptions: { username: 'kjr', password: 'kjr-password' },
-      },
-    });
-    expect(await waitsOfLogin(cluster, 'acl-user')).toBeGreaterThan(0);
-    const ours = warning.mock.calls.filter(
-      ([, options]) => (options as { code?: string })?.code === 'KOA_JWT_REDIS_CLUSTER_NODES',
+    const ours = () =>
+      warning.mock.calls.filter(
+        ([, options]) => (options as { code?: string })?.code === 'KOA_JWT_REDIS_CLUSTER_NODES',
+      );
+    // A paused node's port is left out of the client's start nodes.
+    const login = (username: string, keyPrefix?: string, paused?: number) => {
+      own = new Cluster(
+        startNodes(cluster).filter((start) => start.port !== paused),
+        {
+          ...(keyPrefix ? { keyPrefix } : {}),
+          redisOptions: { username, password: 'kjr-password' },
+        },
+      ).on('error', () => {});
+      auth = createAuth({ secret: SECRET, redis: own, storeTimeout: 500 });
+    };
+    const closeLogin = async () => {
+      await auth?.close();
+      own?.disconnect();
+      [auth, own] = [undefined, undefined];
+    };
+
+    // Every shard has a replica that replicates: both ways, writes wait.
+    for (const username of ['kjr-shards', 'kjr-slots']) {
+      login(username);
+      expect(await waitsOfLogin(cluster, `${username}-user`), username).toBeGreaterThan(0);
+      await closeLogin();
+    }
+    expect(ours()).toHaveLength(1);
+    expect(String(ours()[0]![0])).toMatch(
+      /CLUSTER NODES was refused \(NOPERM.*; CLUSTER SHARDS was refused \(NOPERM.*judged from CLUSTER SLOTS/,
     );
-    expect(ours).toHaveLength(1);
-    expect(String(ours[0]![0])).toMatch(/CLUSTER NODES was refused/);
-  });
+    warning.mockClear();
+
+    // One replica stops: every node flags it failing, and the slot map leaves it out.
+    const nodes = String(await node(cluster.ports[0]!).call('CLUSTER', 'NODES'));
+    const [replicaId, replicaAddress, , masterId] = nodes
+      .split('\n')
+      .map((line) => line.split(' '))
+      .find((fields) => fields[2]?.includes('slave'))!;
+    const port = (address: string) => Number(/:(\d+)@/.exec(address)![1]);
+    const masterPort = port(
+      nodes
+        .split('\n')
+        .find((line) => line.startsWith(masterId!))!
+        .split(' ')[1]!,
+    );
+    const paused = port(replicaAddress!);
+    const replica = cluster.nodes.find((server) => server.url.endsWith(`:${paused}`))!;
+    replica.pause();
+    try {
+      const deadline = Date.now() + 30_000;
+      const flagged = async (at: number) =>
+        String(await node(at).call('CLUSTER', 'NODES')).includes(
+          `${replicaId} ${replicaAddress} slave,fail`,
+        ) && !JSON.stringify(await node(at).call('CLUSTER', 'SLOTS')).includes(replicaId!);
+      const others = cluster.ports.filter((at) => at !== paused);
+      while (!(await Promise.all(others.map(flagged))).every(Boolean)) {
+        if (Date.now() > deadline)
+          throw new Error('the paused replica was not flagged failing in 30 s');
+        await sleep(200);
+      }
+      // A hash tag whose slot is the failing replica's master's: every key of the store there.
+      const slots = (await node(masterPort).call('CLUSTER', 'SLOTS')) as [
+        number,
+        number,
+        [string, number],
+      ][];
+      const ownerOf = (slot: number) =>
+        slots.find(([from, to]) => from <= slot && slot <= to)![2][1];
+      let n = 0;
+      while (ownerOf(keySlot(`{t${n}}`)) !== masterPort) n++;
+
+      // Judged from CLUSTER SHARDS: the shard's writes still wait for its replica, as with
+      // CLUSTER NODES, so none is answered as done while no replica has it.
+      login('kjr-shards', `{t${n}}:`, paused);
+      await expect(auth!.generateTokens({ id: 'while-failing' })).rejects.toMatchObject({
+        code: 'store_unavailable',
+      });
+      await closeLogin();
+      expect(ours()).toHaveLength(0);
+
+      // Judged from CLUSTER SLOTS: the failing replica is not listed, the write does not wait.
+      login('kjr-slots', `{t${n}}:`, paused);
+      const before = await waits(cluster, paused);
+      const pair = await auth!.generateTokens({ id: 'while-failing' });
+      expect(await auth!.checkRefreshToken(pair.refresh_token)).toBe(true);
+      expect(await waits(cluster, paused)).toBe(before);
+      await closeLogin();
+    } finally {
+      replica.resume();
+    }
+  }, 90_000);
 
   // The session cache's feed on a Cluster master asks CLUSTER INFO at each heartbeat (a master
   // cut off from the majority says fail: cluster-failover.test.ts); an ACL that refuses it
