@@ -44,6 +44,7 @@ if (mode === 'serve') {
   });
   // HTTPS (the npm registry): a tunnel to port 443 of a registry.
   server.on('connect', (req, client, head) => {
+    client.on('error', () => client.destroy());
     const [host, to] = req.url.split(':');
     if (!REGISTRIES.has(host) || to !== '443') {
       console.error(`registry-proxy: refused CONNECT ${req.url}`);

@@ -58,22 +58,33 @@ export function slotsWithReplicasFromNodes(nodes: string): Uint8Array {
 }
 
 /**
- * From a `CLUSTER SHARDS` reply (Redis 7: per shard, `slots` as from-to pairs and `nodes` as
- * field-value lists), for a Cluster that refuses `CLUSTER NODES`: as from `CLUSTER NODES`, 1 for
- * each slot of a shard that lists a replica, whatever its `health` (a failing one included).
+ * A field of a map reply: a flat `[name, value, ...]` array (RESP2, and RESP3 with ioredis's
+ * default `replyMapping`), a plain object (`replyMapping: 'resp3'`) or a `Map`.
  */
-export function slotsWithReplicasFromShards(shards: unknown): Uint8Array {
-  const slots = new Uint8Array(SLOTS);
-  const field = (pairs: unknown, name: string): unknown => {
-    if (!Array.isArray(pairs)) return undefined;
-    for (let i = 0; i + 1 < pairs.length; i += 2)
-      if (String(pairs[i]) === name) return pairs[i + 1];
+function field(map: unknown, name: string): unknown {
+  if (Array.isArray(map)) {
+    for (let i = 0; i + 1 < map.length; i += 2) if (String(map[i]) === name) return map[i + 1];
     return undefined;
-  };
-  for (const shard of Array.isArray(shards) ? shards : []) {
+  }
+  if (map instanceof Map) return map.get(name);
+  return typeof map === 'object' && map !== null
+    ? (map as Record<string, unknown>)[name]
+    : undefined;
+}
+
+/**
+ * From a `CLUSTER SHARDS` reply (Redis 7: per shard, `slots` as from-to pairs and `nodes` as
+ * maps), for a Cluster that refuses `CLUSTER NODES`: as from `CLUSTER NODES`, 1 for each slot of
+ * a shard that lists a replica, whatever its `health` (a failing one included). Undefined for a
+ * reply of another shape, which is not read as "no replica".
+ */
+export function slotsWithReplicasFromShards(shards: unknown): Uint8Array | undefined {
+  if (!Array.isArray(shards)) return undefined;
+  const slots = new Uint8Array(SLOTS);
+  for (const shard of shards) {
     const nodes = field(shard, 'nodes');
     const ranges = field(shard, 'slots');
-    if (!Array.isArray(nodes) || !Array.isArray(ranges)) continue;
+    if (!Array.isArray(nodes) || !Array.isArray(ranges)) return undefined;
     if (!nodes.some((node) => String(field(node, 'role')) === 'replica')) continue;
     for (let i = 0; i + 1 < ranges.length; i += 2)
       slots.fill(1, Number(ranges[i]), Number(ranges[i + 1]) + 1);

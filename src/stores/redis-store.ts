@@ -122,7 +122,10 @@ const RECHECK_MS = 30_000;
  * What a Cluster is asked about its replicas, in turn while it refuses one (watchReplicas): the
  * first two list every replica, a failing one included; the slot map only those that replicate.
  */
-const REPLICA_QUESTIONS: readonly (readonly [string, (reply: unknown) => Uint8Array])[] = [
+const REPLICA_QUESTIONS: readonly (readonly [
+  string,
+  (reply: unknown) => Uint8Array | undefined,
+])[] = [
   ['NODES', (reply) => slotsWithReplicasFromNodes(String(reply))],
   ['SHARDS', slotsWithReplicasFromShards],
   ['SLOTS', slotsWithReplicasFromSlots],
@@ -552,26 +555,35 @@ export class RedisStore implements SessionStore {
           return;
         }
         asking = true;
-        ask(0, []);
+        ask(first, []);
       };
-      // Asked in turn while an ACL refuses one (NOPERM) or Redis lacks it (CLUSTER SHARDS is
-      // Redis 7's); any other failure is asked again from the first.
-      const ask = (question: number, refused: string[]): void => {
+      // The question that answered last: the next check starts there, so an ACL's refusals are
+      // not asked again (and added to its ACL LOG) at every check.
+      let first = 0;
+      // Asked in turn while an ACL refuses one (NOPERM), Redis lacks it (CLUSTER SHARDS is Redis
+      // 7's) or its answer is of a shape not understood; any other failure is asked again.
+      const ask = (question: number, passed: readonly string[]): void => {
         const [name, judge] = REPLICA_QUESTIONS[question]!;
-        if (question === REPLICA_QUESTIONS.length - 1)
-          warnOnce(
-            'KOA_JWT_REDIS_CLUSTER_NODES',
-            `${refused.join('; ')}: which shards' writes wait for a replica is judged from CLUSTER ${name}, which lists a replica only while it replicates (not one that is failing). Allow CLUSTER SHARDS (Redis 7), or give waitForReplicas explicitly to decide it yourself.`,
-          );
+        const last = question === REPLICA_QUESTIONS.length - 1;
+        const next = (why: string): void => {
+          if (last) retry();
+          else ask(question + 1, [...passed, `CLUSTER ${name}: ${why}`]);
+        };
         this.bounded(cluster.call('CLUSTER', name)).then(
-          (reply) => decided(judge(reply)),
+          (reply) => {
+            const slots = judge(reply);
+            if (slots === undefined) return next('an answer of a shape not understood');
+            if (last)
+              warnOnce(
+                'KOA_JWT_REDIS_CLUSTER_NODES',
+                `${passed.join('; ')}: which shards' writes wait for a replica is judged from CLUSTER ${name}, which lists a replica only while it replicates (not one that is failing). Allow CLUSTER NODES (or CLUSTER SHARDS, Redis 7), or give waitForReplicas explicitly to decide it yourself.`,
+              );
+            first = question;
+            decided(slots);
+          },
           (error: unknown) => {
             const { message } = error as Error;
-            if (
-              question + 1 < REPLICA_QUESTIONS.length &&
-              /^NOPERM|unknown subcommand/i.test(message)
-            )
-              ask(question + 1, [...refused, `CLUSTER ${name} was refused (${message})`]);
+            if (/^NOPERM|unknown subcommand/i.test(message)) next(message);
             else retry();
           },
         );

@@ -41,36 +41,47 @@ const node = (id: string, role: string, health: string, offset: number) => [
 ];
 
 describe('slotsWithReplicasFromShards', () => {
+  const shards = [
+    [
+      'slots',
+      [0, 5460],
+      'nodes',
+      [node('a', 'master', 'online', 14), node('a1', 'replica', 'fail', 0)],
+    ],
+    [
+      'slots',
+      [5461, 6000, 6002, 10922],
+      'nodes',
+      [node('b', 'master', 'online', 14), node('b1', 'replica', 'loading', 0)],
+    ],
+    ['slots', [10923, 16383, 6001, 6001], 'nodes', [node('c', 'master', 'online', 14)]],
+    // A master with no slots (just added), with a replica.
+    ['slots', [], 'nodes', [node('d', 'master', 'online', 0), node('d1', 'replica', 'online', 0)]],
+  ];
+  const withReplicas = [
+    [0, 6000],
+    [6002, 10922],
+  ];
+
   it('marks the slots of every shard that lists a replica, failing or syncing ones included', () => {
-    const shards = [
-      [
-        'slots',
-        [0, 5460],
-        'nodes',
-        [node('a', 'master', 'online', 14), node('a1', 'replica', 'fail', 0)],
-      ],
-      [
-        'slots',
-        [5461, 6000, 6002, 10922],
-        'nodes',
-        [node('b', 'master', 'online', 14), node('b1', 'replica', 'loading', 0)],
-      ],
-      ['slots', [10923, 16383, 6001, 6001], 'nodes', [node('c', 'master', 'online', 14)]],
-      // A master with no slots (just added), with a replica.
-      [
-        'slots',
-        [],
-        'nodes',
-        [node('d', 'master', 'online', 0), node('d1', 'replica', 'online', 0)],
-      ],
-    ];
-    expect(ranges(slotsWithReplicasFromShards(shards))).toEqual([
-      [0, 6000],
-      [6002, 10922],
-    ]);
+    expect(ranges(slotsWithReplicasFromShards(shards)!)).toEqual(withReplicas);
   });
 
-  it('reads what it does not understand as no replica, without throwing', () => {
+  it("reads the maps as ioredis hands them with replyMapping: 'resp3' (objects), or as Maps", () => {
+    const pairs = (list: unknown[]) =>
+      Array.from({ length: list.length / 2 }, (_, i) => [String(list[2 * i]), list[2 * i + 1]]);
+    const asObject = (list: unknown[]) => Object.fromEntries(pairs(list));
+    const asMap = (list: unknown[]) => new Map(pairs(list) as [string, unknown][]);
+    for (const shape of [asObject, asMap]) {
+      const reply = shards.map((shard) => {
+        const nodes = (shard[3] as unknown[][]).map(shape);
+        return shape(['slots', shard[1], 'nodes', nodes]);
+      });
+      expect(ranges(slotsWithReplicasFromShards(reply)!), shape.name).toEqual(withReplicas);
+    }
+  });
+
+  it('answers undefined for a reply of another shape, not "no replica"', () => {
     for (const reply of [
       undefined,
       null,
@@ -80,7 +91,8 @@ describe('slotsWithReplicasFromShards', () => {
       [['slots', 'x', 'nodes', 3]],
       [['nodes']],
     ])
-      expect(ranges(slotsWithReplicasFromShards(reply))).toEqual([]);
+      expect(slotsWithReplicasFromShards(reply)).toBeUndefined();
+    expect(ranges(slotsWithReplicasFromShards([])!)).toEqual([]);
   });
 });
 
