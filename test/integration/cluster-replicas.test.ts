@@ -20,10 +20,15 @@ const plain: Redis[] = [];
 let auth: Auth | undefined;
 let own: Cluster | undefined;
 
-afterEach(async () => {
+/** Closes the test's auth and its own client, if any. */
+async function closeAuth(): Promise<void> {
   await auth?.close();
   own?.disconnect();
   [auth, own] = [undefined, undefined];
+}
+
+afterEach(async () => {
+  await closeAuth();
   vi.restoreAllMocks();
 });
 
@@ -51,6 +56,20 @@ function node(port: number): Redis {
 
 const startNodes = (cluster: RedisCluster) =>
   cluster.ports.map((port) => ({ host: '127.0.0.1', port }));
+
+/**
+ * A hash tag (`t<n>`) whose slot is served by a node `wanted` accepts, by the slot map `port`
+ * gives: a keyPrefix of `{t<n>}:` puts every key of a store on that node.
+ */
+async function tagOn(port: number, wanted: (at: number) => boolean): Promise<string> {
+  const slots = (await node(port).call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
+  const ownerOf = (slot: number) => slots.find(([from, to]) => from <= slot && slot <= to)?.[2][1];
+  for (let n = 0; n < 100_000; n++) {
+    const owner = ownerOf(keySlot(`{t${n}}`));
+    if (owner !== undefined && wanted(owner)) return `t${n}`;
+  }
+  throw new Error(`no hash tag on a wanted node in the slot map of ${port}`);
+}
 
 /** WAIT calls the Cluster's nodes have served, in all (but a paused node's). */
 async function waits(cluster: RedisCluster, paused?: number): Promise<number> {
@@ -130,20 +149,15 @@ describe('a Cluster store decides whether writes wait for a replica', () => {
       ).on('error', () => {});
       auth = createAuth({ secret: SECRET, redis: own });
     };
-    const closeLogin = async () => {
-      await auth?.close();
-      own?.disconnect();
-      [auth, own] = [undefined, undefined];
-    };
 
     // Every shard has a replica that replicates: both ways, writes wait; only the second warns.
     login('kjr-shards');
     expect(await waitsOfLogin(cluster, 'kjr-shards-user')).toBeGreaterThan(0);
-    await closeLogin();
+    await closeAuth();
     expect(ours()).toHaveLength(0);
     login('kjr-slots');
     expect(await waitsOfLogin(cluster, 'kjr-slots-user')).toBeGreaterThan(0);
-    await closeLogin();
+    await closeAuth();
     expect(ours()).toHaveLength(1);
     expect(String(ours()[0]![0])).toMatch(
       /CLUSTER NODES: NOPERM.*; CLUSTER SHARDS: NOPERM.*judged from CLUSTER SLOTS/,
@@ -177,32 +191,24 @@ describe('a Cluster store decides whether writes wait for a replica', () => {
           throw new Error('the paused replica was not flagged failing in 30 s');
         await sleep(200);
       }
-      // A hash tag whose slot is the failing replica's master's: every key of the store there.
-      const slots = (await node(masterPort).call('CLUSTER', 'SLOTS')) as [
-        number,
-        number,
-        [string, number],
-      ][];
-      const owned = (slot: number) =>
-        slots.some(([from, to, [, at]]) => at === masterPort && from <= slot && slot <= to);
-      const n = Array.from({ length: 100_000 }, (_, i) => i).find((i) => owned(keySlot(`{t${i}}`)));
-      if (n === undefined) throw new Error(`no slot of ${masterPort} found in the slot map`);
+      // Every key of the stores below on the failing replica's master.
+      const tag = await tagOn(masterPort, (at) => at === masterPort);
 
       // Judged from CLUSTER SHARDS: the shard's writes still wait for its replica, as with
       // CLUSTER NODES, so none is answered as done while no replica has it.
-      login('kjr-shards', `{t${n}}:`, paused);
+      login('kjr-shards', `{${tag}}:`, paused);
       await expect(auth!.generateTokens({ id: 'while-failing' })).rejects.toMatchObject({
         code: 'store_unavailable',
       });
-      await closeLogin();
+      await closeAuth();
 
       // Judged from CLUSTER SLOTS: the failing replica is not listed, the write does not wait.
-      login('kjr-slots', `{t${n}}:`, paused);
+      login('kjr-slots', `{${tag}}:`, paused);
       const before = await waits(cluster, paused);
       const pair = await auth!.generateTokens({ id: 'while-failing' });
       expect(await auth!.checkRefreshToken(pair.refresh_token)).toBe(true);
       expect(await waits(cluster, paused)).toBe(before);
-      await closeLogin();
+      await closeAuth();
     } finally {
       replica.resume();
     }
@@ -282,18 +288,9 @@ describe('a Cluster store decides whether writes wait for a replica', () => {
 
     // A client of the app's own whose keyPrefix has a hash tag puts every key in that tag's slot:
     // the shard is the prefix's, not the user's.
-    const slots = (await node(master).call('CLUSTER', 'SLOTS')) as [
-      number,
-      number,
-      [string, number],
-    ][];
-    const ownerOf = (slot: number) => slots.find(([from, to]) => from <= slot && slot <= to)![2][1];
-    const tagOn = (wanted: (port: number) => boolean) => {
-      for (let n = 0; ; n++) if (wanted(ownerOf(keySlot(`{t${n}}`)))) return `t${n}`;
-    };
     for (const [tag, waitsThere] of [
-      [tagOn((port) => port === master), true],
-      [tagOn((port) => port !== master), false],
+      [await tagOn(master, (port) => port === master), true],
+      [await tagOn(master, (port) => port !== master), false],
     ] as const) {
       own = new Cluster(startNodes(cluster), { keyPrefix: `{${tag}}:` }).on('error', () => {});
       auth = createAuth({ secret: SECRET, redis: own });
@@ -302,9 +299,7 @@ describe('a Cluster store decides whether writes wait for a replica', () => {
       expect(await Promise.all(others.map(waitsOn)), tag).toEqual(wereOthers);
       if (waitsThere) expect(await waitsOn(master), tag).toBeGreaterThanOrEqual(was + 12);
       else expect(await waitsOn(master), tag).toBe(was);
-      await auth.close();
-      own.disconnect();
-      [auth, own] = [undefined, undefined];
+      await closeAuth();
     }
   }, 120_000);
 

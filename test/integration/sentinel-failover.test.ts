@@ -166,6 +166,31 @@ async function askMe(
 
 const ok = (answer: MeAnswer) => answer.status === 200;
 
+/**
+ * A new session's access token, once the app's `/me` answers 200 with it: the master lease is
+ * granted (a sentinel vouches once it has seen the master up for 6 s; see SDOWN_REMEMBERED_MS).
+ */
+async function leaseGranted(auth: Auth): Promise<string> {
+  const { access_token } = await auth.generateTokens({ id: 'probe' });
+  expect((await askMe(access_token, 15_000, ok)).at(-1)?.status, 'the lease granted at start').toBe(
+    200,
+  );
+  return access_token;
+}
+
+/**
+ * Of answers asked from `frozenAt` on: the first that is not a 200, and how long after
+ * `frozenAt` the last 200 was sent (a late event loop only sends later, never answers later).
+ */
+function afterFreeze(
+  answers: MeAnswer[],
+  frozenAt: number,
+): { first: MeAnswer | undefined; lastTrustedMs: number } {
+  const first = answers.find((a) => a.status !== 200);
+  const lastTrusted = Math.max(...answers.filter(ok).map((a) => a.sentAt));
+  return { first, lastTrustedMs: lastTrusted - frozenAt };
+}
+
 function report(name: string, from: number): string {
   const replies = load!.replies;
   const writes503 = replies.filter((r) => r.op !== 'me' && r.status === 503);
@@ -448,12 +473,7 @@ describe('Sentinel failover under load (redis-server --sentinel, this file’s o
       setup = await SentinelSetup.start();
       auth = make(setup);
       server = await serve(idApp(auth));
-      const { access_token } = await auth.generateTokens({ id: 'probe' });
-      // A sentinel vouches once it has seen the master up for 6 s (see SDOWN_REMEMBERED_MS).
-      expect(
-        (await askMe(access_token, 15_000, ok)).at(-1)?.status,
-        'the lease granted at start',
-      ).toBe(200);
+      const access_token = await leaseGranted(auth);
       await auth.ping();
 
       setup.freezeSentinel(0, true);
@@ -466,19 +486,16 @@ describe('Sentinel failover under load (redis-server --sentinel, this file’s o
       setup.freezeSentinel(1, true);
       const frozenAt = Date.now();
       const whileFrozen = await askMe(access_token, DOWN_AFTER_MS + 1500);
-      const first = whileFrozen.find((a) => a.status !== 200);
+      // The safety bound: no check sent after the frozen sentinels could have seen the master
+      // down was answered from it.
+      const { first, lastTrustedMs } = afterFreeze(whileFrozen, frozenAt);
       // From the first 503 on, no answer trusts the master.
       const lapsed = first ? whileFrozen.slice(whileFrozen.indexOf(first)) : [];
-      // The safety bound: no check sent after the frozen sentinels could have seen the master
-      // down was answered from it (a late event loop only sends later, never answers later).
-      const lastTrusted = Math.max(
-        ...whileFrozen.filter((a) => a.status === 200).map((a) => a.sentAt),
-      );
       console.info(
-        `masterLease, ${how}: two of three sentinels frozen, the last 200 sent ${lastTrusted - frozenAt} ms after, the first 503 ${first ? first.sentAt - frozenAt : '-'} ms after (down-after ${DOWN_AFTER_MS} ms)`,
+        `masterLease, ${how}: two of three sentinels frozen, the last 200 sent ${lastTrustedMs} ms after, the first 503 ${first ? first.sentAt - frozenAt : '-'} ms after (down-after ${DOWN_AFTER_MS} ms)`,
       );
       expect(first, 'a 503 once two sentinels are frozen').toBeDefined();
-      expect(lastTrusted - frozenAt).toBeLessThan(DOWN_AFTER_MS);
+      expect(lastTrustedMs).toBeLessThan(DOWN_AFTER_MS);
       expect(new Set(lapsed.map((a) => `${a.status} ${a.error}`))).toEqual(
         new Set(['503 store_unavailable']),
       );
@@ -509,12 +526,7 @@ describe('Sentinel failover under load (redis-server --sentinel, this file’s o
       masterLease: true,
     });
     server = await serve(idApp(auth));
-    const { access_token } = await auth.generateTokens({ id: 'probe' });
-    // A sentinel vouches once it has seen the master up for 6 s (see SDOWN_REMEMBERED_MS).
-    expect(
-      (await askMe(access_token, 15_000, ok)).at(-1)?.status,
-      'the lease granted at start',
-    ).toBe(200);
+    const access_token = await leaseGranted(auth);
     // Held on answers given under the old value for a while, then lowered on every sentinel.
     await sleep(1000);
     await setup.toEverySentinel(
@@ -533,13 +545,12 @@ describe('Sentinel failover under load (redis-server --sentinel, this file’s o
     setup.freezeSentinel(1, true);
     const frozenAt = Date.now();
     const answers = await askMe(access_token, OLD_MS + 1000);
-    const first = answers.find((a) => a.status !== 200);
-    const lastTrusted = Math.max(...answers.filter((a) => a.status === 200).map((a) => a.sentAt));
+    const { first, lastTrustedMs } = afterFreeze(answers, frozenAt);
     console.info(
-      `masterLease, down-after lowered from ${OLD_MS} to ${NEW_MS} ms while the lease held: two sentinels frozen, the last 200 sent ${lastTrusted - frozenAt} ms after, the first 503 ${first ? first.sentAt - frozenAt : '-'} ms after`,
+      `masterLease, down-after lowered from ${OLD_MS} to ${NEW_MS} ms while the lease held: two sentinels frozen, the last 200 sent ${lastTrustedMs} ms after, the first 503 ${first ? first.sentAt - frozenAt : '-'} ms after`,
     );
     expect(first?.status, 'a 503 once two sentinels are frozen').toBe(503);
-    expect(lastTrusted - frozenAt).toBeLessThan(NEW_MS);
+    expect(lastTrustedMs).toBeLessThan(NEW_MS);
     setup.freezeSentinel(0, false);
     setup.freezeSentinel(1, false);
   }, 90_000);
