@@ -108,7 +108,10 @@ export class RedisCluster {
       throw new Error(
         `redis-cli --cluster create failed (${result.signal ? `killed by ${result.signal} after 60 s` : `exit ${result.status}`}): ${result.stdout}${result.stderr}`,
       );
-    // Slots are assigned at once, but nodes learn of each other by gossip: wait until every node agrees.
+    // Slots are assigned at once, but nodes learn of each other by gossip: wait until every node
+    // agrees, replicas included (Redis 6 takes a while to tell the others a node is a replica,
+    // and lists it as a master without slots meanwhile).
+    const replicaCount = (this.ports.length / (1 + replicas)) * replicas;
     const deadline = Date.now() + 20_000;
     while (Date.now() < deadline) {
       const ready = this.ports.every((port) => {
@@ -117,6 +120,8 @@ export class RedisCluster {
           /cluster_state:ok/.test(info) &&
           info.includes(`cluster_known_nodes:${this.ports.length}`) &&
           /cluster_slots_ok:16384/.test(info) &&
+          (cli(port, 'cluster', 'nodes').match(/ (myself,)?slave /g)?.length ?? 0) ===
+            replicaCount &&
           // A replica counts once its link to its master is up.
           (!/role:slave/.test(cli(port, 'info', 'replication')) ||
             /master_link_status:up/.test(cli(port, 'info', 'replication')))

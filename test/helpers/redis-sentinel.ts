@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DelayProxy } from './delay-proxy.js';
-import { freePort, logFile, RedisServer } from './redis-server.js';
+import { freePort, logFile, REDIS_SERVER, RedisServer } from './redis-server.js';
 
 export const MASTER_NAME = 'mymaster';
 
@@ -87,7 +87,7 @@ class SentinelProcess {
         '',
       ].join('\n'),
     );
-    sentinel.child = spawn('redis-server', [config, '--sentinel'], { stdio: 'ignore' });
+    sentinel.child = spawn(REDIS_SERVER, [config, '--sentinel'], { stdio: 'ignore' });
     await until(
       `sentinel on port ${sentinel.port} to start`,
       10_000,

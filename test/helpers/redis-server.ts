@@ -5,8 +5,61 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
+/**
+ * The redis-server every server of the tests runs (sentinels, Cluster nodes and the harness's
+ * own): KJR_TEST_REDIS_SERVER names another binary, as `npm run test:redis6` does for Redis 6.0,
+ * else the one on PATH.
+ */
+export const REDIS_SERVER = process.env.KJR_TEST_REDIS_SERVER || 'redis-server';
+
 export function hasRedisServer(): boolean {
-  return spawnSync('redis-server', ['--version'], { timeout: 10_000 }).status === 0;
+  return spawnSync(REDIS_SERVER, ['--version'], { timeout: 10_000 }).status === 0;
+}
+
+let release: number | undefined;
+/** The release of {@link REDIS_SERVER} as major * 100 + minor (700 for 7.0.15), asked once. */
+export function redisServerRelease(): number {
+  if (release === undefined) {
+    const [, major, minor] =
+      /v=(\d+)\.(\d+)/.exec(
+        spawnSync(REDIS_SERVER, ['--version'], { encoding: 'utf8', timeout: 10_000 }).stdout,
+      ) ?? [];
+    if (major === undefined) throw new Error(`${REDIS_SERVER} --version printed no version`);
+    release = Number(major) * 100 + Number(minor);
+  }
+  return release;
+}
+
+/** The major version of {@link REDIS_SERVER} (7 for 7.0.15). */
+export const redisServerMajor = (): number => Math.floor(redisServerRelease() / 100);
+
+type InfoClient = { info(section: 'server'): Promise<string> };
+
+/** The release of the Redis a client is connected to, as major * 100 + minor (602 for 6.2.x). */
+export async function serverRelease(client: InfoClient): Promise<number> {
+  const [, major, minor] = /^redis_version:(\d+)\.(\d+)/m.exec(await client.info('server')) ?? [];
+  return Number(major) * 100 + Number(minor);
+}
+
+/** The major version of the Redis a client is connected to (the harness's may be REDIS_URL's). */
+export async function serverMajor(client: InfoClient): Promise<number> {
+  return Math.floor((await serverRelease(client)) / 100);
+}
+
+/**
+ * ACL SETUSER's rule allowing every pub/sub channel on the client's Redis: `&*` from 6.2; 6.0
+ * has no channel rules (every channel is allowed) and refuses the rule.
+ */
+export async function allChannels(client: InfoClient): Promise<string[]> {
+  return (await serverRelease(client)) >= 602 ? ['&*'] : [];
+}
+
+/**
+ * The encoding `OBJECT ENCODING` names for a small hash on the client's Redis: `listpack` from
+ * Redis 7, `ziplist` before (the compact encoding either way, which is what the tests check).
+ */
+export async function compactHashEncoding(client: InfoClient): Promise<string> {
+  return (await serverMajor(client)) >= 7 ? 'listpack' : 'ziplist';
 }
 
 /**
@@ -93,7 +146,7 @@ export class RedisServer {
       ...this.extraArgs,
       ...(log ? ['--logfile', log] : []),
     ];
-    const child = spawn('redis-server', args, { stdio: 'ignore' });
+    const child = spawn(REDIS_SERVER, args, { stdio: 'ignore' });
     this.child = child;
     child.once('exit', () => {
       if (this.child === child) this.child = undefined;

@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -15,7 +14,7 @@ import {
   statusCounts,
   storeViolations,
 } from '../helpers/load.js';
-import { RedisServer } from '../helpers/redis-server.js';
+import { RedisServer, redisServerMajor } from '../helpers/redis-server.js';
 
 /*
  * Faults injected into a redis-server this file starts and owns, while virtual clients keep
@@ -64,10 +63,7 @@ async function start(
 
 /** Redis 7 disables DEBUG unless told otherwise; older servers allow it and know no such option. */
 function debugCommandArgs(): string[] {
-  const version = /v=(\d+)/.exec(
-    spawnSync('redis-server', ['--version'], { encoding: 'utf8', timeout: 10_000 }).stdout,
-  )?.[1];
-  return Number(version) >= 7 ? ['--enable-debug-command', 'yes'] : [];
+  return redisServerMajor() >= 7 ? ['--enable-debug-command', 'yes'] : [];
 }
 
 /** Only 200/401/503, nothing hung or failed at the socket, and every answer within the bound. */

@@ -19,7 +19,7 @@ import {
 import { SECRET } from '../helpers/forge.js';
 import { call, type Served, serve } from '../helpers/http.js';
 import { DelayProxy } from '../helpers/delay-proxy.js';
-import { RedisServer } from '../helpers/redis-server.js';
+import { allChannels, RedisServer, serverRelease } from '../helpers/redis-server.js';
 
 /** An instance with the session cache on, its store at hand (to see whether an answer was cached). */
 interface Instance {
@@ -307,16 +307,22 @@ describe('session cache when the invalidation connection is cut', () => {
     const store = redisStore(client, { keyPrefix: prefix, sessionCache: { maxStaleness: 200 } });
     const a: Instance = { auth: createAuth({ secret: SECRET, store }), store, client };
     const admin = new Redis(server.url);
+    const unpauses = (await serverRelease(admin)) >= 602;
+    let pausedAt = 0;
     try {
       const pair = await a.auth.generateTokens({ id: 'paused' });
       await cached(a, pair.access_token);
       // Every client stalls (as behind a partition); the cache must stop answering on its own.
-      await admin.client('PAUSE', '600', 'ALL');
+      // Redis 6.0 pauses every command without being told ALL, and knows no CLIENT UNPAUSE.
+      pausedAt = Date.now();
+      if (unpauses) await admin.client('PAUSE', '600', 'ALL');
+      else await admin.client('PAUSE', '600');
       await sleep(300);
       const { sub: userId, sid } = sub(pair.access_token);
       expect(store.cachedLiveness!(userId, sid, Date.now())).toBeUndefined();
     } finally {
-      await admin.client('UNPAUSE');
+      if (unpauses) await admin.client('UNPAUSE');
+      else await sleep(Math.max(0, pausedAt + 650 - Date.now()));
       await closeAll([a]);
       await admin.quit();
     }
@@ -498,7 +504,17 @@ describe('session cache bounds', () => {
 
   it('a Redis that refuses the feed (an ACL without CLIENT): one warning, and every check asks Redis', async () => {
     const admin = connectTo(server.url);
-    await admin.call('ACL', 'SETUSER', 'nofeed', 'on', '>nofeed', '~*', '&*', '+@all', '-client');
+    await admin.call(
+      'ACL',
+      'SETUSER',
+      'nofeed',
+      'on',
+      '>nofeed',
+      '~*',
+      ...(await allChannels(admin)),
+      '+@all',
+      '-client',
+    );
     const warning = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
     const client = new Redis(server.url, { username: 'nofeed', password: 'nofeed' });
     client.on('error', () => {});
@@ -529,7 +545,17 @@ describe('session cache bounds', () => {
 
   it('a Redis whose ACL refuses INFO: the feed and the reads are matched by address, and the cache serves, coherent; INFO allowed later: matched by run id from then on', async () => {
     const admin = connectTo(server.url);
-    await admin.call('ACL', 'SETUSER', 'noinfo', 'on', '>noinfo', '~*', '&*', '+@all', '-info');
+    await admin.call(
+      'ACL',
+      'SETUSER',
+      'noinfo',
+      'on',
+      '>noinfo',
+      '~*',
+      ...(await allChannels(admin)),
+      '+@all',
+      '-info',
+    );
     const connect = () => {
       const client = new Redis(server.url, {
         username: 'noinfo',
