@@ -96,8 +96,15 @@ try {
       '--smc-check=all',
       '--instr-atstart=no',
       // CALLGRIND_CACHE_SIM=1: also simulate the caches (D1 and LL misses a request), for work
-      // whose cost is memory rather than instructions; about twice as slow.
-      ...(process.env.CALLGRIND_CACHE_SIM === '1' ? ['--cache-sim=yes'] : []),
+      // whose cost is memory rather than instructions; about twice as slow. Valgrind sizes the
+      // LL from cpuid, which on some VMs reports a 512 MiB L3 (every miss then a cold one):
+      // CALLGRIND_LL=<bytes>,<ways>,<line> sets it, e.g. 16777216,16,64 for 16 MiB shared.
+      ...(process.env.CALLGRIND_CACHE_SIM === '1'
+        ? [
+            '--cache-sim=yes',
+            ...(process.env.CALLGRIND_LL ? [`--LL=${process.env.CALLGRIND_LL}`] : []),
+          ]
+        : []),
       `--callgrind-out-file=${out}`,
       ...command,
     ],
