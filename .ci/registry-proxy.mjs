@@ -5,7 +5,7 @@ import { chmodSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 
-const REGISTRIES = new Set(['registry.npmjs.org', 'deb.debian.org']);
+const REGISTRIES = new Set(['registry.npmjs.org', 'deb.debian.org', 'archive.debian.org']);
 const [mode, socket, port] = process.argv.slice(2);
 
 /** Pipes two sockets into each other; either one failing ends both. */

@@ -23,6 +23,12 @@ async function clusterNodePort(): Promise<number> {
   throw new Error('no free port pair (port, port + 10000) for a Redis Cluster node');
 }
 
+/** How many nodes a CLUSTER NODES reply lists as replicas (flagged `slave`, whatever else). */
+function replicasListed(nodes: string): number {
+  return nodes.split('\n').filter((line) => line.split(' ')[2]?.split(',').includes('slave'))
+    .length;
+}
+
 function cli(port: number, ...args: string[]): string {
   const result = spawnSync('redis-cli', ['-p', String(port), ...args], {
     encoding: 'utf8',
@@ -120,8 +126,7 @@ export class RedisCluster {
           /cluster_state:ok/.test(info) &&
           info.includes(`cluster_known_nodes:${this.ports.length}`) &&
           /cluster_slots_ok:16384/.test(info) &&
-          (cli(port, 'cluster', 'nodes').match(/ (myself,)?slave /g)?.length ?? 0) ===
-            replicaCount &&
+          replicasListed(cli(port, 'cluster', 'nodes')) === replicaCount &&
           // A replica counts once its link to its master is up.
           (!/role:slave/.test(cli(port, 'info', 'replication')) ||
             /master_link_status:up/.test(cli(port, 'info', 'replication')))
@@ -131,7 +136,7 @@ export class RedisCluster {
       await sleep(100);
     }
     throw new Error(
-      `the Redis Cluster on ports ${this.ports.join(', ')} did not reach cluster_state:ok in 20 s`,
+      `the Redis Cluster on ports ${this.ports.join(', ')} did not reach cluster_state:ok with every node known and every replica listed as one in 20 s`,
     );
   }
 

@@ -37,7 +37,9 @@ type InfoClient = { info(section: 'server'): Promise<string> };
 
 /** The release of the Redis a client is connected to, as major * 100 + minor (602 for 6.2.x). */
 export async function serverRelease(client: InfoClient): Promise<number> {
-  const [, major, minor] = /^redis_version:(\d+)\.(\d+)/m.exec(await client.info('server')) ?? [];
+  const info = await client.info('server');
+  const [, major, minor] = /^redis_version:(\d+)\.(\d+)/m.exec(info) ?? [];
+  if (major === undefined) throw new Error(`INFO server named no redis_version: ${info}`);
   return Number(major) * 100 + Number(minor);
 }
 
