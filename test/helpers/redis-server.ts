@@ -16,17 +16,24 @@ export function hasRedisServer(): boolean {
   return spawnSync(REDIS_SERVER, ['--version'], { timeout: 10_000 }).status === 0;
 }
 
+/**
+ * A Redis version as a release number, major * 100 + minor (700 for 7.0.15), from what `version`
+ * captures (major, minor) in `text`; throws, naming `source`, where it matches nothing.
+ */
+function releaseIn(text: string, version: RegExp, source: string): number {
+  const [, major, minor] = version.exec(text) ?? [];
+  if (major === undefined) throw new Error(`${source} named no Redis version: ${text}`);
+  return Number(major) * 100 + Number(minor);
+}
+
 let release: number | undefined;
-/** The release of {@link REDIS_SERVER} as major * 100 + minor (700 for 7.0.15), asked once. */
+/** The release of {@link REDIS_SERVER} (see releaseIn), asked once. */
 export function redisServerRelease(): number {
-  if (release === undefined) {
-    const [, major, minor] =
-      /v=(\d+)\.(\d+)/.exec(
-        spawnSync(REDIS_SERVER, ['--version'], { encoding: 'utf8', timeout: 10_000 }).stdout,
-      ) ?? [];
-    if (major === undefined) throw new Error(`${REDIS_SERVER} --version printed no version`);
-    release = Number(major) * 100 + Number(minor);
-  }
+  release ??= releaseIn(
+    spawnSync(REDIS_SERVER, ['--version'], { encoding: 'utf8', timeout: 10_000 }).stdout,
+    /v=(\d+)\.(\d+)/,
+    `${REDIS_SERVER} --version`,
+  );
   return release;
 }
 
@@ -35,12 +42,9 @@ export const redisServerMajor = (): number => Math.floor(redisServerRelease() / 
 
 type InfoClient = { info(section: 'server'): Promise<string> };
 
-/** The release of the Redis a client is connected to, as major * 100 + minor (602 for 6.2.x). */
+/** The release of the Redis a client is connected to (see releaseIn; 602 for 6.2.x). */
 export async function serverRelease(client: InfoClient): Promise<number> {
-  const info = await client.info('server');
-  const [, major, minor] = /^redis_version:(\d+)\.(\d+)/m.exec(info) ?? [];
-  if (major === undefined) throw new Error(`INFO server named no redis_version: ${info}`);
-  return Number(major) * 100 + Number(minor);
+  return releaseIn(await client.info('server'), /^redis_version:(\d+)\.(\d+)/m, 'INFO server');
 }
 
 /** The major version of the Redis a client is connected to (the harness's may be REDIS_URL's). */
