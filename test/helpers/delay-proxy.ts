@@ -115,7 +115,7 @@ export class DelayProxy {
 
   /**
    * Whether a split leaves the connection `socket` belongs to alone: its client's address (a
-   * node sending from an address of its own, `bind-source-addr`) is one `cut` was told to keep.
+   * node sending from an address of its own, see sendFromArgs) is one `cut` was told to keep.
    */
   private keeps(socket: Socket): boolean {
     return this.kept(this.clientOf.get(socket) ?? clientAddress(socket));

@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DelayProxy } from './delay-proxy.js';
-import { freePort, logFile, REDIS_SERVER, RedisServer } from './redis-server.js';
+import { freePort, logFile, REDIS_SERVER, RedisServer, sendFromArgs } from './redis-server.js';
 
 export const MASTER_NAME = 'mymaster';
 
-/** The address the `replicaWithMaster` replica sends from (`bind-source-addr`). */
+/** The address the `replicaWithMaster` replica sends from (see sendFromArgs). */
 const WITH_MASTER_ADDRESS = '127.0.0.60';
 
 /**
@@ -184,7 +184,7 @@ export class SentinelSetup {
         // It replicates through the master's proxy, as the sentinels expect of a replica of the
         // master they monitor (they would point it there), but from an address of its own,
         // which the split keeps.
-        const second = await setup.server([...open, '--bind-source-addr', WITH_MASTER_ADDRESS]);
+        const second = await setup.server([...open, ...sendFromArgs(WITH_MASTER_ADDRESS)]);
         setup.withMasterProxy = await DelayProxy.start(second.port, 0);
         setup.withMasterPort = second.port;
         await cli(

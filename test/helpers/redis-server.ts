@@ -69,6 +69,19 @@ export async function compactHashEncoding(client: InfoClient): Promise<string> {
 }
 
 /**
+ * Command-line arguments that make a redis-server (or a sentinel) send its own connections to
+ * other nodes (replication, the Cluster bus, a sentinel's links) from `address`, a loopback
+ * address other than 127.0.0.1, while it still listens on 127.0.0.1: `bind-source-addr` from
+ * Redis 7; Redis 6 sends from its first `bind` address (7 no longer does), so there the address
+ * goes first in `bind`. The network-split tests tell the nodes apart by it (see Partition).
+ */
+export function sendFromArgs(address: string): string[] {
+  return redisServerMajor() >= 7
+    ? ['--bind-source-addr', address]
+    : ['--bind', address, '127.0.0.1'];
+}
+
+/**
  * Where a redis-server (or a sentinel) this run starts writes its log, when KJR_TEST_REDIS_LOGS
  * names a directory to keep them in (a failing failover test is read from them); undefined
  * otherwise, and the log goes nowhere.

@@ -3,7 +3,7 @@ import { clientAddress, listenOnLoopback } from './delay-proxy.js';
 
 /**
  * Network splits between Redis nodes on one machine. Each node sends its own outgoing
- * connections from an address of its own on loopback (`bind-source-addr 127.0.0.x`) and is
+ * connections from an address of its own on loopback (127.0.0.x: see sendFromArgs) and is
  * reached by the others only through a proxy of this partition (its announced ports), which
  * tells the connecting node by that source address. `isolate(address)` then cuts every
  * connection between that node and the others, both ways, and refuses new ones until `heal`;
