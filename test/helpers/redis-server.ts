@@ -135,7 +135,7 @@ export class RedisServer {
 
   private constructor(
     readonly port: number,
-    private readonly extraArgs: string[],
+    private extraArgs: string[],
   ) {}
 
   static async start(extraArgs: string[] = [], port?: number): Promise<RedisServer> {
@@ -182,8 +182,12 @@ export class RedisServer {
     await exited;
   }
 
-  /** Starts again on the same port, empty (no persistence). */
-  async restart(): Promise<void> {
+  /**
+   * Starts again on the same port, empty (no persistence; a Cluster node keeps its nodes.conf).
+   * `moreArgs` are added to its command line, for this start and the later ones.
+   */
+  async restart(moreArgs: string[] = []): Promise<void> {
+    this.extraArgs = [...this.extraArgs, ...moreArgs];
     await this.kill();
     await this.startProcess();
   }

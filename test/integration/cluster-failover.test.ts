@@ -17,7 +17,7 @@ import { SECRET } from '../helpers/forge.js';
 import { serve, type Served } from '../helpers/http.js';
 import { idApp } from '../helpers/load.js';
 import { RedisCluster } from '../helpers/redis-cluster.js';
-import { redisServerMajor } from '../helpers/redis-server.js';
+import { sendFromArgs } from '../helpers/redis-server.js';
 import { Partition, SourceRelay } from '../helpers/split-proxy.js';
 
 /*
@@ -32,9 +32,6 @@ import { Partition, SourceRelay } from '../helpers/split-proxy.js';
  * confirmation (the control); and, on a Cluster with two replicas a master, a split that leaves
  * the master one of them, with the default and with waitForReplicas: 2.
  */
-
-/** Whether the nodes are Redis 7: the splits need it (`npm run test:redis6` runs 6.0). */
-const REDIS_7 = redisServerMajor() >= 7;
 
 const BOUND_MS = 1000 + 250;
 const CLIENTS = 12;
@@ -122,14 +119,17 @@ async function replicaOf(master: number, ports: number[]): Promise<number | unde
 /**
  * A Cluster of this file's own, 3 masters with `replicas` replicas each, an app on the auth
  * `make` builds for its nodes, every client's user warmed up; and the slot of each client's user.
+ * `prepare` is called with the nodes' ports before the app starts.
  */
 async function start(
   make: (nodes: { host: string; port: number }[]) => Auth,
   nodeArgs: string[] = [],
   replicas = 1,
+  prepare?: (ports: number[]) => Promise<void>,
 ): Promise<{ ports: number[]; any: number; slotOf: Map<number, number> }> {
   cluster = await RedisCluster.start(3, replicas, nodeArgs);
   const ports = cluster.ports;
+  await prepare?.(ports);
   const any = ports[0]!;
   auth = make(ports.map((port) => ({ host: '127.0.0.1', port })));
   server = await serve(idApp(auth));
@@ -231,36 +231,47 @@ async function shardWritesAgainThenStop(shardClients: Set<number>, since: number
 }
 
 /**
- * Moves the running cluster's node-to-node traffic (bus and replication) behind a {@link Partition}:
- * each node sends from an address of its own and announces its partition proxies as its ports, so
- * the others reconnect through them. The app and this test reach every node from 127.0.0.1,
- * which no split cuts. Returns each node's announced port (its proxy) with its own address.
+ * A Cluster for a split test (see start), whose node-to-node traffic (bus and replication) goes
+ * through a {@link Partition}: node i sends from an address of its own, 127.0.0.(40 + i)
+ * (sendFromArgs), and announces its partition proxies as its ports, so the others reach it
+ * through them and the proxies tell the nodes apart. The app and this test reach every node from
+ * 127.0.0.1, which no split cuts. Also returns each node's announced port (its proxy) with its
+ * own address.
  */
-async function behindPartition(direct: number[]): Promise<Map<number, string>> {
-  partition = new Partition();
+async function startSplittable(
+  make: (nodes: { host: string; port: number }[]) => Auth,
+  replicas = 1,
+): Promise<{ any: number; slotOf: Map<number, number>; addressOf: Map<number, string> }> {
   const addressOf = new Map<number, string>();
-  const addresses = direct.map((_, i) => `127.0.0.${40 + i}`);
-  // Every node sends from its own address before any announces a new port, so that every link
-  // made again through the proxies comes from a known address.
-  for (const [i, port] of direct.entries())
-    await node(port).call('CONFIG', 'SET', 'bind-source-addr', addresses[i]!);
+  const started = await start(make, [], replicas, (direct) => behindPartition(direct, addressOf));
+  return { ...started, addressOf };
+}
+
+/**
+ * Puts the new cluster's nodes behind a {@link Partition} (see startSplittable), before the app
+ * has written anything: each node is restarted with its own address and ports on its command
+ * line, keeping its nodes.conf. (Redis 6 has no `bind-source-addr` and takes a port announced by
+ * CONFIG SET only for what it tells the others, not for its own slot map.)
+ */
+async function behindPartition(direct: number[], addressOf: Map<number, string>): Promise<void> {
+  partition = new Partition();
   for (const [i, port] of direct.entries()) {
-    const proxy = await partition.proxy(port, addresses[i]!);
-    const bus = await partition.proxy(port + 10_000, addresses[i]!);
-    addressOf.set(proxy, addresses[i]!);
-    await node(port).call(
-      'CONFIG',
-      'SET',
-      'cluster-announce-ip',
+    const address = `127.0.0.${40 + i}`;
+    const proxy = await partition.proxy(port, address);
+    const bus = await partition.proxy(port + 10_000, address);
+    addressOf.set(proxy, address);
+    await cluster!.nodes[i]!.restart([
+      ...sendFromArgs(address),
+      '--cluster-announce-ip',
       '127.0.0.1',
-      'cluster-announce-port',
-      proxy,
-      'cluster-announce-bus-port',
-      bus,
-    );
+      '--cluster-announce-port',
+      String(proxy),
+      '--cluster-announce-bus-port',
+      String(bus),
+    ]);
   }
   const announced = new Set([...addressOf.keys()].map(String));
-  await until('every node to know the others by their proxies', 30_000, async () => {
+  await until('every node to know the others by their proxies, and serve', 30_000, async () => {
     for (const port of direct) {
       const lines = String(await node(port).call('CLUSTER', 'NODES'))
         .trim()
@@ -271,6 +282,8 @@ async function behindPartition(direct: number[]): Promise<Map<number, string>> {
         return announced.has(known) && !/fail|handshake|noaddr/.test(flags) && link === 'connected';
       });
       if (lines.length !== direct.length || !healthy) return false;
+      // A master just restarted answers CLUSTERDOWN for its first seconds (Redis's writable delay).
+      if (!/cluster_state:ok/.test(String(await node(port).call('CLUSTER', 'INFO')))) return false;
       const info = await node(port).info('replication');
       const master = /master_port:(\d+)/.exec(info)?.[1];
       if (
@@ -281,7 +294,6 @@ async function behindPartition(direct: number[]): Promise<Map<number, string>> {
     }
     return true;
   });
-  return addressOf;
 }
 
 /** The app's own address when a test puts it on the cut-off side of a split (see SourceRelay). */
@@ -508,9 +520,7 @@ describe('Cluster failover and slot migration under load (Redis Clusters of this
           : appCutOff
             ? 'the default: 0 resurrected, and no session ended on the other side accepted'
             : 'the default (a replica confirms each write): 0 resurrected';
-      it(`network split, ${name}: ${title}`, async ({ skip }) => {
-        // The split sends each node from an address of its own (bind-source-addr, Redis 7).
-        if (!REDIS_7) return skip();
+      it(`network split, ${name}: ${title}`, async () => {
         const routes = new Map<string, { host: string; port: number }>();
         const make = (nodeList: { host: string; port: number }[]): Auth =>
           createAuth({
@@ -518,8 +528,7 @@ describe('Cluster failover and slot migration under load (Redis Clusters of this
             redis: { cluster: nodeList, natMap: (key: string) => routes.get(key) ?? null },
             ...(waitForReplicas === undefined ? {} : { waitForReplicas }),
           });
-        const { ports: direct, any, slotOf } = await start(make, [], keptReplica ? 2 : 1);
-        const addressOf = await behindPartition(direct);
+        const { any, slotOf, addressOf } = await startSplittable(make, keptReplica ? 2 : 1);
         // The nodes as the cluster announces them: their proxies.
         const ports = [...addressOf.keys()];
         if (appCutOff) await appThroughRelays(ports, routes, make);
@@ -631,15 +640,10 @@ describe('Cluster failover and slot migration under load (Redis Clusters of this
   // accepted from memory. The feed of a Cluster node asks it for its cluster state at each
   // heartbeat: a master cut off from the majority says fail after cluster-node-timeout, before
   // its replica can take over, and the cache is dropped then.
-  it('network split with sessionCache and no other traffic: a cached session ended on the majority side is never accepted', async ({
-    skip,
-  }) => {
-    // The split sends each node from an address of its own (bind-source-addr, Redis 7).
-    if (!REDIS_7) return skip();
-    const { ports: direct, any } = await start((nodeList) =>
+  it('network split with sessionCache and no other traffic: a cached session ended on the majority side is never accepted', async () => {
+    const { any, addressOf } = await startSplittable((nodeList) =>
       createAuth({ secret: SECRET, redis: { cluster: nodeList }, sessionCache: true }),
     );
-    const addressOf = await behindPartition(direct);
     const ports = [...addressOf.keys()];
     const probeId = 'probe';
     const oldMaster = await ownerOf(await userSlot(probeId, any), any);
