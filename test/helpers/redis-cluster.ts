@@ -1,6 +1,7 @@
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
 import { freePort, RedisServer } from './redis-server.js';
 
 function isFree(port: number): Promise<boolean> {
@@ -38,12 +39,36 @@ function cli(port: number, ...args: string[]): string {
 }
 
 /**
+ * cli, without blocking this process meanwhile: for waits that may run beside something of the
+ * test's own in this process (a partition's proxies carry the nodes' traffic in some).
+ */
+async function cliAsync(port: number, ...args: string[]): Promise<string> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(
+      'redis-cli',
+      ['-p', String(port), ...args],
+      {
+        encoding: 'utf8',
+        timeout: 5_000,
+      },
+    );
+    return `${stdout}${stderr}`;
+  } catch (error) {
+    const { stdout = '', stderr = '' } = error as { stdout?: string; stderr?: string };
+    return `${stdout}${stderr}`;
+  }
+}
+
+/**
  * A Redis Cluster this test run owns: `masters` redis-servers with cluster mode on, each on a free
  * port with its own directory (so its nodes.conf), joined by `redis-cli --cluster create`; and
  * `replicas` replicas per master, for the failover tests (the harness needs none). `extraArgs`
  * go to every node's command line.
  */
 export class RedisCluster {
+  /** How many of the nodes were made replicas (by create or addReplica). */
+  private replicaCount = 0;
+
   private constructor(readonly nodes: RedisServer[]) {}
 
   static async start(masters = 3, replicas = 0, extraArgs: string[] = []): Promise<RedisCluster> {
@@ -114,29 +139,44 @@ export class RedisCluster {
       throw new Error(
         `redis-cli --cluster create failed (${result.signal ? `killed by ${result.signal} after 60 s` : `exit ${result.status}`}): ${result.stdout}${result.stderr}`,
       );
-    // Slots are assigned at once, but nodes learn of each other by gossip: wait until every node
-    // agrees, replicas included (Redis 6 takes a while to tell the others a node is a replica,
-    // and lists it as a master without slots meanwhile).
-    const replicaCount = (this.ports.length / (1 + replicas)) * replicas;
-    const deadline = Date.now() + 20_000;
+    this.replicaCount = (this.ports.length / (1 + replicas)) * replicas;
+    // Slots are assigned at once, but nodes learn of each other by gossip.
+    await this.untilSettled();
+  }
+
+  /**
+   * Whether every node agrees the Cluster is whole: cluster_state:ok, every node known, every
+   * slot served, every replica listed as one (Redis 6 takes a while to tell the others a node is
+   * a replica, and lists it as a master without slots meanwhile) and each replica's link to its
+   * master up. A master just restarted answers CLUSTERDOWN for its first seconds (Redis's
+   * writable delay for a rejoining master) and so is not settled yet.
+   */
+  async settled(): Promise<boolean> {
+    for (const port of this.ports) {
+      const info = await cliAsync(port, 'cluster', 'info');
+      if (
+        !/cluster_state:ok/.test(info) ||
+        !info.includes(`cluster_known_nodes:${this.ports.length}`) ||
+        !/cluster_slots_ok:16384/.test(info) ||
+        replicasListed(await cliAsync(port, 'cluster', 'nodes')) !== this.replicaCount
+      )
+        return false;
+      const replication = await cliAsync(port, 'info', 'replication');
+      if (/role:slave/.test(replication) && !/master_link_status:up/.test(replication))
+        return false;
+    }
+    return true;
+  }
+
+  /** Resolves once the Cluster is {@link settled}; throws after `ms`. */
+  async untilSettled(ms = 20_000): Promise<void> {
+    const deadline = Date.now() + ms;
     while (Date.now() < deadline) {
-      const ready = this.ports.every((port) => {
-        const info = cli(port, 'cluster', 'info');
-        return (
-          /cluster_state:ok/.test(info) &&
-          info.includes(`cluster_known_nodes:${this.ports.length}`) &&
-          /cluster_slots_ok:16384/.test(info) &&
-          replicasListed(cli(port, 'cluster', 'nodes')) === replicaCount &&
-          // A replica counts once its link to its master is up.
-          (!/role:slave/.test(cli(port, 'info', 'replication')) ||
-            /master_link_status:up/.test(cli(port, 'info', 'replication')))
-        );
-      });
-      if (ready) return;
+      if (await this.settled()) return;
       await sleep(100);
     }
     throw new Error(
-      `the Redis Cluster on ports ${this.ports.join(', ')} did not reach cluster_state:ok with every node known and every replica listed as one in 20 s`,
+      `the Redis Cluster on ports ${this.ports.join(', ')} did not settle (cluster_state:ok with every node known and every replica listed as one, its link up) in ${ms / 1000} s`,
     );
   }
 
@@ -156,8 +196,10 @@ export class RedisCluster {
       // one restarts the replication link.
       if (!replicating && cli(node.port, 'cluster', 'nodes').includes(masterId))
         replicating = cli(node.port, 'cluster', 'replicate', masterId).trim() === 'OK';
-      if (replicating && /master_link_status:up/.test(cli(node.port, 'info', 'replication')))
+      if (replicating && /master_link_status:up/.test(cli(node.port, 'info', 'replication'))) {
+        this.replicaCount++;
         return node.port;
+      }
       await sleep(100);
     }
     throw new Error(`the node on ${node.port} did not become a replica of ${master} in 20 s`);

@@ -242,8 +242,10 @@ async function startSplittable(
   make: (nodes: { host: string; port: number }[]) => Auth,
   replicas = 1,
 ): Promise<{ any: number; slotOf: Map<number, number>; addressOf: Map<number, string> }> {
-  const addressOf = new Map<number, string>();
-  const started = await start(make, [], replicas, (direct) => behindPartition(direct, addressOf));
+  let addressOf = new Map<number, string>();
+  const started = await start(make, [], replicas, async (direct) => {
+    addressOf = await behindPartition(direct);
+  });
   return { ...started, addressOf };
 }
 
@@ -251,10 +253,12 @@ async function startSplittable(
  * Puts the new cluster's nodes behind a {@link Partition} (see startSplittable), before the app
  * has written anything: each node is restarted with its own address and ports on its command
  * line, keeping its nodes.conf. (Redis 6 has no `bind-source-addr` and takes a port announced by
- * CONFIG SET only for what it tells the others, not for its own slot map.)
+ * CONFIG SET only for what it tells the others, not for its own slot map.) Returns each node's
+ * announced port (its proxy) with its own address.
  */
-async function behindPartition(direct: number[], addressOf: Map<number, string>): Promise<void> {
+async function behindPartition(direct: number[]): Promise<Map<number, string>> {
   partition = new Partition();
+  const addressOf = new Map<number, string>();
   for (const [i, port] of direct.entries()) {
     const address = `127.0.0.${40 + i}`;
     const proxy = await partition.proxy(port, address);
@@ -271,29 +275,25 @@ async function behindPartition(direct: number[], addressOf: Map<number, string>)
     ]);
   }
   const announced = new Set([...addressOf.keys()].map(String));
-  await until('every node to know the others by their proxies, and serve', 30_000, async () => {
+  await until('every node to know the others by their proxies, and settle', 30_000, async () => {
     for (const port of direct) {
-      const lines = String(await node(port).call('CLUSTER', 'NODES'))
+      const healthy = String(await node(port).call('CLUSTER', 'NODES'))
         .trim()
-        .split('\n');
-      const healthy = lines.every((line) => {
-        const [, address = '', flags = '', , , , , link] = line.split(' ');
-        const known = address.split('@')[0]!.split(':')[1]!;
-        return announced.has(known) && !/fail|handshake|noaddr/.test(flags) && link === 'connected';
-      });
-      if (lines.length !== direct.length || !healthy) return false;
-      // A master just restarted answers CLUSTERDOWN for its first seconds (Redis's writable delay).
-      if (!/cluster_state:ok/.test(String(await node(port).call('CLUSTER', 'INFO')))) return false;
-      const info = await node(port).info('replication');
-      const master = /master_port:(\d+)/.exec(info)?.[1];
-      if (
-        /role:slave/.test(info) &&
-        !(master && announced.has(master) && /master_link_status:up/.test(info))
-      )
-        return false;
+        .split('\n')
+        .every((line) => {
+          const [, address = '', flags = '', , , , , link] = line.split(' ');
+          const known = address.split('@')[0]!.split(':')[1]!;
+          return (
+            announced.has(known) && !/fail|handshake|noaddr/.test(flags) && link === 'connected'
+          );
+        });
+      // A replica must replicate through its master's proxy, so that a split cuts it off.
+      const master = /master_port:(\d+)/.exec(await node(port).info('replication'))?.[1];
+      if (!healthy || (master !== undefined && !announced.has(master))) return false;
     }
-    return true;
+    return cluster!.settled();
   });
+  return addressOf;
 }
 
 /** The app's own address when a test puts it on the cut-off side of a split (see SourceRelay). */
