@@ -1,8 +1,7 @@
-import { execFile, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
-import { freePort, RedisServer } from './redis-server.js';
+import { freePort, redisCli, RedisServer } from './redis-server.js';
 
 function isFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -36,27 +35,6 @@ function cli(port: number, ...args: string[]): string {
     timeout: 5_000,
   });
   return `${result.stdout}${result.stderr}`;
-}
-
-/**
- * cli, without blocking this process meanwhile: for waits that may run beside something of the
- * test's own in this process (a partition's proxies carry the nodes' traffic in some).
- */
-async function cliAsync(port: number, ...args: string[]): Promise<string> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(
-      'redis-cli',
-      ['-p', String(port), ...args],
-      {
-        encoding: 'utf8',
-        timeout: 5_000,
-      },
-    );
-    return `${stdout}${stderr}`;
-  } catch (error) {
-    const { stdout = '', stderr = '' } = error as { stdout?: string; stderr?: string };
-    return `${stdout}${stderr}`;
-  }
 }
 
 /**
@@ -153,15 +131,15 @@ export class RedisCluster {
    */
   async settled(): Promise<boolean> {
     for (const port of this.ports) {
-      const info = await cliAsync(port, 'cluster', 'info');
+      const info = await redisCli(port, 'cluster', 'info');
       if (
         !/cluster_state:ok/.test(info) ||
         !info.includes(`cluster_known_nodes:${this.ports.length}`) ||
         !/cluster_slots_ok:16384/.test(info) ||
-        replicasListed(await cliAsync(port, 'cluster', 'nodes')) !== this.replicaCount
+        replicasListed(await redisCli(port, 'cluster', 'nodes')) !== this.replicaCount
       )
         return false;
-      const replication = await cliAsync(port, 'info', 'replication');
+      const replication = await redisCli(port, 'info', 'replication');
       if (/role:slave/.test(replication) && !/master_link_status:up/.test(replication))
         return false;
     }

@@ -1,11 +1,18 @@
 import { Redis } from 'ioredis';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DelayProxy } from './delay-proxy.js';
-import { freePort, logFile, REDIS_SERVER, RedisServer, sendFromArgs } from './redis-server.js';
+import {
+  freePort,
+  logFile,
+  REDIS_SERVER,
+  redisCli as cli,
+  RedisServer,
+  sendFromArgs,
+} from './redis-server.js';
 
 export const MASTER_NAME = 'mymaster';
 
@@ -23,22 +30,6 @@ const WITH_MASTER_ADDRESS = '127.0.0.60';
  * 1,003 ms later and -sdown 78 ms after that, too late to stop the second failover.
  */
 export const DOWN_AFTER_MS = 2000;
-
-/**
- * redis-cli, run without blocking: the app under test shares this process's event loop, and a
- * synchronous child process would stall its timers and show up as slow answers.
- */
-function cli(port: number, ...args: string[]): Promise<string> {
-  return new Promise((resolve) => {
-    execFile(
-      'redis-cli',
-      ['-p', String(port), ...args],
-      // A frozen (SIGSTOP) server never answers: bounded, so a wait loop's deadline still holds.
-      { encoding: 'utf8', timeout: 5_000 },
-      (_error, stdout, stderr) => resolve(`${stdout}${stderr}`.trim()),
-    );
-  });
-}
 
 async function until(what: string, ms: number, check: () => Promise<boolean>): Promise<void> {
   const deadline = Date.now() + ms;

@@ -103,6 +103,23 @@ export function freePort(): Promise<number> {
   });
 }
 
+/**
+ * redis-cli, run without blocking: the app under test (and, in some tests, proxies carrying the
+ * servers' own traffic) shares this process's event loop, and a synchronous child process would
+ * stall its timers and show up as slow answers. Resolves to the output, errors included, trimmed.
+ */
+export function redisCli(port: number, ...args: string[]): Promise<string> {
+  return new Promise((resolve) => {
+    execFile(
+      'redis-cli',
+      ['-p', String(port), ...args],
+      // A frozen (SIGSTOP) server never answers: bounded, so a wait loop's deadline still holds.
+      { encoding: 'utf8', timeout: 5_000 },
+      (_error, stdout, stderr) => resolve(`${stdout}${stderr}`.trim()),
+    );
+  });
+}
+
 /** PING by redis-cli, without blocking the event loop (tests restart servers under load). */
 function pings(port: number): Promise<boolean> {
   return new Promise((resolve) => {
