@@ -134,7 +134,7 @@ export class RedisCluster {
       const info = await redisCli(port, 'cluster', 'info');
       if (
         !/cluster_state:ok/.test(info) ||
-        !info.includes(`cluster_known_nodes:${this.ports.length}`) ||
+        Number(/cluster_known_nodes:(\d+)/.exec(info)?.[1]) !== this.ports.length ||
         !/cluster_slots_ok:16384/.test(info) ||
         replicasListed(await redisCli(port, 'cluster', 'nodes')) !== this.replicaCount
       )
