@@ -184,6 +184,9 @@ const sharedParser = (): Middleware =>
       // co-body refuses an object with a "__proto__" key (against prototype poisoning).
       if (/forbidden prototype property/.test((error as Error).message))
         throw new AuthError('invalid_request', PROTO_KEY);
+      // co-body's strict mode refuses well-formed JSON that is neither an object nor an array.
+      if (/only supports object and array/.test((error as Error).message))
+        throw new AuthError('invalid_request', 'The request body is not a JSON object.');
       throw new AuthError('invalid_request', 'The request body is not valid JSON.');
     },
   }));
@@ -226,8 +229,9 @@ function bodyRefreshToken(ctx: Context): string | undefined {
   if (body === null || typeof body !== 'object') return undefined;
   const token = (body as { refresh_token?: unknown }).refresh_token;
   if (token === undefined) return undefined;
-  if (typeof token !== 'string' || token.length === 0)
+  if (typeof token !== 'string')
     throw new AuthError('invalid_request', '`refresh_token` must be a string.');
+  if (token.length === 0) throw new AuthError('invalid_request', '`refresh_token` is empty.');
   return token;
 }
 

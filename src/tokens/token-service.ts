@@ -364,8 +364,8 @@ export class TokenService {
   }
 
   private check<K extends TokenKind>(token: unknown, kind: K, anyExpiry: boolean): Payload<K> {
-    if (typeof token !== 'string' || token.length === 0)
-      throw invalid('The token is not a string.');
+    if (typeof token !== 'string') throw invalid('The token is not a string.');
+    if (token.length === 0) throw invalid('The token is empty.');
     // Only access tokens are cached: they are the ones read on every request.
     const cache = kind === 'access' && !anyExpiry ? this.accessCache : undefined;
     if (cache !== undefined) {

@@ -437,6 +437,23 @@ describe('what the fuzzer found (kept as plain regression tests)', () => {
     expect((await auth.generateTokens({ id: 'emoji-\u{1F600}' })).token_type).toBe('bearer');
   });
 
+  it('an empty token is called empty, not "not a string" (found by a read of the README)', async () => {
+    for (const call of [
+      (t: unknown) => auth.refreshTokens(t as string),
+      (t: unknown) => auth.invalidateRefreshToken(t as string),
+    ]) {
+      await expect(call('')).rejects.toMatchObject({
+        code: 'token_invalid',
+        message: 'The token is empty.',
+      });
+      await expect(call(7)).rejects.toMatchObject({
+        code: 'token_invalid',
+        message: 'The token is not a string.',
+      });
+    }
+    expect(await auth.checkRefreshToken('')).toBe(false);
+  });
+
   it('claim names jsonwebtoken cannot sign (constructor, __proto__, …) are refused at login and dropped on refresh', async () => {
     await expect(auth.generateTokens({ id: 1 }, { claims: { constructor: 'x' } })).rejects.toThrow(
       /cannot be a claim name/,

@@ -102,10 +102,16 @@ describe('login bodies', () => {
   it('answers malformed JSON, a JSON array or scalar and an empty body with 400 invalid_request', async () => {
     await start();
     const type = { 'content-type': 'application/json' };
-    expectError(await post('/auth/login', '{"username": "alice",', type), 400, 'invalid_request');
+    const malformed = await post('/auth/login', '{"username": "alice",', type);
+    expectError(malformed, 400, 'invalid_request');
+    expect(malformed.body?.message).toBe('The request body is not valid JSON.');
     expectError(await post('/auth/login', '["alice", "wonderland"]', type), 400, 'invalid_request');
-    for (const scalar of ['"alice"', 'null', '0', 'false', '7'])
-      expectError(await post('/auth/login', scalar, type), 400, 'invalid_request');
+    // Well-formed JSON that is no object is not called malformed.
+    for (const scalar of ['"alice"', 'null', '0', 'false', '7']) {
+      const res = await post('/auth/login', scalar, type);
+      expectError(res, 400, 'invalid_request');
+      expect(res.body?.message).toBe('The request body is not a JSON object.');
+    }
     expectError(await post('/auth/login', undefined, type), 400, 'invalid_request');
     expectError(await post('/auth/login', undefined, {}), 400, 'invalid_request');
     expect(logins).toBe(0);
@@ -202,6 +208,17 @@ describe('refresh and logout bodies', () => {
         400,
         'invalid_request',
       );
+    }
+    // A refresh_token that is no string, or an empty one, is named as such.
+    for (const [value, message] of [
+      [5, '`refresh_token` must be a string.'],
+      ['', '`refresh_token` is empty.'],
+    ] as const) {
+      const res = await post('/auth/refresh', JSON.stringify({ refresh_token: value }), {
+        'content-type': 'application/json',
+      });
+      expectError(res, 400, 'invalid_request');
+      expect(res.body?.message).toBe(message);
     }
     // The refused requests changed nothing: the token still refreshes.
     expect(
