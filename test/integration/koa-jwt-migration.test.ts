@@ -164,6 +164,40 @@ describe('migrating from koa-jwt', () => {
     }
   });
 
+  it("koa-jwt's cookie: 'token' → cookie delivery reading the old cookie's name, once the prefix is off", async () => {
+    const token = legacyToken();
+    const me = async (cookies: { names: { access: string }; prefix?: boolean }, cookie: string) => {
+      auth = testAuth({ tokenDelivery: 'cookie', cookies });
+      auth.strategies.register(
+        'koa-jwt',
+        koaJwtStrategy({ secret: OLD_SECRET, until: new Date(Date.now() + HOUR * 1000) }),
+      );
+      const app = new Koa();
+      app.use(auth.requireAuth({ strategy: 'koa-jwt' })).use((ctx) => {
+        ctx.body = { sub: ctx.state.user.sub };
+      });
+      server = await serve(app);
+      try {
+        const res = await call(server.url, '/', { headers: { cookie } });
+        return [res.status, res.body.error ?? res.body.sub];
+      } finally {
+        await server.close();
+        await auth.close();
+      }
+    };
+    // As the README's table says: the cookie the koa-jwt app set is read under its own name.
+    expect(await me({ names: { access: 'token' }, prefix: false }, `token=${token}`)).toEqual([
+      200,
+      '1',
+    ]);
+    // With the prefix on (the default), the name read is __Host-token: the old cookie is not.
+    expect(await me({ names: { access: 'token' } }, `token=${token}`)).toEqual([
+      401,
+      'token_missing',
+    ]);
+    expect(await me({ names: { access: 'token' } }, `__Host-token=${token}`)).toEqual([200, '1']);
+  });
+
   it("honours koa-jwt's isRevoked and a custom subject", async () => {
     auth = testAuth();
     auth.strategies.register(

@@ -212,9 +212,20 @@ describe('the README, installed as a consumer installs it', () => {
         await sleep(100);
       }
       const credentials = { username: 'alice', password: 'wonderland' };
-      expect((await call(url, '/login', { body: { ...credentials, password: 'x' } })).status).toBe(
-        401,
-      );
+      const wrong = await call(url, '/login', { body: { ...credentials, password: 'x' } });
+      expect([wrong.status, wrong.body.error]).toEqual([401, 'invalid_credentials']);
+      // Bad bodies get the same JSON errors, and the app logs no crash for them.
+      const malformed = await fetch(`${url}/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"username":',
+      });
+      expect([malformed.status, ((await malformed.json()) as { error: string }).error]).toEqual([
+        400,
+        'invalid_request',
+      ]);
+      const missing = await call(url, '/refresh', { body: {} });
+      expect([missing.status, missing.body.error]).toEqual([400, 'invalid_request']);
       const login = await call(url, '/login', { body: credentials });
       expect(login.status, login.text).toBe(200);
       expect(login.headers.get('cache-control')).toBe('no-store');
@@ -235,6 +246,8 @@ describe('the README, installed as a consumer installs it', () => {
       });
       expect(after.status).toBe(401);
       expect(after.body).toMatchObject({ error: 'token_revoked' });
+      // Nothing above was a crash: Koa logs those (to stderr), and this app logs nothing else.
+      expect(log).toBe('');
     } finally {
       child.kill('SIGTERM');
       await exited;
