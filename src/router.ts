@@ -184,7 +184,8 @@ const sharedParser = (): Middleware =>
       // co-body refuses an object with a "__proto__" key (against prototype poisoning).
       if (/forbidden prototype property/.test((error as Error).message))
         throw new AuthError('invalid_request', PROTO_KEY);
-      // co-body's strict mode refuses well-formed JSON that is neither an object nor an array.
+      // co-body's strict mode refuses a body whose first character opens no object or array
+      // (null, 7, "text", or text that is no JSON at all): no JSON object either way.
       if (/only supports object and array/.test((error as Error).message))
         throw new AuthError('invalid_request', 'The request body is not a JSON object.');
       throw new AuthError('invalid_request', 'The request body is not valid JSON.');
@@ -223,7 +224,7 @@ function requireLoginBody(ctx: Context): void {
     throw new AuthError('invalid_request', 'Send the credentials as a JSON object.');
 }
 
-/** `refresh_token` from the JSON body: undefined when absent, 400 when present but not a string. */
+/** `refresh_token` from the JSON body: undefined when absent, 400 when not a string or empty. */
 function bodyRefreshToken(ctx: Context): string | undefined {
   const body = ctx.request.body as unknown;
   if (body === null || typeof body !== 'object') return undefined;

@@ -224,8 +224,17 @@ describe('the README, installed as a consumer installs it', () => {
         400,
         'invalid_request',
       ]);
-      const missing = await call(url, '/refresh', { body: {} });
-      expect([missing.status, missing.body.error]).toEqual([400, 'invalid_request']);
+      for (const body of [{}, { refresh_token: '' }]) {
+        const missing = await call(url, '/refresh', { body });
+        expect([missing.status, missing.body.error]).toEqual([400, 'invalid_request']);
+      }
+      // koa-body's own refusals keep their status: a body over its 1 MB JSON limit is 413.
+      const large = await fetch(`${url}/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username: 'x'.repeat(2 ** 21) }),
+      });
+      expect(large.status).toBe(413);
       const login = await call(url, '/login', { body: credentials });
       expect(login.status, login.text).toBe(200);
       expect(login.headers.get('cache-control')).toBe('no-store');
