@@ -215,12 +215,8 @@ describe('the README, installed as a consumer installs it', () => {
       const wrong = await call(url, '/login', { body: { ...credentials, password: 'x' } });
       expect([wrong.status, wrong.body.error]).toEqual([401, 'invalid_credentials']);
       // Bad bodies get the same JSON errors, and the app logs no crash for them.
-      const malformed = await fetch(`${url}/login`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: '{"username":',
-      });
-      expect([malformed.status, ((await malformed.json()) as { error: string }).error]).toEqual([
+      const malformed = await call(url, '/login', { body: '{"username":' });
+      expect([malformed.status, malformed.body?.error], malformed.text).toEqual([
         400,
         'invalid_request',
       ]);
@@ -229,11 +225,7 @@ describe('the README, installed as a consumer installs it', () => {
         expect([missing.status, missing.body.error]).toEqual([400, 'invalid_request']);
       }
       // koa-body's own refusals keep their status: a body over its 1 MB JSON limit is 413.
-      const large = await fetch(`${url}/login`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ username: 'x'.repeat(2 ** 21) }),
-      });
+      const large = await call(url, '/login', { body: { username: 'x'.repeat(2 ** 21) } });
       expect(large.status).toBe(413);
       const login = await call(url, '/login', { body: credentials });
       expect(login.status, login.text).toBe(200);
