@@ -75,13 +75,43 @@ function toKeyObject(
         typeof material === 'string' ? Buffer.from(material, 'utf8') : material,
       );
     }
-    if (kind === 'private') return createPrivateKey(material);
-    return createPublicKey(material);
+    return asymmetricKey(material, kind);
   } catch (cause) {
     throw new AuthConfigError(option, `could not be read as a ${kind} key (PEM or DER expected)`, {
       cause,
     });
   }
+}
+
+/** The DER encodings a private key may come in; Node reads only PEM unless told which. */
+const PRIVATE_DER = ['pkcs8', 'sec1', 'pkcs1'] as const;
+const PUBLIC_DER = ['spki', 'pkcs1'] as const;
+
+/**
+ * A PEM string or Buffer, or a DER Buffer in any of the encodings above, tried in turn. A public
+ * key may also be given as its private key (the public half is derived), as with PEM.
+ */
+function asymmetricKey(material: string | Buffer, kind: 'private' | 'public'): KeyObject {
+  const read = kind === 'private' ? createPrivateKey : createPublicKey;
+  if (typeof material === 'string' || material.includes('-----BEGIN ')) return read(material);
+  const attempts: (() => KeyObject)[] = PRIVATE_DER.map(
+    (type) => () => createPrivateKey({ key: material, format: 'der', type }),
+  );
+  if (kind === 'public') {
+    attempts.unshift(
+      ...PUBLIC_DER.map((type) => () => createPublicKey({ key: material, format: 'der', type })),
+    );
+  }
+  let first: unknown;
+  for (const attempt of attempts) {
+    try {
+      const key = attempt();
+      return kind === 'public' && key.type === 'private' ? createPublicKey(key) : key;
+    } catch (error) {
+      first ??= error;
+    }
+  }
+  throw first;
 }
 
 /** RFC 7638 thumbprint: SHA-256 over the required JWK members in lexicographic order. */

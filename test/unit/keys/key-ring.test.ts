@@ -1,4 +1,10 @@
-import { createHash, createSecretKey, generateKeyPairSync, randomBytes } from 'node:crypto';
+import {
+  createHash,
+  createSecretKey,
+  generateKeyPairSync,
+  type KeyObject,
+  randomBytes,
+} from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { AuthConfigError } from '../../../src/errors.js';
 import {
@@ -8,6 +14,7 @@ import {
   secretKid,
 } from '../../../src/keys/key-ring.js';
 import { ecKeys, rsaKeys, SECRET } from '../../helpers/forge.js';
+import { keyFor } from '../../helpers/keys.js';
 
 function configError(fn: () => unknown): AuthConfigError {
   try {
@@ -229,6 +236,56 @@ describe('key ring', () => {
     const ring = createKeyRing({ keys: [{ algorithm: 'ES256', privateKey: pem }] });
     expect(ring.signer.kid).toBe(jwkThumbprint(publicKey));
     expect(ring.signer.kid).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  });
+
+  it('reads DER Buffers in every encoding Node exports, private and public', () => {
+    const rsa = rsaKeys();
+    const ec = ecKeys('prime256v1');
+    const ed = generateKeyPairSync('ed25519');
+    const der = (key: KeyObject, type: string) =>
+      key.export({
+        format: 'der',
+        type: type as 'pkcs1' | 'pkcs8' | 'sec1' | 'spki',
+      } as never) as Buffer;
+    const cases: [
+      KeyConfig['algorithm'],
+      { privateKey: KeyObject; publicKey: KeyObject },
+      string[],
+      string[],
+    ][] = [
+      ['RS256', rsa, ['pkcs8', 'pkcs1'], ['spki', 'pkcs1']],
+      ['ES256', ec, ['pkcs8', 'sec1'], ['spki']],
+      ['EdDSA', ed, ['pkcs8'], ['spki']],
+    ];
+    for (const [algorithm, pair, privateTypes, publicTypes] of cases) {
+      const kid = jwkThumbprint(pair.publicKey);
+      for (const type of privateTypes) {
+        const ring = createKeyRing({
+          keys: [{ algorithm, privateKey: der(pair.privateKey, type) }],
+        });
+        expect(ring.signer.kid, `${algorithm} ${type}`).toBe(kid);
+        // The private key's DER in place of the public key: the public half is derived.
+        const derived = createKeyRing({
+          keys: [
+            { algorithm, publicKey: der(pair.privateKey, type), verifyOnly: true },
+            keyFor(algorithm),
+          ],
+        });
+        expect(derived.keys[0]!.kid).toBe(kid);
+      }
+      for (const type of publicTypes) {
+        const ring = createKeyRing({
+          keys: [{ algorithm, privateKey: pair.privateKey, publicKey: der(pair.publicKey, type) }],
+        });
+        expect(ring.signer.kid, `${algorithm} public ${type}`).toBe(kid);
+      }
+    }
+    const junk = configError(() =>
+      createKeyRing({
+        keys: [{ algorithm: 'ES256', privateKey: Buffer.from('not a key at all') }],
+      }),
+    );
+    expect(junk.message).toMatch(/could not be read as a private key \(PEM or DER expected\)/);
   });
 
   it('signs with the first key that can sign; verify-only keys still verify', () => {
