@@ -34,7 +34,8 @@ Prints (or, with --out, writes) a new signing key for the \`keys\` option of cre
 Options:
   --alg <algorithm>     required
   --bits <n>            RSA modulus size, ${RSA_MIN_BITS} or more (${RSA.join(', ')} only)
-  --kid <kid>           key id to print and put in the JWK (default: the RFC 7638 thumbprint)
+  --kid <kid>           key id to print and put in the JWK (default: the kid createAuth derives:
+                        the RFC 7638 thumbprint, or for HS* a keyed hash of the secret)
   --json                one JSON object instead of text: { alg, kid, secret | privateKey, publicKey, jwk }
   --out <dir>           write files into <dir> (created if missing) instead of printing the key:
                         secret (HS*), or private.pem, public.pem and jwk.json; secrets and private

@@ -1,4 +1,5 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createApp } from '../../examples/basic/app.js';
 import {
@@ -11,7 +12,8 @@ import {
 import { harnessRedisUrl, uniquePrefix } from '../helpers/auth.js';
 import { decodeSegment } from '../helpers/forge.js';
 import { call, serve, type Served } from '../helpers/http.js';
-import { keyFor, verifyOnly } from '../helpers/keys.js';
+import { keyFor, keyPairFor, verifyOnly } from '../helpers/keys.js';
+import { readmeBlocks } from '../helpers/readme.js';
 
 const alice = { username: 'alice', password: 'wonderland' };
 
@@ -152,5 +154,45 @@ describe('key rotation', () => {
     // Only a token still signed by the old key is refused — in real time it would have expired by now.
     expect((await refresh(v3, c.refresh_token)).status).toBe(401);
     expect((await me(v3, c.access_token)).status).toBe(401);
+  });
+  it("the README's recipe, each step's `keys` as written there: the old key kept as deployed", async () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const section = readme.slice(readme.indexOf('### Rotating keys without logging anyone out'));
+    const steps = readmeBlocks(section.slice(0, section.indexOf('\n## ')))
+      .map((block) => block.code)
+      .filter((code) => code.trimStart().startsWith('keys:'));
+    expect(steps).toHaveLength(3);
+    const oldPair = keyPairFor('ES256');
+    const newKey = keyPairFor('ES256').privateKey;
+    const keys = (code: string): KeyConfig[] =>
+      // The README's fragment is `keys: [...]` with its comments: a property of an object literal.
+      (
+        new Function('OLD_KEY', 'NEW_KEY', 'OLD_PUBLIC_KEY', `return { ${code} };`) as (
+          ...keys: KeyObject[]
+        ) => { keys: KeyConfig[] }
+      )(oldPair.privateKey, newKey, oldPair.publicKey).keys;
+    const keyPrefix = uniquePrefix();
+
+    // Before: the key of the README's createAuth example, no kid (the derived one).
+    const v0 = await deploy([{ algorithm: 'ES256', privateKey: oldPair.privateKey }], {
+      keyPrefix,
+    });
+    const a = (await login(v0)).body;
+    const b = (await login(v0)).body;
+    const [step2, step3, step4] = steps.map(keys);
+    const v2 = await deploy(step2!, { keyPrefix });
+    expect((await me(v2, a.access_token)).status).toBe(200);
+    const a2 = await refresh(v2, a.refresh_token);
+    expect(a2.status).toBe(200);
+    const v3 = await deploy(step3!, { keyPrefix });
+    expect((await me(v3, a2.body.access_token)).status).toBe(200);
+    const a3 = await refresh(v3, a2.body.refresh_token);
+    expect(a3.status).toBe(200);
+    expect(kidOf(a3.body.access_token)).toBe('2026-12');
+    const b3 = await refresh(v3, b.refresh_token);
+    expect(b3.status).toBe(200);
+    const v4 = await deploy(step4!, { keyPrefix });
+    expect((await me(v4, a3.body.access_token)).status).toBe(200);
+    expect((await refresh(v4, b3.body.refresh_token)).status).toBe(200);
   });
 });
