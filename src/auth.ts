@@ -2,7 +2,7 @@ import type { Middleware } from 'koa';
 import { type AuthOptions, type ResolvedOptions, resolveOptions } from './config/options.js';
 import { createStore } from './config/store.js';
 import { debug, describeError } from './debug.js';
-import { storeUnavailable, UnsupportedError } from './errors.js';
+import { AuthError, storeUnavailable, UnsupportedError } from './errors.js';
 import {
   type AuthEventListener,
   type AuthEventMap,
@@ -16,6 +16,7 @@ import { type AuthorizeRule, createAuthorize } from './middleware/authorization.
 import { createGetData } from './middleware/get-data.js';
 import { createGetToken } from './middleware/get-token.js';
 import { createJwksMiddleware, type JwksOptions } from './middleware/jwks.js';
+import { withRealm } from './middleware/render-error.js';
 import { createRequireAuth } from './middleware/require-auth.js';
 import type { AuthenticatedState, AuthMiddlewareOptions, AuthState } from './middleware/state.js';
 import { createOpenApiDocument, type OpenApiDocument, type OpenApiOptions } from './openapi.js';
@@ -38,7 +39,12 @@ import {
 } from './strategies/types.js';
 import type { SessionStore } from './stores/session-store.js';
 import type { AuthUser, TokenPair, TokenUser } from './tokens/claims.js';
-import type { IssueOptions } from './tokens/issue.js';
+import {
+  checkOptionNames,
+  ISSUE_OPTION_NAMES,
+  type IssueOptions,
+  WRITE_OPTION_NAMES,
+} from './tokens/issue.js';
 import { TokenService } from './tokens/token-service.js';
 import { COMPATIBLE_VERSIONS } from './version.js';
 
@@ -131,13 +137,28 @@ export class Auth {
     );
   }
 
-  private helper<H extends Helper>(name: H, strategyName?: string): NonNullable<TokenStrategy[H]> {
-    const strategyKey = strategyName ?? this.strategies.defaultStrategyName;
+  private helper<H extends Helper>(
+    name: H,
+    options: StrategyChoice | undefined,
+    known: readonly string[] = ['strategy'],
+  ): NonNullable<TokenStrategy[H]> {
+    checkOptionNames(name, options, known);
+    const strategyKey = options?.strategy ?? this.strategies.defaultStrategyName;
     const strategy = this.strategies.get(strategyKey);
     const fn = strategy[name];
     if (typeof fn !== 'function')
       throw new UnsupportedError(strategyKey, name, 'the strategy does not implement it');
-    return fn.bind(strategy) as NonNullable<TokenStrategy[H]>;
+    const { realm } = this.options;
+    if (realm === undefined) return fn.bind(strategy) as NonNullable<TokenStrategy[H]>;
+    // The instance's realm goes into the challenge of a 401 the helper rejects with, so that
+    // authErrors() (which knows no instance) renders it as the middlewares and routes do.
+    return (async (...args: unknown[]) => {
+      try {
+        return await (fn as (...args: unknown[]) => unknown).apply(strategy, args);
+      } catch (error) {
+        throw error instanceof AuthError ? withRealm(error, realm) : error;
+      }
+    }) as NonNullable<TokenStrategy[H]>;
   }
 
   /** Subscribes to an audit event (`login`, `login_failed`, `refresh`, `logout`, `revoke_all`, `refresh_reused`, `store_unavailable`). */
@@ -160,6 +181,7 @@ export class Auth {
     user: TokenUser,
     options?: IssueOptions & StrategyChoice,
   ): Promise<TokenPair> {
+    checkOptionNames('generateTokens', options, ISSUE_OPTION_NAMES);
     const strategy = this.strategies.get(options?.strategy ?? this.strategies.defaultStrategyName);
     if (strategy.generateTokens) return strategy.generateTokens(user, options);
     // A minimal custom strategy: compose the pair from writeToken.
@@ -180,7 +202,7 @@ export class Auth {
    * (`options.strategy`, else the default one), and its UUID is live.
    */
   async checkRefreshToken(token: string, options?: StrategyChoice): Promise<boolean> {
-    return this.helper('checkRefreshToken', options?.strategy)(token);
+    return this.helper('checkRefreshToken', options)(token);
   }
 
   /**
@@ -188,22 +210,22 @@ export class Auth {
    * returned. A token of another strategy than `options.strategy` (else the default) is refused.
    */
   async refreshTokens(token: string, options?: IssueOptions & StrategyChoice): Promise<TokenPair> {
-    return this.helper('refreshTokens', options?.strategy)(token, options);
+    return this.helper('refreshTokens', options, ISSUE_OPTION_NAMES)(token, options);
   }
 
   /** Logs out the session the refresh token belongs to. Idempotent. */
   async invalidateRefreshToken(token: string, options?: StrategyChoice): Promise<void> {
-    return this.helper('invalidateRefreshToken', options?.strategy)(token);
+    return this.helper('invalidateRefreshToken', options)(token);
   }
 
   /** Ends every session of the user; returns how many were live. */
   async revokeAllSessions(userId: string | number, options?: StrategyChoice): Promise<number> {
-    return this.helper('revokeAllSessions', options?.strategy)(userId);
+    return this.helper('revokeAllSessions', options)(userId);
   }
 
   /** The user's live sessions, oldest first. */
   async listSessions(userId: string | number, options?: StrategyChoice): Promise<SessionInfo[]> {
-    return this.helper('listSessions', options?.strategy)(userId);
+    return this.helper('listSessions', options)(userId);
   }
 
   /** Ends one session of the user; false when it was not theirs or not live. */
@@ -212,7 +234,7 @@ export class Auth {
     sessionId: string,
     options?: StrategyChoice,
   ): Promise<boolean> {
-    return this.helper('revokeSession', options?.strategy)(userId, sessionId);
+    return this.helper('revokeSession', options)(userId, sessionId);
   }
 
   /** Puts the request's raw token on `ctx.state.token` when present. Never fails. */
@@ -234,13 +256,18 @@ export class Auth {
     arg?: string | AuthMiddlewareOptions,
     choice?: StrategyChoice,
   ): Promise<AuthUser> | Middleware<AuthState> {
-    if (typeof arg === 'string') return this.readData(arg, choice?.strategy);
+    if (typeof arg === 'string') return this.readData(arg, choice);
     return createGetData(this.host, arg);
   }
 
-  private async readData(token: string, strategyName?: string): Promise<AuthUser> {
-    const strategy = this.strategies.get(strategyName ?? this.strategies.defaultStrategyName);
-    return strategy.readToken(token, { checkSession: this.options.checkSession });
+  private async readData(token: string, choice: StrategyChoice | undefined): Promise<AuthUser> {
+    checkOptionNames('getData', choice, ['strategy']);
+    const strategy = this.strategies.get(choice?.strategy ?? this.strategies.defaultStrategyName);
+    try {
+      return await strategy.readToken(token, { checkSession: this.options.checkSession });
+    } catch (error) {
+      throw error instanceof AuthError ? withRealm(error, this.options.realm) : error;
+    }
   }
 
   /**
@@ -253,6 +280,7 @@ export class Auth {
     user: TokenUser,
     options?: WriteOptions & StrategyChoice,
   ): Promise<string> {
+    checkOptionNames('createAccessToken', options, WRITE_OPTION_NAMES);
     const strategy = this.strategies.get(options?.strategy ?? this.strategies.defaultStrategyName);
     return strategy.writeToken(user, 'access', options);
   }
@@ -266,6 +294,7 @@ export class Auth {
     user: TokenUser,
     options?: WriteOptions & StrategyChoice,
   ): Promise<string> {
+    checkOptionNames('createRefreshToken', options, WRITE_OPTION_NAMES);
     const strategy = this.strategies.get(options?.strategy ?? this.strategies.defaultStrategyName);
     return strategy.writeToken(user, 'refresh', options);
   }

@@ -14,7 +14,7 @@ import {
 } from './middleware/credentials.js';
 import { checkCsrf, checkOrigin, isUnsafeMethod } from './middleware/csrf.js';
 import { loadKoaBody } from './middleware/json-body.js';
-import { withRealm, writeAuthError } from './middleware/render-error.js';
+import { asAuthError, withRealm, writeAuthError } from './middleware/render-error.js';
 import type { AuthenticatedState, AuthMiddlewareOptions } from './middleware/state.js';
 import type { StrategyRegistry } from './strategies/registry.js';
 import type { SessionInfo, StrategyChoice, TokenStrategy } from './strategies/types.js';
@@ -266,9 +266,8 @@ async function loggingOut(
 /** An error of a route, as the JSON answer it gets; undefined for one that is not ours to answer. */
 function routeError(error: unknown, realm: string | undefined): AuthError | undefined {
   // A helper the route's strategy lacks (sessions of the stateless `jwt` strategy): 501, as JSON.
-  if (error instanceof UnsupportedError)
-    return withRealm(new AuthError('strategy_unsupported', error.message, { cause: error }), realm);
-  return error instanceof AuthError ? withRealm(error, realm) : undefined;
+  const answer = asAuthError(error);
+  return answer && withRealm(answer, realm);
 }
 
 function noStore(ctx: Context): void {

@@ -1,6 +1,6 @@
 import type { Context, Middleware } from 'koa';
 import { debug, describeError } from '../debug.js';
-import { AuthError } from '../errors.js';
+import { AuthError, UnsupportedError } from '../errors.js';
 
 /** Writes an AuthError as Koa's own handler would, but with the JSON body `{ error, message }`. */
 export function writeAuthError(ctx: Context, error: AuthError): void {
@@ -63,16 +63,28 @@ export function throwAuthError(ctx: Context, error: AuthError, realm: string | u
 }
 
 /**
+ * The AuthError a thrown error is answered as, or undefined for one that is not ours: an
+ * UnsupportedError (a helper the strategy lacks) is `strategy_unsupported`, 501.
+ */
+export function asAuthError(error: unknown): AuthError | undefined {
+  if (error instanceof UnsupportedError)
+    return new AuthError('strategy_unsupported', error.message, { cause: error });
+  return error instanceof AuthError ? error : undefined;
+}
+
+/**
  * Renders AuthErrors thrown further down (by `refreshTokens`, `invalidateRefreshToken`, … in your
- * routes) as JSON `{ error, message }` with their status and headers. Other errors pass through.
+ * routes) as JSON `{ error, message }` with their status and headers, and an UnsupportedError as
+ * `strategy_unsupported` (501). Other errors pass through.
  * @example app.use(authErrors());
  */
 export function authErrors(): Middleware {
   return async function authErrorsMiddleware(ctx, next) {
     try {
       await next();
-    } catch (error) {
-      if (!(error instanceof AuthError)) throw error;
+    } catch (thrown) {
+      const error = asAuthError(thrown);
+      if (error === undefined) throw thrown;
       debug.auth('%s %s → %d %s', ctx.method, ctx.path, error.status, describeError(error));
       writeAuthError(ctx, error);
     }

@@ -23,6 +23,33 @@ export interface IssueOptions {
   ctx?: { ip?: string; get(field: string): string };
 }
 
+/** The options a helper that takes {@link IssueOptions} knows, with `strategy`. */
+export const ISSUE_OPTION_NAMES = ['claims', 'userAgent', 'ip', 'ctx', 'strategy'] as const;
+/** The options of `createAccessToken` / `createRefreshToken` (and `writeToken`). */
+export const WRITE_OPTION_NAMES = [
+  ...ISSUE_OPTION_NAMES,
+  'sessionId',
+  'lifetime',
+  'audience',
+  'headers',
+] as const;
+
+/**
+ * A helper's options: undefined or an object with only `known` keys. A misspelt one (`lifetme`)
+ * is a TypeError naming it, not a silently ignored setting: an app bug, not a request error.
+ */
+export function checkOptionNames(helper: string, options: unknown, known: readonly string[]): void {
+  if (options === undefined) return;
+  if (options === null || typeof options !== 'object' || Array.isArray(options))
+    throw new TypeError(`koa-jwt-redis: the options of ${helper}() must be an object`);
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key))
+      throw new TypeError(
+        `koa-jwt-redis: ${JSON.stringify(key)} is not an option of ${helper}(); known: ${known.join(', ')}`,
+      );
+  }
+}
+
 /** `user.id` as the `sub` string; a clear TypeError for app bugs like a missing id. */
 export function userIdOf(user: unknown): string {
   if (user === null || typeof user !== 'object') {

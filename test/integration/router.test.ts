@@ -1,5 +1,6 @@
+import Koa from 'koa';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Auth, LoginRateLimiter } from '../../src/index.js';
+import { type Auth, authErrors, type LoginRateLimiter } from '../../src/index.js';
 import { testAuth } from '../helpers/auth.js';
 import { call, type Reply, serve, type Served } from '../helpers/http.js';
 import { webApp } from '../helpers/web.js';
@@ -333,5 +334,31 @@ describe('the realm option', () => {
     expect((await call(server.url, '/me')).headers.get('www-authenticate')).toBe(
       'Bearer realm="api"',
     );
+  });
+
+  it("authErrors() renders the helpers' 401s with the instance's realm, and UnsupportedError as a 501 JSON", async () => {
+    auth = testAuth({ realm: 'api' });
+    const app = new Koa();
+    app.use(authErrors());
+    app.use(async (ctx) => {
+      const token = ctx.get('x-token');
+      if (ctx.path === '/refresh') ctx.body = await auth.refreshTokens(token);
+      else if (ctx.path === '/data') ctx.body = await auth.getData(token);
+      else if (ctx.path === '/logout') ctx.body = await auth.invalidateRefreshToken(token);
+      else ctx.body = await auth.listSessions(1, { strategy: 'jwt' });
+    });
+    server = await serve(app);
+    for (const path of ['/refresh', '/data', '/logout']) {
+      const res = await call(server.url, path, { headers: { 'x-token': 'not.a.token' } });
+      expect([path, res.status, res.body.error]).toEqual([path, 401, 'token_invalid']);
+      expect(res.headers.get('www-authenticate')).toBe('Bearer realm="api", error="invalid_token"');
+    }
+    const unsupported = await call(server.url, '/sessions');
+    expect(unsupported.status).toBe(501);
+    expect(unsupported.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(unsupported.body).toEqual({
+      error: 'strategy_unsupported',
+      message: expect.stringMatching(/"jwt" strategy does not support listSessions/),
+    });
   });
 });

@@ -59,6 +59,38 @@ describe('createAccessToken / createRefreshToken', () => {
     expect(await auth.checkRefreshToken(refresh)).toBe(false);
   });
 
+  it('a misspelt option of any helper is a TypeError naming it, and nothing is written', async () => {
+    auth = testAuth();
+    const user = { id: 'typo' };
+    const pair = await auth.generateTokens(user);
+    const calls: [string, () => Promise<unknown>][] = [
+      ['lifetme', () => createAccessToken(user, { lifetme: 60 } as never)],
+      ['lifetme', () => createRefreshToken(user, { lifetme: 60 } as never)],
+      ['claim', () => auth.generateTokens(user, { claim: { plan: 'pro' } } as never)],
+      ['lifetime', () => auth.refreshTokens(pair.refresh_token, { lifetime: 60 } as never)],
+      ['stategy', () => auth.checkRefreshToken(pair.refresh_token, { stategy: 'jwt' } as never)],
+      ['stategy', () => auth.invalidateRefreshToken(pair.refresh_token, { stategy: 'x' } as never)],
+      ['stategy', () => auth.listSessions(user.id, { stategy: 'jwt' } as never)],
+      ['stategy', () => auth.revokeAllSessions(user.id, { stategy: 'jwt' } as never)],
+      ['stategy', () => auth.revokeSession(user.id, 'x', { stategy: 'jwt' } as never)],
+      ['stategy', () => auth.getData(pair.access_token, { stategy: 'jwt' } as never)],
+    ];
+    for (const [name, run] of calls) {
+      const error = await run().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error, name).toBeInstanceOf(TypeError);
+      expect((error as Error).message).toContain(`"${name}" is not an option of`);
+    }
+    // Nothing was written or ended: one session, its refresh token still live.
+    expect(await auth.listSessions(user.id)).toHaveLength(1);
+    expect(await auth.checkRefreshToken(pair.refresh_token)).toBe(true);
+    await expect(
+      Promise.resolve().then(() => auth.createAccessToken(user, null as never)),
+    ).rejects.toThrow(/must be an object/);
+  });
+
   it('the session strategy makes session tokens', async () => {
     auth = testAuth({ strategy: 'session' });
     const token = await auth.createAccessToken({ id: 9 });
