@@ -59,7 +59,20 @@ const KNOWN = {
   realm: true,
 } as const satisfies Record<keyof VerifierOptions, true>;
 
-const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
+/**
+ * A host that never leaves the machine, as the URL parser normalises it: localhost, all of
+ * 127.0.0.0/8 (`127.1`, `0x7f000001` read as 127.0.0.1), ::1 and IPv4-mapped 127.x
+ * (`[::ffff:127.0.0.2]` reads as `[::ffff:7f00:2]`).
+ */
+function isLoopback(hostname: string): boolean {
+  return (
+    hostname === 'localhost' ||
+    hostname === 'localhost.' ||
+    hostname === '[::1]' ||
+    /^127(\.\d{1,3}){3}$/.test(hostname) ||
+    /^\[::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}\]$/.test(hostname)
+  );
+}
 
 function jwksUrl(value: unknown): URL {
   let url: URL;
@@ -75,7 +88,7 @@ function jwksUrl(value: unknown): URL {
     throw new AuthConfigError('jwksUri', 'must be an http: or https: URL');
   if (url.username || url.password)
     throw new AuthConfigError('jwksUri', 'must not carry credentials');
-  if (url.protocol === 'http:' && !LOOPBACK.has(url.hostname)) {
+  if (url.protocol === 'http:' && !isLoopback(url.hostname)) {
     warnOnce(
       'KOA_JWT_REDIS_INSECURE_JWKS',
       'koa-jwt-redis: `jwksUri` is plain http: anyone on the network path can substitute keys and forge tokens. Use https.',
