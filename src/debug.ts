@@ -28,6 +28,10 @@ export function describeError(error: unknown): string {
     const cause = error.cause === undefined ? '' : ` (cause: ${describeError(error.cause)})`;
     return `${error.code}: ${redact(error.message)}${cause}`;
   }
+  // JSON.parse's message quotes the start of its input ('Unexpected token 'S', "Sensitive-"...'),
+  // which here is a decoded token segment: the message is left out, its kind is enough.
+  if (error instanceof SyntaxError)
+    return `${error.name}: (message not logged: it quotes the input)`;
   if (error instanceof Error) return `${error.name}: ${redact(error.message)}`;
   return typeof error;
 }

@@ -149,6 +149,26 @@ describe('debug logging', () => {
     ]);
   });
 
+  it('never quotes a token segment that is not JSON, which JSON.parse would put in the cause', async () => {
+    auth = testAuth();
+    server = await serve(webApp(auth));
+    const { access_token: token } = await auth.generateTokens({ id: 1 });
+    const text = (value: string) => Buffer.from(value).toString('base64url');
+    const sent = [
+      withSegment(token, 0, text('Sensitive-header-text')),
+      withSegment(token, 0, text('{"alg":"HS256",Sensitive-json')),
+      withSegment(token, 1, text('Sensitive-payload-text')),
+    ];
+    lines.length = 0;
+    for (const bad of sent) {
+      const res = await call(server.url, '/me', { token: bad });
+      expect(res.status).toBe(401);
+    }
+    const log = lines.join('\n');
+    expect(log).toMatch(/GET \/me refused: 401 token_invalid/);
+    expect(log).not.toContain('Sensiti');
+  });
+
   it('logs an asymmetric setup by key id and algorithm, never the key', async () => {
     lines.length = 0;
     const { privateKey } = rsaKeys();
