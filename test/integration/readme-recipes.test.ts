@@ -160,7 +160,7 @@ describe('README: asking for a recent login', () => {
   const changeEmail = (url: string, token: string) =>
     call(url, '/account/email', { token, body: { email: 'new@example.com' } });
 
-  it('a fresh login passes; a refreshed token of an hour-old login is refused with 401', async () => {
+  it('a fresh login passes; a refreshed token of an hour-old login gets 403 login_required', async () => {
     const url = await start();
     const user = { id: `rl-${randomUUID()}` };
     vi.useFakeTimers({ toFake: ['Date'] });
@@ -173,8 +173,13 @@ describe('README: asking for a recent login', () => {
     const refreshed = await auth!.refreshTokens(old.refresh_token);
     expect((await call(url, '/me', { token: refreshed.access_token })).status).toBe(200);
     const refused = await changeEmail(url, refreshed.access_token);
-    expect(refused.status).toBe(401);
-    expect(refused.text).toBe('Log in again to continue.');
+    expect(refused.status).toBe(403);
+    expect(refused.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(refused.body).toEqual({ error: 'login_required', message: 'Log in again to continue.' });
+    // Refreshing again does not help (auth_time is kept), so a 401 would have sent a client that
+    // refreshes on 401 round in a loop.
+    const again = await auth!.refreshTokens(refreshed.refresh_token);
+    expect((await changeEmail(url, again.access_token)).status).toBe(403);
 
     // Logging in again is what lets the user through.
     const fresh = await auth!.generateTokens(user);
@@ -193,6 +198,6 @@ describe('README: asking for a recent login', () => {
     vi.setSystemTime(loggedIn + 299_000);
     expect((await changeEmail(url, token)).status).toBe(200);
     vi.setSystemTime(loggedIn + 301_000);
-    expect((await changeEmail(url, token)).status).toBe(401);
+    expect((await changeEmail(url, token)).status).toBe(403);
   });
 });
