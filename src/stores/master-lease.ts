@@ -266,6 +266,7 @@ export class MasterLease {
       const others = Number(fields.get('num-other-sentinels'));
       const quorum = Number(fields.get('quorum'));
       if (![lastOk, downAfter, others, quorum].every(Number.isFinite)) return;
+      this.checkInterval(downAfter);
       // The master's last PING reply to it came between these two times. A gap of down-after
       // between two replies, or one that may hide in what was not seen, is a moment it could
       // have seen the master down: its record starts again from the later reply.
@@ -376,16 +377,26 @@ export class MasterLease {
     if (!this.holds() && until > performance.now())
       debug.store('masterLease holds: %d of %d sentinels vouch', times.length, total);
     if (until > this.validUntil || rebase) this.validUntil = until;
-    // An answer vouches for down-after-milliseconds less the time since the sentinel's last
-    // PING reply (up to its 1 s period): that must leave room for the next round.
-    const downAfter = Math.min(...answers.map(({ said }) => said.downAfter));
-    if (!this.warned && downAfter - PING_PERIOD_MS - MARGIN_MS < this.options.interval) {
-      this.warned = true;
-      process.emitWarning(
-        `koa-jwt-redis: masterLease: the sentinels' down-after-milliseconds (${downAfter}) leaves less than masterLease.interval (${this.options.interval} ms) after their ${PING_PERIOD_MS} ms PING period: reads may answer 503 between rounds. Lower the interval or raise down-after-milliseconds.`,
-        { code: 'KOA_JWT_REDIS_MASTER_LEASE' },
-      );
-    }
+  }
+
+  /**
+   * An answer vouches for down-after-milliseconds less the time since the sentinel's last PING
+   * reply (up to its 1 s period): that must leave room for the next round. Checked on each
+   * answer, not only once the lease holds: with an interval of down-after or more, each gap
+   * between answers restarts a sentinel's record, so the lease never holds at all.
+   */
+  private checkInterval(downAfter: number): void {
+    const { interval } = this.options;
+    if (this.warned || downAfter - PING_PERIOD_MS - MARGIN_MS >= interval) return;
+    this.warned = true;
+    const outcome =
+      interval >= downAfter
+        ? 'the lease can never hold, and every read answers 503'
+        : 'reads may answer 503 between rounds';
+    process.emitWarning(
+      `koa-jwt-redis: masterLease: the sentinels' down-after-milliseconds (${downAfter}) leaves less than masterLease.interval (${interval} ms) after their ${PING_PERIOD_MS} ms PING period: ${outcome}. Lower the interval or raise down-after-milliseconds.`,
+      { code: 'KOA_JWT_REDIS_MASTER_LEASE' },
+    );
   }
 
   /** A sentinel another one names (`SENTINEL SENTINELS`), at its address through `natMap`. */

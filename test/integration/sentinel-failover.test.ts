@@ -559,6 +559,42 @@ describe('Sentinel failover under load (redis-server --sentinel, this file’s o
     setup.freezeSentinel(1, false);
   }, 90_000);
 
+  it('masterLease with an interval of down-after-milliseconds: the lease never holds, reads answer 503, and a warning says why at the first answer', async () => {
+    setup = await SentinelSetup.start();
+    const warning = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
+    try {
+      auth = createAuth({
+        secret: SECRET,
+        redis: { sentinels: setup.sentinels, name: MASTER_NAME },
+        masterLease: { interval: DOWN_AFTER_MS },
+      });
+      server = await serve(idApp(auth));
+      const { access_token } = await auth.generateTokens({ id: 'probe' });
+      const leaseWarning = () =>
+        warning.mock.calls.find(
+          ([, options]) => (options as { code?: string })?.code === 'KOA_JWT_REDIS_MASTER_LEASE',
+        );
+      // The first round is asked at once; its answers come within a second.
+      for (let i = 0; i < 40 && !leaseWarning(); i++) await sleep(50);
+      expect(String(leaseWarning()?.[0])).toMatch(
+        new RegExp(`down-after-milliseconds \\(${DOWN_AFTER_MS}\\).*the lease can never hold`),
+      );
+      // Long past the 6 s a sentinel must vouch before it counts: still no lease.
+      const statuses = new Set<number>();
+      for (let i = 0; i < 10; i++) {
+        const response = await fetch(`${server.url}/me`, {
+          headers: { authorization: `Bearer ${access_token}` },
+        });
+        statuses.add(response.status);
+        await response.arrayBuffer();
+        await sleep(1000);
+      }
+      expect([...statuses]).toEqual([503]);
+    } finally {
+      warning.mockRestore();
+    }
+  }, 60_000);
+
   it('masterLease, sentinels whose ACL refuses SENTINEL MASTER: a warning names the refusal, and reads answer 503 store_unavailable', async ({
     skip,
   }) => {
