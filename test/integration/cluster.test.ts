@@ -1,3 +1,5 @@
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import type { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../examples/basic/app.js';
@@ -89,5 +91,34 @@ describe('on a Redis Cluster', () => {
       me = await call(server.url, '/me', { token: access_token });
     }
     expect(me.status).toBe(200);
+  });
+
+  it("the README's flush command for a Cluster, run against each master, deletes every session key of users whose ids hold quotes and spaces", async () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const section = readme.slice(readme.indexOf('### What a flush does'));
+    const command = /# On a Cluster[^\n]*\n(.+)\n/.exec(section)?.[1];
+    expect(command).toContain('<master>');
+    const users = Array.from({ length: 12 }, (_, i) => [`o'brien ${i}`, `say "hi" ${i}`][i % 2]!);
+    const pairs = await Promise.all(users.map((id) => auth.generateTokens({ id })));
+    expect(await allKeys(client, `${prefix}*`)).toHaveLength(users.length);
+    await client.set(`other-data-${prefix}`, 'kept');
+    for (const node of client.nodes('master')) {
+      const run = spawnSync(
+        'bash',
+        [
+          '-c',
+          command!
+            .replaceAll("'auth:*'", `'${prefix}*'`)
+            .replaceAll('<master>', `127.0.0.1 -p ${node.options.port}`),
+        ],
+        { encoding: 'utf8' },
+      );
+      expect(run.stderr).toBe('');
+      expect(run.status).toBe(0);
+    }
+    expect(await allKeys(client, `${prefix}*`)).toEqual([]);
+    expect(await client.get(`other-data-${prefix}`)).toBe('kept');
+    await client.del(`other-data-${prefix}`);
+    for (const pair of pairs) expect(await auth.checkRefreshToken(pair.refresh_token)).toBe(false);
   });
 });

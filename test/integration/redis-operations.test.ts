@@ -1,3 +1,5 @@
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Auth, createAuth, type TokenPair } from '../../src/index.js';
@@ -143,5 +145,34 @@ describe('Redis persistence', () => {
     await admin.flushdb();
     expect(await auth.checkRefreshToken(loggedOut.refresh_token)).toBe(false);
     expect(await auth.checkRefreshToken(kept.refresh_token)).toBe(false);
+  });
+});
+
+describe('What a flush does', () => {
+  it("the README's command for a shared Redis deletes every session key and nothing else, whatever the user ids hold", async () => {
+    redis = await RedisServer.start();
+    admin = new Redis(redis.url);
+    auth = createAuth({ secret: SECRET, redis: redis.url });
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const section = readme.slice(readme.indexOf('### What a flush does'));
+    const command = /```sh\n(.+)\n/.exec(section)?.[1];
+    expect(command).toMatch(/^redis-cli --scan/);
+    const users = ["o'brien", 'say "hi"', 'back\\slash', 'two words', 'plain'];
+    const pairs = await Promise.all(users.map((id) => auth.generateTokens({ id })));
+    await admin.set('app:data', 'kept');
+    await admin.set('authors', 'kept too');
+    const run = spawnSync(
+      'bash',
+      ['-c', command!.replaceAll('redis-cli', `redis-cli -p ${redis.port}`)],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expect(await admin.keys('auth:*')).toEqual([]);
+    expect(await admin.get('app:data')).toBe('kept');
+    expect(await admin.get('authors')).toBe('kept too');
+    for (const pair of pairs) expect(await auth.checkRefreshToken(pair.refresh_token)).toBe(false);
   });
 });
