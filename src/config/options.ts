@@ -3,7 +3,7 @@ import type { KeyConfig, KeyMaterial } from '../keys/key-ring.js';
 import type { SessionCacheOptions } from '../stores/session-cache.js';
 import type { MasterLeaseOptions } from '../stores/master-lease.js';
 import { isPrototypeKey, RESERVED_CLAIMS, type TokenUser } from '../tokens/claims.js';
-import { onlyKnown, optionalString, stripUndefined, wholeNumber } from './validate.js';
+import { onlyKnown, optionalString, shown, stripUndefined, wholeNumber } from './validate.js';
 import {
   type CookieOptions,
   type CsrfOptions,
@@ -310,7 +310,7 @@ export function resolveOptions(options: AuthOptions): ResolvedOptions {
   if (strategy !== 'redis' && strategy !== 'jwt' && strategy !== 'session') {
     throw new AuthConfigError(
       'strategy',
-      `must be 'redis', 'jwt' or 'session' (got ${JSON.stringify(strategy)}); register your own with auth.strategies.register(name, strategy).setDefault(name)`,
+      `must be 'redis', 'jwt' or 'session' (got ${shown(strategy)}); register your own with auth.strategies.register(name, strategy).setDefault(name)`,
     );
   }
   const sessionIdleTtl = wholeNumber('sessionIdleTtl', merged.sessionIdleTtl, 1, 31_536_000);

@@ -6,6 +6,22 @@ import { AuthConfigError } from '../errors.js';
  * throws an AuthConfigError that names the option and says what to change.
  */
 
+/**
+ * A given value as an error message shows it: numbers as written (`Infinity`, `NaN`, which JSON
+ * would print as null), a bigint with its `n`, strings quoted, anything else by its JSON or kind.
+ */
+export function shown(value: unknown): string {
+  if (typeof value === 'number') return String(value);
+  if (typeof value === 'bigint') return `${value}n`;
+  if (value === undefined || typeof value === 'symbol' || typeof value === 'function')
+    return typeof value === 'undefined' ? 'undefined' : `a ${typeof value}`;
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return Array.isArray(value) ? 'an array' : 'an object';
+  }
+}
+
 /** Whether `value` is a whole number within [min, max]. */
 export function isWholeNumber(value: unknown, min: number, max: number): value is number {
   return typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max;
@@ -16,7 +32,7 @@ export function wholeNumber(name: string, value: unknown, min: number, max: numb
   if (!isWholeNumber(value, min, max)) {
     throw new AuthConfigError(
       name,
-      `must be a whole number from ${min} to ${max} (got ${JSON.stringify(value)})`,
+      `must be a whole number from ${min} to ${max} (got ${shown(value)})`,
     );
   }
   return value;

@@ -1,5 +1,5 @@
 import { AuthConfigError } from '../errors.js';
-import { bool, onlyKnown, plainObject, warnOnce } from './validate.js';
+import { bool, onlyKnown, plainObject, shown, warnOnce } from './validate.js';
 
 /** Where login and refresh put the tokens: the JSON body, HttpOnly cookies, or both. */
 export type TokenDelivery = 'json' | 'cookie' | 'both';
@@ -97,7 +97,7 @@ function origin(name: string, value: unknown): string {
   ) {
     throw new AuthConfigError(
       name,
-      `must be an origin like "https://app.example.com" (scheme, host, optional port; got ${JSON.stringify(value)})`,
+      `must be an origin like "https://app.example.com" (scheme, host, optional port; got ${shown(value)})`,
     );
   }
   return parsed.origin;
@@ -109,7 +109,7 @@ export function resolveWebOptions(input: WebOptionsInput): WebOptions {
   if (tokenDelivery !== 'json' && tokenDelivery !== 'cookie' && tokenDelivery !== 'both') {
     throw new AuthConfigError(
       'tokenDelivery',
-      `must be 'json', 'cookie' or 'both' (got ${JSON.stringify(tokenDelivery)})`,
+      `must be 'json', 'cookie' or 'both' (got ${shown(tokenDelivery)})`,
     );
   }
   const cookieMode = tokenDelivery !== 'json';

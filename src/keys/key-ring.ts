@@ -8,6 +8,7 @@ import {
   sign as cryptoSign,
   verify as cryptoVerify,
 } from 'node:crypto';
+import { shown } from '../config/validate.js';
 import { AuthConfigError } from '../errors.js';
 import {
   type Algorithm,
@@ -184,7 +185,7 @@ function buildKey(config: KeyConfig, at: string, secretAt = `${at}.secret`): Rin
   if (!isAlgorithm(algorithm)) {
     throw new AuthConfigError(
       `${at}.algorithm`,
-      `must be one of ${ALGORITHMS.join(', ')} (got ${JSON.stringify(algorithm)})`,
+      `must be one of ${ALGORITHMS.join(', ')} (got ${shown(algorithm)})`,
     );
   }
   const verifyOnly = config.verifyOnly === true;

@@ -50,6 +50,19 @@ describe('createAuth options', () => {
     }
   });
 
+  it('shows the value it got as written: Infinity and NaN (not null), a bigint (not a TypeError)', () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ absoluteSessionTtl: Infinity }, '(got Infinity)'],
+      [{ accessTokenTtl: NaN }, '(got NaN)'],
+      [{ accessTokenTtl: 900n }, '(got 900n)'],
+      [{ accessTokenTtl: '900' }, '(got "900")'],
+      [{ accessTokenTtl: () => 900 }, '(got a function)'],
+      [{ tokenDelivery: Symbol('json') }, '(got a symbol)'],
+    ];
+    for (const [options, got] of cases)
+      expect(optionError({ secret: SECRET, ...options }).message).toContain(got);
+  });
+
   it('accepts a minimal config with the in-memory store', async () => {
     const auth = createAuth({ secret: SECRET });
     expect(auth.options).toMatchObject({
