@@ -1,8 +1,16 @@
 import Router from '@koa/router';
+import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import Koa from 'koa';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type Auth, AuthError, createAuth } from '../../src/index.js';
+import ts from 'typescript';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import {
+  type Auth,
+  AuthError,
+  createAuth,
+  redisStore,
+  type SessionStore,
+} from '../../src/index.js';
 import { SECRET } from '../helpers/forge.js';
 import { call, serve, type Served } from '../helpers/http.js';
 import { RedisServer } from '../helpers/redis-server.js';
@@ -75,6 +83,34 @@ describe('auth.ping()', () => {
     redis.resume();
     expectUnavailable(result);
     expect(result.ms).toBeGreaterThanOrEqual(STORE_TIMEOUT - 20);
+  });
+
+  it("passes through the README's logged() store wrapper: rejects once Redis is stopped", async () => {
+    // The README's wrapper, as written there, with its types stripped.
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const source = /^function logged\(inner: SessionStore\)[\s\S]*?^\}$/m.exec(readme)?.[0];
+    expect(source).toBeDefined();
+    const js = ts.transpileModule(source!, { compilerOptions: { target: ts.ScriptTarget.ES2022 } });
+    const logged = new Function(`${js.outputText}; return logged;`)() as (
+      inner: SessionStore,
+    ) => SessionStore;
+    const client = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+    client.on('error', () => {});
+    injected = client;
+    auth = createAuth({
+      secret: SECRET,
+      store: logged(redisStore(client, { timeout: STORE_TIMEOUT })),
+    });
+    const log = vi.spyOn(console, 'log').mockImplementation(() => {});
+    try {
+      await auth.generateTokens({ id: 'wrapped' });
+      expect(log).toHaveBeenCalledWith('create', 'wrapped');
+    } finally {
+      log.mockRestore();
+    }
+    expect((await ping()).ok).toBe(true);
+    await redis.kill();
+    expectUnavailable(await ping());
   });
 
   it('resolves for the in-memory store', async () => {
