@@ -13,7 +13,6 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { harnessRedisUrl } from '../helpers/auth.js';
 import { call } from '../helpers/http.js';
 import {
   CONTEXT,
@@ -23,7 +22,7 @@ import {
   type ReadmeBlock,
   readmeBlocks,
 } from '../helpers/readme.js';
-import { freePort } from '../helpers/redis-server.js';
+import { freePort, RedisServer } from '../helpers/redis-server.js';
 
 /*
  * The README as a new user meets it: `npm pack` of this project, installed into a fresh directory
@@ -186,13 +185,15 @@ describe('the README, installed as a consumer installs it', () => {
         body?.username === 'alice' && body?.password === 'wonderland' ? { id: 'readme-alice', role: 'admin' } : null;\n`,
     );
     const out = join('out', fileOf(runnable[0]!).replace(/\.ts$/, '.js'));
+    // A Redis of its own, stopped at the end to see how the program's client reports it.
+    const redis = await RedisServer.start();
     let log = '';
     const child: ChildProcess = spawn(process.execPath, ['--import', './find-user.mjs', out], {
       cwd: app,
       env: {
         ...env,
         JWT_SECRET: 'readme-test-secret-of-more-than-32-bytes',
-        REDIS_URL: harnessRedisUrl(),
+        REDIS_URL: redis.url,
         PORT: String(port),
       },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -249,9 +250,16 @@ describe('the README, installed as a consumer installs it', () => {
       expect(after.body).toMatchObject({ error: 'token_revoked' });
       // Nothing above was a crash: Koa logs those (to stderr), and this app logs nothing else.
       expect(log).toBe('');
+      // Redis gone: the program's error listener prints one line a reconnection, not ioredis's
+      // 'Unhandled error event' with a stack.
+      await redis.stop();
+      for (let i = 0; i < 50 && !/^redis: /m.test(log); i++) await sleep(100);
+      expect(log).toMatch(/^redis: /m);
+      expect(log).not.toContain('Unhandled error event');
     } finally {
       child.kill('SIGTERM');
       await exited;
+      await redis.stop();
     }
   }
 
