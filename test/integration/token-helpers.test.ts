@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import Koa from 'koa';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -131,6 +132,24 @@ describe('getData(token)', () => {
       expect(await codeOf(auth.getData(token))).toBe(viaHttp.body.error);
     }
     expect(await codeOf(auth.getData(pair.access_token))).toBe('token_revoked');
+  });
+
+  it("resolves with the claims the README's comments list, on the redis and session strategies", async () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const names = (shape: string) =>
+      [...shape.matchAll(/[{,]\s*(\w+)/g)].map(([, name]) => name).sort();
+    const redisShape = /\/\/ data: (\{[^}]+\})/.exec(readme)?.[1];
+    const sessionShape = /`ctx\.state\.user` is `(\{[^}]+\})`;\n\s+load the/.exec(readme)?.[1];
+    auth = testAuth();
+    const access = await auth.createAccessToken(
+      { id: 5, username: 'test' },
+      { lifetime: 300, claims: { admin: true } },
+    );
+    expect(Object.keys(await auth.getData(access)).sort()).toEqual(names(redisShape!));
+    await auth.close();
+    auth = testAuth({ strategy: 'session' });
+    const { access_token } = await auth.generateTokens({ id: 5 });
+    expect(Object.keys(await auth.getData(access_token)).sort()).toEqual(names(sessionShape!));
   });
 
   it('getData() and getData({ … }) are still the middleware', () => {
