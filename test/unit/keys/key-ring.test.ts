@@ -302,6 +302,24 @@ describe('key ring', () => {
     expect(configError(() => createKeyRing({ keys: [old] })).message).toMatch(/no key can sign/);
   });
 
+  it('tries a token without a kid only on the one key of its alg, as the README says', () => {
+    const one = createKeyRing({ keys: [{ algorithm: 'HS256', secret: SECRET }] });
+    expect(one.find(undefined, 'HS256')).toBe(one.signer);
+    expect(one.find(undefined, 'HS512')).toBeUndefined();
+    expect(one.find(undefined, 'none')).toBeUndefined();
+    // Two keys of that algorithm (a rotation): neither is guessed.
+    const two = createKeyRing({
+      keys: [
+        keyFor('HS256'),
+        keyFor('HS256', { verifyOnly: true }),
+        keyFor('ES256', { verifyOnly: true }),
+      ],
+    });
+    expect(two.find(undefined, 'HS256')).toBeUndefined();
+    expect(two.find(undefined, 'ES256')?.algorithm).toBe('ES256');
+    expect(two.find(null, 'HS256')).toBeUndefined();
+  });
+
   it('looks kids up only in the ring, and only with the key’s own algorithm', () => {
     const ring = createKeyRing({ keys: [{ algorithm: 'HS256', secret: SECRET, kid: 'a' }] });
     expect(ring.find('a', 'HS256')).toBeDefined();
