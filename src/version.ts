@@ -6,4 +6,4 @@
  * functions would otherwise call the other's instance. test/unit/version.test.ts checks it
  * against package.json.
  */
-export const COMPATIBLE_VERSIONS = '0.1';
+export const COMPATIBLE_VERSIONS = '0.2';
