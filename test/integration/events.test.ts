@@ -2,9 +2,10 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { type Auth, type AuthEventMap, type AuthEventName, createAuth } from '../../src/index.js';
 import { testAuth } from '../helpers/auth.js';
 import { decodeSegment, SECRET } from '../helpers/forge.js';
-import { serve, type Served } from '../helpers/http.js';
+import { call, serve, type Served } from '../helpers/http.js';
 import { idApp, send } from '../helpers/load.js';
 import { RedisServer } from '../helpers/redis-server.js';
+import { webApp } from '../helpers/web.js';
 
 /* The audit trail: each event, where it is emitted, and exactly what it carries. */
 
@@ -163,6 +164,45 @@ describe('audit events', () => {
       { name: 'logout', payload: { userId: 'u-logout', sessionId: sidOf(a.refresh_token) } },
       { name: 'logout', payload: { userId: 'u-logout', sessionId: sidOf(b.refresh_token) } },
     ]);
+  });
+
+  it('auth.routes(): DELETE /auth/sessions/:id and logout-all with keep_current emit logout for each session they end; logout-all without it revoke_all', async () => {
+    auth = testAuth({ userFields: ['name'] });
+    server = await serve(webApp(auth));
+    const url = server.url;
+    const login = async () =>
+      (await call(url, '/auth/login', { body: { username: 'alice', password: 'wonderland' } }))
+        .body as { access_token: string; refresh_token: string };
+    const [a, b, c, d] = [await login(), await login(), await login(), await login()];
+    const seen = record(['logout', 'revoke_all']);
+    const deleted = await call(url, `/auth/sessions/${sidOf(b.refresh_token)}`, {
+      method: 'DELETE',
+      token: a.access_token,
+    });
+    expect(deleted.status).toBe(204);
+    const kept = await call(url, '/auth/logout-all', {
+      token: a.access_token,
+      body: { keep_current: true },
+    });
+    expect(kept.body).toEqual({ revoked: 2 });
+    const ended = seen.map(({ name, payload }) => [
+      name,
+      (payload as { sessionId: string }).sessionId,
+    ]);
+    expect(ended[0]).toEqual(['logout', sidOf(b.refresh_token)]);
+    expect(ended.slice(1).sort()).toEqual(
+      [
+        ['logout', sidOf(c.refresh_token)],
+        ['logout', sidOf(d.refresh_token)],
+      ].sort(),
+    );
+    seen.length = 0;
+    expect((await call(url, '/auth/logout-all', { token: a.access_token, body: {} })).body).toEqual(
+      {
+        revoked: 1,
+      },
+    );
+    expect(seen).toEqual([{ name: 'revoke_all', payload: { userId: '1', count: 1 } }]);
   });
 
   it('revoke_all: user id and how many sessions were live', async () => {
