@@ -1,5 +1,6 @@
 import type { Middleware } from 'koa';
 import { type AuthOptions, type ResolvedOptions, resolveOptions } from './config/options.js';
+import { helperOptions } from './config/validate.js';
 import { createStore } from './config/store.js';
 import { debug, describeError } from './debug.js';
 import { AuthError, storeUnavailable, UnsupportedError } from './errors.js';
@@ -40,10 +41,12 @@ import {
 import type { SessionStore } from './stores/session-store.js';
 import type { AuthUser, TokenPair, TokenUser } from './tokens/claims.js';
 import {
-  checkOptionNames,
   ISSUE_OPTION_NAMES,
   type IssueOptions,
+  REFRESH_OPTION_NAMES,
+  type RefreshOptions,
   WRITE_OPTION_NAMES,
+  WRITE_REFRESH_OPTION_NAMES,
 } from './tokens/issue.js';
 import { TokenService } from './tokens/token-service.js';
 import { COMPATIBLE_VERSIONS } from './version.js';
@@ -142,23 +145,39 @@ export class Auth {
     options: StrategyChoice | undefined,
     known: readonly string[] = ['strategy'],
   ): NonNullable<TokenStrategy[H]> {
-    checkOptionNames(name, options, known);
+    helperOptions(name, options, known);
     const strategyKey = options?.strategy ?? this.strategies.defaultStrategyName;
     const strategy = this.strategies.get(strategyKey);
     const fn = strategy[name];
     if (typeof fn !== 'function')
       throw new UnsupportedError(strategyKey, name, 'the strategy does not implement it');
+    if (this.options.realm === undefined) return fn.bind(strategy) as NonNullable<TokenStrategy[H]>;
+    return ((...args: unknown[]) =>
+      this.realmed(() =>
+        (fn as (...args: unknown[]) => unknown).apply(strategy, args),
+      )) as NonNullable<TokenStrategy[H]>;
+  }
+
+  /** The strategy a helper's options choose, else the default one. */
+  private strategyOf(choice: StrategyChoice | undefined): TokenStrategy {
+    return this.strategies.get(choice?.strategy ?? this.strategies.defaultStrategyName);
+  }
+
+  /**
+   * Runs a helper's work, putting the instance's realm into the challenge of a 401 it rejects
+   * with, so that authErrors() (which knows no instance) renders it as the middlewares and routes
+   * do. Without a realm, the work's own promise (nothing added to a login's path).
+   */
+  private realmed<T>(work: () => T | PromiseLike<T>): Promise<T> {
     const { realm } = this.options;
-    if (realm === undefined) return fn.bind(strategy) as NonNullable<TokenStrategy[H]>;
-    // The instance's realm goes into the challenge of a 401 the helper rejects with, so that
-    // authErrors() (which knows no instance) renders it as the middlewares and routes do.
-    return (async (...args: unknown[]) => {
+    if (realm === undefined) return Promise.resolve(work());
+    return (async () => {
       try {
-        return await (fn as (...args: unknown[]) => unknown).apply(strategy, args);
+        return await work();
       } catch (error) {
         throw error instanceof AuthError ? withRealm(error, realm) : error;
       }
-    }) as NonNullable<TokenStrategy[H]>;
+    })();
   }
 
   /** Subscribes to an audit event (`login`, `login_failed`, `refresh`, `logout`, `revoke_all`, `refresh_reused`, `store_unavailable`). */
@@ -181,14 +200,17 @@ export class Auth {
     user: TokenUser,
     options?: IssueOptions & StrategyChoice,
   ): Promise<TokenPair> {
-    checkOptionNames('generateTokens', options, ISSUE_OPTION_NAMES);
-    const strategy = this.strategies.get(options?.strategy ?? this.strategies.defaultStrategyName);
-    if (strategy.generateTokens) return strategy.generateTokens(user, options);
+    helperOptions('generateTokens', options, ISSUE_OPTION_NAMES);
+    const strategy = this.strategyOf(options);
+    const generate = strategy.generateTokens;
+    if (generate) return this.realmed(() => generate.call(strategy, user, options));
     // A minimal custom strategy: compose the pair from writeToken.
-    const [access, refresh] = await Promise.all([
-      strategy.writeToken(user, 'access', options),
-      strategy.writeToken(user, 'refresh', options),
-    ]);
+    const [access, refresh] = await this.realmed(() =>
+      Promise.all([
+        strategy.writeToken(user, 'access', options),
+        strategy.writeToken(user, 'refresh', options),
+      ]),
+    );
     return {
       access_token: access,
       refresh_token: refresh,
@@ -209,8 +231,11 @@ export class Auth {
    * Rotates a refresh token: the old one stops working and a new pair of the same strategy is
    * returned. A token of another strategy than `options.strategy` (else the default) is refused.
    */
-  async refreshTokens(token: string, options?: IssueOptions & StrategyChoice): Promise<TokenPair> {
-    return this.helper('refreshTokens', options, ISSUE_OPTION_NAMES)(token, options);
+  async refreshTokens(
+    token: string,
+    options?: RefreshOptions & StrategyChoice,
+  ): Promise<TokenPair> {
+    return this.helper('refreshTokens', options, REFRESH_OPTION_NAMES)(token, options);
   }
 
   /** Logs out the session the refresh token belongs to. Idempotent. */
@@ -261,13 +286,11 @@ export class Auth {
   }
 
   private async readData(token: string, choice: StrategyChoice | undefined): Promise<AuthUser> {
-    checkOptionNames('getData', choice, ['strategy']);
-    const strategy = this.strategies.get(choice?.strategy ?? this.strategies.defaultStrategyName);
-    try {
-      return await strategy.readToken(token, { checkSession: this.options.checkSession });
-    } catch (error) {
-      throw error instanceof AuthError ? withRealm(error, this.options.realm) : error;
-    }
+    helperOptions('getData', choice, ['strategy']);
+    const strategy = this.strategyOf(choice);
+    return this.realmed(() =>
+      strategy.readToken(token, { checkSession: this.options.checkSession }),
+    );
   }
 
   /**
@@ -280,9 +303,9 @@ export class Auth {
     user: TokenUser,
     options?: WriteOptions & StrategyChoice,
   ): Promise<string> {
-    checkOptionNames('createAccessToken', options, WRITE_OPTION_NAMES);
-    const strategy = this.strategies.get(options?.strategy ?? this.strategies.defaultStrategyName);
-    return strategy.writeToken(user, 'access', options);
+    helperOptions('createAccessToken', options, WRITE_OPTION_NAMES);
+    const strategy = this.strategyOf(options);
+    return this.realmed(() => strategy.writeToken(user, 'access', options));
   }
 
   /**
@@ -292,11 +315,11 @@ export class Auth {
    */
   async createRefreshToken(
     user: TokenUser,
-    options?: WriteOptions & StrategyChoice,
+    options?: Omit<WriteOptions, 'sessionId'> & StrategyChoice,
   ): Promise<string> {
-    checkOptionNames('createRefreshToken', options, WRITE_OPTION_NAMES);
-    const strategy = this.strategies.get(options?.strategy ?? this.strategies.defaultStrategyName);
-    return strategy.writeToken(user, 'refresh', options);
+    helperOptions('createRefreshToken', options, WRITE_REFRESH_OPTION_NAMES);
+    const strategy = this.strategyOf(options);
+    return this.realmed(() => strategy.writeToken(user, 'refresh', options));
   }
 
   /** 401 unless a valid access token is present; 503 when the session store cannot answer. */

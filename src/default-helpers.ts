@@ -11,7 +11,7 @@ import type {
   WriteOptions,
 } from './strategies/types.js';
 import type { AuthUser, TokenPair, TokenUser } from './tokens/claims.js';
-import type { IssueOptions } from './tokens/issue.js';
+import type { IssueOptions, RefreshOptions } from './tokens/issue.js';
 
 /* The helpers as free functions bound to the default instance (the last one createAuth made). */
 
@@ -23,7 +23,7 @@ export const checkRefreshToken = (token: string, options?: StrategyChoice): Prom
   defaultAuth().checkRefreshToken(token, options);
 export const refreshTokens = (
   token: string,
-  options?: IssueOptions & StrategyChoice,
+  options?: RefreshOptions & StrategyChoice,
 ): Promise<TokenPair> => defaultAuth().refreshTokens(token, options);
 export const invalidateRefreshToken = (token: string, options?: StrategyChoice): Promise<void> =>
   defaultAuth().invalidateRefreshToken(token, options);
@@ -57,7 +57,7 @@ export const createAccessToken = (
 ): Promise<string> => defaultAuth().createAccessToken(user, options);
 export const createRefreshToken = (
   user: TokenUser,
-  options?: WriteOptions & StrategyChoice,
+  options?: Omit<WriteOptions, 'sessionId'> & StrategyChoice,
 ): Promise<string> => defaultAuth().createRefreshToken(user, options);
 export const requireAuth = (options?: AuthMiddlewareOptions): Middleware<AuthenticatedState> =>
   defaultAuth().requireAuth(options);

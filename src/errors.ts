@@ -155,6 +155,7 @@ export class UnsupportedError extends Error {
     this.name = new.target.name;
   }
 }
+sharedAcrossBuilds(UnsupportedError, 'UnsupportedError');
 
 /**
  * `token_invalid` because the header names no key of the ring. Internal: lets a verifier that

@@ -56,7 +56,7 @@ export type {
   TokenStrategy,
   WriteOptions,
 } from './strategies/types.js';
-export type { IssueOptions } from './tokens/issue.js';
+export type { IssueOptions, RefreshOptions } from './tokens/issue.js';
 export type {
   Holding,
   NewSession,

@@ -20,7 +20,7 @@ import type { StrategyRegistry } from './strategies/registry.js';
 import type { SessionInfo, StrategyChoice, TokenStrategy } from './strategies/types.js';
 import { cleanMeta } from './stores/record-codec.js';
 import type { AuthUser, TokenPair, TokenUser } from './tokens/claims.js';
-import { type IssueOptions, requestMeta } from './tokens/issue.js';
+import { type IssueOptions, type RefreshOptions, requestMeta } from './tokens/issue.js';
 import type { TokenService } from './tokens/token-service.js';
 
 /** What the routes need from an Auth instance: its options, strategies, helpers and requireAuth. */
@@ -31,7 +31,7 @@ export interface RouterHost {
   readonly events: AuthEvents;
   requireAuth(options?: AuthMiddlewareOptions): Middleware<AuthenticatedState>;
   generateTokens(user: TokenUser, options?: IssueOptions & StrategyChoice): Promise<TokenPair>;
-  refreshTokens(token: string, options?: IssueOptions & StrategyChoice): Promise<TokenPair>;
+  refreshTokens(token: string, options?: RefreshOptions & StrategyChoice): Promise<TokenPair>;
   invalidateRefreshToken(token: string, options?: StrategyChoice): Promise<void>;
   revokeAllSessions(userId: string | number, options?: StrategyChoice): Promise<number>;
   listSessions(userId: string | number, options?: StrategyChoice): Promise<SessionInfo[]>;

@@ -13,8 +13,9 @@ import { AuthConfigError } from '../errors.js';
 export function shown(value: unknown): string {
   if (typeof value === 'number') return String(value);
   if (typeof value === 'bigint') return `${value}n`;
-  if (value === undefined || typeof value === 'symbol' || typeof value === 'function')
-    return typeof value === 'undefined' ? 'undefined' : `a ${typeof value}`;
+  if (value === undefined) return 'undefined';
+  if (typeof value === 'symbol') return 'a symbol';
+  if (typeof value === 'function') return 'a function';
   try {
     return JSON.stringify(value);
   } catch {
@@ -61,6 +62,12 @@ export function plainObject(name: string, value: unknown): Record<string, unknow
   return value as Record<string, unknown>;
 }
 
+/** The first key of `value` that is not in `known`, or undefined when there is none. */
+function strayKey(value: object, known: readonly string[]): string | undefined {
+  for (const key of Object.keys(value)) if (!known.includes(key)) return key;
+  return undefined;
+}
+
 /** Refuses keys of `value` that are not in `known` (a typo is an error, not a silent default). */
 export function onlyKnown(
   name: string,
@@ -69,13 +76,29 @@ export function onlyKnown(
   what = 'an option',
 ): void {
   const list = [...known];
-  for (const key of Object.keys(value)) {
-    if (!list.includes(key)) {
-      throw new AuthConfigError(
-        name === '' ? key : `${name}.${key}`,
-        `is not ${what}; known: ${list.join(', ')}`,
-      );
-    }
+  const key = strayKey(value, list);
+  if (key !== undefined) {
+    throw new AuthConfigError(
+      name === '' ? key : `${name}.${key}`,
+      `is not ${what}; known: ${list.join(', ')}`,
+    );
+  }
+}
+
+/**
+ * A helper's per-call options: undefined, or an object with only `known` keys. A misspelt one
+ * (`lifetme`) is a TypeError naming it, not a silently ignored setting: an app bug, not a request
+ * error, and not an AuthConfigError, which is thrown at start-up only.
+ */
+export function helperOptions(helper: string, options: unknown, known: readonly string[]): void {
+  if (options === undefined) return;
+  if (options === null || typeof options !== 'object' || Array.isArray(options))
+    throw new TypeError(`koa-jwt-redis: the options of ${helper}() must be an object`);
+  const key = strayKey(options, known);
+  if (key !== undefined) {
+    throw new TypeError(
+      `koa-jwt-redis: ${JSON.stringify(key)} is not an option of ${helper}(); known: ${known.join(', ')}`,
+    );
   }
 }
 

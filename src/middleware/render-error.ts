@@ -40,26 +40,30 @@ function onAuthError(this: Context, error: unknown): void {
 }
 
 /**
- * Puts the instance's `realm` first in the error's `WWW-Authenticate` challenge (RFC 6750 §3),
- * if it has one and no realm yet; returns the error.
+ * The error with the instance's `realm` first in its `WWW-Authenticate` challenge (RFC 6750 §3),
+ * if it has one and no realm yet: a copy, so that an error object thrown again and again (a
+ * custom strategy's module-level one, shared by instances of different realms) keeps none.
  */
 export function withRealm(error: AuthError, realm: string | undefined): AuthError {
   const challenge = error.headers['WWW-Authenticate'];
   if (realm === undefined || !challenge || challenge.startsWith('Bearer realm=')) return error;
   const params = challenge.slice('Bearer'.length).replace(/^ /, '');
-  error.headers = {
+  const copy = Object.create(
+    Object.getPrototypeOf(error) as object,
+    Object.getOwnPropertyDescriptors(error),
+  ) as AuthError;
+  copy.headers = {
     ...error.headers,
     'WWW-Authenticate': `Bearer realm="${realm}"${params ? `, ${params}` : ''}`,
   };
-  return error;
+  return copy;
 }
 
 /** Throws `error` so that app error middleware can catch it, and Koa renders it as JSON if none does. */
 export function throwAuthError(ctx: Context, error: AuthError, realm: string | undefined): never {
   debug.auth('%s %s refused: %d %s', ctx.method, ctx.path, error.status, describeError(error));
-  withRealm(error, realm);
   ctx.onerror = onAuthError;
-  throw error;
+  throw withRealm(error, realm);
 }
 
 /**

@@ -23,32 +23,25 @@ export interface IssueOptions {
   ctx?: { ip?: string; get(field: string): string };
 }
 
-/** The options a helper that takes {@link IssueOptions} knows, with `strategy`. */
+/** `refreshTokens`'s options: where the request's metadata comes from (no claims; see below). */
+export type RefreshOptions = Omit<IssueOptions, 'claims'>;
+
+/** The options of `generateTokens`, which takes {@link IssueOptions}, with `strategy`. */
 export const ISSUE_OPTION_NAMES = ['claims', 'userAgent', 'ip', 'ctx', 'strategy'] as const;
-/** The options of `createAccessToken` / `createRefreshToken` (and `writeToken`). */
-export const WRITE_OPTION_NAMES = [
+/**
+ * The options of `refreshTokens`: the request's metadata and `strategy`. Not `claims`: a
+ * rotation carries the login's claims (or `loadUser`'s), so one given here would be ignored.
+ */
+export const REFRESH_OPTION_NAMES = ['userAgent', 'ip', 'ctx', 'strategy'] as const;
+/** The options of `createRefreshToken` (and `writeToken(user, 'refresh')`): it starts a session. */
+export const WRITE_REFRESH_OPTION_NAMES = [
   ...ISSUE_OPTION_NAMES,
-  'sessionId',
   'lifetime',
   'audience',
   'headers',
 ] as const;
-
-/**
- * A helper's options: undefined or an object with only `known` keys. A misspelt one (`lifetme`)
- * is a TypeError naming it, not a silently ignored setting: an app bug, not a request error.
- */
-export function checkOptionNames(helper: string, options: unknown, known: readonly string[]): void {
-  if (options === undefined) return;
-  if (options === null || typeof options !== 'object' || Array.isArray(options))
-    throw new TypeError(`koa-jwt-redis: the options of ${helper}() must be an object`);
-  for (const key of Object.keys(options)) {
-    if (!known.includes(key))
-      throw new TypeError(
-        `koa-jwt-redis: ${JSON.stringify(key)} is not an option of ${helper}(); known: ${known.join(', ')}`,
-      );
-  }
-}
+/** The options of `createAccessToken` (and `writeToken(user, 'access')`). */
+export const WRITE_OPTION_NAMES = [...WRITE_REFRESH_OPTION_NAMES, 'sessionId'] as const;
 
 /** `user.id` as the `sub` string; a clear TypeError for app bugs like a missing id. */
 export function userIdOf(user: unknown): string {

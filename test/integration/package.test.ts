@@ -84,6 +84,16 @@ describe('the built package (npm test builds it first)', () => {
         const config = new esm.AuthConfigError('secret', 'z');
         const auth = esm.createAuth({ secret: 'a-secret-that-is-long-enough-for-hs256!!' });
         const pair = await cjs.generateTokens({ id: 1 });
+        // The ESM build's authErrors() meets the CommonJS build's UnsupportedError: a JSON 501.
+        const { default: Koa } = await import('koa');
+        const app = new Koa();
+        app.use(esm.authErrors()).use(() => {
+          throw new cjs.UnsupportedError('jwt', 'listSessions', 'no sessions');
+        });
+        const server = app.listen(0, '127.0.0.1');
+        await new Promise((resolve) => server.once('listening', resolve));
+        const res = await fetch('http://127.0.0.1:' + server.address().port + '/');
+        server.close();
         console.log(JSON.stringify([
           esm.AuthError === cjs.AuthError,
           fromEsm instanceof cjs.AuthError,
@@ -92,10 +102,26 @@ describe('the built package (npm test builds it first)', () => {
           new Error('plain') instanceof esm.AuthError,
           config instanceof esm.AuthError,
           typeof pair.access_token,
+          new cjs.UnsupportedError('jwt', 'x', 'y') instanceof esm.UnsupportedError,
+          new Error('plain') instanceof esm.UnsupportedError,
+          res.status,
+          (await res.json()).error,
         ]));
         await auth.close();`,
       ]);
-      expect(JSON.parse(out)).toEqual([false, true, true, true, false, false, 'string']);
+      expect(JSON.parse(out)).toEqual([
+        false,
+        true,
+        true,
+        true,
+        false,
+        false,
+        'string',
+        true,
+        false,
+        501,
+        'strategy_unsupported',
+      ]);
     },
   );
 

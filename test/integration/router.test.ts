@@ -1,6 +1,6 @@
 import Koa from 'koa';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type Auth, authErrors, type LoginRateLimiter } from '../../src/index.js';
+import { type Auth, AuthError, authErrors, type LoginRateLimiter } from '../../src/index.js';
 import { testAuth } from '../helpers/auth.js';
 import { call, type Reply, serve, type Served } from '../helpers/http.js';
 import { webApp } from '../helpers/web.js';
@@ -345,6 +345,8 @@ describe('the realm option', () => {
       if (ctx.path === '/refresh') ctx.body = await auth.refreshTokens(token);
       else if (ctx.path === '/data') ctx.body = await auth.getData(token);
       else if (ctx.path === '/logout') ctx.body = await auth.invalidateRefreshToken(token);
+      else if (ctx.path === '/access')
+        ctx.body = await auth.createAccessToken({ id: 1 }, { sessionId: token });
       else ctx.body = await auth.listSessions(1, { strategy: 'jwt' });
     });
     server = await serve(app);
@@ -353,6 +355,10 @@ describe('the realm option', () => {
       expect([path, res.status, res.body.error]).toEqual([path, 401, 'token_invalid']);
       expect(res.headers.get('www-authenticate')).toBe('Bearer realm="api", error="invalid_token"');
     }
+    // An access token for a session that is not live (never was, here): a 401 with the realm too.
+    const ended = await call(server.url, '/access', { headers: { 'x-token': 'no-such-session' } });
+    expect([ended.status, ended.body.error]).toEqual([401, 'token_revoked']);
+    expect(ended.headers.get('www-authenticate')).toBe('Bearer realm="api", error="invalid_token"');
     const unsupported = await call(server.url, '/sessions');
     expect(unsupported.status).toBe(501);
     expect(unsupported.headers.get('content-type')).toMatch(/^application\/json/);
@@ -360,5 +366,47 @@ describe('the realm option', () => {
       error: 'strategy_unsupported',
       message: expect.stringMatching(/"jwt" strategy does not support listSessions/),
     });
+  });
+
+  it("gives each instance's realm to a copy: a strategy's one shared AuthError keeps none", async () => {
+    // A custom strategy that throws one module-level error object, on two instances.
+    const refused = new AuthError('token_invalid', 'Not ours.');
+    const strategy = {
+      readToken(): never {
+        throw refused;
+      },
+      writeToken(): never {
+        throw refused;
+      },
+    };
+    const first = testAuth({ realm: 'first' });
+    const second = testAuth({ realm: 'second' });
+    try {
+      first.strategies.register('shared', strategy);
+      second.strategies.register('shared', strategy);
+      const challenges: (string | null)[] = [];
+      for (const instance of [first, second, first]) {
+        const app = new Koa();
+        app.use(instance.requireAuth({ strategy: 'shared' })).use((ctx) => {
+          ctx.body = 'no';
+        });
+        const served = await serve(app);
+        try {
+          const res = await call(served.url, '/', { token: 'x.y.z' });
+          challenges.push(res.headers.get('www-authenticate'));
+        } finally {
+          await served.close();
+        }
+        const rejected = await instance.getData('x.y.z', { strategy: 'shared' }).catch((e) => e);
+        challenges.push((rejected as AuthError).headers['WWW-Authenticate']!);
+      }
+      const inFirst = 'Bearer realm="first", error="invalid_token"';
+      const inSecond = 'Bearer realm="second", error="invalid_token"';
+      expect(challenges).toEqual([inFirst, inFirst, inSecond, inSecond, inFirst, inFirst]);
+      expect(refused.headers['WWW-Authenticate']).toBe('Bearer error="invalid_token"');
+    } finally {
+      await first.close();
+      await second.close();
+    }
   });
 });

@@ -51,6 +51,29 @@ describe('createAccessToken / createRefreshToken', () => {
     expect((await call(server.url, '/me', { token })).status).toBe(401);
   });
 
+  it('an access token for a live session (sessionId) keeps its login time and ends with it', async () => {
+    auth = testAuth();
+    const pair = await auth.generateTokens({ id: 'sid-user' });
+    const login = await auth.getData(pair.access_token);
+    const token = await auth.createAccessToken(
+      { id: 'sid-user' },
+      { sessionId: login.sid!, lifetime: 60 },
+    );
+    const data = await auth.getData(token);
+    expect([data.sid, data.auth_time]).toEqual([login.sid, login.auth_time]);
+    expect(data.exp! - data.iat!).toBe(60);
+    // No new session was started, and another user's id does not reach this session.
+    expect(await auth.listSessions('sid-user')).toHaveLength(1);
+    expect(await codeOf(auth.createAccessToken({ id: 'other' }, { sessionId: login.sid! }))).toBe(
+      'token_revoked',
+    );
+    await auth.invalidateRefreshToken(pair.refresh_token);
+    expect(await codeOf(auth.getData(token))).toBe('token_revoked');
+    expect(
+      await codeOf(auth.createAccessToken({ id: 'sid-user' }, { sessionId: login.sid! })),
+    ).toBe('token_revoked');
+  });
+
   it('a refresh token made alone is recorded and refreshes into a pair', async () => {
     auth = testAuth();
     const refresh = await createRefreshToken({ id: 'r1' });
@@ -69,6 +92,10 @@ describe('createAccessToken / createRefreshToken', () => {
       ['lifetme', () => createRefreshToken(user, { lifetme: 60 } as never)],
       ['claim', () => auth.generateTokens(user, { claim: { plan: 'pro' } } as never)],
       ['lifetime', () => auth.refreshTokens(pair.refresh_token, { lifetime: 60 } as never)],
+      // Options other helpers know, which these would ignore: a rotation keeps the login's
+      // claims, and a refresh token always starts a session of its own.
+      ['claims', () => auth.refreshTokens(pair.refresh_token, { claims: { a: 1 } } as never)],
+      ['sessionId', () => createRefreshToken(user, { sessionId: 'x' } as never)],
       ['stategy', () => auth.checkRefreshToken(pair.refresh_token, { stategy: 'jwt' } as never)],
       ['stategy', () => auth.invalidateRefreshToken(pair.refresh_token, { stategy: 'x' } as never)],
       ['stategy', () => auth.listSessions(user.id, { stategy: 'jwt' } as never)],
