@@ -46,7 +46,6 @@ import {
   REFRESH_OPTION_NAMES,
   type RefreshOptions,
   WRITE_OPTION_NAMES,
-  WRITE_REFRESH_OPTION_NAMES,
 } from './tokens/issue.js';
 import { TokenService } from './tokens/token-service.js';
 import { COMPATIBLE_VERSIONS } from './version.js';
@@ -166,11 +165,18 @@ export class Auth {
   /**
    * Runs a helper's work, putting the instance's realm into the challenge of a 401 it rejects
    * with, so that authErrors() (which knows no instance) renders it as the middlewares and routes
-   * do. Without a realm, the work's own promise (nothing added to a login's path).
+   * do. Without a realm, the work's own promise (nothing added to a login's path). Never throws:
+   * a synchronous throw of `work` is a rejection, as it is with a realm.
    */
   private realmed<T>(work: () => T | PromiseLike<T>): Promise<T> {
     const { realm } = this.options;
-    if (realm === undefined) return Promise.resolve(work());
+    if (realm === undefined) {
+      try {
+        return Promise.resolve(work());
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
     return (async () => {
       try {
         return await work();
@@ -315,9 +321,9 @@ export class Auth {
    */
   async createRefreshToken(
     user: TokenUser,
-    options?: Omit<WriteOptions, 'sessionId'> & StrategyChoice,
+    options?: WriteOptions & StrategyChoice,
   ): Promise<string> {
-    helperOptions('createRefreshToken', options, WRITE_REFRESH_OPTION_NAMES);
+    helperOptions('createRefreshToken', options, WRITE_OPTION_NAMES);
     const strategy = this.strategyOf(options);
     return this.realmed(() => strategy.writeToken(user, 'refresh', options));
   }

@@ -13,29 +13,37 @@ import type {
 import type { AuthUser, TokenPair, TokenUser } from './tokens/claims.js';
 import type { IssueOptions, RefreshOptions } from './tokens/issue.js';
 
-/* The helpers as free functions bound to the default instance (the last one createAuth made). */
+/*
+ * The helpers as free functions bound to the default instance (the last one createAuth made).
+ * Those that answer with a promise reject (never throw) when createAuth was not called yet; the
+ * middleware factories throw, at start-up.
+ */
 
-export const generateTokens = (
+export const generateTokens = async (
   user: TokenUser,
   options?: IssueOptions & StrategyChoice,
 ): Promise<TokenPair> => defaultAuth().generateTokens(user, options);
-export const checkRefreshToken = (token: string, options?: StrategyChoice): Promise<boolean> =>
-  defaultAuth().checkRefreshToken(token, options);
-export const refreshTokens = (
+export const checkRefreshToken = async (
+  token: string,
+  options?: StrategyChoice,
+): Promise<boolean> => defaultAuth().checkRefreshToken(token, options);
+export const refreshTokens = async (
   token: string,
   options?: RefreshOptions & StrategyChoice,
 ): Promise<TokenPair> => defaultAuth().refreshTokens(token, options);
-export const invalidateRefreshToken = (token: string, options?: StrategyChoice): Promise<void> =>
-  defaultAuth().invalidateRefreshToken(token, options);
-export const revokeAllSessions = (
+export const invalidateRefreshToken = async (
+  token: string,
+  options?: StrategyChoice,
+): Promise<void> => defaultAuth().invalidateRefreshToken(token, options);
+export const revokeAllSessions = async (
   userId: string | number,
   options?: StrategyChoice,
 ): Promise<number> => defaultAuth().revokeAllSessions(userId, options);
-export const listSessions = (
+export const listSessions = async (
   userId: string | number,
   options?: StrategyChoice,
 ): Promise<SessionInfo[]> => defaultAuth().listSessions(userId, options);
-export const revokeSession = (
+export const revokeSession = async (
   userId: string | number,
   sessionId: string,
   options?: StrategyChoice,
@@ -49,15 +57,17 @@ export function getData(
   arg?: string | AuthMiddlewareOptions,
   choice?: StrategyChoice,
 ): Promise<AuthUser> | Middleware<AuthState> {
-  return typeof arg === 'string' ? defaultAuth().getData(arg, choice) : defaultAuth().getData(arg);
+  return typeof arg === 'string' ? readData(arg, choice) : defaultAuth().getData(arg);
 }
-export const createAccessToken = (
+const readData = async (token: string, choice?: StrategyChoice): Promise<AuthUser> =>
+  defaultAuth().getData(token, choice);
+export const createAccessToken = async (
   user: TokenUser,
   options?: WriteOptions & StrategyChoice,
 ): Promise<string> => defaultAuth().createAccessToken(user, options);
-export const createRefreshToken = (
+export const createRefreshToken = async (
   user: TokenUser,
-  options?: Omit<WriteOptions, 'sessionId'> & StrategyChoice,
+  options?: WriteOptions & StrategyChoice,
 ): Promise<string> => defaultAuth().createRefreshToken(user, options);
 export const requireAuth = (options?: AuthMiddlewareOptions): Middleware<AuthenticatedState> =>
   defaultAuth().requireAuth(options);

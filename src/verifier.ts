@@ -4,13 +4,14 @@ import {
   resolveVerifierOptions,
   type VerifierOptions,
 } from './config/verifier.js';
-import { AuthConfigError, UnknownKeyError, UnsupportedError } from './errors.js';
+import { AuthConfigError, AuthError, UnknownKeyError, UnsupportedError } from './errors.js';
 import { Emitter } from './events.js';
 import { createVerifyRing, type KeyRing } from './keys/key-ring.js';
 import { type JwksRefresh, RemoteKeySet } from './keys/remote-jwks.js';
 import type { MiddlewareHost } from './middleware/authenticate.js';
 import { createGetData } from './middleware/get-data.js';
 import { createGetToken } from './middleware/get-token.js';
+import { withRealm } from './middleware/render-error.js';
 import { createRequireAuth } from './middleware/require-auth.js';
 import type { AuthenticatedState, AuthMiddlewareOptions, AuthState } from './middleware/state.js';
 import { STRATEGY_HELPERS, type StrategyHelper, type TokenReader } from './strategies/types.js';
@@ -98,10 +99,25 @@ export class Verifier extends refusingHelpers() implements TokenReader {
   }
 
   /**
-   * Verifies an access token; rejects only with AuthError. A known `kid` is checked at once; an
-   * unknown one triggers at most one JWKS fetch per `cooldown` (shared by every request waiting).
+   * Verifies an access token; rejects only with AuthError (with the verifier's `realm` in its
+   * challenge, as the middlewares answer). A known `kid` is checked at once; an unknown one
+   * triggers at most one JWKS fetch per `cooldown` (shared by every request waiting).
    */
   async verify(token: string): Promise<AuthUser> {
+    try {
+      return await this.check(token);
+    } catch (error) {
+      throw error instanceof AuthError ? withRealm(error, this.options.shared.realm) : error;
+    }
+  }
+
+  /** The {@link TokenReader} view of {@link verify}: a verifier has no sessions to check. */
+  readToken(token: string): Promise<AuthUser> {
+    // The middlewares add the realm themselves, when they refuse.
+    return this.check(token);
+  }
+
+  private async check(token: string): Promise<AuthUser> {
     const tokens = this.tokens;
     if (this.remote.stale) void this.remote.refresh();
     try {
@@ -112,11 +128,6 @@ export class Verifier extends refusingHelpers() implements TokenReader {
     await this.remote.refresh();
     if (this.tokens === tokens) throw new UnknownKeyError();
     return this.tokens.verify(token, 'access');
-  }
-
-  /** The {@link TokenReader} view of {@link verify}: a verifier has no sessions to check. */
-  readToken(token: string): Promise<AuthUser> {
-    return this.verify(token);
   }
 
   /**

@@ -48,14 +48,40 @@ export function withRealm(error: AuthError, realm: string | undefined): AuthErro
   const challenge = error.headers['WWW-Authenticate'];
   if (realm === undefined || !challenge || challenge.startsWith('Bearer realm=')) return error;
   const params = challenge.slice('Bearer'.length).replace(/^ /, '');
-  const copy = Object.create(
-    Object.getPrototypeOf(error) as object,
-    Object.getOwnPropertyDescriptors(error),
-  ) as AuthError;
+  const copy = copyOf(error);
   copy.headers = {
     ...error.headers,
     'WWW-Authenticate': `Bearer realm="${realm}"${params ? `, ${params}` : ''}`,
   };
+  return copy;
+}
+
+/**
+ * A copy of `error` that is still a native Error of its class (`util.types.isNativeError`,
+ * `structuredClone`, `instanceof`), with its own properties; its `stack` is the original's, read
+ * when asked for (formatting a stack costs microseconds, and a refusal is answered without one).
+ */
+function copyOf(error: AuthError): AuthError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  let copy: AuthError;
+  try {
+    copy = new Error(error.message) as AuthError;
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+  Object.setPrototypeOf(copy, Object.getPrototypeOf(error) as object);
+  for (const key of Reflect.ownKeys(error)) {
+    if (key !== 'stack')
+      Object.defineProperty(copy, key, Object.getOwnPropertyDescriptor(error, key)!);
+  }
+  Object.defineProperty(copy, 'stack', {
+    configurable: true,
+    get: () => error.stack,
+    set(value: unknown) {
+      Object.defineProperty(copy, 'stack', { configurable: true, writable: true, value });
+    },
+  });
   return copy;
 }
 

@@ -3,8 +3,10 @@ import {
   appClaims,
   eventMeta,
   type IssueOptions,
+  type RefreshOptions,
   newSessionId,
   requestMeta,
+  sessionIdOption,
   userIdOf,
 } from '../tokens/issue.js';
 import { sessionClaims, type TokenPair, type TokenUser } from '../tokens/claims.js';
@@ -40,7 +42,7 @@ export function jwtStrategy(context: StrategyContext): TokenStrategy {
       const overrides = checkSignOverrides(writeOptions ?? {});
       const sub = userIdOf(user);
       const claims = appClaims(user, options.userFields, writeOptions?.claims);
-      const sid = writeOptions?.sessionId ?? newSessionId();
+      const sid = sessionIdOption(writeOptions?.sessionId) ?? newSessionId();
       const now = Date.now();
       const authTime = Math.floor(now / 1000);
       if (kind === 'access')
@@ -77,7 +79,7 @@ export function jwtStrategy(context: StrategyContext): TokenStrategy {
       }
     },
 
-    async refreshTokens(token, issue?: IssueOptions) {
+    async refreshTokens(token, issue?: RefreshOptions) {
       const payload = tokens.verify(token, 'refresh');
       const claims = await refreshedClaims(context, payload);
       if (claims === null) throw new AuthError('token_revoked', 'The user no longer exists.');

@@ -12,9 +12,11 @@ import {
   appClaims,
   eventMeta,
   type IssueOptions,
+  type RefreshOptions,
   newSessionId,
   normalizeUserId,
   requestMeta,
+  sessionIdOption,
   sessionMeta,
   successorJti,
   userIdOf,
@@ -130,11 +132,17 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
 
     async writeToken(user: TokenUser, kind, write?: WriteOptions) {
       const overrides = checkSignOverrides(write ?? {});
-      if (kind === 'refresh') return (await startSession(user, write, overrides)).refresh_token;
+      const sid = sessionIdOption(write?.sessionId);
+      if (kind === 'refresh') {
+        if (sid !== undefined)
+          throw new TypeError(
+            'koa-jwt-redis: `sessionId` is for access tokens: a refresh token starts a session of its own',
+          );
+        return (await startSession(user, write, overrides)).refresh_token;
+      }
       const sub = userIdOf(user);
       const claims = appClaims(user, options.userFields, write?.claims);
       const now = Date.now();
-      const sid = write?.sessionId;
       if (sid === undefined) {
         // A lone access token gets a session of its own that ends with it, so requireAuth
         // accepts it and revokeAllSessions ends it. Its jti is never handed out: no refresh.
@@ -191,7 +199,7 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
       return record !== undefined && record.jti === payload.jti;
     },
 
-    async refreshTokens(token, issue?: IssueOptions) {
+    async refreshTokens(token, issue?: RefreshOptions) {
       const payload = verifyRefresh(token);
       const claims = await refreshedClaims(context, payload);
       if (claims === null) {

@@ -7,6 +7,7 @@ import {
   claimsObject,
   eventMeta,
   type IssueOptions,
+  type RefreshOptions,
   newSessionId,
   normalizeUserId,
   requestMeta,
@@ -148,6 +149,10 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
     issue: WriteOptions | undefined,
   ): Promise<{ token: string; expiresIn: number }> {
     const sub = userIdOf(user);
+    if (issue?.sessionId !== undefined)
+      throw new TypeError(
+        'koa-jwt-redis: the "session" strategy\'s token is its session: every token starts a session of its own, so `sessionId` is refused',
+      );
     for (const name of ['claims', 'audience', 'headers', 'lifetime'] as const) {
       const value = issue?.[name];
       // An empty claims object asks for nothing; null or a string is refused as on the other strategies.
@@ -217,7 +222,7 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
       return (await find(parsed, 'checkRefreshToken', Date.now())) !== undefined;
     },
 
-    async refreshTokens(token, issue?: IssueOptions) {
+    async refreshTokens(token, issue?: RefreshOptions) {
       const parsed = parse(token);
       const now = Date.now();
       const record = await find(parsed, 'refresh', now);

@@ -3,7 +3,7 @@ import type { AuthEvents } from '../events.js';
 import type { Holding, SessionStore } from '../stores/session-store.js';
 import type { AuthUser, TokenKind, TokenPair, TokenUser } from '../tokens/claims.js';
 import type { DeviceInfo } from '../tokens/device.js';
-import type { IssueOptions } from '../tokens/issue.js';
+import type { IssueOptions, RefreshOptions } from '../tokens/issue.js';
 import type { TokenService } from '../tokens/token-service.js';
 
 export type { Holding };
@@ -99,7 +99,7 @@ export interface TokenStrategy extends TokenReader {
   writeToken(user: TokenUser, kind: TokenKind, options?: WriteOptions): string | Promise<string>;
   generateTokens?(user: TokenUser, options?: IssueOptions): Promise<TokenPair>;
   checkRefreshToken?(token: string): Promise<boolean>;
-  refreshTokens?(token: string, options?: IssueOptions): Promise<TokenPair>;
+  refreshTokens?(token: string, options?: RefreshOptions): Promise<TokenPair>;
   invalidateRefreshToken?(token: string): Promise<void>;
   revokeAllSessions?(userId: string | number): Promise<number>;
   listSessions?(userId: string | number): Promise<SessionInfo[]>;

@@ -33,15 +33,27 @@ export const ISSUE_OPTION_NAMES = ['claims', 'userAgent', 'ip', 'ctx', 'strategy
  * rotation carries the login's claims (or `loadUser`'s), so one given here would be ignored.
  */
 export const REFRESH_OPTION_NAMES = ['userAgent', 'ip', 'ctx', 'strategy'] as const;
-/** The options of `createRefreshToken` (and `writeToken(user, 'refresh')`): it starts a session. */
-export const WRITE_REFRESH_OPTION_NAMES = [
+/** The options of `createAccessToken` / `createRefreshToken` (and `writeToken`). */
+export const WRITE_OPTION_NAMES = [
   ...ISSUE_OPTION_NAMES,
+  'sessionId',
   'lifetime',
   'audience',
   'headers',
 ] as const;
-/** The options of `createAccessToken` (and `writeToken(user, 'access')`). */
-export const WRITE_OPTION_NAMES = [...WRITE_REFRESH_OPTION_NAMES, 'sessionId'] as const;
+
+/**
+ * `writeToken`'s `sessionId`, checked: undefined when left out, else a session id as the library
+ * makes them (a non-empty string of at most 64 characters); anything else is a TypeError.
+ */
+export function sessionIdOption(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || value.length === 0 || value.length > 64)
+    throw new TypeError(
+      'koa-jwt-redis: `sessionId` must be a session id: a non-empty string of at most 64 characters',
+    );
+  return value;
+}
 
 /** `user.id` as the `sub` string; a clear TypeError for app bugs like a missing id. */
 export function userIdOf(user: unknown): string {

@@ -212,12 +212,30 @@ describe('helpers', () => {
 });
 
 describe('the default instance', () => {
-  it('free functions throw a clear error before any createAuth', async () => {
+  it('free functions throw a clear error before any createAuth (the helpers reject)', async () => {
     vi.resetModules();
     const fresh = await import('../../src/index.js');
     expect(() => fresh.requireAuth()).toThrow(/call createAuth/);
-    await expect(async () => fresh.generateTokens({ id: 1 })).rejects.toThrow(/call createAuth/);
+    expect(() => fresh.getData()).toThrow(/call createAuth/);
     expect(() => fresh.strategies.names()).toThrow(/call createAuth/);
+    // A helper that answers with a promise rejects: `generateTokens(user).catch(…)` catches it.
+    const calls: (() => Promise<unknown>)[] = [
+      () => fresh.generateTokens({ id: 1 }),
+      () => fresh.checkRefreshToken('t'),
+      () => fresh.refreshTokens('t'),
+      () => fresh.invalidateRefreshToken('t'),
+      () => fresh.revokeAllSessions(1),
+      () => fresh.listSessions(1),
+      () => fresh.revokeSession(1, 's'),
+      () => fresh.createAccessToken({ id: 1 }),
+      () => fresh.createRefreshToken({ id: 1 }),
+      () => fresh.getData('t'),
+    ];
+    for (const call of calls) {
+      let promise: Promise<unknown> | undefined;
+      expect(() => (promise = call())).not.toThrow();
+      await expect(promise).rejects.toThrow(/call createAuth/);
+    }
   });
 
   it('free functions use the instance createAuth made last', async () => {

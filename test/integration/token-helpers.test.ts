@@ -74,6 +74,44 @@ describe('createAccessToken / createRefreshToken', () => {
     ).toBe('token_revoked');
   });
 
+  it('a sessionId that is not a session id, or one given where it cannot apply, is a TypeError', async () => {
+    auth = testAuth();
+    const user = { id: 'sid-values' };
+    const pair = await auth.generateTokens(user);
+    const { sid } = await auth.getData(pair.access_token);
+    const refused: [RegExp, () => Promise<unknown>][] = [
+      [/`sessionId` must be/, () => auth.createAccessToken(user, { sessionId: 123 as never })],
+      [/`sessionId` must be/, () => auth.createAccessToken(user, { sessionId: '' })],
+      [/`sessionId` must be/, () => auth.createAccessToken(user, { sessionId: 'x'.repeat(65) })],
+      [
+        /`sessionId` must be/,
+        () => auth.createAccessToken(user, { sessionId: {} as never, strategy: 'jwt' }),
+      ],
+      // The redis strategy's refresh token starts a session; the session strategy's token is one.
+      [/for access tokens/, () => auth.createRefreshToken(user, { sessionId: sid! })],
+      [
+        /"session" strategy/,
+        () => auth.createAccessToken(user, { sessionId: sid!, strategy: 'session' }),
+      ],
+    ];
+    for (const [message, run] of refused) {
+      const error = await run().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error, String(message)).toBeInstanceOf(TypeError);
+      expect((error as Error).message).toMatch(message);
+    }
+    expect(await auth.listSessions(user.id)).toHaveLength(1);
+    // The stateless strategy has no session to look up: its tokens carry the id given.
+    const stateless = await auth.createRefreshToken(user, {
+      sessionId: 'family-1',
+      strategy: 'jwt',
+    });
+    const next = await auth.refreshTokens(stateless, { strategy: 'jwt' });
+    expect((await auth.getData(next.access_token, { strategy: 'jwt' })).sid).toBe('family-1');
+  });
+
   it('a refresh token made alone is recorded and refreshes into a pair', async () => {
     auth = testAuth();
     const refresh = await createRefreshToken({ id: 'r1' });
@@ -92,10 +130,8 @@ describe('createAccessToken / createRefreshToken', () => {
       ['lifetme', () => createRefreshToken(user, { lifetme: 60 } as never)],
       ['claim', () => auth.generateTokens(user, { claim: { plan: 'pro' } } as never)],
       ['lifetime', () => auth.refreshTokens(pair.refresh_token, { lifetime: 60 } as never)],
-      // Options other helpers know, which these would ignore: a rotation keeps the login's
-      // claims, and a refresh token always starts a session of its own.
+      // An option generateTokens knows, which a rotation would ignore: it keeps the login's claims.
       ['claims', () => auth.refreshTokens(pair.refresh_token, { claims: { a: 1 } } as never)],
-      ['sessionId', () => createRefreshToken(user, { sessionId: 'x' } as never)],
       ['stategy', () => auth.checkRefreshToken(pair.refresh_token, { stategy: 'jwt' } as never)],
       ['stategy', () => auth.invalidateRefreshToken(pair.refresh_token, { stategy: 'x' } as never)],
       ['stategy', () => auth.listSessions(user.id, { stategy: 'jwt' } as never)],
@@ -114,9 +150,7 @@ describe('createAccessToken / createRefreshToken', () => {
     // Nothing was written or ended: one session, its refresh token still live.
     expect(await auth.listSessions(user.id)).toHaveLength(1);
     expect(await auth.checkRefreshToken(pair.refresh_token)).toBe(true);
-    await expect(
-      Promise.resolve().then(() => auth.createAccessToken(user, null as never)),
-    ).rejects.toThrow(/must be an object/);
+    await expect(auth.createAccessToken(user, null as never)).rejects.toThrow(/must be an object/);
   });
 
   it('the session strategy makes session tokens', async () => {

@@ -7,6 +7,7 @@ import { createApp } from '../../examples/basic/app.js';
 import {
   type Auth,
   AuthConfigError,
+  type AuthError,
   type AuthOptions,
   createAuth,
   createVerifier,
@@ -189,6 +190,21 @@ describe('createVerifier: access tokens checked against a remote JWKS', () => {
     const { access_token } = await login(auth);
     expect((await call(wrongAudience, '/x', { token: access_token })).status).toBe(401);
     expect((await call(wrongIssuer, '/x', { token: access_token })).status).toBe(401);
+  });
+
+  it("puts its realm into the challenge of verify()'s rejections, as its middlewares do", async () => {
+    const auth = await authService([keyFor('ES256')]);
+    const { url, verifier } = await resourceService({ jwksUri: auth.jwksUri, realm: 'api' });
+    await verifier.ready();
+    const challenge = 'Bearer realm="api", error="invalid_token"';
+    const rejected = (await verifier.verify('junk').catch((e: unknown) => e)) as AuthError;
+    expect([rejected.code, rejected.headers['WWW-Authenticate']]).toEqual([
+      'token_invalid',
+      challenge,
+    ]);
+    const res = await call(url, '/x', { token: 'junk' });
+    expect([res.status, res.headers.get('www-authenticate')]).toEqual([401, challenge]);
+    expect((await verifier.verify((await login(auth)).access_token)).sub).toBe('1');
   });
 
   it('has no login, refresh or session helpers: they reject with strategy_unsupported', async () => {

@@ -73,6 +73,14 @@ expectTypeOf(
 ).toEqualTypeOf<Promise<TokenPair>>();
 expectTypeOf(refreshTokens('t')).toEqualTypeOf<Promise<TokenPair>>();
 expectTypeOf(auth.refreshTokens('t')).toEqualTypeOf<Promise<TokenPair>>();
+// A rotation carries the login's claims: refreshTokens takes the request's metadata only.
+expectTypeOf(auth.refreshTokens('t', { ip: '127.0.0.1', strategy: 'redis' })).toEqualTypeOf<
+  Promise<TokenPair>
+>();
+// @ts-expect-error claims are not an option of refreshTokens
+void auth.refreshTokens('t', { claims: { plan: 'pro' } });
+// @ts-expect-error claims are not an option of the free refreshTokens either
+void refreshTokens('t', { claims: { plan: 'pro' } });
 expectTypeOf(checkRefreshToken('t')).toEqualTypeOf<Promise<boolean>>();
 expectTypeOf(invalidateRefreshToken('t')).toEqualTypeOf<Promise<void>>();
 expectTypeOf(revokeAllSessions(1)).toEqualTypeOf<Promise<number>>();
