@@ -48,38 +48,45 @@ export function withRealm(error: AuthError, realm: string | undefined): AuthErro
   const challenge = error.headers['WWW-Authenticate'];
   if (realm === undefined || !challenge || challenge.startsWith('Bearer realm=')) return error;
   const params = challenge.slice('Bearer'.length).replace(/^ /, '');
-  const copy = copyOf(error);
-  copy.headers = {
+  return copyOf(error, {
     ...error.headers,
     'WWW-Authenticate': `Bearer realm="${realm}"${params ? `, ${params}` : ''}`,
-  };
-  return copy;
+  });
 }
 
 /**
- * A copy of `error` that is still a native Error of its class (`util.types.isNativeError`,
- * `structuredClone`, `instanceof`), with its own properties; its `stack` is the original's, read
- * when asked for (formatting a stack costs microseconds, and a refusal is answered without one).
+ * A copy of `error` with `headers`, still a native Error of its class (`util.types.isNativeError`,
+ * `structuredClone`, `instanceof`), with its other own properties (a frozen error's too, whose
+ * `headers` could not be written); its `stack` is the original's, read when asked for
+ * (formatting a stack costs microseconds, and a refusal is answered without one).
+ * A subclass's `#private` fields are not copied: its methods that read them throw on the copy.
  */
-function copyOf(error: AuthError): AuthError {
+function copyOf(error: AuthError, headers: Record<string, string>): AuthError {
+  // No stack of its own is captured, where the limit can be lowered (not under --frozen-intrinsics).
   const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
+  const lowered = Reflect.set(Error, 'stackTraceLimit', 0);
   let copy: AuthError;
   try {
     copy = new Error(error.message) as AuthError;
   } finally {
-    Error.stackTraceLimit = limit;
+    if (lowered) Error.stackTraceLimit = limit;
   }
   Object.setPrototypeOf(copy, Object.getPrototypeOf(error) as object);
   for (const key of Reflect.ownKeys(error)) {
-    if (key !== 'stack')
+    if (key !== 'stack' && key !== 'headers')
       Object.defineProperty(copy, key, Object.getOwnPropertyDescriptor(error, key)!);
   }
+  Object.defineProperty(copy, 'headers', {
+    configurable: true,
+    enumerable: true,
+    writable: true,
+    value: headers,
+  });
   Object.defineProperty(copy, 'stack', {
     configurable: true,
     get: () => error.stack,
-    set(value: unknown) {
-      Object.defineProperty(copy, 'stack', { configurable: true, writable: true, value });
+    set(this: object, value: unknown) {
+      Object.defineProperty(this, 'stack', { configurable: true, writable: true, value });
     },
   });
   return copy;

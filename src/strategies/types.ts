@@ -14,7 +14,11 @@ export interface ReadOptions {
 }
 
 export interface WriteOptions extends IssueOptions {
-  /** For access tokens: the session family they belong to. */
+  /**
+   * An existing session's id (at most 64 characters): with the `redis` strategy, an access token
+   * for that live session; with `jwt`, the tokens' `sid`. Refused by the `session` strategy, and
+   * for the `redis` strategy's refresh tokens.
+   */
   sessionId?: string;
   /** This token's lifetime in seconds, instead of `accessTokenTtl` / `refreshTokenTtl`. */
   lifetime?: number;

@@ -93,6 +93,10 @@ describe('createAccessToken / createRefreshToken', () => {
         /"session" strategy/,
         () => auth.createAccessToken(user, { sessionId: sid!, strategy: 'session' }),
       ],
+      [
+        /"session" strategy/,
+        () => auth.createRefreshToken(user, { sessionId: sid!, strategy: 'session' }),
+      ],
     ];
     for (const [message, run] of refused) {
       const error = await run().then(
@@ -110,6 +114,8 @@ describe('createAccessToken / createRefreshToken', () => {
     });
     const next = await auth.refreshTokens(stateless, { strategy: 'jwt' });
     expect((await auth.getData(next.access_token, { strategy: 'jwt' })).sid).toBe('family-1');
+    const access = await auth.createAccessToken(user, { sessionId: 'family-2', strategy: 'jwt' });
+    expect((await auth.getData(access, { strategy: 'jwt' })).sid).toBe('family-2');
   });
 
   it('a refresh token made alone is recorded and refreshes into a pair', async () => {

@@ -27,12 +27,14 @@ import {
   getData,
   getToken,
   invalidateRefreshToken,
+  type IssueOptions,
   listSessions,
   type MasterLeaseOptions,
   memoryStore,
   type PostgresSessionStore,
   postgresStore,
   type PublicJwk,
+  type RefreshOptions,
   redisStore,
   type RedisStoreConfig,
   refreshTokens,
@@ -74,6 +76,7 @@ expectTypeOf(
 expectTypeOf(refreshTokens('t')).toEqualTypeOf<Promise<TokenPair>>();
 expectTypeOf(auth.refreshTokens('t')).toEqualTypeOf<Promise<TokenPair>>();
 // A rotation carries the login's claims: refreshTokens takes the request's metadata only.
+expectTypeOf<RefreshOptions>().toEqualTypeOf<Omit<IssueOptions, 'claims'>>();
 expectTypeOf(auth.refreshTokens('t', { ip: '127.0.0.1', strategy: 'redis' })).toEqualTypeOf<
   Promise<TokenPair>
 >();

@@ -42,6 +42,19 @@ describe('withRealm', () => {
     ]);
   });
 
+  it('copies a frozen error, and leaves Error.stackTraceLimit as it was', () => {
+    const limit = Error.stackTraceLimit;
+    const shared = Object.freeze(new AuthError('token_expired', 'Expired.'));
+    const copy = withRealm(shared, 'api');
+    expect(copy.headers['WWW-Authenticate']).toBe('Bearer realm="api", error="invalid_token"');
+    expect([copy.code, copy.stack]).toEqual(['token_expired', shared.stack]);
+    expect(Error.stackTraceLimit).toBe(limit);
+    // The stack setter writes to the object it is set on, never to the copy behind it.
+    const child = Object.create(copy) as AuthError;
+    child.stack = 'child';
+    expect([child.stack, copy.stack]).toEqual(['child', shared.stack]);
+  });
+
   it('returns the error itself when there is nothing to add', () => {
     const plain = new AuthError('token_invalid', 'x');
     expect(withRealm(plain, undefined)).toBe(plain);
