@@ -3,7 +3,7 @@ import { type AuthOptions, type ResolvedOptions, resolveOptions } from './config
 import { helperOptions } from './config/validate.js';
 import { createStore } from './config/store.js';
 import { debug, describeError } from './debug.js';
-import { AuthError, storeUnavailable, UnsupportedError } from './errors.js';
+import { storeUnavailable, UnsupportedError } from './errors.js';
 import {
   type AuthEventListener,
   type AuthEventMap,
@@ -17,7 +17,7 @@ import { type AuthorizeRule, createAuthorize } from './middleware/authorization.
 import { createGetData } from './middleware/get-data.js';
 import { createGetToken } from './middleware/get-token.js';
 import { createJwksMiddleware, type JwksOptions } from './middleware/jwks.js';
-import { withRealm } from './middleware/render-error.js';
+import { realmOnRejection } from './middleware/render-error.js';
 import { createRequireAuth } from './middleware/require-auth.js';
 import type { AuthenticatedState, AuthMiddlewareOptions, AuthState } from './middleware/state.js';
 import { createOpenApiDocument, type OpenApiDocument, type OpenApiOptions } from './openapi.js';
@@ -177,13 +177,7 @@ export class Auth {
         return Promise.reject(error);
       }
     }
-    return (async () => {
-      try {
-        return await work();
-      } catch (error) {
-        throw error instanceof AuthError ? withRealm(error, realm) : error;
-      }
-    })();
+    return realmOnRejection(work, realm);
   }
 
   /** Subscribes to an audit event (`login`, `login_failed`, `refresh`, `logout`, `revoke_all`, `refresh_reused`, `store_unavailable`). */

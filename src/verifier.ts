@@ -4,14 +4,14 @@ import {
   resolveVerifierOptions,
   type VerifierOptions,
 } from './config/verifier.js';
-import { AuthConfigError, AuthError, UnknownKeyError, UnsupportedError } from './errors.js';
+import { AuthConfigError, UnknownKeyError, UnsupportedError } from './errors.js';
 import { Emitter } from './events.js';
 import { createVerifyRing, type KeyRing } from './keys/key-ring.js';
 import { type JwksRefresh, RemoteKeySet } from './keys/remote-jwks.js';
 import type { MiddlewareHost } from './middleware/authenticate.js';
 import { createGetData } from './middleware/get-data.js';
 import { createGetToken } from './middleware/get-token.js';
-import { withRealm } from './middleware/render-error.js';
+import { realmOnRejection } from './middleware/render-error.js';
 import { createRequireAuth } from './middleware/require-auth.js';
 import type { AuthenticatedState, AuthMiddlewareOptions, AuthState } from './middleware/state.js';
 import { STRATEGY_HELPERS, type StrategyHelper, type TokenReader } from './strategies/types.js';
@@ -103,12 +103,8 @@ export class Verifier extends refusingHelpers() implements TokenReader {
    * challenge, as the middlewares answer). A known `kid` is checked at once; an unknown one
    * triggers at most one JWKS fetch per `cooldown` (shared by every request waiting).
    */
-  async verify(token: string): Promise<AuthUser> {
-    try {
-      return await this.check(token);
-    } catch (error) {
-      throw error instanceof AuthError ? withRealm(error, this.options.shared.realm) : error;
-    }
+  verify(token: string): Promise<AuthUser> {
+    return realmOnRejection(() => this.check(token), this.options.shared.realm);
   }
 
   /** The {@link TokenReader} view of {@link verify}: a verifier has no sessions to check. */

@@ -55,6 +55,22 @@ export function withRealm(error: AuthError, realm: string | undefined): AuthErro
 }
 
 /**
+ * What `work` resolves to; an AuthError it rejects (or throws) with is given `realm` by
+ * {@link withRealm}: a helper's rejection, rendered later by authErrors() or the app, which know
+ * no instance, carries the challenge the middlewares would send.
+ */
+export async function realmOnRejection<T>(
+  work: () => T | PromiseLike<T>,
+  realm: string | undefined,
+): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    throw error instanceof AuthError ? withRealm(error, realm) : error;
+  }
+}
+
+/**
  * A copy of `error` with `headers`, still a native Error of its class (`util.types.isNativeError`,
  * `structuredClone`, `instanceof`), with its other own properties (a frozen error's too, whose
  * `headers` could not be written); its `stack` is the original's, read when asked for

@@ -12,6 +12,7 @@ import {
   appClaims,
   eventMeta,
   type IssueOptions,
+  isSessionId,
   type RefreshOptions,
   newSessionId,
   normalizeUserId,
@@ -280,8 +281,7 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
 
     async revokeSession(userId, sessionId) {
       const id = normalizeUserId(userId);
-      if (typeof sessionId !== 'string' || sessionId.length === 0 || sessionId.length > 64)
-        return false;
+      if (!isSessionId(sessionId)) return false;
       const removed = await stored('revokeSession', () => store.revoke(id, sessionId));
       if (removed) events.emit('logout', { userId: id, sessionId });
       return removed;

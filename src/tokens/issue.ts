@@ -42,13 +42,18 @@ export const WRITE_OPTION_NAMES = [
   'headers',
 ] as const;
 
+/** Whether `value` can be a session id: a non-empty string of at most 64 characters. */
+export function isSessionId(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= 64;
+}
+
 /**
  * `writeToken`'s `sessionId`, checked: undefined when left out, else a session id as the library
  * makes them (a non-empty string of at most 64 characters); anything else is a TypeError.
  */
 export function sessionIdOption(value: unknown): string | undefined {
   if (value === undefined) return undefined;
-  if (typeof value !== 'string' || value.length === 0 || value.length > 64)
+  if (!isSessionId(value))
     throw new TypeError(
       'koa-jwt-redis: `sessionId` must be a session id: a non-empty string of at most 64 characters',
     );
