@@ -201,7 +201,7 @@ function report(name: string, from: number): string {
   const during = writes503.length
     ? `${Math.max(...writes503.map((r) => r.sentAt + r.ms)) - Math.min(...writes503.map((r) => r.sentAt))} ms`
     : 'none';
-  const line = `${name}: ${replies.length} requests, ${writes503.length} writes answered 503 (first to last: ${during} after ${Math.min(...writes503.map((r) => r.sentAt)) - from} ms), slowest ${Math.max(...replies.map((r) => r.ms))} ms, ${load!.rotated.length} rotations and ${load!.ended.length} ends audited ${JSON.stringify(opCounts(replies))}; 503 causes ${JSON.stringify(causes)}`;
+  const line = `${name}: ${replies.length} requests, ${writes503.length} writes answered 503 (first to last: ${during} after ${Math.min(...writes503.map((r) => r.sentAt)) - from} ms), slowest ${Math.max(...replies.map((r) => r.ms))} ms, ${load!.rotated.length} rotations and ${load!.ended.length} ends audited ${JSON.stringify(opCounts(replies))}; 503 causes ${JSON.stringify(causes)}; ${load!.stalls}`;
   console.info(line);
   return line;
 }
@@ -254,7 +254,7 @@ describe('Sentinel failover under load (redis-server --sentinel, this file’s o
       `planned failover (switch ${resyncedAt - switchAt} ms until the old master was a replica)`,
       switchAt,
     );
-    expect(contractBreaches(load!.replies, BOUND_MS), line).toEqual([]);
+    expect(contractBreaches(load!.replies, BOUND_MS, load!.stalls), line).toEqual([]);
     expect(load!.rotated.length).toBeGreaterThan(10);
     expect(load!.ended.length).toBeGreaterThan(3);
     admin = new Redis({ port: newMaster, lazyConnect: true }).on('error', () => {});
@@ -294,7 +294,7 @@ describe('Sentinel failover under load (redis-server --sentinel, this file’s o
       await writesAgainThenStop(restartedAt);
 
       const line = report(`killed master, waitForReplicas ${waitForReplicas}`, killedAt);
-      expect(contractBreaches(load!.replies, BOUND_MS), line).toEqual([]);
+      expect(contractBreaches(load!.replies, BOUND_MS, load!.stalls), line).toEqual([]);
       const undone = await resurrections(admin, PREFIX, load!);
       console.info(
         `killed master, waitForReplicas ${waitForReplicas}: ${undoneAtPromotion.length} resurrected at the promotion, ${undone.length} at the end`,
@@ -787,7 +787,7 @@ describe('Sentinel failover under load (redis-server --sentinel, this file’s o
           `network split, ${name}, waitForReplicas ${waitForReplicas} (promoted ${promotedAt - splitAt} ms after the split, healed 2 s later, the old master a replica ${rejoinedAt - splitAt} ms after the split)`,
           splitAt,
         );
-        expect(contractBreaches(load!.replies, BOUND_MS), line).toEqual([]);
+        expect(contractBreaches(load!.replies, BOUND_MS, load!.stalls), line).toEqual([]);
         const undone = await resurrections(admin, PREFIX, load!);
         console.info(
           `network split, ${name}, waitForReplicas ${waitForReplicas}: ${undoneAtPromotion.length} resurrected at the promotion, ${undone.length} after the heal`,
