@@ -237,17 +237,13 @@ export async function refusedAfterRevocation(
 }
 
 /**
- * The failures of the answers' contract: a status outside 200/204/401/409/503, a hang, a wait past
- * `maxMs` (less the time `stalls` saw this process stalled meanwhile), a 503 without
- * store_unavailable.
+ * The failures of the answers' contract in a load's replies: a status outside
+ * 200/204/401/409/503, a hang, a wait past `maxMs` (less the time the load saw this process
+ * stalled meanwhile), a 503 without store_unavailable.
  */
-export function contractBreaches(
-  replies: OpReply[],
-  maxMs: number,
-  stalls?: StallRecorder,
-): string[] {
+export function contractBreaches(load: FailoverLoad, maxMs: number): string[] {
   const bad: string[] = [];
-  for (const r of replies) {
+  for (const r of load.replies) {
     const where = `${r.op} sent at ${r.sentAt}`;
     if (r.failure !== undefined) bad.push(`${where}: ${r.failure}`);
     else if (![200, 204, 401, 409, 503].includes(r.status))
@@ -255,7 +251,7 @@ export function contractBreaches(
     else if (r.status === 503 && r.body?.error !== 'store_unavailable')
       bad.push(`${where}: 503 ${JSON.stringify(r.body)}`);
     // Time this process did not run is not the app's: its answer could not be sent, or read.
-    const stalled = stalls?.within(r.sentAt, r.sentAt + r.ms) ?? 0;
+    const stalled = load.stalls.within(r.sentAt, r.sentAt + r.ms);
     if (r.ms - stalled > maxMs)
       bad.push(
         `${where}: answered in ${r.ms} ms${stalled ? ` (${stalled} ms of it with this process stalled)` : ''}`,

@@ -367,7 +367,7 @@ describe('Cluster failover and slot migration under load (Redis Clusters of this
     const unavailable = replies.filter((r) => r.status === 503);
     const line = `cluster: ${replies.length} requests, failover ${failedOverAt - failoverAt} ms, migration ${migratedAt - migrationAt} ms, ${unavailable.length} answered 503, slowest ${Math.max(...replies.map((r) => r.ms))} ms, ${load.rotated.length} rotations and ${load.ended.length} ends audited ${JSON.stringify(opCounts(replies))}; ${load.stalls}`;
     console.info(line);
-    expect(contractBreaches(replies, BOUND_MS, load.stalls), line).toEqual([]);
+    expect(contractBreaches(load, BOUND_MS), line).toEqual([]);
     expect(redirected, line).toEqual([]);
     expect(load.count('refresh', 200)).toBeGreaterThan(50);
     expect(load.count('logout', 204)).toBeGreaterThan(10);
@@ -460,7 +460,7 @@ describe('Cluster failover and slot migration under load (Redis Clusters of this
         const replies = load.replies;
         const line = `cluster, master killed, waitForReplicas ${waitForReplicas ?? 'default'}: ${replies.length} requests, lagging from ${laggingAt} for ${killedAt - laggingAt} ms before the kill, promoted after ${promotedAt - killedAt} ms, ${replies.filter((r) => r.status === 503).length} answered 503, ${undoneAtPromotion.length} resurrected at the promotion ${JSON.stringify(opCounts(replies))}; ${load.stalls}`;
         console.info(line);
-        expect(contractBreaches(replies, BOUND_MS, load.stalls), line).toEqual([]);
+        expect(contractBreaches(load, BOUND_MS), line).toEqual([]);
         const undone = await resurrections(audit, PREFIX, load);
         if (waitForReplicas === undefined) {
           expect(undoneAtPromotion, line).toEqual([]);
@@ -595,7 +595,7 @@ describe('Cluster failover and slot migration under load (Redis Clusters of this
           const what = `cluster, network split, ${keptReplica ? 'a replica left with the master, ' : ''}${appCutOff ? 'the app cut off, ' : ''}waitForReplicas ${waitForReplicas ?? 'default'}`;
           const line = `${what}: ${replies.length} requests, promoted ${promotedAt - splitAt} ms after the split, healed about 2 s later, the old master a replica ${rejoinedAt - splitAt} ms after the split, ${replies.filter((r) => r.status === 503).length} answered 503 ${JSON.stringify(opCounts(replies))}${refused ? `; the session ended on the other side: accepted ${refused.accepted} times more, refused ${refused.ms} ms after its revocation` : ''}; ${load.stalls}`;
           console.info(line);
-          expect(contractBreaches(replies, BOUND_MS, load.stalls), line).toEqual([]);
+          expect(contractBreaches(load, BOUND_MS), line).toEqual([]);
           if (refused) expect(refused.accepted, line).toBe(0);
           const audit = new Cluster(
             ports.map((port) => ({ host: '127.0.0.1', port })),
