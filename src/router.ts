@@ -121,6 +121,7 @@ function mountedBase(ctx: Context, depth: number): string | undefined {
 let sharedJsonBody: Middleware | undefined;
 
 const PROTO_KEY = 'The request body has a "__proto__" key, which is refused.';
+const NOT_AN_OBJECT = 'The request body is not a JSON object.';
 /** Where koa-body 6 keeps the unparsed text (includeUnparsed): a property of the parsed body. */
 const UNPARSED = Symbol.for('unparsedBody');
 
@@ -158,6 +159,9 @@ const jsonBodyParser = (): Middleware => {
         delete (body as Record<symbol, unknown>)[UNPARSED];
       }
       if (hasProtoKey(body)) throw new AuthError('invalid_request', PROTO_KEY);
+      // Every route's body is one object: an array is no request to refresh or log out, and read
+      // as an empty body it would make `[{ "keep_current": true }]` end the caller's session too.
+      if (Array.isArray(body)) throw new AuthError('invalid_request', NOT_AN_OBJECT);
       return next();
     });
 };
@@ -187,7 +191,7 @@ const sharedParser = (): Middleware =>
       // co-body's strict mode refuses a body whose first character opens no object or array
       // (null, 7, "text", or text that is no JSON at all): no JSON object either way.
       if (/only supports object and array/.test((error as Error).message))
-        throw new AuthError('invalid_request', 'The request body is not a JSON object.');
+        throw new AuthError('invalid_request', NOT_AN_OBJECT);
       throw new AuthError('invalid_request', 'The request body is not valid JSON.');
     },
   }));

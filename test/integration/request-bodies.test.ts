@@ -234,6 +234,42 @@ describe('refresh and logout bodies', () => {
     ).toBe(200);
   });
 
+  it('answers a JSON array to refresh, logout and logout-all with 400 invalid_request, ending and rotating nothing', async () => {
+    await start();
+    const login = async () =>
+      (await call(server.url, '/auth/login', { body: JSON.parse(json) as object })).body as {
+        access_token: string;
+        refresh_token: string;
+      };
+    const first = await login();
+    await login();
+    const sessions = async () =>
+      ((await call(server.url, '/auth/sessions', { token: first.access_token })).body as unknown[])
+        .length;
+    expect(await sessions()).toBe(2);
+    // What a client that wraps its body in a list by mistake sends. Read as an empty body,
+    // logout-all's would have ended both sessions, the caller's too.
+    for (const [path, body] of [
+      ['/auth/refresh', [{ refresh_token: first.refresh_token }]],
+      ['/auth/logout', [{ refresh_token: first.refresh_token }]],
+      ['/auth/logout-all', [{ keep_current: true }]],
+      ['/auth/logout-all', []],
+    ] as const) {
+      expectError(
+        await call(server.url, path, { body, token: first.access_token }),
+        400,
+        'invalid_request',
+        'The request body is not a JSON object.',
+      );
+    }
+    expect(await sessions()).toBe(2);
+    // The refresh token was neither rotated nor revoked.
+    expect(
+      (await call(server.url, '/auth/refresh', { body: { refresh_token: first.refresh_token } }))
+        .status,
+    ).toBe(200);
+  });
+
   it('in cookie delivery still refreshes with an empty body and no content type', async () => {
     await start('cookie');
     const login = await call(server.url, '/auth/login', {
