@@ -3,7 +3,14 @@ import type { KeyConfig, KeyMaterial } from '../keys/key-ring.js';
 import type { SessionCacheOptions } from '../stores/session-cache.js';
 import type { MasterLeaseOptions } from '../stores/master-lease.js';
 import { isPrototypeKey, RESERVED_CLAIMS, type TokenUser } from '../tokens/claims.js';
-import { onlyKnown, optionalString, shown, stripUndefined, wholeNumber } from './validate.js';
+import {
+  keyPrefixOption,
+  onlyKnown,
+  optionalString,
+  shown,
+  stripUndefined,
+  wholeNumber,
+} from './validate.js';
 import {
   type CookieOptions,
   type CsrfOptions,
@@ -286,12 +293,7 @@ export function resolveOptions(options: AuthOptions): ResolvedOptions {
         `"${field}" cannot be a claim name (jsonwebtoken cannot sign it)`,
       );
   }
-  if (typeof merged.keyPrefix !== 'string' || /[{}\s]/.test(merged.keyPrefix)) {
-    throw new AuthConfigError(
-      'keyPrefix',
-      'must be a string without braces or spaces (braces would break Cluster hash tags)',
-    );
-  }
+  keyPrefixOption(merged.keyPrefix);
   if (typeof merged.checkSession !== 'boolean')
     throw new AuthConfigError('checkSession', 'must be true or false');
   if (merged.loadUser !== undefined && typeof merged.loadUser !== 'function') {

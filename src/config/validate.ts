@@ -62,6 +62,24 @@ export function plainObject(name: string, value: unknown): Record<string, unknow
   return value as Record<string, unknown>;
 }
 
+/**
+ * A Redis key prefix: a string without braces (they would break Cluster hash tags) or spaces, and
+ * well-formed: two prefixes that differ only in a lone surrogate would be one in UTF-8, and so
+ * share their keys.
+ */
+export function keyPrefixOption(value: unknown): string {
+  if (
+    typeof value !== 'string' ||
+    /[{}\s]/.test(value) ||
+    /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(value)
+  )
+    throw new AuthConfigError(
+      'keyPrefix',
+      'must be a well-formed string without braces or spaces (braces would break Cluster hash tags)',
+    );
+  return value;
+}
+
 /** The first key of `value` that is not in `known`, or undefined when there is none. */
 function strayKey(value: object, known: readonly string[]): string | undefined {
   for (const key of Object.keys(value)) if (!known.includes(key)) return key;

@@ -8,7 +8,7 @@ import {
   sign as cryptoSign,
   verify as cryptoVerify,
 } from 'node:crypto';
-import { shown } from '../config/validate.js';
+import { bool, onlyKnown, shown } from '../config/validate.js';
 import { AuthConfigError } from '../errors.js';
 import {
   type Algorithm,
@@ -173,6 +173,15 @@ function checkPair(option: string, algorithm: Algorithm, priv: KeyObject, pub: K
   }
 }
 
+const KEY_CONFIG_NAMES = [
+  'kid',
+  'algorithm',
+  'secret',
+  'privateKey',
+  'publicKey',
+  'verifyOnly',
+] as const satisfies readonly (keyof KeyConfig)[];
+
 /** `at` names the option in errors; `secretAt` lets the `secret` shorthand report itself as `secret`. */
 function buildKey(config: KeyConfig, at: string, secretAt = `${at}.secret`): RingKey {
   if (config === null || typeof config !== 'object') {
@@ -188,7 +197,9 @@ function buildKey(config: KeyConfig, at: string, secretAt = `${at}.secret`): Rin
       `must be one of ${ALGORITHMS.join(', ')} (got ${shown(algorithm)})`,
     );
   }
-  const verifyOnly = config.verifyOnly === true;
+  // A misspelt or non-boolean `verifyOnly` would let the retired key sign.
+  onlyKnown(at, config, KEY_CONFIG_NAMES);
+  const verifyOnly = bool(`${at}.verifyOnly`, config.verifyOnly, false);
   let signingKey: KeyObject | undefined;
   let verifyKey: KeyObject;
   if (isSymmetric(algorithm)) {

@@ -1,6 +1,6 @@
 import type * as pg from 'pg';
 import { AuthConfigError } from '../errors.js';
-import { wholeNumber } from '../config/validate.js';
+import { onlyKnown, wholeNumber } from '../config/validate.js';
 import { loadModule } from '../load-module.js';
 import { bounded, StoreTimeoutError } from './bounded.js';
 import type {
@@ -443,6 +443,7 @@ export function postgresStore(
     new AuthConfigError(`postgresStore ${option}`, message);
   if (options === null || typeof options !== 'object')
     throw fail('options', 'must be an object like { schema, table, timeout }');
+  onlyKnown('postgresStore', options, ['schema', 'table', 'timeout', 'pruneInterval']);
   const schema = options.schema ?? 'public';
   const table = options.table ?? 'auth_sessions';
   checkIdentifiers('postgresStore', { schema, table });

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { AuthConfigError } from '../errors.js';
-import { warnOnce, wholeNumber } from '../config/validate.js';
+import { keyPrefixOption, onlyKnown, warnOnce, wholeNumber } from '../config/validate.js';
 import { bounded } from './bounded.js';
 import {
   MasterLease,
@@ -1023,6 +1023,17 @@ export function resolveSessionCache(value: unknown): ResolvedSessionCache | unde
   };
 }
 
+/** The options of redisStore(): any other name is a typo, refused. */
+const REDIS_STORE_OPTION_NAMES = [
+  'keyPrefix',
+  'timeout',
+  'waitForReplicas',
+  'sessionCache',
+  'masterLease',
+  'keyBuckets',
+  'recordFormat',
+] as const satisfies readonly (keyof RedisStoreConfig)[];
+
 /**
  * The Redis session store: one hash per user, atomic Lua scripts, keys that expire with their
  * last session. Give an ioredis `Redis` or `Cluster` (yours: the store never closes it), a
@@ -1036,13 +1047,9 @@ export function redisStore(redis: RedisOption, config: RedisStoreConfig = {}): S
   const fail = (option: string, message: string) => new AuthConfigError(option, message);
   if (config === null || typeof config !== 'object')
     throw fail('redisStore options', 'must be an object like { keyPrefix, timeout }');
-  const keyPrefix = config.keyPrefix ?? 'auth:';
-  if (typeof keyPrefix !== 'string' || /[{}\s]/.test(keyPrefix)) {
-    throw fail(
-      'keyPrefix',
-      'must be a string without braces or spaces (braces would break Cluster hash tags)',
-    );
-  }
+  // A misspelt `waitForReplicas` would drop the failover guarantee without a word.
+  onlyKnown('redisStore', config, REDIS_STORE_OPTION_NAMES);
+  const keyPrefix = keyPrefixOption(config.keyPrefix ?? 'auth:');
   const timeout = wholeNumber('timeout', config.timeout ?? 1000, 10, 60_000);
   const sessionCache = resolveSessionCache(config.sessionCache);
   const keyBuckets = wholeNumber('keyBuckets', config.keyBuckets ?? 0, 0, 2 ** 24);

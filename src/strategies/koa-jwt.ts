@@ -1,5 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
+import { onlyKnown } from '../config/validate.js';
 import { AuthConfigError, AuthError, UnsupportedError } from '../errors.js';
 import { type AuthUser, RESERVED_CLAIMS, TOKEN_TYP, withClaims } from '../tokens/claims.js';
 import { redisStrategy } from './redis.js';
@@ -67,6 +68,18 @@ function headerTyp(token: string): unknown {
   }
 }
 
+/** The options of koaJwtStrategy(): any other name is a typo, refused. */
+const KOA_JWT_OPTION_NAMES = [
+  'secret',
+  'until',
+  'algorithms',
+  'issuer',
+  'audience',
+  'subject',
+  'isRevoked',
+  'primary',
+] as const satisfies readonly (keyof KoaJwtStrategyOptions)[];
+
 /**
  * A read-only strategy for a migration from koa-jwt: it accepts the tokens your koa-jwt
  * middleware accepted (same secret, same algorithms) until `until`, and the library's own
@@ -80,6 +93,8 @@ function headerTyp(token: string): unknown {
 export function koaJwtStrategy(options: KoaJwtStrategyOptions): StrategyFactory {
   if (options === null || typeof options !== 'object')
     throw new AuthConfigError('koaJwtStrategy', 'needs { secret, until }');
+  // A misspelt `isRevoked` would accept every legacy token until the window ends.
+  onlyKnown('koaJwtStrategy', options, KOA_JWT_OPTION_NAMES);
   const { secret, until, issuer, audience, isRevoked } = options;
   if (
     !(typeof secret === 'string' && secret.length > 0) &&

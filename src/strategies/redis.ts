@@ -143,18 +143,26 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
       }
       const sub = userIdOf(user);
       const claims = appClaims(user, options.userFields, write?.claims);
+      const seen = requestMeta(write);
       const now = Date.now();
       if (sid === undefined) {
         // A lone access token gets a session of its own that ends with it, so requireAuth
         // accepts it and revokeAllSessions ends it. Its jti is never handed out: no refresh.
         const sessionId = newSessionId();
-        const seen = requestMeta(write);
         const meta = sessionMeta(seen);
         const authTime = Math.floor(now / 1000);
         const lifetime = overrides?.lifetime ?? options.accessTokenTtl;
         const expiresAt = Math.min(
           now + lifetime * 1000,
           (authTime + options.absoluteSessionTtl) * 1000,
+        );
+        // Signed before the session is recorded: claims that cannot be signed record nothing.
+        const { token } = tokens.signPayload(
+          'access',
+          sessionClaims(claims, sub, sessionId, authTime),
+          now,
+          overrides,
+          Math.floor(expiresAt / 1000),
         );
         await stored('login', () =>
           store.create(
@@ -164,13 +172,7 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
           ),
         );
         events.emit('login', { userId: sub, sessionId, ...eventMeta(seen) });
-        return tokens.signPayload(
-          'access',
-          sessionClaims(claims, sub, sessionId, authTime),
-          now,
-          overrides,
-          Math.floor(expiresAt / 1000),
-        ).token;
+        return token;
       }
       // An access token for an existing session: its login time, and no life past the session's.
       const record = await stored('writeToken', () => store.get(sub, sid, now));
@@ -202,6 +204,8 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
 
     async refreshTokens(token, issue?: RefreshOptions) {
       const payload = verifyRefresh(token);
+      // Read before anything is written: a bad `ctx` fails the call while the token still works.
+      const meta = eventMeta(requestMeta(issue));
       const claims = await refreshedClaims(context, payload);
       if (claims === null) {
         await stored('refresh', () => store.revoke(payload.sub, payload.sid));
@@ -224,7 +228,6 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
           successor: true,
         }),
       );
-      const meta = eventMeta(requestMeta(issue));
       switch (result) {
         case 'rotated':
           events.emit('refresh', { userId: payload.sub, sessionId: payload.sid, ...meta });

@@ -224,6 +224,8 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
 
     async refreshTokens(token, issue?: RefreshOptions) {
       const parsed = parse(token);
+      // Read before the slide is written: a bad `ctx` fails the call, not a refresh that held.
+      const meta = eventMeta(requestMeta(issue));
       const now = Date.now();
       const record = await find(parsed, 'refresh', now);
       if (!record) throw revoked();
@@ -233,7 +235,7 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
       events.emit('refresh', {
         userId: parsed.sub,
         sessionId: parsed.sid,
-        ...eventMeta(requestMeta(issue)),
+        ...meta,
       });
       // The expiry the store now keeps: the slide's, rounded down to the store's resolution,
       // or the record's own when there was nothing to slide (at the absolute cap).

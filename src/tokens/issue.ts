@@ -154,9 +154,19 @@ export function appClaims(
   return claims;
 }
 
+function stringOption(name: string, value: unknown): void {
+  if (value !== undefined && typeof value !== 'string')
+    throw new TypeError(`koa-jwt-redis: \`${name}\` must be a string`);
+}
+
 /** User agent and ip of the request, bounded in size: what audit events report. */
 export function requestMeta(options: IssueOptions | undefined): { ip: string; userAgent: string } {
   const ctx = options?.ctx;
+  // Checked before a strategy writes anything: a wrong value fails the call and changes nothing.
+  if (ctx !== undefined && typeof (ctx as { get?: unknown } | null)?.get !== 'function')
+    throw new TypeError('koa-jwt-redis: `ctx` must be a Koa context (with ctx.get)');
+  stringOption('ip', options?.ip);
+  stringOption('userAgent', options?.userAgent);
   return {
     ip: cleanMeta(options?.ip ?? ctx?.ip, 64, false),
     userAgent: cleanMeta(options?.userAgent ?? ctx?.get('user-agent'), 256, true),

@@ -18,6 +18,19 @@ import { VerifyCache } from './verify-cache.js';
 /** Longer than any token this library issues; anything bigger is rejected before parsing. */
 export const MAX_TOKEN_LENGTH = 8192;
 
+/**
+ * A token just signed, refused when verification would refuse it for its length: large claims
+ * (`userFields`, `claims`, `loadUser`) are an app's mistake to be told of, before a session is
+ * recorded for a token that nobody could use, refresh or log out with.
+ */
+function issued(token: string, exp: number): { token: string; exp: number } {
+  if (token.length > MAX_TOKEN_LENGTH)
+    throw new TypeError(
+      `koa-jwt-redis: the signed token is ${token.length} characters, more than the ${MAX_TOKEN_LENGTH} that verification accepts: give it fewer or smaller claims (userFields, claims, loadUser)`,
+    );
+  return { token, exp };
+}
+
 const JWS_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 /** Header parameters that point elsewhere for keys or demand extensions: never honoured. */
@@ -283,12 +296,11 @@ export class TokenService {
         overrides?.headers === undefined
           ? headers[kind]
           : encodedHeader(signer.algorithm, TOKEN_TYP[kind], signer.kid, overrides.headers);
-      return { token: directSign(signer.algorithm, signer.signingKey!, header, payload), exp };
+      return issued(directSign(signer.algorithm, signer.signingKey!, header, payload), exp);
     }
     // The precomputed HMAC header serves every HMAC token but one with extra header parameters.
     if (headers !== undefined && overrides?.headers === undefined) {
-      const token = hmacSign(signer.algorithm, signer.signingKey!, headers[kind], payload);
-      return { token, exp };
+      return issued(hmacSign(signer.algorithm, signer.signingKey!, headers[kind], payload), exp);
     }
     const token = jwt.sign(payload, signer.signingKey!, {
       algorithm: signer.algorithm as JsonwebtokenAlgorithm,
@@ -299,7 +311,7 @@ export class TokenService {
         kid: signer.kid,
       },
     });
-    return { token, exp };
+    return issued(token, exp);
   }
 
   /**

@@ -159,6 +159,66 @@ describe('createAccessToken / createRefreshToken', () => {
     await expect(auth.createAccessToken(user, null as never)).rejects.toThrow(/must be an object/);
   });
 
+  it('a bad argument fails the call before anything is written: no rotation, no session, none ended', async () => {
+    const rejection = (p: Promise<unknown>) =>
+      p.then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+    const permissions: string[] = [];
+    auth = testAuth({
+      maxSessionsPerUser: 1,
+      userFields: ['permissions'],
+      refreshGracePeriod: 0,
+      loadUser: (id) => ({ id, permissions }),
+    });
+    const user = { id: 'bad-args' };
+    const pair = await auth.generateTokens(user);
+    // Not a Koa context, or metadata that is no string: a TypeError naming it, and the refresh
+    // token is not rotated (it was, before the error, and then refused as reused).
+    for (const [options, name] of [
+      [{ ctx: {} }, '`ctx`'],
+      [{ ip: 5 }, '`ip`'],
+      [{ userAgent: {} }, '`userAgent`'],
+    ] as const) {
+      const error = await rejection(auth.refreshTokens(pair.refresh_token, options as never));
+      expect(error, name).toBeInstanceOf(TypeError);
+      expect(error!.message).toContain(name);
+      expect(await rejection(auth.generateTokens(user, options as never))).toBeInstanceOf(
+        TypeError,
+      );
+      expect(await rejection(auth.createAccessToken(user, options as never))).toBeInstanceOf(
+        TypeError,
+      );
+    }
+    expect(await auth.checkRefreshToken(pair.refresh_token)).toBe(true);
+    // Claims that cannot be signed record no session, so none pushes out the live one (cap 1).
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    for (const claims of [{ n: 1n }, circular]) {
+      expect(await rejection(auth.createAccessToken(user, { claims }))).toBeInstanceOf(TypeError);
+    }
+    // A token longer than verification accepts (8 KiB) is not issued: nobody could use it,
+    // refresh it or log out with it.
+    permissions.push(...Array.from({ length: 400 }, (_, i) => `projects:${i}:write`));
+    for (const attempt of [
+      auth.generateTokens({ ...user, permissions }),
+      auth.createAccessToken({ ...user, permissions }),
+      auth.refreshTokens(pair.refresh_token),
+    ]) {
+      const error = await rejection(attempt);
+      expect(error).toBeInstanceOf(TypeError);
+      expect(error!.message).toMatch(/characters, more than the 8192 that verification accepts/);
+    }
+    const sessions = await auth.listSessions(user.id);
+    expect(sessions.map((s) => s.sessionId)).toEqual([decodeSegment(pair.access_token, 1).sid]);
+    expect(await auth.getData(pair.access_token)).toMatchObject({ sub: user.id });
+    permissions.length = 0;
+    expect((await auth.refreshTokens(pair.refresh_token)).refresh_token).toEqual(
+      expect.any(String),
+    );
+  });
+
   it('the session strategy makes session tokens', async () => {
     auth = testAuth({ strategy: 'session' });
     const token = await auth.createAccessToken({ id: 9 });

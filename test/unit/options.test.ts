@@ -26,6 +26,17 @@ describe('createAuth options', () => {
       [{ secret: SECRET, userFields: 'role' }, 'userFields'],
       [{ secret: SECRET, userFields: ['exp'] }, 'userFields'],
       [{ secret: SECRET, keyPrefix: 'a{b}' }, 'keyPrefix'],
+      // Two prefixes differing only in a lone surrogate would be one in UTF-8: shared keys.
+      [{ secret: SECRET, keyPrefix: 'tenant\uD800:' }, 'keyPrefix'],
+      // A misspelt or non-boolean verifyOnly would let the retired key sign.
+      [
+        { keys: [{ kid: 'old', algorithm: 'HS256', secret: SECRET, verifyonly: true }] },
+        'keys[0].verifyonly',
+      ],
+      [
+        { keys: [{ kid: 'old', algorithm: 'HS256', secret: SECRET, verifyOnly: 'yes' }] },
+        'keys[0].verifyOnly',
+      ],
       [{ secret: SECRET, checkSession: 'yes' }, 'checkSession'],
       [{ secret: SECRET, storeTimeout: 0 }, 'storeTimeout'],
       [{ secret: SECRET, redis: 42 }, 'redis'],

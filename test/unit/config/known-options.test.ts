@@ -1,5 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { type Auth, AuthConfigError, createAuth } from '../../../src/index.js';
+import {
+  type Auth,
+  AuthConfigError,
+  createAuth,
+  koaJwtStrategy,
+  postgresStore,
+  redisStore,
+} from '../../../src/index.js';
 
 let auth: Auth | undefined;
 afterEach(async () => {
@@ -8,7 +15,7 @@ afterEach(async () => {
 });
 
 describe('every factory refuses options it does not know, naming them', () => {
-  it('createAuth, auth.routes, auth.jwks and the middlewares', () => {
+  it('createAuth, auth.routes, auth.jwks, the middlewares, the stores and koaJwtStrategy', () => {
     auth = createAuth({ secret: 'known-options-test-secret-32-bytes!' });
     const a = auth;
     const cases: [() => unknown, string][] = [
@@ -29,6 +36,27 @@ describe('every factory refuses options it does not know, naming them', () => {
       [() => a.jwks({ maxage: 5 } as never), 'jwks.maxage'],
       [() => a.requireAuth({ checksession: false } as never), 'middleware options.checksession'],
       [() => a.getData({ scrf: true } as never), 'middleware options.scrf'],
+      // Checked before connecting. A misspelt waitForReplicas would drop the failover guarantee
+      // without a word, a misspelt isRevoked accept every legacy token until the window ends.
+      [
+        () => redisStore('redis://127.0.0.1:1', { waitForReplica: 1 } as never),
+        'redisStore.waitForReplica',
+      ],
+      [
+        () => postgresStore('postgres://127.0.0.1:1/x', { tabel: 'sessions' } as never),
+        'postgresStore.tabel',
+      ],
+      [
+        () =>
+          koaJwtStrategy({
+            secret: 'known-options-test-secret-32-bytes!',
+            until: new Date(),
+            isRevokd: () => true,
+          } as never),
+        'koaJwtStrategy.isRevokd',
+      ],
+      // A prefix differing from another only in a lone surrogate would share its keys.
+      [() => redisStore('redis://127.0.0.1:1', { keyPrefix: 'a\uDBFF:' }), 'keyPrefix'],
     ];
     for (const [make, option] of cases) {
       let thrown: unknown;
