@@ -145,7 +145,7 @@ export class Auth {
     known: readonly string[] = ['strategy'],
   ): NonNullable<TokenStrategy[H]> {
     helperOptions(name, options, known);
-    const strategyKey = options?.strategy ?? this.strategies.defaultStrategyName;
+    const strategyKey = this.strategyNameOf(options);
     const strategy = this.strategies.get(strategyKey);
     const fn = strategy[name];
     if (typeof fn !== 'function')
@@ -159,7 +159,13 @@ export class Auth {
 
   /** The strategy a helper's options choose, else the default one. */
   private strategyOf(choice: StrategyChoice | undefined): TokenStrategy {
-    return this.strategies.get(choice?.strategy ?? this.strategies.defaultStrategyName);
+    return this.strategies.get(this.strategyNameOf(choice));
+  }
+
+  /** The strategy name a helper's options give; only one left out means the default (`null` is refused by get). */
+  private strategyNameOf(choice: StrategyChoice | undefined): string {
+    const name = choice?.strategy;
+    return name === undefined ? this.strategies.defaultStrategyName : name;
   }
 
   /**

@@ -56,6 +56,13 @@ const STATUS_TEXT: Record<number, string> = {
   503: 'The session store did not answer in time',
 };
 
+const OPENAPI_OPTION_NAMES: readonly string[] = [
+  'prefix',
+  'info',
+  'servers',
+  'loginSchema',
+] satisfies (keyof OpenApiOptions)[];
+
 function configError(option: string, message: string): TypeError {
   return new TypeError(`koa-jwt-redis: auth.openapi \`${option}\` ${message}`);
 }
@@ -70,6 +77,9 @@ export function createOpenApiDocument(
 ): OpenApiDocument {
   if (options === null || typeof options !== 'object')
     throw configError('options', 'must be an object');
+  const stray = Object.keys(options).find((key) => !OPENAPI_OPTION_NAMES.includes(key));
+  if (stray !== undefined)
+    throw configError(stray, `is not an option; known: ${OPENAPI_OPTION_NAMES.join(', ')}`);
   const prefix = options.prefix ?? '/auth';
   if (typeof prefix !== 'string' || !PREFIX.test(prefix))
     throw configError('prefix', 'must be a path like "/auth" (or ""), without a trailing slash');

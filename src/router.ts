@@ -222,8 +222,7 @@ function requireLoginBody(ctx: Context): void {
     !hasBody(ctx) ||
     (ctx.request as { rawBody?: unknown }).rawBody === '' ||
     body === null ||
-    typeof body !== 'object' ||
-    Array.isArray(body)
+    typeof body !== 'object'
   )
     throw new AuthError('invalid_request', 'Send the credentials as a JSON object.');
 }

@@ -62,17 +62,18 @@ export function plainObject(name: string, value: unknown): Record<string, unknow
   return value as Record<string, unknown>;
 }
 
+/** Lone UTF-16 surrogates: such a string has no UTF-8 form, so it cannot name a user or a Redis key. */
+export function isWellFormed(value: string): boolean {
+  return !/[\uD800-\uDFFF]/u.test(value);
+}
+
 /**
  * A Redis key prefix: a string without braces (they would break Cluster hash tags) or spaces, and
  * well-formed: two prefixes that differ only in a lone surrogate would be one in UTF-8, and so
  * share their keys.
  */
 export function keyPrefixOption(value: unknown): string {
-  if (
-    typeof value !== 'string' ||
-    /[{}\s]/.test(value) ||
-    /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(value)
-  )
+  if (typeof value !== 'string' || /[{}\s]/.test(value) || !isWellFormed(value))
     throw new AuthConfigError(
       'keyPrefix',
       'must be a well-formed string without braces or spaces (braces would break Cluster hash tags)',

@@ -190,6 +190,9 @@ function buildKey(config: KeyConfig, at: string, secretAt = `${at}.secret`): Rin
       'must be an object like { algorithm, secret } or { algorithm, privateKey }',
     );
   }
+  // Names first: `{ alg }` is a typo to name, not an algorithm missing. A misspelt or
+  // non-boolean `verifyOnly` would let the retired key sign.
+  onlyKnown(at, config, KEY_CONFIG_NAMES);
   const { algorithm } = config;
   if (!isAlgorithm(algorithm)) {
     throw new AuthConfigError(
@@ -197,8 +200,6 @@ function buildKey(config: KeyConfig, at: string, secretAt = `${at}.secret`): Rin
       `must be one of ${ALGORITHMS.join(', ')} (got ${shown(algorithm)})`,
     );
   }
-  // A misspelt or non-boolean `verifyOnly` would let the retired key sign.
-  onlyKnown(at, config, KEY_CONFIG_NAMES);
   const verifyOnly = bool(`${at}.verifyOnly`, config.verifyOnly, false);
   let signingKey: KeyObject | undefined;
   let verifyKey: KeyObject;

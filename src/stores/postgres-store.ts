@@ -425,6 +425,14 @@ function isPool(value: unknown): value is pg.Pool {
   );
 }
 
+/** The options of postgresStore(): any other name is a typo, refused. */
+const POSTGRES_STORE_OPTION_NAMES = [
+  'schema',
+  'table',
+  'timeout',
+  'pruneInterval',
+] as const satisfies readonly (keyof PostgresStoreOptions)[];
+
 /**
  * The PostgreSQL session store (node-postgres). Give a `pg.Pool` (yours: the store never ends
  * it), a connection string or Pool options (the store opens a pool and `auth.close()` ends it).
@@ -443,7 +451,7 @@ export function postgresStore(
     new AuthConfigError(`postgresStore ${option}`, message);
   if (options === null || typeof options !== 'object')
     throw fail('options', 'must be an object like { schema, table, timeout }');
-  onlyKnown('postgresStore', options, ['schema', 'table', 'timeout', 'pruneInterval']);
+  onlyKnown('postgresStore', options, POSTGRES_STORE_OPTION_NAMES);
   const schema = options.schema ?? 'public';
   const table = options.table ?? 'auth_sessions';
   checkIdentifiers('postgresStore', { schema, table });

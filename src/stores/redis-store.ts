@@ -1010,13 +1010,7 @@ export function resolveSessionCache(value: unknown): ResolvedSessionCache | unde
       'must be true, false or { maxEntries, maxStaleness }',
     );
   const given = value as Record<string, unknown>;
-  for (const name of Object.keys(given)) {
-    if (name !== 'maxEntries' && name !== 'maxStaleness')
-      throw new AuthConfigError(
-        `sessionCache.${name}`,
-        'is not an option; known: maxEntries, maxStaleness',
-      );
-  }
+  onlyKnown('sessionCache', given, ['maxEntries', 'maxStaleness']);
   return {
     maxEntries: wholeNumber('sessionCache.maxEntries', given.maxEntries ?? 100_000, 1, 10_000_000),
     maxStaleness: wholeNumber('sessionCache.maxStaleness', given.maxStaleness ?? 1000, 10, 60_000),

@@ -92,8 +92,14 @@ export async function refreshedClaims(
 ): Promise<Record<string, unknown> | null> {
   const { loadUser, userFields } = context.options;
   if (loadUser) {
-    const user: TokenUser | null | undefined = await loadUser(payload.sub);
-    return user ? appClaims(user, userFields, undefined) : null;
+    const user: unknown = await loadUser(payload.sub);
+    if (!user) return null;
+    // A number or a string is an app bug: refused before anything is written, not a user.
+    if (typeof user !== 'object' || Array.isArray(user))
+      throw new TypeError(
+        `koa-jwt-redis: loadUser must return a user object, or null to end the session (got ${Array.isArray(user) ? 'an array' : `a ${typeof user}`})`,
+      );
+    return appClaims(user as TokenUser, userFields, undefined);
   }
   const usr = payload.usr;
   if (usr === null || typeof usr !== 'object' || Array.isArray(usr)) return {};

@@ -42,6 +42,8 @@ export function jwtStrategy(context: StrategyContext): TokenStrategy {
       const overrides = checkSignOverrides(writeOptions ?? {});
       const sub = userIdOf(user);
       const claims = appClaims(user, options.userFields, writeOptions?.claims);
+      // Nothing is recorded, yet a bad `ctx`, `ip` or `userAgent` fails here as with the others.
+      requestMeta(writeOptions);
       const sid = sessionIdOption(writeOptions?.sessionId) ?? newSessionId();
       const now = Date.now();
       const authTime = Math.floor(now / 1000);
@@ -57,6 +59,8 @@ export function jwtStrategy(context: StrategyContext): TokenStrategy {
 
     async generateTokens(user: TokenUser, issue?: IssueOptions): Promise<TokenPair> {
       const sub = userIdOf(user);
+      // Checked only: the stateless login event carries the user id alone (see Audit events).
+      requestMeta(issue);
       const now = Date.now();
       const { pair } = signPair(
         context,
@@ -81,6 +85,7 @@ export function jwtStrategy(context: StrategyContext): TokenStrategy {
 
     async refreshTokens(token, issue?: RefreshOptions) {
       const payload = tokens.verify(token, 'refresh');
+      const meta = eventMeta(requestMeta(issue));
       const claims = await refreshedClaims(context, payload);
       if (claims === null) throw new AuthError('token_revoked', 'The user no longer exists.');
       // The login time rides along, so no refresh carries the session past absoluteSessionTtl
@@ -92,7 +97,7 @@ export function jwtStrategy(context: StrategyContext): TokenStrategy {
       context.events.emit('refresh', {
         userId: payload.sub,
         sessionId: payload.sid,
-        ...eventMeta(requestMeta(issue)),
+        ...meta,
       });
       return pair;
     },

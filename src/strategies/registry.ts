@@ -1,3 +1,4 @@
+import { shown } from '../config/validate.js';
 import type { TokenService } from '../tokens/token-service.js';
 import type { StrategyContext, StrategyFactory, TokenStrategy } from './types.js';
 
@@ -18,7 +19,7 @@ export class StrategyRegistry {
   register(name: string, strategy: TokenStrategy | StrategyFactory): this {
     if (typeof name !== 'string' || !NAME.test(name)) {
       throw new TypeError(
-        `koa-jwt-redis: a strategy name must be 1-64 letters, digits, "_", "." or "-" (got ${JSON.stringify(name)})`,
+        `koa-jwt-redis: a strategy name must be 1-64 letters, digits, "_", "." or "-" (got ${shown(name)})`,
       );
     }
     if (this.strategies.has(name)) {
@@ -44,6 +45,8 @@ export class StrategyRegistry {
 
   /** The strategy registered under `name`; throws when there is none. */
   get(name: string): TokenStrategy {
+    if (typeof name !== 'string')
+      throw new TypeError(`koa-jwt-redis: a strategy name must be a string (got ${shown(name)})`);
     const strategy = this.strategies.get(name);
     if (!strategy) {
       throw new TypeError(

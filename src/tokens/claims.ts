@@ -144,7 +144,4 @@ export function hasControl(value: string): boolean {
   return false;
 }
 
-/** Lone UTF-16 surrogates: such a string has no UTF-8 form, so it cannot name a user or a Redis key. */
-export function isWellFormed(value: string): boolean {
-  return !/[\uD800-\uDFFF]/u.test(value);
-}
+export { isWellFormed } from '../config/validate.js';

@@ -154,6 +154,7 @@ export function appClaims(
   return claims;
 }
 
+/** Throws a TypeError naming a request-metadata option (`ip`, `userAgent`) given as no string. */
 function stringOption(name: string, value: unknown): void {
   if (value !== undefined && typeof value !== 'string')
     throw new TypeError(`koa-jwt-redis: \`${name}\` must be a string`);

@@ -19,14 +19,14 @@ import { VerifyCache } from './verify-cache.js';
 export const MAX_TOKEN_LENGTH = 8192;
 
 /**
- * A token just signed, refused when verification would refuse it for its length: large claims
- * (`userFields`, `claims`, `loadUser`) are an app's mistake to be told of, before a session is
+ * A token just signed, as `sign` returns it, if verification would accept its length; else a
+ * TypeError: large claims or headers are an app's mistake to be told of, before a session is
  * recorded for a token that nobody could use, refresh or log out with.
  */
-function issued(token: string, exp: number): { token: string; exp: number } {
+function verifiable(token: string, exp: number): { token: string; exp: number } {
   if (token.length > MAX_TOKEN_LENGTH)
     throw new TypeError(
-      `koa-jwt-redis: the signed token is ${token.length} characters, more than the ${MAX_TOKEN_LENGTH} that verification accepts: give it fewer or smaller claims (userFields, claims, loadUser)`,
+      `koa-jwt-redis: the signed token is ${token.length} characters, more than the ${MAX_TOKEN_LENGTH} that verification accepts: give it fewer or smaller claims or headers (userFields, claims, loadUser, headers)`,
     );
   return { token, exp };
 }
@@ -249,6 +249,7 @@ export class TokenService {
   /**
    * Signs a token of `kind` with the ring's signing key; `exp` and `iat` are set here. `notAfter`
    * (epoch seconds) caps `exp`, e.g. at the session's absolute end. `claims` is left as it is.
+   * A token longer than verification accepts (8 KiB) is a TypeError, not a token.
    */
   sign(
     kind: TokenKind,
@@ -296,11 +297,14 @@ export class TokenService {
         overrides?.headers === undefined
           ? headers[kind]
           : encodedHeader(signer.algorithm, TOKEN_TYP[kind], signer.kid, overrides.headers);
-      return issued(directSign(signer.algorithm, signer.signingKey!, header, payload), exp);
+      return verifiable(directSign(signer.algorithm, signer.signingKey!, header, payload), exp);
     }
     // The precomputed HMAC header serves every HMAC token but one with extra header parameters.
     if (headers !== undefined && overrides?.headers === undefined) {
-      return issued(hmacSign(signer.algorithm, signer.signingKey!, headers[kind], payload), exp);
+      return verifiable(
+        hmacSign(signer.algorithm, signer.signingKey!, headers[kind], payload),
+        exp,
+      );
     }
     const token = jwt.sign(payload, signer.signingKey!, {
       algorithm: signer.algorithm as JsonwebtokenAlgorithm,
@@ -311,7 +315,7 @@ export class TokenService {
         kid: signer.kid,
       },
     });
-    return issued(token, exp);
+    return verifiable(token, exp);
   }
 
   /**

@@ -36,6 +36,14 @@ describe('the strategy registry', () => {
     expect(() => auth.strategies.get('nope')).toThrow(/no strategy named "nope"/);
     expect(() => auth.strategies.register('bad', {} as TokenStrategy)).toThrow(/readToken/);
     expect(() => auth.strategies.setDefault('nope')).toThrow(/no strategy/);
+    // A name that is no string is a TypeError saying so, not one about converting a symbol.
+    for (const name of [Symbol('redis'), null, 5n]) {
+      expect(() => auth.strategies.get(name as never)).toThrow(/a strategy name must be a string/);
+      expect(() => auth.strategies.setDefault(name as never)).toThrow(/must be a string/);
+      expect(() => auth.strategies.register(name as never, {} as TokenStrategy)).toThrow(
+        /a strategy name must be 1-64 letters/,
+      );
+    }
   });
 
   it('runs a custom strategy through every middleware and the generateTokens fallback', async () => {
@@ -159,6 +167,21 @@ describe('helpers', () => {
       code: 'token_revoked',
     });
     expect(await auth.listSessions(9)).toEqual([]);
+  });
+
+  it('refuses a loadUser answer that is no user object with a TypeError, rotating nothing', async () => {
+    let answer: unknown = 5;
+    auth = testAuth({ loadUser: () => answer as never });
+    const pair = await auth.generateTokens({ id: 10 });
+    for (const bad of [5, 'user', [{ id: 10 }]]) {
+      answer = bad;
+      await expect(auth.refreshTokens(pair.refresh_token)).rejects.toThrow(
+        /loadUser must return a user object, or null/,
+      );
+    }
+    expect(await auth.checkRefreshToken(pair.refresh_token)).toBe(true);
+    answer = { id: 10 };
+    expect((await auth.refreshTokens(pair.refresh_token)).access_token).toEqual(expect.any(String));
   });
 
   it('rejects bad users with a clear TypeError', async () => {

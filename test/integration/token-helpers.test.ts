@@ -145,6 +145,11 @@ describe('createAccessToken / createRefreshToken', () => {
       ['stategy', () => auth.revokeSession(user.id, 'x', { stategy: 'jwt' } as never)],
       ['stategy', () => auth.getData(pair.access_token, { stategy: 'jwt' } as never)],
     ];
+    // A strategy that is no name: only one left out means the default.
+    for (const strategy of [null, Symbol('jwt')])
+      await expect(auth.generateTokens(user, { strategy } as never)).rejects.toThrow(
+        /a strategy name must be a string/,
+      );
     for (const [name, run] of calls) {
       const error = await run().then(
         () => undefined,
@@ -192,6 +197,15 @@ describe('createAccessToken / createRefreshToken', () => {
       );
     }
     expect(await auth.checkRefreshToken(pair.refresh_token)).toBe(true);
+    // The stateless strategy records nothing, yet checks the same.
+    const stateless = await auth.generateTokens(user, { strategy: 'jwt' });
+    for (const attempt of [
+      auth.generateTokens(user, { strategy: 'jwt', ctx: {} } as never),
+      auth.createAccessToken(user, { strategy: 'jwt', ip: 5 } as never),
+      auth.createRefreshToken(user, { strategy: 'jwt', userAgent: {} } as never),
+      auth.refreshTokens(stateless.refresh_token, { strategy: 'jwt', ctx: {} } as never),
+    ])
+      expect(await rejection(attempt)).toBeInstanceOf(TypeError);
     // Claims that cannot be signed record no session, so none pushes out the live one (cap 1).
     const circular: Record<string, unknown> = {};
     circular.self = circular;

@@ -158,5 +158,6 @@ describe('auth.openapi()', () => {
     expect(() => auth!.openapi({ info: { title: 1 } as never })).toThrow(/info/);
     expect(() => auth!.openapi({ servers: [{}] as never })).toThrow(/servers/);
     expect(() => auth!.openapi({ loginSchema: [] as never })).toThrow(/loginSchema/);
+    expect(() => auth!.openapi({ prefx: '/auth' } as never)).toThrow(/`prefx` is not an option/);
   });
 });

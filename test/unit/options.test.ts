@@ -28,6 +28,8 @@ describe('createAuth options', () => {
       [{ secret: SECRET, keyPrefix: 'a{b}' }, 'keyPrefix'],
       // Two prefixes differing only in a lone surrogate would be one in UTF-8: shared keys.
       [{ secret: SECRET, keyPrefix: 'tenant\uD800:' }, 'keyPrefix'],
+      // A misspelt name is named, before the algorithm it seems to leave out.
+      [{ keys: [{ alg: 'HS256', secret: SECRET }] }, 'keys[0].alg'],
       // A misspelt or non-boolean verifyOnly would let the retired key sign.
       [
         { keys: [{ kid: 'old', algorithm: 'HS256', secret: SECRET, verifyonly: true }] },
