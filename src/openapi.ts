@@ -1,4 +1,5 @@
 import type { AuthErrorCode } from './errors.js';
+import { strayKey } from './config/validate.js';
 import type { WebOptions } from './config/web.js';
 
 /** A JSON value, as an OpenAPI document is made of. */
@@ -77,7 +78,7 @@ export function createOpenApiDocument(
 ): OpenApiDocument {
   if (options === null || typeof options !== 'object')
     throw configError('options', 'must be an object');
-  const stray = Object.keys(options).find((key) => !OPENAPI_OPTION_NAMES.includes(key));
+  const stray = strayKey(options, OPENAPI_OPTION_NAMES);
   if (stray !== undefined)
     throw configError(stray, `is not an option; known: ${OPENAPI_OPTION_NAMES.join(', ')}`);
   const prefix = options.prefix ?? '/auth';

@@ -82,7 +82,7 @@ export function keyPrefixOption(value: unknown): string {
 }
 
 /** The first key of `value` that is not in `known`, or undefined when there is none. */
-function strayKey(value: object, known: readonly string[]): string | undefined {
+export function strayKey(value: object, known: readonly string[]): string | undefined {
   for (const key of Object.keys(value)) if (!known.includes(key)) return key;
   return undefined;
 }

@@ -190,8 +190,8 @@ function buildKey(config: KeyConfig, at: string, secretAt = `${at}.secret`): Rin
       'must be an object like { algorithm, secret } or { algorithm, privateKey }',
     );
   }
-  // Names first: `{ alg }` is a typo to name, not an algorithm missing. A misspelt or
-  // non-boolean `verifyOnly` would let the retired key sign.
+  // Names first: `{ alg }` is a typo to name, not an algorithm missing; and a misspelt
+  // `verifyOnly` would let the retired key sign.
   onlyKnown(at, config, KEY_CONFIG_NAMES);
   const { algorithm } = config;
   if (!isAlgorithm(algorithm)) {
@@ -200,6 +200,7 @@ function buildKey(config: KeyConfig, at: string, secretAt = `${at}.secret`): Rin
       `must be one of ${ALGORITHMS.join(', ')} (got ${shown(algorithm)})`,
     );
   }
+  // Not `=== true`: a `verifyOnly: 'yes'` read as false would let the retired key sign too.
   const verifyOnly = bool(`${at}.verifyOnly`, config.verifyOnly, false);
   let signingKey: KeyObject | undefined;
   let verifyKey: KeyObject;

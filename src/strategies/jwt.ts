@@ -5,6 +5,7 @@ import {
   type IssueOptions,
   type RefreshOptions,
   newSessionId,
+  checkRequestOptions,
   requestMeta,
   sessionIdOption,
   userIdOf,
@@ -43,7 +44,7 @@ export function jwtStrategy(context: StrategyContext): TokenStrategy {
       const sub = userIdOf(user);
       const claims = appClaims(user, options.userFields, writeOptions?.claims);
       // Nothing is recorded, yet a bad `ctx`, `ip` or `userAgent` fails here as with the others.
-      requestMeta(writeOptions);
+      checkRequestOptions(writeOptions);
       const sid = sessionIdOption(writeOptions?.sessionId) ?? newSessionId();
       const now = Date.now();
       const authTime = Math.floor(now / 1000);
@@ -60,7 +61,7 @@ export function jwtStrategy(context: StrategyContext): TokenStrategy {
     async generateTokens(user: TokenUser, issue?: IssueOptions): Promise<TokenPair> {
       const sub = userIdOf(user);
       // Checked only: the stateless login event carries the user id alone (see Audit events).
-      requestMeta(issue);
+      checkRequestOptions(issue);
       const now = Date.now();
       const { pair } = signPair(
         context,

@@ -160,14 +160,23 @@ function stringOption(name: string, value: unknown): void {
     throw new TypeError(`koa-jwt-redis: \`${name}\` must be a string`);
 }
 
-/** User agent and ip of the request, bounded in size: what audit events report. */
-export function requestMeta(options: IssueOptions | undefined): { ip: string; userAgent: string } {
+/**
+ * Throws a TypeError when `ctx` is no Koa context or `ip`/`userAgent` no string. Strategies call it
+ * (through {@link requestMeta} where they use the values) before writing anything, so a wrong
+ * value fails the call and changes nothing.
+ */
+export function checkRequestOptions(options: IssueOptions | undefined): void {
   const ctx = options?.ctx;
-  // Checked before a strategy writes anything: a wrong value fails the call and changes nothing.
   if (ctx !== undefined && typeof (ctx as { get?: unknown } | null)?.get !== 'function')
     throw new TypeError('koa-jwt-redis: `ctx` must be a Koa context (with ctx.get)');
   stringOption('ip', options?.ip);
   stringOption('userAgent', options?.userAgent);
+}
+
+/** User agent and ip of the request, bounded in size: what audit events report. Checked first. */
+export function requestMeta(options: IssueOptions | undefined): { ip: string; userAgent: string } {
+  checkRequestOptions(options);
+  const ctx = options?.ctx;
   return {
     ip: cleanMeta(options?.ip ?? ctx?.ip, 64, false),
     userAgent: cleanMeta(options?.userAgent ?? ctx?.get('user-agent'), 256, true),
