@@ -210,19 +210,29 @@ export class Auth {
     const strategy = this.strategyOf(options);
     const generate = strategy.generateTokens;
     if (generate) return this.realmed(() => generate.call(strategy, user, options));
-    // A minimal custom strategy: compose the pair from writeToken.
-    const [access, refresh] = await this.realmed(() =>
-      Promise.all([
-        strategy.writeToken(user, 'access', options),
-        strategy.writeToken(user, 'refresh', options),
-      ]),
-    );
-    return {
-      access_token: access,
-      refresh_token: refresh,
-      token_type: 'bearer',
-      expires_in: this.options.accessTokenTtl,
-    };
+    // A minimal custom strategy: compose the pair from writeToken, the refresh token first. A login
+    // fails whole: when the access token cannot be written, the refresh token just written is
+    // ended (where the strategy can end one) rather than left as a session nobody holds.
+    return this.realmed(async (): Promise<TokenPair> => {
+      const refresh = await strategy.writeToken(user, 'refresh', options);
+      let access: string;
+      try {
+        access = await strategy.writeToken(user, 'access', options);
+      } catch (error) {
+        try {
+          await strategy.invalidateRefreshToken?.(refresh);
+        } catch {
+          // The login's own error is the one to report.
+        }
+        throw error;
+      }
+      return {
+        access_token: access,
+        refresh_token: refresh,
+        token_type: 'bearer',
+        expires_in: this.options.accessTokenTtl,
+      };
+    });
   }
 
   /**

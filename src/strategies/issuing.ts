@@ -36,7 +36,8 @@ const sessionOver = () =>
 
 /**
  * Signs an access + refresh pair for one session family. The app claims ride along in the
- * refresh token (`usr`, signed) so that a refresh can re-issue them without the user object.
+ * refresh token (`usr`, signed) so that a refresh can re-issue them without the user object;
+ * with `loadUser`, which a refresh asks instead, they are left out (a shorter token).
  * The session ends at the earlier of the idle timeout (`refreshTokenTtl`, or the refresh
  * token's own `lifetime`, from now) and the
  * absolute one (`absoluteSessionTtl` from `auth_time`); no token of the pair outlives it.
@@ -65,7 +66,7 @@ export function signPair(
   // A random UUID (122 bits); the Redis store keeps it in 22 characters (compactUuid).
   const jti = session.jti ?? randomUUID();
   const refreshClaims: Record<string, unknown> = { sub, sid: sessionId, jti, auth_time: authTime };
-  if (Object.keys(claims).length > 0) refreshClaims.usr = claims;
+  if (!options.loadUser && Object.keys(claims).length > 0) refreshClaims.usr = claims;
   const refresh = tokens.signPayload('refresh', refreshClaims, now, refreshOverrides, notAfter);
   const access = tokens.signPayload(
     'access',

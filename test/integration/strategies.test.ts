@@ -3,7 +3,7 @@ import Koa from 'koa';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { type Auth, AuthError, type TokenStrategy, UnsupportedError } from '../../src/index.js';
 import { testAuth } from '../helpers/auth.js';
-import { SECRET } from '../helpers/forge.js';
+import { decodeSegment, SECRET } from '../helpers/forge.js';
 import { call, serve, type Served } from '../helpers/http.js';
 
 let auth: Auth;
@@ -90,6 +90,49 @@ describe('the strategy registry', () => {
     await expect(auth.listSessions(5)).rejects.toBeInstanceOf(UnsupportedError);
   });
 
+  it("generateTokens composes a custom strategy's pair whole or not at all", async () => {
+    auth = testAuth();
+    // A minimal strategy with sessions of its own: each token written is a live entry.
+    const live = new Set<string>();
+    const written: string[] = [];
+    let failing: 'access' | 'refresh' | undefined;
+    let undoFails = false;
+    auth.strategies.register('minimal', {
+      readToken: () => ({}) as never,
+      writeToken(user, kind) {
+        written.push(kind);
+        if (kind === failing) throw new Error(`cannot write the ${kind} token`);
+        const token = `${kind}-${user.id}-${written.length}`;
+        live.add(token);
+        return token;
+      },
+      async invalidateRefreshToken(token) {
+        if (undoFails) throw new Error('the store is gone');
+        live.delete(token);
+      },
+    });
+    const login = () => auth.generateTokens({ id: 1 }, { strategy: 'minimal' });
+    expect(await login()).toMatchObject({
+      access_token: 'access-1-2',
+      refresh_token: 'refresh-1-1',
+    });
+    expect(written).toEqual(['refresh', 'access']);
+    live.clear();
+    written.length = 0;
+    // The access token fails: the refresh token written before it is ended, and the error is the
+    // access token's, even when ending the refresh token fails too.
+    failing = 'access';
+    await expect(login()).rejects.toThrow('cannot write the access token');
+    expect(live.size).toBe(0);
+    undoFails = true;
+    await expect(login()).rejects.toThrow('cannot write the access token');
+    // The refresh token fails: no access token is written at all.
+    written.length = 0;
+    failing = 'refresh';
+    await expect(login()).rejects.toThrow('cannot write the refresh token');
+    expect(written).toEqual(['refresh']);
+  });
+
   it('jwt strategy: stateless tokens; logout only forgets; session helpers are unsupported', async () => {
     auth = testAuth();
     auth.strategies.setDefault('jwt');
@@ -157,10 +200,20 @@ describe('helpers', () => {
     let role: string | null = 'member';
     auth = testAuth({ userFields: ['role'], loadUser: (id) => (role ? { id, role } : null) });
     const pair = await auth.generateTokens({ id: 9, role: 'member' });
+    // loadUser is asked on refresh, so the refresh token carries no copy of the claims (`usr`),
+    // with either signing strategy.
+    const stateless = await auth.generateTokens({ id: 9, role: 'member' }, { strategy: 'jwt' });
+    for (const token of [pair.refresh_token, stateless.refresh_token])
+      expect(decodeSegment(token, 1)).not.toHaveProperty('usr');
     role = 'admin';
     const next = await auth.refreshTokens(pair.refresh_token);
     expect(
       await auth.strategies.get('redis').readToken(next.access_token, { checkSession: false }),
+    ).toMatchObject({ role: 'admin' });
+    expect(decodeSegment(next.refresh_token, 1)).not.toHaveProperty('usr');
+    const rotated = await auth.refreshTokens(stateless.refresh_token, { strategy: 'jwt' });
+    expect(
+      await auth.strategies.get('jwt').readToken(rotated.access_token, { checkSession: false }),
     ).toMatchObject({ role: 'admin' });
     role = null;
     await expect(auth.refreshTokens(next.refresh_token)).rejects.toMatchObject({
