@@ -56,11 +56,11 @@ export function createAuthenticate(
   onlyKnown('middleware options', given, Object.keys(MIDDLEWARE_OPTIONS));
   const name = given.strategy;
   const checkSession = bool(
-    'middleware checkSession',
+    'middleware options.checkSession',
     given.checkSession,
     host.options.checkSession,
   );
-  const csrf = bool('middleware csrf', given.csrf, host.options.web.csrf.requireAuth);
+  const csrf = bool('middleware options.csrf', given.csrf, host.options.web.csrf.requireAuth);
   const { web } = host.options;
   const reader = host.tokenReader(name);
   const read: ReadOptions = { checkSession };

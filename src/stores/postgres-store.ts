@@ -88,13 +88,15 @@ const COLUMNS =
 
 /**
  * Refuses a schema or table name that is not a plain SQL identifier: names are written into the
- * SQL (quoted), so one with a quote or anything else would change the statements.
+ * SQL (quoted), so one with a quote or anything else would change the statements. `at` is what
+ * the error names before `schema` or `table`: `postgresStore.` (an option) or
+ * `postgresMigrationSql ` (an argument).
  */
-function checkIdentifiers(caller: string, names: { schema: unknown; table: unknown }): void {
+function checkIdentifiers(at: string, names: { schema: unknown; table: unknown }): void {
   for (const [name, value] of Object.entries(names)) {
     if (typeof value !== 'string' || !IDENTIFIER.test(value))
       throw new AuthConfigError(
-        `${caller} ${name}`,
+        `${at}${name}`,
         'must be a plain SQL identifier: a letter or _, then letters, digits or _ (at most 63)',
       );
   }
@@ -103,14 +105,14 @@ function checkIdentifiers(caller: string, names: { schema: unknown; table: unkno
   // second table's index.
   if ((names.table as string).length + INDEX_SUFFIX.length > 63)
     throw new AuthConfigError(
-      `${caller} table`,
+      `${at}table`,
       `must be at most ${63 - INDEX_SUFFIX.length} characters, so that its index's name (the table's with "${INDEX_SUFFIX}") fits PostgreSQL's 63`,
     );
 }
 
 /** The schema: one table, keyed by (user, session); times are epoch milliseconds. */
 export function postgresMigrationSql(schema = 'public', table = 'auth_sessions'): string {
-  checkIdentifiers('postgresMigrationSql', { schema, table });
+  checkIdentifiers('postgresMigrationSql ', { schema, table });
   const t = `${quote(schema)}.${quote(table)}`;
   return `CREATE SCHEMA IF NOT EXISTS ${quote(schema)};
 CREATE TABLE IF NOT EXISTS ${t} (
@@ -399,7 +401,7 @@ class PostgresStore implements PostgresSessionStore {
 const nodePostgres = (): typeof pg =>
   loadModule<typeof pg>(
     'pg',
-    'postgresStore connection',
+    'postgresStore.connection',
     'opening a pool needs `pg` (node-postgres), which could not be loaded: install it (`npm install pg`), or, in a bundled app, keep `pg` external or pass your own pg.Pool',
   );
 
@@ -447,17 +449,22 @@ export function postgresStore(
   connection: PostgresConnection,
   options: PostgresStoreOptions = {},
 ): PostgresSessionStore {
+  // Each option is named as written, `postgresStore.timeout`; the options object as a whole, like
+  // redisStore's, is `postgresStore options`.
   const fail = (option: string, message: string) =>
-    new AuthConfigError(`postgresStore ${option}`, message);
+    new AuthConfigError(`postgresStore.${option}`, message);
   if (options === null || typeof options !== 'object')
-    throw fail('options', 'must be an object like { schema, table, timeout }');
+    throw new AuthConfigError(
+      'postgresStore options',
+      'must be an object like { schema, table, timeout }',
+    );
   onlyKnown('postgresStore', options, POSTGRES_STORE_OPTION_NAMES);
   const schema = options.schema ?? 'public';
   const table = options.table ?? 'auth_sessions';
-  checkIdentifiers('postgresStore', { schema, table });
-  const timeout = wholeNumber('postgresStore timeout', options.timeout ?? 1000, 10, 60_000);
+  checkIdentifiers('postgresStore.', { schema, table });
+  const timeout = wholeNumber('postgresStore.timeout', options.timeout ?? 1000, 10, 60_000);
   const pruneInterval = wholeNumber(
-    'postgresStore pruneInterval',
+    'postgresStore.pruneInterval',
     options.pruneInterval ?? 600,
     0,
     86_400,

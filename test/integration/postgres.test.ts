@@ -92,7 +92,7 @@ describe('PostgreSQL store: schema', () => {
         expect(error).toBeInstanceOf(AuthConfigError);
         expect(error).toMatchObject({
           code: 'invalid_option',
-          option: 'postgresStore connection',
+          option: 'postgresStore.connection',
           message: expect.stringContaining('pass a pg.Pool'),
         });
       }

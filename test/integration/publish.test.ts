@@ -203,7 +203,7 @@ describe('the packed package', () => {
     expect(JSON.parse(out)).toEqual({
       own: 'function',
       configError: true,
-      option: 'postgresStore connection',
+      option: 'postgresStore.connection',
       message: expect.stringContaining('npm install pg'),
     });
   });

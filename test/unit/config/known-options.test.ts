@@ -14,7 +14,7 @@ afterEach(async () => {
   auth = undefined;
 });
 
-describe('every factory refuses options it does not know, naming them', () => {
+describe('every factory refuses options it does not know, naming them as written', () => {
   it('createAuth, auth.routes, auth.jwks, the middlewares, the stores and koaJwtStrategy', () => {
     auth = createAuth({ secret: 'known-options-test-secret-32-bytes!' });
     const a = auth;
@@ -57,6 +57,17 @@ describe('every factory refuses options it does not know, naming them', () => {
       ],
       // A prefix differing from another only in a lone surrogate would share its keys.
       [() => redisStore('redis://127.0.0.1:1', { keyPrefix: 'a\uDBFF:' }), 'keyPrefix'],
+      // A wrong value of a known option is named the way a misspelt one is.
+      [() => a.requireAuth({ checkSession: 'no' } as never), 'middleware options.checkSession'],
+      [() => a.getData({ csrf: 1 } as never), 'middleware options.csrf'],
+      [() => postgresStore('postgres://127.0.0.1:1/x', { timeout: 5 }), 'postgresStore.timeout'],
+      [() => postgresStore('postgres://127.0.0.1:1/x', { table: 'a-b' }), 'postgresStore.table'],
+      [
+        () => postgresStore('postgres://127.0.0.1:1/x', { pruneInterval: -1 }),
+        'postgresStore.pruneInterval',
+      ],
+      [() => postgresStore('mysql://127.0.0.1:1/x'), 'postgresStore.connection'],
+      [() => postgresStore('postgres://127.0.0.1:1/x', null as never), 'postgresStore options'],
     ];
     for (const [make, option] of cases) {
       let thrown: unknown;
