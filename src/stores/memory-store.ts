@@ -1,3 +1,5 @@
+import { shown } from '../config/validate.js';
+import { AuthConfigError } from '../errors.js';
 import type {
   NewSession,
   Rotation,
@@ -166,6 +168,13 @@ export class MemoryStore implements SessionStore {
  * The in-process store: for development, tests and single-process tools. Sessions are lost on
  * restart and not shared between processes (createAuth warns once under NODE_ENV=production).
  */
-export function memoryStore(): SessionStore {
+export function memoryStore(...given: []): SessionStore {
+  // It takes no options: one given from JavaScript (a ttl, a size) would do nothing, silently.
+  const stray = (given as unknown[]).find((option) => option !== undefined);
+  if (stray !== undefined)
+    throw new AuthConfigError(
+      'memoryStore options',
+      `memoryStore() takes no options (got ${shown(stray)}); sessions last as createAuth's own options say`,
+    );
   return new MemoryStore();
 }

@@ -165,21 +165,13 @@ class PostgresStore implements PostgresSessionStore {
   }
 
   async migrate(): Promise<void> {
-    const client = await this.pool.connect();
-    client.on('error', ignore);
-    try {
-      await client.query('BEGIN');
+    // Bounded like every call, so a start-up never waits forever on a server that accepts and
+    // does not answer, or on a lock another transaction holds on the table.
+    await this.transaction(async (run) => {
       // Two processes migrating at once would race on CREATE … IF NOT EXISTS.
-      await client.query('SELECT pg_advisory_xact_lock($1, 0)', [LOCK_NAMESPACE]);
-      await client.query(this.migrationSql());
-      await client.query('COMMIT');
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw error;
-    } finally {
-      client.off('error', ignore);
-      client.release();
-    }
+      await run('SELECT pg_advisory_xact_lock($1, 0)', [LOCK_NAMESPACE]);
+      await run(this.migrationSql());
+    });
   }
 
   /** One statement, bounded; a missing table is reported once with the fix. */
@@ -214,35 +206,7 @@ class PostgresStore implements PostgresSessionStore {
   }
 
   async create(userId: string, s: NewSession, maxSessions: number): Promise<void> {
-    // Each step is bounded on its own, so the whole transaction can outlast the call (a wait for
-    // a connection, then for the user's lock): once the caller has its timeout, the transaction
-    // rolls back at its next step instead of committing a session whose tokens nobody received.
-    const call = { late: false };
-    try {
-      await this.bounded(this.createInTransaction(userId, s, maxSessions, call));
-    } catch (error) {
-      if (error instanceof StoreTimeoutError) call.late = true;
-      throw error;
-    }
-  }
-
-  private async createInTransaction(
-    userId: string,
-    s: NewSession,
-    maxSessions: number,
-    call: { late: boolean },
-  ): Promise<void> {
-    const client = await this.pool.connect();
-    // A connection that dies between two statements of the transaction emits 'error' on the
-    // checked-out client; the failing statement reports it, so the event itself is ignored.
-    client.on('error', ignore);
-    let failed: unknown;
-    try {
-      const run = (text: string, values?: unknown[]) => {
-        if (call.late) throw new StoreTimeoutError('PostgreSQL', this.timeout);
-        return client.query({ text, values, query_timeout: this.timeout } as pg.QueryConfig);
-      };
-      await run('BEGIN');
+    await this.transaction(async (run) => {
       // Serialises this user's logins, so concurrent ones cannot each keep `maxSessions` others.
       await run('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_NAMESPACE, userId]);
       await run(
@@ -257,6 +221,44 @@ class PostgresStore implements PostgresSessionStore {
            ORDER BY expires_at DESC, created_at DESC OFFSET $3)))`,
         [userId, s.now, maxSessions],
       );
+    });
+  }
+
+  /**
+   * Runs `steps` in one transaction on a connection of its own, bounded by the store's timeout.
+   * Each step is bounded on its own too, so the whole can outlast the call (a wait for a
+   * connection, then for a lock): once the caller has its timeout, the transaction rolls back at
+   * its next step instead of committing what the caller was told failed (a session whose tokens
+   * nobody received).
+   */
+  private async transaction(
+    steps: (run: (text: string, values?: unknown[]) => Promise<unknown>) => Promise<void>,
+  ): Promise<void> {
+    const call = { late: false };
+    try {
+      await this.bounded(this.runTransaction(steps, call));
+    } catch (error) {
+      if (error instanceof StoreTimeoutError) call.late = true;
+      throw error;
+    }
+  }
+
+  private async runTransaction(
+    steps: (run: (text: string, values?: unknown[]) => Promise<unknown>) => Promise<void>,
+    call: { late: boolean },
+  ): Promise<void> {
+    const client = await this.pool.connect();
+    // A connection that dies between two statements of the transaction emits 'error' on the
+    // checked-out client; the failing statement reports it, so the event itself is ignored.
+    client.on('error', ignore);
+    let failed: unknown;
+    try {
+      const run = async (text: string, values?: unknown[]) => {
+        if (call.late) throw new StoreTimeoutError('PostgreSQL', this.timeout);
+        return client.query({ text, values, query_timeout: this.timeout } as pg.QueryConfig);
+      };
+      await run('BEGIN');
+      await steps(run);
       await run('COMMIT');
     } catch (error) {
       failed = error;

@@ -42,20 +42,30 @@ export const WRITE_OPTION_NAMES = [
   'headers',
 ] as const;
 
-/** Whether `value` can be a session id: a non-empty string of at most 64 characters. */
+/**
+ * Whether `value` can be a session id: a non-empty, well-formed string of at most 64 characters
+ * without control characters, as user ids are. No session the library starts has any other id;
+ * one with a NUL would be kept by memory and Redis yet fail on PostgreSQL (as an outage).
+ */
 export function isSessionId(value: unknown): value is string {
-  return typeof value === 'string' && value.length > 0 && value.length <= 64;
+  return (
+    typeof value === 'string' &&
+    value.length > 0 &&
+    value.length <= 64 &&
+    isWellFormed(value) &&
+    !hasControl(value)
+  );
 }
 
 /**
  * `writeToken`'s `sessionId`, checked: undefined when left out, else a session id as the library
- * makes them (a non-empty string of at most 64 characters); anything else is a TypeError.
+ * makes them (see isSessionId); anything else is a TypeError.
  */
 export function sessionIdOption(value: unknown): string | undefined {
   if (value === undefined) return undefined;
   if (!isSessionId(value))
     throw new TypeError(
-      'koa-jwt-redis: `sessionId` must be a session id: a non-empty string of at most 64 characters',
+      'koa-jwt-redis: `sessionId` must be a session id: a non-empty, well-formed string of at most 64 characters without control characters',
     );
   return value;
 }

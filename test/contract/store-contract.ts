@@ -594,6 +594,27 @@ export function authOnStoreContract(
       }
     });
 
+    it('a session id no session can have (a NUL, a control character, a lone surrogate) finds nothing, with no store call', async () => {
+      const auth = makeAuth();
+      const outages: string[] = [];
+      auth.on('store_unavailable', ({ operation }) => outages.push(operation));
+      try {
+        const u = user();
+        const pair = await auth.generateTokens({ id: u });
+        // PostgreSQL cannot hold a NUL: asked, it failed the call, read as an outage (a 503).
+        for (const bad of ['a\u0000', '\u0000', 'a\u001b[2J', 'a\u007f', 'a\uD800']) {
+          expect(await auth.revokeSession(u, bad)).toBe(false);
+          await expect(auth.createAccessToken({ id: u }, { sessionId: bad })).rejects.toThrow(
+            /`sessionId` must be a session id/,
+          );
+        }
+        expect(outages).toEqual([]);
+        expect(await auth.checkRefreshToken(pair.refresh_token)).toBe(true);
+      } finally {
+        await auth.close();
+      }
+    });
+
     it('50 concurrent refreshes within a grace period: all get working tokens of one live chain', async () => {
       const auth = makeAuth({ refreshGracePeriod: 10 });
       try {

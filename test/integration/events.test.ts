@@ -269,6 +269,14 @@ describe('audit events', () => {
     await expect(auth.checkRefreshToken(pair.refresh_token)).rejects.toMatchObject({
       code: 'store_unavailable',
     });
+    // The rest of the operations the README lists.
+    const sid = sidOf(pair.refresh_token);
+    for (const call of [
+      () => auth.listSessions('u-down'),
+      () => auth.revokeSession('u-down', sid),
+      () => auth.createAccessToken({ id: 'u-down' }, { sessionId: sid }),
+    ])
+      await expect(call()).rejects.toMatchObject({ code: 'store_unavailable' });
     expect(seen.map((e) => e.payload.operation)).toEqual([
       'checkSession',
       'checkSession',
@@ -277,6 +285,9 @@ describe('audit events', () => {
       'logout',
       'revokeAllSessions',
       'checkRefreshToken',
+      'listSessions',
+      'revokeSession',
+      'writeToken',
     ]);
     for (const { payload } of seen) {
       expect(Object.keys(payload).sort()).toEqual(['error', 'operation']);

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Auth, AuthConfigError, createAuth, postgresStore } from '../../src/index.js';
@@ -207,6 +208,41 @@ describe('PostgreSQL store: schema', () => {
     // The refresh may or may not have run before the lock: either way the store answers again.
     expect(await auth.listSessions('locked')).not.toHaveLength(0);
     await auth.generateTokens({ id: 'locked' });
+  });
+
+  it("migrate() is bounded by the store's timeout too, on the app's own pool", async () => {
+    // A server that accepts and never answers: the pool has no timeout of its own.
+    const silent = net.createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const sockets: net.Socket[] = [];
+    silent.on('connection', (socket) => sockets.push(socket));
+    const { port } = silent.address() as net.AddressInfo;
+    const mute = new pg.Pool({ host: '127.0.0.1', port, user: 'x', database: 'x' });
+    mute.on('error', () => {});
+    // And a table another transaction holds locked, on a pool with no statement_timeout.
+    const own = new pg.Pool({ connectionString: pgUrl() });
+    const s = schema();
+    await postgresStore(pool, { schema: s, pruneInterval: 0 }).migrate();
+    const locker = await pool.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query(`LOCK TABLE "${s}"."auth_sessions" IN ACCESS EXCLUSIVE MODE`);
+      for (const target of [mute, own]) {
+        const store = postgresStore(target, { schema: s, timeout: 300, pruneInterval: 0 });
+        const started = Date.now();
+        await expect(store.migrate()).rejects.toThrow(/did not answer within 300 ms/);
+        // 300 ms timeout; a generous margin for a loaded machine.
+        expect(Date.now() - started).toBeLessThan(1500);
+      }
+    } finally {
+      await locker.query('ROLLBACK');
+      locker.release();
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+      await own.end();
+    }
+    // The table is as it was, and a migrate() on a free table goes through.
+    await postgresStore(pool, { schema: s, pruneInterval: 0 }).migrate();
   });
 
   it('a login that timed out never commits later, though its transaction outlasts the call', async () => {

@@ -202,6 +202,8 @@ expectTypeOf<Holding['holds']>().toEqualTypeOf<(now: number) => boolean>();
 
 // Built-in stores and the store option; the PostgreSQL store adds its schema management.
 expectTypeOf(memoryStore()).toEqualTypeOf<SessionStore>();
+// @ts-expect-error memoryStore takes no options (at run time an AuthConfigError).
+memoryStore({ ttl: 60 });
 expectTypeOf(
   redisStore('redis://127.0.0.1:6379', { keyPrefix: 'a:', timeout: 500 }),
 ).toEqualTypeOf<SessionStore>();

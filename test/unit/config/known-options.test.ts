@@ -4,6 +4,7 @@ import {
   AuthConfigError,
   createAuth,
   koaJwtStrategy,
+  memoryStore,
   postgresStore,
   redisStore,
 } from '../../../src/index.js';
@@ -68,6 +69,8 @@ describe('every factory refuses options it does not know, naming them as written
       ],
       [() => postgresStore('mysql://127.0.0.1:1/x'), 'postgresStore.connection'],
       [() => postgresStore('postgres://127.0.0.1:1/x', null as never), 'postgresStore options'],
+      // memoryStore takes none: a ttl or size given to it would do nothing.
+      [() => (memoryStore as (o: unknown) => unknown)({ ttl: 60 }), 'memoryStore options'],
     ];
     for (const [make, option] of cases) {
       let thrown: unknown;
