@@ -31,7 +31,7 @@ export interface SessionTimes {
 }
 
 /** The session has reached its absolute end (or the record's): nothing can be issued for it. */
-const sessionOver = () =>
+export const sessionOver = () =>
   new AuthError('token_expired', 'The session has reached its maximum lifetime; log in again.');
 
 /**

@@ -16,7 +16,7 @@ import {
   userIdOf,
 } from '../tokens/issue.js';
 import { MAX_TOKEN_LENGTH } from '../tokens/token-service.js';
-import { storeCaller } from './issuing.js';
+import { sessionOver, storeCaller } from './issuing.js';
 import { redisStrategy } from './redis.js';
 import type { StrategyContext, TokenStrategy, WriteOptions } from './types.js';
 
@@ -122,14 +122,20 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
     // Only a slide that moves the expiry the store keeps: at the absolute cap, or short of the
     // next whole second on a store that keeps seconds, a write would change nothing.
     if (kept(expiresAt) <= record.expiresAt) return undefined;
-    return store.rotate(parsed.sub, {
-      sessionId: parsed.sid,
-      oldJti: parsed.digest,
-      newJti: parsed.digest,
-      now,
-      expiresAt,
-      graceMs: 0,
-    });
+    // A store that throws rather than rejects is failing all the same: a rejection here, so that
+    // a refresh answers 503 (and a request's unawaited slide is ignored), not a 500.
+    try {
+      return store.rotate(parsed.sub, {
+        sessionId: parsed.sid,
+        oldJti: parsed.digest,
+        newJti: parsed.digest,
+        now,
+        expiresAt,
+        graceMs: 0,
+      });
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
   }
 
   function userOf(parsed: ParsedToken, record: SessionRecord): AuthUser {
@@ -229,6 +235,13 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
       const now = Date.now();
       const record = await find(parsed, 'refresh', now);
       if (!record) throw revoked();
+      // The expiry the store will keep: the slide's, rounded down to the store's resolution,
+      // or the record's own when there is nothing to slide (at the absolute cap).
+      const expiresAt = Math.max(record.expiresAt, kept(slidTo(record, now)));
+      const expiresIn = Math.floor((expiresAt - now) / 1000);
+      // Under a second left before the absolute end: a pair with `expires_in: 0` (and cookies
+      // with Max-Age=0, which delete themselves) would be a refresh that seemed to succeed.
+      if (expiresIn <= 0) throw sessionOver();
       const slid = slide(parsed, record, now, true);
       if (slid !== undefined && (await stored('refresh', () => slid)) !== 'rotated')
         throw revoked();
@@ -237,14 +250,7 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
         sessionId: parsed.sid,
         ...meta,
       });
-      // The expiry the store now keeps: the slide's, rounded down to the store's resolution,
-      // or the record's own when there was nothing to slide (at the absolute cap).
-      const expiresAt = Math.max(record.expiresAt, kept(slidTo(record, now)));
-      return tokenPair(
-        token as string,
-        token as string,
-        Math.max(0, Math.floor((expiresAt - now) / 1000)),
-      );
+      return tokenPair(token as string, token as string, expiresIn);
     },
 
     async invalidateRefreshToken(token) {

@@ -1,6 +1,7 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import type { Auth } from '../../src/index.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { type Auth, createAuth, memoryStore, type SessionStore } from '../../src/index.js';
 import { allKeys, redisClient, testAuth, uniquePrefix } from '../helpers/auth.js';
+import { SECRET } from '../helpers/forge.js';
 import { call, type Reply, serve, type Served } from '../helpers/http.js';
 import { Jar, setCookies, webApp } from '../helpers/web.js';
 
@@ -206,5 +207,64 @@ describe('what a login is refused', () => {
     }
     await expect(auth.listSessions('\u0000')).rejects.toBeInstanceOf(TypeError);
     await expect(auth.revokeAllSessions('a\u0000')).rejects.toBeInstanceOf(TypeError);
+  });
+});
+
+describe('session strategy refresh at its edges', () => {
+  it('a refresh in the last second before the absolute end is token_expired, not a pair with expires_in 0', async () => {
+    auth = testAuth({ strategy: 'session', absoluteSessionTtl: 3600 });
+    const t0 = Date.now();
+    const { refresh_token: token } = await auth.generateTokens({ id: 'ending' });
+    const [session] = await auth.listSessions('ending', { strategy: 'session' });
+    const end = session!.expiresAt.getTime();
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      // A second and a half before the end: a pair that lives one more second.
+      vi.setSystemTime(end - 1500);
+      expect((await auth.refreshTokens(token)).expires_in).toBe(1);
+      // Under a second before it: no pair (its cookies would say Max-Age=0), and the session
+      // still answers requests until its end.
+      vi.setSystemTime(end - 500);
+      await expect(auth.refreshTokens(token)).rejects.toMatchObject({ code: 'token_expired' });
+      expect(await auth.getData(token)).toMatchObject({ sub: 'ending' });
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(end - t0).toBeLessThanOrEqual(3600_000);
+  });
+
+  it('a custom store that throws rather than rejects: a refresh answers store_unavailable, requests go on', async () => {
+    const inner = memoryStore();
+    let throwing = false;
+    const store: SessionStore = {
+      create: (...a) => inner.create(...a),
+      rotate: (...a) => {
+        if (throwing) throw new Error('the store is gone');
+        return inner.rotate(...a);
+      },
+      get: (...a) => inner.get(...a),
+      isLive: (...a) => inner.isLive(...a),
+      revoke: (...a) => inner.revoke(...a),
+      revokeAll: (...a) => inner.revokeAll(...a),
+      list: (...a) => inner.list(...a),
+      close: () => inner.close(),
+    };
+    auth = createAuth({ secret: SECRET, store, strategy: 'session', sessionIdleTtl: 60 });
+    const { refresh_token: token } = await auth.generateTokens({ id: 'thrower' });
+    throwing = true;
+    // Half a minute on, a refresh slides the session, and a request's slide (due every tenth of
+    // the idle time) is sent too: the store throws at both.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime(Date.now() + 30_000);
+      await expect(auth.refreshTokens(token)).rejects.toMatchObject({
+        code: 'store_unavailable',
+        status: 503,
+      });
+      // The request's slide is not awaited: a store that throws does not fail the request.
+      expect(await auth.getData(token)).toMatchObject({ sub: 'thrower' });
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
