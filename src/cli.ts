@@ -1,7 +1,19 @@
 #!/usr/bin/env node
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  closeSync,
+  fchmodSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import {
   type Algorithm,
   ALGORITHMS,
@@ -40,7 +52,7 @@ Options:
   --out <dir>           write files into <dir> (created if missing) instead of printing the key:
                         secret (HS*), or private.pem, public.pem and jwk.json; secrets and private
                         keys get mode 600. Prints what it wrote where.
-  --force               with --out, overwrite existing files (otherwise it refuses, exit code 1)
+  --force               with --out, replace existing files (otherwise it refuses, exit code 1)
   -h, --help            this help
   -v, --version         the version of koa-jwt-redis
 
@@ -70,6 +82,19 @@ interface Args {
   force: boolean;
 }
 
+/** The options of keygen: those that take a value, and flags. */
+const OPTIONS = new Map<string, 'value' | 'flag'>([
+  ['--alg', 'value'],
+  ['--bits', 'value'],
+  ['--kid', 'value'],
+  ['--json', 'flag'],
+  ['--out', 'value'],
+  ['--force', 'flag'],
+]);
+
+/** C0 and C1 control characters and DEL: a terminal may act on them, and a config file breaks. */
+const CONTROL = /\p{Cc}/u;
+
 function parse(argv: string[]): Args | 'help' | 'version' {
   if (argv.length === 0) throw new UsageError('a command is needed: keygen --alg <algorithm>');
   if (argv.includes('-h') || argv.includes('--help') || argv[0] === 'help') return 'help';
@@ -79,12 +104,7 @@ function parse(argv: string[]): Args | 'help' | 'version' {
     throw new UsageError(
       `unknown command ${JSON.stringify(command)}; the only command is "keygen"`,
     );
-  let alg: string | undefined;
-  let bits: string | undefined;
-  let kid: string | undefined;
-  let json = false;
-  let out: string | undefined;
-  let force = false;
+  const given = new Map<string, string>();
   for (let i = 0; i < rest.length; i++) {
     const arg = rest[i]!;
     const [name, inline] =
@@ -97,14 +117,18 @@ function parse(argv: string[]): Args | 'help' | 'version' {
         throw new UsageError(`${name} needs a value`);
       return next;
     };
-    if (name === '--alg') alg = value();
-    else if (name === '--bits') bits = value();
-    else if (name === '--kid') kid = value();
-    else if (name === '--json' && inline === undefined) json = true;
-    else if (name === '--out') out = value();
-    else if (name === '--force' && inline === undefined) force = true;
-    else throw new UsageError(`unknown option ${JSON.stringify(arg)}`);
+    const kind = OPTIONS.get(name);
+    if (kind === undefined || (kind === 'flag' && inline !== undefined))
+      throw new UsageError(`unknown option ${JSON.stringify(arg)}`);
+    // Which one was meant is a guess: refuse rather than take the last.
+    if (given.has(name)) throw new UsageError(`${name} given twice`);
+    given.set(name, kind === 'value' ? value() : '');
   }
+  const [alg, bits, kid, out] = ['--alg', '--bits', '--kid', '--out'].map((name) =>
+    given.get(name),
+  );
+  const json = given.has('--json');
+  const force = given.has('--force');
   if (alg === undefined) throw new UsageError('--alg is required, e.g. --alg ES256');
   // Any spelling: es256, eddsa.
   const upper = ALGORITHMS.find((name) => name.toUpperCase() === alg!.toUpperCase()) ?? alg;
@@ -124,9 +148,35 @@ function parse(argv: string[]): Args | 'help' | 'version' {
   }
   if (kid !== undefined && (kid.length === 0 || kid.length > 256))
     throw new UsageError('--kid must be 1 to 256 characters');
+  // Stricter than createAuth, which takes any kid: this one is printed and pasted into configs.
+  if (kid !== undefined && CONTROL.test(kid))
+    throw new UsageError(
+      '--kid must not contain control characters (U+0000-U+001F, U+007F-U+009F)',
+    );
   if (force && out === undefined)
     throw new UsageError('--force only applies with --out (nothing is written without it)');
+  if (out !== undefined) checkOut(out);
   return { alg: upper, bits: size, kid, json, out, force };
+}
+
+/** --out names a directory, or a path where one can be made. */
+function checkOut(out: string): void {
+  if (out.length === 0) throw new UsageError('--out must not be empty: give a directory');
+  if (CONTROL.test(out)) throw new UsageError('--out must not contain control characters');
+  let stat;
+  try {
+    stat = statSync(out, { throwIfNoEntry: false });
+  } catch (error) {
+    // Anything but a file part-way along the path (EACCES, ELOOP) is told when writing.
+    if ((error as NodeJS.ErrnoException).code !== 'ENOTDIR') return;
+    throw new UsageError(
+      `--out ${JSON.stringify(out)} cannot be a directory: part of its path is a file`,
+    );
+  }
+  if (stat !== undefined && !stat.isDirectory())
+    throw new UsageError(`--out ${JSON.stringify(out)} is not a directory`);
+  if (stat === undefined && lstatSync(out, { throwIfNoEntry: false }) !== undefined)
+    throw new UsageError(`--out ${JSON.stringify(out)} is a symlink to nothing`);
 }
 
 /** What keygen made: a secret, or a key pair with its public JWK. */
@@ -165,19 +215,29 @@ function generate({ alg, bits, kid }: Args): Generated {
   return { alg, kid: keyId, privateKey, publicKey, jwk };
 }
 
+/** `text` as a single-quoted JavaScript string literal, so a printed snippet stays valid code. */
+function jsString(text: string): string {
+  const escaped = text.replace(/[\\'\p{Cc}\u2028\u2029]/gu, (char) =>
+    char === '\\' || char === "'"
+      ? `\\${char}`
+      : `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+  return `'${escaped}'`;
+}
+
 function printed(key: Generated, json: boolean): string {
   if (json) return `${JSON.stringify(key)}\n`;
   if ('secret' in key) {
     return [
       `# ${key.alg} secret (kid ${key.kid}). Keep it secret: anyone holding it can sign tokens.`,
-      `# keys: [{ algorithm: '${key.alg}', kid: '${key.kid}', secret: process.env.JWT_SECRET }]`,
+      `# keys: [{ algorithm: '${key.alg}', kid: ${jsString(key.kid)}, secret: process.env.JWT_SECRET }]`,
       key.secret,
       '',
     ].join('\n');
   }
   return [
     `# ${key.alg} key pair, kid ${key.kid}`,
-    `# keys: [{ algorithm: '${key.alg}', kid: '${key.kid}', privateKey: process.env.JWT_PRIVATE_KEY }]`,
+    `# keys: [{ algorithm: '${key.alg}', kid: ${jsString(key.kid)}, privateKey: process.env.JWT_PRIVATE_KEY }]`,
     '# Private key (keep it secret):',
     key.privateKey.trimEnd(),
     '# Public key:',
@@ -189,8 +249,11 @@ function printed(key: Generated, json: boolean): string {
 }
 
 /**
- * Writes the key into `dir`, secrets and private keys readable by the owner only. Nothing is
- * written unless every file can be: an existing one is refused without --force.
+ * Writes the key into `dir`, secrets and private keys readable by the owner only. All or nothing:
+ * anything already at one of the names (a dangling symlink too) is refused without --force, and if
+ * a write still fails (a file appeared meanwhile, the disk is full) the files this run made are
+ * removed again. Every file is created new (exclusive), so no symlink is ever followed; --force
+ * writes beside the targets and renames over them only once all are written.
  */
 function written(key: Generated, dir: string, force: boolean, json: boolean): string {
   const files: { name: string; content: string; mode: number; what: string }[] =
@@ -219,31 +282,90 @@ function written(key: Generated, dir: string, force: boolean, json: boolean): st
           },
         ];
   const paths = files.map((f) => join(dir, f.name));
-  const existing = paths.filter((path) => existsSync(path));
+  // lstat, not exists: a dangling symlink is something there too.
+  const found = paths.flatMap((path) => {
+    const stat = lstatSync(path, { throwIfNoEntry: false });
+    return stat ? [{ path, stat }] : [];
+  });
+  const existing = found.map(({ path }) => path);
   if (existing.length > 0 && !force)
     throw new RefusedError(
       `${existing.join(', ')} already exist${existing.length === 1 ? 's' : ''}; nothing was written. Pass --force to overwrite, or choose another --out.`,
     );
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  files.forEach((file, i) => {
-    writeFileSync(paths[i]!, file.content, { mode: file.mode, flag: force ? 'w' : 'wx' });
-    // A file that existed keeps its old mode through writeFileSync: set it.
-    chmodSync(paths[i]!, file.mode);
-  });
+  // A rename cannot replace a directory: say so before writing anything.
+  const unreplaceable = found
+    .filter(({ stat }) => !stat.isFile() && !stat.isSymbolicLink())
+    .map(({ path }) => path);
+  if (unreplaceable.length > 0)
+    throw new RefusedError(
+      `${unreplaceable.join(', ')} ${unreplaceable.length === 1 ? 'is' : 'are'} not a file; nothing was written.`,
+    );
+  const madeDir = mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const targets = force
+    ? paths.map((path) =>
+        join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`),
+      )
+    : paths;
+  const created: string[] = [];
+  let replaced = 0;
+  try {
+    files.forEach((file, i) => {
+      const fd = openSync(targets[i]!, 'wx', file.mode);
+      created.push(targets[i]!);
+      try {
+        // The umask may have narrowed the mode: the modes are part of the promise.
+        fchmodSync(fd, file.mode);
+        writeFileSync(fd, file.content);
+      } finally {
+        closeSync(fd);
+      }
+    });
+    if (force)
+      for (const [i, target] of targets.entries()) {
+        renameSync(target, paths[i]!);
+        replaced++;
+      }
+  } catch (error) {
+    for (const path of created) rmSync(path, { force: true });
+    if (madeDir !== undefined) removeEmptyDirectories(dir, madeDir);
+    if ((error as NodeJS.ErrnoException).code === undefined) throw error;
+    const done = paths.slice(0, replaced);
+    throw new RefusedError(
+      `${(error as Error).message}; ${
+        replaced === 0
+          ? 'nothing was written'
+          : `${done.join(', ')} ${replaced === 1 ? 'was' : 'were'} replaced all the same`
+      }.`,
+      { cause: error },
+    );
+  }
   if (json)
     return `${JSON.stringify({ alg: key.alg, kid: key.kid, files: Object.fromEntries(files.map((f, i) => [f.name, paths[i]])) })}\n`;
   const material =
     'secret' in key
-      ? `secret: readFileSync('${paths[0]}', 'utf8').trim()`
-      : `privateKey: readFileSync('${paths[0]}')`;
+      ? `secret: readFileSync(${jsString(paths[0]!)}, 'utf8').trim()`
+      : `privateKey: readFileSync(${jsString(paths[0]!)})`;
   return [
     `Wrote the ${key.alg} ${'secret' in key ? 'secret' : 'key pair'} (kid ${key.kid}) to ${dir}:`,
     ...files.map(
       (f, i) => `  ${paths[i]!.padEnd(Math.max(...paths.map((p) => p.length)))}  ${f.what}`,
     ),
-    `Use it: keys: [{ algorithm: '${key.alg}', kid: '${key.kid}', ${material} }]`,
+    `Use it: keys: [{ algorithm: '${key.alg}', kid: ${jsString(key.kid)}, ${material} }]`,
     '',
   ].join('\n');
+}
+
+/** Undoes `mkdir -p`: removes `dir` and its parents up to `top`, the first one it made, if empty. */
+function removeEmptyDirectories(dir: string, top: string): void {
+  const last = resolve(top);
+  for (let path = resolve(dir); path.length >= last.length; path = dirname(path)) {
+    try {
+      rmdirSync(path);
+    } catch {
+      return; // not empty (someone else's file): keep it, and so its parents
+    }
+    if (path === last) return;
+  }
 }
 
 function main(argv: string[]): number {
@@ -270,9 +392,9 @@ function main(argv: string[]): number {
     process.stdout.write(printed(key, args.json));
     return 0;
   }
+  let report: string;
   try {
-    process.stdout.write(written(key, args.out, args.force, args.json));
-    return 0;
+    report = written(key, args.out, args.force, args.json);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (!(error instanceof RefusedError) && code === undefined) throw error;
@@ -282,6 +404,18 @@ function main(argv: string[]): number {
     );
     return 1;
   }
+  process.stdout.write(report);
+  return 0;
 }
 
+// A reader that stopped reading (`| head`, `| true`) closes the pipe: end as a program killed by
+// SIGPIPE does, status 141 (128 + 13) and no stack trace, so `set -o pipefail` sees the output was
+// not all taken. Any other failure to write the output (a full disk) is one line and status 1.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE')
+    process.stderr.write(`koa-jwt-redis: cannot write the output: ${error.message}\n`);
+  process.exit(error.code === 'EPIPE' ? 141 : 1);
+});
+// Nowhere is left to report a closed stderr: keep the exit code main chose.
+process.stderr.on('error', () => {});
 process.exitCode = main(process.argv.slice(2));

@@ -1,16 +1,22 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import {
   accessSync,
   constants,
   existsSync,
+  lstatSync,
+  mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
+  writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runInNewContext } from 'node:vm';
 import { importPKCS8, SignJWT } from 'jose';
 import Koa from 'koa';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -24,12 +30,44 @@ const built = existsSync(cli);
 
 /** Runs the built CLI as `npx koa-jwt-redis …` would: a child Node process. */
 function run(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, [cli, ...args], {
+  return runWithNode([], ...args);
+}
+
+/** `run`, with options for Node itself before the script (`--require` a preload). */
+function runWithNode(
+  nodeArgs: string[],
+  ...args: string[]
+): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [...nodeArgs, cli, ...args], {
     encoding: 'utf8',
     timeout: 60_000,
   });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
+
+/**
+ * Runs the CLI with a stdout whose reader is gone, as after `| true` or `| head -1`: the read end
+ * is closed before the child has even started, so its first write meets a closed pipe.
+ */
+function runIntoClosedPipe(...args: string[]): Promise<{ status: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stderr }));
+  });
+}
+
+/** The `keys: [...]` snippet on the line starting with `prefix`, run as JavaScript. */
+function snippet(stdout: string, prefix: string, globals: object): unknown {
+  const line = stdout.split('\n').find((l) => l.startsWith(prefix));
+  expect(line, stdout).toBeDefined();
+  return runInNewContext(`(${line!.slice(prefix.length)})`, globals);
+}
+
+const STACK = /at .*\.js:\d+/;
 
 /** The keys printed for `alg`, loaded into createAuth: a login's token verifies and names the printed kid. */
 async function usable(
@@ -252,13 +290,198 @@ describe.runIf(built)('the keygen CLI (npm test builds dist/cli.js first)', () =
       });
     });
 
-    it('a directory it cannot write into: one line and exit 1, no stack trace', () => {
+    it('an --out that is a file, or has a file part-way along it: "not a directory", exit 2', () => {
       expect(run('keygen', '--alg', 'HS256', '--out', join(dir, 'hs2')).status).toBe(0);
-      const result = run('keygen', '--alg', 'HS256', '--out', join(dir, 'hs2', 'secret', 'x'));
-      expect(result.status).toBe(1);
-      // …/hs2/secret is a file, so it cannot be a directory.
-      expect(result.stderr.trim().split('\n')).toHaveLength(1);
-      expect(result.stderr).toMatch(/^koa-jwt-redis: /);
+      const file = join(dir, 'hs2', 'secret');
+      const before = readFileSync(file, 'utf8');
+      const dangling = join(dir, 'hs2', 'to-nothing');
+      symlinkSync(join(dir, 'hs2', 'nothing'), dangling);
+      for (const [out, message] of [
+        [file, /is not a directory/],
+        [join(file, 'x'), /cannot be a directory: part of its path is a file/],
+        [dangling, /is a symlink to nothing/],
+      ] as const) {
+        const result = run('keygen', '--alg', 'HS256', '--out', out);
+        expect(result.status, out).toBe(2);
+        expect(result.stderr).toMatch(/^koa-jwt-redis: --out /);
+        expect(result.stderr).toContain(JSON.stringify(out));
+        expect(result.stderr).toMatch(message);
+        expect(result.stderr).not.toMatch(/EEXIST|ENOTDIR/);
+        expect(result.stderr).not.toMatch(STACK);
+        expect(result.stdout).toBe('');
+      }
+      expect(readFileSync(file, 'utf8')).toBe(before);
     });
+
+    it('--out "" (or --out=) is a bad argument: exit 2, one line, nothing made', () => {
+      for (const args of [['--out', ''], ['--out=']]) {
+        const result = run('keygen', '--alg', 'ES256', ...args);
+        expect(result.status, args.join(' ')).toBe(2);
+        expect(result.stderr).toMatch(/^koa-jwt-redis: --out must not be empty/);
+        expect(result.stderr).not.toMatch(/ENOENT|mkdir/);
+        expect(result.stdout).toBe('');
+      }
+      // A path with a control character would be echoed raw to the terminal: refused too.
+      const escape = join(dir, 'keys\u001b[2J');
+      const result = run('keygen', '--alg', 'ES256', '--out', escape);
+      expect(result.status).toBe(2);
+      expect(result.stderr).toMatch(/^koa-jwt-redis: --out must not contain control characters/);
+      expect(existsSync(escape)).toBe(false);
+    });
+
+    it('a dangling symlink at one of the names is refused before anything is written (exit 1)', () => {
+      const out = join(dir, 'dangling');
+      mkdirSync(out);
+      const nowhere = join(dir, 'nowhere.pem');
+      symlinkSync(nowhere, join(out, 'public.pem'));
+      const result = run('keygen', '--alg', 'ES256', '--out', out);
+      expect(result.status).toBe(1);
+      // Only the symlink: no private key left behind, and nothing written through the link.
+      expect(readdirSync(out)).toEqual(['public.pem']);
+      expect(existsSync(nowhere)).toBe(false);
+      expect(result.stderr).toContain(`${join(out, 'public.pem')} already exists`);
+      expect(result.stderr).toMatch(/nothing was written/);
+      expect(result.stderr).not.toMatch(STACK);
+      expect(result.stdout).toBe('');
+    });
+
+    it('a write that fails after the check (a file appeared meanwhile) removes what this run wrote', () => {
+      // A preload stands in for a racing process: right after keygen creates the directory (its
+      // existence check has passed by then), a jwk.json appears in it.
+      const racer = join(dir, 'racer.cjs');
+      writeFileSync(
+        racer,
+        `const fs = require('node:fs');
+const { join } = require('node:path');
+const mkdirSync = fs.mkdirSync;
+fs.mkdirSync = (path, ...rest) => {
+  const made = mkdirSync(path, ...rest);
+  fs.writeFileSync(join(String(path), 'jwk.json'), "the racer's\\n");
+  return made;
+};
+require('node:module').syncBuiltinESMExports();
+`,
+      );
+      for (const out of [join(dir, 'raced'), join(dir, 'raced-new', 'deeper')]) {
+        if (out.endsWith('raced')) mkdirSync(out);
+        const result = runWithNode(['--require', racer], 'keygen', '--alg', 'ES256', '--out', out);
+        expect(result.status, result.stderr).toBe(1);
+        // private.pem and public.pem were written, then removed; the racer's file is untouched.
+        expect(readdirSync(out)).toEqual(['jwk.json']);
+        expect(readFileSync(join(out, 'jwk.json'), 'utf8')).toBe("the racer's\n");
+        expect(result.stderr).toMatch(
+          /^koa-jwt-redis: EEXIST.*jwk\.json.*; nothing was written\.\n$/,
+        );
+        expect(result.stdout).toBe('');
+      }
+    });
+
+    it('--force replaces a symlink instead of writing the key through it', () => {
+      const out = join(dir, 'linked');
+      mkdirSync(out);
+      const elsewhere = join(dir, 'elsewhere.pem');
+      symlinkSync(elsewhere, join(out, 'private.pem'));
+      const result = run('keygen', '--alg', 'ES256', '--out', out, '--force');
+      expect(result.status, result.stderr).toBe(0);
+      expect(existsSync(elsewhere)).toBe(false);
+      expect(lstatSync(join(out, 'private.pem')).isFile()).toBe(true);
+      expect(mode(join(out, 'private.pem'))).toBe(0o600);
+      expect(readFileSync(join(out, 'private.pem'), 'utf8')).toMatch(/BEGIN PRIVATE KEY/);
+      // No temporary file is left beside the keys.
+      expect(readdirSync(out).sort()).toEqual(['jwk.json', 'private.pem', 'public.pem']);
+    });
+
+    it('--force with a directory in the way refuses before replacing anything (exit 1)', () => {
+      const out = join(dir, 'blocked');
+      expect(run('keygen', '--alg', 'ES256', '--out', out).status).toBe(0);
+      const before = readFileSync(join(out, 'private.pem'), 'utf8');
+      rmSync(join(out, 'jwk.json'));
+      mkdirSync(join(out, 'jwk.json'));
+      const result = run('keygen', '--alg', 'ES384', '--out', out, '--force');
+      expect(result.status).toBe(1);
+      expect(result.stderr).toBe(
+        `koa-jwt-redis: ${join(out, 'jwk.json')} is not a file; nothing was written.\n`,
+      );
+      expect(readFileSync(join(out, 'private.pem'), 'utf8')).toBe(before);
+      expect(readdirSync(out).sort()).toEqual(['jwk.json', 'private.pem', 'public.pem']);
+    });
+
+    it('the paths and kid in the printed `Use it:` line are JavaScript string literals', () => {
+      const out = join(dir, "it's \\ here");
+      const kid = "o'clock \\ 2026";
+      const result = run('keygen', '--alg', 'HS256', '--kid', kid, '--out', out);
+      expect(result.status, result.stderr).toBe(0);
+      const keys = snippet(result.stdout, 'Use it: keys: ', {
+        readFileSync: (path: string) => ({ trim: () => path }),
+      }) as { kid: string; secret: string }[];
+      expect(keys[0]).toMatchObject({ algorithm: 'HS256', kid, secret: join(out, 'secret') });
+      expect(readdirSync(out)).toEqual(['secret']);
+    });
+  });
+
+  it('a closed stdout (`| true`, `| head`): no stack trace, exit code 141 as after SIGPIPE', async () => {
+    for (const args of [
+      ['keygen', '--alg', 'RS256'],
+      ['keygen', '--alg', 'HS256', '--json'],
+      ['--help'],
+      ['--version'],
+    ]) {
+      const result = await runIntoClosedPipe(...args);
+      expect(result.stderr, args.join(' ')).toBe('');
+      expect(result.status, args.join(' ')).toBe(141);
+    }
+  });
+
+  it('an option given twice is refused (exit 2), not silently the last one', () => {
+    for (const [args, name] of [
+      [['--alg', 'ES256', '--alg', 'RS256'], '--alg'],
+      [['--alg=ES256', '--alg=RS256'], '--alg'],
+      [['--alg', 'RS256', '--bits', '2048', '--bits=4096'], '--bits'],
+      [['--alg', 'ES256', '--kid', 'a', '--kid', 'b'], '--kid'],
+      [['--alg', 'ES256', '--json', '--json'], '--json'],
+      [
+        ['--alg', 'ES256', '--out', join(tmpdir(), 'kjr-a'), '--out', join(tmpdir(), 'kjr-b')],
+        '--out',
+      ],
+      [['--alg', 'ES256', '--out', join(tmpdir(), 'kjr-a'), '--force', '--force'], '--force'],
+    ] as const) {
+      const result = run('keygen', ...args);
+      expect(result.status, args.join(' ')).toBe(2);
+      expect(result.stderr).toMatch(new RegExp(`^koa-jwt-redis: ${name} given twice\n`));
+      expect(result.stdout).toBe('');
+    }
+    expect(existsSync(join(tmpdir(), 'kjr-a'))).toBe(false);
+    expect(existsSync(join(tmpdir(), 'kjr-b'))).toBe(false);
+  });
+
+  it('the printed snippet is valid JavaScript for any --kid: quotes and backslashes are escaped', () => {
+    for (const kid of ["it's", 'back\\slash', "'; process.exit(1); '", 'ключ-\u2028-🔑', '${x}`']) {
+      for (const alg of ['ES256', 'HS256']) {
+        const result = run('keygen', '--alg', alg, '--kid', kid);
+        expect(result.status, result.stderr).toBe(0);
+        const keys = snippet(result.stdout, '# keys: ', { process: { env: {} } }) as {
+          kid: string;
+        }[];
+        expect(keys, `${alg} ${kid}`).toMatchObject([{ algorithm: alg, kid }]);
+      }
+    }
+  });
+
+  it('--kid with a control character (newline, ESC, DEL, C1) is refused: exit 2, not echoed', () => {
+    for (const kid of [
+      'a\nb',
+      'tab\there',
+      'cr\r',
+      '\u001b[31mred',
+      'del\u007f',
+      'nel\u0085',
+      'csi\u009b2J',
+    ]) {
+      const result = run('keygen', '--alg', 'ES256', '--kid', kid);
+      expect(result.status, JSON.stringify(kid)).toBe(2);
+      expect(result.stderr).toMatch(/^koa-jwt-redis: --kid must not contain control characters/);
+      expect(result.stderr).not.toContain(kid);
+      expect(result.stdout).toBe('');
+    }
   });
 });
