@@ -82,6 +82,15 @@ function rolesOf(user: AuthUser): ReadonlySet<string> {
   return out;
 }
 
+/** What a claim can be matched against: a JSON scalar that equals itself. */
+function isClaimValue(value: unknown): boolean {
+  return (
+    typeof value === 'string' ||
+    typeof value === 'boolean' ||
+    (typeof value === 'number' && Number.isFinite(value))
+  );
+}
+
 function claimMatches(actual: unknown, expected: readonly unknown[]): boolean {
   if (Array.isArray(actual)) return actual.some((a) => expected.includes(a));
   return expected.includes(actual);
@@ -117,10 +126,17 @@ export function createAuthorize(
     (claimInput === null || typeof claimInput !== 'object' || Array.isArray(claimInput))
   )
     throw new AuthConfigError('authorize.claims', 'must be an object of claim: value(s)');
-  const claims = Object.entries(claimInput ?? {}).map(([name, value]): [string, unknown[]] => [
-    name,
-    Array.isArray(value) ? [...(value as unknown[])] : [value],
-  ]);
+  const claims = Object.entries(claimInput ?? {}).map(([name, value]): [string, unknown[]] => {
+    const expected = Array.isArray(value) ? [...(value as unknown[])] : [value];
+    // Undefined (an unset environment variable) would match every token without the claim, and an
+    // object, NaN or an empty list none: a rule that cannot mean what it says is refused here.
+    if (expected.length === 0 || !expected.every(isClaimValue))
+      throw new AuthConfigError(
+        `authorize.claims.${name}`,
+        'must be a string, a finite number or a boolean, or a non-empty list of them',
+      );
+    return [name, expected];
+  });
   if (!scopes && !roles && claims.length === 0 && !check)
     throw new AuthConfigError('authorize', 'needs at least one of scope, role, claims or check');
 

@@ -238,6 +238,15 @@ describe('authorize()', () => {
       [{ role: 3 }, /authorize\.role/],
       [{ check: 'yes' }, /authorize\.check/],
       [{ claims: [] }, /authorize\.claims/],
+      // An unset environment variable would have let through every token without the claim;
+      // an object, NaN, null or an empty list would never match.
+      [{ claims: { plan: undefined } }, /authorize\.claims\.plan/],
+      [{ claims: { plan: process.env.KJR_UNSET_FOR_THIS_TEST } }, /authorize\.claims\.plan/],
+      [{ claims: { plan: { nested: 1 } } }, /authorize\.claims\.plan/],
+      [{ claims: { plan: Number.NaN } }, /authorize\.claims\.plan/],
+      [{ claims: { plan: null } }, /authorize\.claims\.plan/],
+      [{ claims: { plan: [] } }, /authorize\.claims\.plan/],
+      [{ claims: { plan: ['pro', undefined] } }, /authorize\.claims\.plan/],
       [{ scopes: 'x' }, /authorize\.scopes/],
       [null, /authorize/],
     ];
