@@ -1,8 +1,9 @@
-import type { KeyObject } from 'node:crypto';
+import { createPublicKey, KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { onlyKnown } from '../config/validate.js';
 import { AuthConfigError, AuthError, UnsupportedError } from '../errors.js';
 import { type AuthUser, RESERVED_CLAIMS, TOKEN_TYP, withClaims } from '../tokens/claims.js';
+import { FORBIDDEN_HEADERS } from '../tokens/token-service.js';
 import { redisStrategy } from './redis.js';
 import type { StrategyContext, StrategyFactory, TokenReader, TokenStrategy } from './types.js';
 
@@ -68,6 +69,57 @@ function headerTyp(token: string): unknown {
   }
 }
 
+/** The time claims a payload may carry: numbers, or a token that is refused (SECURITY.md). */
+const TIME_CLAIMS = ['iat', 'nbf', 'exp'] as const;
+
+/** The algorithms each kind of key verifies; jsonwebtoken refuses every other pairing per token. */
+const ALGORITHMS_OF: Record<string, readonly string[]> = {
+  secret: ['HS256', 'HS384', 'HS512'],
+  rsa: ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'],
+  'rsa-pss': ['PS256', 'PS384', 'PS512'],
+  ec: ['ES256', 'ES384', 'ES512'],
+};
+
+/**
+ * What kind of key `secret` is, as jsonwebtoken will read it: a KeyObject says; a string or a
+ * Buffer that parses as a PEM key is that key (a private one verifies as its public half), and
+ * anything else an HMAC secret. An RSA key under 2048 bits, which jsonwebtoken refuses at every
+ * verification, is refused here, once.
+ */
+function keyKind(secret: string | Buffer | KeyObject): string {
+  let key: KeyObject | undefined;
+  if (secret instanceof KeyObject) key = secret.type === 'secret' ? undefined : secret;
+  else {
+    try {
+      key = createPublicKey(secret);
+    } catch {
+      key = undefined;
+    }
+  }
+  if (key === undefined) return 'secret';
+  const kind = key.asymmetricKeyType ?? 'unknown';
+  if (
+    (kind === 'rsa' || kind === 'rsa-pss') &&
+    (key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048
+  )
+    throw new AuthConfigError(
+      'koaJwtStrategy.secret',
+      'is an RSA key under 2048 bits, which jsonwebtoken refuses: no token could be verified with it',
+    );
+  return kind;
+}
+
+/** A non-empty string or a non-empty list of them; undefined when left out. */
+function claimList(name: string, value: unknown): void {
+  if (value === undefined) return;
+  const values = Array.isArray(value) ? (value as unknown[]) : [value];
+  if (values.length === 0 || !values.every((v) => typeof v === 'string' && v.length > 0))
+    throw new AuthConfigError(
+      `koaJwtStrategy.${name}`,
+      `must be the ${name} your koa-jwt middleware checked: a non-empty string or a non-empty list of them (leave it out if it checked none)`,
+    );
+}
+
 /** The options of koaJwtStrategy(): any other name is a typo, refused. */
 const KOA_JWT_OPTION_NAMES = [
   'secret',
@@ -96,10 +148,12 @@ export function koaJwtStrategy(options: KoaJwtStrategyOptions): StrategyFactory 
   // A misspelt `isRevoked` would accept every legacy token until the window ends.
   onlyKnown('koaJwtStrategy', options, KOA_JWT_OPTION_NAMES);
   const { secret, until, issuer, audience, isRevoked } = options;
+  // Any length: this only verifies, and only until `until`, what koa-jwt verified with the same
+  // secret, which it never measured; the library's own secrets are held to 32 bytes.
   if (
     !(typeof secret === 'string' && secret.length > 0) &&
     !(Buffer.isBuffer(secret) && secret.length > 0) &&
-    !(typeof secret === 'object' && secret !== null && 'asymmetricKeyType' in secret)
+    !(secret instanceof KeyObject)
   )
     throw new AuthConfigError(
       'koaJwtStrategy.secret',
@@ -120,6 +174,17 @@ export function koaJwtStrategy(options: KoaJwtStrategyOptions): StrategyFactory 
       'koaJwtStrategy.algorithms',
       `must list algorithms from ${LEGACY_ALGORITHMS.join(', ')}`,
     );
+  // An algorithm the key cannot verify would refuse every old token at run time, with a 401.
+  const kind = keyKind(secret);
+  const fits = ALGORITHMS_OF[kind] ?? [];
+  const misfit = algorithms.find((a) => !fits.includes(a));
+  if (misfit !== undefined)
+    throw new AuthConfigError(
+      'koaJwtStrategy.algorithms',
+      `${misfit} cannot be verified with ${kind === 'secret' ? 'an HMAC secret' : `this ${kind} key`}${fits.length > 0 ? `: it verifies ${fits.join(', ')}` : ''}`,
+    );
+  claimList('issuer', issuer);
+  claimList('audience', audience);
   const subject = options.subject ?? defaultSubject;
   if (typeof subject !== 'function')
     throw new AuthConfigError('koaJwtStrategy.subject', 'must be a function (payload) => id');
@@ -127,6 +192,17 @@ export function koaJwtStrategy(options: KoaJwtStrategyOptions): StrategyFactory 
     throw new AuthConfigError(
       'koaJwtStrategy.isRevoked',
       'must be a function (payload) => boolean',
+    );
+  const { primary: primaryOption = redisStrategy } = options;
+  if (
+    typeof primaryOption !== 'function' &&
+    (primaryOption === null ||
+      typeof primaryOption !== 'object' ||
+      typeof (primaryOption as Partial<TokenReader>).readToken !== 'function')
+  )
+    throw new AuthConfigError(
+      'koaJwtStrategy.primary',
+      'must be a strategy (with readToken) or a strategy factory (context) => strategy',
     );
   const verifyOptions: jwt.VerifyOptions = {
     algorithms: [...algorithms],
@@ -143,9 +219,21 @@ export function koaJwtStrategy(options: KoaJwtStrategyOptions): StrategyFactory 
       );
     let payload: Record<string, unknown>;
     try {
-      const decoded = jwt.verify(token, secret, verifyOptions);
+      const { header, payload: decoded } = jwt.verify(token, secret, {
+        ...verifyOptions,
+        complete: true,
+      });
       if (decoded === null || typeof decoded !== 'object') throw new Error('not a JSON object');
       payload = decoded as Record<string, unknown>;
+      // After the signature, as for the library's own tokens; koa-jwt let these through, but no
+      // token a koa-jwt app signed with jsonwebtoken's defaults carries them.
+      const foreign = FORBIDDEN_HEADERS.find((name) => name in header);
+      if (foreign !== undefined) throw new Error(`the ${foreign} header is not accepted`);
+      const time = TIME_CLAIMS.find(
+        (name) =>
+          name in payload && !(typeof payload[name] === 'number' && Number.isFinite(payload[name])),
+      );
+      if (time !== undefined) throw new Error(`${time} is not a number`);
     } catch (cause) {
       if (cause instanceof jwt.TokenExpiredError)
         throw new AuthError('token_expired', 'The token has expired.', { cause });
@@ -166,7 +254,6 @@ export function koaJwtStrategy(options: KoaJwtStrategyOptions): StrategyFactory 
   }
 
   return (context: StrategyContext): TokenStrategy => {
-    const primaryOption = options.primary ?? redisStrategy;
     // Tokens carry the name of the strategy that issued them: read the default `redis` ones.
     const primary: TokenReader =
       typeof primaryOption === 'function'

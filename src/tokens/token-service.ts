@@ -34,7 +34,7 @@ function verifiable(token: string, exp: number): { token: string; exp: number } 
 const JWS_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 /** Header parameters that point elsewhere for keys or demand extensions: never honoured. */
-const FORBIDDEN_HEADERS = ['jku', 'x5u', 'jwk', 'x5c', 'crit'] as const;
+export const FORBIDDEN_HEADERS = ['jku', 'x5u', 'jwk', 'x5c', 'crit'] as const;
 
 export interface TokenServiceOptions {
   ring: KeyRing;

@@ -1,10 +1,18 @@
+import { createSecretKey } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import Koa from 'koa';
 import koaJwt from 'koa-jwt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMigratingApp } from '../../examples/koa-jwt-migration/app.js';
-import { type Auth, AuthConfigError, koaJwtStrategy, UnsupportedError } from '../../src/index.js';
+import {
+  type Auth,
+  AuthConfigError,
+  koaJwtStrategy,
+  type KoaJwtStrategyOptions,
+  UnsupportedError,
+} from '../../src/index.js';
 import { testAuth } from '../helpers/auth.js';
+import { forgeHmac, rsaKeys } from '../helpers/forge.js';
 import { call, serve, type Served } from '../helpers/http.js';
 
 /**
@@ -100,6 +108,8 @@ describe('migrating from koa-jwt', () => {
   it('refuses a wrong secret, alg none, another algorithm, an expired token and a token naming no user', async () => {
     await start();
     const none = jwt.sign({ id: 1 }, '', { algorithm: 'none' });
+    const hs256 = { alg: 'HS256', typ: 'JWT' };
+    const later = Math.floor(Date.now() / 1000) + HOUR;
     const [header, payload] = legacyToken().split('.');
     const cases: [string, string][] = [
       [jwt.sign({ id: 1 }, 'another-secret-entirely-32-bytes!!'), 'token_invalid'],
@@ -109,6 +119,14 @@ describe('migrating from koa-jwt', () => {
       [legacyToken({ id: 1, exp: Math.floor(Date.now() / 1000) - 60 }, {}), 'token_expired'],
       [legacyToken({ username: 'nobody' }), 'token_invalid'],
       ['not.a.token', 'token_invalid'],
+      // Signed with the old secret, yet refused as the library's own tokens would be: koa-jwt let
+      // these through (SECURITY.md: non-number time claims; headers that point elsewhere).
+      [forgeHmac(hs256, { id: 1, iat: 'not-a-number', exp: later }, OLD_SECRET), 'token_invalid'],
+      [forgeHmac({ ...hs256, crit: ['x'] }, { id: 1, exp: later }, OLD_SECRET), 'token_invalid'],
+      [
+        forgeHmac({ ...hs256, jku: 'https://x/' }, { id: 1, exp: later }, OLD_SECRET),
+        'token_invalid',
+      ],
     ];
     for (const [token, error] of cases) {
       const res = await call(server.url, '/me', { token });
@@ -145,6 +163,9 @@ describe('migrating from koa-jwt', () => {
       UnsupportedError,
     );
     const until = new Date(Date.now() + HOUR * 1000);
+    const pem = { type: 'spki', format: 'pem' } as const;
+    const rsaPublic = rsaKeys().publicKey.export(pem);
+    const rsa1024 = rsaKeys(1024).publicKey.export(pem);
     for (const [options, option] of [
       [{ until }, 'koaJwtStrategy.secret'],
       [{ secret: '', until }, 'koaJwtStrategy.secret'],
@@ -152,6 +173,18 @@ describe('migrating from koa-jwt', () => {
       [{ secret: OLD_SECRET, until: new Date('nope') }, 'koaJwtStrategy.until'],
       [{ secret: OLD_SECRET, until, algorithms: ['none'] }, 'koaJwtStrategy.algorithms'],
       [{ secret: OLD_SECRET, until, algorithms: [] }, 'koaJwtStrategy.algorithms'],
+      // A key that cannot verify the algorithms would refuse every old token with a 401.
+      [{ secret: OLD_SECRET, until, algorithms: ['RS256'] }, 'koaJwtStrategy.algorithms'],
+      [{ secret: rsaPublic, until }, 'koaJwtStrategy.algorithms'],
+      [{ secret: rsaPublic, until, algorithms: ['ES256'] }, 'koaJwtStrategy.algorithms'],
+      [{ secret: rsa1024, until, algorithms: ['RS256'] }, 'koaJwtStrategy.secret'],
+      // '' would turn the issuer check off; [] would refuse every token.
+      [{ secret: OLD_SECRET, until, issuer: '' }, 'koaJwtStrategy.issuer'],
+      [{ secret: OLD_SECRET, until, audience: [] }, 'koaJwtStrategy.audience'],
+      [{ secret: OLD_SECRET, until, audience: ['a', 5] }, 'koaJwtStrategy.audience'],
+      // Accepted before, then a 500 at the first request with a new token.
+      [{ secret: OLD_SECRET, until, primary: 5 }, 'koaJwtStrategy.primary'],
+      [{ secret: OLD_SECRET, until, primary: {} }, 'koaJwtStrategy.primary'],
     ] as const) {
       let thrown: unknown;
       try {
@@ -196,6 +229,26 @@ describe('migrating from koa-jwt', () => {
       'token_missing',
     ]);
     expect(await me({ names: { access: 'token' } }, `__Host-token=${token}`)).toEqual([200, '1']);
+  });
+
+  it('takes the secret as koa-jwt did: a string, a Buffer or a KeyObject, of any length', async () => {
+    auth = testAuth();
+    const until = new Date(Date.now() + HOUR * 1000);
+    const short = 'short';
+    const { publicKey, privateKey } = rsaKeys();
+    const secrets: [string, KoaJwtStrategyOptions, string][] = [
+      ['buffer', { secret: Buffer.from(OLD_SECRET), until }, legacyToken()],
+      ['keyobject', { secret: createSecretKey(Buffer.from(OLD_SECRET)), until }, legacyToken()],
+      ['short', { secret: short, until }, jwt.sign({ id: 1 }, short)],
+      [
+        'rsa',
+        { secret: publicKey, until, algorithms: ['RS256', 'PS256'] },
+        jwt.sign({ id: 1 }, privateKey, { algorithm: 'RS256' }),
+      ],
+    ];
+    for (const [name, options] of secrets) auth.strategies.register(name, koaJwtStrategy(options));
+    for (const [name, , token] of secrets)
+      expect(await auth.getData(token, { strategy: name }), name).toMatchObject({ sub: '1' });
   });
 
   it("honours koa-jwt's isRevoked and a custom subject", async () => {
