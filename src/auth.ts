@@ -149,7 +149,11 @@ export class Auth {
     const strategy = this.strategies.get(strategyKey);
     const fn = strategy[name];
     if (typeof fn !== 'function')
-      throw new UnsupportedError(strategyKey, name, 'the strategy does not implement it');
+      throw new UnsupportedError(
+        strategyKey,
+        name,
+        'the strategy does not implement it (one that keeps no sessions, as "jwt", has no session helpers; use "redis" or "session")',
+      );
     if (this.options.realm === undefined) return fn.bind(strategy) as NonNullable<TokenStrategy[H]>;
     return ((...args: unknown[]) =>
       this.realmed(() =>
@@ -370,7 +374,17 @@ export class Auth {
    */
   openapi(options?: OpenApiOptions): OpenApiDocument {
     const { web, accessTokenTtl } = this.options;
-    return createOpenApiDocument({ web, accessTokenTtl }, options);
+    const { strategies } = this;
+    return createOpenApiDocument(
+      {
+        web,
+        accessTokenTtl,
+        strategies: strategies.names(),
+        defaultStrategy: strategies.defaultStrategyName,
+        supports: (name, helper) => typeof strategies.get(name)[helper] === 'function',
+      },
+      options,
+    );
   }
 
   /**

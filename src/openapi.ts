@@ -29,12 +29,25 @@ export interface OpenApiOptions {
    * @default { type: 'object', properties: { username, password }, required: both }
    */
   loginSchema?: { [key: string]: JsonValue };
+  /**
+   * The `strategy` of `auth.routes()`: the session routes of one that keeps no sessions (the
+   * stateless `jwt` strategy) are documented as the 501 they answer. @default the default strategy
+   */
+  strategy?: string;
 }
+
+/** The helpers behind the session routes, which a strategy may lack (the routes answer 501). */
+export type SessionHelper = 'listSessions' | 'revokeAllSessions' | 'revokeSession';
 
 /** What the document needs from the instance. */
 export interface OpenApiSource {
   web: WebOptions;
   accessTokenTtl: number;
+  /** The registered strategies' names, and the default one's. */
+  strategies: readonly string[];
+  defaultStrategy: string;
+  /** Whether the strategy named `strategy` has `helper`. */
+  supports(strategy: string, helper: SessionHelper): boolean;
 }
 
 const PREFIX = /^(\/[A-Za-z0-9._~-]+)*$/;
@@ -54,6 +67,7 @@ const STATUS_TEXT: Record<number, string> = {
   413: 'The body is over 16 KiB',
   415: 'The body is not application/json',
   429: 'Too many login attempts',
+  501: 'The strategy of these routes keeps no sessions',
   503: 'The session store did not answer in time',
 };
 
@@ -62,10 +76,40 @@ const OPENAPI_OPTION_NAMES: readonly string[] = [
   'info',
   'servers',
   'loginSchema',
+  'strategy',
 ] satisfies (keyof OpenApiOptions)[];
 
 function configError(option: string, message: string): TypeError {
   return new TypeError(`koa-jwt-redis: auth.openapi \`${option}\` ${message}`);
+}
+
+/**
+ * A deep copy of `value` if it is JSON (plain objects, arrays, strings, finite numbers, booleans,
+ * null), else undefined: a function or a cycle in a schema would make the document no JSON, and a
+ * copy keeps a later change to the caller's object out of it.
+ */
+function jsonCopy(value: unknown, depth = 0): JsonValue | undefined {
+  if (depth > 64) return undefined;
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return value;
+  if (typeof value === 'number') return Number.isFinite(value) ? value : undefined;
+  if (Array.isArray(value)) {
+    const items: JsonValue[] = [];
+    for (const item of value as unknown[]) {
+      const copy = jsonCopy(item, depth + 1);
+      if (copy === undefined) return undefined;
+      items.push(copy);
+    }
+    return items;
+  }
+  if (typeof value !== 'object' || Object.getPrototypeOf(value) !== Object.prototype)
+    return undefined;
+  const copy: { [key: string]: JsonValue } = {};
+  for (const [key, item] of Object.entries(value)) {
+    const inner = jsonCopy(item, depth + 1);
+    if (inner === undefined) return undefined;
+    copy[key] = inner;
+  }
+  return copy;
 }
 
 /**
@@ -92,9 +136,18 @@ export function createOpenApiDocument(
     (!Array.isArray(options.servers) || !options.servers.every((s) => typeof s?.url === 'string'))
   )
     throw configError('servers', 'must be an array of { url }');
-  const loginSchema = options.loginSchema ?? DEFAULT_LOGIN_SCHEMA;
+  const strategy = options.strategy ?? source.defaultStrategy;
+  if (typeof strategy !== 'string' || !source.strategies.includes(strategy))
+    throw configError(
+      'strategy',
+      `must name a registered strategy, as auth.routes() does: ${source.strategies.join(', ')}`,
+    );
+  const loginSchema = jsonCopy(options.loginSchema ?? DEFAULT_LOGIN_SCHEMA);
   if (loginSchema === null || typeof loginSchema !== 'object' || Array.isArray(loginSchema))
-    throw configError('loginSchema', 'must be a JSON Schema object');
+    throw configError(
+      'loginSchema',
+      'must be a JSON Schema object: plain JSON all the way down (no functions, no cycles)',
+    );
 
   const { web } = source;
   const cookieMode = web.tokenDelivery !== 'json';
@@ -162,6 +215,21 @@ export function createOpenApiDocument(
     content: { 'application/json': { schema: ref('schemas', 'RefreshRequest') } },
   });
   const refreshCookie: JsonValue[] = cookieMode ? [ref('parameters', 'RefreshCookie')] : [];
+  /**
+   * A session route's responses: its success where the strategy has the helpers of one of `ways`
+   * (each a set of helpers the route may call), and the 501 it answers where it lacks one (the
+   * stateless strategy keeps no sessions).
+   */
+  const sessions = (
+    ways: SessionHelper[][],
+    success: { [status: string]: JsonValue },
+  ): { [status: string]: JsonValue } => {
+    const served = ways.map((helpers) => helpers.every((h) => source.supports(strategy, h)));
+    return {
+      ...(served.some(Boolean) ? success : {}),
+      ...(served.every(Boolean) ? {} : { '501': errorResponse(501, ['strategy_unsupported']) }),
+    };
+  };
 
   const paths: OpenApiDocument['paths'] = {
     [`${prefix}/login`]: {
@@ -244,19 +312,21 @@ export function createOpenApiDocument(
           content: { 'application/json': { schema: ref('schemas', 'LogoutAllRequest') } },
         },
         responses: {
-          '200': {
-            description: 'How many sessions ended',
-            ...setCookie,
-            content: {
-              'application/json': {
-                schema: {
-                  type: 'object',
-                  properties: { revoked: { type: 'integer', minimum: 0 } },
-                  required: ['revoked'],
+          ...sessions([['revokeAllSessions'], ['listSessions', 'revokeSession']], {
+            '200': {
+              description: 'How many sessions ended',
+              ...setCookie,
+              content: {
+                'application/json': {
+                  schema: {
+                    type: 'object',
+                    properties: { revoked: { type: 'integer', minimum: 0 } },
+                    required: ['revoked'],
+                  },
                 },
               },
             },
-          },
+          }),
           ...bodyErrors,
           '401': ref('responses', 'Unauthenticated'),
           ...forbidden,
@@ -271,14 +341,16 @@ export function createOpenApiDocument(
         tags: ['sessions'],
         security: authenticated,
         responses: {
-          '200': {
-            description: 'The sessions; the caller’s own has `current: true`',
-            content: {
-              'application/json': {
-                schema: { type: 'array', items: ref('schemas', 'Session') },
+          ...sessions([['listSessions']], {
+            '200': {
+              description: 'The sessions; the caller’s own has `current: true`',
+              content: {
+                'application/json': {
+                  schema: { type: 'array', items: ref('schemas', 'Session') },
+                },
               },
             },
-          },
+          }),
           '401': ref('responses', 'Unauthenticated'),
           ...unavailable,
         },
@@ -295,7 +367,7 @@ export function createOpenApiDocument(
           { name: 'id', in: 'path', required: true, schema: { type: 'string' } },
         ],
         responses: {
-          '204': { description: 'Ended', ...setCookie },
+          ...sessions([['revokeSession']], { '204': { description: 'Ended', ...setCookie } }),
           '401': ref('responses', 'Unauthenticated'),
           ...forbidden,
           '404': errorResponse(404, ['session_not_found']),

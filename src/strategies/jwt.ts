@@ -1,4 +1,4 @@
-import { AuthError, UnsupportedError } from '../errors.js';
+import { AuthError } from '../errors.js';
 import {
   appClaims,
   eventMeta,
@@ -27,13 +27,6 @@ import {
  */
 export function jwtStrategy(context: StrategyContext): TokenStrategy {
   const { tokens, options } = context;
-  const unsupported = (helper: string) =>
-    new UnsupportedError(
-      'jwt',
-      helper,
-      'it keeps no server-side sessions; use the "redis" strategy',
-    );
-
   const strategy: TokenStrategy = {
     readToken(token) {
       return tokens.verify(token, 'access');
@@ -113,17 +106,8 @@ export function jwtStrategy(context: StrategyContext): TokenStrategy {
       }
     },
 
-    async revokeAllSessions() {
-      throw unsupported('revokeAllSessions');
-    },
-
-    async listSessions() {
-      throw unsupported('listSessions');
-    },
-
-    async revokeSession() {
-      throw unsupported('revokeSession');
-    },
+    // No revokeAllSessions, listSessions or revokeSession: it keeps no sessions. Left out, not
+    // stubs, so that what the strategy can do is read off it (auth.openapi documents the 501s).
   };
   // Stateless: an answer holds until the token expires (the key ring of an instance is fixed).
   return reusable(strategy, { limit: options.verifyCacheSize, check: () => untilExpiry });

@@ -2,6 +2,8 @@ import { type SpecData, Validator } from '@seriousme/openapi-schema-validator';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Auth, createAuth, type OpenApiDocument } from '../../src/index.js';
 import { SECRET } from '../helpers/forge.js';
+import { call, serve } from '../helpers/http.js';
+import { webApp } from '../helpers/web.js';
 
 /** auth.openapi(): a valid OpenAPI 3.1 document that describes exactly the routes auth.routes() serves. */
 
@@ -159,5 +161,63 @@ describe('auth.openapi()', () => {
     expect(() => auth!.openapi({ servers: [{}] as never })).toThrow(/servers/);
     expect(() => auth!.openapi({ loginSchema: [] as never })).toThrow(/loginSchema/);
     expect(() => auth!.openapi({ prefx: '/auth' } as never)).toThrow(/`prefx` is not an option/);
+    expect(() => auth!.openapi({ strategy: 'nope' })).toThrow(/`strategy` must name/);
+    // A schema that is no JSON deep down: the document would not be plain JSON.
+    const cycle: Record<string, unknown> = { type: 'object' };
+    cycle.self = cycle;
+    for (const loginSchema of [
+      { type: 'object', f: () => 1 },
+      { type: 'object', properties: { a: { minimum: Number.NaN } } },
+      { type: 'object', when: new Date(0) },
+      cycle,
+    ])
+      expect(() => auth!.openapi({ loginSchema: loginSchema as never })).toThrow(/loginSchema/);
+  });
+
+  it("copies the login schema: a later change to the caller's object leaves the document as it was", () => {
+    auth = createAuth({ secret: SECRET });
+    const loginSchema = { type: 'object', properties: { email: { type: 'string' } } };
+    const document = auth.openapi({ loginSchema });
+    loginSchema.properties.email.type = 'number';
+    expect(document.components.schemas!.LoginRequest).toEqual({
+      type: 'object',
+      properties: { email: { type: 'string' } },
+    });
+  });
+
+  it('documents the session routes of the stateless strategy as the 501 they answer', async () => {
+    auth = createAuth({ secret: SECRET, strategy: 'jwt' });
+    const statusesOf = (document: OpenApiDocument, path: string, method: string) =>
+      Object.keys(
+        (document.paths[path]![method] as { responses: Record<string, unknown> }).responses,
+      ).filter((status) => status.startsWith('2') || status === '501');
+    const routes: [string, string, string][] = [
+      ['/auth/sessions', 'get', 'GET'],
+      ['/auth/logout-all', 'post', 'POST'],
+      ['/auth/sessions/{id}', 'delete', 'DELETE'],
+    ];
+    const stateless = auth.openapi();
+    await expectValid(stateless);
+    for (const [path, method] of routes)
+      expect(statusesOf(stateless, path, method), path).toEqual(['501']);
+    // What the routes really answer.
+    const server = await serve(webApp(auth));
+    try {
+      const login = await call(server.url, '/auth/login', {
+        body: { username: 'alice', password: 'wonderland' },
+      });
+      const token = login.body.access_token as string;
+      for (const [path, , method] of routes) {
+        const reply = await call(server.url, path.replace('{id}', 'x'), { method, token });
+        expect([reply.status, reply.body.error], path).toEqual([501, 'strategy_unsupported']);
+      }
+    } finally {
+      await server.close();
+    }
+    // The default strategy, named: its success responses, and no 501.
+    const stateful = auth.openapi({ strategy: 'redis' });
+    expect(statusesOf(stateful, '/auth/sessions', 'get')).toEqual(['200']);
+    expect(statusesOf(stateful, '/auth/logout-all', 'post')).toEqual(['200']);
+    expect(statusesOf(stateful, '/auth/sessions/{id}', 'delete')).toEqual(['204']);
   });
 });
