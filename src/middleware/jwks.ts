@@ -15,6 +15,9 @@ export interface JwksOptions {
   maxAge?: number;
 }
 
+/** RFC 3986 path characters (pchar and "/"), percent escapes as sent. */
+const URL_PATH = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$/;
+
 export const JWKS_DEFAULTS = { path: '/.well-known/jwks.json', maxAge: 300 } as const;
 
 /** Every option of auth.jwks(); `satisfies` keeps this list complete. */
@@ -34,8 +37,13 @@ export function createJwksMiddleware(
   const given = plainObject('jwks', options);
   onlyKnown('jwks', given, Object.keys(JWKS_OPTIONS));
   const { path = JWKS_DEFAULTS.path, maxAge = JWKS_DEFAULTS.maxAge } = given;
-  if (typeof path !== 'string' || !path.startsWith('/'))
-    throw new AuthConfigError('jwks.path', 'must start with "/"');
+  // Matched against ctx.path, which holds no query or fragment and keeps the request's escapes:
+  // a path with `?`, `#`, a space or a non-ASCII letter would never match, serving nothing.
+  if (typeof path !== 'string' || !URL_PATH.test(path))
+    throw new AuthConfigError(
+      'jwks.path',
+      'must be a URL path as requests send it: starting with "/", without a query (?), a fragment (#), spaces or non-ASCII characters',
+    );
   wholeNumber('jwks.maxAge', maxAge, 0, 86_400);
   if (set.keys.length === 0) {
     throw new AuthConfigError(

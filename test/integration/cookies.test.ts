@@ -200,6 +200,13 @@ describe('CSRF protection for cookie-authenticated requests', () => {
       const res = await browser('/notes', { method: 'POST', csrf: true, headers });
       expect([res.status, res.body.error]).toEqual([403, 'origin_forbidden']);
     }
+    // Neither header (no browser sends that cross-site): left to the proof, which it still needs.
+    const bare = { origin: '' };
+    const unproven = await browser('/notes', { method: 'POST', headers: bare });
+    expect([unproven.status, unproven.body.error]).toEqual([403, 'csrf_failed']);
+    expect((await browser('/notes', { method: 'POST', csrf: true, headers: bare })).status).toBe(
+      200,
+    );
     // Same host, other port: same site, but another origin.
     const sibling = server.url.replace(/:\d+$/, ':1');
     expect(

@@ -126,6 +126,10 @@ describe('auth.jwks()', () => {
     expect(res.headers.get('cache-control')).toBe('public, max-age=60');
     expect((await call(server.url, '/.well-known/jwks.json')).status).toBe(404);
     expect(() => auth.jwks({ path: 'keys' })).toThrow(/path/);
+    // ctx.path has no query or fragment, and keeps escapes: these would never match a request.
+    for (const path of ['/keys?v=1', '/keys#a', '/my keys', '/clés'])
+      expect(() => auth.jwks({ path }), path).toThrow(/jwks\.path/);
+    expect(() => auth.jwks({ path: '/v1/keys.json' })).not.toThrow();
     expect(() => auth.jwks({ maxAge: -1 })).toThrow(/maxAge/);
     const hsOnly = createAuth({ keys: [keyFor('HS256')] });
     expect(() => hsOnly.jwks()).toThrow(/nothing to publish/);
