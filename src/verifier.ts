@@ -4,7 +4,7 @@ import {
   resolveVerifierOptions,
   type VerifierOptions,
 } from './config/verifier.js';
-import { AuthConfigError, UnknownKeyError, UnsupportedError } from './errors.js';
+import { AuthConfigError, AuthError, UnknownKeyError, UnsupportedError } from './errors.js';
 import { Emitter } from './events.js';
 import { createVerifyRing, type KeyRing } from './keys/key-ring.js';
 import { type JwksRefresh, RemoteKeySet } from './keys/remote-jwks.js';
@@ -117,13 +117,21 @@ export class Verifier extends refusingHelpers() implements TokenReader {
     const tokens = this.tokens;
     if (this.remote.stale) void this.remote.refresh();
     try {
-      return tokens.verify(token, 'access');
+      return this.ofStrategy(tokens.verify(token, 'access'));
     } catch (error) {
       if (!(error instanceof UnknownKeyError)) throw error;
     }
     await this.remote.refresh();
     if (this.tokens === tokens) throw new UnknownKeyError();
-    return this.tokens.verify(token, 'access');
+    return this.ofStrategy(this.tokens.verify(token, 'access'));
+  }
+
+  /** `user`, when its token's strategy is one the `strategies` option accepts. */
+  private ofStrategy(user: AuthUser): AuthUser {
+    const { strategies } = this.options;
+    if (strategies !== undefined && !strategies.has(user.stg ?? ''))
+      throw new AuthError('token_invalid', 'This token was issued for another strategy.');
+    return user;
   }
 
   /**

@@ -26,6 +26,12 @@ export interface VerifierOptions {
   timeout?: number;
   /** `realm` parameter of `WWW-Authenticate`. */
   realm?: string;
+  /**
+   * The strategies (`stg` claim) whose access tokens to accept, e.g. `['redis']`. Left out, any
+   * strategy's: a token a custom strategy of the auth service signed with the same keys passes,
+   * though the service's own `requireAuth()` (bound to its default strategy) refuses it.
+   */
+  strategies?: string[];
 }
 
 export const VERIFIER_DEFAULTS = {
@@ -42,6 +48,8 @@ export interface ResolvedVerifierOptions {
   cacheMaxAgeMs: number;
   cooldownMs: number;
   timeoutMs: number;
+  /** The `stg` values accepted; undefined for any. */
+  strategies: ReadonlySet<string> | undefined;
   /** issuer, audience, leeway and realm, checked exactly as createAuth checks them. */
   shared: ResolvedOptions;
 }
@@ -57,6 +65,7 @@ const KNOWN = {
   cooldown: true,
   timeout: true,
   realm: true,
+  strategies: true,
 } as const satisfies Record<keyof VerifierOptions, true>;
 
 /**
@@ -129,6 +138,17 @@ export function resolveVerifierOptions(options: VerifierOptions): ResolvedVerifi
       `must be a non-empty array of ${asymmetric.join(', ')} (HS keys are never published)`,
     );
   }
+  const { strategies } = options;
+  if (
+    strategies !== undefined &&
+    (!Array.isArray(strategies) ||
+      strategies.length === 0 ||
+      !strategies.every((name) => typeof name === 'string' && name.length > 0))
+  )
+    throw new AuthConfigError(
+      'strategies',
+      "must be a non-empty array of strategy names (the tokens' `stg`), e.g. ['redis']",
+    );
   const seconds = (name: 'cacheMaxAge' | 'cooldown', max: number) =>
     wholeNumber(name, options[name] ?? VERIFIER_DEFAULTS[name], 1, max) * 1000;
   return {
@@ -137,6 +157,7 @@ export function resolveVerifierOptions(options: VerifierOptions): ResolvedVerifi
     cacheMaxAgeMs: seconds('cacheMaxAge', 86_400),
     cooldownMs: seconds('cooldown', 3600),
     timeoutMs: wholeNumber('timeout', options.timeout ?? VERIFIER_DEFAULTS.timeout, 10, 60_000),
+    strategies: strategies && new Set(strategies),
     shared,
   };
 }

@@ -192,6 +192,25 @@ describe('createVerifier: access tokens checked against a remote JWKS', () => {
     expect((await call(wrongIssuer, '/x', { token: access_token })).status).toBe(401);
   });
 
+  it('accepts any strategy of the auth service, or only those in `strategies`', async () => {
+    const auth = await authService([keyFor('ES256')]);
+    const any = await resourceService({ jwksUri: auth.jwksUri });
+    const onlyRedis = await resourceService({ jwksUri: auth.jwksUri, strategies: ['redis'] });
+    await Promise.all([any.verifier.ready(), onlyRedis.verifier.ready()]);
+    const { access_token: redis } = await login(auth);
+    // The stateless strategy's token, which the service's default requireAuth() refuses.
+    const stateless = await auth.auth.createAccessToken({ id: 1 }, { strategy: 'jwt' });
+    expect(decodeSegment(stateless, 1).stg).toBe('jwt');
+    for (const token of [redis, stateless])
+      expect((await call(any.url, '/x', { token })).status).toBe(200);
+    expect((await call(onlyRedis.url, '/x', { token: redis })).status).toBe(200);
+    const refused = await call(onlyRedis.url, '/x', { token: stateless });
+    expect([refused.status, refused.body.error]).toEqual([401, 'token_invalid']);
+    await expect(onlyRedis.verifier.verify(stateless)).rejects.toMatchObject({
+      code: 'token_invalid',
+    });
+  });
+
   it("puts its realm into the challenge of verify()'s rejections, as its middlewares do", async () => {
     const auth = await authService([keyFor('ES256')]);
     const { url, verifier } = await resourceService({ jwksUri: auth.jwksUri, realm: 'api' });
@@ -239,6 +258,9 @@ describe('createVerifier: access tokens checked against a remote JWKS', () => {
       [{ jwksUri: 'https://auth.test/jwks', timeout: 'soon' }, 'timeout'],
       [{ jwksUri: 'https://auth.test/jwks', leeway: -1 }, 'leeway'],
       [{ jwksUri: 'https://auth.test/jwks', secret: SECRET }, 'secret'],
+      [{ jwksUri: 'https://auth.test/jwks', strategies: [] }, 'strategies'],
+      [{ jwksUri: 'https://auth.test/jwks', strategies: 'redis' }, 'strategies'],
+      [{ jwksUri: 'https://auth.test/jwks', strategies: [''] }, 'strategies'],
     ];
     for (const [options, option] of bad) {
       let error: unknown;
