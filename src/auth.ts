@@ -225,8 +225,12 @@ export class Auth {
       } catch (error) {
         try {
           await strategy.invalidateRefreshToken?.(refresh);
-        } catch {
-          // The login's own error is the one to report.
+        } catch (undo) {
+          // The login's own error is the one to report; the session left behind is said once.
+          process.emitWarning(
+            `koa-jwt-redis: a login failed after its refresh token was written, and ending that token failed too (${(undo as Error)?.message ?? String(undo)}): the session stays until it expires`,
+            { code: 'KOA_JWT_REDIS_HALF_LOGIN' },
+          );
         }
         throw error;
       }

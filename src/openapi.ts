@@ -101,15 +101,16 @@ function jsonCopy(value: unknown, depth = 0): JsonValue | undefined {
     }
     return items;
   }
-  if (typeof value !== 'object' || Object.getPrototypeOf(value) !== Object.prototype)
-    return undefined;
-  const copy: { [key: string]: JsonValue } = {};
-  for (const [key, item] of Object.entries(value)) {
+  const prototype: unknown = typeof value === 'object' ? Object.getPrototypeOf(value) : undefined;
+  if (prototype !== Object.prototype && prototype !== null) return undefined;
+  const entries: [string, JsonValue][] = [];
+  for (const [key, item] of Object.entries(value as object)) {
     const inner = jsonCopy(item, depth + 1);
     if (inner === undefined) return undefined;
-    copy[key] = inner;
+    entries.push([key, inner]);
   }
-  return copy;
+  // fromEntries defines each key, `__proto__` (a JSON.parse result may hold one) included.
+  return Object.fromEntries(entries);
 }
 
 /**
@@ -326,11 +327,11 @@ export function createOpenApiDocument(
                 },
               },
             },
+            ...unavailable,
           }),
           ...bodyErrors,
           '401': ref('responses', 'Unauthenticated'),
           ...forbidden,
-          ...unavailable,
         },
       },
     },
@@ -350,9 +351,9 @@ export function createOpenApiDocument(
                 },
               },
             },
+            ...unavailable,
           }),
           '401': ref('responses', 'Unauthenticated'),
-          ...unavailable,
         },
       },
     },
@@ -367,11 +368,13 @@ export function createOpenApiDocument(
           { name: 'id', in: 'path', required: true, schema: { type: 'string' } },
         ],
         responses: {
-          ...sessions([['revokeSession']], { '204': { description: 'Ended', ...setCookie } }),
+          ...sessions([['revokeSession']], {
+            '204': { description: 'Ended', ...setCookie },
+            '404': errorResponse(404, ['session_not_found']),
+            ...unavailable,
+          }),
           '401': ref('responses', 'Unauthenticated'),
           ...forbidden,
-          '404': errorResponse(404, ['session_not_found']),
-          ...unavailable,
         },
       },
     },

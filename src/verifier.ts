@@ -4,7 +4,7 @@ import {
   resolveVerifierOptions,
   type VerifierOptions,
 } from './config/verifier.js';
-import { AuthConfigError, AuthError, UnknownKeyError, UnsupportedError } from './errors.js';
+import { AuthConfigError, UnknownKeyError, UnsupportedError } from './errors.js';
 import { Emitter } from './events.js';
 import { createVerifyRing, type KeyRing } from './keys/key-ring.js';
 import { type JwksRefresh, RemoteKeySet } from './keys/remote-jwks.js';
@@ -16,7 +16,7 @@ import { createRequireAuth } from './middleware/require-auth.js';
 import type { AuthenticatedState, AuthMiddlewareOptions, AuthState } from './middleware/state.js';
 import { STRATEGY_HELPERS, type StrategyHelper, type TokenReader } from './strategies/types.js';
 import type { AuthUser } from './tokens/claims.js';
-import { TokenService } from './tokens/token-service.js';
+import { otherStrategy, TokenService } from './tokens/token-service.js';
 
 /** Events of a verifier: each JWKS load, and each failed one (the last good keys stay in use). */
 export interface VerifierEventMap {
@@ -129,8 +129,7 @@ export class Verifier extends refusingHelpers() implements TokenReader {
   /** `user`, when its token's strategy is one the `strategies` option accepts. */
   private ofStrategy(user: AuthUser): AuthUser {
     const { strategies } = this.options;
-    if (strategies !== undefined && !strategies.has(user.stg ?? ''))
-      throw new AuthError('token_invalid', 'This token was issued for another strategy.');
+    if (strategies !== undefined && !strategies.has(user.stg ?? '')) throw otherStrategy();
     return user;
   }
 

@@ -82,9 +82,10 @@ function rolesOf(user: AuthUser): ReadonlySet<string> {
   return out;
 }
 
-/** What a claim can be matched against: a JSON scalar that equals itself. */
+/** What a claim can be matched against: a JSON scalar that equals itself (null: a null claim). */
 function isClaimValue(value: unknown): boolean {
   return (
+    value === null ||
     typeof value === 'string' ||
     typeof value === 'boolean' ||
     (typeof value === 'number' && Number.isFinite(value))
@@ -130,10 +131,11 @@ export function createAuthorize(
     const expected = Array.isArray(value) ? [...(value as unknown[])] : [value];
     // Undefined (an unset environment variable) would match every token without the claim, and an
     // object, NaN or an empty list none: a rule that cannot mean what it says is refused here.
+    // null stays: it matches a claim that is null, never a missing one.
     if (expected.length === 0 || !expected.every(isClaimValue))
       throw new AuthConfigError(
         `authorize.claims.${name}`,
-        'must be a string, a finite number or a boolean, or a non-empty list of them',
+        'must be a string, a finite number, a boolean or null, or a non-empty list of them',
       );
     return [name, expected];
   });

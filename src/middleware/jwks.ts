@@ -15,8 +15,8 @@ export interface JwksOptions {
   maxAge?: number;
 }
 
-/** RFC 3986 path characters (pchar and "/"), percent escapes as sent. */
-const URL_PATH = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$/;
+/** A path as a request line carries it: printable ASCII after "/", no query or fragment. */
+const URL_PATH = /^\/[\x21-\x22\x24-\x3e\x40-\x7e]*$/;
 
 export const JWKS_DEFAULTS = { path: '/.well-known/jwks.json', maxAge: 300 } as const;
 

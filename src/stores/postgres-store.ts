@@ -37,9 +37,11 @@ export type PostgresConnection = pg.Pool | string | pg.PoolConfig;
 export interface PostgresSessionStore extends SessionStore {
   /**
    * Creates the table and its indexes when they do not exist (`CREATE … IF NOT EXISTS`, in one
-   * transaction); safe to run at every start. Nothing is created unless you call it.
+   * transaction); safe to run at every start. Nothing is created unless you call it. Bounded by
+   * `timeout` ms (default 30 000, not the store's per-call timeout: an index built on a large
+   * table, or a remote database's first connection, may take longer than a request should).
    */
-  migrate(): Promise<void>;
+  migrate(options?: { timeout?: number }): Promise<void>;
   /** The SQL `migrate()` runs, to apply with your own migration tool instead. */
   migrationSql(): string;
   prune(now?: number): Promise<number>;
@@ -164,14 +166,20 @@ class PostgresStore implements PostgresSessionStore {
     return postgresMigrationSql(this.schema, this.tableName);
   }
 
-  async migrate(): Promise<void> {
-    // Bounded like every call, so a start-up never waits forever on a server that accepts and
-    // does not answer, or on a lock another transaction holds on the table.
+  async migrate(options?: { timeout?: number }): Promise<void> {
+    if (options !== undefined && (options === null || typeof options !== 'object'))
+      throw new AuthConfigError('migrate options', 'must be an object like { timeout }');
+    if (options !== undefined) onlyKnown('migrate', options, ['timeout']);
+    const ms = wholeNumber('migrate.timeout', options?.timeout ?? 30_000, 10, 3_600_000);
+    // Bounded, so a start-up never waits forever on a server that accepts and does not answer,
+    // or on a lock another transaction holds on the table; by its own limit, not a request's.
     await this.transaction(async (run) => {
+      // The pool's statement_timeout (the store's timeout, on a pool it opened) is a request's.
+      await run(`SET LOCAL statement_timeout = ${ms}`);
       // Two processes migrating at once would race on CREATE … IF NOT EXISTS.
       await run('SELECT pg_advisory_xact_lock($1, 0)', [LOCK_NAMESPACE]);
       await run(this.migrationSql());
-    });
+    }, ms);
   }
 
   /** One statement, bounded; a missing table is reported once with the fix. */
@@ -184,13 +192,13 @@ class PostgresStore implements PostgresSessionStore {
     );
   }
 
-  private bounded<T>(call: Promise<T>): Promise<T> {
+  private bounded<T>(call: Promise<T>, ms = this.timeout): Promise<T> {
     return bounded(
       call.catch((error: unknown) => {
         this.checkMissingTable(error);
         throw error;
       }),
-      this.timeout,
+      ms,
       'PostgreSQL',
     );
   }
@@ -225,18 +233,19 @@ class PostgresStore implements PostgresSessionStore {
   }
 
   /**
-   * Runs `steps` in one transaction on a connection of its own, bounded by the store's timeout.
-   * Each step is bounded on its own too, so the whole can outlast the call (a wait for a
-   * connection, then for a lock): once the caller has its timeout, the transaction rolls back at
-   * its next step instead of committing what the caller was told failed (a session whose tokens
-   * nobody received).
+   * Runs `steps` in one transaction on a connection of its own, bounded by `ms` (the store's
+   * timeout unless given). Each step is bounded on its own too, so the whole can outlast the call
+   * (a wait for a connection, then for a lock): once the caller has its timeout, the transaction
+   * rolls back at its next step instead of committing what the caller was told failed (a session
+   * whose tokens nobody received).
    */
   private async transaction(
     steps: (run: (text: string, values?: unknown[]) => Promise<unknown>) => Promise<void>,
+    ms = this.timeout,
   ): Promise<void> {
-    const call = { late: false };
+    const call = { late: false, ms };
     try {
-      await this.bounded(this.runTransaction(steps, call));
+      await this.bounded(this.runTransaction(steps, call), ms);
     } catch (error) {
       if (error instanceof StoreTimeoutError) call.late = true;
       throw error;
@@ -245,7 +254,7 @@ class PostgresStore implements PostgresSessionStore {
 
   private async runTransaction(
     steps: (run: (text: string, values?: unknown[]) => Promise<unknown>) => Promise<void>,
-    call: { late: boolean },
+    call: { late: boolean; ms: number },
   ): Promise<void> {
     const client = await this.pool.connect();
     // A connection that dies between two statements of the transaction emits 'error' on the
@@ -254,8 +263,8 @@ class PostgresStore implements PostgresSessionStore {
     let failed: unknown;
     try {
       const run = async (text: string, values?: unknown[]) => {
-        if (call.late) throw new StoreTimeoutError('PostgreSQL', this.timeout);
-        return client.query({ text, values, query_timeout: this.timeout } as pg.QueryConfig);
+        if (call.late) throw new StoreTimeoutError('PostgreSQL', call.ms);
+        return client.query({ text, values, query_timeout: call.ms } as pg.QueryConfig);
       };
       await run('BEGIN');
       await steps(run);

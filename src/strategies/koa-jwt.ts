@@ -38,7 +38,7 @@ export interface KoaJwtStrategyOptions {
   /** koa-jwt's `issuer`, when it checked one. */
   issuer?: string | string[];
   /** koa-jwt's `audience`, when it checked one. */
-  audience?: string | string[];
+  audience?: string | RegExp | (string | RegExp)[];
   /**
    * The user id of a legacy payload, which becomes `ctx.state.user.sub`.
    * @default payload.sub ?? payload.id ?? payload.userId ?? payload.user_id
@@ -77,16 +77,26 @@ const ALGORITHMS_OF: Record<string, readonly string[]> = {
   secret: ['HS256', 'HS384', 'HS512'],
   rsa: ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'],
   'rsa-pss': ['PS256', 'PS384', 'PS512'],
-  ec: ['ES256', 'ES384', 'ES512'],
+};
+
+/** An EC key verifies the one algorithm of its curve. */
+const ES_OF_CURVE: Record<string, string> = {
+  prime256v1: 'ES256',
+  secp384r1: 'ES384',
+  secp521r1: 'ES512',
 };
 
 /**
- * What kind of key `secret` is, as jsonwebtoken will read it: a KeyObject says; a string or a
- * Buffer that parses as a PEM key is that key (a private one verifies as its public half), and
- * anything else an HMAC secret. An RSA key under 2048 bits, which jsonwebtoken refuses at every
- * verification, is refused here, once.
+ * The legacy secret as jsonwebtoken will read it, with what it can verify: a string or a Buffer
+ * that parses as a PEM key is that key (a private one verifies as its public half), anything else
+ * an HMAC secret. A private KeyObject, which jsonwebtoken refuses for every token, is given as its
+ * public half. No size rule: jsonwebtoken verifies with RSA keys of any size, as koa-jwt did.
  */
-function keyKind(secret: string | Buffer | KeyObject): string {
+function legacyKey(secret: string | Buffer | KeyObject): {
+  verifyWith: string | Buffer | KeyObject;
+  what: string;
+  fits: readonly string[];
+} {
   let key: KeyObject | undefined;
   if (secret instanceof KeyObject) key = secret.type === 'secret' ? undefined : secret;
   else {
@@ -96,27 +106,34 @@ function keyKind(secret: string | Buffer | KeyObject): string {
       key = undefined;
     }
   }
-  if (key === undefined) return 'secret';
+  if (key === undefined)
+    return { verifyWith: secret, what: 'an HMAC secret', fits: ALGORITHMS_OF.secret! };
   const kind = key.asymmetricKeyType ?? 'unknown';
-  if (
-    (kind === 'rsa' || kind === 'rsa-pss') &&
-    (key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048
-  )
-    throw new AuthConfigError(
-      'koaJwtStrategy.secret',
-      'is an RSA key under 2048 bits, which jsonwebtoken refuses: no token could be verified with it',
-    );
-  return kind;
+  const curve = key.asymmetricKeyDetails?.namedCurve;
+  const fits =
+    kind === 'ec'
+      ? curve !== undefined && ES_OF_CURVE[curve]
+        ? [ES_OF_CURVE[curve]!]
+        : []
+      : (ALGORITHMS_OF[kind] ?? []);
+  const verifyWith =
+    secret instanceof KeyObject && secret.type === 'private' ? createPublicKey(secret) : secret;
+  return { verifyWith, what: `this ${kind}${curve ? ` (${curve})` : ''} key`, fits };
 }
 
-/** A non-empty string or a non-empty list of them; undefined when left out. */
-function claimList(name: string, value: unknown): void {
+/**
+ * A non-empty string or a non-empty list of them (for `audience`, RegExps too, as koa-jwt took);
+ * undefined when left out.
+ */
+function claimList(name: 'issuer' | 'audience', value: unknown): void {
   if (value === undefined) return;
   const values = Array.isArray(value) ? (value as unknown[]) : [value];
-  if (values.length === 0 || !values.every((v) => typeof v === 'string' && v.length > 0))
+  const ok = (v: unknown) =>
+    (typeof v === 'string' && v.length > 0) || (name === 'audience' && v instanceof RegExp);
+  if (values.length === 0 || !values.every(ok))
     throw new AuthConfigError(
       `koaJwtStrategy.${name}`,
-      `must be the ${name} your koa-jwt middleware checked: a non-empty string or a non-empty list of them (leave it out if it checked none)`,
+      `must be the ${name} your koa-jwt middleware checked: a non-empty string${name === 'audience' ? ' or RegExp' : ''}, or a non-empty list of them (leave it out if it checked none)`,
     );
 }
 
@@ -175,13 +192,12 @@ export function koaJwtStrategy(options: KoaJwtStrategyOptions): StrategyFactory 
       `must list algorithms from ${LEGACY_ALGORITHMS.join(', ')}`,
     );
   // An algorithm the key cannot verify would refuse every old token at run time, with a 401.
-  const kind = keyKind(secret);
-  const fits = ALGORITHMS_OF[kind] ?? [];
-  const misfit = algorithms.find((a) => !fits.includes(a));
+  const key = legacyKey(secret);
+  const misfit = algorithms.find((a) => !key.fits.includes(a));
   if (misfit !== undefined)
     throw new AuthConfigError(
       'koaJwtStrategy.algorithms',
-      `${misfit} cannot be verified with ${kind === 'secret' ? 'an HMAC secret' : `this ${kind} key`}${fits.length > 0 ? `: it verifies ${fits.join(', ')}` : ''}`,
+      `${misfit} cannot be verified with ${key.what}${key.fits.length > 0 ? `: it verifies ${key.fits.join(', ')}` : ''}`,
     );
   claimList('issuer', issuer);
   claimList('audience', audience);
@@ -207,7 +223,7 @@ export function koaJwtStrategy(options: KoaJwtStrategyOptions): StrategyFactory 
   const verifyOptions: jwt.VerifyOptions = {
     algorithms: [...algorithms],
     ...(issuer !== undefined ? { issuer: issuer as string | [string, ...string[]] } : {}),
-    ...(audience !== undefined ? { audience: audience as string | [string, ...string[]] } : {}),
+    ...(audience !== undefined ? { audience: audience as jwt.VerifyOptions['audience'] } : {}),
   };
   const untilMs = until.getTime();
 
@@ -219,7 +235,7 @@ export function koaJwtStrategy(options: KoaJwtStrategyOptions): StrategyFactory 
       );
     let payload: Record<string, unknown>;
     try {
-      const { header, payload: decoded } = jwt.verify(token, secret, {
+      const { header, payload: decoded } = jwt.verify(token, key.verifyWith, {
         ...verifyOptions,
         complete: true,
       });

@@ -50,7 +50,7 @@ export interface TokenServiceOptions {
 /** NumericDate claims (RFC 7519 §4.1.4-6, OIDC auth_time): finite numbers only. */
 const TIME_CLAIMS = ['exp', 'nbf', 'iat', 'auth_time'] as const;
 
-const otherStrategy = () =>
+export const otherStrategy = () =>
   new AuthError('token_invalid', 'This token was issued for another strategy.');
 /** Per-token settings of `writeToken(user, kind, options)`, checked by {@link checkSignOverrides}. */
 export interface SignOverrides {

@@ -201,6 +201,7 @@ describe('CSRF protection for cookie-authenticated requests', () => {
       expect([res.status, res.body.error]).toEqual([403, 'origin_forbidden']);
     }
     // Neither header (no browser sends that cross-site): left to the proof, which it still needs.
+    // (An empty Origin, as sent here, reads as none: ctx.get gives '' for both.)
     const bare = { origin: '' };
     const unproven = await browser('/notes', { method: 'POST', headers: bare });
     expect([unproven.status, unproven.body.error]).toEqual([403, 'csrf_failed']);

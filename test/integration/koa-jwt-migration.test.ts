@@ -12,7 +12,7 @@ import {
   UnsupportedError,
 } from '../../src/index.js';
 import { testAuth } from '../helpers/auth.js';
-import { forgeHmac, rsaKeys } from '../helpers/forge.js';
+import { ecKeys, forgeHmac, rsaKeys } from '../helpers/forge.js';
 import { call, serve, type Served } from '../helpers/http.js';
 
 /**
@@ -165,7 +165,7 @@ describe('migrating from koa-jwt', () => {
     const until = new Date(Date.now() + HOUR * 1000);
     const pem = { type: 'spki', format: 'pem' } as const;
     const rsaPublic = rsaKeys().publicKey.export(pem);
-    const rsa1024 = rsaKeys(1024).publicKey.export(pem);
+    const ecPublic = ecKeys('prime256v1').publicKey.export(pem);
     for (const [options, option] of [
       [{ until }, 'koaJwtStrategy.secret'],
       [{ secret: '', until }, 'koaJwtStrategy.secret'],
@@ -177,7 +177,8 @@ describe('migrating from koa-jwt', () => {
       [{ secret: OLD_SECRET, until, algorithms: ['RS256'] }, 'koaJwtStrategy.algorithms'],
       [{ secret: rsaPublic, until }, 'koaJwtStrategy.algorithms'],
       [{ secret: rsaPublic, until, algorithms: ['ES256'] }, 'koaJwtStrategy.algorithms'],
-      [{ secret: rsa1024, until, algorithms: ['RS256'] }, 'koaJwtStrategy.secret'],
+      // An EC key verifies its curve's one algorithm.
+      [{ secret: ecPublic, until, algorithms: ['ES384'] }, 'koaJwtStrategy.algorithms'],
       // '' would turn the issuer check off; [] would refuse every token.
       [{ secret: OLD_SECRET, until, issuer: '' }, 'koaJwtStrategy.issuer'],
       [{ secret: OLD_SECRET, until, audience: [] }, 'koaJwtStrategy.audience'],
@@ -231,11 +232,14 @@ describe('migrating from koa-jwt', () => {
     expect(await me({ names: { access: 'token' } }, `__Host-token=${token}`)).toEqual([200, '1']);
   });
 
-  it('takes the secret as koa-jwt did: a string, a Buffer or a KeyObject, of any length', async () => {
+  it('takes the secret as koa-jwt did: a string, a Buffer or a KeyObject, of any length or size', async () => {
     auth = testAuth();
     const until = new Date(Date.now() + HOUR * 1000);
     const short = 'short';
     const { publicKey, privateKey } = rsaKeys();
+    const small = rsaKeys(1024);
+    const ec = ecKeys('prime256v1');
+    const pem = { type: 'spki', format: 'pem' } as const;
     const secrets: [string, KoaJwtStrategyOptions, string][] = [
       ['buffer', { secret: Buffer.from(OLD_SECRET), until }, legacyToken()],
       ['keyobject', { secret: createSecretKey(Buffer.from(OLD_SECRET)), until }, legacyToken()],
@@ -244,6 +248,32 @@ describe('migrating from koa-jwt', () => {
         'rsa',
         { secret: publicKey, until, algorithms: ['RS256', 'PS256'] },
         jwt.sign({ id: 1 }, privateKey, { algorithm: 'RS256' }),
+      ],
+      // jsonwebtoken refuses a private KeyObject for verifying: its public half is used.
+      [
+        'private',
+        { secret: privateKey, until, algorithms: ['RS256'] },
+        jwt.sign({ id: 1 }, privateKey, { algorithm: 'RS256' }),
+      ],
+      // No size rule: koa-jwt verified with an RSA key of any size, and so does this.
+      [
+        'rsa1024',
+        { secret: small.publicKey.export(pem), until, algorithms: ['RS256'] },
+        jwt.sign({ id: 1 }, small.privateKey, {
+          algorithm: 'RS256',
+          allowInsecureKeySizes: true,
+        }),
+      ],
+      [
+        'ec',
+        { secret: ec.publicKey, until, algorithms: ['ES256'] },
+        jwt.sign({ id: 1 }, ec.privateKey, { algorithm: 'ES256' }),
+      ],
+      // koa-jwt took RegExp audiences.
+      [
+        'regexp-audience',
+        { secret: OLD_SECRET, until, audience: [/^api:/] },
+        jwt.sign({ id: 1, aud: 'api:orders' }, OLD_SECRET),
       ],
     ];
     for (const [name, options] of secrets) auth.strategies.register(name, koaJwtStrategy(options));

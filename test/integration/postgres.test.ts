@@ -210,7 +210,7 @@ describe('PostgreSQL store: schema', () => {
     await auth.generateTokens({ id: 'locked' });
   });
 
-  it("migrate() is bounded by the store's timeout too, on the app's own pool", async () => {
+  it("migrate() is bounded, by its own timeout, on the app's own pool too", async () => {
     // A server that accepts and never answers: the pool has no timeout of its own.
     const silent = net.createServer(() => {});
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
@@ -228,9 +228,12 @@ describe('PostgreSQL store: schema', () => {
       await locker.query('BEGIN');
       await locker.query(`LOCK TABLE "${s}"."auth_sessions" IN ACCESS EXCLUSIVE MODE`);
       for (const target of [mute, own]) {
-        const store = postgresStore(target, { schema: s, timeout: 300, pruneInterval: 0 });
+        // The store's own timeout is a request's; migrate has its own (30 s unless given).
+        const store = postgresStore(target, { schema: s, timeout: 5000, pruneInterval: 0 });
         const started = Date.now();
-        await expect(store.migrate()).rejects.toThrow(/did not answer within 300 ms/);
+        await expect(store.migrate({ timeout: 300 })).rejects.toThrow(
+          /did not answer within 300 ms/,
+        );
         // 300 ms timeout; a generous margin for a loaded machine.
         expect(Date.now() - started).toBeLessThan(1500);
       }
@@ -240,7 +243,11 @@ describe('PostgreSQL store: schema', () => {
       for (const socket of sockets) socket.destroy();
       silent.close();
       await own.end();
+      await mute.end().catch(() => {});
     }
+    const store = postgresStore(pool, { schema: s, pruneInterval: 0 });
+    for (const options of [{ timeout: 0 }, { timout: 300 }, null])
+      await expect(store.migrate(options as never)).rejects.toBeInstanceOf(AuthConfigError);
     // The table is as it was, and a migrate() on a free table goes through.
     await postgresStore(pool, { schema: s, pruneInterval: 0 }).migrate();
   });

@@ -183,6 +183,19 @@ describe('auth.openapi()', () => {
       type: 'object',
       properties: { email: { type: 'string' } },
     });
+    // A property named __proto__ (as JSON.parse makes one) is kept as a property, and an object
+    // without a prototype is JSON too.
+    const parsed = JSON.parse(
+      '{"type":"object","properties":{"__proto__":{"type":"string"}}}',
+    ) as Record<string, never>;
+    const properties = auth.openapi({ loginSchema: parsed }).components.schemas!.LoginRequest as {
+      properties: object;
+    };
+    expect(Object.keys(properties.properties)).toEqual(['__proto__']);
+    const bare = Object.assign(Object.create(null) as object, { type: 'object' });
+    expect(auth.openapi({ loginSchema: bare as never }).components.schemas!.LoginRequest).toEqual({
+      type: 'object',
+    });
   });
 
   it('documents the session routes of the stateless strategy as the 501 they answer', async () => {
@@ -198,8 +211,13 @@ describe('auth.openapi()', () => {
     ];
     const stateless = auth.openapi();
     await expectValid(stateless);
-    for (const [path, method] of routes)
+    for (const [path, method] of routes) {
       expect(statusesOf(stateless, path, method), path).toEqual(['501']);
+      // Nor the answers of a route that is served: no store is asked, no session looked up.
+      const responses = (stateless.paths[path]![method] as { responses: object }).responses;
+      expect(Object.keys(responses), path).not.toContain('503');
+      expect(Object.keys(responses), path).not.toContain('404');
+    }
     // What the routes really answer.
     const server = await serve(webApp(auth));
     try {
