@@ -125,12 +125,19 @@ export function signatureOptions(algorithm: Algorithm): {
 
 /**
  * Why `key` cannot serve `algorithm`, or undefined when it can. Pinning each key to one algorithm
- * is what makes HS/RS confusion and algorithm swaps impossible.
+ * is what makes HS/RS confusion and algorithm swaps impossible. `sizes: false` leaves out the
+ * least secret length and RSA modulus, for a key that only verifies what another library signed
+ * (koaJwtStrategy's), where only the kind, curve and RSA-PSS parameters decide what verifies.
  */
-export function keyMismatch(algorithm: Algorithm, key: KeyObject): string | undefined {
+export function keyMismatch(
+  algorithm: Algorithm,
+  key: KeyObject,
+  { sizes = true }: { sizes?: boolean } = {},
+): string | undefined {
   const spec = algorithmSpec(algorithm);
   if (spec.family === 'HMAC') {
     if (key.type !== 'secret') return `${algorithm} needs a secret, not a ${key.type} key`;
+    if (!sizes) return undefined;
     const min = minSecretBytes(algorithm);
     const size = key.symmetricKeySize ?? 0;
     if (size < min) {
@@ -145,7 +152,7 @@ export function keyMismatch(algorithm: Algorithm, key: KeyObject): string | unde
     const allowed = spec.family === 'RSA-PSS' ? ['rsa', 'rsa-pss'] : ['rsa'];
     if (!type || !allowed.includes(type)) return `${algorithm} needs an RSA key, not ${type}`;
     const bits = details.modulusLength ?? 0;
-    if (bits < RSA_MIN_BITS)
+    if (sizes && bits < RSA_MIN_BITS)
       return `RSA keys must be at least ${RSA_MIN_BITS} bits (this one has ${bits})`;
     if (type === 'rsa-pss') {
       // OpenSSL (and jsonwebtoken) refuse to use an RSA-PSS-typed key outside its parameters; refuse it here, at start-up.

@@ -1,6 +1,6 @@
 import type * as pg from 'pg';
 import { AuthConfigError } from '../errors.js';
-import { onlyKnown, wholeNumber } from '../config/validate.js';
+import { onlyKnown, plainObject, wholeNumber } from '../config/validate.js';
 import { loadModule } from '../load-module.js';
 import { bounded, StoreTimeoutError } from './bounded.js';
 import type {
@@ -167,10 +167,9 @@ class PostgresStore implements PostgresSessionStore {
   }
 
   async migrate(options?: { timeout?: number }): Promise<void> {
-    if (options !== undefined && (options === null || typeof options !== 'object'))
-      throw new AuthConfigError('migrate options', 'must be an object like { timeout }');
-    if (options !== undefined) onlyKnown('migrate', options, ['timeout']);
-    const ms = wholeNumber('migrate.timeout', options?.timeout ?? 30_000, 10, 3_600_000);
+    const given = plainObject('migrate options', options);
+    onlyKnown('migrate', given, ['timeout']);
+    const ms = wholeNumber('migrate.timeout', given.timeout ?? 30_000, 10, 3_600_000);
     // Bounded, so a start-up never waits forever on a server that accepts and does not answer,
     // or on a lock another transaction holds on the table; by its own limit, not a request's.
     await this.transaction(async (run) => {

@@ -1,9 +1,10 @@
-import { createPublicKey, KeyObject } from 'node:crypto';
+import { createPublicKey, createSecretKey, KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { onlyKnown } from '../config/validate.js';
 import { AuthConfigError, AuthError, UnsupportedError } from '../errors.js';
+import { keyMismatch } from '../keys/algorithms.js';
 import { type AuthUser, RESERVED_CLAIMS, TOKEN_TYP, withClaims } from '../tokens/claims.js';
-import { FORBIDDEN_HEADERS } from '../tokens/token-service.js';
+import { forbiddenHeader, nonNumericTime } from '../tokens/token-service.js';
 import { redisStrategy } from './redis.js';
 import type { StrategyContext, StrategyFactory, TokenReader, TokenStrategy } from './types.js';
 
@@ -69,56 +70,28 @@ function headerTyp(token: string): unknown {
   }
 }
 
-/** The time claims a payload may carry: numbers, or a token that is refused (SECURITY.md). */
-const TIME_CLAIMS = ['iat', 'nbf', 'exp'] as const;
-
-/** The algorithms each kind of key verifies; jsonwebtoken refuses every other pairing per token. */
-const ALGORITHMS_OF: Record<string, readonly string[]> = {
-  secret: ['HS256', 'HS384', 'HS512'],
-  rsa: ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'],
-  'rsa-pss': ['PS256', 'PS384', 'PS512'],
-};
-
-/** An EC key verifies the one algorithm of its curve. */
-const ES_OF_CURVE: Record<string, string> = {
-  prime256v1: 'ES256',
-  secp384r1: 'ES384',
-  secp521r1: 'ES512',
-};
+/** The time claims of a koa-jwt token: numbers, or the token is refused (SECURITY.md). */
+const LEGACY_TIME_CLAIMS = ['iat', 'nbf', 'exp'] as const;
 
 /**
- * The legacy secret as jsonwebtoken will read it, with what it can verify: a string or a Buffer
- * that parses as a PEM key is that key (a private one verifies as its public half), anything else
- * an HMAC secret. A private KeyObject, which jsonwebtoken refuses for every token, is given as its
- * public half. No size rule: jsonwebtoken verifies with RSA keys of any size, as koa-jwt did.
+ * The legacy secret as jsonwebtoken reads it, as a KeyObject to check the algorithms against: a
+ * string or a Buffer that parses as a PEM key is that key (a private one verifies as its public
+ * half), anything else an HMAC secret. `verifyWith` is what to verify with: the secret as given,
+ * except a private KeyObject, which jsonwebtoken refuses for every token, as its public half.
  */
 function legacyKey(secret: string | Buffer | KeyObject): {
+  key: KeyObject;
   verifyWith: string | Buffer | KeyObject;
-  what: string;
-  fits: readonly string[];
 } {
-  let key: KeyObject | undefined;
-  if (secret instanceof KeyObject) key = secret.type === 'secret' ? undefined : secret;
-  else {
-    try {
-      key = createPublicKey(secret);
-    } catch {
-      key = undefined;
-    }
+  if (secret instanceof KeyObject) {
+    const key = secret.type === 'private' ? createPublicKey(secret) : secret;
+    return { key, verifyWith: key };
   }
-  if (key === undefined)
-    return { verifyWith: secret, what: 'an HMAC secret', fits: ALGORITHMS_OF.secret! };
-  const kind = key.asymmetricKeyType ?? 'unknown';
-  const curve = key.asymmetricKeyDetails?.namedCurve;
-  const fits =
-    kind === 'ec'
-      ? curve !== undefined && ES_OF_CURVE[curve]
-        ? [ES_OF_CURVE[curve]!]
-        : []
-      : (ALGORITHMS_OF[kind] ?? []);
-  const verifyWith =
-    secret instanceof KeyObject && secret.type === 'private' ? createPublicKey(secret) : secret;
-  return { verifyWith, what: `this ${kind}${curve ? ` (${curve})` : ''} key`, fits };
+  try {
+    return { key: createPublicKey(secret), verifyWith: secret };
+  } catch {
+    return { key: createSecretKey(Buffer.from(secret)), verifyWith: secret };
+  }
 }
 
 /**
@@ -191,14 +164,17 @@ export function koaJwtStrategy(options: KoaJwtStrategyOptions): StrategyFactory 
       'koaJwtStrategy.algorithms',
       `must list algorithms from ${LEGACY_ALGORITHMS.join(', ')}`,
     );
-  // An algorithm the key cannot verify would refuse every old token at run time, with a 401.
+  // An algorithm the key cannot verify would refuse every old token at run time, with a 401. The
+  // key ring's rule, without its sizes: koa-jwt verified with secrets and RSA keys of any size.
   const key = legacyKey(secret);
-  const misfit = algorithms.find((a) => !key.fits.includes(a));
-  if (misfit !== undefined)
-    throw new AuthConfigError(
-      'koaJwtStrategy.algorithms',
-      `${misfit} cannot be verified with ${key.what}${key.fits.length > 0 ? `: it verifies ${key.fits.join(', ')}` : ''}`,
-    );
+  for (const algorithm of algorithms) {
+    const problem = keyMismatch(algorithm, key.key, { sizes: false });
+    if (problem !== undefined)
+      throw new AuthConfigError(
+        'koaJwtStrategy.algorithms',
+        `${problem}: no old token signed with ${algorithm} could be verified`,
+      );
+  }
   claimList('issuer', issuer);
   claimList('audience', audience);
   const subject = options.subject ?? defaultSubject;
@@ -243,12 +219,9 @@ export function koaJwtStrategy(options: KoaJwtStrategyOptions): StrategyFactory 
       payload = decoded as Record<string, unknown>;
       // After the signature, as for the library's own tokens; koa-jwt let these through, but no
       // token a koa-jwt app signed with jsonwebtoken's defaults carries them.
-      const foreign = FORBIDDEN_HEADERS.find((name) => name in header);
+      const foreign = forbiddenHeader(header as unknown as Record<string, unknown>);
       if (foreign !== undefined) throw new Error(`the ${foreign} header is not accepted`);
-      const time = TIME_CLAIMS.find(
-        (name) =>
-          name in payload && !(typeof payload[name] === 'number' && Number.isFinite(payload[name])),
-      );
+      const time = nonNumericTime(payload, LEGACY_TIME_CLAIMS);
       if (time !== undefined) throw new Error(`${time} is not a number`);
     } catch (cause) {
       if (cause instanceof jwt.TokenExpiredError)

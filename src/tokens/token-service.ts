@@ -34,7 +34,13 @@ function verifiable(token: string, exp: number): { token: string; exp: number } 
 const JWS_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 /** Header parameters that point elsewhere for keys or demand extensions: never honoured. */
-export const FORBIDDEN_HEADERS = ['jku', 'x5u', 'jwk', 'x5c', 'crit'] as const;
+const FORBIDDEN_HEADERS = ['jku', 'x5u', 'jwk', 'x5c', 'crit'] as const;
+
+/** The first of FORBIDDEN_HEADERS that `header` carries: such a token is refused, not followed. */
+export function forbiddenHeader(header: Readonly<Record<string, unknown>>): string | undefined {
+  for (const name of FORBIDDEN_HEADERS) if (header[name] !== undefined) return name;
+  return undefined;
+}
 
 export interface TokenServiceOptions {
   ring: KeyRing;
@@ -49,6 +55,21 @@ export interface TokenServiceOptions {
 
 /** NumericDate claims (RFC 7519 §4.1.4-6, OIDC auth_time): finite numbers only. */
 const TIME_CLAIMS = ['exp', 'nbf', 'iat', 'auth_time'] as const;
+
+/**
+ * The first of `names` (NumericDate claims) that `claims` carries as anything but a finite
+ * number: a string or -1e400 (-Infinity once parsed) is refused, not skipped.
+ */
+export function nonNumericTime(
+  claims: Readonly<Record<string, unknown>>,
+  names: readonly string[] = TIME_CLAIMS,
+): string | undefined {
+  for (const name of names) {
+    const value = claims[name];
+    if (value !== undefined && (typeof value !== 'number' || !Number.isFinite(value))) return name;
+  }
+  return undefined;
+}
 
 export const otherStrategy = () =>
   new AuthError('token_invalid', 'This token was issued for another strategy.');
@@ -397,10 +418,9 @@ export class TokenService {
     const segment = token.slice(0, token.indexOf('.'));
     const known = knownHeaders.get(segment);
     const header = known ?? parseHeader(segment);
-    for (const name of FORBIDDEN_HEADERS) {
-      if (header[name] !== undefined)
-        throw invalid(`The token header carries "${name}", which is not accepted.`);
-    }
+    const foreign = forbiddenHeader(header);
+    if (foreign !== undefined)
+      throw invalid(`The token header carries "${foreign}", which is not accepted.`);
     const key = this.ring.find(header.kid, header.alg);
     if (!key) throw new UnknownKeyError();
     if (known === undefined) rememberHeader(segment, header);
@@ -425,13 +445,9 @@ export class TokenService {
     if (header.typ !== TOKEN_TYP[kind] || claims.token_use !== kind) {
       throw invalid(`This is not ${kind === 'access' ? 'an access' : 'a refresh'} token.`);
     }
-    // Times must be finite numbers: a string or -1e400 (-Infinity once parsed) is refused, not skipped.
     if (claims.exp === undefined) throw invalid('The token has no expiry.');
-    for (const name of TIME_CLAIMS) {
-      const value = claims[name];
-      if (value !== undefined && (typeof value !== 'number' || !Number.isFinite(value)))
-        throw invalid(`The token's "${name}" claim is not a number.`);
-    }
+    const time = nonNumericTime(claims);
+    if (time !== undefined) throw invalid(`The token's "${time}" claim is not a number.`);
     const { exp, nbf, iat } = claims as { exp: number; nbf?: number; iat?: number };
     const now = Date.now() / 1000;
     const seconds = Math.floor(now);
