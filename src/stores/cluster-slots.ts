@@ -1,6 +1,6 @@
 /**
  * Which Cluster shards have a replica, by hash slot: a Cluster store's writes wait for a replica
- * only where one exists (see RedisStore.watchReplicas).
+ * only where one exists (see cluster-replicas.ts).
  */
 
 /** Hash slots in a Redis Cluster. */

@@ -1,7 +1,6 @@
-import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { AuthConfigError } from '../errors.js';
-import { keyPrefixOption, onlyKnown, warnOnce, wholeNumber } from '../config/validate.js';
+import { keyPrefixOption, onlyKnown, wholeNumber } from '../config/validate.js';
 import { bounded } from './bounded.js';
 import {
   MasterLease,
@@ -12,34 +11,35 @@ import {
 import { TurnBatcher } from './turn-batcher.js';
 import { ConnectionServer } from './server-identity.js';
 import { sha256 } from './digest.js';
-import {
-  keySlot,
-  slotsWithReplicasFromNodes,
-  slotsWithReplicasFromShards,
-  slotsWithReplicasFromSlots,
-} from './cluster-slots.js';
+import { keySlot } from './cluster-slots.js';
+import { type ReplicaWatch, watchReplicas } from './cluster-replicas.js';
 import {
   connectRedis,
   type IoRedisClient,
-  natMapped,
   quietFailoverDetector,
   type RedisOption,
 } from './redis-connection.js';
 import {
+  BATCHED_WRITES,
+  type BatchedName,
+  batched,
+  confirmedWrite,
+  defineScripts,
+  EVALUATE,
+  type Evaluate,
+  type Read,
+  type ScriptArgs,
+  type ScriptedTarget,
+  type ScriptName,
+  type Write,
+} from './redis-scripts.js';
+import {
   CREATE_FIELDS,
-  CREATE_SESSION,
-  CREATE_SESSIONS,
-  REVOKE_ALL,
   REVOKE_ALL_ARGS,
-  READ_CORES,
-  READ_RECORDS,
-  REVOKE_SESSION,
   REVOKE_SESSION_ARGS,
   ROTATE_FIELDS,
   packArgs,
   ROTATE_RESULTS,
-  ROTATE_SESSION,
-  ROTATE_SESSIONS,
   scriptArgs,
 } from './lua.js';
 import {
@@ -73,179 +73,8 @@ import type {
 
 export { isRedisClient, type RedisClient } from './redis-connection.js';
 
-const SCRIPTS = {
-  kjrCreateSession: CREATE_SESSION,
-  kjrRotateSession: ROTATE_SESSION,
-  kjrRevokeSession: REVOKE_SESSION,
-  kjrRevokeAll: REVOKE_ALL,
-} as const;
-type ScriptName = keyof typeof SCRIPTS;
-type ScriptArgs = (string | number | Buffer)[];
-
-/**
- * The batched forms (READ_CORES, and batchedScript's for the write scripts): the key count, the
- * keys, then the arguments; one result per key, or its error.
- */
-type Batched = (count: number, ...argv: ScriptArgs) => Promise<unknown[]>;
-const BATCHED_SCRIPTS = {
-  kjrCreateSessions: CREATE_SESSIONS,
-  kjrRotateSessions: ROTATE_SESSIONS,
-  kjrReadCores: READ_CORES,
-  kjrReadRecords: READ_RECORDS,
-} as const;
-type BatchedName = keyof typeof BATCHED_SCRIPTS;
-/** Each write script that goes out batched on a single node, and its batched form. */
-const BATCHED_WRITES: Partial<Record<ScriptName, BatchedName>> = {
-  kjrCreateSession: 'kjrCreateSessions',
-  kjrRotateSession: 'kjrRotateSessions',
-};
-type Write = { key: string; args: ScriptArgs };
-/** A batched read: a field (a session id) of a user's hash. */
-type Read = { key: string; field: string };
-/**
- * Calls a batched script on a client (a promise of its results) or a pipeline (queued): `command`
- * is its name, or for the reads the form that answers Buffers (`<name>Buffer`, which ioredis
- * defines beside it), since a core record may be binary (record-codec.ts).
- */
-const batched = (target: object, command: string, count: number, argv: ScriptArgs) =>
-  (target as Record<string, Batched>)[command]!(count, ...argv);
-/**
- * A client or a pipeline with the write scripts `defineCommand` added (prefixed so they cannot
- * clash with the app's own).
- */
-type ScriptedTarget = Record<ScriptName, (key: string, ...argv: ScriptArgs) => unknown>;
-
-/** How often a Cluster is asked again which of its shards have a replica (watchReplicas). */
-const RECHECK_MS = 30_000;
-
-/**
- * What a Cluster is asked about its replicas, in turn while it refuses one (watchReplicas): the
- * first two list every replica, a failing one included; the slot map only those that replicate.
- */
-const REPLICA_QUESTIONS: readonly (readonly [
-  string,
-  (reply: unknown) => Uint8Array | undefined,
-])[] = [
-  ['NODES', (reply) => slotsWithReplicasFromNodes(String(reply))],
-  ['SHARDS', slotsWithReplicasFromShards],
-  ['SLOTS', slotsWithReplicasFromSlots],
-];
-
 /** Connections for confirmed writes (see `writers`), besides the one for reads. */
 const WRITER_CONNECTIONS = 4;
-
-type PipelineResults = [Error | null, unknown][] | null;
-
-/** Hops a confirmed write follows on a Cluster: a MOVED, then an ASK of a slot moved meanwhile. */
-const MAX_REDIRECTIONS = 2;
-/** A Cluster's redirection, as Redis words it: `MOVED <slot> <host:port>` or `ASK …`. */
-const REDIRECTION = /^(MOVED|ASK) \d+ (\S+)$/;
-/**
- * A script call for confirmed writes, queued on a pipeline as plain EVALSHA, or as EVAL of its
- * text when `text`. Not ioredis's defined command: that one answers a NOSCRIPT (a SCRIPT FLUSH,
- * an evicted script) by sending the script again outside the pipeline, after the WAIT beside it
- * has already counted the replicas: a write answered as confirmed that no replica was asked
- * about. A plain EVALSHA's NOSCRIPT comes back in the pipeline's results instead, and
- * confirmedWrite sends the pair again as EVAL.
- */
-type Evaluate = (target: object, text: boolean) => unknown;
-type EvalTarget = Record<
-  'eval' | 'evalsha',
-  (script: string, keys: number, ...argv: ScriptArgs) => unknown
->;
-/** A script as EVALSHA or EVAL names it. */
-const evaluation = (
-  lua: string,
-): ((target: object, text: boolean, keys: number, argv: ScriptArgs) => unknown) => {
-  // Hashed on first use: only confirmed writes (waitForReplicas) send scripts this way.
-  let sha: string | undefined;
-  return (target, text, keys, argv) =>
-    text
-      ? (target as EvalTarget).eval(lua, keys, ...argv)
-      : (target as EvalTarget).evalsha(
-          (sha ??= createHash('sha1').update(lua).digest('hex')),
-          keys,
-          ...argv,
-        );
-};
-const EVALUATE = Object.fromEntries(
-  Object.entries({ ...SCRIPTS, ...BATCHED_SCRIPTS }).map(([name, lua]) => [name, evaluation(lua)]),
-) as Record<ScriptName | BatchedName, ReturnType<typeof evaluation>>;
-
-/**
- * A write script and its `WAIT`, in one pipeline on one connection: WAIT counts the replicas
- * that have what this connection wrote. On a Cluster, ioredis follows a pipeline's redirection
- * only when every command in it failed alike, and a redirected script beside a WAIT that ran (or
- * failed on a replica) is not that: the write would answer 503 until something else refreshed
- * the slot map, for good after a failover. So a MOVED or an ASK for the script (which then did
- * not run) is followed here: the pair goes again, on the named node's own connection of the
- * writer's pool (after ASKING for an ASK), and a MOVED refreshes the writer's slot map and calls
- * `moved` (the slot's shard may differ in replicas). Nothing is sent past `deadline`, when the
- * caller has stopped waiting: a write answered 503 must not happen later; each WAIT waits what
- * is left until then.
- */
-async function confirmedWrite(
-  client: IoRedisClient,
-  evaluate: Evaluate,
-  wanted: number,
-  deadline: number,
-  moved: () => void,
-): Promise<PipelineResults> {
-  const scriptError = (answered: PipelineResults) => answered?.[0]?.[0]?.message ?? '';
-  const once = async (target: IoRedisClient, text: boolean, asking: boolean) => {
-    const pipeline = target.pipeline();
-    if (asking) pipeline.asking();
-    evaluate(pipeline, text);
-    pipeline.wait(wanted, Math.max(1, deadline - Date.now()));
-    const answered: PipelineResults = await pipeline.exec();
-    return asking && answered !== null ? answered.slice(1) : answered;
-  };
-  const send = async (target: IoRedisClient, asking: boolean) => {
-    const answered = await once(target, false, asking);
-    // Redis lost the script (first use on this server, a SCRIPT FLUSH): once more, with its text.
-    return scriptError(answered).startsWith('NOSCRIPT') ? once(target, true, asking) : answered;
-  };
-  let results = await send(client, false);
-  for (let hop = 0; client.isCluster && hop < MAX_REDIRECTIONS; hop++) {
-    const redirection = REDIRECTION.exec(scriptError(results));
-    if (redirection === null) break;
-    const [, kind, address] = redirection;
-    const cluster = client as Cluster;
-    let node = nodeAt(cluster, address!);
-    if (node === undefined) {
-      // A node the pool has no connection to (a replica promoted since the pool's last slot
-      // map, which may have left it out): the refreshed map connects to it. runScript bounds
-      // the wait.
-      await new Promise<void>((resolve) => cluster.refreshSlotsCache(() => resolve()));
-      node = nodeAt(cluster, address!);
-      if (node === undefined) break;
-    } else if (kind === 'MOVED') cluster.refreshSlotsCache();
-    if (kind === 'MOVED') moved();
-    if (Date.now() >= deadline) break;
-    results = await send(node, kind === 'ASK');
-  }
-  return results;
-}
-
-/**
- * The pool's connection to the node a redirection names, by its address as Redis gives it (the
- * Cluster's `natMap`, when it has one, turns that into the address the pool connected to).
- */
-function nodeAt(cluster: Cluster, address: string): Redis | undefined {
-  const mapped = natMapped(cluster.options.natMap, address);
-  const wanted = mapped ? `${mapped.host}:${mapped.port}` : address;
-  return cluster
-    .nodes('all')
-    .find((n) => `${n.options.host ?? ''}:${n.options.port ?? ''}` === wanted);
-}
-
-/** Registers the scripts on a client; the batched forms (their key count an argument) only off a Cluster, which never batches. */
-function defineScripts(client: IoRedisClient): void {
-  for (const [name, lua] of Object.entries(SCRIPTS))
-    client.defineCommand(name, { numberOfKeys: 1, lua });
-  if (!client.isCluster)
-    for (const [name, lua] of Object.entries(BATCHED_SCRIPTS)) client.defineCommand(name, { lua });
-}
 
 /** Session ids this library issues are base64url; anything else cannot name a family (nor its `:n` fields). */
 const SESSION_ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -266,7 +95,7 @@ export interface RedisStoreOptions {
   /**
    * Replicas that must have a write (Redis `WAIT`) before it counts as done; 0 answers as soon as
    * the master has it. `'replicated'` (a Cluster's default): 1 for the writes of each shard
-   * whose master has a replica, else 0 (see RedisStore.watchReplicas).
+   * whose master has a replica, else 0 (see watchReplicas, cluster-replicas.ts).
    */
   waitForReplicas: number | 'replicated';
   /** The shared layout's number of hashes; 0 for a hash per user. */
@@ -334,10 +163,8 @@ export class RedisStore implements SessionStore {
   private slotsWaiting: Uint8Array | undefined;
   /** `'replicated'` until the Cluster's replicas are known: no write goes out before, unconfirmed. */
   private deciding: Promise<void> | undefined;
-  /** Ends watchReplicas's listeners and timer (on close). */
-  private stopWatching: (() => void) | undefined;
-  /** Asks the Cluster again which shards have a replica (watchReplicas; a no-op elsewhere). */
-  private recheckReplicas: () => void = () => {};
+  /** With `'replicated'` on a Cluster: which shards have a replica, asked again as it changes. */
+  private readonly replicaWatch: ReplicaWatch | undefined;
   /** Reads may skip our own timer: see {@link readBounded}. */
   private readonly readsTimeOut: boolean;
   private closing = false;
@@ -377,8 +204,21 @@ export class RedisStore implements SessionStore {
     if (options.ownsClient) this.keepConnecting(client);
     this.wanted = options.waitForReplicas === 'replicated' ? 0 : options.waitForReplicas;
     if (this.wanted > 0) this.addWriters();
-    else if (options.waitForReplicas === 'replicated' && client.isCluster)
-      this.deciding = this.watchReplicas(client as Cluster);
+    else if (options.waitForReplicas === 'replicated' && client.isCluster) {
+      const watch = watchReplicas(
+        client as Cluster,
+        (command) => this.bounded(command),
+        (slots) => {
+          this.slotsWaiting = slots;
+          if (this.writers.length === 0 && slots.includes(1)) this.addWriters();
+        },
+      );
+      this.replicaWatch = watch;
+      // Writes wait (bounded) for the first answer.
+      this.deciding = watch.first.then(() => {
+        this.deciding = undefined;
+      });
+    }
     const nodeOptions = client.isCluster ? undefined : (client as Redis).options;
     this.readsTimeOut =
       nodeOptions !== undefined &&
@@ -510,99 +350,6 @@ export class RedisStore implements SessionStore {
   }
 
   /**
-   * A Cluster's default: a write waits for one replica when the master of its shard has one, as
-   * with Sentinel, because a master that dies is replaced by its replica, which may lack what
-   * the master acknowledged last. A shard without a replica has no failover to lose a write to,
-   * so its writes do not wait (and are not refused for want of a replica). Decided per hash slot
-   * from `CLUSTER NODES` (which lists every replica; the slot map leaves out one that has not
-   * replicated yet) at start, at every refresh of the slot map (a MOVED, so a migrated slot) and
-   * every RECHECK_MS. Writes wait (bounded) for the first answer. A Cluster that refuses the
-   * command (an ACL without it) is judged by `CLUSTER SHARDS` (Redis 7, which lists every replica
-   * too), and one that refuses that as well by `CLUSTER SLOTS`, with a warning.
-   */
-  private watchReplicas(cluster: Cluster): Promise<void> {
-    return new Promise((resolve) => {
-      // One question at a time; a reason to ask that comes meanwhile (a refresh after a MOVED)
-      // asks again once it is answered, since the answer may predate the change.
-      let asking = false;
-      let again = false;
-      const answered = (): void => {
-        asking = false;
-        if (again) {
-          again = false;
-          check();
-        }
-      };
-      const decided = (slots: Uint8Array): void => {
-        if (!this.closing) {
-          this.slotsWaiting = slots;
-          if (this.writers.length === 0 && slots.includes(1)) this.addWriters();
-        }
-        this.deciding = undefined;
-        resolve();
-        answered();
-      };
-      // Unanswered (connecting, timed out, LOADING): writes keep waiting, bounded; ask again soon.
-      const retry = (): void => {
-        again = false;
-        asking = false;
-        setTimeout(check, 200).unref();
-      };
-      const check = (): void => {
-        if (this.closing) return;
-        if (asking) {
-          again = true;
-          return;
-        }
-        asking = true;
-        ask(first, []);
-      };
-      // The question that answered last: the next check starts there, so an ACL's refusals are
-      // not asked again (and added to its ACL LOG) at every check.
-      let first = 0;
-      // Asked in turn while an ACL refuses one (NOPERM), Redis lacks it (CLUSTER SHARDS is Redis
-      // 7's) or its answer is of a shape not understood; any other failure is asked again.
-      const ask = (question: number, passed: readonly string[]): void => {
-        const [name, judge] = REPLICA_QUESTIONS[question]!;
-        const last = question === REPLICA_QUESTIONS.length - 1;
-        const next = (why: string): void => {
-          if (last) retry();
-          else ask(question + 1, [...passed, `CLUSTER ${name}: ${why}`]);
-        };
-        this.bounded(cluster.call('CLUSTER', name)).then(
-          (reply) => {
-            const slots = judge(reply);
-            if (slots === undefined) return next('an answer of a shape not understood');
-            if (last)
-              warnOnce(
-                'KOA_JWT_REDIS_CLUSTER_NODES',
-                `${passed.join('; ')}: which shards' writes wait for a replica is judged from CLUSTER ${name}, which lists a replica only while it replicates (not one that is failing). Allow CLUSTER NODES (or CLUSTER SHARDS, Redis 7), or give waitForReplicas explicitly to decide it yourself.`,
-              );
-            first = question;
-            decided(slots);
-          },
-          (error: unknown) => {
-            const { message } = error as Error;
-            if (/^NOPERM|unknown subcommand/i.test(message)) next(message);
-            else retry();
-          },
-        );
-      };
-      const timer = setInterval(check, RECHECK_MS).unref();
-      const stop = (): void => {
-        clearInterval(timer);
-        cluster.off('refresh', check);
-        cluster.off('ready', check);
-      };
-      this.stopWatching = stop;
-      this.recheckReplicas = check;
-      cluster.on('refresh', check);
-      cluster.on('ready', check);
-      check();
-    });
-  }
-
-  /**
    * Reconnects a client of ours that gave up. ioredis ends a Sentinel client for good when a
    * failover interrupts its reconnection (the sentinels' `+switch-master`, or a `READONLY`,
    * arriving while it is still connecting): every later command would fail with "Connection is
@@ -686,7 +433,7 @@ export class RedisStore implements SessionStore {
     // Busy until Redis answers, even past our timeout: the connection is blocked until then.
     writer.busy++;
     const exec = confirmedWrite(writer.client, evaluate, wanted, deadline, () =>
-      this.recheckReplicas(),
+      this.replicaWatch?.recheck(),
     );
     exec.then(
       () => writer.busy--,
@@ -920,7 +667,7 @@ export class RedisStore implements SessionStore {
 
   async close(): Promise<void> {
     this.closing = true;
-    this.stopWatching?.();
+    this.replicaWatch?.stop();
     this.cache?.close();
     this.lease?.close();
     this.server?.close();
@@ -1070,7 +817,7 @@ export function redisStore(redis: RedisOption, config: RedisStoreConfig = {}): S
     keyBuckets,
     recordFormat,
     // Sentinel and Cluster promote a replica on failover: only writes a replica has are safe
-    // from it. A Cluster shard may have no replica: the store looks (see watchReplicas).
+    // from it. A Cluster shard may have no replica: the store looks (see cluster-replicas.ts).
     waitForReplicas:
       wanted ?? (topology === 'sentinel' ? 1 : topology === 'cluster' ? 'replicated' : 0),
   });
