@@ -23,7 +23,8 @@ export { ALGORITHMS } from './keys/algorithms.js';
 export { createVerifier, Verifier } from './verifier.js';
 export { memoryStore } from './stores/memory-store.js';
 export { redisStore } from './stores/redis-store.js';
-export { postgresMigrationSql, postgresStore } from './stores/postgres-store.js';
+export { postgresStore } from './stores/postgres-store.js';
+export { postgresMigrationSql } from './stores/postgres-schema.js';
 
 export type { AuthErrorCode } from './errors.js';
 export type { AuthEventListener, AuthEventMap, AuthEventName } from './events.js';
@@ -67,11 +68,8 @@ export type {
 } from './stores/session-store.js';
 export type { RedisClient, RedisStoreConfig } from './stores/redis-store.js';
 export type { MasterLeaseOptions } from './stores/master-lease.js';
-export type {
-  PostgresConnection,
-  PostgresSessionStore,
-  PostgresStoreOptions,
-} from './stores/postgres-store.js';
+export type { PostgresSessionStore, PostgresStoreOptions } from './stores/postgres-store.js';
+export type { PostgresConnection } from './stores/postgres-connection.js';
 export type {
   ClusterConnectionOptions,
   RedisConnectionOptions,

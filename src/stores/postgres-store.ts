@@ -1,8 +1,17 @@
 import type * as pg from 'pg';
 import { AuthConfigError } from '../errors.js';
 import { onlyKnown, plainObject, wholeNumber } from '../config/validate.js';
-import { loadModule } from '../load-module.js';
 import { bounded, StoreTimeoutError } from './bounded.js';
+import { type PostgresConnection, resolvePool } from './postgres-connection.js';
+import {
+  checkIdentifiers,
+  COLUMNS,
+  LOCK_NAMESPACE,
+  postgresMigrationSql,
+  quote,
+  type Row,
+  toRecord,
+} from './postgres-schema.js';
 import type {
   NewSession,
   Rotation,
@@ -30,9 +39,6 @@ export interface PostgresStoreOptions {
   pruneInterval?: number;
 }
 
-/** A node-postgres Pool, a connection string, or Pool options. */
-export type PostgresConnection = pg.Pool | string | pg.PoolConfig;
-
 /** What {@link postgresStore} returns: a SessionStore plus its schema management. */
 export interface PostgresSessionStore extends SessionStore {
   /**
@@ -47,92 +53,10 @@ export interface PostgresSessionStore extends SessionStore {
   prune(now?: number): Promise<number>;
 }
 
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
-/** The expiry index's name is the table's with this after it. */
-const INDEX_SUFFIX = '_expires_at_idx';
 /** Rows deleted per statement by a sweep, so a backlog never holds locks for long. */
 const PRUNE_BATCH = 1000;
-/** Namespace of the per-user advisory locks (first key of pg_advisory_xact_lock(int, int)). */
-export const LOCK_NAMESPACE = 0x6b6a72;
 
 const ignore = (): void => {};
-
-const quote = (name: string): string => `"${name}"`;
-
-interface Row {
-  session_id: string;
-  jti: string;
-  previous_jti: string;
-  rotated_at: string;
-  created_at: string;
-  last_used_at: string;
-  expires_at: string;
-  ip: string;
-  user_agent: string;
-}
-
-function toRecord(row: Row): SessionRecord {
-  return {
-    sessionId: row.session_id,
-    jti: row.jti,
-    previousJti: row.previous_jti,
-    rotatedAt: Number(row.rotated_at),
-    createdAt: Number(row.created_at),
-    lastUsedAt: Number(row.last_used_at),
-    expiresAt: Number(row.expires_at),
-    ip: row.ip,
-    userAgent: row.user_agent,
-  };
-}
-
-const COLUMNS =
-  'session_id, jti, previous_jti, rotated_at, created_at, last_used_at, expires_at, ip, user_agent';
-
-/**
- * Refuses a schema or table name that is not a plain SQL identifier: names are written into the
- * SQL (quoted), so one with a quote or anything else would change the statements. `at` is what
- * the error names before `schema` or `table`: `postgresStore.` (an option) or
- * `postgresMigrationSql ` (an argument).
- */
-function checkIdentifiers(at: string, names: { schema: unknown; table: unknown }): void {
-  for (const [name, value] of Object.entries(names)) {
-    if (typeof value !== 'string' || !IDENTIFIER.test(value))
-      throw new AuthConfigError(
-        `${at}${name}`,
-        'must be a plain SQL identifier: a letter or _, then letters, digits or _ (at most 63)',
-      );
-  }
-  // PostgreSQL cuts a longer name to 63 bytes without an error: two long table names alike in
-  // their first 48 characters would share one index name, and IF NOT EXISTS would skip the
-  // second table's index.
-  if ((names.table as string).length + INDEX_SUFFIX.length > 63)
-    throw new AuthConfigError(
-      `${at}table`,
-      `must be at most ${63 - INDEX_SUFFIX.length} characters, so that its index's name (the table's with "${INDEX_SUFFIX}") fits PostgreSQL's 63`,
-    );
-}
-
-/** The schema: one table, keyed by (user, session); times are epoch milliseconds. */
-export function postgresMigrationSql(schema = 'public', table = 'auth_sessions'): string {
-  checkIdentifiers('postgresMigrationSql ', { schema, table });
-  const t = `${quote(schema)}.${quote(table)}`;
-  return `CREATE SCHEMA IF NOT EXISTS ${quote(schema)};
-CREATE TABLE IF NOT EXISTS ${t} (
-  user_id      text   NOT NULL,
-  session_id   text   NOT NULL,
-  jti          text   NOT NULL,
-  previous_jti text   NOT NULL DEFAULT '',
-  rotated_at   bigint NOT NULL DEFAULT 0,
-  created_at   bigint NOT NULL,
-  last_used_at bigint NOT NULL,
-  expires_at   bigint NOT NULL,
-  ip           text   NOT NULL DEFAULT '',
-  user_agent   text   NOT NULL DEFAULT '',
-  PRIMARY KEY (user_id, session_id)
-);
-CREATE INDEX IF NOT EXISTS ${quote(`${table}${INDEX_SUFFIX}`)} ON ${t} (expires_at);
-`;
-}
 
 /**
  * PostgreSQL store. Every per-request query hits the primary key (user_id, session_id); listing
@@ -400,43 +324,6 @@ class PostgresStore implements PostgresSessionStore {
   }
 }
 
-/**
- * node-postgres, loaded when `postgresStore()` first opens a pool of its own (a URL or Pool
- * options) rather than on import: an app on Redis or the memory store never loads it (32 modules:
- * a median of 37 ms of start-up on a busy VM), and one that passes its own `pg.Pool` never needs
- * it. Loaded by `require` (pg is CommonJS; its ES entry wraps the same classes; see loadModule),
- * which a bundler does not follow: a bundled app passes its own pool, or keeps `pg` external; the
- * error says so.
- */
-const nodePostgres = (): typeof pg =>
-  loadModule<typeof pg>(
-    'pg',
-    'postgresStore.connection',
-    'opening a pool needs `pg` (node-postgres), which could not be loaded: install it (`npm install pg`), or, in a bundled app, keep `pg` external or pass your own pg.Pool',
-  );
-
-/**
- * A single connection (`pg.Client`, or a client checked out of a pool): it has no pool's
- * `connect()` handing out releasable clients, so the store cannot run on it. Told by shape, as
- * a pool is, so that a pool the app passes never makes the store load pg itself.
- */
-function isClient(value: unknown): boolean {
-  return (
-    value !== null &&
-    typeof value === 'object' &&
-    typeof (value as { connectionParameters?: unknown }).connectionParameters === 'object'
-  );
-}
-
-function isPool(value: unknown): value is pg.Pool {
-  return (
-    value !== null &&
-    typeof value === 'object' &&
-    typeof (value as pg.Pool).query === 'function' &&
-    typeof (value as pg.Pool).connect === 'function'
-  );
-}
-
 /** The options of postgresStore(): any other name is a typo, refused. */
 const POSTGRES_STORE_OPTION_NAMES = [
   'schema',
@@ -461,8 +348,6 @@ export function postgresStore(
 ): PostgresSessionStore {
   // Each option is named as written, `postgresStore.timeout`; the options object as a whole, like
   // redisStore's, is `postgresStore options`.
-  const fail = (option: string, message: string) =>
-    new AuthConfigError(`postgresStore.${option}`, message);
   if (options === null || typeof options !== 'object')
     throw new AuthConfigError(
       'postgresStore options',
@@ -479,36 +364,6 @@ export function postgresStore(
     0,
     86_400,
   );
-  let pool: pg.Pool;
-  let owns = true;
-  if (isClient(connection))
-    throw fail(
-      'connection',
-      'is a pg.Client (one connection); pass a pg.Pool, a postgres:// URL or pg Pool options',
-    );
-  if (isPool(connection)) {
-    pool = connection;
-    owns = false;
-  } else if (
-    typeof connection === 'string' ||
-    (connection !== null && typeof connection === 'object')
-  ) {
-    if (typeof connection === 'string' && !/^postgres(ql)?:\/\//.test(connection))
-      throw fail('connection', 'must be a postgres:// URL, a pg.Pool or pg Pool options');
-    const config: pg.PoolConfig =
-      typeof connection === 'string' ? { connectionString: connection } : { ...connection };
-    pool = new (nodePostgres().Pool)({
-      // Bounded at every step: getting a connection, a query on the wire, and the server's own work.
-      connectionTimeoutMillis: timeout,
-      query_timeout: timeout,
-      statement_timeout: timeout,
-      ...config,
-    });
-    // An idle connection that dies (a restart) is replaced on the next call; without a listener
-    // the pool's 'error' event would crash the process.
-    pool.on('error', () => {});
-  } else {
-    throw fail('connection', 'must be a pg.Pool, a postgres:// URL or pg Pool options');
-  }
+  const { pool, owns } = resolvePool(connection, timeout);
   return new PostgresStore(pool, owns, schema, table, timeout, pruneInterval);
 }

@@ -3,7 +3,7 @@ import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Auth, AuthConfigError, createAuth, postgresStore } from '../../src/index.js';
-import { LOCK_NAMESPACE } from '../../src/stores/postgres-store.js';
+import { LOCK_NAMESPACE } from '../../src/stores/postgres-schema.js';
 import { decodeSegment, SECRET } from '../helpers/forge.js';
 import { serve, type Served } from '../helpers/http.js';
 import { idApp, Load, send, statusCounts } from '../helpers/load.js';

@@ -1,0 +1,89 @@
+import type * as pg from 'pg';
+import { AuthConfigError } from '../errors.js';
+import { loadModule } from '../load-module.js';
+
+/** A node-postgres Pool, a connection string, or Pool options. */
+export type PostgresConnection = pg.Pool | string | pg.PoolConfig;
+
+/**
+ * node-postgres, loaded when `postgresStore()` first opens a pool of its own (a URL or Pool
+ * options) rather than on import: an app on Redis or the memory store never loads it (32 modules:
+ * a median of 37 ms of start-up on a busy VM), and one that passes its own `pg.Pool` never needs
+ * it. Loaded by `require` (pg is CommonJS; its ES entry wraps the same classes; see loadModule),
+ * which a bundler does not follow: a bundled app passes its own pool, or keeps `pg` external; the
+ * error says so.
+ */
+const nodePostgres = (): typeof pg =>
+  loadModule<typeof pg>(
+    'pg',
+    'postgresStore.connection',
+    'opening a pool needs `pg` (node-postgres), which could not be loaded: install it (`npm install pg`), or, in a bundled app, keep `pg` external or pass your own pg.Pool',
+  );
+
+/**
+ * A single connection (`pg.Client`, or a client checked out of a pool): it has no pool's
+ * `connect()` handing out releasable clients, so the store cannot run on it. Told by shape, as
+ * a pool is, so that a pool the app passes never makes the store load pg itself.
+ */
+function isClient(value: unknown): boolean {
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    typeof (value as { connectionParameters?: unknown }).connectionParameters === 'object'
+  );
+}
+
+function isPool(value: unknown): value is pg.Pool {
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    typeof (value as pg.Pool).query === 'function' &&
+    typeof (value as pg.Pool).connect === 'function'
+  );
+}
+
+/**
+ * The pool postgresStore() runs on, from its `connection`: the app's own pg.Pool (`owns` false:
+ * the store never ends it), or one opened from a postgres:// URL or Pool options, bounded by the
+ * store's `timeout` ms (`owns` true: `store.close()` ends it). A pg.Client, or anything else, is
+ * refused with an AuthConfigError naming `postgresStore.connection`.
+ */
+export function resolvePool(
+  connection: PostgresConnection,
+  timeout: number,
+): { pool: pg.Pool; owns: boolean } {
+  const fail = (option: string, message: string) =>
+    new AuthConfigError(`postgresStore.${option}`, message);
+  let pool: pg.Pool;
+  let owns = true;
+  if (isClient(connection))
+    throw fail(
+      'connection',
+      'is a pg.Client (one connection); pass a pg.Pool, a postgres:// URL or pg Pool options',
+    );
+  if (isPool(connection)) {
+    pool = connection;
+    owns = false;
+  } else if (
+    typeof connection === 'string' ||
+    (connection !== null && typeof connection === 'object')
+  ) {
+    if (typeof connection === 'string' && !/^postgres(ql)?:\/\//.test(connection))
+      throw fail('connection', 'must be a postgres:// URL, a pg.Pool or pg Pool options');
+    const config: pg.PoolConfig =
+      typeof connection === 'string' ? { connectionString: connection } : { ...connection };
+    pool = new (nodePostgres().Pool)({
+      // Bounded at every step: getting a connection, a query on the wire, and the server's own work.
+      connectionTimeoutMillis: timeout,
+      query_timeout: timeout,
+      statement_timeout: timeout,
+      ...config,
+    });
+    // An idle connection that dies (a restart) is replaced on the next call; without a listener
+    // the pool's 'error' event would crash the process.
+    pool.on('error', () => {});
+  } else {
+    throw fail('connection', 'must be a pg.Pool, a postgres:// URL or pg Pool options');
+  }
+  return { pool, owns };
+}
