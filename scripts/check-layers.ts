@@ -18,6 +18,7 @@ import ts from 'typescript';
  */
 export const LAYERS: readonly (readonly string[])[] = [
   ['index.ts', 'cli.ts'], // the public barrel and the keygen command
+  ['cli/'], // the keygen command's parts: writing the key files all or nothing, JS string quoting
   ['default-helpers.ts'], // free functions bound to the default instance
   ['auth.ts', 'verifier.ts'], // wiring: createAuth, createVerifier
   ['router.ts', 'openapi.ts'], // the ready-made routes (given a host, never auth.ts) and their OpenAPI description
