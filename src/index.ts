@@ -46,7 +46,8 @@ export type { AuthOptions } from './config/options.js';
 export type { CookieOptions, CsrfOptions, TokenDelivery, TokenSource } from './config/web.js';
 export type { LoginRateLimiter, RoutesOptions } from './router.js';
 export type { KoaJwtStrategyOptions, LegacyAlgorithm } from './strategies/koa-jwt.js';
-export type { JsonValue, OpenApiDocument, OpenApiOptions } from './openapi.js';
+export type { OpenApiOptions } from './openapi.js';
+export type { JsonValue, OpenApiDocument } from './openapi/types.js';
 export type {
   ReadOptions,
   SessionInfo,
