@@ -38,10 +38,9 @@ import {
   REVOKE_ALL_ARGS,
   REVOKE_SESSION_ARGS,
   ROTATE_FIELDS,
-  packArgs,
   ROTATE_RESULTS,
-  scriptArgs,
 } from './lua.js';
+import { packArgs, scriptArgs } from './script-args.js';
 import {
   type LivenessCell,
   type ResolvedSessionCache,

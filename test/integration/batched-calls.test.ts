@@ -3,7 +3,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { redisStore, type SessionStore } from '../../src/index.js';
-import { CREATE_ARGS, CREATE_FIELDS, CREATE_SESSIONS, packArgs } from '../../src/stores/lua.js';
+import { CREATE_ARGS, CREATE_FIELDS, CREATE_SESSIONS } from '../../src/stores/lua.js';
+import { packArgs } from '../../src/stores/script-args.js';
 import { MAX_BATCH } from '../../src/stores/turn-batcher.js';
 import { RedisServer } from '../helpers/redis-server.js';
 

@@ -5,10 +5,10 @@ import {
   CREATE_FIELDS,
   CREATE_SESSION,
   EXPIRE_GT,
-  packArgs,
   ROTATE_FIELDS,
   ROTATE_SESSION,
 } from '../../src/stores/lua.js';
+import { packArgs } from '../../src/stores/script-args.js';
 import { compactUuid, packCore, uuidBytes } from '../../src/stores/record-codec.js';
 import { RedisServer, redisServerMajor } from '../helpers/redis-server.js';
 

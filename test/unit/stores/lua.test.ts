@@ -8,15 +8,13 @@ import {
   REVOKE_ALL_ARGS,
   REVOKE_SESSION,
   REVOKE_SESSION_ARGS,
-  packArgs,
   ROTATE_ARGS,
   ROTATE_FIELDS,
   ROTATE_SESSION,
   ROTATE_SESSIONS,
   SCAN_FIELDS,
-  scriptArgs,
-  structFormat,
 } from '../../../src/stores/lua.js';
+import { packArgs, scriptArgs, structFormat } from '../../../src/stores/script-args.js';
 import {
   CORE_FIELDS,
   coreExpiresAt,
