@@ -22,6 +22,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['default-helpers.ts'], // free functions bound to the default instance
   ['auth.ts', 'verifier.ts'], // wiring: createAuth, createVerifier
   ['router.ts', 'openapi.ts'], // the ready-made routes (given a host, never auth.ts) and their OpenAPI description
+  ['router/'], // the routes' parts: JSON request bodies (parsed and checked), their URL paths
   ['openapi/'], // the OpenAPI document's parts: its types, the paths, the components they refer to
   ['middleware/'], // credentials, getToken, getData, requireAuth, CSRF, error rendering
   ['strategies/'], // TokenReader / TokenStrategy, the registry, jwt and redis strategies

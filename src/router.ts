@@ -13,9 +13,15 @@ import {
   readCookie,
 } from './middleware/credentials.js';
 import { checkCsrf, checkOrigin, isUnsafeMethod } from './middleware/csrf.js';
-import { loadKoaBody } from './middleware/json-body.js';
 import { asAuthError, withRealm, writeAuthError } from './middleware/render-error.js';
 import type { AuthenticatedState, AuthMiddlewareOptions } from './middleware/state.js';
+import { COOKIE_PATH, mountedBase, PREFIX } from './router/mount-path.js';
+import {
+  bodyRefreshToken,
+  jsonBodyParser,
+  jsonOnly,
+  requireLoginBody,
+} from './router/request-body.js';
 import type { StrategyRegistry } from './strategies/registry.js';
 import type { SessionInfo, StrategyChoice, TokenStrategy } from './strategies/types.js';
 import { cleanMeta } from './stores/record-codec.js';
@@ -97,146 +103,6 @@ function defaultLoginName(ctx: Context): string | number | undefined {
     if (typeof value === 'string' || typeof value === 'number') return value;
   }
   return undefined;
-}
-
-const PREFIX = /^(\/[A-Za-z0-9._~-]+)*$/;
-// Path characters safe inside a Set-Cookie attribute: no `;`, no spaces, no control characters.
-const COOKIE_PATH = /^\/[A-Za-z0-9._~!$&'()*+,=:@%/-]*$/;
-
-/**
- * The URL path this router's routes live under for this request, from the raw request URL (which
- * koa-mount and parent routers leave intact): the request path minus the route's own `depth`
- * segments (`/login` is 1, `/sessions/:id` is 2). Undefined when it is not usable as a cookie Path.
- */
-function mountedBase(ctx: Context, depth: number): string | undefined {
-  const raw = ctx.originalUrl ?? ctx.url;
-  let path = raw.split('?', 1)[0]!.split('#', 1)[0]!;
-  if (path.length > 1 && path.endsWith('/')) path = path.slice(0, -1);
-  const segments = path.split('/');
-  if (segments.length - 1 < depth) return undefined;
-  const base = segments.slice(0, segments.length - depth).join('/');
-  return base === '' || COOKIE_PATH.test(base) ? base : undefined;
-}
-
-let sharedJsonBody: Middleware | undefined;
-
-const PROTO_KEY = 'The request body has a "__proto__" key, which is refused.';
-const NOT_AN_OBJECT = 'The request body is not a JSON object.';
-/** Where koa-body 6 keeps the unparsed text (includeUnparsed): a property of the parsed body. */
-const UNPARSED = Symbol.for('unparsedBody');
-
-/**
- * Whether a parsed JSON value has an own `__proto__` key at any depth (JSON.parse makes it a
- * plain property, which a later merge into an object turns into its prototype). Walked without
- * recursion: a 16 KiB body can nest thousands of levels.
- */
-function hasProtoKey(value: unknown): boolean {
-  const pending: unknown[] = [value];
-  while (pending.length > 0) {
-    const next = pending.pop();
-    if (next === null || typeof next !== 'object') continue;
-    if (Object.prototype.hasOwnProperty.call(next, '__proto__')) return true;
-    for (const child of Object.values(next)) pending.push(child);
-  }
-  return false;
-}
-
-/**
- * The JSON body parser of every router, built on the first `auth.routes()` call. koa-body's
- * co-body refuses a `__proto__` key from 6.2.0 on (koa-body 7 and 8 require it); koa-body 6
- * accepts co-body 6.1, which does not: the parsed body is checked here too, whatever parsed it.
- */
-const jsonBodyParser = (): Middleware => {
-  const parse = sharedParser();
-  return (ctx, next) =>
-    parse(ctx, () => {
-      const request = ctx.request as { body?: unknown; rawBody?: unknown };
-      const { body } = request;
-      // koa-body 6 keeps the unparsed text on the parsed body, under a symbol (7 and later, on
-      // ctx.request.rawBody): moved there, so the body login is handed holds only what was sent.
-      if (body !== null && typeof body === 'object' && UNPARSED in body) {
-        request.rawBody = (body as Record<symbol, unknown>)[UNPARSED];
-        delete (body as Record<symbol, unknown>)[UNPARSED];
-      }
-      if (hasProtoKey(body)) throw new AuthError('invalid_request', PROTO_KEY);
-      // Every route's body is one object: an array is no request to refresh or log out, and read
-      // as an empty body it would make `[{ "keep_current": true }]` end the caller's session too.
-      if (Array.isArray(body)) throw new AuthError('invalid_request', NOT_AN_OBJECT);
-      return next();
-    });
-};
-
-const sharedParser = (): Middleware =>
-  (sharedJsonBody ??= loadKoaBody()({
-    json: true,
-    urlencoded: false,
-    multipart: false,
-    text: false,
-    jsonLimit: '16kb',
-    // The raw text too (ctx.request.rawBody): an empty chunked body parses to {}, yet is no object.
-    includeUnparsed: true,
-    onError: (error) => {
-      const { status } = error as { status?: unknown };
-      if (status === 413) throw new AuthError('body_too_large', 'The request body is over 16 KiB.');
-      // A Content-Encoding the parser cannot decode: the body is unreadable, not bad JSON.
-      if (status === 415)
-        throw new AuthError(
-          'unsupported_media_type',
-          'Send the body as JSON, uncompressed or with a Content-Encoding of gzip, deflate or br.',
-          { headers: { Accept: 'application/json', 'Cache-Control': 'no-store' } },
-        );
-      // co-body refuses an object with a "__proto__" key (against prototype poisoning).
-      if (/forbidden prototype property/.test((error as Error).message))
-        throw new AuthError('invalid_request', PROTO_KEY);
-      // co-body's strict mode refuses a body whose first character opens no object or array
-      // (null, 7, "text", or text that is no JSON at all): no JSON object either way.
-      if (/only supports object and array/.test((error as Error).message))
-        throw new AuthError('invalid_request', NOT_AN_OBJECT);
-      throw new AuthError('invalid_request', 'The request body is not valid JSON.');
-    },
-  }));
-
-/**
- * The routes read JSON only: a form, text or a body without a content type is refused with 415
- * instead of reaching `login` as an empty object (which would look like wrong credentials). Not
- * parsing forms also keeps the one request a cross-site page can post without a preflight out.
- */
-const hasBody = (ctx: Context): boolean =>
-  ctx.get('transfer-encoding') !== '' || Number(ctx.get('content-length')) > 0;
-
-const jsonOnly: Middleware = (ctx, next) => {
-  if (hasBody(ctx) && !ctx.is('application/json')) {
-    throw new AuthError(
-      'unsupported_media_type',
-      'Send the body as JSON with `Content-Type: application/json`.',
-      { headers: { Accept: 'application/json', 'Cache-Control': 'no-store' } },
-    );
-  }
-  return next();
-};
-
-/** The login body: a JSON object (the router cannot know the fields; your `login` checks them). */
-function requireLoginBody(ctx: Context): void {
-  const body = ctx.request.body as unknown;
-  if (
-    !hasBody(ctx) ||
-    (ctx.request as { rawBody?: unknown }).rawBody === '' ||
-    body === null ||
-    typeof body !== 'object'
-  )
-    throw new AuthError('invalid_request', 'Send the credentials as a JSON object.');
-}
-
-/** `refresh_token` from the JSON body: undefined when absent, 400 when not a string or empty. */
-function bodyRefreshToken(ctx: Context): string | undefined {
-  const body = ctx.request.body as unknown;
-  if (body === null || typeof body !== 'object') return undefined;
-  const token = (body as { refresh_token?: unknown }).refresh_token;
-  if (token === undefined) return undefined;
-  if (typeof token !== 'string')
-    throw new AuthError('invalid_request', '`refresh_token` must be a string.');
-  if (token.length === 0) throw new AuthError('invalid_request', '`refresh_token` is empty.');
-  return token;
 }
 
 /**
