@@ -2,6 +2,8 @@ import { strayKey } from './config/validate.js';
 import { openApiComponents } from './openapi/components.js';
 import { openApiPaths } from './openapi/paths.js';
 import type { JsonValue, OpenApiDocument, OpenApiSource } from './openapi/types.js';
+// The prefix auth.routes() accepts: the document describes those routes.
+import { PREFIX } from './router/mount-path.js';
 
 /** Options of {@link Auth.openapi}; `prefix` must be the one given to `auth.routes()`. */
 export interface OpenApiOptions {
@@ -22,8 +24,6 @@ export interface OpenApiOptions {
    */
   strategy?: string;
 }
-
-const PREFIX = /^(\/[A-Za-z0-9._~-]+)*$/;
 
 const DEFAULT_LOGIN_SCHEMA: { [key: string]: JsonValue } = {
   type: 'object',

@@ -144,10 +144,6 @@ function noStore(ctx: Context): void {
   ctx.set('Pragma', 'no-cache');
 }
 
-/**
- * Builds the router behind `auth.routes()`: POST login, refresh, logout, logout-all; GET and
- * DELETE sessions. Options are checked here, once.
- */
 /** Every option of auth.routes(); `satisfies` keeps this list complete. */
 const ROUTES_OPTIONS = {
   login: true,
@@ -158,6 +154,10 @@ const ROUTES_OPTIONS = {
   loginName: true,
 } as const satisfies Record<keyof RoutesOptions, true>;
 
+/**
+ * Builds the router behind `auth.routes()`: POST login, refresh, logout, logout-all; GET and
+ * DELETE sessions. Options are checked here, once.
+ */
 export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Router {
   if (options !== null && typeof options === 'object')
     onlyKnown('routes', options, Object.keys(ROUTES_OPTIONS));

@@ -86,14 +86,15 @@ const sharedParser = (): Middleware =>
     },
   }));
 
+/** Whether the request has a body at all (a chunked one, or a non-zero Content-Length). */
+const hasBody = (ctx: Context): boolean =>
+  ctx.get('transfer-encoding') !== '' || Number(ctx.get('content-length')) > 0;
+
 /**
  * The routes read JSON only: a form, text or a body without a content type is refused with 415
  * instead of reaching `login` as an empty object (which would look like wrong credentials). Not
  * parsing forms also keeps the one request a cross-site page can post without a preflight out.
  */
-const hasBody = (ctx: Context): boolean =>
-  ctx.get('transfer-encoding') !== '' || Number(ctx.get('content-length')) > 0;
-
 export const jsonOnly: Middleware = (ctx, next) => {
   if (hasBody(ctx) && !ctx.is('application/json')) {
     throw new AuthError(
