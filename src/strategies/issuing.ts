@@ -9,7 +9,7 @@ import {
   sessionClaims,
   type TokenUser,
 } from '../tokens/claims.js';
-import type { SignOverrides } from '../tokens/token-service.js';
+import type { SignOverrides } from '../tokens/sign-overrides.js';
 import type { StrategyContext } from './types.js';
 
 /** A signed pair not yet handed out: session strategies record `jti` before returning `pair`. */

@@ -11,7 +11,7 @@ import {
   userIdOf,
 } from '../tokens/issue.js';
 import { sessionClaims, type TokenPair, type TokenUser } from '../tokens/claims.js';
-import { checkSignOverrides } from '../tokens/token-service.js';
+import { checkSignOverrides } from '../tokens/sign-overrides.js';
 import { authTimeOf, refreshedClaims, signPair } from './issuing.js';
 import {
   reusable,

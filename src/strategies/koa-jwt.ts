@@ -3,8 +3,14 @@ import jwt from 'jsonwebtoken';
 import { onlyKnown } from '../config/validate.js';
 import { AuthConfigError, AuthError, UnsupportedError } from '../errors.js';
 import { keyMismatch } from '../keys/algorithms.js';
-import { type AuthUser, RESERVED_CLAIMS, TOKEN_TYP, withClaims } from '../tokens/claims.js';
-import { forbiddenHeader, nonNumericTime } from '../tokens/token-service.js';
+import {
+  type AuthUser,
+  nonNumericTime,
+  RESERVED_CLAIMS,
+  TOKEN_TYP,
+  withClaims,
+} from '../tokens/claims.js';
+import { forbiddenHeader } from '../tokens/jws-header.js';
 import { redisStrategy } from './redis.js';
 import type { StrategyContext, StrategyFactory, TokenReader, TokenStrategy } from './types.js';
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { AuthError, storeUnavailable } from '../errors.js';
-import { checkSignOverrides, type SignOverrides } from '../tokens/token-service.js';
+import { checkSignOverrides, type SignOverrides } from '../tokens/sign-overrides.js';
 import {
   type AuthUser,
   type RefreshTokenPayload,

@@ -145,3 +145,21 @@ export function hasControl(value: string): boolean {
 }
 
 export { isWellFormed } from '../config/validate.js';
+
+/** NumericDate claims (RFC 7519 §4.1.4-6, OIDC auth_time): finite numbers only. */
+const TIME_CLAIMS = ['exp', 'nbf', 'iat', 'auth_time'] as const;
+
+/**
+ * The first of `names` (NumericDate claims) that `claims` carries as anything but a finite
+ * number: a string or -1e400 (-Infinity once parsed) is refused, not skipped.
+ */
+export function nonNumericTime(
+  claims: Readonly<Record<string, unknown>>,
+  names: readonly string[] = TIME_CLAIMS,
+): string | undefined {
+  for (const name of names) {
+    const value = claims[name];
+    if (value !== undefined && (typeof value !== 'number' || !Number.isFinite(value))) return name;
+  }
+  return undefined;
+}

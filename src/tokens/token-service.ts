@@ -1,4 +1,3 @@
-import { isWholeNumber } from '../config/validate.js';
 import jwt from 'jsonwebtoken';
 import { AuthError, UnknownKeyError } from '../errors.js';
 import type { KeyRing, RingKey } from '../keys/key-ring.js';
@@ -9,11 +8,14 @@ import {
   type RefreshTokenPayload,
   TOKEN_TYP,
   type TokenKind,
+  nonNumericTime,
   withClaims,
 } from './claims.js';
 import { directSign, isDirect, signatureVerify } from './crypto-jws.js';
 import { claimsError, encodedHeader, hmacSign, hmacVerify, isHmac } from './hmac-jws.js';
 import { VerifyCache } from './verify-cache.js';
+import { forbiddenHeader, knownHeader, parseHeader, rememberHeader } from './jws-header.js';
+import type { SignOverrides } from './sign-overrides.js';
 
 /** Longer than any token this library issues; anything bigger is rejected before parsing. */
 export const MAX_TOKEN_LENGTH = 8192;
@@ -33,15 +35,6 @@ function verifiable(token: string, exp: number): { token: string; exp: number } 
 
 const JWS_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
-/** Header parameters that point elsewhere for keys or demand extensions: never honoured. */
-const FORBIDDEN_HEADERS = ['jku', 'x5u', 'jwk', 'x5c', 'crit'] as const;
-
-/** The first of FORBIDDEN_HEADERS that `header` carries: such a token is refused, not followed. */
-export function forbiddenHeader(header: Readonly<Record<string, unknown>>): string | undefined {
-  for (const name of FORBIDDEN_HEADERS) if (header[name] !== undefined) return name;
-  return undefined;
-}
-
 export interface TokenServiceOptions {
   ring: KeyRing;
   accessTokenTtl: number;
@@ -53,78 +46,8 @@ export interface TokenServiceOptions {
   verifyCacheSize: number;
 }
 
-/** NumericDate claims (RFC 7519 §4.1.4-6, OIDC auth_time): finite numbers only. */
-const TIME_CLAIMS = ['exp', 'nbf', 'iat', 'auth_time'] as const;
-
-/**
- * The first of `names` (NumericDate claims) that `claims` carries as anything but a finite
- * number: a string or -1e400 (-Infinity once parsed) is refused, not skipped.
- */
-export function nonNumericTime(
-  claims: Readonly<Record<string, unknown>>,
-  names: readonly string[] = TIME_CLAIMS,
-): string | undefined {
-  for (const name of names) {
-    const value = claims[name];
-    if (value !== undefined && (typeof value !== 'number' || !Number.isFinite(value))) return name;
-  }
-  return undefined;
-}
-
 export const otherStrategy = () =>
   new AuthError('token_invalid', 'This token was issued for another strategy.');
-/** Per-token settings of `writeToken(user, kind, options)`, checked by {@link checkSignOverrides}. */
-export interface SignOverrides {
-  lifetime?: number;
-  audience?: string | string[];
-  headers?: Record<string, unknown>;
-}
-
-/** Header parameters a caller may not set: the library's own, and those verifiers refuse. */
-const RESERVED_HEADERS = new Set<string>(['alg', 'typ', 'kid', 'cty', 'b64', ...FORBIDDEN_HEADERS]);
-
-/**
- * Validates per-token options (a wrong one is a TypeError naming it: an app bug, not a request
- * error) and returns only what was given.
- */
-export function checkSignOverrides(options: {
-  lifetime?: unknown;
-  audience?: unknown;
-  headers?: unknown;
-}): SignOverrides | undefined {
-  const { lifetime, audience, headers } = options;
-  if (lifetime === undefined && audience === undefined && headers === undefined) return undefined;
-  const out: SignOverrides = {};
-  if (lifetime !== undefined) {
-    if (!isWholeNumber(lifetime, 1, 31_536_000))
-      throw new TypeError(
-        'koa-jwt-redis: `lifetime` must be a whole number of seconds from 1 to 31536000',
-      );
-    out.lifetime = lifetime;
-  }
-  if (audience !== undefined) {
-    const list = Array.isArray(audience) ? audience : [audience];
-    if (list.length === 0 || !list.every((a) => typeof a === 'string' && a.length > 0))
-      throw new TypeError('koa-jwt-redis: `audience` must be a non-empty string or array of them');
-    out.audience = audience as string | string[];
-  }
-  if (headers !== undefined) {
-    if (headers === null || typeof headers !== 'object' || Array.isArray(headers))
-      throw new TypeError('koa-jwt-redis: `headers` must be an object of JWS header parameters');
-    for (const name of Object.keys(headers)) {
-      if (
-        RESERVED_HEADERS.has(name) ||
-        Object.prototype.hasOwnProperty.call(Object.prototype, name)
-      )
-        throw new TypeError(
-          `koa-jwt-redis: the header "${name}" is set by the library or refused by verifiers; leave it out`,
-        );
-    }
-    out.headers = { ...(headers as Record<string, unknown>) };
-  }
-  return out;
-}
-
 /** The algorithms jsonwebtoken signs and verifies here: every one but DIRECT_ALGORITHMS. */
 type JsonwebtokenAlgorithm = Exclude<jwt.Algorithm, 'none'>;
 const byJsonwebtoken = (key: RingKey): key is RingKey & { algorithm: JsonwebtokenAlgorithm } =>
@@ -134,35 +57,6 @@ type Payload<K extends TokenKind> = K extends 'access' ? AccessTokenPayload : Re
 
 const invalid = (message: string, cause?: unknown) =>
   new AuthError('token_invalid', message, { cause });
-
-function parseHeader(segment: string): Record<string, unknown> {
-  let header: unknown;
-  try {
-    header = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
-  } catch (cause) {
-    throw invalid('The token header is not valid JSON.', cause);
-  }
-  if (header === null || typeof header !== 'object' || Array.isArray(header)) {
-    throw invalid('The token header is not a JSON object.');
-  }
-  return header as Record<string, unknown>;
-}
-
-/**
- * Headers already parsed, by their encoded form: a deployment signs with a handful (one per key
- * and token type), so each refresh and uncached check skips a base64url decode and a JSON.parse.
- * Only headers that named a key of the ring go in, frozen (they are only read); at most
- * KNOWN_HEADERS of them, and a full map starts over, so rotated keys' headers get their turn and
- * a flood of odd ones costs no more than parsing each.
- */
-const knownHeaders = new Map<string, Readonly<Record<string, unknown>>>();
-const KNOWN_HEADERS = 64;
-
-function rememberHeader(segment: string, header: Record<string, unknown>): void {
-  if (segment.length > 512) return;
-  if (knownHeaders.size >= KNOWN_HEADERS) knownHeaders.clear();
-  knownHeaders.set(segment, Object.freeze(header));
-}
 
 /** What jsonwebtoken's verify is given (see TokenService.verifyOptions). */
 interface JsonwebtokenVerify {
@@ -416,7 +310,7 @@ export class TokenService {
     if (!JWS_SHAPE.test(token))
       throw invalid('The token is not a signed JWT (three base64url segments).');
     const segment = token.slice(0, token.indexOf('.'));
-    const known = knownHeaders.get(segment);
+    const known = knownHeader(segment);
     const header = known ?? parseHeader(segment);
     const foreign = forbiddenHeader(header);
     if (foreign !== undefined)
