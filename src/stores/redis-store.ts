@@ -10,7 +10,7 @@ import {
 } from './master-lease.js';
 import { TurnBatcher } from './turn-batcher.js';
 import { ConnectionServer } from './server-identity.js';
-import { sha256 } from './digest.js';
+import { KeyLayout, type Place } from './key-layout.js';
 import { keySlot } from './cluster-slots.js';
 import { type ReplicaWatch, watchReplicas } from './cluster-replicas.js';
 import {
@@ -48,7 +48,6 @@ import {
   type SessionCacheOptions,
 } from './session-cache.js';
 import {
-  BASE64URL,
   base36,
   compactUuid,
   coreExpiresAt,
@@ -103,19 +102,6 @@ export interface RedisStoreOptions {
   recordFormat: 'binary' | 'text';
 }
 
-/**
- * Where a user's sessions are: the hash (`key`), the session cache's entry for it (`entry`),
- * and what the user's family fields start with in it (`owner`, empty in a hash of one user).
- */
-interface Place {
-  key: string;
-  entry: string;
-  owner: string;
-}
-
-/** Characters of a user id's SHA-256, in base64url, that tag its fields in a shared hash: 96 bits. */
-const OWNER_CHARS = 16;
-
 /** Metadata chunks as read (absent ones too), joined: each is whole characters, so each decodes alone. */
 const joinChunks = (chunks: (Buffer | null | undefined)[]): string => {
   let joined = '';
@@ -133,17 +119,15 @@ export class ReplicationError extends Error {
 
 /**
  * Redis store. Data model: one hash per user, `<prefix>{u:<id>}` (one hash tag, so one Cluster
- * slot), with a core-record field per family (binary by default, with the ip and device label
+ * slot; key-layout.ts), with a core-record field per family (binary by default, with the ip and device label
  * as codes when it can; text with `recordFormat: 'text'` or for a jti that is no UUID) and its metadata chunks beside it when the record
  * does not carry them, laid out by the record codec (record-codec.ts). The key expires with the user's last session; a write that
  * finds the hash large, and its earliest expiry passed, prunes its expired families (lua.ts,
  * SCAN_FIELDS).
  *
- * The shared layout (`keyBuckets`: N) puts each user in one of N hashes, `<prefix>{b:<n>}`, chosen
- * by the SHA-256 of the user id, whose first 96 bits, in 16 base64url characters, lead each of
- * the user's field names (the owner tag). A key costs Redis about 130 bytes whatever it holds,
- * more than a whole session record, so sharing keys is what takes a one-session user under 200
- * bytes. The hash expires with its latest session; logins prune every owner's expired families.
+ * The shared layout (`keyBuckets`: N) puts each user in one of N hashes, `<prefix>{b:<n>}`
+ * (KeyLayout), the user's fields led by an owner tag. The hash expires with its latest session;
+ * logins prune every owner's expired families.
  */
 export class RedisStore implements SessionStore {
   private readonly client: IoRedisClient;
@@ -177,8 +161,8 @@ export class RedisStore implements SessionStore {
   private readonly server: ConnectionServer | undefined;
   /** The client's own `keyPrefix`, which Redis sees in front of ours (in invalidations too). */
   private readonly clientPrefix: string;
-  /** What every user's key starts with, before the URI-encoded id and the closing `}`. */
-  private readonly keyHead: string;
+  /** Which hash holds a user's sessions (see KeyLayout). */
+  private readonly layout: KeyLayout;
   /**
    * Session checks and the hot writes (logins, rotations), one command per kind per turn of the
    * event loop (see TurnBatcher). Single node only: one batch's keys may lie in different Cluster
@@ -190,8 +174,6 @@ export class RedisStore implements SessionStore {
   private readonly batchedWrites = new Map<ScriptName, TurnBatcher<Write, number>>();
   /** Binary records keep expiries and rotation times to the second (record-codec.ts). */
   readonly timeResolution: number;
-  /** The last user placed in the shared layout: one request asks for the same user several times. */
-  private lastPlaced: { userId: string; place: Place } | undefined;
 
   constructor(
     client: IoRedisClient,
@@ -225,7 +207,7 @@ export class RedisStore implements SessionStore {
       typeof nodeOptions.commandTimeout === 'number' &&
       nodeOptions.commandTimeout <= options.timeout;
     this.clientPrefix = client.options.keyPrefix ?? '';
-    this.keyHead = `${options.keyPrefix}{${options.keyBuckets > 0 ? 'b' : 'u'}:`;
+    this.layout = new KeyLayout(options.keyPrefix, options.keyBuckets, this.clientPrefix);
     if (!client.isCluster) {
       // A batched read script takes every key, then every field, in the same order; its
       // Buffer-answering form, named once here.
@@ -276,30 +258,12 @@ export class RedisStore implements SessionStore {
             client,
             // Only the session hashes: a write to any other key under the prefix (the app's
             // own, a rate limiter's) must not drop the cache.
-            this.clientPrefix + this.keyHead,
+            this.clientPrefix + this.layout.keyHead,
             options.sessionCache,
-            (redisKey) => this.entryOfKey(redisKey),
+            (redisKey) => this.layout.entryOfKey(redisKey),
             lease && (() => lease.holds()),
             server,
           );
-  }
-
-  /**
-   * The session cache's entry for the hash `redisKey` names (as Redis names it, client prefix
-   * included), or undefined for any other key. In the per-user layout the entry is the user id,
-   * so a session check builds no key string; invalidations, which name keys, come back to ids
-   * through here. In the shared layout it is the hash's number.
-   */
-  private entryOfKey(redisKey: string): string | undefined {
-    const head = this.clientPrefix + this.keyHead;
-    if (!redisKey.startsWith(head) || !redisKey.endsWith('}')) return undefined;
-    const inner = redisKey.slice(head.length, -1);
-    if (this.options.keyBuckets > 0) return /^(0|[1-9][0-9]*)$/.test(inner) ? inner : undefined;
-    try {
-      return decodeURIComponent(inner);
-    } catch {
-      return undefined;
-    }
   }
 
   /** A write: once it settles, this instance forgets the cached sessions of its hash at once. */
@@ -307,32 +271,6 @@ export class RedisStore implements SessionStore {
     const cache = this.cache;
     if (cache === undefined) return write;
     return write.finally(() => cache.forget(place.entry));
-  }
-
-  private key(userId: string): string {
-    // encodeURIComponent escapes { and }, so a user id can never break out of its hash tag.
-    return `${this.keyHead}${encodeURIComponent(userId)}}`;
-  }
-
-  /** Where the user's sessions are (see {@link Place}). */
-  private place(userId: string): Place {
-    const buckets = this.options.keyBuckets;
-    if (buckets === 0) return { key: this.key(userId), entry: userId, owner: '' };
-    const last = this.lastPlaced;
-    if (last !== undefined && last.userId === userId) return last.place;
-    const digest = sha256(userId, 'base64url');
-    // The hash number: the next 30 bits of the digest (five characters), modulo the count.
-    let bits = 0;
-    for (let i = OWNER_CHARS; i < OWNER_CHARS + 5; i++)
-      bits = bits * 64 + BASE64URL.indexOf(digest[i]!);
-    const bucket = String(bits % buckets);
-    const place = {
-      key: `${this.keyHead}${bucket}}`,
-      entry: bucket,
-      owner: digest.slice(0, OWNER_CHARS),
-    };
-    this.lastPlaced = { userId, place };
-    return place;
   }
 
   /** The connections confirmed writes go through (see `writers`). */
@@ -465,7 +403,7 @@ export class RedisStore implements SessionStore {
     const meta = binary === undefined ? packMeta(s) : binary.meta;
     // A binary record keeps whole seconds: the key's expiry and PRUNE_AT take what it keeps.
     const expiresAt = binary === undefined ? Math.floor(s.expiresAt) : keptExpiresAt(s.expiresAt);
-    const place = this.place(userId);
+    const place = this.layout.place(userId);
     await this.written(
       place,
       this.write(
@@ -487,7 +425,7 @@ export class RedisStore implements SessionStore {
 
   async rotate(userId: string, r: Rotation): Promise<RotationResult> {
     if (!SESSION_ID.test(r.sessionId)) return 'missing';
-    const place = this.place(userId);
+    const place = this.layout.place(userId);
     const oldJti = compactUuid(r.oldJti);
     const newJti = compactUuid(r.newJti);
     // As in create: whole seconds, which a binary record keeps anyway (a text one it meets in a
@@ -524,7 +462,7 @@ export class RedisStore implements SessionStore {
 
   async get(userId: string, sessionId: string, now: number): Promise<SessionRecord | undefined> {
     if (!SESSION_ID.test(sessionId)) return undefined;
-    const { key, owner } = this.place(userId);
+    const { key, owner } = this.layout.place(userId);
     const field = owner + sessionId;
     const [core, ...meta] = await (this.records === undefined
       ? this.readRecordAlone(key, field)
@@ -541,7 +479,7 @@ export class RedisStore implements SessionStore {
 
   isLive(userId: string, sessionId: string, now: number): Promise<boolean> {
     if (!SESSION_ID.test(sessionId)) return Promise.resolve(false);
-    const place = this.place(userId);
+    const place = this.layout.place(userId);
     if (this.cache === undefined)
       // One promise chain, no async function: this runs on every session-checked request.
       return this.readCore(place.key, place.owner + sessionId).then((core) => {
@@ -604,14 +542,14 @@ export class RedisStore implements SessionStore {
     const cache = this.cache;
     if (cache === undefined) return undefined;
     // The per-user layout's entry is the user id and its field the session id: nothing to build.
-    if (this.options.keyBuckets === 0) return cache.cell(userId, sessionId, now);
-    const place = this.place(userId);
+    if (this.layout.buckets === 0) return cache.cell(userId, sessionId, now);
+    const place = this.layout.place(userId);
     return cache.cell(place.entry, place.owner + sessionId, now);
   }
 
   async revoke(userId: string, sessionId: string): Promise<boolean> {
     if (!SESSION_ID.test(sessionId)) return false;
-    const place = this.place(userId);
+    const place = this.layout.place(userId);
     const write = this.write(
       'kjrRevokeSession',
       place.key,
@@ -625,7 +563,7 @@ export class RedisStore implements SessionStore {
   }
 
   async revokeAll(userId: string, now: number): Promise<number> {
-    const place = this.place(userId);
+    const place = this.layout.place(userId);
     const write = this.write(
       'kjrRevokeAll',
       place.key,
@@ -635,7 +573,7 @@ export class RedisStore implements SessionStore {
   }
 
   async list(userId: string, now: number): Promise<SessionRecord[]> {
-    const { key, owner } = this.place(userId);
+    const { key, owner } = this.layout.place(userId);
     const all = await this.readBounded(this.client.hgetallBuffer(key));
     this.lease?.check();
     const sessions: SessionRecord[] = [];
