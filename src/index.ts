@@ -85,5 +85,10 @@ export type {
   TokenUser,
   UserClaims,
 } from './tokens/claims.js';
-export type { TokenService } from './tokens/token-service.js';
+import type { TokenService as TokenServiceClass } from './tokens/token-service.js';
+/**
+ * What a strategy's `context.tokens` is (signs and verifies with the key ring). A type only: the
+ * class is internal, and an alias keeps its declaration from reading as a runtime export.
+ */
+export type TokenService = TokenServiceClass;
 export type { DeviceInfo, DeviceType } from './tokens/device.js';

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -50,6 +51,52 @@ describe('the built package (npm test builds it first)', () => {
       expect(existsSync(`${root}/dist/index.d.cts`)).toBe(true);
       // Internals stay hidden behind the exports map.
       expect(() => node(['-e', "require('koa-jwt-redis/dist/index.cjs')"])).toThrow();
+    },
+  );
+
+  it.runIf(existsSync(`${root}/dist/index.cjs`))(
+    'every name the declarations export as a value is there at run time, in both builds',
+    () => {
+      // A class exported only as a type must be declared so: else `import { X }` compiles and
+      // fails when the app starts.
+      const valueExports = (file: string): string[] => {
+        const source = ts.createSourceFile(
+          file,
+          readFileSync(`${root}/dist/${file}`, 'utf8'),
+          ts.ScriptTarget.Latest,
+        );
+        const names: string[] = [];
+        for (const statement of source.statements)
+          if (
+            ts.isExportDeclaration(statement) &&
+            !statement.isTypeOnly &&
+            statement.exportClause !== undefined &&
+            ts.isNamedExports(statement.exportClause)
+          )
+            for (const element of statement.exportClause.elements)
+              if (!element.isTypeOnly) names.push(element.name.text);
+        return names.sort();
+      };
+      const runtime = (build: 'import' | 'require') =>
+        JSON.parse(
+          node(
+            build === 'import'
+              ? [
+                  '--input-type=module',
+                  '-e',
+                  "import * as m from 'koa-jwt-redis'; console.log(JSON.stringify(Object.keys(m)))",
+                ]
+              : ['-e', "console.log(JSON.stringify(Object.keys(require('koa-jwt-redis'))))"],
+          ),
+        ) as string[];
+      const esm = valueExports('index.d.ts');
+      const cjs = valueExports('index.d.cts');
+      expect(esm.length).toBeGreaterThan(20);
+      expect(cjs).toEqual(esm);
+      for (const build of ['import', 'require'] as const) {
+        const loaded = runtime(build);
+        expect(esm.filter((name) => !loaded.includes(name))).toEqual([]);
+      }
     },
   );
 
