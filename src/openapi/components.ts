@@ -7,7 +7,6 @@ const STATUS_TEXT: Record<number, string> = {
   401: 'No valid credentials',
   403: 'Refused',
   404: 'Not found',
-  409: 'A concurrent refresh already rotated this token',
   413: 'The body is over 16 KiB',
   415: 'The body is not application/json',
   429: 'Too many login attempts',

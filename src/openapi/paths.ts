@@ -117,7 +117,6 @@ export function openApiPaths(
             'refresh_reused',
           ]),
           ...forbidden,
-          '409': errorResponse(409, ['refresh_conflict'], ' (only with `refreshGracePeriod`)'),
           ...unavailable,
         },
       },

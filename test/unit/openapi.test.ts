@@ -154,6 +154,17 @@ describe('auth.openapi()', () => {
       expect(text).toContain(code);
   });
 
+  it('documents no 409 refresh_conflict, which the built-in strategies never send', () => {
+    auth = createAuth({ secret: SECRET, refreshGracePeriod: 10 });
+    for (const strategy of ['redis', 'jwt', 'session']) {
+      const refresh = auth.openapi({ strategy }).paths['/auth/refresh']!.post as {
+        responses: Record<string, unknown>;
+      };
+      expect(Object.keys(refresh.responses), strategy).not.toContain('409');
+      expect(JSON.stringify(refresh), strategy).not.toContain('refresh_conflict');
+    }
+  });
+
   it('refuses bad options with a sentence naming them', () => {
     auth = createAuth({ secret: SECRET });
     expect(() => auth!.openapi({ prefix: 'auth/' })).toThrow(/prefix/);
