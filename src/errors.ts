@@ -48,7 +48,7 @@ const STATUS: Record<AuthErrorCode, number> = {
 export interface AuthErrorOptions {
   cause?: unknown;
   /** Extra response headers; `WWW-Authenticate` is filled in for 401s. */
-  headers?: Record<string, string>;
+  headers?: Record<string, string> | undefined;
 }
 
 /**

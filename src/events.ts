@@ -1,6 +1,11 @@
 /** Audit events and their payloads. Ids are strings; ip and user agent when the call had a ctx. */
 export interface AuthEventMap {
-  login: { userId: string; sessionId?: string; ip?: string; userAgent?: string };
+  login: {
+    userId: string;
+    sessionId?: string | undefined;
+    ip?: string | undefined;
+    userAgent?: string | undefined;
+  };
   /** `concurrent`: answered within `refreshGracePeriod` with the session's live refresh token. */
   /**
    * `auth.routes()` refused a login: wrong credentials, or the rate limiter said wait. `name` is
@@ -8,21 +13,26 @@ export interface AuthEventMap {
    */
   login_failed: {
     reason: 'invalid_credentials' | 'rate_limited';
-    name?: string;
-    ip?: string;
-    userAgent?: string;
+    name?: string | undefined;
+    ip?: string | undefined;
+    userAgent?: string | undefined;
   };
   refresh: {
     userId: string;
     sessionId: string;
-    concurrent?: true;
-    ip?: string;
-    userAgent?: string;
+    concurrent?: true | undefined;
+    ip?: string | undefined;
+    userAgent?: string | undefined;
   };
   logout: { userId: string; sessionId: string };
   revoke_all: { userId: string; count: number };
   /** A rotated refresh token came back: token theft is suspected and its family was revoked. */
-  refresh_reused: { userId: string; sessionId: string; ip?: string; userAgent?: string };
+  refresh_reused: {
+    userId: string;
+    sessionId: string;
+    ip?: string | undefined;
+    userAgent?: string | undefined;
+  };
   store_unavailable: { operation: string; error: unknown };
 }
 

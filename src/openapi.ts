@@ -8,21 +8,21 @@ import { PREFIX } from './router/mount-path.js';
 /** Options of {@link Auth.openapi}; `prefix` must be the one given to `auth.routes()`. */
 export interface OpenApiOptions {
   /** The `prefix` of `auth.routes()`, plus any parent router's prefix in front. @default '/auth' */
-  prefix?: string;
+  prefix?: string | undefined;
   /** The document's `info`. @default { title: 'Authentication', version: '1.0.0' } */
-  info?: { title: string; version: string; description?: string };
+  info?: { title: string; version: string; description?: string | undefined } | undefined;
   /** The document's `servers`, e.g. `[{ url: 'https://api.example.com' }]`. */
-  servers?: { url: string; description?: string }[];
+  servers?: { url: string; description?: string | undefined }[] | undefined;
   /**
    * JSON Schema of the login body your `login(ctx)` reads.
    * @default { type: 'object', properties: { username, password }, required: both }
    */
-  loginSchema?: { [key: string]: JsonValue };
+  loginSchema?: { [key: string]: JsonValue } | undefined;
   /**
    * The `strategy` of `auth.routes()`: the session routes of one that keeps no sessions (the
    * stateless `jwt` strategy) are documented as the 501 they answer. @default the default strategy
    */
-  strategy?: string;
+  strategy?: string | undefined;
 }
 
 const DEFAULT_LOGIN_SCHEMA: { [key: string]: JsonValue } = {

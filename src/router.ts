@@ -71,9 +71,9 @@ export interface RoutesOptions {
    */
   login: (ctx: Context) => TokenUser | null | undefined | Promise<TokenUser | null | undefined>;
   /** Path prefix of every route. @default '/auth' */
-  prefix?: string;
+  prefix?: string | undefined;
   /** Login attempt rate limiting. */
-  rateLimit?: LoginRateLimiter;
+  rateLimit?: LoginRateLimiter | undefined;
   /**
    * The `Path` of the refresh cookie, as the browser sees the refresh route. By default it is
    * derived per request from the URL the route was reached at, so it stays right when the router
@@ -81,17 +81,17 @@ export interface RoutesOptions {
    * the path before Koa sees it (e.g. strips `/api`): `refreshCookiePath: '/api/auth/refresh'`.
    * @default derived from the request URL
    */
-  refreshCookiePath?: string;
+  refreshCookiePath?: string | undefined;
   /**
    * The strategy every route issues, refreshes, reads and revokes with; tokens of any other
    * strategy are refused. @default the instance's default strategy
    */
-  strategy?: string;
+  strategy?: string | undefined;
   /**
    * The user id or name a login attempt tried, for the `login_failed` event.
    * @default the body's `username`, `email`, `login` or `id`, whichever comes first
    */
-  loginName?: (ctx: Context) => string | number | undefined;
+  loginName?: ((ctx: Context) => string | number | undefined) | undefined;
 }
 
 /** The user name, email or id a login body carries, as the `login_failed` event reports it. */

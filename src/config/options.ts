@@ -25,9 +25,9 @@ import type { SessionStore } from '../stores/session-store.js';
 /** Options of {@link createAuth}. Everything is validated once, when the instance is created. */
 export interface AuthOptions {
   /** HS256 secret, at least 32 bytes. Give this or `keys`. */
-  secret?: KeyMaterial;
+  secret?: KeyMaterial | undefined;
   /** A key ring: the first key that can sign signs; every key verifies. Give this or `secret`. */
-  keys?: KeyConfig[];
+  keys?: KeyConfig[] | undefined;
   /**
    * Where sessions live: a `redis://`/`rediss://` URL, connection options (ioredis options for
    * one node, e.g. `{ host, port, tls }`; `{ sentinels, name }` for Sentinel; `{ cluster: [nodes],
@@ -35,7 +35,7 @@ export interface AuthOptions {
    * for failovers; or your own ioredis `Redis` or `Cluster` instance. Left out (and no `store`):
    * an in-memory store (one process only; warns once under NODE_ENV=production).
    */
-  redis?: RedisOption;
+  redis?: RedisOption | undefined;
   /**
    * Replicas that must confirm (Redis `WAIT`, within `storeTimeout`) every write that starts,
    * rotates or ends a session before it counts; unconfirmed, the request answers 503, so a
@@ -44,73 +44,73 @@ export interface AuthOptions {
    * (that one confirms, another is promoted); the number of replicas does.
    * @default 1 with Sentinel or a Cluster with replicas, 0 otherwise
    */
-  waitForReplicas?: number;
+  waitForReplicas?: number | undefined;
   /**
    * The session store, any implementation of {@link SessionStore}: `redisStore(…)`,
    * `postgresStore(…)`, `memoryStore()` or your own. Give this or `redis`, not both.
    */
-  store?: SessionStore;
+  store?: SessionStore | undefined;
   /**
    * The strategy the middlewares and helpers use when none is named: `'redis'` (JWT access
    * tokens, refresh tokens recorded in the store), `'jwt'` (stateless) or `'session'` (opaque
    * session tokens checked in the store on every request). @default 'redis'
    */
-  strategy?: 'redis' | 'jwt' | 'session';
+  strategy?: 'redis' | 'jwt' | 'session' | undefined;
   /**
    * `session` strategy: seconds a session may sit unused before it ends. Use slides it (at most
    * one store write per session per `min(sessionIdleTtl / 10, 60 s)`), up to the absolute cap:
    * `absoluteSessionTtl` after login, or `refreshTokenTtl` if shorter. @default 86400
    */
-  sessionIdleTtl?: number;
+  sessionIdleTtl?: number | undefined;
   /** Access token lifetime in seconds. @default 900 */
-  accessTokenTtl?: number;
+  accessTokenTtl?: number | undefined;
   /** Refresh token lifetime in seconds: the session's idle timeout; each refresh starts it anew. @default 2592000 */
-  refreshTokenTtl?: number;
+  refreshTokenTtl?: number | undefined;
   /**
    * Absolute session lifetime in seconds, counted from the login (`auth_time`): no refresh
    * extends a session past it, whatever `refreshTokenTtl` says. @default 2592000 (30 days)
    */
-  absoluteSessionTtl?: number;
+  absoluteSessionTtl?: number | undefined;
   /** `iss` claim: set on issued tokens and required on verified ones. */
-  issuer?: string;
+  issuer?: string | undefined;
   /** `aud` claim: set on issued tokens; a verified token must name one of them. */
-  audience?: string | string[];
+  audience?: string | string[] | undefined;
   /** Clock skew tolerated for `exp`, `nbf` and `iat`, in seconds. @default 5 */
-  leeway?: number;
+  leeway?: number | undefined;
   /** User properties copied into the access token at login. @default [] */
-  userFields?: string[];
+  userFields?: string[] | undefined;
   /** Prefix of every Redis key. @default 'auth:' */
-  keyPrefix?: string;
+  keyPrefix?: string | undefined;
   /** Whether `requireAuth`/`getData` check that the session is still live. @default true */
-  checkSession?: boolean;
+  checkSession?: boolean | undefined;
   /** Longest wait for the session store, in ms; past it the request gets 503. @default 1000 */
-  storeTimeout?: number;
+  storeTimeout?: number | undefined;
   /**
    * Opt-in, with `redis`: session liveness kept in process and kept coherent by Redis, so the
    * session check of `requireAuth()` needs no round trip for a session seen before, yet a
    * revocation on any instance is seen by all within milliseconds. See `redisStore`'s option.
    * @default false
    */
-  sessionCache?: boolean | SessionCacheOptions;
+  sessionCache?: boolean | SessionCacheOptions | undefined;
   /**
    * Opt-in, with `redis` on Sentinel: reads trust the master only while enough sentinels vouch
    * for it, so an app cut off with an old master answers 503 rather than accept a session ended
    * on the other side of the split. See `redisStore`'s option. @default false
    */
-  masterLease?: boolean | MasterLeaseOptions;
+  masterLease?: boolean | MasterLeaseOptions | undefined;
   /**
    * Opt-in, with `redis`: users' sessions share this many Redis hashes instead of one hash per
    * user, for about 85 bytes of Redis per session instead of 200 when users have one each (170
    * instead of 260 with `recordFormat: 'text'`).
    * See `redisStore`'s option for sizing. @default 0 (a hash per user)
    */
-  keyBuckets?: number;
+  keyBuckets?: number | undefined;
   /**
    * With `redis`: how new sessions are recorded. `'binary'` keeps a one-session user under 200
    * bytes of Redis; `'text'` is the record of versions before 0.2, for a rolling upgrade from
    * them. See `redisStore`'s option. @default 'binary'
    */
-  recordFormat?: 'binary' | 'text';
+  recordFormat?: 'binary' | 'text' | undefined;
   /**
    * Seconds after a rotation during which the previous refresh token is answered with working
    * tokens of the same session (the live refresh-token id, a fresh access token) instead of
@@ -118,36 +118,36 @@ export interface AuthOptions {
    * ends the session. 0 is strict reuse detection.
    * @default 10
    */
-  refreshGracePeriod?: number;
+  refreshGracePeriod?: number | undefined;
   /** Live sessions kept per user; a new login past it ends the oldest. 0 for no cap. @default 100 */
-  maxSessionsPerUser?: number;
+  maxSessionsPerUser?: number | undefined;
   /**
    * Called on every refresh to reload the user (fresh `userFields`); return null to refuse the
    * refresh and end the session (deleted or disabled users).
    */
-  loadUser?: (
-    userId: string,
-  ) => TokenUser | null | undefined | Promise<TokenUser | null | undefined>;
+  loadUser?:
+    | ((userId: string) => TokenUser | null | undefined | Promise<TokenUser | null | undefined>)
+    | undefined;
   /** `realm` parameter of `WWW-Authenticate`. */
-  realm?: string;
+  realm?: string | undefined;
   /**
    * How `auth.routes()` hands out tokens: `'json'` (the pair in the body), `'cookie'` (HttpOnly
    * cookies, with CSRF protection) or `'both'`. @default 'json'
    */
-  tokenDelivery?: TokenDelivery;
+  tokenDelivery?: TokenDelivery | undefined;
   /** Where the middlewares look for the access token, in order. @default ['header'] in json mode, ['header', 'cookie'] otherwise */
-  tokenSources?: TokenSource[];
+  tokenSources?: TokenSource[] | undefined;
   /** Cookie attributes and names for cookie delivery. @default { secure: true, sameSite: 'lax', prefix: true } */
-  cookies?: CookieOptions;
+  cookies?: CookieOptions | undefined;
   /** CSRF protection for cookie delivery. @default { header: 'x-csrf-token', allowedOrigins: [], requireAuth: true } */
-  csrf?: CsrfOptions;
+  csrf?: CsrfOptions | undefined;
   /**
    * Access tokens remembered after a successful verification (least recently used go first), so
    * a token seen again skips the signature and claims checks; each entry is dropped at the
    * token's `exp`. The session check still runs on every request. 0 turns the cache off.
    * @default 10000
    */
-  verifyCacheSize?: number;
+  verifyCacheSize?: number | undefined;
 }
 
 export const DEFAULTS = {

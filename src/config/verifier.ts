@@ -8,30 +8,30 @@ export interface VerifierOptions {
   /** Where the auth service publishes its keys, e.g. `https://auth.example.com/.well-known/jwks.json`. */
   jwksUri: string | URL;
   /** `iss` every token must carry (the auth service's `issuer`). */
-  issuer?: string;
+  issuer?: string | undefined;
   /** `aud` a token must name (one of the auth service's `audience`). */
-  audience?: string | string[];
+  audience?: string | string[] | undefined;
   /** Clock skew tolerated for `exp`, `nbf` and `iat`, in seconds. @default 5 */
-  leeway?: number;
+  leeway?: number | undefined;
   /** Algorithms accepted from the JWKS; keys with any other `alg` are ignored. @default every asymmetric one */
-  algorithms?: Algorithm[];
+  algorithms?: Algorithm[] | undefined;
   /** Seconds after which known keys are refreshed in the background (retired keys disappear). @default 600 */
-  cacheMaxAge?: number;
+  cacheMaxAge?: number | undefined;
   /**
    * Least seconds between two JWKS fetches, whatever triggers them (an unknown `kid`, stale keys).
    * This is what keeps a flood of made-up `kid`s from hammering the auth service. @default 30
    */
-  cooldown?: number;
+  cooldown?: number | undefined;
   /** Longest wait for one JWKS fetch, in ms; on timeout the last good keys stay. @default 2000 */
-  timeout?: number;
+  timeout?: number | undefined;
   /** `realm` parameter of `WWW-Authenticate`. */
-  realm?: string;
+  realm?: string | undefined;
   /**
    * The strategies (`stg` claim) whose access tokens to accept, e.g. `['redis']`. Left out, any
    * strategy's: a token a custom strategy of the auth service signed with the same keys passes,
    * though the service's own `requireAuth()` (bound to its default strategy) refuses it.
    */
-  strategies?: string[];
+  strategies?: string[] | undefined;
 }
 
 export const VERIFIER_DEFAULTS = {

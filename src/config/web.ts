@@ -8,25 +8,27 @@ export type TokenSource = 'header' | 'cookie';
 
 export interface CookieOptions {
   /** `Secure` attribute. Turn off only for plain-http development; warns under NODE_ENV=production. @default true */
-  secure?: boolean;
+  secure?: boolean | undefined;
   /** `SameSite` attribute. `'none'` warns under NODE_ENV=production. @default 'lax' */
-  sameSite?: 'lax' | 'strict' | 'none';
+  sameSite?: 'lax' | 'strict' | 'none' | undefined;
   /** Add the `__Host-` (Path=/ cookies) and `__Secure-` (refresh cookie) name prefixes when `secure`. @default true */
-  prefix?: boolean;
+  prefix?: boolean | undefined;
   /** Cookie names before the prefix. @default { access: 'access_token', refresh: 'refresh_token', csrf: 'csrf_token' } */
-  names?: { access?: string; refresh?: string; csrf?: string };
+  names?:
+    | { access?: string | undefined; refresh?: string | undefined; csrf?: string | undefined }
+    | undefined;
 }
 
 export interface CsrfOptions {
   /** The request header carrying the CSRF proof. @default 'x-csrf-token' */
-  header?: string;
+  header?: string | undefined;
   /** Origins allowed besides the request's own (e.g. `https://app.example.com`). @default [] */
-  allowedOrigins?: string[];
+  allowedOrigins?: string[] | undefined;
   /**
    * Whether `requireAuth` and `getData` demand CSRF proof on unsafe methods (POST, PUT, PATCH,
    * DELETE) when the access token came from the cookie. @default true
    */
-  requireAuth?: boolean;
+  requireAuth?: boolean | undefined;
 }
 
 /** The web options as validated once by createAuth. */
@@ -43,10 +45,10 @@ export interface WebOptions {
 }
 
 export interface WebOptionsInput {
-  tokenDelivery?: TokenDelivery;
-  tokenSources?: TokenSource[];
-  cookies?: CookieOptions;
-  csrf?: CsrfOptions;
+  tokenDelivery?: TokenDelivery | undefined;
+  tokenSources?: TokenSource[] | undefined;
+  cookies?: CookieOptions | undefined;
+  csrf?: CsrfOptions | undefined;
 }
 
 // RFC 6265 cookie-name token characters.

@@ -24,12 +24,12 @@ interface AlgorithmSpec {
   /** The JWK key type of its keys. */
   kty: JwkKeyType;
   /** HMAC: the least secret length in bytes, the hash output size (RFC 7518 §3.2). */
-  minSecretBytes?: number;
+  minSecretBytes?: number | undefined;
   /**
    * EC: the curve as node:crypto names it, and as a JWK names it (`crv`). EdDSA: the key type
    * as node:crypto names it (`asymmetricKeyType`), and the JWK `crv`.
    */
-  curve?: { node: string; jwk: string };
+  curve?: { node: string; jwk: string } | undefined;
 }
 
 /**
@@ -112,9 +112,9 @@ const hashBytes = (hash: 'sha256' | 'sha384' | 'sha512') => Number(hash.slice(3)
  * length (IEEE P1363), not DER.
  */
 export function signatureOptions(algorithm: Algorithm): {
-  padding?: number;
-  saltLength?: number;
-  dsaEncoding?: 'ieee-p1363';
+  padding?: number | undefined;
+  saltLength?: number | undefined;
+  dsaEncoding?: 'ieee-p1363' | undefined;
 } {
   const spec = algorithmSpec(algorithm);
   if (spec.family === 'RSA-PSS')
@@ -132,7 +132,7 @@ export function signatureOptions(algorithm: Algorithm): {
 export function keyMismatch(
   algorithm: Algorithm,
   key: KeyObject,
-  { sizes = true }: { sizes?: boolean } = {},
+  { sizes = true }: { sizes?: boolean | undefined } = {},
 ): string | undefined {
   const spec = algorithmSpec(algorithm);
   if (spec.family === 'HMAC') {

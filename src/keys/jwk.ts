@@ -22,11 +22,11 @@ export interface PublicJwk {
   kid: string;
   alg: Algorithm;
   use: 'sig';
-  n?: string;
-  e?: string;
-  crv?: string;
-  x?: string;
-  y?: string;
+  n?: string | undefined;
+  e?: string | undefined;
+  crv?: string | undefined;
+  x?: string | undefined;
+  y?: string | undefined;
 }
 
 /** JWK members that hold private or secret key material (RFC 7518 §6.2.2, §6.3.2, §6.4.1). */

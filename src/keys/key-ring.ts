@@ -31,17 +31,17 @@ export interface KeyConfig {
    * Key id put in the token header. @default the RFC 7638 JWK thumbprint of the public key; for
    * an HS secret, a keyed hash that reveals nothing about the secret
    */
-  kid?: string;
+  kid?: string | undefined;
   /** The one algorithm this key signs and verifies with. */
   algorithm: Algorithm;
   /** HS* only: the shared secret (at least as many bytes as the hash output). */
-  secret?: KeyMaterial;
+  secret?: KeyMaterial | undefined;
   /** RS/PS/ES/EdDSA: the private key (PEM, DER Buffer or KeyObject). Needed by the signing key. */
-  privateKey?: KeyMaterial;
+  privateKey?: KeyMaterial | undefined;
   /** RS/PS/ES/EdDSA: the public key. @default derived from `privateKey` */
-  publicKey?: KeyMaterial;
+  publicKey?: KeyMaterial | undefined;
   /** Verify with this key but never sign (the overlap while rotating keys). @default false */
-  verifyOnly?: boolean;
+  verifyOnly?: boolean | undefined;
 }
 
 /** A key as the ring holds it: KeyObjects built once at start-up. */
@@ -254,8 +254,8 @@ function buildKey(config: KeyConfig, at: string, secretAt = `${at}.secret`): Rin
 
 /** Builds the key ring from `secret` or `keys`, validating everything once. */
 export function createKeyRing(options: {
-  secret?: KeyMaterial;
-  keys?: readonly KeyConfig[];
+  secret?: KeyMaterial | undefined;
+  keys?: readonly KeyConfig[] | undefined;
 }): KeyRing {
   const { secret, keys } = options;
   if (secret !== undefined && keys !== undefined) {

@@ -26,7 +26,7 @@ export interface RemoteKeySetOptions {
 export interface JwksRefresh {
   kids: string[];
   /** Keys in the set that were not taken, and why (private material, bad alg, RSA too small, …). */
-  rejected: { kid?: string; reason: string }[];
+  rejected: { kid?: string | undefined; reason: string }[];
 }
 
 async function readLimited(response: Response, limit: number): Promise<Uint8Array> {

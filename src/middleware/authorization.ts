@@ -26,16 +26,16 @@ export interface AuthorizeRequirements {
    * OAuth scopes the token must grant, all of them: read from the `scope` claim (space-separated,
    * RFC 9068) or an array `scope`/`scp` claim. Named in the 403 challenge.
    */
-  scope?: string | readonly string[];
+  scope?: string | readonly string[] | undefined;
   /** Roles of which the user needs one: the `role` claim (a string) or the `roles` claim (an array). */
-  role?: string | readonly string[];
+  role?: string | readonly string[] | undefined;
   /**
    * Claims that must match: the claim equals the value (or one of the values listed); a claim
    * that is an array must contain it (or one of them).
    */
-  claims?: ClaimRequirements;
+  claims?: ClaimRequirements | undefined;
   /** Anything else: called last, with the user and the context. */
-  check?: AuthorizePredicate;
+  check?: AuthorizePredicate | undefined;
 }
 
 /** The rule of `authorize(rule)`: requirements, or a predicate alone. */

@@ -14,7 +14,10 @@ function secondsLeft(token: string): number {
     const payload: unknown = JSON.parse(
       Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8'),
     );
-    const { exp, iat } = (payload ?? {}) as { exp?: unknown; iat?: unknown };
+    const { exp, iat } = (payload ?? {}) as {
+      exp?: unknown;
+      iat?: unknown;
+    };
     if (typeof exp === 'number' && typeof iat === 'number') return Math.max(0, exp - iat);
   } catch {
     // Not a JWT (an opaque strategy's token): the configured lifetime bounds it.

@@ -6,13 +6,13 @@ import type { PublicJwk } from '../keys/jwk.js';
 
 export interface JwksOptions {
   /** Where the set is served. @default '/.well-known/jwks.json' */
-  path?: string;
+  path?: string | undefined;
   /**
    * `max-age` of `Cache-Control: public`, in seconds. Verifiers and caches may hold the set this
    * long, so wait at least this long between publishing a new key and signing with it.
    * @default 300
    */
-  maxAge?: number;
+  maxAge?: number | undefined;
 }
 
 /** A path as a request line carries it: printable ASCII after "/", no query or fragment. */

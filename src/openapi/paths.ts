@@ -29,7 +29,7 @@ export function openApiPaths(
   const authenticated: JsonValue = cookieMode
     ? [{ bearerAuth: [] }, { accessCookie: [] }]
     : [{ bearerAuth: [] }];
-  const setCookie: { headers?: { [name: string]: JsonValue } } = cookieMode
+  const setCookie: { headers?: { [name: string]: JsonValue } | undefined } = cookieMode
     ? {
         headers: {
           'Set-Cookie': {

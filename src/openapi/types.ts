@@ -7,8 +7,8 @@ export type JsonValue =
 /** An OpenAPI 3.1 document: plain JSON, ready for `JSON.stringify` or a YAML dumper. */
 export interface OpenApiDocument {
   openapi: '3.1.0';
-  info: { title: string; version: string; description?: string };
-  servers?: { url: string; description?: string }[];
+  info: { title: string; version: string; description?: string | undefined };
+  servers?: { url: string; description?: string | undefined }[] | undefined;
   paths: { [path: string]: { [method: string]: JsonValue } };
   components: { [section: string]: { [name: string]: JsonValue } };
   [extension: `x-${string}`]: JsonValue;

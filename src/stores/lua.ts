@@ -364,8 +364,8 @@ end
 interface ScriptParts {
   args: readonly string[];
   /** The fields packed in the one argument `args` names (packArgs), when it takes them so. */
-  packed?: PackedFields;
-  fast?: string;
+  packed?: PackedFields | undefined;
+  fast?: string | undefined;
   body: string;
 }
 

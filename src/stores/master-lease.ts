@@ -15,7 +15,7 @@ export interface MasterLeaseOptions {
    * well under the sentinels' `down-after-milliseconds` minus their 1 s PING period, or the
    * lease lapses between rounds (a warning says so). @default 500
    */
-  interval?: number;
+  interval?: number | undefined;
 }
 
 export interface ResolvedMasterLease {

@@ -23,20 +23,20 @@ import type {
 /** Options of {@link postgresStore}. */
 export interface PostgresStoreOptions {
   /** Schema of the sessions table. @default 'public' */
-  schema?: string;
+  schema?: string | undefined;
   /** Name of the sessions table. @default 'auth_sessions' */
-  table?: string;
+  table?: string | undefined;
   /**
    * Longest wait for PostgreSQL per call, in ms (connection, query and a timer of the store's
    * own); past it the request gets 503 `store_unavailable`. @default 1000
    */
-  timeout?: number;
+  timeout?: number | undefined;
   /**
    * Seconds between two sweeps that delete expired sessions of all users (`store.prune()`); 0
    * turns the sweep off (then call `prune()` yourself, e.g. from a cron job). A user's own
    * expired sessions are also deleted whenever they log in. @default 600
    */
-  pruneInterval?: number;
+  pruneInterval?: number | undefined;
 }
 
 /** What {@link postgresStore} returns: a SessionStore plus its schema management. */
@@ -47,7 +47,7 @@ export interface PostgresSessionStore extends SessionStore {
    * `timeout` ms (default 30 000, not the store's per-call timeout: an index built on a large
    * table, or a remote database's first connection, may take longer than a request should).
    */
-  migrate(options?: { timeout?: number }): Promise<void>;
+  migrate(options?: { timeout?: number | undefined }): Promise<void>;
   /** The SQL `migrate()` runs, to apply with your own migration tool instead. */
   migrationSql(): string;
   prune(now?: number): Promise<number>;
@@ -90,7 +90,7 @@ class PostgresStore implements PostgresSessionStore {
     return postgresMigrationSql(this.schema, this.tableName);
   }
 
-  async migrate(options?: { timeout?: number }): Promise<void> {
+  async migrate(options?: { timeout?: number | undefined }): Promise<void> {
     const given = plainObject('migrate options', options);
     onlyKnown('migrate', given, ['timeout']);
     const ms = wholeNumber('migrate.timeout', given.timeout ?? 30_000, 10, 3_600_000);

@@ -17,7 +17,7 @@ export type IoRedisClient = Redis | Cluster;
 export interface RedisClient {
   defineCommand(
     name: string,
-    definition: { lua: string; numberOfKeys?: number; readOnly?: boolean },
+    definition: { lua: string; numberOfKeys?: number | undefined; readOnly?: boolean | undefined },
   ): void;
   zscore(...args: never[]): unknown;
   duplicate(...args: never[]): unknown;
@@ -34,7 +34,7 @@ export interface RedisClient {
  */
 export type RedisConnectionOptions = RedisOptions & {
   /** A `redis://` or `rediss://` URL; the other options complete it (e.g. `tls: { ca }`). */
-  url?: string;
+  url?: string | undefined;
 };
 
 /** A Redis Cluster the library connects to: the startup nodes, and ioredis Cluster options. */
@@ -107,7 +107,11 @@ function reconnectOnReadOnly(error: Error): boolean {
 
 /** What a Sentinel client's failover detector holds (ioredis internals, read defensively). */
 interface WithFailoverDetector {
-  connector?: { failoverDetector?: { sentinels?: { client?: Redis }[] } };
+  connector?:
+    | {
+        failoverDetector?: { sentinels?: { client?: Redis | undefined }[] | undefined } | undefined;
+      }
+    | undefined;
 }
 
 const ignore = (): void => {};
@@ -166,7 +170,10 @@ function checkAddresses(name: string, list: unknown, example: string): void {
     throw new AuthConfigError(name, `must be a non-empty array of addresses, ${example}`);
   for (const address of list) {
     if (typeof address === 'string' || typeof address === 'number') continue;
-    const { host, port } = (address ?? {}) as { host?: unknown; port?: unknown };
+    const { host, port } = (address ?? {}) as {
+      host?: unknown;
+      port?: unknown;
+    };
     if (
       address === null ||
       typeof address !== 'object' ||

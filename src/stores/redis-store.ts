@@ -625,15 +625,15 @@ export class RedisStore implements SessionStore {
 /** Options of {@link redisStore}. */
 export interface RedisStoreConfig {
   /** Prefix of every key the store writes. @default 'auth:' */
-  keyPrefix?: string;
+  keyPrefix?: string | undefined;
   /** Longest wait for Redis, in ms; past it the request gets 503 `store_unavailable`. @default 1000 */
-  timeout?: number;
+  timeout?: number | undefined;
   /**
    * Replicas that must confirm (Redis `WAIT`, within `timeout`) each write that starts, rotates
    * or ends a session; unconfirmed, the request answers 503. @default 1 with Sentinel, and on a
    * Cluster for the writes of each shard whose master has a replica; else 0
    */
-  waitForReplicas?: number;
+  waitForReplicas?: number | undefined;
   /**
    * Opt-in: remember session liveness in this process, so `requireAuth()` answers repeat
    * requests without a round trip, while Redis itself tells every process of each change
@@ -641,7 +641,7 @@ export interface RedisStoreConfig {
    * within milliseconds, and a lost invalidation connection drops the cache. `true` for the
    * defaults. @default false
    */
-  sessionCache?: boolean | SessionCacheOptions;
+  sessionCache?: boolean | SessionCacheOptions | undefined;
   /**
    * Opt-in, with Sentinel: session checks and other reads trust the master only while enough
    * sentinels vouch for it (`SENTINEL MASTER`, every `interval` ms), so a master cut off with
@@ -650,7 +650,7 @@ export interface RedisStoreConfig {
    * reaches the master the sentinels name. Costs 503s whenever fewer than `sentinels - quorum +
    * 1` sentinels answer. `true` for the defaults. @default false
    */
-  masterLease?: boolean | MasterLeaseOptions;
+  masterLease?: boolean | MasterLeaseOptions | undefined;
   /**
    * Opt-in compact layout: keep every user's sessions in one of this many shared hashes instead
    * of a hash per user. A Redis key costs about 130 bytes on its own, so with one or two sessions
@@ -662,7 +662,7 @@ export interface RedisStoreConfig {
    * drops the cached answers of every user of its hash. Changing it (or turning it on or off)
    * moves every user to another key: everyone logs in again. 0 is one hash per user. @default 0
    */
-  keyBuckets?: number;
+  keyBuckets?: number | undefined;
   /**
    * How new sessions are recorded. `'binary'`: one field of 33 bytes for a login with an IPv4 ip
    * and a browser the codec knows (37 once refreshed), 197 B of Redis per one-session user (84
@@ -673,7 +673,7 @@ export interface RedisStoreConfig {
    * such instances still run (a rolling upgrade), 261 B per one-session user. Records of both
    * kinds are always read, and a family keeps its kind when rotated. @default 'binary'
    */
-  recordFormat?: 'binary' | 'text';
+  recordFormat?: 'binary' | 'text' | undefined;
 }
 
 /** `recordFormat` as given to `redisStore`/`createAuth`, checked: `'binary'` when absent. */

@@ -9,7 +9,7 @@ export interface ServerId {
   readonly runId: string | undefined;
   readonly address: string;
   /** Why INFO gave no run id: Redis's refusal, as it worded it. */
-  readonly refused?: string;
+  readonly refused?: string | undefined;
 }
 
 /**
@@ -25,7 +25,8 @@ export function sameServer(a: ServerId, b: ServerId): boolean {
 
 /** Where `redis` is connected now: the socket's remote end, or the Unix socket's path. */
 function addressOf(redis: Redis): string {
-  const stream = redis.stream as { remoteAddress?: string; remotePort?: number } | undefined;
+  const stream = redis.stream as
+    { remoteAddress?: string | undefined; remotePort?: number | undefined } | undefined;
   return stream?.remoteAddress === undefined
     ? String(redis.options.path ?? '')
     : `${stream.remoteAddress}:${stream.remotePort}`;

@@ -7,13 +7,13 @@ import type { Holding } from './session-store.js';
 /** Options of the session liveness cache (`sessionCache`). */
 export interface SessionCacheOptions {
   /** Sessions remembered; past it the oldest users' entries go first. @default 100000 */
-  maxEntries?: number;
+  maxEntries?: number | undefined;
   /**
    * Longest time an answer may rest on an invalidation feed that has not been heard from, in ms.
    * The feed is pinged four times per period; a connection that dies without a word (a network
    * partition) can leave the cache stale for at most this long. @default 1000
    */
-  maxStaleness?: number;
+  maxStaleness?: number | undefined;
 }
 
 export interface ResolvedSessionCache {

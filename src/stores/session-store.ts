@@ -53,7 +53,7 @@ export interface Rotation {
    * the previous `jti` (the Redis store keeps none then). Absent or false: `newJti` is drawn
    * anew, and only the kept previous `jti` recognises one.
    */
-  successor?: boolean;
+  successor?: boolean | undefined;
 }
 
 /**
@@ -110,7 +110,7 @@ export interface SessionStore {
    * Optional: what the store keeps `expiresAt` and `rotatedAt` to, in ms (see SessionRecord); 1
    * when absent. The session strategy slides an expiry only when the kept one would move.
    */
-  readonly timeResolution?: number;
+  readonly timeResolution?: number | undefined;
   /**
    * Ends one session; true when it was live (`expiresAt` after `Date.now()`). An expired one may
    * be removed as well, but answers false: nothing was ended.

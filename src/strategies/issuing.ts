@@ -25,9 +25,9 @@ export interface SessionTimes {
   /** When the user logged in, epoch seconds: the `auth_time` claim, kept by every refresh. */
   authTime: number;
   /** The refresh-token id to put in the pair; a new random one when left out. */
-  jti?: string;
+  jti?: string | undefined;
   /** A further cap on the session's end, epoch ms (e.g. the stored record's expiry). */
-  notAfter?: number;
+  notAfter?: number | undefined;
 }
 
 /** The session has reached its absolute end (or the record's): nothing can be issued for it. */

@@ -41,23 +41,23 @@ export interface KoaJwtStrategyOptions {
    */
   until: Date;
   /** koa-jwt's `algorithms`. @default ['HS256'] */
-  algorithms?: LegacyAlgorithm[];
+  algorithms?: LegacyAlgorithm[] | undefined;
   /** koa-jwt's `issuer`, when it checked one. */
-  issuer?: string | string[];
+  issuer?: string | string[] | undefined;
   /** koa-jwt's `audience`, when it checked one. */
-  audience?: string | RegExp | (string | RegExp)[];
+  audience?: string | RegExp | (string | RegExp)[] | undefined;
   /**
    * The user id of a legacy payload, which becomes `ctx.state.user.sub`.
    * @default payload.sub ?? payload.id ?? payload.userId ?? payload.user_id
    */
-  subject?: (payload: Record<string, unknown>) => string | number | undefined;
+  subject?: ((payload: Record<string, unknown>) => string | number | undefined) | undefined;
   /** koa-jwt's `isRevoked(ctx, payload, token)`, minus ctx: true refuses the token (401 `token_revoked`). */
-  isRevoked?: (payload: Record<string, unknown>) => boolean | Promise<boolean>;
+  isRevoked?: ((payload: Record<string, unknown>) => boolean | Promise<boolean>) | undefined;
   /**
    * Reads the library's own tokens, tried first; a factory is given the context bound to the
    * `redis` strategy's tokens. @default the `redis` strategy on the instance's keys and store
    */
-  primary?: TokenReader | StrategyFactory;
+  primary?: TokenReader | StrategyFactory | undefined;
 }
 
 const defaultSubject = (p: Record<string, unknown>): unknown =>

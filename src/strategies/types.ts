@@ -19,13 +19,13 @@ export interface WriteOptions extends IssueOptions {
    * for that live session; with `jwt`, the tokens' `sid`. Refused by the `session` strategy, and
    * for the `redis` strategy's refresh tokens.
    */
-  sessionId?: string;
+  sessionId?: string | undefined;
   /** This token's lifetime in seconds, instead of `accessTokenTtl` / `refreshTokenTtl`. */
-  lifetime?: number;
+  lifetime?: number | undefined;
   /** This token's `aud`, instead of the instance's `audience`. */
-  audience?: string | string[];
+  audience?: string | string[] | undefined;
   /** Extra JWS header parameters; `alg`, `typ`, `kid` and key-locating ones are refused. */
-  headers?: Record<string, unknown>;
+  headers?: Record<string, unknown> | undefined;
 }
 
 /**
@@ -33,7 +33,7 @@ export interface WriteOptions extends IssueOptions {
  * the strategy that issued them, so a helper refuses another strategy's tokens.
  */
 export interface StrategyChoice {
-  strategy?: string;
+  strategy?: string | undefined;
 }
 
 /** One live session, as `listSessions` reports it. */
@@ -46,10 +46,10 @@ export interface SessionInfo {
    * The device's short label ("Firefox on Linux"), the same as `device.label`. Since 0.2 the
    * session store keeps only the parsed device, not the raw user agent.
    */
-  userAgent?: string;
+  userAgent?: string | undefined;
   /** The device the session was started from, parsed from its user agent at login. */
-  device?: DeviceInfo;
-  ip?: string;
+  device?: DeviceInfo | undefined;
+  ip?: string | undefined;
 }
 
 /**

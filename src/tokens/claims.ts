@@ -9,16 +9,16 @@ export interface AccessTokenPayload {
   /** The user id (`user.id` at login), always a string. */
   sub: string;
   /** The session family id; present on tokens of session-backed strategies. */
-  sid?: string;
+  sid?: string | undefined;
   token_use: 'access';
   /** When the user logged in (epoch seconds): refreshes keep it; ask for a new login when it is too old. */
-  auth_time?: number;
+  auth_time?: number | undefined;
   /** The strategy that issued the token; the other strategies refuse it. */
-  stg?: string;
+  stg?: string | undefined;
   iat: number;
   exp: number;
-  iss?: string;
-  aud?: string | string[];
+  iss?: string | undefined;
+  aud?: string | string[] | undefined;
 }
 
 /**
@@ -44,13 +44,13 @@ export interface RefreshTokenPayload {
   jti: string;
   token_use: 'refresh';
   /** When the user logged in (epoch seconds): the session's absolute lifetime counts from it. */
-  auth_time?: number;
+  auth_time?: number | undefined;
   /** The strategy that issued the token. */
-  stg?: string;
+  stg?: string | undefined;
   iat: number;
   exp: number;
-  iss?: string;
-  aud?: string | string[];
+  iss?: string | undefined;
+  aud?: string | string[] | undefined;
 }
 
 /** What a login or a refresh returns (RFC 6749 §5.1 field names). */

@@ -8,9 +8,9 @@ export interface DeviceInfo {
   /** Short and for people: "Firefox on Linux", "Safari on iOS", "curl". */
   label: string;
   /** The browser or client name ("Firefox", "Microsoft Edge", "curl"), when known. */
-  browser?: string;
+  browser?: string | undefined;
   /** The operating system ("Linux", "macOS", "iOS", "Android"), when known. */
-  os?: string;
+  os?: string | undefined;
   type: DeviceType;
 }
 

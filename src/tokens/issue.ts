@@ -16,11 +16,11 @@ const MAX_USER_ID_LENGTH = 256;
 /** Where login metadata comes from: give `ctx` and the user agent and ip are read from it. */
 export interface IssueOptions {
   /** Extra claims for the access token (not `sub`, `exp`, … which the library owns). */
-  claims?: Record<string, unknown>;
-  userAgent?: string;
-  ip?: string;
+  claims?: Record<string, unknown> | undefined;
+  userAgent?: string | undefined;
+  ip?: string | undefined;
   /** A Koa context to read `User-Agent` and `ctx.ip` from. */
-  ctx?: { ip?: string; get(field: string): string };
+  ctx?: { ip?: string | undefined; get(field: string): string } | undefined;
 }
 
 /** `refreshTokens`'s options: where the request's metadata comes from (no claims; see below). */
@@ -195,10 +195,10 @@ export function requestMeta(options: IssueOptions | undefined): { ip: string; us
 
 /** What audit events carry of the request's metadata (from {@link requestMeta}): only what is known. */
 export function eventMeta(meta: { ip: string; userAgent: string }): {
-  ip?: string;
-  userAgent?: string;
+  ip?: string | undefined;
+  userAgent?: string | undefined;
 } {
-  const out: { ip?: string; userAgent?: string } = {};
+  const out: { ip?: string | undefined; userAgent?: string | undefined } = {};
   if (meta.ip) out.ip = meta.ip;
   if (meta.userAgent) out.userAgent = meta.userAgent;
   return out;

@@ -3,9 +3,9 @@ import { FORBIDDEN_HEADERS } from './jws-header.js';
 
 /** Per-token settings of `writeToken(user, kind, options)`, checked by {@link checkSignOverrides}. */
 export interface SignOverrides {
-  lifetime?: number;
-  audience?: string | string[];
-  headers?: Record<string, unknown>;
+  lifetime?: number | undefined;
+  audience?: string | string[] | undefined;
+  headers?: Record<string, unknown> | undefined;
 }
 
 /** Header parameters a caller may not set: the library's own, and those verifiers refuse. */

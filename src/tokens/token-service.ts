@@ -342,7 +342,11 @@ export class TokenService {
     if (claims.exp === undefined) throw invalid('The token has no expiry.');
     const time = nonNumericTime(claims);
     if (time !== undefined) throw invalid(`The token's "${time}" claim is not a number.`);
-    const { exp, nbf, iat } = claims as { exp: number; nbf?: number; iat?: number };
+    const { exp, nbf, iat } = claims as {
+      exp: number;
+      nbf?: number | undefined;
+      iat?: number | undefined;
+    };
     const now = Date.now() / 1000;
     const seconds = Math.floor(now);
     if (nbf !== undefined && nbf > seconds + this.leeway)

@@ -117,7 +117,16 @@ describe('the README, installed as a consumer installs it', () => {
       module: 'nodenext',
       moduleResolution: 'nodenext',
       strict: true,
+      // The checks `tsc --init` (TypeScript 5.9) turns on besides strict: a user who starts there
+      // compiles the README's blocks under them.
+      noUncheckedIndexedAccess: true,
+      exactOptionalPropertyTypes: true,
+      verbatimModuleSyntax: true,
+      isolatedModules: true,
+      noUncheckedSideEffectImports: true,
+      moduleDetection: 'force',
       lib: ['es2023', 'dom'],
+      // `tsc --init` sets `types: []`: a Node app names @types/node there.
       types: ['node'],
       // As `tsc --init` sets it: third-party declarations (e.g. koa-body's and @types/express's
       // views of IncomingMessage#body) do not agree with each other under a full check.
