@@ -81,7 +81,7 @@ export type AuthEvents = Emitter<AuthEventMap>;
 
 function warnListener(event: string, error: unknown): void {
   process.emitWarning(
-    `a "${event}" listener threw: ${error instanceof Error ? error.message : String(error)}`,
+    `koa-jwt-redis: a "${event}" listener threw: ${error instanceof Error ? error.message : String(error)}`,
     { code: 'KOA_JWT_REDIS_LISTENER' },
   );
 }

@@ -325,9 +325,9 @@ describe('audit events', () => {
       for (let i = 0; i < 50 && warnings.length < 3; i++)
         await new Promise((r) => setTimeout(r, 10));
       expect(warnings.map((w) => w.message).sort()).toEqual([
-        'a "login" listener threw: async listener bug',
-        'a "login" listener threw: sync listener bug',
-        'a "refresh" listener threw: refresh listener bug',
+        'koa-jwt-redis: a "login" listener threw: async listener bug',
+        'koa-jwt-redis: a "login" listener threw: sync listener bug',
+        'koa-jwt-redis: a "refresh" listener threw: refresh listener bug',
       ]);
     } finally {
       process.off('warning', onWarning);

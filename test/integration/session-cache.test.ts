@@ -534,7 +534,7 @@ describe('session cache bounds', () => {
         ([, options]) => (options as { code?: string })?.code === 'KOA_JWT_REDIS_SESSION_CACHE',
       );
       expect(ours).toHaveLength(1);
-      expect(String(ours[0]![0])).toMatch(/sessionCache is off/);
+      expect(String(ours[0]![0])).toMatch(/^koa-jwt-redis: sessionCache is off/);
     } finally {
       warning.mockRestore();
       await closeAll([b]);

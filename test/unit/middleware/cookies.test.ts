@@ -149,7 +149,9 @@ describe('a cookie past what browsers keep', () => {
       cookies.set(ctx as never, pair('a'.repeat(5000)), '/', true);
       cookies.set(ctx as never, pair('a'.repeat(6000)), '/', true);
       expect(warning).toHaveBeenCalledTimes(1);
-      expect(warning.mock.calls[0]![0]).toMatch(/__Host-access_token cookie is 5019 bytes/);
+      expect(warning.mock.calls[0]![0]).toMatch(
+        /^koa-jwt-redis: the __Host-access_token cookie is 5019 bytes/,
+      );
       expect(warning.mock.calls[0]![1]).toEqual({ code: 'KOA_JWT_REDIS_COOKIE_SIZE' });
       expect(set.filter((c) => c.startsWith('__Host-access_token=a'))).toHaveLength(3);
     } finally {
