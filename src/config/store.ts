@@ -1,7 +1,7 @@
 import { AuthConfigError } from '../errors.js';
 import { MemoryStore } from '../stores/memory-store.js';
 import { redisStore, resolveRecordFormat } from '../stores/redis-store.js';
-import type { SessionStore } from '../stores/session-store.js';
+import type { NewSession, SessionStore } from '../stores/session-store.js';
 import type { AuthOptions, ResolvedOptions } from './options.js';
 import { warnOnce } from './validate.js';
 
@@ -21,6 +21,18 @@ function warnMemory(): void {
       'KOA_JWT_REDIS_MEMORY_STORE',
       'koa-jwt-redis: sessions live in process memory: they are lost on restart and not shared between processes. Pass `redis` or `store` in production.',
     );
+  }
+}
+
+/**
+ * The memory store an instance gets when given neither `store` nor `redis`, under a default
+ * strategy that keeps no sessions (`jwt`): nothing is kept in memory until another strategy
+ * records a session, so the production warning waits for that.
+ */
+class UnusedMemoryStore extends MemoryStore {
+  override create(userId: string, s: NewSession, maxSessions: number): Promise<void> {
+    warnMemory();
+    return super.create(userId, s, maxSessions);
   }
 }
 
@@ -81,6 +93,7 @@ export function createStore(given: AuthOptions, options: ResolvedOptions): Sessi
         'recordFormat',
         'lays out Redis records, so it needs the `redis` option',
       );
+    if (options.strategy === 'jwt') return new UnusedMemoryStore();
     warnMemory();
     return new MemoryStore();
   }
