@@ -182,6 +182,17 @@ const KEY_CONFIG_NAMES = [
   'verifyOnly',
 ] as const satisfies readonly (keyof KeyConfig)[];
 
+/**
+ * What to add to a "missing" error when the option was written but holds undefined: most often an
+ * environment variable that is not set (keygen prints `privateKey: process.env.JWT_PRIVATE_KEY`).
+ */
+function givenUndefined(config: KeyConfig, names: readonly (keyof KeyConfig)[]): string {
+  const named = names.filter((name) => Object.hasOwn(config, name) && config[name] === undefined);
+  return named.length === 0
+    ? ''
+    : ` (${named.map((name) => `\`${name}\``).join(' and ')} ${named.length === 1 ? 'is' : 'are'} given as undefined: is the environment variable set?)`;
+}
+
 /** `at` names the option in errors; `secretAt` lets the `secret` shorthand report itself as `secret`. */
 function buildKey(config: KeyConfig, at: string, secretAt = `${at}.secret`): RingKey {
   if (config === null || typeof config !== 'object') {
@@ -206,7 +217,10 @@ function buildKey(config: KeyConfig, at: string, secretAt = `${at}.secret`): Rin
   let verifyKey: KeyObject;
   if (isSymmetric(algorithm)) {
     if (config.secret === undefined)
-      throw new AuthConfigError(secretAt, `is required for ${algorithm}`);
+      throw new AuthConfigError(
+        secretAt,
+        `is required for ${algorithm}${givenUndefined(config, ['secret'])}`,
+      );
     if (config.privateKey !== undefined || config.publicKey !== undefined) {
       throw new AuthConfigError(at, `${algorithm} takes a secret, not privateKey/publicKey`);
     }
@@ -235,7 +249,7 @@ function buildKey(config: KeyConfig, at: string, secretAt = `${at}.secret`): Rin
     } else {
       throw new AuthConfigError(
         at,
-        `${algorithm} needs a publicKey (or a privateKey to derive it from)`,
+        `${algorithm} needs a publicKey (or a privateKey to derive it from)${givenUndefined(config, ['privateKey', 'publicKey'])}`,
       );
     }
     const problem = keyMismatch(algorithm, verifyKey);

@@ -112,6 +112,30 @@ describe('key ring', () => {
     ).toBe('secret');
   });
 
+  it('says when a key option was given as undefined (an unset environment variable), not just missing', () => {
+    const unset = process.env.KJR_TEST_NEVER_SET;
+    const pasted = configError(() =>
+      createKeyRing({ keys: [{ algorithm: 'ES256', kid: 'k1', privateKey: unset }] }),
+    );
+    expect(pasted.option).toBe('keys[0]');
+    expect(pasted.message).toMatch(/needs a publicKey.*`privateKey` is given as undefined/);
+    const both = configError(() =>
+      createKeyRing({ keys: [{ algorithm: 'ES256', privateKey: unset, publicKey: unset }] }),
+    );
+    expect(both.message).toMatch(/`privateKey` and `publicKey` are given as undefined/);
+    const secret = configError(() =>
+      createKeyRing({ keys: [{ algorithm: 'HS256', secret: unset }] }),
+    );
+    expect([secret.option, secret.message]).toEqual([
+      'keys[0].secret',
+      expect.stringMatching(/is required for HS256 \(`secret` is given as undefined/),
+    ]);
+    // Left out altogether: the plain sentence.
+    expect(
+      configError(() => createKeyRing({ keys: [{ algorithm: 'ES256' }] })).message,
+    ).not.toMatch(/undefined/);
+  });
+
   it('requires hash-sized secrets for HS384 and HS512', () => {
     expect(
       configError(() => createKeyRing({ keys: [{ algorithm: 'HS384', secret: 'x'.repeat(40) }] }))
