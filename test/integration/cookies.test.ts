@@ -181,6 +181,13 @@ describe('CSRF protection for cookie-authenticated requests', () => {
     await login();
     const none = await browser('/notes', { method: 'POST' });
     expect([none.status, none.body.error]).toEqual([403, 'csrf_failed']);
+    expect(none.body.message).toMatch(/the value of the __Host-csrf_token cookie/);
+    // Before login there is no cookie to copy: the message says any value will do.
+    const anonymous = await call(server.url, '/auth/login', {
+      body: { username: 'alice', password: 'wonderland' },
+    });
+    expect([anonymous.status, anonymous.body.error]).toEqual([403, 'csrf_failed']);
+    expect(anonymous.body.message).toMatch(/any value before login/);
     const wrong = await browser('/notes', { method: 'POST', headers: { 'x-csrf-token': 'guess' } });
     expect([wrong.status, wrong.body.error]).toEqual([403, 'csrf_failed']);
     expect((await browser('/notes', { method: 'POST', csrf: true })).status).toBe(200);
