@@ -108,11 +108,18 @@ function copyOf(error: AuthError, headers: Record<string, string>): AuthError {
   return copy;
 }
 
+/** Refusals already logged where they were thrown: authErrors() does not log them again. */
+const logged = new WeakSet<AuthError>();
+
 /** Throws `error` so that app error middleware can catch it, and Koa renders it as JSON if none does. */
 export function throwAuthError(ctx: Context, error: AuthError, realm: string | undefined): never {
-  debug.auth('%s %s refused: %d %s', ctx.method, ctx.path, error.status, describeError(error));
   ctx.onerror = onAuthError;
-  throw withRealm(error, realm);
+  const thrown = withRealm(error, realm);
+  if (debug.auth.enabled) {
+    debug.auth('%s %s refused: %d %s', ctx.method, ctx.path, error.status, describeError(error));
+    logged.add(thrown);
+  }
+  throw thrown;
 }
 
 /**
@@ -138,7 +145,8 @@ export function authErrors(): Middleware {
     } catch (thrown) {
       const error = asAuthError(thrown);
       if (error === undefined) throw thrown;
-      debug.auth('%s %s → %d %s', ctx.method, ctx.path, error.status, describeError(error));
+      if (!logged.has(error))
+        debug.auth('%s %s → %d %s', ctx.method, ctx.path, error.status, describeError(error));
       writeAuthError(ctx, error);
     }
   };

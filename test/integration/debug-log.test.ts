@@ -2,7 +2,7 @@ import { format } from 'node:util';
 import createDebug from 'debug';
 import Koa from 'koa';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type Auth, createAuth } from '../../src/index.js';
+import { type Auth, authErrors, createAuth } from '../../src/index.js';
 import { testAuth } from '../helpers/auth.js';
 import { rsaKeys, SECRET, withSegment } from '../helpers/forge.js';
 import { call, serve, type Served } from '../helpers/http.js';
@@ -204,5 +204,25 @@ describe('debug logging', () => {
     expect((await call(server.url, '/stats', { token: pair.access_token })).status).toBe(403);
     expect(lines.join('\n')).toMatch(/GET \/stats refused: 403 insufficient_scope/);
     expectNoneLogged(secretsOf(pair.access_token, pair.refresh_token));
+  });
+
+  it('logs each refusal once when authErrors() renders it, and a helper rejection there once too', async () => {
+    lines.length = 0;
+    auth = testAuth();
+    const current = auth;
+    const app = new Koa();
+    app.use(authErrors());
+    app.use(async (ctx, next) => {
+      if (ctx.path !== '/refresh') return next();
+      ctx.body = await current.refreshTokens('not-a-token');
+    });
+    app.use(auth.requireAuth());
+    server = await serve(app);
+    expect((await call(server.url, '/me')).status).toBe(401);
+    expect((await call(server.url, '/refresh')).status).toBe(401);
+    const authLines = lines.filter((line) => line.includes('koa-jwt-redis:auth'));
+    expect(authLines.filter((line) => line.includes('GET /me'))).toHaveLength(1);
+    expect(authLines.filter((line) => line.includes('GET /refresh'))).toHaveLength(1);
+    expect(authLines.join('\n')).toMatch(/GET \/refresh → 401 token_invalid/);
   });
 });
