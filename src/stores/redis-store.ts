@@ -112,7 +112,9 @@ const joinChunks = (chunks: (Buffer | null | undefined)[]): string => {
 /** A write the master took but too few replicas confirmed in time: a failover could undo it. */
 export class ReplicationError extends Error {
   constructor(wanted: number, got: number, ms: number) {
-    super(`the write reached ${got} of the ${wanted} replicas required within ${ms} ms`);
+    super(
+      `the write reached ${got} of the ${wanted} replicas required within ${ms} ms (waitForReplicas: ${wanted}): a master with fewer replicas connected and in sync cannot confirm a write; see the README, "Redis topologies"`,
+    );
     this.name = 'ReplicationError';
   }
 }
@@ -376,7 +378,13 @@ export class RedisStore implements SessionStore {
       () => writer.busy--,
       () => writer.busy--,
     );
-    const results = await bounded(exec, ms, 'Redis');
+    // WAIT's own timeout ends near ours (Redis checks it about every 100 ms), so a master with
+    // no replica in sync mostly ends here: the error says what the write was waiting for.
+    const results = await bounded(
+      exec,
+      ms,
+      `Redis, or the ${wanted === 1 ? 'replica' : `${wanted} replicas`} that waitForReplicas asks to confirm the write,`,
+    );
     const [script, wait] = results ?? [];
     if (!script || !wait) throw new Error('the write pipeline returned no results');
     if (script[0]) throw script[0];

@@ -377,4 +377,17 @@ describe('logins and rotations on one Redis node, batched', () => {
     expect((delta.evalsha ?? 0) + (delta.eval ?? 0)).toBeGreaterThanOrEqual(1);
     await store.close();
   });
+
+  it('with waitForReplicas and no replica: the write fails saying so, not as a timeout', async () => {
+    // WAIT's answer (0 replicas) or the store's timer, whichever comes first: either names the
+    // option that asked for a replica.
+    const store = redisStore(client(), { keyPrefix: 'unconfirmed:', waitForReplicas: 1 });
+    for (const id of [sid(), sid()]) {
+      const failure = await store.create('user-1', newSession(id), 0).catch((e: unknown) => e);
+      expect(String(failure)).toMatch(
+        /reached 0 of the 1 replicas required within \d+ ms \(waitForReplicas: 1\)|the replica that waitForReplicas asks to confirm the write, did not answer within 1000 ms/,
+      );
+    }
+    await store.close();
+  });
 });
