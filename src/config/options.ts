@@ -119,7 +119,10 @@ export interface AuthOptions {
    * @default 10
    */
   refreshGracePeriod?: number | undefined;
-  /** Live sessions kept per user; a new login past it ends the oldest. 0 for no cap. @default 100 */
+  /**
+   * Live sessions kept per user; a login past it ends the user's other sessions that expire first
+   * (never its own). 0 for no cap. @default 100
+   */
   maxSessionsPerUser?: number | undefined;
   /**
    * Called on every refresh to reload the user (fresh `userFields`); return null to refuse the

@@ -450,11 +450,13 @@ end
 /** The other logins: to a shared hash, or to a large one or one at its cap. */
 const CREATE_SESSION_BODY = `
 local expiry = expiresAt
--- The cap: ends the families of alive ({sid, expiresAt, core record}) that expire first, past max.
+-- The cap: ends the families of alive ({sid, expiresAt, core record}) that expire first, past max;
+-- never the one this login creates, even when it expires before the others (it sorts last).
 local function cap(alive)
   if max == 0 or #alive <= max then return alive end
   -- Expiries are whole seconds (a token's exp): logins of one second tie, and the older goes.
   table.sort(alive, function(a, b)
+    if a[1] == sessionId or b[1] == sessionId then return b[1] == sessionId and a[1] ~= sessionId end
     if a[2] ~= b[2] then return a[2] < b[2] end
     return createdOf(a[3]) < createdOf(b[3])
   end)

@@ -77,7 +77,11 @@ export class MemoryStore implements SessionStore {
       userAgent: s.userAgent,
     });
     if (maxSessions > 0 && map.size > maxSessions) {
-      const byExpiry = [...map.values()].sort((a, b) => a.expiresAt - b.expiresAt);
+      // The others, those that expire first: never the session just created, even when it
+      // expires before them (a shorter lifetime, another strategy's, a lowered refreshTokenTtl).
+      const byExpiry = [...map.values()]
+        .filter((other) => other.sessionId !== s.sessionId)
+        .sort((a, b) => a.expiresAt - b.expiresAt);
       for (const old of byExpiry.slice(0, map.size - maxSessions)) map.delete(old.sessionId);
     }
   }

@@ -145,12 +145,13 @@ class PostgresStore implements PostgresSessionStore {
          VALUES ($1, $2, $3, '', 0, $4, $4, $5, $6, $7)`,
         [userId, s.sessionId, s.jti, s.now, s.expiresAt, s.ip, s.userAgent],
       );
-      // The user's expired sessions go, then any beyond the cap (the ones that expire first).
+      // The user's expired sessions go, then any beyond the cap: the ones that expire first,
+      // never the one just created (ordered first, it is always within the cap).
       await run(
         `DELETE FROM ${this.table} WHERE user_id = $1 AND (expires_at <= $2 OR ($3::int > 0 AND session_id IN (
            SELECT session_id FROM ${this.table} WHERE user_id = $1 AND expires_at > $2
-           ORDER BY expires_at DESC, created_at DESC OFFSET $3)))`,
-        [userId, s.now, maxSessions],
+           ORDER BY session_id = $4 DESC, expires_at DESC, created_at DESC OFFSET $3)))`,
+        [userId, s.now, maxSessions, s.sessionId],
       );
     });
   }

@@ -401,6 +401,22 @@ export function storeContract(backend: ContractBackend): void {
     );
 
     it(
+      'a login at the cap that expires before the others (a shorter lifetime) ends the others that expire first, never itself',
+      withStore(async (store) => {
+        const u = user();
+        const now = Date.now();
+        const older = [4, 3, 2].map((hours, i) => session(now + i, hours * HOUR));
+        for (const s of older) await store.create(u, s, 3);
+        const short = session(now + 10, 60_000);
+        await store.create(u, short, 3);
+        expect(await store.isLive(u, short.sessionId, now + 20)).toBe(true);
+        const live = (await store.list(u, now + 20)).map((r) => r.sessionId).sort();
+        // The one of the others that expired first (2 hours) went.
+        expect(live).toEqual([older[0]!.sessionId, older[1]!.sessionId, short.sessionId].sort());
+      }),
+    );
+
+    it(
       'logins that expire at the same time (tokens count whole seconds): the cap ends the oldest, never the newest',
       withStore(async (store) => {
         const u = user();
