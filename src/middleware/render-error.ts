@@ -108,8 +108,8 @@ function copyOf(error: AuthError, headers: Record<string, string>): AuthError {
   return copy;
 }
 
-/** Refusals already logged where they were thrown: authErrors() does not log them again. */
-const logged = new WeakSet<AuthError>();
+/** The refusal each request logged where it was thrown: authErrors() does not log it again. */
+const logged = new WeakMap<Context, AuthError>();
 
 /** Throws `error` so that app error middleware can catch it, and Koa renders it as JSON if none does. */
 export function throwAuthError(ctx: Context, error: AuthError, realm: string | undefined): never {
@@ -117,7 +117,7 @@ export function throwAuthError(ctx: Context, error: AuthError, realm: string | u
   const thrown = withRealm(error, realm);
   if (debug.auth.enabled) {
     debug.auth('%s %s refused: %d %s', ctx.method, ctx.path, error.status, describeError(error));
-    logged.add(thrown);
+    logged.set(ctx, thrown);
   }
   throw thrown;
 }
@@ -145,7 +145,7 @@ export function authErrors(): Middleware {
     } catch (thrown) {
       const error = asAuthError(thrown);
       if (error === undefined) throw thrown;
-      if (!logged.has(error))
+      if (logged.get(ctx) !== error)
         debug.auth('%s %s → %d %s', ctx.method, ctx.path, error.status, describeError(error));
       writeAuthError(ctx, error);
     }

@@ -2,7 +2,7 @@ import { format } from 'node:util';
 import createDebug from 'debug';
 import Koa from 'koa';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type Auth, authErrors, createAuth } from '../../src/index.js';
+import { type Auth, AuthError, authErrors, createAuth } from '../../src/index.js';
 import { testAuth } from '../helpers/auth.js';
 import { rsaKeys, SECRET, withSegment } from '../helpers/forge.js';
 import { call, serve, type Served } from '../helpers/http.js';
@@ -224,5 +224,32 @@ describe('debug logging', () => {
     expect(authLines.filter((line) => line.includes('GET /me'))).toHaveLength(1);
     expect(authLines.filter((line) => line.includes('GET /refresh'))).toHaveLength(1);
     expect(authLines.join('\n')).toMatch(/GET \/refresh → 401 token_invalid/);
+  });
+
+  it('logs an error object a strategy reuses at every request each time authErrors() renders it', async () => {
+    lines.length = 0;
+    auth = testAuth();
+    // One AuthError for every refusal, as a custom strategy may keep.
+    const shared = new AuthError('token_invalid', 'Refused by the app strategy.');
+    auth.strategies.register('shared-refusal', {
+      ...auth.strategies.get('jwt'),
+      readToken: () => {
+        throw shared;
+      },
+    });
+    const app = new Koa();
+    app.use(authErrors());
+    app.use(async (ctx, next) => {
+      if (ctx.path === '/rethrow') throw shared;
+      return next();
+    });
+    app.use(auth.requireAuth({ strategy: 'shared-refusal' }));
+    server = await serve(app);
+    const pair = await auth.generateTokens({ id: 3 });
+    expect((await call(server.url, '/me', { token: pair.access_token })).status).toBe(401);
+    expect((await call(server.url, '/rethrow')).status).toBe(401);
+    const authLines = lines.filter((line) => line.includes('koa-jwt-redis:auth'));
+    expect(authLines.filter((line) => line.includes('GET /me'))).toHaveLength(1);
+    expect(authLines.filter((line) => line.includes('GET /rethrow →'))).toHaveLength(1);
   });
 });
