@@ -1,4 +1,4 @@
-import { strayKey } from './config/validate.js';
+import { strayKey, stripUndefined } from './config/validate.js';
 import { openApiComponents } from './openapi/components.js';
 import { openApiPaths } from './openapi/paths.js';
 import type { JsonValue, OpenApiDocument, OpenApiSource } from './openapi/types.js';
@@ -112,8 +112,15 @@ export function createOpenApiDocument(
 
   return {
     openapi: '3.1.0',
-    info: { ...info },
-    ...(options.servers ? { servers: options.servers.map((s) => ({ ...s })) } : {}),
+    // Copies without the members given as undefined: the document is plain JSON.
+    info: stripUndefined(info) as OpenApiDocument['info'],
+    ...(options.servers
+      ? {
+          servers: options.servers.map(
+            (s) => stripUndefined(s) as NonNullable<OpenApiDocument['servers']>[number],
+          ),
+        }
+      : {}),
     paths: openApiPaths(source, prefix, strategy),
     components: openApiComponents(source.web, loginSchema, source.accessTokenTtl),
   };

@@ -55,7 +55,6 @@ export function openApiComponents(
     'token_expired',
     'token_revoked',
     'refresh_reused',
-    'refresh_conflict',
     'store_unavailable',
     'invalid_request',
     'unsupported_media_type',

@@ -154,6 +154,16 @@ describe('auth.openapi()', () => {
       expect(text).toContain(code);
   });
 
+  it('leaves out info and servers members given as undefined (the document is plain JSON)', () => {
+    auth = createAuth({ secret: SECRET });
+    const document = auth.openapi({
+      info: { title: 'T', version: '1', description: undefined },
+      servers: [{ url: 'https://api.example.test', description: undefined }],
+    });
+    expect(document.info).toStrictEqual({ title: 'T', version: '1' });
+    expect(document.servers).toStrictEqual([{ url: 'https://api.example.test' }]);
+  });
+
   it('documents no 409 refresh_conflict, which the built-in strategies never send', () => {
     auth = createAuth({ secret: SECRET, refreshGracePeriod: 10 });
     for (const strategy of ['redis', 'jwt', 'session']) {
@@ -163,6 +173,8 @@ describe('auth.openapi()', () => {
       expect(Object.keys(refresh.responses), strategy).not.toContain('409');
       expect(JSON.stringify(refresh), strategy).not.toContain('refresh_conflict');
     }
+    // Nor as a value of the shared Error schema.
+    expect(JSON.stringify(auth.openapi().components)).not.toContain('refresh_conflict');
   });
 
   it('refuses bad options with a sentence naming them', () => {
