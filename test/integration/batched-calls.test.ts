@@ -371,7 +371,7 @@ describe('logins and rotations on one Redis node, batched', () => {
     expect(result.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
     for (const r of result)
       expect(String((r as PromiseRejectedResult).reason)).toMatch(
-        /reached 0 of the 1 replicas|did not answer within 300 ms/,
+        /reached 0 of the 1 replicas|did not answer within \d+ ms/,
       );
     expect(delta.wait).toBe(1);
     expect((delta.evalsha ?? 0) + (delta.eval ?? 0)).toBeGreaterThanOrEqual(1);
@@ -385,7 +385,7 @@ describe('logins and rotations on one Redis node, batched', () => {
     for (const id of [sid(), sid()]) {
       const failure = await store.create('user-1', newSession(id), 0).catch((e: unknown) => e);
       expect(String(failure)).toMatch(
-        /reached 0 of the 1 replicas required within \d+ ms \(waitForReplicas: 1\)|the replica that waitForReplicas asks to confirm the write, did not answer within 1000 ms/,
+        /reached 0 of the 1 replicas required within \d+ ms \(waitForReplicas: 1\)|the replica that waitForReplicas asks to confirm the write, did not answer within \d+ ms/,
       );
     }
     await store.close();
