@@ -1,4 +1,5 @@
 import type * as pg from 'pg';
+import { stripUndefined } from '../config/validate.js';
 import { AuthConfigError } from '../errors.js';
 import { loadModule } from '../load-module.js';
 
@@ -77,7 +78,8 @@ export function resolvePool(
       connectionTimeoutMillis: timeout,
       query_timeout: timeout,
       statement_timeout: timeout,
-      ...config,
+      // A setting given as undefined (an unset environment variable) leaves ours in place.
+      ...stripUndefined(config),
     });
     // An idle connection that dies (a restart) is replaced on the next call; without a listener
     // the pool's 'error' event would crash the process.

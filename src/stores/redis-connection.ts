@@ -1,5 +1,6 @@
 import { Cluster, type ClusterNode, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 import { AuthConfigError } from '../errors.js';
+import { stripUndefined } from '../config/validate.js';
 import { restoreFastStringMethods } from './fast-strings.js';
 
 // This module imports ioredis, so ioredis has loaded by now (fast-strings.ts says why this runs).
@@ -158,7 +159,8 @@ function nodeSettings(user: RedisOptions, storeTimeout: number): RedisOptions {
       : storeTimeout;
   return {
     retryStrategy,
-    ...user,
+    // A setting given as undefined (an unset environment variable) leaves ours in place.
+    ...stripUndefined(user),
     commandTimeout,
     maxRetriesPerRequest: 1,
     reconnectOnError: reconnectOnReadOnly,

@@ -82,6 +82,14 @@ describe('the redis option', () => {
     ).toBe(true);
     node.client.disconnect();
 
+    // A setting given as undefined (an unset environment variable) leaves the library's in place.
+    const unset = connectRedis(
+      { host: '127.0.0.1', port: 1, lazyConnect: true, retryStrategy: undefined },
+      800,
+    );
+    expect((unset.client as Redis).options.retryStrategy?.(100)).toBe(1000);
+    unset.client.disconnect();
+
     const sentinel = connectRedis(
       { sentinels: [{ host: '127.0.0.1', port: 1 }], name: 'mymaster', lazyConnect: true },
       1000,
