@@ -64,10 +64,8 @@ export function checkCsrf(ctx: Context, web: WebOptions, proof: CsrfProof): void
   if (!sent)
     throw new AuthError(
       'csrf_failed',
-      proof === 'pre-session'
-        ? // No CSRF cookie yet (a login): any value proves a same-origin script sent it.
-          `Send the ${web.csrf.header} header with this request (any value before login; after it, the value of the ${web.cookies.names.csrf} cookie).`
-        : `Send the ${web.csrf.header} header with this request (the value of the ${web.cookies.names.csrf} cookie).`,
+      // No CSRF cookie yet before a login: any value proves a same-origin script sent it.
+      `Send the ${web.csrf.header} header with this request (${proof === 'pre-session' ? 'any value before login; after it, ' : ''}the value of the ${web.cookies.names.csrf} cookie).`,
     );
   if (proof === 'pre-session') return;
   const expected = readCookie(ctx, web.cookies.names.csrf);
