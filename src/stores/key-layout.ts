@@ -25,6 +25,8 @@ const OWNER_CHARS = 16;
 export class KeyLayout {
   /** What every user's key starts with, before the URI-encoded id (or hash number) and the closing `}`. */
   readonly keyHead: string;
+  /** keyHead as Redis names it, the client's own prefix in front: what invalidations name. */
+  readonly redisHead: string;
   /** The last user placed in the shared layout: one request asks for the same user several times. */
   private lastPlaced: { userId: string; place: Place } | undefined;
 
@@ -33,9 +35,10 @@ export class KeyLayout {
     /** The shared layout's number of hashes; 0 for a hash per user. */
     readonly buckets: number,
     /** The client's own `keyPrefix`, which Redis sees in front of ours (in invalidations too). */
-    private readonly clientPrefix: string,
+    clientPrefix: string,
   ) {
     this.keyHead = `${keyPrefix}{${buckets > 0 ? 'b' : 'u'}:`;
+    this.redisHead = clientPrefix + this.keyHead;
   }
 
   /**
@@ -45,7 +48,7 @@ export class KeyLayout {
    * through here. In the shared layout it is the hash's number.
    */
   entryOfKey(redisKey: string): string | undefined {
-    const head = this.clientPrefix + this.keyHead;
+    const head = this.redisHead;
     if (!redisKey.startsWith(head) || !redisKey.endsWith('}')) return undefined;
     const inner = redisKey.slice(head.length, -1);
     if (this.buckets > 0) return /^(0|[1-9][0-9]*)$/.test(inner) ? inner : undefined;

@@ -260,7 +260,7 @@ export class RedisStore implements SessionStore {
             client,
             // Only the session hashes: a write to any other key under the prefix (the app's
             // own, a rate limiter's) must not drop the cache.
-            this.clientPrefix + this.layout.keyHead,
+            this.layout.redisHead,
             options.sessionCache,
             (redisKey) => this.layout.entryOfKey(redisKey),
             lease && (() => lease.holds()),
