@@ -32,21 +32,26 @@ function node(args: string[]): string {
   });
 }
 
+/** The names the package exports at run time, loaded by name with `import` or `require`. */
+function runtimeExports(build: 'import' | 'require'): string[] {
+  const out =
+    build === 'import'
+      ? node([
+          '--input-type=module',
+          '-e',
+          "import * as m from 'koa-jwt-redis'; console.log(JSON.stringify(Object.keys(m).sort()))",
+        ])
+      : node(['-e', "console.log(JSON.stringify(Object.keys(require('koa-jwt-redis')).sort()))"]);
+  return JSON.parse(out) as string[];
+}
+
 describe('the built package (npm test builds it first)', () => {
   it.runIf(existsSync(`${root}/dist/index.js`))(
     'loads by name from ESM and CommonJS with the same public API, and ships types',
     () => {
-      const esm = node([
-        '--input-type=module',
-        '-e',
-        "import * as m from 'koa-jwt-redis'; console.log(JSON.stringify(Object.keys(m).sort()))",
-      ]);
-      const cjs = node([
-        '-e',
-        "console.log(JSON.stringify(Object.keys(require('koa-jwt-redis')).sort()))",
-      ]);
-      expect(JSON.parse(esm)).toEqual(JSON.parse(cjs));
-      for (const name of PUBLIC) expect(JSON.parse(esm)).toContain(name);
+      const esm = runtimeExports('import');
+      expect(esm).toEqual(runtimeExports('require'));
+      for (const name of PUBLIC) expect(esm).toContain(name);
       expect(existsSync(`${root}/dist/index.d.ts`)).toBe(true);
       expect(existsSync(`${root}/dist/index.d.cts`)).toBe(true);
       // Internals stay hidden behind the exports map.
@@ -77,24 +82,12 @@ describe('the built package (npm test builds it first)', () => {
               if (!element.isTypeOnly) names.push(element.name.text);
         return names.sort();
       };
-      const runtime = (build: 'import' | 'require') =>
-        JSON.parse(
-          node(
-            build === 'import'
-              ? [
-                  '--input-type=module',
-                  '-e',
-                  "import * as m from 'koa-jwt-redis'; console.log(JSON.stringify(Object.keys(m)))",
-                ]
-              : ['-e', "console.log(JSON.stringify(Object.keys(require('koa-jwt-redis'))))"],
-          ),
-        ) as string[];
       const esm = valueExports('index.d.ts');
       const cjs = valueExports('index.d.cts');
       expect(esm.length).toBeGreaterThan(20);
       expect(cjs).toEqual(esm);
       for (const build of ['import', 'require'] as const) {
-        const loaded = runtime(build);
+        const loaded = runtimeExports(build);
         expect(esm.filter((name) => !loaded.includes(name))).toEqual([]);
       }
     },
