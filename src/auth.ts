@@ -1,6 +1,6 @@
 import type { Middleware } from 'koa';
 import { type AuthOptions, type ResolvedOptions, resolveOptions } from './config/options.js';
-import { helperOptions } from './config/validate.js';
+import { helperOptions, warn } from './config/validate.js';
 import { createStore } from './config/store.js';
 import { debug, describeError } from './debug.js';
 import { storeUnavailable, UnsupportedError } from './errors.js';
@@ -228,9 +228,9 @@ export class Auth {
           await strategy.invalidateRefreshToken?.(refresh);
         } catch (undo) {
           // The login's own error is the one to report; the session left behind is said once.
-          process.emitWarning(
-            `koa-jwt-redis: a login failed after its refresh token was written, and ending that token failed too (${(undo as Error)?.message ?? String(undo)}): the session stays until it expires`,
-            { code: 'KOA_JWT_REDIS_HALF_LOGIN' },
+          warn(
+            'KOA_JWT_REDIS_HALF_LOGIN',
+            `a login failed after its refresh token was written, and ending that token failed too (${(undo as Error)?.message ?? String(undo)}): the session stays until it expires`,
           );
         }
         throw error;

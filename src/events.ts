@@ -1,3 +1,5 @@
+import { warn } from './config/validate.js';
+
 /** Audit events and their payloads. Ids are strings; ip and user agent when the call had a ctx. */
 export interface AuthEventMap {
   login: {
@@ -80,8 +82,8 @@ export class Emitter<M extends object> {
 export type AuthEvents = Emitter<AuthEventMap>;
 
 function warnListener(event: string, error: unknown): void {
-  process.emitWarning(
-    `koa-jwt-redis: a "${event}" listener threw: ${error instanceof Error ? error.message : String(error)}`,
-    { code: 'KOA_JWT_REDIS_LISTENER' },
+  warn(
+    'KOA_JWT_REDIS_LISTENER',
+    `a "${event}" listener threw: ${error instanceof Error ? error.message : String(error)}`,
   );
 }

@@ -19,7 +19,7 @@ function warnMemory(): void {
   if (process.env.NODE_ENV === 'production') {
     warnOnce(
       'KOA_JWT_REDIS_MEMORY_STORE',
-      'koa-jwt-redis: sessions live in process memory: they are lost on restart and not shared between processes. Pass `redis` or `store` in production.',
+      'sessions live in process memory: they are lost on restart and not shared between processes. Pass `redis` or `store` in production.',
     );
   }
 }

@@ -126,15 +126,23 @@ export function stripUndefined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
+/**
+ * Emits a process warning: every warning of the library goes through here, so each starts with
+ * the package's name and carries a stable `code` (`KOA_JWT_REDIS_…`) to filter on.
+ */
+export function warn(code: `KOA_JWT_REDIS_${string}`, message: string): void {
+  process.emitWarning(`koa-jwt-redis: ${message}`, { code });
+}
+
 const warned = new Set<string>();
 
 /**
- * Emits a process warning once per process and `code`: loud about an insecure or fragile setup
- * (plain-http JWKS, insecure cookies, the memory store in production), without flooding the log
- * when many instances are created.
+ * `warn`, once per process and `code`: loud about an insecure or fragile setup (plain-http JWKS,
+ * insecure cookies, the memory store in production), without flooding the log when many
+ * instances are created.
  */
-export function warnOnce(code: string, message: string): void {
+export function warnOnce(code: `KOA_JWT_REDIS_${string}`, message: string): void {
   if (warned.has(code)) return;
   warned.add(code);
-  process.emitWarning(message, { code });
+  warn(code, message);
 }

@@ -100,7 +100,7 @@ function jwksUrl(value: unknown): URL {
   if (url.protocol === 'http:' && !isLoopback(url.hostname)) {
     warnOnce(
       'KOA_JWT_REDIS_INSECURE_JWKS',
-      'koa-jwt-redis: `jwksUri` is plain http: anyone on the network path can substitute keys and forge tokens. Use https.',
+      '`jwksUri` is plain http: anyone on the network path can substitute keys and forge tokens. Use https.',
     );
   }
   return url;

@@ -175,7 +175,7 @@ export function resolveWebOptions(input: WebOptionsInput): WebOptions {
   if (cookieMode && process.env.NODE_ENV === 'production' && (!secure || sameSite === 'None')) {
     warnOnce(
       'KOA_JWT_REDIS_INSECURE_COOKIE',
-      `koa-jwt-redis: token cookies are ${!secure ? 'not Secure (sent over plain http)' : 'SameSite=None (sent on cross-site requests)'}; use the defaults (secure: true, sameSite: 'lax') in production.`,
+      `token cookies are ${!secure ? 'not Secure (sent over plain http)' : 'SameSite=None (sent on cross-site requests)'}; use the defaults (secure: true, sameSite: 'lax') in production.`,
     );
   }
 

@@ -51,7 +51,7 @@ export class TokenCookies {
     if (name.length + value.length > COOKIE_LIMIT)
       warnOnce(
         'KOA_JWT_REDIS_COOKIE_SIZE',
-        `koa-jwt-redis: the ${name} cookie is ${name.length + value.length} bytes: browsers drop a cookie whose name and value pass ${COOKIE_LIMIT}, so this login will not stick. Copy fewer userFields into the token, or deliver tokens in the body (tokenDelivery).`,
+        `the ${name} cookie is ${name.length + value.length} bytes: browsers drop a cookie whose name and value pass ${COOKIE_LIMIT}, so this login will not stick. Copy fewer userFields into the token, or deliver tokens in the body (tokenDelivery).`,
       );
     const parts = [`${name}=${value}`, `Path=${path}`, `Max-Age=${maxAge}`];
     if (maxAge === 0) parts.push('Expires=Thu, 01 Jan 1970 00:00:00 GMT');

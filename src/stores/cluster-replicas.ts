@@ -107,7 +107,7 @@ export function watchReplicas(
         if (last)
           warnOnce(
             'KOA_JWT_REDIS_CLUSTER_NODES',
-            `koa-jwt-redis: ${passed.join('; ')}: which shards' writes wait for a replica is judged from CLUSTER ${name}, which lists a replica only while it replicates (not one that is failing). Allow CLUSTER NODES (or CLUSTER SHARDS, Redis 7), or give waitForReplicas explicitly to decide it yourself.`,
+            `${passed.join('; ')}: which shards' writes wait for a replica is judged from CLUSTER ${name}, which lists a replica only while it replicates (not one that is failing). Allow CLUSTER NODES (or CLUSTER SHARDS, Redis 7), or give waitForReplicas explicitly to decide it yourself.`,
           );
         firstQuestion = question;
         judged(slots);

@@ -162,7 +162,7 @@ export class InvalidationFeed {
         // stays off, every check asks Redis, and set-up is tried again now and then.
         warnOnce(
           'KOA_JWT_REDIS_SESSION_CACHE',
-          `koa-jwt-redis: sessionCache is off: Redis refused its invalidation feed (${(error as Error).message}); every session check asks Redis. It needs Redis 6 or later and the CLIENT and SUBSCRIBE commands.`,
+          `sessionCache is off: Redis refused its invalidation feed (${(error as Error).message}); every session check asks Redis. It needs Redis 6 or later and the CLIENT and SUBSCRIBE commands.`,
         );
         this.askAgain(REFUSED_RETRY_MS);
       }
@@ -229,7 +229,7 @@ export class InvalidationFeed {
     if (now - this.misplacedSince >= MISPLACED_WARNING_MS)
       warnOnce(
         'KOA_JWT_REDIS_SESSION_CACHE_SERVER',
-        `koa-jwt-redis: sessionCache is off while its invalidation feed cannot reach the Redis server the client reads (${why}); every check asks Redis. Behind a proxy or a name for several servers, allow INFO so that servers are told by run id.`,
+        `sessionCache is off while its invalidation feed cannot reach the Redis server the client reads (${why}); every check asks Redis. Behind a proxy or a name for several servers, allow INFO so that servers are told by run id.`,
       );
     this.relocating = setTimeout(
       () => {

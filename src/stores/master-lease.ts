@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { Redis, type RedisOptions, ReplyError } from 'ioredis';
-import { onlyKnown, warnOnce, wholeNumber } from '../config/validate.js';
+import { onlyKnown, warn, warnOnce, wholeNumber } from '../config/validate.js';
 import { debug } from '../debug.js';
 import { AuthConfigError } from '../errors.js';
 import { bounded } from './bounded.js';
@@ -142,7 +142,7 @@ export class MasterLease {
     else if (server.refused !== undefined)
       warnOnce(
         'KOA_JWT_REDIS_MASTER_LEASE_INFO_REFUSED',
-        `koa-jwt-redis: masterLease: Redis refused INFO server (${server.refused}), which tells the lease which master the client reads; reads answer 503 until it is allowed.`,
+        `masterLease: Redis refused INFO server (${server.refused}), which tells the lease which master the client reads; reads answer 503 until it is allowed.`,
       );
     else this.judge();
   };
@@ -307,7 +307,7 @@ export class MasterLease {
       if (error instanceof ReplyError)
         warnOnce(
           'KOA_JWT_REDIS_MASTER_LEASE_REFUSED',
-          `koa-jwt-redis: masterLease: sentinel ${link.key} refused SENTINEL MYID, MASTER or SENTINELS ${this.name} (${(error as Error).message}); without its answers the lease may not hold, and reads answer 503 then.`,
+          `masterLease: sentinel ${link.key} refused SENTINEL MYID, MASTER or SENTINELS ${this.name} (${(error as Error).message}); without its answers the lease may not hold, and reads answer 503 then.`,
         );
     } finally {
       link.asking = false;
@@ -393,9 +393,9 @@ export class MasterLease {
       interval >= downAfter
         ? 'the lease can never hold, and every read answers 503'
         : 'reads may answer 503 between rounds';
-    process.emitWarning(
-      `koa-jwt-redis: masterLease: the sentinels' down-after-milliseconds (${downAfter}) leaves less than masterLease.interval (${interval} ms) after their ${PING_PERIOD_MS} ms PING period: ${outcome}. Lower the interval or raise down-after-milliseconds.`,
-      { code: 'KOA_JWT_REDIS_MASTER_LEASE' },
+    warn(
+      'KOA_JWT_REDIS_MASTER_LEASE',
+      `masterLease: the sentinels' down-after-milliseconds (${downAfter}) leaves less than masterLease.interval (${interval} ms) after their ${PING_PERIOD_MS} ms PING period: ${outcome}. Lower the interval or raise down-after-milliseconds.`,
     );
   }
 

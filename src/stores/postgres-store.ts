@@ -1,6 +1,6 @@
 import type * as pg from 'pg';
 import { AuthConfigError } from '../errors.js';
-import { onlyKnown, plainObject, wholeNumber } from '../config/validate.js';
+import { onlyKnown, plainObject, warn, wholeNumber } from '../config/validate.js';
 import { bounded, StoreTimeoutError } from './bounded.js';
 import { type PostgresConnection, resolvePool } from './postgres-connection.js';
 import {
@@ -129,9 +129,9 @@ class PostgresStore implements PostgresSessionStore {
   private checkMissingTable(error: unknown): void {
     if ((error as { code?: unknown }).code === '42P01' && !this.missingTableWarned) {
       this.missingTableWarned = true;
-      process.emitWarning(
-        `koa-jwt-redis: the sessions table ${this.table} does not exist; run \`await store.migrate()\` once (or apply store.migrationSql() with your migration tool).`,
-        { code: 'KOA_JWT_REDIS_PG_NO_TABLE' },
+      warn(
+        'KOA_JWT_REDIS_PG_NO_TABLE',
+        `the sessions table ${this.table} does not exist; run \`await store.migrate()\` once (or apply store.migrationSql() with your migration tool).`,
       );
     }
   }

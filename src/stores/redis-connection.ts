@@ -1,6 +1,6 @@
 import { Cluster, type ClusterNode, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 import { AuthConfigError } from '../errors.js';
-import { stripUndefined } from '../config/validate.js';
+import { stripUndefined, warn } from '../config/validate.js';
 import { restoreFastStringMethods } from './fast-strings.js';
 
 // This module imports ioredis, so ioredis has loaded by now (fast-strings.ts says why this runs).
@@ -311,9 +311,9 @@ export function connectRedis(option: unknown, storeTimeout: number): RedisConnec
     const problems = instanceProblems(given);
     if (problems.length > 0 && !instanceWarned) {
       instanceWarned = true;
-      process.emitWarning(
-        `koa-jwt-redis: the Redis client passed as \`redis\` has settings that break a guarantee (see README, "Redis topologies"): ${problems.join('; ')}.`,
-        { code: 'KOA_JWT_REDIS_CLIENT_SETTINGS' },
+      warn(
+        'KOA_JWT_REDIS_CLIENT_SETTINGS',
+        `the Redis client passed as \`redis\` has settings that break a guarantee (see README, "Redis topologies"): ${problems.join('; ')}.`,
       );
     }
     // ioredis's defaults have `sentinels: null`.
