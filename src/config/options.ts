@@ -4,6 +4,7 @@ import type { SessionCacheOptions } from '../stores/session-cache.js';
 import type { MasterLeaseOptions } from '../stores/master-lease.js';
 import { isPrototypeKey, RESERVED_CLAIMS, type TokenUser } from '../tokens/claims.js';
 import {
+  isOneOrMore,
   keyPrefixOption,
   onlyKnown,
   optionalString,
@@ -268,11 +269,10 @@ export function resolveOptions(options: AuthOptions): ResolvedOptions {
   }
   const audience = merged.audience;
   if (audience !== undefined) {
-    const list = Array.isArray(audience) ? audience : [audience];
-    if (list.length === 0 || !list.every((a) => typeof a === 'string' && a.length > 0)) {
+    if (!isOneOrMore(audience)) {
       throw new AuthConfigError(
         'audience',
-        'must be a non-empty string or a non-empty array of them',
+        'must be a non-empty string or a non-empty list of them',
       );
     }
   }

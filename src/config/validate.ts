@@ -47,6 +47,20 @@ export function optionalString(name: string, value: unknown): string | undefined
   return value;
 }
 
+const nonEmptyString = (v: unknown): boolean => typeof v === 'string' && v.length > 0;
+
+/**
+ * Whether `value` is one item or a non-empty array of items, each accepted by `item` (by
+ * default: a non-empty string). The shape of `audience`, `issuer` and `authorize`'s lists.
+ */
+export function isOneOrMore(
+  value: unknown,
+  item: (v: unknown) => boolean = nonEmptyString,
+): boolean {
+  const values = Array.isArray(value) ? (value as unknown[]) : [value];
+  return values.length > 0 && values.every(item);
+}
+
 /** true or false; `fallback` when left out. */
 export function bool(name: string, value: unknown, fallback: boolean): boolean {
   if (value === undefined) return fallback;

@@ -1,5 +1,6 @@
 import type { Context, Middleware } from 'koa';
 import { AuthConfigError, AuthError } from '../errors.js';
+import { isOneOrMore } from '../config/validate.js';
 import type { AuthUser, UserClaims } from '../tokens/claims.js';
 import { throwAuthError } from './render-error.js';
 import type { AuthState } from './state.js';
@@ -46,20 +47,17 @@ const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 
 function list(name: string, value: unknown, pattern?: RegExp): readonly string[] | undefined {
   if (value === undefined) return undefined;
-  const values = typeof value === 'string' ? [value] : value;
-  if (
-    !Array.isArray(values) ||
-    values.length === 0 ||
-    !values.every((v) => typeof v === 'string' && v.length > 0 && (!pattern || pattern.test(v)))
-  ) {
+  const token = (v: unknown) =>
+    typeof v === 'string' && v.length > 0 && (!pattern || pattern.test(v));
+  if (!isOneOrMore(value, token)) {
     throw new AuthConfigError(
       `authorize.${name}`,
       pattern
         ? 'must be a scope or a non-empty list of scopes (printable ASCII, no space, quote or backslash)'
-        : 'must be a non-empty string or a non-empty list of strings',
+        : 'must be a non-empty string or a non-empty list of them',
     );
   }
-  return [...(values as string[])];
+  return typeof value === 'string' ? [value] : [...(value as string[])];
 }
 
 function scopesOf(user: AuthUser): ReadonlySet<string> {

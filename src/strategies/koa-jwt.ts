@@ -1,6 +1,6 @@
 import { createPublicKey, createSecretKey, KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import { onlyKnown } from '../config/validate.js';
+import { isOneOrMore, onlyKnown } from '../config/validate.js';
 import { AuthConfigError, AuthError, UnsupportedError } from '../errors.js';
 import { keyMismatch } from '../keys/algorithms.js';
 import {
@@ -106,10 +106,9 @@ function legacyKey(secret: string | Buffer | KeyObject): {
  */
 function claimList(name: 'issuer' | 'audience', value: unknown): void {
   if (value === undefined) return;
-  const values = Array.isArray(value) ? (value as unknown[]) : [value];
   const ok = (v: unknown) =>
     (typeof v === 'string' && v.length > 0) || (name === 'audience' && v instanceof RegExp);
-  if (values.length === 0 || !values.every(ok))
+  if (!isOneOrMore(value, ok))
     throw new AuthConfigError(
       `koaJwtStrategy.${name}`,
       `must be the ${name} your koa-jwt middleware checked: a non-empty string${name === 'audience' ? ' or RegExp' : ''}, or a non-empty list of them (leave it out if it checked none)`,

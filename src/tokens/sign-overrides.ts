@@ -1,4 +1,4 @@
-import { isWholeNumber } from '../config/validate.js';
+import { isOneOrMore, isWholeNumber } from '../config/validate.js';
 import { FORBIDDEN_HEADERS } from './jws-header.js';
 
 /** Per-token settings of `writeToken(user, kind, options)`, checked by {@link checkSignOverrides}. */
@@ -31,9 +31,10 @@ export function checkSignOverrides(options: {
     out.lifetime = lifetime;
   }
   if (audience !== undefined) {
-    const list = Array.isArray(audience) ? audience : [audience];
-    if (list.length === 0 || !list.every((a) => typeof a === 'string' && a.length > 0))
-      throw new TypeError('koa-jwt-redis: `audience` must be a non-empty string or array of them');
+    if (!isOneOrMore(audience))
+      throw new TypeError(
+        'koa-jwt-redis: `audience` must be a non-empty string or a non-empty list of them',
+      );
     out.audience = audience as string | string[];
   }
   if (headers !== undefined) {
