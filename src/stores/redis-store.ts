@@ -1,7 +1,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import { AuthConfigError } from '../errors.js';
 import { keyPrefixOption, onlyKnown, wholeNumber } from '../config/validate.js';
-import { bounded } from './bounded.js';
+import { bounded, StoreTimeoutError } from './bounded.js';
 import {
   MasterLease,
   type MasterLeaseOptions,
@@ -73,6 +73,8 @@ export { isRedisClient, type RedisClient } from './redis-connection.js';
 
 /** Connections for confirmed writes (see `writers`), besides the one for reads. */
 const WRITER_CONNECTIONS = 4;
+/** ioredis's error for a command that outlived its `commandTimeout` (ioredis 5 and 6). */
+const IOREDIS_TIMEOUT = 'Command timed out';
 
 /** Session ids this library issues are base64url; anything else cannot name a family (nor its `:n` fields). */
 const SESSION_ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -111,9 +113,14 @@ const joinChunks = (chunks: (Buffer | null | undefined)[]): string => {
 
 /** A write the master took but too few replicas confirmed in time: a failover could undo it. */
 export class ReplicationError extends Error {
-  constructor(wanted: number, got: number, ms: number) {
+  /** `setting`: the store's waitForReplicas, as the user gave it or as the topology's default set it. */
+  constructor(wanted: number, got: number, ms: number, setting: number | 'replicated') {
+    const option =
+      setting === 'replicated'
+        ? `waitForReplicas: 'replicated', a Cluster's default: one replica for each shard that has one`
+        : `waitForReplicas: ${setting}`;
     super(
-      `the write reached ${got} of the ${wanted} replicas required within ${ms} ms (waitForReplicas: ${wanted}): a master with fewer replicas connected and in sync cannot confirm a write; see the README, "Redis topologies"`,
+      `the write reached ${got} of the ${wanted} replicas required within ${ms} ms (${option}): a master with fewer replicas connected and in sync cannot confirm a write; see the README, "Redis topologies"`,
     );
     this.name = 'ReplicationError';
   }
@@ -380,17 +387,19 @@ export class RedisStore implements SessionStore {
     );
     // WAIT's own timeout ends near ours (Redis checks it about every 100 ms), so a master with
     // no replica in sync mostly ends here: the error says what the write was waiting for.
-    const results = await bounded(
-      exec,
-      ms,
-      `Redis, or the ${wanted === 1 ? 'replica' : `${wanted} replicas`} that waitForReplicas asks to confirm the write,`,
-    );
+    const waitingFor = `Redis, or the ${wanted === 1 ? 'replica' : `${wanted} replicas`} that waitForReplicas asks to confirm the write,`;
+    const results = await bounded(exec, ms, waitingFor);
     const [script, wait] = results ?? [];
     if (!script || !wait) throw new Error('the write pipeline returned no results');
     if (script[0]) throw script[0];
-    if (wait[0]) throw wait[0];
+    // The client's commandTimeout (ours, when we made the client) was armed as WAIT was sent,
+    // before our timer, and wins a tie with it: the same timeout, said the same way.
+    if (wait[0])
+      throw (wait[0] as Error).message === IOREDIS_TIMEOUT
+        ? new StoreTimeoutError(waitingFor, ms)
+        : wait[0];
     const got = Number(wait[1]);
-    if (!(got >= wanted)) throw new ReplicationError(wanted, got, ms);
+    if (!(got >= wanted)) throw new ReplicationError(wanted, got, ms, this.options.waitForReplicas);
     return script[1];
   }
 

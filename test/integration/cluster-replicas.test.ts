@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Cluster, Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
@@ -320,6 +321,46 @@ describe('a Cluster store decides whether writes wait for a replica', () => {
       await closeAuth();
     }
   }, 120_000);
+
+  it("with the default and its replicas frozen: a write fails naming waitForReplicas, the option to change (not as ioredis's 'Command timed out', whose timer wins a tie with ours)", async () => {
+    const cluster = await started(3, 1);
+    auth = createAuth({ secret: SECRET, redis: { cluster: startNodes(cluster) } });
+    expect(await waitsOfLogin(cluster, 'before-freeze')).toBeGreaterThan(0);
+    const replicas = [];
+    for (const server of cluster.nodes)
+      if (/role:slave/.test(await node(server.port).info('replication'))) replicas.push(server);
+    expect(replicas).toHaveLength(3);
+    const store = redisStore(
+      { cluster: startNodes(cluster) },
+      { keyPrefix: 'frozen:', timeout: 1500 },
+    );
+    const session = (sessionId: string) => ({
+      sessionId,
+      jti: randomUUID(),
+      now: Date.now(),
+      expiresAt: Date.now() + 60_000,
+      ip: '',
+      userAgent: '',
+    });
+    try {
+      await store.create('user-1', session('a1b2c3d4e5f60717'), 0);
+      for (const server of replicas) server.pause();
+      // WAIT's answer (0 replicas) or the store's timer, whichever comes first: either names the
+      // option; WAIT's says its value is the Cluster default, which the user never wrote.
+      const failure = await store
+        .create('user-1', session('a1b2c3d4e5f60718'), 0)
+        .catch((e: unknown) => e);
+      console.info(`a write with the replicas frozen: ${String(failure)}`);
+      expect(String(failure)).toMatch(
+        /reached 0 of the 1 replicas required within \d+ ms \(waitForReplicas: 'replicated', a Cluster's default: one replica for each shard that has one\)|the replica that waitForReplicas asks to confirm the write, did not answer within \d+ ms/,
+      );
+      const login = await auth.generateTokens({ id: 'while-frozen' }).catch((e: unknown) => e);
+      expect(login).toBeInstanceOf(Error);
+    } finally {
+      for (const server of replicas) server.resume();
+      await store.close();
+    }
+  }, 60_000);
 
   it('computes each key’s hash slot as Redis does (hash tags included)', async () => {
     const cluster = clusters[0] ?? (await started(3, 0));
