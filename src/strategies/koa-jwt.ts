@@ -1,7 +1,7 @@
 import { createPublicKey, createSecretKey, KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { isOneOrMore, onlyKnown } from '../config/validate.js';
-import { AuthConfigError, AuthError, UnsupportedError } from '../errors.js';
+import { AuthConfigError, AuthError, storeUnavailable, UnsupportedError } from '../errors.js';
 import { keyMismatch } from '../keys/algorithms.js';
 import {
   type AuthUser,
@@ -51,7 +51,10 @@ export interface KoaJwtStrategyOptions {
    * @default payload.sub ?? payload.id ?? payload.userId ?? payload.user_id
    */
   subject?: ((payload: Record<string, unknown>) => string | number | undefined) | undefined;
-  /** koa-jwt's `isRevoked(ctx, payload, token)`, minus ctx: true refuses the token (401 `token_revoked`). */
+  /**
+   * koa-jwt's `isRevoked(ctx, payload, token)`, minus ctx: true refuses the token (401
+   * `token_revoked`); a throw or a rejection answers 503 `store_unavailable`, as a store failure.
+   */
   isRevoked?: ((payload: Record<string, unknown>) => boolean | Promise<boolean>) | undefined;
   /**
    * Reads the library's own tokens, tried first; a factory is given the context bound to the
@@ -113,6 +116,22 @@ function claimList(name: 'issuer' | 'audience', value: unknown): void {
       `koaJwtStrategy.${name}`,
       `must be the ${name} your koa-jwt middleware checked: a non-empty string${name === 'audience' ? ' or RegExp' : ''}, or a non-empty list of them (leave it out if it checked none)`,
     );
+}
+
+/**
+ * `isRevoked`'s answer. A throw (its denylist's database down) is not a verdict on the token: it
+ * answers 503 `store_unavailable`, as a session store that cannot answer does, so clients retry
+ * instead of logging the user out (koa-jwt answered 401).
+ */
+async function revoked(
+  isRevoked: (payload: Record<string, unknown>) => boolean | Promise<boolean>,
+  payload: Record<string, unknown>,
+): Promise<boolean> {
+  try {
+    return Boolean(await isRevoked(payload));
+  } catch (cause) {
+    throw storeUnavailable(cause);
+  }
 }
 
 /** The options of koaJwtStrategy(): any other name is a typo, refused. */
@@ -236,7 +255,7 @@ export function koaJwtStrategy(options: KoaJwtStrategyOptions): StrategyFactory 
     const id = subject(payload);
     if ((typeof id !== 'string' || id.length === 0) && typeof id !== 'number')
       throw new AuthError('token_invalid', 'The token names no user.');
-    if (isRevoked && (await isRevoked(payload)))
+    if (isRevoked && (await revoked(isRevoked, payload)))
       throw new AuthError('token_revoked', 'The token has been revoked; log in again.');
     // koa-jwt handed the payload over as it was; keep its claims, with the fields requireAuth promises.
     const user: Record<string, unknown> = {};

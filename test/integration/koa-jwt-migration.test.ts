@@ -289,7 +289,10 @@ describe('migrating from koa-jwt', () => {
         secret: OLD_SECRET,
         until: new Date(Date.now() + HOUR * 1000),
         subject: (p) => p.email as string,
-        isRevoked: async (p) => p.email === 'banned@example.com',
+        isRevoked: async (p) => {
+          if (p.email === 'down@example.com') throw new Error('denylist database down');
+          return p.email === 'banned@example.com';
+        },
       }),
     );
     const app = new Koa();
@@ -303,5 +306,10 @@ describe('migrating from koa-jwt', () => {
       token: legacyToken({ email: 'banned@example.com' }),
     });
     expect([banned.status, banned.body.error]).toEqual([401, 'token_revoked']);
+    // A denylist that cannot answer says nothing about the token: 503, retry, not a logout (nor
+    // a 500 with the database's message).
+    const down = await call(server.url, '/', { token: legacyToken({ email: 'down@example.com' }) });
+    expect([down.status, down.body.error]).toEqual([503, 'store_unavailable']);
+    expect(down.text).not.toContain('denylist database down');
   });
 });
