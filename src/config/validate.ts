@@ -118,6 +118,69 @@ export function onlyKnown(
   }
 }
 
+/** A name as `misspelt` compares it: letter case, `_` and `-` ignored. */
+const folded = (name: string): string => name.toLowerCase().replace(/[_-]/g, '');
+
+/** Edit distance (a swap of two neighbours counts one), or `limit + 1` once it passes `limit`. */
+function editDistance(a: string, b: string, limit: number): number {
+  if (Math.abs(a.length - b.length) > limit) return limit + 1;
+  let before: number[] = [];
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let best = Math.min(previous[j]! + 1, row[j - 1]! + 1, previous[j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        best = Math.min(best, before[j - 2]! + 1);
+      row.push(best);
+    }
+    if (Math.min(...row) > limit) return limit + 1;
+    [before, previous] = [previous, row];
+  }
+  return previous[b.length]!;
+}
+
+/**
+ * The known name that `key` most likely misspells: the same but for letter case, `_` or `-`
+ * (`queryTimeout` for `query_timeout`), or one edit away (two for names of 7 letters or more);
+ * undefined when `key` is known or no name is that close.
+ */
+export function misspelt(key: string, known: readonly string[]): string | undefined {
+  if (known.includes(key)) return undefined;
+  const given = folded(key);
+  const limit = given.length >= 7 ? 2 : 1;
+  let meant: string | undefined;
+  let nearest = limit + 1;
+  for (const name of known) {
+    const distance = editDistance(given, folded(name), limit);
+    if (distance < nearest) [meant, nearest] = [name, distance];
+  }
+  return meant;
+}
+
+/**
+ * Refuses the keys of `value` that misspell a name of `known`: for options handed on to another
+ * library (pg, ioredis) that ignores a name it does not know, so that `pasword` or `sll` is not a
+ * connection without its password or its TLS. A name far from every known one passes: it may be
+ * one of that library's newer options.
+ */
+export function noMisspelt(
+  name: string,
+  value: object,
+  known: readonly string[],
+  what: string,
+): void {
+  for (const key of Object.keys(value)) {
+    const meant = misspelt(key, known);
+    if (meant !== undefined)
+      throw new AuthConfigError(
+        `${name}.${key}`,
+        `is not ${what}, which would ignore it: did you mean ${meant}?`,
+      );
+  }
+}
+
 /**
  * A helper's per-call options: undefined, or an object with only `known` keys. A misspelt one
  * (`lifetme`) is a TypeError naming it, not a silently ignored setting: an app bug, not a request

@@ -1,5 +1,5 @@
 import type * as pg from 'pg';
-import { stripUndefined } from '../config/validate.js';
+import { noMisspelt, stripUndefined } from '../config/validate.js';
 import { AuthConfigError } from '../errors.js';
 import { loadModule } from '../load-module.js';
 
@@ -20,6 +20,50 @@ const nodePostgres = (): typeof pg =>
     'postgresStore.connection',
     'opening a pool needs `pg` (node-postgres), which could not be loaded: install it (`npm install pg`), or, in a bundled app, keep `pg` external or pass your own pg.Pool',
   );
+
+/**
+ * The names node-postgres 8 reads from Pool options (its Pool's, its Client's, and the connection
+ * parameters'): a name one letter off one of these is refused (see noMisspelt), any other passes.
+ */
+const PG_OPTION_NAMES = [
+  'Client',
+  'Promise',
+  'allowExitOnIdle',
+  'application_name',
+  'binary',
+  'client_encoding',
+  'connectionString',
+  'connectionTimeoutMillis',
+  'database',
+  'enableChannelBinding',
+  'fallback_application_name',
+  'host',
+  'idleTimeoutMillis',
+  'idle_in_transaction_session_timeout',
+  'keepAlive',
+  'keepAliveInitialDelayMillis',
+  'lock_timeout',
+  'log',
+  'max',
+  'maxLifetimeSeconds',
+  'maxUses',
+  'min',
+  'onConnect',
+  'options',
+  'parseInputDatesAsUTC',
+  'password',
+  'port',
+  'query_timeout',
+  'replication',
+  'ssl',
+  'sslnegotiation',
+  'sslNegotiation',
+  'statement_timeout',
+  'stream',
+  'types',
+  'user',
+  'verify',
+];
 
 /**
  * A single connection (`pg.Client`, or a client checked out of a pool): it has no pool's
@@ -71,6 +115,8 @@ export function resolvePool(
   ) {
     if (typeof connection === 'string' && !/^postgres(ql)?:\/\//.test(connection))
       throw fail('connection', 'must be a postgres:// URL, a pg.Pool or pg Pool options');
+    if (typeof connection === 'object')
+      noMisspelt('postgresStore.connection', connection, PG_OPTION_NAMES, 'a pg Pool option');
     const config: pg.PoolConfig =
       typeof connection === 'string' ? { connectionString: connection } : { ...connection };
     pool = new (nodePostgres().Pool)({

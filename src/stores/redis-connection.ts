@@ -1,6 +1,6 @@
 import { Cluster, type ClusterNode, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 import { AuthConfigError } from '../errors.js';
-import { stripUndefined, warn } from '../config/validate.js';
+import { noMisspelt, stripUndefined, warn } from '../config/validate.js';
 import { restoreFastStringMethods } from './fast-strings.js';
 
 // This module imports ioredis, so ioredis has loaded by now (fast-strings.ts says why this runs).
@@ -143,6 +143,37 @@ export function quietFailoverDetector<C extends IoRedisClient>(client: C): C {
   return client;
 }
 
+/**
+ * The option names ioredis 5 and 6 read (of a node's connection, Sentinel, a Cluster, and Node's
+ * net socket options they hand on), and ours (`url`, `cluster`): a name one letter off one of
+ * these is refused (see noMisspelt), any other passes.
+ */
+const IOREDIS_OPTION_NAMES = [
+  ...['url', 'cluster', 'redisOptions', 'Connector', 'keyPrefix', 'showFriendlyErrorStack'],
+  // a node's connection
+  ...['host', 'port', 'path', 'family', 'tls', 'username', 'password', 'db', 'connectionName'],
+  ...['retryStrategy', 'commandTimeout', 'blockingTimeout', 'blockingTimeoutGrace'],
+  ...['socketTimeout', 'keepAlive', 'noDelay', 'disableClientInfo', 'clientInfoTag'],
+  ...['autoResubscribe', 'autoResendUnfulfilledCommands', 'reconnectOnError', 'readOnly'],
+  ...['stringNumbers', 'protocol', 'replyMapping', 'connectTimeout', 'disconnectTimeout'],
+  ...['monitor', 'maxRetriesPerRequest', 'maxLoadingRetryTime', 'enableAutoPipelining'],
+  ...['autoPipeliningIgnoredCommands', 'offlineQueue', 'commandQueue', 'enableOfflineQueue'],
+  ...['enableReadyCheck', 'lazyConnect', 'scripts', 'himportFieldsets'],
+  // Sentinel
+  ...['sentinels', 'name', 'role', 'sentinelUsername', 'sentinelPassword', 'sentinelTLS'],
+  ...['sentinelRetryStrategy', 'sentinelReconnectStrategy', 'sentinelCommandTimeout'],
+  ...['sentinelMaxConnections', 'preferredSlaves', 'natMap', 'updateSentinels'],
+  ...['enableTLSForSentinelMode', 'failoverDetector'],
+  // a Cluster
+  ...['clusterRetryStrategy', 'clusterNodeRetryStrategy', 'scaleReads', 'maxRedirections'],
+  ...['retryDelayOnFailover', 'retryDelayOnClusterDown', 'retryDelayOnTryAgain'],
+  ...['retryDelayOnMoved', 'slotsRefreshTimeout', 'slotsRefreshInterval', 'useSRVRecords'],
+  ...['resolveSrv', 'dnsLookup', 'shardedSubscribers'],
+  // Node's net.connect
+  ...['localAddress', 'localPort', 'hints', 'lookup', 'keepAliveInitialDelay', 'timeout'],
+  ...['allowHalfOpen', 'autoSelectFamily', 'autoSelectFamilyAttemptTimeout', 'signal', 'fd'],
+];
+
 /** Reconnect quickly, then at most once a second, forever. */
 const retryStrategy = (attempt: number): number => Math.min(attempt * 50, 1000);
 
@@ -193,12 +224,20 @@ function createCluster(options: ClusterConnectionOptions, storeTimeout: number):
     options.cluster,
     "e.g. { cluster: [{ host: '10.0.0.1', port: 6379 }] }",
   );
+  noMisspelt('redis', options, IOREDIS_OPTION_NAMES, 'an ioredis option');
   const { cluster: nodes, ...clusterOptions } = options;
   if (
     clusterOptions.redisOptions !== undefined &&
     (clusterOptions.redisOptions === null || typeof clusterOptions.redisOptions !== 'object')
   )
     throw new AuthConfigError('redis.redisOptions', 'must be an object of ioredis options');
+  if (clusterOptions.redisOptions !== undefined)
+    noMisspelt(
+      'redis.redisOptions',
+      clusterOptions.redisOptions,
+      IOREDIS_OPTION_NAMES,
+      'an ioredis option',
+    );
   return new Cluster(nodes, {
     clusterRetryStrategy: retryStrategy,
     retryDelayOnFailover: 100,
@@ -215,6 +254,7 @@ function createCluster(options: ClusterConnectionOptions, storeTimeout: number):
 }
 
 function createNode(options: RedisConnectionOptions, storeTimeout: number): Redis {
+  noMisspelt('redis', options, IOREDIS_OPTION_NAMES, 'an ioredis option');
   const { url, ...nodeOptions } = options;
   if (url !== undefined) checkUrl('redis.url', url);
   // ioredis would connect to localhost:6379 when nothing is named: never a silent default.

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { AuthConfigError } from '../../../src/index.js';
 import { resolvePool } from '../../../src/stores/postgres-connection.js';
 
 describe('a pool the PostgreSQL store opens from Pool options', () => {
@@ -21,6 +22,36 @@ describe('a pool the PostgreSQL store opens from Pool options', () => {
       // Given: the app's own setting wins.
       connectionTimeoutMillis: 250,
     });
+    await pool.end();
+  });
+});
+
+describe('Pool options node-postgres would ignore', () => {
+  it('a name one letter off (or in another case) from one pg reads is refused, naming it and the one meant', () => {
+    for (const [options, key, meant] of [
+      [{ conectionString: 'postgres://127.0.0.1/app' }, 'conectionString', 'connectionString'],
+      [{ host: '127.0.0.1', sll: true }, 'sll', 'ssl'],
+      [{ host: '127.0.0.1', pasword: 'x' }, 'pasword', 'password'],
+      [{ host: '127.0.0.1', queryTimeout: 100 }, 'queryTimeout', 'query_timeout'],
+      [{ host: '127.0.0.1', statementTimeout: 100 }, 'statementTimeout', 'statement_timeout'],
+    ] as const) {
+      let error: unknown;
+      try {
+        resolvePool(options as unknown as pg.PoolConfig, 700);
+      } catch (caught) {
+        error = caught;
+      }
+      expect(error, key).toBeInstanceOf(AuthConfigError);
+      expect((error as AuthConfigError).option).toBe(`postgresStore.connection.${key}`);
+      expect((error as Error).message).toContain(`did you mean ${meant}?`);
+    }
+  });
+
+  it('a name far from all of them passes to pg (a newer option of its own)', async () => {
+    const { pool } = resolvePool(
+      { connectionString: 'postgres://127.0.0.1:1/none', someFutureSetting: 1 } as pg.PoolConfig,
+      700,
+    );
     await pool.end();
   });
 });

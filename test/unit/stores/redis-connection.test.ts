@@ -46,6 +46,19 @@ describe('the redis option', () => {
       [{ sentinels: [{ host: '127.0.0.1', port: 26379 }], name: 'm', role: 'slave' }, 'redis.role'],
       [{ cluster: [] }, 'redis.cluster'],
       [{ cluster: [{ host: '127.0.0.1', port: 7000 }], redisOptions: 3 }, 'redis.redisOptions'],
+      // ioredis ignores a name it does not know: a misspelt password or tls would connect without.
+      [{ host: '127.0.0.1', pasword: 'secret' }, 'redis.pasword'],
+      [{ host: '127.0.0.1', tsl: {} }, 'redis.tsl'],
+      [{ url: 'rediss://127.0.0.1', commandTimout: 500 }, 'redis.commandTimout'],
+      [
+        { sentinels: [{ host: '127.0.0.1', port: 26379 }], name: 'm', sentinelPasword: 'x' },
+        'redis.sentinelPasword',
+      ],
+      [{ cluster: [{ host: '127.0.0.1', port: 7000 }], scalereads: 'master' }, 'redis.scalereads'],
+      [
+        { cluster: [{ host: '127.0.0.1', port: 7000 }], redisOptions: { Password: 'x' } },
+        'redis.redisOptions.Password',
+      ],
     ];
     for (const [redis, option] of cases)
       expect(optionOf({ redis }), JSON.stringify(redis)).toBe(option);
