@@ -144,7 +144,29 @@ export function hasControl(value: string): boolean {
   return false;
 }
 
-export { isWellFormed } from '../config/validate.js';
+import { isWellFormed } from '../config/validate.js';
+
+export { isWellFormed };
+
+/** The longest user id (in UTF-16 units, as JavaScript counts a string's length). */
+export const MAX_USER_ID_LENGTH = 256;
+
+/**
+ * A user id as the library issues it in `sub` and keys sessions by: non-empty, at most
+ * MAX_USER_ID_LENGTH long, well-formed (a lone surrogate has no UTF-8 form for a Redis key, and
+ * two such ids could collide), without control characters (PostgreSQL cannot keep NUL). Issuing
+ * and reading a token check the same rule, so a signed token the library would never issue
+ * cannot reach a store.
+ */
+export function isUserIdString(value: unknown): value is string {
+  return (
+    typeof value === 'string' &&
+    value.length > 0 &&
+    value.length <= MAX_USER_ID_LENGTH &&
+    isWellFormed(value) &&
+    !hasControl(value)
+  );
+}
 
 /** NumericDate claims (RFC 7519 §4.1.4-6, OIDC auth_time): finite numbers only. */
 const TIME_CLAIMS = ['exp', 'nbf', 'iat', 'auth_time'] as const;

@@ -4,14 +4,14 @@ import { cleanMeta } from '../stores/record-codec.js';
 import {
   isPrototypeKey,
   hasControl,
+  isUserIdString,
   isWellFormed,
+  MAX_USER_ID_LENGTH,
   RESERVED_CLAIMS,
   type TokenPair,
   type TokenUser,
 } from './claims.js';
 import { deviceCode } from './device.js';
-
-const MAX_USER_ID_LENGTH = 256;
 
 /** Where login metadata comes from: give `ctx` and the user agent and ip are read from it. */
 export interface IssueOptions {
@@ -80,16 +80,7 @@ export function userIdOf(user: unknown): string {
 
 export function normalizeUserId(id: unknown): string {
   if (typeof id === 'number' && Number.isSafeInteger(id)) return String(id);
-  // A lone surrogate has no UTF-8 form: it would fail when the Redis key is built, and two such ids could collide.
-  // A control character would be kept by memory and Redis yet fail on PostgreSQL: refused on every store alike.
-  if (
-    typeof id === 'string' &&
-    id.length > 0 &&
-    id.length <= MAX_USER_ID_LENGTH &&
-    isWellFormed(id) &&
-    !hasControl(id)
-  )
-    return id;
+  if (isUserIdString(id)) return id;
   throw new TypeError(
     `koa-jwt-redis: a user id must be a non-empty, well-formed string of at most ${MAX_USER_ID_LENGTH} characters without control characters, or a safe integer`,
   );

@@ -2,6 +2,7 @@ import Koa from 'koa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Auth, AuthError, authErrors, type LoginRateLimiter } from '../../src/index.js';
 import { testAuth } from '../helpers/auth.js';
+import { decodeSegment, forgeHmac, SECRET } from '../helpers/forge.js';
 import { call, type Reply, serve, type Served } from '../helpers/http.js';
 import { webApp } from '../helpers/web.js';
 
@@ -278,6 +279,37 @@ describe('GET /auth/sessions and DELETE /auth/sessions/:id', () => {
     expect(
       (await call(server.url, `/auth/sessions/${other!.sessionId}`, { method: 'DELETE' })).status,
     ).toBe(401);
+  });
+});
+
+describe('a token signed with the key but with a subject the library never issues', () => {
+  it('is 401 token_invalid on every route, not a 500 from the store helpers (300 characters, a control character)', async () => {
+    for (const checkSession of [true, false]) {
+      await start({}, { checkSession });
+      const pair = (await login()).body;
+      const [header, payload] = [0, 1].map((i) => decodeSegment(pair.access_token, i));
+      for (const sub of ['u'.repeat(300), 'a\u0001b']) {
+        const token = forgeHmac(header!, { ...payload, sub }, SECRET);
+        for (const [method, path] of [
+          ['POST', '/auth/logout'],
+          ['GET', '/auth/sessions'],
+          ['POST', '/auth/logout-all'],
+          ['DELETE', '/auth/sessions/abcdefghijklmnop'],
+          ['GET', '/me'],
+        ] as const) {
+          const res = await call(server.url, path, { method, token });
+          expect(
+            [res.status, res.body.error],
+            `${method} ${path}, checkSession ${checkSession}`,
+          ).toEqual([401, 'token_invalid']);
+        }
+      }
+      // The ids the library issues are as long as they may be: 256 characters still work.
+      const longest = await auth.generateTokens({ id: 'u'.repeat(256) });
+      expect((await call(server.url, '/me', { token: longest.access_token })).status).toBe(200);
+      await server.close();
+      await auth.close();
+    }
   });
 });
 
