@@ -2,6 +2,7 @@ import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import type { ResolvedOptions } from './config/options.js';
 import { onlyKnown } from './config/validate.js';
+import { usesCookies } from './config/web.js';
 import { debug, describeError } from './debug.js';
 import { AuthConfigError, AuthError, UnsupportedError } from './errors.js';
 import type { AuthEvents } from './events.js';
@@ -218,7 +219,7 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
   }
 
   const { web } = auth.options;
-  const cookieMode = web.tokenDelivery !== 'json';
+  const cookieMode = usesCookies(web);
   const configuredPath = options.refreshCookiePath;
   if (
     configuredPath !== undefined &&

@@ -44,6 +44,11 @@ export interface WebOptions {
   csrf: { header: string; allowedOrigins: ReadonlySet<string>; requireAuth: boolean };
 }
 
+/** Whether tokens go out in cookies (`'cookie'` or `'both'`): cookie reading and CSRF proof on. */
+export function usesCookies(web: Pick<WebOptions, 'tokenDelivery'>): boolean {
+  return web.tokenDelivery !== 'json';
+}
+
 export interface WebOptionsInput {
   tokenDelivery?: TokenDelivery | undefined;
   tokenSources?: TokenSource[] | undefined;
@@ -114,7 +119,7 @@ export function resolveWebOptions(input: WebOptionsInput): WebOptions {
       `must be 'json', 'cookie' or 'both' (got ${shown(tokenDelivery)})`,
     );
   }
-  const cookieMode = tokenDelivery !== 'json';
+  const cookieMode = usesCookies({ tokenDelivery });
   const tokenSources = input.tokenSources ?? (cookieMode ? ['header', 'cookie'] : ['header']);
   if (
     !Array.isArray(tokenSources) ||

@@ -1,4 +1,4 @@
-import type { WebOptions } from '../config/web.js';
+import { usesCookies, type WebOptions } from '../config/web.js';
 import type { AuthErrorCode } from '../errors.js';
 import type { JsonValue, OpenApiDocument } from './types.js';
 
@@ -46,7 +46,7 @@ export function openApiComponents(
   loginSchema: { [key: string]: JsonValue },
   accessTokenTtl: number,
 ): OpenApiDocument['components'] {
-  const cookieMode = web.tokenDelivery !== 'json';
+  const cookieMode = usesCookies(web);
   const { names } = web.cookies;
 
   const codes: AuthErrorCode[] = [

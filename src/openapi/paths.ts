@@ -1,3 +1,4 @@
+import { usesCookies } from '../config/web.js';
 import type { AuthErrorCode } from '../errors.js';
 import { errorResponse, ref } from './components.js';
 import type { JsonValue, OpenApiDocument, OpenApiSource, SessionHelper } from './types.js';
@@ -12,7 +13,7 @@ export function openApiPaths(
   strategy: string,
 ): OpenApiDocument['paths'] {
   const { web } = source;
-  const cookieMode = web.tokenDelivery !== 'json';
+  const cookieMode = usesCookies(web);
   const { names } = web.cookies;
 
   const csrfCodes: AuthErrorCode[] = ['csrf_failed', 'origin_forbidden'];
