@@ -107,11 +107,18 @@ export function createAuthorize(
   const requirements: AuthorizeRequirements = typeof rule === 'function' ? { check: rule } : rule;
   if (requirements === null || typeof requirements !== 'object' || Array.isArray(requirements))
     throw new AuthConfigError('authorize', 'needs { scope, role, claims, check } or a predicate');
-  for (const key of Object.keys(requirements)) {
+  for (const [key, value] of Object.entries(requirements)) {
     if (!['scope', 'role', 'claims', 'check'].includes(key))
       throw new AuthConfigError(
         `authorize.${key}`,
         'is not a requirement; known: scope, role, claims, check',
+      );
+    // As for a claim's value: a requirement read from an unset environment variable would drop
+    // out of the rule and let through the users it was written to refuse.
+    if (value === undefined)
+      throw new AuthConfigError(
+        `authorize.${key}`,
+        'was given as undefined (an unset environment variable?): give its value, or leave the key out',
       );
   }
   const scopes = list('scope', requirements.scope, SCOPE_TOKEN);

@@ -247,6 +247,16 @@ describe('authorize()', () => {
       [{ claims: { plan: [] } }, /authorize\.claims\.plan/],
       [{ claims: { plan: ['pro', undefined] } }, /authorize\.claims\.plan/],
       [{ scopes: 'x' }, /authorize\.scopes/],
+      // A requirement from an unset environment variable beside another: dropping it would let
+      // through users it was written to refuse.
+      [
+        { scope: process.env.KJR_UNSET_FOR_THIS_TEST, role: 'member' },
+        /authorize\.scope.*undefined/,
+      ],
+      [{ role: undefined, scope: 'notes:read' }, /authorize\.role.*undefined/],
+      [{ role: undefined, check: () => true }, /authorize\.role.*undefined/],
+      [{ check: undefined, role: 'member' }, /authorize\.check.*undefined/],
+      [{ role: undefined }, /authorize\.role.*undefined/],
       [null, /authorize/],
     ];
     for (const [rule, message] of bad) {
