@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import type { ResolvedOptions } from './config/options.js';
-import { onlyKnown } from './config/validate.js';
+import { misspelt, onlyKnown } from './config/validate.js';
 import { usesCookies } from './config/web.js';
 import { debug, describeError } from './debug.js';
 import { AuthConfigError, AuthError, UnsupportedError } from './errors.js';
@@ -61,6 +61,37 @@ export interface LoginRateLimiter {
   check(ctx: Context): number | void | Promise<number | void>;
   /** Called after each checked attempt with its outcome, e.g. to count failures per ip and username. */
   record?(ctx: Context, outcome: 'success' | 'failure'): void | Promise<void>;
+}
+
+/** The names of an object's properties and methods, its class's included (not Object's). */
+function memberNames(value: object): string[] {
+  const names: string[] = [];
+  for (let at: object | null = value; at !== null && at !== Object.prototype;) {
+    names.push(...Object.getOwnPropertyNames(at));
+    at = Object.getPrototypeOf(at) as object | null;
+  }
+  return names;
+}
+
+/**
+ * A login rate limiter: `check` a function, `record` one when given. Without `record`, a member
+ * one letter off it (`recrod`) is refused: that hook would never run, and a limiter that counts
+ * failures in `record` would let every attempt through.
+ */
+function checkRateLimiter(rateLimit: LoginRateLimiter): void {
+  const shape = 'must be an object with check(ctx) (and optionally record(ctx, outcome))';
+  if (rateLimit === null || typeof rateLimit !== 'object' || typeof rateLimit.check !== 'function')
+    throw new AuthConfigError('routes.rateLimit', shape);
+  if (rateLimit.record !== undefined && typeof rateLimit.record !== 'function')
+    throw new AuthConfigError('routes.rateLimit.record', 'must be a function (ctx, outcome)');
+  if (rateLimit.record !== undefined) return;
+  for (const name of memberNames(rateLimit)) {
+    if (misspelt(name, ['record']) !== undefined)
+      throw new AuthConfigError(
+        `routes.rateLimit.${name}`,
+        'is not a rate limiter hook, and would never be called: did you mean record?',
+      );
+  }
 }
 
 /** Options of {@link Auth.routes}. */
@@ -176,12 +207,7 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
     );
   }
   const { rateLimit } = options;
-  if (rateLimit !== undefined && (rateLimit === null || typeof rateLimit.check !== 'function')) {
-    throw new AuthConfigError(
-      'routes.rateLimit',
-      'must be an object with check(ctx) (and optionally record(ctx, outcome))',
-    );
-  }
+  if (rateLimit !== undefined) checkRateLimiter(rateLimit);
 
   const strategyName = options.strategy ?? auth.strategies.defaultStrategyName;
   if (!auth.strategies.names().includes(strategyName)) {

@@ -1,6 +1,12 @@
 import Koa from 'koa';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type Auth, AuthError, authErrors, type LoginRateLimiter } from '../../src/index.js';
+import {
+  type Auth,
+  AuthConfigError,
+  AuthError,
+  authErrors,
+  type LoginRateLimiter,
+} from '../../src/index.js';
 import { testAuth } from '../helpers/auth.js';
 import { decodeSegment, forgeHmac, SECRET } from '../helpers/forge.js';
 import { call, type Reply, serve, type Served } from '../helpers/http.js';
@@ -109,6 +115,39 @@ describe('POST /auth/login', () => {
     expect(() => auth.routes({} as never)).toThrow(/login/);
     expect(() => auth.routes({ login: () => null, prefix: 'auth/' })).toThrow(/prefix/);
     expect(() => auth.routes({ login: () => null, rateLimit: {} as never })).toThrow(/rateLimit/);
+    // A limiter that counts failures in record: misspelt, it would never count one.
+    const check = () => 0;
+    const record = () => {};
+    for (const [rateLimit, option] of [
+      [{ check, recrod: record }, 'routes.rateLimit.recrod'],
+      [{ check, Record: record }, 'routes.rateLimit.Record'],
+      [
+        new (class {
+          check = check;
+          recod() {}
+        })(),
+        'routes.rateLimit.recod',
+      ],
+      [{ check, record: 'x' }, 'routes.rateLimit.record'],
+    ] as const) {
+      let error: unknown;
+      try {
+        auth.routes({ login: () => null, rateLimit: rateLimit as never });
+      } catch (caught) {
+        error = caught;
+      }
+      expect((error as AuthConfigError | undefined)?.option, option).toBe(option);
+    }
+    // A class of one's own with fields near the hooks' names is fine once the hooks are there.
+    class Limiter {
+      records = new Map<string, number>();
+      checks = 0;
+      check() {
+        return 0;
+      }
+      record() {}
+    }
+    expect(() => auth.routes({ login: () => null, rateLimit: new Limiter() })).not.toThrow();
   });
 });
 
