@@ -209,6 +209,13 @@ export function koaJwtStrategy(options: KoaJwtStrategyOptions): StrategyFactory 
       'koaJwtStrategy.isRevoked',
       'must be a function (payload) => boolean',
     );
+  // koa-jwt's own (ctx, decodedToken, token), pasted over: it would be handed the payload as ctx
+  // and undefined for the rest, and a check of the token would let every revoked one through.
+  if (isRevoked !== undefined && isRevoked.length >= 2)
+    throw new AuthConfigError(
+      'koaJwtStrategy.isRevoked',
+      `takes the token's payload alone, (payload) => boolean, not koa-jwt's (ctx, decodedToken, token): it has ${isRevoked.length} parameters`,
+    );
   const { primary: primaryOption = redisStrategy } = options;
   if (
     typeof primaryOption !== 'function' &&

@@ -183,6 +183,11 @@ describe('migrating from koa-jwt', () => {
       [{ secret: OLD_SECRET, until, issuer: '' }, 'koaJwtStrategy.issuer'],
       [{ secret: OLD_SECRET, until, audience: [] }, 'koaJwtStrategy.audience'],
       [{ secret: OLD_SECRET, until, audience: ['a', 5] }, 'koaJwtStrategy.audience'],
+      // koa-jwt's own signature: the payload would arrive as ctx, the token as undefined.
+      [
+        { secret: OLD_SECRET, until, isRevoked: async (_ctx: unknown, _d: unknown) => false },
+        'koaJwtStrategy.isRevoked',
+      ],
       // Accepted before, then a 500 at the first request with a new token.
       [{ secret: OLD_SECRET, until, primary: 5 }, 'koaJwtStrategy.primary'],
       [{ secret: OLD_SECRET, until, primary: {} }, 'koaJwtStrategy.primary'],
