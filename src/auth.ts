@@ -3,7 +3,7 @@ import { type AuthOptions, type ResolvedOptions, resolveOptions } from './config
 import { helperOptions, warn } from './config/validate.js';
 import { createStore } from './config/store.js';
 import { debug, describeError } from './debug.js';
-import { storeUnavailable, UnsupportedError } from './errors.js';
+import { AuthError, storeUnavailable, UnsupportedError } from './errors.js';
 import {
   type AuthEventListener,
   type AuthEventMap,
@@ -14,7 +14,7 @@ import type { PublicJwk } from './keys/jwk.js';
 import { createKeyRing, publicJwks } from './keys/key-ring.js';
 import type { MiddlewareHost } from './middleware/authenticate.js';
 import { type AuthorizeRule, createAuthorize } from './middleware/authorization.js';
-import { createGetData } from './middleware/get-data.js';
+import { createGetData, isMiddlewareCall } from './middleware/get-data.js';
 import { createGetToken } from './middleware/get-token.js';
 import { createJwksMiddleware, type JwksOptions } from './middleware/jwks.js';
 import { realmOnRejection } from './middleware/render-error.js';
@@ -296,25 +296,29 @@ export class Auth {
    * With a token string: resolves to its data after exactly the checks `requireAuth()` makes
    * (signature, claims, kind, and the session unless `checkSession: false`), or rejects with the
    * same AuthError — for tokens that arrive outside a Koa request (a WebSocket, a job).
-   * Without one, or with middleware options: optional auth middleware that sets `ctx.state.user`
-   * for a valid token, else leaves it undefined. Never fails.
+   * Given `undefined` or `null` (a header that was not there) it rejects with `token_missing`.
+   * With no argument, or with middleware options: optional auth middleware that sets
+   * `ctx.state.user` for a valid token, else leaves it undefined. Never fails.
    * @example const user = await auth.getData(token);
    */
-  getData(token: string, options?: StrategyChoice): Promise<AuthUser>;
+  getData(token: string | undefined, options?: StrategyChoice): Promise<AuthUser>;
   getData(options?: AuthMiddlewareOptions): Middleware<AuthState>;
-  getData(
-    arg?: string | AuthMiddlewareOptions,
-    choice?: StrategyChoice,
-  ): Promise<AuthUser> | Middleware<AuthState> {
-    if (typeof arg === 'string') return this.readData(arg, choice);
-    return createGetData(this.host, arg);
+  getData(...args: unknown[]): Promise<AuthUser> | Middleware<AuthState> {
+    const [arg, choice] = args;
+    if (isMiddlewareCall(args.length, arg))
+      return createGetData(this.host, arg as AuthMiddlewareOptions | undefined);
+    return this.readData(arg, choice as StrategyChoice | undefined);
   }
 
-  private async readData(token: string, choice: StrategyChoice | undefined): Promise<AuthUser> {
+  private async readData(token: unknown, choice: StrategyChoice | undefined): Promise<AuthUser> {
     helperOptions('getData', choice, ['strategy']);
+    // A token that was not there: never the middleware, a function that would pass for a user.
+    if (token === undefined || token === null)
+      throw new AuthError('token_missing', 'No token was given.');
     const strategy = this.strategyOf(choice);
     return this.realmed(() =>
-      strategy.readToken(token, { checkSession: this.options.checkSession }),
+      // Anything else that is no string is the strategy's to refuse (token_invalid).
+      strategy.readToken(token as string, { checkSession: this.options.checkSession }),
     );
   }
 

@@ -1,6 +1,7 @@
 import type { Middleware } from 'koa';
 import { defaultAuth } from './auth.js';
 import type { AuthorizeRule } from './middleware/authorization.js';
+import { isMiddlewareCall } from './middleware/get-data.js';
 import type { AuthenticatedState, AuthMiddlewareOptions, AuthState } from './middleware/state.js';
 import type { StrategyRegistry } from './strategies/registry.js';
 import type {
@@ -50,16 +51,19 @@ export const revokeSession = async (
 ): Promise<boolean> => defaultAuth().revokeSession(userId, sessionId, options);
 
 export const getToken = (): Middleware<AuthState> => defaultAuth().getToken();
-/** `getData(token)`: the token's data after requireAuth's checks; `getData(options?)`: the middleware. */
-export function getData(token: string, options?: StrategyChoice): Promise<AuthUser>;
+/**
+ * `getData(token)`: the token's data after requireAuth's checks (`token_missing` for undefined);
+ * `getData(options?)`: the middleware.
+ */
+export function getData(token: string | undefined, options?: StrategyChoice): Promise<AuthUser>;
 export function getData(options?: AuthMiddlewareOptions): Middleware<AuthState>;
-export function getData(
-  arg?: string | AuthMiddlewareOptions,
-  choice?: StrategyChoice,
-): Promise<AuthUser> | Middleware<AuthState> {
-  return typeof arg === 'string' ? readData(arg, choice) : defaultAuth().getData(arg);
+export function getData(...args: unknown[]): Promise<AuthUser> | Middleware<AuthState> {
+  const [arg, choice] = args;
+  return isMiddlewareCall(args.length, arg)
+    ? defaultAuth().getData(...(args as [AuthMiddlewareOptions?]))
+    : readData(arg as string | undefined, choice as StrategyChoice | undefined);
 }
-const readData = async (token: string, choice?: StrategyChoice): Promise<AuthUser> =>
+const readData = async (token: string | undefined, choice?: StrategyChoice): Promise<AuthUser> =>
   defaultAuth().getData(token, choice);
 export const createAccessToken = async (
   user: TokenUser,

@@ -5,6 +5,16 @@ import { type MiddlewareHost, createAuthenticate } from './authenticate.js';
 import type { AuthMiddlewareOptions, AuthState } from './state.js';
 
 /**
+ * Whether a `getData(...)` call with `count` arguments, the first `first`, asks for the middleware
+ * (no argument, or an options object) rather than a token's data. `getData(undefined)` is a token
+ * that was not there (`ctx.get('authorization')`'s part, an unset query parameter): answering it
+ * with the middleware, a function, would pass for a user wherever the answer is only tested.
+ */
+export function isMiddlewareCall(count: number, first: unknown): boolean {
+  return count === 0 || (typeof first === 'object' && first !== null);
+}
+
+/**
  * Optional authentication: a valid token sets `ctx.state.user`; none or a bad one leaves it
  * undefined (the reason on `ctx.state.authError`). Never fails the request.
  */

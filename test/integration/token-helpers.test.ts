@@ -69,6 +69,7 @@ describe('createAccessToken / createRefreshToken', () => {
     );
     await auth.invalidateRefreshToken(pair.refresh_token);
     expect(await codeOf(auth.getData(token))).toBe('token_revoked');
+
     expect(
       await codeOf(auth.createAccessToken({ id: 'sid-user' }, { sessionId: login.sid! })),
     ).toBe('token_revoked');
@@ -293,10 +294,16 @@ describe('getData(token)', () => {
     expect(Object.keys(await auth.getData(access_token)).sort()).toEqual(names(sessionShape!));
   });
 
-  it('getData() and getData({ … }) are still the middleware', () => {
+  it('getData() and getData({ … }) are still the middleware; getData(undefined) is a missing token', async () => {
     auth = testAuth();
     expect(typeof getData()).toBe('function');
     expect(typeof auth.getData({ checkSession: false })).toBe('function');
+    // A header that was not there: token_missing, never the middleware, a function that a
+    // caller testing the answer would take for a user.
+    for (const absent of [undefined, null] as (string | undefined)[]) {
+      expect(await codeOf(getData(absent))).toBe('token_missing');
+      expect(await codeOf(auth.getData(absent))).toBe('token_missing');
+    }
   });
 });
 

@@ -240,6 +240,12 @@ expectTypeOf(createRefreshToken(user, { headers: { 'x-k': 1 } })).toEqualTypeOf<
 expectTypeOf(getData('token')).toEqualTypeOf<Promise<AuthUser>>();
 expectTypeOf(auth.getData('token')).toEqualTypeOf<Promise<AuthUser>>();
 expectTypeOf(auth.getData({ checkSession: false })).toEqualTypeOf<Middleware<AuthState>>();
+// A header that may be missing is a token that may be missing: the data (token_missing), never
+// the middleware, which would pass for a user.
+declare const maybe: string | undefined;
+expectTypeOf(auth.getData(maybe)).toEqualTypeOf<Promise<AuthUser>>();
+expectTypeOf(getData(maybe)).toEqualTypeOf<Promise<AuthUser>>();
+expectTypeOf(auth.getData()).toEqualTypeOf<Middleware<AuthState>>();
 expectTypeOf<WriteOptions['lifetime']>().toEqualTypeOf<number | undefined>();
 expectTypeOf<WriteOptions['audience']>().toEqualTypeOf<string | string[] | undefined>();
 expectTypeOf(
