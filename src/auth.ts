@@ -84,11 +84,18 @@ export class Auth {
     };
     this.logSetup(ring.keys);
     this.strategies = new StrategyRegistry(context);
-    this.strategies
-      .register('redis', redisStrategy)
-      .register('jwt', jwtStrategy)
-      .register('session', sessionStrategy)
-      .setDefault(this.options.strategy);
+    try {
+      this.strategies
+        .register('redis', redisStrategy)
+        .register('jwt', jwtStrategy)
+        .register('session', sessionStrategy)
+        .setDefault(this.options.strategy);
+    } catch (error) {
+      // A strategy's own options are checked as it registers, after the store was made: the
+      // caller gets no instance to close, so a store of ours (its connections) is closed here.
+      if (options.store === undefined) this.store.close().catch(() => {});
+      throw error;
+    }
     const { strategies } = this;
     // The default strategy may change after a middleware is made, so it is looked up per request.
     const defaultReader = reusable(

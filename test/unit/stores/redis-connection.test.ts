@@ -1,10 +1,12 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { Cluster, Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { AuthConfigError, createAuth } from '../../../src/index.js';
 import { connectRedis, instanceProblems } from '../../../src/stores/redis-connection.js';
+import { harnessRedisUrl } from '../../helpers/auth.js';
 import { SECRET } from '../../helpers/forge.js';
 
 function optionOf(options: Record<string, unknown>): string {
@@ -164,6 +166,30 @@ describe('the redis option', () => {
         resolve();
       }),
     );
+  });
+});
+
+describe('a createAuth that fails after it made its Redis client', () => {
+  it('closes that client: the caller has no instance to close it through', async () => {
+    const name = `kjr-failed-create-${process.pid}-${Date.now()}`;
+    const observer = new Redis(harnessRedisUrl());
+    try {
+      // sessionIdleTtl is checked as the session strategy registers, after the store is made.
+      expect(() =>
+        createAuth({
+          secret: SECRET,
+          redis: { url: harnessRedisUrl(), connectionName: name },
+          sessionIdleTtl: 1,
+        }),
+      ).toThrow(AuthConfigError);
+      const connected = async () =>
+        ((await observer.call('CLIENT', 'LIST')) as string).includes(` name=${name} `);
+      const deadline = Date.now() + 3000;
+      while ((await connected()) && Date.now() < deadline) await sleep(50);
+      expect(await connected()).toBe(false);
+    } finally {
+      observer.disconnect();
+    }
   });
 });
 
