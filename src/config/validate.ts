@@ -160,19 +160,25 @@ export function misspelt(key: string, known: readonly string[]): string | undefi
 }
 
 /**
- * Refuses the keys of `value` that misspell a name of `known`: for options handed on to another
- * library (pg, ioredis) that ignores a name it does not know, so that `pasword` or `sll` is not a
- * connection without its password or its TLS. A name far from every known one passes: it may be
- * one of that library's newer options.
+ * Refuses the keys of `value` that misspell a name of `known`, or are another library's name for
+ * one (`aliases`: `url` for pg's `connectionString`): for options handed on to a library (pg,
+ * ioredis) that ignores a name it does not know, so that `pasword` or `sll` is not a connection
+ * without its password or its TLS. A name far from every known one passes: it may be one of that
+ * library's newer options.
  */
 export function noMisspelt(
   name: string,
   value: object,
   known: readonly string[],
   what: string,
+  aliases: Readonly<Record<string, string>> = {},
 ): void {
   for (const key of Object.keys(value)) {
-    const meant = misspelt(key, known);
+    const meant = known.includes(key)
+      ? undefined
+      : Object.hasOwn(aliases, key)
+        ? aliases[key]
+        : misspelt(key, known);
     if (meant !== undefined)
       throw new AuthConfigError(
         `${name}.${key}`,

@@ -65,6 +65,30 @@ const PG_OPTION_NAMES = [
   'verify',
 ];
 
+/** Other libraries' names for pg's options, as people carry them over. */
+const PG_OTHER_NAMES: Readonly<Record<string, string>> = {
+  url: 'connectionString',
+  uri: 'connectionString',
+  username: 'user',
+  db: 'database',
+  dbname: 'database',
+  pass: 'password',
+  hostname: 'host',
+};
+
+/**
+ * Pool options that name no server, no database and no user, where no PG* environment variable
+ * does either: pg would connect to localhost as the process's user, which is never what an app
+ * that passed `{ connectionString: process.env.DATABASE_URL }` (unset) meant.
+ */
+function namesNoServer(config: pg.PoolConfig): boolean {
+  const given = (value: unknown) => value !== undefined && value !== null && value !== '';
+  const named = ['connectionString', 'host', 'database', 'user', 'port'] as const;
+  if (named.some((option) => given(config[option]))) return false;
+  const environment = ['PGHOST', 'PGHOSTADDR', 'PGDATABASE', 'PGUSER', 'PGPORT', 'PGSERVICE'];
+  return !environment.some((variable) => given(process.env[variable]));
+}
+
 /**
  * A single connection (`pg.Client`, or a client checked out of a pool): it has no pool's
  * `connect()` handing out releasable clients, so the store cannot run on it. Told by shape, as
@@ -78,7 +102,7 @@ function isClient(value: unknown): boolean {
   );
 }
 
-function isPool(value: unknown): value is pg.Pool {
+export function isPool(value: unknown): value is pg.Pool {
   return (
     value !== null &&
     typeof value === 'object' &&
@@ -115,8 +139,20 @@ export function resolvePool(
   ) {
     if (typeof connection === 'string' && !/^postgres(ql)?:\/\//.test(connection))
       throw fail('connection', 'must be a postgres:// URL, a pg.Pool or pg Pool options');
-    if (typeof connection === 'object')
-      noMisspelt('postgresStore.connection', connection, PG_OPTION_NAMES, 'a pg Pool option');
+    if (typeof connection === 'object') {
+      noMisspelt(
+        'postgresStore.connection',
+        connection,
+        PG_OPTION_NAMES,
+        'a pg Pool option',
+        PG_OTHER_NAMES,
+      );
+      if (namesNoServer(connection))
+        throw fail(
+          'connection',
+          'names no PostgreSQL server (pg would try localhost as the user the process runs as): give connectionString (a postgres:// URL), host or database, or set PGHOST or PGDATABASE',
+        );
+    }
     const config: pg.PoolConfig =
       typeof connection === 'string' ? { connectionString: connection } : { ...connection };
     pool = new (nodePostgres().Pool)({

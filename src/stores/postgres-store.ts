@@ -2,7 +2,7 @@ import type * as pg from 'pg';
 import { AuthConfigError } from '../errors.js';
 import { onlyKnown, plainObject, warn, wholeNumber } from '../config/validate.js';
 import { bounded, StoreTimeoutError } from './bounded.js';
-import { type PostgresConnection, resolvePool } from './postgres-connection.js';
+import { isPool, type PostgresConnection, resolvePool } from './postgres-connection.js';
 import {
   checkIdentifiers,
   COLUMNS,
@@ -353,6 +353,11 @@ export function postgresStore(
     throw new AuthConfigError(
       'postgresStore options',
       'must be an object like { schema, table, timeout }',
+    );
+  if (isPool(options))
+    throw new AuthConfigError(
+      'postgresStore options',
+      'is a pg Pool: the pool comes first, postgresStore(pool, { schema, table })',
     );
   onlyKnown('postgresStore', options, POSTGRES_STORE_OPTION_NAMES);
   const schema = options.schema ?? 'public';

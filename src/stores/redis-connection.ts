@@ -174,6 +174,16 @@ const IOREDIS_OPTION_NAMES = [
   ...['allowHalfOpen', 'autoSelectFamily', 'autoSelectFamilyAttemptTimeout', 'signal', 'fd'],
 ];
 
+/** Other clients' names for ioredis's options (node-redis's, database URLs'), as people carry them over. */
+const IOREDIS_OTHER_NAMES: Readonly<Record<string, string>> = {
+  uri: 'url',
+  user: 'username',
+  pass: 'password',
+  database: 'db',
+  hostname: 'host',
+  socket: 'host and port (node-redis nests them in socket; ioredis takes them at the top)',
+};
+
 /** Reconnect quickly, then at most once a second, forever. */
 const retryStrategy = (attempt: number): number => Math.min(attempt * 50, 1000);
 
@@ -224,7 +234,7 @@ function createCluster(options: ClusterConnectionOptions, storeTimeout: number):
     options.cluster,
     "e.g. { cluster: [{ host: '10.0.0.1', port: 6379 }] }",
   );
-  noMisspelt('redis', options, IOREDIS_OPTION_NAMES, 'an ioredis option');
+  noMisspelt('redis', options, IOREDIS_OPTION_NAMES, 'an ioredis option', IOREDIS_OTHER_NAMES);
   const { cluster: nodes, ...clusterOptions } = options;
   if (
     clusterOptions.redisOptions !== undefined &&
@@ -237,6 +247,7 @@ function createCluster(options: ClusterConnectionOptions, storeTimeout: number):
       clusterOptions.redisOptions,
       IOREDIS_OPTION_NAMES,
       'an ioredis option',
+      IOREDIS_OTHER_NAMES,
     );
   return new Cluster(nodes, {
     clusterRetryStrategy: retryStrategy,
@@ -254,7 +265,7 @@ function createCluster(options: ClusterConnectionOptions, storeTimeout: number):
 }
 
 function createNode(options: RedisConnectionOptions, storeTimeout: number): Redis {
-  noMisspelt('redis', options, IOREDIS_OPTION_NAMES, 'an ioredis option');
+  noMisspelt('redis', options, IOREDIS_OPTION_NAMES, 'an ioredis option', IOREDIS_OTHER_NAMES);
   const { url, ...nodeOptions } = options;
   if (url !== undefined) checkUrl('redis.url', url);
   // ioredis would connect to localhost:6379 when nothing is named: never a silent default.
@@ -373,6 +384,17 @@ export function connectRedis(option: unknown, storeTimeout: number): RedisConnec
     });
     topology = 'single';
   } else if (option !== null && typeof option === 'object' && !Array.isArray(option)) {
+    const methods = option as Record<string, unknown>;
+    if (typeof methods.rotate === 'function' && typeof methods.isLive === 'function')
+      throw new AuthConfigError(
+        'redis',
+        'is a session store (redisStore(…), postgresStore(…), memoryStore() or your own): give it as `store`',
+      );
+    if (typeof methods.query === 'function' && typeof methods.connect === 'function')
+      throw new AuthConfigError(
+        'redis',
+        'looks like a pg Pool: for sessions in PostgreSQL, give `store: postgresStore(pool)`',
+      );
     if ('cluster' in option) {
       client = createCluster(option as ClusterConnectionOptions, storeTimeout);
       topology = 'cluster';

@@ -16,6 +16,7 @@ import { type ReplicaWatch, watchReplicas } from './cluster-replicas.js';
 import {
   connectRedis,
   type IoRedisClient,
+  isRedisClient,
   quietFailoverDetector,
   type RedisOption,
 } from './redis-connection.js';
@@ -742,6 +743,11 @@ export function redisStore(redis: RedisOption, config: RedisStoreConfig = {}): S
   const fail = (option: string, message: string) => new AuthConfigError(option, message);
   if (config === null || typeof config !== 'object')
     throw fail('redisStore options', 'must be an object like { keyPrefix, timeout }');
+  if (isRedisClient(config))
+    throw fail(
+      'redisStore options',
+      'is a Redis client: the client comes first, redisStore(client, { keyPrefix, timeout })',
+    );
   // A misspelt `waitForReplicas` would drop the failover guarantee without a word.
   onlyKnown('redisStore', config, REDIS_STORE_OPTION_NAMES);
   const keyPrefix = keyPrefixOption(config.keyPrefix ?? 'auth:');

@@ -47,6 +47,46 @@ describe('Pool options node-postgres would ignore', () => {
     }
   });
 
+  it("another library's name for a pg option is refused, naming pg's (url for connectionString)", () => {
+    for (const [key, meant] of [
+      ['url', 'connectionString'],
+      ['username', 'user'],
+      ['db', 'database'],
+    ] as const) {
+      let error: unknown;
+      try {
+        resolvePool({ host: '127.0.0.1', [key]: 'x' } as unknown as pg.PoolConfig, 700);
+      } catch (caught) {
+        error = caught;
+      }
+      expect((error as AuthConfigError).option).toBe(`postgresStore.connection.${key}`);
+      expect((error as Error).message).toContain(`did you mean ${meant}?`);
+    }
+  });
+
+  it('options that name no server, database or user (an unset DATABASE_URL) are refused, unless PG* variables do', async () => {
+    const saved = { ...process.env };
+    for (const name of Object.keys(process.env))
+      if (name.startsWith('PG')) delete process.env[name];
+    try {
+      for (const options of [
+        {},
+        { connectionString: undefined },
+        { connectionString: '' },
+        { max: 5 },
+      ])
+        expect(() => resolvePool(options as pg.PoolConfig, 700), JSON.stringify(options)).toThrow(
+          /postgresStore\.connection.*names no PostgreSQL server/,
+        );
+      process.env.PGHOST = '127.0.0.1';
+      process.env.PGPORT = '1';
+      const { pool } = resolvePool({}, 700);
+      await pool.end();
+    } finally {
+      process.env = saved;
+    }
+  });
+
   it('a name far from all of them passes to pg (a newer option of its own)', async () => {
     const { pool } = resolvePool(
       { connectionString: 'postgres://127.0.0.1:1/none', someFutureSetting: 1 } as pg.PoolConfig,

@@ -4,7 +4,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { Cluster, Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import { AuthConfigError, createAuth } from '../../../src/index.js';
+import {
+  AuthConfigError,
+  createAuth,
+  memoryStore,
+  postgresStore,
+  redisStore,
+} from '../../../src/index.js';
 import { connectRedis, instanceProblems } from '../../../src/stores/redis-connection.js';
 import { harnessRedisUrl } from '../../helpers/auth.js';
 import { SECRET } from '../../helpers/forge.js';
@@ -50,6 +56,10 @@ describe('the redis option', () => {
       [{ cluster: [{ host: '127.0.0.1', port: 7000 }], redisOptions: 3 }, 'redis.redisOptions'],
       // ioredis ignores a name it does not know: a misspelt password or tls would connect without.
       [{ host: '127.0.0.1', pasword: 'secret' }, 'redis.pasword'],
+      // Other clients' names for ioredis's options.
+      [{ host: '127.0.0.1', user: 'app' }, 'redis.user'],
+      [{ host: '127.0.0.1', database: 2 }, 'redis.database'],
+      [{ socket: { host: '127.0.0.1', port: 6379 } }, 'redis.socket'],
       [{ host: '127.0.0.1', tsl: {} }, 'redis.tsl'],
       [{ url: 'rediss://127.0.0.1', commandTimout: 500 }, 'redis.commandTimout'],
       [
@@ -165,6 +175,38 @@ describe('the redis option', () => {
         expect(warnings[0]).toContain('failoverDetector');
         resolve();
       }),
+    );
+  });
+});
+
+describe('something else given where a Redis belongs', () => {
+  it('says what it is and where it goes: a store as `store`, a pg Pool through postgresStore, a client before the options', () => {
+    const messageOf = (make: () => unknown): string => {
+      try {
+        make();
+      } catch (error) {
+        expect(error).toBeInstanceOf(AuthConfigError);
+        return (error as Error).message;
+      }
+      throw new Error('expected it to be refused');
+    };
+    expect(messageOf(() => createAuth({ secret: SECRET, redis: memoryStore() as never }))).toMatch(
+      /`redis`.*is a session store.*give it as `store`/,
+    );
+    const poolLike = { query: async () => ({ rows: [] }), connect: async () => ({}) };
+    expect(messageOf(() => createAuth({ secret: SECRET, redis: poolLike as never }))).toMatch(
+      /`redis`.*pg Pool.*postgresStore\(pool\)/,
+    );
+    const client = new Redis({ lazyConnect: true });
+    try {
+      expect(messageOf(() => redisStore({ keyPrefix: 'app:' } as never, client as never))).toMatch(
+        /is a Redis client: the client comes first/,
+      );
+    } finally {
+      client.disconnect();
+    }
+    expect(messageOf(() => postgresStore({ schema: 'app' } as never, poolLike as never))).toMatch(
+      /is a pg Pool: the pool comes first/,
     );
   });
 });
