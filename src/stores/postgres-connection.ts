@@ -131,6 +131,10 @@ export function resolvePool(
       'is a pg.Client (one connection); pass a pg.Pool, a postgres:// URL or pg Pool options',
     );
   if (isPool(connection)) {
+    // pg-pool's own flags: after end() it refuses every query.
+    const { ending, ended } = connection as { ending?: unknown; ended?: unknown };
+    if (ending === true || ended === true)
+      throw fail('connection', 'is a pg.Pool that was ended (pool.end()): give an open one');
     pool = connection;
     owns = false;
   } else if (

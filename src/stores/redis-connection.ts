@@ -285,6 +285,11 @@ function createNode(options: RedisConnectionOptions, storeTimeout: number): Redi
     (typeof nodeOptions.host !== 'string' || nodeOptions.host === '')
   )
     throw new AuthConfigError('redis.host', 'must be a non-empty host name or address');
+  if (typeof nodeOptions.host === 'string' && nodeOptions.host.includes('://'))
+    throw new AuthConfigError(
+      'redis.host',
+      'is a URL: give it as `redis: url` or `{ url }`, or give its host name alone',
+    );
   if (
     nodeOptions.port !== undefined &&
     (!Number.isInteger(nodeOptions.port) || nodeOptions.port < 1 || nodeOptions.port > 65_535)
@@ -359,6 +364,12 @@ export function instanceProblems(client: IoRedisClient): string[] {
 export function connectRedis(option: unknown, storeTimeout: number): RedisConnection {
   if (isRedisClient(option)) {
     const given = option as unknown as IoRedisClient;
+    // After quit() or disconnect() ioredis never reconnects: every request would answer 503.
+    if (given.status === 'end')
+      throw new AuthConfigError(
+        'redis',
+        'is an ioredis client that was closed (quit() or disconnect()), which never reconnects: give an open one',
+      );
     const problems = instanceProblems(given);
     if (problems.length > 0 && !instanceWarned) {
       instanceWarned = true;

@@ -47,6 +47,7 @@ describe('the redis option', () => {
       [{ url: '' }, 'redis.url'],
       [{ host: '' }, 'redis.host'],
       [{ host: '127.0.0.1', port: 0 }, 'redis.port'],
+      [{ host: 'redis://127.0.0.1:6379' }, 'redis.host'],
       [{ host: '127.0.0.1', tls: 'yes' }, 'redis.tls'],
       [{ sentinels: [], name: 'mymaster' }, 'redis.sentinels'],
       [{ sentinels: [{ host: '127.0.0.1', port: 'x' }], name: 'mymaster' }, 'redis.sentinels'],
@@ -207,6 +208,15 @@ describe('something else given where a Redis belongs', () => {
     }
     expect(messageOf(() => postgresStore({ schema: 'app' } as never, poolLike as never))).toMatch(
       /is a pg Pool: the pool comes first/,
+    );
+    // Closed for good: every request would answer 503.
+    const closed = new Redis({ lazyConnect: true });
+    closed.disconnect();
+    expect(messageOf(() => createAuth({ secret: SECRET, redis: closed }))).toMatch(
+      /`redis`.*was closed/,
+    );
+    expect(messageOf(() => postgresStore({ ...poolLike, ended: true } as never))).toMatch(
+      /`postgresStore.connection`.*was ended/,
     );
   });
 });
