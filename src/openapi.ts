@@ -1,3 +1,4 @@
+import { AuthConfigError } from './errors.js';
 import { strayKey, stripUndefined } from './config/validate.js';
 import { openApiComponents } from './openapi/components.js';
 import { openApiPaths } from './openapi/paths.js';
@@ -39,8 +40,9 @@ const OPENAPI_OPTION_NAMES: readonly string[] = [
   'strategy',
 ] satisfies (keyof OpenApiOptions)[];
 
-function configError(option: string, message: string): TypeError {
-  return new TypeError(`koa-jwt-redis: auth.openapi \`${option}\` ${message}`);
+/** A wrong option of `auth.openapi()`, called as an app starts: named `openapi.<option>`. */
+function configError(option: string, message: string): AuthConfigError {
+  return new AuthConfigError(option === 'options' ? 'openapi' : `openapi.${option}`, message);
 }
 
 /**

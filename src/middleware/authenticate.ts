@@ -1,5 +1,5 @@
 import type { Context } from 'koa';
-import { AuthError } from '../errors.js';
+import { AuthConfigError, AuthError } from '../errors.js';
 import type { ResolvedOptions } from '../config/options.js';
 import { bool, onlyKnown, plainObject } from '../config/validate.js';
 import { type ReadOptions, reuseOf, type TokenReader } from '../strategies/types.js';
@@ -51,18 +51,29 @@ const missing = () =>
 export function createAuthenticate(
   host: MiddlewareHost,
   options: AuthMiddlewareOptions = {},
+  factory: 'requireAuth' | 'getData' = 'requireAuth',
 ): Authenticate {
-  const given = plainObject('middleware options', options) as AuthMiddlewareOptions;
-  onlyKnown('middleware options', given, Object.keys(MIDDLEWARE_OPTIONS));
+  const given = plainObject(factory, options) as AuthMiddlewareOptions;
+  onlyKnown(factory, given, Object.keys(MIDDLEWARE_OPTIONS));
   const name = given.strategy;
   const checkSession = bool(
-    'middleware options.checkSession',
+    `${factory}.checkSession`,
     given.checkSession,
     host.options.checkSession,
   );
-  const csrf = bool('middleware options.csrf', given.csrf, host.options.web.csrf.requireAuth);
+  const csrf = bool(`${factory}.csrf`, given.csrf, host.options.web.csrf.requireAuth);
   const { web } = host.options;
-  const reader = host.tokenReader(name);
+  let reader: TokenReader;
+  try {
+    reader = host.tokenReader(name);
+  } catch (error) {
+    // A strategy name the instance does not have, found as the app starts: a start-up error.
+    if (name === undefined) throw error;
+    throw new AuthConfigError(
+      `${factory}.strategy`,
+      (error as Error).message.replace(/^koa-jwt-redis: /, ''),
+    );
+  }
   const read: ReadOptions = { checkSession };
   // Repeat requests with the same Authorization header: answered from the memo while the reader
   // says its answer holds. Only when the header is the first place a token is looked for.

@@ -22,7 +22,7 @@ export function createGetData(
   host: MiddlewareHost,
   options?: AuthMiddlewareOptions,
 ): Middleware<AuthState> {
-  const authenticate = createAuthenticate(host, options);
+  const authenticate = createAuthenticate(host, options, 'getData');
   return async function getData(ctx, next) {
     try {
       const { token, user } = authenticate(ctx);

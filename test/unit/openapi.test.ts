@@ -1,6 +1,6 @@
 import { type SpecData, Validator } from '@seriousme/openapi-schema-validator';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type Auth, createAuth, type OpenApiDocument } from '../../src/index.js';
+import { type Auth, AuthConfigError, createAuth, type OpenApiDocument } from '../../src/index.js';
 import { SECRET } from '../helpers/forge.js';
 import { call, serve } from '../helpers/http.js';
 import { webApp } from '../helpers/web.js';
@@ -183,8 +183,13 @@ describe('auth.openapi()', () => {
     expect(() => auth!.openapi({ info: { title: 1 } as never })).toThrow(/info/);
     expect(() => auth!.openapi({ servers: [{}] as never })).toThrow(/servers/);
     expect(() => auth!.openapi({ loginSchema: [] as never })).toThrow(/loginSchema/);
-    expect(() => auth!.openapi({ prefx: '/auth' } as never)).toThrow(/`prefx` is not an option/);
-    expect(() => auth!.openapi({ strategy: 'nope' })).toThrow(/`strategy` must name/);
+    expect(() => auth!.openapi({ prefx: '/auth' } as never)).toThrow(
+      /`openapi.prefx`: is not an option/,
+    );
+    expect(() => auth!.openapi({ strategy: 'nope' })).toThrow(/`openapi.strategy`: must name/);
+    // Called as the app starts, like every factory: the start-up error class.
+    expect(() => auth!.openapi({ prefix: 'auth/' })).toThrow(AuthConfigError);
+    expect(() => auth!.openapi(null as never)).toThrow(AuthConfigError);
     // A schema that is no JSON deep down: the document would not be plain JSON.
     const cycle: Record<string, unknown> = { type: 'object' };
     cycle.self = cycle;

@@ -35,8 +35,8 @@ describe('every factory refuses options it does not know, naming them as written
       ],
       [() => a.routes({ login: () => null, prefx: '/x' } as never), 'routes.prefx'],
       [() => a.jwks({ maxage: 5 } as never), 'jwks.maxage'],
-      [() => a.requireAuth({ checksession: false } as never), 'middleware options.checksession'],
-      [() => a.getData({ scrf: true } as never), 'middleware options.scrf'],
+      [() => a.requireAuth({ checksession: false } as never), 'requireAuth.checksession'],
+      [() => a.getData({ scrf: true } as never), 'getData.scrf'],
       // Checked before connecting. A misspelt waitForReplicas would drop the failover guarantee
       // without a word, a misspelt isRevoked accept every legacy token until the window ends.
       [
@@ -59,8 +59,11 @@ describe('every factory refuses options it does not know, naming them as written
       // A prefix differing from another only in a lone surrogate would share its keys.
       [() => redisStore('redis://127.0.0.1:1', { keyPrefix: 'a\uDBFF:' }), 'keyPrefix'],
       // A wrong value of a known option is named the way a misspelt one is.
-      [() => a.requireAuth({ checkSession: 'no' } as never), 'middleware options.checkSession'],
-      [() => a.getData({ csrf: 1 } as never), 'middleware options.csrf'],
+      [() => a.requireAuth({ checkSession: 'no' } as never), 'requireAuth.checkSession'],
+      [() => a.getData({ csrf: 1 } as never), 'getData.csrf'],
+      // A strategy the instance does not have, found as the middleware is made.
+      [() => a.requireAuth({ strategy: 'sesion' }), 'requireAuth.strategy'],
+      [() => a.getData({ strategy: 1 } as never), 'getData.strategy'],
       [() => postgresStore('postgres://127.0.0.1:1/x', { timeout: 5 }), 'postgresStore.timeout'],
       [() => postgresStore('postgres://127.0.0.1:1/x', { table: 'a-b' }), 'postgresStore.table'],
       [
