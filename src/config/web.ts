@@ -91,6 +91,12 @@ function cookieName(name: string, value: unknown, fallback: string): string {
 }
 
 function origin(name: string, value: unknown): string {
+  // URL takes `*` in a host name: as a pattern, it would never equal a browser's Origin header.
+  if (typeof value === 'string' && value.includes('*'))
+    throw new AuthConfigError(
+      name,
+      `takes whole origins, not patterns (got ${shown(value)}): list each one, e.g. "https://app.example.com"`,
+    );
   let parsed: URL | undefined;
   try {
     parsed = typeof value === 'string' ? new URL(value) : undefined;

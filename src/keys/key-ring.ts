@@ -78,10 +78,22 @@ function toKeyObject(
     }
     return asymmetricKey(material, kind);
   } catch (cause) {
-    throw new AuthConfigError(option, `could not be read as a ${kind} key (PEM or DER expected)`, {
-      cause,
-    });
+    throw new AuthConfigError(
+      option,
+      `could not be read as a ${kind} key (PEM or DER expected)${unreadableHint(material)}`,
+      { cause },
+    );
   }
+}
+
+/** What is likely wrong with key material Node could not read, as it is often pasted. */
+function unreadableHint(material: string | Buffer): string {
+  if (typeof material !== 'string') return '';
+  if (material.includes('-----BEGIN') && material.includes('\\n'))
+    return ": it holds the two characters \\n where the PEM's line breaks belong (an environment variable?), so replace them, e.g. value.replace(/\\\\n/g, '\\n')";
+  if (!material.includes('-----BEGIN') && /^[A-Za-z0-9+/=\s]+$/.test(material))
+    return ": base64 DER goes in as a Buffer, Buffer.from(value, 'base64'); a string is read as PEM";
+  return '';
 }
 
 /** The DER encodings a private key may come in; Node reads only PEM unless told which. */
@@ -216,14 +228,14 @@ function buildKey(config: KeyConfig, at: string, secretAt = `${at}.secret`): Rin
   let signingKey: KeyObject | undefined;
   let verifyKey: KeyObject;
   if (isSymmetric(algorithm)) {
+    if (config.privateKey !== undefined || config.publicKey !== undefined) {
+      throw new AuthConfigError(at, `${algorithm} takes a secret, not privateKey/publicKey`);
+    }
     if (config.secret === undefined)
       throw new AuthConfigError(
         secretAt,
         `is required for ${algorithm}${givenUndefined(config, ['secret'])}`,
       );
-    if (config.privateKey !== undefined || config.publicKey !== undefined) {
-      throw new AuthConfigError(at, `${algorithm} takes a secret, not privateKey/publicKey`);
-    }
     signingKey = verifyKey = toKeyObject(secretAt, config.secret, 'secret');
     const problem = keyMismatch(algorithm, verifyKey) ?? weakSecret(verifyKey.export());
     if (problem) throw new AuthConfigError(secretAt, problem);

@@ -123,6 +123,12 @@ export function createAuthorize(
   }
   const scopes = list('scope', requirements.scope, SCOPE_TOKEN);
   const roles = list('role', requirements.role);
+  // One string read as a list ('admin,editor') would be one role no user has.
+  if (roles?.some((role) => role.includes(',')))
+    throw new AuthConfigError(
+      'authorize.role',
+      `takes one role per item, e.g. ['admin', 'editor'] (got ${JSON.stringify(requirements.role)})`,
+    );
   const { check } = requirements;
   if (check !== undefined && typeof check !== 'function')
     throw new AuthConfigError('authorize.check', 'must be a function (user, ctx) => boolean');

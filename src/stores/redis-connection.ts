@@ -1,6 +1,6 @@
 import { Cluster, type ClusterNode, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 import { AuthConfigError } from '../errors.js';
-import { noMisspelt, stripUndefined, warn } from '../config/validate.js';
+import { noMisspelt, shown, stripUndefined, warn } from '../config/validate.js';
 import { restoreFastStringMethods } from './fast-strings.js';
 
 // This module imports ioredis, so ioredis has loaded by now (fast-strings.ts says why this runs).
@@ -294,7 +294,10 @@ function createNode(options: RedisConnectionOptions, storeTimeout: number): Redi
     nodeOptions.port !== undefined &&
     (!Number.isInteger(nodeOptions.port) || nodeOptions.port < 1 || nodeOptions.port > 65_535)
   )
-    throw new AuthConfigError('redis.port', 'must be a port number from 1 to 65535');
+    throw new AuthConfigError(
+      'redis.port',
+      `must be a port number from 1 to 65535 (got ${shown(nodeOptions.port)}${typeof nodeOptions.port === 'string' ? ', a string: convert it with Number(…)' : ''})`,
+    );
   if (nodeOptions.sentinels !== undefined) {
     checkAddresses(
       'redis.sentinels',

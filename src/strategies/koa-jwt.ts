@@ -159,6 +159,12 @@ const KOA_JWT_OPTION_NAMES = [
 export function koaJwtStrategy(options: KoaJwtStrategyOptions): StrategyFactory {
   if (options === null || typeof options !== 'object')
     throw new AuthConfigError('koaJwtStrategy', 'needs { secret, until }');
+  // strategies.register('koa-jwt', koaJwtStrategy): the factory itself, called with the context.
+  if ('tokens' in options && 'store' in options && 'events' in options)
+    throw new AuthConfigError(
+      'koaJwtStrategy',
+      "was registered itself: register what it returns, koaJwtStrategy({ secret, until }), e.g. auth.strategies.register('koa-jwt', koaJwtStrategy({ secret, until }))",
+    );
   // A misspelt `isRevoked` would accept every legacy token until the window ends.
   onlyKnown('koaJwtStrategy', options, KOA_JWT_OPTION_NAMES);
   const { secret, until, issuer, audience, isRevoked } = options;

@@ -236,6 +236,8 @@ describe('authorize()', () => {
       [{ scope: 'a"b' }, /authorize\.scope/],
       [{ scope: [] }, /authorize\.scope/],
       [{ role: 3 }, /authorize\.role/],
+      // One string read as a list: a role no user has.
+      [{ role: 'admin,editor' }, /authorize\.role.*one role per item/],
       [{ check: 'yes' }, /authorize\.check/],
       [{ claims: [] }, /authorize\.claims/],
       // An unset environment variable would have let through every token without the claim;

@@ -74,6 +74,25 @@ describe('every factory refuses options it does not know, naming them as written
       [() => postgresStore('postgres://127.0.0.1:1/x', null as never), 'postgresStore options'],
       // memoryStore takes none: a ttl or size given to it would do nothing.
       [() => (memoryStore as (o: unknown) => unknown)({ ttl: 60 }), 'memoryStore options'],
+      // Mistakes a configuration probe made, each named where it was made.
+      [
+        () =>
+          createAuth({
+            secret: 'known-options-test-secret-32-bytes!',
+            tokenDelivery: 'cookie',
+            csrf: { allowedOrigins: ['https://*.example.com'] },
+          }),
+        'csrf.allowedOrigins[0]',
+      ],
+      [() => a.strategies.register('kj', koaJwtStrategy as never), 'koaJwtStrategy'],
+      [
+        () =>
+          createAuth({
+            secret: 'known-options-test-secret-32-bytes!',
+            redis: { host: '127.0.0.1', port: '6379' as never },
+          }),
+        'redis.port',
+      ],
     ];
     for (const [make, option] of cases) {
       let thrown: unknown;

@@ -310,6 +310,23 @@ describe('key ring', () => {
       }),
     );
     expect(junk.message).toMatch(/could not be read as a private key \(PEM or DER expected\)/);
+    // As keys are often pasted: a PEM from an environment variable with its line breaks written
+    // as \n, and base64 DER given as a string.
+    const pem = rsaKeys().privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+    const escaped = configError(() =>
+      createKeyRing({ keys: [{ algorithm: 'RS256', privateKey: pem.replace(/\n/g, '\\n') }] }),
+    );
+    expect(escaped.message).toContain(String.raw`value.replace(/\\n/g, '\n')`);
+    const base64 = rsaKeys().privateKey.export({ type: 'pkcs8', format: 'der' }).toString('base64');
+    const der64 = configError(() =>
+      createKeyRing({ keys: [{ algorithm: 'RS256', privateKey: base64 }] }),
+    );
+    expect(der64.message).toContain("Buffer.from(value, 'base64')");
+    // A key pair's part given to an HMAC algorithm: said so, not "secret is required".
+    const hmac = configError(() =>
+      createKeyRing({ keys: [{ algorithm: 'HS256', privateKey: pem }] as never }),
+    );
+    expect(hmac.message).toMatch(/HS256 takes a secret, not privateKey/);
   });
 
   it('signs with the first key that can sign; verify-only keys still verify', () => {
