@@ -309,7 +309,8 @@ export class Auth {
    * @example const user = await auth.getData(token);
    */
   getData(token: string | undefined, options?: StrategyChoice): Promise<AuthUser>;
-  getData(options?: AuthMiddlewareOptions): Middleware<AuthState>;
+  getData(): Middleware<AuthState>;
+  getData(options: AuthMiddlewareOptions): Middleware<AuthState>;
   getData(...args: unknown[]): Promise<AuthUser> | Middleware<AuthState> {
     const [arg, choice] = args;
     if (isMiddlewareCall(args.length, arg))

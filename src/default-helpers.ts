@@ -53,15 +53,18 @@ export const revokeSession = async (
 export const getToken = (): Middleware<AuthState> => defaultAuth().getToken();
 /**
  * `getData(token)`: the token's data after requireAuth's checks (`token_missing` for undefined);
- * `getData(options?)`: the middleware.
+ * `getData()` or `getData(options)`: the middleware.
  */
 export function getData(token: string | undefined, options?: StrategyChoice): Promise<AuthUser>;
-export function getData(options?: AuthMiddlewareOptions): Middleware<AuthState>;
+export function getData(): Middleware<AuthState>;
+export function getData(options: AuthMiddlewareOptions): Middleware<AuthState>;
 export function getData(...args: unknown[]): Promise<AuthUser> | Middleware<AuthState> {
   const [arg, choice] = args;
-  return isMiddlewareCall(args.length, arg)
-    ? defaultAuth().getData(...(args as [AuthMiddlewareOptions?]))
-    : readData(arg as string | undefined, choice as StrategyChoice | undefined);
+  if (!isMiddlewareCall(args.length, arg))
+    return readData(arg as string | undefined, choice as StrategyChoice | undefined);
+  return args.length === 0
+    ? defaultAuth().getData()
+    : defaultAuth().getData(arg as AuthMiddlewareOptions);
 }
 const readData = async (token: string | undefined, choice?: StrategyChoice): Promise<AuthUser> =>
   defaultAuth().getData(token, choice);

@@ -63,20 +63,12 @@ export interface LoginRateLimiter {
   record?(ctx: Context, outcome: 'success' | 'failure'): void | Promise<void>;
 }
 
-/** The names of an object's properties and methods, its class's included (not Object's). */
-function memberNames(value: object): string[] {
-  const names: string[] = [];
-  for (let at: object | null = value; at !== null && at !== Object.prototype;) {
-    names.push(...Object.getOwnPropertyNames(at));
-    at = Object.getPrototypeOf(at) as object | null;
-  }
-  return names;
-}
-
 /**
- * A login rate limiter: `check` a function, `record` one when given. Without `record`, a member
- * one letter off it (`recrod`) is refused: that hook would never run, and a limiter that counts
- * failures in `record` would let every attempt through.
+ * A login rate limiter: `check` a function, `record` one when given. Without `record`, a
+ * function one letter off it in an object literal (`{ check, recrod }`) is refused: that hook
+ * would never run, and a limiter that counts failures in `record` would let every attempt
+ * through. A class's members are its own business (TypeScript checks `implements`), and a field
+ * such as `records` is no hook.
  */
 function checkRateLimiter(rateLimit: LoginRateLimiter): void {
   const shape = 'must be an object with check(ctx) (and optionally record(ctx, outcome))';
@@ -84,9 +76,10 @@ function checkRateLimiter(rateLimit: LoginRateLimiter): void {
     throw new AuthConfigError('routes.rateLimit', shape);
   if (rateLimit.record !== undefined && typeof rateLimit.record !== 'function')
     throw new AuthConfigError('routes.rateLimit.record', 'must be a function (ctx, outcome)');
-  if (rateLimit.record !== undefined) return;
-  for (const name of memberNames(rateLimit)) {
-    if (misspelt(name, ['record']) !== undefined)
+  if (rateLimit.record !== undefined || Object.getPrototypeOf(rateLimit) !== Object.prototype)
+    return;
+  for (const [name, value] of Object.entries(rateLimit)) {
+    if (typeof value === 'function' && misspelt(name, ['record']) !== undefined)
       throw new AuthConfigError(
         `routes.rateLimit.${name}`,
         'is not a rate limiter hook, and would never be called: did you mean record?',

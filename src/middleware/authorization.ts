@@ -123,8 +123,9 @@ export function createAuthorize(
   }
   const scopes = list('scope', requirements.scope, SCOPE_TOKEN);
   const roles = list('role', requirements.role);
-  // One string read as a list ('admin,editor') would be one role no user has.
-  if (roles?.some((role) => role.includes(',')))
+  // One string read as a list ('admin,editor') would be one role no user has. In a list, a comma
+  // is the role's own (an LDAP group's DN).
+  if (typeof requirements.role === 'string' && requirements.role.includes(','))
     throw new AuthConfigError(
       'authorize.role',
       `takes one role per item, e.g. ['admin', 'editor'] (got ${JSON.stringify(requirements.role)})`,

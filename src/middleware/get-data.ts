@@ -6,12 +6,16 @@ import type { AuthMiddlewareOptions, AuthState } from './state.js';
 
 /**
  * Whether a `getData(...)` call with `count` arguments, the first `first`, asks for the middleware
- * (no argument, or an options object) rather than a token's data. `getData(undefined)` is a token
- * that was not there (`ctx.get('authorization')`'s part, an unset query parameter): answering it
- * with the middleware, a function, would pass for a user wherever the answer is only tested.
+ * (no argument, or one plain options object) rather than a token's data. `getData(undefined)` is
+ * a token that was not there (an absent header's part, an unset query parameter), and a call
+ * with a second argument is one with a token: answering those with the middleware, a function,
+ * would pass for a user wherever the answer is only tested.
  */
 export function isMiddlewareCall(count: number, first: unknown): boolean {
-  return count === 0 || (typeof first === 'object' && first !== null);
+  if (count === 0) return true;
+  if (count > 1 || typeof first !== 'object' || first === null) return false;
+  const prototype: unknown = Object.getPrototypeOf(first);
+  return prototype === Object.prototype || prototype === null;
 }
 
 /**

@@ -77,16 +77,24 @@ const PG_OTHER_NAMES: Readonly<Record<string, string>> = {
 };
 
 /**
- * Pool options that name no server, no database and no user, where no PG* environment variable
- * does either: pg would connect to localhost as the process's user, which is never what an app
- * that passed `{ connectionString: process.env.DATABASE_URL }` (unset) meant.
+ * Pool options that name no server, port, database or user, where neither a PG* environment
+ * variable pg reads nor a changed `pg.defaults` does: pg would connect to localhost as the
+ * process's user, which is never what an app that passed `{ connectionString:
+ * process.env.DATABASE_URL }` (unset) meant.
  */
-function namesNoServer(config: pg.PoolConfig): boolean {
+function namesNoServer(config: pg.PoolConfig, defaults: typeof pg.defaults): boolean {
   const given = (value: unknown) => value !== undefined && value !== null && value !== '';
   const named = ['connectionString', 'host', 'database', 'user', 'port'] as const;
   if (named.some((option) => given(config[option]))) return false;
-  const environment = ['PGHOST', 'PGHOSTADDR', 'PGDATABASE', 'PGUSER', 'PGPORT', 'PGSERVICE'];
-  return !environment.some((variable) => given(process.env[variable]));
+  // pg reads PG + the option's name in capitals, then pg.defaults (localhost:5432, no database).
+  if (['PGHOST', 'PGDATABASE', 'PGUSER', 'PGPORT'].some((name) => given(process.env[name])))
+    return false;
+  return (
+    !given(defaults.connectionString) &&
+    defaults.host === 'localhost' &&
+    !given(defaults.database) &&
+    defaults.port === 5432
+  );
 }
 
 /**
@@ -151,7 +159,7 @@ export function resolvePool(
         'a pg Pool option',
         PG_OTHER_NAMES,
       );
-      if (namesNoServer(connection))
+      if (namesNoServer(connection, nodePostgres().defaults))
         throw fail(
           'connection',
           'names no PostgreSQL server (pg would try localhost as the user the process runs as): give connectionString (a postgres:// URL), host or database, or set PGHOST or PGDATABASE',

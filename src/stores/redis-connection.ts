@@ -174,6 +174,21 @@ const IOREDIS_OPTION_NAMES = [
   ...['allowHalfOpen', 'autoSelectFamily', 'autoSelectFamilyAttemptTimeout', 'signal', 'fd'],
 ];
 
+/** Settings of one node's connection, which an ioredis Cluster takes only in `redisOptions`. */
+const NODE_ONLY_OPTIONS = [
+  'host',
+  'port',
+  'path',
+  'tls',
+  'username',
+  'password',
+  'db',
+  'connectionName',
+  'commandTimeout',
+  'connectTimeout',
+  'sentinels',
+];
+
 /** Other clients' names for ioredis's options (node-redis's, database URLs'), as people carry them over. */
 const IOREDIS_OTHER_NAMES: Readonly<Record<string, string>> = {
   uri: 'url',
@@ -235,6 +250,14 @@ function createCluster(options: ClusterConnectionOptions, storeTimeout: number):
     "e.g. { cluster: [{ host: '10.0.0.1', port: 6379 }] }",
   );
   noMisspelt('redis', options, IOREDIS_OPTION_NAMES, 'an ioredis option', IOREDIS_OTHER_NAMES);
+  // ioredis's Cluster reads a node connection's settings from redisOptions only: at the top they
+  // would be dropped, and the nodes reached without the TLS or password they were given.
+  for (const name of NODE_ONLY_OPTIONS)
+    if ((options as unknown as Record<string, unknown>)[name] !== undefined)
+      throw new AuthConfigError(
+        `redis.${name}`,
+        `is a node connection's setting, which a Cluster reads from redisOptions: give { cluster, redisOptions: { ${name} } }`,
+      );
   const { cluster: nodes, ...clusterOptions } = options;
   if (
     clusterOptions.redisOptions !== undefined &&

@@ -369,7 +369,8 @@ export class RedisStore implements SessionStore {
     // One bound for the whole call, the wait for the Cluster's replicas included.
     const deadline = Date.now() + this.options.timeout;
     if (this.deciding !== undefined) await this.bounded(this.deciding);
-    const ms = Math.max(1, deadline - Date.now());
+    const started = Date.now();
+    const ms = Math.max(1, deadline - started);
     const wanted =
       this.slotsWaiting !== undefined && key !== undefined
         ? // The slot of the key as Redis sees it: the client's own prefix in front.
@@ -395,9 +396,10 @@ export class RedisStore implements SessionStore {
     if (script[0]) throw script[0];
     // The client's commandTimeout (ours, when we made the client) was armed as WAIT was sent,
     // before our timer, and wins a tie with it: the same timeout, said the same way.
+    // An app's own client may time out sooner than the store: the time is the one waited.
     if (wait[0])
       throw (wait[0] as Error).message === IOREDIS_TIMEOUT
-        ? new StoreTimeoutError(waitingFor, ms)
+        ? new StoreTimeoutError(waitingFor, Math.min(ms, Date.now() - started))
         : wait[0];
     const got = Number(wait[1]);
     if (!(got >= wanted)) throw new ReplicationError(wanted, got, ms, this.options.waitForReplicas);

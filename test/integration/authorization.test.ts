@@ -238,6 +238,7 @@ describe('authorize()', () => {
       [{ role: 3 }, /authorize\.role/],
       // One string read as a list: a role no user has.
       [{ role: 'admin,editor' }, /authorize\.role.*one role per item/],
+      // Given as a list, a comma is part of the role (an LDAP group's DN): accepted below.
       [{ check: 'yes' }, /authorize\.check/],
       [{ claims: [] }, /authorize\.claims/],
       // An unset environment variable would have let through every token without the claim;
@@ -265,6 +266,7 @@ describe('authorize()', () => {
       expect(() => auth.authorize(rule as AuthorizeRule)).toThrow(AuthConfigError);
       expect(() => auth.authorize(rule as AuthorizeRule)).toThrow(message);
     }
+    expect(() => auth.authorize({ role: ['CN=Admins,OU=Groups,DC=corp'] })).not.toThrow();
     // null is a value a claim can have (and a missing claim is not).
     expect(() => auth.authorize({ claims: { plan: null } } as never)).not.toThrow();
   });

@@ -304,6 +304,21 @@ describe('getData(token)', () => {
       expect(await codeOf(getData(absent))).toBe('token_missing');
       expect(await codeOf(auth.getData(absent))).toBe('token_missing');
     }
+    // A token with a second argument, or an object that is no options literal (from JSON, a
+    // class): never the middleware.
+    const odd = [
+      [JSON.parse('{"strategy":"redis"}'), { strategy: 'redis' }],
+      [new (class Token {})()],
+      [[]],
+    ] as unknown as [string][];
+    for (const args of odd) {
+      expect(typeof (getData as (...a: unknown[]) => unknown)(...args), String(args)).not.toBe(
+        'function',
+      );
+      const answer = (auth.getData as (...a: unknown[]) => unknown)(...args);
+      expect(typeof answer, String(args)).not.toBe('function');
+      await (answer as Promise<unknown>).catch(() => {});
+    }
   });
 });
 

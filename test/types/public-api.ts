@@ -16,6 +16,7 @@ import {
   AuthConfigError,
   AuthError,
   type AuthErrorCode,
+  type AuthMiddlewareOptions,
   type AuthState,
   type AuthUser,
   checkRefreshToken,
@@ -246,6 +247,10 @@ declare const maybe: string | undefined;
 expectTypeOf(auth.getData(maybe)).toEqualTypeOf<Promise<AuthUser>>();
 expectTypeOf(getData(maybe)).toEqualTypeOf<Promise<AuthUser>>();
 expectTypeOf(auth.getData()).toEqualTypeOf<Middleware<AuthState>>();
+// Options that may be undefined are refused: undefined is a missing token at run time.
+declare const maybeOptions: AuthMiddlewareOptions | undefined;
+// @ts-expect-error give options, or call getData() without any
+auth.getData(maybeOptions);
 expectTypeOf<WriteOptions['lifetime']>().toEqualTypeOf<number | undefined>();
 expectTypeOf<WriteOptions['audience']>().toEqualTypeOf<string | string[] | undefined>();
 expectTypeOf(

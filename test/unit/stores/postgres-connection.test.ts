@@ -78,10 +78,24 @@ describe('Pool options node-postgres would ignore', () => {
         expect(() => resolvePool(options as pg.PoolConfig, 700), JSON.stringify(options)).toThrow(
           /postgresStore\.connection.*names no PostgreSQL server/,
         );
+      // Variables pg does not read name nothing.
+      process.env.PGSERVICE = 'app';
+      expect(() => resolvePool({ max: 5 }, 700)).toThrow(/names no PostgreSQL server/);
       process.env.PGHOST = '127.0.0.1';
       process.env.PGPORT = '1';
       const { pool } = resolvePool({}, 700);
       await pool.end();
+      delete process.env.PGHOST;
+      delete process.env.PGPORT;
+      // Nor is an app refused that set pg.defaults, which pg falls back to.
+      const { defaults } = (await import('pg')).default;
+      defaults.database = 'app';
+      try {
+        const fromDefaults = resolvePool({ max: 5 }, 700);
+        await fromDefaults.pool.end();
+      } finally {
+        defaults.database = undefined;
+      }
     } finally {
       process.env = saved;
     }

@@ -68,6 +68,10 @@ describe('the redis option', () => {
         'redis.sentinelPasword',
       ],
       [{ cluster: [{ host: '127.0.0.1', port: 7000 }], scalereads: 'master' }, 'redis.scalereads'],
+      // A Cluster takes a node's settings in redisOptions only: at the top they were dropped, and
+      // the nodes reached in plain text, without the password.
+      [{ cluster: [{ host: '127.0.0.1', port: 7000 }], tls: {} }, 'redis.tls'],
+      [{ cluster: [{ host: '127.0.0.1', port: 7000 }], password: 'x' }, 'redis.password'],
       [
         { cluster: [{ host: '127.0.0.1', port: 7000 }], redisOptions: { Password: 'x' } },
         'redis.redisOptions.Password',
@@ -236,6 +240,9 @@ describe('a createAuth that fails after it made its Redis client', () => {
       ).toThrow(AuthConfigError);
       const connected = async () =>
         ((await observer.call('CLIENT', 'LIST')) as string).includes(` name=${name} `);
+      // Time for a leaked client to connect and name itself (before the fix it always did), then
+      // for a closing one to be gone.
+      await sleep(500);
       const deadline = Date.now() + 3000;
       while ((await connected()) && Date.now() < deadline) await sleep(50);
       expect(await connected()).toBe(false);
