@@ -312,12 +312,12 @@ describe('getData(token)', () => {
       [[]],
     ] as unknown as [string][];
     for (const args of odd) {
-      expect(typeof (getData as (...a: unknown[]) => unknown)(...args), String(args)).not.toBe(
-        'function',
-      );
-      const answer = (auth.getData as (...a: unknown[]) => unknown)(...args);
-      expect(typeof answer, String(args)).not.toBe('function');
-      await (answer as Promise<unknown>).catch(() => {});
+      for (const call of [getData, auth.getData.bind(auth)] as ((...a: unknown[]) => unknown)[]) {
+        const answer = call(...args);
+        expect(typeof answer, String(args)).not.toBe('function');
+        // A rejection (token_invalid): a token call, as it should be.
+        expect(await codeOf(answer as Promise<unknown>), String(args)).toBe('token_invalid');
+      }
     }
   });
 });
