@@ -127,7 +127,10 @@ async function drive(
     cwd: root,
     input: JSON.stringify(job),
     encoding: 'utf8',
-    timeout: (SECONDS + 30) * 1000,
+    // A bound for a hung generator, not a schedule: the warm-up, the measured run, and the set-up
+    // before them (autocannon builds every connection's requests up front: 50 connections × 20,000
+    // GET /me requests took tens of seconds on a slow VM without wrk installed).
+    timeout: (WARMUP + SECONDS + 180) * 1000,
   });
   if (result.status !== 0)
     throw new Error(`load generator failed for ${target}: ${result.error ?? result.stderr}`);
