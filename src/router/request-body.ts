@@ -35,11 +35,16 @@ function hasProtoKey(value: unknown): boolean {
  * The JSON body parser of every router, built on the first `auth.routes()` call. koa-body's
  * co-body refuses a `__proto__` key from 6.2.0 on (koa-body 7 and 8 require it); koa-body 6
  * accepts co-body 6.1, which does not: the parsed body is checked here too, whatever parsed it.
+ *
+ * An app-wide body parser mounted before the routes (`app.use(koaBody())`, @koa/bodyparser) has
+ * read the request stream already, and a second read fails: its result is taken instead, held to
+ * the same rules (the 16 KiB limit by Content-Length, one JSON object, no `__proto__` key). The
+ * 415 for other media types comes before, in `jsonOnly`, whatever the app's parser accepts.
  */
 export const jsonBodyParser = (): Middleware => {
   const parse = sharedParser();
-  return (ctx, next) =>
-    parse(ctx, () => {
+  return (ctx, next) => {
+    const checked = () => {
       const request = ctx.request as { body?: unknown; rawBody?: unknown };
       const { body } = request;
       // koa-body 6 keeps the unparsed text on the parsed body, under a symbol (7 and later, on
@@ -53,8 +58,33 @@ export const jsonBodyParser = (): Middleware => {
       // as an empty body it would make `[{ "keep_current": true }]` end the caller's session too.
       if (Array.isArray(body)) throw new AuthError('invalid_request', NOT_AN_OBJECT);
       return next();
-    });
+    };
+    if (!readAlready(ctx)) return parse(ctx, checked);
+    if (Number(ctx.get('content-length')) > JSON_LIMIT) throw tooLarge();
+    const { body } = ctx.request as { body?: unknown };
+    // A non-strict parser hands on `"text"`, `7` or `null` as they are.
+    if (body === null || typeof body !== 'object')
+      throw new AuthError('invalid_request', NOT_AN_OBJECT);
+    return checked();
+  };
 };
+
+/** The routes' body limit (koa-body's jsonLimit below, and an app-wide parser's body by its length). */
+const JSON_LIMIT = 16 * 1024;
+const tooLarge = () => new AuthError('body_too_large', 'The request body is over 16 KiB.');
+
+/**
+ * Whether a middleware before the routes has read the request stream and left the body it parsed
+ * on `ctx.request.body`. A stream read by a middleware that left no body cannot be read again:
+ * that is the app's mistake, said as such (a 500 with the way out, never a 400 blaming the client).
+ */
+function readAlready(ctx: Context): boolean {
+  if (ctx.req.readable !== false) return false;
+  if ((ctx.request as { body?: unknown }).body !== undefined) return true;
+  throw new Error(
+    'koa-jwt-redis: the request body was read before auth.routes() by a middleware that left no ctx.request.body; mount auth.routes() before it',
+  );
+}
 
 const sharedParser = (): Middleware =>
   (sharedJsonBody ??= loadKoaBody()({
@@ -62,12 +92,12 @@ const sharedParser = (): Middleware =>
     urlencoded: false,
     multipart: false,
     text: false,
-    jsonLimit: '16kb',
+    jsonLimit: JSON_LIMIT,
     // The raw text too (ctx.request.rawBody): an empty chunked body parses to {}, yet is no object.
     includeUnparsed: true,
     onError: (error) => {
       const { status } = error as { status?: unknown };
-      if (status === 413) throw new AuthError('body_too_large', 'The request body is over 16 KiB.');
+      if (status === 413) throw tooLarge();
       // A Content-Encoding the parser cannot decode: the body is unreadable, not bad JSON.
       if (status === 415)
         throw new AuthError(

@@ -1,9 +1,11 @@
 import { request } from 'node:http';
+import Koa from 'koa';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Auth } from '../../src/index.js';
 import { testAuth } from '../helpers/auth.js';
 import { call, type Reply, serve, type Served } from '../helpers/http.js';
-import { webApp } from '../helpers/web.js';
+import { loadKoaBody } from '../../src/middleware/json-body.js';
+import { checkPassword, webApp } from '../helpers/web.js';
 
 /**
  * What the auth routes do with bodies that are not the JSON they expect: 415 for another media
@@ -288,5 +290,109 @@ describe('refresh and logout bodies', () => {
       'x-csrf-token': csrf,
     });
     expect(res.status).toBe(200);
+  });
+});
+
+describe('behind an app-wide body parser', () => {
+  /** The routes mounted after `before` (an app's own body parser), as a Koa app commonly has it. */
+  async function startBehind(before: Koa.Middleware): Promise<{ errors: Error[] }> {
+    auth = testAuth();
+    logins = 0;
+    const app = new Koa();
+    const errors: Error[] = [];
+    app.silent = true;
+    app.on('error', (error: Error) => errors.push(error));
+    app.use(before);
+    const router = auth.routes({
+      login: (ctx) => {
+        logins++;
+        return checkPassword(ctx.request.body);
+      },
+    });
+    app.use(router.routes());
+    server = await serve(app);
+    return { errors };
+  }
+
+  it('logs in, refreshes and logs out with the body the app parsed, held to the same rules', async () => {
+    // The installed koa-body major (the koa-body projects map it), app-wide, with its defaults.
+    await startBehind(loadKoaBody()());
+    const login = await post('/auth/login', json, { 'content-type': 'application/json' });
+    expect(login.status).toBe(200);
+    const tokens = login.body as unknown as { access_token: string; refresh_token: string };
+    const refreshed = await post(
+      '/auth/refresh',
+      JSON.stringify({ refresh_token: tokens.refresh_token }),
+      { 'content-type': 'application/json' },
+    );
+    expect(refreshed.status).toBe(200);
+    const next = refreshed.body as unknown as { access_token: string; refresh_token: string };
+    const logout = await post(
+      '/auth/logout',
+      JSON.stringify({ refresh_token: next.refresh_token }),
+      {
+        'content-type': 'application/json',
+        authorization: `Bearer ${next.access_token}`,
+      },
+    );
+    expect(logout.status).toBe(204);
+    // The app's parser takes forms; the routes still refuse them, before login is called.
+    expectError(
+      await post('/auth/login', form, { 'content-type': 'application/x-www-form-urlencoded' }),
+      415,
+      'unsupported_media_type',
+    );
+    expectError(
+      await post('/auth/login', '[1]', { 'content-type': 'application/json' }),
+      400,
+      'invalid_request',
+    );
+    // koa-body's default limit is 1 MB; the routes' is 16 KiB, whoever parsed the body.
+    const big = JSON.stringify({ username: 'alice', password: 'x'.repeat(20_000) });
+    expectError(
+      await post('/auth/login', big, { 'content-type': 'application/json' }),
+      413,
+      'body_too_large',
+    );
+    expect(logins).toBe(1);
+  });
+
+  it('refuses what a lenient parser hands on: a JSON scalar, and a "__proto__" key', async () => {
+    let next: unknown;
+    await startBehind(async (ctx, nextMiddleware) => {
+      for await (const chunk of ctx.req) void chunk;
+      (ctx.request as { body?: unknown }).body = next;
+      await nextMiddleware();
+    });
+    next = 'alice';
+    expectError(
+      await post('/auth/login', '"alice"', { 'content-type': 'application/json' }),
+      400,
+      'invalid_request',
+    );
+    next = JSON.parse('{"username":"alice","__proto__":{"admin":true}}') as unknown;
+    expectError(
+      await post('/auth/login', '{}', { 'content-type': 'application/json' }),
+      400,
+      'invalid_request',
+    );
+    expect(logins).toBe(0);
+  });
+
+  it('answers a body read by a middleware that kept nothing with a 500 that says what to change', async () => {
+    const { errors } = await startBehind(async (ctx, next) => {
+      for await (const chunk of ctx.req) void chunk;
+      await next();
+    });
+    const res = await fetch(`${server.url}/auth/login`, {
+      method: 'POST',
+      body: json,
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(res.status).toBe(500);
+    expect(errors.map((error) => error.message)).toEqual([
+      expect.stringContaining('mount auth.routes() before it'),
+    ]);
+    expect(logins).toBe(0);
   });
 });
