@@ -40,7 +40,11 @@ export interface KoaJwtStrategyOptions {
    * `token_expired`), whatever their own `exp` — including tokens that have none.
    */
   until: Date;
-  /** koa-jwt's `algorithms`. @default ['HS256'] */
+  /**
+   * koa-jwt's `algorithms`, if you set them. @default every algorithm the key verifies, as
+   * jsonwebtoken 9 (koa-jwt's) takes them: HS256/384/512 for a secret, RS* and PS* for an RSA
+   * key, the curve's ES* for an EC key
+   */
   algorithms?: LegacyAlgorithm[] | undefined;
   /** koa-jwt's `issuer`, when it checked one. */
   issuer?: string | string[] | undefined;
@@ -184,7 +188,15 @@ export function koaJwtStrategy(options: KoaJwtStrategyOptions): StrategyFactory 
       'koaJwtStrategy.until',
       'must be a Date: the end of the migration window, after which koa-jwt tokens are refused',
     );
-  const algorithms = options.algorithms ?? ['HS256'];
+  // An algorithm the key cannot verify would refuse every old token at run time, with a 401. The
+  // key ring's rule, without its sizes: koa-jwt verified with secrets and RSA keys of any size.
+  const key = legacyKey(secret);
+  const verifiable = (algorithm: LegacyAlgorithm) =>
+    keyMismatch(algorithm, key.key, { sizes: false });
+  // Left out, as koa-jwt left it: every algorithm the key verifies, as jsonwebtoken 9 defaults
+  // (HS256/384/512 for a secret, RS* and PS* for RSA, an EC key's curve's ES*).
+  const algorithms =
+    options.algorithms ?? LEGACY_ALGORITHMS.filter((a) => verifiable(a) === undefined);
   if (
     !Array.isArray(algorithms) ||
     algorithms.length === 0 ||
@@ -192,13 +204,12 @@ export function koaJwtStrategy(options: KoaJwtStrategyOptions): StrategyFactory 
   )
     throw new AuthConfigError(
       'koaJwtStrategy.algorithms',
-      `must list algorithms from ${LEGACY_ALGORITHMS.join(', ')}`,
+      options.algorithms === undefined
+        ? `the key verifies none of ${LEGACY_ALGORITHMS.join(', ')}, which koa-jwt's jsonwebtoken knows`
+        : `must list algorithms from ${LEGACY_ALGORITHMS.join(', ')}`,
     );
-  // An algorithm the key cannot verify would refuse every old token at run time, with a 401. The
-  // key ring's rule, without its sizes: koa-jwt verified with secrets and RSA keys of any size.
-  const key = legacyKey(secret);
   for (const algorithm of algorithms) {
-    const problem = keyMismatch(algorithm, key.key, { sizes: false });
+    const problem = verifiable(algorithm);
     if (problem !== undefined)
       throw new AuthConfigError(
         'koaJwtStrategy.algorithms',

@@ -1,4 +1,4 @@
-import { createSecretKey } from 'node:crypto';
+import { createSecretKey, generateKeyPairSync } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import Koa from 'koa';
 import koaJwt from 'koa-jwt';
@@ -105,6 +105,22 @@ describe('migrating from koa-jwt', () => {
     }
   });
 
+  it('takes HS384 and HS512 tokens with the same secret, as koa-jwt without `algorithms` did', async () => {
+    const old = new Koa();
+    old.use(koaJwt({ secret: OLD_SECRET })).use((ctx) => {
+      ctx.body = ctx.state.user;
+    });
+    const oldServer = await serve(old);
+    extra.push(oldServer);
+    await start();
+    for (const algorithm of ['HS384', 'HS512'] as const) {
+      const token = legacyToken({ id: 1, username: 'alice' }, { expiresIn: HOUR, algorithm });
+      expect((await call(oldServer.url, '/', { token })).status, algorithm).toBe(200);
+      const res = await call(server.url, '/me', { token });
+      expect([res.status, res.body.sub], algorithm).toEqual([200, '1']);
+    }
+  });
+
   it('refuses a wrong secret, alg none, another algorithm, an expired token and a token naming no user', async () => {
     await start();
     const none = jwt.sign({ id: 1 }, '', { algorithm: 'none' });
@@ -115,7 +131,8 @@ describe('migrating from koa-jwt', () => {
       [jwt.sign({ id: 1 }, 'another-secret-entirely-32-bytes!!'), 'token_invalid'],
       [none, 'token_invalid'],
       [`${header}.${payload}.`, 'token_invalid'],
-      [jwt.sign({ id: 1 }, OLD_SECRET, { algorithm: 'HS512' }), 'token_invalid'],
+      // Another kind of key's algorithm (jsonwebtoken, koa-jwt's, refuses it with a secret too).
+      [jwt.sign({ id: 1 }, rsaKeys().privateKey, { algorithm: 'RS256' }), 'token_invalid'],
       [legacyToken({ id: 1, exp: Math.floor(Date.now() / 1000) - 60 }, {}), 'token_expired'],
       [legacyToken({ username: 'nobody' }), 'token_invalid'],
       ['not.a.token', 'token_invalid'],
@@ -175,7 +192,8 @@ describe('migrating from koa-jwt', () => {
       [{ secret: OLD_SECRET, until, algorithms: [] }, 'koaJwtStrategy.algorithms'],
       // A key that cannot verify the algorithms would refuse every old token with a 401.
       [{ secret: OLD_SECRET, until, algorithms: ['RS256'] }, 'koaJwtStrategy.algorithms'],
-      [{ secret: rsaPublic, until }, 'koaJwtStrategy.algorithms'],
+      // Left out, the algorithms are the key's (as jsonwebtoken's default): an Ed25519 key has none.
+      [{ secret: generateKeyPairSync('ed25519').publicKey, until }, 'koaJwtStrategy.algorithms'],
       [{ secret: rsaPublic, until, algorithms: ['ES256'] }, 'koaJwtStrategy.algorithms'],
       // An EC key verifies its curve's one algorithm.
       [{ secret: ecPublic, until, algorithms: ['ES384'] }, 'koaJwtStrategy.algorithms'],
@@ -244,6 +262,7 @@ describe('migrating from koa-jwt', () => {
     const { publicKey, privateKey } = rsaKeys();
     const small = rsaKeys(1024);
     const ec = ecKeys('prime256v1');
+    const ec384 = ecKeys('secp384r1');
     const pem = { type: 'spki', format: 'pem' } as const;
     const secrets: [string, KoaJwtStrategyOptions, string][] = [
       ['buffer', { secret: Buffer.from(OLD_SECRET), until }, legacyToken()],
@@ -273,6 +292,33 @@ describe('migrating from koa-jwt', () => {
         'ec',
         { secret: ec.publicKey, until, algorithms: ['ES256'] },
         jwt.sign({ id: 1 }, ec.privateKey, { algorithm: 'ES256' }),
+      ],
+      // Without `algorithms`, what koa-jwt (jsonwebtoken 9) took with the key: every HS* for a
+      // secret, RS* and PS* for RSA, the curve's ES* for EC.
+      [
+        'hs384',
+        { secret: OLD_SECRET, until },
+        jwt.sign({ id: 1 }, OLD_SECRET, { algorithm: 'HS384' }),
+      ],
+      [
+        'hs512',
+        { secret: OLD_SECRET, until },
+        jwt.sign({ id: 1 }, OLD_SECRET, { algorithm: 'HS512' }),
+      ],
+      [
+        'rs512',
+        { secret: publicKey, until },
+        jwt.sign({ id: 1 }, privateKey, { algorithm: 'RS512' }),
+      ],
+      [
+        'ps384',
+        { secret: publicKey, until },
+        jwt.sign({ id: 1 }, privateKey, { algorithm: 'PS384' }),
+      ],
+      [
+        'es384',
+        { secret: ec384.publicKey, until },
+        jwt.sign({ id: 1 }, ec384.privateKey, { algorithm: 'ES384' }),
       ],
       // koa-jwt took RegExp audiences.
       [
