@@ -67,7 +67,8 @@ export type {
   SessionRecord,
   SessionStore,
 } from './stores/session-store.js';
-export type { RedisClient, RedisStoreConfig } from './stores/redis-store.js';
+export type { RedisClient } from './stores/redis-store.js';
+export type { RedisStoreConfig } from './stores/redis-store-config.js';
 export type { MasterLeaseOptions } from './stores/master-lease.js';
 export type { PostgresSessionStore, PostgresStoreOptions } from './stores/postgres-store.js';
 export type { PostgresConnection } from './stores/postgres-connection.js';

@@ -1,6 +1,7 @@
 import { AuthConfigError } from '../errors.js';
 import { MemoryStore } from '../stores/memory-store.js';
-import { redisStore, resolveRecordFormat } from '../stores/redis-store.js';
+import { redisStore } from '../stores/redis-store.js';
+import { resolveRecordFormat } from '../stores/redis-store-config.js';
 import type { NewSession, SessionStore } from '../stores/session-store.js';
 import type { AuthOptions, ResolvedOptions } from './options.js';
 import { warnOnce } from './validate.js';

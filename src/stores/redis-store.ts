@@ -1,39 +1,19 @@
 import type { Cluster, Redis } from 'ioredis';
 import { AuthConfigError } from '../errors.js';
-import { keyPrefixOption, onlyKnown, wholeNumber } from '../config/validate.js';
-import { bounded, StoreTimeoutError } from './bounded.js';
-import {
-  MasterLease,
-  type MasterLeaseOptions,
-  type ResolvedMasterLease,
-  resolveMasterLease,
-} from './master-lease.js';
+import { bounded } from './bounded.js';
+import { MasterLease, type ResolvedMasterLease } from './master-lease.js';
 import { TurnBatcher } from './turn-batcher.js';
 import { ConnectionServer } from './server-identity.js';
 import { KeyLayout, type Place } from './key-layout.js';
-import { keySlot } from './cluster-slots.js';
-import { type ReplicaWatch, watchReplicas } from './cluster-replicas.js';
 import {
   connectRedis,
   type IoRedisClient,
-  isRedisClient,
   quietFailoverDetector,
   type RedisOption,
 } from './redis-connection.js';
-import {
-  BATCHED_WRITES,
-  type BatchedName,
-  batched,
-  confirmedWrite,
-  defineScripts,
-  EVALUATE,
-  type Evaluate,
-  type Read,
-  type ScriptArgs,
-  type ScriptedTarget,
-  type ScriptName,
-  type Write,
-} from './redis-scripts.js';
+import { type BatchedName, batched, defineScripts, type Read } from './redis-scripts.js';
+import { ScriptWrites } from './script-writes.js';
+import { type RedisStoreConfig, resolveRedisStoreConfig } from './redis-store-config.js';
 import {
   CREATE_FIELDS,
   REVOKE_ALL_ARGS,
@@ -42,12 +22,7 @@ import {
   ROTATE_RESULTS,
 } from './lua.js';
 import { packArgs, scriptArgs } from './script-args.js';
-import {
-  type LivenessCell,
-  type ResolvedSessionCache,
-  SessionCache,
-  type SessionCacheOptions,
-} from './session-cache.js';
+import { type LivenessCell, type ResolvedSessionCache, SessionCache } from './session-cache.js';
 import {
   base36,
   compactUuid,
@@ -71,11 +46,6 @@ import type {
 } from './session-store.js';
 
 export { isRedisClient, type RedisClient } from './redis-connection.js';
-
-/** Connections for confirmed writes (see `writers`), besides the one for reads. */
-const WRITER_CONNECTIONS = 4;
-/** ioredis's error for a command that outlived its `commandTimeout` (ioredis 5 and 6). */
-const IOREDIS_TIMEOUT = 'Command timed out';
 
 /** Session ids this library issues are base64url; anything else cannot name a family (nor its `:n` fields). */
 const SESSION_ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -112,21 +82,6 @@ const joinChunks = (chunks: (Buffer | null | undefined)[]): string => {
   return joined;
 };
 
-/** A write the master took but too few replicas confirmed in time: a failover could undo it. */
-export class ReplicationError extends Error {
-  /** `setting`: the store's waitForReplicas, as the user gave it or as the topology's default set it. */
-  constructor(wanted: number, got: number, ms: number, setting: number | 'replicated') {
-    const option =
-      setting === 'replicated'
-        ? `waitForReplicas: 'replicated', a Cluster's default: one replica for each shard that has one`
-        : `waitForReplicas: ${setting}`;
-    super(
-      `the write reached ${got} of the ${wanted} replicas required within ${ms} ms (${option}): a master with fewer replicas connected and in sync cannot confirm a write; see the README, "Redis topologies"`,
-    );
-    this.name = 'ReplicationError';
-  }
-}
-
 /**
  * Redis store. Data model: one hash per user, `<prefix>{u:<id>}` (one hash tag, so one Cluster
  * slot; key-layout.ts), with a core-record field per family (binary by default, with the ip and device label
@@ -141,23 +96,8 @@ export class ReplicationError extends Error {
  */
 export class RedisStore implements SessionStore {
   private readonly client: IoRedisClient;
-  /**
-   * Where confirmed writes go: connections of their own, because `WAIT` blocks the connection it
-   * runs on until the replicas answer. Session checks must not queue behind it, and with several
-   * connections one write's confirmation does not hold up the next one's.
-   */
-  private readonly writers: { client: IoRedisClient; busy: number }[] = [];
-  /** Replicas each write waits for: options.waitForReplicas (0 with `'replicated'`). */
-  private readonly wanted: number;
-  /**
-   * With `'replicated'` on a Cluster: 1 for each hash slot whose master has a replica (its writes
-   * wait for one), else 0. Undefined until first known.
-   */
-  private slotsWaiting: Uint8Array | undefined;
-  /** `'replicated'` until the Cluster's replicas are known: no write goes out before, unconfirmed. */
-  private deciding: Promise<void> | undefined;
-  /** With `'replicated'` on a Cluster: which shards have a replica, asked again as it changes. */
-  private readonly replicaWatch: ReplicaWatch | undefined;
+  /** How the write scripts reach Redis: batched, bounded, confirmed by replicas (script-writes.ts). */
+  private readonly writes: ScriptWrites;
   /** Reads may skip our own timer: see {@link readBounded}. */
   private readonly readsTimeOut: boolean;
   private closing = false;
@@ -174,14 +114,13 @@ export class RedisStore implements SessionStore {
   /** Which hash holds a user's sessions (see KeyLayout). */
   private readonly layout: KeyLayout;
   /**
-   * Session checks and the hot writes (logins, rotations), one command per kind per turn of the
-   * event loop (see TurnBatcher). Single node only: one batch's keys may lie in different Cluster
-   * slots, so a Cluster sends each call as its own command.
+   * Session checks, one command per kind per turn of the event loop (see TurnBatcher). Single
+   * node only: one batch's keys may lie in different Cluster slots, so a Cluster sends each call
+   * as its own command.
    */
   private readonly cores: TurnBatcher<Read, Buffer | null> | undefined;
   /** Whole-record reads (`get`, the session strategy's check), batched the same way. */
   private readonly records: TurnBatcher<Read, (Buffer | null)[]> | undefined;
-  private readonly batchedWrites = new Map<ScriptName, TurnBatcher<Write, number>>();
   /** Binary records keep expiries and rotation times to the second (record-codec.ts). */
   readonly timeResolution: number;
 
@@ -193,23 +132,7 @@ export class RedisStore implements SessionStore {
     this.client = quietFailoverDetector(client);
     this.timeResolution = options.recordFormat === 'binary' ? 1000 : 1;
     if (options.ownsClient) this.keepConnecting(client);
-    this.wanted = options.waitForReplicas === 'replicated' ? 0 : options.waitForReplicas;
-    if (this.wanted > 0) this.addWriters();
-    else if (options.waitForReplicas === 'replicated' && client.isCluster) {
-      const watch = watchReplicas(
-        client as Cluster,
-        (command) => this.bounded(command),
-        (slots) => {
-          this.slotsWaiting = slots;
-          if (this.writers.length === 0 && slots.includes(1)) this.addWriters();
-        },
-      );
-      this.replicaWatch = watch;
-      // Writes wait (bounded) for the first answer.
-      this.deciding = watch.first.then(() => {
-        this.deciding = undefined;
-      });
-    }
+    this.writes = new ScriptWrites(this.client, options, (writer) => this.keepConnecting(writer));
     const nodeOptions = client.isCluster ? undefined : (client as Redis).options;
     this.readsTimeOut =
       nodeOptions !== undefined &&
@@ -239,17 +162,6 @@ export class RedisStore implements SessionStore {
         ({ key, field }) => this.readRecordAlone(key, field),
         readMany<(Buffer | null)[]>('kjrReadRecords'),
       );
-      for (const [name, batchedName] of Object.entries(BATCHED_WRITES) as [
-        ScriptName,
-        BatchedName,
-      ][])
-        this.batchedWrites.set(
-          name,
-          new TurnBatcher(
-            ({ key, args }) => this.writeOne(name, key, args),
-            (writes) => this.writeMany(batchedName, writes),
-          ),
-        );
     }
     const server =
       client.isCluster || (options.masterLease === undefined && options.sessionCache === undefined)
@@ -283,19 +195,6 @@ export class RedisStore implements SessionStore {
     return write.finally(() => cache.forget(place.entry));
   }
 
-  /** The connections confirmed writes go through (see `writers`). */
-  private addWriters(): void {
-    for (let i = 0; i < WRITER_CONNECTIONS; i++) {
-      // ioredis 6 types duplicate() per class, so a call on the union does not compile.
-      const writer: IoRedisClient = this.client.isCluster
-        ? (this.client as Cluster).duplicate()
-        : quietFailoverDetector((this.client as Redis).duplicate());
-      writer.on('error', () => {});
-      this.keepConnecting(writer);
-      this.writers.push({ client: writer, busy: 0 });
-    }
-  }
-
   /**
    * Reconnects a client of ours that gave up. ioredis ends a Sentinel client for good when a
    * failover interrupts its reconnection (the sentinels' `+switch-master`, or a `READONLY`,
@@ -327,85 +226,6 @@ export class RedisStore implements SessionStore {
     return bounded(command, this.options.timeout, 'Redis');
   }
 
-  /** A write script's result: batched with the turn's others of its kind where it can be. */
-  private write(name: ScriptName, key: string, ...args: ScriptArgs): Promise<number> {
-    const batcher = this.batchedWrites.get(name);
-    return batcher === undefined ? this.writeOne(name, key, args) : batcher.add({ key, args });
-  }
-
-  private async writeOne(name: ScriptName, key: string, args: ScriptArgs): Promise<number> {
-    return Number(
-      await this.runScript(
-        (target) => (target as ScriptedTarget)[name](key, ...args),
-        (target, text) => EVALUATE[name](target, text, 1, [key, ...args]),
-        key,
-      ),
-    );
-  }
-
-  /** Several calls of one write script, in one batched script call (single node). */
-  private async writeMany(name: BatchedName, writes: Write[]): Promise<(number | Error)[]> {
-    const argv: ScriptArgs = writes.map((write) => write.key);
-    for (const { args } of writes) argv.push(args.length, ...args);
-    const results = (await this.runScript(
-      (target) => batched(target, name, writes.length, argv),
-      (target, text) => EVALUATE[name](target, text, writes.length, argv),
-    )) as unknown[];
-    return results.map((result) => (result instanceof Error ? result : Number(result)));
-  }
-
-  /**
-   * Runs a write script, bounded in time: `invoke` calls it on the client, or, with
-   * `waitForReplicas`, `evaluate` queues it on a writer's pipeline (see Evaluate), with
-   * a `WAIT` after it in the same round trip, on the same connection (so, on a Cluster, on the
-   * node that ran the script): the write only counts once that many replicas have it, and a
-   * failover cannot undo it.
-   */
-  private async runScript(
-    invoke: (target: object) => unknown,
-    evaluate: Evaluate,
-    key?: string,
-  ): Promise<unknown> {
-    // One bound for the whole call, the wait for the Cluster's replicas included.
-    const deadline = Date.now() + this.options.timeout;
-    if (this.deciding !== undefined) await this.bounded(this.deciding);
-    const started = Date.now();
-    const ms = Math.max(1, deadline - started);
-    const wanted =
-      this.slotsWaiting !== undefined && key !== undefined
-        ? // The slot of the key as Redis sees it: the client's own prefix in front.
-          this.slotsWaiting[keySlot(this.clientPrefix + key)]!
-        : this.wanted;
-    if (wanted === 0) return bounded(invoke(this.client) as Promise<unknown>, ms, 'Redis');
-    const writer = this.writers.reduce((a, b) => (b.busy < a.busy ? b : a));
-    // Busy until Redis answers, even past our timeout: the connection is blocked until then.
-    writer.busy++;
-    const exec = confirmedWrite(writer.client, evaluate, wanted, deadline, () =>
-      this.replicaWatch?.recheck(),
-    );
-    exec.then(
-      () => writer.busy--,
-      () => writer.busy--,
-    );
-    // WAIT's own timeout ends near ours (Redis checks it about every 100 ms), so a master with
-    // no replica in sync mostly ends here: the error says what the write was waiting for.
-    const waitingFor = `Redis, or the ${wanted === 1 ? 'replica' : `${wanted} replicas`} that waitForReplicas asks to confirm the write,`;
-    const results = await bounded(exec, ms, waitingFor);
-    const [script, wait] = results ?? [];
-    if (!script || !wait) throw new Error('the write pipeline returned no results');
-    if (script[0]) throw script[0];
-    // The client's commandTimeout (ours, when we made the client) was armed as WAIT was sent,
-    // before our timer, and wins a tie with it: the same timeout, said the same way.
-    // An app's own client may time out sooner than the store: the time is the one waited.
-    if (wait[0])
-      throw (wait[0] as Error).message === IOREDIS_TIMEOUT
-        ? new StoreTimeoutError(waitingFor, Math.min(ms, Date.now() - started))
-        : wait[0];
-    const got = Number(wait[1]);
-    if (!(got >= wanted)) throw new ReplicationError(wanted, got, ms, this.options.waitForReplicas);
-    return script[1];
-  }
-
   async create(userId: string, s: NewSession, maxSessions: number): Promise<void> {
     // The binary record (the default) when the jti is a UUID, else the text one; the text path
     // builds nothing it does not send.
@@ -426,7 +246,7 @@ export class RedisStore implements SessionStore {
     const place = this.layout.place(userId);
     await this.written(
       place,
-      this.write(
+      this.writes.write(
         'kjrCreateSession',
         place.key,
         packArgs(CREATE_FIELDS, {
@@ -454,7 +274,7 @@ export class RedisStore implements SessionStore {
       this.options.recordFormat === 'binary' ? keptExpiresAt(r.expiresAt) : r.expiresAt;
     const code = await this.written(
       place,
-      this.write(
+      this.writes.write(
         'kjrRotateSession',
         place.key,
         packArgs(ROTATE_FIELDS, {
@@ -570,7 +390,7 @@ export class RedisStore implements SessionStore {
   async revoke(userId: string, sessionId: string): Promise<boolean> {
     if (!SESSION_ID.test(sessionId)) return false;
     const place = this.layout.place(userId);
-    const write = this.write(
+    const write = this.writes.write(
       'kjrRevokeSession',
       place.key,
       ...scriptArgs(REVOKE_SESSION_ARGS, {
@@ -584,7 +404,7 @@ export class RedisStore implements SessionStore {
 
   async revokeAll(userId: string, now: number): Promise<number> {
     const place = this.layout.place(userId);
-    const write = this.write(
+    const write = this.writes.write(
       'kjrRevokeAll',
       place.key,
       ...scriptArgs(REVOKE_ALL_ARGS, { owner: place.owner, now }),
@@ -624,12 +444,12 @@ export class RedisStore implements SessionStore {
 
   async close(): Promise<void> {
     this.closing = true;
-    this.replicaWatch?.stop();
+    const writers = this.writes.close();
     this.cache?.close();
     this.lease?.close();
     this.server?.close();
     const owned: IoRedisClient[] = this.options.ownsClient ? [this.client] : [];
-    for (const writer of this.writers) owned.push(writer.client);
+    owned.push(...writers);
     await Promise.all(
       owned.map(async (client) => {
         try {
@@ -642,96 +462,6 @@ export class RedisStore implements SessionStore {
   }
 }
 
-/** Options of {@link redisStore}. */
-export interface RedisStoreConfig {
-  /** Prefix of every key the store writes. @default 'auth:' */
-  keyPrefix?: string | undefined;
-  /** Longest wait for Redis, in ms; past it the request gets 503 `store_unavailable`. @default 1000 */
-  timeout?: number | undefined;
-  /**
-   * Replicas that must confirm (Redis `WAIT`, within `timeout`) each write that starts, rotates
-   * or ends a session; unconfirmed, the request answers 503. @default 1 with Sentinel, and on a
-   * Cluster for the writes of each shard whose master has a replica; else 0
-   */
-  waitForReplicas?: number | undefined;
-  /**
-   * Opt-in: remember session liveness in this process, so `requireAuth()` answers repeat
-   * requests without a round trip, while Redis itself tells every process of each change
-   * (`CLIENT TRACKING … BCAST`, Redis 6 or later): a revocation anywhere is seen everywhere
-   * within milliseconds, and a lost invalidation connection drops the cache. `true` for the
-   * defaults. @default false
-   */
-  sessionCache?: boolean | SessionCacheOptions | undefined;
-  /**
-   * Opt-in, with Sentinel: session checks and other reads trust the master only while enough
-   * sentinels vouch for it (`SENTINEL MASTER`, every `interval` ms), so a master cut off with
-   * this app stops being read before the sentinels can promote another one: a session ended on
-   * the other side of a split is never accepted here; reads answer 503 instead, until the app
-   * reaches the master the sentinels name. Costs 503s whenever fewer than `sentinels - quorum +
-   * 1` sentinels answer. `true` for the defaults. @default false
-   */
-  masterLease?: boolean | MasterLeaseOptions | undefined;
-  /**
-   * Opt-in compact layout: keep every user's sessions in one of this many shared hashes instead
-   * of a hash per user. A Redis key costs about 130 bytes on its own, so with one or two sessions
-   * per user this saves over half the memory (about 85 bytes per session instead of 200; 170
-   * instead of 260 with `recordFormat: 'text'`). Size
-   * it so a hash holds about 16 sessions (live sessions / 16): fuller hashes save a little more
-   * but make each check and login read a longer hash, and past 512 fields (Redis's default
-   * `hash-max-listpack-entries`) a hash leaves its compact encoding. In the session cache a write
-   * drops the cached answers of every user of its hash. Changing it (or turning it on or off)
-   * moves every user to another key: everyone logs in again. 0 is one hash per user. @default 0
-   */
-  keyBuckets?: number | undefined;
-  /**
-   * How new sessions are recorded. `'binary'`: one field of 33 bytes for a login with an IPv4 ip
-   * and a browser the codec knows (37 once refreshed), 197 B of Redis per one-session user (84
-   * with `keyBuckets`); it keeps expiries and rotation times to the second (README, "Record
-   * formats") and costs Redis about 1.5 µs more CPU a login and 2.5 µs a refresh (the scripts
-   * pack the record; README, "Performance").
-   * `'text'`: the record of versions before 0.2, which cannot read a binary one: set it while
-   * such instances still run (a rolling upgrade), 261 B per one-session user. Records of both
-   * kinds are always read, and a family keeps its kind when rotated. @default 'binary'
-   */
-  recordFormat?: 'binary' | 'text' | undefined;
-}
-
-/** `recordFormat` as given to `redisStore`/`createAuth`, checked: `'binary'` when absent. */
-export function resolveRecordFormat(value: unknown): 'binary' | 'text' {
-  if (value === undefined) return 'binary';
-  if (value !== 'binary' && value !== 'text')
-    throw new AuthConfigError('recordFormat', "must be 'binary' or 'text'");
-  return value;
-}
-
-/** `sessionCache` as given to `redisStore`/`createAuth`, checked. */
-export function resolveSessionCache(value: unknown): ResolvedSessionCache | undefined {
-  if (value === undefined || value === false) return undefined;
-  if (value === true) return { maxEntries: 100_000, maxStaleness: 1000 };
-  if (value === null || typeof value !== 'object')
-    throw new AuthConfigError(
-      'sessionCache',
-      'must be true, false or { maxEntries, maxStaleness }',
-    );
-  const given = value as Record<string, unknown>;
-  onlyKnown('sessionCache', given, ['maxEntries', 'maxStaleness']);
-  return {
-    maxEntries: wholeNumber('sessionCache.maxEntries', given.maxEntries ?? 100_000, 1, 10_000_000),
-    maxStaleness: wholeNumber('sessionCache.maxStaleness', given.maxStaleness ?? 1000, 10, 60_000),
-  };
-}
-
-/** The options of redisStore(): any other name is a typo, refused. */
-const REDIS_STORE_OPTION_NAMES = [
-  'keyPrefix',
-  'timeout',
-  'waitForReplicas',
-  'sessionCache',
-  'masterLease',
-  'keyBuckets',
-  'recordFormat',
-] as const satisfies readonly (keyof RedisStoreConfig)[];
-
 /**
  * The Redis session store: one hash per user, atomic Lua scripts, keys that expire with their
  * last session. Give an ioredis `Redis` or `Cluster` (yours: the store never closes it), a
@@ -742,42 +472,18 @@ const REDIS_STORE_OPTION_NAMES = [
  * const auth = createAuth({ secret, store: redisStore(new Redis(process.env.REDIS_URL!), { keyPrefix: 'myapp:' }) });
  */
 export function redisStore(redis: RedisOption, config: RedisStoreConfig = {}): SessionStore {
-  const fail = (option: string, message: string) => new AuthConfigError(option, message);
-  if (config === null || typeof config !== 'object')
-    throw fail('redisStore options', 'must be an object like { keyPrefix, timeout }');
-  if (isRedisClient(config))
-    throw fail(
-      'redisStore options',
-      'is a Redis client: the client comes first, redisStore(client, { keyPrefix, timeout })',
-    );
-  // A misspelt `waitForReplicas` would drop the failover guarantee without a word.
-  onlyKnown('redisStore', config, REDIS_STORE_OPTION_NAMES);
-  const keyPrefix = keyPrefixOption(config.keyPrefix ?? 'auth:');
-  const timeout = wholeNumber('timeout', config.timeout ?? 1000, 10, 60_000);
-  const sessionCache = resolveSessionCache(config.sessionCache);
-  const keyBuckets = wholeNumber('keyBuckets', config.keyBuckets ?? 0, 0, 2 ** 24);
-  const recordFormat = resolveRecordFormat(config.recordFormat);
-  const wanted =
-    config.waitForReplicas === undefined
-      ? undefined
-      : wholeNumber('waitForReplicas', config.waitForReplicas, 0, 16);
-  const masterLease = resolveMasterLease(config.masterLease);
-  const { client, owned, topology } = connectRedis(redis, timeout);
-  if (masterLease !== undefined && topology !== 'sentinel') {
+  const { wanted, ...options } = resolveRedisStoreConfig(config);
+  const { client, owned, topology } = connectRedis(redis, options.timeout);
+  if (options.masterLease !== undefined && topology !== 'sentinel') {
     if (owned) client.disconnect();
-    throw fail(
+    throw new AuthConfigError(
       'masterLease',
       'asks Redis Sentinel who the master is: give `{ sentinels, name }` or a Sentinel ioredis client',
     );
   }
   return new RedisStore(client, {
-    keyPrefix,
-    timeout,
+    ...options,
     ownsClient: owned,
-    sessionCache,
-    masterLease,
-    keyBuckets,
-    recordFormat,
     // Sentinel and Cluster promote a replica on failover: only writes a replica has are safe
     // from it. A Cluster shard may have no replica: the store looks (see cluster-replicas.ts).
     waitForReplicas:
