@@ -44,7 +44,7 @@ export type {
 } from './middleware/authorization.js';
 export type { AuthOptions } from './config/options.js';
 export type { CookieOptions, CsrfOptions, TokenDelivery, TokenSource } from './config/web.js';
-export type { LoginRateLimiter, RoutesOptions } from './router.js';
+export type { LoginRateLimiter, RouteContext, RoutesOptions } from './router.js';
 export type { KoaJwtStrategyOptions, LegacyAlgorithm } from './strategies/koa-jwt.js';
 export type { OpenApiOptions } from './openapi.js';
 export type { JsonValue, OpenApiDocument } from './openapi/types.js';

@@ -50,6 +50,13 @@ export interface RouterHost {
 }
 
 /**
+ * The Koa context the routes' hooks are given, with the request's parsed JSON body on
+ * `ctx.request.body`: typed `unknown` here, so an app that does not import koa-body itself (whose
+ * types add `body` to every Koa request, as `any`) compiles the same.
+ */
+export type RouteContext = Context & { request: { body?: unknown } };
+
+/**
  * A hook to slow down password guessing on `POST /login`. Keep the counters where you like
  * (Redis, memory); the router only asks and reports.
  */
@@ -58,9 +65,9 @@ export interface LoginRateLimiter {
    * Called before the credentials are checked. Return a number of seconds to refuse the attempt
    * with 429 `rate_limited` and that `Retry-After`; return 0 or nothing to let it through.
    */
-  check(ctx: Context): number | void | Promise<number | void>;
+  check(ctx: RouteContext): number | void | Promise<number | void>;
   /** Called after each checked attempt with its outcome, e.g. to count failures per ip and username. */
-  record?(ctx: Context, outcome: 'success' | 'failure'): void | Promise<void>;
+  record?(ctx: RouteContext, outcome: 'success' | 'failure'): void | Promise<void>;
 }
 
 /**
@@ -94,7 +101,9 @@ export interface RoutesOptions {
    * or null/undefined when they are wrong. Never say which part was wrong: the router answers 401
    * `invalid_credentials` either way.
    */
-  login: (ctx: Context) => TokenUser | null | undefined | Promise<TokenUser | null | undefined>;
+  login: (
+    ctx: RouteContext,
+  ) => TokenUser | null | undefined | Promise<TokenUser | null | undefined>;
   /** Path prefix of every route. @default '/auth' */
   prefix?: string | undefined;
   /** Login attempt rate limiting. */
@@ -116,7 +125,7 @@ export interface RoutesOptions {
    * The user id or name a login attempt tried, for the `login_failed` event.
    * @default the body's `username`, `email`, `login` or `id`, whichever comes first
    */
-  loginName?: ((ctx: Context) => string | number | undefined) | undefined;
+  loginName?: ((ctx: RouteContext) => string | number | undefined) | undefined;
 }
 
 /** The user name, email or id a login body carries, as the `login_failed` event reports it. */

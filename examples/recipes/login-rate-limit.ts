@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type Koa from 'koa';
-import type { Auth, TokenUser } from 'koa-jwt-redis';
+import type { Auth, RouteContext, TokenUser } from 'koa-jwt-redis';
 
 // auth.routes() on `app`, refusing an ip and name for 15 minutes after 5 wrong passwords.
 export function mountLogin(
@@ -10,7 +10,7 @@ export function mountLogin(
   checkPassword: (body: unknown) => Promise<TokenUser | null>,
 ) {
   // record() counts and check() reads under the same key, made from the same request.
-  const failures = (ctx: Koa.Context) =>
+  const failures = (ctx: RouteContext) =>
     `login-failures:${ctx.ip}:${String((ctx.request.body as { username?: unknown }).username)}`;
   app.use(
     auth

@@ -4,12 +4,13 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -135,15 +136,40 @@ describe('the README, installed as a consumer installs it', () => {
       rootDir: '.',
     };
     // A block that augments a module (declare module 'koa-jwt-redis') changes the types of every
-    // file in its program, so each such block is a program of its own.
+    // file in its program, so each such block is a program of its own. So does importing
+    // koa-body, whose types give every Koa request a `body`: a block that does not import it must
+    // compile without it, as it does pasted into an app that only mounts auth.routes(). Those
+    // blocks and examples are a program of their own.
     const augmenting = compiled.filter((b) => /^declare module /m.test(b.code));
-    const rest = compiled.filter((b) => !augmenting.includes(b));
+    const koaBody = (code: string) => /from 'koa-body'/.test(code);
+    const withKoaBody = compiled.filter((b) => !augmenting.includes(b) && koaBody(b.code));
+    const rest = compiled.filter((b) => !augmenting.includes(b) && !withKoaBody.includes(b));
+    const examples = (readdirSync(join(app, 'examples'), { recursive: true }) as string[])
+      .filter((file) => file.endsWith('.ts'))
+      .map((file) => join('examples', file));
+    // By folder: an example's other files import the one that imports koa-body.
+    const koaBodyFolders = new Set(
+      examples
+        .filter((file) => koaBody(readFileSync(join(app, file), 'utf8')))
+        .map((file) => dirname(file)),
+    );
+    const examplesWithKoaBody = examples.filter((file) => koaBodyFolders.has(dirname(file)));
     writeFileSync(
       join(app, 'tsconfig.json'),
       JSON.stringify({
         compilerOptions,
-        files: ['readme-context.d.ts', ...rest.map(fileOf)],
-        include: ['examples/**/*.ts'],
+        files: [
+          'readme-context.d.ts',
+          ...rest.map(fileOf),
+          ...examples.filter((file) => !examplesWithKoaBody.includes(file)),
+        ],
+      }),
+    );
+    writeFileSync(
+      join(app, 'tsconfig.koa-body.json'),
+      JSON.stringify({
+        compilerOptions,
+        files: ['readme-context.d.ts', ...withKoaBody.map(fileOf), ...examplesWithKoaBody],
       }),
     );
     augmenting.forEach((block, i) =>
@@ -174,7 +200,7 @@ describe('the README, installed as a consumer installs it', () => {
   });
 
   async function compile(): Promise<void> {
-    const configs = ['tsconfig.json'];
+    const configs = ['tsconfig.json', 'tsconfig.koa-body.json'];
     for (let i = 0; existsSync(join(app, `tsconfig.augment-${i}.json`)); i++)
       configs.push(`tsconfig.augment-${i}.json`);
     for (const config of configs) {
