@@ -70,6 +70,26 @@ export interface LoginRateLimiter {
   record?(ctx: RouteContext, outcome: 'success' | 'failure'): void | Promise<void>;
 }
 
+/** The longest `Retry-After` sent, in seconds (a year); a longer wait refuses without one. */
+const LONGEST_RETRY_AFTER = 365 * 24 * 3600;
+
+/**
+ * What `rateLimit.check` answered, as whole seconds to wait (Infinity: refused, with no time to
+ * say), or undefined to let the attempt through: nothing, 0 or a negative number (Redis's `TTL`
+ * of a missing key is -2). Anything else is a broken limiter, which must not let a login through
+ * unchecked: a string (`redis.get` answers one) or NaN is an error the app sees (a 500 whose log
+ * says what `check` returned).
+ */
+function retryAfter(wait: unknown): number | undefined {
+  if (wait === undefined || wait === null) return undefined;
+  if (typeof wait !== 'number' || Number.isNaN(wait))
+    throw new TypeError(
+      `koa-jwt-redis: rateLimit.check returned ${typeof wait === 'number' ? 'NaN' : `a ${typeof wait}`}: return a number of seconds to wait (0 or less, or nothing, lets the login through)`,
+    );
+  if (wait <= 0) return undefined;
+  return wait > LONGEST_RETRY_AFTER ? Infinity : Math.ceil(wait);
+}
+
 /**
  * A login rate limiter: `check` a function, `record` one when given. Without `record`, a
  * function one letter off it in an object literal (`{ check, recrod }`) is refused: that hook
@@ -309,11 +329,14 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
     guard(ctx, false);
     requireLoginBody(ctx);
     if (rateLimit) {
-      const wait = await rateLimit.check(ctx);
-      if (typeof wait === 'number' && wait > 0) {
+      const wait = retryAfter(await rateLimit.check(ctx));
+      if (wait !== undefined) {
         loginFailed(ctx, 'rate_limited');
         throw new AuthError('rate_limited', 'Too many login attempts; try again later.', {
-          headers: { 'Retry-After': String(Math.ceil(wait)), 'Cache-Control': 'no-store' },
+          headers:
+            wait === Infinity
+              ? { 'Cache-Control': 'no-store' }
+              : { 'Retry-After': String(wait), 'Cache-Control': 'no-store' },
         });
       }
     }

@@ -10,7 +10,7 @@ import {
 import { testAuth } from '../helpers/auth.js';
 import { decodeSegment, forgeHmac, SECRET } from '../helpers/forge.js';
 import { call, type Reply, serve, type Served } from '../helpers/http.js';
-import { webApp } from '../helpers/web.js';
+import { checkPassword, webApp } from '../helpers/web.js';
 
 /** auth.routes() in the default json delivery, against the harness Redis. */
 
@@ -96,6 +96,40 @@ describe('POST /auth/login', () => {
     expect(limited.body.error).toBe('rate_limited');
     expect(limited.headers.get('retry-after')).toBe('60');
     expect(outcomes).toEqual(['success', 'failure', 'failure', 'failure']);
+  });
+
+  it("reads rateLimit.check's answer strictly: a fraction rounds up, a wait past a year or Infinity is 429 without Retry-After, a negative TTL lets through, and a string or NaN is the app's 500 that names it, never a login", async () => {
+    let answer: unknown;
+    let logins = 0;
+    const app = webApp((auth = testAuth()), {
+      login: (ctx) => (logins++, checkPassword(ctx.request.body)),
+      rateLimit: { check: () => answer as number },
+    });
+    const errors: string[] = [];
+    app.silent = true;
+    app.on('error', (error: Error) => errors.push(error.message));
+    server = await serve(app);
+    const attempt = async (value: unknown) => {
+      answer = value;
+      const res = await login();
+      return [res.status, res.headers.get('retry-after')];
+    };
+    expect(await attempt(1.2)).toEqual([429, '2']);
+    expect(await attempt(1e21)).toEqual([429, null]);
+    expect(await attempt(Infinity)).toEqual([429, null]);
+    expect(await attempt(365 * 24 * 3600)).toEqual([429, String(365 * 24 * 3600)]);
+    expect(logins).toBe(0);
+    // Redis's TTL of a missing key, nothing, null: through.
+    for (const value of [-2, 0, undefined, null]) expect(await attempt(value)).toEqual([200, null]);
+    expect(logins).toBe(4);
+    // `return redis.get(key)` answers a string: a broken limiter, refused loudly, not let through.
+    expect(await attempt('30')).toEqual([500, null]);
+    expect(await attempt(NaN)).toEqual([500, null]);
+    expect(logins).toBe(4);
+    expect(errors).toEqual([
+      expect.stringContaining('rateLimit.check returned a string'),
+      expect.stringContaining('rateLimit.check returned NaN'),
+    ]);
   });
 
   it('uses the configured prefix', async () => {
