@@ -191,7 +191,9 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
       ),
     );
     events.emit('login', { userId: sub, sessionId, ...eventMeta(seen) });
-    return { token, expiresIn: Math.floor(lifeMs / 1000) };
+    // What the store keeps (to the second on binary records), as a refresh answers it: a login's
+    // expires_in never promises time the session does not have.
+    return { token, expiresIn: Math.floor((kept(now + lifeMs) - now) / 1000) };
   }
 
   return {
