@@ -75,7 +75,13 @@ export function signPair(
     undefined,
     notAfter,
   );
-  return { pair: tokenPair(access.token, refresh.token, access.exp - iat), jti, expiresAt };
+  // The session ends when its tokens do, to the second, on every store (the Redis store's binary
+  // records keep whole seconds; the others would keep the part of a second the tokens lack).
+  return {
+    pair: tokenPair(access.token, refresh.token, access.exp - iat),
+    jti,
+    expiresAt: notAfter * 1000,
+  };
 }
 
 /** `auth_time` of a verified refresh token (the verifier requires it to be a number). */

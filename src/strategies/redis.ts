@@ -152,10 +152,11 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
         const meta = sessionMeta(seen);
         const authTime = Math.floor(now / 1000);
         const lifetime = overrides?.lifetime ?? options.accessTokenTtl;
-        const expiresAt = Math.min(
-          now + lifetime * 1000,
-          (authTime + options.absoluteSessionTtl) * 1000,
-        );
+        // Whole seconds, the token's `exp`: the session ends when the token does, on every store.
+        const expiresAt =
+          Math.floor(
+            Math.min(now + lifetime * 1000, (authTime + options.absoluteSessionTtl) * 1000) / 1000,
+          ) * 1000;
         // Signed before the session is recorded: claims that cannot be signed record nothing.
         const { token } = tokens.signPayload(
           'access',
