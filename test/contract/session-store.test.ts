@@ -45,11 +45,7 @@ function register(
   backends.push({ name, open, prunes, timeResolution });
   const make = (options: Partial<AuthOptions> = {}) =>
     createAuth({ secret: SECRET, store: open(), ...options });
-  authOnStoreContract(
-    name,
-    (options = {}) => make({ refreshGracePeriod: 0, ...options }),
-    timeResolution,
-  );
+  authOnStoreContract(name, (options = {}) => make({ refreshGracePeriod: 0, ...options }));
   sessionStrategyContract(name, make, open, timeResolution);
 }
 

@@ -533,9 +533,7 @@ export function storeContract(backend: ContractBackend): void {
 export function authOnStoreContract(
   name: string,
   makeAuth: (options?: Partial<AuthOptions>) => Auth,
-  timeResolution?: number,
 ): void {
-  const { expiry } = keptTimes(timeResolution);
   describe(`refresh rotation on ${name}`, () => {
     it('50 concurrent refreshes of one token: one pair, the family revoked', async () => {
       const auth = makeAuth();
