@@ -84,7 +84,7 @@ function retryAfter(wait: unknown): number | undefined {
   if (wait === undefined || wait === null) return undefined;
   if (typeof wait !== 'number' || Number.isNaN(wait))
     throw new TypeError(
-      `koa-jwt-redis: rateLimit.check returned ${typeof wait === 'number' ? 'NaN' : `a ${typeof wait}`}: return a number of seconds to wait (0 or less, or nothing, lets the login through)`,
+      `koa-jwt-redis: rateLimit.check returned ${typeof wait === 'number' ? 'NaN' : typeof wait === 'object' ? 'an object' : `a ${typeof wait}`}: return a number of seconds to wait (0 or less, or nothing, lets the login through)`,
     );
   if (wait <= 0) return undefined;
   return wait > LONGEST_RETRY_AFTER ? Infinity : Math.ceil(wait);

@@ -38,48 +38,76 @@ function hasProtoKey(value: unknown): boolean {
  *
  * An app-wide body parser mounted before the routes (`app.use(koaBody())`, @koa/bodyparser) has
  * read the request stream already, and a second read fails: its result is taken instead, held to
- * the same rules (the 16 KiB limit by Content-Length, one JSON object, no `__proto__` key). The
- * 415 for other media types comes before, in `jsonOnly`, whatever the app's parser accepts.
+ * the same rules (16 KiB as received, one JSON object, no `__proto__` key). The 415 for other
+ * media types comes before, in `jsonOnly`, whatever the app's parser accepts.
  */
 export const jsonBodyParser = (): Middleware => {
   const parse = sharedParser();
   return (ctx, next) => {
     const checked = () => {
-      const request = ctx.request as { body?: unknown; rawBody?: unknown };
-      const { body } = request;
-      // koa-body 6 keeps the unparsed text on the parsed body, under a symbol (7 and later, on
-      // ctx.request.rawBody): moved there, so the body login is handed holds only what was sent.
-      if (body !== null && typeof body === 'object' && UNPARSED in body) {
-        request.rawBody = (body as Record<symbol, unknown>)[UNPARSED];
-        delete (body as Record<symbol, unknown>)[UNPARSED];
-      }
+      const { body } = keepUnparsedApart(ctx);
       if (hasProtoKey(body)) throw new AuthError('invalid_request', PROTO_KEY);
       // Every route's body is one object: an array is no request to refresh or log out, and read
       // as an empty body it would make `[{ "keep_current": true }]` end the caller's session too.
       if (Array.isArray(body)) throw new AuthError('invalid_request', NOT_AN_OBJECT);
       return next();
     };
-    if (!readAlready(ctx)) return parse(ctx, checked);
-    if (Number(ctx.get('content-length')) > JSON_LIMIT) throw tooLarge();
-    const { body } = ctx.request as { body?: unknown };
+    if (!hasBody(ctx) || !readAlready(ctx)) return parse(ctx, checked);
+    const { body } = keepUnparsedApart(ctx);
     // A non-strict parser hands on `"text"`, `7` or `null` as they are.
     if (body === null || typeof body !== 'object')
       throw new AuthError('invalid_request', NOT_AN_OBJECT);
+    if (receivedSize(ctx, body) > JSON_LIMIT) throw tooLarge();
     return checked();
   };
 };
 
-/** The routes' body limit (koa-body's jsonLimit below, and an app-wide parser's body by its length). */
+/**
+ * The request's parsed body, with koa-body 6's unparsed text (kept on the parsed body, under a
+ * symbol; 7 and later keep it on ctx.request.rawBody) moved to `rawBody`: the body login is
+ * handed holds only what was sent.
+ */
+function keepUnparsedApart(ctx: Context): { body?: unknown; rawBody?: unknown } {
+  const request = ctx.request as { body?: unknown; rawBody?: unknown };
+  const { body } = request;
+  if (body !== null && typeof body === 'object' && UNPARSED in body) {
+    request.rawBody = (body as Record<symbol, unknown>)[UNPARSED];
+    delete (body as Record<symbol, unknown>)[UNPARSED];
+  }
+  return request;
+}
+
+/** The routes' body limit (koa-body's jsonLimit below, and an app-wide parser's body by its size). */
 const JSON_LIMIT = 16 * 1024;
 const tooLarge = () => new AuthError('body_too_large', 'The request body is over 16 KiB.');
 
 /**
- * Whether a middleware before the routes has read the request stream and left the body it parsed
- * on `ctx.request.body`. A stream read by a middleware that left no body cannot be read again:
- * that is the app's mistake, said as such (a 500 with the way out, never a 400 blaming the client).
+ * How large the body an app-wide parser read was, decoded: its text when the parser kept it (as
+ * @koa/bodyparser does), the Content-Length of an unencoded body, else the parsed value written
+ * out again (a chunked or compressed body: no more work than the parsing the app already paid).
+ */
+function receivedSize(ctx: Context, body: object): number {
+  const { rawBody } = ctx.request as { rawBody?: unknown };
+  if (typeof rawBody === 'string') return Buffer.byteLength(rawBody);
+  const length = ctx.get('content-length');
+  const encoding = ctx.get('content-encoding');
+  if (length !== '' && (encoding === '' || encoding === 'identity')) return Number(length);
+  try {
+    return Buffer.byteLength(JSON.stringify(body));
+  } catch {
+    // A cycle or a BigInt: no JSON object a request could have sent.
+    throw new AuthError('invalid_request', NOT_AN_OBJECT);
+  }
+}
+
+/**
+ * Whether a middleware before the routes has read the whole request stream and left the body it
+ * parsed on `ctx.request.body`. A stream read to its end by a middleware that left no body cannot
+ * be read again: that is the app's mistake, said as such (a 500 with the way out, never a 400
+ * blaming the client). A stream the client cut off has not ended: koa-body fails on it as ever.
  */
 function readAlready(ctx: Context): boolean {
-  if (ctx.req.readable !== false) return false;
+  if (!ctx.req.readableEnded) return false;
   if ((ctx.request as { body?: unknown }).body !== undefined) return true;
   throw new Error(
     'koa-jwt-redis: the request body was read before auth.routes() by a middleware that left no ctx.request.body; mount auth.routes() before it',

@@ -81,7 +81,8 @@ export class MemoryStore implements SessionStore {
       // expires before them (a shorter lifetime, another strategy's, a lowered refreshTokenTtl).
       const byExpiry = [...map.values()]
         .filter((other) => other.sessionId !== s.sessionId)
-        .sort((a, b) => a.expiresAt - b.expiresAt);
+        // Expiries are whole seconds: of one second's, the older login goes first.
+        .sort((a, b) => a.expiresAt - b.expiresAt || a.createdAt - b.createdAt);
       for (const old of byExpiry.slice(0, map.size - maxSessions)) map.delete(old.sessionId);
     }
   }

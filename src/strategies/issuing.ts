@@ -16,7 +16,7 @@ import type { StrategyContext } from './types.js';
 export interface PendingPair {
   pair: TokenPair;
   jti: string;
-  /** The session's expiry in epoch ms: the refresh token's lifetime at ms precision, so logins order by age. */
+  /** The session's expiry in epoch ms: the tokens' `exp`, a whole second (stores order logins of one second by creation). */
   expiresAt: number;
 }
 

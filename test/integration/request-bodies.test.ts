@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import { gzipSync } from 'node:zlib';
 import Koa from 'koa';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Auth } from '../../src/index.js';
@@ -369,14 +370,66 @@ describe('behind an app-wide body parser', () => {
       await post('/auth/login', '"alice"', { 'content-type': 'application/json' }),
       400,
       'invalid_request',
+      'The request body is not a JSON object.',
     );
     next = JSON.parse('{"username":"alice","__proto__":{"admin":true}}') as unknown;
     expectError(
       await post('/auth/login', '{}', { 'content-type': 'application/json' }),
       400,
       'invalid_request',
+      'The request body has a "__proto__" key, which is refused.',
     );
     expect(logins).toBe(0);
+  });
+
+  it('holds a chunked or compressed body the app parsed to 16 KiB as received, decoded', async () => {
+    await startBehind(loadKoaBody()());
+    const big = JSON.stringify({ username: 'alice', password: 'x'.repeat(20_000) });
+    // Chunked: no Content-Length at all.
+    const chunked = await new Promise<{ status: number; body: unknown }>((resolve, reject) => {
+      const req = request(`${server.url}/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
+      });
+      req.on('response', (response) => {
+        let text = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (text += chunk));
+        response.on('end', () => resolve({ status: response.statusCode!, body: JSON.parse(text) }));
+      });
+      req.on('error', reject);
+      req.end(big);
+    });
+    expectError(chunked, 413, 'body_too_large');
+    // Gzip: a Content-Length far under the limit for a body far over it.
+    const zipped = gzipSync(big);
+    expect(zipped.length).toBeLessThan(1024);
+    expectError(
+      await post('/auth/login', zipped as unknown as string, {
+        'content-type': 'application/json',
+        'content-encoding': 'gzip',
+      }),
+      413,
+      'body_too_large',
+    );
+    expect(logins).toBe(0);
+    // The same small body compressed passes.
+    const res = await post('/auth/login', gzipSync(json) as unknown as string, {
+      'content-type': 'application/json',
+      'content-encoding': 'gzip',
+    });
+    expect(res.status).toBe(200);
+  });
+
+  it('a bodyless request (a cookie refresh) after a middleware that drained the stream is no 500', async () => {
+    const { errors } = await startBehind(async (ctx, next) => {
+      for await (const chunk of ctx.req) void chunk;
+      await next();
+    });
+    // No body to parse: the refresh reads its token from the body, cookie or header, and finds none.
+    const res = await post('/auth/refresh', undefined, {});
+    expectError(res, 401, 'token_missing');
+    expect(errors).toEqual([]);
   });
 
   it('answers a body read by a middleware that kept nothing with a 500 that says what to change', async () => {
