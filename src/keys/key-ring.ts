@@ -87,7 +87,7 @@ function toKeyObject(
 }
 
 /** What is likely wrong with key material Node could not read, as it is often pasted. */
-function unreadableHint(material: string | Buffer): string {
+export function unreadableHint(material: string | Buffer): string {
   if (typeof material !== 'string') return '';
   if (material.includes('-----BEGIN') && material.includes('\\n'))
     return ": it holds the two characters \\n where the PEM's line breaks belong (an environment variable?), so replace them, e.g. value.replace(/\\\\n/g, '\\n')";

@@ -3,6 +3,7 @@ import jwt from 'jsonwebtoken';
 import { isOneOrMore, onlyKnown } from '../config/validate.js';
 import { AuthConfigError, AuthError, storeUnavailable, UnsupportedError } from '../errors.js';
 import { keyMismatch } from '../keys/algorithms.js';
+import { unreadableHint } from '../keys/key-ring.js';
 import {
   type AuthUser,
   nonNumericTime,
@@ -102,7 +103,15 @@ function legacyKey(secret: string | Buffer | KeyObject): {
   }
   try {
     return { key: createPublicKey(secret), verifyWith: secret };
-  } catch {
+  } catch (cause) {
+    // A PEM that does not parse would verify as an HMAC secret: anyone holding the public key
+    // could then sign HS256 tokens this strategy accepts. jsonwebtoken would take it; not here.
+    if (Buffer.from(secret).includes('-----BEGIN'))
+      throw new AuthConfigError(
+        'koaJwtStrategy.secret',
+        `looks like a PEM key (-----BEGIN) but could not be read as one${unreadableHint(secret)}; as an HMAC secret, anyone holding the public key could sign tokens`,
+        { cause },
+      );
     return { key: createSecretKey(Buffer.from(secret)), verifyWith: secret };
   }
 }

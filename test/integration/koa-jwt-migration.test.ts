@@ -188,6 +188,8 @@ describe('migrating from koa-jwt', () => {
       [{ secret: '', until }, 'koaJwtStrategy.secret'],
       [{ secret: OLD_SECRET }, 'koaJwtStrategy.until'],
       [{ secret: OLD_SECRET, until: new Date('nope') }, 'koaJwtStrategy.until'],
+      // A PEM pasted with literal \n would verify as an HMAC secret anyone with the public key knows.
+      [{ secret: String(rsaPublic).replace(/\n/g, '\\n'), until }, 'koaJwtStrategy.secret'],
       [{ secret: OLD_SECRET, until, algorithms: ['none'] }, 'koaJwtStrategy.algorithms'],
       [{ secret: OLD_SECRET, until, algorithms: [] }, 'koaJwtStrategy.algorithms'],
       // A key that cannot verify the algorithms would refuse every old token with a 401.
