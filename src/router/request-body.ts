@@ -44,21 +44,21 @@ function hasProtoKey(value: unknown): boolean {
 export const jsonBodyParser = (): Middleware => {
   const parse = sharedParser();
   return (ctx, next) => {
-    const checked = () => {
-      const { body } = keepUnparsedApart(ctx);
+    const checked = (body: unknown) => {
       if (hasProtoKey(body)) throw new AuthError('invalid_request', PROTO_KEY);
       // Every route's body is one object: an array is no request to refresh or log out, and read
       // as an empty body it would make `[{ "keep_current": true }]` end the caller's session too.
       if (Array.isArray(body)) throw new AuthError('invalid_request', NOT_AN_OBJECT);
       return next();
     };
-    if (!hasBody(ctx) || !readAlready(ctx)) return parse(ctx, checked);
+    if (!hasBody(ctx) || !readAlready(ctx))
+      return parse(ctx, () => checked(keepUnparsedApart(ctx).body));
     const { body } = keepUnparsedApart(ctx);
     // A non-strict parser hands on `"text"`, `7` or `null` as they are.
     if (body === null || typeof body !== 'object')
       throw new AuthError('invalid_request', NOT_AN_OBJECT);
     if (receivedSize(ctx, body) > JSON_LIMIT) throw tooLarge();
-    return checked();
+    return checked(body);
   };
 };
 

@@ -152,23 +152,23 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
         const meta = sessionMeta(seen);
         const authTime = Math.floor(now / 1000);
         const lifetime = overrides?.lifetime ?? options.accessTokenTtl;
-        // Whole seconds, the token's `exp`: the session ends when the token does, on every store.
-        const expiresAt =
-          Math.floor(
-            Math.min(now + lifetime * 1000, (authTime + options.absoluteSessionTtl) * 1000) / 1000,
-          ) * 1000;
+        // The token's `exp`: the session ends when the token does, to the second, on every store.
+        const notAfter = Math.min(
+          Math.floor((now + lifetime * 1000) / 1000),
+          authTime + options.absoluteSessionTtl,
+        );
         // Signed before the session is recorded: claims that cannot be signed record nothing.
         const { token } = tokens.signPayload(
           'access',
           sessionClaims(claims, sub, sessionId, authTime),
           now,
           overrides,
-          Math.floor(expiresAt / 1000),
+          notAfter,
         );
         await stored('login', () =>
           store.create(
             sub,
-            { sessionId, jti: randomUUID(), now, expiresAt, ...meta },
+            { sessionId, jti: randomUUID(), now, expiresAt: notAfter * 1000, ...meta },
             options.maxSessionsPerUser,
           ),
         );

@@ -50,6 +50,24 @@ async function post(path: string, body: string | undefined, headers: Record<stri
   };
 }
 
+/** A JSON POST sent chunked (no Content-Length), `body` as one chunk, or no chunk at all. */
+function postChunked(path: string, body?: string): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${server.url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
+    });
+    req.on('response', (response) => {
+      let text = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (text += chunk));
+      response.on('end', () => resolve({ status: response.statusCode!, body: JSON.parse(text) }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 function expectError(
   res: { status: number; body?: unknown },
   status: number,
@@ -148,20 +166,7 @@ describe('login bodies', () => {
   it('answers an empty chunked JSON body with 400, as an empty body with a length (the parser would make it {})', async () => {
     await start();
     // Chunked, no chunk at all (fetch would send an empty stream with Content-Length: 0).
-    const res = await new Promise<{ status: number; body: unknown }>((resolve, reject) => {
-      const req = request(`${server.url}/auth/login`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
-      });
-      req.on('response', (response) => {
-        let text = '';
-        response.setEncoding('utf8');
-        response.on('data', (chunk: string) => (text += chunk));
-        response.on('end', () => resolve({ status: response.statusCode!, body: JSON.parse(text) }));
-      });
-      req.on('error', reject);
-      req.end();
-    });
+    const res = await postChunked('/auth/login');
     expectError(res, 400, 'invalid_request');
     // An explicit {} is a JSON object: the app's login decides (here, wrong credentials).
     expectError(
@@ -386,20 +391,7 @@ describe('behind an app-wide body parser', () => {
     await startBehind(loadKoaBody()());
     const big = JSON.stringify({ username: 'alice', password: 'x'.repeat(20_000) });
     // Chunked: no Content-Length at all.
-    const chunked = await new Promise<{ status: number; body: unknown }>((resolve, reject) => {
-      const req = request(`${server.url}/auth/login`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
-      });
-      req.on('response', (response) => {
-        let text = '';
-        response.setEncoding('utf8');
-        response.on('data', (chunk: string) => (text += chunk));
-        response.on('end', () => resolve({ status: response.statusCode!, body: JSON.parse(text) }));
-      });
-      req.on('error', reject);
-      req.end(big);
-    });
+    const chunked = await postChunked('/auth/login', big);
     expectError(chunked, 413, 'body_too_large');
     // Gzip: a Content-Length far under the limit for a body far over it.
     const zipped = gzipSync(big);
