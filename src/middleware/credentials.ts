@@ -1,24 +1,47 @@
 import type { Context } from 'koa';
 import type { TokenSource, WebOptions } from '../config/web.js';
+import { AuthError } from '../errors.js';
 
 /*
  * Where a request's credentials come from: the Authorization header and the cookies. Every
  * middleware and route reads tokens through here, so the sources and their order have one home.
  */
 
-// RFC 6750 §2.1: "Bearer" (any case) then the token; the token charset is checked by the verifier.
+// RFC 6750 §2.1: "Bearer" (any case), one or more spaces, then the token; the token charset is
+// checked by the verifier.
 const BEARER = /^Bearer +(\S+) *$/i;
+/** The Bearer scheme (not a longer name) followed by more than spaces: a token was meant to be there. */
+const BEARER_WITH_TEXT = /^Bearer(?![\w-])\s*\S/i;
 
-/** The bearer token of the request, or undefined. Never the query string (RFC 6750 §5.3). */
-export function bearerToken(ctx: Pick<Context, 'headers'>): string | undefined {
+/**
+ * An Authorization header that names the Bearer scheme but is not "Bearer <token>": a tab after
+ * the scheme, two tokens, "Bearer a, Bearer b". A credential was given, so this is 401
+ * `token_invalid` (with `error="invalid_token"`), not the `token_missing` of a request without
+ * one, and it never falls through to a cookie, as a bad bearer token does not.
+ */
+const malformedBearer = () =>
+  new AuthError(
+    'token_invalid',
+    'The Authorization header is not "Bearer <token>": one token after the scheme and a space.',
+  );
+
+/**
+ * The bearer token of the request, or undefined when there is no Authorization header, it names
+ * another scheme, or it is "Bearer" alone. A malformed Bearer header throws {@link malformedBearer}
+ * unless `lenient` (the middlewares that never fail, and the CSRF checks' "was a header sent").
+ * Never the query string (RFC 6750 §5.3).
+ */
+export function bearerToken(ctx: Pick<Context, 'headers'>, lenient = false): string | undefined {
   const header = ctx.headers.authorization;
   if (header === undefined) return undefined;
-  return BEARER.exec(header)?.[1];
+  const token = BEARER.exec(header)?.[1];
+  if (token === undefined && !lenient && BEARER_WITH_TEXT.test(header)) throw malformedBearer();
+  return token;
 }
 
 /** True when the request carries an Authorization bearer header (not an ambient credential). */
 export const hasBearerHeader = (ctx: Pick<Context, 'headers'>): boolean =>
-  bearerToken(ctx) !== undefined;
+  bearerToken(ctx, true) !== undefined;
 
 /** The value of a request cookie, or undefined. The first one wins (the most specific Path). */
 export function readCookie(ctx: Pick<Context, 'get'>, name: string): string | undefined {
@@ -35,14 +58,18 @@ export function readCookie(ctx: Pick<Context, 'get'>, name: string): string | un
   return undefined;
 }
 
-/** The request's access token and where it was found, looking in `tokenSources` order. */
+/**
+ * The request's access token and where it was found, looking in `tokenSources` order. A
+ * malformed Bearer header, met before a token is found, throws (see {@link bearerToken}).
+ */
 export function findAccessToken(
   ctx: Pick<Context, 'get' | 'headers'>,
   web: WebOptions,
+  lenient = false,
 ): { token: string; source: TokenSource } | undefined {
   for (const source of web.tokenSources) {
     const token =
-      source === 'header' ? bearerToken(ctx) : readCookie(ctx, web.cookies.names.access);
+      source === 'header' ? bearerToken(ctx, lenient) : readCookie(ctx, web.cookies.names.access);
     if (token !== undefined) return { token, source };
   }
   return undefined;

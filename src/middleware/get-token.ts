@@ -9,7 +9,7 @@ import type { AuthState } from './state.js';
  */
 export function createGetToken(web: WebOptions): Middleware<AuthState> {
   return async function getToken(ctx, next) {
-    const found = findAccessToken(ctx, web)?.token;
+    const found = findAccessToken(ctx, web, true)?.token;
     if (found !== undefined) ctx.state.token = found;
     return next();
   };

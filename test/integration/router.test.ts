@@ -236,6 +236,22 @@ describe('POST /auth/logout', () => {
     const bad = await post('/auth/logout', { body: { refresh_token: 'abc' } });
     expect([bad.status, bad.body.error]).toEqual([401, 'token_invalid']);
   });
+
+  it('answers a malformed Bearer header on refresh and logout with 401 token_invalid, changing nothing', async () => {
+    await start();
+    const pair = (await login()).body;
+    const refresh = await post('/auth/refresh', {
+      headers: { authorization: `Bearer\t${pair.refresh_token}` },
+    });
+    expect([refresh.status, refresh.body.error]).toEqual([401, 'token_invalid']);
+    const logout = await post('/auth/logout', {
+      headers: { authorization: `Bearer ${pair.access_token}, Bearer x` },
+    });
+    expect([logout.status, logout.body.error]).toEqual([401, 'token_invalid']);
+    // Neither rotated nor ended the session.
+    expect((await auth.listSessions(1)).length).toBe(1);
+    expect((await post('/auth/refresh', { token: pair.refresh_token })).status).toBe(200);
+  });
 });
 
 describe('POST /auth/logout-all', () => {

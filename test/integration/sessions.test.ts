@@ -164,6 +164,34 @@ describe('refusals over HTTP', () => {
     expect(bad.headers.get('cache-control')).toBe('no-store');
   });
 
+  it('answers a malformed Bearer header with 401 token_invalid, and no token or another scheme with token_missing', async () => {
+    await start();
+    const { access_token } = (await login()).body;
+    const sent = (authorization: string, path = '/me') =>
+      call(server.url, path, { headers: { authorization } });
+    // A credential was given, just not as "Bearer <token>": not the "no token" of a bare request.
+    for (const header of [
+      `Bearer\t${access_token}`,
+      `Bearer ${access_token}, Bearer ${access_token}`,
+      `Bearer ${access_token} ${access_token}`,
+      `bearer,${access_token}`,
+    ]) {
+      const res = await sent(header);
+      expect([res.status, res.body.error], header).toEqual([401, 'token_invalid']);
+      expect(res.body.message).toContain('"Bearer <token>"');
+      expect(res.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
+      // Optional auth: anonymous, with the reason kept (see getData), not a failed request.
+      expect((await sent(header, '/public')).body).toEqual({ hello: 'stranger' });
+    }
+    for (const header of ['Bearer', 'Basic YWxpY2U6d29uZGVybGFuZA==', `Bearerx ${access_token}`]) {
+      const res = await sent(header);
+      expect([res.status, res.body.error], header).toEqual([401, 'token_missing']);
+    }
+    // The plain form, with any number of spaces and any case of the scheme, still reads.
+    for (const header of [`Bearer ${access_token}`, `bearer   ${access_token}`])
+      expect((await sent(header)).status, header).toBe(200);
+  });
+
   it('every 401 of the basic example carries Cache-Control: no-store', async () => {
     await start();
     const pair = (await login()).body;
