@@ -106,6 +106,20 @@ export class AuthConfigError extends Error {
 }
 
 /**
+ * Thrown by a verifier's `ready()` when the JWKS host did not answer (a network error, a
+ * timeout, HTTP 5xx, 408 or 429): an outage that may pass, where a JWKS that answered but is
+ * wrong (a 404, not a JWK Set, no usable key) is an {@link AuthConfigError} on `jwksUri`.
+ */
+export class JwksUnavailableError extends Error {
+  readonly code = 'jwks_unavailable' as const;
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(`koa-jwt-redis: ${message}`, options);
+    this.name = new.target.name;
+  }
+}
+
+/**
  * Makes `instanceof cls` hold for instances from the package's other build as well: an app that
  * loads both the ESM and the CommonJS entry (one through `import`, a dependency through
  * `require`) has two copies of every class, and an AuthError thrown by one would otherwise not
@@ -127,6 +141,7 @@ function sharedAcrossBuilds(cls: abstract new (...args: never[]) => object, name
 }
 sharedAcrossBuilds(AuthError, 'AuthError');
 sharedAcrossBuilds(AuthConfigError, 'AuthConfigError');
+sharedAcrossBuilds(JwksUnavailableError, 'JwksUnavailableError');
 
 /** Wraps anything a session store threw (connection lost, timeout, script error) as a 503. */
 export function storeUnavailable(cause: unknown): AuthError {

@@ -15,7 +15,7 @@ export {
   revokeSession,
   strategies,
 } from './default-helpers.js';
-export { AuthConfigError, AuthError, UnsupportedError } from './errors.js';
+export { AuthConfigError, AuthError, JwksUnavailableError, UnsupportedError } from './errors.js';
 export { authErrors } from './middleware/render-error.js';
 export { StrategyRegistry } from './strategies/registry.js';
 export { koaJwtStrategy } from './strategies/koa-jwt.js';

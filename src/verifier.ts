@@ -4,7 +4,12 @@ import {
   resolveVerifierOptions,
   type VerifierOptions,
 } from './config/verifier.js';
-import { AuthConfigError, UnknownKeyError, UnsupportedError } from './errors.js';
+import {
+  AuthConfigError,
+  JwksUnavailableError,
+  UnknownKeyError,
+  UnsupportedError,
+} from './errors.js';
 import { Emitter } from './events.js';
 import { createVerifyRing, type KeyRing } from './keys/key-ring.js';
 import { type JwksRefresh, RemoteKeySet } from './keys/remote-jwks.js';
@@ -21,7 +26,8 @@ import { otherStrategy, TokenService } from './tokens/token-service.js';
 /** Events of a verifier: each JWKS load, and each failed one (the last good keys stay in use). */
 export interface VerifierEventMap {
   jwks_refresh: JwksRefresh;
-  jwks_error: { error: Error };
+  /** `unreachable`: the host did not answer (network, timeout, 5xx, 408, 429), not a wrong JWKS. */
+  jwks_error: { error: Error; unreachable: boolean };
 }
 export type VerifierEventName = keyof VerifierEventMap;
 
@@ -60,7 +66,7 @@ export class Verifier extends refusingHelpers() implements TokenReader {
   private readonly events = new Emitter<VerifierEventMap>();
   private readonly firstLoad: Promise<boolean>;
   /** Why the last JWKS load failed: ready() reports it (its jwks_error event may have had no listener yet). */
-  private lastJwksError: Error | undefined;
+  private lastJwksError: { error: Error; unreachable: boolean } | undefined;
 
   /** @internal use createVerifier */
   constructor(options: VerifierOptions) {
@@ -77,9 +83,9 @@ export class Verifier extends refusingHelpers() implements TokenReader {
         this.tokens = this.service(ring);
         this.events.emit('jwks_refresh', report);
       },
-      onError: (error) => {
-        this.lastJwksError = error;
-        this.events.emit('jwks_error', { error });
+      onError: (error, unreachable) => {
+        this.lastJwksError = { error, unreachable };
+        this.events.emit('jwks_error', { error, unreachable });
       },
     });
     // The middlewares read every token through this verifier: there are no strategies to pick.
@@ -136,16 +142,23 @@ export class Verifier extends refusingHelpers() implements TokenReader {
   /**
    * Resolves once the first JWKS load succeeded; rejects with the reason when it failed (the
    * verifier keeps trying on later requests). Optional: await it before `listen` to fail fast.
+   * A host that did not answer is a {@link JwksUnavailableError} (retry, or start and let later
+   * requests load the keys); a JWKS that answered but is wrong is an {@link AuthConfigError}.
    */
   async ready(): Promise<void> {
     if (await this.firstLoad) return;
     if (this.remote.stale) {
-      const reason = this.lastJwksError;
-      throw new AuthConfigError(
-        'jwksUri',
-        `the JWKS could not be loaded${reason ? `: ${reason.message}` : ''} (the verifier keeps trying on later requests; each failure is a jwks_error event)`,
-        { cause: reason },
-      );
+      const last = this.lastJwksError;
+      const reason = last ? `: ${last.error.message}` : '';
+      const after =
+        '(the verifier keeps trying on later requests; each failure is a jwks_error event)';
+      if (last?.unreachable)
+        throw new JwksUnavailableError(`the JWKS host did not answer${reason} ${after}`, {
+          cause: last.error,
+        });
+      throw new AuthConfigError('jwksUri', `the JWKS could not be loaded${reason} ${after}`, {
+        cause: last?.error,
+      });
     }
   }
 

@@ -19,7 +19,18 @@ export interface RemoteKeySetOptions {
   algorithms: ReadonlySet<Algorithm>;
   /** Called with each new ring; returns what the verifier will use until the next one. */
   onKeys(ring: KeyRing, report: JwksRefresh): void;
-  onError(error: Error): void;
+  /**
+   * Called with each failed load; `unreachable` when the host did not answer it (network error,
+   * timeout, HTTP 5xx, 408 or 429): an outage that may pass, not a JWKS that is wrong.
+   */
+  onError(error: Error, unreachable: boolean): void;
+}
+
+/** A JWKS answer other than 200, with its status (how a failed load is classed). */
+class JwksStatusError extends Error {
+  constructor(readonly status: number) {
+    super(`the JWKS answered HTTP ${status}`);
+  }
 }
 
 /** What one successful fetch brought. */
@@ -59,7 +70,7 @@ export function limitedFetch(limit: number): FetchImplementation {
     const response = await fetch(url, options);
     if (response.status !== 200) {
       await response.body?.cancel();
-      throw new Error(`the JWKS answered HTTP ${response.status}`);
+      throw new JwksStatusError(response.status);
     }
     const body = await readLimited(response, limit);
     return new Response(body, { status: 200, headers: { 'content-type': 'application/json' } });
@@ -184,6 +195,7 @@ export class RemoteKeySet {
           `koa-jwt-redis: could not load the JWKS from ${this.options.uri.origin}${this.options.uri.pathname}: ${this.describe(cause)}; keeping the last good keys`,
           { cause },
         ),
+        unreachable(cause),
       );
       return false;
     }
@@ -191,8 +203,8 @@ export class RemoteKeySet {
 
   private describe(cause: unknown): string {
     if (!(cause instanceof Error)) return String(cause);
-    // jose's errors by their stable codes (its classes live in the lazily loaded module).
-    const code = (cause as { code?: unknown }).code;
+    // jose's errors by their stable codes.
+    const code = joseCode(cause);
     if (code === 'ERR_JWKS_TIMEOUT' || cause.name === 'TimeoutError')
       return `no answer within ${this.options.timeout} ms`;
     if (code === 'ERR_JWKS_INVALID')
@@ -203,4 +215,21 @@ export class RemoteKeySet {
     const system = (cause.cause as { code?: unknown } | undefined)?.code;
     return typeof system === 'string' ? `${cause.message} (${system})` : cause.message;
   }
+}
+
+/** A jose error's stable code (its classes live in the lazily loaded module). */
+const joseCode = (cause: Error): unknown => (cause as { code?: unknown }).code;
+
+/**
+ * Whether a failed load means the host did not answer (an outage that may pass) rather than a
+ * JWKS that is wrong: no answer in time, a network error (fetch's "fetch failed" with the system
+ * error as its cause: refused, reset, a name that did not resolve), or a status that says
+ * "later" (5xx, 408, 429). A 404, a body that is no JWK Set or one without a usable key is not.
+ */
+function unreachable(cause: unknown): boolean {
+  if (!(cause instanceof Error)) return false;
+  if (joseCode(cause) === 'ERR_JWKS_TIMEOUT' || cause.name === 'TimeoutError') return true;
+  if (cause instanceof JwksStatusError)
+    return cause.status >= 500 || cause.status === 408 || cause.status === 429;
+  return typeof (cause.cause as { code?: unknown } | undefined)?.code === 'string';
 }

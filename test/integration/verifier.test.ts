@@ -10,6 +10,7 @@ import {
   type AuthError,
   type AuthOptions,
   createAuth,
+  JwksUnavailableError,
   createVerifier,
   type KeyConfig,
   type Verifier,
@@ -409,13 +410,49 @@ describe('createVerifier when keys change or the JWKS host fails', () => {
     });
     // The reason is in the error itself: the jwks_error event had no listener yet.
     const error = (await verifier.ready().catch((e: unknown) => e)) as Error;
-    expect(error.message).toMatch(/JWKS could not be loaded: .+/);
+    // An outage, not a misconfiguration: a start-up may retry it.
+    expect(error).toBeInstanceOf(JwksUnavailableError);
+    expect(error).not.toBeInstanceOf(AuthConfigError);
+    expect(error.message).toMatch(/JWKS host did not answer: .+no answer within 200 ms/);
     expect(error.cause).toBeInstanceOf(Error);
     // No keys were ever loaded: every token is refused with a 401-class error, none hangs.
     await expect(verifier.verify(foreignToken('any'))).rejects.toMatchObject({
       code: 'token_invalid',
       status: 401,
     });
+  });
+
+  it('tells a JWKS host that does not answer (ready() rejects with JwksUnavailableError) from a JWKS that is wrong (AuthConfigError)', async () => {
+    // A port nothing listens on: connection refused.
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const { port: refusedPort } = closed.address() as { port: number };
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    // A host that answers each path with a status of its own.
+    const answering = createHttpServer((req, res) => {
+      const status = Number(req.url?.slice(1, 4));
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(status === 200 ? '{"no":"keys"}' : '{}');
+    });
+    await new Promise<void>((resolve) => answering.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise<void>((resolve) => answering.close(() => resolve())));
+    const { port } = answering.address() as { port: number };
+    const outcome = async (jwksUri: string) => {
+      const verifier = createVerifier({ jwksUri, cooldown: 1, timeout: 1000 });
+      const events: boolean[] = [];
+      verifier.on('jwks_error', ({ unreachable }) => events.push(unreachable));
+      const error = (await verifier.ready().catch((e: unknown) => e)) as Error & { code: string };
+      return [error.constructor.name, error.code, events[0]];
+    };
+    const unavailable = ['JwksUnavailableError', 'jwks_unavailable', true];
+    const wrong = ['AuthConfigError', 'invalid_option', false];
+    expect(await outcome(`http://127.0.0.1:${refusedPort}/jwks.json`)).toEqual(unavailable);
+    for (const status of [500, 503, 429, 408])
+      expect(await outcome(`http://127.0.0.1:${port}/${status}`), String(status)).toEqual(
+        unavailable,
+      );
+    for (const status of [404, 403, 200])
+      expect(await outcome(`http://127.0.0.1:${port}/${status}`), String(status)).toEqual(wrong);
   });
 
   it('starts while the JWKS host is down and recovers when it comes up', async () => {
