@@ -20,7 +20,7 @@ import {
   V2_ROTATED,
 } from './record-codec.js';
 import { type PackedFields, type PackedFormat, structFormat } from './script-args.js';
-import type { RotationResult } from './session-store.js';
+import { LATE_MS, type RotationResult } from './session-store.js';
 
 /*
  * Lua scripts of the Redis store, generated from the record codec (record-codec.ts): the offsets
@@ -244,6 +244,17 @@ end
 const HELPERS = `
 -- A text record's fields, by position (f[F.<name>]).
 local F = { ${CORE_FIELDS.map((field, i) => `${field} = ${i + 1}`).join(', ')} }
+-- A whole number in base 36, lower case, as record-codec.ts base36 writes it (a late rotation's
+-- time, which the app did not send).
+local function base36(n)
+  local digits = ''
+  repeat
+    local d = n % 36
+    digits = string.sub('0123456789abcdefghijklmnopqrstuvwxyz', d + 1, d + 1) .. digits
+    n = (n - d) / 36
+  until n == 0
+  return digits
+end
 local function createdOf(v)
   if binary(v) then
     if not current(v) then return 0 end
@@ -362,6 +373,8 @@ end
  * neither scans nor shortens), which so skip making the helpers they do not need.
  */
 interface ScriptParts {
+  /** Run once per command, before any call's arguments are read (a batched script's too). */
+  once?: string | undefined;
   args: readonly string[];
   /** The fields packed in the one argument `args` names (packArgs), when it takes them so. */
   packed?: PackedFields | undefined;
@@ -370,8 +383,8 @@ interface ScriptParts {
 }
 
 /** A write script over KEYS[1]. */
-function script({ args, packed, fast = '', body }: ScriptParts): string {
-  return `${CONSTANTS}${CORE_HELPERS}local BASE, COUNT = 0, #ARGV
+function script({ once = '', args, packed, fast = '', body }: ScriptParts): string {
+  return `${CONSTANTS}${CORE_HELPERS}${once}local BASE, COUNT = 0, #ARGV
 ${readArgs(args, packed)}
 ${fast}${HELPERS}${body}`;
 }
@@ -382,10 +395,10 @@ ${fast}${HELPERS}${body}`;
  * Answers one result per call; a call that fails answers its error and the others go on, as
  * they would have as separate commands.
  */
-export function batchedScript({ args, packed, fast = '', body }: ScriptParts): string {
+export function batchedScript({ once = '', args, packed, fast = '', body }: ScriptParts): string {
   // Each call reads its arguments where they lie in ARGV (no copy per call). The helpers are made
   // once, for the whole batch.
-  return `${CONSTANTS}${CORE_HELPERS}${HELPERS}
+  return `${CONSTANTS}${CORE_HELPERS}${HELPERS}${once}
 local function call(BASE, COUNT)
 ${readArgs(args, packed)}
 ${fast}${body}
@@ -529,6 +542,15 @@ export const CREATE_SESSION = script(CREATE_PARTS);
  */
 const ROTATE_SESSION_FAST = `
 local grace = graceMs
+-- A rotation that runs more than LATE_MS after it was sent (queued in a Redis that was frozen,
+-- after the app had given up on it and answered 503) is stamped, and judged, at the time it
+-- runs: otherwise the client's retries of the same token, run with it when Redis resumes, or
+-- sent after, would fall outside the grace window of a rotation stamped at the first attempt
+-- and end the session as a theft.
+if RAN_AT - now > ${LATE_MS} then
+  now = RAN_AT
+  now36 = nil
+end
 -- A successor jti (derived from the old one) names every concurrent rotation's new jti, so the
 -- live one being it says that rotation happened: a binary record keeps no previous jti then.
 successor = successor == 1
@@ -612,7 +634,7 @@ if not binary(v) then
     -- one (recordFormat 'text' is for that), recognise a concurrent rotation by it alone.
     f[F.previousJti] = grace > 0 and string.sub(oldJti, 1, PREVIOUS_UUID_CHARS) or ''
     f[F.jti] = newJti
-    f[F.rotatedAt] = now36
+    f[F.rotatedAt] = now36 or base36(now)
     f[F.expiresAt] = expiresAt36
     record = table.concat(f, SEP)
   else
@@ -656,6 +678,11 @@ settle(now, owner)
 return ${ROTATE_RESULTS.reused}
 `;
 const ROTATE_PARTS: ScriptParts = {
+  // Redis's clock, once per command (a batch's rotations all ran in this one turn).
+  once: `
+local clock = redis.call('TIME')
+local RAN_AT = clock[1] * 1000 + math.floor(clock[2] / 1000)
+`,
   args: ROTATE_ARGS,
   packed: ROTATE_FIELDS,
   fast: ROTATE_SESSION_FAST,

@@ -12,12 +12,13 @@ import {
   type Row,
   toRecord,
 } from './postgres-schema.js';
-import type {
-  NewSession,
-  Rotation,
-  RotationResult,
-  SessionRecord,
-  SessionStore,
+import {
+  LATE_MS,
+  type NewSession,
+  type Rotation,
+  type RotationResult,
+  type SessionRecord,
+  type SessionStore,
 } from './session-store.js';
 
 /** Options of {@link postgresStore}. */
@@ -57,6 +58,15 @@ export interface PostgresSessionStore extends SessionStore {
 const PRUNE_BATCH = 1000;
 
 const ignore = (): void => {};
+
+/**
+ * A one-row subquery whose `now` is a rotation's time: the `now` it was sent with (the SQL
+ * parameter `param`, epoch ms), or the server's clock when the statement runs more than LATE_MS
+ * after that (waiting for a connection in the pool, a lock, or a frozen server; see LATE_MS).
+ */
+const ranAt = (param: string): string =>
+  `(SELECT CASE WHEN clock.ms - ${param}::bigint > ${LATE_MS} THEN clock.ms ELSE ${param}::bigint END AS now
+    FROM (SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms) AS clock)`;
 
 /**
  * PostgreSQL store. Every per-request query hits the primary key (user_id, session_id); listing
@@ -214,10 +224,12 @@ class PostgresStore implements PostgresSessionStore {
 
   async rotate(userId: string, r: Rotation): Promise<RotationResult> {
     // The one atomic step: of any number of concurrent rotations of oldJti, one row update wins.
+    // Its time is r.now, or the server's when it runs LATE_MS after that (see ranAt).
     const updated = await this.query(
       `UPDATE ${this.table}
-       SET jti = $3, previous_jti = $4, rotated_at = $5, last_used_at = $5, expires_at = $6
-       WHERE user_id = $1 AND session_id = $2 AND jti = $7 AND expires_at > $5
+       SET jti = $3, previous_jti = $4, rotated_at = at.now, last_used_at = at.now, expires_at = $6
+       FROM ${ranAt('$5')} AS at
+       WHERE user_id = $1 AND session_id = $2 AND jti = $7 AND expires_at > at.now
        RETURNING 1`,
       [
         userId,
@@ -235,10 +247,10 @@ class PostgresStore implements PostgresSessionStore {
     // Concurrent stale ones may all read the row; only the one whose delete removed it is
     // `reused` (so theft is reported once), the others find it gone (`missing`).
     const outcome = await this.query<{ superseded: boolean; ended: boolean }>(
-      `WITH current AS (
-         SELECT previous_jti = $3 AND $5::bigint > 0 AND $4::bigint - rotated_at <= $5::bigint AS superseded
-         FROM ${this.table}
-         WHERE user_id = $1 AND session_id = $2 AND expires_at > $4 AND jti <> $3
+      `WITH at AS ${ranAt('$4')}, current AS (
+         SELECT previous_jti = $3 AND $5::bigint > 0 AND at.now - rotated_at <= $5::bigint AS superseded
+         FROM ${this.table}, at
+         WHERE user_id = $1 AND session_id = $2 AND expires_at > at.now AND jti <> $3
        ), ended AS (
          DELETE FROM ${this.table}
          WHERE user_id = $1 AND session_id = $2 AND jti <> $3

@@ -34,15 +34,17 @@ afterAll(async () => {
 
 /**
  * Every suite for one backend: the store contract, and the library's strategies on that store.
- * `timeResolution`: what the store keeps expiries and last uses to (keptTimes), in ms.
+ * `timeResolution`: what the store keeps expiries and last uses to (keptTimes), in ms;
+ * `runsLate`: whether its commands can run after the app gave up on them (ContractBackend).
  */
 function register(
   name: string,
   open: () => SessionStore,
   prunes: boolean,
   timeResolution?: number,
+  runsLate = true,
 ): void {
-  backends.push({ name, open, prunes, timeResolution });
+  backends.push({ name, open, prunes, timeResolution, runsLate });
   const make = (options: Partial<AuthOptions> = {}) =>
     createAuth({ secret: SECRET, store: open(), ...options });
   authOnStoreContract(name, (options = {}) => make({ refreshGracePeriod: 0, ...options }));
@@ -91,7 +93,14 @@ if (onCluster()) {
   // One memory store shared by every auth of this file, so the suite can read what the strategy wrote.
   const shared = memoryStore();
   cleanups.push(() => shared.close());
-  register('memory', () => ({ ...bindStore(shared), close: async () => {} }), true);
+  // The memory store runs each call when it is made: nothing of it runs late.
+  register(
+    'memory',
+    () => ({ ...bindStore(shared), close: async () => {} }),
+    true,
+    undefined,
+    false,
+  );
   onRedis('Redis', () => redisClient(harnessRedisUrl()));
 
   let pool: pg.Pool;

@@ -16,6 +16,12 @@ export interface ContractBackend {
   prunes: boolean;
   /** What the store keeps times to: see {@link keptTimes}. @default 1 (every ms) */
   timeResolution?: number;
+  /**
+   * Whether the store's commands can run after the app gave up on them (a remote backend), so
+   * that it stamps a rotation that runs more than LATE_MS after its `now` at the time it runs.
+   * @default false (the memory store, and any store that runs each call when it is made)
+   */
+  runsLate?: boolean;
 }
 
 /**
@@ -208,6 +214,36 @@ export function storeContract(backend: ContractBackend): void {
         ).toBe('missing');
       }),
     );
+
+    if (backend.runsLate)
+      it(
+        'a rotation that runs long after its now (queued in a frozen backend) is stamped and judged when it runs',
+        withStore(async (store) => {
+          const u = user();
+          // Sent a minute ago, run only now: the backend was frozen in between.
+          const sent = Date.now() - 60_000;
+          const s = session(sent - 1000);
+          await store.create(u, s, 10);
+          const next = jti();
+          const base = { sessionId: s.sessionId, expiresAt: sent + HOUR, graceMs: 5000 };
+          expect(await store.rotate(u, { ...base, now: sent, oldJti: s.jti, newJti: next })).toBe(
+            'rotated',
+          );
+          const ran = Date.now();
+          expect((await store.get(u, s.sessionId, ran))?.lastUsedAt).toBeGreaterThan(ran - 5000);
+          // The client's retries: one sent 30 s into the freeze (run with the first), one sent now.
+          for (const now of [sent + 30_000, Date.now()])
+            expect(await store.rotate(u, { ...base, now, oldJti: s.jti, newJti: jti() })).toBe(
+              'superseded',
+            );
+          expect((await store.get(u, s.sessionId, Date.now()))?.jti).toBe(next);
+          // Reuse is still theft once the grace window after the rotation's run has passed.
+          expect(
+            await store.rotate(u, { ...base, now: ran + 6000, oldJti: s.jti, newJti: jti() }),
+          ).toBe('reused');
+          expect(await store.isLive(u, s.sessionId, ran + 6000)).toBe(false);
+        }),
+      );
 
     it(
       'within the grace period the previous jti is superseded, after it reused',

@@ -160,3 +160,59 @@ describe('storeTimeout is a hard bound on every client setup (Redis frozen with 
     }
   }
 });
+
+describe('a freeze longer than refreshGracePeriod (Redis frozen with SIGSTOP)', () => {
+  it('keeps the session of a client that retried its refresh through it, and still ends a replay after it', async () => {
+    const GRACE_S = 2;
+    auth = createAuth({
+      secret: SECRET,
+      redis: mine(new Redis(single.url)),
+      storeTimeout: 500,
+      refreshGracePeriod: GRACE_S,
+      keyPrefix: 'late-rotation:',
+    });
+    const reused: string[] = [];
+    auth.on('refresh_reused', ({ sessionId }) => reused.push(sessionId));
+    served = await serve(idApp(auth));
+    const url = served.url;
+    const login = await send(url, '/login', { body: { id: 'late-a' } }, 5000);
+    expect(login.status).toBe(200);
+    const refresh = (token: string) =>
+      send(url, '/refresh', { body: { refresh_token: token } }, 5000);
+
+    // The client refreshes, gets 503, and retries every half second for twice the grace period:
+    // every attempt is queued in the frozen Redis, stamped with the time it was sent.
+    single.pause();
+    const during: number[] = [];
+    try {
+      const until = Date.now() + 2 * GRACE_S * 1000;
+      while (Date.now() < until) {
+        during.push((await refresh(login.body.refresh_token)).status);
+        await sleep(250);
+      }
+    } finally {
+      single.resume();
+    }
+    expect(new Set(during)).toEqual(new Set([503]));
+
+    // Resumed: the queued attempts ran (one rotated, the rest are the same client's retries), and
+    // the client's next retry gets the session's next pair, not a theft alarm.
+    let after;
+    const deadline = Date.now() + 10_000;
+    do {
+      after = await refresh(login.body.refresh_token);
+      if (after.status === 503) await sleep(100);
+    } while (after.status === 503 && Date.now() < deadline);
+    expect([after.status, after.body?.error], JSON.stringify(after.body)).toEqual([200, undefined]);
+    expect(reused).toEqual([]);
+    expect((await send(url, '/me', { token: after.body.access_token }, 5000)).status).toBe(200);
+    expect((await auth.listSessions('late-a')).length).toBe(1);
+
+    // Reuse detection is intact: the same old token once the grace window has passed is theft.
+    await sleep(GRACE_S * 1000 + 1200);
+    const replay = await refresh(login.body.refresh_token);
+    expect([replay.status, replay.body?.error]).toEqual([401, 'refresh_reused']);
+    expect(reused.length).toBe(1);
+    expect((await auth.listSessions('late-a')).length).toBe(0);
+  });
+});
