@@ -25,18 +25,28 @@ const malformedBearer = () =>
     'The Authorization header is not "Bearer <token>": one token after the scheme and a space.',
   );
 
-/**
- * The bearer token of the request, or undefined when there is no Authorization header, it names
- * another scheme, or it is "Bearer" alone. A malformed Bearer header throws {@link malformedBearer}
- * unless `lenient` (the middlewares that never fail, and the CSRF checks' "was a header sent").
- * Never the query string (RFC 6750 §5.3).
- */
-export function bearerToken(ctx: Pick<Context, 'headers'>, lenient = false): string | undefined {
+const MALFORMED = Symbol('malformed');
+
+/** What the Authorization header holds: a bearer token, none, or a malformed Bearer credential. */
+function readBearer(ctx: Pick<Context, 'headers'>): string | undefined | typeof MALFORMED {
   const header = ctx.headers.authorization;
   if (header === undefined) return undefined;
   const token = BEARER.exec(header)?.[1];
-  if (token === undefined && !lenient && BEARER_WITH_TEXT.test(header)) throw malformedBearer();
+  if (token === undefined && BEARER_WITH_TEXT.test(header)) return MALFORMED;
   return token;
+}
+
+/**
+ * The bearer token of the request, or undefined when there is no Authorization header, it names
+ * another scheme, or it is "Bearer" alone. A malformed Bearer header throws {@link malformedBearer}
+ * unless `lenient` (the CSRF checks' "was a bearer header sent": not one that is malformed).
+ * Never the query string (RFC 6750 §5.3).
+ */
+export function bearerToken(ctx: Pick<Context, 'headers'>, lenient = false): string | undefined {
+  const found = readBearer(ctx);
+  if (found !== MALFORMED) return found;
+  if (lenient) return undefined;
+  throw malformedBearer();
 }
 
 /** True when the request carries an Authorization bearer header (not an ambient credential). */
@@ -60,7 +70,8 @@ export function readCookie(ctx: Pick<Context, 'get'>, name: string): string | un
 
 /**
  * The request's access token and where it was found, looking in `tokenSources` order. A
- * malformed Bearer header, met before a token is found, throws (see {@link bearerToken}).
+ * malformed Bearer header, met before a token is found, ends the search as a bad token does: it
+ * throws (see {@link bearerToken}), or with `lenient` (getToken, which never fails) finds none.
  */
 export function findAccessToken(
   ctx: Pick<Context, 'get' | 'headers'>,
@@ -68,8 +79,11 @@ export function findAccessToken(
   lenient = false,
 ): { token: string; source: TokenSource } | undefined {
   for (const source of web.tokenSources) {
-    const token =
-      source === 'header' ? bearerToken(ctx, lenient) : readCookie(ctx, web.cookies.names.access);
+    const token = source === 'header' ? readBearer(ctx) : readCookie(ctx, web.cookies.names.access);
+    if (token === MALFORMED) {
+      if (lenient) return undefined;
+      throw malformedBearer();
+    }
     if (token !== undefined) return { token, source };
   }
   return undefined;

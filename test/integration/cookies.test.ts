@@ -1,3 +1,4 @@
+import Koa from 'koa';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Auth } from '../../src/index.js';
 import { testAuth } from '../helpers/auth.js';
@@ -280,6 +281,41 @@ describe('CSRF protection for cookie-authenticated requests', () => {
       headers: { authorization: 'Bearer junk' },
     });
     expect([logout.status, logout.body.error]).toEqual([403, 'csrf_failed']);
+    expect(await auth.listSessions(1)).toHaveLength(1);
+  });
+
+  it('takes a malformed Bearer header for no bearer header: the Origin check holds, and neither a route nor getToken() passes it over for the cookie', async () => {
+    await start();
+    await login();
+    const malformed = 'Bearer\tjunk';
+    const refresh = await browser('/auth/refresh', {
+      method: 'POST',
+      headers: { authorization: malformed, origin: 'http://evil.test' },
+    });
+    expect([refresh.status, refresh.body.error]).toEqual([403, 'origin_forbidden']);
+    // Nor does it stand in for the CSRF proof a login without a bearer header needs.
+    const unproven = await browser('/auth/login', {
+      body: { username: 'alice', password: 'wonderland' },
+      headers: { authorization: malformed },
+    });
+    expect([unproven.status, unproven.body.error]).toEqual([403, 'csrf_failed']);
+    const me = await browser('/me', { headers: { authorization: malformed } });
+    expect([me.status, me.body.error]).toEqual([401, 'token_invalid']);
+    // getToken() never fails: it finds no token, as requireAuth() finds a bad one, not the cookie's.
+    const app = new Koa();
+    app.use(auth.getToken());
+    app.use((ctx) => {
+      ctx.body = { token: ctx.state.token ?? null };
+    });
+    const plain = await serve(app);
+    try {
+      const read = (headers: Record<string, string>) =>
+        call(plain.url, '/', { headers: { cookie: jar.header(), ...headers } });
+      expect((await read({})).body.token).toBe(jar.values.get(ACCESS));
+      expect((await read({ authorization: malformed })).body.token).toBeNull();
+    } finally {
+      await plain.close();
+    }
     expect(await auth.listSessions(1)).toHaveLength(1);
   });
 
