@@ -221,15 +221,36 @@ export class RemoteKeySet {
 const joseCode = (cause: Error): unknown => (cause as { code?: unknown }).code;
 
 /**
+ * System and undici error codes of a connection that failed on the way (refused, reset, timed
+ * out, no route, a DNS server that did not answer): an outage that may pass. Not among them: a
+ * name that does not exist (ENOTFOUND, most often a typo) and TLS certificate errors, which a
+ * retry does not mend.
+ */
+const TRANSIENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'EHOSTDOWN',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'EAI_AGAIN',
+]);
+
+/**
  * Whether a failed load means the host did not answer (an outage that may pass) rather than a
- * JWKS that is wrong: no answer in time, a network error (fetch's "fetch failed" with the system
- * error as its cause: refused, reset, a name that did not resolve), or a status that says
- * "later" (5xx, 408, 429). A 404, a body that is no JWK Set or one without a usable key is not.
+ * JWKS that is wrong: no answer in time, a connection that failed on the way (fetch's "fetch
+ * failed" with the system or undici error as its cause, see TRANSIENT_CODES), or a status that
+ * says "later" (5xx, 408, 429). A 404, a body that is no JWK Set, one without a usable key, a
+ * host name that does not resolve and a certificate that does not verify are not.
  */
 function unreachable(cause: unknown): boolean {
   if (!(cause instanceof Error)) return false;
   if (joseCode(cause) === 'ERR_JWKS_TIMEOUT' || cause.name === 'TimeoutError') return true;
   if (cause instanceof JwksStatusError)
     return cause.status >= 500 || cause.status === 408 || cause.status === 429;
-  return typeof (cause.cause as { code?: unknown } | undefined)?.code === 'string';
+  const code = (cause.cause as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && (TRANSIENT_CODES.has(code) || code.startsWith('UND_ERR_'));
 }

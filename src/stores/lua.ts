@@ -20,7 +20,7 @@ import {
   V2_ROTATED,
 } from './record-codec.js';
 import { type PackedFields, type PackedFormat, structFormat } from './script-args.js';
-import { LATE_MS, type RotationResult } from './session-store.js';
+import type { RotationResult } from './session-store.js';
 
 /*
  * Lua scripts of the Redis store, generated from the record codec (record-codec.ts): the offsets
@@ -244,8 +244,8 @@ end
 const HELPERS = `
 -- A text record's fields, by position (f[F.<name>]).
 local F = { ${CORE_FIELDS.map((field, i) => `${field} = ${i + 1}`).join(', ')} }
--- A whole number in base 36, lower case, as record-codec.ts base36 writes it (a late rotation's
--- time, which the app did not send).
+-- A whole number in base 36, lower case, as record-codec.ts base36 writes it (a rotation's time
+-- by Redis's clock, which the app did not send).
 local function base36(n)
   local digits = ''
   repeat
@@ -542,15 +542,14 @@ export const CREATE_SESSION = script(CREATE_PARTS);
  */
 const ROTATE_SESSION_FAST = `
 local grace = graceMs
--- A rotation that runs more than LATE_MS after it was sent (queued in a Redis that was frozen,
--- after the app had given up on it and answered 503) is stamped, and judged, at the time it
--- runs: otherwise the client's retries of the same token, run with it when Redis resumes, or
--- sent after, would fall outside the grace window of a rotation stamped at the first attempt
--- and end the session as a theft.
-if RAN_AT - now > ${LATE_MS} then
-  now = RAN_AT
-  now36 = nil
-end
+-- The rotation's time: when it ran, by Redis's clock, or its now when the app's clock is ahead.
+-- It stamps the rotation and judges a replaced jti against the grace window; expiries are still
+-- judged at now. A rotation queued in a frozen Redis, after the app had given up on it and
+-- answered 503, runs when Redis resumes, with the client's retries of the same token behind it:
+-- stamped at the first attempt, the retries (and the next one, sent after the resume) fell
+-- outside the grace window of a freeze longer than it and ended the session as a theft.
+local stamp = now
+if RAN_AT > now then stamp = RAN_AT end
 -- A successor jti (derived from the old one) names every concurrent rotation's new jti, so the
 -- live one being it says that rotation happened: a binary record keeps no previous jti then.
 successor = successor == 1
@@ -603,7 +602,7 @@ if layout and previousExpiry > now then
     -- first bytes when a grace window needs them.
     record = struct.pack(V2_ROTATED_HEAD,
         bit.bor(V2, ${V2_ROTATED}, keep and ${V2_PREVIOUS} or 0, bit.band(layout, ${V2_DEVICE})),
-        new, createdAt, kept, math.ceil(now / 1000))
+        new, createdAt, kept, math.ceil(stamp / 1000))
       .. (keep and string.sub(old, 1, ${PREVIOUS_BYTES}) or '') .. string.sub(v, at)
   else
     replaced = (successor and liveJti == newBytes)
@@ -634,7 +633,7 @@ if not binary(v) then
     -- one (recordFormat 'text' is for that), recognise a concurrent rotation by it alone.
     f[F.previousJti] = grace > 0 and string.sub(oldJti, 1, PREVIOUS_UUID_CHARS) or ''
     f[F.jti] = newJti
-    f[F.rotatedAt] = now36 or base36(now)
+    f[F.rotatedAt] = stamp == now and now36 or base36(stamp)
     f[F.expiresAt] = expiresAt36
     record = table.concat(f, SEP)
   else
@@ -672,7 +671,7 @@ if record then
   return ${ROTATE_RESULTS.rotated}
 end
 -- The jti the last rotation replaced, within the grace window: a second tab, not a thief.
-if replaced and grace > 0 and now - rotatedAt <= grace then return ${ROTATE_RESULTS.superseded} end
+if replaced and grace > 0 and stamp - rotatedAt <= grace then return ${ROTATE_RESULTS.superseded} end
 drop(sessionId)
 settle(now, owner)
 return ${ROTATE_RESULTS.reused}

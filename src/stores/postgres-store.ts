@@ -12,13 +12,12 @@ import {
   type Row,
   toRecord,
 } from './postgres-schema.js';
-import {
-  LATE_MS,
-  type NewSession,
-  type Rotation,
-  type RotationResult,
-  type SessionRecord,
-  type SessionStore,
+import type {
+  NewSession,
+  Rotation,
+  RotationResult,
+  SessionRecord,
+  SessionStore,
 } from './session-store.js';
 
 /** Options of {@link postgresStore}. */
@@ -60,13 +59,14 @@ const PRUNE_BATCH = 1000;
 const ignore = (): void => {};
 
 /**
- * A one-row subquery whose `now` is a rotation's time: the `now` it was sent with (the SQL
- * parameter `param`, epoch ms), or the server's clock when the statement runs more than LATE_MS
- * after that (waiting for a connection in the pool, a lock, or a frozen server; see LATE_MS).
+ * A one-row subquery whose `at` is a rotation's time: when the statement runs, by the server's
+ * clock, or the `now` it was sent with (the SQL parameter `param`, epoch ms) when the app's clock
+ * is ahead. It stamps the rotation and judges a replaced jti against the grace window (expiries
+ * are judged at `now`): a rotation that waited for a pooled connection or a frozen server, after
+ * the app had answered 503, is stamped when it ran, not when it was sent (see SessionStore).
  */
-const ranAt = (param: string): string =>
-  `(SELECT CASE WHEN clock.ms - ${param}::bigint > ${LATE_MS} THEN clock.ms ELSE ${param}::bigint END AS now
-    FROM (SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms) AS clock)`;
+const rotationTime = (param: string): string =>
+  `(SELECT GREATEST(${param}::bigint, floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint) AS at)`;
 
 /**
  * PostgreSQL store. Every per-request query hits the primary key (user_id, session_id); listing
@@ -224,12 +224,11 @@ class PostgresStore implements PostgresSessionStore {
 
   async rotate(userId: string, r: Rotation): Promise<RotationResult> {
     // The one atomic step: of any number of concurrent rotations of oldJti, one row update wins.
-    // Its time is r.now, or the server's when it runs LATE_MS after that (see ranAt).
     const updated = await this.query(
       `UPDATE ${this.table}
-       SET jti = $3, previous_jti = $4, rotated_at = at.now, last_used_at = at.now, expires_at = $6
-       FROM ${ranAt('$5')} AS at
-       WHERE user_id = $1 AND session_id = $2 AND jti = $7 AND expires_at > at.now
+       SET jti = $3, previous_jti = $4, rotated_at = t.at, last_used_at = t.at, expires_at = $6
+       FROM ${rotationTime('$5')} AS t
+       WHERE user_id = $1 AND session_id = $2 AND jti = $7 AND expires_at > $5::bigint
        RETURNING 1`,
       [
         userId,
@@ -247,10 +246,10 @@ class PostgresStore implements PostgresSessionStore {
     // Concurrent stale ones may all read the row; only the one whose delete removed it is
     // `reused` (so theft is reported once), the others find it gone (`missing`).
     const outcome = await this.query<{ superseded: boolean; ended: boolean }>(
-      `WITH at AS ${ranAt('$4')}, current AS (
-         SELECT previous_jti = $3 AND $5::bigint > 0 AND at.now - rotated_at <= $5::bigint AS superseded
-         FROM ${this.table}, at
-         WHERE user_id = $1 AND session_id = $2 AND expires_at > at.now AND jti <> $3
+      `WITH t AS ${rotationTime('$4')}, current AS (
+         SELECT previous_jti = $3 AND $5::bigint > 0 AND t.at - rotated_at <= $5::bigint AS superseded
+         FROM ${this.table}, t
+         WHERE user_id = $1 AND session_id = $2 AND expires_at > $4::bigint AND jti <> $3
        ), ended AS (
          DELETE FROM ${this.table}
          WHERE user_id = $1 AND session_id = $2 AND jti <> $3

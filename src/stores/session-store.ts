@@ -64,19 +64,6 @@ export interface Rotation {
 export type RotationResult = 'rotated' | 'missing' | 'superseded' | 'reused';
 
 /**
- * How long after its `now` a rotation may run and still be stamped with that `now` (ms). One that
- * runs later, by the backend's own clock, ran after the app had given up on it (its
- * `storeTimeout` is shorter: the request was answered 503): queued in a frozen Redis, or waiting
- * for a PostgreSQL connection or lock. A store whose commands can run late stamps and judges such
- * a rotation at the time it runs. Stamped at the first attempt, it put the client's retries of
- * the same token, run with it when the backend resumed or sent after, outside the grace window:
- * a freeze longer than `refreshGracePeriod` ended the sessions refreshed during it as stolen.
- * Above `storeTimeout`'s default and any sane clock skew between app and backend; a skew beyond
- * it only moves the grace window by the skew.
- */
-export const LATE_MS = 2000;
-
-/**
  * Where sessions live: every session operation of the library goes through these methods, so any
  * backend that implements them (and passes the contract suite in test/contract/) can be plugged
  * in with `createAuth({ store })`. Built in: {@link memoryStore}, {@link redisStore} and
@@ -87,9 +74,13 @@ export const LATE_MS = 2000;
  *   `jti`: a refresh token's id, or for the opaque `session` strategy a hash of the token.
  * - `create` and `rotate` are atomic per user. `create` enforces `maxSessions` (0: no cap) by
  *   ending the sessions that expire first.
- * - `rotate` takes its time from `rotation.now`, except that a store whose commands can run late
- *   (after the app gave up on them) takes the time it runs, by its own clock, when that is more
- *   than LATE_MS after `now` (see there); the memory store runs each call when it is made.
+ * - `rotate` judges expiry at `rotation.now`. It stamps the rotation (`rotatedAt`, `lastUsedAt`)
+ *   and judges a replaced `jti` against `graceMs` at the time it runs: a store whose commands can
+ *   run late (after the app gave up on them: queued in a frozen Redis, waiting for a pooled
+ *   connection) takes the later of `now` and its own clock. Stamped when it was sent, a rotation
+ *   that ran late put the client's retries of the same token, run with it or sent after it,
+ *   outside the grace window, and a freeze longer than it ended the sessions refreshed during it
+ *   as stolen. The memory store runs each call when it is made, so `now` is that time.
  * - `rotate` replaces the live `jti` only when `oldJti` is it (exactly one of any number of
  *   concurrent rotations of one `jti` wins). A stale `jti` within `graceMs` of its rotation is
  *   `superseded` (the one it replaced, or with `successor` the one whose `newJti` is live); any other stale `jti` of a live session is `reused`, and the session is ended in

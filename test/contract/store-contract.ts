@@ -18,7 +18,8 @@ export interface ContractBackend {
   timeResolution?: number;
   /**
    * Whether the store's commands can run after the app gave up on them (a remote backend), so
-   * that it stamps a rotation that runs more than LATE_MS after its `now` at the time it runs.
+   * that it stamps a rotation, and judges a replaced jti, at the later of its `now` and the
+   * backend's clock (SessionStore's contract).
    * @default false (the memory store, and any store that runs each call when it is made)
    */
   runsLate?: boolean;
@@ -242,6 +243,25 @@ export function storeContract(backend: ContractBackend): void {
             await store.rotate(u, { ...base, now: ran + 6000, oldJti: s.jti, newJti: jti() }),
           ).toBe('reused');
           expect(await store.isLive(u, s.sessionId, ran + 6000)).toBe(false);
+
+          // Several at once (a store may send them as one command): each stamped when it ran.
+          const users = [user(), user(), user()];
+          const families = users.map(() => session(sent - 1000));
+          await Promise.all(users.map((v, i) => store.create(v, families[i]!, 10)));
+          const rotate = (now: number) =>
+            Promise.all(
+              users.map((v, i) =>
+                store.rotate(v, {
+                  ...base,
+                  sessionId: families[i]!.sessionId,
+                  now,
+                  oldJti: families[i]!.jti,
+                  newJti: jti(),
+                }),
+              ),
+            );
+          expect(await rotate(sent)).toEqual(['rotated', 'rotated', 'rotated']);
+          expect(await rotate(sent + 30_000)).toEqual(['superseded', 'superseded', 'superseded']);
         }),
       );
 

@@ -74,7 +74,11 @@ describe('Redis record versions', () => {
     const rotation = { sessionId: a!, now, expiresAt: now + 60_000, graceMs: 10_000 };
     expect(await store.rotate('old', { ...rotation, oldJti: jtiA, newJti: nextA })).toBe('rotated');
     expect(await firstByte(key, a!)).toBeGreaterThanOrEqual(0x20);
-    expect(await store.get('old', a!, now)).toMatchObject({ jti: nextA, rotatedAt: now, ...META });
+    // Stamped when it ran, by Redis's clock (a text record keeps the ms): not before its now.
+    const rotated = await store.get('old', a!, now);
+    expect(rotated).toMatchObject({ jti: nextA, ...META });
+    expect(rotated!.rotatedAt).toBeGreaterThanOrEqual(now);
+    expect(rotated!.rotatedAt).toBeLessThanOrEqual(Date.now() + 1000);
     expect(await store.rotate('old', { ...rotation, oldJti: jtiA, newJti: randomUUID() })).toBe(
       'superseded',
     );

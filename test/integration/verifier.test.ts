@@ -1,4 +1,9 @@
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer, type Socket } from 'node:net';
 import Koa from 'koa';
@@ -453,6 +458,34 @@ describe('createVerifier when keys change or the JWKS host fails', () => {
       );
     for (const status of [404, 403, 200])
       expect(await outcome(`http://127.0.0.1:${port}/${status}`), String(status)).toEqual(wrong);
+
+    // A certificate nothing vouches for (self-signed, made here by openssl): no retry mends it.
+    const dir = mkdtempSync(join(tmpdir(), 'kjr-jwks-tls-'));
+    cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+      ].concat(
+        ['-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1'],
+        ['-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'],
+      ),
+      { stdio: 'pipe', timeout: 60_000 },
+    );
+    const tls = createHttpsServer(
+      { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) },
+      (_req, res) => res.end('{"keys":[]}'),
+    );
+    await new Promise<void>((resolve) => tls.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise<void>((resolve) => tls.close(() => resolve())));
+    const { port: tlsPort } = tls.address() as { port: number };
+    expect(await outcome(`https://127.0.0.1:${tlsPort}/jwks.json`)).toEqual(wrong);
   });
 
   it('starts while the JWKS host is down and recovers when it comes up', async () => {
