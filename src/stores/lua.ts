@@ -542,14 +542,16 @@ export const CREATE_SESSION = script(CREATE_PARTS);
  */
 const ROTATE_SESSION_FAST = `
 local grace = graceMs
--- The rotation's time: when it ran, by Redis's clock, or its now when the app's clock is ahead.
--- It stamps the rotation and judges a replaced jti against the grace window; expiries are still
--- judged at now. A rotation queued in a frozen Redis, after the app had given up on it and
--- answered 503, runs when Redis resumes, with the client's retries of the same token behind it:
--- stamped at the first attempt, the retries (and the next one, sent after the resume) fell
--- outside the grace window of a freeze longer than it and ended the session as a theft.
+-- With a grace window, the rotation's time: when it ran, by Redis's clock, or its now when the
+-- app's clock is ahead. It stamps the rotation and judges a replaced jti against the window;
+-- expiries are still judged at now. A rotation queued in a frozen Redis, after the app had given
+-- up on it and answered 503, runs when Redis resumes, with the client's retries of the same
+-- token behind it: stamped at the first attempt, the retries (and the next one, sent after the
+-- resume) fell outside the window of a freeze longer than it and ended the session as a theft.
+-- Without a window (strict reuse detection, a sliding session's touch) nothing judges the stamp:
+-- it is now, so the app's own throttle of touches reads a time of its clock.
 local stamp = now
-if RAN_AT > now then stamp = RAN_AT end
+if grace > 0 and RAN_AT > now then stamp = RAN_AT end
 -- A successor jti (derived from the old one) names every concurrent rotation's new jti, so the
 -- live one being it says that rotation happened: a binary record keeps no previous jti then.
 successor = successor == 1

@@ -59,14 +59,17 @@ const PRUNE_BATCH = 1000;
 const ignore = (): void => {};
 
 /**
- * A one-row subquery whose `at` is a rotation's time: when the statement runs, by the server's
- * clock, or the `now` it was sent with (the SQL parameter `param`, epoch ms) when the app's clock
- * is ahead. It stamps the rotation and judges a replaced jti against the grace window (expiries
- * are judged at `now`): a rotation that waited for a pooled connection or a frozen server, after
- * the app had answered 503, is stamped when it ran, not when it was sent (see SessionStore).
+ * A one-row subquery whose `at` is a rotation's time. With a grace window (the SQL parameter
+ * `grace`, ms, above 0): when the statement runs, by the server's clock, or the `now` it was sent
+ * with (the parameter `now`, epoch ms) when the app's clock is ahead. It stamps the rotation and
+ * judges a replaced jti against the window (expiries are judged at `now`): a rotation that waited
+ * for a pooled connection or a frozen server, after the app had answered 503, is stamped when it
+ * ran, not when it was sent (see SessionStore). Without a window, `now`.
  */
-const rotationTime = (param: string): string =>
-  `(SELECT GREATEST(${param}::bigint, floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint) AS at)`;
+const rotationTime = (now: string, grace: string): string =>
+  `(SELECT CASE WHEN ${grace}::bigint > 0
+     THEN GREATEST(${now}::bigint, floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint)
+     ELSE ${now}::bigint END AS at)`;
 
 /**
  * PostgreSQL store. Every per-request query hits the primary key (user_id, session_id); listing
@@ -226,8 +229,9 @@ class PostgresStore implements PostgresSessionStore {
     // The one atomic step: of any number of concurrent rotations of oldJti, one row update wins.
     const updated = await this.query(
       `UPDATE ${this.table}
-       SET jti = $3, previous_jti = $4, rotated_at = t.at, last_used_at = t.at, expires_at = $6
-       FROM ${rotationTime('$5')} AS t
+       SET jti = $3, previous_jti = $4, rotated_at = kjr_rotation.at, last_used_at = kjr_rotation.at,
+         expires_at = $6
+       FROM ${rotationTime('$5', '$8')} AS kjr_rotation
        WHERE user_id = $1 AND session_id = $2 AND jti = $7 AND expires_at > $5::bigint
        RETURNING 1`,
       [
@@ -238,6 +242,7 @@ class PostgresStore implements PostgresSessionStore {
         r.now,
         r.expiresAt,
         r.oldJti,
+        r.graceMs,
       ],
     );
     if (updated.rowCount === 1) return 'rotated';
@@ -246,9 +251,10 @@ class PostgresStore implements PostgresSessionStore {
     // Concurrent stale ones may all read the row; only the one whose delete removed it is
     // `reused` (so theft is reported once), the others find it gone (`missing`).
     const outcome = await this.query<{ superseded: boolean; ended: boolean }>(
-      `WITH t AS ${rotationTime('$4')}, current AS (
-         SELECT previous_jti = $3 AND $5::bigint > 0 AND t.at - rotated_at <= $5::bigint AS superseded
-         FROM ${this.table}, t
+      `WITH kjr_rotation AS ${rotationTime('$4', '$5')}, current AS (
+         SELECT previous_jti = $3 AND $5::bigint > 0
+           AND kjr_rotation.at - rotated_at <= $5::bigint AS superseded
+         FROM ${this.table}, kjr_rotation
          WHERE user_id = $1 AND session_id = $2 AND expires_at > $4::bigint AND jti <> $3
        ), ended AS (
          DELETE FROM ${this.table}

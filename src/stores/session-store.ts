@@ -74,10 +74,10 @@ export type RotationResult = 'rotated' | 'missing' | 'superseded' | 'reused';
  *   `jti`: a refresh token's id, or for the opaque `session` strategy a hash of the token.
  * - `create` and `rotate` are atomic per user. `create` enforces `maxSessions` (0: no cap) by
  *   ending the sessions that expire first.
- * - `rotate` judges expiry at `rotation.now`. It stamps the rotation (`rotatedAt`, `lastUsedAt`)
- *   and judges a replaced `jti` against `graceMs` at the time it runs: a store whose commands can
- *   run late (after the app gave up on them: queued in a frozen Redis, waiting for a pooled
- *   connection) takes the later of `now` and its own clock. Stamped when it was sent, a rotation
+ * - `rotate` judges expiry at `rotation.now`. With a `graceMs` above 0 it stamps the rotation
+ *   (`rotatedAt`, `lastUsedAt`) and judges a replaced `jti` against `graceMs` at the time it
+ *   runs: a store whose commands can run late (after the app gave up on them: queued in a frozen
+ *   Redis, waiting for a pooled connection) takes the later of `now` and its own clock. Stamped when it was sent, a rotation
  *   that ran late put the client's retries of the same token, run with it or sent after it,
  *   outside the grace window, and a freeze longer than it ended the sessions refreshed during it
  *   as stolen. The memory store runs each call when it is made, so `now` is that time.
