@@ -106,9 +106,10 @@ export class AuthConfigError extends Error {
 }
 
 /**
- * Thrown by a verifier's `ready()` when the JWKS host did not answer (a network error, a
- * timeout, HTTP 5xx, 408 or 429): an outage that may pass, where a JWKS that answered but is
- * wrong (a 404, not a JWK Set, no usable key) is an {@link AuthConfigError} on `jwksUri`.
+ * Thrown by a verifier's `ready()` when the JWKS host did not answer (a connection refused,
+ * reset or timed out, no route, HTTP 5xx, 408 or 429): an outage that may pass, where a host name
+ * that does not resolve, a certificate that does not verify or a JWKS that is wrong (a 404, not a
+ * JWK Set, no usable key) is an {@link AuthConfigError} on `jwksUri`.
  */
 export class JwksUnavailableError extends Error {
   readonly code = 'jwks_unavailable' as const;

@@ -26,7 +26,7 @@ import { otherStrategy, TokenService } from './tokens/token-service.js';
 /** Events of a verifier: each JWKS load, and each failed one (the last good keys stay in use). */
 export interface VerifierEventMap {
   jwks_refresh: JwksRefresh;
-  /** `unreachable`: the host did not answer (network, timeout, 5xx, 408, 429), not a wrong JWKS. */
+  /** `unreachable`: the host did not answer (refused, reset, timed out, 5xx, 408, 429), not a wrong JWKS. */
   jwks_error: { error: Error; unreachable: boolean };
 }
 export type VerifierEventName = keyof VerifierEventMap;
@@ -66,7 +66,7 @@ export class Verifier extends refusingHelpers() implements TokenReader {
   private readonly events = new Emitter<VerifierEventMap>();
   private readonly firstLoad: Promise<boolean>;
   /** Why the last JWKS load failed: ready() reports it (its jwks_error event may have had no listener yet). */
-  private lastJwksError: { error: Error; unreachable: boolean } | undefined;
+  private lastJwksError: VerifierEventMap['jwks_error'] | undefined;
 
   /** @internal use createVerifier */
   constructor(options: VerifierOptions) {
@@ -85,7 +85,7 @@ export class Verifier extends refusingHelpers() implements TokenReader {
       },
       onError: (error, unreachable) => {
         this.lastJwksError = { error, unreachable };
-        this.events.emit('jwks_error', { error, unreachable });
+        this.events.emit('jwks_error', this.lastJwksError);
       },
     });
     // The middlewares read every token through this verifier: there are no strategies to pick.

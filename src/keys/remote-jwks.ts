@@ -20,8 +20,8 @@ export interface RemoteKeySetOptions {
   /** Called with each new ring; returns what the verifier will use until the next one. */
   onKeys(ring: KeyRing, report: JwksRefresh): void;
   /**
-   * Called with each failed load; `unreachable` when the host did not answer it (network error,
-   * timeout, HTTP 5xx, 408 or 429): an outage that may pass, not a JWKS that is wrong.
+   * Called with each failed load; `unreachable` when the host did not answer it (see
+   * {@link unreachable}): an outage that may pass, not a JWKS that is wrong.
    */
   onError(error: Error, unreachable: boolean): void;
 }
@@ -203,10 +203,9 @@ export class RemoteKeySet {
 
   private describe(cause: unknown): string {
     if (!(cause instanceof Error)) return String(cause);
+    if (timedOut(cause)) return `no answer within ${this.options.timeout} ms`;
     // jose's errors by their stable codes.
     const code = joseCode(cause);
-    if (code === 'ERR_JWKS_TIMEOUT' || cause.name === 'TimeoutError')
-      return `no answer within ${this.options.timeout} ms`;
     if (code === 'ERR_JWKS_INVALID')
       return 'the JWKS is not a JWK Set (an object with a "keys" array of JSON objects)';
     if (code === 'ERR_JOSE_GENERIC' && cause.cause instanceof SyntaxError)
@@ -219,6 +218,10 @@ export class RemoteKeySet {
 
 /** A jose error's stable code (its classes live in the lazily loaded module). */
 const joseCode = (cause: Error): unknown => (cause as { code?: unknown }).code;
+
+/** Whether a load failed for want of an answer within the timeout (jose's, or the signal's). */
+const timedOut = (cause: Error): boolean =>
+  joseCode(cause) === 'ERR_JWKS_TIMEOUT' || cause.name === 'TimeoutError';
 
 /**
  * System and undici error codes of a connection that failed on the way (refused, reset, timed
@@ -248,7 +251,7 @@ const TRANSIENT_CODES = new Set([
  */
 function unreachable(cause: unknown): boolean {
   if (!(cause instanceof Error)) return false;
-  if (joseCode(cause) === 'ERR_JWKS_TIMEOUT' || cause.name === 'TimeoutError') return true;
+  if (timedOut(cause)) return true;
   if (cause instanceof JwksStatusError)
     return cause.status >= 500 || cause.status === 408 || cause.status === 429;
   const code = (cause.cause as { code?: unknown } | undefined)?.code;

@@ -38,20 +38,21 @@ function readBearer(ctx: Pick<Context, 'headers'>): string | undefined | typeof 
 
 /**
  * The bearer token of the request, or undefined when there is no Authorization header, it names
- * another scheme, or it is "Bearer" alone. A malformed Bearer header throws {@link malformedBearer}
- * unless `lenient` (the CSRF checks' "was a bearer header sent": not one that is malformed).
+ * another scheme, or it is "Bearer" alone. A malformed Bearer header throws {@link malformedBearer}.
  * Never the query string (RFC 6750 §5.3).
  */
-export function bearerToken(ctx: Pick<Context, 'headers'>, lenient = false): string | undefined {
+export function bearerToken(ctx: Pick<Context, 'headers'>): string | undefined {
   const found = readBearer(ctx);
-  if (found !== MALFORMED) return found;
-  if (lenient) return undefined;
-  throw malformedBearer();
+  if (found === MALFORMED) throw malformedBearer();
+  return found;
 }
 
-/** True when the request carries an Authorization bearer header (not an ambient credential). */
+/**
+ * True when the request carries an Authorization bearer header (not an ambient credential): for
+ * the CSRF checks, a malformed one is none.
+ */
 export const hasBearerHeader = (ctx: Pick<Context, 'headers'>): boolean =>
-  bearerToken(ctx, true) !== undefined;
+  typeof readBearer(ctx) === 'string';
 
 /** The value of a request cookie, or undefined. The first one wins (the most specific Path). */
 export function readCookie(ctx: Pick<Context, 'get'>, name: string): string | undefined {

@@ -77,10 +77,11 @@ export type RotationResult = 'rotated' | 'missing' | 'superseded' | 'reused';
  * - `rotate` judges expiry at `rotation.now`. With a `graceMs` above 0 it stamps the rotation
  *   (`rotatedAt`, `lastUsedAt`) and judges a replaced `jti` against `graceMs` at the time it
  *   runs: a store whose commands can run late (after the app gave up on them: queued in a frozen
- *   Redis, waiting for a pooled connection) takes the later of `now` and its own clock. Stamped when it was sent, a rotation
- *   that ran late put the client's retries of the same token, run with it or sent after it,
- *   outside the grace window, and a freeze longer than it ended the sessions refreshed during it
- *   as stolen. The memory store runs each call when it is made, so `now` is that time.
+ *   Redis, waiting for a pooled connection) takes the later of `now` and its own clock. Stamped
+ *   when it was sent, a rotation that ran late put the client's retries of the same token, run
+ *   with it or sent after it, outside the grace window, and a freeze longer than it ended the
+ *   sessions refreshed during it as stolen. The memory store runs each call when it is made, so
+ *   `now` is that time.
  * - `rotate` replaces the live `jti` only when `oldJti` is it (exactly one of any number of
  *   concurrent rotations of one `jti` wins). A stale `jti` within `graceMs` of its rotation is
  *   `superseded` (the one it replaced, or with `successor` the one whose `newJti` is live); any other stale `jti` of a live session is `reused`, and the session is ended in
