@@ -196,14 +196,19 @@ async function mastersOf(ports: number[]): Promise<number[]> {
   return masters;
 }
 
-/** What the store reported as unavailable because of a Cluster redirection (which it follows). */
-function redirections(): string[] {
-  const redirected: string[] = [];
+/**
+ * What the store reported as unavailable: `redirected`, the failures a Cluster redirection caused
+ * (which the store follows, so there must be none), and `all`, every failure with its time, for
+ * the line a failing check prints.
+ */
+function storeFailures(): { redirected: string[]; all: { at: number; what: string }[] } {
+  const failures = { redirected: [] as string[], all: [] as { at: number; what: string }[] };
   auth!.on('store_unavailable', ({ operation, error }) => {
     const message = (error as Error).message;
-    if (/^(MOVED|ASK) /.test(message)) redirected.push(`${operation}: ${message}`);
+    failures.all.push({ at: Date.now(), what: `${operation}: ${message}` });
+    if (/^(MOVED|ASK) /.test(message)) failures.redirected.push(`${operation}: ${message}`);
   });
-  return redirected;
+  return failures;
 }
 
 async function until(what: string, ms: number, check: () => Promise<boolean>): Promise<void> {
@@ -331,7 +336,7 @@ describe('Cluster failover and slot migration under load (Redis Clusters of this
     const masterOf = async (i: number): Promise<number> => ownerOf(slotOf.get(i)!, any);
     // A redirection is the store's to follow, to a node its connections knew or not (the
     // promoted replica, left out of a slot map taken before it had replicated): never a 503.
-    const redirected = redirections();
+    const failures = storeFailures();
 
     load = new FailoverLoad(server!.url, user, LOAD);
     await sleep(1500);
@@ -368,7 +373,7 @@ describe('Cluster failover and slot migration under load (Redis Clusters of this
     const line = `cluster: ${replies.length} requests, failover ${failedOverAt - failoverAt} ms, migration ${migratedAt - migrationAt} ms, ${unavailable.length} answered 503, slowest ${Math.max(...replies.map((r) => r.ms))} ms, ${load.rotated.length} rotations and ${load.ended.length} ends audited ${JSON.stringify(opCounts(replies))}; ${load.stalls}`;
     console.info(line);
     expect(contractBreaches(load, BOUND_MS), line).toEqual([]);
-    expect(redirected, line).toEqual([]);
+    expect(failures.redirected, line).toEqual([]);
     expect(load.count('refresh', 200)).toBeGreaterThan(50);
     expect(load.count('logout', 204)).toBeGreaterThan(10);
     // The moved user kept being served through the migration.
@@ -383,9 +388,13 @@ describe('Cluster failover and slot migration under load (Redis Clusters of this
         r.sentAt + r.ms < failoverAt ||
         r.sentAt > failedOverAt + 100,
     );
+    const failed = failures.all.map(({ at, what }) => `+${at - failoverAt} ms ${what}`);
     expect(
-      outside.map((r) => `client ${clientOf.get(r)} ${r.op} sent at +${r.sentAt - failoverAt} ms`),
-      line,
+      outside.map(
+        (r) =>
+          `client ${clientOf.get(r)} ${r.op} sent at +${r.sentAt - failoverAt} ms, answered in ${r.ms} ms`,
+      ),
+      `${line}; the store's failures: ${JSON.stringify(failed)}`,
     ).toEqual([]);
 
     const audit = new Cluster(
@@ -695,7 +704,7 @@ describe('Cluster failover and slot migration under load (Redis Clusters of this
         }),
       ['--bind', '127.0.0.1', ANNOUNCED, '--cluster-announce-ip', ANNOUNCED],
     );
-    const redirected = redirections();
+    const { redirected } = storeFailures();
     const pair = await auth!.generateTokens({ id: user(0) });
     const source = await ownerOf(slotOf.get(0)!, any);
     const masters = await mastersOf(ports);
