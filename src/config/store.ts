@@ -1,4 +1,5 @@
 import { AuthConfigError } from '../errors.js';
+import { checkedStore } from '../stores/checked-store.js';
 import { MemoryStore } from '../stores/memory-store.js';
 import { redisStore } from '../stores/redis-store.js';
 import { resolveRecordFormat } from '../stores/redis-store-config.js';
@@ -69,7 +70,7 @@ export function createStore(given: AuthOptions, options: ResolvedOptions): Sessi
       );
     }
     if (given.store instanceof MemoryStore) warnMemory();
-    return given.store;
+    return checkedStore(given.store);
   }
   if (given.redis === undefined) {
     if (options.waitForReplicas !== undefined && options.waitForReplicas > 0)

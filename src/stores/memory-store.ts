@@ -1,5 +1,6 @@
 import { shown } from '../config/validate.js';
 import { AuthConfigError } from '../errors.js';
+import { trustStore } from './checked-store.js';
 import type {
   NewSession,
   Rotation,
@@ -20,6 +21,7 @@ export class MemoryStore implements SessionStore {
   private closed = false;
 
   constructor() {
+    trustStore(this);
     // Users who never come back would otherwise keep their expired sessions forever.
     this.sweeper = setInterval(() => {
       const now = Date.now();

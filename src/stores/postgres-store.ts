@@ -1,5 +1,6 @@
 import type * as pg from 'pg';
 import { AuthConfigError } from '../errors.js';
+import { trustStore } from './checked-store.js';
 import { onlyKnown, plainObject, warn, wholeNumber } from '../config/validate.js';
 import { bounded, StoreTimeoutError } from './bounded.js';
 import { isPool, type PostgresConnection, resolvePool } from './postgres-connection.js';
@@ -90,6 +91,7 @@ class PostgresStore implements PostgresSessionStore {
     private readonly timeout: number,
     pruneInterval: number,
   ) {
+    trustStore(this);
     this.table = `${quote(schema)}.${quote(tableName)}`;
     if (pruneInterval > 0) {
       this.sweeper = setInterval(() => {

@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
 import { AuthConfigError } from '../errors.js';
+import { trustStore } from './checked-store.js';
 import { bounded } from './bounded.js';
 import { MasterLease, type ResolvedMasterLease } from './master-lease.js';
 import { TurnBatcher } from './turn-batcher.js';
@@ -128,6 +129,7 @@ export class RedisStore implements SessionStore {
     client: IoRedisClient,
     private readonly options: RedisStoreOptions,
   ) {
+    trustStore(this);
     defineScripts(client);
     this.client = quietFailoverDetector(client);
     this.timeResolution = options.recordFormat === 'binary' ? 1000 : 1;

@@ -93,6 +93,8 @@ export type RotationResult = 'rotated' | 'missing' | 'superseded' | 'reused';
  *   by the store (on writes, by key expiry, or by `prune`), so storage stays bounded.
  * - When the backend cannot answer, a method rejects (with the backend's error) within the
  *   store's timeout; the library turns that into a 503 `store_unavailable`.
+ * - Answers are of the types below. createAuth checks those of a store it did not build (see
+ *   checkedStore): one of another shape fails that call as a 503, naming the method.
  */
 export interface SessionStore {
   /** Records a new session; resolves only once it is stored. */
