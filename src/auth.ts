@@ -39,6 +39,7 @@ import {
   type TokenStrategy,
   type WriteOptions,
 } from './strategies/types.js';
+import { bounded } from './stores/bounded.js';
 import type { SessionStore } from './stores/session-store.js';
 import type { AuthUser, TokenPair, TokenUser } from './tokens/claims.js';
 import {
@@ -82,7 +83,7 @@ export class Auth {
       options: this.options,
       events: this.events,
     };
-    this.logSetup(ring.keys);
+    this.logSetup(ring.keys, (options.store ?? this.store).constructor.name);
     this.strategies = new StrategyRegistry(context);
     try {
       this.strategies
@@ -120,11 +121,14 @@ export class Auth {
   }
 
   /** Debug output of the setup, and of every audit event: ids and codes, never a token or a key. */
-  private logSetup(keys: readonly { kid: string; algorithm: string; verifyOnly: boolean }[]): void {
+  private logSetup(
+    keys: readonly { kid: string; algorithm: string; verifyOnly: boolean }[],
+    storeName: string,
+  ): void {
     const { web } = this.options;
     debug.config(
       'created: store %s, delivery %s, access %ds, refresh %ds, keys %s',
-      this.store.constructor.name,
+      storeName,
       web.tokenDelivery,
       this.options.accessTokenTtl,
       this.options.refreshTokenTtl,
@@ -232,7 +236,14 @@ export class Auth {
         access = await strategy.writeToken(user, 'access', options);
       } catch (error) {
         try {
-          await strategy.invalidateRefreshToken?.(refresh);
+          // Bounded as a store call is: an end that never comes must not hold the login's answer.
+          const ending = strategy.invalidateRefreshToken?.(refresh);
+          if (ending !== undefined)
+            await bounded(
+              Promise.resolve(ending),
+              this.options.storeTimeout,
+              "the strategy's invalidateRefreshToken",
+            );
         } catch (undo) {
           // The login's own error is the one to report; the session left behind is said once.
           warn(

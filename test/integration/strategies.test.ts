@@ -97,6 +97,7 @@ describe('the strategy registry', () => {
     const written: string[] = [];
     let failing: 'access' | 'refresh' | undefined;
     let undoFails = false;
+    let undoHangs = false;
     auth.strategies.register('minimal', {
       readToken: () => ({}) as never,
       writeToken(user, kind) {
@@ -108,6 +109,7 @@ describe('the strategy registry', () => {
       },
       async invalidateRefreshToken(token) {
         if (undoFails) throw new Error('the store is gone');
+        if (undoHangs) return new Promise<void>(() => {});
         live.delete(token);
       },
     });
@@ -136,6 +138,21 @@ describe('the strategy registry', () => {
     }
     // The session left behind is told.
     expect(warnings).toContain('KOA_JWT_REDIS_HALF_LOGIN');
+    // An end that never settles is given up after storeTimeout: the login still answers.
+    undoFails = false;
+    undoHangs = true;
+    warnings.length = 0;
+    process.on('warning', onWarning);
+    const started = Date.now();
+    try {
+      await expect(login()).rejects.toThrow('cannot write the access token');
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(Date.now() - started).toBeLessThan(auth.options.storeTimeout + 500);
+    expect(warnings).toContain('KOA_JWT_REDIS_HALF_LOGIN');
+    undoHangs = false;
     // The refresh token fails: no access token is written at all.
     written.length = 0;
     failing = 'refresh';
