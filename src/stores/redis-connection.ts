@@ -1,6 +1,6 @@
 import { Cluster, type ClusterNode, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 import { AuthConfigError } from '../errors.js';
-import { noMisspelt, shown, stripUndefined, warn } from '../config/validate.js';
+import { noMisspelt, shown, stripUndefined, warn, warnOnce } from '../config/validate.js';
 import { restoreFastStringMethods } from './fast-strings.js';
 
 // This module imports ioredis, so ioredis has loaded by now (fast-strings.ts says why this runs).
@@ -352,6 +352,27 @@ function createNode(options: RedisConnectionOptions, storeTimeout: number): Redi
 
 let instanceWarned = false;
 
+/**
+ * The hash tag Redis Cluster takes from `prefix` (between its first `{` and the first `}` after
+ * it, when not empty), or undefined: a client keyPrefix with one puts every key in one slot.
+ */
+export function prefixHashTag(prefix: string): string | undefined {
+  const open = prefix.indexOf('{');
+  const close = open < 0 ? -1 : prefix.indexOf('}', open + 1);
+  return close > open + 1 ? prefix.slice(open, close + 1) : undefined;
+}
+
+/** Warns once when a Cluster client's own keyPrefix would put every key of the library in one slot. */
+function warnPrefixHashTag(client: IoRedisClient): void {
+  const prefix = client.isCluster ? (client as Cluster).options.keyPrefix : undefined;
+  const tag = prefix === undefined ? undefined : prefixHashTag(prefix);
+  if (tag !== undefined)
+    warnOnce(
+      'KOA_JWT_REDIS_CLUSTER_KEY_PREFIX',
+      `the Redis Cluster client's keyPrefix ${JSON.stringify(prefix)} has the hash tag ${tag}, which Redis hashes instead of each user's own tag: every session key lands in one slot, on one master. Drop the braces from it (the library's keyPrefix option takes none: it tags each user's keys itself).`,
+    );
+}
+
 /** Settings of a user's own client that are known to break a guarantee, each with what to do. */
 export function instanceProblems(client: IoRedisClient): string[] {
   const problems: string[] = [];
@@ -404,6 +425,7 @@ export function connectRedis(option: unknown, storeTimeout: number): RedisConnec
         `the Redis client passed as \`redis\` has settings that break a guarantee (see README, "Redis topologies"): ${problems.join('; ')}.`,
       );
     }
+    warnPrefixHashTag(given);
     // ioredis's defaults have `sentinels: null`.
     const sentinel = !given.isCluster && Array.isArray((given as Redis).options.sentinels);
     return {
@@ -445,6 +467,7 @@ export function connectRedis(option: unknown, storeTimeout: number): RedisConnec
       'must be a redis:// URL, connection options ({ host, port, tls }, { sentinels, name } or { cluster: [nodes] }), or an ioredis Redis or Cluster instance',
     );
   }
+  warnPrefixHashTag(client);
   // Errors surface per request as 503s; without a listener ioredis would log each reconnect.
   client.on('error', () => {});
   return { client, owned: true, topology };

@@ -67,6 +67,38 @@ describe('on a Redis Cluster', () => {
     expect(await allKeys(client, `${prefix}*`)).toEqual([]);
   });
 
+  it("a client keyPrefix with a hash tag: every key on one master, and every helper still works (with the warning's claim checked)", async () => {
+    const tag = `{${uniquePrefix().replace(/[^a-z0-9]/gi, '')}}:`;
+    const tagged = clusterClient(cluster.ports);
+    // ioredis reads keyPrefix per command: set before the client is first used.
+    const options = tagged.options as { keyPrefix?: string };
+    options.keyPrefix = tag;
+    const own = createAuth({ secret: SECRET, redis: tagged, refreshGracePeriod: 0 });
+    const app = await serve(createApp(own));
+    try {
+      const users = Array.from({ length: 12 }, (_, i) => `tagged-${i}`);
+      const pairs = await Promise.all(users.map((id) => own.generateTokens({ id })));
+      const holders: string[] = [];
+      for (const node of client.nodes('master'))
+        if ((await node.keys(`${tag}*`)).length > 0) holders.push(`${node.options.port}`);
+      expect(holders).toHaveLength(1);
+      expect(await allKeys(client, `${tag}*`)).toHaveLength(users.length);
+      const rotated = await Promise.all(pairs.map((p) => own.refreshTokens(p.refresh_token)));
+      await expect(own.refreshTokens(pairs[0]!.refresh_token)).rejects.toMatchObject({
+        code: 'refresh_reused',
+      });
+      expect((await call(app.url, '/me', { token: rotated[1]!.access_token })).status).toBe(200);
+      await own.invalidateRefreshToken(rotated[1]!.refresh_token);
+      expect((await call(app.url, '/me', { token: rotated[1]!.access_token })).status).toBe(401);
+      for (const id of users.slice(2)) expect(await own.revokeAllSessions(id)).toBe(1);
+      expect(await allKeys(client, `${tag}*`)).toEqual([]);
+    } finally {
+      await app.close();
+      await own.close();
+      tagged.disconnect();
+    }
+  });
+
   it('paused masters (SIGSTOP): 503 within 2 s, then recovers when they resume', async () => {
     const { access_token, refresh_token } = await auth.generateTokens({ id: 'paused' });
     for (const node of cluster.nodes) node.pause();

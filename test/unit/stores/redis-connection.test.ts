@@ -11,7 +11,12 @@ import {
   postgresStore,
   redisStore,
 } from '../../../src/index.js';
-import { connectRedis, instanceProblems } from '../../../src/stores/redis-connection.js';
+import { keySlot } from '../../../src/stores/cluster-slots.js';
+import {
+  connectRedis,
+  instanceProblems,
+  prefixHashTag,
+} from '../../../src/stores/redis-connection.js';
 import { harnessRedisUrl } from '../../helpers/auth.js';
 import { SECRET } from '../../helpers/forge.js';
 
@@ -181,6 +186,65 @@ describe('the redis option', () => {
         resolve();
       }),
     );
+  });
+});
+
+describe("a Cluster client's own keyPrefix", () => {
+  it('finds the hash tag Redis hashes, exactly when it puts every user in one slot', () => {
+    const users = ['1', 'ana', 'user-42', 'ümlaut'];
+    for (const prefix of [
+      '',
+      'app:',
+      '{app}:',
+      'a{b}c:',
+      '{}',
+      '{',
+      'x{:',
+      '}{a}',
+      '{a',
+      'a}b{c}d',
+    ]) {
+      const slots = new Set(users.map((id) => keySlot(`${prefix}auth:{u:${id}}`)));
+      expect(prefixHashTag(prefix) !== undefined, prefix).toBe(slots.size === 1);
+    }
+    expect(prefixHashTag('a{b}c:')).toBe('{b}');
+  });
+
+  it('warns once, naming the tag, for a Cluster (yours or one made from options); not for one node', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error & { code?: string }): void => {
+      if (w.code === 'KOA_JWT_REDIS_CLUSTER_KEY_PREFIX') warnings.push(w.message);
+    };
+    process.on('warning', onWarning);
+    const plain = new Redis({ lazyConnect: true, keyPrefix: '{app}:' });
+    const untagged = new Cluster([{ host: '127.0.0.1', port: 1 }], {
+      lazyConnect: true,
+      keyPrefix: 'app:',
+    });
+    const tagged = new Cluster([{ host: '127.0.0.1', port: 1 }], {
+      lazyConnect: true,
+      keyPrefix: '{app}:',
+    });
+    let made: Cluster | undefined;
+    try {
+      connectRedis(plain, 1000);
+      connectRedis(untagged, 1000);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(warnings).toEqual([]);
+      connectRedis(tagged, 1000);
+      made = connectRedis(
+        { cluster: [{ host: '127.0.0.1', port: 1 }], keyPrefix: '{app}:', lazyConnect: true },
+        1000,
+      ).client as Cluster;
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off('warning', onWarning);
+      for (const client of [plain, untagged, tagged, made]) client?.disconnect();
+    }
+    // Once a process: the Cluster made from options has the tagged prefix too, and is not warned twice.
+    expect(made?.options.keyPrefix).toBe('{app}:');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/keyPrefix "\{app\}:" has the hash tag \{app\}.*one slot/);
   });
 });
 
