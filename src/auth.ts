@@ -83,7 +83,7 @@ export class Auth {
       options: this.options,
       events: this.events,
     };
-    this.logSetup(ring.keys, (options.store ?? this.store).constructor.name);
+    this.logSetup(ring.keys, (options.store ?? this.store).constructor?.name ?? 'Object');
     this.strategies = new StrategyRegistry(context);
     try {
       this.strategies
@@ -248,7 +248,7 @@ export class Auth {
           // The login's own error is the one to report; the session left behind is said once.
           warn(
             'KOA_JWT_REDIS_HALF_LOGIN',
-            `a login failed after its refresh token was written, and ending that token failed too (${(undo as Error)?.message ?? String(undo)}): the session stays until it expires`,
+            `a login failed after its refresh token was written, and ending that token failed too (${(undo as Error)?.message ?? String(undo)}): the session may stay until it expires`,
           );
         }
         throw error;

@@ -1,11 +1,14 @@
 /**
  * A session store the library did not build, its answers checked against the SessionStore
- * contract before anything relies on one: an answer of another shape fails the call (a 503
- * `store_unavailable`, its event naming the method and what came back) instead of a 500 from
- * deeper down, or, worse, an `isLive` of `"false"` read as live.
+ * contract before anything relies on one. Harmless variants are taken as what they mean (a
+ * driver's 0/1 for a boolean, a count of ended sessions, null for "none", a Date for a time);
+ * anything else fails the call (a 503 `store_unavailable`, its event naming the method, the field
+ * and what came back) instead of a 500 from deeper down, or, worse, an `isLive` of `"false"` read
+ * as live.
  */
 import { warnOnce } from '../config/validate.js';
-import type { RotationResult, SessionRecord, SessionStore } from './session-store.js';
+import { AuthConfigError } from '../errors.js';
+import type { Holding, RotationResult, SessionRecord, SessionStore } from './session-store.js';
 
 /** The library's own stores (see {@link trustStore}): their answers are not checked. */
 const trusted = new WeakSet<object>();
@@ -16,24 +19,29 @@ export function trustStore(store: object): void {
 }
 
 /** What a store answered where the SessionStore contract wants something else, in a sentence. */
-function breach(method: string, wanted: string, got: unknown): string {
-  return `the session store's ${method}() answered ${describe(got)}; the SessionStore contract wants ${wanted}`;
+function breach(where: string, wanted: string, got: unknown): string {
+  return `the session store's ${where} is ${describe(got)}; the SessionStore contract wants ${wanted}`;
 }
 
 /** An answer of a custom store that the SessionStore contract does not allow. */
 export class StoreContractError extends Error {
-  constructor(method: string, wanted: string, got: unknown) {
-    super(`koa-jwt-redis: ${breach(method, wanted, got)}`);
-    this.name = 'StoreContractError';
+  /** The method whose answer broke the contract (`get`, `isLive`, …). */
+  readonly method: string;
+  constructor(method: string, where: string, wanted: string, got: unknown) {
+    super(`koa-jwt-redis: ${breach(where, wanted, got)}`);
+    this.name = new.target.name;
+    this.method = method;
   }
 }
 
 function describe(value: unknown): string {
-  if (value === null) return 'null';
+  if (value === null || value === undefined) return String(value);
   if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'string') return `the string ${JSON.stringify(value.slice(0, 40))}`;
-  if (typeof value === 'object') return 'an object of another shape';
-  return `${typeof value === 'undefined' ? '' : `the ${typeof value} `}${String(value)}`;
+  if (typeof value === 'string')
+    return `the string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;
+  if (typeof value === 'function') return 'a function';
+  if (typeof value === 'object') return `an object (${value.constructor?.name ?? 'no prototype'})`;
+  return `the ${typeof value} ${String(value)}`;
 }
 
 const RESULTS: ReadonlySet<unknown> = new Set<RotationResult>([
@@ -42,82 +50,151 @@ const RESULTS: ReadonlySet<unknown> = new Set<RotationResult>([
   'superseded',
   'reused',
 ]);
-const TEXT_FIELDS = ['sessionId', 'jti', 'previousJti', 'ip', 'userAgent'] as const;
-const TIME_FIELDS = ['rotatedAt', 'createdAt', 'lastUsedAt', 'expiresAt'] as const;
-const RECORD = `a SessionRecord (${TEXT_FIELDS.join(', ')} strings; ${TIME_FIELDS.join(', ')} epoch ms)`;
+/** Read by the library: a string each. */
+const IDS = ['sessionId', 'jti'] as const;
+/** Shown by listSessions (and kept for a grace window): a string, null and undefined read as ''. */
+const TEXTS = ['previousJti', 'ip', 'userAgent'] as const;
+/** Epoch ms: a number, or a Date (a database driver's timestamp). */
+const TIMES = ['rotatedAt', 'createdAt', 'lastUsedAt', 'expiresAt'] as const;
 
-function isRecord(value: unknown): value is SessionRecord {
-  if (value === null || typeof value !== 'object') return false;
-  const record = value as Record<string, unknown>;
-  return (
-    TEXT_FIELDS.every((field) => typeof record[field] === 'string') &&
-    TIME_FIELDS.every((field) => Number.isFinite(record[field]))
-  );
+/** A rejection of `method`'s answer: a StoreContractError naming where it broke. */
+class Refused {
+  constructor(
+    readonly where: string,
+    readonly wanted: string,
+    readonly got: unknown,
+  ) {}
 }
 
-const isCount = (value: unknown): value is number =>
-  Number.isSafeInteger(value) && (value as number) >= 0;
+/** `value` as a SessionRecord (a copy, with the variants above taken as meant), or why not. */
+function recordOf(value: unknown, where: string): SessionRecord | Refused {
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    return new Refused(where, 'a SessionRecord object', value);
+  const given = value as Record<string, unknown>;
+  const record = { ...given } as Record<string, unknown>;
+  for (const field of IDS)
+    if (typeof given[field] !== 'string')
+      return new Refused(`${where}.${field}`, 'a string', given[field]);
+  for (const field of TEXTS) {
+    const text = given[field];
+    if (text === null || text === undefined) record[field] = '';
+    else if (typeof text !== 'string') return new Refused(`${where}.${field}`, 'a string', text);
+  }
+  for (const field of TIMES) {
+    const time = given[field] instanceof Date ? (given[field] as Date).getTime() : given[field];
+    if (!Number.isFinite(time))
+      return new Refused(`${where}.${field}`, 'epoch ms (a number or a Date)', given[field]);
+    record[field] = time;
+  }
+  return record as unknown as SessionRecord;
+}
 
-/** `store` as createAuth uses it: as given when it is one of the library's own, else checked. */
+/** A boolean, or a driver's 0 or 1 for one. */
+function flag(value: unknown, where: string): boolean | Refused {
+  if (typeof value === 'boolean') return value;
+  if (value === 0 || value === 1) return value === 1;
+  return new Refused(where, 'true or false', value);
+}
+
+function count(value: unknown, where: string): number | Refused {
+  return Number.isSafeInteger(value) && (value as number) >= 0
+    ? (value as number)
+    : new Refused(where, 'a count (a whole number, 0 or more)', value);
+}
+
+/**
+ * `store` as createAuth uses it: as given when it is one of the library's own, else behind a
+ * Proxy that checks the contract's answers and passes everything else through to the store
+ * (its own further methods and properties, `instanceof`), so a strategy factory that is handed
+ * it (`context.store`) still finds what the app put there.
+ */
 export function checkedStore(store: SessionStore): SessionStore {
   if (trusted.has(store)) return store;
-  // Each answer checked, or the call fails with what the contract wanted. A method that throws
-  // instead of rejecting still throws, as the store's own call would.
+  // Read once, here: what the session strategy slides expiries by.
+  const resolution: unknown = store.timeResolution;
+  if (resolution !== undefined && !(Number.isSafeInteger(resolution) && (resolution as number) > 0))
+    throw new AuthConfigError(
+      'store',
+      `has a timeResolution of ${describe(resolution)}: give a whole number of ms above 0 (1000 for a store that keeps seconds), or none`,
+    );
+  // Each answer checked, or the call rejects with where it broke. A method that throws instead
+  // of rejecting still throws, as the store's own call would.
   const checked =
-    <T>(method: string, wanted: string, valid: (value: unknown) => value is T) =>
-    (answer: Promise<unknown>): Promise<T> =>
+    <T>(method: string, check: (value: unknown, where: string) => T | Refused) =>
+    (answer: unknown): Promise<T> =>
       Promise.resolve(answer).then((value) => {
-        if (!valid(value)) throw new StoreContractError(method, wanted, value);
-        return value;
+        const result = check(value, `${method}()`);
+        if (result instanceof Refused)
+          throw new StoreContractError(method, result.where, result.wanted, result.got);
+        return result;
       });
-  const rotation = checked(
-    'rotate',
-    `one of ${[...RESULTS].join(', ')}`,
-    (v): v is RotationResult => RESULTS.has(v),
+  const rotation = checked('rotate', (v, where) =>
+    RESULTS.has(v)
+      ? (v as RotationResult)
+      : new Refused(where, `one of ${[...RESULTS].join(', ')}`, v),
   );
-  const record = checked(
-    'get',
-    `${RECORD}, or undefined`,
-    (v): v is SessionRecord | undefined => v === undefined || isRecord(v),
+  // null, which a database lookup often gives, is none.
+  const record = checked('get', (v, where) =>
+    v === null || v === undefined ? undefined : recordOf(v, where),
   );
-  const live = checked('isLive', 'true or false', (v): v is boolean => typeof v === 'boolean');
-  const ended = checked('revoke', 'true or false', (v): v is boolean => typeof v === 'boolean');
-  const count = checked('revokeAll', 'a count (a whole number, 0 or more)', isCount);
-  const records = checked(
-    'list',
-    `an array of ${RECORD}`,
-    (v): v is SessionRecord[] => Array.isArray(v) && v.every(isRecord),
-  );
-  const pruned = checked('prune', 'a count (a whole number, 0 or more)', isCount);
-  const wrapped: SessionStore = {
-    create: (userId, session, maxSessions) =>
-      Promise.resolve(store.create(userId, session, maxSessions)).then(() => undefined),
-    rotate: (userId, r) => rotation(store.rotate(userId, r)),
-    // null, which a database lookup often gives, is taken as undefined (none).
-    get: (userId, sessionId, now) =>
-      record(Promise.resolve(store.get(userId, sessionId, now)).then((v) => v ?? undefined)),
-    isLive: (userId, sessionId, now) => live(store.isLive(userId, sessionId, now)),
-    revoke: (userId, sessionId) => ended(store.revoke(userId, sessionId)),
-    revokeAll: (userId, now) => count(store.revokeAll(userId, now)),
-    list: (userId, now) => records(store.list(userId, now)),
-    close: () => store.close(),
-    timeResolution: store.timeResolution,
+  const live = checked('isLive', flag);
+  // A count of the sessions it ended (a DELETE's row count) says whether one was live.
+  const ended = checked('revoke', (v, where) => {
+    const n = typeof v === 'number' ? count(v, where) : flag(v, where);
+    return typeof n === 'number' ? n > 0 : n;
+  });
+  const revokedAll = checked('revokeAll', count);
+  const records = checked('list', (v, where) => {
+    if (!Array.isArray(v)) return new Refused(where, 'an array of SessionRecords', v);
+    const list: SessionRecord[] = [];
+    for (const [i, item] of v.entries()) {
+      const one = recordOf(item, `${where}[${i}]`);
+      if (one instanceof Refused) return one;
+      list.push(one);
+    }
+    return list;
+  });
+  const pruned = checked('prune', count);
+  const overrides: Partial<Record<keyof SessionStore, unknown>> = {
+    create: (...a: Parameters<SessionStore['create']>) =>
+      Promise.resolve(store.create(...a)).then(() => undefined),
+    rotate: (...a: Parameters<SessionStore['rotate']>) => rotation(store.rotate(...a)),
+    get: (...a: Parameters<SessionStore['get']>) => record(store.get(...a)),
+    isLive: (...a: Parameters<SessionStore['isLive']>) => live(store.isLive(...a)),
+    revoke: (...a: Parameters<SessionStore['revoke']>) => ended(store.revoke(...a)),
+    revokeAll: (...a: Parameters<SessionStore['revokeAll']>) => revokedAll(store.revokeAll(...a)),
+    list: (...a: Parameters<SessionStore['list']>) => records(store.list(...a)),
+    timeResolution: resolution,
   };
-  if (store.prune) wrapped.prune = (now) => pruned(store.prune!(now));
-  if (store.ping) wrapped.ping = () => store.ping!();
-  if (store.livenessCheck)
-    wrapped.livenessCheck = (userId, sessionId, now) =>
-      store.livenessCheck!(userId, sessionId, now);
-  if (store.cachedLiveness)
-    wrapped.cachedLiveness = (userId, sessionId, now) => {
-      const answer: unknown = store.cachedLiveness!(userId, sessionId, now);
-      if (answer === undefined || typeof answer === 'boolean') return answer;
-      // Called on the request's own turn, where a throw is no 503: asked of isLive instead.
-      warnOnce(
-        'KOA_JWT_REDIS_STORE_CONTRACT',
-        breach('cachedLiveness', 'true, false or undefined', answer),
-      );
-      return undefined;
+  if (typeof store.prune === 'function')
+    overrides.prune = (now: number) => pruned(store.prune!(now));
+  // Called on the request's own turn, where a throw is no 503: an answer of another shape is
+  // warned once and taken as "no answer here" (the check goes to isLive).
+  const unsure = (method: string, wanted: string, answer: unknown): undefined => {
+    warnOnce('KOA_JWT_REDIS_STORE_CONTRACT', breach(`${method}()`, wanted, answer));
+    return undefined;
+  };
+  if (typeof store.cachedLiveness === 'function')
+    overrides.cachedLiveness = (...a: Parameters<NonNullable<SessionStore['cachedLiveness']>>) => {
+      const answer: unknown = store.cachedLiveness!(...a);
+      return answer === undefined || typeof answer === 'boolean'
+        ? answer
+        : unsure('cachedLiveness', 'true, false or undefined', answer);
     };
-  return wrapped;
+  if (typeof store.livenessCheck === 'function')
+    overrides.livenessCheck = (...a: Parameters<NonNullable<SessionStore['livenessCheck']>>) => {
+      const answer: unknown = store.livenessCheck!(...a);
+      return answer === undefined ||
+        typeof (answer as Partial<Holding> | null)?.holds === 'function'
+        ? (answer as Holding | undefined)
+        : unsure('livenessCheck', 'a { holds(now) } or undefined', answer);
+    };
+  return new Proxy(store, {
+    get(target, property) {
+      if (Object.hasOwn(overrides, property)) return overrides[property as keyof SessionStore];
+      const value: unknown = Reflect.get(target, property, target);
+      // The store's own methods run on the store itself (its #private fields included).
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
 }

@@ -1,8 +1,8 @@
 import type * as pg from 'pg';
 import { AuthConfigError } from '../errors.js';
-import { trustStore } from './checked-store.js';
 import { onlyKnown, plainObject, warn, wholeNumber } from '../config/validate.js';
 import { bounded, StoreTimeoutError } from './bounded.js';
+import { trustStore } from './checked-store.js';
 import { isPool, type PostgresConnection, resolvePool } from './postgres-connection.js';
 import {
   checkIdentifiers,

@@ -369,7 +369,7 @@ function warnPrefixHashTag(client: IoRedisClient): void {
   if (tag !== undefined)
     warnOnce(
       'KOA_JWT_REDIS_CLUSTER_KEY_PREFIX',
-      `the Redis Cluster client's keyPrefix ${JSON.stringify(prefix)} has the hash tag ${tag}, which Redis hashes instead of each user's own tag: every session key lands in one slot, on one master. Drop the braces from it (the library's keyPrefix option takes none: it tags each user's keys itself).`,
+      `the Redis Cluster client's keyPrefix ${JSON.stringify(prefix)} has the hash tag ${tag}, which Redis hashes instead of each user's own tag: every session key lands in one slot, on one master. Drop the braces from it, or give the library a client without a keyPrefix (the library's keyPrefix option takes no braces: it tags each user's keys itself).`,
     );
 }
 

@@ -1,7 +1,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import { AuthConfigError } from '../errors.js';
-import { trustStore } from './checked-store.js';
 import { bounded } from './bounded.js';
+import { trustStore } from './checked-store.js';
 import { MasterLease, type ResolvedMasterLease } from './master-lease.js';
 import { TurnBatcher } from './turn-batcher.js';
 import { ConnectionServer } from './server-identity.js';
