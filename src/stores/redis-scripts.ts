@@ -61,8 +61,14 @@ export type ScriptedTarget = Record<ScriptName, (key: string, ...argv: ScriptArg
 
 type PipelineResults = [Error | null, unknown][] | null;
 
-/** Hops a confirmed write follows on a Cluster: a MOVED, then an ASK of a slot moved meanwhile. */
+/** Hops a confirmed write follows on a Cluster: a MOVED (or a replica's refusal), then an ASK of a slot moved meanwhile. */
 const MAX_REDIRECTIONS = 2;
+/**
+ * A script's write refused by a replica, as Redis 6 (inside "Error running script") and 7 word it.
+ * A Cluster replica runs a script itself on a connection that sent READONLY, as ioredis's pool
+ * does for the replicas it knows.
+ */
+const ON_A_REPLICA = /READONLY You can't write against a read only replica/;
 /** A Cluster's redirection, as Redis words it: `MOVED <slot> <host:port>` or `ASK …`. */
 const REDIRECTION = /^(MOVED|ASK) \d+ (\S+)$/;
 /**
@@ -132,10 +138,21 @@ export async function confirmedWrite(
   };
   let results = await send(client, false);
   for (let hop = 0; client.isCluster && hop < MAX_REDIRECTIONS; hop++) {
+    const cluster = client as Cluster;
+    if (ON_A_REPLICA.test(scriptError(results))) {
+      // The pair reached a replica on a connection the pool keeps READONLY (a slot map, or a
+      // redirection, from before a failover): Redis ran the script there and refused its first
+      // write, so nothing was written. The slot map is asked again and the pair goes to the
+      // slot's master.
+      await new Promise<void>((resolve) => cluster.refreshSlotsCache(() => resolve()));
+      moved();
+      if (Date.now() >= deadline) break;
+      results = await send(client, false);
+      continue;
+    }
     const redirection = REDIRECTION.exec(scriptError(results));
     if (redirection === null) break;
     const [, kind, address] = redirection;
-    const cluster = client as Cluster;
     let node = nodeAt(cluster, address!);
     if (node === undefined) {
       // A node the pool has no connection to (a replica promoted since the pool's last slot

@@ -204,8 +204,10 @@ async function mastersOf(ports: number[]): Promise<number[]> {
 function storeFailures(): { redirected: string[]; all: { at: number; what: string }[] } {
   const failures = { redirected: [] as string[], all: [] as { at: number; what: string }[] };
   auth!.on('store_unavailable', ({ operation, error }) => {
-    const message = (error as Error).message;
-    failures.all.push({ at: Date.now(), what: `${operation}: ${message}` });
+    const { message, name, command } = error as Error & { command?: { name?: string } };
+    // ioredis sets `command` on an error Redis answered; one without it came from the client.
+    const from = command === undefined ? 'the library or client' : `Redis (${command.name})`;
+    failures.all.push({ at: Date.now(), what: `${operation}: ${name} from ${from}: ${message}` });
     if (/^(MOVED|ASK) /.test(message)) failures.redirected.push(`${operation}: ${message}`);
   });
   return failures;

@@ -1,9 +1,10 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { Cluster, Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { type Auth, createAuth, redisStore } from '../../src/index.js';
 import { keySlot } from '../../src/stores/cluster-slots.js';
+import { confirmedWrite } from '../../src/stores/redis-scripts.js';
 import { refusedSoon, untilCached } from '../helpers/auth.js';
 import { decodeSegment, SECRET } from '../helpers/forge.js';
 import { RedisCluster } from '../helpers/redis-cluster.js';
@@ -44,6 +45,9 @@ afterAll(async () => {
   for (const client of plain) client.disconnect();
   await Promise.all(clusters.map((cluster) => cluster.stop()));
 });
+
+/** A write for confirmedWrite: it sets its key and answers 1. */
+const WRITE = "redis.call('SET', KEYS[1], 'written') return 1";
 
 async function started(masters: number, replicas: number): Promise<RedisCluster> {
   const cluster = await RedisCluster.start(masters, replicas);
@@ -381,4 +385,39 @@ describe('a Cluster store decides whether writes wait for a replica', () => {
         Number(await node(cluster.ports[0]!).call('CLUSTER', 'KEYSLOT', key)),
       );
   });
+});
+
+describe('a confirmed write that reaches a replica', () => {
+  it('by a slot map from before a failover: the script, refused there, goes to the master and is confirmed', async () => {
+    const cluster = await started(3, 1);
+    const client = new Cluster(startNodes(cluster), { scaleReads: 'master' }).on('error', () => {});
+    own = client;
+    await replicasInSlotMap(cluster);
+    await client.ping();
+    await new Promise<void>((resolve) => client.refreshSlotsCache(() => resolve()));
+    const key = `stale{${randomUUID()}}`;
+    const slots = (client as unknown as { slots: string[][] }).slots;
+    const [master, replica] = slots[keySlot(key)]!;
+    expect(replica, 'the slot map lists a replica').toBeDefined();
+    // ioredis's pool keeps its replica connections READONLY: there Redis runs a script itself.
+    const toReplica = client.nodes('slave').find((n) => `127.0.0.1:${n.options.port}` === replica);
+    await toReplica!.ping();
+    // The slot map a writer may hold in a failover: the slot's node is the replica.
+    slots[keySlot(key)] = [replica!];
+    let rechecked = 0;
+    const sha = createHash('sha1').update(WRITE).digest('hex');
+    const results = await confirmedWrite(
+      client,
+      (target, text) =>
+        text ? (target as Redis).eval(WRITE, 1, key) : (target as Redis).evalsha(sha, 1, key),
+      1,
+      Date.now() + 2000,
+      () => rechecked++,
+    );
+    expect(results?.[0]).toEqual([null, 1]);
+    // WAIT: the master's replica confirmed it.
+    expect(results?.[1]).toEqual([null, 1]);
+    expect(rechecked).toBe(1);
+    expect(await node(Number(master!.split(':')[1])).get(key)).toBe('written');
+  }, 60_000);
 });
