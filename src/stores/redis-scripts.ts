@@ -133,17 +133,20 @@ export async function confirmedWrite(
   };
   const send = async (target: IoRedisClient, asking: boolean) => {
     const answered = await once(target, false, asking);
-    // Redis lost the script (first use on this server, a SCRIPT FLUSH): once more, with its text.
-    return scriptError(answered).startsWith('NOSCRIPT') ? once(target, true, asking) : answered;
+    // Redis lost the script (first use on this server, a SCRIPT FLUSH): once more, with its
+    // text, unless the WAIT beside it ran out with the deadline (the caller answered 503).
+    return scriptError(answered).startsWith('NOSCRIPT') && Date.now() < deadline
+      ? once(target, true, asking)
+      : answered;
   };
   let results = await send(client, false);
   for (let hop = 0; client.isCluster && hop < MAX_REDIRECTIONS; hop++) {
     const cluster = client as Cluster;
     if (ON_A_REPLICA.test(scriptError(results))) {
-      // The pair reached a replica on a connection the pool keeps READONLY (a slot map, or a
-      // redirection, from before a failover): Redis ran the script there and refused its first
-      // write, so nothing was written. The slot map is asked again and the pair goes to the
-      // slot's master.
+      // The pair reached a replica on a connection the pool keeps READONLY (a redirection
+      // followed to a node that has become a replica since, by a view older than the pool's):
+      // Redis ran the script there and refused its first write, so nothing was written. The
+      // slot map is asked again and the pair goes to the slot's master.
       await new Promise<void>((resolve) => cluster.refreshSlotsCache(() => resolve()));
       moved();
       if (Date.now() >= deadline) break;

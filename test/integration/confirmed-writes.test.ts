@@ -54,6 +54,10 @@ describe('confirmed writes (waitForReplicas)', () => {
     await expect(auth.generateTokens({ id: 'u3' })).rejects.toMatchObject({
       code: 'store_unavailable',
     });
+    // Nothing is sent once the login was answered 503: the script's text, resent after the WAIT
+    // that ran out with the deadline, would record a session nobody was given.
+    await sleep(1000);
+    expect(await admin.keys('auth:*u3*')).toEqual([]);
     // Back: confirmed again.
     replica.resume();
     await linked(replica.port);
