@@ -6,7 +6,7 @@
  * and what came back) instead of a 500 from deeper down, or, worse, an `isLive` of `"false"` read
  * as live.
  */
-import { warnOnce } from '../config/validate.js';
+import { isWholeNumber, warnOnce } from '../config/validate.js';
 import { AuthConfigError } from '../errors.js';
 import type { Holding, RotationResult, SessionRecord, SessionStore } from './session-store.js';
 
@@ -97,8 +97,8 @@ function flag(value: unknown, where: string): boolean | Refused {
 }
 
 function count(value: unknown, where: string): number | Refused {
-  return Number.isSafeInteger(value) && (value as number) >= 0
-    ? (value as number)
+  return isWholeNumber(value, 0, Number.MAX_SAFE_INTEGER)
+    ? value
     : new Refused(where, 'a count (a whole number, 0 or more)', value);
 }
 
@@ -112,7 +112,7 @@ export function checkedStore(store: SessionStore): SessionStore {
   if (trusted.has(store)) return store;
   // Read once, here: what the session strategy slides expiries by.
   const resolution: unknown = store.timeResolution;
-  if (resolution !== undefined && !(Number.isSafeInteger(resolution) && (resolution as number) > 0))
+  if (resolution !== undefined && !isWholeNumber(resolution, 1, Number.MAX_SAFE_INTEGER))
     throw new AuthConfigError(
       'store',
       `has a timeResolution of ${describe(resolution)}: give a whole number of ms above 0 (1000 for a store that keeps seconds), or none`,

@@ -142,35 +142,43 @@ export async function confirmedWrite(
   let results = await send(client, false);
   for (let hop = 0; client.isCluster && hop < MAX_REDIRECTIONS; hop++) {
     const cluster = client as Cluster;
-    if (ON_A_REPLICA.test(scriptError(results))) {
+    const error = scriptError(results);
+    // Where the pair goes again: the Cluster (by its slot map) or the named node's connection.
+    let target: IoRedisClient = client;
+    let asking = false;
+    if (ON_A_REPLICA.test(error)) {
       // The pair reached a replica on a connection the pool keeps READONLY (a redirection
       // followed to a node that has become a replica since, by a view older than the pool's):
       // Redis ran the script there and refused its first write, so nothing was written. The
       // slot map is asked again and the pair goes to the slot's master.
-      await new Promise<void>((resolve) => cluster.refreshSlotsCache(() => resolve()));
+      await slotMapRefreshed(cluster);
       moved();
-      if (Date.now() >= deadline) break;
-      results = await send(client, false);
-      continue;
+    } else {
+      const redirection = REDIRECTION.exec(error);
+      if (redirection === null) break;
+      const [, kind, address] = redirection;
+      let node = nodeAt(cluster, address!);
+      if (node === undefined) {
+        // A node the pool has no connection to (a replica promoted since the pool's last slot
+        // map, which may have left it out): the refreshed map connects to it.
+        // RedisStore.runScript bounds the wait.
+        await slotMapRefreshed(cluster);
+        node = nodeAt(cluster, address!);
+        if (node === undefined) break;
+      } else if (kind === 'MOVED') cluster.refreshSlotsCache();
+      if (kind === 'MOVED') moved();
+      target = node;
+      asking = kind === 'ASK';
     }
-    const redirection = REDIRECTION.exec(scriptError(results));
-    if (redirection === null) break;
-    const [, kind, address] = redirection;
-    let node = nodeAt(cluster, address!);
-    if (node === undefined) {
-      // A node the pool has no connection to (a replica promoted since the pool's last slot
-      // map, which may have left it out): the refreshed map connects to it.
-      // RedisStore.runScript bounds the wait.
-      await new Promise<void>((resolve) => cluster.refreshSlotsCache(() => resolve()));
-      node = nodeAt(cluster, address!);
-      if (node === undefined) break;
-    } else if (kind === 'MOVED') cluster.refreshSlotsCache();
-    if (kind === 'MOVED') moved();
     if (Date.now() >= deadline) break;
-    results = await send(node, kind === 'ASK');
+    results = await send(target, asking);
   }
   return results;
 }
+
+/** Settles once the Cluster has asked for its slot map again (whether or not a node answered). */
+const slotMapRefreshed = (cluster: Cluster): Promise<void> =>
+  new Promise((resolve) => cluster.refreshSlotsCache(() => resolve()));
 
 /**
  * The pool's connection to the node a redirection names, by its address as Redis gives it (the
