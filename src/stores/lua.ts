@@ -199,6 +199,17 @@ local V2_ROTATED_HEAD = '${V2_HEAD_FORMAT}I${SECONDS_BYTES}'
  * The helpers a fast path (ScriptParts) uses: made before it, on every call.
  */
 const CORE_HELPERS = `
+-- Redis's clock (epoch ms), read at most once per command, when first asked: a batch's calls all
+-- run in this one turn. A rotation without a grace window (a sliding session's touch, strict reuse
+-- detection) never asks, nor does a write on Redis 7 or later (see extend).
+local RAN_AT
+local function ranAt()
+  if not RAN_AT then
+    local clock = redis.call('TIME')
+    RAN_AT = clock[1] * 1000 + math.floor(clock[2] / 1000)
+  end
+  return RAN_AT
+end
 local function binary(v)
   return (string.byte(v, 1) or 32) < 32
 end
@@ -229,8 +240,7 @@ local function extend(exp)
     return
   end
   local ttl = redis.call('PTTL', h)
-  local clock = redis.call('TIME')
-  if ttl < 0 or clock[1] * 1000 + math.floor(clock[2] / 1000) + ttl < tonumber(exp) then
+  if ttl < 0 or ranAt() + ttl < tonumber(exp) then
     redis.call('PEXPIREAT', h, at)
   end
 end
@@ -373,8 +383,6 @@ end
  * neither scans nor shortens), which so skip making the helpers they do not need.
  */
 interface ScriptParts {
-  /** Run once per command, before any call's arguments are read (a batched script's too). */
-  once?: string | undefined;
   args: readonly string[];
   /** The fields packed in the one argument `args` names (packArgs), when it takes them so. */
   packed?: PackedFields | undefined;
@@ -383,8 +391,8 @@ interface ScriptParts {
 }
 
 /** A write script over KEYS[1]. */
-function script({ once = '', args, packed, fast = '', body }: ScriptParts): string {
-  return `${CONSTANTS}${CORE_HELPERS}${once}local BASE, COUNT = 0, #ARGV
+function script({ args, packed, fast = '', body }: ScriptParts): string {
+  return `${CONSTANTS}${CORE_HELPERS}local BASE, COUNT = 0, #ARGV
 ${readArgs(args, packed)}
 ${fast}${HELPERS}${body}`;
 }
@@ -395,10 +403,10 @@ ${fast}${HELPERS}${body}`;
  * Answers one result per call; a call that fails answers its error and the others go on, as
  * they would have as separate commands.
  */
-export function batchedScript({ once = '', args, packed, fast = '', body }: ScriptParts): string {
+export function batchedScript({ args, packed, fast = '', body }: ScriptParts): string {
   // Each call reads its arguments where they lie in ARGV (no copy per call). The helpers are made
   // once, for the whole batch.
-  return `${CONSTANTS}${CORE_HELPERS}${HELPERS}${once}
+  return `${CONSTANTS}${CORE_HELPERS}${HELPERS}
 local function call(BASE, COUNT)
 ${readArgs(args, packed)}
 ${fast}${body}
@@ -551,7 +559,10 @@ local grace = graceMs
 -- Without a window (strict reuse detection, a sliding session's touch) nothing judges the stamp:
 -- it is now, so the app's own throttle of touches reads a time of its clock.
 local stamp = now
-if grace > 0 and RAN_AT > now then stamp = RAN_AT end
+if grace > 0 then
+  local ran = ranAt()
+  if ran > now then stamp = ran end
+end
 -- A successor jti (derived from the old one) names every concurrent rotation's new jti, so the
 -- live one being it says that rotation happened: a binary record keeps no previous jti then.
 successor = successor == 1
@@ -679,11 +690,6 @@ settle(now, owner)
 return ${ROTATE_RESULTS.reused}
 `;
 const ROTATE_PARTS: ScriptParts = {
-  // Redis's clock, once per command (a batch's rotations all ran in this one turn).
-  once: `
-local clock = redis.call('TIME')
-local RAN_AT = clock[1] * 1000 + math.floor(clock[2] / 1000)
-`,
   args: ROTATE_ARGS,
   packed: ROTATE_FIELDS,
   fast: ROTATE_SESSION_FAST,

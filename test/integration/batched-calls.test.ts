@@ -266,6 +266,58 @@ describe('logins and rotations on one Redis node, batched', () => {
     await store.close();
   });
 
+  it("Redis's clock is read at most once per batch, and never for a rotation without a grace window", async () => {
+    const store = redisStore(client(), { keyPrefix: 'clock:' });
+    const major = Number(/redis_version:(\d+)/.exec(await admin.info('server'))![1]);
+    // Loads the batched login script (EVALSHA, NOSCRIPT, EVAL), which the counts leave out.
+    await Promise.all([
+      store.create('clock-warm', newSession(sid()), 0),
+      store.create('clock-up', newSession(sid()), 0),
+    ]);
+    const logins = Array.from({ length: 20 }, (_, i) => [`clock-${i}`, newSession(sid())] as const);
+    const created = await counted(() =>
+      Promise.all(logins.map(([user, login]) => store.create(user, login, 0))),
+    );
+    const rotate = (graceMs: number) =>
+      Promise.all(
+        logins.map(([user, login]) => {
+          const newJti = randomUUID();
+          const done = store.rotate(user, {
+            sessionId: login.sessionId,
+            oldJti: login.jti,
+            newJti,
+            now: Date.now(),
+            expiresAt: Date.now() + 60_000,
+            graceMs,
+          });
+          login.jti = newJti;
+          return done;
+        }),
+      );
+    await rotate(0); // loads the batched rotate script
+    const strict = await counted(() => rotate(0));
+    const graced = await counted(() => rotate(10_000));
+    for (const { result, delta } of [strict, graced]) {
+      expect(result).toEqual(logins.map(() => 'rotated'));
+      expect(delta.evalsha).toBe(1);
+    }
+    expect(created.delta.evalsha).toBe(1);
+    // A rotation with a window stamps itself by Redis's clock: once for the batch.
+    expect(graced.delta.time).toBe(1);
+    if (major >= 7) {
+      // Keys' expiries are pushed out by PEXPIREAT … GT, and a sliding session's touch or strict
+      // reuse detection has no window to judge: no TIME at all.
+      expect(created.delta.time).toBeUndefined();
+      expect(strict.delta.time).toBeUndefined();
+    } else {
+      // Before Redis 7, pushing an existing key's expiry out compares against Redis's clock: once
+      // a batch, not once a call (these logins made their keys: none needed it).
+      expect(created.delta.time ?? 0).toBeLessThanOrEqual(1);
+      expect(strict.delta.time).toBe(1);
+    }
+    await store.close();
+  });
+
   it("one login's failure (a key that is not a hash) fails that login alone", async () => {
     const store = redisStore(client(), { keyPrefix: 'broken:' });
     await Promise.all([
