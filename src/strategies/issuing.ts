@@ -95,7 +95,7 @@ export function authTimeOf(payload: RefreshTokenPayload): number {
  */
 export async function refreshedClaims(
   context: StrategyContext,
-  payload: RefreshTokenPayload & { usr?: unknown },
+  payload: Pick<RefreshTokenPayload, 'sub'> & { usr?: unknown },
 ): Promise<Record<string, unknown> | null> {
   const { loadUser, userFields } = context.options;
   if (loadUser) {

@@ -16,7 +16,7 @@ import {
   userIdOf,
 } from '../tokens/issue.js';
 import { MAX_TOKEN_LENGTH } from '../tokens/token-service.js';
-import { sessionOver, storeCaller } from './issuing.js';
+import { refreshedClaims, sessionOver, storeCaller } from './issuing.js';
 import { redisStrategy } from './redis.js';
 import type { StrategyContext, TokenStrategy, WriteOptions } from './types.js';
 
@@ -237,6 +237,13 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
       const now = Date.now();
       const record = await find(parsed, 'refresh', now);
       if (!record) throw revoked();
+      // loadUser's null ends the session here too (a deleted or disabled user): asked only once
+      // the token is proven, so a forged one cannot end someone's session. The token carries no
+      // claims, so what it returns is only checked.
+      if (options.loadUser && (await refreshedClaims(context, { sub: parsed.sub })) === null) {
+        await stored('refresh', () => store.revoke(parsed.sub, parsed.sid));
+        throw revoked();
+      }
       // The expiry the store will keep: the slide's, rounded down to the store's resolution,
       // or the record's own when there is nothing to slide (at the absolute cap).
       const expiresAt = Math.max(record.expiresAt, kept(slidTo(record, now)));

@@ -249,6 +249,47 @@ describe('helpers', () => {
     expect(await auth.listSessions(9)).toEqual([]);
   });
 
+  it('the session strategy asks loadUser on refresh too: null ends the session, a bad answer changes nothing', async () => {
+    let answer: unknown = { id: 11 };
+    const asked: string[] = [];
+    auth = testAuth({
+      strategy: 'session',
+      loadUser: (id) => {
+        asked.push(id);
+        return answer as never;
+      },
+    });
+    const mine = await auth.generateTokens({ id: 11 });
+    const other = await auth.generateTokens({ id: 11 });
+    expect((await auth.refreshTokens(mine.refresh_token)).access_token).toBe(mine.access_token);
+    expect(asked).toEqual(['11']);
+    // Asked only for a token that proves its session: a forged secret is refused first.
+    const [user, sid] = mine.refresh_token.split('.');
+    const forged = `${user}.${sid}.${'A'.repeat(43)}`;
+    await expect(auth.refreshTokens(forged)).rejects.toMatchObject({ code: 'token_revoked' });
+    expect(asked).toHaveLength(1);
+    answer = 5;
+    await expect(auth.refreshTokens(mine.refresh_token)).rejects.toThrow(
+      /loadUser must return a user object, or null/,
+    );
+    expect(await auth.checkRefreshToken(mine.refresh_token)).toBe(true);
+    // A deleted or disabled user: that session ends, and its token no longer authenticates.
+    answer = null;
+    await expect(auth.refreshTokens(mine.refresh_token)).rejects.toMatchObject({
+      code: 'token_revoked',
+    });
+    expect(await auth.checkRefreshToken(mine.refresh_token)).toBe(false);
+    await expect(
+      auth.strategies.get('session').readToken(mine.access_token, { checkSession: true }),
+    ).rejects.toMatchObject({ code: 'token_revoked' });
+    // Its other session ends at its own next refresh, as with the redis strategy.
+    expect(await auth.checkRefreshToken(other.refresh_token)).toBe(true);
+    await expect(auth.refreshTokens(other.refresh_token)).rejects.toMatchObject({
+      code: 'token_revoked',
+    });
+    expect(await auth.listSessions(11)).toEqual([]);
+  });
+
   it('refuses a loadUser answer that is no user object with a TypeError, rotating nothing', async () => {
     let answer: unknown = 5;
     auth = testAuth({ loadUser: () => answer as never });
