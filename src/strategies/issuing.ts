@@ -66,6 +66,9 @@ export function signPair(
   // A random UUID (122 bits); the Redis store keeps it in 22 characters (compactUuid).
   const jti = session.jti ?? randomUUID();
   const refreshClaims: Record<string, unknown> = { sub, sid: sessionId, jti, auth_time: authTime };
+  // A lifetime of its own is the session's idle timeout for good: its rotations read it back
+  // (idleOf), so a short session stays short rather than taking refreshTokenTtl at its first one.
+  if (refreshOverrides?.lifetime !== undefined) refreshClaims.idl = refreshOverrides.lifetime;
   if (!options.loadUser && Object.keys(claims).length > 0) refreshClaims.usr = claims;
   const refresh = tokens.signPayload('refresh', refreshClaims, now, refreshOverrides, notAfter);
   const access = tokens.signPayload(
@@ -82,6 +85,14 @@ export function signPair(
     jti,
     expiresAt: notAfter * 1000,
   };
+}
+
+/**
+ * What a rotation signs its refresh token with: the session's own idle timeout (`idl`, which the
+ * verifier has checked), or nothing, for refreshTokenTtl.
+ */
+export function idleOf(payload: RefreshTokenPayload): SignOverrides | undefined {
+  return payload.idl === undefined ? undefined : { lifetime: payload.idl };
 }
 
 /** `auth_time` of a verified refresh token (the verifier requires it to be a number). */

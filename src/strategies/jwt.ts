@@ -12,7 +12,7 @@ import {
 } from '../tokens/issue.js';
 import { sessionClaims, type TokenPair, type TokenUser } from '../tokens/claims.js';
 import { checkSignOverrides } from '../tokens/sign-overrides.js';
-import { authTimeOf, refreshedClaims, signPair } from './issuing.js';
+import { authTimeOf, idleOf, refreshedClaims, signPair } from './issuing.js';
 import {
   reusable,
   type StrategyContext,
@@ -84,9 +84,15 @@ export function jwtStrategy(context: StrategyContext): TokenStrategy {
       if (claims === null) throw new AuthError('token_revoked', 'The user no longer exists.');
       // The login time rides along, so no refresh carries the session past absoluteSessionTtl
       // (signPair refuses a session over, even one whose token is still within the leeway).
-      const { pair } = signPair(context, payload.sub, payload.sid, claims, Date.now(), {
-        authTime: authTimeOf(payload),
-      });
+      const { pair } = signPair(
+        context,
+        payload.sub,
+        payload.sid,
+        claims,
+        Date.now(),
+        { authTime: authTimeOf(payload) },
+        idleOf(payload),
+      );
       // Reported only once the pair exists: a refresh that fails is no refresh.
       context.events.emit('refresh', {
         userId: payload.sub,

@@ -24,7 +24,7 @@ import {
 } from '../tokens/issue.js';
 import type { SessionRecord } from '../stores/session-store.js';
 import { describeDevice } from '../tokens/device.js';
-import { authTimeOf, refreshedClaims, signPair, storeCaller } from './issuing.js';
+import { authTimeOf, idleOf, refreshedClaims, signPair, storeCaller } from './issuing.js';
 import {
   reusable,
   type SessionInfo,
@@ -214,10 +214,16 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
       }
       const now = Date.now();
       const authTime = authTimeOf(payload);
-      const pending = signPair(context, payload.sub, payload.sid, claims, now, {
-        authTime,
-        jti: successorJti(payload.sid, payload.jti),
-      });
+      const session = { authTime, jti: successorJti(payload.sid, payload.jti) };
+      const pending = signPair(
+        context,
+        payload.sub,
+        payload.sid,
+        claims,
+        now,
+        session,
+        idleOf(payload),
+      );
       const result = await stored('refresh', () =>
         store.rotate(payload.sub, {
           sessionId: payload.sid,
@@ -237,13 +243,30 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
           // A concurrent request (another tab, or a retry after a timeout) rotated this token
           // moments ago, to the same derived successor id: this pair carries it too, so both
           // clients end up on the one live chain and neither sees an error.
+          // The chain's live record ends where the winning rotation put it, earlier than this
+          // pair would (signed from a later now): signed again to end with it, so that neither
+          // token outlives the session by up to the grace period (the refresh cookie neither).
+          const record = await stored('refresh', () => store.get(payload.sub, payload.sid, now));
+          if (record === undefined) throw revoked();
+          const pair =
+            record.expiresAt >= pending.expiresAt
+              ? pending.pair
+              : signPair(
+                  context,
+                  payload.sub,
+                  payload.sid,
+                  claims,
+                  now,
+                  { ...session, notAfter: record.expiresAt },
+                  idleOf(payload),
+                ).pair;
           events.emit('refresh', {
             userId: payload.sub,
             sessionId: payload.sid,
             concurrent: true,
             ...meta,
           });
-          return pending.pair;
+          return pair;
         }
         case 'reused':
           events.emit('refresh_reused', { userId: payload.sub, sessionId: payload.sid, ...meta });

@@ -47,6 +47,11 @@ export interface RefreshTokenPayload {
   auth_time?: number | undefined;
   /** The strategy that issued the token. */
   stg?: string | undefined;
+  /**
+   * The session's own idle timeout in seconds, when its refresh token was given a `lifetime`
+   * (createRefreshToken, writeToken): every rotation keeps it instead of `refreshTokenTtl`.
+   */
+  idl?: number | undefined;
   iat: number;
   exp: number;
   iss?: string | undefined;
@@ -83,6 +88,8 @@ export const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
   'stg',
   // The app claims a refresh token carries, to re-issue them on refresh.
   'usr',
+  // A session's own idle timeout, carried by its refresh tokens.
+  'idl',
 ]);
 
 /**

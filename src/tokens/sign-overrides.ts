@@ -8,6 +8,9 @@ export interface SignOverrides {
   headers?: Record<string, unknown> | undefined;
 }
 
+/** The longest `lifetime` a token may be given, in seconds: a year. */
+export const MAX_LIFETIME = 31_536_000;
+
 /** Header parameters a caller may not set: the library's own, and those verifiers refuse. */
 const RESERVED_HEADERS = new Set<string>(['alg', 'typ', 'kid', 'cty', 'b64', ...FORBIDDEN_HEADERS]);
 
@@ -24,9 +27,9 @@ export function checkSignOverrides(options: {
   if (lifetime === undefined && audience === undefined && headers === undefined) return undefined;
   const out: SignOverrides = {};
   if (lifetime !== undefined) {
-    if (!isWholeNumber(lifetime, 1, 31_536_000))
+    if (!isWholeNumber(lifetime, 1, MAX_LIFETIME))
       throw new TypeError(
-        'koa-jwt-redis: `lifetime` must be a whole number of seconds from 1 to 31536000',
+        `koa-jwt-redis: \`lifetime\` must be a whole number of seconds from 1 to ${MAX_LIFETIME}`,
       );
     out.lifetime = lifetime;
   }

@@ -15,7 +15,8 @@ import { directSign, isDirect, signatureVerify } from './crypto-jws.js';
 import { claimsError, encodedHeader, hmacSign, hmacVerify, isHmac } from './hmac-jws.js';
 import { VerifyCache } from './verify-cache.js';
 import { forbiddenHeader, knownHeader, parseHeader, rememberHeader } from './jws-header.js';
-import type { SignOverrides } from './sign-overrides.js';
+import { MAX_LIFETIME, type SignOverrides } from './sign-overrides.js';
+import { isWholeNumber } from '../config/validate.js';
 
 /** Longer than any token this library issues; anything bigger is rejected before parsing. */
 export const MAX_TOKEN_LENGTH = 8192;
@@ -367,6 +368,13 @@ export class TokenService {
     // The absolute session lifetime counts from auth_time: a refresh token without it cannot be renewed.
     if (kind === 'refresh' && claims.auth_time === undefined)
       throw invalid('The refresh token lacks its login time.');
+    // A session's own idle timeout, as a lifetime option allows it (a rotation signs with it).
+    if (
+      kind === 'refresh' &&
+      claims.idl !== undefined &&
+      !isWholeNumber(claims.idl, 1, MAX_LIFETIME)
+    )
+      throw invalid('The refresh token has a malformed idle timeout.');
     if (cache !== undefined) {
       const payload = claims as unknown as AccessTokenPayload;
       cache.set(token, payload, exp, key, header.kid, header.alg);

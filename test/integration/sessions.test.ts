@@ -295,8 +295,22 @@ describe('the Redis data model', () => {
   async function largeHash(id: string): Promise<string[]> {
     const tokens = [];
     for (let i = 0; i <= SCAN_FIELDS; i++)
-      tokens.push(await auth.createRefreshToken({ id }, { lifetime: 60 }));
+      tokens.push((await auth.generateTokens({ id })).refresh_token);
     return tokens;
+  }
+
+  /**
+   * Refreshes `tokens` on the same store as an instance would after a deploy that lowered
+   * refreshTokenTtl to 2 s: each rotation ends its session sooner than its login did (a token's
+   * own `lifetime` is kept by its rotations, so only a changed setting shortens one).
+   */
+  async function refreshLowered(...tokens: string[]): Promise<void> {
+    const lowered = testAuth({ keyPrefix: prefix, accessTokenTtl: 1, refreshTokenTtl: 2 });
+    try {
+      for (const token of tokens) await lowered.refreshTokens(token);
+    } finally {
+      await lowered.close();
+    }
   }
 
   it('keeps one hash per user, under its hash tag, with a TTL', async () => {
@@ -362,7 +376,7 @@ describe('the Redis data model', () => {
   });
 
   it('scans a large hash only once its earliest session may have expired, and lowers that time on every shorter write', async () => {
-    await start({ accessTokenTtl: 1, refreshTokenTtl: 2 });
+    await start({ accessTokenTtl: 1, refreshTokenTtl: 60 });
     const key = `${prefix}{u:big}`;
     const mark = async () => Number(await client.hget(key, '~'));
     // One field per family (no ip or user agent). A small hash has no mark; the login that makes
@@ -376,11 +390,11 @@ describe('the Redis data model', () => {
     await auth.createRefreshToken({ id: 'big' }, { lifetime: 60 });
     expect(await mark()).toBeGreaterThan(Date.now() + 50_000);
     // A shorter login lowers the mark, and so does a refresh that shortens a session
-    // (refreshTokenTtl: 2 s, where its login gave 60).
-    const shortened = await auth.createRefreshToken({ id: 'big' }, { lifetime: 60 });
+    // (refreshTokenTtl lowered to 2 s, where its login gave 60).
+    const shortened = (await auth.generateTokens({ id: 'big' })).refresh_token;
     await auth.createRefreshToken({ id: 'big' }, { lifetime: 3 });
     expect(await mark()).toBeLessThanOrEqual(Date.now() + 3000);
-    await auth.refreshTokens(shortened);
+    await refreshLowered(shortened);
     expect(await mark()).toBeLessThanOrEqual(Date.now() + 2000);
     await sleep(3100);
     // Before the mark passes, a login does not scan: with a mark set ahead (as by a login
@@ -399,26 +413,26 @@ describe('the Redis data model', () => {
   });
 
   it('a large hash whose sessions all end sooner on refresh expires with them', async () => {
-    // Logins of 60 s, refreshes of 2 s (refreshTokenTtl): each refresh shortens its family.
-    await start({ accessTokenTtl: 1, refreshTokenTtl: 2 });
+    // Logins of 60 s, refreshes of 2 s (refreshTokenTtl lowered): each refresh shortens its family.
+    await start({ accessTokenTtl: 1, refreshTokenTtl: 60 });
     const key = `${prefix}{u:shrink}`;
     const tokens = await largeHash('shrink');
     expect(await client.hget(key, '~')).not.toBeNull();
     expect(await client.pttl(key)).toBeGreaterThan(50_000);
-    for (const token of tokens) await auth.refreshTokens(token);
+    await refreshLowered(...tokens);
     // The key's expiry follows its latest family down, not the 60 s the logins gave it.
     expect(await client.pttl(key)).toBeLessThanOrEqual(2000);
     expect(await auth.listSessions('shrink')).toHaveLength(SCAN_FIELDS + 1);
   });
 
   it('a large hash an older version left without its mark is still scanned by a refresh that shortens a session', async () => {
-    await start({ accessTokenTtl: 1, refreshTokenTtl: 2 });
+    await start({ accessTokenTtl: 1, refreshTokenTtl: 60 });
     const key = `${prefix}{u:unmarked}`;
     const tokens = await largeHash('unmarked');
     await client.hdel(key, '~');
-    // A refresh that shortens its session (60 s, then refreshTokenTtl: 2 s): the field count
-    // tells the hash is large, and the scan marks it with its earliest expiry, that session's.
-    await auth.refreshTokens(tokens[0]!);
+    // A refresh that shortens its session (60 s, then refreshTokenTtl lowered to 2 s): the field
+    // count tells the hash is large, and the scan marks it with its earliest expiry, that session's.
+    await refreshLowered(tokens[0]!);
     const mark = Number(await client.hget(key, '~'));
     expect(mark).toBeGreaterThan(0);
     expect(mark).toBeLessThanOrEqual(Date.now() + 2000);

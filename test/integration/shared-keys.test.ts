@@ -131,13 +131,23 @@ describe('the shared layout (keyBuckets)', () => {
   });
 
   it('a refresh that ends a session sooner than its login did moves the time to prune forward', async () => {
-    const { auth, keyPrefix } = shared(1, { accessTokenTtl: 1, refreshTokenTtl: 2 });
+    const { auth, keyPrefix } = shared(1, { accessTokenTtl: 1, refreshTokenTtl: 60 });
     const key = `${keyPrefix}{b:0}`;
     await auth.createRefreshToken({ id: 'stays' }, { lifetime: 60 });
-    const token = await auth.createRefreshToken({ id: 'shortened' }, { lifetime: 60 });
+    const token = (await auth.generateTokens({ id: 'shortened' })).refresh_token;
     expect(Number(await client.hget(key, '~'))).toBeGreaterThan(Date.now() + 50_000);
-    // Its first refresh gives the session refreshTokenTtl: 2 s, not the 60 of its login.
-    await auth.refreshTokens(token);
+    // Its first refresh, by an instance whose refreshTokenTtl was lowered to 2 s (a deploy), gives
+    // the session 2 s, not the 60 of its login. (A token's own lifetime is kept by its rotations.)
+    const lowered = createAuth({
+      secret: SECRET,
+      redis: harnessRedisUrl(),
+      keyPrefix,
+      keyBuckets: 1,
+      accessTokenTtl: 1,
+      refreshTokenTtl: 2,
+    });
+    opened.push(lowered);
+    await lowered.refreshTokens(token);
     expect(Number(await client.hget(key, '~'))).toBeLessThanOrEqual(Date.now() + 2000);
     await sleep(2100);
     await auth.createRefreshToken({ id: 'new' }, { lifetime: 60 });

@@ -3,7 +3,7 @@ import Koa from 'koa';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { type Auth, AuthError, type TokenStrategy, UnsupportedError } from '../../src/index.js';
 import { testAuth } from '../helpers/auth.js';
-import { decodeSegment, SECRET } from '../helpers/forge.js';
+import { decodeSegment, forgeHmac, SECRET } from '../helpers/forge.js';
 import { call, serve, type Served } from '../helpers/http.js';
 
 let auth: Auth;
@@ -288,6 +288,73 @@ describe('helpers', () => {
       code: 'token_revoked',
     });
     expect(await auth.listSessions(11)).toEqual([]);
+  });
+
+  it("a refresh token's own lifetime is its session's idle timeout through every rotation", async () => {
+    auth = testAuth({ accessTokenTtl: 900 });
+    const life = (token: string) => {
+      const { iat, exp } = decodeSegment(token, 1) as { iat: number; exp: number };
+      return exp - iat;
+    };
+    for (const strategy of ['redis', 'jwt'] as const) {
+      let refresh = await auth.createRefreshToken({ id: 'short' }, { strategy, lifetime: 60 });
+      expect(decodeSegment(refresh, 1)).toMatchObject({ idl: 60 });
+      expect(life(refresh)).toBe(60);
+      for (let i = 0; i < 2; i++) {
+        const pair = await auth.refreshTokens(refresh, { strategy });
+        refresh = pair.refresh_token;
+        // Not refreshTokenTtl's 30 days: the session stays as short as it was made, and the access
+        // token no longer than it.
+        expect(life(refresh), strategy).toBe(60);
+        expect(decodeSegment(refresh, 1)).toMatchObject({ idl: 60 });
+        expect(life(pair.access_token)).toBeLessThanOrEqual(60);
+        expect(pair.expires_in).toBeLessThanOrEqual(60);
+      }
+    }
+    const [session] = await auth.listSessions('short');
+    expect(session!.expiresAt.getTime() - Date.now()).toBeLessThanOrEqual(60_000);
+    // A login's tokens carry no idle timeout of their own: refreshTokenTtl, as configured now.
+    const login = await auth.generateTokens({ id: 'long' });
+    expect(decodeSegment(login.refresh_token, 1)).not.toHaveProperty('idl');
+    expect(life((await auth.refreshTokens(login.refresh_token)).refresh_token)).toBe(2_592_000);
+    // The claim is the library's: an app may not set it, and one that is no lifetime is refused.
+    await expect(
+      auth.createAccessToken({ id: 'x' }, { claims: { idl: 5 } }),
+    ).rejects.toBeInstanceOf(TypeError);
+    const header = decodeSegment(login.refresh_token, 0);
+    const payload = decodeSegment(login.refresh_token, 1);
+    for (const idl of [0, -1, 1.5, '60', 31_536_001, null]) {
+      const forged = forgeHmac(header, { ...payload, idl }, SECRET);
+      await expect(auth.refreshTokens(forged), String(idl)).rejects.toMatchObject({
+        code: 'token_invalid',
+      });
+    }
+  });
+
+  it('a concurrent refresh within the grace period gets tokens that end with the session, not later', async () => {
+    auth = testAuth({ accessTokenTtl: 300, refreshTokenTtl: 600 });
+    const login = await auth.generateTokens({ id: 'tabs' });
+    const first = await auth.refreshTokens(login.refresh_token);
+    // The second tab's refresh of the same token arrives 3 s later, within the 10 s grace period.
+    const later = Date.now() + 3000;
+    const clock = vi.spyOn(Date, 'now').mockReturnValue(later);
+    let second;
+    try {
+      second = await auth.refreshTokens(login.refresh_token);
+    } finally {
+      clock.mockRestore();
+    }
+    const exp = (token: string) => decodeSegment(token, 1).exp as number;
+    const [session] = await auth.listSessions('tabs');
+    const ends = session!.expiresAt.getTime() / 1000;
+    expect(exp(first.refresh_token)).toBe(ends);
+    // Signed from the later now, it ended about 3 s after the session before.
+    expect(exp(second.refresh_token)).toBe(ends);
+    expect(exp(second.access_token)).toBeLessThanOrEqual(ends);
+    expect(decodeSegment(second.refresh_token, 1).jti).toBe(
+      decodeSegment(first.refresh_token, 1).jti,
+    );
+    expect(second.expires_in).toBeLessThanOrEqual(ends - Math.floor(later / 1000));
   });
 
   it('refuses a loadUser answer that is no user object with a TypeError, rotating nothing', async () => {
