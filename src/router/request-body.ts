@@ -51,8 +51,11 @@ export const jsonBodyParser = (): Middleware => {
       if (Array.isArray(body)) throw new AuthError('invalid_request', NOT_AN_OBJECT);
       return next();
     };
-    if (!hasBody(ctx) || !readAlready(ctx))
-      return parse(ctx, () => checked(keepUnparsedApart(ctx).body));
+    // No body at all (no length, or a Content-Length of 0): nothing to parse. An app-wide parser
+    // may have read the empty stream already, and koa-body reading it again fails ("stream is not
+    // readable"): a refresh by header or cookie must not turn into a 400 for want of a body.
+    if (!hasBody(ctx)) return checked(keepUnparsedApart(ctx).body);
+    if (!readAlready(ctx)) return parse(ctx, () => checked(keepUnparsedApart(ctx).body));
     const { body } = keepUnparsedApart(ctx);
     // A non-strict parser hands on `"text"`, `7` or `null` as they are.
     if (body === null || typeof body !== 'object')

@@ -6,7 +6,7 @@ import type { Auth } from '../../src/index.js';
 import { testAuth } from '../helpers/auth.js';
 import { call, type Reply, serve, type Served } from '../helpers/http.js';
 import { loadKoaBody } from '../../src/middleware/json-body.js';
-import { checkPassword, webApp } from '../helpers/web.js';
+import { checkPassword, Jar, webApp } from '../helpers/web.js';
 
 /**
  * What the auth routes do with bodies that are not the JSON they expect: 415 for another media
@@ -301,8 +301,11 @@ describe('refresh and logout bodies', () => {
 
 describe('behind an app-wide body parser', () => {
   /** The routes mounted after `before` (an app's own body parser), as a Koa app commonly has it. */
-  async function startBehind(before: Koa.Middleware): Promise<{ errors: Error[] }> {
-    auth = testAuth();
+  async function startBehind(
+    before: Koa.Middleware,
+    tokenDelivery: 'json' | 'cookie' = 'json',
+  ): Promise<{ errors: Error[] }> {
+    auth = testAuth({ tokenDelivery });
     logins = 0;
     const app = new Koa();
     const errors: Error[] = [];
@@ -361,6 +364,49 @@ describe('behind an app-wide body parser', () => {
       'body_too_large',
     );
     expect(logins).toBe(1);
+  });
+
+  it('refreshes and logs out with a JSON content type and no body at all, as without the parser', async () => {
+    // A client that always sends `Content-Type: application/json`, here with Content-Length: 0.
+    const noBody = { 'content-type': 'application/json' };
+    await startBehind(loadKoaBody()());
+    const login = async () =>
+      (await post('/auth/login', json, noBody)).body as unknown as {
+        access_token: string;
+        refresh_token: string;
+      };
+    let tokens = await login();
+    const bearer = (token: string) => ({ ...noBody, authorization: `Bearer ${token}` });
+    expect((await post('/auth/refresh', undefined, bearer(tokens.refresh_token))).status).toBe(200);
+    tokens = await login();
+    expect((await post('/auth/logout-all', undefined, bearer(tokens.access_token))).status).toBe(
+      200,
+    );
+    tokens = await login();
+    expect((await post('/auth/logout', undefined, bearer(tokens.access_token))).status).toBe(204);
+    await server.close();
+    await auth.close();
+
+    // Cookie delivery: the refresh cookie with its CSRF header.
+    await startBehind(loadKoaBody()(), 'cookie');
+    const cookieLogin = await post('/auth/login', json, { ...noBody, 'x-csrf-token': 'login' });
+    expect(cookieLogin.status).toBe(200);
+    const jar = new Jar();
+    jar.take(cookieLogin.headers);
+    const csrf = jar.values.get('__Host-csrf_token')!;
+    const refreshed = await post('/auth/refresh', undefined, {
+      ...noBody,
+      cookie: jar.header(),
+      'x-csrf-token': csrf,
+    });
+    expect(refreshed.status).toBe(200);
+    jar.take(refreshed.headers);
+    const logout = await post('/auth/logout', undefined, {
+      ...noBody,
+      cookie: jar.header(),
+      'x-csrf-token': jar.values.get('__Host-csrf_token')!,
+    });
+    expect(logout.status).toBe(204);
   });
 
   it('refuses what a lenient parser hands on: a JSON scalar, and a "__proto__" key', async () => {
