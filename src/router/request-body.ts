@@ -60,7 +60,12 @@ export const jsonBodyParser = (): Middleware => {
     // A non-strict parser hands on `"text"`, `7` or `null` as they are.
     if (body === null || typeof body !== 'object')
       throw new AuthError('invalid_request', NOT_AN_OBJECT);
-    if (receivedSize(ctx, body) > JSON_LIMIT) throw tooLarge();
+    const size = receivedSize(ctx);
+    if ((size ?? writtenSize(body)) > JSON_LIMIT) throw tooLarge();
+    // koa-body's (co-body's) answer to an empty body is {}, the same as to a sent `{}`: with no
+    // size to tell them apart (chunked or compressed, no text kept), {} is taken for no body, so
+    // an empty login is a 400 as it is without the app's parser (a sent {} holds no credentials).
+    if (size === undefined && Object.keys(body).length === 0) parsedFromNothing.add(ctx.request);
     return checked(body);
   };
 };
@@ -85,16 +90,25 @@ const JSON_LIMIT = 16 * 1024;
 const tooLarge = () => new AuthError('body_too_large', 'The request body is over 16 KiB.');
 
 /**
- * How large the body an app-wide parser read was, decoded: its text when the parser kept it (as
- * @koa/bodyparser does), the Content-Length of an unencoded body, else the parsed value written
- * out again (a chunked or compressed body: no more work than the parsing the app already paid).
+ * How large the body an app-wide parser read was, decoded: its text when the parser kept it
+ * (@koa/bodyparser always, koa-body with `includeUnparsed`), else the Content-Length of an
+ * unencoded body. Undefined when neither tells: a chunked or compressed body of which only the
+ * parsed value is left.
  */
-function receivedSize(ctx: Context, body: object): number {
+function receivedSize(ctx: Context): number | undefined {
   const { rawBody } = ctx.request as { rawBody?: unknown };
   if (typeof rawBody === 'string') return Buffer.byteLength(rawBody);
   const length = ctx.get('content-length');
   const encoding = ctx.get('content-encoding');
   if (length !== '' && (encoding === '' || encoding === 'identity')) return Number(length);
+  return undefined;
+}
+
+/**
+ * The parsed value written out again as JSON: what the routes' hooks are handed, when the bytes
+ * received are not known (no more work than the parsing the app already paid).
+ */
+function writtenSize(body: object): number {
   try {
     return Buffer.byteLength(JSON.stringify(body));
   } catch {
@@ -102,6 +116,9 @@ function receivedSize(ctx: Context, body: object): number {
     throw new AuthError('invalid_request', NOT_AN_OBJECT);
   }
 }
+
+/** Requests whose body an app-wide parser read as {} with nothing to show more was sent. */
+const parsedFromNothing = new WeakSet<object>();
 
 /**
  * Whether a middleware before the routes has read the whole request stream and left the body it
@@ -173,6 +190,7 @@ export function requireLoginBody(ctx: Context): void {
   if (
     !hasBody(ctx) ||
     (ctx.request as { rawBody?: unknown }).rawBody === '' ||
+    parsedFromNothing.has(ctx.request) ||
     body === null ||
     typeof body !== 'object'
   )

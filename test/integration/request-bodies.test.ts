@@ -409,6 +409,41 @@ describe('behind an app-wide body parser', () => {
     expect(logout.status).toBe(204);
   });
 
+  it('answers an empty chunked or compressed login body with 400, never calling login', async () => {
+    await startBehind(loadKoaBody()());
+    const failed: unknown[] = [];
+    auth.on('login_failed', (event) => failed.push(event));
+    // Chunked with no chunk, and gzip of nothing: koa-body hands on {} for both.
+    expectError(await postChunked('/auth/login'), 400, 'invalid_request');
+    expectError(
+      await post('/auth/login', gzipSync('') as unknown as string, {
+        'content-type': 'application/json',
+        'content-encoding': 'gzip',
+      }),
+      400,
+      'invalid_request',
+    );
+    // A {} sent the same way cannot be told from them without the text (README): 400 too.
+    expectError(await postChunked('/auth/login', '{}'), 400, 'invalid_request');
+    expect(logins).toBe(0);
+    expect(failed).toEqual([]);
+    // With a length, a {} is a JSON object: the app's login decides.
+    expectError(
+      await post('/auth/login', '{}', { 'content-type': 'application/json' }),
+      401,
+      'invalid_credentials',
+    );
+    expect(logins).toBe(1);
+    await server.close();
+    await auth.close();
+
+    // A parser that keeps the text (includeUnparsed) tells them apart, chunked too.
+    await startBehind(loadKoaBody()({ includeUnparsed: true }));
+    expectError(await postChunked('/auth/login'), 400, 'invalid_request');
+    expectError(await postChunked('/auth/login', '{}'), 401, 'invalid_credentials');
+    expect(logins).toBe(1);
+  });
+
   it('refuses what a lenient parser hands on: a JSON scalar, and a "__proto__" key', async () => {
     let next: unknown;
     await startBehind(async (ctx, nextMiddleware) => {
