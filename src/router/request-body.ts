@@ -38,8 +38,9 @@ function hasProtoKey(value: unknown): boolean {
  *
  * An app-wide body parser mounted before the routes (`app.use(koaBody())`, @koa/bodyparser) has
  * read the request stream already, and a second read fails: its result is taken instead, held to
- * the same rules (16 KiB as received, one JSON object, no `__proto__` key). The 415 for other
- * media types comes before, in `jsonOnly`, whatever the app's parser accepts.
+ * the same rules (16 KiB as received where that is known, else as parsed and written out again:
+ * see receivedSize; one JSON object, no `__proto__` key). The 415 for other media types comes
+ * before, in `jsonOnly`, whatever the app's parser accepts.
  */
 export const jsonBodyParser = (): Middleware => {
   const parse = sharedParser();

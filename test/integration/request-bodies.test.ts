@@ -494,6 +494,25 @@ describe('behind an app-wide body parser', () => {
     expect(res.status).toBe(200);
   });
 
+  it('holds what a client pads a chunked body with to 16 KiB where the text is kept, and says what it measures where not', async () => {
+    // Under 16 KiB parsed, over it as sent: spaces, and \u escapes of plain letters.
+    const padded = `${json.slice(0, -1)}${' '.repeat(200 * 1024)}}`;
+    const escaped = `${json.slice(0, -1)},"x":"${'\\u0061'.repeat(10_000)}"}`;
+    expect(JSON.stringify(JSON.parse(escaped)).length).toBeLessThan(16 * 1024);
+    // koa-body keeping the text (includeUnparsed; koa-body 6 under a symbol): measured as sent.
+    await startBehind(loadKoaBody()({ includeUnparsed: true }));
+    expectError(await postChunked('/auth/login', padded), 413, 'body_too_large');
+    expectError(await postChunked('/auth/login', escaped), 413, 'body_too_large');
+    expect(logins).toBe(0);
+    await server.close();
+    await auth.close();
+    // Without the text, only the parsed value is left: written out again, as README says, it is
+    // under 16 KiB, and that is all login is handed.
+    await startBehind(loadKoaBody()());
+    expect((await postChunked('/auth/login', padded)).status).toBe(200);
+    expect((await postChunked('/auth/login', escaped)).status).toBe(200);
+  });
+
   it('a bodyless request (a cookie refresh) after a middleware that drained the stream is no 500', async () => {
     const { errors } = await startBehind(async (ctx, next) => {
       for await (const chunk of ctx.req) void chunk;
