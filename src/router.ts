@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import type { ResolvedOptions } from './config/options.js';
 import { misspelt, onlyKnown } from './config/validate.js';
-import { usesCookies } from './config/web.js';
+import { type TokenSource, usesCookies } from './config/web.js';
 import { debug, describeError } from './debug.js';
 import { AuthConfigError, AuthError, UnsupportedError } from './errors.js';
 import type { AuthEvents } from './events.js';
@@ -186,6 +186,9 @@ async function loggingOut(
   }
 }
 
+/** Where a route took what authenticates its request: a token's source, or the body. */
+type CredentialSource = TokenSource | 'body';
+
 /** An error of a route, as the JSON answer it gets; undefined for one that is not ours to answer. */
 function routeError(error: unknown, realm: string | undefined): AuthError | undefined {
   // A helper the route's strategy lacks (sessions of the stateless `jwt` strategy): 501, as JSON.
@@ -289,14 +292,18 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
   const authenticated = auth.requireAuth({ csrf: true, strategy: strategyName });
 
   /**
-   * CSRF for routes that do not go through requireAuth. A cookie credential always needs the
-   * double-submit proof. Without one (login, a token in the body), a bearer header is proof
-   * enough: a cross-site page cannot make the browser add it.
+   * CSRF for routes that do not go through requireAuth, by where the route took what
+   * authenticates the request. A cookie always needs the double-submit proof. The bearer header
+   * needs none: a cross-site page cannot make the browser add it. The body (a login's
+   * credentials, a refresh token) is no session yet, but gets one's cookies: its Origin is
+   * checked, and it needs the CSRF header or an Authorization header (which a cross-site form
+   * cannot add either), though that header authenticates nothing here.
    */
-  function guard(ctx: Context, usesCookie: boolean): void {
-    if (!cookieMode) return;
-    if (usesCookie) checkCsrf(ctx, web, 'session');
-    else if (!hasBearerHeader(ctx)) checkCsrf(ctx, web, 'pre-session');
+  function guard(ctx: Context, from: CredentialSource): void {
+    if (!cookieMode || from === 'header') return;
+    if (from === 'cookie') checkCsrf(ctx, web, 'session');
+    else if (hasBearerHeader(ctx)) checkOrigin(ctx, web);
+    else checkCsrf(ctx, web, 'pre-session');
   }
 
   function deliver(ctx: Context, pair: TokenPair, rotateCsrf: boolean): void {
@@ -311,7 +318,9 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
 
   const renderErrors: Middleware = async (ctx, next) => {
     try {
-      // A foreign Origin is refused before anything else, whatever credentials it carries.
+      // A foreign Origin is refused before anything else, whatever credentials it carries. With a
+      // bearer header, the route checks it once it knows whether that header is what
+      // authenticates the request (never on login).
       if (cookieMode && isUnsafeMethod(ctx.method) && !hasBearerHeader(ctx)) checkOrigin(ctx, web);
       await next();
       debug.routes('%s %s → %d', ctx.method, ctx.path, ctx.status);
@@ -326,7 +335,7 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
   // nesting under a parent prefix with parameters ('/tenants/:tenant').
 
   router.post('/login', renderErrors, jsonOnly, jsonBody, async (ctx) => {
-    guard(ctx, false);
+    guard(ctx, 'body');
     requireLoginBody(ctx);
     if (rateLimit) {
       const wait = retryAfter(await rateLimit.check(ctx));
@@ -351,14 +360,17 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
 
   router.post('/refresh', renderErrors, jsonOnly, jsonBody, async (ctx) => {
     let token = bodyRefreshToken(ctx);
-    let fromCookie = false;
+    let from: CredentialSource = 'body';
     if (token === undefined && cookieMode) {
       token = readCookie(ctx, web.cookies.names.refresh);
-      fromCookie = token !== undefined;
+      from = 'cookie';
     }
     // `Authorization: Bearer <refresh_token>`, as FastAuth's refresh route takes it; after the
     // cookie, so a browser that sends its access token in the header still refreshes by cookie.
-    token ??= bearerToken(ctx);
+    if (token === undefined) {
+      token = bearerToken(ctx);
+      from = 'header';
+    }
     if (token === undefined) {
       throw new AuthError(
         'token_missing',
@@ -367,13 +379,13 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
           : 'Send { "refresh_token": "…" } or Authorization: Bearer <refresh_token>.',
       );
     }
-    guard(ctx, fromCookie);
+    guard(ctx, from);
     let pair: TokenPair;
     try {
       pair = await auth.refreshTokens(token, { ctx, ...chosen });
     } catch (error) {
       // A dead refresh cookie is useless to the browser: drop the cookies so the page shows the login.
-      if (fromCookie && error instanceof AuthError && error.status === 401)
+      if (from === 'cookie' && error instanceof AuthError && error.status === 401)
         cookies.clear(ctx, refreshPathOf(ctx, 1));
       throw error;
     }
@@ -388,7 +400,7 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
         ? readCookie(ctx, web.cookies.names.refresh)
         : undefined;
     if (bodyToken !== undefined || cookieToken !== undefined) {
-      guard(ctx, cookieToken !== undefined);
+      guard(ctx, cookieToken === undefined ? 'body' : 'cookie');
       proof.held = true;
       await auth.invalidateRefreshToken((bodyToken ?? cookieToken)!, chosen);
       return;
@@ -401,7 +413,7 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
       proof.held = !cookieMode || ctx.get(web.csrf.header) !== '';
       throw new AuthError('token_missing', 'Send { "refresh_token": "…" } or an access token.');
     }
-    if (found.source === 'cookie') guard(ctx, true);
+    guard(ctx, found.source);
     proof.held = true;
     const user = await loggingOut(strategy, tokens, found.token);
     if (user?.sid === undefined) return;

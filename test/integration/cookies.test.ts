@@ -284,6 +284,41 @@ describe('CSRF protection for cookie-authenticated requests', () => {
     expect(await auth.listSessions(1)).toHaveLength(1);
   });
 
+  it('checks the Origin of a request that a bearer header does not authenticate: a login, a token in the body', async () => {
+    await start({ tokenDelivery: 'both' });
+    const credentials = { username: 'alice', password: 'wonderland' };
+    const { refresh_token } = (await login()).body;
+    const foreign = { authorization: 'Bearer junk', origin: 'http://evil.test' };
+    const refused = [
+      await call(server.url, '/auth/login', { body: credentials, headers: foreign }),
+      await call(server.url, '/auth/refresh', { body: { refresh_token }, headers: foreign }),
+      await call(server.url, '/auth/logout', { body: { refresh_token }, headers: foreign }),
+    ];
+    for (const res of refused) {
+      expect([res.status, res.body.error]).toEqual([403, 'origin_forbidden']);
+      expect(res.headers.getSetCookie()).toEqual([]);
+    }
+    expect(await auth.listSessions(1)).toHaveLength(1);
+    // Still its proof from a native client (no Origin) or the page itself, as README says.
+    const native = await call(server.url, '/auth/login', {
+      body: credentials,
+      headers: { authorization: 'Bearer any' },
+    });
+    expect(native.status).toBe(200);
+    const own = await call(server.url, '/auth/refresh', {
+      body: { refresh_token },
+      headers: { authorization: 'Bearer any', origin: server.url },
+    });
+    expect(own.status).toBe(200);
+    // A refresh token in the header authenticates the request: exempt, whatever its Origin.
+    const byHeader = await call(server.url, '/auth/refresh', {
+      method: 'POST',
+      token: (own.body as { refresh_token: string }).refresh_token,
+      headers: { origin: 'http://evil.test' },
+    });
+    expect(byHeader.status).toBe(200);
+  });
+
   it('takes a malformed Bearer header for no bearer header: the Origin check holds, and neither a route nor getToken() passes it over for the cookie', async () => {
     await start();
     await login();
