@@ -256,6 +256,13 @@ describe('the README, installed as a consumer installs it', () => {
         400,
         'invalid_request',
       ]);
+      // A body that does not decode (it says gzip and is not) is the client's fault too: 400, and
+      // no stack in the log (koa-body's zlib error has no status).
+      const corrupt = await call(url, '/login', {
+        body: 'not gzip at all',
+        headers: { 'content-encoding': 'gzip' },
+      });
+      expect([corrupt.status, corrupt.body?.error], corrupt.text).toEqual([400, 'invalid_request']);
       for (const body of [{}, { refresh_token: '' }]) {
         const missing = await call(url, '/refresh', { body });
         expect([missing.status, missing.body.error]).toEqual([400, 'invalid_request']);
