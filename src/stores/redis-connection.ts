@@ -1,6 +1,13 @@
 import { Cluster, type ClusterNode, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 import { AuthConfigError } from '../errors.js';
-import { noMisspelt, shown, stripUndefined, warn, warnOnce } from '../config/validate.js';
+import {
+  isWholeNumber,
+  noMisspelt,
+  shown,
+  stripUndefined,
+  warn,
+  warnOnce,
+} from '../config/validate.js';
 import { restoreFastStringMethods } from './fast-strings.js';
 
 // This module imports ioredis, so ioredis has loaded by now (fast-strings.ts says why this runs).
@@ -223,6 +230,27 @@ function nodeSettings(user: RedisOptions, storeTimeout: number): RedisOptions {
   };
 }
 
+/**
+ * A node connection's numbers that ioredis uses as they are: a `db` of NaN (Number of an unset
+ * environment variable), '' or 'x' made its own SELECT reject unhandled, ending the process, and
+ * a `commandTimeout` of 0 or less timed commands out at once (503s, a flaky ping).
+ */
+function checkNodeNumbers(name: string, options: RedisOptions): void {
+  const { db, commandTimeout } = options as { db?: unknown; commandTimeout?: unknown };
+  const convert = (value: unknown) =>
+    typeof value === 'string' ? ', a string: convert it with Number(…)' : '';
+  if (db !== undefined && !isWholeNumber(db, 0, Number.MAX_SAFE_INTEGER))
+    throw new AuthConfigError(
+      `${name}.db`,
+      `must be a database number from 0 (got ${shown(db)}${convert(db)}); leave it out for 0`,
+    );
+  if (commandTimeout !== undefined && !isWholeNumber(commandTimeout, 1, Number.MAX_SAFE_INTEGER))
+    throw new AuthConfigError(
+      `${name}.commandTimeout`,
+      `must be a whole number of ms above 0 (got ${shown(commandTimeout)}${convert(commandTimeout)}); leave it out for storeTimeout`,
+    );
+}
+
 function checkAddresses(name: string, list: unknown, example: string): void {
   if (!Array.isArray(list) || list.length === 0)
     throw new AuthConfigError(name, `must be a non-empty array of addresses, ${example}`);
@@ -264,7 +292,7 @@ function createCluster(options: ClusterConnectionOptions, storeTimeout: number):
     (clusterOptions.redisOptions === null || typeof clusterOptions.redisOptions !== 'object')
   )
     throw new AuthConfigError('redis.redisOptions', 'must be an object of ioredis options');
-  if (clusterOptions.redisOptions !== undefined)
+  if (clusterOptions.redisOptions !== undefined) {
     noMisspelt(
       'redis.redisOptions',
       clusterOptions.redisOptions,
@@ -272,6 +300,8 @@ function createCluster(options: ClusterConnectionOptions, storeTimeout: number):
       'an ioredis option',
       IOREDIS_OTHER_NAMES,
     );
+    checkNodeNumbers('redis.redisOptions', clusterOptions.redisOptions);
+  }
   return new Cluster(nodes, {
     clusterRetryStrategy: retryStrategy,
     retryDelayOnFailover: 100,
@@ -291,6 +321,7 @@ function createNode(options: RedisConnectionOptions, storeTimeout: number): Redi
   noMisspelt('redis', options, IOREDIS_OPTION_NAMES, 'an ioredis option', IOREDIS_OTHER_NAMES);
   const { url, ...nodeOptions } = options;
   if (url !== undefined) checkUrl('redis.url', url);
+  checkNodeNumbers('redis', nodeOptions);
   // ioredis would connect to localhost:6379 when nothing is named: never a silent default.
   if (
     url === undefined &&
@@ -469,6 +500,17 @@ export function connectRedis(option: unknown, storeTimeout: number): RedisConnec
   }
   warnPrefixHashTag(client);
   // Errors surface per request as 503s; without a listener ioredis would log each reconnect.
-  client.on('error', () => {});
+  client.on('error', (error: unknown) => {
+    // A database the server does not have (db: 99, redis://…/99 where Redis has 16): ioredis
+    // reports the refused SELECT and goes on, on database 0, which other data may share. The
+    // client is closed instead: every call answers 503, and the warning says why.
+    if (error instanceof Error && /DB index is out of range/i.test(error.message)) {
+      warnOnce(
+        'KOA_JWT_REDIS_DB_OUT_OF_RANGE',
+        `Redis refused the database the \`redis\` option selects (${error.message}): the library closed its connection rather than write sessions to database 0. Give a database number the server has (its \`databases\` setting, 16 by default).`,
+      );
+      client.disconnect();
+    }
+  });
   return { client, owned: true, topology };
 }

@@ -52,6 +52,28 @@ describe('the redis option', () => {
       [{ url: '' }, 'redis.url'],
       [{ host: '' }, 'redis.host'],
       [{ host: '127.0.0.1', port: 0 }, 'redis.port'],
+      // ioredis sends db as it is: NaN (an unset environment variable through Number), '' or 'x'
+      // made its SELECT reject unhandled, which ended the process once it connected.
+      [{ host: '127.0.0.1', db: Number.NaN }, 'redis.db'],
+      [{ host: '127.0.0.1', db: '' }, 'redis.db'],
+      [{ host: '127.0.0.1', db: 'x' }, 'redis.db'],
+      [{ host: '127.0.0.1', db: '2' }, 'redis.db'],
+      [{ host: '127.0.0.1', db: -1 }, 'redis.db'],
+      [{ host: '127.0.0.1', db: 1.5 }, 'redis.db'],
+      [{ url: 'redis://127.0.0.1', db: Number.NaN }, 'redis.db'],
+      // A timeout of 0 or less timed every command out at once.
+      [{ host: '127.0.0.1', commandTimeout: 0 }, 'redis.commandTimeout'],
+      [{ host: '127.0.0.1', commandTimeout: -1 }, 'redis.commandTimeout'],
+      [{ host: '127.0.0.1', commandTimeout: Number.NaN }, 'redis.commandTimeout'],
+      [{ host: '127.0.0.1', commandTimeout: '500' }, 'redis.commandTimeout'],
+      [
+        { cluster: [{ host: '127.0.0.1', port: 7000 }], redisOptions: { commandTimeout: 0 } },
+        'redis.redisOptions.commandTimeout',
+      ],
+      [
+        { cluster: [{ host: '127.0.0.1', port: 7000 }], redisOptions: { db: 'x' } },
+        'redis.redisOptions.db',
+      ],
       [{ host: 'redis://127.0.0.1:6379' }, 'redis.host'],
       [{ host: '127.0.0.1', tls: 'yes' }, 'redis.tls'],
       [{ sentinels: [], name: 'mymaster' }, 'redis.sentinels'],
@@ -261,6 +283,47 @@ describe("a Cluster client's own keyPrefix", () => {
       client.disconnect();
     }
     expect(warnings).toEqual([expect.stringContaining('has the hash tag {b}')]);
+  });
+});
+
+describe('a database the server does not have', () => {
+  it('closes the client, warning once, rather than write sessions to database 0', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error & { code?: string }): void => {
+      if (w.code === 'KOA_JWT_REDIS_DB_OUT_OF_RANGE') warnings.push(w.message);
+    };
+    process.on('warning', onWarning);
+    const harness = new URL(harnessRedisUrl());
+    const keyPrefix = `db-range-${process.pid}-${Date.now()}:`;
+    const byUrl = new URL(harness.href);
+    byUrl.pathname = '/99';
+    const made = [
+      createAuth({ secret: SECRET, redis: byUrl.href, keyPrefix }),
+      createAuth({
+        secret: SECRET,
+        redis: { url: harness.href, db: 99 },
+        keyPrefix,
+      }),
+    ];
+    const admin = new Redis(harness.href);
+    try {
+      for (const auth of made) {
+        await expect(auth.generateTokens({ id: 'nobody' })).rejects.toMatchObject({
+          code: 'store_unavailable',
+        });
+        await expect(auth.ping()).rejects.toMatchObject({ code: 'store_unavailable' });
+      }
+      // Nothing reached database 0 (nor any other) under the prefix.
+      for (const db of [0, 15]) {
+        await admin.select(db);
+        expect(await admin.keys(`${keyPrefix}*`)).toEqual([]);
+      }
+    } finally {
+      process.off('warning', onWarning);
+      admin.disconnect();
+      for (const auth of made) await auth.close();
+    }
+    expect(warnings).toEqual([expect.stringMatching(/DB index is out of range.*databases/)]);
   });
 });
 
