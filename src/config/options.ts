@@ -233,7 +233,8 @@ const KNOWN = {
 
 /** Validates every option but the keys and the store (their own modules check those). */
 export function resolveOptions(options: AuthOptions): ResolvedOptions {
-  if (options === null || typeof options !== 'object') {
+  // An array is no options object: createAuth([]) named `keys`, and createAuth([{ … }]) option `0`.
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw new AuthConfigError(
       'options',
       'createAuth needs an options object, e.g. createAuth({ secret: process.env.JWT_SECRET })',

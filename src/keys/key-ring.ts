@@ -304,7 +304,8 @@ export function createKeyRing(options: {
   const ring =
     keys === undefined
       ? [buildKey(configs[0]!, 'secret', 'secret')]
-      : configs.map((config, index) => buildKey(config, `keys[${index}]`));
+      : // Array.from visits a sparse array's holes, which map skips: a hole is named, not a TypeError later.
+        Array.from(configs, (config, index) => buildKey(config, `keys[${index}]`));
   const signer = ring.find((key) => key.signingKey !== undefined);
   if (!signer) {
     throw new AuthConfigError(

@@ -55,12 +55,21 @@ describe('createAuth options', () => {
       [{ secret: SECRET, secrte: 'typo' }, 'secrte'],
       [{ secret: 'too-short' }, 'secret'],
       [{}, 'secret'],
+      // A hole in keys (a stray comma) is named, not a TypeError from deeper down.
+      // eslint-disable-next-line no-sparse-arrays
+      [{ keys: [, { algorithm: 'HS256', secret: SECRET }] }, 'keys[0]'],
+      [{ keys: [{ algorithm: 'HS256', secret: SECRET }, undefined] }, 'keys[1]'],
     ];
     for (const [options, option] of cases) {
       const error = optionError(options);
       expect(error.option, JSON.stringify(options)).toBe(option);
       expect(error.message).not.toContain(SECRET);
     }
+  });
+
+  it('needs an options object: an array or nothing is refused as such', () => {
+    for (const options of [[], [{ secret: SECRET }], null, undefined, 'secret'])
+      expect(optionError(options as never).option, JSON.stringify(options)).toBe('options');
   });
 
   it('shows the value it got as written: Infinity and NaN (not null), a bigint (not a TypeError)', () => {
