@@ -6,6 +6,7 @@ import {
 } from './config/verifier.js';
 import {
   AuthConfigError,
+  AuthError,
   JwksUnavailableError,
   UnknownKeyError,
   UnsupportedError,
@@ -14,7 +15,7 @@ import { Emitter } from './events.js';
 import { createVerifyRing, type KeyRing } from './keys/key-ring.js';
 import { type JwksRefresh, RemoteKeySet } from './keys/remote-jwks.js';
 import type { MiddlewareHost } from './middleware/authenticate.js';
-import { createGetData } from './middleware/get-data.js';
+import { createGetData, isMiddlewareCall } from './middleware/get-data.js';
 import { createGetToken } from './middleware/get-token.js';
 import { realmOnRejection } from './middleware/render-error.js';
 import { createRequireAuth } from './middleware/require-auth.js';
@@ -189,9 +190,26 @@ export class Verifier extends refusingHelpers() implements TokenReader {
     return createGetToken(this.options.shared.web);
   }
 
-  /** Optional auth: sets `ctx.state.user` for a valid access token, else leaves it undefined. Never fails. */
-  getData(options?: Omit<AuthMiddlewareOptions, 'strategy'>): Middleware<AuthState> {
-    return createGetData(this.host, { checkSession: false, ...options });
+  /**
+   * With a token: its data, as {@link verify} gives it (`token_missing` for `undefined` or `null`,
+   * a header that was not there), as `auth.getData(token)` does. With no argument, or with
+   * middleware options: optional auth, setting `ctx.state.user` for a valid access token, else
+   * leaving it undefined. Never fails.
+   */
+  getData(token: string | undefined): Promise<AuthUser>;
+  getData(options?: Omit<AuthMiddlewareOptions, 'strategy'>): Middleware<AuthState>;
+  getData(...args: unknown[]): Promise<AuthUser> | Middleware<AuthState> {
+    const [arg] = args;
+    if (isMiddlewareCall(args.length, arg))
+      return createGetData(this.host, {
+        checkSession: false,
+        ...(arg as Omit<AuthMiddlewareOptions, 'strategy'> | undefined),
+      });
+    if (arg === undefined || arg === null)
+      return realmOnRejection(async () => {
+        throw new AuthError('token_missing', 'No token was given.');
+      }, this.options.shared.realm);
+    return this.verify(arg as string);
   }
 
   /** 401 unless the request carries a valid access token signed by a key of the JWKS. */

@@ -230,6 +230,19 @@ describe('createVerifier: access tokens checked against a remote JWKS', () => {
     const res = await call(url, '/x', { token: 'junk' });
     expect([res.status, res.headers.get('www-authenticate')]).toEqual([401, challenge]);
     expect((await verifier.verify((await login(auth)).access_token)).sub).toBe('1');
+    // getData(token) verifies, as auth.getData(token) does (it was refused as an unknown option).
+    expect((await verifier.getData((await login(auth)).access_token)).sub).toBe('1');
+    for (const [token, code] of [
+      ['junk', 'token_invalid'],
+      [undefined, 'token_missing'],
+      [null, 'token_missing'],
+    ] as const) {
+      const error = (await verifier.getData(token as never).catch((e: unknown) => e)) as AuthError;
+      expect([error.code, error.headers['WWW-Authenticate']], String(token)).toEqual([
+        code,
+        code === 'token_missing' ? 'Bearer realm="api"' : challenge,
+      ]);
+    }
   });
 
   it('has no login, refresh or session helpers: they reject with strategy_unsupported', async () => {
