@@ -105,6 +105,13 @@ function checkUrl(name: string, url: unknown): string {
   if (parsed.hostname === '') throw new AuthConfigError(name, `names no host (${URL_EXAMPLE})`);
   if (parsed.pathname !== '' && parsed.pathname !== '/' && !/^\/\d{1,2}$/.test(parsed.pathname))
     throw new AuthConfigError(name, `has a database path that is not a number (${URL_EXAMPLE})`);
+  // ioredis takes query parameters as options too: ?db=abc would be its SELECT's to refuse.
+  const db = parsed.searchParams.get('db');
+  if (db !== null && !/^\d{1,9}$/.test(db))
+    throw new AuthConfigError(
+      name,
+      `has a db query parameter that is not a number (${URL_EXAMPLE})`,
+    );
   return url;
 }
 
@@ -500,17 +507,7 @@ export function connectRedis(option: unknown, storeTimeout: number): RedisConnec
   }
   warnPrefixHashTag(client);
   // Errors surface per request as 503s; without a listener ioredis would log each reconnect.
-  client.on('error', (error: unknown) => {
-    // A database the server does not have (db: 99, redis://…/99 where Redis has 16): ioredis
-    // reports the refused SELECT and goes on, on database 0, which other data may share. The
-    // client is closed instead: every call answers 503, and the warning says why.
-    if (error instanceof Error && /DB index is out of range/i.test(error.message)) {
-      warnOnce(
-        'KOA_JWT_REDIS_DB_OUT_OF_RANGE',
-        `Redis refused the database the \`redis\` option selects (${error.message}): the library closed its connection rather than write sessions to database 0. Give a database number the server has (its \`databases\` setting, 16 by default).`,
-      );
-      client.disconnect();
-    }
-  });
+  // (RedisStore closes its own connections on a refused database: see keepConnecting.)
+  client.on('error', () => {});
   return { client, owned: true, topology };
 }

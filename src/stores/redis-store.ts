@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
 import { AuthConfigError } from '../errors.js';
+import { warnOnce } from '../config/validate.js';
 import { bounded } from './bounded.js';
 import { trustStore } from './checked-store.js';
 import { MasterLease, type ResolvedMasterLease } from './master-lease.js';
@@ -102,6 +103,8 @@ export class RedisStore implements SessionStore {
   /** Reads may skip our own timer: see {@link readBounded}. */
   private readonly readsTimeOut: boolean;
   private closing = false;
+  /** Redis refused the database the options select: our connections stay closed (keepConnecting). */
+  private databaseRefused = false;
   private readonly cache: SessionCache | undefined;
   /** With `masterLease`: whether the master's answers may be trusted now (see MasterLease). */
   private readonly lease: MasterLease | undefined;
@@ -204,8 +207,22 @@ export class RedisStore implements SessionStore {
    * closed". A session store must come back by itself.
    */
   private keepConnecting(client: IoRedisClient): void {
+    client.on('error', (error: unknown) => {
+      // A database the server does not have (db: 99, redis://…/99 where Redis has 16): ioredis
+      // reports the refused SELECT and goes on, on database 0, which other data may share. Each
+      // connection of ours (the client, the confirmed writers) is closed instead, and stays
+      // closed: every call answers 503, and the warning says why.
+      if (error instanceof Error && /DB index is out of range/i.test(error.message)) {
+        this.databaseRefused = true;
+        warnOnce(
+          'KOA_JWT_REDIS_DB_OUT_OF_RANGE',
+          `Redis refused the database the \`redis\` option selects (${error.message}): the library closed its connections rather than write sessions to database 0. Give a database number the server has (its \`databases\` setting, 16 by default).`,
+        );
+        client.disconnect();
+      }
+    });
     client.on('end', () => {
-      if (this.closing) return;
+      if (this.closing || this.databaseRefused) return;
       setTimeout(() => {
         if (!this.closing && client.status === 'end') client.connect().catch(() => {});
       }, 100).unref();

@@ -40,6 +40,8 @@ describe('the redis option', () => {
       'http://127.0.0.1:6379',
       'redis://',
       'redis://127.0.0.1:6379/db',
+      'redis://127.0.0.1:6379?db=abc',
+      'redis://127.0.0.1:6379/?db=',
     ])
       expect(optionOf({ redis: url }), url).toBe('redis');
   });
@@ -299,13 +301,19 @@ describe('a database the server does not have', () => {
     byUrl.pathname = '/99';
     const made = [
       createAuth({ secret: SECRET, redis: byUrl.href, keyPrefix }),
+      createAuth({ secret: SECRET, redis: { url: harness.href, db: 99 }, keyPrefix }),
+      // Confirmed writes go through connections of their own (duplicates of the client's
+      // settings): they are refused the database too, not left writing to database 0.
       createAuth({
         secret: SECRET,
         redis: { url: harness.href, db: 99 },
         keyPrefix,
+        waitForReplicas: 1,
       }),
     ];
     const admin = new Redis(harness.href);
+    const connections = async () =>
+      Number(/total_connections_received:(\d+)/.exec(await admin.info('stats'))![1]);
     try {
       for (const auth of made) {
         await expect(auth.generateTokens({ id: 'nobody' })).rejects.toMatchObject({
@@ -313,6 +321,14 @@ describe('a database the server does not have', () => {
         });
         await expect(auth.ping()).rejects.toMatchObject({ code: 'store_unavailable' });
       }
+      // Closed for good: no reconnection every 100 ms, each refused again.
+      const before = await connections();
+      await sleep(600);
+      expect((await connections()) - before).toBe(0);
+      for (const auth of made)
+        await expect(auth.generateTokens({ id: 'nobody' })).rejects.toMatchObject({
+          code: 'store_unavailable',
+        });
       // Nothing reached database 0 (nor any other) under the prefix.
       for (const db of [0, 15]) {
         await admin.select(db);
