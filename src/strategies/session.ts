@@ -115,13 +115,19 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
   /** An expiry as the store keeps it: rounded down to its resolution. */
   const kept = (expiresAt: number) => Math.floor(expiresAt / resolution) * resolution;
 
+  /**
+   * Whether a slide at `now` writes: past the throttle (unless `force`), and moving the expiry
+   * the store keeps (at the absolute cap, or short of the next whole second on a store that keeps
+   * seconds, a write would change nothing).
+   */
+  const slideDue = (record: SessionRecord, now: number, force: boolean) =>
+    (force || now - record.lastUsedAt >= touchEveryMs) &&
+    kept(slidTo(record, now)) > record.expiresAt;
+
   /** Slides the idle expiry; `force` skips the throttle. Never extends past the absolute cap. */
   function slide(parsed: ParsedToken, record: SessionRecord, now: number, force: boolean) {
-    if (!force && now - record.lastUsedAt < touchEveryMs) return undefined;
+    if (!slideDue(record, now, force)) return undefined;
     const expiresAt = slidTo(record, now);
-    // Only a slide that moves the expiry the store keeps: at the absolute cap, or short of the
-    // next whole second on a store that keeps seconds, a write would change nothing.
-    if (kept(expiresAt) <= record.expiresAt) return undefined;
     // A store that throws rather than rejects is failing all the same: a rejection here, so that
     // a refresh answers 503 (and a request's unawaited slide is ignored), not a 500.
     try {
@@ -136,6 +142,20 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
     } catch (error) {
       return Promise.reject(error as Error);
     }
+  }
+
+  /**
+   * A request's slide. With loadUser, the user is asked first, as a refresh asks (this token is
+   * the access token too, so a client may never refresh): null ends the session, so a deleted or
+   * disabled user is out within a touch interval (a minute at most); an answer that fails, or is
+   * no user, slides nothing.
+   */
+  async function touch(parsed: ParsedToken, record: SessionRecord, now: number): Promise<void> {
+    if (options.loadUser && (await refreshedClaims(context, { sub: parsed.sub })) === null) {
+      await store.revoke(parsed.sub, parsed.sid);
+      return;
+    }
+    await slide(parsed, record, now, false);
   }
 
   function userOf(parsed: ParsedToken, record: SessionRecord): AuthUser {
@@ -205,7 +225,7 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
       const record = await find(parsed, 'checkSession', now);
       if (!record) throw revoked();
       // The sliding write is not awaited: a request costs one store read; a failed write is retried by a later one.
-      slide(parsed, record, now, false)?.catch(() => {});
+      if (slideDue(record, now, false)) touch(parsed, record, now).catch(() => {});
       return userOf(parsed, record);
     },
 

@@ -290,6 +290,43 @@ describe('helpers', () => {
     expect(await auth.listSessions(11)).toEqual([]);
   });
 
+  it('the session strategy asks loadUser when a request slides its session: null ends it within a touch interval', async () => {
+    let answer: unknown = { id: 12 };
+    const asked: string[] = [];
+    auth = testAuth({
+      strategy: 'session',
+      loadUser: (id) => {
+        asked.push(id);
+        return answer as never;
+      },
+    });
+    const { access_token: token } = await auth.generateTokens({ id: 12 });
+    const read = () => auth.strategies.get('session').readToken(token, { checkSession: true });
+    const ends = async () => (await auth.listSessions(12))[0]?.expiresAt.getTime();
+    const first = await ends();
+    // Within the touch interval (a minute at the default idle lifetime): no slide, no question.
+    await read();
+    expect(asked).toEqual([]);
+    const real = Date.now();
+    const clock = vi.spyOn(Date, 'now');
+    try {
+      // A minute on, a request slides the session, once loadUser has answered with a user.
+      clock.mockReturnValue(real + 61_000);
+      expect((await read()).sub).toBe('12');
+      await vi.waitFor(async () => expect(await ends()).toBeGreaterThan(first!));
+      expect(asked).toEqual(['12']);
+      // A minute later the user is gone: that request still passes, its slide ends the session.
+      answer = null;
+      clock.mockReturnValue(real + 122_000);
+      expect((await read()).sub).toBe('12');
+      await vi.waitFor(async () => expect(await auth.checkRefreshToken(token)).toBe(false));
+      await expect(read()).rejects.toMatchObject({ code: 'token_revoked' });
+      expect(asked).toEqual(['12', '12']);
+    } finally {
+      clock.mockRestore();
+    }
+  });
+
   it("a refresh token's own lifetime is its session's idle timeout through every rotation", async () => {
     auth = testAuth({ accessTokenTtl: 900 });
     const life = (token: string) => {
