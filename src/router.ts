@@ -293,17 +293,16 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
 
   /**
    * CSRF for routes that do not go through requireAuth, by where the route took what
-   * authenticates the request. A cookie always needs the double-submit proof. The bearer header
-   * needs none: a cross-site page cannot make the browser add it. The body (a login's
-   * credentials, a refresh token) is no session yet, but gets one's cookies: its Origin is
-   * checked, and it needs the CSRF header or an Authorization header (which a cross-site form
-   * cannot add either), though that header authenticates nothing here.
+   * authenticates the request (its Origin has been checked already: renderErrors). A cookie
+   * always needs the double-submit proof. The bearer header needs none: a cross-site page cannot
+   * make the browser add it. The body (a login's credentials, a refresh token) is no session yet,
+   * but gets one's cookies: it needs the CSRF header or an Authorization header (which a
+   * cross-site form cannot add either), though that header authenticates nothing here.
    */
   function guard(ctx: Context, from: CredentialSource): void {
     if (!cookieMode || from === 'header') return;
     if (from === 'cookie') checkCsrf(ctx, web, 'session');
-    else if (hasBearerHeader(ctx)) checkOrigin(ctx, web);
-    else checkCsrf(ctx, web, 'pre-session');
+    else if (!hasBearerHeader(ctx)) checkCsrf(ctx, web, 'pre-session');
   }
 
   function deliver(ctx: Context, pair: TokenPair, rotateCsrf: boolean): void {
@@ -318,10 +317,11 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
 
   const renderErrors: Middleware = async (ctx, next) => {
     try {
-      // A foreign Origin is refused before anything else, whatever credentials it carries. With a
-      // bearer header, the route checks it once it knows whether that header is what
-      // authenticates the request (never on login).
-      if (cookieMode && isUnsafeMethod(ctx.method) && !hasBearerHeader(ctx)) checkOrigin(ctx, web);
+      // A foreign Origin is refused before anything else, whatever credentials it carries, a
+      // bearer header included: these routes set or clear the session cookies, and a page of
+      // another site that CORS lets send the header could put its own session in the browser
+      // (or end the user's). Native clients send no Origin.
+      if (cookieMode && isUnsafeMethod(ctx.method)) checkOrigin(ctx, web);
       await next();
       debug.routes('%s %s → %d', ctx.method, ctx.path, ctx.status);
     } catch (error) {

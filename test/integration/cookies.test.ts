@@ -258,6 +258,7 @@ describe('CSRF protection for cookie-authenticated requests', () => {
       headers: { origin: 'http://evil.test' },
     });
     expect(res.status).toBe(200);
+    // The auth routes set or clear the session cookies: their Origin is checked all the same.
     expect(
       (
         await call(server.url, '/auth/logout-all', {
@@ -266,6 +267,9 @@ describe('CSRF protection for cookie-authenticated requests', () => {
           headers: { origin: 'http://evil.test' },
         })
       ).status,
+    ).toBe(403);
+    expect(
+      (await call(server.url, '/auth/logout-all', { method: 'POST', token: access_token })).status,
     ).toBe(200);
   });
 
@@ -284,7 +288,7 @@ describe('CSRF protection for cookie-authenticated requests', () => {
     expect(await auth.listSessions(1)).toHaveLength(1);
   });
 
-  it('checks the Origin of a request that a bearer header does not authenticate: a login, a token in the body', async () => {
+  it('checks the Origin of every request to the routes, a bearer header or not: they set or clear the session cookies', async () => {
     await start({ tokenDelivery: 'both' });
     const credentials = { username: 'alice', password: 'wonderland' };
     const { refresh_token } = (await login()).body;
@@ -310,13 +314,28 @@ describe('CSRF protection for cookie-authenticated requests', () => {
       headers: { authorization: 'Bearer any', origin: server.url },
     });
     expect(own.status).toBe(200);
-    // A refresh token in the header authenticates the request: exempt, whatever its Origin.
-    const byHeader = await call(server.url, '/auth/refresh', {
-      method: 'POST',
-      token: (own.body as { refresh_token: string }).refresh_token,
-      headers: { origin: 'http://evil.test' },
-    });
-    expect(byHeader.status).toBe(200);
+    // A refresh token in the header authenticates the request, yet its answer sets the session
+    // cookies: from a foreign Origin (a page that CORS lets send the header) it would put that
+    // page's session in the browser. Refused; from no Origin (a native client) it works. The same
+    // for a logout by header, which would clear the user's cookies.
+    const token = (own.body as { refresh_token: string }).refresh_token;
+    const access = (own.body as { access_token: string }).access_token;
+    for (const [path, bearer] of [
+      ['/auth/refresh', token],
+      ['/auth/logout', access],
+      ['/auth/logout-all', access],
+    ] as const) {
+      const byHeader = await call(server.url, path, {
+        method: 'POST',
+        token: bearer,
+        headers: { origin: 'http://evil.test' },
+      });
+      expect([byHeader.status, byHeader.body.error], path).toEqual([403, 'origin_forbidden']);
+      expect(byHeader.headers.getSetCookie()).toEqual([]);
+    }
+    expect(await auth.checkRefreshToken(token)).toBe(true);
+    const nativeRefresh = await call(server.url, '/auth/refresh', { method: 'POST', token });
+    expect(nativeRefresh.status).toBe(200);
   });
 
   it('takes a malformed Bearer header for no bearer header: the Origin check holds, and neither a route nor getToken() passes it over for the cookie', async () => {
