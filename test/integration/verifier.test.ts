@@ -231,7 +231,11 @@ describe('createVerifier: access tokens checked against a remote JWKS', () => {
     expect([res.status, res.headers.get('www-authenticate')]).toEqual([401, challenge]);
     expect((await verifier.verify((await login(auth)).access_token)).sub).toBe('1');
     // getData(token) verifies, as auth.getData(token) does (it was refused as an unknown option).
-    expect((await verifier.getData((await login(auth)).access_token)).sub).toBe('1');
+    const token = (await login(auth)).access_token;
+    expect((await verifier.getData(token)).sub).toBe('1');
+    expect(() => (verifier.getData as (...args: unknown[]) => unknown)(token, {})).toThrow(
+      /takes a token, or middleware options, alone/,
+    );
     for (const [token, code] of [
       ['junk', 'token_invalid'],
       [undefined, 'token_missing'],
