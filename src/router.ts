@@ -287,6 +287,18 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
     const base = mountedBase(ctx, depth);
     return base === undefined ? `${prefix}/refresh` : `${base}/refresh`;
   };
+  /**
+   * The Paths the refresh cookie is set at: the refresh route's, and beside it the logout
+   * route's (a configured path that does not end in /refresh has no known neighbour). A browser
+   * drops the access cookie when its token expires; logout then has the refresh token to end the
+   * session by, instead of a 401 that left it alive in the store.
+   */
+  const refreshPathsOf = (ctx: Context, depth: number): string[] => {
+    const refresh = refreshPathOf(ctx, depth);
+    return refresh.endsWith('/refresh')
+      ? [refresh, `${refresh.slice(0, -'/refresh'.length)}/logout`]
+      : [refresh];
+  };
   const cookies = new TokenCookies(web, auth.options.refreshTokenTtl);
   // State-changing routes below always demand CSRF proof for cookie-authenticated requests.
   const authenticated = auth.requireAuth({ csrf: true, strategy: strategyName });
@@ -307,7 +319,7 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
 
   function deliver(ctx: Context, pair: TokenPair, rotateCsrf: boolean): void {
     noStore(ctx);
-    if (cookieMode) cookies.set(ctx, pair, refreshPathOf(ctx, 1), rotateCsrf);
+    if (cookieMode) cookies.set(ctx, pair, refreshPathsOf(ctx, 1), rotateCsrf);
     ctx.body =
       web.tokenDelivery === 'cookie' ? { token_type: 'cookie', expires_in: pair.expires_in } : pair;
   }
@@ -386,7 +398,7 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
     } catch (error) {
       // A dead refresh cookie is useless to the browser: drop the cookies so the page shows the login.
       if (from === 'cookie' && error instanceof AuthError && error.status === 401)
-        cookies.clear(ctx, refreshPathOf(ctx, 1));
+        cookies.clear(ctx, refreshPathsOf(ctx, 1));
       throw error;
     }
     deliver(ctx, pair, false);
@@ -405,7 +417,8 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
       await auth.invalidateRefreshToken((bodyToken ?? cookieToken)!, chosen);
       return;
     }
-    // The refresh cookie is scoped to the refresh route, so a browser logs out with its access token.
+    // No refresh token (a client of the body, or cookies set before the logout route had its
+    // own refresh cookie): the access token's session.
     const found = findAccessToken(ctx, web);
     if (found === undefined) {
       // Nothing to end; the cookies are still cleared for a page of this origin (only script on
@@ -433,10 +446,10 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
       // Cookies that cannot log out cannot do anything else either: drop them, so the page shows
       // the login. Only once the CSRF proof held: a cross-site request clears nothing.
       if (cookieMode && proof.held && error instanceof AuthError && error.status === 401)
-        cookies.clear(ctx, refreshPathOf(ctx, 1));
+        cookies.clear(ctx, refreshPathsOf(ctx, 1));
       throw error;
     }
-    if (cookieMode) cookies.clear(ctx, refreshPathOf(ctx, 1));
+    if (cookieMode) cookies.clear(ctx, refreshPathsOf(ctx, 1));
     noStore(ctx);
     ctx.status = 204;
   });
@@ -458,7 +471,7 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
       revoked = results.filter(Boolean).length;
     } else {
       revoked = await auth.revokeAllSessions(sub, chosen);
-      if (cookieMode) cookies.clear(ctx, refreshPathOf(ctx, 1));
+      if (cookieMode) cookies.clear(ctx, refreshPathsOf(ctx, 1));
     }
     noStore(ctx);
     ctx.body = { revoked };
@@ -477,7 +490,7 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
     // Another user's session id finds nothing under the caller's own key: 404, never a hint it exists.
     if (!(await auth.revokeSession(sub, id, chosen)))
       throw new AuthError('session_not_found', 'No such session.');
-    if (cookieMode && id === sid) cookies.clear(ctx, refreshPathOf(ctx, 2));
+    if (cookieMode && id === sid) cookies.clear(ctx, refreshPathsOf(ctx, 2));
     noStore(ctx);
     ctx.status = 204;
   });

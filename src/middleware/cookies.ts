@@ -61,8 +61,12 @@ export class TokenCookies {
     ctx.append('Set-Cookie', parts.join('; '));
   }
 
-  /** Sets the access, refresh and CSRF cookies for a freshly issued pair. */
-  set(ctx: Context, pair: TokenPair, refreshPath: string, rotateCsrf: boolean): void {
+  /**
+   * Sets the access, refresh and CSRF cookies for a freshly issued pair. The refresh cookie goes
+   * to each of `refreshPaths` (the refresh route's, and the logout route's: a browser drops the
+   * access cookie when its token expires, and logout then ends the session by the refresh token).
+   */
+  set(ctx: Context, pair: TokenPair, refreshPaths: readonly string[], rotateCsrf: boolean): void {
     const { names } = this.web.cookies;
     this.write(ctx, names.access, pair.access_token, '/', pair.expires_in, true);
     // One opaque token for both (the session strategy) lives as long as the pair says.
@@ -70,7 +74,8 @@ export class TokenCookies {
       this.refreshTokenTtl,
       pair.refresh_token === pair.access_token ? pair.expires_in : secondsLeft(pair.refresh_token),
     );
-    this.write(ctx, names.refresh, pair.refresh_token, refreshPath, refreshMaxAge, true);
+    for (const path of refreshPaths)
+      this.write(ctx, names.refresh, pair.refresh_token, path, refreshMaxAge, true);
     // The double-submit token: readable by the page's script, which echoes it in a header.
     const current = readCookie(ctx, names.csrf);
     const csrf =
@@ -80,10 +85,10 @@ export class TokenCookies {
     this.write(ctx, names.csrf, csrf, '/', refreshMaxAge, false);
   }
 
-  clear(ctx: Context, refreshPath: string): void {
+  clear(ctx: Context, refreshPaths: readonly string[]): void {
     const { names } = this.web.cookies;
     this.write(ctx, names.access, '', '/', 0, true);
-    this.write(ctx, names.refresh, '', refreshPath, 0, true);
+    for (const path of refreshPaths) this.write(ctx, names.refresh, '', path, 0, true);
     this.write(ctx, names.csrf, '', '/', 0, false);
   }
 }

@@ -180,11 +180,23 @@ describe('web example in Chromium', () => {
       await page.click('#logout-others');
       await expect.poll(() => page.locator('#sessions tr').count()).toBe(1);
       expect(await auth.listSessions(1)).toHaveLength(1);
+      // Log out once Chromium has dropped the access cookie (its Max-Age is the token's life): the
+      // session still ends, by the refresh cookie the logout route's Path also has (it used to be
+      // a 401 that cleared the cookies and left the session alive in the store).
+      await expect
+        .poll(async () => cookieNamed(await context.cookies(app.url), '__Host-access_token'), {
+          timeout: 15_000,
+          interval: 250,
+        })
+        .toBeUndefined();
+      const loggedOut = page.waitForResponse((r) => r.url().endsWith('/auth/logout'));
       await page.click('#logout');
+      expect((await loggedOut).status()).toBe(204);
       await page.waitForSelector('#login-view:not([hidden])');
       const left = (await context.cookies(app.url)).map((c) => c.name);
       expect(left).not.toContain('__Host-access_token');
       expect(left).not.toContain('__Host-csrf_token');
+      expect(left).not.toContain('__Secure-refresh_token');
       expect(await auth.listSessions(1)).toEqual([]);
       await page.reload();
       await page.waitForSelector('#login-view:not([hidden])');

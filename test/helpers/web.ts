@@ -48,7 +48,10 @@ export function setCookies(
   for (const raw of headers.getSetCookie()) {
     const [pair, ...attributes] = raw.split(';').map((s) => s.trim());
     const eq = pair!.indexOf('=');
-    out.set(pair!.slice(0, eq), { value: pair!.slice(eq + 1), attributes, raw });
+    // The first of a name: the refresh cookie comes at its refresh route's Path first, then at the
+    // logout route's (refreshPaths lists both; a test of the second reads getSetCookie()).
+    const name = pair!.slice(0, eq);
+    if (!out.has(name)) out.set(name, { value: pair!.slice(eq + 1), attributes, raw });
   }
   return out;
 }

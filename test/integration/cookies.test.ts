@@ -584,6 +584,45 @@ describe('logout after the access cookie expired', () => {
     });
   }
 
+  it("ends the session once the browser has dropped the access cookie: the refresh cookie has the logout route's Path too", async () => {
+    await start({ tokenDelivery: 'cookie', accessTokenTtl: 1, leeway: 0 });
+    const signedIn = await login();
+    // The refresh cookie twice: at the refresh route, and at the logout route (nowhere else).
+    const refreshCookies = signedIn.headers
+      .getSetCookie()
+      .filter((raw) => raw.startsWith(`${REFRESH}=`));
+    expect(refreshCookies.map((raw) => /Path=([^;]+)/.exec(raw)![1])).toEqual([
+      '/auth/refresh',
+      '/auth/logout',
+    ]);
+    for (const raw of refreshCookies)
+      expect(raw).toMatch(/; Max-Age=\d+; HttpOnly; Secure; SameSite=Lax$/);
+    const refresh = jar.values.get(REFRESH)!;
+    // The access cookie's Max-Age has passed: a browser sends /auth/logout only the refresh
+    // cookie of that Path and the CSRF cookie. The session ends (it was a 401 that cleared the
+    // cookies and left the session alive in the store).
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const res = await logout([REFRESH, CSRF]);
+    expect(res.status).toBe(204);
+    expect(await auth.listSessions(1)).toEqual([]);
+    expect(await auth.checkRefreshToken(refresh)).toBe(false);
+    // Both refresh cookies are cleared.
+    const cleared = res.headers.getSetCookie().filter((raw) => raw.startsWith(`${REFRESH}=`));
+    expect(cleared.map((raw) => /Path=([^;]+)/.exec(raw)![1])).toEqual([
+      '/auth/refresh',
+      '/auth/logout',
+    ]);
+    for (const raw of cleared) expect(raw).toContain('Max-Age=0');
+    // Its proof is still required, as for any cookie credential.
+    await login();
+    const unproven = await call(server.url, '/auth/logout', {
+      method: 'POST',
+      headers: { origin: server.url, cookie: jar.header([REFRESH]) },
+    });
+    expect([unproven.status, unproven.body.error]).toEqual([403, 'csrf_failed']);
+    expect(await auth.listSessions(1)).toHaveLength(1);
+  });
+
   it('clears the cookies on a 401, e.g. without any access cookie', async () => {
     await start({ accessTokenTtl: 1, leeway: 0 });
     await login();

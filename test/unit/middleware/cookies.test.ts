@@ -144,10 +144,10 @@ describe('a cookie past what browsers keep', () => {
         token_type: 'bearer' as const,
         expires_in: 900,
       });
-      cookies.set(ctx as never, pair('a'.repeat(4096 - '__Host-access_token'.length)), '/', true);
+      cookies.set(ctx as never, pair('a'.repeat(4096 - '__Host-access_token'.length)), ['/'], true);
       expect(warning).not.toHaveBeenCalled();
-      cookies.set(ctx as never, pair('a'.repeat(5000)), '/', true);
-      cookies.set(ctx as never, pair('a'.repeat(6000)), '/', true);
+      cookies.set(ctx as never, pair('a'.repeat(5000)), ['/'], true);
+      cookies.set(ctx as never, pair('a'.repeat(6000)), ['/'], true);
       expect(warning).toHaveBeenCalledTimes(1);
       expect(warning.mock.calls[0]![0]).toMatch(
         /^koa-jwt-redis: the __Host-access_token cookie is 5019 bytes/,
