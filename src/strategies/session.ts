@@ -27,6 +27,8 @@ const SECRET = /^[A-Za-z0-9_-]{43}$/;
 const USER = /^[A-Za-z0-9_-]+$/;
 /** At most one sliding write per session per this long (or a tenth of the idle lifetime, if shorter). */
 const MAX_TOUCH_INTERVAL_MS = 60_000;
+/** Sessions whose last loadUser question an instance remembers (about 1 MB). */
+const MAX_ASKED = 10_000;
 
 const invalid = () => new AuthError('token_invalid', 'The session token is malformed or unknown.');
 const revoked = () => new AuthError('token_revoked', 'The session has ended; log in again.');
@@ -145,14 +147,39 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
   }
 
   /**
-   * A request's slide. With loadUser, the user is asked first, as a refresh asks (this token is
-   * the access token too, so a client may never refresh): null ends the session, so a deleted or
-   * disabled user is out within a touch interval (a minute at most); an answer that fails, or is
-   * no user, slides nothing.
+   * When this instance last asked loadUser about a session, by its id (oldest first, at most
+   * MAX_ASKED: a session dropped from it is asked again by its record's lastUsedAt).
    */
-  async function touch(parsed: ParsedToken, record: SessionRecord, now: number): Promise<void> {
-    if (options.loadUser && (await refreshedClaims(context, { sub: parsed.sub })) === null) {
-      await store.revoke(parsed.sub, parsed.sid);
+  const asked = new Map<string, number>();
+
+  /**
+   * Whether a request should ask loadUser about its session: once a touch interval, whether or
+   * not the slide writes (at the absolute cap it never does), and once however many requests
+   * arrive while it answers, or however long it keeps failing.
+   */
+  function askDue(parsed: ParsedToken, record: SessionRecord, now: number): boolean {
+    if (!options.loadUser) return false;
+    if (now - (asked.get(parsed.sid) ?? record.lastUsedAt) < touchEveryMs) return false;
+    asked.delete(parsed.sid);
+    asked.set(parsed.sid, now);
+    if (asked.size > MAX_ASKED) asked.delete(asked.keys().next().value!);
+    return true;
+  }
+
+  /**
+   * A request's background work: asking loadUser, as a refresh asks (this token is the access
+   * token too, so a client may never refresh), and the slide. Null ends the session, so a deleted
+   * or disabled user is out within a touch interval (a minute at most); an answer that fails, or
+   * is no user, slides nothing this time.
+   */
+  async function touch(
+    parsed: ParsedToken,
+    record: SessionRecord,
+    now: number,
+    ask: boolean,
+  ): Promise<void> {
+    if (ask && (await refreshedClaims(context, { sub: parsed.sub })) === null) {
+      await stored('checkSession', () => store.revoke(parsed.sub, parsed.sid));
       return;
     }
     await slide(parsed, record, now, false);
@@ -225,7 +252,8 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
       const record = await find(parsed, 'checkSession', now);
       if (!record) throw revoked();
       // The sliding write is not awaited: a request costs one store read; a failed write is retried by a later one.
-      if (slideDue(record, now, false)) touch(parsed, record, now).catch(() => {});
+      const ask = askDue(parsed, record, now);
+      if (ask || slideDue(record, now, false)) touch(parsed, record, now, ask).catch(() => {});
       return userOf(parsed, record);
     },
 

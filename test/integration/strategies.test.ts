@@ -327,6 +327,45 @@ describe('helpers', () => {
     }
   });
 
+  it('the session strategy asks loadUser at the absolute cap too, and once per interval however many requests come or however it fails', async () => {
+    let answer: () => unknown = () => ({ id: 13 });
+    let asked = 0;
+    // The idle lifetime is the absolute one: no request's slide ever moves the expiry.
+    auth = testAuth({
+      strategy: 'session',
+      sessionIdleTtl: 3600,
+      absoluteSessionTtl: 3600,
+      loadUser: () => {
+        asked++;
+        return answer() as never;
+      },
+    });
+    const { access_token: token } = await auth.generateTokens({ id: 13 });
+    const read = () => auth.strategies.get('session').readToken(token, { checkSession: true });
+    const real = Date.now();
+    const clock = vi.spyOn(Date, 'now');
+    try {
+      // A failing loadUser, five requests of one interval: asked once, the session kept.
+      answer = () => {
+        throw new Error('users database down');
+      };
+      clock.mockReturnValue(real + 61_000);
+      await Promise.all(Array.from({ length: 5 }, read));
+      await vi.waitFor(() => expect(asked).toBe(1));
+      clock.mockReturnValue(real + 62_000);
+      await read();
+      // The next interval, the user is gone: asked again, and the session ends.
+      answer = () => null;
+      clock.mockReturnValue(real + 122_000);
+      await read();
+      await vi.waitFor(async () => expect(await auth.checkRefreshToken(token)).toBe(false));
+      expect(asked).toBe(2);
+      await expect(read()).rejects.toMatchObject({ code: 'token_revoked' });
+    } finally {
+      clock.mockRestore();
+    }
+  });
+
   it("a refresh token's own lifetime is its session's idle timeout through every rotation", async () => {
     auth = testAuth({ accessTokenTtl: 900 });
     const life = (token: string) => {
