@@ -161,8 +161,9 @@ function defaultLoginName(ctx: Context): string | number | undefined {
 
 /**
  * The claims of the access token a logout names, or undefined when its session is already over.
- * The refresh cookie never reaches this route, so a browser whose access cookie has expired has
- * only that token to name its session: an expired one still does. Only the expiry is overlooked
+ * A client without a refresh token here (one of the body, or a browser whose cookies an earlier
+ * version set, when the refresh cookie had the refresh route's Path only) names its session by
+ * it: an expired one still does. Only the expiry is overlooked
  * (signature, kind and strategy are checked, with the strategy's own keys); all else is refused.
  */
 async function loggingOut(
@@ -407,28 +408,54 @@ export function createAuthRouter(auth: RouterHost, options: RoutesOptions): Rout
   /** Ends the session a logout request names; `proof.held` once its CSRF proof has held. */
   async function logOut(ctx: Context, proof: { held: boolean }): Promise<void> {
     const bodyToken = bodyRefreshToken(ctx);
-    const cookieToken =
-      cookieMode && bodyToken === undefined
-        ? readCookie(ctx, web.cookies.names.refresh)
-        : undefined;
-    if (bodyToken !== undefined || cookieToken !== undefined) {
-      guard(ctx, cookieToken === undefined ? 'body' : 'cookie');
+    if (bodyToken !== undefined) {
+      guard(ctx, 'body');
       proof.held = true;
-      await auth.invalidateRefreshToken((bodyToken ?? cookieToken)!, chosen);
+      await auth.invalidateRefreshToken(bodyToken, chosen);
       return;
     }
-    // No refresh token (a client of the body, or cookies set before the logout route had its
-    // own refresh cookie): the access token's session.
     const found = findAccessToken(ctx, web);
-    if (found === undefined) {
+    // A bearer header (where tokenSources reads it first) authenticates the request as it is,
+    // with no proof: its session is the one to end, not the cookies' (which a 401 of it leaves).
+    if (found?.source === 'header') {
+      await endSessionOf(found.token);
+      return;
+    }
+    // A browser: the refresh cookie (set at this route's Path too, so it is here when the access
+    // cookie has run out) and the access cookie, each ending its session.
+    const cookieToken = cookieMode ? readCookie(ctx, web.cookies.names.refresh) : undefined;
+    if (cookieToken === undefined && found === undefined) {
       // Nothing to end; the cookies are still cleared for a page of this origin (only script on
       // it can add the CSRF header to a request).
       proof.held = !cookieMode || ctx.get(web.csrf.header) !== '';
       throw new AuthError('token_missing', 'Send { "refresh_token": "…" } or an access token.');
     }
-    guard(ctx, found.source);
+    guard(ctx, 'cookie');
     proof.held = true;
-    const user = await loggingOut(strategy, tokens, found.token);
+    // Both when both are here: a refresh cookie that a deploy or a rollback left at this Path may
+    // name a session that is already over, and the access cookie the live one. A 401 of one
+    // (a forged or foreign token) stands only if the other ended nothing either.
+    let ended = false;
+    let refused: AuthError | undefined;
+    for (const [end, token] of [
+      [(t: string) => auth.invalidateRefreshToken(t, chosen), cookieToken],
+      [endSessionOf, found?.token],
+    ] as const) {
+      if (token === undefined) continue;
+      try {
+        await end(token);
+        ended = true;
+      } catch (error) {
+        if (!(error instanceof AuthError) || error.status !== 401) throw error;
+        refused ??= error;
+      }
+    }
+    if (!ended && refused !== undefined) throw refused;
+  }
+
+  /** Ends the session an access token names (an expired one too: see loggingOut). */
+  async function endSessionOf(token: string): Promise<void> {
+    const user = await loggingOut(strategy, tokens, token);
     if (user?.sid === undefined) return;
     try {
       await auth.revokeSession(user.sub, user.sid, chosen);

@@ -279,12 +279,18 @@ describe('CSRF protection for cookie-authenticated requests', () => {
     const headers = { authorization: 'Bearer junk', origin: 'http://evil.test' };
     const refresh = await browser('/auth/refresh', { method: 'POST', headers });
     expect([refresh.status, refresh.body.error]).toEqual([403, 'origin_forbidden']);
-    // (This jar sends the refresh cookie everywhere, so logout would use it.)
+    // A logout is authenticated by its bearer header, read first: a junk one is a 401 that
+    // neither uses nor clears the cookies.
     const logout = await browser('/auth/logout', {
       method: 'POST',
       headers: { authorization: 'Bearer junk' },
     });
-    expect([logout.status, logout.body.error]).toEqual([403, 'csrf_failed']);
+    expect([logout.status, logout.body.error]).toEqual([401, 'token_invalid']);
+    expect(setCookies(logout.headers).size).toBe(0);
+    expect(await auth.listSessions(1)).toHaveLength(1);
+    // Without it, the cookies are the credential, and need the proof.
+    const unproven = await browser('/auth/logout', { method: 'POST' });
+    expect([unproven.status, unproven.body.error]).toEqual([403, 'csrf_failed']);
     expect(await auth.listSessions(1)).toHaveLength(1);
   });
 
@@ -621,6 +627,49 @@ describe('logout after the access cookie expired', () => {
     });
     expect([unproven.status, unproven.body.error]).toEqual([403, 'csrf_failed']);
     expect(await auth.listSessions(1)).toHaveLength(1);
+  });
+
+  it('ends the live session when a refresh cookie left at the logout Path names one already over', async () => {
+    await start({ tokenDelivery: 'cookie' });
+    await login();
+    const stale = jar.values.get(REFRESH)!;
+    // That session ends elsewhere (an older version's logout cleared only the refresh route's
+    // copy); the browser logs in again, and an older version set no copy at the logout Path.
+    await auth.invalidateRefreshToken(stale);
+    await login();
+    expect(await auth.listSessions(1)).toHaveLength(1);
+    const res = await call(server.url, '/auth/logout', {
+      method: 'POST',
+      headers: {
+        origin: server.url,
+        cookie: `${REFRESH}=${stale}; ${jar.header([ACCESS, CSRF])}`,
+        'x-csrf-token': jar.values.get(CSRF)!,
+      },
+    });
+    expect(res.status).toBe(204);
+    expect(await auth.listSessions(1)).toEqual([]);
+  });
+
+  it('logs out by a bearer header without the proof, the cookies of the browser left out (both)', async () => {
+    await start({ tokenDelivery: 'both' });
+    const cookied = await login();
+    const { access_token } = cookied.body as { access_token: string };
+    // A second login of the same user, by a client of the body.
+    const native = await call(server.url, '/auth/login', {
+      body: { username: 'alice', password: 'wonderland' },
+      headers: { 'x-csrf-token': '1' },
+    });
+    const own = (native.body as { access_token: string }).access_token;
+    expect(await auth.listSessions(1)).toHaveLength(2);
+    // The jar's cookies (the refresh cookie included) go along, yet the header is what logs out.
+    const res = await browser('/auth/logout', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${own}` },
+    });
+    expect(res.status).toBe(204);
+    const left = await auth.listSessions(1);
+    expect(left).toHaveLength(1);
+    expect(left[0]!.sessionId).toBe(decodeSegment(access_token, 1).sid);
   });
 
   it('clears the cookies on a 401, e.g. without any access cookie', async () => {

@@ -38,32 +38,41 @@ async function start(mount: string, routeOptions: Partial<RoutesOptions> = {}): 
 
 /** A cookie jar that honours Path the way a browser does (prefix match on whole segments). */
 class PathJar {
-  private readonly cookies = new Map<string, { value: string; path: string }>();
+  /** By name and Path, as a browser keeps them (the refresh cookie is set at two Paths). */
+  private readonly cookies = new Map<string, { name: string; value: string; path: string }>();
 
   take(headers: Headers): void {
-    for (const [name, { value, attributes }] of setCookies(headers)) {
+    for (const raw of headers.getSetCookie()) {
+      const [pair, ...attributes] = raw.split(';').map((part) => part.trim());
+      const eq = pair!.indexOf('=');
+      const name = pair!.slice(0, eq);
       const path = attributes.find((a) => a.startsWith('Path='))?.slice(5) ?? '/';
-      if (attributes.includes('Max-Age=0')) this.cookies.delete(name);
-      else this.cookies.set(name, { value, path });
+      const key = `${name} ${path}`;
+      if (attributes.includes('Max-Age=0')) this.cookies.delete(key);
+      else this.cookies.set(key, { name, value: pair!.slice(eq + 1), path });
     }
   }
 
   header(requestPath: string): string {
-    return [...this.cookies]
+    return [...this.cookies.values()]
       .filter(
-        ([, { path }]) =>
-          path === '/' || requestPath === path || requestPath.startsWith(`${path}/`),
+        ({ path }) => path === '/' || requestPath === path || requestPath.startsWith(`${path}/`),
       )
-      .map(([name, { value }]) => `${name}=${value}`)
+      .map(({ name, value }) => `${name}=${value}`)
       .join('; ');
   }
 
+  /** The Paths a cookie of this name is kept at, in the order they were set. */
+  paths(name: string): string[] {
+    return [...this.cookies.values()].filter((c) => c.name === name).map((c) => c.path);
+  }
+
   path(name: string): string | undefined {
-    return this.cookies.get(name)?.path;
+    return this.paths(name)[0];
   }
 
   value(name: string): string | undefined {
-    return this.cookies.get(name)?.value;
+    return [...this.cookies.values()].find((c) => c.name === name)?.value;
   }
 }
 
@@ -87,25 +96,32 @@ describe('auth.routes() under a parent router prefix', () => {
     const jar = new PathJar();
     const login = await browser(jar, '/api/v1/auth/login', credentials);
     expect(login.status).toBe(200);
-    expect(jar.path(REFRESH)).toBe('/api/v1/auth/refresh');
+    expect(jar.paths(REFRESH)).toEqual(['/api/v1/auth/refresh', '/api/v1/auth/logout']);
 
-    // The browser sends the refresh cookie to the refresh route only, and it works there.
+    // The browser sends the refresh cookie to the refresh and logout routes only, and it works
+    // there.
     expect(jar.header('/api/v1/auth/refresh')).toContain(REFRESH);
-    expect(jar.header('/api/v1/auth/sessions')).not.toContain(REFRESH);
+    expect(jar.header('/api/v1/auth/logout')).toContain(REFRESH);
+    for (const elsewhere of ['/api/v1/auth/sessions', '/api/v1/auth/logout-all', '/api/v1/me'])
+      expect(jar.header(elsewhere)).not.toContain(REFRESH);
     const before = jar.value(REFRESH);
     const refreshed = await browser(jar, '/api/v1/auth/refresh');
     expect(refreshed.status).toBe(200);
     expect(refreshed.body).toEqual({ token_type: 'cookie', expires_in: 900 });
     expect(jar.value(REFRESH)).not.toBe(before);
-    expect(jar.path(REFRESH)).toBe('/api/v1/auth/refresh');
+    // The rotation replaces both copies.
+    expect(jar.paths(REFRESH)).toEqual(['/api/v1/auth/refresh', '/api/v1/auth/logout']);
+    expect(jar.header('/api/v1/auth/logout')).toContain(`${REFRESH}=${jar.value(REFRESH)}`);
+    expect(jar.header('/api/v1/auth/logout')).not.toContain(before);
 
-    // Logout clears the cookie at the same Path, so the browser really drops it.
+    // Logout clears the cookie at both Paths, so the browser really drops it.
     const logout = await browser(jar, '/api/v1/auth/logout');
     expect(logout.status).toBe(204);
     const cleared = setCookies(logout.headers).get(REFRESH)!;
     expect(cleared.attributes).toContain('Path=/api/v1/auth/refresh');
     expect(cleared.attributes).toContain('Max-Age=0');
-    expect(jar.value(REFRESH)).toBeUndefined();
+    expect(jar.paths(REFRESH)).toEqual([]);
+    expect(await auth.listSessions(1)).toEqual([]);
   });
 
   it('uses the path the request really came in at, parameters filled in', async () => {
@@ -132,7 +148,7 @@ describe('auth.routes() under a parent router prefix', () => {
     await start('/v1', { refreshCookiePath: '/public/v1/auth/refresh' });
     const jar = new PathJar();
     await browser(jar, '/v1/auth/login', credentials);
-    expect(jar.path(REFRESH)).toBe('/public/v1/auth/refresh');
+    expect(jar.paths(REFRESH)).toEqual(['/public/v1/auth/refresh', '/public/v1/auth/logout']);
   });
 
   it('refuses a refreshCookiePath that is not a plain URL path, at start-up', () => {
