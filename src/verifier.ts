@@ -199,10 +199,12 @@ export class Verifier extends refusingHelpers() implements TokenReader {
   getData(token: string | undefined): Promise<AuthUser>;
   getData(options?: Omit<AuthMiddlewareOptions, 'strategy'>): Middleware<AuthState>;
   getData(...args: unknown[]): Promise<AuthUser> | Middleware<AuthState> {
-    const [arg] = args;
-    if (args.length > 1)
-      throw new TypeError(
-        'koa-jwt-redis: verifier.getData takes a token, or middleware options, alone (a verifier has no strategies to choose)',
+    const [arg, extra] = args;
+    if (extra !== undefined)
+      return Promise.reject(
+        new TypeError(
+          'koa-jwt-redis: verifier.getData takes a token, or middleware options, alone (a verifier has no strategies to choose)',
+        ),
       );
     if (isMiddlewareCall(args.length, arg))
       return createGetData(this.host, {

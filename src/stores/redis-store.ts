@@ -224,7 +224,8 @@ export class RedisStore implements SessionStore {
     client.on('end', () => {
       if (this.closing || this.databaseRefused) return;
       setTimeout(() => {
-        if (!this.closing && client.status === 'end') client.connect().catch(() => {});
+        if (!this.closing && !this.databaseRefused && client.status === 'end')
+          client.connect().catch(() => {});
       }, 100).unref();
     });
   }
