@@ -214,16 +214,12 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
       }
       const now = Date.now();
       const authTime = authTimeOf(payload);
-      const session = { authTime, jti: successorJti(payload.sid, payload.jti) };
-      const pending = signPair(
-        context,
-        payload.sub,
-        payload.sid,
-        claims,
-        now,
-        session,
-        idleOf(payload),
-      );
+      const jti = successorJti(payload.sid, payload.jti);
+      const idle = idleOf(payload);
+      /** The rotation's pair, ending at `notAfter` at the latest (epoch ms). */
+      const sign = (notAfter?: number) =>
+        signPair(context, payload.sub, payload.sid, claims, now, { authTime, jti, notAfter }, idle);
+      const pending = sign();
       const result = await stored('refresh', () =>
         store.rotate(payload.sub, {
           sessionId: payload.sid,
@@ -249,17 +245,7 @@ export function redisStrategy(context: StrategyContext): TokenStrategy {
           const record = await stored('refresh', () => store.get(payload.sub, payload.sid, now));
           if (record === undefined) throw revoked();
           const pair =
-            record.expiresAt >= pending.expiresAt
-              ? pending.pair
-              : signPair(
-                  context,
-                  payload.sub,
-                  payload.sid,
-                  claims,
-                  now,
-                  { ...session, notAfter: record.expiresAt },
-                  idleOf(payload),
-                ).pair;
+            record.expiresAt >= pending.expiresAt ? pending.pair : sign(record.expiresAt).pair;
           events.emit('refresh', {
             userId: payload.sub,
             sessionId: payload.sid,

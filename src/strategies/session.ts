@@ -178,11 +178,19 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
     now: number,
     ask: boolean,
   ): Promise<void> {
-    if (ask && (await refreshedClaims(context, { sub: parsed.sub })) === null) {
-      await stored('checkSession', () => store.revoke(parsed.sub, parsed.sid));
-      return;
-    }
+    if (ask && (await userGone(parsed, 'checkSession'))) return;
     await slide(parsed, record, now, false);
+  }
+
+  /**
+   * Asks loadUser about the token's user (a proven token only, so a forged one cannot end
+   * someone's session): null revokes the session, and answers true. The token carries no claims,
+   * so a user it returns is only checked.
+   */
+  async function userGone(parsed: ParsedToken, operation: string): Promise<boolean> {
+    if ((await refreshedClaims(context, { sub: parsed.sub })) !== null) return false;
+    await stored(operation, () => store.revoke(parsed.sub, parsed.sid));
+    return true;
   }
 
   function userOf(parsed: ParsedToken, record: SessionRecord): AuthUser {
@@ -285,13 +293,8 @@ export function sessionStrategy(context: StrategyContext): TokenStrategy {
       const now = Date.now();
       const record = await find(parsed, 'refresh', now);
       if (!record) throw revoked();
-      // loadUser's null ends the session here too (a deleted or disabled user): asked only once
-      // the token is proven, so a forged one cannot end someone's session. The token carries no
-      // claims, so what it returns is only checked.
-      if (options.loadUser && (await refreshedClaims(context, { sub: parsed.sub })) === null) {
-        await stored('refresh', () => store.revoke(parsed.sub, parsed.sid));
-        throw revoked();
-      }
+      // loadUser's null ends the session here too (a deleted or disabled user).
+      if (options.loadUser && (await userGone(parsed, 'refresh'))) throw revoked();
       // The expiry the store will keep: the slide's, rounded down to the store's resolution,
       // or the record's own when there is nothing to slide (at the absolute cap).
       const expiresAt = Math.max(record.expiresAt, kept(slidTo(record, now)));

@@ -1,7 +1,13 @@
 import Router from '@koa/router';
 import Koa from 'koa';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { type Auth, AuthError, type TokenStrategy, UnsupportedError } from '../../src/index.js';
+import {
+  type Auth,
+  AuthError,
+  type AuthOptions,
+  type TokenStrategy,
+  UnsupportedError,
+} from '../../src/index.js';
 import { testAuth } from '../helpers/auth.js';
 import { decodeSegment, forgeHmac, SECRET } from '../helpers/forge.js';
 import { call, serve, type Served } from '../helpers/http.js';
@@ -249,16 +255,30 @@ describe('helpers', () => {
     expect(await auth.listSessions(9)).toEqual([]);
   });
 
-  it('the session strategy asks loadUser on refresh too: null ends the session, a bad answer changes nothing', async () => {
-    let answer: unknown = { id: 11 };
+  /**
+   * `auth`, of the session strategy, with a loadUser that answers `answer()` and records whom it
+   * was asked about (the returned list).
+   */
+  function askingSessionAuth(answer: () => unknown, options: Partial<AuthOptions> = {}): string[] {
     const asked: string[] = [];
     auth = testAuth({
       strategy: 'session',
+      ...options,
       loadUser: (id) => {
         asked.push(id);
-        return answer as never;
+        return answer() as never;
       },
     });
+    return asked;
+  }
+
+  /** A request's read of a session token, as requireAuth() makes it. */
+  const sessionRead = (token: string) =>
+    auth.strategies.get('session').readToken(token, { checkSession: true });
+
+  it('the session strategy asks loadUser on refresh too: null ends the session, a bad answer changes nothing', async () => {
+    let answer: unknown = { id: 11 };
+    const asked = askingSessionAuth(() => answer);
     const mine = await auth.generateTokens({ id: 11 });
     const other = await auth.generateTokens({ id: 11 });
     expect((await auth.refreshTokens(mine.refresh_token)).access_token).toBe(mine.access_token);
@@ -279,9 +299,9 @@ describe('helpers', () => {
       code: 'token_revoked',
     });
     expect(await auth.checkRefreshToken(mine.refresh_token)).toBe(false);
-    await expect(
-      auth.strategies.get('session').readToken(mine.access_token, { checkSession: true }),
-    ).rejects.toMatchObject({ code: 'token_revoked' });
+    await expect(sessionRead(mine.access_token)).rejects.toMatchObject({
+      code: 'token_revoked',
+    });
     // Its other session ends at its own next refresh, as with the redis strategy.
     expect(await auth.checkRefreshToken(other.refresh_token)).toBe(true);
     await expect(auth.refreshTokens(other.refresh_token)).rejects.toMatchObject({
@@ -292,16 +312,9 @@ describe('helpers', () => {
 
   it('the session strategy asks loadUser when a request slides its session: null ends it within a touch interval', async () => {
     let answer: unknown = { id: 12 };
-    const asked: string[] = [];
-    auth = testAuth({
-      strategy: 'session',
-      loadUser: (id) => {
-        asked.push(id);
-        return answer as never;
-      },
-    });
+    const asked = askingSessionAuth(() => answer);
     const { access_token: token } = await auth.generateTokens({ id: 12 });
-    const read = () => auth.strategies.get('session').readToken(token, { checkSession: true });
+    const read = () => sessionRead(token);
     const ends = async () => (await auth.listSessions(12))[0]?.expiresAt.getTime();
     const first = await ends();
     // Within the touch interval (a minute at the default idle lifetime): no slide, no question.
@@ -329,19 +342,13 @@ describe('helpers', () => {
 
   it('the session strategy asks loadUser at the absolute cap too, and once per interval however many requests come or however it fails', async () => {
     let answer: () => unknown = () => ({ id: 13 });
-    let asked = 0;
     // The idle lifetime is the absolute one: no request's slide ever moves the expiry.
-    auth = testAuth({
-      strategy: 'session',
+    const asked = askingSessionAuth(() => answer(), {
       sessionIdleTtl: 3600,
       absoluteSessionTtl: 3600,
-      loadUser: () => {
-        asked++;
-        return answer() as never;
-      },
     });
     const { access_token: token } = await auth.generateTokens({ id: 13 });
-    const read = () => auth.strategies.get('session').readToken(token, { checkSession: true });
+    const read = () => sessionRead(token);
     const real = Date.now();
     const clock = vi.spyOn(Date, 'now');
     try {
@@ -351,7 +358,7 @@ describe('helpers', () => {
       };
       clock.mockReturnValue(real + 61_000);
       await Promise.all(Array.from({ length: 5 }, read));
-      await vi.waitFor(() => expect(asked).toBe(1));
+      await vi.waitFor(() => expect(asked).toHaveLength(1));
       clock.mockReturnValue(real + 62_000);
       await read();
       // The next interval, the user is gone: asked again, and the session ends.
@@ -359,7 +366,7 @@ describe('helpers', () => {
       clock.mockReturnValue(real + 122_000);
       await read();
       await vi.waitFor(async () => expect(await auth.checkRefreshToken(token)).toBe(false));
-      expect(asked).toBe(2);
+      expect(asked).toHaveLength(2);
       await expect(read()).rejects.toMatchObject({ code: 'token_revoked' });
     } finally {
       clock.mockRestore();
