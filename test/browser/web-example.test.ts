@@ -93,6 +93,14 @@ describe('web example in Chromium', () => {
       : `browser test skipped: no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`,
     async () => {
       const page = context.pages()[0] ?? (await context.newPage());
+      /** Waits until Chromium has dropped the access cookie (its Max-Age is the token's life). */
+      const accessCookieDropped = () =>
+        expect
+          .poll(async () => cookieNamed(await context.cookies(app.url), '__Host-access_token'), {
+            timeout: 15_000,
+            interval: 250,
+          })
+          .toBeUndefined();
       await page.goto(app.url);
 
       // Log in through the form.
@@ -125,12 +133,7 @@ describe('web example in Chromium', () => {
 
       // Once the access token (and its cookie, Max-Age = TTL) expires, the next call refreshes silently.
       const before = cookieNamed(await context.cookies(app.url), '__Host-access_token')?.value;
-      await expect
-        .poll(async () => cookieNamed(await context.cookies(app.url), '__Host-access_token'), {
-          timeout: 15_000,
-          interval: 250,
-        })
-        .toBeUndefined();
+      await accessCookieDropped();
       const refreshed = page.waitForResponse((r) => r.url().endsWith('/auth/refresh'));
       await page.click('#check');
       expect((await refreshed).status()).toBe(200);
@@ -183,12 +186,7 @@ describe('web example in Chromium', () => {
       // Log out once Chromium has dropped the access cookie (its Max-Age is the token's life): the
       // session still ends, by the refresh cookie the logout route's Path also has (it used to be
       // a 401 that cleared the cookies and left the session alive in the store).
-      await expect
-        .poll(async () => cookieNamed(await context.cookies(app.url), '__Host-access_token'), {
-          timeout: 15_000,
-          interval: 250,
-        })
-        .toBeUndefined();
+      await accessCookieDropped();
       const loggedOut = page.waitForResponse((r) => r.url().endsWith('/auth/logout'));
       await page.click('#logout');
       expect((await loggedOut).status()).toBe(204);
